@@ -1,0 +1,1 @@
+"""The `freshet` command line: a thin typer app that parses, calls client/server, and renders."""
