@@ -1,0 +1,759 @@
+"""One segment of a partition log: a `.log` file of whole batches plus its two indexes.
+
+Owns the files `<base_offset>.log`, `<base_offset>.index` and `<base_offset>.timeindex` (20-digit,
+zero-padded base offset), and what can be done to one segment: append batches, read a byte range
+of whole batches, translate an offset to a position, find an offset by timestamp, truncate, recover
+after a crash (verify every CRC, cut the torn tail, rebuild the indexes), seal on roll, and delete.
+
+Positions are byte positions in the `.log` file (uint32: a segment is smaller than 4 GiB). Reads
+use `os.pread` on the segment's file descriptor and never decode records; only the headers of the
+batches near an index entry are parsed.
+
+A segment is *active* (the last one of its log; takes appends; its indexes are in memory) or
+*sealed* (read-only; indexes memory-mapped on demand; file descriptor opened on first read).
+
+Imports: standard library and `freshet.storage` only (no network, no metadata).
+
+Thread-safety: not thread-safe. The owning PartitionLog serialises access with its lock; the
+compaction cleaner reads sealed segments' files through its own file descriptors.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator, Sequence
+
+from freshet.storage.config import LogConfig
+from freshet.storage.errors import CorruptIndexError, CorruptRecordError, KafkaStorageError
+from freshet.storage.offset_index import MAX_RELATIVE_OFFSET, OffsetIndex
+from freshet.storage.record_batch import (
+    BATCH_HEADER_SIZE,
+    NO_TIMESTAMP,
+    BatchHeader,
+    decode_batch,
+    is_crc_valid,
+    parse_header,
+)
+from freshet.storage.time_index import TimeIndex
+
+logger = logging.getLogger(__name__)
+
+LOG_FILE_SUFFIX = ".log"
+OFFSET_INDEX_FILE_SUFFIX = ".index"
+TIME_INDEX_FILE_SUFFIX = ".timeindex"
+#: Suffix of segment files the cleaner is still writing; deleted on open.
+CLEANED_FILE_SUFFIX = ".cleaned"
+#: Suffix of cleaned segment files that replace old segments; the swap is completed on open.
+SWAP_FILE_SUFFIX = ".swap"
+
+# Header scans read this much at a time, so that small batches cost one pread per few dozen.
+_SCAN_CHUNK_BYTES = 8 * 1024
+# Recovery verifies CRCs over chunks this large (a larger batch is read on its own).
+_RECOVERY_CHUNK_BYTES = 8 * 1024 * 1024
+
+
+def segment_file_name(base_offset: int, extension: str, suffix: str = "") -> str:
+    """`00000000000000368769.log` and friends: base offset zero-padded to 20 digits."""
+    assert base_offset >= 0
+    return f"{base_offset:020d}{extension}{suffix}"
+
+
+def parse_segment_file_name(name: str) -> tuple[int, str, str] | None:
+    """(base_offset, extension, suffix) of a segment file name, or None if it is not one."""
+    stem, dot, rest = name.partition(".")
+    if not dot or len(stem) != 20 or not stem.isdigit():
+        return None
+    extension, _, suffix = rest.partition(".")
+    extension = "." + extension
+    if extension not in (LOG_FILE_SUFFIX, OFFSET_INDEX_FILE_SUFFIX, TIME_INDEX_FILE_SUFFIX):
+        return None
+    return int(stem), extension, ("." + suffix) if suffix else ""
+
+
+class LogSegment:
+    """A `.log` file of whole batches with its offset index and time index. Not thread-safe."""
+
+    def __init__(
+        self,
+        directory: str,
+        base_offset: int,
+        config: LogConfig,
+        *,
+        is_active: bool,
+        created_ms: int,
+        suffix: str = "",
+    ) -> None:
+        """Use `create` or `open`."""
+        self.directory = directory
+        self.base_offset = base_offset
+        self.suffix = suffix
+        self.created_ms = created_ms
+        self.index_interval_bytes = config.index_interval_bytes
+        self._segment_index_bytes = config.segment_index_bytes
+        self.log_path = os.path.join(directory, segment_file_name(base_offset, LOG_FILE_SUFFIX, suffix))
+        self._fd: int | None = None
+        self._is_active = is_active
+        self.size = 0
+        # Offset after the last batch, the largest timestamp and its batch's base offset: computed
+        # on demand for sealed segments opened from disk (None until then).
+        self._next_offset: int | None = None
+        self._max_timestamp: int | None = None
+        self._offset_of_max_timestamp: int | None = None
+        # Max timestamp of the first batch: what segment.ms measures from (Kafka's rollingBasedTimestamp).
+        self._first_batch_timestamp: int | None = None
+        self._bytes_since_last_index_entry = 0
+        #: Set by `open` when the indexes failed their checks; `recover()` clears it.
+        self.needs_recovery = False
+        self.recovery_reason = ""
+        self.offset_index: OffsetIndex
+        self.time_index: TimeIndex
+
+    # ---------------------------------------------------------------------------------------------
+    # Construction.
+
+    @classmethod
+    def create(
+        cls, directory: str, base_offset: int, config: LogConfig, now_ms: int, suffix: str = ""
+    ) -> LogSegment:
+        """Create a new, empty, active segment; its files must not exist yet.
+
+        Raises:
+            KafkaStorageError: the files cannot be created (or already exist).
+        """
+        segment = cls(directory, base_offset, config, is_active=True, created_ms=now_ms, suffix=suffix)
+        try:
+            segment._fd = os.open(segment.log_path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        except OSError as error:
+            raise KafkaStorageError(segment.log_path, "create segment", error) from error
+        for path in (segment._offset_index_path(), segment._time_index_path()):
+            if os.path.exists(path):
+                os.unlink(path)  # stale index of a segment that was deleted half-way
+        segment.offset_index = OffsetIndex(
+            segment._offset_index_path(), base_offset, config.segment_index_bytes, is_mutable=True
+        )
+        segment.time_index = TimeIndex(
+            segment._time_index_path(), base_offset, config.segment_index_bytes, is_mutable=True
+        )
+        segment._next_offset = base_offset
+        segment._max_timestamp = NO_TIMESTAMP
+        segment._offset_of_max_timestamp = base_offset
+        return segment
+
+    @classmethod
+    def open(
+        cls,
+        directory: str,
+        base_offset: int,
+        config: LogConfig,
+        now_ms: int,
+        *,
+        is_active: bool,
+        suffix: str = "",
+    ) -> LogSegment:
+        """Open an existing segment and sanity-check its indexes.
+
+        A missing or corrupt index does not raise: the segment comes back with `needs_recovery`
+        set (and the reason in `recovery_reason`), and the caller runs `recover()`, which rebuilds
+        the indexes from the log file.
+
+        Args:
+            now_ms: the segment's creation time for segment.ms when it holds no timestamps (Kafka
+                also restarts that clock when it loads a segment).
+
+        Raises:
+            KafkaStorageError: the log file cannot be read.
+        """
+        segment = cls(directory, base_offset, config, is_active=is_active, created_ms=now_ms, suffix=suffix)
+        try:
+            segment.size = os.path.getsize(segment.log_path)
+        except OSError as error:
+            raise KafkaStorageError(segment.log_path, "open segment", error) from error
+        if is_active:
+            segment._open_fd()
+        try:
+            for path in (segment._offset_index_path(), segment._time_index_path()):
+                if not os.path.exists(path):
+                    raise CorruptIndexError(path, "index file is missing")
+            segment.offset_index = OffsetIndex(
+                segment._offset_index_path(), base_offset, config.segment_index_bytes, is_mutable=is_active
+            )
+            segment.time_index = TimeIndex(
+                segment._time_index_path(), base_offset, config.segment_index_bytes, is_mutable=is_active
+            )
+            segment.offset_index.sanity_check(segment.size)
+        except CorruptIndexError as error:
+            segment.needs_recovery = True
+            segment.recovery_reason = str(error)
+            segment._reset_indexes()
+            return segment
+        if segment.size > MAX_RELATIVE_OFFSET:
+            segment.needs_recovery = True
+            segment.recovery_reason = f"{segment.size} bytes is more than positions can address"
+        elif is_active:
+            try:
+                segment._load_tail_state()
+            except CorruptRecordError as error:
+                segment.needs_recovery = True
+                segment.recovery_reason = str(error)
+        return segment
+
+    def _reset_indexes(self) -> None:
+        """Start from empty mutable indexes (after a failed sanity check; recover() fills them)."""
+        for path in (self._offset_index_path(), self._time_index_path()):
+            if os.path.exists(path):
+                os.unlink(path)
+        self.offset_index = OffsetIndex(
+            self._offset_index_path(), self.base_offset, self._segment_index_bytes, is_mutable=True
+        )
+        self.time_index = TimeIndex(
+            self._time_index_path(), self.base_offset, self._segment_index_bytes, is_mutable=True
+        )
+
+    def _offset_index_path(self) -> str:
+        return os.path.join(
+            self.directory, segment_file_name(self.base_offset, OFFSET_INDEX_FILE_SUFFIX, self.suffix)
+        )
+
+    def _time_index_path(self) -> str:
+        return os.path.join(
+            self.directory, segment_file_name(self.base_offset, TIME_INDEX_FILE_SUFFIX, self.suffix)
+        )
+
+    def _open_fd(self) -> int:
+        if self._fd is None:
+            try:
+                self._fd = os.open(self.log_path, os.O_RDWR | os.O_CLOEXEC)
+            except OSError as error:
+                raise KafkaStorageError(self.log_path, "open segment", error) from error
+        return self._fd
+
+    # ---------------------------------------------------------------------------------------------
+    # State.
+
+    @property
+    def is_active(self) -> bool:
+        return self._is_active
+
+    @property
+    def next_offset(self) -> int:
+        """The offset after the last batch; the base offset when the segment is empty."""
+        if self._next_offset is None:
+            self._load_tail_state()
+        assert self._next_offset is not None
+        return self._next_offset
+
+    @property
+    def max_timestamp(self) -> int:
+        """Largest batch max timestamp in the segment (ms), NO_TIMESTAMP if none."""
+        if self._max_timestamp is None:
+            if not self._is_active and self.time_index.entries:
+                # Sealing appends a final time-index entry, so a sealed segment's last entry is exact.
+                self._max_timestamp, self._offset_of_max_timestamp = self.time_index.last_entry()
+            else:
+                self._load_tail_state()
+        assert self._max_timestamp is not None
+        return self._max_timestamp
+
+    @property
+    def offset_of_max_timestamp(self) -> int:
+        """Base offset of the batch holding `max_timestamp`."""
+        _ = self.max_timestamp
+        assert self._offset_of_max_timestamp is not None
+        return self._offset_of_max_timestamp
+
+    @property
+    def last_modified_ms(self) -> int:
+        """The log file's modification time (ms)."""
+        try:
+            return os.stat(self.log_path).st_mtime_ns // 1_000_000
+        except OSError as error:
+            raise KafkaStorageError(self.log_path, "stat segment", error) from error
+
+    @property
+    def largest_timestamp(self) -> int:
+        """Kafka's segment.largestTimestamp: max record timestamp, or the file mtime if none."""
+        timestamp = self.max_timestamp
+        return timestamp if timestamp > NO_TIMESTAMP else self.last_modified_ms
+
+    def is_index_full(self) -> bool:
+        return self.offset_index.is_full or self.time_index.is_full
+
+    def can_hold_offset(self, offset: int) -> bool:
+        """Whether `offset` is expressible relative to this segment's base offset."""
+        return 0 <= offset - self.base_offset <= MAX_RELATIVE_OFFSET
+
+    def time_waited_for_roll(self, now_ms: int, max_timestamp_in_append: int) -> int:
+        """How old the segment is for segment.ms (Kafka's timeWaitedForRoll).
+
+        Measured between the first batch's max timestamp and the newest timestamp being appended,
+        when the first batch has one; otherwise from the segment's creation time to now.
+        """
+        if self._first_batch_timestamp is None and self.size >= BATCH_HEADER_SIZE:
+            self._first_batch_timestamp = self._read_header(0).max_timestamp
+        first = self._first_batch_timestamp
+        if first is not None and first >= 0:
+            return max_timestamp_in_append - first
+        return now_ms - self.created_ms
+
+    def _load_tail_state(self) -> None:
+        """Compute next offset and max timestamp from the last index entries plus a short scan.
+
+        The time index's last entry covers every batch up to the one it names, and the offset index
+        has an entry at or before that batch, so scanning from there to the end sees the rest.
+        """
+        timestamp, timestamp_offset = self.time_index.last_entry()
+        last_indexed_offset = 2**63 - 1
+        if self.time_index.entries:
+            _, position = self.offset_index.lookup(timestamp_offset)
+        else:
+            _, position = self.offset_index.lookup(last_indexed_offset)
+        max_timestamp, offset_of_max = timestamp, timestamp_offset
+        next_offset = self.base_offset
+        for _, header in self._scan_headers(position, self.size):
+            if header.max_timestamp > max_timestamp:
+                max_timestamp, offset_of_max = header.max_timestamp, header.base_offset
+            next_offset = header.next_offset
+        self._next_offset = next_offset
+        self._max_timestamp = max_timestamp
+        self._offset_of_max_timestamp = offset_of_max
+        _, last_position = self.offset_index.lookup(last_indexed_offset)
+        self._bytes_since_last_index_entry = self.size - last_position
+
+    # ---------------------------------------------------------------------------------------------
+    # Append.
+
+    def append(
+        self, data: bytes | bytearray | memoryview, batches: Sequence[tuple[int, int, int, int, int]]
+    ) -> None:
+        """Append whole batches to the end of the `.log` file and index them.
+
+        Args:
+            data: the batches' bytes, already validated and stamped.
+            batches: per batch (position in `data`, size, base offset, next offset, max timestamp),
+                in order; offsets increase and fit this segment.
+
+        Raises:
+            KafkaStorageError: the write failed; the file is cut back to its previous size.
+        """
+        assert self._is_active
+        assert batches
+        assert self.can_hold_offset(batches[-1][3] - 1)
+        assert self.size + len(data) <= MAX_RELATIVE_OFFSET
+        fd = self._open_fd()
+        start = self.size
+        try:
+            view = memoryview(data)
+            position = start
+            while view:
+                written = os.pwrite(fd, view, position)
+                view = view[written:]
+                position += written
+        except OSError as error:
+            try:
+                os.ftruncate(fd, start)
+            except OSError:
+                logger.exception(
+                    "could not cut %s back to %d bytes after a failed append", self.log_path, start
+                )
+            raise KafkaStorageError(self.log_path, "append", error) from error
+        if self.size == 0:
+            self._first_batch_timestamp = batches[0][4]
+        assert self._max_timestamp is not None
+        max_timestamp = self._max_timestamp
+        offset_of_max = self._offset_of_max_timestamp
+        since = self._bytes_since_last_index_entry
+        interval = self.index_interval_bytes
+        offset_index = self.offset_index
+        for relative_position, size, base_offset, _, batch_max_timestamp in batches:
+            if batch_max_timestamp > max_timestamp:
+                max_timestamp = batch_max_timestamp
+                offset_of_max = base_offset
+            if since > interval:
+                # A full index only makes lookups scan further; the log rolls before the next append.
+                if not offset_index.is_full:
+                    offset_index.append(base_offset, start + relative_position)
+                    assert offset_of_max is not None
+                    self.time_index.maybe_append(max_timestamp, offset_of_max)
+                since = 0
+            since += size
+        self._bytes_since_last_index_entry = since
+        self._max_timestamp = max_timestamp
+        self._offset_of_max_timestamp = offset_of_max
+        self._next_offset = batches[-1][3]
+        self.size = start + len(data)
+
+    # ---------------------------------------------------------------------------------------------
+    # Read.
+
+    def _pread(self, size: int, position: int) -> bytes:
+        try:
+            return os.pread(self._open_fd(), size, position)
+        except OSError as error:
+            raise KafkaStorageError(self.log_path, "read", error) from error
+
+    def _read_header(self, position: int) -> BatchHeader:
+        raw = self._pread(BATCH_HEADER_SIZE, position)
+        try:
+            return parse_header(raw)
+        except CorruptRecordError as error:
+            raise CorruptRecordError(error.reason, position=position, path=self.log_path) from None
+
+    def _scan_headers(self, position: int, end: int) -> Iterator[tuple[int, BatchHeader]]:
+        """Yield (position, header) of each batch from `position` (a batch start) until `end`.
+
+        Raises:
+            CorruptRecordError: a header does not parse, or a batch runs past `end`.
+        """
+        chunk = b""
+        chunk_start = position
+        while position < end:
+            offset_in_chunk = position - chunk_start
+            if offset_in_chunk + BATCH_HEADER_SIZE > len(chunk):
+                chunk = self._pread(min(_SCAN_CHUNK_BYTES, end - position), position)
+                chunk_start = position
+                offset_in_chunk = 0
+            try:
+                header = parse_header(chunk, offset_in_chunk)
+            except CorruptRecordError as error:
+                raise CorruptRecordError(error.reason, position=position, path=self.log_path) from None
+            size = header.batch_length + 12
+            if position + size > end:
+                raise CorruptRecordError(
+                    f"batch of {size} bytes runs past the end of the segment at {end}",
+                    position=position,
+                    path=self.log_path,
+                )
+            yield position, header
+            position += size
+
+    def translate_offset(self, offset: int, start_position: int = 0) -> tuple[int, BatchHeader] | None:
+        """Find the first batch whose last offset is >= `offset`, searching from `start_position`.
+
+        Returns:
+            (position, header) of that batch, or None if every batch in the segment ends before `offset`.
+        """
+        _, position = self.offset_index.lookup(offset)
+        position = max(position, start_position)
+        for found, header in self._scan_headers(position, self.size):
+            if header.base_offset + header.last_offset_delta >= offset:
+                return found, header
+        return None
+
+    def read(self, offset: int, max_bytes: int, max_offset: int | None = None) -> tuple[bytes, int] | None:
+        """Read whole batches starting with the batch that contains (or follows) `offset`.
+
+        Args:
+            offset: the first offset wanted.
+            max_bytes: soft size limit; the first batch is returned whole even if it is larger.
+            max_offset: if set, return only batches whose last offset is < `max_offset`.
+
+        Returns:
+            (bytes, base offset of the first batch returned); the bytes are empty when `max_offset`
+            stops the first batch. None when no batch in this segment reaches `offset`.
+        """
+        found = self.translate_offset(offset)
+        if found is None:
+            return None
+        start, first = found
+        if max_offset is not None and first.base_offset + first.last_offset_delta >= max_offset:
+            return b"", first.base_offset
+        end = self.size
+        if max_offset is not None and max_offset < self.next_offset:
+            bound = self.translate_offset(max_offset, start)
+            if bound is not None:
+                end = bound[0]
+        first_end = start + first.batch_length + 12
+        limit = start + max_bytes
+        if limit < end:
+            end = max(first_end, self._last_boundary_at_or_before(limit, start, end))
+        data = self._pread(end - start, start)
+        if len(data) != end - start:
+            raise CorruptRecordError(
+                f"read {len(data)} of {end - start} bytes: the file is shorter than the segment",
+                position=start,
+                path=self.log_path,
+            )
+        return data, first.base_offset
+
+    def _last_boundary_at_or_before(self, limit: int, start: int, end: int) -> int:
+        """The largest batch end position <= `limit`, scanning from batch start `start` (or `start`)."""
+        _, position = self.offset_index.lookup_by_position(limit)
+        position = max(position, start)
+        boundary = position
+        for found, header in self._scan_headers(position, end):
+            batch_end = found + header.batch_length + 12
+            if batch_end > limit:
+                break
+            boundary = batch_end
+        return boundary
+
+    def read_batch(self, position: int, header: BatchHeader) -> bytes:
+        """The bytes of the batch at `position` whose header was already parsed."""
+        data = self._pread(header.size_bytes, position)
+        if len(data) != header.size_bytes:
+            raise CorruptRecordError(
+                "batch is cut short by the end of the file", position=position, path=self.log_path
+            )
+        return data
+
+    def iter_headers(self, start_position: int = 0) -> Iterator[tuple[int, BatchHeader]]:
+        """(position, header) of every batch from `start_position` (a batch start) to the end."""
+        return self._scan_headers(start_position, self.size)
+
+    def find_offset_by_timestamp(self, timestamp: int, starting_offset: int) -> tuple[int, int] | None:
+        """The first record at or after `starting_offset` whose timestamp is >= `timestamp`.
+
+        Returns:
+            (record timestamp, record offset), or None if this segment has no such record.
+
+        Raises:
+            CorruptRecordError: the batch holding the record fails its CRC or does not decode.
+        """
+        _, indexed_offset = self.time_index.lookup(timestamp)
+        _, position = self.offset_index.lookup(max(indexed_offset, starting_offset))
+        for found, header in self._scan_headers(position, self.size):
+            if (
+                header.max_timestamp < timestamp
+                or header.base_offset + header.last_offset_delta < starting_offset
+            ):
+                continue
+            try:
+                decoded = decode_batch(self.read_batch(found, header))
+            except CorruptRecordError as error:
+                raise CorruptRecordError(error.reason, position=found, path=self.log_path) from None
+            for record in decoded.records:
+                if record.timestamp >= timestamp and record.offset >= starting_offset:
+                    return record.timestamp, record.offset
+        return None
+
+    # ---------------------------------------------------------------------------------------------
+    # Recovery and truncation.
+
+    def recover(self, *, allows_gaps: bool) -> int:
+        """Re-read the whole `.log` file, verify every batch, cut it at the first bad one, rebuild indexes.
+
+        A batch is bad when its header does not parse, it runs past the end of the file (a torn
+        write), its CRC does not match, or its offsets do not continue the previous batch (with
+        `allows_gaps`, for compacted logs, they only have to increase) or do not fit the segment.
+        The offset check also catches damage to base_offset, which the CRC does not cover; damage
+        to partition_leader_epoch (also outside the CRC, as in Kafka) cannot be detected.
+        The segment ends up active with in-memory indexes (the caller seals it if it is not the last).
+
+        Args:
+            allows_gaps: whether offsets may jump between batches (compacted logs).
+
+        Returns:
+            The number of bytes cut from the end of the file.
+
+        Raises:
+            KafkaStorageError: the file cannot be read or cut.
+        """
+        self._is_active = True
+        self.needs_recovery = False
+        self.recovery_reason = ""
+        self._open_fd()
+        self.offset_index.release()
+        self.time_index.release()
+        self._reset_indexes()
+        try:
+            file_size = os.fstat(self._open_fd()).st_size
+        except OSError as error:
+            raise KafkaStorageError(self.log_path, "recover", error) from error
+        self.size = 0
+        self._next_offset = self.base_offset
+        self._max_timestamp = NO_TIMESTAMP
+        self._offset_of_max_timestamp = self.base_offset
+        self._first_batch_timestamp = None
+        self._bytes_since_last_index_entry = 0
+        position = 0
+        reason = ""
+        chunk = b""
+        chunk_start = 0
+        while position < file_size:
+            offset_in_chunk = position - chunk_start
+            if offset_in_chunk + BATCH_HEADER_SIZE > len(chunk):
+                chunk = self._pread(min(_RECOVERY_CHUNK_BYTES, file_size - position), position)
+                chunk_start, offset_in_chunk = position, 0
+            try:
+                header = parse_header(chunk, offset_in_chunk)
+            except CorruptRecordError as error:
+                reason = error.reason
+                break
+            size = header.batch_length + 12
+            if position + size > file_size:
+                reason = f"batch of {size} bytes is torn: only {file_size - position} bytes were written"
+                break
+            if offset_in_chunk + size > len(chunk):
+                chunk = self._pread(max(min(_RECOVERY_CHUNK_BYTES, file_size - position), size), position)
+                chunk_start, offset_in_chunk = position, 0
+            batch = memoryview(chunk)[offset_in_chunk : offset_in_chunk + size]
+            if not is_crc_valid(header, batch):
+                reason = "CRC mismatch"
+                break
+            if header.base_offset < self._next_offset or (
+                header.base_offset != self._next_offset and not allows_gaps
+            ):
+                reason = f"base offset {header.base_offset} does not continue at {self._next_offset}"
+                break
+            if not self.can_hold_offset(header.next_offset - 1):
+                reason = (
+                    f"offsets up to {header.next_offset - 1} do not fit a segment based at {self.base_offset}"
+                )
+                break
+            if header.record_count > header.last_offset_delta + 1:
+                reason = f"{header.record_count} records cannot fit {header.last_offset_delta + 1} offsets"
+                break
+            self._index_recovered_batch(position, header)
+            position += size
+        truncated = file_size - position
+        if truncated:
+            logger.warning(
+                "recovery of %s: cut %d bytes at position %d (%s)", self.log_path, truncated, position, reason
+            )
+            try:
+                os.ftruncate(self._open_fd(), position)
+            except OSError as error:
+                raise KafkaStorageError(self.log_path, "truncate during recovery", error) from error
+        self.size = position
+        return truncated
+
+    def _index_recovered_batch(self, position: int, header: BatchHeader) -> None:
+        if self.size == 0:
+            self._first_batch_timestamp = header.max_timestamp
+        assert self._max_timestamp is not None
+        if header.max_timestamp > self._max_timestamp:
+            self._max_timestamp = header.max_timestamp
+            self._offset_of_max_timestamp = header.base_offset
+        if self._bytes_since_last_index_entry > self.index_interval_bytes and not self.offset_index.is_full:
+            self.offset_index.append(header.base_offset, position)
+            assert self._offset_of_max_timestamp is not None
+            self.time_index.maybe_append(self._max_timestamp, self._offset_of_max_timestamp)
+            self._bytes_since_last_index_entry = 0
+        self._bytes_since_last_index_entry += header.size_bytes
+        self._next_offset = header.next_offset
+        self.size = position + header.size_bytes
+
+    def truncate_to(self, offset: int) -> int:
+        """Remove every batch whose last offset is >= `offset`; the segment becomes active.
+
+        Truncation happens at batch boundaries: when `offset` falls inside a batch, that whole batch
+        is removed, so the segment then ends before `offset` (as Kafka's LogSegment.truncateTo).
+
+        Returns:
+            The number of bytes removed.
+        """
+        found = self.translate_offset(offset)
+        if not self._is_active:
+            self.unseal()
+        if found is None:
+            return 0
+        position, header = found
+        removed = self.size - position
+        self.offset_index.truncate_to_position(position)
+        self.time_index.truncate_to(header.base_offset)
+        try:
+            os.ftruncate(self._open_fd(), position)
+        except OSError as error:
+            raise KafkaStorageError(self.log_path, "truncate", error) from error
+        self.size = position
+        if position == 0:
+            self._first_batch_timestamp = None
+        self._load_tail_state()
+        return removed
+
+    # ---------------------------------------------------------------------------------------------
+    # Lifecycle.
+
+    def flush(self) -> None:
+        """fsync the `.log` file (indexes are rebuilt by recovery, so they are written at seal/close)."""
+        if self._fd is None:
+            return
+        try:
+            os.fsync(self._fd)
+        except OSError as error:
+            raise KafkaStorageError(self.log_path, "flush", error) from error
+
+    def seal(self) -> None:
+        """Stop taking appends: record the final max timestamp, fsync the log and both indexes."""
+        if not self._is_active:
+            return
+        self._append_final_time_index_entry()
+        self.flush()
+        self.offset_index.seal()
+        self.time_index.seal()
+        self._is_active = False
+
+    def unseal(self) -> None:
+        """Take appends again (the segment became the last one after a truncation)."""
+        self.offset_index.unseal()
+        self.time_index.unseal()
+        self._open_fd()
+        self._is_active = True
+        self._load_tail_state()
+
+    def _append_final_time_index_entry(self) -> None:
+        if self._max_timestamp is not None and self._max_timestamp > NO_TIMESTAMP:
+            assert self._offset_of_max_timestamp is not None
+            self.time_index.maybe_append(
+                self._max_timestamp, self._offset_of_max_timestamp, skip_full_check=True
+            )
+
+    def close(self) -> None:
+        """Write indexes and fsync everything (for the active segment), then release the files."""
+        if self._is_active:
+            self._append_final_time_index_entry()
+            self.flush()
+        self.offset_index.close()
+        self.time_index.close()
+        self._close_fd()
+
+    def release(self) -> None:
+        """Drop file descriptors and mappings without writing anything (before deletion or replacement)."""
+        self.offset_index.release()
+        self.time_index.release()
+        self._close_fd()
+
+    def _close_fd(self) -> None:
+        if self._fd is not None:
+            try:
+                os.close(self._fd)
+            finally:
+                self._fd = None
+
+    def delete(self) -> None:
+        """Release the segment and delete its three files (the log file first)."""
+        self.release()
+        for path in (self.log_path, self._offset_index_path(), self._time_index_path()):
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+            except OSError as error:
+                raise KafkaStorageError(path, "delete segment", error) from error
+
+    def rename_suffix(self, suffix: str) -> None:
+        """Rename the three files to carry `suffix` ("" for the live names)."""
+        old_log_path = self.log_path
+        self.suffix = suffix
+        new_log_path = os.path.join(
+            self.directory, segment_file_name(self.base_offset, LOG_FILE_SUFFIX, suffix)
+        )
+        try:
+            os.replace(old_log_path, new_log_path)
+        except OSError as error:
+            raise KafkaStorageError(old_log_path, "rename segment", error) from error
+        self.log_path = new_log_path
+        self.offset_index.rename(self._offset_index_path())
+        self.time_index.rename(self._time_index_path())
+
+    def set_last_modified_ms(self, timestamp_ms: int) -> None:
+        """Set the log file's modification time (the cleaner keeps the newest source's)."""
+        try:
+            os.utime(self.log_path, ns=(timestamp_ms * 1_000_000, timestamp_ms * 1_000_000))
+        except OSError as error:
+            raise KafkaStorageError(self.log_path, "set mtime", error) from error
+
+    def __repr__(self) -> str:
+        state = "active" if self._is_active else "sealed"
+        return f"LogSegment({self.log_path!r}, {state}, {self.size} bytes)"
