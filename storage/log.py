@@ -1128,16 +1128,7 @@ class PartitionLog:
                 segment.release()
             self._segments = []
             self._base_offsets = []
-            parent = os.path.dirname(os.path.abspath(self.directory))
-            doomed = os.path.join(
-                parent, f"{os.path.basename(self.directory)}.{uuid.uuid4().hex}{DELETE_DIR_SUFFIX}"
-            )
-            try:
-                os.rename(self.directory, doomed)
-                fsync_directory(parent)
-                shutil.rmtree(doomed)
-            except OSError as error:
-                raise KafkaStorageError(self.directory, "delete log", error) from error
+            remove_log_directory(self.directory)
 
     # =============================================================================================
     # Compaction support (used by freshet.storage.cleaner).
@@ -1235,3 +1226,22 @@ class PartitionLog:
 
     def __repr__(self) -> str:
         return f"PartitionLog({self.directory!r})"
+
+
+def remove_log_directory(directory: str) -> None:
+    """Remove a partition directory so that a crash half-way never resurrects it.
+
+    Renames it to `<name>.<random>-delete` and fsyncs the parent first (LogManager removes such
+    leftovers on start), then removes the renamed tree.
+
+    Raises:
+        KafkaStorageError: the directory could not be renamed or removed.
+    """
+    parent = os.path.dirname(os.path.abspath(directory))
+    doomed = os.path.join(parent, f"{os.path.basename(directory)}.{uuid.uuid4().hex}{DELETE_DIR_SUFFIX}")
+    try:
+        os.rename(directory, doomed)
+        fsync_directory(parent)
+        shutil.rmtree(doomed)
+    except OSError as error:
+        raise KafkaStorageError(directory, "delete log", error) from error

@@ -1,0 +1,354 @@
+"""Log compaction: latest value per key, offsets preserved, tombstones, concurrency, crash safety.
+
+Reference: Kafka's LogCleaner (log compaction design, "cleanup.policy=compact") and KIP-58
+(min.compaction.lag.ms).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import threading
+import time
+
+import pytest
+from freshet.storage import cleaner as cleaner_module
+from freshet.storage.cleaner import CleanerConfig, LogCleaner
+from freshet.storage.clock import ManualClock
+from freshet.storage.compression import CompressionType
+from freshet.storage.config import LogConfig
+from freshet.storage.log import PartitionLog
+from freshet.storage.record_batch import Record, decode_batch, encode_batch, iter_batches
+from storage_helpers import crash, headers_of, read_all, segment_files, verified_records
+
+DAY_MS = 24 * 3600 * 1000
+COMPACTED = LogConfig(
+    segment_bytes=4000,
+    index_interval_bytes=256,
+    cleanup_policy=frozenset({"compact"}),
+    min_cleanable_dirty_ratio=0.01,
+)
+
+
+def records_of(log: PartitionLog) -> list[tuple[int, bytes | None, bytes | None, int]]:
+    """(offset, key, value, timestamp) of every record the log serves (CRCs verified)."""
+    out = []
+    for _, view in iter_batches(read_all(log)):
+        out.extend((r.offset, r.key, r.value, r.timestamp) for r in decode_batch(view).records)
+    return out
+
+
+def fill(
+    log: PartitionLog, rng: random.Random, batches: int, keys: int, now_ms: int, codec=CompressionType.NONE
+):
+    """Append random keyed records; return the (offset, key, value) model of what was written."""
+    written = []
+    for _ in range(batches):
+        records = [
+            Record(now_ms, b"key-%d" % rng.randrange(keys), b"value-%d" % rng.randrange(10**9))
+            for _ in range(rng.randint(1, 6))
+        ]
+        info = log.append_as_leader(encode_batch(records, compression=codec), 1)
+        written.extend((info.first_offset + n, record.key, record.value) for n, record in enumerate(records))
+    return written
+
+
+def expected_after_compaction(written, active_base: int):
+    """Latest record per key below the active segment, plus everything in the active segment."""
+    latest = {}
+    for offset, key, _ in written:
+        if offset < active_base:
+            latest[key] = offset
+    keep = set(latest.values())
+    return [(o, k, v) for o, k, v in written if o >= active_base or o in keep]
+
+
+@pytest.mark.parametrize("codec", [CompressionType.NONE, CompressionType.ZSTD, CompressionType.GZIP])
+def test_compaction_keeps_the_latest_record_per_key_at_its_offset(tmp_path, codec):
+    """Goal: after cleaning, every key below the active segment appears once, with its latest value
+    at its original offset; the active segment, the log end and the batch boundaries survive.
+
+    Method: random keys over many segments; compare with a model computed from what was written.
+    """
+    clock = ManualClock()
+    log = PartitionLog.open(str(tmp_path / "c-0"), COMPACTED, clock)
+    written = fill(log, random.Random(1), batches=300, keys=40, now_ms=clock.now_ms(), codec=codec)
+    end = log.log_end_offset
+    active_base = log.segment_base_offsets()[-1]
+    size_before = log.size_bytes
+    stats = LogCleaner(lambda: [log], clock).clean_log(log, clock.now_ms())
+    assert stats is not None and stats.records_kept < stats.records_read
+    assert [(o, k, v) for o, k, v, _ in records_of(log)] == expected_after_compaction(written, active_base)
+    assert log.log_end_offset == end
+    assert log.log_start_offset == 0
+    assert log.size_bytes < size_before
+    assert log.size_bytes == sum(os.path.getsize(path) for path in segment_files(log.directory))
+    assert all(header.compression == codec for header in headers_of(read_all(log)))
+    assert log.cleaner_checkpoint == active_base
+    # Reads at any offset still land on the first batch at or after it.
+    for offset in range(0, end, 7):
+        first = headers_of(log.read(offset, 1).records)[0]
+        assert first.last_offset >= offset
+    # Reopening finds the same log (indexes of cleaned segments were written).
+    log.close()
+    reopened = PartitionLog.open(str(tmp_path / "c-0"), COMPACTED, clock)
+    assert reopened.repairs == []
+    assert [(o, k, v) for o, k, v, _ in records_of(reopened)] == expected_after_compaction(
+        written, active_base
+    )
+
+
+def test_cleaning_again_after_more_writes_compacts_old_and_new_together(tmp_path):
+    clock = ManualClock()
+    log = PartitionLog.open(str(tmp_path / "c-0"), COMPACTED, clock)
+    rng = random.Random(2)
+    cleaner = LogCleaner(lambda: [log], clock)
+    written = fill(log, rng, batches=150, keys=30, now_ms=clock.now_ms())
+    cleaner.clean_log(log, clock.now_ms())
+    assert cleaner.dirty_ratio(log, clock.now_ms()) == 0.0
+    assert not cleaner.clean_once()
+    written += fill(log, rng, batches=150, keys=30, now_ms=clock.now_ms())
+    assert cleaner.dirty_ratio(log, clock.now_ms()) > 0.5
+    assert cleaner.clean_once()
+    active_base = log.segment_base_offsets()[-1]
+    assert [(o, k, v) for o, k, v, _ in records_of(log)] == expected_after_compaction(written, active_base)
+
+
+def test_tombstones_stay_for_delete_retention_ms_then_go(tmp_path):
+    """Goal: a delete marker (null value) is served for delete.retention.ms, then removed with its key."""
+    clock = ManualClock()
+    log = PartitionLog.open(str(tmp_path / "c-0"), COMPACTED.with_changes(delete_retention_ms=DAY_MS), clock)
+    now = clock.now_ms()
+    log.append_as_leader(encode_batch([Record(now, b"a", b"1"), Record(now, b"b", b"1")]), 0)
+    log.append_as_leader(encode_batch([Record(now, b"a", None)]), 0)  # tombstone for a
+    log.append_as_leader(encode_batch([Record(now, b"c", None), Record(now, b"c", b"back")]), 0)
+    log.roll()
+    log.append_as_leader(encode_batch([Record(now, b"z", b"active")]), 0)
+    cleaner = LogCleaner(lambda: [log], clock)
+    cleaner.clean_log(log, clock.now_ms())
+    assert [(o, k, v) for o, k, v, _ in records_of(log)] == [
+        (1, b"b", b"1"),
+        (2, b"a", None),
+        (4, b"c", b"back"),
+        (5, b"z", b"active"),
+    ]
+    clock.advance(DAY_MS + 1)
+    stats = cleaner.clean_log(log, clock.now_ms())
+    assert stats is not None and stats.tombstones_dropped == 1
+    assert [(o, k, v) for o, k, v, _ in records_of(log)] == [
+        (1, b"b", b"1"),
+        (4, b"c", b"back"),
+        (5, b"z", b"active"),
+    ]
+    assert log.log_end_offset == 6
+
+
+def test_keyless_records_are_dropped_and_empty_batches_disappear(tmp_path):
+    clock = ManualClock()
+    log = PartitionLog.open(str(tmp_path / "c-0"), COMPACTED, clock)
+    now = clock.now_ms()
+    log.append_as_leader(encode_batch([Record(now, None, b"no key")] * 3), 0)
+    log.append_as_leader(encode_batch([Record(now, b"k", b"1")]), 0)
+    log.roll()
+    stats = LogCleaner(lambda: [log], clock).clean_log(log, now)
+    assert stats is not None and stats.keyless_dropped == 3
+    assert [(o, k, v) for o, k, v, _ in records_of(log)] == [(3, b"k", b"1")]
+    assert [h.base_offset for h in headers_of(read_all(log))] == [3]
+
+
+def test_a_compacted_leader_replicates_to_a_follower_with_gaps(tmp_path):
+    """Goal: followers of a compacted log accept the offset gaps compaction leaves."""
+    clock = ManualClock()
+    leader = PartitionLog.open(str(tmp_path / "leader"), COMPACTED, clock)
+    fill(leader, random.Random(3), batches=120, keys=10, now_ms=clock.now_ms())
+    LogCleaner(lambda: [leader], clock).clean_log(leader, clock.now_ms())
+    follower = PartitionLog.open(str(tmp_path / "follower"), COMPACTED, clock)
+    offset = 0
+    while offset < leader.log_end_offset:
+        chunk = leader.read(offset, 3000).records
+        follower.append_as_follower(chunk)
+        offset = headers_of(chunk)[-1].next_offset
+    assert read_all(follower) == read_all(leader)
+    assert follower.log_end_offset == leader.log_end_offset
+
+
+def test_records_younger_than_min_compaction_lag_are_not_compacted(tmp_path):
+    clock = ManualClock()
+    log = PartitionLog.open(
+        str(tmp_path / "c-0"), COMPACTED.with_changes(min_compaction_lag_ms=60_000), clock
+    )
+    fill(log, random.Random(4), batches=100, keys=5, now_ms=clock.now_ms())
+    cleaner = LogCleaner(lambda: [log], clock)
+    before = read_all(log)
+    assert cleaner.clean_log(log, clock.now_ms()) is None
+    assert read_all(log) == before
+    clock.advance(60_000)
+    assert cleaner.clean_log(log, clock.now_ms()) is not None
+    assert len(read_all(log)) < len(before)
+
+
+def test_a_small_key_map_cleans_in_several_passes(tmp_path):
+    """Goal: the offset map is bounded; a pass cleans up to where it filled, the next continues."""
+    clock = ManualClock()
+    log = PartitionLog.open(str(tmp_path / "c-0"), COMPACTED, clock)
+    written = []
+    for round_number in range(2):
+        for key in range(200):
+            info = log.append_as_leader(
+                encode_batch([Record(clock.now_ms(), b"k%d" % key, b"r%d" % round_number)]), 0
+            )
+            written.append((info.first_offset, b"k%d" % key, b"r%d" % round_number))
+    cleaner = LogCleaner(lambda: [log], clock, CleanerConfig(max_map_keys=120))
+    passes = 0
+    while cleaner.clean_once():
+        passes += 1
+        assert passes < 20
+    assert passes >= 2
+    active_base = log.segment_base_offsets()[-1]
+    assert [(o, k, v) for o, k, v, _ in records_of(log)] == expected_after_compaction(written, active_base)
+
+
+def test_appends_and_reads_proceed_while_the_cleaner_works(tmp_path, monkeypatch):
+    """Goal: the cleaner never holds the log's lock while it reads, maps and writes.
+
+    Method: stop the cleaner thread inside its first record decode (mid-cleaning); meanwhile the
+    test thread appends and reads, each within a deadline; then let the cleaner finish and check
+    both the compaction and the new data.
+    """
+    clock = ManualClock()
+    log = PartitionLog.open(str(tmp_path / "c-0"), COMPACTED, clock)
+    written = fill(log, random.Random(5), batches=200, keys=20, now_ms=clock.now_ms())
+    inside = threading.Event()
+    release = threading.Event()
+    real_decode = cleaner_module.decode_raw_records
+
+    def blocking_decode(*args, **kwargs):
+        if not inside.is_set():
+            inside.set()
+            assert release.wait(30), "the test never released the cleaner"
+        return real_decode(*args, **kwargs)
+
+    monkeypatch.setattr(cleaner_module, "decode_raw_records", blocking_decode)
+    results = []
+    thread = threading.Thread(
+        target=lambda: results.append(LogCleaner(lambda: [log], clock).clean_log(log, clock.now_ms()))
+    )
+    thread.start()
+    try:
+        assert inside.wait(10)
+        started = time.monotonic()
+        more = fill(log, random.Random(6), batches=100, keys=20, now_ms=clock.now_ms())
+        assert log.read(0, 1000).records
+        assert time.monotonic() - started < 10, "appends waited for the cleaner"
+    finally:
+        release.set()
+        thread.join(30)
+    assert results and results[0] is not None
+    served = [(o, k, v) for o, k, v, _ in records_of(log)]
+    assert served[-len(more) :] == more
+    cleaned_part = [entry for entry in served if entry[0] < more[0][0]]
+    assert len(cleaned_part) < len(written)
+
+
+def test_truncation_while_cleaning_discards_the_cleaned_output(tmp_path, monkeypatch):
+    clock = ManualClock()
+    log = PartitionLog.open(str(tmp_path / "c-0"), COMPACTED, clock)
+    fill(log, random.Random(7), batches=200, keys=20, now_ms=clock.now_ms())
+    inside, release = threading.Event(), threading.Event()
+    real_decode = cleaner_module.decode_raw_records
+
+    def blocking_decode(*args, **kwargs):
+        if not inside.is_set():
+            inside.set()
+            assert release.wait(30)
+        return real_decode(*args, **kwargs)
+
+    monkeypatch.setattr(cleaner_module, "decode_raw_records", blocking_decode)
+    results = []
+    thread = threading.Thread(
+        target=lambda: results.append(LogCleaner(lambda: [log], clock).clean_log(log, clock.now_ms()))
+    )
+    thread.start()
+    assert inside.wait(10)
+    log.truncate_to(log.segment_base_offsets()[1] + 3)
+    expected = read_all(log)
+    release.set()
+    thread.join(30)
+    assert results == [None]
+    assert read_all(log) == expected
+    assert not [name for name in os.listdir(log.directory) if ".cleaned" in name or ".swap" in name]
+
+
+def test_a_crash_during_the_swap_is_completed_or_discarded_on_open(tmp_path):
+    """Goal: Kafka's .cleaned/.swap protocol: unfinished output is discarded, a committed swap is
+    finished, and either way the log opens to a consistent state.
+
+    Method: clean a copy of a log; put its cleaned segment files back into the original directory
+    under the .swap (committed) or .cleaned (unfinished) suffix, as a crash would leave them.
+    """
+    clock = ManualClock()
+    original = tmp_path / "original"
+    log = PartitionLog.open(str(original), COMPACTED, clock)
+    fill(log, random.Random(8), batches=200, keys=15, now_ms=clock.now_ms())
+    uncleaned = read_all(log)
+    crash(log)
+    cleaned_dir = tmp_path / "cleaned"
+    shutil.copytree(original, cleaned_dir)
+    cleaned_log = PartitionLog.open(str(cleaned_dir), COMPACTED, clock)
+    LogCleaner(lambda: [cleaned_log], clock, CleanerConfig()).clean_log(cleaned_log, clock.now_ms())
+    first_base = cleaned_log.segment_base_offsets()[0]
+    crash(cleaned_log)
+    stem = f"{first_base:020d}"
+    original_files = segment_files(str(original))
+    later = b"".join(open(path, "rb").read() for path in original_files[1:])
+    # A committed swap of the first group: its cleaned segment, then the untouched later segments.
+    swapped = open(cleaned_dir / (stem + ".log"), "rb").read() + later
+    assert len(swapped) < len(uncleaned)
+    for suffix, expected in ((".swap", swapped), (".cleaned", uncleaned)):
+        target = tmp_path / ("crashed" + suffix.replace(".", "-"))
+        shutil.copytree(original, target)
+        for extension in (".log", ".index", ".timeindex"):
+            shutil.copy(cleaned_dir / (stem + extension), target / (stem + extension + suffix))
+        reopened = PartitionLog.open(str(target), COMPACTED, clock)
+        assert read_all(reopened) == expected, suffix
+        verified_records(read_all(reopened))
+        assert not [name for name in os.listdir(target) if name.endswith((".swap", ".cleaned"))]
+
+
+def test_corrupt_data_makes_a_log_uncleanable_without_stopping_the_cleaner(tmp_path):
+    clock = ManualClock()
+    broken = PartitionLog.open(str(tmp_path / "broken-0"), COMPACTED, clock)
+    healthy = PartitionLog.open(str(tmp_path / "healthy-0"), COMPACTED, clock)
+    fill(broken, random.Random(9), batches=150, keys=10, now_ms=clock.now_ms())
+    fill(healthy, random.Random(10), batches=100, keys=10, now_ms=clock.now_ms())
+    first = segment_files(broken.directory)[0]
+    with open(first, "r+b") as file:
+        file.seek(100)
+        byte = file.read(1)
+        file.seek(100)
+        file.write(bytes([byte[0] ^ 0x40]))
+    cleaner = LogCleaner(lambda: [broken, healthy], clock)
+    assert cleaner.clean_once() is False  # both are fully dirty; the first one, broken, is tried
+    assert broken.directory in cleaner.uncleanable
+    while cleaner.clean_once():
+        pass
+    assert cleaner.uncleanable == frozenset({broken.directory})
+    assert cleaner.dirty_ratio(healthy, clock.now_ms()) == 0.0
+
+
+def test_background_cleaner_thread_compacts_and_stops(tmp_path):
+    clock = ManualClock()
+    log = PartitionLog.open(str(tmp_path / "c-0"), COMPACTED, clock)
+    written = fill(log, random.Random(11), batches=200, keys=10, now_ms=clock.now_ms())
+    cleaner = LogCleaner(lambda: [log], clock, CleanerConfig(backoff_ms=20))
+    cleaner.start()
+    try:
+        deadline = time.monotonic() + 20
+        while cleaner.dirty_ratio(log, clock.now_ms()) > 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        cleaner.stop()
+    assert not cleaner.is_running
+    active_base = log.segment_base_offsets()[-1]
+    assert [(o, k, v) for o, k, v, _ in records_of(log)] == expected_after_compaction(written, active_base)
