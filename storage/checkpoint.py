@@ -16,7 +16,8 @@ Writes go to `<name>.tmp`, are fsynced, renamed over the old file and the direct
 reader sees either the old or the new file, never a mix. A malformed file raises
 CorruptCheckpointError with the line that failed; callers decide whether to rebuild or go offline.
 
-Imports: standard library and `freshet.storage.errors` only.
+Imports: standard library and `freshet.storage.errors`. Forbidden: grpc, wire types (freshet.v1),
+metadata, server, client, cli (import-linter contract).
 
 Thread-safety: functions are thread-safe as long as two threads do not write the same path.
 """

@@ -20,7 +20,8 @@ Memory is bounded: the map holds a 16-byte BLAKE2b digest per key and at most
 `CleanerConfig.max_map_keys` keys; when the dirty section has more keys, one pass cleans up to the
 segment where the map filled and the next pass continues from there.
 
-Imports: standard library and `freshet.storage` only.
+Imports: standard library and `freshet.storage`. Forbidden: grpc, wire types (freshet.v1), metadata,
+server, client, cli (import-linter contract).
 
 Thread-safety: `LogCleaner` runs one background thread; `clean_log`/`clean_once` may also be
 called directly (tests, tools) but not concurrently with the thread for the same log.

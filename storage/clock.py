@@ -4,7 +4,8 @@ Owns the `Clock` protocol and its two implementations: `SystemClock` for product
 `ManualClock` for tests and simulations, where time moves only when told to. Retention, segment
 rolling by age, flush.ms, producer-id expiration and tombstone expiry all read time from here.
 
-Imports: standard library only.
+Imports: standard library only. Forbidden: grpc, wire types (freshet.v1), metadata, server, client,
+cli (import-linter contract).
 
 Thread-safety: SystemClock is thread-safe. ManualClock is thread-safe for reads while one thread
 advances it (it stores a single int).

@@ -13,8 +13,9 @@ Decompression is bounded: every decoder stops once the output passes `max_output
 RecordTooLargeError, so a small hostile batch cannot make a consumer or the cleaner allocate gigabytes.
 Malformed compressed data raises CorruptRecordError; no library exception leaks.
 
-Imports: standard library, `zstandard`, `lz4.frame`, and `freshet.storage.errors` only (the client
-SDK imports this module).
+Imports: standard library, `zstandard`, `lz4.frame` and `freshet.storage.errors` only: the client
+SDK imports this module, so no other storage module. Forbidden: grpc, wire types (freshet.v1),
+metadata, server, client, cli (import-linter contract).
 
 Thread-safety: every function is thread-safe (no shared mutable state; codec contexts are created
 per call).

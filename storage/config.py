@@ -4,7 +4,8 @@ Owns `LogConfig`. Parsing and validating the strings users type (`--config reten
 happens in metadata; this module receives typed values and only asserts that they are coherent
 (a violated assertion is a bug in the caller).
 
-Imports: standard library and `freshet.storage.record_batch` only.
+Imports: standard library and `freshet.storage.record_batch`. Forbidden: grpc, wire types
+(freshet.v1), metadata, server, client, cli (import-linter contract).
 
 Thread-safety: LogConfig is immutable; a log swaps its whole config object at run time.
 """

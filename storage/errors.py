@@ -25,7 +25,9 @@ Tree::
     `-- KafkaStorageError             the disk failed (an OSError underneath)
 
 Imports: standard library only. This module is shared with the client SDK, which imports
-`record_batch`, `compression` and `errors` and nothing else from storage.
+`record_batch`, `compression` and `errors` and nothing else from storage, so it must import no other
+storage module. Forbidden: grpc, wire types (freshet.v1), metadata, server, client, cli (import-
+linter contract).
 
 Thread-safety: exception classes are immutable after construction.
 """

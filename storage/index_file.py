@@ -11,7 +11,8 @@ Owns how a segment's index entries live in memory and on disk:
 
 Lookups are binary searches over one field of the entries. Subclasses define the entry layout.
 
-Imports: standard library and `freshet.storage.errors` only.
+Imports: standard library and `freshet.storage.errors`. Forbidden: grpc, wire types (freshet.v1),
+metadata, server, client, cli (import-linter contract).
 
 Thread-safety: not thread-safe; the owning segment is guarded by its log's lock.
 """
@@ -57,6 +58,8 @@ class IndexFile:
         self._mmap: mmap.mmap | None = None
         self._buffer: bytearray | mmap.mmap | bytes | None = None
         self._persisted_bytes = 0
+        # Cache of the last entry (appends compare with it); None when unknown.
+        self._last_entry: tuple[int, ...] | None = None
         try:
             size = os.path.getsize(path) if os.path.exists(path) else 0
         except OSError as error:
@@ -92,7 +95,9 @@ class IndexFile:
     def last_entry_or_none(self) -> tuple[int, ...] | None:
         if self.entries == 0:
             return None
-        return self.entry(self.entries - 1)
+        if self._last_entry is None:
+            self._last_entry = self.entry(self.entries - 1)
+        return self._last_entry
 
     def _last_entry_from_disk(self) -> tuple[int, ...] | None:
         """The last entry without mapping the file (for sanity checks of sealed indexes at open)."""
@@ -155,6 +160,7 @@ class IndexFile:
         assert isinstance(buffer, bytearray)
         buffer += self.ENTRY.pack(*fields)
         self.entries += 1
+        self._last_entry = fields
 
     def truncate_entries(self, count: int) -> None:
         """Keep only the first `count` entries."""
@@ -164,6 +170,7 @@ class IndexFile:
         assert isinstance(buffer, bytearray)
         del buffer[count * self._entry_size :]
         self.entries = count
+        self._last_entry = None
         self._persisted_bytes = min(self._persisted_bytes, len(buffer))
 
     def reset(self) -> None:

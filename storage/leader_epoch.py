@@ -5,7 +5,8 @@ Owns `leader-epoch-checkpoint` (Kafka's LeaderEpochFileCache): an ordered list o
 every change. It answers OffsetsForLeaderEpoch (KIP-101/KIP-279): a follower that became a follower
 asks the leader for the end offset of its latest epoch and truncates any divergent suffix.
 
-Imports: standard library and `freshet.storage` (checkpoint, errors) only.
+Imports: standard library and `freshet.storage` (checkpoint, errors). Forbidden: grpc, wire types
+(freshet.v1), metadata, server, client, cli (import-linter contract).
 
 Thread-safety: not thread-safe; guarded by the owning log's lock.
 """

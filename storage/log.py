@@ -27,7 +27,8 @@ The hot paths touch batch headers only: append validates framing and CRC, stamps
 and leader epoch (outside the CRC'd range) and writes the bytes with one `pwrite`; read finds a
 position through the offset index and returns bytes from one `pread`.
 
-Imports: standard library and `freshet.storage` only (no network, no metadata).
+Imports: standard library and `freshet.storage`. Forbidden: grpc, wire types (freshet.v1), metadata,
+server, client, cli (import-linter contract).
 
 Thread-safety: thread-safe. Every public method holds the log's lock, so the server's event-loop
 thread and the compaction cleaner thread can use one log at the same time; the cleaner holds the
@@ -44,6 +45,7 @@ import shutil
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from typing import NamedTuple
 
 from freshet.storage.checkpoint import (
     fsync_directory,
@@ -55,7 +57,7 @@ from freshet.storage.checkpoint import (
 )
 from freshet.storage.clock import Clock, SystemClock
 from freshet.storage.compression import SUPPORTED_COMPRESSION_TYPES
-from freshet.storage.config import LogConfig
+from freshet.storage.config import LONG_MAX, LogConfig
 from freshet.storage.errors import (
     CorruptCheckpointError,
     CorruptRecordError,
@@ -105,8 +107,7 @@ EARLIEST_TIMESTAMP = -2
 MAX_TIMESTAMP = -3
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class LogAppendInfo:
+class LogAppendInfo(NamedTuple):
     """What an append did (Kafka's LogAppendInfo).
 
     Attributes:
@@ -133,25 +134,26 @@ class LogAppendInfo:
     is_duplicate: bool = False
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class LogReadResult:
+class LogReadResult(NamedTuple):
     """Bytes of whole batches and the log's bounds at the time of the read.
 
     Attributes:
         records: concatenated whole batches, possibly empty.
         first_offset: base offset of the first batch in `records`, -1 when empty.
+        next_offset: where the next read should start: the base offset of the first batch not
+            returned (or the end of the segment read), the requested offset when empty.
         log_start_offset: first readable offset.
         log_end_offset: offset the next appended record gets.
     """
 
     records: bytes
     first_offset: int
+    next_offset: int
     log_start_offset: int
     log_end_offset: int
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class TimestampAndOffset:
+class TimestampAndOffset(NamedTuple):
     """A record found by `offsets_for_time`: its timestamp (NO_TIMESTAMP for the sentinels) and offset."""
 
     timestamp: int
@@ -644,45 +646,59 @@ class PartitionLog:
         with self._lock:
             self._check_usable()
             allows_gaps = self._config.is_compacted
-            expected = self.log_end_offset
+            expected = self._segments[-1].next_offset
             placements: list[tuple[int, int, int, int, int]] = []
             epochs: list[tuple[int, int]] = []
             headers: list[BatchHeader] = []
             record_count = 0
             max_timestamp = NO_TIMESTAMP
             offset_of_max = expected
+            latest_epoch = self._epoch_cache.latest_epoch
             position = 0
             end = len(view)
             while position < end:
                 header = parse_header(view, position)
-                size = header.batch_length + LOG_OVERHEAD
+                # One unpack instead of a dozen attribute lookups: this loop is the replication hot path.
+                (
+                    base_offset,
+                    batch_length,
+                    epoch,
+                    _,
+                    _,
+                    _,
+                    last_offset_delta,
+                    _,
+                    batch_max_timestamp,
+                    _,
+                    _,
+                    _,
+                    count,
+                ) = header
+                size = batch_length + LOG_OVERHEAD
                 if position + size > end:
                     raise CorruptRecordError(
                         f"batch of {size} bytes is truncated to {end - position} bytes", position=position
                     )
                 if verify_crc:
                     verify_batch_crc(header, view[position : position + size], position)
-                if header.base_offset < expected:
-                    raise LogOffsetGapError(
-                        expected, header.base_offset, "overlaps offsets already in the log"
-                    )
-                if header.base_offset > expected and not allows_gaps:
-                    raise LogOffsetGapError(
-                        expected, header.base_offset, "leaves a gap in a non-compacted log"
-                    )
-                if header.record_count > header.last_offset_delta + 1:
+                if base_offset != expected:
+                    if base_offset < expected:
+                        raise LogOffsetGapError(expected, base_offset, "overlaps offsets already in the log")
+                    if not allows_gaps:
+                        raise LogOffsetGapError(expected, base_offset, "leaves a gap in a non-compacted log")
+                if count > last_offset_delta + 1:
                     raise CorruptRecordError(
-                        f"{header.record_count} records cannot fit {header.last_offset_delta + 1} offsets",
-                        position=position,
+                        f"{count} records cannot fit {last_offset_delta + 1} offsets", position=position
                     )
-                next_offset = header.base_offset + header.last_offset_delta + 1
-                placements.append((position, size, header.base_offset, next_offset, header.max_timestamp))
-                if header.partition_leader_epoch >= 0:
-                    epochs.append((header.partition_leader_epoch, header.base_offset))
-                if header.max_timestamp > max_timestamp:
-                    max_timestamp, offset_of_max = header.max_timestamp, header.base_offset
+                next_offset = base_offset + last_offset_delta + 1
+                placements.append((position, size, base_offset, next_offset, batch_max_timestamp))
+                if epoch >= 0 and epoch != latest_epoch:
+                    epochs.append((epoch, base_offset))
+                    latest_epoch = epoch
+                if batch_max_timestamp > max_timestamp:
+                    max_timestamp, offset_of_max = batch_max_timestamp, base_offset
                 headers.append(header)
-                record_count += header.record_count
+                record_count += count
                 expected = next_offset
                 position += size
             if not placements:
@@ -778,7 +794,8 @@ class PartitionLog:
         self._unflushed_records += record_count
         config = self._config
         if self._unflushed_records >= config.flush_messages or (
-            self._clock.monotonic_ms() - self._last_flush_monotonic_ms >= config.flush_ms
+            config.flush_ms != LONG_MAX
+            and self._clock.monotonic_ms() - self._last_flush_monotonic_ms >= config.flush_ms
         ):
             self._flush()
 
@@ -821,20 +838,20 @@ class PartitionLog:
             if offset < start_offset or offset > end_offset:
                 raise OffsetOutOfRangeError(offset, start_offset, end_offset)
             if offset == end_offset or (max_offset is not None and offset >= max_offset):
-                return LogReadResult(b"", -1, start_offset, end_offset)
+                return LogReadResult(b"", -1, offset, start_offset, end_offset)
             number = bisect.bisect_right(self._base_offsets, offset) - 1
             try:
                 for segment in self._segments[number:]:
                     result = segment.read(offset, max_bytes, max_offset)
                     if result is not None:
-                        records, first_offset = result
-                        return LogReadResult(
-                            records, first_offset if records else -1, start_offset, end_offset
-                        )
+                        records, first_offset, next_offset = result
+                        if not records:
+                            return LogReadResult(b"", -1, offset, start_offset, end_offset)
+                        return LogReadResult(records, first_offset, next_offset, start_offset, end_offset)
             except KafkaStorageError as error:
                 self._go_offline(error)
                 raise
-            return LogReadResult(b"", -1, start_offset, end_offset)
+            return LogReadResult(b"", -1, offset, start_offset, end_offset)
 
     def offsets_for_time(self, timestamp: int) -> TimestampAndOffset | None:
         """The first record whose timestamp is >= `timestamp` (Kafka ListOffsets).

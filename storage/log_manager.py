@@ -10,7 +10,8 @@ At start every partition directory is opened; logs that were not closed cleanly 
 (each log keeps its own clean-shutdown marker). A log that cannot be opened is reported in
 `offline_partitions` and the others still open, so one bad disk region does not stop the broker.
 
-Imports: standard library and `freshet.storage` only.
+Imports: standard library and `freshet.storage`. Forbidden: grpc, wire types (freshet.v1), metadata,
+server, client, cli (import-linter contract).
 
 Thread-safety: thread-safe. The map of logs is guarded by a lock; the compaction cleaner thread
 reads it through `logs()`.

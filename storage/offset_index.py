@@ -17,7 +17,8 @@ Entries are strictly increasing in both fields. Unlike Kafka, which indexes the 
 the batch at `position`, Freshet indexes the batch's *base* offset: consumers fetch at batch
 boundaries (the next offset after their last batch), which this makes an exact hit.
 
-Imports: standard library and `freshet.storage` (errors, index_file) only.
+Imports: standard library and `freshet.storage` (errors, index_file). Forbidden: grpc, wire types
+(freshet.v1), metadata, server, client, cli (import-linter contract).
 
 Thread-safety: not thread-safe; guarded by the owning log's lock.
 """

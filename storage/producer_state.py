@@ -34,7 +34,8 @@ Snapshot layout (big-endian; every field below the CRC is covered by it):
         max_timestamp          int64
     =========================  ======  ============================================================
 
-Imports: standard library, crcmod and `freshet.storage` only.
+Imports: standard library, crcmod and `freshet.storage` (checkpoint, errors, record_batch).
+Forbidden: grpc, wire types (freshet.v1), metadata, server, client, cli (import-linter contract).
 
 Thread-safety: not thread-safe; guarded by the owning log's lock.
 """
@@ -242,13 +243,17 @@ class ProducerStateManager:
 
     def apply_headers(self, headers: Iterable[BatchHeader]) -> None:
         """Replay batches already in the log (no validation), in offset order."""
-        append = self.begin_append(is_validated=False)
+        append: ProducerAppend | None = None
         end_offset = self.map_end_offset
         for header in headers:
             if header.producer_id >= 0:
+                if append is None:
+                    append = self.begin_append(is_validated=False)
                 append.append(header, header.base_offset, header.base_offset + header.last_offset_delta)
             end_offset = header.base_offset + header.last_offset_delta + 1
-        self.commit(append, max(end_offset, self.map_end_offset))
+        if append is not None:
+            self.entries.update(append.updated)
+        self.map_end_offset = max(end_offset, self.map_end_offset)
 
     def remove_expired_producers(self, now_ms: int) -> int:
         """Forget producers whose last batch is older than producer.id.expiration.ms; return how many."""

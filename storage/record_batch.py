@@ -54,7 +54,8 @@ shape raises CorruptRecordError (or RecordTooLargeError / UnsupportedCompression
 IndexError, struct.error or MemoryError, and never loops for long.
 
 Imports: standard library, crcmod, `freshet.storage.compression` and `freshet.storage.errors` only:
-the client SDK imports this module.
+the client SDK imports this module, so no other storage module. Forbidden: grpc, wire types
+(freshet.v1), metadata, server, client, cli (import-linter contract).
 
 Thread-safety: every function is thread-safe; functions that stamp a buffer mutate only the buffer
 they are given.
@@ -131,6 +132,8 @@ _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
 
 _crc32c = crcmod.predefined.mkCrcFun("crc-32c")
+# Builds a NamedTuple from a tuple without a Python-level __new__ call (the header fast path).
+_new_tuple = tuple.__new__
 
 
 class TimestampType(enum.IntEnum):
@@ -279,7 +282,7 @@ def parse_header(buffer: bytes | bytearray | memoryview, position: int = 0) -> B
             f"batch header needs {BATCH_HEADER_SIZE} bytes, {max(len(buffer) - position, 0)} available",
             position=position,
         )
-    header = BatchHeader._make(_HEADER.unpack_from(buffer, position))
+    header = _new_tuple(BatchHeader, _HEADER.unpack_from(buffer, position))
     if header.magic != MAGIC:
         raise CorruptRecordError(f"magic {header.magic} is not {MAGIC}", position=position)
     if header.batch_length < MIN_BATCH_LENGTH:

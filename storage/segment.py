@@ -12,7 +12,8 @@ batches near an index entry are parsed.
 A segment is *active* (the last one of its log; takes appends; its indexes are in memory) or
 *sealed* (read-only; indexes memory-mapped on demand; file descriptor opened on first read).
 
-Imports: standard library and `freshet.storage` only (no network, no metadata).
+Imports: standard library and `freshet.storage`. Forbidden: grpc, wire types (freshet.v1), metadata,
+server, client, cli (import-linter contract).
 
 Thread-safety: not thread-safe. The owning PartitionLog serialises access with its lock; the
 compaction cleaner reads sealed segments' files through its own file descriptors.
@@ -440,7 +441,9 @@ class LogSegment:
                 return found, header
         return None
 
-    def read(self, offset: int, max_bytes: int, max_offset: int | None = None) -> tuple[bytes, int] | None:
+    def read(
+        self, offset: int, max_bytes: int, max_offset: int | None = None
+    ) -> tuple[bytes, int, int] | None:
         """Read whole batches starting with the batch that contains (or follows) `offset`.
 
         Args:
@@ -449,24 +452,35 @@ class LogSegment:
             max_offset: if set, return only batches whose last offset is < `max_offset`.
 
         Returns:
-            (bytes, base offset of the first batch returned); the bytes are empty when `max_offset`
-            stops the first batch. None when no batch in this segment reaches `offset`.
+            (bytes, base offset of the first batch returned, next offset to read: the base offset
+            of the first batch not returned, or the segment's next offset); the bytes are empty
+            when `max_offset` stops the first batch. None when no batch in this segment reaches
+            `offset`.
         """
         found = self.translate_offset(offset)
         if found is None:
             return None
         start, first = found
         if max_offset is not None and first.base_offset + first.last_offset_delta >= max_offset:
-            return b"", first.base_offset
+            return b"", first.base_offset, first.base_offset
         end = self.size
+        next_offset: int | None = None
         if max_offset is not None and max_offset < self.next_offset:
             bound = self.translate_offset(max_offset, start)
             if bound is not None:
                 end = bound[0]
+                next_offset = bound[1].base_offset
         first_end = start + first.batch_length + 12
         limit = start + max_bytes
         if limit < end:
-            end = max(first_end, self._last_boundary_at_or_before(limit, start, end))
+            if limit <= first_end:
+                end = first_end
+                next_offset = first.base_offset + first.last_offset_delta + 1
+            else:
+                boundary, boundary_offset = self._last_boundary_at_or_before(limit, start, end)
+                end = boundary
+                if boundary_offset is not None:
+                    next_offset = boundary_offset
         data = self._pread(end - start, start)
         if len(data) != end - start:
             raise CorruptRecordError(
@@ -474,19 +488,26 @@ class LogSegment:
                 position=start,
                 path=self.log_path,
             )
-        return data, first.base_offset
+        return data, first.base_offset, self.next_offset if next_offset is None else next_offset
 
-    def _last_boundary_at_or_before(self, limit: int, start: int, end: int) -> int:
-        """The largest batch end position <= `limit`, scanning from batch start `start` (or `start`)."""
+    def _last_boundary_at_or_before(self, limit: int, start: int, end: int) -> tuple[int, int | None]:
+        """The largest batch boundary <= `limit`, for a read from `start` whose first batch ends before it.
+
+        Scans batch headers from the offset-index entry at or before `limit` (or from `start`).
+
+        Returns:
+            (boundary position, base offset of the batch that starts there), the offset being None
+            when the boundary is `end`.
+        """
         _, position = self.offset_index.lookup_by_position(limit)
         position = max(position, start)
         boundary = position
         for found, header in self._scan_headers(position, end):
             batch_end = found + header.batch_length + 12
             if batch_end > limit:
-                break
+                return boundary, header.base_offset
             boundary = batch_end
-        return boundary
+        return boundary, None
 
     def read_batch(self, position: int, header: BatchHeader) -> bytes:
         """The bytes of the batch at `position` whose header was already parsed."""

@@ -17,7 +17,8 @@ Entry layout (12 bytes, big-endian, `TimeIndex.ENTRY`):
 Entries are strictly increasing in timestamp and non-decreasing in offset. Every batch at or before
 an entry's offset has a max timestamp <= the entry's timestamp.
 
-Imports: standard library and `freshet.storage` (errors, index_file) only.
+Imports: standard library and `freshet.storage` (errors, index_file, offset_index, record_batch).
+Forbidden: grpc, wire types (freshet.v1), metadata, server, client, cli (import-linter contract).
 
 Thread-safety: not thread-safe; guarded by the owning log's lock.
 """

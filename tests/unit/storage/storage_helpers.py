@@ -50,8 +50,8 @@ def read_all(log: PartitionLog, start: int | None = None) -> bytes:
         if not result.records:
             break
         chunks.append(result.records)
-        headers = [header for header, _ in iter_batches(result.records)]
-        offset = headers[-1].next_offset
+        assert result.next_offset >= [header for header, _ in iter_batches(result.records)][-1].next_offset
+        offset = result.next_offset
     return b"".join(chunks)
 
 

@@ -166,9 +166,10 @@ def test_a_compacted_leader_replicates_to_a_follower_with_gaps(tmp_path):
     follower = PartitionLog.open(str(tmp_path / "follower"), COMPACTED, clock)
     offset = 0
     while offset < leader.log_end_offset:
-        chunk = leader.read(offset, 3000).records
-        follower.append_as_follower(chunk)
-        offset = headers_of(chunk)[-1].next_offset
+        result = leader.read(offset, 3000)
+        follower.append_as_follower(result.records)
+        assert result.next_offset >= headers_of(result.records)[-1].next_offset
+        offset = result.next_offset
     assert read_all(follower) == read_all(leader)
     assert follower.log_end_offset == leader.log_end_offset
 

@@ -180,6 +180,7 @@ def test_read_returns_whole_batches_from_the_one_holding_the_offset(tmp_path):
         headers = headers_of(result.records)
         assert headers[0].base_offset <= offset <= headers[0].last_offset
         assert result.first_offset == headers[0].base_offset
+        assert result.next_offset == headers[-1].next_offset
         assert len(result.records) <= 400 or len(headers) == 1
         for previous, following in zip(headers, headers[1:], strict=False):
             assert following.base_offset == previous.next_offset

@@ -88,8 +88,10 @@ class LogMachine(RuleBasedStateMachine):
         returned = [bytes(view) for _, view in iter_batches(result.records)]
         if not candidates:
             assert returned == []
+            assert (result.first_offset, result.next_offset) == (-1, offset)
             return
         assert returned, "at least one batch when one is readable"
+        assert result.next_offset == headers_of(result.records)[-1].next_offset
         assert returned == [entry[2] for entry in candidates[: len(returned)]]
         assert len(returned) == 1 or len(result.records) <= max_bytes
 

@@ -528,3 +528,28 @@ def test_huge_declared_lengths_fail_fast_without_allocating():
     struct.pack_into(">I", batch, CRC_POSITION, compute_crc(batch))
     with pytest.raises(CorruptRecordError, match="ends inside record 1"):
         decode_batch(batch)
+
+
+def test_client_shared_modules_import_no_other_storage_module():
+    """Goal: the client SDK can import the codec without the log, cleaner or any thread.
+
+    Method: import record_batch in a fresh interpreter and list the freshet.storage modules loaded.
+    """
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, freshet.storage.record_batch, freshet.storage.compression, freshet.storage.errors\n"
+        "print(sorted(m for m in sys.modules if m.startswith('freshet.storage')))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stdout.strip() == str(
+        [
+            "freshet.storage",
+            "freshet.storage.compression",
+            "freshet.storage.errors",
+            "freshet.storage.record_batch",
+        ]
+    )
