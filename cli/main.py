@@ -9,6 +9,7 @@ from __future__ import annotations
 from importlib import metadata
 
 import typer
+from freshet.cli.perf import app as perf_app
 
 app = typer.Typer(
     name="freshet",
@@ -32,6 +33,9 @@ def _root(
     ),
 ) -> None:
     """Freshet: a Kafka-style replicated commit log whose cluster coordinates itself."""
+
+
+app.add_typer(perf_app, name="perf")
 
 
 def main() -> None:
