@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 from freshet.storage.clock import Clock
 from freshet.storage.compression import DEFAULT_MAX_DECOMPRESSED_BYTES
-from freshet.storage.errors import CorruptRecordError, LogClosedError, StorageError
+from freshet.storage.errors import CorruptRecordError, StorageError
 from freshet.storage.log import PartitionLog, SegmentSnapshot
 from freshet.storage.offset_index import MAX_RELATIVE_OFFSET
 from freshet.storage.record_batch import (
@@ -146,6 +146,9 @@ class LogCleaner:
         self._thread: threading.Thread | None = None
         self._uncleanable: set[str] = set()
         self._lock = threading.Lock()
+        #: Cleanings that swapped their output in, and the statistics of the last one (for metrics).
+        self.cleanings_completed = 0
+        self.last_stats: CleanerStats | None = None
 
     # ---------------------------------------------------------------------------------------------
     # Thread.
@@ -226,7 +229,7 @@ class LogCleaner:
                 continue
             try:
                 ratio = self.dirty_ratio(log, now_ms)
-            except (LogClosedError, StorageError):
+            except StorageError:  # closed or offline meanwhile
                 continue
             if (
                 ratio > 0
@@ -253,7 +256,7 @@ class LogCleaner:
         """
         try:
             segments, first_dirty, generation = log.cleanable_segments()
-        except LogClosedError:
+        except StorageError:  # closed or offline meanwhile
             return None
         segments = self._old_enough(log, segments, now_ms)
         if not segments:
@@ -283,6 +286,8 @@ class LogCleaner:
             logger.error("cannot clean %s, giving up on it: %s", log.directory, error)
             self._uncleanable.add(log.directory)
             return None
+        self.cleanings_completed += 1
+        self.last_stats = stats
         logger.info(
             "cleaned %s up to offset %d: %d -> %d bytes, kept %d of %d records",
             log.directory,

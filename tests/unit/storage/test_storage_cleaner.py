@@ -353,3 +353,57 @@ def test_background_cleaner_thread_compacts_and_stops(tmp_path):
     assert not cleaner.is_running
     active_base = log.segment_base_offsets()[-1]
     assert [(o, k, v) for o, k, v, _ in records_of(log)] == expected_after_compaction(written, active_base)
+
+
+@pytest.mark.slow
+def test_log_stays_consistent_under_random_operations_while_the_cleaner_thread_runs(tmp_path):
+    """Goal: the lock discipline between the event-loop thread and the cleaner thread holds.
+
+    Method: for ~3 s the test thread appends, reads at random offsets, truncates, rolls and applies
+    retention on a compacted+delete log while the background cleaner keeps compacting it. Every
+    read must return CRC-valid whole batches in increasing offset order that match the log bounds,
+    and at the end the log must reopen cleanly with the same content.
+    """
+    clock = ManualClock()
+    config = COMPACTED.with_changes(
+        cleanup_policy=frozenset({"compact", "delete"}), retention_bytes=60_000, retention_ms=-1
+    )
+    log = PartitionLog.open(str(tmp_path / "c-0"), config, clock)
+    cleaner = LogCleaner(lambda: [log], clock, CleanerConfig(backoff_ms=1))
+    rng = random.Random(12)
+    cleaner.start()
+    operations = 0
+    try:
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            operations += 1
+            choice = rng.random()
+            if choice < 0.55:
+                fill(log, rng, batches=rng.randint(1, 4), keys=25, now_ms=clock.now_ms())
+            elif choice < 0.85 and log.log_end_offset > log.log_start_offset:
+                offset = rng.randint(log.log_start_offset, log.log_end_offset - 1)
+                result = log.read(offset, rng.randint(1, 5000))
+                if result.records:
+                    headers = headers_of(result.records)
+                    verified_records(result.records)
+                    assert headers[0].last_offset >= offset
+                    assert [h.base_offset for h in headers] == sorted(h.base_offset for h in headers)
+                    assert result.log_start_offset <= headers[0].base_offset
+                    assert headers[-1].last_offset < result.log_end_offset
+            elif choice < 0.9 and log.log_end_offset > log.log_start_offset:
+                log.truncate_to(rng.randint(log.log_start_offset, log.log_end_offset))
+            elif choice < 0.95:
+                log.roll()
+            else:
+                log.delete_old_segments(clock.now_ms(), log.log_end_offset)
+    finally:
+        cleaner.stop()
+    assert operations > 100
+    assert cleaner.cleanings_completed > 0
+    assert cleaner.uncleanable == frozenset()
+    content = read_all(log)
+    verified_records(content)
+    log.close()
+    reopened = PartitionLog.open(str(tmp_path / "c-0"), config, clock)
+    assert reopened.repairs == []
+    assert read_all(reopened) == content

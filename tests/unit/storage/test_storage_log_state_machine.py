@@ -185,9 +185,9 @@ class LogMachine(RuleBasedStateMachine):
 
 
 LogMachine.TestCase.settings = settings(
-    max_examples=120,
-    stateful_step_count=40,
+    max_examples=300,
+    stateful_step_count=50,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
-test_log_matches_the_model = LogMachine.TestCase
+test_log_matches_the_model = pytest.mark.slow(LogMachine.TestCase)
