@@ -47,6 +47,7 @@ from freshet.storage.record_batch import (
     BatchHeader,
     TimestampType,
     decode_raw_records,
+    is_crc_valid,
     parse_header,
     rebuild_batch,
 )
@@ -469,4 +470,8 @@ class LogCleaner:
             return batch
         if not kept:
             return None
-        return rebuild_batch(header, section, kept)
+        rebuilt = rebuild_batch(header, section, kept)
+        # Pair check (STYLE.md): the CRC was verified when the batch was read; verify the new one
+        # before it is written, since recovery would cut the log at a bad CRC.
+        assert is_crc_valid(parse_header(rebuilt), rebuilt), "a rebuilt batch must carry a valid CRC"
+        return rebuilt

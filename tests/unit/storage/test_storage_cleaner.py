@@ -100,6 +100,9 @@ def test_compaction_keeps_the_latest_record_per_key_at_its_offset(tmp_path, code
 
 
 def test_cleaning_again_after_more_writes_compacts_old_and_new_together(tmp_path):
+    """Goal: a second cleaning dedupes new writes against the already clean section. Method: clean,
+    write as much again, check the dirty ratio triggers clean_once and compare with the model.
+    """
     clock = ManualClock()
     log = PartitionLog.open(str(tmp_path / "c-0"), COMPACTED, clock)
     rng = random.Random(2)
@@ -145,6 +148,9 @@ def test_tombstones_stay_for_delete_retention_ms_then_go(tmp_path):
 
 
 def test_keyless_records_are_dropped_and_empty_batches_disappear(tmp_path):
+    """Goal: records without a key have no place in a compacted log (as Kafka). Method: a batch of
+    keyless records vanishes, the keyed one stays at its offset.
+    """
     clock = ManualClock()
     log = PartitionLog.open(str(tmp_path / "c-0"), COMPACTED, clock)
     now = clock.now_ms()
@@ -175,6 +181,9 @@ def test_a_compacted_leader_replicates_to_a_follower_with_gaps(tmp_path):
 
 
 def test_records_younger_than_min_compaction_lag_are_not_compacted(tmp_path):
+    """Goal: KIP-58 min.compaction.lag.ms. Method: nothing is cleaned until the clock passes the
+    lag.
+    """
     clock = ManualClock()
     log = PartitionLog.open(
         str(tmp_path / "c-0"), COMPACTED.with_changes(min_compaction_lag_ms=60_000), clock
@@ -253,6 +262,10 @@ def test_appends_and_reads_proceed_while_the_cleaner_works(tmp_path, monkeypatch
 
 
 def test_truncation_while_cleaning_discards_the_cleaned_output(tmp_path, monkeypatch):
+    """Goal: a follower truncation during a cleaning wins; the swap is refused. Method: block the
+    cleaner mid-map, truncate, release; the log must be exactly the truncated one with no
+    leftover files.
+    """
     clock = ManualClock()
     log = PartitionLog.open(str(tmp_path / "c-0"), COMPACTED, clock)
     fill(log, random.Random(7), batches=200, keys=20, now_ms=clock.now_ms())
@@ -318,6 +331,9 @@ def test_a_crash_during_the_swap_is_completed_or_discarded_on_open(tmp_path):
 
 
 def test_corrupt_data_makes_a_log_uncleanable_without_stopping_the_cleaner(tmp_path):
+    """Goal: one corrupt log does not stop compaction of the others. Method: flip a bit in a sealed
+    segment of one log; it is marked uncleanable, the healthy log is cleaned.
+    """
     clock = ManualClock()
     broken = PartitionLog.open(str(tmp_path / "broken-0"), COMPACTED, clock)
     healthy = PartitionLog.open(str(tmp_path / "healthy-0"), COMPACTED, clock)
@@ -339,6 +355,9 @@ def test_corrupt_data_makes_a_log_uncleanable_without_stopping_the_cleaner(tmp_p
 
 
 def test_background_cleaner_thread_compacts_and_stops(tmp_path):
+    """Goal: the thread finds dirty logs by itself and stops on request. Method: start, wait until
+    the dirty ratio is 0 (bounded), stop, compare with the model.
+    """
     clock = ManualClock()
     log = PartitionLog.open(str(tmp_path / "c-0"), COMPACTED, clock)
     written = fill(log, random.Random(11), batches=200, keys=10, now_ms=clock.now_ms())

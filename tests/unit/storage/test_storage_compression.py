@@ -78,6 +78,7 @@ def test_gzip_output_is_a_standard_gzip_member_and_concatenated_members_decode()
 
 
 def test_codec_names_follow_kafka_config_values():
+    """Goal: compression.type values map to codec ids as in Kafka; unknown names are refused."""
     assert CompressionType.from_name("zstd") == CompressionType.ZSTD
     assert CompressionType.from_name("none") == CompressionType.NONE
     assert CompressionType.LZ4.kafka_name == "lz4"
@@ -86,6 +87,7 @@ def test_codec_names_follow_kafka_config_values():
 
 
 def test_snappy_is_refused_both_ways():
+    """Goal: snappy is not built in: compress and decompress raise UnsupportedCompressionError."""
     with pytest.raises(UnsupportedCompressionError):
         compress(CompressionType.SNAPPY, b"x")
     with pytest.raises(UnsupportedCompressionError):

@@ -70,6 +70,9 @@ def test_offset_index_lookups_equal_a_linear_scan(tmp_path_factory, offset_steps
 
 
 def test_offset_index_truncation_removes_exactly_the_entries_at_or_above(tmp_path):
+    """Goal: truncation by offset and by position keep exactly the entries below. Method: ten
+    entries, truncate twice, flush and check the file size.
+    """
     index = OffsetIndex(str(tmp_path / "x.index"), 100, 1024, is_mutable=True)
     for n in range(10):
         index.append(100 + 10 * n, 1000 * n + 1)
@@ -103,6 +106,7 @@ def test_offset_index_entries_must_increase(tmp_path):
 
 
 def test_index_file_of_a_partial_entry_is_corrupt(tmp_path):
+    """Goal: a file that is not a whole number of entries is reported, not misread."""
     path = tmp_path / "x.index"
     path.write_bytes(b"\x00" * 13)
     with pytest.raises(CorruptIndexError, match="multiple"):
@@ -110,6 +114,9 @@ def test_index_file_of_a_partial_entry_is_corrupt(tmp_path):
 
 
 def test_sanity_check_catches_an_entry_past_the_end_of_the_log(tmp_path):
+    """Goal: an entry pointing at or past the end of its log file fails the sanity check (the
+    segment then rebuilds its index).
+    """
     index = OffsetIndex(str(tmp_path / "x.index"), 0, 1024, is_mutable=True)
     index.append(3, 500)
     index.seal()
@@ -167,6 +174,7 @@ def test_time_index_final_entry_may_exceed_the_cap(tmp_path):
 
 
 def test_time_index_truncation_drops_entries_of_removed_batches(tmp_path):
+    """Goal: truncating the time index removes entries whose batch is gone."""
     index = TimeIndex(str(tmp_path / "x.timeindex"), 100, 1024, is_mutable=True)
     for n in range(5):
         index.maybe_append(1000 + n, 100 + 10 * n)

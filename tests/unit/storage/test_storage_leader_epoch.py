@@ -14,6 +14,9 @@ from freshet.storage.leader_epoch import LEADER_EPOCH_CHECKPOINT_FILE_NAME, Lead
 
 
 def test_assign_appends_new_epochs_and_ignores_repeats(tmp_path):
+    """Goal: Kafka's assign appends a new epoch, ignores the current one, and persists. Method:
+    assign, reload from the checkpoint file.
+    """
     cache = LeaderEpochCache(str(tmp_path))
     assert cache.assign(1, 0)
     assert not cache.assign(1, 5)  # same epoch, later offset: nothing to record
@@ -32,6 +35,9 @@ def test_assign_of_an_older_history_removes_the_divergent_entries(tmp_path):
 
 
 def test_truncation_from_the_end_and_from_the_start(tmp_path):
+    """Goal: truncateFromEnd drops epochs starting at or after the end; truncateFromStart keeps the
+    epoch in force at the new start, moved there.
+    """
     cache = LeaderEpochCache(str(tmp_path), [(1, 0), (3, 10), (5, 20)])
     cache.truncate_from_end(20)
     assert cache.entries == [(1, 0), (3, 10)]
@@ -55,11 +61,15 @@ def test_truncation_from_the_end_and_from_the_start(tmp_path):
     ],
 )
 def test_end_offset_for_an_epoch(tmp_path, requested, expected):
+    """Goal: OffsetsForLeaderEpoch answers exactly as Kafka's endOffsetFor, including unknown and
+    older-than-everything epochs.
+    """
     cache = LeaderEpochCache(str(tmp_path), [(2, 10), (3, 20), (6, 30)])
     assert cache.end_offset_for(requested, log_end_offset=35) == expected
 
 
 def test_epoch_for_offset(tmp_path):
+    """Goal: the epoch in force at an offset is the last one starting at or before it."""
     cache = LeaderEpochCache(str(tmp_path), [(2, 10), (3, 20)])
     assert [cache.epoch_for_offset(offset) for offset in (5, 10, 19, 20, 99)] == [-1, 2, 2, 3, 3]
 
@@ -79,6 +89,9 @@ def test_epoch_for_offset(tmp_path):
     ],
 )
 def test_malformed_leader_epoch_checkpoints_are_corrupt(tmp_path, text):
+    """Goal: any malformed checkpoint (version, count, torn last line, bad or out-of-order entries)
+    raises CorruptCheckpointError, so the log rebuilds the cache.
+    """
     (tmp_path / LEADER_EPOCH_CHECKPOINT_FILE_NAME).write_text(text)
     with pytest.raises(CorruptCheckpointError):
         LeaderEpochCache.load(str(tmp_path))

@@ -83,6 +83,7 @@ def test_leader_append_assigns_contiguous_offsets_and_stamps_the_epoch(tmp_path,
 
 
 def test_leader_append_of_concatenated_batches_assigns_offsets_across_them(tmp_path):
+    """Goal: one produce request may carry several batches; offsets run on across them."""
     log = open_log(tmp_path)
     data = bytes(batch(2, tag=1)) + bytes(batch(3, tag=2)) + bytes(batch(1, tag=3))
     info = log.append_as_leader(data, 0)
@@ -91,6 +92,9 @@ def test_leader_append_of_concatenated_batches_assigns_offsets_across_them(tmp_p
 
 
 def test_leader_append_stamps_a_bytearray_in_place_without_copying(tmp_path):
+    """Goal: a bytearray handed to the leader is stamped in place (the zero-copy path the server
+    uses).
+    """
     log = open_log(tmp_path)
     log.append_as_leader(batch(2), 0)
     data = batch(1)
@@ -144,6 +148,9 @@ def test_leader_append_rejects_bad_batches_and_writes_nothing(tmp_path, make, er
 
 
 def test_append_larger_than_a_segment_is_rejected(tmp_path):
+    """Goal: an append that cannot fit any segment raises RecordTooLargeError (Kafka's
+    RecordBatchTooLargeException).
+    """
     log = open_log(tmp_path, config=SMALL_CONFIG.with_changes(max_message_bytes=10_000))
     with pytest.raises(RecordTooLargeError, match="append"):
         log.append_as_leader(batch(1, value_size=5000), 0)
@@ -198,6 +205,9 @@ def test_read_returns_at_least_one_batch_larger_than_max_bytes(tmp_path):
 
 
 def test_read_at_the_end_is_empty_and_outside_the_range_raises(tmp_path):
+    """Goal: reading at the log end returns nothing; below the start or past the end raises
+    OffsetOutOfRangeError carrying both bounds.
+    """
     log = open_log(tmp_path)
     log.append_as_leader(batch(3), 0)
     assert log.read(3, 100).records == b""
@@ -263,6 +273,7 @@ def test_lookup_of_random_offsets_equals_a_linear_scan_across_many_segments(tmp_
 
 
 def test_roll_by_segment_bytes_keeps_each_segment_under_the_limit(tmp_path):
+    """Goal: segment.bytes bounds every segment, and files are named by 20-digit base offsets."""
     log = open_log(tmp_path)
     for _ in range(50):
         log.append_as_leader(batch(3, value_size=60), 0)
@@ -288,6 +299,7 @@ def test_roll_by_segment_ms_uses_the_first_batch_timestamp(tmp_path, clock):
 
 
 def test_roll_when_the_offset_index_is_full(tmp_path):
+    """Goal: a full offset index (segment.index.bytes) rolls the segment and the log stays readable."""
     config = LogConfig(segment_bytes=1 << 20, index_interval_bytes=0, segment_index_bytes=8 * 4)
     log = open_log(tmp_path, config=config)
     for _ in range(12):
@@ -297,6 +309,7 @@ def test_roll_when_the_offset_index_is_full(tmp_path):
 
 
 def test_explicit_roll_starts_a_segment_at_the_log_end_and_is_idempotent_when_empty(tmp_path):
+    """Goal: roll() starts a segment at the log end; rolling an empty active segment does nothing."""
     log = open_log(tmp_path)
     log.append_as_leader(batch(4), 0)
     log.roll()
@@ -305,6 +318,9 @@ def test_explicit_roll_starts_a_segment_at_the_log_end_and_is_idempotent_when_em
 
 
 def test_config_update_applies_to_the_next_roll(tmp_path):
+    """Goal: update_config takes effect at run time: a smaller segment.bytes rolls on the next
+    append.
+    """
     log = open_log(tmp_path, config=LogConfig())
     log.append_as_leader(batch(1, value_size=500), 0)
     log.update_config(LogConfig(segment_bytes=600))
@@ -327,6 +343,7 @@ def _leader_batches(count: int, start: int = 0, epoch: int = 1) -> list[bytearra
 
 
 def test_follower_append_keeps_offsets_and_epochs(tmp_path):
+    """Goal: a follower stores the leader's bytes unchanged and learns epochs from batch headers."""
     log = open_log(tmp_path)
     batches = _leader_batches(3, epoch=4) + _leader_batches(2, start=6, epoch=6)
     info = log.append_as_follower(b"".join(bytes(b) for b in batches))
@@ -338,6 +355,9 @@ def test_follower_append_keeps_offsets_and_epochs(tmp_path):
 
 
 def test_follower_append_rejects_overlaps_and_gaps(tmp_path):
+    """Goal: offsets that overlap the log or leave a gap in a non-compacted log raise
+    LogOffsetGapError with both offsets; nothing is written.
+    """
     log = open_log(tmp_path)
     log.append_as_follower(bytes(_leader_batches(1)[0]))
     with pytest.raises(LogOffsetGapError, match="overlaps") as raised:
@@ -365,6 +385,7 @@ def test_follower_of_a_compacted_log_accepts_gaps_and_rolls_past_the_relative_of
 
 
 def test_follower_can_verify_crcs_when_asked(tmp_path):
+    """Goal: verify_crc=True gives Kafka's follower behaviour: a batch with a bad CRC is refused."""
     log = open_log(tmp_path)
     bad = _corrupted(batch(1))
     log.append_as_follower(bytes(batch(1, base_offset=0)))
@@ -398,6 +419,9 @@ def test_truncate_to_a_batch_boundary_and_inside_a_batch(tmp_path):
 
 
 def test_truncate_below_the_log_start_empties_the_log_at_that_offset(tmp_path):
+    """Goal: truncating below the log start restarts the log there (Kafka's truncateFullyAndStartAt)
+    and clears the epoch cache.
+    """
     log = open_log(tmp_path)
     log.truncate_fully_and_start_at(100)
     log.append_as_leader(batch(5), 1)
@@ -408,6 +432,9 @@ def test_truncate_below_the_log_start_empties_the_log_at_that_offset(tmp_path):
 
 
 def test_truncate_fully_and_start_at_moves_both_ends(tmp_path):
+    """Goal: truncate_fully_and_start_at leaves one empty segment named by the new offset; appends
+    continue there.
+    """
     log = open_log(tmp_path)
     for _ in range(20):
         log.append_as_leader(batch(3, value_size=100), 2)
@@ -487,6 +514,9 @@ def test_end_offset_for_epoch_follows_kafka(tmp_path):
 
 
 def test_retention_by_time_deletes_whole_old_segments_below_the_high_watermark(tmp_path, clock):
+    """Goal: retention.ms deletes only whole expired segments that end at or below the high
+    watermark. Method: old and new batches, first with a low then with a full high watermark.
+    """
     log = open_log(tmp_path, config=SMALL_CONFIG.with_changes(retention_ms=DAY_MS), clock=clock)
     old = clock.now_ms() - 2 * DAY_MS
     for _ in range(20):
@@ -509,6 +539,9 @@ def test_retention_by_time_deletes_whole_old_segments_below_the_high_watermark(t
 
 
 def test_retention_by_bytes_keeps_the_newest_segments_within_the_limit(tmp_path, clock):
+    """Goal: Kafka's retention.bytes: delete oldest segments while the log stays at or above the
+    limit.
+    """
     log = open_log(
         tmp_path, config=SMALL_CONFIG.with_changes(retention_bytes=10_000, retention_ms=-1), clock=clock
     )
@@ -523,6 +556,9 @@ def test_retention_by_bytes_keeps_the_newest_segments_within_the_limit(tmp_path,
 
 
 def test_retention_of_every_segment_rolls_first_and_keeps_the_log_end(tmp_path, clock):
+    """Goal: when every segment expires the log rolls first, so log start = log end and appends
+    continue at the same offset.
+    """
     log = open_log(tmp_path, config=SMALL_CONFIG.with_changes(retention_ms=1000), clock=clock)
     for _ in range(10):
         log.append_as_leader(batch(2, timestamp=clock.now_ms()), 0)
@@ -533,6 +569,7 @@ def test_retention_of_every_segment_rolls_first_and_keeps_the_log_end(tmp_path, 
 
 
 def test_compact_only_logs_are_not_deleted_by_retention(tmp_path, clock):
+    """Goal: retention applies only when cleanup.policy contains delete."""
     log = open_log(
         tmp_path,
         config=SMALL_CONFIG.with_changes(retention_ms=1, cleanup_policy=frozenset({"compact"})),
@@ -561,6 +598,9 @@ def _count_segment_flushes(monkeypatch) -> list[str]:
 
 
 def test_flush_messages_fsyncs_after_that_many_records(tmp_path, monkeypatch):
+    """Goal: flush.messages fsyncs once that many records are unflushed. Method: count segment
+    flushes.
+    """
     log = open_log(tmp_path, config=LogConfig(flush_messages=5))
     calls = _count_segment_flushes(monkeypatch)
     log.append_as_leader(batch(3), 0)
@@ -572,6 +612,9 @@ def test_flush_messages_fsyncs_after_that_many_records(tmp_path, monkeypatch):
 
 
 def test_flush_ms_fsyncs_when_the_interval_has_passed(tmp_path, monkeypatch, clock):
+    """Goal: flush.ms fsyncs (through the periodic maybe_flush) once the interval has passed since
+    the last flush.
+    """
     log = open_log(tmp_path, config=LogConfig(flush_ms=1000), clock=clock)
     calls = _count_segment_flushes(monkeypatch)
     log.append_as_leader(batch(1), 0)
@@ -583,6 +626,9 @@ def test_flush_ms_fsyncs_when_the_interval_has_passed(tmp_path, monkeypatch, clo
 
 
 def test_clean_close_and_reopen_keeps_everything(tmp_path, clock):
+    """Goal: a clean close writes the marker; the next open trusts it (no repairs), removes it, and
+    restores offsets, epochs and segments.
+    """
     log = open_log(tmp_path, clock=clock, topic_id="t-id")
     for tag in range(30):
         log.append_as_leader(batch(2, value_size=80, tag=tag), tag // 10)
@@ -608,6 +654,9 @@ def test_clean_close_and_reopen_keeps_everything(tmp_path, clock):
 
 
 def test_a_directory_of_another_topic_id_is_refused(tmp_path):
+    """Goal: a partition directory of a deleted-and-recreated topic is not served as the new topic
+    (partition.metadata).
+    """
     open_log(tmp_path, topic_id="first").close()
     with pytest.raises(InconsistentTopicIdError) as raised:
         open_log(tmp_path, topic_id="second")
@@ -615,6 +664,7 @@ def test_a_directory_of_another_topic_id_is_refused(tmp_path):
 
 
 def test_delete_removes_the_directory(tmp_path):
+    """Goal: delete() removes every file and the log refuses further use."""
     log = open_log(tmp_path)
     log.append_as_leader(batch(3), 0)
     log.delete()
@@ -624,6 +674,9 @@ def test_delete_removes_the_directory(tmp_path):
 
 
 def test_reads_and_appends_after_an_unclean_stop_continue_where_the_log_ended(tmp_path, clock):
+    """Goal: a process crash (no marker, data in the page cache) loses nothing; recovery re-reads
+    the active segment.
+    """
     log = open_log(tmp_path, clock=clock)
     for tag in range(25):
         log.append_as_leader(batch(2, value_size=90, tag=tag, compression=CompressionType.LZ4), 1)

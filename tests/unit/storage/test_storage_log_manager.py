@@ -22,6 +22,9 @@ CONFIG = LogConfig(segment_bytes=4000, index_interval_bytes=256)
 
 
 def test_partition_directory_names_round_trip_even_with_dashes_in_topics():
+    """Goal: <topic>-<partition> parses from the last dash; other names (incl. -delete dirs) are not
+    partitions.
+    """
     assert partition_directory_name("orders", 3) == "orders-3"
     assert parse_partition_directory_name("my-topic.v2-12") == ("my-topic.v2", 12)
     assert parse_partition_directory_name("__consumer_offsets-49") == ("__consumer_offsets", 49)
@@ -30,6 +33,9 @@ def test_partition_directory_names_round_trip_even_with_dashes_in_topics():
 
 
 def test_logs_are_created_found_and_reopened(tmp_path):
+    """Goal: the manager creates logs with their topic id, finds them, and reopens them all with
+    their configs after a clean close.
+    """
     clock = ManualClock()
     manager = LogManager.open(str(tmp_path), clock=clock, config_for_topic=lambda topic: CONFIG)
     orders = manager.get_or_create("orders", 0, "id-orders", CONFIG)
@@ -52,6 +58,7 @@ def test_logs_are_created_found_and_reopened(tmp_path):
 
 
 def test_get_or_create_applies_the_current_config(tmp_path):
+    """Goal: metadata is the source of truth: an existing log takes the config it is asked with."""
     manager = LogManager.open(str(tmp_path))
     log = manager.get_or_create("t", 0, None, CONFIG)
     changed = CONFIG.with_changes(retention_ms=5)
@@ -61,6 +68,9 @@ def test_get_or_create_applies_the_current_config(tmp_path):
 
 
 def test_delete_renames_first_so_an_interrupted_delete_never_comes_back(tmp_path):
+    """Goal: deletion renames to -delete before removing, and a leftover -delete directory is
+    removed on open, never loaded.
+    """
     manager = LogManager.open(str(tmp_path))
     log = manager.get_or_create("t", 0, "id", CONFIG)
     log.append_as_leader(batch(2), 0)
@@ -80,6 +90,9 @@ def test_delete_renames_first_so_an_interrupted_delete_never_comes_back(tmp_path
 
 
 def test_high_watermark_checkpoint_round_trips_in_kafkas_format(tmp_path):
+    """Goal: replication-offset-checkpoint uses Kafka's format (version, count, `topic partition
+    offset`) and a damaged file is reported.
+    """
     manager = LogManager.open(str(tmp_path))
     assert manager.read_high_watermarks() == {}
     manager.checkpoint_high_watermarks({("b-topic", 2): 7, ("a", 0): 100})
@@ -93,6 +106,9 @@ def test_high_watermark_checkpoint_round_trips_in_kafkas_format(tmp_path):
 
 
 def test_unclean_stop_recovers_only_what_was_not_closed(tmp_path, caplog):
+    """Goal: per-partition clean-shutdown markers: only the partition that was not closed is
+    recovered.
+    """
     manager = LogManager.open(str(tmp_path), config_for_topic=lambda topic: CONFIG)
     for partition in range(2):
         log = manager.get_or_create("t", partition, None, CONFIG)
@@ -111,6 +127,9 @@ def test_unclean_stop_recovers_only_what_was_not_closed(tmp_path, caplog):
 
 
 def test_a_partition_that_cannot_open_is_offline_and_the_rest_serve(tmp_path):
+    """Goal: one unreadable partition does not stop the broker: it is reported offline and can be
+    deleted.
+    """
     manager = LogManager.open(str(tmp_path), config_for_topic=lambda topic: CONFIG)
     manager.get_or_create("good", 0, None, CONFIG).append_as_leader(batch(1), 0)
     manager.get_or_create("bad", 0, None, CONFIG)
@@ -129,6 +148,9 @@ def test_a_partition_that_cannot_open_is_offline_and_the_rest_serve(tmp_path):
 
 
 def test_retention_runs_only_where_a_high_watermark_is_known(tmp_path):
+    """Goal: the manager applies retention per partition with that partition's high watermark, and
+    skips partitions without one.
+    """
     clock = ManualClock()
     config = CONFIG.with_changes(retention_ms=1000)
     manager = LogManager.open(str(tmp_path), clock=clock, config_for_topic=lambda topic: config)
@@ -146,6 +168,7 @@ def test_retention_runs_only_where_a_high_watermark_is_known(tmp_path):
 
 
 def test_flush_dirty_logs_follows_flush_ms(tmp_path):
+    """Goal: the periodic flush touches only logs with unflushed data whose flush.ms has passed."""
     clock = ManualClock()
     config = CONFIG.with_changes(flush_ms=100)
     manager = LogManager.open(str(tmp_path), clock=clock)
@@ -158,6 +181,9 @@ def test_flush_dirty_logs_follows_flush_ms(tmp_path):
 
 
 def test_the_cleaner_thread_compacts_logs_of_the_manager(tmp_path):
+    """Goal: the manager's cleaner thread compacts a compacted topic (like __consumer_offsets) and
+    stops at close.
+    """
     from freshet.storage.cleaner import CleanerConfig
     from freshet.storage.record_batch import Record, encode_batch
 

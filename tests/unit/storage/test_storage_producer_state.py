@@ -47,6 +47,9 @@ def test_retry_of_any_of_the_last_five_batches_returns_the_original_offsets(log)
 
 
 def test_sequence_gap_is_out_of_order_and_nothing_is_written(log):
+    """Goal: a gap in sequence numbers raises OutOfOrderSequenceError with both sequences and writes
+    nothing; the right sequence then succeeds.
+    """
     produce(log, 0)
     with pytest.raises(OutOfOrderSequenceError) as raised:
         produce(log, 5)
@@ -60,6 +63,9 @@ def test_sequence_gap_is_out_of_order_and_nothing_is_written(log):
 
 
 def test_stale_epoch_is_fenced_and_a_new_epoch_starts_at_sequence_zero(log):
+    """Goal: an older producer epoch is fenced (InvalidProducerEpochError); a newer epoch must start
+    at sequence 0.
+    """
     produce(log, 0, epoch=3)
     with pytest.raises(InvalidProducerEpochError) as raised:
         produce(log, 2, epoch=2)
@@ -77,6 +83,7 @@ def test_unknown_producer_may_start_at_any_sequence(log):
 
 
 def test_sequences_wrap_from_int32_max_to_zero(log):
+    """Goal: sequences continue from int32 max to 0 as in Kafka."""
     produce(log, 2**31 - 2, count=2)  # sequences 2**31-2, 2**31-1
     assert produce(log, 0, count=3).first_offset == 2
     assert log.producer_state(PRODUCER) == (0, 2, 4)
@@ -86,6 +93,9 @@ def test_sequences_wrap_from_int32_max_to_zero(log):
 
 
 def test_batches_in_one_append_are_checked_against_each_other(log):
+    """Goal: several batches of one producer in one append are validated in order; a gap between
+    them rejects the whole append.
+    """
     data = bytes(batch(2, producer_id=PRODUCER, producer_epoch=0, base_sequence=0)) + bytes(
         batch(2, producer_id=PRODUCER, producer_epoch=0, base_sequence=2)
     )
@@ -118,6 +128,9 @@ def test_state_is_rebuilt_after_clean_and_unclean_restarts(tmp_path):
 
 
 def test_state_is_rebuilt_from_the_log_when_snapshots_are_gone_or_corrupt(tmp_path):
+    """Goal: without usable snapshots the state is replayed from batch headers. Method: corrupt the
+    newest snapshot, delete the others, reopen.
+    """
     directory = str(tmp_path / "p-0")
     log = PartitionLog.open(directory, CONFIG, ManualClock())
     for sequence in range(0, 40, 2):
@@ -165,6 +178,9 @@ def test_followers_track_producers_so_a_new_leader_detects_duplicates(tmp_path):
 
 
 def test_idle_producers_expire(tmp_path):
+    """Goal: producers idle for producer.id.expiration.ms are forgotten (Kafka's isProducerExpired:
+    >=), then accepted at any sequence.
+    """
     clock = ManualClock()
     log = PartitionLog.open(str(tmp_path / "p-0"), CONFIG.with_changes(producer_id_expiration_ms=1000), clock)
     produce(log, 0, timestamp=clock.now_ms())
@@ -177,6 +193,9 @@ def test_idle_producers_expire(tmp_path):
 
 
 def test_snapshot_encoding_round_trips_and_rejects_damage(tmp_path):
+    """Goal: snapshots decode to the same state and any single damaged byte or truncation is
+    detected (CRC, layout).
+    """
     manager = ProducerStateManager(str(tmp_path), 1000)
     append = manager.begin_append(is_validated=True)
     from freshet.storage.record_batch import parse_header

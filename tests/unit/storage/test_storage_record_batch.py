@@ -296,6 +296,7 @@ def test_snappy_batches_raise_unsupported_compression():
 
 @pytest.mark.parametrize("codec_id", [5, 6, 7])
 def test_unknown_codec_ids_raise_unsupported_compression(codec_id):
+    """Goal: codec ids 5-7 (reserved) raise UnsupportedCompressionError carrying the id."""
     batch = bytearray(encode_batch([Record(1, b"a", b"1")]))
     struct.pack_into(">h", batch, ATTRIBUTES_POSITION, codec_id)
     struct.pack_into(">I", batch, CRC_POSITION, compute_crc(batch))

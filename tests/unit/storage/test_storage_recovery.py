@@ -149,6 +149,9 @@ def test_zero_filled_tail_is_cut(tmp_path):
 
 
 def test_recovery_logs_the_file_and_position_it_cut(tmp_path, caplog):
+    """Goal: an operator can see what recovery repaired: the file and the position appear in the
+    warning.
+    """
     stored, _ = _build(str(tmp_path))
     path, spans = _batches_of_active_segment(str(tmp_path))
     with open(path, "r+b") as file:
@@ -168,6 +171,9 @@ def _close_cleanly(tmp_path) -> list[bytes]:
 
 
 def test_missing_index_of_a_sealed_segment_is_rebuilt(tmp_path, caplog):
+    """Goal: a missing index is rebuilt from the log file (logged), and the rebuilt one equals the
+    original.
+    """
     stored = _close_cleanly(tmp_path)
     first = segment_files(str(tmp_path))[0]
     index_path = first[: -len(".log")] + ".index"
@@ -183,6 +189,7 @@ def test_missing_index_of_a_sealed_segment_is_rebuilt(tmp_path, caplog):
 
 
 def test_index_pointing_past_the_end_of_its_log_is_rebuilt(tmp_path):
+    """Goal: an offset index whose last entry points past its log file is rebuilt, with no data cut."""
     stored = _close_cleanly(tmp_path)
     first = segment_files(str(tmp_path))[0]
     with open(first[: -len(".log")] + ".index", "ab") as file:
@@ -193,6 +200,7 @@ def test_index_pointing_past_the_end_of_its_log_is_rebuilt(tmp_path):
 
 
 def test_index_of_a_partial_entry_is_rebuilt(tmp_path):
+    """Goal: a time index with a partial trailing entry is rebuilt and the log reads back in full."""
     stored = _close_cleanly(tmp_path)
     second = segment_files(str(tmp_path))[1]
     with open(second[: -len(".log")] + ".timeindex", "ab") as file:
@@ -223,6 +231,9 @@ def test_damaged_sealed_segment_cuts_the_log_there_and_drops_later_segments(tmp_
 
 
 def test_corrupt_leader_epoch_checkpoint_is_rebuilt_from_batch_headers(tmp_path):
+    """Goal: the leader-epoch cache survives a damaged checkpoint: it is rebuilt from batch headers
+    to the same entries.
+    """
     stored = _close_cleanly(tmp_path)
     log = PartitionLog.open(str(tmp_path), CONFIG, ManualClock())
     entries = log.leader_epoch_entries
@@ -236,6 +247,7 @@ def test_corrupt_leader_epoch_checkpoint_is_rebuilt_from_batch_headers(tmp_path)
 
 
 def test_torn_checkpoint_temp_files_are_removed(tmp_path):
+    """Goal: a .tmp file left by a crash during an atomic checkpoint write is cleaned up on open."""
     _close_cleanly(tmp_path)
     (tmp_path / (LEADER_EPOCH_CHECKPOINT_FILE_NAME + ".tmp")).write_text("0\n")
     PartitionLog.open(str(tmp_path), CONFIG, ManualClock())
