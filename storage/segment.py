@@ -605,6 +605,9 @@ class LogSegment:
             if position + size > file_size:
                 reason = f"batch of {size} bytes is torn: only {file_size - position} bytes were written"
                 break
+            if position + size > MAX_RELATIVE_OFFSET:
+                reason = "the segment grows past what uint32 positions can address"
+                break
             if offset_in_chunk + size > len(chunk):
                 chunk = self._pread(max(min(_RECOVERY_CHUNK_BYTES, file_size - position), size), position)
                 chunk_start, offset_in_chunk = position, 0
