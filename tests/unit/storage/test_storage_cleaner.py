@@ -6,11 +6,13 @@ Reference: Kafka's LogCleaner (log compaction design, "cleanup.policy=compact") 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import shutil
 import threading
 import time
+from collections.abc import Iterator
 
 import pytest
 from freshet.storage import cleaner as cleaner_module
@@ -229,31 +231,11 @@ def test_appends_and_reads_proceed_while_the_cleaner_works(tmp_path, monkeypatch
     clock = ManualClock()
     log = PartitionLog.open(str(tmp_path / "c-0"), COMPACTED, clock)
     written = fill(log, random.Random(5), batches=200, keys=20, now_ms=clock.now_ms())
-    inside = threading.Event()
-    release = threading.Event()
-    real_decode = cleaner_module.decode_raw_records
-
-    def blocking_decode(*args, **kwargs):
-        if not inside.is_set():
-            inside.set()
-            assert release.wait(30), "the test never released the cleaner"
-        return real_decode(*args, **kwargs)
-
-    monkeypatch.setattr(cleaner_module, "decode_raw_records", blocking_decode)
-    results = []
-    thread = threading.Thread(
-        target=lambda: results.append(LogCleaner(lambda: [log], clock).clean_log(log, clock.now_ms()))
-    )
-    thread.start()
-    try:
-        assert inside.wait(10)
+    with _cleaner_paused_mid_cleaning(log, clock, monkeypatch) as results:
         started = time.monotonic()
         more = fill(log, random.Random(6), batches=100, keys=20, now_ms=clock.now_ms())
         assert log.read(0, 1000).records
         assert time.monotonic() - started < 10, "appends waited for the cleaner"
-    finally:
-        release.set()
-        thread.join(30)
     assert results and results[0] is not None
     served = [(o, k, v) for o, k, v, _ in records_of(log)]
     assert served[-len(more) :] == more
@@ -269,29 +251,42 @@ def test_truncation_while_cleaning_discards_the_cleaned_output(tmp_path, monkeyp
     clock = ManualClock()
     log = PartitionLog.open(str(tmp_path / "c-0"), COMPACTED, clock)
     fill(log, random.Random(7), batches=200, keys=20, now_ms=clock.now_ms())
+    with _cleaner_paused_mid_cleaning(log, clock, monkeypatch) as results:
+        log.truncate_to(log.segment_base_offsets()[1] + 3)
+        expected = read_all(log)
+    assert results == [None]
+    assert read_all(log) == expected
+    assert not [name for name in os.listdir(log.directory) if ".cleaned" in name or ".swap" in name]
+
+
+@contextlib.contextmanager
+def _cleaner_paused_mid_cleaning(log: PartitionLog, clock: ManualClock, monkeypatch) -> Iterator[list]:
+    """Run clean_log on a thread and hold it inside its first record decode while the body runs.
+
+    Yields the list that receives clean_log's result once the body is done and the thread ends.
+    """
     inside, release = threading.Event(), threading.Event()
     real_decode = cleaner_module.decode_raw_records
 
     def blocking_decode(*args, **kwargs):
         if not inside.is_set():
             inside.set()
-            assert release.wait(30)
+            assert release.wait(30), "the test never released the cleaner"
         return real_decode(*args, **kwargs)
 
     monkeypatch.setattr(cleaner_module, "decode_raw_records", blocking_decode)
-    results = []
+    results: list = []
     thread = threading.Thread(
         target=lambda: results.append(LogCleaner(lambda: [log], clock).clean_log(log, clock.now_ms()))
     )
     thread.start()
-    assert inside.wait(10)
-    log.truncate_to(log.segment_base_offsets()[1] + 3)
-    expected = read_all(log)
-    release.set()
-    thread.join(30)
-    assert results == [None]
-    assert read_all(log) == expected
-    assert not [name for name in os.listdir(log.directory) if ".cleaned" in name or ".swap" in name]
+    try:
+        assert inside.wait(10), "the cleaner never started decoding"
+        yield results
+    finally:
+        release.set()
+        thread.join(30)
+    assert not thread.is_alive()
 
 
 def test_a_crash_during_the_swap_is_completed_or_discarded_on_open(tmp_path):
