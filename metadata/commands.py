@@ -1,0 +1,249 @@
+"""Building, encoding and decoding metadata commands (for proposers: the controller, tests, tools).
+
+Owns the typed constructors of every MetadataCommand (one function per command, keyword arguments
+named as in metadata.proto), the one encoding used in the Raft log (deterministic protobuf, never
+pickle), and id generation for proposers. The state machine itself never generates ids: ids and
+epochs are chosen here, by the proposer, before a command is proposed.
+
+Imports only the standard library, freshet.metadata.errors and wire types.
+Thread-safe: functions only; each call returns a new message.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+
+from freshet.metadata.errors import CommandFailedError
+from freshet.v1 import common_pb2, metadata_pb2
+
+MetadataCommand = metadata_pb2.MetadataCommand
+MetadataResult = metadata_pb2.MetadataResult
+
+# One assignment: (replicas, isr, leader).
+Assignment = tuple[Sequence[int], Sequence[int], int]
+
+
+def new_request_id() -> str:
+    """A fresh random request id (32 hex characters)."""
+    return uuid.uuid4().hex
+
+
+def new_topic_id() -> bytes:
+    """A fresh random 16-byte topic id (never all zero)."""
+    return uuid.uuid4().bytes
+
+
+def new_incarnation_id() -> bytes:
+    """A fresh random 16-byte broker incarnation id."""
+    return uuid.uuid4().bytes
+
+
+def encode(command: MetadataCommand) -> bytes:
+    """The bytes written to the Raft log for `command`."""
+    return command.SerializeToString(deterministic=True)
+
+
+def decode(data: bytes) -> MetadataCommand:
+    """Parse log bytes. Raises google.protobuf.message.DecodeError on garbage."""
+    command = MetadataCommand()
+    command.ParseFromString(data)
+    return command
+
+
+def kind(command: MetadataCommand) -> str | None:
+    """The name of the command in the oneof ("create_topic", ...), or None when empty."""
+    return command.WhichOneof("command")
+
+
+def raise_for_error(result: MetadataResult, request_id: str) -> MetadataResult:
+    """Return `result` when it succeeded; raise CommandFailedError carrying its code otherwise."""
+    if result.error_code != common_pb2.NONE:
+        raise CommandFailedError(result.error_code, result.error_message, request_id, result.offset)
+    return result
+
+
+def _command(request_id: str, controller_epoch: int) -> MetadataCommand:
+    return MetadataCommand(request_id=request_id, controller_epoch=controller_epoch)
+
+
+def _assignments(values: Iterable[Assignment]) -> list[metadata_pb2.PartitionAssignment]:
+    return [
+        metadata_pb2.PartitionAssignment(replicas=list(replicas), isr=list(isr), leader=leader)
+        for replicas, isr, leader in values
+    ]
+
+
+def _config_entries(values: Mapping[str, str]) -> list[metadata_pb2.ConfigEntry]:
+    return [metadata_pb2.ConfigEntry(key=key, value=values[key]) for key in sorted(values)]
+
+
+def noop(request_id: str, controller_epoch: int) -> MetadataCommand:
+    command = _command(request_id, controller_epoch)
+    command.noop.SetInParent()
+    return command
+
+
+def init_cluster(request_id: str, controller_epoch: int, cluster_id: str) -> MetadataCommand:
+    command = _command(request_id, controller_epoch)
+    command.init_cluster.cluster_id = cluster_id
+    return command
+
+
+def claim_controller(request_id: str, node_id: int, term: int) -> MetadataCommand:
+    """The controller at Raft term `term` claims; controller_epoch is the term itself."""
+    command = _command(request_id, term)
+    command.claim_controller.node_id = node_id
+    command.claim_controller.term = term
+    return command
+
+
+def register_broker(
+    request_id: str,
+    controller_epoch: int,
+    node_id: int,
+    incarnation_id: bytes,
+    host: str,
+    port: int,
+    rack: str = "",
+) -> MetadataCommand:
+    command = _command(request_id, controller_epoch)
+    command.register_broker.CopyFrom(
+        metadata_pb2.RegisterBroker(node_id=node_id, incarnation_id=incarnation_id, host=host, port=port, rack=rack)
+    )
+    return command
+
+
+def fence_broker(request_id: str, controller_epoch: int, node_id: int, broker_epoch: int) -> MetadataCommand:
+    command = _command(request_id, controller_epoch)
+    command.fence_broker.node_id = node_id
+    command.fence_broker.broker_epoch = broker_epoch
+    return command
+
+
+def unfence_broker(request_id: str, controller_epoch: int, node_id: int, broker_epoch: int) -> MetadataCommand:
+    command = _command(request_id, controller_epoch)
+    command.unfence_broker.node_id = node_id
+    command.unfence_broker.broker_epoch = broker_epoch
+    return command
+
+
+def begin_controlled_shutdown(request_id: str, controller_epoch: int, node_id: int, broker_epoch: int) -> MetadataCommand:
+    command = _command(request_id, controller_epoch)
+    command.begin_controlled_shutdown.node_id = node_id
+    command.begin_controlled_shutdown.broker_epoch = broker_epoch
+    return command
+
+
+def create_topic(
+    request_id: str,
+    controller_epoch: int,
+    topic_id: bytes,
+    name: str,
+    assignments: Iterable[Assignment],
+    configs: Mapping[str, str] | None = None,
+) -> MetadataCommand:
+    command = _command(request_id, controller_epoch)
+    command.create_topic.CopyFrom(
+        metadata_pb2.CreateTopic(
+            topic_id=topic_id,
+            name=name,
+            partitions=_assignments(assignments),
+            configs=_config_entries(configs or {}),
+        )
+    )
+    return command
+
+
+def delete_topic(request_id: str, controller_epoch: int, topic_id: bytes) -> MetadataCommand:
+    command = _command(request_id, controller_epoch)
+    command.delete_topic.topic_id = topic_id
+    return command
+
+
+def create_partitions(
+    request_id: str, controller_epoch: int, topic_id: bytes, partition_count: int, new_partitions: Iterable[Assignment]
+) -> MetadataCommand:
+    command = _command(request_id, controller_epoch)
+    command.create_partitions.CopyFrom(
+        metadata_pb2.CreatePartitions(
+            topic_id=topic_id, partition_count=partition_count, new_partitions=_assignments(new_partitions)
+        )
+    )
+    return command
+
+
+def change_partition(
+    request_id: str,
+    controller_epoch: int,
+    topic_id: bytes,
+    partition: int,
+    expected_partition_epoch: int,
+    leader: int | None = None,
+    isr: Sequence[int] | None = None,
+    replicas: Sequence[int] | None = None,
+    is_unclean: bool = False,
+) -> MetadataCommand:
+    """A compare-and-set partition change; None leaves leader / ISR / replicas as they are."""
+    command = _command(request_id, controller_epoch)
+    body = command.change_partition
+    body.topic_id = topic_id
+    body.partition = partition
+    body.expected_partition_epoch = expected_partition_epoch
+    body.is_unclean = is_unclean
+    if leader is not None:
+        body.leader = leader
+    if isr is not None:
+        body.isr.SetInParent()
+        body.isr.replicas.extend(isr)
+    if replicas is not None:
+        body.replicas.SetInParent()
+        body.replicas.replicas.extend(replicas)
+    return command
+
+
+def reassign_partition(
+    request_id: str, controller_epoch: int, topic_id: bytes, partition: int, target_replicas: Sequence[int]
+) -> MetadataCommand:
+    """Start a reassignment to `target_replicas`, or cancel the current one when it is empty."""
+    command = _command(request_id, controller_epoch)
+    body = command.reassign_partition
+    body.topic_id = topic_id
+    body.partition = partition
+    body.target_replicas.extend(target_replicas)
+    return command
+
+
+def alter_configs(
+    request_id: str,
+    controller_epoch: int,
+    resource: metadata_pb2.ConfigResource,
+    set_configs: Mapping[str, str] | None = None,
+    delete_keys: Iterable[str] = (),
+) -> MetadataCommand:
+    command = _command(request_id, controller_epoch)
+    command.alter_configs.CopyFrom(
+        metadata_pb2.AlterConfigs(
+            resource=resource, set_configs=_config_entries(set_configs or {}), delete_keys=sorted(delete_keys)
+        )
+    )
+    return command
+
+
+def cluster_resource() -> metadata_pb2.ConfigResource:
+    return metadata_pb2.ConfigResource(type=metadata_pb2.CONFIG_RESOURCE_CLUSTER)
+
+
+def broker_resource(broker_id: int) -> metadata_pb2.ConfigResource:
+    return metadata_pb2.ConfigResource(type=metadata_pb2.CONFIG_RESOURCE_BROKER, broker_id=broker_id)
+
+
+def topic_resource(topic_id: bytes = b"", topic_name: str = "") -> metadata_pb2.ConfigResource:
+    return metadata_pb2.ConfigResource(type=metadata_pb2.CONFIG_RESOURCE_TOPIC, topic_id=topic_id, topic_name=topic_name)
+
+
+def allocate_producer_ids(request_id: str, controller_epoch: int, broker_id: int, broker_epoch: int) -> MetadataCommand:
+    command = _command(request_id, controller_epoch)
+    command.allocate_producer_ids.broker_id = broker_id
+    command.allocate_producer_ids.broker_epoch = broker_epoch
+    return command
