@@ -30,6 +30,14 @@ Journal file layout (all integers big-endian):
              4 bytes  CRC-32 (zlib) of the body
              n bytes  body: raft index (u64), term (u64), entry data (n - 16 bytes)
 
+Applied entries are never replaced by different ones. pysyncobj's leader rewinds a follower's
+next index whenever a behind-but-valid acknowledgement arrives (each election does it), then
+re-sends entries the follower already applied; the follower truncates and re-appends them (and
+pysyncobj logs "truncating already-applied log entries"). That is harmless only when the
+re-appended entries are identical, so the journal keeps every applied entry it truncates and
+asserts that whatever is appended at that index later is byte-identical: a voter whose state
+machine would diverge stops instead (`applied_index` is wired to pysyncobj's last applied index).
+
 Records are contiguous in raft index. On open, the log is read up to the first record that is
 short, fails its CRC or breaks contiguity; the file is truncated there and the position logged
 (a torn tail from a crash; as Kafka's LogSegment.recover).
@@ -120,6 +128,10 @@ class RaftJournal:
         self.durable_last_index = 0
         self.fsync_count = 0
         self.truncated_tail_bytes = 0       # bytes dropped by recovery when opening
+        # raft index -> applied entry truncated by pysyncobj, awaiting its identical re-append.
+        self._applied_truncated: dict[int, Entry] = {}
+        self.applied_index = lambda: 0      # replaced by the quorum: pysyncobj's last applied index
+        self.applied_entries_rewritten = 0
         self._meta = self._read_meta()
         self._meta_saved_commit = self._meta["commit_raft_index"]
         self._fd = -1
@@ -286,6 +298,12 @@ class RaftJournal:
         """Append an entry (buffered until sync())."""
         assert not self._entries or idx == self._entries[-1][1] + 1, (idx, self.last_index)
         data = bytes(command)
+        if self._applied_truncated:
+            applied = self._applied_truncated.pop(idx, None)
+            if applied is not None:
+                # Invariant: an applied (committed) entry is only ever rewritten with itself.
+                assert applied == (data, idx, term), f"applied raft entry {idx} replaced by a different one"
+                self.applied_entries_rewritten += 1
         self._positions.append(self._file_bytes + len(self._pending))
         self._pending += _encode_record(data, idx, term)
         self._entries.append((data, int(idx), int(term)))
@@ -293,10 +311,16 @@ class RaftJournal:
     def clear(self) -> None:
         """Remove every entry (pysyncobj then adds a snapshot's two entries)."""
         self._truncate_at(0)
+        self._applied_truncated.clear()      # a snapshot now covers whatever was applied
 
     def deleteEntriesFrom(self, entryFrom: int) -> None:  # noqa: N802 - pysyncobj's name
         """Remove entries at list positions >= entryFrom (a divergent tail)."""
         if entryFrom < len(self._entries):
+            applied = self.applied_index()
+            for entry in self._entries[entryFrom:]:
+                if entry[1] > applied:
+                    break
+                self._applied_truncated[entry[1]] = entry
             self._truncate_at(entryFrom)
 
     def _truncate_at(self, position: int) -> None:

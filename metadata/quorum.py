@@ -280,11 +280,18 @@ class _Proposal:
 
 
 class _DurableTransport(TCPTransport):
-    """pysyncobj's TCP transport that never acknowledges log entries before they are durable.
+    """pysyncobj's TCP transport, made safe for Raft:
 
-    Acknowledgements (and, to keep order, anything sent to the same node after one) are queued and
-    sent by `flush_deferred()`, which first syncs the journal. The quorum thread flushes right after
-    pysyncobj's tick has processed a batch of incoming messages, so one fdatasync covers them all.
+    - It never acknowledges log entries before they are durable: acknowledgements (and, to keep
+      order, anything sent to the same node after one) are queued and sent by `flush_deferred()`,
+      which first syncs the journal. The quorum thread flushes right after pysyncobj's tick has
+      processed a batch of incoming messages, so one fdatasync covers them all.
+    - It strips the leader's commit index from AppendEntries messages that do not prove the
+      follower's log matches the leader's (snapshot transmission chunks carry no prevLogIdx).
+      pysyncobj sets commitIndex = min(leaderCommit, own last index) for those too, so a voter
+      holding uncommitted entries of a deposed leader applied them while a snapshot was arriving
+      (Raft §5.3: a follower may only commit entries known to match the leader's log).
+
     Not thread-safe: used by the quorum thread only.
     """
 
@@ -292,7 +299,14 @@ class _DurableTransport(TCPTransport):
         self._journal = journal
         self._deferred: dict = {}
         self.acknowledgements_sent = 0
+        self.unverified_commits_stripped = 0
         super().__init__(syncObj, selfNode, otherNodes)
+
+    def _onMessageReceived(self, node, message) -> None:  # noqa: N802 - pysyncobj's name
+        if isinstance(message, dict) and message.get("type") == "append_entries" and "prevLogIdx" not in message:
+            self.unverified_commits_stripped += message.get("commit_index", 0) > 0
+            message["commit_index"] = 0
+        super()._onMessageReceived(node, message)
 
     def send(self, node, message) -> bool:
         kind = message.get("type") if isinstance(message, dict) else None
@@ -524,6 +538,7 @@ class MetadataQuorum:
             self._journal.close()
             raise
         assert len(self._node._idToMethod) == 1, "exactly one replicated dispatcher"
+        self._journal.applied_index = lambda: self._node.raftLastApplied
         self._node.addOnTickCallback(self._sync_and_flush)
 
         # A pipe that wakes the quorum thread's poll() when another thread hands it work.

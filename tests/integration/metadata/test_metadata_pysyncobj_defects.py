@@ -28,6 +28,7 @@ from freshet.metadata.journal import RaftJournal
 from freshet.v1 import common_pb2
 from pysyncobj import SyncObj, SyncObjConf, replicated
 from pysyncobj import journal as pysyncobj_journal
+from pysyncobj import serializer as pysyncobj_serializer
 from pysyncobj.transport import TCPTransport
 from quorum_fixtures import claim, config, free_ports, leader_of, running, voter_addresses, wait_until
 
@@ -463,3 +464,78 @@ def test_idle_follower_links_survive_so_the_first_vote_request_is_delivered(tmp_
     our_votes = [delivered for cluster, delivered in to_survivors if cluster == "ours"]
     assert plain_votes and plain_votes[0] is False, sent        # the first vote request is dropped
     assert our_votes and all(our_votes), sent
+
+
+def _rejoin_holding_uncommitted_entries(tmp_path, monkeypatch) -> tuple[list[str], int]:
+    """A deposed leader holding uncommitted entries rejoins a cluster that compacted past them.
+
+    The new leader must send it a snapshot. A snapshot of this size fits one message; a real one
+    spans several heartbeats. That is simulated by pausing the transmission after its first chunk
+    until the rejoining voter applied a stale entry, or for 2 s (so the outcome does not depend on
+    how the machine schedules threads). Returns the request ids the rejoining voter applied.
+    """
+    applied: dict[int, list[str]] = {}
+    stale_applied = threading.Event()
+    real_apply = quorum_module.MetadataQuorum._on_replicated
+
+    def recording_apply(self, data):
+        request_id = c.decode(data).request_id
+        applied.setdefault(self.node_id, []).append(request_id)
+        if request_id.startswith("stale-"):
+            stale_applied.set()
+        return real_apply(self, data)
+
+    first_chunk_at: dict[int, float] = {}
+    real_chunk = pysyncobj_serializer.Serializer.getTransmissionData
+
+    def slow_chunks(self, transmission_id):
+        started = first_chunk_at.get(id(self))
+        if started is None:
+            first_chunk_at[id(self)] = time.monotonic()
+        elif not stale_applied.is_set() and time.monotonic() - started < 2.0:
+            return None                                           # "still reading the file"
+        return real_chunk(self, transmission_id)
+
+    monkeypatch.setattr(quorum_module.MetadataQuorum, "_on_replicated", recording_apply)
+    monkeypatch.setattr(pysyncobj_serializer.Serializer, "getTransmissionData", slow_chunks)
+    voters = voter_addresses(3)
+    configs = {n: config(n, voters, tmp_path, snapshot_min_entries=30, leader_fallback_timeout_s=5.0) for n in voters}
+    with running(list(configs.values())) as quorums:
+        old = leader_of(quorums)
+        epoch = claim(old)
+        others = [n for n in quorums if n != old.node_id]
+        for node_id in others:
+            quorums[node_id].close()
+        for i in range(10):                                     # appended, never committed
+            old.propose(c.noop(f"stale-{i}", epoch), timeout_s=0.2)
+        wait_until(lambda: old.status().last_raft_index >= old.offset + 10, 5, "stale entries appended")
+        stale_end = old.status().last_raft_index
+        old.close()
+        for node_id in others:
+            quorums[node_id] = quorum_module.MetadataQuorum(configs[node_id])
+        new = leader_of({n: quorums[n] for n in others})
+        new_epoch = claim(new)
+        i = 0
+        while new.status().snapshot_raft_index <= stale_end + 2:
+            new.propose(c.noop(f"new-{i}", new_epoch)).result(5)
+            i += 1
+            assert i < 500, "the new leader never compacted past the stale entries"
+        applied.clear()
+        rejoined = quorum_module.MetadataQuorum(configs[old.node_id])
+        quorums[old.node_id] = rejoined
+        assert rejoined.wait_for_offset(new.offset, 10)
+        assert snapshot.encode_snapshot(rejoined.image) == snapshot.encode_snapshot(new.image)
+    return applied.get(old.node_id, []), old.node_id
+
+
+def test_a_rejoining_voter_never_applies_uncommitted_entries_while_a_snapshot_arrives(tmp_path, monkeypatch):
+    """pysyncobj advances a follower's commit index from snapshot-transmission messages without
+    checking its log against the leader's, so a deposed leader applies its uncommitted entries
+    (listeners and brokers watching it see commands that never happened)."""
+    with monkeypatch.context() as patch:
+        patch.setattr(quorum_module._DurableTransport, "_onMessageReceived", TCPTransport._onMessageReceived)
+        applied, _ = _rejoin_holding_uncommitted_entries(tmp_path / "unprotected", monkeypatch)
+    assert [rid for rid in applied if rid.startswith("stale-")], applied
+
+    applied, _ = _rejoin_holding_uncommitted_entries(tmp_path / "protected", monkeypatch)
+    assert not [rid for rid in applied if rid.startswith("stale-")], applied

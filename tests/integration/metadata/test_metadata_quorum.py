@@ -87,9 +87,9 @@ def test_three_voters_replicate_identical_images_through_compactions(tmp_path):
             assert quorum.wait_for_offset(last, 10)
         images = {snapshot.encode_snapshot(q.image) for q in quorums.values()}
         assert len(images) == 1
-        statuses = [q.status() for q in quorums.values()]
-        assert all(s.snapshot_raft_index > 0 for s in statuses)        # every voter compacted
-        assert all(s.journal_entries < 300 for s in statuses)
+        # Every voter compacts once its log holds more than 40 entries; the journal is trimmed.
+        wait_until(lambda: all(q.status().journal_entries <= 42 for q in quorums.values()), 10, "compactions")
+        assert all(q.status().snapshot_raft_index > 0 for q in quorums.values())
         leader_status = leader.status()
         assert all(v.lag is not None and v.lag >= 0 for v in leader_status.voters)
         follower = next(q for q in quorums.values() if q is not leader)

@@ -204,3 +204,20 @@ def test_commit_index_hint_is_saved_lazily_and_never_above_the_durable_log(tmp_p
     assert json.loads((tmp_path / "raft.meta").read_text())["commit_raft_index"] == 5
     journal.close()
     assert RaftJournal(str(tmp_path)).getRaftCommitIndex() == 5
+
+
+def test_an_applied_entry_may_be_truncated_and_rewritten_only_with_itself(tmp_path):
+    """pysyncobj re-sends entries a follower already applied after each election; identical
+    re-appends are harmless, a different entry would mean the state machine diverged."""
+    journal = RaftJournal(str(tmp_path))
+    fill(journal, 1, 8)
+    journal.applied_index = lambda: 6
+    journal.deleteEntriesFrom(4)                                   # indexes 5..8; 5 and 6 were applied
+    journal.add(b"cmd-5", 5, 1)
+    journal.add(b"cmd-6", 6, 1)
+    journal.add(b"new-7", 7, 2)                                    # not applied: may differ
+    assert journal.applied_entries_rewritten == 2
+    journal.deleteEntriesFrom(4)
+    journal.add(b"cmd-5", 5, 1)
+    with pytest.raises(AssertionError, match="applied raft entry 6 replaced"):
+        journal.add(b"a different command", 6, 3)
