@@ -30,11 +30,11 @@ Journal file layout (all integers big-endian):
              4 bytes  CRC-32 (zlib) of the body
              n bytes  body: raft index (u64), term (u64), entry data (n - 16 bytes)
 
-Applied entries are never replaced by different ones. pysyncobj's leader rewinds a follower's
-next index whenever a behind-but-valid acknowledgement arrives (each election does it), then
-re-sends entries the follower already applied; the follower truncates and re-appends them (and
-pysyncobj logs "truncating already-applied log entries"). That is harmless only when the
-re-appended entries are identical, so the journal keeps every applied entry it truncates and
+Applied entries are never replaced by different ones. When a leader re-sends entries a follower
+already applied, pysyncobj truncates and re-appends them (and logs "truncating already-applied log
+entries"); that is harmless only when the re-appended entries are identical. The quorum's
+transport removes the usual cause (pysyncobj rewinding the leader's next index on every
+acknowledgement), and as a safety net the journal keeps every applied entry it truncates and
 asserts that whatever is appended at that index later is byte-identical: a voter whose state
 machine would diverge stops instead (`applied_index` is wired to pysyncobj's last applied index).
 

@@ -291,6 +291,12 @@ class _DurableTransport(TCPTransport):
       pysyncobj sets commitIndex = min(leaderCommit, own last index) for those too, so a voter
       holding uncommitted entries of a deposed leader applied them while a snapshot was arriving
       (Raft §5.3: a follower may only commit entries known to match the leader's log).
+    - On the leader, it keeps a success acknowledgement from moving the follower's next index
+      backwards. pysyncobj sets nextIndex = acknowledged + 1 on every success, although it has
+      already sent further: with proposals in flight it re-sent entries all the time, followers
+      truncated and re-appended them, and right after a compaction a follower a few entries
+      behind was sent a whole (possibly older) snapshot. nextIndex is only the leader's optimistic
+      send position: followers still reject mismatches and a reset still moves it back.
 
     Not thread-safe: used by the quorum thread only.
     """
@@ -300,12 +306,22 @@ class _DurableTransport(TCPTransport):
         self._deferred: dict = {}
         self.acknowledgements_sent = 0
         self.unverified_commits_stripped = 0
+        self.rewinds_prevented = 0
         super().__init__(syncObj, selfNode, otherNodes)
 
     def _onMessageReceived(self, node, message) -> None:  # noqa: N802 - pysyncobj's name
-        if isinstance(message, dict) and message.get("type") == "append_entries" and "prevLogIdx" not in message:
+        kind = message.get("type") if isinstance(message, dict) else None
+        if kind == "append_entries" and "prevLogIdx" not in message:
             self.unverified_commits_stripped += message.get("commit_index", 0) > 0
             message["commit_index"] = 0
+        if kind == "next_node_idx" and message["success"] and not message["reset"] and self._syncObj._isLeader():
+            next_index = self._syncObj._SyncObj__raftNextIndex      # pysyncobj's leader state
+            sent_up_to = next_index.get(node)
+            super()._onMessageReceived(node, message)
+            if sent_up_to is not None and next_index.get(node, sent_up_to) < sent_up_to:
+                next_index[node] = sent_up_to
+                self.rewinds_prevented += 1
+            return
         super()._onMessageReceived(node, message)
 
     def send(self, node, message) -> bool:

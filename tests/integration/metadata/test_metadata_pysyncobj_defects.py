@@ -25,6 +25,7 @@ from freshet.metadata import quorum as quorum_module
 from freshet.metadata import snapshot, state_machine
 from freshet.metadata.errors import NotLeaderError, ProposalTimeoutError
 from freshet.metadata.journal import RaftJournal
+from freshet.metadata.quorum import MetadataQuorum
 from freshet.v1 import common_pb2
 from pysyncobj import SyncObj, SyncObjConf, replicated
 from pysyncobj import journal as pysyncobj_journal
@@ -539,3 +540,45 @@ def test_a_rejoining_voter_never_applies_uncommitted_entries_while_a_snapshot_ar
 
     applied, _ = _rejoin_holding_uncommitted_entries(tmp_path / "protected", monkeypatch)
     assert not [rid for rid in applied if rid.startswith("stale-")], applied
+
+
+def test_acknowledgements_do_not_rewind_the_leader_so_entries_are_sent_once(tmp_path, monkeypatch):
+    """pysyncobj sets a follower's nextIndex to acknowledged + 1 on every success although it has
+    sent further; with proposals in flight it re-sends entries and followers truncate and
+    re-append what they already hold (and right after a compaction it ships a whole snapshot to a
+    follower that is only a few entries behind)."""
+    truncations: list[int] = []
+    real_truncate = RaftJournal.deleteEntriesFrom
+
+    def counting(self, entry_from):
+        if entry_from < len(self):
+            truncations.append(self[entry_from][1])
+        return real_truncate(self, entry_from)
+
+    monkeypatch.setattr(RaftJournal, "deleteEntriesFrom", counting)
+
+    def pipelined_load(data_root) -> MetadataQuorum:
+        voters = voter_addresses(3)
+        with running([config(n, voters, data_root) for n in voters]) as quorums:
+            leader = leader_of(quorums)
+            epoch = claim(leader)
+            in_flight = threading.Semaphore(16)
+            futures = []
+            for i in range(400):
+                in_flight.acquire()
+                future = leader.propose(c.noop(f"n{i}", epoch))
+                future.add_done_callback(lambda f: in_flight.release())
+                futures.append(future)
+            for future in futures:
+                assert future.result(10).error_code == common_pb2.NONE
+            return leader
+
+    with monkeypatch.context() as patch:
+        patch.setattr(quorum_module._DurableTransport, "_onMessageReceived", TCPTransport._onMessageReceived)
+        pipelined_load(tmp_path / "unprotected")
+    assert truncations, "plain pysyncobj re-sends entries the followers already hold"
+
+    truncations.clear()
+    leader = pipelined_load(tmp_path / "protected")
+    assert truncations == []
+    assert leader._transport.rewinds_prevented > 0
