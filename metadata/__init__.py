@@ -2,7 +2,18 @@
 
 Owns the command types, the pure deterministic state machine, the immutable MetadataImage read by
 every other thread, the snapshot codec, the quorum adapter over pysyncobj (metadata/quorum.py is
-the only module that imports pysyncobj) and the active-controller logic.
+the only module that imports pysyncobj) and, later, the active-controller logic.
 
-Imports no grpc, storage, server, client or cli.
+Modules:
+    errors.py         domain exceptions (no gRPC codes)
+    configs.py        config schema: keys, types, Kafka defaults, validators, typed views
+    commands.py       building, encoding and decoding MetadataCommand (for proposers)
+    image.py          MetadataImage and its parts (immutable, structurally shared)
+    state_machine.py  apply(image, command, offset) -> (image, result); pure, never raises
+    snapshot.py       MetadataSnapshot codec (byte-identical) and the quorum's snapshot file
+    journal.py        the voter's durable Raft log and meta (fsync, torn-tail recovery)
+    quorum.py         MetadataQuorum: one voter of the Raft group over pysyncobj
+
+Imports no grpc, storage, server, client or cli. Importing this package imports nothing else:
+readers of images never load pysyncobj.
 """

@@ -10,9 +10,10 @@ Every event has "event" and "node"; times are time.monotonic() (CLOCK_MONOTONIC,
 between processes on one machine).
 
 Requests ("op"):
-    load      {"prefix", "count", "window", "kind": "allocate"|"noop"|"isr"}: propose `count` commands
-              with request ids "<prefix>-<i>", at most `window` in flight; stops early when this voter
-              stops leading. Emits one "ack"/"nack" per command, then "load_done".
+    load      {"prefix", "count", "window", "kind": "allocate"|"noop"|"isr", "report": true}: propose
+              `count` commands with request ids "<prefix>-<i>", at most `window` in flight; stops
+              early when this voter stops leading. Emits one "ack"/"nack" per command (unless
+              report is false: the benchmark), then "load_done".
     retry     {"request_ids": [...]}: propose allocations with these ids again (dedup makes it safe).
     image     emits "image": offset, next_producer_id, controller, snapshot digest and every remembered
               allocation {request id: first producer id}.
@@ -208,7 +209,7 @@ class FreshetVoter:
         isr = [1, 2] if len(current.isr) == 3 else [1, 2, 3]
         return c.change_partition(rid, epoch, context["topic_id"], partition, current.partition_epoch, isr=isr)
 
-    def load(self, prefix: str, count: int, window: int, kind: str) -> None:
+    def load(self, prefix: str, count: int, window: int, kind: str, report: bool = True) -> None:
         epoch = self._controller_epoch(10.0)
         if epoch is None:
             self.out.emit("load_done", prefix=prefix, count=0, seconds=0.0, acked=0, reason="not the controller")
@@ -242,8 +243,9 @@ class FreshetVoter:
                 if error is None:
                     result = f.result()
                     acked[0] += 1
-                    first = result.producer_ids.first_producer_id if result.HasField("producer_ids") else None
-                    self.out.emit("ack", rid=rid, offset=result.offset, code=result.error_code, first=first)
+                    if report:
+                        first = result.producer_ids.first_producer_id if result.HasField("producer_ids") else None
+                        self.out.emit("ack", rid=rid, offset=result.offset, code=result.error_code, first=first)
                 else:
                     self.out.emit("nack", rid=rid, error=type(error).__name__, unknown=bool(getattr(error, "outcome_unknown", True)))
                     if isinstance(error, (NotLeaderError, QuorumClosedError)):
@@ -294,9 +296,8 @@ class FreshetVoter:
     def handle(self, request: dict) -> None:
         op = request["op"]
         if op == "load":
-            threading.Thread(
-                target=self.load, args=(request["prefix"], request["count"], request.get("window", 16), request.get("kind", "allocate")), daemon=True
-            ).start()
+            args = (request["prefix"], request["count"], request.get("window", 16), request.get("kind", "allocate"), request.get("report", True))
+            threading.Thread(target=self.load, args=args, daemon=True).start()
         elif op == "stop_load":
             self._load_stop.set()
         elif op == "retry":
