@@ -34,6 +34,8 @@ Metadata offsets are Raft indexes: the command in log entry i is applied with of
 replica (and every broker replaying the log) assigns the same offsets; entries that are not
 commands (pysyncobj's no-ops) leave gaps.
 
+Imports pysyncobj (the only module that may) but no grpc, storage, server, client or cli.
+
 Threading: pysyncobj runs with autoTick=False on one thread owned by this class ("the quorum
 thread"). It does networking, Raft, applies commands, runs listeners and future callbacks, and
 writes snapshots; nothing on it may block for long. Every public method of MetadataQuorum is
@@ -272,6 +274,9 @@ LeadershipListener = Callable[[LeadershipChange], None]
 
 @dataclasses.dataclass(slots=True)
 class _Proposal:
+    """A proposal awaiting its result. Not thread-safe: `is_done` is read and written only on the
+    quorum thread (the caller's thread only creates it)."""
+
     future: Future
     request_id: str
     timeout_s: float
@@ -473,6 +478,14 @@ class MetadataQuorum:
         self._preloaded_snapshot: bytes | None = None
         self.snapshot_raft_index = 0
         self._journal = RaftJournal(self._data_dir, fsync=config.fsync)
+        try:
+            self._start_with_journal()
+        except BaseException:
+            self._journal.close()
+            raise
+
+    def _start_with_journal(self) -> None:
+        config = self.config
         if os.path.exists(self._snapshot_path):
             with open(self._snapshot_path, "rb") as f:
                 data = f.read()
@@ -548,11 +561,7 @@ class MetadataQuorum:
         try:
             self._node, self._transport = _build_raft_node(self, self._journal, self._self_address, others, conf)
         except SyncObjException as error:
-            self._journal.close()
             raise RaftBindError(self._bind_address, str(error)) from error
-        except BaseException:
-            self._journal.close()
-            raise
         assert len(self._node._idToMethod) == 1, "exactly one replicated dispatcher"
         self._journal.applied_index = lambda: self._node.raftLastApplied
         self._node.addOnTickCallback(self._sync_and_flush)

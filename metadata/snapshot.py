@@ -250,6 +250,7 @@ class RaftEntry(NamedTuple):
     """A Raft log entry as the Raft library handles it: (data, raft_index, term).
 
     Equal to the plain tuple the library stores, so it can be compared with and handed to it.
+    Thread-safe (immutable).
     """
 
     data: bytes
@@ -258,7 +259,7 @@ class RaftEntry(NamedTuple):
 
 
 class SnapshotFile(NamedTuple):
-    """The decoded content of a snapshot file."""
+    """The decoded content of a snapshot file. Thread-safe (immutable)."""
 
     last_applied: RaftEntry
     previous: RaftEntry

@@ -72,7 +72,8 @@ _INTERNAL_ERROR_MESSAGE = "internal error while applying the command; see the me
 
 
 class _Rejected(Exception):
-    """Control flow inside this module: the command is invalid; leave the state unchanged."""
+    """Control flow inside this module: the command is invalid; leave the state unchanged.
+    Thread-safe (immutable after construction)."""
 
     def __init__(self, code: int, message: str) -> None:
         super().__init__(message)

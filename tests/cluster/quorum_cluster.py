@@ -35,7 +35,10 @@ def free_ports(count: int) -> list[int]:
 
 
 class VoterProcess:
-    """One harness child: its stdin for requests, a thread collecting its stdout events."""
+    """One harness child: its stdin for requests, a thread collecting its stdout events.
+
+    Thread-safe for `wait_for` and `events` (guarded by a condition); send/kill from one thread.
+    """
 
     def __init__(self, node_id: int, argv: list[str], log_path: pathlib.Path) -> None:
         self.node_id = node_id

@@ -139,7 +139,9 @@ def install_crash_points(specs: list[str], seed: int, out: Emitter) -> None:
 
 
 class FreshetVoter:
-    """MetadataQuorum plus the controller-like behaviour the tests need (claim on leadership)."""
+    """MetadataQuorum plus the controller-like behaviour the tests need (claim on leadership).
+    Thread-safe as far as the harness needs: loads run on their own threads, over a thread-safe
+    quorum."""
 
     def __init__(self, args, out: Emitter) -> None:
         self.out = out
@@ -318,7 +320,8 @@ class FreshetVoter:
 
 
 class RawVoter:
-    """Plain pysyncobj with Freshet's transport settings: the benchmark's baseline."""
+    """Plain pysyncobj with Freshet's transport settings: the benchmark's baseline. Thread-safe
+    as pysyncobj's replicated calls with callbacks are."""
 
     def __init__(self, args, out: Emitter) -> None:
         from pysyncobj import SyncObj, SyncObjConf, replicated

@@ -37,7 +37,8 @@ TUNED = dict(appendEntriesUseBatch=False, raftMinTimeout=0.25, raftMaxTimeout=0.
 
 
 class Counter(SyncObj):
-    """A plain pysyncobj state machine, as the library's README would write it."""
+    """A plain pysyncobj state machine, as the library's README would write it. Applied on
+    pysyncobj's thread only."""
 
     def __init__(self, address: str, others: list[str], conf: SyncObjConf) -> None:
         super().__init__(address, others, conf)

@@ -6,6 +6,7 @@ polls, never fixed sleeps.
 
 from __future__ import annotations
 
+import shutil
 import threading
 
 import pytest
@@ -17,6 +18,7 @@ from freshet.metadata.errors import (
     NotLeaderError,
     ProposalTimeoutError,
     QuorumClosedError,
+    SnapshotFormatError,
     TransferDeniedError,
 )
 from freshet.metadata.quorum import COMMAND_BYTES_MAX, MetadataQuorum, QuorumStatus
@@ -28,6 +30,7 @@ def test_single_voter_applies_commands_publishes_images_and_notifies_listeners(t
     voters = voter_addresses(1)
     with running([config(1, voters, tmp_path)]) as quorums:
         quorum = leader_of(quorums)
+        assert quorum.wait_for_leader(5) == 1
         seen: list[tuple[int, bytes, int]] = []
         quorum.add_listener(lambda offset, data, result: seen.append((offset, data, result.error_code)))
         epoch = claim(quorum)
@@ -229,3 +232,23 @@ def test_a_listener_may_propose_and_read_status_without_deadlocking(tmp_path):
         quorum.propose(c.noop("first", epoch)).result(5)
         wait_until(lambda: len(chained) == 2, 5, "the listener")
         assert chained[1].result(5).error_code == common_pb2.NONE
+
+
+def test_a_corrupt_snapshot_stops_the_start_with_a_clear_error_and_releases_the_directory(tmp_path):
+    cfg = config(1, voter_addresses(1), tmp_path)
+    with running([cfg]) as quorums:
+        quorum = leader_of(quorums)
+        claim(quorum)
+        quorum.force_snapshot()
+        wait_until(lambda: quorum.status().snapshot_raft_index > 0, 5, "a snapshot")
+    snapshot_file = tmp_path / "voter-1" / "metadata.snapshot"
+    data = bytearray(snapshot_file.read_bytes())
+    data[-3] ^= 0xFF
+    snapshot_file.write_bytes(bytes(data))
+    with pytest.raises(SnapshotFormatError, match="checksum"):
+        MetadataQuorum(cfg)
+    # The voter refuses to start rather than run from a partial state. It released its data
+    # directory: an operator can wipe it and let the voter rejoin from the leader's snapshot.
+    shutil.rmtree(tmp_path / "voter-1")
+    with running([cfg]) as quorums:
+        assert leader_of(quorums).offset == 0

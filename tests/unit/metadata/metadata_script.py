@@ -14,7 +14,8 @@ EPOCH = 7
 
 
 class Script:
-    """Applies commands with increasing offsets and keeps the encoded log for replay checks."""
+    """Applies commands with increasing offsets and keeps the encoded log for replay checks.
+    Not thread-safe (one test thread)."""
 
     def __init__(self, image: MetadataImage = EMPTY_IMAGE, offset_step: int = 1) -> None:
         self.image = image
