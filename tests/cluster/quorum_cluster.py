@@ -1,6 +1,6 @@
 """Runs quorum_harness.py voters as child processes on loopback and talks to them.
 
-Not a test module; imported by the cluster tests and by bench/metadata_perf.py. Every process it
+Not a test module; imported by the cluster tests and by tests/bench/metadata_perf.py. Every process it
 starts is tracked by pid and killed in `close()` (use it as a context manager).
 """
 

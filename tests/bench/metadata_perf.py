@@ -2,7 +2,7 @@
 """Benchmark of the metadata quorum; prints ONE JSON line on stdout (progress on stderr).
 
 Usage (from the repository, with the dev install):
-    .venv/bin/python bench/metadata_perf.py [--commands 5000] [--window 16] [--repeat 2]
+    .venv/bin/python tests/bench/metadata_perf.py [--commands 5000] [--window 16] [--repeat 2]
         [--failovers 10] [--partitions 10000]
 
 Measures, in one run on this machine:
@@ -36,7 +36,7 @@ import sys
 import tempfile
 import time
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
+REPO = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "cluster"))
 
 from freshet.metadata import commands as c  # noqa: E402
