@@ -1,0 +1,16 @@
+"""Fixtures of the client SDK tests: a fake cluster of three brokers on loopback.
+
+The cluster (tests/unit/client/fake_broker.py) serves broker.proto over real gRPC on real partition
+logs in the test's tmp_path, so the SDK runs exactly as against brokers, faults included.
+"""
+
+from __future__ import annotations
+
+import pytest
+from fake_broker import FakeCluster
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    with FakeCluster(str(tmp_path), broker_count=3) as fake:
+        yield fake
