@@ -359,7 +359,10 @@ class BrokerServicer(broker_pb2_grpc.BrokerServicer):
     def _produce(self, request: broker_pb2.ProduceRequest) -> broker_pb2.ProduceResponse:
         response = broker_pb2.ProduceResponse(correlation_id=request.correlation_id)
         for records in request.partitions:
-            response.results.append(self._produce_partition(records))
+            result = self._produce_partition(records)
+            if result.error.code != common_pb2.NONE:
+                self.cluster.count_request("produce_error:" + common_pb2.ErrorCode.Name(result.error.code))
+            response.results.append(result)
         return response
 
     def _produce_partition(self, records: broker_pb2.PartitionRecords) -> broker_pb2.PartitionProduceResult:
