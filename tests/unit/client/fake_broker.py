@@ -201,6 +201,31 @@ class FakeCluster:
         with self.lock:
             return self.request_counts.get(what, 0)
 
+    def append(
+        self,
+        topic: str,
+        partition: int,
+        values: list[bytes | None],
+        *,
+        key: bytes | None = None,
+        timestamps: list[int] | None = None,
+        headers: list[tuple[str, bytes | None]] | None = None,
+        compression: int = 0,
+    ) -> int:
+        """Append one batch as the leader would (offsets, epoch stamp, HW); return its base offset."""
+        from freshet.storage.record_batch import Record, encode_batch
+
+        timestamps = timestamps or [1_700_000_000_000 + n for n in range(len(values))]
+        batch = encode_batch(
+            [Record(ts, key, value, headers or ()) for ts, value in zip(timestamps, values, strict=True)],
+            compression=compression,
+        )
+        with self.lock:
+            part = self.partition(topic, partition)
+            info = part.log.append_as_leader(batch, part.leader_epoch)
+            self.after_append(part)
+            return info.first_offset
+
     def records(self, topic: str, partition: int) -> list:
         """Every record of a partition's log, decoded: [(offset, key, value, headers)]."""
         from freshet.storage.record_batch import decode_batch, iter_batches
@@ -258,6 +283,11 @@ class FakeCluster:
         if not part.is_high_watermark_frozen:
             part.high_watermark = part.log.log_end_offset
         self.changed.notify_all()
+
+
+def _is_legal_topic_name(name: str) -> bool:
+    """Kafka's rule: 1-249 characters of [a-zA-Z0-9._-], and not "." or ".."."""
+    return 0 < len(name) < 250 and name not in (".", "..") and all(c.isascii() and (c.isalnum() or c in "._-") for c in name)
 
 
 def _detail(code: int, message: str = "", **fields) -> common_pb2.ErrorDetail:
@@ -335,6 +365,11 @@ class BrokerServicer(broker_pb2_grpc.BrokerServicer):
             names = list(request.topics) or sorted(cluster.topics)
             for name in names:
                 topic = cluster.topics.get(name)
+                if not _is_legal_topic_name(name):
+                    response.topics.append(
+                        broker_pb2.TopicMetadata(name=name, error=_detail(common_pb2.INVALID_TOPIC, f"illegal name {name!r}"))
+                    )
+                    continue
                 if topic is None:
                     response.topics.append(
                         broker_pb2.TopicMetadata(name=name, error=_detail(common_pb2.UNKNOWN_TOPIC, f"no topic {name}"))
@@ -475,6 +510,7 @@ class BrokerServicer(broker_pb2_grpc.BrokerServicer):
             if error is not None:
                 result.error.CopyFrom(error)
                 has_error = True
+                cluster.count_request("fetch_error:" + common_pb2.ErrorCode.Name(error.code))
             results.append(result)
         return results, total, has_error
 
