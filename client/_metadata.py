@@ -5,7 +5,9 @@ leader epochs), and `Metadata`, which keeps the current view for the topics this
 refreshes it:
 
 - on demand (`request_update`): after NOT_LEADER, UNKNOWN_TOPIC, LEADER_NOT_AVAILABLE, a fenced
-  epoch or a connection failure, and when a topic is used for the first time;
+  epoch or a connection failure, and when a topic is used for the first time; a NOT_LEADER that
+  names the new leader with a newer leader epoch updates the view at once (`apply_leader_hint`,
+  Kafka's KIP-951), so the retry need not wait for the refresh;
 - periodically, once the view is older than `metadata_max_age_ms` (Kafka's metadata.max.age.ms),
   through `maybe_refresh`, which the producer's sender and the consumer's fetcher call on each turn.
 
@@ -44,7 +46,7 @@ from freshet.v1 import broker_pb2, common_pb2
 
 
 class PartitionInfo(NamedTuple):
-    """One partition as the metadata describes it. Immutable."""
+    """One partition as the metadata describes it. Immutable, thread-safe."""
 
     partition: int
     leader_id: int
@@ -55,7 +57,10 @@ class PartitionInfo(NamedTuple):
 
 
 class TopicInfo(NamedTuple):
-    """One topic: its partitions in partition order, or the error the broker gave for it. Immutable."""
+    """One topic: its partitions in partition order, or the error the broker gave for it.
+
+    Immutable, thread-safe.
+    """
 
     name: str
     topic_id: bytes
@@ -295,6 +300,38 @@ class Metadata:
             return
         for listener in listeners:
             listener()
+
+    def apply_leader_hint(self, topic: str, partition: int, leader: Node | None, leader_epoch: int) -> bool:
+        """Use the leader a NOT_LEADER / FENCED_LEADER_EPOCH answer named, without a round trip.
+
+        Applied only when the hint's leader epoch is newer than the cached one (so an old hint
+        cannot undo a newer view), as Kafka does since KIP-951. A refresh should still follow.
+
+        Returns:
+            Whether the view changed.
+        """
+        if leader is None or leader_epoch < 0:
+            return False
+        with self._lock:
+            view = self._view
+            info = view.topics.get(topic)
+            if info is None or info.error is not None or partition >= len(info.partitions):
+                return False
+            old = info.partitions[partition]
+            if leader_epoch <= old.leader_epoch:
+                return False
+            partitions = list(info.partitions)
+            partitions[partition] = old._replace(leader_id=leader.node_id, leader_epoch=leader_epoch)
+            brokers = dict(view.brokers)
+            brokers.setdefault(leader.node_id, leader)
+            available = tuple(p.partition for p in partitions if p.leader_id in brokers)
+            topics = dict(view.topics)
+            topics[topic] = info._replace(partitions=tuple(partitions), available_partitions=available)
+            self._view = ClusterView(
+                view.cluster_id, view.controller_id, brokers, topics, view.metadata_offset, view.version + 1
+            )
+            self._changed.notify_all()
+        return True
 
     def wait_for_topic(self, topic: str, timeout_s: float, unknown_topic_timeout_s: float) -> TopicInfo:
         """Block until `topic` has partitions in the view, refreshing as needed.

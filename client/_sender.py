@@ -11,7 +11,8 @@ Owns everything between the accumulator and the brokers:
   older than `linger_ms`, not the last batch of its queue, being retried, or when a flush, a close
   or a thread waiting for buffer space asks for everything now;
 - retries: a retriable error puts the batch back at the head of its queue, in sequence order, for a
-  new attempt after `retry_backoff_ms`, refreshing metadata first for NOT_LEADER and friends;
+  new attempt after `retry_backoff_ms`, refreshing metadata for NOT_LEADER and friends (the new
+  leader a NOT_LEADER names is used at once when its epoch is newer);
   `delivery_timeout_ms` after a batch was created it fails with DeliveryTimeoutError instead;
 - idempotence (Kafka's TransactionManager without transactions): a producer id from
   `InitProducerId`; per partition a sequence number assigned when a batch is first drained and
@@ -145,6 +146,11 @@ class _ProduceStream:
 
     def send(self, request: broker_pb2.ProduceRequest) -> None:
         self._requests.put(request)
+
+    @property
+    def unsent_requests(self) -> int:
+        """Requests written but not yet taken by gRPC (approximate: another thread takes them)."""
+        return self._requests.qsize()
 
     def finish(self, timeout_s: float) -> None:
         """End the stream gracefully: requests already queued still go out (acks=0 needs that)."""
@@ -294,8 +300,8 @@ class Sender:
             self._accumulator.wake_sender_locked()
 
     def metrics(self) -> dict[str, float]:
-        snapshot = dict(self._metrics)
-        return snapshot
+        """A copy of the sender's counters (written by the sender thread only)."""
+        return dict(self._metrics)
 
     # ---------------------------------------------------------------------------------------------
     # The loop.
@@ -332,6 +338,8 @@ class Sender:
                         accumulator.sender_wakeup.wait(wait_s)
         except BaseException:
             logger.exception("the producer's sender thread failed")
+            with accumulator.lock:
+                accumulator.is_closed = True  # nothing would send new records: refuse them
             self._abort_everything(UnknownServerError("the producer's sender thread failed; see the log"))
             raise
         finally:
@@ -409,9 +417,12 @@ class Sender:
                 node = leader[0]
                 node_id = node.node_id
                 stream = self._streams.get(node_id)
-                in_flight = len(stream.in_flight) if stream is not None else 0
-                if stream is not None and stream.is_closing:
-                    continue
+                in_flight = 0
+                if stream is not None:
+                    if stream.is_closing:
+                        continue
+                    # Requests gRPC has not taken yet count too: with acks=0 nothing else bounds them.
+                    in_flight = len(stream.in_flight) or stream.unsent_requests
                 if in_flight + (1 if node_id in by_node else 0) >= self._max_in_flight:
                     continue
                 state = self._partitions.get(key)
@@ -672,6 +683,7 @@ class Sender:
                     state.needs_reset = True
                 is_retriable = True
         if isinstance(error, InvalidMetadataError):
+            self._metadata.apply_leader_hint(batch.topic, batch.partition, error.leader, error.leader_epoch)
             self._metadata.request_update()
         now = time.monotonic()
         is_expired = now - batch.created_s >= self._delivery_timeout_s

@@ -15,13 +15,15 @@ fetcher thread:
   a fetch is split into batches by their 61-byte headers, and each batch is CRC-checked
   (`check_crcs`), decompressed and decoded by `decode_batch` when poll() reaches it. Records below
   the position are skipped (a fetch returns whole batches);
-- positions: `position` is the next offset poll() returns; the fetcher's offset runs ahead of it.
+- positions: the position (Kafka's word, kept by `position()`; `next_offset` inside, since in
+  Freshet a "position" is a byte in a segment) is the next offset poll() returns; the fetcher's
+  offset runs ahead of it.
   A partition without a position is reset by `ListOffsets` per `auto_offset_reset`
   ("earliest", "latest"; "none" raises NoOffsetForPartitionError from poll()). OFFSET_OUT_OF_RANGE
   resets the same way (with "none" poll() raises OffsetOutOfRangeError until the next seek).
   NOT_LEADER, FENCED_LEADER_EPOCH, UNKNOWN_LEADER_EPOCH and other retriable errors refresh metadata
-  and retry after `retry_backoff_ms`; fetches carry the leader epoch the client knows, so a stale
-  leader is fenced (KIP-320). A corrupt batch raises CorruptRecordError naming the partition and
+  (a NOT_LEADER naming a newer leader is used at once) and retry after `retry_backoff_ms`; fetches
+  carry the leader epoch the client knows, so a stale leader is fenced (KIP-320). A corrupt batch raises CorruptRecordError naming the partition and
   offset, from every poll() until the application seeks past it.
 
 Consumer groups: `group_id` is accepted and kept; subscription, offset commits and rebalance
@@ -31,10 +33,10 @@ refused rather than silently committing nothing.
 
 Imports: grpc (through the transport), `freshet.v1`, `freshet.storage` codec modules, `freshet.client`.
 
-Thread-safety: thread-safe in the sense Kafka's consumer is not even: every public method takes the
-consumer's lock, so calls from several threads do not corrupt it; but poll() is meant to be called
-from one thread, as in every Kafka client (records are handed out once, in offset order per
-partition, to whichever caller polls).
+Thread-safety: thread-safe: every public method takes the consumer's lock, so calls from several
+threads cannot corrupt it (Kafka's Java consumer refuses concurrent use instead). poll() is still
+meant for one thread, as in every Kafka client: records are handed out once, in offset order per
+partition, to whichever thread polls.
 """
 
 from __future__ import annotations
@@ -78,7 +80,7 @@ class _PartitionState:
 
     __slots__ = (
         "tp",
-        "position",
+        "next_offset",
         "fetch_offset",
         "reset_to",
         "is_paused",
@@ -98,8 +100,8 @@ class _PartitionState:
 
     def __init__(self, tp: TopicPartition) -> None:
         self.tp = tp
-        self.position: int | None = None
-        """Next offset poll() returns; None until reset or seek gives one."""
+        self.next_offset: int | None = None
+        """The offset poll() returns next (Kafka's "position"); None until a reset or seek gives one."""
         self.fetch_offset: int | None = None
         """Next offset to fetch: the end of the buffered batches."""
         self.reset_to: int | None = None
@@ -131,7 +133,7 @@ class _PartitionState:
 
     def seek(self, offset: int) -> None:
         self.clear_buffer()
-        self.position = offset
+        self.next_offset = offset
         self.fetch_offset = offset
         self.reset_to = None
         self.error = None
@@ -143,7 +145,7 @@ class _PartitionState:
 
 
 class Consumer:
-    """Reads records from manually assigned partitions. See the module docstring for thread-safety.
+    """Reads records from manually assigned partitions. Thread-safe (see the module docstring).
 
     Example::
 
@@ -263,6 +265,7 @@ class Consumer:
         #: node id -> (outstanding Fetch, its partitions), so a seek can cut a long poll short.
         self._fetch_calls: dict[int, tuple[grpc.Future, set[TopicPartition]]] = {}
         self._needs_metadata = False
+        self._leader_hints: list = []
         self._interrupted_nodes: set[int] = set()
         self._poll_start = 0
         self._is_closed = False
@@ -344,7 +347,7 @@ class Consumer:
             states = [self._state(tp) for tp in partitions] if partitions else list(self._states.values())
             for state in states:
                 state.seek(0)
-                state.position = None
+                state.next_offset = None
                 state.fetch_offset = None
                 state.reset_to = where
             self._wake_fetcher_locked()
@@ -365,8 +368,8 @@ class Consumer:
         with self._lock:
             while True:
                 state = self._state(partition)
-                if state.position is not None:
-                    return state.position
+                if state.next_offset is not None:
+                    return state.next_offset
                 if state.error is not None:
                     raise state.error
                 if state.reset_to is None:
@@ -471,13 +474,13 @@ class Consumer:
             # raises from _take when poll() reaches it.
             if state.error is not None and state.record_index >= len(state.records) and not state.batches:
                 raise state.error
-            if state.position is None and state.reset_to is None and state.error is None:
+            if state.next_offset is None and state.reset_to is None and state.error is None:
                 raise self._no_offset_error(state)
         start = self._poll_start % len(states)
         self._poll_start += 1
         out: list[ConsumerRecord] = []
         for state in states[start:] + states[:start]:
-            if state.is_paused or state.position is None:
+            if state.is_paused or state.next_offset is None:
                 continue
             try:
                 self._take(state, out, limit)
@@ -499,16 +502,16 @@ class Consumer:
                 take = min(limit - len(out), len(records) - index)
                 out.extend(records[index : index + take])
                 state.record_index = index + take
-                state.position = records[index + take - 1].offset + 1
+                state.next_offset = records[index + take - 1].offset + 1
                 continue
             # The decoded batch is used up: continue after it (compaction may leave offsets unused).
-            if state.records_end > state.position:
-                state.position = state.records_end
+            if state.records_end > state.next_offset:
+                state.next_offset = state.records_end
             if not state.batches:
                 break
             header, view = state.batches[0]
             next_offset = header.base_offset + header.last_offset_delta + 1
-            if next_offset > state.position and not header.is_control:
+            if next_offset > state.next_offset and not header.is_control:
                 state.records = self._decode(state, header, view)  # raises on a corrupt batch
             else:
                 state.records = []  # wholly below the position, or a control batch: skipped
@@ -526,7 +529,7 @@ class Consumer:
             CorruptRecordError, UnsupportedCompressionTypeError: also kept in `state.error`, and the
                 batch stays first in the buffer, so every poll() raises until a seek.
         """
-        position = state.position
+        next_offset = state.next_offset
         topic, partition = state.tp
         try:
             decoded = decode_batch(view, verify_crc=self._check_crcs)
@@ -547,8 +550,8 @@ class Consumer:
         epoch = header.partition_leader_epoch
         new = tuple.__new__
         records = decoded.records
-        if records and records[0][0] < position:
-            records = [record for record in records if record[0] >= position]
+        if records and records[0][0] < next_offset:
+            records = [record for record in records if record[0] >= next_offset]
         return [
             new(ConsumerRecord, (topic, partition, offset, timestamp, timestamp_type, key, value, headers, epoch))
             for offset, timestamp, key, value, headers in records
@@ -684,6 +687,10 @@ class Consumer:
                     fetches, resets, next_s = self._plan()
                     needs_metadata = self._needs_metadata
                     self._needs_metadata = False
+                    hints = self._leader_hints
+                    self._leader_hints = []
+                for tp, leader, leader_epoch in hints:
+                    self._metadata.apply_leader_hint(tp.topic, tp.partition, leader, leader_epoch)
                 if needs_metadata:
                     # Outside the lock: a refresh may call our listener, which takes the lock.
                     self._metadata.request_update()
@@ -718,14 +725,14 @@ class Consumer:
             if state.retry_at_s > now:
                 next_s = min(next_s, state.retry_at_s - now)
                 continue
-            if state.position is None and state.reset_to is None:
+            if state.next_offset is None and state.reset_to is None:
                 continue  # auto_offset_reset="none": poll() raises until seek()
             leader = view.leader(tp.topic, tp.partition)
             if leader is None:
                 needs_metadata = True
                 continue
             node, epoch = leader
-            if state.position is None:
+            if state.next_offset is None:
                 queries, generations = reset_by_address.setdefault(node.address, ([], {}))
                 queries.append(broker_pb2.PartitionOffsetQuery(topic=tp.topic, partition=tp.partition, timestamp=state.reset_to))
                 generations[tp] = state.generation
@@ -921,13 +928,15 @@ class Consumer:
                 return
             logger.info("%s: offset %s out of range, resetting to %s", tp, state.fetch_offset, self.config["auto_offset_reset"])
             state.seek(0)
-            state.position = None
+            state.next_offset = None
             state.fetch_offset = None
             state.reset_to = self._reset_default
             return
         if error.retriable or error.code == common_pb2.UNKNOWN_SERVER_ERROR:
             if isinstance(error, InvalidMetadataError) or error.code == common_pb2.UNKNOWN_LEADER_EPOCH:
                 self._needs_metadata = True
+                if error.leader is not None:
+                    self._leader_hints.append((tp, error.leader, error.leader_epoch))
             logger.debug("fetch %s: %s; retrying", tp, error)
             state.retry_at_s = now + self._backoff_s
             return
@@ -964,7 +973,7 @@ class Consumer:
                     state.error = partition_error
                     self._data_ready.notify_all()
                 continue
-            state.position = result.offset
+            state.next_offset = result.offset
             state.fetch_offset = result.offset
             state.reset_to = None
             self._data_ready.notify_all()

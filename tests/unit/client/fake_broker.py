@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import queue
 import threading
 import time
 from collections.abc import Iterable
@@ -59,6 +60,8 @@ _STORAGE_CODES = [
 
 @dataclasses.dataclass
 class FakePartition:
+    """One partition of the fake cluster. Guarded by the cluster's lock."""
+
     topic: str
     partition: int
     log: PartitionLog
@@ -71,6 +74,8 @@ class FakePartition:
 
 @dataclasses.dataclass
 class FakeTopic:
+    """A topic of the fake cluster. Guarded by the cluster's lock."""
+
     name: str
     topic_id: bytes
     partitions: list[FakePartition]
@@ -90,7 +95,7 @@ class Faults:
         """Codes for the next Metadata requests (whole-request gRPC status with ErrorDetail)."""
         self.produce_delay_s = 0.0
         self.stall_produce = threading.Event()
-        """While set, produce responses are held back (the request is appended first)."""
+        """While set, produce responses are held back; requests are still appended as they arrive."""
         self.corrupt_fetch: set[tuple[str, int]] = set()
         """Partitions whose fetched bytes get one byte flipped in the first batch's records."""
         self.drop_after_append_on: set[tuple[str, int]] = set()
@@ -435,21 +440,41 @@ class BrokerServicer(broker_pb2_grpc.BrokerServicer):
         return self._produce(request)
 
     def ProduceStream(self, request_iterator, context):  # noqa: N802
+        """Requests are appended in arrival order by a reader thread, as they arrive (a leader does
+        not wait for one request's acks before appending the next); responses go out in order."""
         cluster = self.cluster
         faults = cluster.faults
-        for request in request_iterator:
-            cluster.count_request("ProduceStreamRequest")
-            if faults.produce_delay_s:
-                time.sleep(faults.produce_delay_s)
-            response = self._produce(request)
-            keys = [(records.topic, records.partition) for records in request.partitions]
-            if faults.take_drop(keys):
-                cluster.count_request("dropped_responses")
+        responses: queue.SimpleQueue = queue.SimpleQueue()
+
+        def read_requests() -> None:
+            try:
+                for request in request_iterator:
+                    cluster.count_request("ProduceStreamRequest")
+                    if faults.produce_delay_s:
+                        time.sleep(faults.produce_delay_s)
+                    response = self._produce(request)
+                    keys = [(records.topic, records.partition) for records in request.partitions]
+                    if faults.take_drop(keys):
+                        cluster.count_request("dropped_responses")
+                        responses.put(("drop", None))
+                        return
+                    if request.acks != 0:  # as Kafka: no response for acks=0
+                        responses.put(("response", response))
+            except Exception:  # the call ended under the reader (cancelled, server stopping)
+                pass
+            responses.put(("end", None))
+
+        threading.Thread(target=read_requests, name="fake-produce-stream-reader", daemon=True).start()
+        while True:
+            kind, response = responses.get()
+            if kind == "end":
+                return
+            if kind == "drop":
                 context.abort(grpc.StatusCode.UNAVAILABLE, "fault injection: connection lost after append")
             while faults.stall_produce.is_set() and context.is_active():
                 time.sleep(0.01)
-            if request.acks == 0:
-                continue  # as Kafka: no response for acks=0
+            if not context.is_active():
+                return
             yield response
 
     # ---- Fetch -----------------------------------------------------------------------------------

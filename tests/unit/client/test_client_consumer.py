@@ -27,6 +27,7 @@ from freshet.client.errors import (
 from freshet.client.structs import ConsumerRecord, OffsetAndTimestamp
 from freshet.storage.config import LogConfig
 from freshet.storage.record_batch import TimestampType
+from freshet.v1 import common_pb2
 
 pytestmark = pytest.mark.timeout(60)
 T0 = TopicPartition("orders", 0)
@@ -415,3 +416,15 @@ def test_misuse_raises_clear_errors(cluster):
         consumer.poll()
     with pytest.raises(IllegalStateError):
         consumer.assign([T0])
+
+
+def test_the_leader_named_by_not_leader_is_used_without_a_metadata_answer(cluster):
+    cluster.create_topic("orders", 1, leaders=[1])
+    cluster.append("orders", 0, [b"a"])
+    with Consumer(cluster.bootstrap, auto_offset_reset="earliest", retry_backoff_ms=20) as consumer:
+        consumer.assign([T0])
+        assert [r.value for r in _poll_until(consumer, 1)] == [b"a"]
+        cluster.faults.metadata_errors.extend([common_pb2.NOT_CONTROLLER] * 10_000)
+        cluster.move_leader("orders", 0, 2)
+        cluster.append("orders", 0, [b"b"])
+        assert [r.value for r in _poll_until(consumer, 1)] == [b"b"]

@@ -22,6 +22,7 @@ from freshet.client.errors import (
     BrokerUnavailableError,
     DeliveryTimeoutError,
     FreshetError,
+    InvalidRecordError,
     NotLeaderError,
     OutOfOrderSequenceError,
     RecordTooLargeError,
@@ -274,3 +275,67 @@ def test_retries_zero_fails_at_the_first_retriable_error(cluster):
             producer.send("no-retry", value=b"v").result(10)
         assert caught.value.retriable
         assert producer.send("no-retry", value=b"w").result(10).offset == 0
+
+
+def test_the_leader_named_by_not_leader_is_used_without_a_metadata_answer(cluster):
+    """NOT_LEADER carries the new leader and its epoch (common.proto ErrorDetail): the producer
+    re-routes with it even while every Metadata request fails (KIP-951)."""
+    cluster.create_topic("hinted", 1, leaders=[1])
+    with Producer(cluster.bootstrap, linger_ms=0, retry_backoff_ms=20) as producer:
+        assert producer.send("hinted", value=b"a").result(10).offset == 0
+        cluster.faults.metadata_errors.extend([common_pb2.NOT_CONTROLLER] * 10_000)
+        cluster.move_leader("hinted", 0, 3)
+        assert producer.send("hinted", value=b"b").result(10).offset == 1
+    assert cluster.count("produce_error:NOT_LEADER") == 1
+    assert _values(cluster, "hinted", 0) == [b"a", b"b"]
+
+
+def test_the_first_batches_of_a_partition_go_one_at_a_time_until_one_is_acknowledged(cluster):
+    """A leader accepts any first sequence from a producer it does not know (Kafka KIP-360): were
+    later batches in flight while the first one failed, the leader would take them first and the
+    partition would be reordered. So until one batch is acknowledged only one is in flight."""
+    cluster.create_topic("fresh", 1)
+    cluster.faults.produce_delay_s = 0.01
+    cluster.faults.produce_errors[("fresh", 0)] = [common_pb2.NOT_ENOUGH_REPLICAS]
+    with Producer(cluster.bootstrap, linger_ms=0, batch_size=300, retry_backoff_ms=20) as producer:
+        futures = [producer.send("fresh", value=b"%03d" % n) for n in range(60)]
+        producer.flush(30)
+    assert [future.exception() for future in futures if future.exception()] == []
+    assert _values(cluster, "fresh", 0) == [b"%03d" % n for n in range(60)]
+    assert cluster.count("produce_error:NOT_ENOUGH_REPLICAS") == 1
+
+
+def test_batches_that_may_be_written_are_not_renumbered_behind_a_batch_that_failed(cluster):
+    """X and Y are appended but their responses never arrive (the stream times out: outcome
+    unknown). X's retry then fails for good. Renumbering Y under a fresh producer id would write it a
+    second time, so Y fails with DeliveryTimeoutError (outcome unknown) instead; a later Z, never
+    sent before, is renumbered and written once."""
+    cluster.create_topic("unknown", 1)
+    with Producer(
+        cluster.bootstrap, linger_ms=0, request_timeout_ms=300, retry_backoff_ms=600, delivery_timeout_ms=30000
+    ) as producer:
+        producer.send("unknown", value=b"warm-up").result(10)
+        cluster.faults.stall_produce.set()
+        try:
+            first = producer.send("unknown", value=b"X")
+            _wait_for(lambda: cluster.count("batches_appended") == 2)
+            second = producer.send("unknown", value=b"Y")
+            _wait_for(lambda: cluster.count("batches_appended") == 3)
+            # The stream times out; both go back to the queue for a retry after 600 ms.
+            _wait_for(lambda: producer.metrics()["record_retry_total"] == 2)
+            cluster.faults.produce_errors[("unknown", 0)] = [common_pb2.INVALID_RECORD]
+        finally:
+            cluster.faults.stall_produce.clear()
+        with pytest.raises(InvalidRecordError):
+            first.result(10)
+        with pytest.raises(DeliveryTimeoutError, match="outcome unknown"):
+            second.result(10)
+        assert producer.send("unknown", value=b"Z").result(10).offset == 3
+    assert _values(cluster, "unknown", 0) == [b"warm-up", b"X", b"Y", b"Z"]
+
+
+def _wait_for(condition, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.005)

@@ -140,3 +140,21 @@ def test_a_lagging_broker_cannot_send_the_client_back_to_an_old_leader():
     recreated.topics[0].topic_id = b"\x02" * 16
     assert _merge(newer, recreated).leader("t", 0)[0].node_id == 1
     assert newer.version == 3
+
+
+def test_a_leader_hint_applies_only_when_its_epoch_is_newer():
+    metadata = Metadata(Transport("h:1", client_id="t"), metadata_max_age_ms=300000, retry_backoff_ms=50, request_timeout_ms=100)
+    try:
+        metadata._view = _merge(metadata.view, _response(offset=10, epoch=5, leader=2))
+        version = metadata.view.version
+        assert not metadata.apply_leader_hint("t", 0, Node(1, "h", 9001), 5)
+        assert not metadata.apply_leader_hint("t", 0, None, 9)
+        assert metadata.view.version == version
+        assert metadata.apply_leader_hint("t", 0, Node(3, "h", 9003), 6)
+        assert metadata.view.leader("t", 0) == (Node(3, "h", 9003), 6)
+        assert metadata.view.topics["t"].available_partitions == (0,)
+        # A lagging answer afterwards does not undo it.
+        metadata._view = _merge(metadata.view, _response(offset=11, epoch=5, leader=2))
+        assert metadata.view.leader("t", 0) == (Node(3, "h", 9003), 6)
+    finally:
+        metadata.close()
