@@ -16,6 +16,8 @@ Owns what `Producer.send` touches on the hot path and what the sender thread dra
 - the set of incomplete batches, which `flush()` waits on.
 
 Imports: standard library and `freshet.client` only.
+Forbidden: server, metadata, cli, pysyncobj, and storage beyond record_batch, compression
+and errors (import-linter contracts).
 
 Thread-safety: `RecordAccumulator` is thread-safe: every method takes its one lock, and `lock` is
 shared with the sender, which reads and changes queues only while holding it. A `ProducerBatch`
@@ -124,10 +126,6 @@ class ProducerBatch:
         """Some attempt ended without a definite answer: the broker may hold this batch."""
         self.last_error: FreshetError | None = None
         self.is_done = False
-
-    @property
-    def record_count(self) -> int:
-        return len(self.records)
 
     def __repr__(self) -> str:
         return (

@@ -19,6 +19,8 @@ lagging broker cannot send the client back to a deposed leader (Kafka KIP-320); 
 id means the topic was re-created and replaces the cached one.
 
 Imports: grpc (through the transport), `freshet.v1`, `freshet.client`.
+Forbidden: server, metadata, cli, pysyncobj, and storage beyond record_batch, compression
+and errors (import-linter contracts).
 
 Thread-safety: thread-safe. `view` is an immutable snapshot swapped atomically; refresh state is
 guarded by one lock; listeners are called outside it.
@@ -266,7 +268,9 @@ class Metadata:
             response = future.result()
         except grpc.RpcError as error:
             translated = translate_rpc_error(error, address, "Metadata")
-            self._on_failure(address, request, f"{address} ({translated.message})")
+            # The round's message names each address once: keep gRPC's own words for connection failures.
+            is_unreachable = isinstance(translated, BrokerUnavailableError) and hasattr(error, "details")
+            self._on_failure(address, request, f"{address} ({error.details() if is_unreachable else translated})")
             return
         except grpc.FutureCancelledError:
             self._on_failure(address, request, f"{address} (cancelled)")

@@ -36,6 +36,8 @@ Owns everything between the accumulator and the brokers:
   possible retry is among the 5 batches per producer the leader remembers.
 
 Imports: grpc, `freshet.v1`, `freshet.storage.record_batch`, `freshet.storage.errors`, `freshet.client`.
+Forbidden: server, metadata, cli, pysyncobj, and storage beyond record_batch, compression
+and errors (import-linter contracts).
 
 Thread-safety: `Sender` runs one thread that owns the streams, partition states, in-flight
 requests and metrics; other threads only post events (`post_event`) and read `metrics()`.
@@ -541,7 +543,9 @@ class Sender:
         correlation_id = next(self._correlation_ids)
         request = broker_pb2.ProduceRequest(
             acks=self._acks,
-            timeout_ms=self._request_timeout_ms,
+            # The broker gives up waiting for its ISR a little before we give up on the stream, so a
+            # slow ISR costs one REQUEST_TIMED_OUT result, not every request on the stream.
+            timeout_ms=max(1, self._request_timeout_ms * 9 // 10),
             partitions=records,
             client_id=self._client_id,
             correlation_id=correlation_id,

@@ -14,6 +14,8 @@ Owns
 Producer, Consumer and (later) Admin share this module; nothing above it touches grpc errors.
 
 Imports: grpc, grpc_status, protobuf's well-known types, `freshet.v1`, `freshet.client`. No storage.
+Forbidden: server, metadata, cli, pysyncobj, and storage beyond record_batch, compression
+and errors (import-linter contracts).
 
 Thread-safety: `Transport` is thread-safe (channels are created under a lock; grpc channels and
 stubs are themselves thread-safe). The functions are pure.

@@ -32,6 +32,8 @@ callbacks need the broker's group coordinator and are not part of this class yet
 refused rather than silently committing nothing.
 
 Imports: grpc (through the transport), `freshet.v1`, `freshet.storage` codec modules, `freshet.client`.
+Forbidden: server, metadata, cli, pysyncobj, and storage beyond record_batch, compression
+and errors (import-linter contracts).
 
 Thread-safety: thread-safe: every public method takes the consumer's lock, so calls from several
 threads cannot corrupt it (Kafka's Java consumer refuses concurrent use instead). poll() is still
@@ -444,13 +446,16 @@ class Consumer:
             CorruptRecordError: a batch failed its CRC or does not decode (raised until the
                 application seeks past `error.offset`).
             FreshetError: another non-retriable fetch error of a partition (e.g. UnknownServerError).
-            IllegalStateError: the consumer is closed.
+            IllegalStateError: the consumer is closed, or has no partitions assigned.
         """
         limit = self._max_poll_records if max_records is None else max_records
         if limit < 1:
             raise ValueError("max_records must be >= 1")
         deadline = time.monotonic() + max(timeout_ms, 0) / 1000
         with self._lock:
+            self._check_open()
+            if not self._states:
+                raise IllegalStateError("poll() with no partitions: assign() some first")
             while True:
                 self._check_open()
                 records = self._collect(limit)
@@ -621,6 +626,7 @@ class Consumer:
                     continue
                 by_leader.setdefault(leader[0].address, []).append(tp)
             if not by_leader:
+                last_error = self._metadata.last_error or last_error  # e.g. no broker reachable
                 self._metadata.wait_for_update(view.version, min(self._backoff_s * 5, max(deadline - time.monotonic(), 0)))
                 continue
             for address, tps in by_leader.items():
@@ -634,6 +640,8 @@ class Consumer:
                     response = self._transport.stub(address).ListOffsets(
                         request, timeout=max(min(self._request_timeout_s, deadline - time.monotonic()), 0.001)
                     )
+                except ValueError as closed:  # the channel was closed: close() ran meanwhile
+                    raise IllegalStateError("the consumer is closed") from closed
                 except grpc.RpcError as rpc_error:
                     last_error = translate_rpc_error(rpc_error, address, "ListOffsets")
                     if not last_error.retriable:

@@ -85,6 +85,8 @@ is corrupt), and BROKER_NOT_AVAILABLE is retriable because the client also uses 
 cannot reach, which may come back.
 
 Imports: standard library, `freshet.v1` (the ErrorCode enum) and `freshet.client.structs`.
+Forbidden: server, metadata, cli, pysyncobj, and storage beyond record_batch, compression
+and errors (import-linter contracts).
 
 Thread-safety: exception classes are immutable after construction; the code table is read-only.
 """

@@ -13,6 +13,8 @@ Owns the partition choice of `Producer.send` when the caller gives no partition:
   requests at the same throughput.
 
 Imports: standard library and `freshet.client` only.
+Forbidden: server, metadata, cli, pysyncobj, and storage beyond record_batch, compression
+and errors (import-linter contracts).
 
 Thread-safety: `murmur2` and `partition_for_key` are pure and thread-safe. `StickyPartitioner` is not
 thread-safe: the producer calls it under its accumulator lock.

@@ -19,6 +19,8 @@ Defaults that differ from Kafka's Java client, and why:
   waited on for the whole `max_block_ms`.
 
 Imports: grpc (through the transport), `freshet.v1`, `freshet.storage` codec modules, `freshet.client`.
+Forbidden: server, metadata, cli, pysyncobj, and storage beyond record_batch, compression
+and errors (import-linter contracts).
 
 Thread-safety: `Producer` is thread-safe: any number of threads may call `send()`, `flush()` and
 `metrics()` concurrently; `close()` may be called from any thread (from a delivery callback it

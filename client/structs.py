@@ -5,6 +5,8 @@ Owns the small immutable tuples users see: `TopicPartition`, `Node`, `RecordMeta
 allocation (the consumer builds one per record) and they compare, hash and unpack like tuples.
 
 Imports: standard library only.
+Forbidden: server, metadata, cli, pysyncobj, and storage beyond record_batch, compression
+and errors (import-linter contracts).
 
 Thread-safety: every type here is immutable and thread-safe.
 """

@@ -16,9 +16,11 @@ from __future__ import annotations
 import threading
 import time
 
+import grpc
 import pytest
 from freshet.client import Consumer, Producer, TopicPartition
 from freshet.client.errors import (
+    ClientTimeoutError,
     CorruptRecordError,
     IllegalStateError,
     NoOffsetForPartitionError,
@@ -45,6 +47,9 @@ def _poll_until(consumer, count, timeout_s=10.0, **options):
 
 
 def test_poll_returns_records_with_every_field(cluster):
+    """Every ConsumerRecord field comes from the stored batch: offset, CreateTime, key, value,
+    repeated and null headers, and the leader epoch the leader stamped (0, then 1 after a leader
+    change)."""
     cluster.create_topic("orders", 2)
     cluster.append("orders", 0, [b"a", None], key=b"k", timestamps=[1000, 1005], headers=[("h", b"x"), ("h", None)])
     cluster.move_leader("orders", 0, cluster.partition("orders", 0).leader_id)  # leader epoch 1
@@ -60,6 +65,8 @@ def test_poll_returns_records_with_every_field(cluster):
 
 
 def test_log_append_time_topics_report_the_broker_time(cluster):
+    """For a LogAppendTime topic every record reports the broker's append time and timestamp_type 1
+    (Kafka's rule), not the producer's timestamps."""
     cluster.create_topic("appended", 1, config=LogConfig(message_timestamp_type=TimestampType.LOG_APPEND_TIME))
     before = time.time_ns() // 1_000_000
     cluster.append("appended", 0, [b"a", b"b"], timestamps=[5, 6])
@@ -94,6 +101,8 @@ def test_produced_records_round_trip_with_every_codec(cluster):
 
 
 def test_auto_offset_reset_earliest_latest_and_none(cluster):
+    """Without a position: earliest starts at the log start, latest (Kafka's default) at the high
+    watermark, none raises NoOffsetForPartitionError until a seek."""
     cluster.create_topic("orders", 1)
     cluster.append("orders", 0, [b"%d" % n for n in range(5)])
     with Consumer(cluster.bootstrap, auto_offset_reset="earliest") as consumer:
@@ -139,6 +148,8 @@ def test_seek_inside_a_batch_skips_the_records_before_it(cluster):
 
 
 def test_seek_to_beginning_and_end_without_arguments_mean_every_assigned_partition(cluster):
+    """kafka-python's rule for no arguments; with arguments only those partitions move; evaluation
+    is lazy until poll() or position()."""
     cluster.create_topic("orders", 2)
     cluster.append("orders", 0, [b"a", b"b", b"c"])
     cluster.append("orders", 1, [b"d", b"e"])
@@ -178,6 +189,8 @@ def test_offset_lookups(cluster):
 
 
 def test_pause_and_resume(cluster):
+    """A paused partition returns nothing (its data may still be buffered) and stays assigned;
+    resume() hands its records out in order."""
     cluster.create_topic("orders", 2)
     cluster.append("orders", 0, [b"p0"] * 3)
     cluster.append("orders", 1, [b"p1"] * 3)
@@ -236,6 +249,8 @@ def test_prefetch_is_bounded_per_partition(cluster):
 
 
 def test_the_high_watermark_bounds_what_consumers_see(cluster):
+    """Records above the high watermark (appended, not yet committed) are not returned until it
+    advances; highwater() reports it."""
     cluster.create_topic("orders", 1)
     cluster.freeze_high_watermark("orders", 0)
     for n in range(6):
@@ -252,6 +267,8 @@ def test_the_high_watermark_bounds_what_consumers_see(cluster):
 
 
 def test_an_out_of_range_position_is_reset_by_the_policy(cluster):
+    """OFFSET_OUT_OF_RANGE: earliest and latest reset through ListOffsets; none raises
+    OffsetOutOfRangeError with the valid range from every poll() until a seek."""
     cluster.create_topic("orders", 1)
     for n in range(10):
         cluster.append("orders", 0, [b"%d" % n])
@@ -322,6 +339,8 @@ def test_leader_moves_while_consuming_lose_and_repeat_nothing(cluster):
 
 
 def test_a_corrupt_batch_raises_naming_the_partition_and_offset_until_skipped(cluster):
+    """A batch whose CRC fails (one byte flipped by the fake) raises CorruptRecordError naming
+    partition and offset from every poll(); seeking past it continues with the next batch."""
     cluster.create_topic("orders", 1)
     cluster.append("orders", 0, [b"good-0"])
     second = cluster.append("orders", 0, [b"bad-1", b"bad-2"])
@@ -342,6 +361,8 @@ def test_a_corrupt_batch_raises_naming_the_partition_and_offset_until_skipped(cl
 
 
 def test_max_poll_records_and_partitions_take_turns(cluster):
+    """max_poll_records caps each poll(); successive polls start from different partitions, so one
+    busy partition cannot starve another."""
     cluster.create_topic("orders", 2)
     cluster.append("orders", 0, [b"a"] * 10)
     cluster.append("orders", 1, [b"b"] * 10)
@@ -359,6 +380,8 @@ def test_max_poll_records_and_partitions_take_turns(cluster):
 
 
 def test_assign_replaces_the_assignment_and_keeps_positions_of_partitions_that_stay(cluster):
+    """assign() replaces the assignment; a partition that stays keeps its position; a dropped one is
+    no longer usable."""
     cluster.create_topic("orders", 2)
     cluster.append("orders", 0, [b"a", b"b", b"c"])
     cluster.append("orders", 1, [b"d"])
@@ -385,6 +408,8 @@ def test_a_partition_of_a_topic_created_later_is_read_once_it_exists(cluster):
 
 
 def test_a_dead_leader_whose_partition_moves_is_followed(cluster):
+    """The leader's server dies and the partition moves (as the controller would do): the fetcher
+    fails over to the new leader."""
     cluster.create_topic("orders", 1, leaders=[2])
     cluster.append("orders", 0, [b"before"])
     with Consumer(cluster.bootstrap, auto_offset_reset="earliest", retry_backoff_ms=20, request_timeout_ms=2000) as consumer:
@@ -397,6 +422,8 @@ def test_a_dead_leader_whose_partition_moves_is_followed(cluster):
 
 
 def test_misuse_raises_clear_errors(cluster):
+    """Group features are absent rather than stubbed; unassigned partitions, bad arguments and a
+    closed consumer raise IllegalStateError or ValueError."""
     with pytest.raises(IllegalStateError, match="group coordinator"):
         Consumer(cluster.bootstrap, group_id="billing")  # enable_auto_commit defaults to True
     with pytest.raises(ValueError):
@@ -419,6 +446,8 @@ def test_misuse_raises_clear_errors(cluster):
 
 
 def test_the_leader_named_by_not_leader_is_used_without_a_metadata_answer(cluster):
+    """The fetcher follows the leader a NOT_LEADER names (KIP-951) even while every Metadata request
+    fails."""
     cluster.create_topic("orders", 1, leaders=[1])
     cluster.append("orders", 0, [b"a"])
     with Consumer(cluster.bootstrap, auto_offset_reset="earliest", retry_backoff_ms=20) as consumer:
@@ -428,3 +457,26 @@ def test_the_leader_named_by_not_leader_is_used_without_a_metadata_answer(cluste
         cluster.move_leader("orders", 0, 2)
         cluster.append("orders", 0, [b"b"])
         assert [r.value for r in _poll_until(consumer, 1)] == [b"b"]
+
+
+def test_a_consumer_with_no_reachable_broker_raises_freshet_errors():
+    """Blocking lookups time out with ClientTimeoutError (never a grpc.RpcError); poll() just waits."""
+    with Consumer("127.0.0.1:1", default_api_timeout_ms=500, retry_backoff_ms=50) as consumer:
+        with pytest.raises(ClientTimeoutError) as caught:
+            consumer.end_offsets([T0])
+        assert not isinstance(caught.value, grpc.RpcError)
+        assert "127.0.0.1:1" in str(caught.value.__cause__) or "127.0.0.1:1" in str(caught.value)
+        consumer.assign([T0])
+        with pytest.raises(ClientTimeoutError):
+            consumer.position(T0, timeout_ms=300)
+        assert consumer.poll(timeout_ms=100) == []
+
+
+def test_polling_without_an_assignment_is_an_error(cluster):
+    """As Kafka: poll() with nothing assigned is a programming error, not an empty result."""
+    with Consumer(cluster.bootstrap) as consumer:
+        with pytest.raises(IllegalStateError, match="assign"):
+            consumer.poll(timeout_ms=10)
+        consumer.assign([])
+        with pytest.raises(IllegalStateError):
+            consumer.poll(timeout_ms=10)

@@ -72,6 +72,8 @@ def test_retriable_follows_kafka():
 
 
 def test_client_side_errors_have_no_code_and_sensible_retriability():
+    """Errors born in the client carry no protocol code; timeouts are retriable, misuse and closed
+    clients are not."""
     assert errors.DeliveryTimeoutError("late").code is None
     assert errors.DeliveryTimeoutError("late").code_name is None
     assert str(errors.DeliveryTimeoutError("late")) == "late"

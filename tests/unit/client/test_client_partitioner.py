@@ -36,6 +36,7 @@ LIBRDKAFKA_VECTORS = {
 
 @pytest.mark.parametrize("data,expected", list(KAFKA_VECTORS.items()) + list(LIBRDKAFKA_VECTORS.items()))
 def test_murmur2_matches_the_java_client(data, expected):
+    """Kafka's and librdkafka's published murmur2 vectors, as signed 32-bit Java ints."""
     assert murmur2(data) == expected
 
 
@@ -91,6 +92,8 @@ def _reference_murmur2(data: bytes) -> int:
 
 
 def test_sticky_partitioner_moves_only_when_asked_and_never_to_the_same_partition():
+    """KIP-480's StickyPartitionCache rules: stay until a new batch would start, then move to
+    another available partition; a move already made by another thread is kept."""
     sticky = StickyPartitioner(random.Random(1))
     first = sticky.partition("t", 4, (0, 1, 2, 3))
     assert sticky.partition("t", 4, (0, 1, 2, 3)) == first

@@ -39,6 +39,8 @@ def _batches(cluster, topic, partition):
 
 
 def test_send_returns_where_each_record_landed(cluster):
+    """The future resolves to RecordMetadata(topic, partition, offset, timestamp); key, value and
+    headers are stored as sent; an explicit partition and timestamp are kept."""
     cluster.create_topic("orders", 3)
     with Producer(cluster.bootstrap, acks="all", linger_ms=5, batch_size=65536, compression="zstd") as producer:
         before = time.time_ns() // 1_000_000
@@ -81,6 +83,8 @@ def test_records_are_batched_until_linger_or_batch_size(cluster):
 
 @pytest.mark.parametrize("compression", ["none", "gzip", "lz4", "zstd"])
 def test_compressed_batches_round_trip(cluster, compression):
+    """Every codec: batches are compressed with it (attribute bits) and decode to exactly the
+    records sent, null keys and null header values included."""
     cluster.create_topic("c", 1)
     values = [bytes([n % 251]) * (n * 7 % 500) for n in range(300)]
     with Producer(cluster.bootstrap, compression=compression, linger_ms=50) as producer:
@@ -96,6 +100,8 @@ def test_compressed_batches_round_trip(cluster, compression):
 
 
 def test_acks_zero_and_one(cluster):
+    """acks=0 completes without offsets (-1) and is not idempotent; acks=1 reports offsets; both
+    records land."""
     cluster.create_topic("acks", 1)
     with Producer(cluster.bootstrap, acks=0, linger_ms=0) as producer:
         assert producer.config["enable_idempotence"] is False
@@ -112,6 +118,8 @@ def test_acks_zero_and_one(cluster):
 
 
 def test_idempotent_batches_carry_a_producer_id_and_sequences(cluster):
+    """With idempotence every batch carries the producer id and a base sequence that continues the
+    previous batch's (KIP-98)."""
     cluster.create_topic("idem", 1)
     with Producer(cluster.bootstrap, linger_ms=0, batch_size=200) as producer:
         assert producer.config["enable_idempotence"] is True
@@ -129,6 +137,8 @@ def test_idempotent_batches_carry_a_producer_id_and_sequences(cluster):
 
 
 def test_invalid_arguments_are_refused_in_send(cluster):
+    """Wrong types, records over max_request_size and unknown partitions or topics fail in send()
+    itself; bytes-like values are accepted."""
     cluster.create_topic("args", 2)
     with Producer(cluster.bootstrap, max_request_size=10_000, topic_metadata_propagation_max_ms=200) as producer:
         with pytest.raises(TypeError):
@@ -148,6 +158,8 @@ def test_invalid_arguments_are_refused_in_send(cluster):
 
 
 def test_configuration_is_validated():
+    """Contradictory or out-of-range options raise ValueError at construction, as Kafka's
+    ConfigException; idempotence silently defaults off when options conflict (Kafka 3.x)."""
     with pytest.raises(ValueError):
         Producer("h:1", acks=2)
     with pytest.raises(ValueError):
@@ -165,6 +177,8 @@ def test_configuration_is_validated():
 
 
 def test_a_custom_partitioner_is_used(cluster):
+    """A partitioner function replaces the default for keyed and null-key records, with the
+    partition lists Kafka's interface gives."""
     cluster.create_topic("custom", 4)
     calls = []
 
@@ -253,6 +267,8 @@ def test_full_buffer_blocks_send_then_raises_buffer_full(cluster):
 
 
 def test_flush_waits_for_every_earlier_record_and_can_time_out(cluster):
+    """flush() sends lingering batches at once and returns when all earlier records completed; with
+    a stalled broker it raises ClientTimeoutError naming what is left."""
     cluster.create_topic("flush", 2)
     with Producer(cluster.bootstrap, linger_ms=60000) as producer:
         futures = [producer.send("flush", value=b"%d" % n, partition=n % 2) for n in range(50)]
@@ -272,6 +288,8 @@ def test_flush_waits_for_every_earlier_record_and_can_time_out(cluster):
 
 
 def test_close_delivers_buffered_records_and_refuses_new_ones(cluster):
+    """close() sends what is buffered (linger notwithstanding), stops the sender thread, is
+    idempotent, and send() afterwards raises ProducerClosedError."""
     cluster.create_topic("close", 1)
     producer = Producer(cluster.bootstrap, linger_ms=60000)
     futures = [producer.send("close", value=b"%d" % n) for n in range(30)]
@@ -284,6 +302,8 @@ def test_close_delivers_buffered_records_and_refuses_new_ones(cluster):
 
 
 def test_close_with_a_timeout_fails_what_it_could_not_deliver(cluster):
+    """close(timeout) gives up after the timeout and fails undelivered records with
+    ProducerClosedError instead of hanging."""
     cluster.create_topic("stuck", 1)
     cluster.faults.stall_produce.set()
     try:
@@ -299,6 +319,8 @@ def test_close_with_a_timeout_fails_what_it_could_not_deliver(cluster):
 
 
 def test_delivery_callbacks_run_on_the_sender_thread(cluster):
+    """on_delivery(metadata, error) runs on the sender thread; a callback that raises is logged and
+    does not stop the producer."""
     cluster.create_topic("cb", 1)
     seen = []
 
@@ -318,6 +340,8 @@ def test_delivery_callbacks_run_on_the_sender_thread(cluster):
 
 
 def test_record_futures_work_with_concurrent_futures_and_cannot_be_cancelled(cluster):
+    """Record futures are real concurrent.futures.Futures (wait, as_completed, done callbacks) that
+    refuse cancel() once sent."""
     cluster.create_topic("futures", 1)
     with Producer(cluster.bootstrap, linger_ms=20) as producer:
         futures = [producer.send("futures", value=b"%d" % n) for n in range(10)]
@@ -366,6 +390,8 @@ def test_many_threads_can_send_at_once(cluster):
 
 
 def test_metrics_count_what_was_sent(cluster):
+    """metrics() counts records, batches, requests, bytes and latency of what was acknowledged, and
+    the buffer's state."""
     cluster.create_topic("metrics", 1)
     with Producer(cluster.bootstrap, linger_ms=0) as producer:
         for _ in range(5):

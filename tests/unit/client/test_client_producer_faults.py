@@ -23,6 +23,7 @@ from freshet.client.errors import (
     DeliveryTimeoutError,
     FreshetError,
     InvalidRecordError,
+    MaxBlockTimeoutError,
     NotLeaderError,
     OutOfOrderSequenceError,
     RecordTooLargeError,
@@ -268,6 +269,8 @@ def test_a_killed_leader_whose_partition_moves_loses_nothing(cluster):
 
 
 def test_retries_zero_fails_at_the_first_retriable_error(cluster):
+    """retries=0 (without idempotence, which needs retries): the first retriable error fails the
+    record; the next record goes through."""
     cluster.create_topic("no-retry", 1)
     with Producer(cluster.bootstrap, linger_ms=0, retries=0, enable_idempotence=False) as producer:
         cluster.faults.produce_errors[("no-retry", 0)] = [common_pb2.NOT_LEADER]
@@ -339,3 +342,14 @@ def _wait_for(condition, timeout_s: float = 10.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "condition not reached in time"
         time.sleep(0.005)
+
+
+def test_a_producer_with_no_reachable_broker_names_the_addresses_tried():
+    """Connection failures surface as FreshetErrors naming every bootstrap address, never RpcErrors."""
+    with Producer("127.0.0.1:1,127.0.0.1:2", max_block_ms=600, retry_backoff_ms=50) as producer:
+        with pytest.raises(MaxBlockTimeoutError) as caught:
+            producer.send("orders", b"v")
+    message = str(caught.value)
+    assert "127.0.0.1:1" in message and "127.0.0.1:2" in message
+    assert isinstance(caught.value.__cause__, BrokerUnavailableError)
+    assert not isinstance(caught.value, grpc.RpcError)

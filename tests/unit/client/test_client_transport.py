@@ -21,6 +21,8 @@ from freshet.v1 import broker_pb2, common_pb2
 
 
 def test_parse_bootstrap_accepts_lists_strings_and_ipv6():
+    """Comma lists and sequences, duplicates dropped, IPv6 in brackets; malformed entries raise
+    ValueError."""
     assert parse_bootstrap("a:1, b:2,,a:1") == ["a:1", "b:2"]
     assert parse_bootstrap(["h:9092", "[::1]:9093"]) == ["h:9092", "[::1]:9093"]
     for bad in ("nohost", "h:port", ":9092", "h:0", "h:70000", "::1:9092", ""):
@@ -29,6 +31,7 @@ def test_parse_bootstrap_accepts_lists_strings_and_ipv6():
 
 
 def test_bootstrap_comes_from_the_environment_then_the_default(monkeypatch):
+    """INTERFACE.md: the argument, else FRESHET_BOOTSTRAP, else localhost:9092."""
     monkeypatch.setenv(BOOTSTRAP_ENV, "env-host:1234,other:5")
     assert parse_bootstrap(None) == ["env-host:1234", "other:5"]
     assert Transport(None, client_id="t").bootstrap_addresses == ["env-host:1234", "other:5"]
@@ -64,6 +67,8 @@ def test_metadata_finds_leaders_through_any_bootstrap_address(cluster):
 
 @pytest.mark.timeout(30)
 def test_unknown_and_invalid_topics_are_reported_after_the_propagation_wait(cluster):
+    """UNKNOWN_TOPIC is waited on for the propagation time (a new topic is found), other topic
+    errors are raised at once."""
     metadata = _metadata(cluster.bootstrap)
     try:
         start = time.monotonic()
@@ -88,6 +93,7 @@ def test_unknown_and_invalid_topics_are_reported_after_the_propagation_wait(clus
 
 @pytest.mark.timeout(30)
 def test_metadata_times_out_with_the_last_error_when_no_broker_answers():
+    """With no broker reachable the wait ends in MaxBlockTimeoutError naming every address tried."""
     metadata = _metadata("127.0.0.1:1,127.0.0.1:2")
     try:
         with pytest.raises(MaxBlockTimeoutError) as caught:
@@ -143,6 +149,8 @@ def test_a_lagging_broker_cannot_send_the_client_back_to_an_old_leader():
 
 
 def test_a_leader_hint_applies_only_when_its_epoch_is_newer():
+    """KIP-951 hints update the view only with a newer leader epoch, and a lagging Metadata answer
+    does not undo them (KIP-320)."""
     metadata = Metadata(Transport("h:1", client_id="t"), metadata_max_age_ms=300000, retry_backoff_ms=50, request_timeout_ms=100)
     try:
         metadata._view = _merge(metadata.view, _response(offset=10, epoch=5, leader=2))
