@@ -220,8 +220,10 @@ class RecordAccumulator:
             futures.append(future)
             if callback is not None:
                 batch.callbacks.append((len(futures) - 1, callback))
-            if is_new_batch or batch.size_bytes >= batch_size:
+            if (is_new_batch or batch.size_bytes >= batch_size) and len(queue) == 1:
                 # Kafka wakes its sender on a new batch (to start the linger clock) or a full one.
+                # Only the first batch of a queue matters: the sender plans from queue heads, and a
+                # head with batches behind it is ready already (it was woken when the head filled).
                 self.sender_needs_run = True
                 self.sender_wakeup.notify()
             return future
