@@ -30,6 +30,7 @@ from freshet.v1 import common_pb2
 from pysyncobj import SyncObj, SyncObjConf, replicated
 from pysyncobj import journal as pysyncobj_journal
 from pysyncobj import serializer as pysyncobj_serializer
+from pysyncobj.tcp_connection import CONNECTION_STATE
 from pysyncobj.transport import TCPTransport
 from quorum_fixtures import claim, config, free_ports, leader_of, running, voter_addresses, wait_until
 
@@ -101,14 +102,20 @@ def _crash_during_compaction_then_restart(tmp_path, monkeypatch, protect: bool):
             return quorum.image, acknowledged
 
 
-def test_a_crash_between_snapshot_rename_and_journal_trim_keeps_every_acknowledged_command(tmp_path, monkeypatch):
+def test_a_crash_between_snapshot_rename_and_journal_trim_keeps_every_acknowledged_command(
+    tmp_path, monkeypatch
+):
     """Unprotected, pysyncobj sees a journal that does not start at the snapshot and discards it
     all; trimming the journal to the snapshot's entries before pysyncobj loads it keeps the tail."""
-    image, acknowledged = _crash_during_compaction_then_restart(tmp_path / "plain", monkeypatch, protect=False)
+    image, acknowledged = _crash_during_compaction_then_restart(
+        tmp_path / "plain", monkeypatch, protect=False
+    )
     lost = [r.offset for r in acknowledged if image.offset < r.offset]
     assert lost, "without the protection the journal tail after the snapshot is discarded"
 
-    image, acknowledged = _crash_during_compaction_then_restart(tmp_path / "protected", monkeypatch, protect=True)
+    image, acknowledged = _crash_during_compaction_then_restart(
+        tmp_path / "protected", monkeypatch, protect=True
+    )
     assert image.offset == acknowledged[-1].offset
     assert all(image.request_result(f"after-{i}") is not None for i in range(20))
 
@@ -125,7 +132,9 @@ def sync_calls(monkeypatch):
     monkeypatch.setattr(os, "fsync", lambda fd: (calls.append("fsync"), real_fsync(fd))[1])
     monkeypatch.setattr(os, "fdatasync", lambda fd: (calls.append("fdatasync"), real_fdatasync(fd))[1])
     real_flush = pysyncobj_journal.ResizableFile.flush
-    monkeypatch.setattr(pysyncobj_journal.ResizableFile, "flush", lambda self: (calls.append("msync"), real_flush(self))[1])
+    monkeypatch.setattr(
+        pysyncobj_journal.ResizableFile, "flush", lambda self: (calls.append("msync"), real_flush(self))[1]
+    )
     return calls
 
 
@@ -135,7 +144,7 @@ def test_plain_pysyncobj_journal_never_syncs_while_acknowledging(tmp_path, sync_
         for _ in range(30):
             leader.add(1, sync=True, timeout=5)
         pysyncobj_journal.FileJournal(str(tmp_path / "meta")).setCurrentTerm(5, "x")
-        assert sync_calls == []                                   # upstream issue #84
+        assert sync_calls == []  # upstream issue #84
 
 
 def test_acknowledgements_leave_only_after_the_journal_is_fdatasynced(tmp_path, monkeypatch):
@@ -238,9 +247,9 @@ def test_snapshots_never_fork(tmp_path, monkeypatch):
 def test_an_exception_in_apply_wedges_plain_pysyncobj_but_not_the_quorum(tmp_path, monkeypatch):
     with plain_nodes(1) as nodes:
         leader = plain_leader(nodes)
-        leader.add(-1, callback=lambda result, error: None)      # raises inside the replicated method
+        leader.add(-1, callback=lambda result, error: None)  # raises inside the replicated method
         with pytest.raises(Exception, match="Timeout"):
-            leader.add(1, sync=True, timeout=1.0)                # never applied: retried forever
+            leader.add(1, sync=True, timeout=1.0)  # never applied: retried forever
         assert leader.value == 0
 
     def broken(image, command, offset, result):
@@ -301,11 +310,13 @@ def test_replicated_methods_are_journaled_by_position_so_we_keep_exactly_one(tmp
     ids = []
     for node_class in (Version1, Version2):
         port = free_ports(1)[0]
-        node = node_class(f"127.0.0.1:{port}", [], SyncObjConf(autoTick=False, bindAddress=f"127.0.0.1:{port}"))
+        node = node_class(
+            f"127.0.0.1:{port}", [], SyncObjConf(autoTick=False, bindAddress=f"127.0.0.1:{port}")
+        )
         ids.append(node)
     try:
         journaled = ids[0]._methodToID["subtract_v0"]
-        assert ids[1]._idToMethod[journaled].__name__ == "multiply_v0"   # a replay would multiply
+        assert ids[1]._idToMethod[journaled].__name__ == "multiply_v0"  # a replay would multiply
     finally:
         for node in ids:
             node._doDestroy()
@@ -339,8 +350,8 @@ def test_an_unauthenticated_pickle_on_the_raft_port_runs_only_without_a_password
         with socket.create_connection((host, int(port)), timeout=5) as attacker:
             attacker.sendall(_malicious_frame(our_marker))
             attacker.settimeout(5)
-            assert attacker.recv(1) == b""                      # Fernet rejects the frame, drops the link
-        epoch = claim(quorum)                                     # the voter is unharmed
+            assert attacker.recv(1) == b""  # Fernet rejects the frame, drops the link
+        epoch = claim(quorum)  # the voter is unharmed
         assert quorum.propose(c.noop("after", epoch)).result(5).error_code == common_pb2.NONE
     assert not os.path.exists(our_marker)
 
@@ -349,7 +360,7 @@ def test_the_raft_port_binds_only_the_configured_address(tmp_path):
     with plain_nodes(1, bindAddress=None) as nodes:
         port = int(nodes[0].selfNode.address.rsplit(":", 1)[1])
         with socket.create_connection(("127.0.0.2", port), timeout=5):
-            pass                                                  # plain pysyncobj listens on 0.0.0.0
+            pass  # plain pysyncobj listens on 0.0.0.0
     voters = voter_addresses(1)
     with running([config(1, voters, tmp_path)]) as quorums:
         leader_of(quorums)
@@ -362,10 +373,12 @@ def test_unpicklable_state_blocks_plain_compaction_but_our_snapshot_has_no_pickl
     class WithLock(Counter):
         def __init__(self, *args):
             super().__init__(*args)
-            self.lock = threading.Lock()                          # any lock, stub or socket
+            self.lock = threading.Lock()  # any lock, stub or socket
 
     with caplog.at_level(logging.WARNING, logger="pysyncobj.syncobj"):
-        with plain_nodes(1, node_class=WithLock, fullDumpFile=str(tmp_path / "plain.dump"), useFork=False) as nodes:
+        with plain_nodes(
+            1, node_class=WithLock, fullDumpFile=str(tmp_path / "plain.dump"), useFork=False
+        ) as nodes:
             leader = plain_leader(nodes)
             leader.add(1, sync=True, timeout=5)
             leader.forceLogCompaction()
@@ -403,7 +416,7 @@ def test_without_a_leader_a_proposal_fails_at_once_instead_of_waiting(tmp_path):
             node.destroy_synchronous()
         nodes[1:] = []
         with pytest.raises(Exception, match="Timeout"):
-            lonely.add(1, sync=True, timeout=0.5)                # commandsWaitLeader: waits, silently
+            lonely.add(1, sync=True, timeout=0.5)  # commandsWaitLeader: waits, silently
     voters = voter_addresses(3)
     with running([config(1, voters, tmp_path)]) as quorums:
         started = time.monotonic()
@@ -433,13 +446,19 @@ def test_an_isolated_leader_steps_down_within_about_a_second(tmp_path):
     assert stepped_down_after < 3.0, stepped_down_after
 
 
+def _all_links_connected(transport, peers: int) -> bool:
+    """Whether a pysyncobj TCP transport has a connected link to each of its `peers` other voters."""
+    connections = list(transport._connections.values())
+    return len(connections) >= peers and all(conn.state == CONNECTION_STATE.CONNECTED for conn in connections)
+
+
 def test_idle_follower_links_survive_so_the_first_vote_request_is_delivered(tmp_path, monkeypatch):
     """pysyncobj checks a link's connectionTimeout lazily, when it next sends on it: the first
     RequestVote a follower sends to the other follower after the leader dies finds that idle link
     "timed out", closes it and drops the vote request, so the election needs another round. A
     plain cluster with connectionTimeout=1 s (the default 3.5 s, scaled down to keep the test
     short) shows it; ours (30 s plus TCP keepalive) delivers every vote request."""
-    sent: list[tuple[str, str, bool]] = []                     # (cluster, target address, delivered)
+    sent: list[tuple[str, str, bool]] = []  # (cluster, target address, delivered)
     real_send = TCPTransport.send
 
     def recording_send(self, node, message):
@@ -450,12 +469,28 @@ def test_idle_follower_links_survive_so_the_first_vote_request_is_delivered(tmp_
 
     monkeypatch.setattr(TCPTransport, "send", recording_send)
     voters = voter_addresses(3)
-    with plain_nodes(3, connectionTimeout=1.0) as nodes, running([config(n, voters, tmp_path) for n in voters]) as quorums:
+    with (
+        plain_nodes(3, connectionTimeout=1.0) as nodes,
+        running([config(n, voters, tmp_path) for n in voters]) as quorums,
+    ):
         plain = plain_leader(nodes)
         ours = leader_of(quorums)
+        # Precondition: every link (follower-follower included) is up before both clusters idle,
+        # so a dropped vote can only come from the idle-link check this test is about, not from a
+        # link that had not connected yet on a loaded machine.
+        wait_until(
+            lambda: all(_all_links_connected(q._transport, len(voters) - 1) for q in quorums.values()),
+            10,
+            "every link of ours connected",
+        )
+        wait_until(
+            lambda: all(_all_links_connected(n._SyncObj__transport, len(nodes) - 1) for n in nodes),
+            10,
+            "every plain link connected",
+        )
         sent.clear()
         dead = {plain.selfNode.address, voters[ours.node_id]}
-        time.sleep(1.5)                                         # both clusters idle past 1 s
+        time.sleep(1.5)  # both clusters idle past 1 s
         plain.destroy_synchronous()
         nodes.remove(plain)
         ours.close()
@@ -464,7 +499,7 @@ def test_idle_follower_links_survive_so_the_first_vote_request_is_delivered(tmp_
     to_survivors = [(cluster, delivered) for cluster, target, delivered in sent if target not in dead]
     plain_votes = [delivered for cluster, delivered in to_survivors if cluster == "plain"]
     our_votes = [delivered for cluster, delivered in to_survivors if cluster == "ours"]
-    assert plain_votes and plain_votes[0] is False, sent        # the first vote request is dropped
+    assert plain_votes and plain_votes[0] is False, sent  # the first vote request is dropped
     assert our_votes and all(our_votes), sent
 
 
@@ -495,20 +530,22 @@ def _rejoin_holding_uncommitted_entries(tmp_path, monkeypatch) -> tuple[list[str
         if started is None:
             first_chunk_at[id(self)] = time.monotonic()
         elif not stale_applied.is_set() and time.monotonic() - started < 2.0:
-            return None                                           # "still reading the file"
+            return None  # "still reading the file"
         return real_chunk(self, transmission_id)
 
     monkeypatch.setattr(quorum_module.MetadataQuorum, "_on_replicated", recording_apply)
     monkeypatch.setattr(pysyncobj_serializer.Serializer, "getTransmissionData", slow_chunks)
     voters = voter_addresses(3)
-    configs = {n: config(n, voters, tmp_path, snapshot_min_entries=30, leader_fallback_timeout_s=5.0) for n in voters}
+    configs = {
+        n: config(n, voters, tmp_path, snapshot_min_entries=30, leader_fallback_timeout_s=5.0) for n in voters
+    }
     with running(list(configs.values())) as quorums:
         old = leader_of(quorums)
         epoch = claim(old)
         others = [n for n in quorums if n != old.node_id]
         for node_id in others:
             quorums[node_id].close()
-        for i in range(10):                                     # appended, never committed
+        for i in range(10):  # appended, never committed
             old.propose(c.noop(f"stale-{i}", epoch), timeout_s=0.2)
         wait_until(lambda: old.status().last_raft_index >= old.offset + 10, 5, "stale entries appended")
         stale_end = old.status().last_raft_index
