@@ -247,3 +247,22 @@ def allocate_producer_ids(request_id: str, controller_epoch: int, broker_id: int
     command.allocate_producer_ids.broker_id = broker_id
     command.allocate_producer_ids.broker_epoch = broker_epoch
     return command
+
+
+def atomic_batch(request_id: str, controller_epoch: int, inner: Iterable[MetadataCommand]) -> MetadataCommand:
+    """Several commands applied all-or-nothing under one request id and controller epoch.
+
+    The inner commands are built with the builders above with request_id "" and controller_epoch 0
+    (use `INNER` for both); they are copied into the batch.
+    """
+    command = _command(request_id, controller_epoch)
+    batch = command.atomic_batch
+    batch.SetInParent()
+    for item in inner:
+        assert item.request_id == "" and item.controller_epoch == 0, "inner commands carry no id or epoch"
+        batch.commands.append(item)
+    return command
+
+
+# request_id and controller_epoch of a command inside an atomic batch: `fence_broker(*INNER, ...)`.
+INNER: tuple[str, int] = ("", 0)

@@ -26,6 +26,9 @@ Rules (where Kafka KRaft has one, it is followed):
 - Partitions: partition_epoch += 1 on every accepted change that changes something; leader_epoch
   += 1 when the leader changes (also to -1) or when a replica leaves the replica set (so the
   removed replica's requests are fenced), as Kafka's PartitionChangeBuilder.
+- AtomicBatch: inner commands apply in order on a working image; the first rejection rejects the
+  whole batch (handlers build new images, so the input image is untouched). One request id and
+  one controller epoch (the batch's) cover every inner command.
 
 Imports only the standard library, freshet.metadata (configs, image, errors) and wire types.
 Thread-safe: module state is immutable; functions are pure.
@@ -321,23 +324,29 @@ def _validated_configs(scope: configs.ConfigScope, pairs: Mapping[str, str]) -> 
         raise _Rejected(E.INVALID_CONFIG, str(error)) from None
 
 
+def topic_name_problem(name: str) -> str | None:
+    """What is wrong with `name` as a topic name by Kafka's rules, or None when it is legal."""
+    if not name:
+        return "topic name is empty"
+    if len(name) > TOPIC_NAME_LENGTH_MAX:
+        return f"topic name is {len(name)} characters; the limit is {TOPIC_NAME_LENGTH_MAX}"
+    if name in (".", ".."):
+        return f"topic name cannot be {name!r}"
+    if _TOPIC_NAME.fullmatch(name) is None:
+        return f"topic name {name!r} may contain only ASCII letters, digits, '.', '_' and '-'"
+    return None
+
+
 def _check_topic_name(image: MetadataImage, name: str) -> None:
-    _require(len(name) > 0, E.INVALID_TOPIC, "topic name is empty")
-    _require(
-        len(name) <= TOPIC_NAME_LENGTH_MAX,
-        E.INVALID_TOPIC,
-        f"topic name is {len(name)} characters; the limit is {TOPIC_NAME_LENGTH_MAX}",
-    )
-    _require(name not in (".", ".."), E.INVALID_TOPIC, f"topic name cannot be {name!r}")
-    _require(
-        _TOPIC_NAME.fullmatch(name) is not None,
-        E.INVALID_TOPIC,
-        f"topic name {name!r} may contain only ASCII letters, digits, '.', '_' and '-'",
-    )
+    problem = topic_name_problem(name)
+    _require(problem is None, E.INVALID_TOPIC, problem or "")
 
 
-def _colliding_topic(image: MetadataImage, name: str) -> str | None:
-    # Kafka: '.' and '_' map to the same metric name, so "a.b" and "a_b" cannot both exist.
+def colliding_topic(image: MetadataImage, name: str) -> str | None:
+    """An existing topic whose name equals `name` once '.' and '_' are identified, or None.
+
+    Kafka: '.' and '_' map to the same metric name, so "a.b" and "a_b" cannot both exist.
+    """
     if "." not in name and "_" not in name:
         return None
     normalized = name.replace(".", "_")
@@ -523,7 +532,7 @@ def _create_topic(image: MetadataImage, command, offset: int, result) -> Metadat
     name = body.name
     _check_topic_name(image, name)
     _require(name not in image.topic_ids_by_name, E.TOPIC_ALREADY_EXISTS, f"topic {name!r} already exists")
-    colliding = _colliding_topic(image, name)
+    colliding = colliding_topic(image, name)
     _require(
         colliding is None,
         E.INVALID_TOPIC,
@@ -696,6 +705,42 @@ def _allocate_producer_ids(image: MetadataImage, command, offset: int, result) -
     return dataclasses.replace(image, next_producer_id=first + PRODUCER_ID_BLOCK_SIZE)
 
 
+_NOT_IN_BATCH = frozenset({"claim_controller", "atomic_batch"})
+BATCH_COMMANDS_MAX = 10_000
+
+
+def _atomic_batch(image: MetadataImage, command, offset: int, result) -> MetadataImage:
+    """Apply every inner command in order on a working image; any rejection rejects them all
+    (the caller then keeps the image it passed in, so nothing of the batch survives)."""
+    inner_commands = command.atomic_batch.commands
+    _require(len(inner_commands) > 0, E.INVALID_REQUEST, "an atomic batch needs at least one command")
+    _require(
+        len(inner_commands) <= BATCH_COMMANDS_MAX,
+        E.INVALID_REQUEST,
+        f"an atomic batch holds at most {BATCH_COMMANDS_MAX} commands, not {len(inner_commands)}",
+    )
+    working = image
+    results = []
+    for number, inner in enumerate(inner_commands):
+        kind = inner.WhichOneof("command")
+        what = f"command {number} of the batch ({kind})"
+        _require(kind is not None, E.INVALID_REQUEST, f"command {number} of the batch has no body")
+        _require(kind not in _NOT_IN_BATCH, E.INVALID_REQUEST, f"{what} is not allowed in a batch")
+        _require(
+            inner.request_id == "" and inner.controller_epoch == 0,
+            E.INVALID_REQUEST,
+            f"{what} carries its own request id or controller epoch; the batch's stand for it",
+        )
+        inner_result = metadata_pb2.MetadataResult(offset=offset)
+        try:
+            working = _HANDLERS[kind](working, inner, offset, inner_result)
+        except _Rejected as rejected:
+            raise _Rejected(rejected.code, f"{what}: {rejected.message}") from None
+        results.append(inner_result)
+    result.batch.results.extend(results)
+    return working
+
+
 _HANDLERS: Mapping[str, Handler] = {
     "noop": _noop,
     "init_cluster": _init_cluster,
@@ -711,6 +756,7 @@ _HANDLERS: Mapping[str, Handler] = {
     "reassign_partition": _reassign_partition,
     "alter_configs": _alter_configs,
     "allocate_producer_ids": _allocate_producer_ids,
+    "atomic_batch": _atomic_batch,
 }
 
 assert set(_HANDLERS) == {

@@ -20,7 +20,7 @@ CONFIG_RESOURCE_BROKER: ConfigResourceType
 CONFIG_RESOURCE_TOPIC: ConfigResourceType
 
 class MetadataCommand(_message.Message):
-    __slots__ = ("request_id", "controller_epoch", "noop", "init_cluster", "claim_controller", "register_broker", "fence_broker", "unfence_broker", "begin_controlled_shutdown", "create_topic", "delete_topic", "create_partitions", "change_partition", "reassign_partition", "alter_configs", "allocate_producer_ids")
+    __slots__ = ("request_id", "controller_epoch", "noop", "init_cluster", "claim_controller", "register_broker", "fence_broker", "unfence_broker", "begin_controlled_shutdown", "create_topic", "delete_topic", "create_partitions", "change_partition", "reassign_partition", "alter_configs", "allocate_producer_ids", "atomic_batch")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     CONTROLLER_EPOCH_FIELD_NUMBER: _ClassVar[int]
     NOOP_FIELD_NUMBER: _ClassVar[int]
@@ -37,6 +37,7 @@ class MetadataCommand(_message.Message):
     REASSIGN_PARTITION_FIELD_NUMBER: _ClassVar[int]
     ALTER_CONFIGS_FIELD_NUMBER: _ClassVar[int]
     ALLOCATE_PRODUCER_IDS_FIELD_NUMBER: _ClassVar[int]
+    ATOMIC_BATCH_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     controller_epoch: int
     noop: Noop
@@ -53,7 +54,8 @@ class MetadataCommand(_message.Message):
     reassign_partition: ReassignPartition
     alter_configs: AlterConfigs
     allocate_producer_ids: AllocateProducerIds
-    def __init__(self, request_id: _Optional[str] = ..., controller_epoch: _Optional[int] = ..., noop: _Optional[_Union[Noop, _Mapping]] = ..., init_cluster: _Optional[_Union[InitCluster, _Mapping]] = ..., claim_controller: _Optional[_Union[ClaimController, _Mapping]] = ..., register_broker: _Optional[_Union[RegisterBroker, _Mapping]] = ..., fence_broker: _Optional[_Union[FenceBroker, _Mapping]] = ..., unfence_broker: _Optional[_Union[UnfenceBroker, _Mapping]] = ..., begin_controlled_shutdown: _Optional[_Union[BeginControlledShutdown, _Mapping]] = ..., create_topic: _Optional[_Union[CreateTopic, _Mapping]] = ..., delete_topic: _Optional[_Union[DeleteTopic, _Mapping]] = ..., create_partitions: _Optional[_Union[CreatePartitions, _Mapping]] = ..., change_partition: _Optional[_Union[ChangePartition, _Mapping]] = ..., reassign_partition: _Optional[_Union[ReassignPartition, _Mapping]] = ..., alter_configs: _Optional[_Union[AlterConfigs, _Mapping]] = ..., allocate_producer_ids: _Optional[_Union[AllocateProducerIds, _Mapping]] = ...) -> None: ...
+    atomic_batch: AtomicBatch
+    def __init__(self, request_id: _Optional[str] = ..., controller_epoch: _Optional[int] = ..., noop: _Optional[_Union[Noop, _Mapping]] = ..., init_cluster: _Optional[_Union[InitCluster, _Mapping]] = ..., claim_controller: _Optional[_Union[ClaimController, _Mapping]] = ..., register_broker: _Optional[_Union[RegisterBroker, _Mapping]] = ..., fence_broker: _Optional[_Union[FenceBroker, _Mapping]] = ..., unfence_broker: _Optional[_Union[UnfenceBroker, _Mapping]] = ..., begin_controlled_shutdown: _Optional[_Union[BeginControlledShutdown, _Mapping]] = ..., create_topic: _Optional[_Union[CreateTopic, _Mapping]] = ..., delete_topic: _Optional[_Union[DeleteTopic, _Mapping]] = ..., create_partitions: _Optional[_Union[CreatePartitions, _Mapping]] = ..., change_partition: _Optional[_Union[ChangePartition, _Mapping]] = ..., reassign_partition: _Optional[_Union[ReassignPartition, _Mapping]] = ..., alter_configs: _Optional[_Union[AlterConfigs, _Mapping]] = ..., allocate_producer_ids: _Optional[_Union[AllocateProducerIds, _Mapping]] = ..., atomic_batch: _Optional[_Union[AtomicBatch, _Mapping]] = ...) -> None: ...
 
 class Noop(_message.Message):
     __slots__ = ()
@@ -221,6 +223,12 @@ class AllocateProducerIds(_message.Message):
     broker_epoch: int
     def __init__(self, broker_id: _Optional[int] = ..., broker_epoch: _Optional[int] = ...) -> None: ...
 
+class AtomicBatch(_message.Message):
+    __slots__ = ("commands",)
+    COMMANDS_FIELD_NUMBER: _ClassVar[int]
+    commands: _containers.RepeatedCompositeFieldContainer[MetadataCommand]
+    def __init__(self, commands: _Optional[_Iterable[_Union[MetadataCommand, _Mapping]]] = ...) -> None: ...
+
 class ProducerIdBlock(_message.Message):
     __slots__ = ("broker_id", "first_producer_id", "size")
     BROKER_ID_FIELD_NUMBER: _ClassVar[int]
@@ -246,7 +254,7 @@ class PartitionChangeResult(_message.Message):
     def __init__(self, leader: _Optional[int] = ..., leader_epoch: _Optional[int] = ..., partition_epoch: _Optional[int] = ..., isr: _Optional[_Iterable[int]] = ..., replicas: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class MetadataResult(_message.Message):
-    __slots__ = ("error_code", "error_message", "offset", "broker_epoch", "producer_ids", "topic_id", "partition")
+    __slots__ = ("error_code", "error_message", "offset", "broker_epoch", "producer_ids", "topic_id", "partition", "batch")
     ERROR_CODE_FIELD_NUMBER: _ClassVar[int]
     ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
     OFFSET_FIELD_NUMBER: _ClassVar[int]
@@ -254,6 +262,7 @@ class MetadataResult(_message.Message):
     PRODUCER_IDS_FIELD_NUMBER: _ClassVar[int]
     TOPIC_ID_FIELD_NUMBER: _ClassVar[int]
     PARTITION_FIELD_NUMBER: _ClassVar[int]
+    BATCH_FIELD_NUMBER: _ClassVar[int]
     error_code: _common_pb2.ErrorCode
     error_message: str
     offset: int
@@ -261,7 +270,14 @@ class MetadataResult(_message.Message):
     producer_ids: ProducerIdBlock
     topic_id: bytes
     partition: PartitionChangeResult
-    def __init__(self, error_code: _Optional[_Union[_common_pb2.ErrorCode, str]] = ..., error_message: _Optional[str] = ..., offset: _Optional[int] = ..., broker_epoch: _Optional[int] = ..., producer_ids: _Optional[_Union[ProducerIdBlock, _Mapping]] = ..., topic_id: _Optional[bytes] = ..., partition: _Optional[_Union[PartitionChangeResult, _Mapping]] = ...) -> None: ...
+    batch: AtomicBatchResult
+    def __init__(self, error_code: _Optional[_Union[_common_pb2.ErrorCode, str]] = ..., error_message: _Optional[str] = ..., offset: _Optional[int] = ..., broker_epoch: _Optional[int] = ..., producer_ids: _Optional[_Union[ProducerIdBlock, _Mapping]] = ..., topic_id: _Optional[bytes] = ..., partition: _Optional[_Union[PartitionChangeResult, _Mapping]] = ..., batch: _Optional[_Union[AtomicBatchResult, _Mapping]] = ...) -> None: ...
+
+class AtomicBatchResult(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[MetadataResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[MetadataResult, _Mapping]]] = ...) -> None: ...
 
 class BrokerRecord(_message.Message):
     __slots__ = ("node_id", "incarnation_id", "host", "port", "rack", "broker_epoch", "is_fenced", "in_controlled_shutdown")

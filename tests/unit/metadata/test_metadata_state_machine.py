@@ -491,3 +491,77 @@ def test_unchanged_topics_and_brokers_are_shared_between_images():
     assert after.topics_by_id[ids[0]].partitions[1] is before.topics_by_id[ids[0]].partitions[1]
     assert after.brokers is before.brokers
     assert dataclasses.replace(before, offset=after.offset) != after
+
+
+def test_atomic_batch_applies_every_inner_command_at_one_offset():
+    """Goal: fencing a broker and moving its leaderships is one step. Method: a batch of FenceBroker
+    plus a ChangePartition; both take effect at the batch's offset and the result lists both."""
+    s = Script()
+    s.cluster(3)
+    topic_id = s.topic("t", [([1, 2], [1, 2], 1)])
+    epoch = s.image.brokers[1].broker_epoch
+    result = s.ok(
+        c.atomic_batch(
+            s.rid(),
+            EPOCH,
+            [
+                c.fence_broker(*c.INNER, node_id=1, broker_epoch=epoch),
+                c.change_partition(*c.INNER, topic_id=topic_id, partition=0, expected_partition_epoch=0, leader=2, isr=[2]),
+            ],
+        )
+    )
+    assert s.image.brokers[1].is_fenced
+    partition = s.image.partition("t", 0)
+    assert (partition.leader, partition.isr, partition.leader_epoch) == (2, (2,), 1)
+    assert [r.WhichOneof("payload") for r in result.batch.results] == [None, "partition"]
+    assert all(r.offset == s.offset for r in result.batch.results)
+
+
+def test_atomic_batch_is_all_or_nothing_and_names_the_failing_command():
+    """Goal: a rejected inner command leaves no trace of the others. Method: a valid FenceBroker
+    followed by a stale ChangePartition; Script.fails checks the whole state is unchanged."""
+    s = Script()
+    s.cluster(3)
+    topic_id = s.topic("t", [([1, 2], [1, 2], 1)])
+    epoch = s.image.brokers[1].broker_epoch
+    batch = c.atomic_batch(
+        s.rid(),
+        EPOCH,
+        [
+            c.fence_broker(*c.INNER, node_id=1, broker_epoch=epoch),
+            c.change_partition(*c.INNER, topic_id=topic_id, partition=0, expected_partition_epoch=5, leader=2),
+        ],
+    )
+    result = s.fails(batch, E.INVALID_UPDATE_VERSION, "command 1 of the batch (change_partition)")
+    assert not result.HasField("batch")
+    assert not s.image.brokers[1].is_fenced
+
+
+def test_atomic_batch_rejects_claims_nesting_inner_ids_and_emptiness():
+    s = Script()
+    s.cluster(1)
+    fence = c.fence_broker(*c.INNER, node_id=1, broker_epoch=s.image.brokers[1].broker_epoch)
+    s.fails(c.atomic_batch(s.rid(), EPOCH, []), E.INVALID_REQUEST, "at least one")
+    nested = c.atomic_batch(*c.INNER, [fence])
+    s.fails(c.atomic_batch(s.rid(), EPOCH, [nested]), E.INVALID_REQUEST, "not allowed in a batch")
+    claim = c.claim_controller("", 1, EPOCH + 1)
+    claim.controller_epoch = 0
+    s.fails(c.atomic_batch(s.rid(), EPOCH, [claim]), E.INVALID_REQUEST, "not allowed in a batch")
+    with_id = c.fence_broker("inner-id", 0, 1, s.image.brokers[1].broker_epoch)
+    batch = c.atomic_batch(s.rid(), EPOCH, [fence])
+    batch.atomic_batch.commands.append(with_id)
+    s.fails(batch, E.INVALID_REQUEST, "its own request id")
+    s.fails(c.atomic_batch(s.rid(), EPOCH - 1, [fence]), E.STALE_CONTROLLER_EPOCH)
+    assert not s.image.brokers[1].is_fenced
+
+
+def test_atomic_batch_is_deduplicated_as_one_request():
+    s = Script()
+    s.cluster(2)
+    epoch = s.image.brokers[2].broker_epoch
+    batch = c.atomic_batch("batch-1", EPOCH, [c.fence_broker(*c.INNER, node_id=2, broker_epoch=epoch)])
+    first = s.ok(batch)
+    s.ok(c.unfence_broker(s.rid(), EPOCH, 2, epoch))
+    again = s.ok(batch)
+    assert again == first
+    assert not s.image.brokers[2].is_fenced, "the duplicate must not fence again"
