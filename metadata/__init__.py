@@ -2,7 +2,7 @@
 
 Owns the command types, the pure deterministic state machine, the immutable MetadataImage read by
 every other thread, the snapshot codec, the quorum adapter over pysyncobj (metadata/quorum.py is
-the only module that imports pysyncobj) and, later, the active-controller logic.
+the only module that imports pysyncobj) and the active controller's pure decisions.
 
 Modules:
     errors.py         domain exceptions (no gRPC codes)
@@ -13,6 +13,8 @@ Modules:
     snapshot.py       MetadataSnapshot codec (byte-identical) and the quorum's snapshot file
     journal.py        the voter's durable Raft log and meta (fsync, torn-tail recovery)
     quorum.py         MetadataQuorum: one voter of the Raft group over pysyncobj
+    placement.py      replica placement for new partitions (Kafka's, rack-aware), deterministic
+    controller.py     the active controller's decisions: sessions, fencing, elections, admin checks
 
 Imports no grpc, storage, server, client or cli. Importing this package imports nothing else:
 readers of images never load pysyncobj.

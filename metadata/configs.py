@@ -166,7 +166,10 @@ _BROKER_KEYS = [
               "replication factor of __consumer_offsets (capped by the live brokers)"),
     ConfigKey("offsets.retention.minutes", ConfigType.INT, 10080, CLUSTER_ONLY, _at_least(1),
               "committed offsets of an empty group expire after this"),
-    ConfigKey("auto.create.topics.enable", ConfigType.BOOLEAN, True, BROKER_SCOPES, _any,
+    # Kafka's default is true; Freshet's is false: a typo in a producer's topic name should fail,
+    # not silently create a topic with the default partitions and replication factor (Kafka
+    # itself recommends false in production).
+    ConfigKey("auto.create.topics.enable", ConfigType.BOOLEAN, False, BROKER_SCOPES, _any,
               "create a topic on first metadata request for it"),
     ConfigKey("auto.leader.rebalance.enable", ConfigType.BOOLEAN, True, CLUSTER_ONLY, _any,
               "move leadership back to preferred replicas when imbalanced"),

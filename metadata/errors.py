@@ -18,6 +18,9 @@ Tree (`outcome_unknown` tells a proposer whether the command may still be applie
     ├── JournalError                       the Raft journal could not be read or written (fatal)
     ├── DataDirectoryError                 the data directory is unusable or held by another process
     ├── RaftBindError                      the Raft address could not be bound
+    ├── ControllerRequestError             the active controller refused a request (carries its ErrorCode)
+    │   ├── InvalidReplicationFactorError  more replicas than available brokers, or fewer than 1
+    │   └── StaleBrokerEpochError          a broker incarnation that was replaced (or never registered)
     └── QuorumError                        the quorum could not take the proposal
         ├── NotLeaderError                 this voter is not the leader (not applied)
         ├── QuorumBusyError                the proposal queue is full (not applied)
@@ -132,6 +135,66 @@ class RaftBindError(MetadataError):
         self.address = address
         self.reason = reason
         super().__init__(f"cannot listen on raft address {address}: {reason}")
+
+
+class ControllerRequestError(MetadataError):
+    """The controller logic refused a request before proposing anything. Thread-safe (immutable).
+
+    Raised by freshet.metadata.controller and freshet.metadata.placement for requests that are
+    invalid against the current image (bad topic name, unknown topic, stale epochs, ...). The
+    ErrorCode says which; server/status.py maps it to the wire.
+
+    Attributes:
+        error_code: the common_pb2.ErrorCode value.
+        message: what is wrong, naming the offending item.
+    """
+
+    def __init__(self, error_code: int, message: str) -> None:
+        self.error_code = error_code
+        self.message = message
+        super().__init__(message)
+
+
+class InvalidReplicationFactorError(ControllerRequestError):
+    """A topic asks for more replicas than there are available brokers (or fewer than one).
+
+    Attributes:
+        replication_factor: what was asked.
+        available_brokers: registered, unfenced brokers not shutting down.
+    """
+
+    def __init__(self, replication_factor: int, available_brokers: int) -> None:
+        self.replication_factor = replication_factor
+        self.available_brokers = available_brokers
+        if replication_factor < 1:
+            message = f"replication factor must be at least 1, not {replication_factor}"
+        else:
+            # Kafka's wording (InvalidReplicationFactorException), which users search for.
+            message = f"replication factor: {replication_factor} larger than available brokers: {available_brokers}"
+        super().__init__(common_pb2.INVALID_REPLICATION_FACTOR, message)
+
+
+class StaleBrokerEpochError(ControllerRequestError):
+    """A broker spoke with an epoch that is not its current registration's.
+
+    Attributes:
+        node_id: the broker.
+        broker_epoch: the epoch it sent.
+        current_epoch: the epoch of its current registration (-1 when it is not registered).
+    """
+
+    def __init__(self, node_id: int, broker_epoch: int, current_epoch: int) -> None:
+        self.node_id = node_id
+        self.broker_epoch = broker_epoch
+        self.current_epoch = current_epoch
+        if current_epoch < 0:
+            message = f"broker {node_id} is not registered (epoch {broker_epoch})"
+        else:
+            message = (
+                f"broker {node_id} epoch {broker_epoch} is stale: its current registration has epoch "
+                f"{current_epoch} (another process registered as node {node_id})"
+            )
+        super().__init__(common_pb2.STALE_BROKER_EPOCH, message)
 
 
 class QuorumError(MetadataError):
