@@ -1,15 +1,23 @@
 """Entry point of the `freshet` command.
 
 Command groups register themselves on `app`; `main()` is the console script. Exit codes follow
-INTERFACE.md: 0 ok, 1 the operation failed, 2 bad usage.
+INTERFACE.md: 0 ok, 1 the operation failed, 2 bad usage (one line on stderr, never a traceback).
 """
 
 from __future__ import annotations
 
+import sys
 from importlib import metadata
 
 import typer
+from freshet.cli.cluster import app as cluster_app
 from freshet.cli.perf import app as perf_app
+from freshet.cli.server import app as server_app
+
+try:  # typer >= 0.20 carries its own copy of click; older releases use click itself
+    from typer._click import exceptions as click_exceptions
+except ImportError:  # pragma: no cover - depends on the installed typer
+    from click import exceptions as click_exceptions
 
 app = typer.Typer(
     name="freshet",
@@ -36,11 +44,25 @@ def _root(
 
 
 app.add_typer(perf_app, name="perf")
+app.add_typer(server_app, name="server")
+app.add_typer(cluster_app, name="cluster")
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point. Usage errors print one line on stderr and exit 2 (click's own
+    output is a multi-line box); a command group without a subcommand prints its help and exits 2."""
+    try:
+        code = app(standalone_mode=False)
+    except click_exceptions.NoArgsIsHelpError as error:
+        print(error.ctx.get_help(), file=sys.stderr)
+        sys.exit(2)
+    except click_exceptions.UsageError as error:
+        command = error.ctx.command_path if error.ctx is not None else "freshet"
+        print(f"{command}: {error.format_message()} (see {command} --help)", file=sys.stderr)
+        sys.exit(2)
+    except typer.Abort:
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

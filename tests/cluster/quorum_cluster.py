@@ -34,6 +34,38 @@ def free_ports(count: int) -> list[int]:
             s.close()
 
 
+_FREE_BLOCK_LOCK = threading.Lock()
+
+
+def free_port_block(count: int, low: int = 20_000, high: int = 32_000) -> int:
+    """The first of `count` consecutive ports that are free on 127.0.0.1 right now.
+
+    Node layouts need consecutive ports (gRPC P, Raft P+1, HTTP P+2: the controller-listener
+    convention). Candidates are random, so parallel test runs rarely collide; each port is
+    checked by binding it. The range stays below Linux's ephemeral ports (32768+), which
+    outgoing connections could take between this check and the node binding the port.
+    """
+    import random
+
+    with _FREE_BLOCK_LOCK:
+        for _ in range(1000):
+            base = random.randrange(low, high - count)
+            sockets = []
+            try:
+                for port in range(base, base + count):
+                    s = socket.socket()
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                    s.bind(("127.0.0.1", port))
+                    sockets.append(s)
+                return base
+            except OSError:
+                continue
+            finally:
+                for s in sockets:
+                    s.close()
+    raise RuntimeError(f"no {count} consecutive free ports found")
+
+
 class VoterProcess:
     """One harness child: its stdin for requests, a thread collecting its stdout events.
 

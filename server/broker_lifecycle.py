@@ -1,0 +1,253 @@
+"""The broker role's session with the active controller (KRaft's BrokerLifecycleManager).
+
+Owns the broker side of liveness:
+
+- one incarnation id per process start (16 random bytes): a restarted broker is a new
+  incarnation, which the controller registers with a new broker epoch, replacing the old one;
+- one long-lived BrokerHeartbeat stream to the active controller: the first message registers,
+  then a heartbeat every `broker.heartbeat.interval.ms` carrying the offset of this broker's
+  metadata image, and one at once when the image reaches the registration offset (so the
+  controller can unfence without waiting an interval) or when a controlled shutdown starts;
+- finding the active controller: the hint of a NOT_CONTROLLER answer, else the controller this
+  node believes in, else each controller in turn, retrying every 100 ms; a stream that gets no
+  answer for a while (a frozen controller) is dropped and another controller is tried;
+- controlled shutdown: `shutdown()` sets want_shutdown and waits (bounded) until the controller
+  says should_shut_down (its leaderships moved, it left every ISR);
+- a STALE_BROKER_EPOCH answer means another process registered with this node id: fatal.
+
+Imports: asyncio, grpc, freshet.metadata (configs), freshet.server, wire types.
+Thread-safety: not thread-safe (the node's loop); the state attributes may be read from the HTTP
+thread (plain values).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Callable
+
+import grpc
+from freshet.metadata import configs
+from freshet.metadata.image import MetadataImage
+from freshet.server import status
+from freshet.server.config import NodeConfig
+from freshet.server.controller_client import ControllerChannels
+from freshet.server.metadata_publisher import MetadataPublisher
+from freshet.v1 import common_pb2, controller_pb2
+
+logger = logging.getLogger(__name__)
+
+RETRY_S = 0.1
+REPLY_TIMEOUT_S_MIN = 2.0
+
+
+class BrokerLifecycle:
+    """One broker's registration and heartbeats (see the module docstring). Not thread-safe (loop)."""
+
+    def __init__(
+        self,
+        config: NodeConfig,
+        publisher: MetadataPublisher,
+        channels: ControllerChannels,
+        controller_hint: Callable[[], int | None],
+        on_fatal: Callable[[str], None],
+    ) -> None:
+        self.config = config
+        self.node_id = config.node_id
+        self.incarnation_id = uuid.uuid4().bytes
+        self._publisher = publisher
+        self._channels = channels
+        self._controller_hint = controller_hint
+        self._on_fatal = on_fatal
+        self.broker_epoch = -1
+        self.is_fenced = True
+        self.should_shut_down = False
+        self.want_shutdown = False
+        self.controller_id = -1
+        self.connected_controller: int | None = None
+        self.sessions_opened = 0
+        self._send_now = asyncio.Event()
+        self._changed = asyncio.Event()
+        self._reported_caught_up = False
+        self._task: asyncio.Task | None = None
+        self._stopped = False
+
+    # -- state -----------------------------------------------------------------------------------
+
+    @property
+    def is_registered(self) -> bool:
+        return self.broker_epoch > 0
+
+    def is_ready(self, image: MetadataImage) -> bool:
+        """Registered, unfenced in this node's own image, and that image caught up to the
+        registration (KRaft: a broker serves once it is unfenced)."""
+        broker = image.brokers.get(self.node_id)
+        return (
+            self.is_registered
+            and broker is not None
+            and broker.broker_epoch == self.broker_epoch
+            and not broker.is_fenced
+            and image.offset >= self.broker_epoch
+        )
+
+    def _heartbeat_interval_s(self) -> float:
+        image = self._publisher.image
+        layered = dict(self.config.broker_configs)
+        layered.update(image.cluster_configs)
+        config = configs.broker_config(layered, image.broker_configs.get(self.node_id, {}))
+        return config.broker_heartbeat_interval_ms / 1000
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._publisher.add_listener(self._on_image)
+        self._task = asyncio.create_task(self._run(), name="broker-lifecycle")
+        logger.info("broker %d incarnation %s registering", self.node_id, self.incarnation_id.hex())
+
+    async def close(self) -> None:
+        self._stopped = True
+        self._publisher.remove_listener(self._on_image)
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+
+    async def shutdown(self, timeout_s: float) -> bool:
+        """Ask for a controlled shutdown; True once the controller says this broker may stop."""
+        self.want_shutdown = True
+        self._send_now.set()
+        deadline = time.monotonic() + timeout_s
+        while not self.should_shut_down:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            changed = self._changed
+            try:
+                await asyncio.wait_for(changed.wait(), remaining)
+            except TimeoutError:
+                return False
+        return True
+
+    def _on_image(self, old: MetadataImage, new: MetadataImage) -> None:
+        if self.is_registered and not self._reported_caught_up and new.offset >= self.broker_epoch:
+            self._reported_caught_up = True
+            self._send_now.set()
+
+    def _notify(self) -> None:
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+
+    # -- the session loop ------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        hinted: int | None = None
+        attempt = 0
+        while not self._stopped:
+            candidates = self._channels.candidates(hinted if hinted is not None else self._controller_hint())
+            target = candidates[0] if hinted is not None else candidates[attempt % len(candidates)]
+            attempt += 1
+            hinted = None
+            try:
+                await self._session(target)
+                logger.info("heartbeat stream to controller %d ended", target)
+            except grpc.aio.AioRpcError as error:
+                detail = status.detail_from_metadata(error.trailing_metadata())
+                if detail is not None and detail.code == common_pb2.STALE_BROKER_EPOCH:
+                    message = f"the controller refused this broker: {detail.message}"
+                    logger.critical(message)
+                    self._on_fatal(message)
+                    return
+                if detail is not None and detail.code == common_pb2.NOT_CONTROLLER:
+                    if detail.controller_id >= 0 and detail.controller_id != target:
+                        hinted = detail.controller_id
+                        await asyncio.sleep(RETRY_S / 5)
+                        continue
+                elif self.connected_controller == target:
+                    logger.info("heartbeat stream to controller %d broke: %s", target, error.code().name)
+            except TimeoutError:
+                logger.warning("controller %d stopped answering heartbeats; trying another", target)
+            finally:
+                self.connected_controller = None
+            await asyncio.sleep(RETRY_S)
+
+    def _request(self, registration: bool) -> controller_pb2.BrokerHeartbeatRequest:
+        request = controller_pb2.BrokerHeartbeatRequest(
+            node_id=self.node_id,
+            broker_epoch=0 if registration else self.broker_epoch,
+            metadata_offset=self._publisher.image.offset,
+            want_shutdown=self.want_shutdown,
+        )
+        if registration:
+            advertised = self.config.advertised
+            request.registration.CopyFrom(
+                controller_pb2.BrokerRegistrationRequest(
+                    node_id=self.node_id,
+                    incarnation_id=self.incarnation_id,
+                    host=advertised.host,
+                    port=advertised.port,
+                    rack=self.config.rack,
+                )
+            )
+        return request
+
+    async def _session(self, target: int) -> None:
+        call = self._channels.stub(target).BrokerHeartbeat()
+        try:
+            await call.write(self._request(registration=True))
+            reply_timeout = max(REPLY_TIMEOUT_S_MIN, 4 * self._heartbeat_interval_s())
+            first = await asyncio.wait_for(call.read(), reply_timeout)
+            if first is grpc.aio.EOF:
+                return
+            self._on_reply(first, target)
+            self.connected_controller = target
+            self.sessions_opened += 1
+            logger.info(
+                "heartbeating to controller %d (epoch %d): broker epoch %d, %s",
+                target,
+                first.controller_epoch,
+                first.broker_epoch,
+                "fenced" if first.is_fenced else "unfenced",
+            )
+            reader = asyncio.create_task(self._read(call, target, reply_timeout), name="heartbeat-replies")
+            try:
+                while not reader.done():
+                    try:
+                        await asyncio.wait_for(self._send_now.wait(), self._heartbeat_interval_s())
+                    except TimeoutError:
+                        pass
+                    self._send_now.clear()
+                    if reader.done():
+                        break
+                    await call.write(self._request(registration=False))
+                await reader
+            finally:
+                reader.cancel()
+        finally:
+            call.cancel()
+
+    async def _read(self, call, target: int, reply_timeout: float) -> None:
+        while True:
+            reply = await asyncio.wait_for(call.read(), reply_timeout)
+            if reply is grpc.aio.EOF:
+                return
+            self._on_reply(reply, target)
+
+    def _on_reply(self, reply: controller_pb2.BrokerHeartbeatResponse, target: int) -> None:
+        if reply.broker_epoch != self.broker_epoch:
+            self.broker_epoch = reply.broker_epoch
+            # Report catching up at once; when the image is not there yet, _on_image will.
+            self._reported_caught_up = self._publisher.image.offset >= reply.broker_epoch
+            if self._reported_caught_up:
+                self._send_now.set()
+        if reply.is_fenced != self.is_fenced:
+            logger.info("broker %d is %s by controller %d", self.node_id, "fenced" if reply.is_fenced else "unfenced", target)
+        self.is_fenced = reply.is_fenced
+        self.controller_id = reply.controller_id
+        if reply.should_shut_down and not self.should_shut_down:
+            logger.info("controller %d: controlled shutdown complete, this broker may stop", target)
+        self.should_shut_down = reply.should_shut_down
+        self._notify()

@@ -1,0 +1,582 @@
+"""The node's configuration: one NodeConfig from flags, `--set key=value`, a TOML file and defaults.
+
+Owns every setting of `freshet server start`, its parsing, precedence and validation:
+
+- Precedence: flags > `--set` > the `--config FILE.toml` file > defaults. The cluster secret also
+  reads FRESHET_CLUSTER_SECRET, between `--set` and the file (a Kubernetes Secret in the
+  environment overrides a ConfigMap file); `--cluster-secret-file PATH` is a flag.
+- Keys are dotted names. In the TOML file nested tables are flattened (`[broker.session]
+  timeout.ms = 3000` is `broker.session.timeout.ms`); lists of strings are joined with ",".
+- Node keys (this module): node.id, data.dir, listen, controller.quorum, raft.listen, http.listen,
+  advertised, roles, rack, controller.listeners, cluster.secret, cluster.secret.file,
+  broker.reconnect.grace.ms, controlled.shutdown.timeout.ms, shutdown.timeout.ms,
+  request.timeout.ms, metadata.fsync, log.level.
+- Broker keys (freshet.metadata.configs, broker and cluster scope): the node's static values, the
+  layer between the schema default and the dynamic values stored in metadata (Kafka's order:
+  default < static < dynamic cluster < dynamic broker). Topic keys are refused here: topic
+  defaults are cluster-wide dynamic configs (`freshet config --cluster`).
+- Controller endpoints: a controller's gRPC endpoint is its Raft host with port RAFTPORT-1 unless
+  `controller.listeners` says otherwise (true for `cluster up` and the Kubernetes layout).
+- Cluster secret: required for the controller role (the Raft password); when none is given and
+  the Raft listener is a loopback address, one is derived from the quorum string (logged as a
+  WARNING: it is not secret); on any other address the node refuses to start.
+
+Unknown keys and bad values raise NodeConfigError naming the key (the CLI exits 2 with one line).
+`NodeConfig.validate()` checks the relationships between settings (heartbeat interval < session
+timeout, ports distinct, node id among the voters for the controller role, ...).
+
+Imports: standard library, freshet.metadata.configs, freshet.server.errors.
+Thread-safety: NodeConfig is immutable; functions are pure (they read files and the environment
+they are given).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import ipaddress
+import os
+import tomllib
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from freshet.metadata import configs
+from freshet.metadata.errors import InvalidConfigError
+from freshet.server.errors import NodeConfigError
+
+SECRET_ENV = "FRESHET_CLUSTER_SECRET"
+ROLE_BROKER = "broker"
+ROLE_CONTROLLER = "controller"
+ROLES = (ROLE_BROKER, ROLE_CONTROLLER)
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+# Flag spelling of each node key, for messages ("--node-id" rather than "node.id").
+FLAG_NAMES = {
+    "node.id": "--node-id",
+    "data.dir": "--data-dir",
+    "listen": "--listen",
+    "controller.quorum": "--controller-quorum",
+    "raft.listen": "--raft-listen",
+    "http.listen": "--http-listen",
+    "advertised": "--advertised",
+    "roles": "--roles",
+    "rack": "--rack",
+    "controller.listeners": "--controller-listeners",
+    "cluster.secret.file": "--cluster-secret-file",
+}
+
+
+@dataclasses.dataclass(frozen=True, slots=True, order=True)
+class HostPort:
+    """A host and port. Thread-safe (immutable)."""
+
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+    @property
+    def is_loopback(self) -> bool:
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+    @property
+    def is_wildcard(self) -> bool:
+        return self.host in ("0.0.0.0", "::", "")
+
+
+def parse_host_port(text: str) -> HostPort:
+    """"host:port" or "[v6]:port" (port 1..65535). Raises ValueError naming the problem."""
+    text = text.strip()
+    if text.startswith("["):
+        host, bracket, rest = text[1:].partition("]")
+        if not bracket or not rest.startswith(":"):
+            raise ValueError(f"{text!r} is not [HOST]:PORT")
+        port_text = rest[1:]
+    else:
+        host, colon, port_text = text.rpartition(":")
+        if not colon or not host:
+            raise ValueError(f"{text!r} is not HOST:PORT")
+        if ":" in host:
+            raise ValueError(f"{text!r}: write IPv6 hosts in brackets, [HOST]:PORT")
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ValueError(f"{text!r}: the port must be a number in 1..65535")
+    return HostPort(host, int(port_text))
+
+
+def parse_node_addresses(text: str) -> dict[int, HostPort]:
+    """"1@host:port,2@host:port" -> {1: HostPort, 2: ...}. Raises ValueError."""
+    result: dict[int, HostPort] = {}
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        node, at, address = item.partition("@")
+        if not at or not node.strip().isdigit():
+            raise ValueError(f"{item!r} is not ID@HOST:PORT")
+        node_id = int(node)
+        if node_id in result:
+            raise ValueError(f"node {node_id} is listed twice")
+        result[node_id] = parse_host_port(address)
+    if not result:
+        raise ValueError("no ID@HOST:PORT entries")
+    return result
+
+
+def format_node_addresses(addresses: Mapping[int, HostPort]) -> str:
+    return ",".join(f"{node_id}@{address}" for node_id, address in sorted(addresses.items()))
+
+
+def _int(minimum: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(str(text).strip(), 10)
+        except ValueError:
+            raise ValueError(f"{text!r} is not an integer") from None
+        if value < minimum:
+            raise ValueError(f"must be >= {minimum}, not {value}")
+        return value
+
+    return parse
+
+
+def _bool(text: str) -> bool:
+    lowered = str(text).strip().lower()
+    if lowered not in ("true", "false"):
+        raise ValueError(f"{text!r} is not true or false")
+    return lowered == "true"
+
+
+def _roles(text: str) -> frozenset[str]:
+    roles = {part.strip() for part in str(text).split(",") if part.strip()}
+    unknown = sorted(roles - set(ROLES))
+    if unknown or not roles:
+        raise ValueError(f"{text!r}: roles are a comma-separated subset of {', '.join(ROLES)}")
+    return frozenset(roles)
+
+
+def _non_empty(limit: int) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if not str(text):
+            raise ValueError("must not be empty")
+        if len(str(text)) > limit:
+            raise ValueError(f"longer than {limit} characters")
+        return str(text)
+
+    return parse
+
+
+def _rack(text: str) -> str:
+    if len(str(text)) > 255:
+        raise ValueError("longer than 255 characters")
+    return str(text)
+
+
+def _log_level(text: str) -> str:
+    level = str(text).strip().upper()
+    if level not in LOG_LEVELS:
+        raise ValueError(f"{text!r} is not one of {', '.join(LOG_LEVELS)}")
+    return level
+
+
+NODE_KEYS: Mapping[str, Callable[[str], Any]] = {
+    "node.id": _int(0),
+    "data.dir": _non_empty(4096),
+    "listen": parse_host_port,
+    "controller.quorum": parse_node_addresses,
+    "raft.listen": parse_host_port,
+    "http.listen": parse_host_port,
+    "advertised": parse_host_port,
+    "roles": _roles,
+    "rack": _rack,
+    "controller.listeners": parse_node_addresses,
+    "cluster.secret": _non_empty(4096),
+    "cluster.secret.file": _non_empty(4096),
+    "broker.reconnect.grace.ms": _int(1),
+    "controlled.shutdown.timeout.ms": _int(0),
+    "shutdown.timeout.ms": _int(1000),
+    "request.timeout.ms": _int(1),
+    "metadata.fsync": _bool,
+    "log.level": _log_level,
+}
+
+NODE_DEFAULTS: Mapping[str, str] = {
+    "roles": "broker,controller",
+    "rack": "",
+    "broker.reconnect.grace.ms": "1000",
+    "controlled.shutdown.timeout.ms": "10000",
+    "shutdown.timeout.ms": "20000",
+    "request.timeout.ms": "30000",
+    "metadata.fsync": "true",
+    "log.level": "INFO",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class NodeConfig:
+    """Everything `freshet server start` runs with. Thread-safe (immutable).
+
+    Attributes:
+        node_id: this node's id (unique across the cluster).
+        data_dir: the node's directory: `logs/` (partition logs) and `metadata/` (Raft voter).
+        listen: where the gRPC server binds.
+        advertised: where other nodes and clients reach it (default: listen).
+        controller_quorum: voter id -> Raft address.
+        controller_listeners: voter id -> gRPC endpoint (default: Raft host, Raft port - 1).
+        raft_listen: where this node's voter binds (controller role; default: its quorum entry).
+        http_listen: HTTP (/metrics /healthz /readyz /status); default: listen port + 2.
+        roles: {"broker"}, {"controller"} or both.
+        rack: the broker's rack ("" none).
+        cluster_secret: the Raft password (None for broker-only nodes).
+        cluster_secret_source: where it came from ("env", "file", "--set", "config file", "derived").
+        broker_configs: static broker-scope values (validated strings).
+        reconnect_grace_ms: controller: a broker whose stream broke has this long to reconnect.
+        controlled_shutdown_timeout_ms: how long a stopping broker waits for the controller to move
+            its leaderships before it stops anyway.
+        shutdown_timeout_ms: bound on the whole shutdown; the process exits when it passes.
+        request_timeout_ms: default deadline of forwarded admin requests.
+        metadata_fsync: fsync the metadata journal (see README, Metadata quorum).
+        log_level: DEBUG, INFO, WARNING or ERROR.
+    """
+
+    node_id: int
+    data_dir: str
+    listen: HostPort
+    advertised: HostPort
+    controller_quorum: Mapping[int, HostPort]
+    controller_listeners: Mapping[int, HostPort]
+    raft_listen: HostPort | None
+    http_listen: HostPort
+    roles: frozenset[str]
+    rack: str
+    cluster_secret: str | None
+    cluster_secret_source: str
+    broker_configs: Mapping[str, str]
+    reconnect_grace_ms: int
+    controlled_shutdown_timeout_ms: int
+    shutdown_timeout_ms: int
+    request_timeout_ms: int
+    metadata_fsync: bool
+    log_level: str
+
+    @property
+    def is_broker(self) -> bool:
+        return ROLE_BROKER in self.roles
+
+    @property
+    def is_controller(self) -> bool:
+        return ROLE_CONTROLLER in self.roles
+
+    @property
+    def static_broker_config(self) -> configs.BrokerConfig:
+        """Schema defaults overlaid with this node's static values (no dynamic values)."""
+        return configs.broker_config(self.broker_configs, {})
+
+    @property
+    def logs_dir(self) -> str:
+        return os.path.join(self.data_dir, "logs")
+
+    @property
+    def metadata_dir(self) -> str:
+        return os.path.join(self.data_dir, "metadata")
+
+    def validate(self) -> None:
+        """Check the relationships between settings.
+
+        Raises:
+            NodeConfigError: naming the key whose value breaks a relationship.
+        """
+        quorum = self.controller_quorum
+        if len(quorum) % 2 == 0:
+            raise NodeConfigError(
+                "controller.quorum", f"{len(quorum)} voters: the metadata quorum needs an odd number (1, 3 or 5)"
+            )
+        if len(set(quorum.values())) != len(quorum):
+            raise NodeConfigError("controller.quorum", "two voters share an address")
+        if self.is_controller and self.node_id not in quorum:
+            raise NodeConfigError(
+                "node.id",
+                f"node {self.node_id} runs the controller role but is not in controller.quorum "
+                f"({format_node_addresses(quorum)})",
+            )
+        if not self.is_controller and self.node_id in quorum:
+            raise NodeConfigError(
+                "node.id",
+                f"node {self.node_id} is a voter in controller.quorum; a node without the controller role "
+                f"needs an id of its own",
+            )
+        missing = sorted(set(quorum) - set(self.controller_listeners))
+        if missing:
+            raise NodeConfigError("controller.listeners", f"no gRPC endpoint for controller {missing[0]}")
+        if self.is_controller:
+            own = self.controller_listeners[self.node_id]
+            if own.port != self.advertised.port:
+                raise NodeConfigError(
+                    "controller.listeners",
+                    f"controller {self.node_id} is reached at {own} (its Raft port - 1 unless "
+                    f"--controller-listeners says otherwise), but it listens on {self.listen} "
+                    f"(advertised {self.advertised}): make them agree",
+                )
+            assert self.raft_listen is not None
+            assert self.cluster_secret, "the controller role always has a secret (load_node_config)"
+        endpoints = [("listen", self.listen), ("http.listen", self.http_listen)]
+        if self.raft_listen is not None:
+            endpoints.append(("raft.listen", self.raft_listen))
+        for index, (name, endpoint) in enumerate(endpoints):
+            for other_name, other in endpoints[:index]:
+                if endpoint.port == other.port and (
+                    endpoint.host == other.host or endpoint.is_wildcard or other.is_wildcard
+                ):
+                    raise NodeConfigError(name, f"{endpoint} is also {other_name}")
+        broker = self.static_broker_config
+        if broker.broker_heartbeat_interval_ms >= broker.broker_session_timeout_ms:
+            raise NodeConfigError(
+                "broker.heartbeat.interval.ms",
+                f"{broker.broker_heartbeat_interval_ms} must be less than broker.session.timeout.ms "
+                f"({broker.broker_session_timeout_ms})",
+            )
+        if self.reconnect_grace_ms >= broker.broker_session_timeout_ms:
+            raise NodeConfigError(
+                "broker.reconnect.grace.ms",
+                f"{self.reconnect_grace_ms} must be less than broker.session.timeout.ms "
+                f"({broker.broker_session_timeout_ms})",
+            )
+        if self.controlled_shutdown_timeout_ms >= self.shutdown_timeout_ms:
+            raise NodeConfigError(
+                "controlled.shutdown.timeout.ms",
+                f"{self.controlled_shutdown_timeout_ms} must be less than shutdown.timeout.ms ({self.shutdown_timeout_ms})",
+            )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Value:
+    text: Any
+    origin: str                        # how to name the key in an error
+
+
+def _display(key: str, origin: str) -> str:
+    if origin == "flag":
+        return FLAG_NAMES.get(key, key)
+    if origin == "--set":
+        return f"--set {key}"
+    return f"{key} (in {origin})"
+
+
+def _flatten(table: Mapping[str, Any], prefix: str, into: dict[str, Any], path: str) -> None:
+    for key, value in table.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            _flatten(value, name + ".", into, path)
+        elif isinstance(value, list):
+            if not all(isinstance(item, str | int) and not isinstance(item, bool) for item in value):
+                raise NodeConfigError(f"{name} (in {path})", "a list may hold only strings or integers")
+            into[name] = ",".join(str(item) for item in value)
+        elif isinstance(value, bool):
+            into[name] = "true" if value else "false"
+        elif isinstance(value, int | float | str):
+            into[name] = str(value)
+        else:
+            raise NodeConfigError(f"{name} (in {path})", f"unsupported TOML value {value!r}")
+
+
+def read_config_file(path: str) -> dict[str, str]:
+    """The flattened keys of a TOML config file.
+
+    Raises:
+        NodeConfigError: the file cannot be read or is not TOML.
+    """
+    try:
+        with open(path, "rb") as file:
+            table = tomllib.load(file)
+    except OSError as error:
+        raise NodeConfigError("--config", f"cannot read {path}: {error.strerror}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise NodeConfigError("--config", f"{path} is not valid TOML: {error}") from None
+    flat: dict[str, str] = {}
+    _flatten(table, "", flat, path)
+    return flat
+
+
+def parse_set_options(options: Sequence[str]) -> dict[str, str]:
+    """`--set key=value` options as a dict (a later one wins).
+
+    Raises:
+        NodeConfigError: an option without "=" or with an empty key.
+    """
+    result: dict[str, str] = {}
+    for option in options:
+        key, equals, value = option.partition("=")
+        if not equals or not key.strip():
+            raise NodeConfigError("--set", f"expected key=value, got {option!r}")
+        result[key.strip()] = value
+    return result
+
+
+def _read_secret_file(path: str, display: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as file:
+            secret = file.read().strip()
+    except OSError as error:
+        raise NodeConfigError(display, f"cannot read {path}: {error.strerror}") from None
+    except UnicodeDecodeError:
+        raise NodeConfigError(display, f"{path} is not UTF-8 text") from None
+    if not secret:
+        raise NodeConfigError(display, f"{path} is empty")
+    return secret
+
+
+def derived_secret(quorum_text: str) -> str:
+    """The development default secret: derived from the quorum string, hence NOT secret."""
+    return hashlib.sha256(f"freshet-insecure-default-secret:{quorum_text}".encode()).hexdigest()
+
+
+def load_node_config(
+    flags: Mapping[str, Any | None],
+    set_options: Sequence[str] = (),
+    config_file: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> NodeConfig:
+    """Build and validate the NodeConfig.
+
+    Args:
+        flags: node keys given as command-line flags (None or absent: not given), keyed by the
+            dotted key ("node.id", "listen", ..., "cluster.secret.file").
+        set_options: the `--set key=value` options.
+        config_file: path of a TOML file, or None.
+        environ: the environment (FRESHET_CLUSTER_SECRET); default os.environ.
+
+    Raises:
+        NodeConfigError: naming the first bad key.
+    """
+    environ = os.environ if environ is None else environ
+    layers: list[tuple[str, Mapping[str, Any]]] = []        # highest precedence first
+    layers.append(("flag", {k: v for k, v in flags.items() if v is not None}))
+    layers.append(("--set", parse_set_options(set_options)))
+    file_values = read_config_file(config_file) if config_file else {}
+    layers.append((f"config file {config_file}", file_values))
+
+    for origin, values in layers:
+        for key in values:
+            if key not in NODE_KEYS and key not in configs.BROKER_KEYS:
+                if key in configs.TOPIC_KEYS:
+                    raise NodeConfigError(
+                        _display(key, origin),
+                        "a topic configuration: set topic defaults for the whole cluster with "
+                        "`freshet config --cluster`, or per topic",
+                    )
+                raise NodeConfigError(_display(key, origin), "unknown configuration key")
+
+    def lookup(key: str) -> _Value | None:
+        for origin, values in layers:
+            if key in values:
+                return _Value(values[key], origin)
+        if key in NODE_DEFAULTS:
+            return _Value(NODE_DEFAULTS[key], "default")
+        return None
+
+    parsed: dict[str, Any] = {}
+    for key, parser in NODE_KEYS.items():
+        found = lookup(key)
+        if found is None:
+            continue
+        try:
+            parsed[key] = parser(found.text)
+        except ValueError as error:
+            raise NodeConfigError(_display(key, found.origin), str(error)) from None
+    for key in ("node.id", "data.dir", "listen", "controller.quorum"):
+        if key not in parsed:
+            raise NodeConfigError(FLAG_NAMES[key], f"is required (or {key} in --config / --set)")
+
+    broker_values: dict[str, str] = {}
+    for key in configs.BROKER_KEYS:
+        found = lookup(key)
+        if found is None:
+            continue
+        try:
+            configs.parse_value(key, str(found.text))
+        except InvalidConfigError as error:
+            raise NodeConfigError(_display(key, found.origin), error.reason) from None
+        broker_values[key] = str(found.text)
+
+    node_id: int = parsed["node.id"]
+    roles: frozenset[str] = parsed["roles"]
+    quorum: dict[int, HostPort] = parsed["controller.quorum"]
+    listen: HostPort = parsed["listen"]
+    advertised: HostPort | None = parsed.get("advertised")
+    if advertised is None:
+        if listen.is_wildcard:
+            raise NodeConfigError("--advertised", f"is required when --listen binds every interface ({listen})")
+        advertised = listen
+    listeners = parsed.get("controller.listeners") or {
+        voter: HostPort(address.host, address.port - 1) for voter, address in quorum.items()
+    }
+    raft_listen: HostPort | None = None
+    if ROLE_CONTROLLER in roles:
+        raft_listen = parsed.get("raft.listen") or quorum.get(node_id)
+    http_listen = parsed.get("http.listen")
+    if http_listen is None:
+        if listen.port + 2 > 65535:
+            raise NodeConfigError("--http-listen", f"is required: {listen.port} + 2 is not a port")
+        http_listen = HostPort(listen.host, listen.port + 2)
+
+    secret, source = None, ""
+    if ROLE_CONTROLLER in roles and raft_listen is not None:
+        secret, source = _choose_secret(layers, environ, quorum, raft_listen)
+
+    config = NodeConfig(
+        node_id=node_id,
+        data_dir=parsed["data.dir"],
+        listen=listen,
+        advertised=advertised,
+        controller_quorum=quorum,
+        controller_listeners=listeners,
+        raft_listen=raft_listen,
+        http_listen=http_listen,
+        roles=roles,
+        rack=parsed["rack"],
+        cluster_secret=secret,
+        cluster_secret_source=source,
+        broker_configs=broker_values,
+        reconnect_grace_ms=parsed["broker.reconnect.grace.ms"],
+        controlled_shutdown_timeout_ms=parsed["controlled.shutdown.timeout.ms"],
+        shutdown_timeout_ms=parsed["shutdown.timeout.ms"],
+        request_timeout_ms=parsed["request.timeout.ms"],
+        metadata_fsync=parsed["metadata.fsync"],
+        log_level=parsed["log.level"],
+    )
+    config.validate()
+    return config
+
+
+def _choose_secret(
+    layers: list[tuple[str, Mapping[str, Any]]],
+    environ: Mapping[str, str],
+    quorum: Mapping[int, HostPort],
+    raft_listen: HostPort,
+) -> tuple[str, str]:
+    """(secret, source): flags, --set, FRESHET_CLUSTER_SECRET, config file, then the loopback default."""
+    ordered = list(layers[:2]) + [("env", {"cluster.secret": environ[SECRET_ENV]} if environ.get(SECRET_ENV) else {})]
+    ordered += layers[2:]
+    for origin, values in ordered:
+        text, path = values.get("cluster.secret"), values.get("cluster.secret.file")
+        if text is not None and path is not None:
+            raise NodeConfigError(
+                _display("cluster.secret", origin), "give either cluster.secret or cluster.secret.file, not both"
+            )
+        if path is not None:
+            return _read_secret_file(str(path), _display("cluster.secret.file", origin)), "file"
+        if text is not None:
+            if not str(text):
+                raise NodeConfigError(_display("cluster.secret", origin), "must not be empty")
+            return str(text), "env" if origin == "env" else ("--set" if origin == "--set" else "config file")
+    if raft_listen.is_loopback and all(address.is_loopback for address in quorum.values()):
+        return derived_secret(format_node_addresses(quorum)), "derived"
+    raise NodeConfigError(
+        "cluster.secret",
+        f"required when the Raft listener ({raft_listen}) is not a loopback address: set {SECRET_ENV}, "
+        "--cluster-secret-file PATH or --set cluster.secret=...",
+    )

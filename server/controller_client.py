@@ -1,0 +1,163 @@
+"""Talking to the controllers: one grpc.aio channel per controller, and forwarding to the active one.
+
+Owns:
+- `ControllerChannels`: lazily created, reused channels to every controller's gRPC endpoint
+  (`NodeConfig.controller_listeners`), with short reconnect backoffs so that a restarted
+  controller is reachable again within ~0.1-1 s (gRPC's default backoff grows to 120 s), and the
+  order in which to try controllers (the hint first, then the others);
+- `forward`: Kafka's KIP-590 forwarding of a unary request to the active controller. It tries
+  the best known controller, follows NOT_CONTROLLER hints, skips unreachable ones and retries
+  with a short backoff until the request's deadline; errors other than "not the controller" or
+  "unreachable" are the answer and pass through unchanged (code and ErrorDetail).
+
+Imports: asyncio, grpc, freshet.server (config, errors, status), wire types.
+Thread-safety: not thread-safe; used on the node's event loop only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping
+
+import grpc
+from freshet.server import status
+from freshet.server.config import HostPort
+from freshet.server.errors import NotControllerError, RequestTimedOutError
+from freshet.v1 import common_pb2, controller_pb2_grpc
+
+logger = logging.getLogger(__name__)
+
+FORWARDED_METADATA_KEY = "x-freshet-forwarded"
+MESSAGE_BYTES_MAX = 64 * 1024 * 1024
+CHANNEL_OPTIONS = [
+    ("grpc.max_send_message_length", MESSAGE_BYTES_MAX),
+    ("grpc.max_receive_message_length", MESSAGE_BYTES_MAX),
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+]
+RETRY_BACKOFF_S = 0.05
+
+
+class ControllerChannels:
+    """Channels to the controllers' gRPC endpoints. Not thread-safe (the node's loop)."""
+
+    def __init__(self, listeners: Mapping[int, HostPort], self_id: int) -> None:
+        assert listeners
+        self.listeners = dict(sorted(listeners.items()))
+        self.self_id = self_id
+        self._channels: dict[int, grpc.aio.Channel] = {}
+        self._stubs: dict[int, controller_pb2_grpc.ControllerStub] = {}
+        self._rotation = 0
+
+    def endpoint(self, node_id: int) -> HostPort | None:
+        return self.listeners.get(node_id)
+
+    def stub(self, node_id: int) -> controller_pb2_grpc.ControllerStub:
+        stub = self._stubs.get(node_id)
+        if stub is None:
+            channel = grpc.aio.insecure_channel(str(self.listeners[node_id]), options=CHANNEL_OPTIONS)
+            self._channels[node_id] = channel
+            stub = self._stubs[node_id] = controller_pb2_grpc.ControllerStub(channel)
+        return stub
+
+    def candidates(self, hint: int | None, exclude_self: bool = False) -> list[int]:
+        """Controllers to try, in order: the hint (when it is a controller), then the others in an
+        order that rotates between calls, so that retries spread."""
+        ids = [node_id for node_id in self.listeners if not (exclude_self and node_id == self.self_id)]
+        if not ids:
+            return []
+        self._rotation = (self._rotation + 1) % len(ids)
+        rotated = ids[self._rotation :] + ids[: self._rotation]
+        if hint is not None and hint in rotated:
+            rotated.remove(hint)
+            rotated.insert(0, hint)
+        return rotated
+
+    async def close(self) -> None:
+        channels, self._channels, self._stubs = self._channels, {}, {}
+        for channel in channels.values():
+            await channel.close()
+
+
+class ForwardedError(Exception):
+    """The active controller answered with an error: pass it on as it is. Thread-safe (immutable).
+
+    Attributes:
+        code: the gRPC status code.
+        error_detail: the ErrorDetail it carried (None when it had none).
+        message: the status message.
+    """
+
+    def __init__(self, code: grpc.StatusCode, error_detail: common_pb2.ErrorDetail | None, message: str) -> None:
+        self.code = code
+        self.error_detail = error_detail
+        self.message = message
+        super().__init__(f"{code.name}: {message}")
+
+
+async def forward(
+    channels: ControllerChannels,
+    method: str,
+    request,
+    deadline: float,
+    hint: Callable[[], int | None],
+    skip_self: bool,
+):
+    """Send a unary Controller request to the active controller and return its response.
+
+    Args:
+        channels: the controller channels.
+        method: the Controller RPC name ("CreateTopics").
+        request: the request message.
+        deadline: time.monotonic() by which it must complete.
+        hint: the controller this node believes is active (called before each attempt).
+        skip_self: do not send to this node (it knows it is not the active controller).
+
+    Raises:
+        ForwardedError: the active controller refused the request (its answer).
+        NotControllerError: no active controller answered before the deadline.
+        RequestTimedOutError: a controller took the request but did not answer in time.
+    """
+    hinted: int | None = None
+    last_known = -1
+    attempts = 0
+    while True:
+        order = channels.candidates(hinted if hinted is not None else hint(), exclude_self=skip_self)
+        for target in order:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            attempts += 1
+            try:
+                return await getattr(channels.stub(target), method)(
+                    request, timeout=remaining, metadata=((FORWARDED_METADATA_KEY, "1"),)
+                )
+            except grpc.aio.AioRpcError as error:
+                detail = status.detail_from_metadata(error.trailing_metadata())
+                if detail is not None and detail.code == common_pb2.NOT_CONTROLLER:
+                    if detail.controller_id >= 0:
+                        last_known = detail.controller_id
+                        if detail.controller_id != target and not (skip_self and detail.controller_id == channels.self_id):
+                            hinted = detail.controller_id
+                            break                       # follow the hint at once
+                    continue
+                if error.code() == grpc.StatusCode.UNAVAILABLE and detail is None:
+                    continue                            # unreachable (or died mid-call): next one
+                if error.code() == grpc.StatusCode.DEADLINE_EXCEEDED and detail is None:
+                    raise RequestTimedOutError(f"{method} on controller {target}", remaining) from None
+                raise ForwardedError(error.code(), detail, error.details() or "") from None
+        else:
+            hinted = None
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            endpoint = channels.endpoint(last_known) if last_known >= 0 else None
+            raise NotControllerError(
+                last_known,
+                endpoint.host if endpoint else "",
+                endpoint.port if endpoint else 0,
+                f"tried {attempts} times",
+            )
+        await asyncio.sleep(min(RETRY_BACKOFF_S, remaining))

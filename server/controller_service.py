@@ -1,0 +1,378 @@
+"""The gRPC Controller service of a node: routing each RPC to the local role that answers it.
+
+Owns the servicer of `freshet.v1.Controller` (proto/freshet/v1/controller.proto):
+
+- RPCs that change metadata (admin, AlterPartition, AllocateProducerIds) and DescribeQuorum run on
+  the local ActiveController when this node is the active controller, and are otherwise forwarded
+  to it (controller_client.forward, KIP-590) with the client's request ids. A request that was
+  itself forwarded is never forwarded again (NOT_CONTROLLER with the hint instead), so forwarding
+  cannot loop. When the local controller loses its role mid-request, or the outcome of a proposal
+  is unknown, the request is retried (same request ids: at most once) until its deadline.
+  After a forwarded write the answer waits (up to a second) for this node's image to reach the
+  write's offset, so the client reads its own write from the node it talks to.
+- BrokerHeartbeat runs on the active controller; elsewhere it ends at once with NOT_CONTROLLER and
+  the controller hint.
+- WatchMetadata is served by any node with the controller role from its local voter (snapshot,
+  then deltas from the quorum's recent-command ring, keepalives when idle).
+- DescribeCluster, DescribeConfigs and ListPartitionReassignments answer from this node's image.
+
+Every failure becomes a gRPC status with a freshet.v1.ErrorDetail (server/status.py).
+
+Imports: asyncio, grpc, freshet.metadata, freshet.server, wire types.
+Thread-safety: not thread-safe; grpc.aio runs every handler on the node's event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+import grpc
+from freshet.metadata import commands, snapshot
+from freshet.metadata import controller as logic
+from freshet.metadata.errors import ControllerRequestError, OutcomeUnknownError
+from freshet.metadata.image import NO_LEADER, MetadataImage
+from freshet.metadata.quorum import MetadataQuorum
+from freshet.server import status
+from freshet.server.active_controller import ActiveController
+from freshet.server.config import NodeConfig
+from freshet.server.controller_client import (
+    FORWARDED_METADATA_KEY,
+    ControllerChannels,
+    ForwardedError,
+    forward,
+)
+from freshet.server.errors import InvalidRequestError, NotControllerError
+from freshet.server.metadata_publisher import WATCH_KEEPALIVE_S, MetadataPublisher
+from freshet.v1 import common_pb2, controller_pb2, controller_pb2_grpc, metadata_pb2
+
+logger = logging.getLogger(__name__)
+
+E = common_pb2.ErrorCode
+DELTAS_PER_MESSAGE_MAX = 1000
+DELTA_BYTES_PER_MESSAGE_MAX = 4 * 1024 * 1024
+READ_YOUR_WRITE_WAIT_S = 1.0
+LOCAL_RETRY_S = 0.05
+
+_SOURCES = {
+    logic.ConfigSource.DEFAULT: controller_pb2.CONFIG_SOURCE_DEFAULT,
+    logic.ConfigSource.STATIC_BROKER: controller_pb2.CONFIG_SOURCE_STATIC_BROKER,
+    logic.ConfigSource.DYNAMIC_CLUSTER: controller_pb2.CONFIG_SOURCE_DYNAMIC_CLUSTER,
+    logic.ConfigSource.DYNAMIC_BROKER: controller_pb2.CONFIG_SOURCE_DYNAMIC_BROKER,
+    logic.ConfigSource.DYNAMIC_TOPIC: controller_pb2.CONFIG_SOURCE_DYNAMIC_TOPIC,
+}
+
+
+def _answers_errors(method):
+    """Turn any exception of a handler into a gRPC status with an ErrorDetail."""
+
+    @functools.wraps(method)
+    async def wrapper(self: ControllerService, request, context):
+        try:
+            return await method(self, request, context)
+        except grpc.aio.AbortError:
+            raise
+        except ForwardedError as error:
+            detail = error.error_detail or status.detail(E.UNKNOWN_SERVER_ERROR, error.message)
+            status_value = status.to_rpc_status(error.code, detail)
+            await context.abort(status_value.code, status_value.details, status_value.trailing_metadata)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            await status.abort(context, error, self.config.node_id)
+
+    return wrapper
+
+
+class ControllerService(controller_pb2_grpc.ControllerServicer):
+    """freshet.v1.Controller on one node (see the module docstring). Not thread-safe (loop)."""
+
+    def __init__(
+        self,
+        config: NodeConfig,
+        publisher: MetadataPublisher,
+        channels: ControllerChannels,
+        controller: ActiveController | None,
+        quorum: MetadataQuorum | None,
+    ) -> None:
+        self.config = config
+        self._publisher = publisher
+        self._channels = channels
+        self._controller = controller
+        self._quorum = quorum
+        self.watchers = 0
+
+    # -- routing ---------------------------------------------------------------------------------
+
+    def controller_hint(self) -> int | None:
+        """The node this node believes is the active controller (None: unknown)."""
+        if self._quorum is not None and self._quorum.leader_id is not None:
+            return self._quorum.leader_id
+        controller_id = self._publisher.image.controller_id
+        return None if controller_id < 0 else controller_id
+
+    def _not_controller(self) -> NotControllerError:
+        if self._controller is not None:
+            return self._controller._not_controller()
+        hint = self.controller_hint()
+        endpoint = self._channels.endpoint(hint) if hint is not None else None
+        return NotControllerError(
+            -1 if hint is None else hint,
+            endpoint.host if endpoint else "",
+            endpoint.port if endpoint else 0,
+            f"node {self.config.node_id} is not a controller",
+        )
+
+    async def _route(self, method: str, request, context, local: Callable[[object], Awaitable] | None):
+        remaining = context.time_remaining()
+        timeout_s = self.config.request_timeout_ms / 1000 if remaining is None else remaining
+        deadline = time.monotonic() + timeout_s
+        is_forwarded = any(key == FORWARDED_METADATA_KEY for key, _ in (context.invocation_metadata() or ()))
+        while True:
+            controller = self._controller
+            if local is not None and controller is not None and controller.is_active:
+                try:
+                    return await asyncio.wait_for(local(request), max(0.001, deadline - time.monotonic()))
+                except NotControllerError:
+                    pass                         # lost the role mid-request: the new controller answers
+                except OutcomeUnknownError as error:
+                    if time.monotonic() >= deadline:
+                        raise
+                    logger.info("%s: %s; retrying with the same request id", method, error)
+                    await asyncio.sleep(LOCAL_RETRY_S)
+                    continue
+            if is_forwarded:
+                raise self._not_controller()
+            response = await forward(
+                self._channels,
+                method,
+                request,
+                deadline,
+                self.controller_hint,
+                skip_self=self._controller is not None,
+            )
+            offset = getattr(response, "metadata_offset", 0)
+            if offset > 0:
+                await self._publisher.wait_for_offset(offset, min(READ_YOUR_WRITE_WAIT_S, max(0.0, deadline - time.monotonic())))
+            return response
+
+    def _local(self, name: str) -> Callable[[object], Awaitable] | None:
+        controller = self._controller
+        return None if controller is None else getattr(controller, name)
+
+    @staticmethod
+    def _with_request_id(request):
+        if not request.request_id:
+            request.request_id = commands.new_request_id()
+        return request
+
+    # -- admin (forwarded) -----------------------------------------------------------------------
+
+    @_answers_errors
+    async def CreateTopics(self, request, context):
+        return await self._route("CreateTopics", self._with_request_id(request), context, self._local("create_topics"))
+
+    @_answers_errors
+    async def DeleteTopics(self, request, context):
+        return await self._route("DeleteTopics", self._with_request_id(request), context, self._local("delete_topics"))
+
+    @_answers_errors
+    async def CreatePartitions(self, request, context):
+        return await self._route(
+            "CreatePartitions", self._with_request_id(request), context, self._local("create_partitions")
+        )
+
+    @_answers_errors
+    async def ElectLeaders(self, request, context):
+        return await self._route("ElectLeaders", self._with_request_id(request), context, self._local("elect_leaders"))
+
+    @_answers_errors
+    async def AlterPartitionReassignments(self, request, context):
+        return await self._route(
+            "AlterPartitionReassignments", self._with_request_id(request), context, self._local("alter_reassignments")
+        )
+
+    @_answers_errors
+    async def IncrementalAlterConfigs(self, request, context):
+        return await self._route(
+            "IncrementalAlterConfigs", self._with_request_id(request), context, self._local("incremental_alter_configs")
+        )
+
+    @_answers_errors
+    async def AlterPartition(self, request, context):
+        return await self._route("AlterPartition", self._with_request_id(request), context, self._local("alter_partition"))
+
+    @_answers_errors
+    async def AllocateProducerIds(self, request, context):
+        return await self._route(
+            "AllocateProducerIds", self._with_request_id(request), context, self._local("allocate_producer_ids")
+        )
+
+    @_answers_errors
+    async def DescribeQuorum(self, request, context):
+        controller = self._controller
+        local = None if controller is None else (lambda _request: controller.describe_quorum())
+        return await self._route("DescribeQuorum", request, context, local)
+
+    # -- read-only, from this node's image -------------------------------------------------------
+
+    @_answers_errors
+    async def DescribeCluster(self, request, context):
+        return describe_cluster(self._publisher.image, self.config)
+
+    @_answers_errors
+    async def DescribeConfigs(self, request, context):
+        image = self._publisher.image
+        response = controller_pb2.DescribeConfigsResponse(metadata_offset=image.offset)
+        for resource in request.resources:
+            result = response.results.add(resource=resource)
+            is_self = resource.type == metadata_pb2.CONFIG_RESOURCE_BROKER and resource.broker_id == self.config.node_id
+            try:
+                described = logic.describe_configs(
+                    image, resource, list(request.keys), self.config.broker_configs if is_self else None
+                )
+            except ControllerRequestError as error:
+                result.error.CopyFrom(status.detail_for(error))
+                continue
+            result.error.CopyFrom(status.ok_detail())
+            for item in described:
+                result.configs.add(key=item.key, value=item.value, source=_SOURCES[item.source], doc=item.doc)
+        return response
+
+    @_answers_errors
+    async def ListPartitionReassignments(self, request, context):
+        image = self._publisher.image
+        response = controller_pb2.ListPartitionReassignmentsResponse(metadata_offset=image.offset)
+        if request.partitions:
+            wanted = [logic.partition_of(image, tp.topic, tp.partition) for tp in request.partitions]
+        else:
+            wanted = list(logic.all_partitions(image))
+        for topic, partition in wanted:
+            if not partition.is_reassigning:
+                continue
+            response.reassignments.add(
+                partition=common_pb2.TopicPartition(topic=topic.name, partition=partition.partition),
+                replicas=partition.replicas,
+                adding_replicas=partition.adding_replicas,
+                removing_replicas=partition.removing_replicas,
+                isr=partition.isr,
+                leader=partition.leader,
+            )
+        return response
+
+    # -- broker sessions -------------------------------------------------------------------------
+
+    async def BrokerHeartbeat(self, request_iterator, context):
+        try:
+            controller = self._controller
+            if controller is None or not controller.is_active:
+                raise self._not_controller()
+            first = await context.read()
+            if first is grpc.aio.EOF:
+                return
+            await controller.serve_heartbeats(context, first)
+        except grpc.aio.AbortError:
+            raise
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            await status.abort(context, error, self.config.node_id)
+
+    # -- metadata watch --------------------------------------------------------------------------
+
+    async def WatchMetadata(self, request, context):
+        quorum = self._quorum
+        if quorum is None:
+            await status.abort(context, self._not_controller(), self.config.node_id)
+            return
+        if request.from_offset < -1:
+            await status.abort(context, InvalidRequestError("from_offset must be -1 or an offset"), self.config.node_id)
+            return
+        loop = asyncio.get_running_loop()
+        sent = request.from_offset
+        self.watchers += 1
+        logger.info("%s watches metadata from offset %d", request.watcher or context.peer(), sent)
+        try:
+            while True:
+                changed = self._publisher.change_event()
+                applied = None if sent < 0 else quorum.recent_commands(sent)
+                if applied is None:
+                    image = quorum.image
+                    data = await loop.run_in_executor(None, snapshot.encode_snapshot, image)
+                    await context.write(
+                        controller_pb2.WatchMetadataResponse(
+                            snapshot=controller_pb2.MetadataSnapshotData(offset=image.offset, snapshot=data)
+                        )
+                    )
+                    sent = image.offset
+                    continue
+                if applied:
+                    start = 0
+                    while start < len(applied):
+                        batch = controller_pb2.MetadataDeltas(previous_offset=sent)
+                        size = 0
+                        while start < len(applied) and len(batch.deltas) < DELTAS_PER_MESSAGE_MAX and size < DELTA_BYTES_PER_MESSAGE_MAX:
+                            item = applied[start]
+                            batch.deltas.add(offset=item.offset, command=item.command)
+                            size += len(item.command)
+                            sent = item.offset
+                            start += 1
+                        await context.write(controller_pb2.WatchMetadataResponse(deltas=batch))
+                    continue
+                try:
+                    await asyncio.wait_for(changed.wait(), WATCH_KEEPALIVE_S)
+                except TimeoutError:
+                    await context.write(
+                        controller_pb2.WatchMetadataResponse(deltas=controller_pb2.MetadataDeltas(previous_offset=sent))
+                    )
+        finally:
+            self.watchers -= 1
+            logger.info("%s stopped watching metadata at offset %d", request.watcher or context.peer(), sent)
+
+
+def describe_cluster(image: MetadataImage, config: NodeConfig) -> controller_pb2.DescribeClusterResponse:
+    """DescribeCluster from an image: brokers with their state, the controller, partition counts."""
+    response = controller_pb2.DescribeClusterResponse(
+        cluster_id=image.cluster_id,
+        controller_id=image.controller_id,
+        controller_epoch=image.controller_epoch,
+        metadata_offset=image.offset,
+        topic_count=len(image.topics_by_id),
+        answering_node_id=config.node_id,
+    )
+    endpoint = config.controller_listeners.get(image.controller_id)
+    if endpoint is not None:
+        response.controller.CopyFrom(
+            common_pb2.BrokerEndpoint(node_id=image.controller_id, host=endpoint.host, port=endpoint.port)
+        )
+    for node_id in sorted(image.brokers):
+        broker = image.brokers[node_id]
+        if broker.in_controlled_shutdown:
+            state = controller_pb2.BROKER_CONTROLLED_SHUTDOWN
+        elif broker.is_fenced:
+            state = controller_pb2.BROKER_FENCED
+        else:
+            state = controller_pb2.BROKER_ACTIVE
+        response.brokers.add(
+            endpoint=common_pb2.BrokerEndpoint(node_id=node_id, host=broker.host, port=broker.port, rack=broker.rack),
+            state=state,
+            broker_epoch=broker.broker_epoch,
+            incarnation_id=broker.incarnation_id,
+        )
+    for node_id, address in sorted(config.controller_listeners.items()):
+        response.controllers.add(node_id=node_id, host=address.host, port=address.port)
+    partitions = under_replicated = offline = 0
+    for topic in image.topics_by_id.values():
+        for partition in topic.partitions:
+            partitions += 1
+            if len(partition.isr) < len(partition.replicas):
+                under_replicated += 1
+            if partition.leader == NO_LEADER:
+                offline += 1
+    response.partition_count = partitions
+    response.under_replicated_partitions = under_replicated
+    response.offline_partitions = offline
+    return response

@@ -1,0 +1,94 @@
+"""Domain errors of the server layer (the node process).
+
+Owns the exceptions `freshet.server` raises for operating errors: bad node configuration (exit
+code 2), a node that cannot start (exit code 1), requests that find no active controller, timed
+out or malformed requests. They carry data (keys, hints, timeouts) and no gRPC code:
+server/status.py maps them, with storage's and metadata's errors, to the wire.
+
+Tree::
+
+    ServerError
+    |-- NodeConfigError          a configuration key or flag has a bad value (usage error, exit 2)
+    |-- NodeStartError           the node cannot start (port taken, data directory in use; exit 1)
+    |-- NotControllerError       no active controller answered (carries the last known controller)
+    |-- RequestTimedOutError     the request's deadline passed before it completed
+    `-- InvalidRequestError      a malformed request (missing field, bad value)
+
+Imports: standard library only. Thread-safety: exceptions are immutable after construction.
+"""
+
+from __future__ import annotations
+
+
+class ServerError(Exception):
+    """Base of every server-layer exception. Thread-safe (immutable)."""
+
+
+class NodeConfigError(ServerError):
+    """A configuration key (flag, --set, config file entry) has an unacceptable value.
+
+    Attributes:
+        key: the key as the user wrote it (e.g. "broker.session.timeout.ms" or "--listen").
+        reason: what is wrong.
+    """
+
+    def __init__(self, key: str, reason: str) -> None:
+        self.key = key
+        self.reason = reason
+        super().__init__(f"{key}: {reason}")
+
+
+class NodeStartError(ServerError):
+    """The node could not start (a port or data directory is held by another process, ...).
+
+    Attributes:
+        reason: what failed, naming the resource.
+    """
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+class NotControllerError(ServerError):
+    """No active controller answered within the request's deadline.
+
+    Attributes:
+        controller_id: the controller as this node last knew it (-1 unknown).
+        host, port: its gRPC endpoint ("" and 0 when unknown).
+        reason: what was tried.
+    """
+
+    def __init__(self, controller_id: int, host: str = "", port: int = 0, reason: str = "") -> None:
+        self.controller_id = controller_id
+        self.host = host
+        self.port = port
+        self.reason = reason
+        hint = "no controller is known" if controller_id < 0 else f"the last known controller is node {controller_id}"
+        super().__init__(f"no active controller answered{': ' + reason if reason else ''} ({hint})")
+
+
+class RequestTimedOutError(ServerError):
+    """The request did not complete before its deadline (its outcome may be unknown).
+
+    Attributes:
+        what: the operation.
+        timeout_s: the time it had.
+    """
+
+    def __init__(self, what: str, timeout_s: float) -> None:
+        self.what = what
+        self.timeout_s = timeout_s
+        super().__init__(f"{what} did not complete within {timeout_s:.1f} s; retry with the same request id")
+
+
+class InvalidRequestError(ServerError):
+    """A malformed request.
+
+    Attributes:
+        reason: what is wrong, naming the field.
+    """
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)

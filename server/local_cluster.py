@@ -1,0 +1,301 @@
+"""`freshet cluster up`: a local cluster of N combined nodes as child processes.
+
+Owns the supervisor: the layout (node i, 1-based: gRPC base+(i-1)*10, Raft +1, HTTP +2, all on
+127.0.0.1; data in <data-dir>/node-<i>, log in <data-dir>/node-<i>/node.log), the cluster secret
+(generated once per data directory into <data-dir>/cluster.secret, mode 0600, and passed to the
+children in FRESHET_CLUSTER_SECRET), starting the children (`python -m freshet.cli.main server
+start ...`), waiting until every node's /readyz answers 200, printing the bootstrap string (or one
+JSON line), staying in the foreground until SIGINT/SIGTERM, and stopping every child (SIGTERM,
+then SIGKILL after a bound). Re-running with the same data directory restarts the same cluster
+with its data; <data-dir>/cluster.json remembers the node count, which may not change (the voter
+set of the metadata quorum is static).
+
+Children run in their own session (Ctrl-C reaches only the supervisor, which stops them in order)
+and, on Linux, get SIGTERM if the supervisor dies (PR_SET_PDEATHSIG).
+
+Imports: standard library and freshet.server.config. Thread-safety: single-threaded (the
+supervisor's main thread; signal handlers only set a flag).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from typing import TextIO
+
+from freshet.server.config import SECRET_ENV, HostPort, format_node_addresses
+
+HOST = "127.0.0.1"
+READY_TIMEOUT_S = 90.0
+STOP_TIMEOUT_S = 30.0
+LAYOUT_FILE_NAME = "cluster.json"
+SECRET_FILE_NAME = "cluster.secret"
+
+
+class ClusterUsageError(Exception):
+    """Bad arguments for `cluster up` (exit code 2). Thread-safe (immutable)."""
+
+
+class ClusterStartError(Exception):
+    """The cluster could not start (exit code 1). Thread-safe (immutable)."""
+
+
+def node_ports(base_port: int, index: int) -> tuple[int, int, int]:
+    """(gRPC, Raft, HTTP) ports of node `index` (1-based)."""
+    grpc_port = base_port + (index - 1) * 10
+    return grpc_port, grpc_port + 1, grpc_port + 2
+
+
+def _check_arguments(nodes: int, base_port: int) -> None:
+    if nodes < 1 or nodes % 2 == 0:
+        raise ClusterUsageError(f"--nodes must be odd (1, 3, 5, ...): the metadata quorum needs a majority, not {nodes}")
+    if nodes > 9:
+        raise ClusterUsageError(f"--nodes {nodes}: at most 9 local nodes")
+    if base_port < 1024 or node_ports(base_port, nodes)[2] > 65535:
+        raise ClusterUsageError(f"--base-port {base_port}: the ports {base_port}..{node_ports(base_port, nodes)[2]} must be in 1024..65535")
+
+
+def _prepare_data_dir(data_dir: str, nodes: int, base_port: int) -> str:
+    """Create or check the data directory; return the cluster secret."""
+    os.makedirs(data_dir, exist_ok=True)
+    layout_path = os.path.join(data_dir, LAYOUT_FILE_NAME)
+    if os.path.exists(layout_path):
+        with open(layout_path, encoding="utf-8") as file:
+            layout = json.load(file)
+        if layout.get("nodes") != nodes:
+            raise ClusterUsageError(
+                f"{data_dir} holds a {layout.get('nodes')}-node cluster: run with --nodes {layout.get('nodes')} "
+                f"or use another --data-dir"
+            )
+    with open(layout_path + ".tmp", "w", encoding="utf-8") as file:
+        json.dump({"nodes": nodes, "base_port": base_port}, file)
+    os.replace(layout_path + ".tmp", layout_path)
+    secret_path = os.path.join(data_dir, SECRET_FILE_NAME)
+    try:
+        fd = os.open(secret_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        with open(secret_path, encoding="utf-8") as file:
+            secret = file.read().strip()
+        if not secret:
+            raise ClusterStartError(f"{secret_path} is empty: delete it to generate a new secret") from None
+        return secret
+    secret = secrets.token_urlsafe(32)
+    with os.fdopen(fd, "w", encoding="utf-8") as file:
+        file.write(secret + "\n")
+    return secret
+
+
+def _port_in_use(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((HOST, port))
+        except OSError:
+            return True
+    return False
+
+
+def _die_with_parent() -> None:
+    """preexec_fn: SIGTERM this child when the supervisor dies (Linux)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)            # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def _ready(http_port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://{HOST}:{http_port}/readyz", timeout=1) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def _tail(path: str, lines: int = 5) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as file:
+            return "".join(file.readlines()[-lines:])
+    except OSError:
+        return ""
+
+
+class _Stop:
+    """Set by SIGINT/SIGTERM. Thread-safe enough: written by the signal handler only."""
+
+    requested = False
+    signal_name = ""
+
+
+def run(
+    nodes: int,
+    data_dir: str,
+    base_port: int,
+    as_json: bool,
+    out: TextIO = sys.stdout,
+    err: TextIO = sys.stderr,
+    extra_args: Sequence[str] = (),
+) -> int:
+    """Run the cluster in the foreground; the exit code (0 after a clean stop).
+
+    Raises:
+        ClusterUsageError: bad arguments (the CLI exits 2).
+    """
+    _check_arguments(nodes, base_port)
+    data_dir = os.path.abspath(data_dir)
+    try:
+        secret = _prepare_data_dir(data_dir, nodes, base_port)
+    except ClusterStartError as error:
+        print(f"freshet cluster up: {error}", file=err)
+        return 1
+    busy = [port for index in range(1, nodes + 1) for port in node_ports(base_port, index) if _port_in_use(port)]
+    if busy:
+        print(
+            f"freshet cluster up: port {busy[0]} on {HOST} is in use (another cluster running?): stop it or pass --base-port",
+            file=err,
+        )
+        return 1
+
+    stop = _Stop()
+
+    def on_signal(signum, frame) -> None:
+        stop.requested = True
+        stop.signal_name = signal.Signals(signum).name
+
+    previous = {signum: signal.signal(signum, on_signal) for signum in (signal.SIGINT, signal.SIGTERM)}
+    quorum = format_node_addresses({i: HostPort(HOST, node_ports(base_port, i)[1]) for i in range(1, nodes + 1)})
+    children: dict[int, subprocess.Popen] = {}
+    logs: dict[int, str] = {}
+    environment = dict(os.environ)
+    environment[SECRET_ENV] = secret
+    print(f"starting {nodes} nodes in {data_dir} (logs: {data_dir}/node-<i>/node.log)", file=err, flush=True)
+    try:
+        for index in range(1, nodes + 1):
+            grpc_port, _, http_port = node_ports(base_port, index)
+            node_dir = os.path.join(data_dir, f"node-{index}")
+            os.makedirs(node_dir, exist_ok=True)
+            logs[index] = os.path.join(node_dir, "node.log")
+            argv = [
+                sys.executable, "-m", "freshet.cli.main", "server", "start",
+                "--node-id", str(index),
+                "--data-dir", node_dir,
+                "--listen", f"{HOST}:{grpc_port}",
+                "--http-listen", f"{HOST}:{http_port}",
+                "--controller-quorum", quorum,
+                *extra_args,
+            ]
+            with open(logs[index], "ab") as log:
+                children[index] = subprocess.Popen(
+                    argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=log,
+                    env=environment,
+                    start_new_session=True,
+                    preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+                )
+        started = time.monotonic()
+        waiting = set(children)
+        while waiting:
+            if stop.requested:
+                print(f"freshet cluster up: {stop.signal_name} before the cluster was ready; stopping", file=err)
+                return _stop_all(children, err, failed=True)
+            for index in sorted(waiting):
+                code = children[index].poll()
+                if code is not None:
+                    print(
+                        f"freshet cluster up: node {index} exited with code {code} while starting; "
+                        f"the end of {logs[index]}:\n{_tail(logs[index])}",
+                        file=err,
+                        end="",
+                    )
+                    return _stop_all(children, err, failed=True)
+                if _ready(node_ports(base_port, index)[2]):
+                    waiting.discard(index)
+            if time.monotonic() - started > READY_TIMEOUT_S:
+                print(
+                    f"freshet cluster up: nodes {sorted(waiting)} not ready after {READY_TIMEOUT_S:.0f} s; see their node.log",
+                    file=err,
+                )
+                return _stop_all(children, err, failed=True)
+            time.sleep(0.1)
+        bootstrap = ",".join(f"{HOST}:{node_ports(base_port, i)[0]}" for i in sorted(children))
+        if as_json:
+            print(
+                json.dumps(
+                    {
+                        "bootstrap": bootstrap,
+                        "nodes": [
+                            {
+                                "id": index,
+                                "listen": f"{HOST}:{node_ports(base_port, index)[0]}",
+                                "http": f"http://{HOST}:{node_ports(base_port, index)[2]}",
+                                "pid": children[index].pid,
+                            }
+                            for index in sorted(children)
+                        ],
+                    }
+                ),
+                file=out,
+                flush=True,
+            )
+        else:
+            print(f"{nodes} nodes ready in {time.monotonic() - started:.1f} s", file=out)
+            for index in sorted(children):
+                grpc_port, raft_port, http_port = node_ports(base_port, index)
+                print(
+                    f"  node {index}: gRPC {HOST}:{grpc_port}  raft {HOST}:{raft_port}  "
+                    f"http://{HOST}:{http_port}  pid {children[index].pid}",
+                    file=out,
+                )
+            print(f"bootstrap: {bootstrap}", file=out)
+            print("Ctrl-C stops the cluster.", file=out, flush=True)
+        reported: set[int] = set()
+        while not stop.requested:
+            for index, child in children.items():
+                code = child.poll()
+                if code is not None and index not in reported:
+                    reported.add(index)
+                    print(f"freshet cluster up: node {index} exited with code {code} (see {logs[index]})", file=err, flush=True)
+            time.sleep(0.2)
+        print(f"freshet cluster up: {stop.signal_name}: stopping {len(children)} nodes", file=err, flush=True)
+        return _stop_all(children, err, failed=False)
+    finally:
+        for child in children.values():
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _stop_all(children: dict[int, subprocess.Popen], err: TextIO, failed: bool) -> int:
+    """SIGTERM every child, SIGKILL those still alive after STOP_TIMEOUT_S; 1 when `failed`."""
+    for child in children.values():
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT_S
+    for index, child in sorted(children.items()):
+        try:
+            child.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            print(f"freshet cluster up: node {index} did not stop in {STOP_TIMEOUT_S:.0f} s: killing it", file=err)
+            child.kill()
+            child.wait()
+    codes = {index: child.returncode for index, child in children.items()}
+    unclean = {index: code for index, code in codes.items() if code != 0}
+    if not failed:
+        print(
+            "freshet cluster up: stopped" + (f" (exit codes {unclean})" if unclean else ""), file=err, flush=True
+        )
+    return 1 if failed else 0

@@ -1,0 +1,530 @@
+"""The node process: start, serve, and stop one Freshet node (`freshet server start`).
+
+Owns the node's lifecycle and wiring, on ONE asyncio event loop with a grpc.aio server hosting
+every service the node's roles support:
+
+Start (graceful): lock the data directory (and check it belongs to this node id), recover the
+partition logs (LogManager.open; broker role), start the metadata voter (controller role), the
+metadata publisher (the local voter, or a WatchMetadata stream for broker-only nodes), the
+active-controller role, the gRPC server (Controller service everywhere, Broker.Metadata on
+brokers) and HTTP; then the broker registers with the active controller, catches up on metadata,
+is unfenced and becomes ready (/readyz).
+
+Stop (SIGTERM/SIGINT; a second signal is ignored): the broker asks the controller to move its
+leaderships away (controlled shutdown, bounded by controlled.shutdown.timeout.ms, and given up
+after a couple of seconds when no controller is reachable); an active controller then hands its
+role over (transfer_leadership) so the next one takes over without waiting for an election
+timeout; the services stop; the voter and the logs close cleanly. The whole stop is bounded by
+shutdown.timeout.ms (a watchdog exits the process if anything hangs). Exit code 0 on a clean
+stop, 1 when the node could not start or had to stop on a fatal error.
+
+Logs: one line per event on stderr: UTC time, level, node id, component, message.
+
+Imports: everything below server (storage, metadata, wire types), grpc, asyncio.
+Thread-safety: `Node` is not thread-safe (its loop); the HTTP thread calls only the read-only
+view functions, which read immutable images and plain attributes. The Raft thread only hops onto
+the loop with call_soon_threadsafe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+
+import grpc
+from freshet.metadata.errors import MetadataError, TransferDeniedError
+from freshet.metadata.quorum import MetadataQuorum, QuorumConfig
+from freshet.server.active_controller import ActiveController
+from freshet.server.broker_lifecycle import BrokerLifecycle
+from freshet.server.broker_service import BrokerService
+from freshet.server.config import NodeConfig, format_node_addresses
+from freshet.server.controller_client import CHANNEL_OPTIONS, ControllerChannels
+from freshet.server.controller_service import ControllerService
+from freshet.server.errors import NodeStartError
+from freshet.server.http_server import NodeHttpServer, NodeView
+from freshet.server.metadata_publisher import MetadataPublisher, QuorumPublisher, WatchPublisher
+from freshet.server.replica_manager import ReplicaManager
+from freshet.storage.errors import StorageError
+from freshet.storage.log_manager import LogManager
+from freshet.v1 import controller_pb2_grpc
+
+logger = logging.getLogger(__name__)
+
+NODE_LOCK_FILE_NAME = "node.lock"
+NODE_IDENTITY_FILE_NAME = "node.json"
+SERVER_OPTIONS = CHANNEL_OPTIONS + [("grpc.so_reuseport", 0)]
+GRPC_STOP_GRACE_S = 1.0
+TRANSFER_WAIT_S = 2.0
+UNREACHABLE_CONTROLLER_GIVE_UP_S = 2.0
+
+# Logger name prefix -> component shown in the log line.
+_COMPONENTS = (
+    ("freshet.server.active_controller", "controller"),
+    ("freshet.server.controller_service", "controller-rpc"),
+    ("freshet.server.controller_client", "controller-client"),
+    ("freshet.server.broker_lifecycle", "broker"),
+    ("freshet.server.broker_service", "broker-rpc"),
+    ("freshet.server.replica_manager", "replicas"),
+    ("freshet.server.metadata_publisher", "metadata"),
+    ("freshet.server.http_server", "http"),
+    ("freshet.server.node", "node"),
+    ("freshet.metadata", "quorum"),
+    ("freshet.storage", "storage"),
+    ("pysyncobj", "raft"),
+    ("grpc", "grpc"),
+)
+
+
+class _NodeLogFilter(logging.Filter):
+    """Adds `node` and `component` to every record. Thread-safe (immutable)."""
+
+    def __init__(self, node_id: int) -> None:
+        super().__init__()
+        self.node_id = node_id
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.node = self.node_id
+        component = record.name.rsplit(".", 1)[-1]
+        for prefix, name in _COMPONENTS:
+            if record.name.startswith(prefix):
+                component = name
+                break
+        record.component = component
+        return True
+
+
+def configure_logging(node_id: int, level: str, stream=None) -> None:
+    """One line per event on stderr: `2026-11-21T10:00:00.123Z INFO node=1 controller: message`."""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    formatter = logging.Formatter("%(asctime)s.%(msecs)03dZ %(levelname)s node=%(node)s %(component)s: %(message)s", "%Y-%m-%dT%H:%M:%S")
+    formatter.converter = time.gmtime
+    handler.setFormatter(formatter)
+    handler.addFilter(_NodeLogFilter(node_id))
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(level)
+
+
+class Node:
+    """One node (see the module docstring). Not thread-safe: its event loop owns it."""
+
+    def __init__(self, config: NodeConfig) -> None:
+        self.config = config
+        self.node_id = config.node_id
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.log_manager: LogManager | None = None
+        self.quorum: MetadataQuorum | None = None
+        self.publisher: MetadataPublisher | None = None
+        self.channels = ControllerChannels(config.controller_listeners, config.node_id)
+        self.controller: ActiveController | None = None
+        self.controller_service: ControllerService | None = None
+        self.lifecycle: BrokerLifecycle | None = None
+        self.replica_manager: ReplicaManager | None = None
+        self.grpc_server: grpc.aio.Server | None = None
+        self.http: NodeHttpServer | None = None
+        self.is_started = False
+        self.is_stopping = False
+        self.fatal: str | None = None
+        self._stop_requested: asyncio.Event | None = None
+        self._lock_fd: int | None = None
+        self._watch_task: asyncio.Task | None = None
+
+    # -- start -----------------------------------------------------------------------------------
+
+    def request_stop(self, reason: str) -> None:
+        """Begin a stop (any thread-free caller on the loop: signal handlers, fatal errors)."""
+        if self._stop_requested is not None and not self._stop_requested.is_set():
+            logger.info("stopping: %s", reason)
+            self._stop_requested.set()
+
+    def _fatal(self, message: str) -> None:
+        if self.fatal is None:
+            self.fatal = message
+        self.request_stop(f"fatal: {message}")
+
+    async def start(self) -> None:
+        """Start every part of the node. Raises NodeStartError (after undoing what started)."""
+        self.loop = asyncio.get_running_loop()
+        self._stop_requested = asyncio.Event()
+        config = self.config
+        try:
+            await self._start()
+        except BaseException:
+            await self._close_all()
+            raise
+        self.is_started = True
+        logger.info(
+            "node %d started: roles %s, gRPC %s (advertised %s), HTTP %s%s",
+            config.node_id,
+            ",".join(sorted(config.roles)),
+            config.listen,
+            config.advertised,
+            config.http_listen,
+            f", raft {config.raft_listen}" if config.raft_listen else "",
+        )
+
+    async def _start(self) -> None:
+        config = self.config
+        loop = self.loop
+        assert loop is not None
+        self._lock_data_dir()
+        if config.is_controller and config.cluster_secret_source == "derived":
+            logger.warning(
+                "no cluster secret given: using one derived from the controller quorum string; it is NOT secret "
+                "(fine on loopback only; set FRESHET_CLUSTER_SECRET or --cluster-secret-file)"
+            )
+        if config.is_broker:
+            started = time.monotonic()
+            try:
+                self.log_manager = await loop.run_in_executor(None, lambda: LogManager.open(config.logs_dir))
+            except StorageError as error:
+                raise NodeStartError(f"cannot open the partition logs in {config.logs_dir}: {error}") from error
+            logger.info(
+                "recovered %d partition logs in %.2f s (%d offline)",
+                len(self.log_manager.all()),
+                time.monotonic() - started,
+                len(self.log_manager.offline_partitions),
+            )
+        if config.is_controller:
+            assert config.raft_listen is not None and config.cluster_secret
+            quorum_config = QuorumConfig(
+                node_id=config.node_id,
+                voters={node_id: str(address) for node_id, address in config.controller_quorum.items()},
+                data_dir=config.metadata_dir,
+                password=config.cluster_secret,
+                bind_address=str(config.raft_listen),
+                fsync=config.metadata_fsync,
+            )
+            try:
+                self.quorum = await loop.run_in_executor(None, MetadataQuorum, quorum_config)
+            except MetadataError as error:
+                raise NodeStartError(f"cannot start the metadata voter: {error}") from error
+            logger.info(
+                "metadata voter %d of %s on %s (image at offset %d)",
+                config.node_id,
+                format_node_addresses(config.controller_quorum),
+                config.raft_listen,
+                self.quorum.image.offset,
+            )
+            self.publisher = QuorumPublisher(self.quorum, loop)
+            self.controller = ActiveController(config, self.quorum, loop)
+            self.publisher.add_listener(self.controller.on_image)
+        else:
+            self.publisher = WatchPublisher(self.channels, config.node_id, self._controller_hint)
+        await self.publisher.start()
+        if self.controller is not None:
+            self.controller.start()
+
+        self.controller_service = ControllerService(config, self.publisher, self.channels, self.controller, self.quorum)
+        server = grpc.aio.server(options=SERVER_OPTIONS)
+        controller_pb2_grpc.add_ControllerServicer_to_server(self.controller_service, server)
+        if config.is_broker:
+            BrokerService(config, self.publisher, self.channels, self._controller_hint).register(server)
+        try:
+            server.add_insecure_port(str(config.listen))
+        except RuntimeError as error:
+            raise NodeStartError(f"cannot listen on {config.listen} (gRPC): is another process using it?") from error
+        self.grpc_server = server
+        await server.start()
+
+        try:
+            self.http = NodeHttpServer(config.http_listen.host, config.http_listen.port, self._view())
+        except OSError as error:
+            raise NodeStartError(f"cannot listen on {config.http_listen} (HTTP): {error.strerror}") from error
+        self.http.start()
+
+        if config.is_broker:
+            assert self.log_manager is not None
+            self.lifecycle = BrokerLifecycle(config, self.publisher, self.channels, self._controller_hint, self._fatal)
+            self.replica_manager = ReplicaManager(config.node_id, self.log_manager, self.publisher, self._may_delete_logs)
+            await self.lifecycle.start()
+            await self.replica_manager.start()
+        self._watch_task = loop.create_task(self._watch_quorum(), name="quorum-watch")
+
+    def _lock_data_dir(self) -> None:
+        config = self.config
+        try:
+            os.makedirs(config.data_dir, exist_ok=True)
+            fd = os.open(os.path.join(config.data_dir, NODE_LOCK_FILE_NAME), os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as error:
+            raise NodeStartError(f"cannot use data directory {config.data_dir}: {error.strerror}") from error
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise NodeStartError(f"data directory {config.data_dir} is in use by another node process") from None
+        self._lock_fd = fd
+        identity_path = os.path.join(config.data_dir, NODE_IDENTITY_FILE_NAME)
+        if os.path.exists(identity_path):
+            try:
+                with open(identity_path, encoding="utf-8") as file:
+                    identity = json.load(file)
+            except (OSError, ValueError) as error:
+                raise NodeStartError(f"{identity_path} is unreadable: {error}") from error
+            if identity.get("node_id") != config.node_id:
+                raise NodeStartError(
+                    f"data directory {config.data_dir} belongs to node {identity.get('node_id')}, not node {config.node_id}"
+                )
+        else:
+            with open(identity_path + ".tmp", "w", encoding="utf-8") as file:
+                json.dump({"node_id": config.node_id, "version": 1}, file)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(identity_path + ".tmp", identity_path)
+
+    def _controller_hint(self) -> int | None:
+        if self.quorum is not None and self.quorum.leader_id is not None:
+            return self.quorum.leader_id
+        if self.publisher is not None and self.publisher.image.controller_id >= 0:
+            return self.publisher.image.controller_id
+        if self.lifecycle is not None and self.lifecycle.controller_id >= 0:
+            return self.lifecycle.controller_id
+        return None
+
+    def _may_delete_logs(self, image) -> bool:
+        lifecycle = self.lifecycle
+        return lifecycle is not None and lifecycle.is_registered and image.offset >= lifecycle.broker_epoch
+
+    async def _watch_quorum(self) -> None:
+        while True:
+            await asyncio.sleep(0.5)
+            if self.quorum is not None and self.quorum.failure is not None:
+                self._fatal(f"the metadata voter stopped: {self.quorum.failure}")
+                return
+
+    # -- run and stop ----------------------------------------------------------------------------
+
+    async def wait_for_stop(self) -> None:
+        assert self._stop_requested is not None
+        await self._stop_requested.wait()
+
+    async def stop(self) -> None:
+        """Controlled shutdown (see the module docstring). Idempotent."""
+        if self.is_stopping:
+            return
+        self.is_stopping = True
+        config = self.config
+        started = time.monotonic()
+        if self.lifecycle is not None and self.lifecycle.is_registered and self.fatal is None:
+            is_done = await self._controlled_shutdown(config.controlled_shutdown_timeout_ms / 1000)
+            if is_done:
+                logger.info("controlled shutdown done in %.2f s: this broker leads nothing", time.monotonic() - started)
+            else:
+                logger.warning("controlled shutdown not confirmed by a controller; stopping anyway")
+        if self.lifecycle is not None:
+            await self.lifecycle.close()
+        if self.quorum is not None and self.quorum.is_leader and len(config.controller_quorum) > 1:
+            await self._hand_over_controller()
+        await self._close_all()
+        logger.info("node %d stopped in %.2f s", self.node_id, time.monotonic() - started)
+
+    async def _controlled_shutdown(self, timeout_s: float) -> bool:
+        lifecycle = self.lifecycle
+        assert lifecycle is not None
+        deadline = time.monotonic() + timeout_s
+        shutdown = asyncio.ensure_future(lifecycle.shutdown(timeout_s))
+        unreachable_since: float | None = None
+        while not shutdown.done():
+            await asyncio.wait([shutdown], timeout=0.2)
+            if lifecycle.connected_controller is None:
+                unreachable_since = unreachable_since or time.monotonic()
+                if time.monotonic() - unreachable_since >= UNREACHABLE_CONTROLLER_GIVE_UP_S:
+                    logger.warning("no controller reachable for %.1f s during controlled shutdown", UNREACHABLE_CONTROLLER_GIVE_UP_S)
+                    shutdown.cancel()
+                    return False
+            else:
+                unreachable_since = None
+            if time.monotonic() >= deadline:
+                break
+        return shutdown.done() and not shutdown.cancelled() and shutdown.result()
+
+    async def _hand_over_controller(self) -> None:
+        quorum = self.quorum
+        assert quorum is not None and self.loop is not None
+        try:
+            await self.loop.run_in_executor(None, quorum.transfer_leadership)
+        except (TransferDeniedError, MetadataError, TimeoutError) as error:
+            logger.warning("could not hand the controller role over: %s", error)
+            return
+        deadline = time.monotonic() + TRANSFER_WAIT_S
+        while quorum.is_leader and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        logger.info(
+            "handed the controller role over%s",
+            "" if quorum.is_leader else f" (leader now {quorum.leader_id})",
+        )
+
+    async def _close_all(self) -> None:
+        loop = self.loop
+        assert loop is not None
+        if self._watch_task is not None:
+            self._watch_task.cancel()
+        if self.lifecycle is not None:
+            await self.lifecycle.close()
+        if self.replica_manager is not None:
+            await self.replica_manager.close()
+        if self.controller is not None:
+            await self.controller.close()
+        if self.grpc_server is not None:
+            await self.grpc_server.stop(GRPC_STOP_GRACE_S)
+        if self.publisher is not None:
+            await self.publisher.close()
+        if self.http is not None:
+            await loop.run_in_executor(None, self.http.stop)
+        if self.quorum is not None:
+            await loop.run_in_executor(None, self.quorum.close)
+        if self.log_manager is not None:
+            await loop.run_in_executor(None, self.log_manager.close)
+        await self.channels.close()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    # -- views for HTTP (thread-safe reads) ------------------------------------------------------
+
+    def is_active_controller(self) -> bool:
+        return self.controller is not None and self.controller.is_active
+
+    def readiness(self) -> tuple[bool, str]:
+        """(ready, reason) for /readyz."""
+        if self.is_stopping:
+            return False, "stopping"
+        if not self.is_started:
+            return False, "starting"
+        reasons = []
+        publisher = self.publisher
+        if self.config.is_controller:
+            assert isinstance(publisher, QuorumPublisher) and self.quorum is not None
+            if self.quorum.leader_id is None:
+                reasons.append("controller: the metadata quorum has no leader")
+            elif not publisher.is_caught_up:
+                reasons.append("controller: this voter has not caught up with the leader")
+        if self.config.is_broker:
+            lifecycle = self.lifecycle
+            assert lifecycle is not None and publisher is not None
+            image = publisher.image
+            if not lifecycle.is_registered:
+                reasons.append("broker: not registered with the active controller yet")
+            elif image.offset < lifecycle.broker_epoch:
+                reasons.append(f"broker: metadata at offset {image.offset}, registration at {lifecycle.broker_epoch}")
+            elif not lifecycle.is_ready(image):
+                reasons.append("broker: fenced")
+        if reasons:
+            return False, "not ready: " + "; ".join(reasons)
+        return True, "ready"
+
+    def status(self) -> dict:
+        """The /status JSON: this node's view of itself and the cluster."""
+        image = self.publisher.image if self.publisher is not None else None
+        ready, reason = self.readiness()
+        result: dict = {
+            "node_id": self.node_id,
+            "roles": sorted(self.config.roles),
+            "ready": ready,
+            "readiness": reason,
+            "listen": str(self.config.listen),
+            "advertised": str(self.config.advertised),
+            "metadata_offset": None if image is None else image.offset,
+            "cluster_id": None if image is None else image.cluster_id,
+            "controller_id": None if image is None else image.controller_id,
+            "controller_epoch": None if image is None else image.controller_epoch,
+            "is_active_controller": self.is_active_controller(),
+        }
+        if self.quorum is not None:
+            result["quorum"] = {"leader": self.quorum.leader_id, "term": self.quorum.term, "is_leader": self.quorum.is_leader}
+        if self.lifecycle is not None:
+            lifecycle = self.lifecycle
+            result["broker"] = {
+                "broker_epoch": lifecycle.broker_epoch,
+                "incarnation_id": lifecycle.incarnation_id.hex(),
+                "is_fenced": lifecycle.is_fenced,
+                "heartbeating_to": lifecycle.connected_controller,
+                "want_shutdown": lifecycle.want_shutdown,
+            }
+        if self.replica_manager is not None:
+            result["replicas"] = [
+                {
+                    "topic": replica.topic,
+                    "partition": replica.partition,
+                    "role": replica.role,
+                    "leader": replica.leader_id,
+                    "leader_epoch": replica.leader_epoch,
+                    "log_end_offset": replica.log.log_end_offset,
+                }
+                for _, replica in sorted(self.replica_manager.replicas.items())
+            ]
+        return result
+
+    def _view(self) -> NodeView:
+        def elections() -> tuple[int, int]:
+            metrics = self.controller.metrics if self.controller is not None else None
+            return (0, 0) if metrics is None else (metrics.clean_elections, metrics.unclean_elections)
+
+        def hosted() -> tuple[int, int]:
+            manager = self.replica_manager
+            return (0, 0) if manager is None else (len(manager.replicas), manager.leader_count)
+
+        def is_fenced() -> bool | None:
+            return None if self.lifecycle is None else self.lifecycle.is_fenced
+
+        return NodeView(
+            image=lambda: self.publisher.image,
+            readiness=self.readiness,
+            status=self.status,
+            is_active_controller=self.is_active_controller,
+            elections=elections,
+            fenced_by_this_controller=lambda: 0 if self.controller is None else self.controller.metrics.fenced_brokers,
+            hosted=hosted,
+            is_broker_fenced=is_fenced,
+        )
+
+
+async def serve(config: NodeConfig) -> int:
+    """Run a node until SIGTERM/SIGINT (or a fatal error); the process exit code."""
+    node = Node(config)
+    loop = asyncio.get_running_loop()
+    signals_seen = []
+
+    def on_signal(signum: int) -> None:
+        name = signal.Signals(signum).name
+        if signals_seen:
+            logger.info("%s received; the shutdown already in progress continues", name)
+            return
+        signals_seen.append(name)
+        node.request_stop(f"{name} received: controlled shutdown")
+
+    try:
+        await node.start()
+    except NodeStartError as error:
+        logger.error("cannot start: %s", error)
+        return 1
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal, signum)
+    await node.wait_for_stop()
+    watchdog = threading.Timer(config.shutdown_timeout_ms / 1000, _shutdown_overrun, args=(config.shutdown_timeout_ms,))
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        await node.stop()
+    finally:
+        watchdog.cancel()
+    return 1 if node.fatal is not None else 0
+
+
+def _shutdown_overrun(timeout_ms: int) -> None:
+    logger.error("shutdown did not finish within %d ms (shutdown.timeout.ms): exiting now", timeout_ms)
+    logging.shutdown()
+    os._exit(1)
+
+
+def run(config: NodeConfig) -> int:
+    """`freshet server start`: configure logging, run the node in the foreground, return the exit code."""
+    configure_logging(config.node_id, config.log_level)
+    return asyncio.run(serve(config))

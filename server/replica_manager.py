@@ -1,0 +1,205 @@
+"""The partition replicas this broker hosts, and its role in each (leader or follower).
+
+Owns, on every metadata change: which partitions have a replica on this broker; their logs
+(created through `LogManager.get_or_create` with the topic's typed LogConfig, reconfigured when
+the topic's config changes); deleting the logs of deleted topics, of replicas moved away, and of
+a topic re-created under the same name (a different topic id); and recording where each leader
+epoch starts (`assign_epoch_start_offset` at the log end) when this broker becomes leader.
+
+This is the seam for the data plane: produce, fetch, replica fetchers, the high watermark and
+ISR maintenance (AlterPartition) hang off `HostedReplica`s and `on_role_change` listeners.
+
+Safety: nothing is deleted before this broker's metadata has caught up to its registration (a
+broker starting with a stale image must not delete data because it has not heard of a topic yet).
+
+Blocking work (directory creation, fsyncs, recovery of deleted logs) runs on one worker thread,
+so changes are applied in image order and the event loop never blocks on the disk.
+
+Imports: asyncio, freshet.metadata (configs, image), freshet.storage (LogManager, LogConfig),
+freshet.server.
+Thread-safety: thread-safe for readers: `replicas` is replaced (never mutated) by the worker
+thread; the loop and the HTTP thread read the current mapping. Reconciliation runs on the worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import dataclasses
+import logging
+from collections.abc import Callable, Mapping
+
+from freshet.metadata import configs
+from freshet.metadata.image import MetadataImage, TopicImage
+from freshet.server.metadata_publisher import MetadataPublisher
+from freshet.storage.config import LogConfig
+from freshet.storage.errors import InconsistentTopicIdError, StorageError
+from freshet.storage.log import PartitionLog
+from freshet.storage.log_manager import LogManager
+
+logger = logging.getLogger(__name__)
+
+LEADER = "leader"
+FOLLOWER = "follower"
+TopicPartition = tuple[str, int]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class HostedReplica:
+    """One partition replica on this broker. Thread-safe (immutable; the log is thread-safe).
+
+    Attributes:
+        topic, partition, topic_id: which partition.
+        role: LEADER or FOLLOWER.
+        leader_id, leader_epoch, partition_epoch: the partition state it was last reconciled with.
+        log: the partition log.
+    """
+
+    topic: str
+    partition: int
+    topic_id: bytes
+    role: str
+    leader_id: int
+    leader_epoch: int
+    partition_epoch: int
+    log: PartitionLog
+
+
+def log_config(image: MetadataImage, topic: TopicImage) -> LogConfig:
+    """The storage LogConfig of a topic: freshet.metadata.configs' typed topic config (schema
+    defaults < cluster values < topic values), by Kafka name."""
+    typed = image.topic_config(topic.topic_id)
+    assert typed is not None
+    values = {key: getattr(typed, configs.SCHEMA[key].attribute) for key in configs.TOPIC_KEYS}
+    return LogConfig.from_kafka_names(values)
+
+
+class ReplicaManager:
+    """Hosted replicas and roles (see the module docstring). Thread-safe for readers."""
+
+    def __init__(
+        self,
+        node_id: int,
+        log_manager: LogManager,
+        publisher: MetadataPublisher,
+        may_delete: Callable[[MetadataImage], bool],
+    ) -> None:
+        self.node_id = node_id
+        self.log_manager = log_manager
+        self._publisher = publisher
+        self._may_delete = may_delete
+        self.replicas: Mapping[TopicPartition, HostedReplica] = {}
+        self.reconciled_offset = 0
+        self.deleted_logs = 0
+        self._role_listeners: list[Callable[[HostedReplica | None, HostedReplica | None], None]] = []
+        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"replicas-{node_id}")
+        self._dirty = asyncio.Event()
+        self._task: asyncio.Task | None = None
+
+    @property
+    def leader_count(self) -> int:
+        return sum(1 for replica in self.replicas.values() if replica.role == LEADER)
+
+    def add_role_listener(self, listener: Callable[[HostedReplica | None, HostedReplica | None], None]) -> None:
+        """Call listener(old, new) on the worker thread when a replica appears (old None),
+        disappears (new None), or changes role or leader epoch. For the data plane."""
+        self._role_listeners.append(listener)
+
+    async def start(self) -> None:
+        self._publisher.add_listener(self._on_image)
+        self._task = asyncio.create_task(self._run(), name="replica-manager")
+        self._dirty.set()
+
+    async def close(self) -> None:
+        self._publisher.remove_listener(self._on_image)
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        self._executor.shutdown(wait=True)
+
+    def _on_image(self, old: MetadataImage, new: MetadataImage) -> None:
+        self._dirty.set()
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._dirty.wait()
+            self._dirty.clear()
+            image = self._publisher.image
+            allow_deletes = self._may_delete(image)
+            try:
+                await loop.run_in_executor(self._executor, self.reconcile, image, allow_deletes)
+            except Exception:
+                logger.exception("reconciling replicas with metadata offset %d failed", image.offset)
+
+    def reconcile(self, image: MetadataImage, allow_deletes: bool) -> None:
+        """Bring the hosted replicas in line with `image` (worker thread, or a test's thread)."""
+        wanted: dict[TopicPartition, tuple[TopicImage, object]] = {}
+        for topic in image.topics():
+            for partition in topic.partitions:
+                if self.node_id in partition.replicas:
+                    wanted[(topic.name, partition.partition)] = (topic, partition)
+        previous = self.replicas
+        current: dict[TopicPartition, HostedReplica] = {}
+        if allow_deletes:
+            on_disk = set(self.log_manager.all()) | set(self.log_manager.offline_partitions)
+            for key in sorted(on_disk - set(wanted)):
+                logger.info("deleting the log of %s-%d: no replica here in metadata offset %d", key[0], key[1], image.offset)
+                self._delete(key)
+        for key, (topic, partition) in sorted(wanted.items()):
+            config = log_config(image, topic)
+            try:
+                log = self._log(key, topic, config, allow_deletes)
+            except StorageError as error:
+                logger.error("the replica of %s-%d is offline: %s", key[0], key[1], error)
+                continue
+            if log is None:
+                continue
+            role = LEADER if partition.leader == self.node_id else FOLLOWER
+            before = previous.get(key)
+            if role == LEADER and partition.leader_epoch > log.latest_epoch:
+                log.assign_epoch_start_offset(partition.leader_epoch, log.log_end_offset)
+            replica = HostedReplica(
+                key[0], key[1], topic.topic_id, role, partition.leader, partition.leader_epoch, partition.partition_epoch, log
+            )
+            current[key] = replica
+            if before is None or (before.role, before.leader_epoch, before.topic_id) != (role, replica.leader_epoch, replica.topic_id):
+                logger.info(
+                    "%s-%d: %s at leader epoch %d (leader %d, log end offset %d)",
+                    key[0], key[1], role, partition.leader_epoch, partition.leader, log.log_end_offset,
+                )
+                self._notify(before, replica)
+        for key, before in previous.items():
+            if key not in current:
+                self._notify(before, None)
+        self.replicas = current
+        self.reconciled_offset = image.offset
+
+    def _log(self, key: TopicPartition, topic: TopicImage, config: LogConfig, allow_deletes: bool) -> PartitionLog | None:
+        topic_id = topic.topic_id.hex()
+        try:
+            return self.log_manager.get_or_create(key[0], key[1], topic_id, config)
+        except InconsistentTopicIdError:
+            if not allow_deletes:
+                logger.info("%s-%d holds an older topic's log; waiting for metadata to catch up", key[0], key[1])
+                return None
+            logger.info("%s-%d holds the log of a deleted topic with the same name: deleting it", key[0], key[1])
+            self._delete(key)
+            return self.log_manager.get_or_create(key[0], key[1], topic_id, config)
+
+    def _delete(self, key: TopicPartition) -> None:
+        try:
+            if self.log_manager.delete(*key):
+                self.deleted_logs += 1
+        except StorageError as error:
+            logger.error("deleting the log of %s-%d failed: %s", key[0], key[1], error)
+
+    def _notify(self, old: HostedReplica | None, new: HostedReplica | None) -> None:
+        for listener in self._role_listeners:
+            try:
+                listener(old, new)
+            except Exception:
+                logger.exception("replica role listener failed")

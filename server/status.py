@@ -1,0 +1,245 @@
+"""The single table from domain errors to the wire: (gRPC status code, freshet ErrorCode).
+
+Owns:
+- `ERROR_CODES`: every freshet.v1.ErrorCode with the gRPC status code it travels with (STYLE.md §3:
+  INVALID_ARGUMENT fail, NOT_FOUND refresh once, ALREADY_EXISTS fail, FAILED_PRECONDITION refresh
+  and redirect, UNAVAILABLE back off and retry, ABORTED re-read and retry, OUT_OF_RANGE reset,
+  DEADLINE_EXCEEDED outcome unknown, INTERNAL a bug);
+- `DOMAIN_ERRORS`: every exception class of storage/, metadata/ and server/ with its ErrorCode (the
+  gRPC code then comes from ERROR_CODES); classes that carry their own `error_code` (the
+  controller's and the state machine's rejections) map through it instead (row value None);
+- turning an exception into a google.rpc.Status with a freshet.v1.ErrorDetail (message and hints:
+  controller, leader, offsets) and aborting a grpc.aio call with it; reading it back from a call.
+
+A unit test checks that every ErrorCode and every domain exception class has a row.
+
+Imports grpc, grpcio-status, wire types and the error modules of storage, metadata and server.
+Thread-safety: module data is immutable; functions are pure (abort awaits the call's context).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+import grpc
+from freshet.metadata import errors as metadata_errors
+from freshet.server import errors as server_errors
+from freshet.storage import errors as storage_errors
+from freshet.v1 import common_pb2
+from google.protobuf import any_pb2
+from google.rpc import status_pb2
+from grpc_status import rpc_status
+
+logger = logging.getLogger(__name__)
+
+E = common_pb2.ErrorCode
+S = grpc.StatusCode
+
+DETAILS_METADATA_KEY = "grpc-status-details-bin"
+
+ERROR_CODES: Mapping[int, grpc.StatusCode] = {
+    E.NONE: S.OK,
+    E.UNKNOWN_SERVER_ERROR: S.INTERNAL,
+    E.OFFSET_OUT_OF_RANGE: S.OUT_OF_RANGE,
+    E.CORRUPT_RECORD: S.INVALID_ARGUMENT,
+    E.UNKNOWN_TOPIC: S.NOT_FOUND,
+    E.LEADER_NOT_AVAILABLE: S.UNAVAILABLE,
+    E.NOT_LEADER: S.FAILED_PRECONDITION,
+    E.REQUEST_TIMED_OUT: S.DEADLINE_EXCEEDED,
+    E.BROKER_NOT_AVAILABLE: S.UNAVAILABLE,
+    E.RECORD_TOO_LARGE: S.INVALID_ARGUMENT,
+    E.STALE_CONTROLLER_EPOCH: S.UNAVAILABLE,
+    E.COORDINATOR_LOAD_IN_PROGRESS: S.UNAVAILABLE,
+    E.COORDINATOR_NOT_AVAILABLE: S.UNAVAILABLE,
+    E.NOT_COORDINATOR: S.FAILED_PRECONDITION,
+    E.INVALID_TOPIC: S.INVALID_ARGUMENT,
+    E.NOT_ENOUGH_REPLICAS: S.UNAVAILABLE,
+    E.NOT_ENOUGH_REPLICAS_AFTER_APPEND: S.UNAVAILABLE,
+    E.INVALID_REQUIRED_ACKS: S.INVALID_ARGUMENT,
+    E.ILLEGAL_GENERATION: S.FAILED_PRECONDITION,
+    E.INCONSISTENT_GROUP_PROTOCOL: S.INVALID_ARGUMENT,
+    E.INVALID_GROUP_ID: S.INVALID_ARGUMENT,
+    E.UNKNOWN_MEMBER: S.FAILED_PRECONDITION,
+    E.INVALID_SESSION_TIMEOUT: S.INVALID_ARGUMENT,
+    E.REBALANCE_IN_PROGRESS: S.ABORTED,
+    E.INVALID_TIMESTAMP: S.INVALID_ARGUMENT,
+    E.TOPIC_ALREADY_EXISTS: S.ALREADY_EXISTS,
+    E.INVALID_PARTITIONS: S.INVALID_ARGUMENT,
+    E.INVALID_REPLICATION_FACTOR: S.INVALID_ARGUMENT,
+    E.INVALID_REPLICA_ASSIGNMENT: S.INVALID_ARGUMENT,
+    E.INVALID_CONFIG: S.INVALID_ARGUMENT,
+    # Sent only after forwarding found no active controller within the deadline, or by a
+    # non-controller to a broker's heartbeat stream (with the hint): back off and retry.
+    E.NOT_CONTROLLER: S.UNAVAILABLE,
+    E.INVALID_REQUEST: S.INVALID_ARGUMENT,
+    E.OUT_OF_ORDER_SEQUENCE: S.FAILED_PRECONDITION,
+    E.DUPLICATE_SEQUENCE: S.ALREADY_EXISTS,
+    E.INVALID_PRODUCER_EPOCH: S.FAILED_PRECONDITION,
+    E.KAFKA_STORAGE_ERROR: S.UNAVAILABLE,
+    E.UNKNOWN_PRODUCER_ID: S.FAILED_PRECONDITION,
+    E.REASSIGNMENT_IN_PROGRESS: S.FAILED_PRECONDITION,
+    E.NON_EMPTY_GROUP: S.FAILED_PRECONDITION,
+    E.GROUP_ID_NOT_FOUND: S.NOT_FOUND,
+    E.FENCED_LEADER_EPOCH: S.ABORTED,
+    E.UNKNOWN_LEADER_EPOCH: S.UNAVAILABLE,
+    E.UNSUPPORTED_COMPRESSION_TYPE: S.INVALID_ARGUMENT,
+    E.STALE_BROKER_EPOCH: S.FAILED_PRECONDITION,
+    E.PREFERRED_LEADER_NOT_AVAILABLE: S.FAILED_PRECONDITION,
+    E.FENCED_INSTANCE_ID: S.FAILED_PRECONDITION,
+    E.ELIGIBLE_LEADERS_NOT_AVAILABLE: S.FAILED_PRECONDITION,
+    E.ELECTION_NOT_NEEDED: S.FAILED_PRECONDITION,
+    E.NO_REASSIGNMENT_IN_PROGRESS: S.FAILED_PRECONDITION,
+    E.INVALID_RECORD: S.INVALID_ARGUMENT,
+    E.INVALID_UPDATE_VERSION: S.ABORTED,
+    E.UNKNOWN_TOPIC_ID: S.NOT_FOUND,
+    E.NO_QUORUM: S.UNAVAILABLE,
+}
+
+# Exception class -> ErrorCode; None: the instance carries `error_code` (ControllerRequestError
+# and CommandFailedError: rejections whose code the controller or state machine chose).
+DOMAIN_ERRORS: Mapping[type[Exception], int | None] = {
+    # storage/
+    storage_errors.StorageError: E.UNKNOWN_SERVER_ERROR,
+    storage_errors.CorruptRecordError: E.CORRUPT_RECORD,        # a producer's batch failed its CRC
+    storage_errors.InvalidRecordError: E.INVALID_RECORD,
+    storage_errors.RecordTooLargeError: E.RECORD_TOO_LARGE,
+    storage_errors.UnsupportedCompressionError: E.UNSUPPORTED_COMPRESSION_TYPE,
+    storage_errors.OffsetOutOfRangeError: E.OFFSET_OUT_OF_RANGE,
+    storage_errors.LogOffsetGapError: E.INVALID_REQUEST,
+    storage_errors.OutOfOrderSequenceError: E.OUT_OF_ORDER_SEQUENCE,
+    storage_errors.InvalidProducerEpochError: E.INVALID_PRODUCER_EPOCH,
+    storage_errors.CorruptCheckpointError: E.KAFKA_STORAGE_ERROR,
+    storage_errors.CorruptIndexError: E.KAFKA_STORAGE_ERROR,
+    storage_errors.InconsistentTopicIdError: E.UNKNOWN_TOPIC_ID,
+    storage_errors.LogClosedError: E.NOT_LEADER,                # the replica moved away meanwhile
+    storage_errors.KafkaStorageError: E.KAFKA_STORAGE_ERROR,
+    # metadata/
+    metadata_errors.MetadataError: E.UNKNOWN_SERVER_ERROR,
+    metadata_errors.InvalidConfigError: E.INVALID_CONFIG,
+    metadata_errors.CommandFailedError: None,
+    metadata_errors.SnapshotFormatError: E.UNKNOWN_SERVER_ERROR,
+    metadata_errors.JournalError: E.NO_QUORUM,
+    metadata_errors.DataDirectoryError: E.KAFKA_STORAGE_ERROR,
+    metadata_errors.RaftBindError: E.UNKNOWN_SERVER_ERROR,
+    metadata_errors.ControllerRequestError: None,
+    metadata_errors.InvalidReplicationFactorError: None,
+    metadata_errors.StaleBrokerEpochError: None,
+    metadata_errors.QuorumError: E.NO_QUORUM,
+    metadata_errors.NotLeaderError: E.NOT_CONTROLLER,
+    metadata_errors.QuorumBusyError: E.NO_QUORUM,
+    metadata_errors.CommandDiscardedError: E.NOT_CONTROLLER,
+    metadata_errors.CommandTooLargeError: E.INVALID_REQUEST,
+    metadata_errors.TransferDeniedError: E.INVALID_REQUEST,
+    metadata_errors.QuorumClosedError: E.NO_QUORUM,
+    metadata_errors.OutcomeUnknownError: E.REQUEST_TIMED_OUT,
+    metadata_errors.ProposalTimeoutError: E.REQUEST_TIMED_OUT,
+    metadata_errors.LeaderChangedError: E.REQUEST_TIMED_OUT,
+    # server/
+    server_errors.ServerError: E.UNKNOWN_SERVER_ERROR,
+    server_errors.NodeConfigError: E.INVALID_CONFIG,
+    server_errors.NodeStartError: E.UNKNOWN_SERVER_ERROR,
+    server_errors.NotControllerError: E.NOT_CONTROLLER,
+    server_errors.RequestTimedOutError: E.REQUEST_TIMED_OUT,
+    server_errors.InvalidRequestError: E.INVALID_REQUEST,
+}
+
+# Error classes whose instances describe bugs or broken nodes rather than the request: their
+# message is logged with a traceback and the client gets a fixed text.
+_INTERNAL_MESSAGE = "internal error on node {node}; see its log"
+
+
+def error_code_of(error: Exception) -> int:
+    """The freshet ErrorCode of a domain error (UNKNOWN_SERVER_ERROR for anything else)."""
+    for cls in type(error).__mro__:
+        if cls in DOMAIN_ERRORS:
+            code = DOMAIN_ERRORS[cls]
+            if code is None:
+                code = error.error_code  # type: ignore[attr-defined]
+            return code
+    return E.UNKNOWN_SERVER_ERROR
+
+
+def grpc_code(error_code: int) -> grpc.StatusCode:
+    return ERROR_CODES.get(error_code, S.INTERNAL)
+
+
+def detail(error_code: int, message: str, **hints) -> common_pb2.ErrorDetail:
+    """An ErrorDetail; `hints` are ErrorDetail fields (controller_id, leader_id, ...)."""
+    result = common_pb2.ErrorDetail(code=error_code, message=message, leader_id=-1, controller_id=-1)
+    for name, value in hints.items():
+        if isinstance(value, common_pb2.BrokerEndpoint):
+            getattr(result, name).CopyFrom(value)
+        else:
+            setattr(result, name, value)
+    return result
+
+
+def ok_detail() -> common_pb2.ErrorDetail:
+    return common_pb2.ErrorDetail(code=E.NONE, leader_id=-1, controller_id=-1)
+
+
+def detail_for(error: Exception, node_id: int = -1) -> common_pb2.ErrorDetail:
+    """The ErrorDetail of a domain error, with the hints its data gives."""
+    code = error_code_of(error)
+    if isinstance(error, metadata_errors.ControllerRequestError):
+        message = error.message
+    elif isinstance(error, metadata_errors.CommandFailedError):
+        message = error.error_message
+    elif code == E.UNKNOWN_SERVER_ERROR:
+        message = _INTERNAL_MESSAGE.format(node=node_id)
+    else:
+        message = str(error)
+    hints: dict = {}
+    if isinstance(error, server_errors.NotControllerError):
+        hints["controller_id"] = error.controller_id
+        if error.host:
+            hints["controller"] = common_pb2.BrokerEndpoint(node_id=error.controller_id, host=error.host, port=error.port)
+    elif isinstance(error, metadata_errors.NotLeaderError) and error.leader_id is not None:
+        hints["controller_id"] = error.leader_id
+    elif isinstance(error, storage_errors.OffsetOutOfRangeError):
+        hints["log_start_offset"] = error.log_start_offset
+        hints["log_end_offset"] = error.log_end_offset
+    return detail(code, message, **hints)
+
+
+def to_rpc_status(code: grpc.StatusCode, error_detail: common_pb2.ErrorDetail) -> grpc.Status:
+    """A grpc.Status carrying `error_detail` as a google.rpc.Status detail."""
+    packed = any_pb2.Any()
+    packed.Pack(error_detail)
+    return rpc_status.to_status(
+        status_pb2.Status(code=code.value[0], message=error_detail.message, details=[packed])
+    )
+
+
+async def abort(context: grpc.aio.ServicerContext, error: Exception, node_id: int = -1) -> None:
+    """End the call with the status of `error` (never returns). Unexpected exceptions are logged
+    with their traceback and sent as INTERNAL with a fixed message."""
+    error_detail = detail_for(error, node_id)
+    if error_detail.code == E.UNKNOWN_SERVER_ERROR:
+        logger.error("internal error answering a request", exc_info=error)
+    await abort_with(context, error_detail)
+
+
+async def abort_with(context: grpc.aio.ServicerContext, error_detail: common_pb2.ErrorDetail) -> None:
+    status = to_rpc_status(grpc_code(error_detail.code), error_detail)
+    await context.abort(status.code, status.details, status.trailing_metadata)
+
+
+def detail_from_metadata(trailing_metadata) -> common_pb2.ErrorDetail | None:
+    """The ErrorDetail inside a call's trailing metadata, or None."""
+    for key, value in trailing_metadata or ():
+        if key == DETAILS_METADATA_KEY:
+            status = status_pb2.Status.FromString(value)
+            for item in status.details:
+                if item.Is(common_pb2.ErrorDetail.DESCRIPTOR):
+                    found = common_pb2.ErrorDetail()
+                    item.Unpack(found)
+                    return found
+    return None
+
+
+def detail_from_rpc_error(error: grpc.RpcError) -> common_pb2.ErrorDetail | None:
+    """The ErrorDetail a failed call carried, or None (e.g. the connection failed)."""
+    trailing = error.trailing_metadata() if hasattr(error, "trailing_metadata") else None
+    return detail_from_metadata(trailing)

@@ -1,0 +1,329 @@
+"""The Controller and Broker.Metadata RPCs of real nodes, in-process (3 combined nodes on one loop).
+
+Goal: every admin RPC works from ANY node (KIP-590 forwarding), errors arrive as gRPC statuses with
+a freshet ErrorDetail naming the problem, and a request retried with the same request id is
+applied once. Method: one module-scoped 3-node cluster (real gRPC, Raft and HTTP on loopback);
+tests use fresh topic names so they do not depend on each other.
+"""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+from freshet.metadata import commands
+from freshet.server import status
+from freshet.v1 import broker_pb2, common_pb2, controller_pb2, metadata_pb2
+from inprocess_nodes import InProcessCluster, wait_until
+
+pytestmark = pytest.mark.slow
+E = common_pb2.ErrorCode
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    with InProcessCluster(tmp_path_factory.mktemp("nodes"), controllers=3) as nodes:
+        nodes.start_all()
+        yield nodes
+
+
+def non_controller(cluster: InProcessCluster) -> int:
+    active = cluster.active_controller().node_id
+    return next(node_id for node_id in cluster.nodes if node_id != active)
+
+
+def error_of(call) -> tuple[grpc.StatusCode, common_pb2.ErrorDetail]:
+    with pytest.raises(grpc.RpcError) as raised:
+        call()
+    detail = status.detail_from_metadata(raised.value.trailing_metadata())
+    assert detail is not None, f"no ErrorDetail on {raised.value.code()}: {raised.value.details()}"
+    return raised.value.code(), detail
+
+
+def test_create_topic_through_a_non_controller_node_is_forwarded_and_readable_there(cluster):
+    """Goal: a client may use any node. Method: create through a node that is not the active
+    controller; the answer has the topic id, and that same node's Metadata already shows the
+    topic (the forwarder waits for its own image to reach the write)."""
+    node_id = non_controller(cluster)
+    response = cluster.create_topic(node_id, "forwarded", 6, 3)
+    [result] = response.results
+    assert result.error.code == E.NONE, result.error.message
+    assert len(result.topic_id) == 16 and result.num_partitions == 6 and result.replication_factor == 3
+    metadata = cluster.broker(node_id).Metadata(broker_pb2.MetadataRequest(topics=["forwarded"]), timeout=5)
+    [topic] = metadata.topics
+    assert topic.topic_id == result.topic_id
+    leaders = [p.leader_id for p in topic.partitions]
+    assert sorted(leaders.count(b) for b in (1, 2, 3)) == [2, 2, 2], leaders
+    assert all(sorted(p.isr) == [1, 2, 3] for p in topic.partitions)
+
+
+def test_invalid_replication_factor_has_kafkas_message_as_a_per_topic_error(cluster):
+    response = cluster.create_topic(non_controller(cluster), "too-wide", 1, 4)
+    [result] = response.results
+    assert result.error.code == E.INVALID_REPLICATION_FACTOR
+    assert result.error.message == "replication factor: 4 larger than available brokers: 3"
+    assert not result.topic_id
+
+
+def test_bad_topic_names_and_counts_are_refused_naming_the_problem(cluster):
+    request = controller_pb2.CreateTopicsRequest(
+        request_id="bad-names",
+        topics=[
+            controller_pb2.CreatableTopic(name="has space", num_partitions=1, replication_factor=1),
+            controller_pb2.CreatableTopic(name="..", num_partitions=1, replication_factor=1),
+            controller_pb2.CreatableTopic(name="zero", num_partitions=0, replication_factor=1),
+            controller_pb2.CreatableTopic(name="badconfig", num_partitions=1, replication_factor=1,
+                                          configs=[metadata_pb2.ConfigEntry(key="retention.ms", value="forever")]),
+        ],
+    )
+    results = cluster.admin(1).CreateTopics(request, timeout=10).results
+    assert [r.error.code for r in results] == [E.INVALID_TOPIC, E.INVALID_TOPIC, E.INVALID_PARTITIONS, E.INVALID_CONFIG]
+    assert "retention.ms" in results[3].error.message
+    metadata = cluster.broker(1).Metadata(broker_pb2.MetadataRequest(), timeout=5)
+    assert not {"has space", "..", "zero", "badconfig"} & {t.name for t in metadata.topics}
+
+
+def test_a_retried_request_id_is_applied_once_and_answers_the_first_result(cluster):
+    """Goal: exactly once for retries. Method: the same CreateTopics twice with one request id,
+    through two different nodes: the second answers success with the first topic id instead of
+    TOPIC_ALREADY_EXISTS; a new request id gets TOPIC_ALREADY_EXISTS."""
+    first = cluster.create_topic(1, "once", 2, 2, request_id="create-once")
+    again = cluster.create_topic(2, "once", 2, 2, request_id="create-once")
+    assert first.results[0].error.code == again.results[0].error.code == E.NONE
+    assert first.results[0].topic_id == again.results[0].topic_id
+    other = cluster.create_topic(3, "once", 2, 2, request_id="create-once-again")
+    assert other.results[0].error.code == E.TOPIC_ALREADY_EXISTS
+
+
+def test_validate_only_creates_nothing(cluster):
+    request = controller_pb2.CreateTopicsRequest(
+        request_id="dry-run", validate_only=True,
+        topics=[controller_pb2.CreatableTopic(name="dry", num_partitions=4, replication_factor=2)],
+    )
+    [result] = cluster.admin(2).CreateTopics(request, timeout=10).results
+    assert result.error.code == E.NONE and not result.topic_id and len(result.assignments) == 4
+    metadata = cluster.broker(2).Metadata(broker_pb2.MetadataRequest(topics=["dry"]), timeout=5)
+    assert metadata.topics[0].error.code == E.UNKNOWN_TOPIC
+
+
+def test_delete_and_create_partitions(cluster):
+    cluster.create_topic(1, "grows", 1, 2)
+    response = cluster.admin(2).CreatePartitions(
+        controller_pb2.CreatePartitionsRequest(topics=[controller_pb2.PartitionsIncrease(topic="grows", count=3)]), timeout=10
+    )
+    assert response.results[0].error.code == E.NONE and len(response.results[0].assignments) == 2
+    shrink = cluster.admin(2).CreatePartitions(
+        controller_pb2.CreatePartitionsRequest(topics=[controller_pb2.PartitionsIncrease(topic="grows", count=2)]), timeout=10
+    )
+    assert shrink.results[0].error.code == E.INVALID_PARTITIONS
+    deleted = cluster.admin(3).DeleteTopics(controller_pb2.DeleteTopicsRequest(names=["grows", "never-was"]), timeout=10)
+    assert [r.error.code for r in deleted.results] == [E.NONE, E.UNKNOWN_TOPIC]
+    metadata = cluster.broker(3).Metadata(broker_pb2.MetadataRequest(topics=["grows"]), timeout=5)
+    assert metadata.topics[0].error.code == E.UNKNOWN_TOPIC
+
+
+def test_configs_are_validated_altered_and_described_with_their_source(cluster):
+    topic_resource = metadata_pb2.ConfigResource(type=metadata_pb2.CONFIG_RESOURCE_TOPIC, topic_name="configured")
+    cluster.create_topic(1, "configured", 1, 1)
+    bad = cluster.admin(2).IncrementalAlterConfigs(
+        controller_pb2.IncrementalAlterConfigsRequest(
+            resources=[controller_pb2.AlterConfigsResource(
+                resource=topic_resource, configs=[controller_pb2.AlterableConfig(key="segment.bytes", value="-5")]
+            )]
+        ),
+        timeout=10,
+    )
+    assert bad.results[0].error.code == E.INVALID_CONFIG and "segment.bytes" in bad.results[0].error.message
+    good = cluster.admin(2).IncrementalAlterConfigs(
+        controller_pb2.IncrementalAlterConfigsRequest(
+            resources=[controller_pb2.AlterConfigsResource(
+                resource=topic_resource, configs=[controller_pb2.AlterableConfig(key="retention.ms", value="60000")]
+            )]
+        ),
+        timeout=10,
+    )
+    assert good.results[0].error.code == E.NONE
+    described = cluster.admin(2).DescribeConfigs(
+        controller_pb2.DescribeConfigsRequest(resources=[topic_resource], keys=["retention.ms", "cleanup.policy"]), timeout=5
+    )
+    values = {c.key: (c.value, c.source) for c in described.results[0].configs}
+    assert values == {
+        "retention.ms": ("60000", controller_pb2.CONFIG_SOURCE_DYNAMIC_TOPIC),
+        "cleanup.policy": ("delete", controller_pb2.CONFIG_SOURCE_DEFAULT),
+    }
+
+
+def test_preferred_leader_election_and_a_reassignment_waiting_for_its_new_replica(cluster):
+    """Goal: elections on request, and a reassignment that adds a replica stays in progress until
+    the new replica joins the ISR (the data plane's AlterPartition; none here)."""
+    created = cluster.create_topic(1, "elect", 2, 2)
+    response = cluster.admin(3).ElectLeaders(
+        controller_pb2.ElectLeadersRequest(partitions=[common_pb2.TopicPartition(topic="elect", partition=0)]), timeout=10
+    )
+    assert response.results[0].error.code == E.ELECTION_NOT_NEEDED
+    replicas = list(created.results[0].assignments[1].replicas)
+    [missing] = {1, 2, 3} - set(replicas)
+    reassign = cluster.admin(3).AlterPartitionReassignments(
+        controller_pb2.AlterPartitionReassignmentsRequest(
+            reassignments=[controller_pb2.PartitionReassignment(
+                partition=common_pb2.TopicPartition(topic="elect", partition=1), target_replicas=[replicas[0], missing]
+            )]
+        ),
+        timeout=10,
+    )
+    assert reassign.results[0].error.code == E.NONE
+    listed = cluster.admin(3).ListPartitionReassignments(controller_pb2.ListPartitionReassignmentsRequest(), timeout=5)
+    [ongoing] = [r for r in listed.reassignments if r.partition.topic == "elect"]
+    assert ongoing.partition.partition == 1
+    assert list(ongoing.adding_replicas) == [missing] and list(ongoing.removing_replicas) == [replicas[1]]
+    cancelled = cluster.admin(2).AlterPartitionReassignments(
+        controller_pb2.AlterPartitionReassignmentsRequest(
+            reassignments=[controller_pb2.PartitionReassignment(partition=common_pb2.TopicPartition(topic="elect", partition=1))]
+        ),
+        timeout=10,
+    )
+    assert cancelled.results[0].error.code == E.NONE
+    listed = cluster.admin(2).ListPartitionReassignments(controller_pb2.ListPartitionReassignmentsRequest(), timeout=5)
+    assert not [r for r in listed.reassignments if r.partition.topic == "elect"]
+
+
+def test_reassignment_that_only_removes_a_replica_completes_by_itself(cluster):
+    """Goal: reassignment completes without data-plane help when nothing must catch up. Method:
+    shrink [a,b,c] to two replicas; every target is already in the ISR, so the controller
+    finishes it (final replica set, leader moved if it was removed)."""
+    response = cluster.create_topic(1, "shrink", 1, 3)
+    replicas = list(response.results[0].assignments[0].replicas)
+    target = replicas[1:]
+    cluster.admin(2).AlterPartitionReassignments(
+        controller_pb2.AlterPartitionReassignmentsRequest(
+            reassignments=[controller_pb2.PartitionReassignment(
+                partition=common_pb2.TopicPartition(topic="shrink", partition=0), target_replicas=target
+            )]
+        ),
+        timeout=10,
+    )
+
+    def done():
+        [topic] = cluster.broker(2).Metadata(broker_pb2.MetadataRequest(topics=["shrink"]), timeout=5).topics
+        partition = topic.partitions[0]
+        return partition if list(partition.replicas) == target else None
+
+    partition = wait_until(done, 10, "the reassignment to complete")
+    assert partition.leader_id in target and sorted(partition.isr) == sorted(target)
+
+
+def test_alter_partition_and_producer_ids_from_brokers(cluster):
+    response = cluster.create_topic(1, "isr", 1, 3)
+    topic_id = response.results[0].topic_id
+    [topic] = cluster.broker(1).Metadata(broker_pb2.MetadataRequest(topics=["isr"]), timeout=5).topics
+    partition = topic.partitions[0]
+    leader = partition.leader_id
+    describe = cluster.admin(1).DescribeCluster(controller_pb2.DescribeClusterRequest(), timeout=5)
+    epoch = next(b.broker_epoch for b in describe.brokers if b.endpoint.node_id == leader)
+    follower = next(r for r in partition.replicas if r != leader)
+    new_isr = [r for r in partition.isr if r != follower]
+    changes = [controller_pb2.PartitionIsrChange(
+        topic_id=topic_id, partition=0, leader_epoch=partition.leader_epoch, partition_epoch=0, new_isr=new_isr
+    )]
+    stale = cluster.admin(2).AlterPartition(
+        controller_pb2.AlterPartitionRequest(broker_id=leader, broker_epoch=epoch, changes=[
+            controller_pb2.PartitionIsrChange(topic_id=topic_id, partition=0, leader_epoch=partition.leader_epoch,
+                                              partition_epoch=7, new_isr=new_isr)
+        ]),
+        timeout=10,
+    )
+    assert stale.results[0].error.code == E.INVALID_UPDATE_VERSION
+    applied = cluster.admin(2).AlterPartition(
+        controller_pb2.AlterPartitionRequest(broker_id=leader, broker_epoch=epoch, changes=changes), timeout=10
+    )
+    assert applied.results[0].error.code == E.NONE
+    assert sorted(applied.results[0].partition_state.isr) == sorted(new_isr)
+    assert applied.results[0].partition_state.partition_epoch == 1
+    first = cluster.admin(3).AllocateProducerIds(
+        controller_pb2.AllocateProducerIdsRequest(broker_id=leader, broker_epoch=epoch), timeout=10
+    )
+    second = cluster.admin(3).AllocateProducerIds(
+        controller_pb2.AllocateProducerIdsRequest(broker_id=leader, broker_epoch=epoch), timeout=10
+    )
+    assert second.first_producer_id == first.first_producer_id + first.size
+    code, detail = error_of(lambda: cluster.admin(3).AllocateProducerIds(
+        controller_pb2.AllocateProducerIdsRequest(broker_id=leader, broker_epoch=epoch + 1000), timeout=10
+    ))
+    assert code == grpc.StatusCode.FAILED_PRECONDITION and detail.code == E.STALE_BROKER_EPOCH
+
+
+def test_describe_cluster_and_quorum_from_any_node(cluster):
+    for node_id in cluster.nodes:
+        described = cluster.admin(node_id).DescribeCluster(controller_pb2.DescribeClusterRequest(), timeout=5)
+        assert described.cluster_id and described.controller_id == cluster.active_controller().node_id
+        assert [(b.endpoint.node_id, b.state) for b in described.brokers] == [
+            (1, controller_pb2.BROKER_ACTIVE), (2, controller_pb2.BROKER_ACTIVE), (3, controller_pb2.BROKER_ACTIVE)
+        ]
+        assert [c.node_id for c in described.controllers] == [1, 2, 3]
+        quorum = cluster.admin(node_id).DescribeQuorum(controller_pb2.DescribeQuorumRequest(), timeout=10)
+        assert quorum.leader_id == cluster.active_controller().node_id
+        assert [v.node_id for v in quorum.voters] == [1, 2, 3]
+        assert all(v.lag >= 0 for v in quorum.voters)
+
+
+def test_non_controllers_turn_broker_sessions_away_with_the_controller_hint(cluster):
+    node_id = non_controller(cluster)
+    stub = cluster.admin(node_id)
+    request = controller_pb2.BrokerHeartbeatRequest(
+        registration=controller_pb2.BrokerRegistrationRequest(node_id=99, incarnation_id=b"x" * 16, host="h", port=1)
+    )
+    code, detail = error_of(lambda: list(stub.BrokerHeartbeat(iter([request]), timeout=5)))
+    assert detail.code == E.NOT_CONTROLLER and code == grpc.StatusCode.UNAVAILABLE
+    assert detail.controller_id == cluster.active_controller().node_id
+    assert detail.controller.port == cluster.ports[detail.controller_id]
+
+
+def test_the_data_plane_rpcs_are_not_registered_yet(cluster):
+    with pytest.raises(grpc.RpcError) as raised:
+        cluster.broker(1).Produce(broker_pb2.ProduceRequest(acks=1), timeout=5)
+    assert raised.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+
+def test_watch_metadata_sends_a_snapshot_then_deltas_in_offset_order(cluster):
+    from freshet.metadata import snapshot, state_machine
+
+    stub = cluster.admin(non_controller(cluster))
+    call = stub.WatchMetadata(controller_pb2.WatchMetadataRequest(from_offset=-1, watcher="test"), timeout=20)
+    first = next(call)
+    assert first.HasField("snapshot")
+    image = snapshot.decode_snapshot(first.snapshot.snapshot)
+    assert image.offset == first.snapshot.offset
+    cluster.create_topic(1, "watched", 1, 1)
+    while image.topic("watched") is None:
+        message = next(call)
+        assert message.HasField("deltas")
+        assert message.deltas.previous_offset == image.offset
+        for delta in message.deltas.deltas:
+            image, _ = state_machine.apply_bytes(image, delta.command, delta.offset)
+    call.cancel()
+    assert image.topic("watched").topic_id == cluster.nodes[1].publisher.image.topic("watched").topic_id
+
+
+def test_metrics_and_status_expose_the_controller_and_hosted_replicas(cluster):
+    active = cluster.active_controller().node_id
+    cluster.create_topic(1, "observed", 3, 3)
+    for node_id in cluster.nodes:
+        code, text = cluster.http(node_id, "/metrics")
+        assert code == 200
+        assert f"freshet_active_controller_count {1.0 if node_id == active else 0.0}" in text
+        assert "freshet_fenced_broker_count 0.0" in text and "freshet_active_broker_count 3.0" in text
+        assert 'freshet_leader_elections_total{type="unclean"}' in text
+        replicas = wait_until(
+            lambda node_id=node_id: [r for r in cluster.status(node_id)["replicas"] if r["topic"] == "observed"],
+            10, "replicas of 'observed'",
+        )
+        assert len(replicas) == 3
+        assert {r["role"] for r in replicas} <= {"leader", "follower"}
+        assert cluster.http(node_id, "/readyz") == (200, "ready\n")
+        assert cluster.http(node_id, "/healthz") == (200, "ok\n")
+
+
+def test_unknown_topics_are_not_auto_created_by_default(cluster):
+    metadata = cluster.broker(2).Metadata(broker_pb2.MetadataRequest(topics=["typo-topic"]), timeout=5)
+    assert metadata.topics[0].error.code == E.UNKNOWN_TOPIC
+    assert cluster.nodes[1].publisher.image.topic("typo-topic") is None
+    assert commands.new_request_id() != commands.new_request_id()

@@ -1,0 +1,80 @@
+"""server/status.py is the single table from domain errors to the wire (STYLE.md §3).
+
+Goal: no domain error can reach a client as an unmapped INTERNAL, and every protocol ErrorCode has
+a gRPC code. Method: walk every exception class of storage/, metadata/ and server/ errors modules
+and every ErrorCode value; check the hints that errors carry end up in the ErrorDetail.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import grpc
+from freshet.metadata import errors as metadata_errors
+from freshet.server import errors as server_errors
+from freshet.server import status
+from freshet.storage import errors as storage_errors
+from freshet.v1 import common_pb2
+
+E = common_pb2.ErrorCode
+
+
+def domain_error_classes() -> list[type[Exception]]:
+    classes = []
+    for module in (storage_errors, metadata_errors, server_errors):
+        for _, value in inspect.getmembers(module, inspect.isclass):
+            if issubclass(value, Exception) and value.__module__ == module.__name__:
+                classes.append(value)
+    return classes
+
+
+def test_every_domain_error_class_has_its_own_row():
+    classes = domain_error_classes()
+    assert len(classes) > 30
+    missing = [cls.__qualname__ for cls in classes if cls not in status.DOMAIN_ERRORS]
+    assert missing == [], f"add rows to server/status.py DOMAIN_ERRORS for {missing}"
+    stale = [cls.__qualname__ for cls in status.DOMAIN_ERRORS if cls not in classes]
+    assert stale == []
+
+
+def test_every_error_code_has_a_grpc_code_and_only_none_is_ok():
+    for name, value in E.items():
+        assert value in status.ERROR_CODES, name
+        assert (status.ERROR_CODES[value] == grpc.StatusCode.OK) == (value == E.NONE), name
+
+
+def test_rows_without_a_code_are_exactly_the_errors_carrying_one():
+    for cls, code in status.DOMAIN_ERRORS.items():
+        carries = "error_code" in inspect.signature(cls.__init__).parameters or issubclass(
+            cls, metadata_errors.ControllerRequestError
+        )
+        assert (code is None) == carries, cls
+
+
+def test_details_carry_the_data_of_the_error():
+    replication = status.detail_for(metadata_errors.InvalidReplicationFactorError(4, 3))
+    assert (replication.code, replication.message) == (E.INVALID_REPLICATION_FACTOR, "replication factor: 4 larger than available brokers: 3")
+    assert status.grpc_code(replication.code) == grpc.StatusCode.INVALID_ARGUMENT
+    not_controller = status.detail_for(server_errors.NotControllerError(2, "127.0.0.1", 9102, "tried"))
+    assert (not_controller.code, not_controller.controller_id, not_controller.controller.port) == (E.NOT_CONTROLLER, 2, 9102)
+    out_of_range = status.detail_for(storage_errors.OffsetOutOfRangeError(50, 10, 40))
+    assert (out_of_range.code, out_of_range.log_start_offset, out_of_range.log_end_offset) == (E.OFFSET_OUT_OF_RANGE, 10, 40)
+    failed = status.detail_for(metadata_errors.CommandFailedError(E.INVALID_UPDATE_VERSION, "epoch 3, not 4", "r", 9))
+    assert (failed.code, failed.message) == (E.INVALID_UPDATE_VERSION, "epoch 3, not 4")
+    assert status.grpc_code(failed.code) == grpc.StatusCode.ABORTED
+    timeout = status.detail_for(metadata_errors.ProposalTimeoutError("r", 5.0))
+    assert status.grpc_code(timeout.code) == grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+def test_bugs_are_internal_with_a_fixed_message_that_names_the_node():
+    detail = status.detail_for(ZeroDivisionError("secret internals"), node_id=3)
+    assert detail.code == E.UNKNOWN_SERVER_ERROR
+    assert detail.message == "internal error on node 3; see its log"
+
+
+def test_a_detail_survives_the_round_trip_through_trailing_metadata():
+    original = status.detail(E.NOT_CONTROLLER, "no controller", controller_id=2)
+    rpc_status = status.to_rpc_status(grpc.StatusCode.UNAVAILABLE, original)
+    assert rpc_status.code == grpc.StatusCode.UNAVAILABLE and rpc_status.details == "no controller"
+    assert status.detail_from_metadata(rpc_status.trailing_metadata) == original
+    assert status.detail_from_metadata(()) is None
