@@ -257,20 +257,29 @@ class ActiveController:
             except TimeoutError:
                 pass
             self._wake.clear()
-            async with self._lock:
-                if self.core is not core or not self.is_active:
-                    continue
-                pending, self._pending_brokers = self._pending_brokers, set()
-                for node_id in sorted(pending):
-                    action = core.broker_action(self._quorum.image, node_id)
-                    if action is not None:
-                        await self._run(action)
-                for _ in range(ACTIONS_PER_ROUND_MAX):
-                    if self.core is not core:
-                        break
-                    action = core.poll(self._quorum.image)
-                    if action is None or not await self._run(action):
-                        break
+            try:
+                await self._work_round(core)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # A bug in one round must not stop the controller's periodic work: log, go on.
+                logger.exception("controller work round failed")
+
+    async def _work_round(self, core: logic.ControllerCore) -> None:
+        async with self._lock:
+            if self.core is not core or not self.is_active:
+                return
+            pending, self._pending_brokers = self._pending_brokers, set()
+            for node_id in sorted(pending):
+                action = core.broker_action(self._quorum.image, node_id)
+                if action is not None:
+                    await self._run(action)
+            for _ in range(ACTIONS_PER_ROUND_MAX):
+                if self.core is not core:
+                    break
+                action = core.poll(self._quorum.image)
+                if action is None or not await self._run(action):
+                    break
 
     async def _run(self, action: logic.ControllerAction) -> bool:
         """Propose one action; True when it was applied. Called with the lock held."""

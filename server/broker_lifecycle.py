@@ -170,6 +170,9 @@ class BrokerLifecycle:
                     logger.info("heartbeat stream to controller %d broke: %s", target, error.code().name)
             except TimeoutError:
                 logger.warning("controller %d stopped answering heartbeats; trying another", target)
+            except Exception:
+                # Anything else must not end the broker's session loop: log it and reconnect.
+                logger.exception("heartbeat stream to controller %d failed", target)
             finally:
                 self.connected_controller = None
             await asyncio.sleep(RETRY_S)
@@ -222,7 +225,10 @@ class BrokerLifecycle:
                     self._send_now.clear()
                     if reader.done():
                         break
-                    await call.write(self._request(registration=False))
+                    try:
+                        await call.write(self._request(registration=False))
+                    except asyncio.InvalidStateError:
+                        break                    # the call ended: the reader has its status
                 await reader
             finally:
                 reader.cancel()

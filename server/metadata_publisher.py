@@ -200,6 +200,9 @@ class WatchPublisher(MetadataPublisher):
                 attempt -= 1                     # same controller, from the current offset
             except (TimeoutError, SnapshotFormatError) as error:
                 logger.warning("metadata watch on controller %d: %s", target, error or "silent for too long")
+            except Exception:
+                # Anything else must not end the watch: log it and reconnect.
+                logger.exception("metadata watch on controller %d failed", target)
             await asyncio.sleep(WATCH_RETRY_S)
 
     async def _watch(self, target: int) -> None:
