@@ -337,19 +337,16 @@ class ControllerSettings:
         node_id: the controller's node id.
         static_broker_configs: broker-scope keys from the node's config file / --set: the layer
             between schema defaults and dynamic (cluster, then per-broker) values, as Kafka.
-        reconnect_grace_ms: how long a broker whose heartbeat stream broke has to reconnect.
-        takeover_grace_ms: at takeover, a broker on a voter the new controller cannot reach gets
-            this (instead of a full session) to open a heartbeat stream.
+        reconnect_grace_ms: how long a broker whose heartbeat stream broke has to reconnect; also
+            what a new controller gives a broker on a voter it cannot reach at takeover.
     """
 
     node_id: int
     static_broker_configs: Mapping[str, str] = dataclasses.field(default_factory=dict)
     reconnect_grace_ms: int = 1000
-    takeover_grace_ms: int = 2000
 
     def __post_init__(self) -> None:
         assert self.reconnect_grace_ms > 0
-        assert self.takeover_grace_ms >= self.reconnect_grace_ms
 
 
 class ControllerCore:
@@ -394,14 +391,16 @@ class ControllerCore:
         """Give every registered broker a fresh session before judging anyone (a new controller
         knows nothing of the old one's heartbeats). A broker on a voter node this controller
         cannot reach at takeover (its process is most likely gone: it died with the old
-        controller) gets only `takeover_grace_ms` to open a stream, not a whole session."""
+        controller) is treated as a broker whose stream broke: it gets the reconnect grace to
+        open a stream, not a whole session. Live brokers reconnect well within it (they retry
+        every 100 ms), and a reachable voter's broker always gets the whole session."""
         now = self._clock.monotonic_ms()
         unreachable = set(unreachable_nodes)
         self.sessions.clear()
         for broker in image.brokers.values():
             timeout = self.broker_config(image, broker.node_id).broker_session_timeout_ms
             if broker.node_id in unreachable:
-                timeout = min(timeout, self.settings.takeover_grace_ms)
+                timeout = min(timeout, self.settings.reconnect_grace_ms)
             self.sessions[broker.node_id] = BrokerSession(
                 broker.node_id, broker.incarnation_id, broker.broker_epoch, now + timeout
             )

@@ -104,7 +104,6 @@ class ActiveController:
             node_id=config.node_id,
             static_broker_configs=dict(config.broker_configs),
             reconnect_grace_ms=config.reconnect_grace_ms,
-            takeover_grace_ms=max(2000, 2 * config.reconnect_grace_ms),
         )
         self.core: logic.ControllerCore | None = None
         self.metrics = ControllerMetrics()
@@ -232,7 +231,7 @@ class ActiveController:
             term,
             quorum.image.offset,
             len(quorum.image.brokers),
-            f"; unreachable voters {sorted(unreachable)} get {self.settings.takeover_grace_ms} ms" if unreachable else "",
+            f"; brokers on unreachable voters {sorted(unreachable)} get {self.settings.reconnect_grace_ms} ms" if unreachable else "",
         )
         self._work_task = self._spawn(self._work(core), f"controller-work-{term}")
 
