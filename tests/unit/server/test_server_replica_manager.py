@@ -1,0 +1,91 @@
+"""The replicas a broker hosts follow metadata (server/replica_manager.py).
+
+Goal: logs exist exactly for this broker's replicas, with the topic's configuration; a new leader
+records where its leader epoch starts; nothing is deleted before the broker's metadata caught up;
+a topic deleted and re-created under the same name never serves the old data. Method: scripted
+metadata images (no network) reconciled into a real LogManager in a temporary directory.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import sys
+
+from freshet.metadata import commands as c
+from freshet.server.replica_manager import FOLLOWER, LEADER, ReplicaManager, log_config
+from freshet.storage.log_manager import LogManager
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "metadata"))
+from metadata_script import EPOCH, Script  # noqa: E402
+
+NODE = 2
+
+
+class StaticPublisher:
+    """Just enough of a MetadataPublisher for reconcile() called directly. Not thread-safe."""
+
+    def __init__(self, image) -> None:
+        self.image = image
+
+
+def manager_for(tmp_path, image) -> ReplicaManager:
+    return ReplicaManager(NODE, LogManager.open(str(tmp_path / "logs")), StaticPublisher(image), lambda image: True)
+
+
+def test_logs_roles_configs_and_leader_epochs_follow_metadata(tmp_path):
+    s = Script()
+    s.cluster(3)
+    topic_id = s.topic("t", [([2, 1], [2, 1], 2), ([1, 2], [1, 2], 1), ([1, 3], [1, 3], 1)], configs={"segment.bytes": "1048576"})
+    manager = manager_for(tmp_path, s.image)
+    manager.reconcile(s.image, allow_deletes=True)
+    assert {key: r.role for key, r in manager.replicas.items()} == {("t", 0): LEADER, ("t", 1): FOLLOWER}
+    assert sorted(manager.log_manager.all()) == [("t", 0), ("t", 1)]
+    log = manager.replicas[("t", 0)].log
+    assert log.config.segment_bytes == 1048576 and log.config == log_config(s.image, s.image.topic("t"))
+    assert log.topic_id == topic_id.hex()
+    assert log.leader_epoch_entries == [(0, 0)]
+    s.ok(c.change_partition(s.rid(), EPOCH, topic_id, 1, 0, leader=2))
+    manager.reconcile(s.image, allow_deletes=True)
+    assert manager.replicas[("t", 1)].role == LEADER
+    assert manager.replicas[("t", 1)].log.leader_epoch_entries == [(1, 0)]
+    s.ok(c.alter_configs(s.rid(), EPOCH, c.topic_resource(topic_name="t"), {"retention.ms": "1000"}))
+    manager.reconcile(s.image, allow_deletes=True)
+    assert manager.replicas[("t", 0)].log.config.retention_ms == 1000
+    manager.log_manager.close()
+
+
+def test_nothing_is_deleted_until_allowed_and_a_recreated_topic_starts_empty(tmp_path):
+    s = Script()
+    s.cluster(3)
+    old_id = s.topic("t", [([2], [2], 2)])
+    manager = manager_for(tmp_path, s.image)
+    manager.reconcile(s.image, allow_deletes=True)
+    old_log = manager.replicas[("t", 0)].log
+    s.ok(c.delete_topic(s.rid(), EPOCH, old_id))
+    new_id = s.topic("t", [([2, 1], [2, 1], 2)], topic_id=b"\x07" * 16)
+    manager.reconcile(s.image, allow_deletes=False)
+    assert manager.log_manager.get("t", 0) is old_log, "kept: the broker has not caught up yet"
+    assert ("t", 0) not in manager.replicas
+    manager.reconcile(s.image, allow_deletes=True)
+    replica = manager.replicas[("t", 0)]
+    assert replica.topic_id == new_id and replica.log.topic_id == new_id.hex()
+    assert old_log.is_closed and manager.deleted_logs == 1
+    s.ok(c.delete_topic(s.rid(), EPOCH, new_id))
+    manager.reconcile(s.image, allow_deletes=True)
+    assert manager.replicas == {} and manager.log_manager.all() == {}
+    assert not (tmp_path / "logs" / "t-0").exists()
+    manager.log_manager.close()
+
+
+def test_logs_on_disk_without_a_replica_in_metadata_are_deleted_once_caught_up(tmp_path):
+    s = Script()
+    s.cluster(3)
+    s.topic("moved", [([1, 3], [1, 3], 1)])
+    logs = LogManager.open(str(tmp_path / "logs"))
+    logs.get_or_create("moved", 0, None, log_config(s.image, s.image.topic("moved")))
+    manager = ReplicaManager(NODE, logs, StaticPublisher(s.image), lambda image: True)
+    manager.reconcile(s.image, allow_deletes=False)
+    assert logs.get("moved", 0) is not None
+    manager.reconcile(s.image, allow_deletes=True)
+    assert logs.get("moved", 0) is None and manager.deleted_logs == 1
+    logs.close()
