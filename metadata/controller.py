@@ -48,8 +48,8 @@ from freshet.v1 import common_pb2, metadata_pb2
 E = common_pb2.ErrorCode
 MetadataCommand = metadata_pb2.MetadataCommand
 
-# Changes per AtomicBatch when a broker leading a huge number of partitions is fenced: the rest
-# follow in further batches (COMMAND_BYTES_MAX is 512 KiB; a ChangePartition is ~40 bytes).
+# Default partition changes per AtomicBatch (COMMAND_BYTES_MAX is 512 KiB; a ChangePartition is
+# ~45 bytes). A broker in more ISRs is fenced with the first ones; the repair scan moves the rest.
 CHANGES_PER_BATCH_MAX = 5_000
 REQUEST_ID_PREFIX_LENGTH_MAX = 180
 INTERNAL_TOPIC_PREFIX = "__"
@@ -165,6 +165,24 @@ def changes_without_broker(image: MetadataImage, node_id: int) -> list[Partition
             if (leader, isr) != (partition.leader, partition.isr):
                 changes.append(PartitionChange(topic, partition, leader, isr, is_unclean))
     return changes
+
+
+def broker_needing_repair(image: MetadataImage) -> int | None:
+    """The first unavailable broker (fenced or shutting down) that still leads a partition or is
+    in an ISR with other members, or None. Fencing moves everything at once unless a broker is in
+    more ISRs than one batch holds; this finds what is left (and anything else that would leave
+    a fenced leader in place)."""
+    unavailable = {node_id for node_id, broker in image.brokers.items() if not is_available(broker)}
+    if not unavailable:
+        return None
+    found: set[int] = set()
+    for topic in image.topics_by_id.values():
+        for partition in topic.partitions:
+            if partition.leader in unavailable:
+                found.add(partition.leader)
+            if len(partition.isr) > 1:
+                found.update(unavailable.intersection(partition.isr))
+    return min(found) if found else None
 
 
 def leaderless_elections(image: MetadataImage) -> list[PartitionChange]:
@@ -296,6 +314,7 @@ class ActionKind(enum.Enum):
     COMPLETE_REASSIGNMENT = "complete_reassignment"
     REBALANCE = "rebalance"                # automatic preferred-leader election
     REGISTER = "register"
+    REPAIR = "repair"                      # a fenced broker still leads or is in an ISR
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -339,14 +358,19 @@ class ControllerSettings:
             between schema defaults and dynamic (cluster, then per-broker) values, as Kafka.
         reconnect_grace_ms: how long a broker whose heartbeat stream broke has to reconnect; also
             what a new controller gives a broker on a voter it cannot reach at takeover.
+        changes_per_batch_max: partition changes per AtomicBatch (commands are at most 512 KiB);
+            a broker in more ISRs is fenced with the first ones and the repair scan of `poll`
+            moves the rest right after.
     """
 
     node_id: int
     static_broker_configs: Mapping[str, str] = dataclasses.field(default_factory=dict)
     reconnect_grace_ms: int = 1000
+    changes_per_batch_max: int = CHANGES_PER_BATCH_MAX
 
     def __post_init__(self) -> None:
         assert self.reconnect_grace_ms > 0
+        assert self.changes_per_batch_max > 0
 
 
 class ControllerCore:
@@ -425,6 +449,7 @@ class ControllerCore:
         if existing is None or (existing.is_fenced and not changes):
             command = commands.register_broker(self._rid(), self.controller_epoch, node_id, incarnation_id, host, port, rack)
             return ControllerAction(ActionKind.REGISTER, command, f"registering broker {node_id} at {host}:{port}", node_id)
+        changes = changes[: self.settings.changes_per_batch_max]
         inner = []
         if not existing.is_fenced:
             inner.append(commands.fence_broker(*commands.INNER, node_id, existing.broker_epoch))
@@ -515,7 +540,7 @@ class ControllerCore:
         inner = []
         if not broker.in_controlled_shutdown:
             inner.append(commands.begin_controlled_shutdown(*commands.INNER, broker.node_id, broker.broker_epoch))
-        changes = changes_without_broker(image, broker.node_id)
+        changes = changes_without_broker(image, broker.node_id)[: self.settings.changes_per_batch_max]
         inner.extend(change.command() for change in changes)
         if not broker.is_fenced:
             inner.append(commands.fence_broker(*commands.INNER, broker.node_id, broker.broker_epoch))
@@ -543,35 +568,25 @@ class ControllerCore:
                 expired.append(node_id)
         return expired
 
-    def fence(self, image: MetadataImage, node_id: int) -> list[ControllerAction]:
-        """Fence broker `node_id` and move everything it led: one atomic batch (several only when
-        it is in more than CHANGES_PER_BATCH_MAX partitions' ISRs; the first batch fences)."""
+    def fence(self, image: MetadataImage, node_id: int) -> ControllerAction:
+        """Fence broker `node_id`, remove it from every ISR and move everything it led: one atomic
+        batch (for a broker in more than changes_per_batch_max ISRs, the first ones; `poll`'s
+        repair scan moves the rest right after)."""
         broker = image.brokers[node_id]
-        changes = changes_without_broker(image, node_id)
-        actions = []
-        first = True
-        for start in range(0, max(len(changes), 1), CHANGES_PER_BATCH_MAX):
-            chunk = changes[start : start + CHANGES_PER_BATCH_MAX]
-            inner = [commands.fence_broker(*commands.INNER, node_id, broker.broker_epoch)] if first else []
-            inner.extend(change.command() for change in chunk)
-            clean, unclean = _count_elections(chunk)
-            moved = sum(1 for change in chunk if change.partition.leader == node_id)
-            description = (
-                f"fencing broker {node_id} (session expired): {moved} partitions get new leaders "
-                f"({unclean} unclean), {len(chunk)} partitions change"
-            )
-            actions.append(
-                ControllerAction(
-                    ActionKind.FENCE,
-                    commands.atomic_batch(self._rid(), self.controller_epoch, inner),
-                    description,
-                    node_id,
-                    clean,
-                    unclean,
-                )
-            )
-            first = False
-        return actions
+        changes = changes_without_broker(image, node_id)[: self.settings.changes_per_batch_max]
+        inner = [commands.fence_broker(*commands.INNER, node_id, broker.broker_epoch)]
+        inner.extend(change.command() for change in changes)
+        clean, unclean = _count_elections(changes)
+        moved = sum(1 for change in changes if change.partition.leader == node_id)
+        return ControllerAction(
+            ActionKind.FENCE,
+            commands.atomic_batch(self._rid(), self.controller_epoch, inner),
+            f"fencing broker {node_id} (session expired): {moved} partitions get new leaders "
+            f"({unclean} unclean), {len(changes)} partitions change",
+            node_id,
+            clean,
+            unclean,
+        )
 
     # -- periodic work ---------------------------------------------------------------------------
 
@@ -581,7 +596,7 @@ class ControllerCore:
         per leader.imbalance.check.interval.seconds). Call again with the new image after each
         action is applied; None when there is nothing to do now."""
         for node_id in self.expired(image):
-            return self.fence(image, node_id)[0]
+            return self.fence(image, node_id)
         if image.offset != self._scanned_offset:
             action = self._scan(image)
             if action is not None:
@@ -590,7 +605,20 @@ class ControllerCore:
         return self._maybe_rebalance(image)
 
     def _scan(self, image: MetadataImage) -> ControllerAction | None:
-        elections = leaderless_elections(image)[:CHANGES_PER_BATCH_MAX]
+        limit = self.settings.changes_per_batch_max
+        node_id = broker_needing_repair(image)
+        if node_id is not None:
+            changes = changes_without_broker(image, node_id)[:limit]
+            clean, unclean = _count_elections(changes)
+            return ControllerAction(
+                ActionKind.REPAIR,
+                commands.atomic_batch(self._rid(), self.controller_epoch, [c.command() for c in changes]),
+                f"broker {node_id} is fenced or shutting down: {len(changes)} more partitions change",
+                node_id,
+                clean,
+                unclean,
+            )
+        elections = leaderless_elections(image)[:limit]
         if elections:
             clean, unclean = _count_elections(elections)
             return ControllerAction(
@@ -600,7 +628,7 @@ class ControllerCore:
                 clean_elections=clean,
                 unclean_elections=unclean,
             )
-        completions = reassignment_completions(image)[:CHANGES_PER_BATCH_MAX]
+        completions = reassignment_completions(image)[:limit]
         if completions:
             clean, unclean = _count_elections(completions)
             names = ", ".join(f"{c.topic.name}-{c.partition.partition}" for c in completions[:5])
@@ -636,7 +664,7 @@ class ControllerCore:
                     change = preferred_leader_change(image, topic, partition)
                     if change is not None:
                         changes.append(change)
-        changes = changes[:CHANGES_PER_BATCH_MAX]
+        changes = changes[: self.settings.changes_per_batch_max]
         if not changes:
             return None
         return ControllerAction(
