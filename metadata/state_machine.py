@@ -235,19 +235,25 @@ def _registered_broker(image: MetadataImage, node_id: int, broker_epoch: int) ->
     return broker
 
 
+# The checks below run for every partition change (thousands in one fencing batch): they test
+# first and build their message only when refusing, and read error codes from module constants
+# (attribute access on the protobuf enum wrapper is a Python-level call).
+_UNKNOWN_TOPIC_ID = E.UNKNOWN_TOPIC_ID
+_UNKNOWN_TOPIC = E.UNKNOWN_TOPIC
+_INVALID_UPDATE_VERSION = E.INVALID_UPDATE_VERSION
+_INVALID_REQUEST = E.INVALID_REQUEST
+
+
 def _topic_by_id(image: MetadataImage, topic_id: bytes) -> TopicImage:
     topic = image.topics_by_id.get(topic_id)
-    _require(topic is not None, E.UNKNOWN_TOPIC_ID, f"no topic has id {topic_id.hex()}")
-    assert topic is not None
+    if topic is None:
+        raise _Rejected(_UNKNOWN_TOPIC_ID, f"no topic has id {topic_id.hex()}")
     return topic
 
 
 def _partition(topic: TopicImage, partition: int) -> PartitionImage:
-    _require(
-        0 <= partition < len(topic.partitions),
-        E.UNKNOWN_TOPIC,
-        f"topic {topic.name!r} has no partition {partition} (it has {len(topic.partitions)})",
-    )
+    if not 0 <= partition < len(topic.partitions):
+        raise _Rejected(_UNKNOWN_TOPIC, f"topic {topic.name!r} has no partition {partition} (it has {len(topic.partitions)})")
     return topic.partitions[partition]
 
 
@@ -268,20 +274,24 @@ def _check_isr_and_leader(
     code: int,
     what: str,
 ) -> None:
-    _require(len(set(isr)) == len(isr), code, f"{what}: duplicate replica in ISR {list(isr)}")
+    if len(set(isr)) != len(isr):
+        raise _Rejected(code, f"{what}: duplicate replica in ISR {list(isr)}")
     for member in isr:
-        _require(member in replicas, code, f"{what}: ISR member {member} is not a replica ({list(replicas)})")
+        if member not in replicas:
+            raise _Rejected(code, f"{what}: ISR member {member} is not a replica ({list(replicas)})")
     if leader == NO_LEADER:
         return
     if is_unclean:
-        _require(leader in replicas, code, f"{what}: leader {leader} is not a replica ({list(replicas)})")
-    else:
-        _require(leader in isr, code, f"{what}: leader {leader} is not in the ISR {list(isr)}")
+        if leader not in replicas:
+            raise _Rejected(code, f"{what}: leader {leader} is not a replica ({list(replicas)})")
+    elif leader not in isr:
+        raise _Rejected(code, f"{what}: leader {leader} is not in the ISR {list(isr)}")
     if leader != old_leader:
         broker = image.brokers.get(leader)
-        _require(broker is not None, code, f"{what}: leader {leader} is not a registered broker")
-        assert broker is not None
-        _require(not broker.is_fenced, code, f"{what}: broker {leader} is fenced and cannot become leader")
+        if broker is None:
+            raise _Rejected(code, f"{what}: leader {leader} is not a registered broker")
+        if broker.is_fenced:
+            raise _Rejected(code, f"{what}: broker {leader} is fenced and cannot become leader")
 
 
 def _new_partitions(
@@ -370,9 +380,7 @@ def _elect(image: MetadataImage, replicas: tuple[int, ...], isr: tuple[int, ...]
     return NO_LEADER
 
 
-def _with_partition(
-    image: MetadataImage,
-    topic: TopicImage,
+def _changed_partition(
     old: PartitionImage,
     replicas: tuple[int, ...],
     isr: tuple[int, ...],
@@ -380,8 +388,9 @@ def _with_partition(
     adding: tuple[int, ...],
     removing: tuple[int, ...],
     result: metadata_pb2.MetadataResult,
-) -> MetadataImage:
-    """The image with one partition replaced; bumps epochs when something changed."""
+) -> PartitionImage:
+    """The partition after a change (`old` itself when nothing changes), epochs bumped as Kafka's
+    PartitionChangeBuilder does; fills result.partition."""
     changed = (replicas, isr, leader, adding, removing) != (
         old.replicas,
         old.isr,
@@ -399,11 +408,6 @@ def _with_partition(
         assert set(new.adding_replicas) <= set(new.replicas)
         assert set(new.removing_replicas) <= set(new.replicas)
         assert not set(new.adding_replicas) & set(new.removing_replicas)
-        partitions = topic.partitions[: old.partition] + (new,) + topic.partitions[old.partition + 1 :]
-        new_topic = TopicImage(topic.topic_id, topic.name, partitions, topic.configs)
-        topics_by_id = dict(image.topics_by_id)
-        topics_by_id[topic.topic_id] = new_topic
-        image = dataclasses.replace(image, topics_by_id=frozen_mapping(topics_by_id))
     else:
         new = old
     payload = result.partition
@@ -412,7 +416,36 @@ def _with_partition(
     payload.partition_epoch = new.partition_epoch
     payload.isr.extend(new.isr)
     payload.replicas.extend(new.replicas)
-    return image
+    return new
+
+
+def _replace_partitions(image: MetadataImage, topic: TopicImage, replaced: Mapping[int, PartitionImage]) -> MetadataImage:
+    """The image with some partitions of `topic` replaced (one new TopicImage however many)."""
+    if all(topic.partitions[number] is partition for number, partition in replaced.items()):
+        return image
+    partitions = list(topic.partitions)
+    for number, partition in replaced.items():
+        assert partition.partition == number
+        partitions[number] = partition
+    topics_by_id = dict(image.topics_by_id)
+    topics_by_id[topic.topic_id] = TopicImage(topic.topic_id, topic.name, tuple(partitions), topic.configs)
+    return dataclasses.replace(image, topics_by_id=frozen_mapping(topics_by_id))
+
+
+def _with_partition(
+    image: MetadataImage,
+    topic: TopicImage,
+    old: PartitionImage,
+    replicas: tuple[int, ...],
+    isr: tuple[int, ...],
+    leader: int,
+    adding: tuple[int, ...],
+    removing: tuple[int, ...],
+    result: metadata_pb2.MetadataResult,
+) -> MetadataImage:
+    """The image with one partition replaced; bumps epochs when something changed."""
+    new = _changed_partition(old, replicas, isr, leader, adding, removing, result)
+    return image if new is old else _replace_partitions(image, topic, {old.partition: new})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -589,12 +622,20 @@ def _change_partition(image: MetadataImage, command, offset: int, result) -> Met
     body = command.change_partition
     topic = _topic_by_id(image, bytes(body.topic_id))
     old = _partition(topic, body.partition)
+    new = _changed_partition(old, *_partition_change(image, topic, old, body), result)
+    return image if new is old else _replace_partitions(image, topic, {old.partition: new})
+
+
+def _partition_change(
+    image: MetadataImage, topic: TopicImage, old: PartitionImage, body: metadata_pb2.ChangePartition
+) -> tuple[tuple[int, ...], tuple[int, ...], int, tuple[int, ...], tuple[int, ...]]:
+    """Validate a ChangePartition against the partition's current state `old`; the new
+    (replicas, isr, leader, adding, removing). Reads only brokers from `image`."""
     what = f"{topic.name}-{old.partition}"
-    _require(
-        body.expected_partition_epoch == old.partition_epoch,
-        E.INVALID_UPDATE_VERSION,
-        f"{what}: partition epoch is {old.partition_epoch}, not {body.expected_partition_epoch}",
-    )
+    if body.expected_partition_epoch != old.partition_epoch:
+        raise _Rejected(
+            _INVALID_UPDATE_VERSION, f"{what}: partition epoch is {old.partition_epoch}, not {body.expected_partition_epoch}"
+        )
     replicas, adding, removing = old.replicas, old.adding_replicas, old.removing_replicas
     if body.HasField("replicas"):
         replicas = tuple(body.replicas.replicas)
@@ -602,11 +643,12 @@ def _change_partition(image: MetadataImage, command, offset: int, result) -> Met
         adding, removing = (), ()     # an explicit replica set completes (or replaces) a reassignment
     isr = tuple(body.isr.replicas) if body.HasField("isr") else old.isr
     leader = body.leader if body.HasField("leader") else old.leader
-    _require(leader >= NO_LEADER, E.INVALID_REQUEST, f"{what}: leader {leader} is not a node id or -1")
+    if leader < NO_LEADER:
+        raise _Rejected(_INVALID_REQUEST, f"{what}: leader {leader} is not a node id or -1")
     if body.is_unclean and leader != NO_LEADER and leader not in isr:
         isr = (leader,)               # Kafka: an unclean leader starts a new ISR of itself
-    _check_isr_and_leader(image, replicas, isr, leader, old.leader, body.is_unclean, E.INVALID_REQUEST, what)
-    return _with_partition(image, topic, old, replicas, isr, leader, adding, removing, result)
+    _check_isr_and_leader(image, replicas, isr, leader, old.leader, body.is_unclean, _INVALID_REQUEST, what)
+    return replicas, isr, leader, adding, removing
 
 
 def _reassign_partition(image: MetadataImage, command, offset: int, result) -> MetadataImage:
@@ -711,7 +753,12 @@ BATCH_COMMANDS_MAX = 10_000
 
 def _atomic_batch(image: MetadataImage, command, offset: int, result) -> MetadataImage:
     """Apply every inner command in order on a working image; any rejection rejects them all
-    (the caller then keeps the image it passed in, so nothing of the batch survives)."""
+    (the caller then keeps the image it passed in, so nothing of the batch survives).
+
+    A run of consecutive ChangePartition commands (a fencing moves thousands) is applied with one
+    new TopicImage per topic instead of one per change; each change still sees the changes
+    before it, so the outcome is exactly that of applying them one by one.
+    """
     inner_commands = command.atomic_batch.commands
     _require(len(inner_commands) > 0, E.INVALID_REQUEST, "an atomic batch needs at least one command")
     _require(
@@ -721,6 +768,7 @@ def _atomic_batch(image: MetadataImage, command, offset: int, result) -> Metadat
     )
     working = image
     results = []
+    pending: dict[bytes, dict[int, PartitionImage]] = {}
     for number, inner in enumerate(inner_commands):
         kind = inner.WhichOneof("command")
         what = f"command {number} of the batch ({kind})"
@@ -733,12 +781,29 @@ def _atomic_batch(image: MetadataImage, command, offset: int, result) -> Metadat
         )
         inner_result = metadata_pb2.MetadataResult(offset=offset)
         try:
-            working = _HANDLERS[kind](working, inner, offset, inner_result)
+            if kind == "change_partition":
+                body = inner.change_partition
+                topic = _topic_by_id(working, bytes(body.topic_id))
+                changed = pending.setdefault(topic.topic_id, {})
+                old = changed.get(body.partition) or _partition(topic, body.partition)
+                changed[body.partition] = _changed_partition(old, *_partition_change(working, topic, old, body), inner_result)
+            else:
+                working = _flush_partitions(working, pending)
+                working = _HANDLERS[kind](working, inner, offset, inner_result)
         except _Rejected as rejected:
             raise _Rejected(rejected.code, f"{what}: {rejected.message}") from None
         results.append(inner_result)
+    working = _flush_partitions(working, pending)
     result.batch.results.extend(results)
     return working
+
+
+def _flush_partitions(image: MetadataImage, pending: dict[bytes, dict[int, PartitionImage]]) -> MetadataImage:
+    """Apply the partition changes gathered by _atomic_batch (and forget them)."""
+    for topic_id, replaced in sorted(pending.items()):
+        image = _replace_partitions(image, image.topics_by_id[topic_id], replaced)
+    pending.clear()
+    return image
 
 
 _HANDLERS: Mapping[str, Handler] = {

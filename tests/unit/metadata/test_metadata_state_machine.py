@@ -565,3 +565,42 @@ def test_atomic_batch_is_deduplicated_as_one_request():
     again = s.ok(batch)
     assert again == first
     assert not s.image.brokers[2].is_fenced, "the duplicate must not fence again"
+
+
+def test_a_batch_of_partition_changes_equals_applying_them_one_by_one():
+    """Goal: the grouped apply of consecutive ChangePartitions (one TopicImage per topic) is exactly
+    the one-by-one apply. Method: the same changes (two topics, the same partition changed twice,
+    a broker fence in between) as one batch and as separate commands on a copy of the state;
+    compare snapshots and every inner result."""
+    from freshet.metadata import snapshot
+
+    s = Script()
+    s.cluster(3)
+    a = s.topic("a", [([1, 2, 3], [1, 2, 3], 1)] * 3)
+    b = s.topic("b", [([2, 3], [2, 3], 2)] * 2)
+    fence_epoch = s.image.brokers[3].broker_epoch
+    inner = [
+        c.change_partition(*c.INNER, topic_id=a, partition=0, expected_partition_epoch=0, isr=[1, 2]),
+        c.change_partition(*c.INNER, topic_id=b, partition=1, expected_partition_epoch=0, leader=3),
+        c.change_partition(*c.INNER, topic_id=a, partition=0, expected_partition_epoch=1, leader=2, isr=[2]),
+        c.fence_broker(*c.INNER, node_id=3, broker_epoch=fence_epoch),
+        c.change_partition(*c.INNER, topic_id=b, partition=1, expected_partition_epoch=1, leader=2, isr=[2]),
+        c.change_partition(*c.INNER, topic_id=a, partition=2, expected_partition_epoch=0, replicas=[1, 2], isr=[1, 2]),
+    ]
+    initial = s.image
+    one_by_one = Script(initial, offset_step=1)
+    sequential_results = []
+    for command in inner:
+        command = metadata_pb2.MetadataCommand.FromString(c.encode(command))
+        command.request_id = one_by_one.rid() + "-seq"
+        command.controller_epoch = EPOCH
+        sequential_results.append(one_by_one.ok(command))
+    batch = s.ok(c.atomic_batch(s.rid(), EPOCH, inner))
+    assert snapshot.encode_snapshot(dataclasses.replace(s.image, offset=0, recent_requests=one_by_one.image.recent_requests)) == (
+        snapshot.encode_snapshot(dataclasses.replace(one_by_one.image, offset=0))
+    )
+    for grouped, single in zip(batch.batch.results, sequential_results, strict=True):
+        assert grouped.partition == single.partition
+    bad = list(inner)
+    bad[4] = c.change_partition(*c.INNER, topic_id=b, partition=1, expected_partition_epoch=0, leader=2)
+    Script(initial).fails(c.atomic_batch("bad", EPOCH, bad), E.INVALID_UPDATE_VERSION, "command 4 of the batch")
