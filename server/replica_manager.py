@@ -91,6 +91,11 @@ class ReplicaManager:
         self.replicas: Mapping[TopicPartition, HostedReplica] = {}
         self.reconciled_offset = 0
         self.deleted_logs = 0
+        # What the last pass saw (worker thread only): the topics it completed, the cluster
+        # configs it used, whether a pass with deletions allowed has run.
+        self._reconciled_topics: Mapping[bytes, TopicImage] = {}
+        self._cluster_configs: Mapping[str, str] | None = None
+        self._deletes_done = False
         self._role_listeners: list[Callable[[HostedReplica | None, HostedReplica | None], None]] = []
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"replicas-{node_id}")
         self._dirty = asyncio.Event()
@@ -136,27 +141,50 @@ class ReplicaManager:
                 logger.exception("reconciling replicas with metadata offset %d failed", image.offset)
 
     def reconcile(self, image: MetadataImage, allow_deletes: bool) -> None:
-        """Bring the hosted replicas in line with `image` (worker thread, or a test's thread)."""
+        """Bring the hosted replicas in line with `image` (worker thread, or a test's thread).
+
+        Incremental: images share unchanged TopicImage objects, so only topics that are new,
+        changed or gone since the last pass are looked at (a broker with 10,000 replicas does not
+        touch them all for every command). A full pass runs the first time, when cluster-wide
+        configs change, and the first time deletions are allowed (it also deletes logs on disk
+        that metadata does not place here).
+        """
+        full = image.cluster_configs is not self._cluster_configs or (allow_deletes and not self._deletes_done)
+        reconciled = self._reconciled_topics
+        if full:
+            topics = list(image.topics_by_id.values())
+        else:
+            topics = [topic for topic in image.topics_by_id.values() if reconciled.get(topic.topic_id) is not topic]
+        looked_at = {topic.topic_id for topic in topics} | (set(reconciled) - set(image.topics_by_id))
+        previous = self.replicas
+        current = {key: replica for key, replica in previous.items() if not full and replica.topic_id not in looked_at}
         wanted: dict[TopicPartition, tuple[TopicImage, object]] = {}
-        for topic in image.topics():
+        for topic in topics:
             for partition in topic.partitions:
                 if self.node_id in partition.replicas:
                     wanted[(topic.name, partition.partition)] = (topic, partition)
-        previous = self.replicas
-        current: dict[TopicPartition, HostedReplica] = {}
         if allow_deletes:
-            on_disk = set(self.log_manager.all()) | set(self.log_manager.offline_partitions)
-            for key in sorted(on_disk - set(wanted)):
+            if full:
+                gone = (set(self.log_manager.all()) | set(self.log_manager.offline_partitions)) - set(wanted)
+            else:
+                gone = {key for key, replica in previous.items() if replica.topic_id in looked_at} - set(wanted)
+            for key in sorted(gone):
                 logger.info("deleting the log of %s-%d: no replica here in metadata offset %d", key[0], key[1], image.offset)
                 self._delete(key)
+        configs_by_topic: dict[bytes, LogConfig] = {}
+        incomplete: set[bytes] = set()
         for key, (topic, partition) in sorted(wanted.items()):
-            config = log_config(image, topic)
+            config = configs_by_topic.get(topic.topic_id)
+            if config is None:
+                config = configs_by_topic[topic.topic_id] = log_config(image, topic)
             try:
                 log = self._log(key, topic, config, allow_deletes)
             except StorageError as error:
                 logger.error("the replica of %s-%d is offline: %s", key[0], key[1], error)
+                incomplete.add(topic.topic_id)
                 continue
             if log is None:
+                incomplete.add(topic.topic_id)
                 continue
             role = LEADER if partition.leader == self.node_id else FOLLOWER
             before = previous.get(key)
@@ -176,6 +204,11 @@ class ReplicaManager:
             if key not in current:
                 self._notify(before, None)
         self.replicas = current
+        self._reconciled_topics = {
+            topic_id: topic for topic_id, topic in image.topics_by_id.items() if topic_id not in incomplete
+        }
+        self._cluster_configs = image.cluster_configs
+        self._deletes_done = self._deletes_done or (allow_deletes and full)
         self.reconciled_offset = image.offset
 
     def _log(self, key: TopicPartition, topic: TopicImage, config: LogConfig, allow_deletes: bool) -> PartitionLog | None:

@@ -89,3 +89,36 @@ def test_logs_on_disk_without_a_replica_in_metadata_are_deleted_once_caught_up(t
     manager.reconcile(s.image, allow_deletes=True)
     assert logs.get("moved", 0) is None and manager.deleted_logs == 1
     logs.close()
+
+
+def test_only_changed_topics_are_looked_at_except_when_cluster_configs_change(tmp_path):
+    """Goal: a broker with many replicas does not revisit all of them for every command. Method:
+    count get_or_create calls: a change to one topic touches that topic only; a cluster-wide
+    config change touches (and reconfigures) every log; a replica moved away is deleted."""
+    s = Script()
+    s.cluster(3)
+    s.topic("a", [([2, 1], [2, 1], 2)] * 4)
+    b_id = s.topic("b", [([2, 3], [2, 3], 2)] * 4)
+    manager = manager_for(tmp_path, s.image)
+    calls = []
+    real = manager.log_manager.get_or_create
+
+    def counting(topic, partition, topic_id, config):
+        calls.append((topic, partition))
+        return real(topic, partition, topic_id, config)
+
+    manager.log_manager.get_or_create = counting
+    manager.reconcile(s.image, allow_deletes=True)
+    assert len(calls) == 8
+    calls.clear()
+    s.ok(c.reassign_partition(s.rid(), EPOCH, b_id, 0, [3, 1]))
+    s.ok(c.change_partition(s.rid(), EPOCH, b_id, 0, s.image.partition("b", 0).partition_epoch, replicas=[3, 1], isr=[3, 1], leader=3))
+    manager.reconcile(s.image, allow_deletes=True)
+    assert sorted(calls) == [("b", 1), ("b", 2), ("b", 3)], "topic a untouched"
+    assert ("b", 0) not in manager.replicas and manager.log_manager.get("b", 0) is None
+    calls.clear()
+    s.ok(c.alter_configs(s.rid(), EPOCH, c.cluster_resource(), {"retention.ms": "5000"}))
+    manager.reconcile(s.image, allow_deletes=True)
+    assert len(calls) == 7
+    assert {r.log.config.retention_ms for r in manager.replicas.values()} == {5000}
+    manager.log_manager.close()
