@@ -308,7 +308,7 @@ class ActiveController:
 
     # -- broker heartbeats -----------------------------------------------------------------------
 
-    def _not_controller(self) -> NotControllerError:
+    def not_controller_error(self) -> NotControllerError:
         image = self._quorum.image
         hint = self._quorum.leader_id if self._quorum.leader_id is not None else image.controller_id
         if hint == self.node_id and not self.is_active:
@@ -324,7 +324,7 @@ class ActiveController:
     def _require_active(self) -> logic.ControllerCore:
         core = self.core
         if core is None or not self.is_active:
-            raise self._not_controller()
+            raise self.not_controller_error()
         return core
 
     async def serve_heartbeats(self, context: grpc.aio.ServicerContext, first: controller_pb2.BrokerHeartbeatRequest) -> None:
@@ -369,13 +369,13 @@ class ActiveController:
             while True:
                 await stream.event.wait()
                 stream.event.clear()
+                if stream.activation != self._activation or self.core is not core or not self.is_active:
+                    raise self.not_controller_error()    # with the hint: the broker moves on at once
                 if reader.done():
                     error = reader.exception()
                     if error is not None:
                         raise error
                     return                       # the broker closed its side
-                if stream.activation != self._activation or self.core is not core or not self.is_active:
-                    raise self._not_controller()
                 image = self._quorum.image
                 broker = image.brokers.get(node_id)
                 if stream.is_replaced or broker is None or broker.broker_epoch != stream.broker_epoch:
@@ -436,7 +436,7 @@ class ActiveController:
         try:
             return await self._propose(command)
         except (NotLeaderError, QuorumClosedError):
-            raise self._not_controller() from None
+            raise self.not_controller_error() from None
 
     def _remembered(self, request_id: str) -> metadata_pb2.MetadataResult | None:
         return self._quorum.image.request_result(request_id)

@@ -45,7 +45,7 @@ from freshet.server.controller_client import (
     ForwardedError,
     forward,
 )
-from freshet.server.errors import InvalidRequestError, NotControllerError
+from freshet.server.errors import InvalidRequestError, NotControllerError, RequestTimedOutError
 from freshet.server.metadata_publisher import WATCH_KEEPALIVE_S, MetadataPublisher
 from freshet.v1 import common_pb2, controller_pb2, controller_pb2_grpc, metadata_pb2
 
@@ -114,9 +114,9 @@ class ControllerService(controller_pb2_grpc.ControllerServicer):
         controller_id = self._publisher.image.controller_id
         return None if controller_id < 0 else controller_id
 
-    def _not_controller(self) -> NotControllerError:
+    def not_controller_error(self) -> NotControllerError:
         if self._controller is not None:
-            return self._controller._not_controller()
+            return self._controller.not_controller_error()
         hint = self.controller_hint()
         endpoint = self._channels.endpoint(hint) if hint is not None else None
         return NotControllerError(
@@ -136,6 +136,8 @@ class ControllerService(controller_pb2_grpc.ControllerServicer):
             if local is not None and controller is not None and controller.is_active:
                 try:
                     return await asyncio.wait_for(local(request), max(0.001, deadline - time.monotonic()))
+                except TimeoutError:
+                    raise RequestTimedOutError(method, timeout_s) from None
                 except NotControllerError:
                     pass                         # lost the role mid-request: the new controller answers
                 except OutcomeUnknownError as error:
@@ -145,7 +147,7 @@ class ControllerService(controller_pb2_grpc.ControllerServicer):
                     await asyncio.sleep(LOCAL_RETRY_S)
                     continue
             if is_forwarded:
-                raise self._not_controller()
+                raise self.not_controller_error()
             response = await forward(
                 self._channels,
                 method,
@@ -269,7 +271,7 @@ class ControllerService(controller_pb2_grpc.ControllerServicer):
         try:
             controller = self._controller
             if controller is None or not controller.is_active:
-                raise self._not_controller()
+                raise self.not_controller_error()
             first = await context.read()
             if first is grpc.aio.EOF:
                 return
@@ -286,7 +288,7 @@ class ControllerService(controller_pb2_grpc.ControllerServicer):
     async def WatchMetadata(self, request, context):
         quorum = self._quorum
         if quorum is None:
-            await status.abort(context, self._not_controller(), self.config.node_id)
+            await status.abort(context, self.not_controller_error(), self.config.node_id)
             return
         if request.from_offset < -1:
             await status.abort(context, InvalidRequestError("from_offset must be -1 or an offset"), self.config.node_id)

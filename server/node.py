@@ -132,15 +132,16 @@ class Node:
         self.is_started = False
         self.is_stopping = False
         self.fatal: str | None = None
-        self._stop_requested: asyncio.Event | None = None
+        self._stop_requested = asyncio.Event()
         self._lock_fd: int | None = None
         self._watch_task: asyncio.Task | None = None
 
     # -- start -----------------------------------------------------------------------------------
 
     def request_stop(self, reason: str) -> None:
-        """Begin a stop (any thread-free caller on the loop: signal handlers, fatal errors)."""
-        if self._stop_requested is not None and not self._stop_requested.is_set():
+        """Begin a stop (callers on the loop: signal handlers, fatal errors). A stop requested
+        while the node starts takes effect once it has started."""
+        if not self._stop_requested.is_set():
             logger.info("stopping: %s", reason)
             self._stop_requested.set()
 
@@ -152,7 +153,6 @@ class Node:
     async def start(self) -> None:
         """Start every part of the node. Raises NodeStartError (after undoing what started)."""
         self.loop = asyncio.get_running_loop()
-        self._stop_requested = asyncio.Event()
         config = self.config
         try:
             await self._start()
@@ -302,7 +302,6 @@ class Node:
     # -- run and stop ----------------------------------------------------------------------------
 
     async def wait_for_stop(self) -> None:
-        assert self._stop_requested is not None
         await self._stop_requested.wait()
 
     async def stop(self) -> None:
@@ -500,13 +499,13 @@ async def serve(config: NodeConfig) -> int:
         signals_seen.append(name)
         node.request_stop(f"{name} received: controlled shutdown")
 
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal, signum)
     try:
         await node.start()
     except NodeStartError as error:
         logger.error("cannot start: %s", error)
         return 1
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, on_signal, signum)
     await node.wait_for_stop()
     watchdog = threading.Timer(config.shutdown_timeout_ms / 1000, _shutdown_overrun, args=(config.shutdown_timeout_ms,))
     watchdog.daemon = True

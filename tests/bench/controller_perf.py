@@ -26,8 +26,10 @@ Percentiles are nearest-rank: with 10 samples p99 is the maximum.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
+import os
 import pathlib
 import platform
 import statistics
@@ -123,8 +125,15 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--topics", type=int, default=5)
     parser.add_argument("--partitions", type=int, default=1000)
+    parser.add_argument("--keep-dir", help="run in this (new) directory and keep the nodes' data and logs")
     options = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="freshet-controller-bench-") as root, NodeCluster(pathlib.Path(root)) as cluster:
+    with contextlib.ExitStack() as stack:
+        if options.keep_dir:
+            root = options.keep_dir
+            os.makedirs(root)
+        else:
+            root = stack.enter_context(tempfile.TemporaryDirectory(prefix="freshet-controller-bench-"))
+        cluster = stack.enter_context(NodeCluster(pathlib.Path(root)))
         for node_id in cluster.controller_ids:
             cluster.start(node_id)
         cluster.wait_ready()
@@ -133,7 +142,7 @@ def main() -> None:
             result = {
                 "date": time.strftime("%Y-%m-%d"),
                 "python": platform.python_version(),
-                "cpus": __import__("os").cpu_count(),
+                "cpus": os.cpu_count(),
                 "create_topic": bench_create(cluster, options.topics, options.partitions),
                 "controller_failover": bench_controller_failover(cluster, options.rounds),
                 "leader_failover": bench_leader_failover(cluster, recorder, options.rounds, kill_controller=False),
