@@ -146,6 +146,9 @@ def changes_without_broker(image: MetadataImage, node_id: int) -> list[Partition
     the replica most likely to have every acknowledged record can come back as leader. A new
     leader comes from the remaining ISR (election order), or from outside it when the topic allows
     unclean elections (the ISR then restarts as the new leader alone).
+
+    The partitions it leads come first (then those it only follows, each group by topic name and
+    partition): when the changes do not fit in one batch, leadership moves in the first.
     """
     excluded = frozenset({node_id})
     changes = []
@@ -164,6 +167,7 @@ def changes_without_broker(image: MetadataImage, node_id: int) -> list[Partition
                     isr = (leader,)
             if (leader, isr) != (partition.leader, partition.isr):
                 changes.append(PartitionChange(topic, partition, leader, isr, is_unclean))
+    changes.sort(key=lambda change: change.partition.leader != node_id)       # stable
     return changes
 
 

@@ -597,3 +597,19 @@ def test_a_broker_in_more_isrs_than_one_batch_holds_is_fully_moved_by_the_repair
         assert len(kinds) < 10
     assert kinds == [ActionKind.FENCE, ActionKind.REPAIR, ActionKind.REPAIR]
     assert all(p.leader == 2 and p.isr == (2, 3) for p in s.image.topic("wide").partitions)
+
+
+def test_when_changes_do_not_fit_one_batch_leadership_moves_first():
+    """Goal: the fencing batch moves every leadership it can before ISR-only removals, so a broker
+    in more ISRs than one batch holds does not delay its partitions' failover. Method: broker 1
+    follows 4 partitions of topic "a" and leads 2 of topic "b"; with 2 changes per batch the
+    fencing batch elects both new leaders of "b"."""
+    s = Script()
+    s.cluster(3)
+    s.topic("a", [([2, 1], [2, 1], 2)] * 4)
+    s.topic("b", [([1, 3], [1, 3], 1)] * 2)
+    core = new_core(ManualClock(), changes_per_batch_max=2)
+    core.activate(s.image)
+    s.ok(core.fence(s.image, 1).command)
+    assert [p.leader for p in s.image.topic("b").partitions] == [3, 3]
+    assert all(1 in p.isr for p in s.image.topic("a").partitions), "the ISR-only removals come later"
