@@ -34,7 +34,6 @@ import asyncio
 import base64
 import dataclasses
 import logging
-import time
 import uuid
 
 import grpc
@@ -116,7 +115,6 @@ class ActiveController:
         self._tasks: set[asyncio.Task] = set()
         self._work_task: asyncio.Task | None = None
         self._closed = False
-        self.activated_at_monotonic: float | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -144,6 +142,25 @@ class ActiveController:
             and self._quorum.image.controller_epoch == core.controller_epoch
             and self._quorum.image.controller_id == self.node_id
         )
+
+    def describe(self) -> dict:
+        """The controller part of /status (any thread: copies of plain values)."""
+        core = self.core
+        result: dict = {"is_active": self.is_active, "epoch": self.controller_epoch, "activations": self.metrics.activations}
+        if core is not None:
+            now = self._clock.monotonic_ms()
+            result["sessions"] = [
+                {
+                    "broker": session.node_id,
+                    "broker_epoch": session.broker_epoch,
+                    "connected": session.is_connected,
+                    "expires_in_ms": session.deadline_ms - now,
+                    "metadata_offset": session.metadata_offset,
+                    "want_shutdown": session.want_shutdown,
+                }
+                for session in sorted(list(core.sessions.values()), key=lambda s: s.node_id)
+            ]
+        return result
 
     @property
     def controller_epoch(self) -> int:
@@ -178,7 +195,6 @@ class ActiveController:
             return
         logger.info("no longer the active controller (epoch %d): %s", self.core.controller_epoch, reason)
         self.core = None
-        self.activated_at_monotonic = None
         self._activation += 1
         if self._work_task is not None:
             self._work_task.cancel()
@@ -224,7 +240,6 @@ class ActiveController:
         core.activate(quorum.image, unreachable)
         self.core = core
         self._activation += 1
-        self.activated_at_monotonic = time.monotonic()
         self.metrics.activations += 1
         logger.info(
             "active controller at epoch %d (offset %d, %d brokers registered%s)",
@@ -245,9 +260,6 @@ class ActiveController:
         return [voter.node_id for voter in quorum_status.voters if not voter.is_self and not voter.is_connected]
 
     # -- periodic work ---------------------------------------------------------------------------
-
-    def wake(self) -> None:
-        self._wake.set()
 
     async def _work(self, core: logic.ControllerCore) -> None:
         while self.core is core:

@@ -438,6 +438,10 @@ class Node:
         }
         if self.quorum is not None:
             result["quorum"] = {"leader": self.quorum.leader_id, "term": self.quorum.term, "is_leader": self.quorum.is_leader}
+        if self.controller is not None:
+            result["controller"] = self.controller.describe()
+            if self.controller_service is not None:
+                result["controller"]["metadata_watchers"] = self.controller_service.watchers
         if self.lifecycle is not None:
             lifecycle = self.lifecycle
             result["broker"] = {
@@ -445,8 +449,11 @@ class Node:
                 "incarnation_id": lifecycle.incarnation_id.hex(),
                 "is_fenced": lifecycle.is_fenced,
                 "heartbeating_to": lifecycle.connected_controller,
+                "heartbeat_sessions_opened": lifecycle.sessions_opened,
                 "want_shutdown": lifecycle.want_shutdown,
             }
+            if isinstance(self.publisher, WatchPublisher):
+                result["broker"]["metadata_resyncs"] = self.publisher.resyncs
         if self.replica_manager is not None:
             result["replicas"] = [
                 {

@@ -320,6 +320,12 @@ def test_metrics_and_status_expose_the_controller_and_hosted_replicas(cluster):
         assert {r["role"] for r in replicas} <= {"leader", "follower"}
         assert cluster.http(node_id, "/readyz") == (200, "ready\n")
         assert cluster.http(node_id, "/healthz") == (200, "ok\n")
+        status = cluster.status(node_id)
+        assert status["controller"]["is_active"] == (node_id == active)
+        assert status["broker"]["heartbeating_to"] == active
+    sessions = cluster.status(active)["controller"]["sessions"]
+    assert [(s["broker"], s["connected"]) for s in sessions] == [(1, True), (2, True), (3, True)]
+    assert all(0 < s["expires_in_ms"] <= 6000 for s in sessions)
 
 
 def test_unknown_topics_are_not_auto_created_by_default(cluster):
