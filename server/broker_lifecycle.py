@@ -66,6 +66,7 @@ class BrokerLifecycle:
         self.should_shut_down = False
         self.want_shutdown = False
         self.controller_id = -1
+        self.controller_epoch = 0                # the newest controller epoch a reply carried
         self.connected_controller: int | None = None
         self.sessions_opened = 0
         self._send_now = asyncio.Event()
@@ -253,6 +254,7 @@ class BrokerLifecycle:
             logger.info("broker %d is %s by controller %d", self.node_id, "fenced" if reply.is_fenced else "unfenced", target)
         self.is_fenced = reply.is_fenced
         self.controller_id = reply.controller_id
+        self.controller_epoch = max(self.controller_epoch, reply.controller_epoch)
         if reply.should_shut_down and not self.should_shut_down:
             logger.info("controller %d: controlled shutdown complete, this broker may stop", target)
         self.should_shut_down = reply.should_shut_down

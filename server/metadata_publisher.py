@@ -10,7 +10,10 @@ Owns `MetadataPublisher` and its two sources, behind one interface (`image`, `ad
   a snapshot, replays deltas with `state_machine.apply_bytes`, never applies an offset that is not
   newer than its image, and re-syncs (reconnects from its offset; the server sends a snapshot when
   it can no longer serve deltas) when a batch does not follow its image (`previous_offset`) or
-  the stream goes quiet past the keepalive timeout.
+  the stream goes quiet past the keepalive timeout. A voter cut off from the leader still sends
+  keepalives but no news: when the image's controller epoch stays below the epoch the broker's
+  own heartbeat replies carry for WATCH_STALE_S, the watcher moves to the controller it
+  heartbeats to.
 
 Listeners are called on the loop with (old image, new image); they must be quick.
 
@@ -44,6 +47,7 @@ ImageListener = Callable[[MetadataImage, MetadataImage], None]
 WATCH_KEEPALIVE_S = 1.0            # the server sends an empty batch after this much silence
 WATCH_SILENCE_TIMEOUT_S = 5.0      # the watcher reconnects after this much silence
 WATCH_RETRY_S = 0.1
+WATCH_STALE_S = 3.0                # behind the broker's heartbeat controller this long: move
 
 
 class MetadataPublisher(abc.ABC):
@@ -165,11 +169,19 @@ class QuorumPublisher(MetadataPublisher):
 class WatchPublisher(MetadataPublisher):
     """Metadata from a WatchMetadata stream (broker-only nodes). Not thread-safe (loop)."""
 
-    def __init__(self, channels: ControllerChannels, node_id: int, controller_hint: Callable[[], int | None]) -> None:
+    def __init__(
+        self,
+        channels: ControllerChannels,
+        node_id: int,
+        controller_hint: Callable[[], int | None],
+        newest_controller_epoch: Callable[[], int] = lambda: 0,
+    ) -> None:
         super().__init__()
         self._channels = channels
         self._node_id = node_id
         self._controller_hint = controller_hint
+        self._newest_controller_epoch = newest_controller_epoch
+        self._behind_since: float | None = None
         self._task: asyncio.Task | None = None
         self.resyncs = 0
 
@@ -198,6 +210,9 @@ class WatchPublisher(MetadataPublisher):
                 self.resyncs += 1
                 logger.warning("metadata watch on controller %d: %s; re-syncing", target, resync)
                 attempt -= 1                     # same controller, from the current offset
+            except _Stale as stale:
+                logger.warning("metadata watch: %s; moving to another controller", stale)
+                attempt = 0                      # the hint first: the controller heartbeats reach
             except (TimeoutError, SnapshotFormatError) as error:
                 logger.warning("metadata watch on controller %d: %s", target, error or "silent for too long")
             except Exception:
@@ -220,8 +235,25 @@ class WatchPublisher(MetadataPublisher):
                     await self._apply_snapshot(response.snapshot)
                 else:
                     self._apply_deltas(response.deltas)
+                self._check_not_stale(target)
         finally:
             call.cancel()
+
+    def _check_not_stale(self, target: int) -> None:
+        """Raise _Stale when this watch has trailed the controller the broker heartbeats to for
+        WATCH_STALE_S (the serving voter lost touch with the leader)."""
+        if self._image.controller_epoch >= self._newest_controller_epoch():
+            self._behind_since = None
+            return
+        now = time.monotonic()
+        if self._behind_since is None:
+            self._behind_since = now
+        elif now - self._behind_since >= WATCH_STALE_S:
+            self._behind_since = None
+            raise _Stale(
+                f"controller {target} serves controller epoch {self._image.controller_epoch}, "
+                f"heartbeats say {self._newest_controller_epoch()}"
+            )
 
     async def _apply_snapshot(self, data: controller_pb2.MetadataSnapshotData) -> None:
         loop = asyncio.get_running_loop()
@@ -247,3 +279,7 @@ class WatchPublisher(MetadataPublisher):
 
 class _Resync(Exception):
     """The watch stream does not continue our image. Internal control flow; thread-safe."""
+
+
+class _Stale(Exception):
+    """The watch stream trails the active controller. Internal control flow; thread-safe."""

@@ -217,7 +217,12 @@ class Node:
             self.controller = ActiveController(config, self.quorum, loop)
             self.publisher.add_listener(self.controller.on_image)
         else:
-            self.publisher = WatchPublisher(self.channels, config.node_id, self._controller_hint)
+            self.publisher = WatchPublisher(
+                self.channels,
+                config.node_id,
+                self._controller_hint,
+                lambda: 0 if self.lifecycle is None else self.lifecycle.controller_epoch,
+            )
         await self.publisher.start()
         if self.controller is not None:
             self.controller.start()
@@ -280,12 +285,18 @@ class Node:
             os.replace(identity_path + ".tmp", identity_path)
 
     def _controller_hint(self) -> int | None:
+        """The controller to try first: the Raft leader (controller nodes), else the one whose
+        heartbeat replies are newest, else the one in this node's metadata."""
         if self.quorum is not None and self.quorum.leader_id is not None:
             return self.quorum.leader_id
-        if self.publisher is not None and self.publisher.image.controller_id >= 0:
-            return self.publisher.image.controller_id
-        if self.lifecycle is not None and self.lifecycle.controller_id >= 0:
-            return self.lifecycle.controller_id
+        image_controller = self.publisher.image if self.publisher is not None else None
+        lifecycle = self.lifecycle
+        if lifecycle is not None and lifecycle.controller_id >= 0 and (
+            image_controller is None or lifecycle.controller_epoch >= image_controller.controller_epoch
+        ):
+            return lifecycle.controller_id
+        if image_controller is not None and image_controller.controller_id >= 0:
+            return image_controller.controller_id
         return None
 
     def _may_delete_logs(self, image) -> bool:

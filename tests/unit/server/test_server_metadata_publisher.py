@@ -77,3 +77,29 @@ def test_a_gap_or_an_old_offset_is_never_applied_and_asks_for_a_resync():
     assert watcher.image is before, "a snapshot that is not newer changes nothing"
     watcher._apply_deltas(deltas(log[3][0], log[4:]))
     assert watcher.image.offset == log[-1][0]
+
+
+def test_a_watch_that_trails_the_heartbeat_controller_for_too_long_moves_on(monkeypatch):
+    """Goal: a broker-only node does not follow a voter cut off from the leader for ever (it still
+    sends keepalives, but no news). Method: the broker's heartbeat replies carry a newer controller
+    epoch than the watched image; after WATCH_STALE_S of that the check raises _Stale, not before,
+    and catching up resets it."""
+    from freshet.server import metadata_publisher
+
+    now = [100.0]
+    monkeypatch.setattr(metadata_publisher.time, "monotonic", lambda: now[0])
+    _, log = scripted_log()
+    newest = [EPOCH]
+    watcher = WatchPublisher(ControllerChannels({1: HostPort("127.0.0.1", 1)}, 4), 4, lambda: None, lambda: newest[0])
+    watcher._apply_deltas(deltas(0, log))
+    watcher._check_not_stale(1)
+    newest[0] = EPOCH + 1
+    watcher._check_not_stale(1)
+    now[0] += metadata_publisher.WATCH_STALE_S - 0.1
+    watcher._check_not_stale(1)
+    now[0] += 0.1
+    with pytest.raises(metadata_publisher._Stale, match="controller epoch 7"):
+        watcher._check_not_stale(1)
+    newest[0] = EPOCH
+    now[0] += 100
+    watcher._check_not_stale(1)
