@@ -333,3 +333,50 @@ def test_unknown_topics_are_not_auto_created_by_default(cluster):
     assert metadata.topics[0].error.code == E.UNKNOWN_TOPIC
     assert cluster.nodes[1].publisher.image.topic("typo-topic") is None
     assert commands.new_request_id() != commands.new_request_id()
+
+
+def test_auto_creation_when_enabled_as_a_dynamic_cluster_config(cluster):
+    """Goal: Kafka's auto.create.topics.enable works when turned on (default off). Method: set it
+    on the cluster with IncrementalAlterConfigs, ask a broker's Metadata for an unknown topic: it
+    exists afterwards with the cluster's num.partitions; internal names are never auto-created;
+    turning it off again restores the default."""
+    cluster_resource = metadata_pb2.ConfigResource(type=metadata_pb2.CONFIG_RESOURCE_CLUSTER)
+
+    def set_auto_create(value: str | None):
+        change = controller_pb2.AlterableConfig(key="auto.create.topics.enable", value=value or "")
+        if value is None:
+            change.operation = controller_pb2.CONFIG_DELETE
+        extra = [] if value is None else [controller_pb2.AlterableConfig(key="num.partitions", value="3")]
+        response = cluster.admin(1).IncrementalAlterConfigs(
+            controller_pb2.IncrementalAlterConfigsRequest(
+                resources=[controller_pb2.AlterConfigsResource(resource=cluster_resource, configs=[change, *extra])]
+            ),
+            timeout=10,
+        )
+        assert response.results[0].error.code == E.NONE, response
+
+    set_auto_create("true")
+    try:
+        # Dynamic configs reach every node through metadata; node 3 may be a few ms behind node 1.
+        wait_until(
+            lambda: cluster.nodes[3].publisher.image.cluster_configs.get("auto.create.topics.enable") == "true",
+            10, "the config on node 3",
+        )
+        metadata = cluster.broker(3).Metadata(broker_pb2.MetadataRequest(topics=["made-on-demand", "__internal"]), timeout=15)
+        made, internal = metadata.topics
+        assert made.error.code == E.NONE and len(made.partitions) == 3
+        assert internal.error.code == E.UNKNOWN_TOPIC
+    finally:
+        set_auto_create(None)
+        cluster.admin(1).IncrementalAlterConfigs(
+            controller_pb2.IncrementalAlterConfigsRequest(
+                resources=[controller_pb2.AlterConfigsResource(
+                    resource=cluster_resource,
+                    configs=[controller_pb2.AlterableConfig(key="num.partitions", operation=controller_pb2.CONFIG_DELETE)],
+                )]
+            ),
+            timeout=10,
+        )
+    wait_until(lambda: not cluster.nodes[3].publisher.image.cluster_configs, 10, "the default again on node 3")
+    metadata = cluster.broker(3).Metadata(broker_pb2.MetadataRequest(topics=["not-made"]), timeout=5)
+    assert metadata.topics[0].error.code == E.UNKNOWN_TOPIC
