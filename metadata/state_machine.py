@@ -387,10 +387,10 @@ def _changed_partition(
     leader: int,
     adding: tuple[int, ...],
     removing: tuple[int, ...],
-    result: metadata_pb2.MetadataResult,
+    result: metadata_pb2.MetadataResult | None,
 ) -> PartitionImage:
     """The partition after a change (`old` itself when nothing changes), epochs bumped as Kafka's
-    PartitionChangeBuilder does; fills result.partition."""
+    PartitionChangeBuilder does; fills result.partition (unless result is None)."""
     changed = (replicas, isr, leader, adding, removing) != (
         old.replicas,
         old.isr,
@@ -410,6 +410,8 @@ def _changed_partition(
         assert not set(new.adding_replicas) & set(new.removing_replicas)
     else:
         new = old
+    if result is None:
+        return new
     payload = result.partition
     payload.leader = new.leader
     payload.leader_epoch = new.leader_epoch
@@ -758,6 +760,10 @@ def _atomic_batch(image: MetadataImage, command, offset: int, result) -> Metadat
     A run of consecutive ChangePartition commands (a fencing moves thousands) is applied with one
     new TopicImage per topic instead of one per change; each change still sees the changes
     before it, so the outcome is exactly that of applying them one by one.
+
+    Inner results carry no PartitionChangeResult: the batch's result is remembered by the dedup
+    table, which is part of every snapshot, and thousands of partition states would bloat it
+    (the image holds them anyway).
     """
     inner_commands = command.atomic_batch.commands
     _require(len(inner_commands) > 0, E.INVALID_REQUEST, "an atomic batch needs at least one command")
@@ -786,10 +792,12 @@ def _atomic_batch(image: MetadataImage, command, offset: int, result) -> Metadat
                 topic = _topic_by_id(working, bytes(body.topic_id))
                 changed = pending.setdefault(topic.topic_id, {})
                 old = changed.get(body.partition) or _partition(topic, body.partition)
-                changed[body.partition] = _changed_partition(old, *_partition_change(working, topic, old, body), inner_result)
+                changed[body.partition] = _changed_partition(old, *_partition_change(working, topic, old, body), None)
             else:
                 working = _flush_partitions(working, pending)
                 working = _HANDLERS[kind](working, inner, offset, inner_result)
+                if inner_result.HasField("partition"):
+                    inner_result.ClearField("partition")
         except _Rejected as rejected:
             raise _Rejected(rejected.code, f"{what}: {rejected.message}") from None
         results.append(inner_result)
