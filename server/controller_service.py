@@ -97,22 +97,17 @@ class ControllerService(controller_pb2_grpc.ControllerServicer):
         channels: ControllerChannels,
         controller: ActiveController | None,
         quorum: MetadataQuorum | None,
+        controller_hint: Callable[[], int | None],
     ) -> None:
         self.config = config
         self._publisher = publisher
         self._channels = channels
         self._controller = controller
         self._quorum = quorum
+        self.controller_hint = controller_hint          # the node's best guess of the active controller
         self.watchers = 0
 
     # -- routing ---------------------------------------------------------------------------------
-
-    def controller_hint(self) -> int | None:
-        """The node this node believes is the active controller (None: unknown)."""
-        if self._quorum is not None and self._quorum.leader_id is not None:
-            return self._quorum.leader_id
-        controller_id = self._publisher.image.controller_id
-        return None if controller_id < 0 else controller_id
 
     def not_controller_error(self) -> NotControllerError:
         if self._controller is not None:

@@ -30,7 +30,6 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
 from typing import TextIO
 
 from freshet.server.config import SECRET_ENV, HostPort, format_node_addresses
@@ -70,8 +69,11 @@ def _prepare_data_dir(data_dir: str, nodes: int, base_port: int) -> str:
     os.makedirs(data_dir, exist_ok=True)
     layout_path = os.path.join(data_dir, LAYOUT_FILE_NAME)
     if os.path.exists(layout_path):
-        with open(layout_path, encoding="utf-8") as file:
-            layout = json.load(file)
+        try:
+            with open(layout_path, encoding="utf-8") as file:
+                layout = json.load(file)
+        except (OSError, ValueError) as error:
+            raise ClusterStartError(f"{layout_path} is unreadable ({error}): fix or delete it") from None
         if layout.get("nodes") != nodes:
             raise ClusterUsageError(
                 f"{data_dir} holds a {layout.get('nodes')}-node cluster: run with --nodes {layout.get('nodes')} "
@@ -144,7 +146,6 @@ def run(
     as_json: bool,
     out: TextIO = sys.stdout,
     err: TextIO = sys.stderr,
-    extra_args: Sequence[str] = (),
 ) -> int:
     """Run the cluster in the foreground; the exit code (0 after a clean stop).
 
@@ -155,7 +156,7 @@ def run(
     data_dir = os.path.abspath(data_dir)
     try:
         secret = _prepare_data_dir(data_dir, nodes, base_port)
-    except ClusterStartError as error:
+    except (ClusterStartError, OSError) as error:
         print(f"freshet cluster up: {error}", file=err)
         return 1
     busy = [port for index in range(1, nodes + 1) for port in node_ports(base_port, index) if _port_in_use(port)]
@@ -192,7 +193,6 @@ def run(
                 "--listen", f"{HOST}:{grpc_port}",
                 "--http-listen", f"{HOST}:{http_port}",
                 "--controller-quorum", quorum,
-                *extra_args,
             ]
             with open(logs[index], "ab") as log:
                 children[index] = subprocess.Popen(

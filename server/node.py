@@ -227,7 +227,9 @@ class Node:
         if self.controller is not None:
             self.controller.start()
 
-        self.controller_service = ControllerService(config, self.publisher, self.channels, self.controller, self.quorum)
+        self.controller_service = ControllerService(
+            config, self.publisher, self.channels, self.controller, self.quorum, self._controller_hint
+        )
         server = grpc.aio.server(options=SERVER_OPTIONS)
         controller_pb2_grpc.add_ControllerServicer_to_server(self.controller_service, server)
         if config.is_broker:
