@@ -35,6 +35,7 @@ import base64
 import dataclasses
 import logging
 import uuid
+from collections.abc import Callable
 
 import grpc
 from freshet.metadata import commands
@@ -58,6 +59,8 @@ logger = logging.getLogger(__name__)
 
 E = common_pb2.ErrorCode
 WORK_INTERVAL_S = 0.1
+# Answers of an "every partition" election that are not worth reporting.
+_NOTHING_TO_ELECT = frozenset({E.ELECTION_NOT_NEEDED, E.PREFERRED_LEADER_NOT_AVAILABLE, E.ELIGIBLE_LEADERS_NOT_AVAILABLE})
 ACTIONS_PER_ROUND_MAX = 100
 INIT_CLUSTER_REQUEST_ID = "init-cluster"
 
@@ -453,6 +456,32 @@ class ActiveController:
     def _remembered(self, request_id: str) -> metadata_pb2.MetadataResult | None:
         return self._quorum.image.request_result(request_id)
 
+    async def _item(
+        self,
+        request_id: str,
+        error: common_pb2.ErrorDetail,
+        response,
+        build: Callable[[], metadata_pb2.MetadataCommand],
+        validate_only: bool = False,
+    ) -> metadata_pb2.MetadataResult | None:
+        """One item of an admin request (called with the lock held): the result remembered for
+        `request_id`, or the command build() validates and returns, proposed now (build raises
+        ControllerRequestError to refuse the item). Fills `error` and the response's
+        metadata_offset; None when nothing was proposed (refused, or validate_only)."""
+        remembered = None if validate_only else self._remembered(request_id)
+        if remembered is None:
+            try:
+                command = build()
+            except ControllerRequestError as refused:
+                error.CopyFrom(status.detail_for(refused))
+                return None
+            if validate_only:
+                error.CopyFrom(status.ok_detail())
+                return None
+            remembered = await self._propose_for_request(command)
+        self._fill_outcome(error, remembered, response)
+        return remembered
+
     async def create_topics(self, request: controller_pb2.CreateTopicsRequest) -> controller_pb2.CreateTopicsResponse:
         logic.check_request_id(request.request_id)
         response = controller_pb2.CreateTopicsResponse()
@@ -465,39 +494,31 @@ class ActiveController:
                 if names.count(topic.name) > 1:
                     result.error.CopyFrom(status.detail(E.INVALID_REQUEST, f"topic {topic.name!r} appears more than once in the request"))
                     continue
-                remembered = None if request.validate_only else self._remembered(rid)
-                if remembered is None:
-                    try:
-                        plan = logic.plan_topic(
-                            self._quorum.image,
-                            topic.name,
-                            topic.num_partitions if topic.HasField("num_partitions") else None,
-                            topic.replication_factor if topic.HasField("replication_factor") else None,
-                            [list(a.replicas) for a in topic.assignments],
-                            _config_map(topic.configs),
-                            core.broker_config(self._quorum.image, self.node_id),
-                        )
-                    except ControllerRequestError as error:
-                        result.error.CopyFrom(status.detail_for(error))
-                        continue
+
+                def build(topic=topic, result=result, rid=rid) -> metadata_pb2.MetadataCommand:
+                    image = self._quorum.image
+                    plan = logic.plan_topic(
+                        image,
+                        topic.name,
+                        topic.num_partitions if topic.HasField("num_partitions") else None,
+                        topic.replication_factor if topic.HasField("replication_factor") else None,
+                        [list(a.replicas) for a in topic.assignments],
+                        _config_map(topic.configs),
+                        core.broker_config(image, self.node_id),
+                    )
                     _fill_assignments(result.assignments, [replicas for replicas, _, _ in plan.assignments])
                     result.num_partitions = len(plan.assignments)
                     result.replication_factor = plan.replication_factor
-                    if request.validate_only:
-                        result.error.CopyFrom(status.ok_detail())
-                        continue
-                    remembered = await self._propose_for_request(plan.command(rid, core.controller_epoch, commands.new_topic_id()))
-                if remembered.error_code != E.NONE:
-                    result.error.CopyFrom(status.detail(remembered.error_code, remembered.error_message))
-                    continue
-                result.error.CopyFrom(status.ok_detail())
-                result.topic_id = remembered.topic_id
-                created = self._quorum.image.topic_by_id(remembered.topic_id)
-                if created is not None and not result.assignments:
-                    _fill_assignments(result.assignments, [p.replicas for p in created.partitions])
-                    result.num_partitions = len(created.partitions)
-                    result.replication_factor = created.replication_factor
-                response.metadata_offset = max(response.metadata_offset, remembered.offset)
+                    return plan.command(rid, core.controller_epoch, commands.new_topic_id())
+
+                outcome = await self._item(rid, result.error, response, build, request.validate_only)
+                if outcome is not None and outcome.error_code == E.NONE:
+                    result.topic_id = outcome.topic_id
+                    created = self._quorum.image.topic_by_id(outcome.topic_id)
+                    if created is not None and not result.assignments:      # a remembered creation
+                        _fill_assignments(result.assignments, [p.replicas for p in created.partitions])
+                        result.num_partitions = len(created.partitions)
+                        result.replication_factor = created.replication_factor
         return response
 
     async def delete_topics(self, request: controller_pb2.DeleteTopicsRequest) -> controller_pb2.DeleteTopicsResponse:
@@ -508,16 +529,13 @@ class ActiveController:
             for item, name in enumerate(request.names):
                 rid = logic.item_request_id(request.request_id, item)
                 result = response.results.add(name=name)
-                remembered = self._remembered(rid)
-                if remembered is None:
-                    try:
-                        topic = logic.topic_by_name(self._quorum.image, name)
-                    except ControllerRequestError as error:
-                        result.error.CopyFrom(status.detail_for(error))
-                        continue
+
+                def build(name=name, result=result, rid=rid) -> metadata_pb2.MetadataCommand:
+                    topic = logic.topic_by_name(self._quorum.image, name)
                     result.topic_id = topic.topic_id
-                    remembered = await self._propose_for_request(commands.delete_topic(rid, core.controller_epoch, topic.topic_id))
-                self._fill_outcome(result.error, remembered, response)
+                    return commands.delete_topic(rid, core.controller_epoch, topic.topic_id)
+
+                await self._item(rid, result.error, response, build)
         return response
 
     async def create_partitions(self, request: controller_pb2.CreatePartitionsRequest) -> controller_pb2.CreatePartitionsResponse:
@@ -528,23 +546,15 @@ class ActiveController:
             for item, increase in enumerate(request.topics):
                 rid = logic.item_request_id(request.request_id, item)
                 result = response.results.add(topic=increase.topic)
-                remembered = None if request.validate_only else self._remembered(rid)
-                if remembered is None:
-                    try:
-                        topic, states = logic.plan_partitions(
-                            self._quorum.image, increase.topic, increase.count, [list(a.replicas) for a in increase.assignments]
-                        )
-                    except ControllerRequestError as error:
-                        result.error.CopyFrom(status.detail_for(error))
-                        continue
-                    _fill_assignments(result.assignments, [replicas for replicas, _, _ in states])
-                    if request.validate_only:
-                        result.error.CopyFrom(status.ok_detail())
-                        continue
-                    remembered = await self._propose_for_request(
-                        commands.create_partitions(rid, core.controller_epoch, topic.topic_id, increase.count, states)
+
+                def build(increase=increase, result=result, rid=rid) -> metadata_pb2.MetadataCommand:
+                    topic, states = logic.plan_partitions(
+                        self._quorum.image, increase.topic, increase.count, [list(a.replicas) for a in increase.assignments]
                     )
-                self._fill_outcome(result.error, remembered, response)
+                    _fill_assignments(result.assignments, [replicas for replicas, _, _ in states])
+                    return commands.create_partitions(rid, core.controller_epoch, topic.topic_id, increase.count, states)
+
+                await self._item(rid, result.error, response, build, request.validate_only)
         return response
 
     async def elect_leaders(self, request: controller_pb2.ElectLeadersRequest) -> controller_pb2.ElectLeadersResponse:
@@ -553,42 +563,39 @@ class ActiveController:
         is_unclean = request.type == controller_pb2.ELECTION_UNCLEAN
         async with self._lock:
             core = self._require_active()
-            image = self._quorum.image
             if request.partitions:
                 targets = [(tp.topic, tp.partition) for tp in request.partitions]
                 quiet = False
             else:
-                targets = [(topic.name, partition.partition) for topic, partition in logic.all_partitions(image)]
+                targets = [(topic.name, partition.partition) for topic, partition in logic.all_partitions(self._quorum.image)]
                 quiet = True                     # "all": report only the partitions that changed
             for item, (topic_name, number) in enumerate(targets):
                 rid = logic.item_request_id(request.request_id, item)
-                remembered = self._remembered(rid)
                 outcome = controller_pb2.ElectLeaderResult(
                     partition=common_pb2.TopicPartition(topic=topic_name, partition=number), leader=-1
                 )
-                if remembered is None:
+                elections: list[logic.PartitionChange] = []
+
+                def build(topic_name=topic_name, number=number, outcome=outcome, elections=elections, rid=rid):
                     image = self._quorum.image
-                    try:
-                        topic, partition = logic.partition_of(image, topic_name, number)
-                        outcome.leader = partition.leader
-                        if is_unclean:
-                            change = logic.unclean_election(image, topic, partition)
-                        else:
-                            change = logic.preferred_election(image, topic, partition)
-                    except ControllerRequestError as error:
-                        if not (quiet and error.error_code in (E.ELECTION_NOT_NEEDED, E.PREFERRED_LEADER_NOT_AVAILABLE, E.ELIGIBLE_LEADERS_NOT_AVAILABLE)):
-                            outcome.error.CopyFrom(status.detail_for(error))
-                            response.results.append(outcome)
-                        continue
-                    remembered = await self._propose_for_request(change.command(rid, core.controller_epoch))
-                    if remembered.error_code == E.NONE:
-                        if change.is_unclean:
-                            self.metrics.unclean_elections += 1
-                        else:
-                            self.metrics.clean_elections += 1
-                self._fill_outcome(outcome.error, remembered, response)
-                if remembered.error_code == E.NONE:
-                    outcome.leader = remembered.partition.leader
+                    topic, partition = logic.partition_of(image, topic_name, number)
+                    outcome.leader = partition.leader
+                    if is_unclean:
+                        change = logic.unclean_election(image, topic, partition)
+                    else:
+                        change = logic.preferred_election(image, topic, partition)
+                    elections.append(change)
+                    return change.command(rid, core.controller_epoch)
+
+                applied = await self._item(rid, outcome.error, response, build)
+                if applied is None and quiet and outcome.error.code in _NOTHING_TO_ELECT:
+                    continue
+                if applied is not None and applied.error_code == E.NONE:
+                    outcome.leader = applied.partition.leader
+                    if elections and elections[0].is_unclean:
+                        self.metrics.unclean_elections += 1
+                    elif elections:
+                        self.metrics.clean_elections += 1
                 response.results.append(outcome)
         return response
 
@@ -602,20 +609,15 @@ class ActiveController:
             for item, reassignment in enumerate(request.reassignments):
                 rid = logic.item_request_id(request.request_id, item)
                 result = response.results.add(partition=reassignment.partition)
-                remembered = self._remembered(rid)
-                if remembered is None:
+
+                def build(reassignment=reassignment, rid=rid) -> metadata_pb2.MetadataCommand:
                     image = self._quorum.image
-                    try:
-                        topic, partition = logic.partition_of(image, reassignment.partition.topic, reassignment.partition.partition)
-                        targets = list(reassignment.target_replicas)
-                        logic.check_reassignment_targets(image, topic, partition, targets)
-                    except ControllerRequestError as error:
-                        result.error.CopyFrom(status.detail_for(error))
-                        continue
-                    remembered = await self._propose_for_request(
-                        commands.reassign_partition(rid, core.controller_epoch, topic.topic_id, partition.partition, targets)
-                    )
-                self._fill_outcome(result.error, remembered, response)
+                    topic, partition = logic.partition_of(image, reassignment.partition.topic, reassignment.partition.partition)
+                    targets = list(reassignment.target_replicas)
+                    logic.check_reassignment_targets(image, topic, partition, targets)
+                    return commands.reassign_partition(rid, core.controller_epoch, topic.topic_id, partition.partition, targets)
+
+                await self._item(rid, result.error, response, build)
         self._wake.set()
         return response
 
@@ -629,31 +631,23 @@ class ActiveController:
             for item, resource in enumerate(request.resources):
                 rid = logic.item_request_id(request.request_id, item)
                 result = response.results.add(resource=resource.resource)
-                remembered = None if request.validate_only else self._remembered(rid)
-                if remembered is None:
+
+                def build(resource=resource, rid=rid) -> metadata_pb2.MetadataCommand:
                     to_set: dict[str, str] = {}
                     to_delete: list[str] = []
-                    try:
-                        for entry in resource.configs:
-                            if entry.key in to_set or entry.key in to_delete:
-                                raise ControllerRequestError(E.INVALID_REQUEST, f"configuration {entry.key!r} appears twice")
-                            if entry.operation == controller_pb2.CONFIG_DELETE:
-                                to_delete.append(entry.key)
-                            else:
-                                to_set[entry.key] = entry.value
-                        logic.check_config_changes(
-                            self._quorum.image, resource.resource, to_set, to_delete, self.settings.static_broker_configs
-                        )
-                    except ControllerRequestError as error:
-                        result.error.CopyFrom(status.detail_for(error))
-                        continue
-                    if request.validate_only:
-                        result.error.CopyFrom(status.ok_detail())
-                        continue
-                    remembered = await self._propose_for_request(
-                        commands.alter_configs(rid, core.controller_epoch, resource.resource, to_set, to_delete)
+                    for entry in resource.configs:
+                        if entry.key in to_set or entry.key in to_delete:
+                            raise ControllerRequestError(E.INVALID_REQUEST, f"configuration {entry.key!r} appears twice")
+                        if entry.operation == controller_pb2.CONFIG_DELETE:
+                            to_delete.append(entry.key)
+                        else:
+                            to_set[entry.key] = entry.value
+                    logic.check_config_changes(
+                        self._quorum.image, resource.resource, to_set, to_delete, self.settings.static_broker_configs
                     )
-                self._fill_outcome(result.error, remembered, response)
+                    return commands.alter_configs(rid, core.controller_epoch, resource.resource, to_set, to_delete)
+
+                await self._item(rid, result.error, response, build, request.validate_only)
         return response
 
     async def alter_partition(self, request: controller_pb2.AlterPartitionRequest) -> controller_pb2.AlterPartitionResponse:
@@ -665,26 +659,23 @@ class ActiveController:
             for item, change in enumerate(request.changes):
                 rid = logic.item_request_id(request_id, item)
                 result = response.results.add(topic_id=change.topic_id, partition=change.partition)
-                remembered = self._remembered(rid)
-                if remembered is None:
-                    try:
-                        planned = logic.alter_partition_change(
-                            self._quorum.image,
-                            request.broker_id,
-                            request.broker_epoch,
-                            bytes(change.topic_id),
-                            change.partition,
-                            change.leader_epoch,
-                            change.partition_epoch,
-                            list(change.new_isr),
-                        )
-                    except ControllerRequestError as error:
-                        result.error.CopyFrom(status.detail_for(error))
-                        continue
-                    remembered = await self._propose_for_request(planned.command(rid, core.controller_epoch))
-                self._fill_outcome(result.error, remembered, response)
-                if remembered.error_code == E.NONE:
-                    result.partition_state.CopyFrom(remembered.partition)
+
+                def build(change=change, rid=rid) -> metadata_pb2.MetadataCommand:
+                    planned = logic.alter_partition_change(
+                        self._quorum.image,
+                        request.broker_id,
+                        request.broker_epoch,
+                        bytes(change.topic_id),
+                        change.partition,
+                        change.leader_epoch,
+                        change.partition_epoch,
+                        list(change.new_isr),
+                    )
+                    return planned.command(rid, core.controller_epoch)
+
+                applied = await self._item(rid, result.error, response, build)
+                if applied is not None and applied.error_code == E.NONE:
+                    result.partition_state.CopyFrom(applied.partition)
         self._wake.set()                         # a reassignment may be able to complete now
         return response
 

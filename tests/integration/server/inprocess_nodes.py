@@ -13,10 +13,8 @@ import json
 import pathlib
 import sys
 import threading
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 
 import grpc
 from freshet.server.config import NodeConfig, load_node_config
@@ -24,20 +22,10 @@ from freshet.server.node import Node
 from freshet.v1 import broker_pb2_grpc, controller_pb2, controller_pb2_grpc
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "cluster"))
+from node_cluster import wait_until  # noqa: E402,F401 - one place for bounded waits (tests import it from here)
 from quorum_cluster import free_port_block  # noqa: E402 - one place for free ports
 
 SECRET = "inprocess-test-secret"
-
-
-def wait_until(predicate: Callable[[], object], timeout_s: float, what: str, interval_s: float = 0.02):
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-        time.sleep(interval_s)
 
 
 class InProcessCluster:
