@@ -12,7 +12,8 @@ Tree::
     |-- NodeStartError           the node cannot start (port taken, data directory in use; exit 1)
     |-- NotControllerError       no active controller answered (carries the last known controller)
     |-- RequestTimedOutError     the request's deadline passed before it completed
-    `-- InvalidRequestError      a malformed request (missing field, bad value)
+    |-- InvalidRequestError      a malformed request (missing field, bad value)
+    `-- InvalidRequiredAcksError a produce request whose acks is not 0, 1 or -1
 
 Imports: standard library only. Thread-safety: exceptions are immutable after construction.
 """
@@ -92,3 +93,15 @@ class InvalidRequestError(ServerError):
     def __init__(self, reason: str) -> None:
         self.reason = reason
         super().__init__(reason)
+
+
+class InvalidRequiredAcksError(ServerError):
+    """A produce request asked for acks other than 0, 1 or -1 (all).
+
+    Attributes:
+        acks: the value it carried.
+    """
+
+    def __init__(self, acks: int) -> None:
+        self.acks = acks
+        super().__init__(f"acks must be 0, 1 or -1 (all in-sync replicas), not {acks}")
