@@ -435,14 +435,26 @@ class PartitionLog:
 
     @property
     def log_start_offset(self) -> int:
-        """The first offset that can be read: the base offset of the first segment."""
+        """The first offset that can be read: the base offset of the first segment.
+
+        Raises:
+            LogClosedError: the log was deleted (it has no segments left).
+        """
         with self._lock:
+            if not self._segments:
+                raise LogClosedError(self.directory)
             return self._segments[0].base_offset
 
     @property
     def log_end_offset(self) -> int:
-        """The offset the next appended record gets (LEO)."""
+        """The offset the next appended record gets (LEO).
+
+        Raises:
+            LogClosedError: the log was deleted (it has no segments left).
+        """
         with self._lock:
+            if not self._segments:
+                raise LogClosedError(self.directory)
             active = self._segments[-1]
             return active.next_offset
 

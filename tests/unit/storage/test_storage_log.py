@@ -683,13 +683,18 @@ def test_a_directory_of_another_topic_id_is_refused(tmp_path):
 
 
 def test_delete_removes_the_directory(tmp_path):
-    """Goal: delete() removes every file and the log refuses further use."""
+    """Goal: delete() removes every file and the log refuses further use, its offsets too (a
+    storage error the broker handles, not an IndexError)."""
     log = open_log(tmp_path)
     log.append_as_leader(batch(3), 0)
     log.delete()
     assert os.listdir(tmp_path) == []
     with pytest.raises(LogClosedError):
         log.append_as_leader(batch(1), 0)
+    with pytest.raises(LogClosedError):
+        _ = log.log_end_offset
+    with pytest.raises(LogClosedError):
+        _ = log.log_start_offset
 
 
 def test_reads_and_appends_after_an_unclean_stop_continue_where_the_log_ended(tmp_path, clock):
