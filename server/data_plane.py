@@ -23,6 +23,10 @@ Owns, on the node's event loop (Kafka's ReplicaManager + Partition + purgatories
   plus an immediate pass for a partition whose follower just caught up; every decision is
   `LeaderState.alter_isr` (pure); the AlterPartition requests go to the active controller, at most
   one in flight per partition;
+- the internal API for internal-topic owners such as the group coordinator:
+  `append_as_leader` (one batch through the produce path, awaiting acks), `read_committed`
+  (committed batches from the local log), `add_leadership_listener` (became / stopped being
+  leader, with the leader epoch);
 - high-watermark checkpoints (every 5 s and at close), retention (every 5 minutes) and the
   flush.ms policy (every second), run on a worker thread; the compaction cleaner thread.
 
@@ -51,6 +55,7 @@ from freshet.server.errors import (
     InvalidRequestError,
     InvalidRequiredAcksError,
     NotControllerError,
+    PartitionRequestError,
     RequestTimedOutError,
 )
 from freshet.server.metadata_publisher import MetadataPublisher
@@ -127,6 +132,7 @@ class DataPlane:
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"data-plane-{config.node_id}")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._is_closed = False
+        self._leadership_listeners: list[Callable[[str, int, bool, int], None]] = []
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -288,6 +294,7 @@ class DataPlane:
         partition.wake_all()
         if leader.on_append(end_offset, now_ms):
             partition.set_high_watermark(leader.high_watermark)
+        self._notify_leadership(partition, True)
 
     def _become_follower(self, partition: Partition, hosted: HostedReplica) -> None:
         was = partition.role
@@ -295,6 +302,7 @@ class DataPlane:
             partition.leader = None
             partition.role = FOLLOWER
             partition.fail_produce_waiters(lambda p: self.not_leader_detail(p.topic, p.partition))
+            self._notify_leadership(partition, False)
         partition.role = FOLLOWER
         partition.leader_id = hosted.leader_id
         partition.leader_epoch = hosted.leader_epoch
@@ -312,10 +320,13 @@ class DataPlane:
 
     def _stop(self, partition: Partition, reason: str) -> None:
         self.fetcher.remove(partition.key)
-        if partition.role == LEADER:
+        was_leader = partition.role == LEADER
+        if was_leader:
             partition.fail_produce_waiters(lambda p: self.not_leader_detail(p.topic, p.partition))
         partition.leader = None
         partition.role = STOPPED
+        if was_leader:
+            self._notify_leadership(partition, False)
         partition.wake_all()
         logger.info("%s-%d: stopped (%s)", partition.topic, partition.partition, reason)
 
@@ -710,6 +721,78 @@ class DataPlane:
                 continue
             result.error.CopyFrom(_OK)
         return response
+
+    # -- internal API (the group coordinator and other internal-topic owners) -------------------
+
+    def add_leadership_listener(self, listener: Callable[[str, int, bool, int], None]) -> None:
+        """Call listener(topic, partition, is_leader, leader_epoch) on the event loop whenever this
+        broker becomes leader of a partition (is_leader True: its log holds every committed
+        record; the high watermark may still be below the log end until the followers report) or
+        stops leading it (False: it became a follower, or the replica was removed or the broker is
+        stopping). Called for every topic, internal ones (`__consumer_offsets`) included; the
+        listener filters. It must not block: schedule loading work as a task."""
+        self._leadership_listeners.append(listener)
+
+    def remove_leadership_listener(self, listener: Callable[[str, int, bool, int], None]) -> None:
+        self._leadership_listeners.remove(listener)
+
+    def _notify_leadership(self, partition: Partition, is_leader: bool) -> None:
+        for listener in list(self._leadership_listeners):
+            try:
+                listener(partition.topic, partition.partition, is_leader, partition.leader_epoch)
+            except Exception:
+                logger.exception("a leadership listener failed for %s-%d", partition.topic, partition.partition)
+
+    async def append_as_leader(
+        self, topic: str, partition: int, batch: bytes, acks: str | int = "all", timeout_ms: int = 30000
+    ) -> int:
+        """Append one record batch to a partition this broker leads, through the same path as a
+        client's produce (validation, min.insync.replicas, purgatory), and return its base offset
+        once `acks` is satisfied ("all"/-1: committed, i.e. below the high watermark; 1: appended
+        here; 0: appended, returns -1 like a client's acks=0).
+
+        Raises:
+            PartitionRequestError: the partition's error (NOT_LEADER with the leader hint,
+                NOT_ENOUGH_REPLICAS, REQUEST_TIMED_OUT with the outcome unknown, CORRUPT_RECORD, ...).
+            InvalidRequiredAcksError: acks is not "all", -1, 0 or 1.
+        """
+        acks_value = ACKS_ALL if acks in ("all", ACKS_ALL, "-1") else int(acks)
+        request = broker_pb2.ProduceRequest(
+            acks=acks_value, timeout_ms=timeout_ms, client_id=f"broker-{self.node_id}",
+            partitions=[broker_pb2.PartitionRecords(topic=topic, partition=partition, records=bytes(batch))],
+        )
+        assert self._loop is not None
+        answered: asyncio.Future = self._loop.create_future()
+        self.produce(request, lambda response: answered.done() or answered.set_result(response))
+        result = (await answered).results[0]
+        if result.error.code != E.NONE:
+            raise PartitionRequestError(result.error.code, result.error)
+        return result.base_offset if acks_value != 0 else -1
+
+    def read_committed(self, topic: str, partition: int, offset: int, max_bytes: int = 1024 * 1024) -> tuple[bytes, int, int]:
+        """Committed record batches of a partition hosted here (leader or follower), from the
+        local log: whole batches from the one holding `offset`, below this replica's high
+        watermark, at most `max_bytes` (at least one batch). Returns (records, next offset,
+        high watermark); records are empty at the high watermark.
+
+        Raises:
+            PartitionRequestError: the partition is not hosted here (NOT_LEADER with the hint) or
+                `offset` is outside [log start, high watermark] (OFFSET_OUT_OF_RANGE).
+        """
+        hosted = self.partitions.get((topic, partition))
+        if hosted is None or hosted.role == STOPPED:
+            detail = self.not_leader_detail(topic, partition)
+            raise PartitionRequestError(detail.code, detail)
+        high_watermark = hosted.high_watermark
+        try:
+            read = hosted.log.read(offset, max_bytes, max_offset=high_watermark)
+        except StorageError as error:
+            detail = status.detail_for(error, self.node_id)
+            detail.partition.CopyFrom(hosted.topic_partition)
+            raise PartitionRequestError(detail.code, detail) from error
+        if not read.records:
+            return b"", offset, high_watermark
+        return bytes(read.records), read.next_offset, high_watermark
 
     # -- ISR maintenance -------------------------------------------------------------------------
 

@@ -143,6 +143,7 @@ DOMAIN_ERRORS: Mapping[type[Exception], int | None] = {
     server_errors.RequestTimedOutError: E.REQUEST_TIMED_OUT,
     server_errors.InvalidRequestError: E.INVALID_REQUEST,
     server_errors.InvalidRequiredAcksError: E.INVALID_REQUIRED_ACKS,
+    server_errors.PartitionRequestError: None,                  # the partition's own code
 }
 
 # Error classes whose instances describe bugs or broken nodes rather than the request: their
@@ -182,6 +183,10 @@ def ok_detail() -> common_pb2.ErrorDetail:
 
 def detail_for(error: Exception, node_id: int = -1) -> common_pb2.ErrorDetail:
     """The ErrorDetail of a domain error, with the hints its data gives."""
+    if isinstance(error, server_errors.PartitionRequestError):
+        found = common_pb2.ErrorDetail()
+        found.CopyFrom(error.detail)
+        return found
     code = error_code_of(error)
     if isinstance(error, metadata_errors.ControllerRequestError):
         message = error.message
