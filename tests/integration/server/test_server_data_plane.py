@@ -323,3 +323,55 @@ def test_perf_produce_and_consume_report_what_they_measured(cluster):
     missing = runner.invoke(app, ["perf", "consume", "--topic", "perf", "--messages", "999", "--timeout-ms", "500",
                                   "--bootstrap-server", bootstrap, "--json"])
     assert missing.exit_code == 1 and "only 320 of 999" in missing.stdout
+
+
+def test_produce_stream_answers_in_order_by_correlation_id_and_a_failed_acks_0_request_ends_it(cluster):
+    """ProduceStream: requests are appended in stream order and answered with their
+    correlation_id; an acks=0 request gets no response, and when one fails (here NOT_LEADER) the
+    broker ends the stream with that error and its leader hint (broker.proto)."""
+    topic(cluster, "streamed")
+    leader = leader_of(cluster, "streamed", 0)
+    other = next(n for n in cluster.nodes if n != leader)
+
+    def request(correlation_id: int, acks: int) -> broker_pb2.ProduceRequest:
+        return broker_pb2.ProduceRequest(
+            acks=acks, timeout_ms=10000, correlation_id=correlation_id,
+            partitions=[broker_pb2.PartitionRecords(topic="streamed", partition=0, records=batch(2))],
+        )
+
+    responses = list(cluster.broker(leader).ProduceStream(iter([request(7, -1), request(8, 0), request(9, 1)]), timeout=30))
+    # Answers come as requests complete (the acks=1 one may overtake the acks=all one).
+    assert sorted((r.correlation_id, r.results[0].error.code, r.results[0].base_offset) for r in responses) == [
+        (7, E.NONE, 0), (9, E.NONE, 4)
+    ], "acks=0 (offsets 2-3) gets no response but is appended in stream order"
+    with pytest.raises(grpc.RpcError) as raised:
+        list(cluster.broker(other).ProduceStream(iter([request(1, 0), request(2, -1)]), timeout=30))
+    detail = status.detail_from_metadata(raised.value.trailing_metadata())
+    assert (detail.code, detail.leader_id) == (E.NOT_LEADER, leader)
+
+
+def test_fetch_stream_ends_a_partition_feed_with_its_error(cluster):
+    creatable = controller_pb2.CreatableTopic(name="feeds")
+    creatable.assignments.extend(controller_pb2.ReplicaAssignment(replicas=r) for r in ([1, 2, 3], [2, 3, 1]))
+    assert cluster.admin(1).CreateTopics(controller_pb2.CreateTopicsRequest(topics=[creatable]), timeout=30).results[0].error.code == E.NONE
+    for number in range(2):
+        wait_until(lambda number=number: isr_complete(cluster, "feeds", number, 3), 20, f"feeds-{number} replicated")
+    leaders = [leader_of(cluster, "feeds", number) for number in range(2)]
+    assert leaders == [1, 2]
+    node = leaders[0]
+    request = broker_pb2.FetchRequest(max_bytes=1 << 20, partitions=[
+        broker_pb2.PartitionFetch(topic="feeds", partition=number, fetch_offset=0, current_leader_epoch=-1) for number in range(2)
+    ])
+    produce(cluster, leaders[0], "feeds", 0, batch(1))
+    call = cluster.broker(node).FetchStream(request, timeout=30)
+    errors, data = {}, {}
+    deadline = time.monotonic() + 20
+    while (0 not in data or 1 not in errors) and time.monotonic() < deadline:
+        for result in next(call).results:
+            if result.error.code != E.NONE:
+                errors[result.partition] = result.error
+            elif result.records:
+                data[result.partition] = offsets_in(result.records)
+    call.cancel()
+    assert data[0] == [0]
+    assert errors[1].code == E.NOT_LEADER and errors[1].leader_id == leaders[1]
