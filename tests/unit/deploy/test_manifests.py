@@ -160,3 +160,54 @@ def test_dockerfile_matches_the_manifests():
     assert f'VOLUME ["{DATA_DIR}"]' in dockerfile
     assert 'ENTRYPOINT ["freshet", "server", "start"]' in dockerfile
     assert (REPO / "deploy" / "Dockerfile.dockerignore").exists()
+
+
+def _pod_environment(statefulset: dict, ordinal: int) -> dict[str, str]:
+    """The environment Kubernetes gives pod ORDINAL of STATEFULSET (downward API filled in)."""
+    container = statefulset["spec"]["template"]["spec"]["containers"][0]
+    environ = {"POD_NAME": f"{statefulset['metadata']['name']}-{ordinal}", "POD_NAMESPACE": "streaming"}
+    for item in container["env"]:
+        if "value" in item:
+            environ[item["name"]] = item["value"]
+        elif "secretKeyRef" in item["valueFrom"]:
+            environ[item["name"]] = "secret-from-a-kubernetes-secret"
+    return environ
+
+
+def test_the_manifests_agree_with_the_servers_defaults_and_make_valid_node_configs(rendered, tmp_path):
+    """Every pod's env, read by `--from-env` with the ConfigMap file, is a valid node config."""
+    from freshet.server import pod_env
+    from freshet.server.config import load_node_config
+
+    name, docs = rendered
+    assert PORTS == {
+        "grpc": pod_env.DEFAULT_PORT,
+        "raft": pod_env.DEFAULT_PORT + pod_env.RAFT_PORT_OFFSET,
+        "http": pod_env.DEFAULT_PORT + pod_env.HTTP_PORT_OFFSET,
+    }
+    assert DATA_DIR == pod_env.DEFAULT_DATA_DIR
+    (config_map,) = by_kind(docs, "ConfigMap")
+    seen_ids: set[int] = set()
+    for statefulset in by_kind(docs, "StatefulSet"):
+        container = statefulset["spec"]["template"]["spec"]["containers"][0]
+        unknown = {item["name"] for item in container["env"]} - set(pod_env.ENV_VARS)
+        assert not unknown, f"{name}: env vars the server does not read: {unknown}"
+        environ = _pod_environment(statefulset, 0)
+        mounts = {mount["name"]: mount["mountPath"] for mount in container["volumeMounts"]}
+        config_path = pathlib.PurePosixPath(environ["FRESHET_CONFIG"])
+        assert str(config_path.parent) == mounts["config"], name
+        assert config_path.name in config_map["data"], name
+        local_config = tmp_path / config_path.name
+        local_config.write_text(config_map["data"][config_path.name])
+        for ordinal in range(statefulset["spec"]["replicas"]):
+            environ = _pod_environment(statefulset, ordinal)
+            identity = pod_env.pod_identity(environ)
+            config = load_node_config(identity.flags, (), str(local_config), environ=environ)
+            assert config.data_dir == DATA_DIR and config.listen.port == PORTS["grpc"], name
+            assert config.http_listen.port == PORTS["http"], name
+            assert config.node_id not in seen_ids, f"{name}: two pods would be node {config.node_id}"
+            seen_ids.add(config.node_id)
+            assert config.advertised.host.endswith(f".{statefulset['spec']['serviceName']}.streaming.svc"), name
+            if config.is_controller:
+                assert config.raft_listen is not None and config.raft_listen.port == PORTS["raft"], name
+                assert config.cluster_secret_source == "env", name
