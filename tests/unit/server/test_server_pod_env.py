@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import pathlib
+import re
+
 import pytest
+from freshet.server import pod_env
 from freshet.server.config import load_node_config
 from freshet.server.errors import NodeConfigError
 from freshet.server.pod_env import ENV_VARS, parse_host_aliases, pod_identity
@@ -109,7 +113,15 @@ def test_the_pod_name_falls_back_to_the_hostname(monkeypatch):
     assert pod_identity(environ).flags["node.id"] == "2"
 
 
-def test_every_variable_is_documented():
-    assert parse_host_aliases(" a=127.0.0.1 , ") == {"a": "127.0.0.1"}
-    read = {"POD_NAME", "POD_NAMESPACE", "FRESHET_SERVICE", "FRESHET_QUORUM_REPLICAS", "FRESHET_HOST_ALIASES"}
+def test_host_aliases_are_name_equals_ip_pairs():
+    assert parse_host_aliases(" A.b=127.0.0.1 , c=::1,") == {"a.b": "127.0.0.1", "c": "::1"}
+
+
+def test_every_variable_read_is_documented_in_the_module_and_in_deploy_readme():
+    source = pathlib.Path(pod_env.__file__).read_text()
+    read = set(re.findall(r'environ(?:\.get\(|, )"([A-Z_]+)"', source))
+    assert {"POD_NAME", "FRESHET_SERVICE", "FRESHET_QUORUM_REPLICAS", "FRESHET_HOST_ALIASES"} <= read
     assert read <= set(ENV_VARS)
+    readme = (pathlib.Path(__file__).resolve().parents[3] / "deploy" / "README.md").read_text()
+    documented = set(re.findall(r"^\| `([A-Z_]+)` \|", readme, re.M))
+    assert documented == set(ENV_VARS)
