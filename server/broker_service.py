@@ -1,15 +1,23 @@
-"""The client-facing Broker service, as far as this node implements it: Metadata.
+"""The client-facing Broker service (broker.proto): metadata, produce, fetch, offsets, producer ids.
 
-Owns `Broker.Metadata` (broker.proto) answered from this broker's metadata image: the cluster id,
-the controller (its gRPC endpoint: where admin requests go, although any node forwards them), the
-unfenced brokers (as Kafka), and per topic its id and per partition the leader, leader epoch,
-replicas, ISR and offline replicas (replicas on fenced or unregistered brokers), with
-LEADER_NOT_AVAILABLE for a partition without a leader and UNKNOWN_TOPIC for a requested topic
-that does not exist. With `auto.create.topics.enable` (default false) a requested unknown topic
-is created through the controller with the cluster defaults.
+Owns the gRPC handlers; the work is the data plane's (server/data_plane.py):
 
-Only Metadata is registered (`register`): Produce, Fetch, ListOffsets and InitProducerId belong to
-the data-plane issue and answer UNIMPLEMENTED until then.
+- `Metadata`, answered from this broker's metadata image: the cluster id, the controller (its
+  gRPC endpoint: where admin requests go, although any node forwards them), the unfenced brokers
+  (as Kafka), and per topic its id and per partition the leader, leader epoch, replicas, ISR and
+  offline replicas (replicas on fenced or unregistered brokers), with LEADER_NOT_AVAILABLE for a
+  partition without a leader and UNKNOWN_TOPIC for a requested topic that does not exist. With
+  `auto.create.topics.enable` (default false) a requested unknown topic is created through the
+  controller with the cluster defaults;
+- `Produce` and `ProduceStream` share `DataPlane.produce`. On a stream, each request is appended
+  synchronously as it is read, before the next read (stream order is append order), and one
+  writer task writes the responses as requests complete, tagged with their correlation_id.
+  acks=0 requests on a stream get no response; the first one that fails for a partition ends the
+  stream with that error (Kafka closes the connection), see broker.proto;
+- `Fetch` (long poll), `FetchStream` (server push), `ListOffsets`, `InitProducerId`.
+
+Every request is counted and timed per API (server/metrics.py). Whole-request failures are gRPC
+statuses with an ErrorDetail (server/status.py); per-partition ones are inline.
 
 Imports: asyncio, grpc, freshet.metadata, freshet.server, wire types.
 Thread-safety: not thread-safe (grpc.aio handlers run on the node's event loop).
@@ -18,6 +26,7 @@ Thread-safety: not thread-safe (grpc.aio handlers run on the node's event loop).
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import time
 
@@ -28,8 +37,9 @@ from freshet.metadata.image import NO_LEADER, MetadataImage
 from freshet.server import status
 from freshet.server.config import NodeConfig
 from freshet.server.controller_client import ControllerChannels, ForwardedError, forward
+from freshet.server.data_plane import DataPlane
 from freshet.server.metadata_publisher import MetadataPublisher
-from freshet.v1 import broker_pb2, common_pb2, controller_pb2
+from freshet.v1 import broker_pb2, broker_pb2_grpc, common_pb2, controller_pb2
 
 logger = logging.getLogger(__name__)
 
@@ -82,32 +92,34 @@ def metadata_response(
     return response
 
 
-class BrokerService:
-    """The implemented methods of freshet.v1.Broker. Not thread-safe (loop)."""
+class BrokerService(broker_pb2_grpc.BrokerServicer):
+    """freshet.v1.Broker on a broker node. Not thread-safe (loop)."""
 
-    def __init__(self, config: NodeConfig, publisher: MetadataPublisher, channels: ControllerChannels, controller_hint) -> None:
+    def __init__(
+        self,
+        config: NodeConfig,
+        publisher: MetadataPublisher,
+        channels: ControllerChannels,
+        controller_hint,
+        data_plane: DataPlane,
+    ) -> None:
         self.config = config
         self._publisher = publisher
         self._channels = channels
         self._controller_hint = controller_hint
+        self._data_plane = data_plane
+        self._metrics = data_plane.metrics
 
     def register(self, server: grpc.aio.Server) -> None:
-        """Add the implemented methods (only) to `server`."""
-        handlers = {
-            "Metadata": grpc.unary_unary_rpc_method_handler(
-                self.Metadata,
-                request_deserializer=broker_pb2.MetadataRequest.FromString,
-                response_serializer=broker_pb2.MetadataResponse.SerializeToString,
-            )
-        }
-        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("freshet.v1.Broker", handlers),))
+        broker_pb2_grpc.add_BrokerServicer_to_server(self, server)
 
     def _auto_create_enabled(self, image: MetadataImage) -> bool:
         layered = dict(self.config.broker_configs)
         layered.update(image.cluster_configs)
         return configs.broker_config(layered, image.broker_configs.get(self.config.node_id, {})).auto_create_topics_enable
 
-    async def Metadata(self, request: broker_pb2.MetadataRequest, context) -> broker_pb2.MetadataResponse:
+    async def Metadata(self, request: broker_pb2.MetadataRequest, context) -> broker_pb2.MetadataResponse:  # noqa: N802
+        started = time.monotonic()
         try:
             image = self._publisher.image
             missing = [name for name in request.topics if image.topic(name) is None]
@@ -119,6 +131,148 @@ class BrokerService:
             raise
         except Exception as error:
             await status.abort(context, error, self.config.node_id)
+        finally:
+            self._metrics.observe_request("Metadata", time.monotonic() - started)
+
+    # -- produce ---------------------------------------------------------------------------------
+
+    async def Produce(self, request: broker_pb2.ProduceRequest, context) -> broker_pb2.ProduceResponse:  # noqa: N802
+        loop = asyncio.get_running_loop()
+        answered: asyncio.Future = loop.create_future()
+
+        def done(response: broker_pb2.ProduceResponse) -> None:
+            self._metrics.observe_request("Produce", time.monotonic() - operation_started)
+            if not answered.done():
+                answered.set_result(response)
+
+        operation_started = time.monotonic()
+        try:
+            self._data_plane.produce(request, done)
+            return await answered
+        except (grpc.aio.AbortError, asyncio.CancelledError):
+            raise
+        except Exception as error:
+            await status.abort(context, error, self.config.node_id)
+
+    async def ProduceStream(self, request_iterator, context):  # noqa: N802
+        """See the module docstring: appends in stream order, responses as requests complete."""
+        outbox: collections.deque[broker_pb2.ProduceResponse] = collections.deque()
+        wake = asyncio.Event()
+        in_flight = 0
+        failure: list[common_pb2.ErrorDetail] = []
+        reading_done = False
+        metrics = self._metrics
+
+        def done_for(started: float, acks: int):
+            def done(response: broker_pb2.ProduceResponse) -> None:
+                nonlocal in_flight
+                in_flight -= 1
+                metrics.observe_request("ProduceStream", time.monotonic() - started)
+                if acks == 0:
+                    for result in response.results:
+                        if result.error.code != E.NONE and not failure:
+                            failure.append(result.error)
+                            wake.set()
+                    return
+                outbox.append(response)
+                wake.set()
+
+            return done
+
+        async def write_responses() -> None:
+            while True:
+                await wake.wait()
+                wake.clear()
+                while outbox:
+                    await context.write(outbox.popleft())
+                if failure or (reading_done and in_flight == 0):
+                    return
+
+        writer = asyncio.create_task(write_responses(), name="produce-stream-writer")
+        try:
+            while not failure:
+                reading = context.read()
+                request = await reading
+                if request is grpc.aio.EOF:
+                    break
+                if writer.done():
+                    break
+                in_flight += 1
+                try:
+                    self._data_plane.produce(request, done_for(time.monotonic(), request.acks))
+                except Exception as error:  # noqa: BLE001 - a refused request: answer it, keep the stream
+                    in_flight -= 1
+                    detail = status.detail_for(error, self.config.node_id)
+                    response = broker_pb2.ProduceResponse(correlation_id=request.correlation_id)
+                    for records in request.partitions:
+                        result = response.results.add(topic=records.topic, partition=records.partition)
+                        result.error.CopyFrom(detail)
+                    if request.acks == 0:
+                        failure.append(detail)
+                    else:
+                        outbox.append(response)
+                    wake.set()
+            reading_done = True
+            wake.set()
+            await writer
+            if failure:
+                logger.info("ending a produce stream after an acks=0 request failed: %s", failure[0].message)
+                await status.abort_with(context, failure[0])
+        except (grpc.aio.AbortError, asyncio.CancelledError):
+            raise
+        except Exception as error:
+            await status.abort(context, error, self.config.node_id)
+        finally:
+            writer.cancel()
+
+    # -- fetch -----------------------------------------------------------------------------------
+
+    async def Fetch(self, request: broker_pb2.FetchRequest, context) -> broker_pb2.FetchResponse:  # noqa: N802
+        started = time.monotonic()
+        try:
+            return await self._data_plane.fetch(request)
+        except (grpc.aio.AbortError, asyncio.CancelledError):
+            raise
+        except Exception as error:
+            await status.abort(context, error, self.config.node_id)
+        finally:
+            self._metrics.observe_request("Fetch", time.monotonic() - started)
+
+    async def FetchStream(self, request: broker_pb2.FetchRequest, context):  # noqa: N802
+        try:
+            await self._data_plane.fetch_stream(request, context.write)
+        except (grpc.aio.AbortError, asyncio.CancelledError):
+            raise
+        except Exception as error:
+            await status.abort(context, error, self.config.node_id)
+
+    async def ListOffsets(self, request: broker_pb2.ListOffsetsRequest, context) -> broker_pb2.ListOffsetsResponse:  # noqa: N802
+        started = time.monotonic()
+        try:
+            return self._data_plane.list_offsets(request)
+        except (grpc.aio.AbortError, asyncio.CancelledError):
+            raise
+        except Exception as error:
+            await status.abort(context, error, self.config.node_id)
+        finally:
+            self._metrics.observe_request("ListOffsets", time.monotonic() - started)
+
+    async def InitProducerId(self, request: broker_pb2.InitProducerIdRequest, context) -> broker_pb2.InitProducerIdResponse:  # noqa: N802
+        started = time.monotonic()
+        try:
+            remaining = context.time_remaining()
+            timeout_s = self.config.request_timeout_ms / 1000 if remaining is None else min(remaining, self.config.request_timeout_ms / 1000)
+            producer_id = await self._data_plane.producer_ids.next_id(time.monotonic() + timeout_s)
+            return broker_pb2.InitProducerIdResponse(producer_id=producer_id, producer_epoch=0)
+        except ForwardedError as error:
+            detail = error.error_detail or status.detail(E.UNKNOWN_SERVER_ERROR, error.message)
+            await status.abort_with(context, detail)
+        except (grpc.aio.AbortError, asyncio.CancelledError):
+            raise
+        except Exception as error:
+            await status.abort(context, error, self.config.node_id)
+        finally:
+            self._metrics.observe_request("InitProducerId", time.monotonic() - started)
 
     async def _auto_create(self, names: list[str], context) -> None:
         creatable = [name for name in names if not logic.is_internal_topic(name)]

@@ -12,12 +12,16 @@ Tree::
     |-- NodeStartError           the node cannot start (port taken, data directory in use; exit 1)
     |-- NotControllerError       no active controller answered (carries the last known controller)
     |-- RequestTimedOutError     the request's deadline passed before it completed
-    `-- InvalidRequestError      a malformed request (missing field, bad value)
+    |-- InvalidRequestError      a malformed request (missing field, bad value)
+    |-- InvalidRequiredAcksError a produce request whose acks is not 0, 1 or -1
+    `-- PartitionRequestError    one partition's answer was an error (the data plane's internal API)
 
-Imports: standard library only. Thread-safety: exceptions are immutable after construction.
+Imports: standard library and the wire ErrorDetail. Thread-safety: exceptions are immutable after construction.
 """
 
 from __future__ import annotations
+
+from freshet.v1 import common_pb2
 
 
 class ServerError(Exception):
@@ -92,3 +96,30 @@ class InvalidRequestError(ServerError):
     def __init__(self, reason: str) -> None:
         self.reason = reason
         super().__init__(reason)
+
+
+class InvalidRequiredAcksError(ServerError):
+    """A produce request asked for acks other than 0, 1 or -1 (all).
+
+    Attributes:
+        acks: the value it carried.
+    """
+
+    def __init__(self, acks: int) -> None:
+        self.acks = acks
+        super().__init__(f"acks must be 0, 1 or -1 (all in-sync replicas), not {acks}")
+
+
+class PartitionRequestError(ServerError):
+    """A partition refused a request of the data plane's internal API (`DataPlane.append_as_leader`,
+    `read_committed`): NOT_LEADER with the hint, NOT_ENOUGH_REPLICAS, REQUEST_TIMED_OUT, ...
+
+    Attributes:
+        detail: the partition's ErrorDetail, as a client would get it.
+        error_code: its code.
+    """
+
+    def __init__(self, error_code: int, detail: common_pb2.ErrorDetail) -> None:
+        self.detail = detail
+        self.error_code = error_code
+        super().__init__(f"{common_pb2.ErrorCode.Name(error_code)}: {detail.message}")

@@ -16,6 +16,12 @@ Prometheus collector that reads the node's state at scrape time (no gauges to ke
     freshet_broker_partition_count        replicas hosted here (PartitionCount)
     freshet_broker_leader_count           replicas led here (LeaderCount)
     freshet_broker_is_fenced              1 while this broker is fenced
+    freshet_replica_manager_under_replicated_partitions  partitions led here whose ISR is short
+                                          (Kafka's per-broker UnderReplicatedPartitions)
+    freshet_purgatory_size{type}          produce: acks=all partitions waiting; fetch: long polls waiting
+    freshet_replica_fetcher_max_lag       largest (leader LEO - own LEO) over followed partitions
+
+The data plane's counters and histograms (server/metrics.py) are registered in the same registry.
 
 The node provides the readers (`NodeView`); this module imports nothing of the node.
 
@@ -53,6 +59,7 @@ class NodeView:
     fenced_by_this_controller: Callable[[], int]
     hosted: Callable[[], tuple[int, int]]             # (partitions, leaders); (0, 0) without the broker role
     is_broker_fenced: Callable[[], bool | None]       # None without the broker role
+    data_plane: Callable[[], dict | None] = lambda: None   # gauges of the data plane; None without the broker role
 
 
 class NodeCollector:
@@ -99,13 +106,29 @@ class NodeCollector:
         is_fenced = view.is_broker_fenced()
         if is_fenced is not None:
             yield gauge("freshet_broker_is_fenced", "1 while this broker is fenced", int(is_fenced))
+        plane = view.data_plane()
+        if plane is not None:
+            yield gauge(
+                "freshet_replica_manager_under_replicated_partitions",
+                "partitions this broker leads whose ISR is smaller than the replica set",
+                plane["under_replicated_partitions"],
+            )
+            purgatory = GaugeMetricFamily("freshet_purgatory_size", "requests waiting in a purgatory", labels=["type"])
+            purgatory.add_metric(["produce"], plane["produce_purgatory"])
+            purgatory.add_metric(["fetch"], plane["fetch_purgatory"])
+            yield purgatory
+            yield gauge(
+                "freshet_replica_fetcher_max_lag",
+                "largest number of offsets a followed partition is behind its leader",
+                plane["max_follower_lag"],
+            )
 
 
 class NodeHttpServer:
     """The HTTP listener on its own thread. Thread-safe (start/stop from one thread)."""
 
-    def __init__(self, host: str, port: int, view: NodeView) -> None:
-        self.registry = CollectorRegistry(auto_describe=False)
+    def __init__(self, host: str, port: int, view: NodeView, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry(auto_describe=False)
         self.registry.register(NodeCollector(view))
         registry = self.registry
 

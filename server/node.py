@@ -6,17 +6,21 @@ every service the node's roles support:
 Start (graceful): lock the data directory (and check it belongs to this node id), recover the
 partition logs (LogManager.open; broker role), start the metadata voter (controller role), the
 metadata publisher (the local voter, or a WatchMetadata stream for broker-only nodes), the
-active-controller role, the gRPC server (Controller service everywhere, Broker.Metadata on
-brokers) and HTTP; then the broker registers with the active controller, catches up on metadata,
-is unfenced and becomes ready (/readyz).
+active-controller role, the gRPC server (Controller service everywhere; Broker and Replication on
+brokers) and HTTP; then the broker registers with the active controller, catches up on metadata
+(only then does the data plane act on partition roles), is unfenced and becomes ready (/readyz).
 
 Stop (SIGTERM/SIGINT; a second signal is ignored): the broker asks the controller to move its
 leaderships away (controlled shutdown, bounded by controlled.shutdown.timeout.ms, and given up
-after a couple of seconds when no controller is reachable); an active controller then hands its
-role over (transfer_leadership) so the next one takes over without waiting for an election
-timeout; the services stop; the voter and the logs close cleanly. The whole stop is bounded by
-shutdown.timeout.ms (a watchdog exits the process if anything hangs). Exit code 0 on a clean
-stop, 1 when the node could not start or had to stop on a fatal error.
+after a couple of seconds when no controller is reachable): the controller elects new leaders
+from the ISR, which hold every acknowledged record, and removes this broker from every ISR; this
+broker's acks=all requests still waiting answer NOT_LEADER once its metadata shows the move, so
+producers retry on the new leaders. An active controller then hands its role over
+(transfer_leadership) so the next one takes over without waiting for an election timeout; the
+services stop; the data plane checkpoints high watermarks; the voter and the logs close cleanly.
+The whole stop is bounded by shutdown.timeout.ms (a watchdog exits the process if anything
+hangs). Exit code 0 on a clean stop, 1 when the node could not start or had to stop on a fatal
+error.
 
 Logs: one line per event on stderr: UTC time, level, node id, component, message.
 
@@ -47,13 +51,17 @@ from freshet.server.broker_service import BrokerService
 from freshet.server.config import NodeConfig, format_node_addresses
 from freshet.server.controller_client import CHANNEL_OPTIONS, ControllerChannels
 from freshet.server.controller_service import ControllerService
+from freshet.server.data_plane import DataPlane
 from freshet.server.errors import NodeStartError
 from freshet.server.http_server import NodeHttpServer, NodeView
 from freshet.server.metadata_publisher import MetadataPublisher, QuorumPublisher, WatchPublisher
+from freshet.server.metrics import BrokerMetrics
 from freshet.server.replica_manager import ReplicaManager
+from freshet.server.replication_service import ReplicationService
 from freshet.storage.errors import StorageError
 from freshet.storage.log_manager import LogManager
-from freshet.v1 import controller_pb2_grpc
+from freshet.v1 import controller_pb2_grpc, replication_pb2_grpc
+from prometheus_client import CollectorRegistry
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +80,10 @@ _COMPONENTS = (
     ("freshet.server.broker_lifecycle", "broker"),
     ("freshet.server.broker_service", "broker-rpc"),
     ("freshet.server.replica_manager", "replicas"),
+    ("freshet.server.data_plane", "data-plane"),
+    ("freshet.server.replication_service", "replication"),
+    ("freshet.server.replica_fetcher", "fetcher"),
+    ("freshet.server.producer_ids", "producer-ids"),
     ("freshet.server.metadata_publisher", "metadata"),
     ("freshet.server.http_server", "http"),
     ("freshet.server.node", "node"),
@@ -127,6 +139,9 @@ class Node:
         self.controller_service: ControllerService | None = None
         self.lifecycle: BrokerLifecycle | None = None
         self.replica_manager: ReplicaManager | None = None
+        self.data_plane: DataPlane | None = None
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.metrics = BrokerMetrics(self.registry)
         self.grpc_server: grpc.aio.Server | None = None
         self.http: NodeHttpServer | None = None
         self.is_started = False
@@ -233,7 +248,22 @@ class Node:
         server = grpc.aio.server(options=SERVER_OPTIONS)
         controller_pb2_grpc.add_ControllerServicer_to_server(self.controller_service, server)
         if config.is_broker:
-            BrokerService(config, self.publisher, self.channels, self._controller_hint).register(server)
+            assert self.log_manager is not None
+            self.lifecycle = BrokerLifecycle(config, self.publisher, self.channels, self._controller_hint, self._fatal)
+            self.replica_manager = ReplicaManager(config.node_id, self.log_manager, self.publisher, self._may_delete_logs)
+            self.data_plane = DataPlane(
+                config,
+                self.log_manager,
+                self.publisher,
+                self.replica_manager,
+                self.channels,
+                self._controller_hint,
+                lambda: self.lifecycle.broker_epoch if self.lifecycle is not None else -1,
+                self._may_delete_logs,
+                self.metrics,
+            )
+            BrokerService(config, self.publisher, self.channels, self._controller_hint, self.data_plane).register(server)
+            replication_pb2_grpc.add_ReplicationServicer_to_server(ReplicationService(self.data_plane), server)
         try:
             server.add_insecure_port(str(config.listen))
         except RuntimeError as error:
@@ -242,16 +272,15 @@ class Node:
         await server.start()
 
         try:
-            self.http = NodeHttpServer(config.http_listen.host, config.http_listen.port, self._view())
+            self.http = NodeHttpServer(config.http_listen.host, config.http_listen.port, self._view(), self.registry)
         except OSError as error:
             raise NodeStartError(f"cannot listen on {config.http_listen} (HTTP): {error.strerror}") from error
         self.http.start()
 
         if config.is_broker:
-            assert self.log_manager is not None
-            self.lifecycle = BrokerLifecycle(config, self.publisher, self.channels, self._controller_hint, self._fatal)
-            self.replica_manager = ReplicaManager(config.node_id, self.log_manager, self.publisher, self._may_delete_logs)
+            assert self.lifecycle is not None and self.replica_manager is not None and self.data_plane is not None
             await self.lifecycle.start()
+            await self.data_plane.start()
             await self.replica_manager.start()
         self._watch_task = loop.create_task(self._watch_quorum(), name="quorum-watch")
 
@@ -380,6 +409,8 @@ class Node:
             self._watch_task.cancel()
         if self.lifecycle is not None:
             await self.lifecycle.close()
+        if self.data_plane is not None:
+            await self.data_plane.close()
         if self.replica_manager is not None:
             await self.replica_manager.close()
         if self.controller is not None:
@@ -475,10 +506,20 @@ class Node:
                     "role": replica.role,
                     "leader": replica.leader_id,
                     "leader_epoch": replica.leader_epoch,
-                    "log_end_offset": replica.log.log_end_offset,
+                    "log_end_offset": _end_offset(replica.log),
                 }
                 for _, replica in sorted(self.replica_manager.replicas.items())
             ]
+        if self.data_plane is not None:
+            data_plane = self.data_plane
+            result["data_plane"] = {
+                "is_active": data_plane.is_active,
+                "partitions": data_plane.describe(),
+                "follower_streams": sorted(session.replica_id for session in list(data_plane.sessions)),
+                "leader_links": sorted(data_plane.fetcher.links),
+                "produce_purgatory": data_plane.produce_waiting(),
+                "fetch_purgatory": data_plane.fetch_waiting,
+            }
         return result
 
     def _view(self) -> NodeView:
@@ -493,6 +534,17 @@ class Node:
         def is_fenced() -> bool | None:
             return None if self.lifecycle is None else self.lifecycle.is_fenced
 
+        def data_plane() -> dict | None:
+            plane = self.data_plane
+            if plane is None:
+                return None
+            return {
+                "under_replicated_partitions": plane.under_replicated_partitions(),
+                "produce_purgatory": plane.produce_waiting(),
+                "fetch_purgatory": plane.fetch_waiting,
+                "max_follower_lag": plane.fetcher.max_lag(),
+            }
+
         return NodeView(
             image=lambda: self.publisher.image,
             readiness=self.readiness,
@@ -502,6 +554,7 @@ class Node:
             fenced_by_this_controller=lambda: 0 if self.controller is None else self.controller.metrics.fenced_brokers,
             hosted=hosted,
             is_broker_fenced=is_fenced,
+            data_plane=data_plane,
         )
 
 
@@ -535,6 +588,13 @@ async def serve(config: NodeConfig) -> int:
     finally:
         watchdog.cancel()
     return 1 if node.fatal is not None else 0
+
+
+def _end_offset(log) -> int | None:
+    try:
+        return log.log_end_offset
+    except StorageError:
+        return None
 
 
 def _shutdown_overrun(timeout_ms: int) -> None:

@@ -3,11 +3,13 @@
 Owns, on every metadata change: which partitions have a replica on this broker; their logs
 (created through `LogManager.get_or_create` with the topic's typed LogConfig, reconfigured when
 the topic's config changes); deleting the logs of deleted topics, of replicas moved away, and of
-a topic re-created under the same name (a different topic id); and recording where each leader
-epoch starts (`assign_epoch_start_offset` at the log end) when this broker becomes leader.
+a topic re-created under the same name (a different topic id).
 
-This is the seam for the data plane: produce, fetch, replica fetchers, the high watermark and
-ISR maintenance (AlterPartition) hang off `HostedReplica`s and `on_role_change` listeners.
+This is the seam for the data plane (server/data_plane.py): role listeners get every new,
+changed (role, leader, leader epoch, partition epoch, min.insync.replicas) or removed
+`HostedReplica`. The data plane records where a leader epoch starts (`assign_epoch_start_offset`)
+itself, on its event loop after it stopped fetching the partition, so that no follower append
+can land between the two.
 
 Safety: nothing is deleted before this broker's metadata has caught up to its registration (a
 broker starting with a stale image must not delete data because it has not heard of a topic yet).
@@ -53,6 +55,8 @@ class HostedReplica:
         role: LEADER or FOLLOWER.
         leader_id, leader_epoch, partition_epoch: the partition state it was last reconciled with.
         log: the partition log.
+        replicas, isr: the partition's replica set and ISR in that state.
+        min_insync_replicas: the topic's min.insync.replicas.
     """
 
     topic: str
@@ -63,6 +67,15 @@ class HostedReplica:
     leader_epoch: int
     partition_epoch: int
     log: PartitionLog
+    replicas: tuple[int, ...] = ()
+    isr: tuple[int, ...] = ()
+    min_insync_replicas: int = 1
+
+    def state_key(self) -> tuple:
+        """What a role listener must hear about when it changes (everything but the log)."""
+        return (
+            self.role, self.leader_id, self.leader_epoch, self.partition_epoch, self.topic_id, self.min_insync_replicas
+        )
 
 
 def log_config(image: MetadataImage, topic: TopicImage) -> LogConfig:
@@ -107,7 +120,7 @@ class ReplicaManager:
 
     def add_role_listener(self, listener: Callable[[HostedReplica | None, HostedReplica | None], None]) -> None:
         """Call listener(old, new) on the worker thread when a replica appears (old None),
-        disappears (new None), or changes role or leader epoch. For the data plane."""
+        disappears (new None), or changes its state (`HostedReplica.state_key`). For the data plane."""
         self._role_listeners.append(listener)
 
     async def start(self) -> None:
@@ -171,12 +184,15 @@ class ReplicaManager:
             for key in sorted(gone):
                 logger.info("deleting the log of %s-%d: no replica here in metadata offset %d", key[0], key[1], image.offset)
                 self._delete(key)
-        configs_by_topic: dict[bytes, LogConfig] = {}
+        configs_by_topic: dict[bytes, tuple[LogConfig, int]] = {}
         incomplete: set[bytes] = set()
         for key, (topic, partition) in sorted(wanted.items()):
-            config = configs_by_topic.get(topic.topic_id)
-            if config is None:
-                config = configs_by_topic[topic.topic_id] = log_config(image, topic)
+            found = configs_by_topic.get(topic.topic_id)
+            if found is None:
+                typed = image.topic_config(topic.topic_id)
+                assert typed is not None
+                found = configs_by_topic[topic.topic_id] = (log_config(image, topic), typed.min_insync_replicas)
+            config, min_insync_replicas = found
             try:
                 log = self._log(key, topic, config, allow_deletes)
             except StorageError as error:
@@ -188,17 +204,26 @@ class ReplicaManager:
                 continue
             role = LEADER if partition.leader == self.node_id else FOLLOWER
             before = previous.get(key)
-            if role == LEADER and partition.leader_epoch > log.latest_epoch:
-                log.assign_epoch_start_offset(partition.leader_epoch, log.log_end_offset)
             replica = HostedReplica(
-                key[0], key[1], topic.topic_id, role, partition.leader, partition.leader_epoch, partition.partition_epoch, log
+                key[0],
+                key[1],
+                topic.topic_id,
+                role,
+                partition.leader,
+                partition.leader_epoch,
+                partition.partition_epoch,
+                log,
+                partition.replicas,
+                partition.isr,
+                min_insync_replicas,
             )
             current[key] = replica
-            if before is None or (before.role, before.leader_epoch, before.topic_id) != (role, replica.leader_epoch, replica.topic_id):
-                logger.info(
-                    "%s-%d: %s at leader epoch %d (leader %d, log end offset %d)",
-                    key[0], key[1], role, partition.leader_epoch, partition.leader, log.log_end_offset,
-                )
+            if before is None or before.state_key() != replica.state_key() or before.log is not log:
+                if before is None or (before.role, before.leader_epoch, before.topic_id) != (role, replica.leader_epoch, replica.topic_id):
+                    logger.info(
+                        "%s-%d: %s at leader epoch %d (leader %d, log end offset %d)",
+                        key[0], key[1], role, partition.leader_epoch, partition.leader, log.log_end_offset,
+                    )
                 self._notify(before, replica)
         for key, before in previous.items():
             if key not in current:

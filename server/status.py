@@ -142,6 +142,8 @@ DOMAIN_ERRORS: Mapping[type[Exception], int | None] = {
     server_errors.NotControllerError: E.NOT_CONTROLLER,
     server_errors.RequestTimedOutError: E.REQUEST_TIMED_OUT,
     server_errors.InvalidRequestError: E.INVALID_REQUEST,
+    server_errors.InvalidRequiredAcksError: E.INVALID_REQUIRED_ACKS,
+    server_errors.PartitionRequestError: None,                  # the partition's own code
 }
 
 # Error classes whose instances describe bugs or broken nodes rather than the request: their
@@ -168,7 +170,7 @@ def detail(error_code: int, message: str, **hints) -> common_pb2.ErrorDetail:
     """An ErrorDetail; `hints` are ErrorDetail fields (controller_id, leader_id, ...)."""
     result = common_pb2.ErrorDetail(code=error_code, message=message, leader_id=-1, controller_id=-1)
     for name, value in hints.items():
-        if isinstance(value, common_pb2.BrokerEndpoint):
+        if isinstance(value, common_pb2.BrokerEndpoint | common_pb2.TopicPartition):
             getattr(result, name).CopyFrom(value)
         else:
             setattr(result, name, value)
@@ -181,6 +183,10 @@ def ok_detail() -> common_pb2.ErrorDetail:
 
 def detail_for(error: Exception, node_id: int = -1) -> common_pb2.ErrorDetail:
     """The ErrorDetail of a domain error, with the hints its data gives."""
+    if isinstance(error, server_errors.PartitionRequestError):
+        found = common_pb2.ErrorDetail()
+        found.CopyFrom(error.detail)
+        return found
     code = error_code_of(error)
     if isinstance(error, metadata_errors.ControllerRequestError):
         message = error.message

@@ -435,14 +435,26 @@ class PartitionLog:
 
     @property
     def log_start_offset(self) -> int:
-        """The first offset that can be read: the base offset of the first segment."""
+        """The first offset that can be read: the base offset of the first segment.
+
+        Raises:
+            LogClosedError: the log was deleted (it has no segments left).
+        """
         with self._lock:
+            if not self._segments:
+                raise LogClosedError(self.directory)
             return self._segments[0].base_offset
 
     @property
     def log_end_offset(self) -> int:
-        """The offset the next appended record gets (LEO)."""
+        """The offset the next appended record gets (LEO).
+
+        Raises:
+            LogClosedError: the log was deleted (it has no segments left).
+        """
         with self._lock:
+            if not self._segments:
+                raise LogClosedError(self.directory)
             active = self._segments[-1]
             return active.next_offset
 
@@ -913,6 +925,12 @@ class PartitionLog:
         below the log start empties the log and restarts it at `offset`. An `offset` at or past the
         log end does nothing.
 
+        An `offset` at or past the log end removes no data but still drops leader-epoch entries
+        that start at or after the log end (Kafka's UnifiedLog.truncateTo): a replica that became
+        leader, recorded its epoch's start offset and appended nothing before losing leadership
+        holds such an entry, and as a follower it would otherwise keep reporting an epoch no batch
+        carries, and never stop diverging.
+
         Returns:
             Whether anything was removed.
 
@@ -924,6 +942,7 @@ class PartitionLog:
         with self._lock:
             self._check_usable()
             if offset >= self.log_end_offset:
+                self._epoch_cache.truncate_from_end(self.log_end_offset)
                 return False
             if offset < self.log_start_offset:
                 self._truncate_fully_and_start_at(offset)

@@ -83,6 +83,15 @@ class BrokerServicer:
 
     def Produce(self, request, context):
         """Append batches to partition leaders. Unary: one request, one response.
+        Per partition: the leader only (others answer NOT_LEADER with the leader hint); with acks=-1
+        NOT_ENOUGH_REPLICAS and nothing appended when the ISR is smaller than min.insync.replicas;
+        the batch is validated (CRC: CORRUPT_RECORD, size: RECORD_TOO_LARGE against
+        max.message.bytes, idempotent sequences: OUT_OF_ORDER_SEQUENCE; a retry of one of the
+        producer's last 5 batches answers its original offsets with is_duplicate) and appended; acks=1
+        answers then, acks=-1 once the high watermark passes the batch (REQUEST_TIMED_OUT after
+        timeout_ms, outcome unknown; NOT_LEADER if leadership moves meanwhile; NOT_ENOUGH_REPLICAS_
+        AFTER_APPEND if the ISR shrank below min.insync.replicas). A unary acks=0 request is answered
+        at once with its per-partition results.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -92,13 +101,18 @@ class BrokerServicer:
         """The same as Produce over one ordered, pipelined stream: requests are appended in the order
         they arrive on the stream (like requests on one Kafka connection), responses come back as
         each request completes, tagged with its correlation_id. The SDK's producer uses this.
+        acks=0 requests get no response (as Kafka): when one fails for any partition, the broker ends
+        the stream with that partition's error status (NOT_LEADER and its hint, ...), as Kafka closes
+        the connection, so the producer refreshes its metadata; acks=1/-1 requests still in flight on
+        that stream then fail with it (outcome unknown).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def Fetch(self, request, context):
-        """Long-poll fetch: waits up to max_wait_ms for min_bytes of committed data.
+        """Long-poll fetch from partition leaders: waits up to max_wait_ms for min_bytes of committed
+        data (below the high watermark). A partition with an error answers at once.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -106,7 +120,9 @@ class BrokerServicer:
 
     def FetchStream(self, request, context):
         """Server-streaming fetch: starts at the requested offsets and pushes committed data as the high
-        watermark advances, until the client cancels. Per-partition errors end that partition's feed.
+        watermark advances, until the client cancels. Per-partition errors end that partition's feed
+        (its last message carries the error); the stream ends when no partition is left. Each message
+        waits for HTTP/2 flow control, so a slow consumer slows the feed instead of buffering.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -114,7 +130,8 @@ class BrokerServicer:
 
     def ListOffsets(self, request, context):
         """Offsets by time: earliest (-2), latest (-1, the high watermark), or the first offset whose
-        timestamp is >= the given one.
+        timestamp is >= the given one (below the high watermark). Answered by the partition's leader;
+        any other broker answers NOT_LEADER with the leader hint for that partition.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -277,12 +277,6 @@ def test_non_controllers_turn_broker_sessions_away_with_the_controller_hint(clus
     assert detail.controller.port == cluster.ports[detail.controller_id]
 
 
-def test_the_data_plane_rpcs_are_not_registered_yet(cluster):
-    with pytest.raises(grpc.RpcError) as raised:
-        cluster.broker(1).Produce(broker_pb2.ProduceRequest(acks=1), timeout=5)
-    assert raised.value.code() == grpc.StatusCode.UNIMPLEMENTED
-
-
 def test_watch_metadata_sends_a_snapshot_then_deltas_in_offset_order(cluster):
     from freshet.metadata import snapshot, state_machine
 

@@ -1,7 +1,8 @@
 """The replicas a broker hosts follow metadata (server/replica_manager.py).
 
-Goal: logs exist exactly for this broker's replicas, with the topic's configuration; a new leader
-records where its leader epoch starts; nothing is deleted before the broker's metadata caught up;
+Goal: logs exist exactly for this broker's replicas, with the topic's configuration; role
+listeners hear of every change of role, leader, epochs, ISR and min.insync.replicas (the data
+plane records where a leader epoch starts); nothing is deleted before the broker's metadata caught up;
 a topic deleted and re-created under the same name never serves the old data. Method: scripted
 metadata images (no network) reconciled into a real LogManager in a temporary directory.
 """
@@ -37,20 +38,33 @@ def test_logs_roles_configs_and_leader_epochs_follow_metadata(tmp_path):
     s.cluster(3)
     topic_id = s.topic("t", [([2, 1], [2, 1], 2), ([1, 2], [1, 2], 1), ([1, 3], [1, 3], 1)], configs={"segment.bytes": "1048576"})
     manager = manager_for(tmp_path, s.image)
+    heard = []
+    manager.add_role_listener(lambda old, new: heard.append((old, new)))
     manager.reconcile(s.image, allow_deletes=True)
     assert {key: r.role for key, r in manager.replicas.items()} == {("t", 0): LEADER, ("t", 1): FOLLOWER}
+    assert sorted((new.topic, new.partition, new.replicas, new.isr) for old, new in heard if old is None) == [
+        ("t", 0, (2, 1), (2, 1)),
+        ("t", 1, (1, 2), (1, 2)),
+    ]
     assert sorted(manager.log_manager.all()) == [("t", 0), ("t", 1)]
     log = manager.replicas[("t", 0)].log
     assert log.config.segment_bytes == 1048576 and log.config == log_config(s.image, s.image.topic("t"))
     assert log.topic_id == topic_id.hex()
-    assert log.leader_epoch_entries == [(0, 0)]
+    assert log.leader_epoch_entries == [], "the data plane assigns epoch starts, on its loop"
+    heard.clear()
     s.ok(c.change_partition(s.rid(), EPOCH, topic_id, 1, 0, leader=2))
     manager.reconcile(s.image, allow_deletes=True)
     assert manager.replicas[("t", 1)].role == LEADER
-    assert manager.replicas[("t", 1)].log.leader_epoch_entries == [(1, 0)]
-    s.ok(c.alter_configs(s.rid(), EPOCH, c.topic_resource(topic_name="t"), {"retention.ms": "1000"}))
+    assert [(old.role, new.role, new.leader_epoch) for old, new in heard] == [(FOLLOWER, LEADER, 1)]
+    heard.clear()
+    s.ok(c.change_partition(s.rid(), EPOCH, topic_id, 0, s.image.partition("t", 0).partition_epoch, isr=[2]))
+    manager.reconcile(s.image, allow_deletes=True)
+    assert [(new.isr, new.partition_epoch > old.partition_epoch) for old, new in heard] == [((2,), True)]
+    heard.clear()
+    s.ok(c.alter_configs(s.rid(), EPOCH, c.topic_resource(topic_name="t"), {"retention.ms": "1000", "min.insync.replicas": "2"}))
     manager.reconcile(s.image, allow_deletes=True)
     assert manager.replicas[("t", 0)].log.config.retention_ms == 1000
+    assert sorted((new.partition, new.min_insync_replicas) for _, new in heard) == [(0, 2), (1, 2)]
     manager.log_manager.close()
 
 

@@ -418,6 +418,25 @@ def test_truncate_to_a_batch_boundary_and_inside_a_batch(tmp_path):
     assert log.leader_epoch_entries == [(0, 0), (1, 30), (5, 54)]
 
 
+def test_truncate_at_the_log_end_drops_an_epoch_that_holds_no_batch(tmp_path):
+    """Goal: a replica that became leader (epoch start recorded at its log end) and appended
+    nothing before becoming a follower again loses that epoch entry when it truncates to its log
+    end, so its last epoch is the epoch of its last batch (Kafka's UnifiedLog.truncateTo). Method:
+    assign an epoch start at the end, truncate to the end and past it, check the entries and that
+    no data went."""
+    log = open_log(tmp_path)
+    log.append_as_leader(batch(3), 0)
+    log.assign_epoch_start_offset(1, 3)
+    assert log.leader_epoch_entries == [(0, 0), (1, 3)]
+    assert log.truncate_to(3) is False
+    assert log.leader_epoch_entries == [(0, 0)]
+    assert log.latest_epoch == 0 and log.log_end_offset == 3
+    log.assign_epoch_start_offset(2, 3)
+    assert log.truncate_to(10) is False
+    assert log.leader_epoch_entries == [(0, 0)]
+    assert [offset for offset, *_ in verified_records(read_all(log))] == [0, 1, 2]
+
+
 def test_truncate_below_the_log_start_empties_the_log_at_that_offset(tmp_path):
     """Goal: truncating below the log start restarts the log there (Kafka's truncateFullyAndStartAt)
     and clears the epoch cache.
@@ -664,13 +683,18 @@ def test_a_directory_of_another_topic_id_is_refused(tmp_path):
 
 
 def test_delete_removes_the_directory(tmp_path):
-    """Goal: delete() removes every file and the log refuses further use."""
+    """Goal: delete() removes every file and the log refuses further use, its offsets too (a
+    storage error the broker handles, not an IndexError)."""
     log = open_log(tmp_path)
     log.append_as_leader(batch(3), 0)
     log.delete()
     assert os.listdir(tmp_path) == []
     with pytest.raises(LogClosedError):
         log.append_as_leader(batch(1), 0)
+    with pytest.raises(LogClosedError):
+        _ = log.log_end_offset
+    with pytest.raises(LogClosedError):
+        _ = log.log_start_offset
 
 
 def test_reads_and_appends_after_an_unclean_stop_continue_where_the_log_ended(tmp_path, clock):

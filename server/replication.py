@@ -1,0 +1,497 @@
+"""The replication decisions of a partition, as pure functions and classes that return actions.
+
+Owns, with no I/O, no clock and no network (STYLE.md: like etcd's Ready/Advance; the high
+watermark like `CommittedIndex` in etcd's quorum/majority.go):
+
+- `high_watermark`: the committed offset of a partition, min log end offset (LEO) over the
+  *maximal* ISR (the committed ISR plus members an in-flight AlterPartition adds, KIP-497),
+  never decreasing, and frozen while any member's LEO is unknown (a new leader knows no
+  follower's LEO until each reports, as Kafka);
+- `LeaderState`: what a partition leader knows of its followers (LEO, when each last caught up),
+  its ISR (committed and pending), and the ISR maintenance decision (`alter_isr`): shrink
+  followers not caught up for `replica.lag.time.max.ms`, expand followers whose LEO reached the
+  high watermark and the start of this leader epoch; at most one AlterPartition in flight;
+- `PushCursor`: per follower and partition, where the leader's next push starts and how many
+  bytes are sent but unacknowledged (the in-flight window);
+- `check_follower_position`: the leader's validation of a follower's reset position (topic id,
+  leader epoch fencing, divergence by leader epoch as KIP-320/KIP-595, offset range);
+- `truncation_offset` and `out_of_range_action`: the follower's answer to diverging_epoch and
+  OFFSET_OUT_OF_RANGE (Kafka's AbstractFetcherThread), never truncating by high watermark alone.
+
+Time enters as `now_ms` arguments. Imports: standard library and the wire enum of error codes.
+Thread-safety: not thread-safe; each instance belongs to one partition on the node's event loop.
+Functions are pure.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import deque
+from collections.abc import Callable, Collection, Iterable, Mapping
+
+from freshet.v1 import common_pb2
+
+E = common_pb2.ErrorCode
+
+UNKNOWN_OFFSET = -1
+UNDEFINED_EPOCH = -1
+#: Coarsest spacing of the leader's (log end offset, time) samples used to decide when a follower
+#: last caught up: a coarser sample only makes a follower look less caught up (conservative).
+CAUGHT_UP_SAMPLE_MS = 10
+#: Bound on the samples kept (older ones are dropped first; again conservative).
+CAUGHT_UP_SAMPLES_MAX = 4096
+
+
+def high_watermark(
+    current: int,
+    leader_id: int,
+    leader_log_end_offset: int,
+    follower_log_end_offsets: Mapping[int, int],
+    maximal_isr: Iterable[int],
+) -> int:
+    """The high watermark: min LEO over the maximal ISR, never below `current`.
+
+    Args:
+        current: the high watermark now.
+        leader_id: the leader (its LEO is `leader_log_end_offset`).
+        leader_log_end_offset: the leader's LEO.
+        follower_log_end_offsets: replica id -> LEO it acknowledged (UNKNOWN_OFFSET: not yet).
+        maximal_isr: committed ISR plus pending additions.
+
+    Returns:
+        The new high watermark (>= current). A member with an unknown LEO freezes it.
+    """
+    candidate = leader_log_end_offset
+    for replica in maximal_isr:
+        if replica == leader_id:
+            continue
+        offset = follower_log_end_offsets.get(replica, UNKNOWN_OFFSET)
+        if offset == UNKNOWN_OFFSET:
+            return current
+        if offset < candidate:
+            candidate = offset
+    return candidate if candidate > current else current
+
+
+@dataclasses.dataclass(slots=True)
+class FollowerState:
+    """The leader's view of one follower. Not thread-safe (one partition's state).
+
+    Attributes:
+        log_end_offset: the LEO it last acknowledged (UNKNOWN_OFFSET until it reports in this
+            leader epoch).
+        last_caught_up_ms: the last time it held everything the leader had then (Kafka's
+            lastCaughtUpTimeMs).
+    """
+
+    log_end_offset: int = UNKNOWN_OFFSET
+    last_caught_up_ms: int = 0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AlterIsr:
+    """An action: ask the controller for `new_isr` (AlterPartition), compare-and-set on
+    `partition_epoch`, fenced by `leader_epoch`. Thread-safe (immutable)."""
+
+    new_isr: tuple[int, ...]
+    leader_epoch: int
+    partition_epoch: int
+    removed: tuple[int, ...]
+    added: tuple[int, ...]
+
+
+class LeaderState:
+    """A partition leader's replication state (see the module docstring). Not thread-safe.
+
+    Invariants: the leader is in `isr`; `high_watermark` never decreases and never exceeds
+    `log_end_offset`; every follower state belongs to a replica other than the leader.
+    """
+
+    def __init__(
+        self,
+        leader_id: int,
+        leader_epoch: int,
+        partition_epoch: int,
+        replicas: Iterable[int],
+        isr: Iterable[int],
+        epoch_start_offset: int,
+        high_watermark: int,
+        log_end_offset: int,
+        now_ms: int,
+    ) -> None:
+        """A new leader. `high_watermark` is the replica's own (checkpointed or last known one),
+        clamped to `log_end_offset`; followers in the ISR count as caught up now (Kafka), the
+        others as never."""
+        self.leader_id = leader_id
+        self.leader_epoch = leader_epoch
+        self.partition_epoch = partition_epoch
+        self.replicas = tuple(replicas)
+        self.isr = tuple(isr)
+        self.epoch_start_offset = epoch_start_offset
+        self.log_end_offset = log_end_offset
+        self.high_watermark = min(high_watermark, log_end_offset)
+        self.pending: AlterIsr | None = None
+        # Set when the controller refused our view (stale partition epoch, fenced): no new
+        # AlterPartition until metadata brings a newer partition epoch.
+        self.awaiting_metadata = False
+        self.followers: dict[int, FollowerState] = {}
+        for replica in self.replicas:
+            if replica != leader_id:
+                self.followers[replica] = FollowerState(UNKNOWN_OFFSET, now_ms if replica in self.isr else 0)
+        # (leader LEO, time) samples, both increasing: the follower that acknowledges >= the LEO of
+        # a sample held everything the leader had at that time.
+        self._samples: deque[tuple[int, int]] = deque()
+        self._samples.append((log_end_offset, now_ms))
+        self._check()
+
+    def _check(self) -> None:
+        assert self.leader_id in self.isr, (self.leader_id, self.isr)
+        assert 0 <= self.high_watermark <= self.log_end_offset, (self.high_watermark, self.log_end_offset)
+
+    @property
+    def maximal_isr(self) -> tuple[int, ...]:
+        """The committed ISR plus the members a pending AlterPartition adds (KIP-497)."""
+        if self.pending is None:
+            return self.isr
+        return self.isr + tuple(r for r in self.pending.added if r not in self.isr)
+
+    def _advance(self) -> bool:
+        new = high_watermark(
+            self.high_watermark,
+            self.leader_id,
+            self.log_end_offset,
+            {replica: state.log_end_offset for replica, state in self.followers.items()},
+            self.maximal_isr,
+        )
+        if new != self.high_watermark:
+            self.high_watermark = new
+            return True
+        return False
+
+    def on_append(self, log_end_offset: int, now_ms: int) -> bool:
+        """The leader appended up to `log_end_offset`. Returns whether the high watermark moved
+        (only when the leader is the whole maximal ISR)."""
+        assert log_end_offset >= self.log_end_offset
+        if log_end_offset > self.log_end_offset:
+            # A follower at the old log end held everything the leader had until now: with push
+            # replication an idle follower sends nothing, so this is when it stops being caught up.
+            for state in self.followers.values():
+                if state.log_end_offset >= self.log_end_offset:
+                    state.last_caught_up_ms = now_ms
+        self.log_end_offset = log_end_offset
+        samples = self._samples
+        if samples and now_ms - samples[-1][1] < CAUGHT_UP_SAMPLE_MS:
+            # Keeping the older time with the newer offset only understates followers.
+            samples[-1] = (log_end_offset, samples[-1][1])
+        else:
+            samples.append((log_end_offset, now_ms))
+            if len(samples) > CAUGHT_UP_SAMPLES_MAX:
+                samples.popleft()
+        return self._advance()
+
+    def on_follower_position(self, replica: int, log_end_offset: int, now_ms: int) -> bool:
+        """A follower acknowledged `log_end_offset` (it holds every offset below it, matching this
+        leader's log). Returns whether the high watermark moved.
+
+        Raises nothing: the caller checked that `replica` is a follower and the offset <= LEO."""
+        state = self.followers[replica]
+        assert 0 <= log_end_offset <= self.log_end_offset, (log_end_offset, self.log_end_offset)
+        state.log_end_offset = log_end_offset
+        if log_end_offset >= self.log_end_offset:
+            state.last_caught_up_ms = now_ms
+        else:
+            caught_up_at = None
+            for sample_offset, sample_ms in reversed(self._samples):
+                if sample_offset <= log_end_offset:
+                    caught_up_at = sample_ms
+                    break
+            if caught_up_at is not None and caught_up_at > state.last_caught_up_ms:
+                state.last_caught_up_ms = caught_up_at
+        self._prune_samples()
+        return self._advance()
+
+    def _prune_samples(self) -> None:
+        """Drop samples every follower that reported has passed, keeping the newest such one."""
+        slowest = min(
+            (state.log_end_offset for state in self.followers.values() if state.log_end_offset != UNKNOWN_OFFSET),
+            default=UNKNOWN_OFFSET,
+        )
+        samples = self._samples
+        while len(samples) > 1 and samples[1][0] <= slowest:
+            samples.popleft()
+
+    def is_caught_up(self, replica: int, now_ms: int, lag_max_ms: int) -> bool:
+        """Kafka's in-sync test: at the leader's LEO, or caught up within `lag_max_ms`."""
+        state = self.followers[replica]
+        return state.log_end_offset >= self.log_end_offset or now_ms - state.last_caught_up_ms <= lag_max_ms
+
+    def follower_lag(self, replica: int) -> int:
+        """Offsets the follower is behind the leader's LEO (the whole log when unknown)."""
+        state = self.followers[replica]
+        known = max(state.log_end_offset, 0)
+        return self.log_end_offset - known
+
+    def alter_isr(self, now_ms: int, lag_max_ms: int, is_eligible: Callable[[int], bool]) -> AlterIsr | None:
+        """The ISR maintenance decision (pure): an AlterIsr to send, recorded as pending, or None.
+
+        Shrink: ISR followers not caught up for more than `lag_max_ms`. Expand: followers outside
+        the ISR, eligible (registered, unfenced, not shutting down: KIP-841), whose LEO reached the
+        high watermark and the start offset of this leader epoch (Kafka's isFollowerInSync).
+        Nothing while an AlterPartition is in flight or after a refusal until metadata moves.
+        """
+        if self.pending is not None or self.awaiting_metadata:
+            return None
+        removed = tuple(
+            replica
+            for replica in self.isr
+            if replica != self.leader_id and not self.is_caught_up(replica, now_ms, lag_max_ms)
+        )
+        added = tuple(
+            replica
+            for replica in self.replicas
+            if replica != self.leader_id
+            and replica not in self.isr
+            and self.followers[replica].log_end_offset >= max(self.high_watermark, self.epoch_start_offset)
+            and self.followers[replica].log_end_offset != UNKNOWN_OFFSET
+            and is_eligible(replica)
+        )
+        if not removed and not added:
+            return None
+        new_isr = tuple(replica for replica in self.isr if replica not in removed) + added
+        action = AlterIsr(new_isr, self.leader_epoch, self.partition_epoch, removed, added)
+        self.pending = action
+        return action
+
+    def on_alter_isr_result(
+        self,
+        action: AlterIsr,
+        now_ms: int,
+        error_code: int,
+        partition_epoch: int = -1,
+        isr: Collection[int] = (),
+        leader_epoch: int = -1,
+    ) -> bool:
+        """The controller answered `action`. Returns whether the high watermark moved.
+
+        NONE: adopt the new ISR and partition epoch (unless metadata already brought a newer one).
+        Any error: drop the pending change; stale-view errors (INVALID_UPDATE_VERSION,
+        FENCED_LEADER_EPOCH, NOT_LEADER, UNKNOWN_LEADER_EPOCH) wait for newer metadata first.
+        """
+        if self.pending is not action:
+            return False
+        self.pending = None
+        if error_code == E.NONE:
+            if leader_epoch == self.leader_epoch and partition_epoch > self.partition_epoch:
+                self.partition_epoch = partition_epoch
+                self._set_isr(tuple(isr), now_ms)
+        elif error_code in (E.INVALID_UPDATE_VERSION, E.FENCED_LEADER_EPOCH, E.NOT_LEADER, E.UNKNOWN_LEADER_EPOCH):
+            self.awaiting_metadata = True
+        return self._advance()
+
+    def on_alter_isr_lost(self, action: AlterIsr) -> None:
+        """The AlterPartition call failed without an answer: the change may or may not have been
+        applied; drop the pending change (metadata will tell) and allow a retry."""
+        if self.pending is action:
+            self.pending = None
+
+    def update_partition(
+        self, replicas: Iterable[int], isr: Iterable[int], partition_epoch: int, now_ms: int
+    ) -> bool:
+        """Metadata brought a newer state of this partition under the same leader epoch (an ISR
+        change, a reassignment step, the controller removing a fenced broker). Returns whether the
+        high watermark moved."""
+        if partition_epoch <= self.partition_epoch:
+            return False
+        self.partition_epoch = partition_epoch
+        self.replicas = tuple(replicas)
+        self.awaiting_metadata = False
+        if self.pending is not None and self.pending.partition_epoch < partition_epoch:
+            self.pending = None
+        for replica in list(self.followers):
+            if replica not in self.replicas:
+                del self.followers[replica]
+        for replica in self.replicas:
+            if replica != self.leader_id and replica not in self.followers:
+                self.followers[replica] = FollowerState(UNKNOWN_OFFSET, 0)
+        self._set_isr(tuple(isr), now_ms)
+        return self._advance()
+
+    def _set_isr(self, isr: tuple[int, ...], now_ms: int) -> None:
+        """Adopt a committed ISR. A follower that joins counts as caught up now: it was in sync
+        when the leader asked for it, and an old last-caught-up time must not shrink it at once."""
+        for replica in isr:
+            if replica not in self.isr and replica in self.followers:
+                state = self.followers[replica]
+                state.last_caught_up_ms = max(state.last_caught_up_ms, now_ms)
+        self.isr = isr
+        self._check()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PositionCheck:
+    """The leader's answer to a follower's reset position. Thread-safe (immutable).
+
+    Attributes:
+        error_code: NONE, or the error to answer (then push nothing until the next reset).
+        message: what is wrong, for the ErrorDetail.
+        diverging_epoch, diverging_end_offset: set (>= 0) when the follower must truncate first.
+    """
+
+    error_code: int
+    message: str = ""
+    diverging_epoch: int = UNDEFINED_EPOCH
+    diverging_end_offset: int = UNKNOWN_OFFSET
+
+    @property
+    def is_diverging(self) -> bool:
+        return self.diverging_end_offset != UNKNOWN_OFFSET
+
+
+POSITION_OK = PositionCheck(E.NONE)
+
+
+def check_follower_position(
+    *,
+    leader_epoch: int,
+    topic_id: bytes,
+    is_replica: bool,
+    log_start_offset: int,
+    log_end_offset: int,
+    end_offset_for_epoch: Callable[[int], tuple[int, int]],
+    position_topic_id: bytes,
+    position_leader_epoch: int,
+    fetch_offset: int,
+    last_fetched_epoch: int,
+) -> PositionCheck:
+    """Validate a follower's reset position against the leader's log (pure).
+
+    Order: topic id (UNKNOWN_TOPIC_ID: deleted and re-created), leader epoch (older:
+    FENCED_LEADER_EPOCH, the follower must learn newer metadata; newer: UNKNOWN_LEADER_EPOCH, this
+    leader is behind), replica set (UNKNOWN_LEADER_EPOCH: this leader's metadata does not list it
+    yet), divergence (KIP-595: the leader's end offset for `last_fetched_epoch` is below
+    `fetch_offset`, or the leader knows only an older epoch: truncate to it), then the range
+    [log start, log end] (OFFSET_OUT_OF_RANGE). A last epoch the leader cannot place at all is
+    OFFSET_OUT_OF_RANGE too (Kafka), which the follower resolves against the leader's range.
+    """
+    if position_topic_id and position_topic_id != topic_id:
+        return PositionCheck(E.UNKNOWN_TOPIC_ID, f"topic id {position_topic_id.hex()} is not {topic_id.hex()}")
+    if position_leader_epoch < leader_epoch:
+        return PositionCheck(E.FENCED_LEADER_EPOCH, f"leader epoch {position_leader_epoch} is older than {leader_epoch}")
+    if position_leader_epoch > leader_epoch:
+        return PositionCheck(E.UNKNOWN_LEADER_EPOCH, f"leader epoch {position_leader_epoch} is newer than {leader_epoch}")
+    if not is_replica:
+        return PositionCheck(E.UNKNOWN_LEADER_EPOCH, "the follower is not a replica in this leader's metadata (yet)")
+    if last_fetched_epoch >= 0 and fetch_offset > log_start_offset:
+        epoch, end_offset = end_offset_for_epoch(last_fetched_epoch)
+        if epoch == UNDEFINED_EPOCH or end_offset == UNKNOWN_OFFSET:
+            return PositionCheck(
+                E.OFFSET_OUT_OF_RANGE, f"cannot place the follower's last fetched epoch {last_fetched_epoch} in the leader's log"
+            )
+        if end_offset < fetch_offset or epoch < last_fetched_epoch:
+            return PositionCheck(E.NONE, diverging_epoch=epoch, diverging_end_offset=end_offset)
+    if fetch_offset < log_start_offset or fetch_offset > log_end_offset:
+        return PositionCheck(
+            E.OFFSET_OUT_OF_RANGE, f"fetch offset {fetch_offset} is outside [{log_start_offset}, {log_end_offset}]"
+        )
+    return POSITION_OK
+
+
+def truncation_offset(
+    diverging_epoch: int, diverging_end_offset: int, own_end_offset_for_epoch: tuple[int, int], log_end_offset: int
+) -> int:
+    """Where a follower truncates on diverging_epoch (Kafka's getOffsetTruncationState, pure).
+
+    Args:
+        diverging_epoch, diverging_end_offset: the leader's answer (the largest epoch it has at or
+            below the follower's last fetched epoch, and where that epoch ends in its log).
+        own_end_offset_for_epoch: the follower's own end_offset_for_epoch(diverging_epoch).
+        log_end_offset: the follower's LEO.
+
+    Returns:
+        The offset to truncate to; after truncating, the follower reports a reset position with
+        its new last epoch, and the leader checks again (several rounds for several epochs).
+    """
+    own_epoch, own_end = own_end_offset_for_epoch
+    if own_epoch == UNDEFINED_EPOCH or own_end == UNKNOWN_OFFSET:
+        return min(diverging_end_offset, log_end_offset)
+    if own_epoch == diverging_epoch:
+        return min(diverging_end_offset, own_end, log_end_offset)
+    return min(own_end, log_end_offset)
+
+
+TRUNCATE_TO = "truncate_to"
+START_AT = "start_at"
+RETRY = "retry"
+
+
+def out_of_range_action(log_end_offset: int, leader_log_start_offset: int, leader_log_end_offset: int) -> tuple[str, int]:
+    """A follower's answer to OFFSET_OUT_OF_RANGE (Kafka's handleOutOfRangeError, pure).
+
+    Returns:
+        (TRUNCATE_TO, leader LEO) when the follower is ahead of the leader (an unclean election);
+        (START_AT, leader log start) when it is behind the leader's log start (retention deleted
+        what it needs: empty the log and start there); (RETRY, own LEO) otherwise.
+    """
+    if log_end_offset > leader_log_end_offset:
+        return TRUNCATE_TO, leader_log_end_offset
+    if log_end_offset < leader_log_start_offset:
+        return START_AT, leader_log_start_offset
+    return RETRY, log_end_offset
+
+
+class PushCursor:
+    """Where the leader's next push to one follower for one partition starts, and what is in flight.
+
+    Not thread-safe. `awaiting_reset` after an error or diverging answer: nothing is pushed until
+    the follower's next reset position.
+    """
+
+    __slots__ = ("next_offset", "acknowledged", "in_flight", "in_flight_bytes", "awaiting_reset", "sent_high_watermark")
+
+    def __init__(self) -> None:
+        self.next_offset = UNKNOWN_OFFSET
+        self.acknowledged = UNKNOWN_OFFSET
+        self.in_flight: deque[tuple[int, int]] = deque()   # (end offset, bytes) of unacknowledged pushes
+        self.in_flight_bytes = 0
+        self.awaiting_reset = True
+        self.sent_high_watermark = -1
+
+    def reset(self, fetch_offset: int) -> None:
+        """A validated reset position: push from `fetch_offset`; nothing is in flight any more."""
+        self.next_offset = fetch_offset
+        self.acknowledged = fetch_offset
+        self.in_flight.clear()
+        self.in_flight_bytes = 0
+        self.awaiting_reset = False
+        self.sent_high_watermark = -1
+
+    def refuse(self) -> None:
+        """An error or diverging answer was sent: wait for the follower's next reset."""
+        self.awaiting_reset = True
+        self.in_flight.clear()
+        self.in_flight_bytes = 0
+
+    def acknowledge(self, fetch_offset: int) -> None:
+        """An acknowledgement: the follower holds everything below `fetch_offset`."""
+        if fetch_offset > self.acknowledged:
+            self.acknowledged = fetch_offset
+        if fetch_offset > self.next_offset:
+            self.next_offset = fetch_offset
+        in_flight = self.in_flight
+        while in_flight and in_flight[0][0] <= fetch_offset:
+            self.in_flight_bytes -= in_flight.popleft()[1]
+
+    def on_sent(self, next_offset: int, size_bytes: int) -> None:
+        """A push of `size_bytes` up to `next_offset` went out."""
+        assert next_offset > self.next_offset
+        self.next_offset = next_offset
+        self.in_flight.append((next_offset, size_bytes))
+        self.in_flight_bytes += size_bytes
+
+    def wants_data(self, log_end_offset: int, window_bytes: int) -> bool:
+        """Whether there is data to push and room in the partition's window."""
+        return (
+            not self.awaiting_reset
+            and self.next_offset < log_end_offset
+            and self.in_flight_bytes < window_bytes
+        )

@@ -1,0 +1,419 @@
+"""The leader side of replication: the `Replication.ReplicaFetch` stream of each follower broker.
+
+Owns one `FollowerSession` per open stream (one per follower broker and leader, multiplexing
+every partition it follows here; replication.proto is the contract):
+
+- positions from the follower: a reset position is validated (`check_follower_position`: topic
+  id, leader epoch fencing, divergence by leader epoch, offset range) and answered with an error
+  or diverging_epoch, or moves the partition's send cursor; every position is the follower's
+  acknowledgement (its log end offset), which the partition's `LeaderState` turns into the high
+  watermark and the ISR decisions;
+- pushes: one writer task per stream builds messages from the partitions that have news (an
+  append woke them, an acknowledgement freed window, the high watermark moved) and writes them
+  one at a time, awaiting gRPC flow control; data is read from the log with one pread per
+  partition and sent as stored. Unacknowledged bytes are bounded per partition
+  (`PARTITION_WINDOW_BYTES`) and per stream (`STREAM_WINDOW_BYTES`); a message holds at most
+  `MESSAGE_BYTES_MAX` of records; a high watermark that moved without data is sent alone after
+  `HIGH_WATERMARK_PUSH_DELAY_S` (coalesced), since data pushes carry it anyway.
+
+Imports: asyncio, grpc, freshet.server, freshet.storage (errors), wire types.
+Thread-safety: not thread-safe; grpc.aio runs the handlers on the node's event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING
+
+import grpc
+from freshet.server import status
+from freshet.server.errors import InvalidRequestError
+from freshet.server.partition import Partition
+from freshet.server.replication import PushCursor, check_follower_position
+from freshet.storage.errors import OffsetOutOfRangeError, StorageError
+from freshet.v1 import common_pb2, replication_pb2, replication_pb2_grpc
+
+if TYPE_CHECKING:
+    from freshet.server.data_plane import DataPlane
+
+logger = logging.getLogger(__name__)
+
+E = common_pb2.ErrorCode
+PARTITION_WINDOW_BYTES = 2 * 1024 * 1024
+STREAM_WINDOW_BYTES = 16 * 1024 * 1024
+MESSAGE_BYTES_MAX = 4 * 1024 * 1024
+HIGH_WATERMARK_PUSH_DELAY_S = 0.005
+
+
+class FollowerSession:
+    """One follower broker's ReplicaFetch stream on this leader. Not thread-safe (loop)."""
+
+    def __init__(self, data_plane: DataPlane, replica_id: int, broker_epoch: int, context: grpc.aio.ServicerContext) -> None:
+        self.data_plane = data_plane
+        self.replica_id = replica_id
+        self.broker_epoch = broker_epoch
+        self._context = context
+        self.cursors: dict[tuple[str, int], tuple[Partition, PushCursor]] = {}
+        self._answers: dict[tuple[str, int], replication_pb2.ReplicaPartitionData] = {}
+        self._dirty: set[tuple[str, int]] = set()
+        self._high_watermark_dirty: set[tuple[str, int]] = set()
+        self._high_watermark_timer: asyncio.TimerHandle | None = None
+        self._is_high_watermark_due = False
+        self._wake = asyncio.Event()
+        self.in_flight_bytes = 0
+        self.messages_sent = 0
+
+    def __repr__(self) -> str:
+        return f"FollowerSession(replica {self.replica_id}, {len(self.cursors)} partitions)"
+
+    # -- notifications from partitions (loop) ----------------------------------------------------
+
+    def on_append(self, partition: Partition) -> None:
+        key = partition.key
+        if key in self.cursors:
+            self._dirty.add(key)
+            self._wake.set()
+
+    def on_high_watermark(self, partition: Partition) -> None:
+        key = partition.key
+        if key in self.cursors:
+            self._high_watermark_dirty.add(key)
+            if self._high_watermark_timer is None:
+                self._high_watermark_timer = asyncio.get_running_loop().call_later(
+                    HIGH_WATERMARK_PUSH_DELAY_S, self._high_watermark_due
+                )
+
+    def _high_watermark_due(self) -> None:
+        self._high_watermark_timer = None
+        self._is_high_watermark_due = True
+        self._wake.set()
+
+    def on_partition_change(self, partition: Partition) -> None:
+        """The partition's role or leader epoch changed: the follower must start over with a
+        reset position under the new state (or learn of the new leader)."""
+        key = partition.key
+        entry = self.cursors.get(key)
+        if entry is None or entry[0] is not partition:
+            return
+        self._drop(key)
+        if partition.is_leader:
+            # Still the leader, at a newer epoch: the follower starts over once it knows it.
+            detail = status.detail(
+                E.FENCED_LEADER_EPOCH,
+                f"{partition.topic}-{partition.partition}: the leader moved to epoch {partition.leader_epoch}",
+                partition=partition.topic_partition,
+                leader_id=self.data_plane.node_id,
+                leader_epoch=partition.leader_epoch,
+            )
+        else:
+            detail = self.data_plane.not_leader_detail(partition.topic, partition.partition)
+        self._answers[key] = self._error_data(partition, detail)
+        self._wake.set()
+
+    # -- the follower's requests -----------------------------------------------------------------
+
+    def on_request(self, request: replication_pb2.ReplicaFetchRequest) -> None:
+        if request.replica_id != self.replica_id or request.broker_epoch != self.broker_epoch:
+            raise InvalidRequestError(
+                f"a ReplicaFetch stream belongs to one replica: got replica {request.replica_id} epoch "
+                f"{request.broker_epoch} on the stream of replica {self.replica_id} epoch {self.broker_epoch}"
+            )
+        now_ms = int(time.monotonic() * 1000)
+        for position in request.positions:
+            self._on_position(position, now_ms)
+        for removed in request.removed:
+            self._drop((removed.topic, removed.partition))
+        self._wake.set()
+
+    def _on_position(self, position: replication_pb2.ReplicaPosition, now_ms: int) -> None:
+        data_plane = self.data_plane
+        key = (position.topic, position.partition)
+        partition = data_plane.partitions.get(key)
+        entry = self.cursors.get(key)
+        if entry is not None and entry[0] is not partition:
+            self._drop(key)
+            entry = None
+        if partition is None or not partition.is_leader:
+            if position.is_reset:
+                self._answers[key] = self._error_data(partition, data_plane.not_leader_detail(*key), key)
+            return
+        leader = partition.leader
+        assert leader is not None
+        replica = self.replica_id
+        if not position.is_reset:
+            if entry is None:
+                return                   # an acknowledgement racing a refusal: the reset follows
+            cursor = entry[1]
+            fetch_offset = position.fetch_offset
+            if (
+                cursor.awaiting_reset
+                or position.current_leader_epoch != partition.leader_epoch
+                or fetch_offset > cursor.next_offset
+                or fetch_offset < cursor.acknowledged
+            ):
+                return
+            before = cursor.in_flight_bytes
+            cursor.acknowledge(fetch_offset)
+            self.in_flight_bytes -= before - cursor.in_flight_bytes
+            self._dirty.add(key)
+            if leader.on_follower_position(replica, fetch_offset, now_ms):
+                partition.set_high_watermark(leader.high_watermark)
+            if replica not in leader.isr:
+                data_plane.request_isr_check(partition)
+            return
+        log = partition.log
+        try:
+            check = check_follower_position(
+                leader_epoch=partition.leader_epoch,
+                topic_id=partition.topic_id,
+                is_replica=replica in leader.followers,
+                log_start_offset=log.log_start_offset,
+                log_end_offset=log.log_end_offset,
+                end_offset_for_epoch=log.end_offset_for_epoch,
+                position_topic_id=bytes(position.topic_id),
+                position_leader_epoch=position.current_leader_epoch,
+                fetch_offset=position.fetch_offset,
+                last_fetched_epoch=position.last_fetched_epoch,
+            )
+        except StorageError as error:
+            self._refuse(key, partition, status.detail_for(error, data_plane.node_id))
+            return
+        if check.error_code != E.NONE:
+            hints: dict = {"partition": partition.topic_partition}
+            if check.error_code in (E.FENCED_LEADER_EPOCH, E.UNKNOWN_LEADER_EPOCH):
+                hints["leader_id"] = data_plane.node_id
+                hints["leader_epoch"] = partition.leader_epoch
+            self._refuse(key, partition, status.detail(check.error_code, f"{partition.topic}-{partition.partition}: {check.message}", **hints))
+            return
+        if check.is_diverging:
+            data = self._error_data(partition, status.ok_detail())
+            data.diverging_epoch.epoch = check.diverging_epoch
+            data.diverging_epoch.end_offset = check.diverging_end_offset
+            self._refuse(key, partition, None, data)
+            logger.info(
+                "%s-%d: replica %d diverges after epoch %d (it is at %d, last epoch %d): truncate to %d",
+                key[0], key[1], replica, check.diverging_epoch, position.fetch_offset, position.last_fetched_epoch,
+                check.diverging_end_offset,
+            )
+            return
+        if entry is None:
+            cursor = PushCursor()
+            self.cursors[key] = (partition, cursor)
+            partition.sessions.add(self)
+        else:
+            cursor = entry[1]
+            self.in_flight_bytes -= cursor.in_flight_bytes
+        cursor.reset(position.fetch_offset)
+        self._answers.pop(key, None)
+        self._dirty.add(key)
+        self._high_watermark_dirty.add(key)
+        self._is_high_watermark_due = True
+        if leader.on_follower_position(replica, position.fetch_offset, now_ms):
+            partition.set_high_watermark(leader.high_watermark)
+        if replica not in leader.isr:
+            data_plane.request_isr_check(partition)
+
+    def _refuse(
+        self,
+        key: tuple[str, int],
+        partition: Partition,
+        detail: common_pb2.ErrorDetail | None,
+        data: replication_pb2.ReplicaPartitionData | None = None,
+    ) -> None:
+        """Answer an error (or diverging_epoch) and push nothing until the next reset position."""
+        entry = self.cursors.get(key)
+        if entry is not None:
+            cursor = entry[1]
+            self.in_flight_bytes -= cursor.in_flight_bytes
+            cursor.refuse()
+        self._answers[key] = data if data is not None else self._error_data(partition, detail)
+
+    def _drop(self, key: tuple[str, int]) -> None:
+        entry = self.cursors.pop(key, None)
+        if entry is not None:
+            partition, cursor = entry
+            self.in_flight_bytes -= cursor.in_flight_bytes
+            partition.sessions.discard(self)
+        self._dirty.discard(key)
+        self._high_watermark_dirty.discard(key)
+
+    def _error_data(
+        self, partition: Partition | None, detail: common_pb2.ErrorDetail | None, key: tuple[str, int] | None = None
+    ) -> replication_pb2.ReplicaPartitionData:
+        if partition is None:
+            assert key is not None
+            return replication_pb2.ReplicaPartitionData(topic=key[0], partition=key[1], error=detail, base_offset=-1)
+        log = partition.log
+        try:
+            start, end = log.log_start_offset, log.log_end_offset
+        except StorageError:
+            start = end = -1
+        return replication_pb2.ReplicaPartitionData(
+            topic=partition.topic,
+            partition=partition.partition,
+            error=detail,
+            high_watermark=partition.high_watermark,
+            log_start_offset=start,
+            leader_log_end_offset=end,
+            base_offset=-1,
+            leader_epoch=partition.leader_epoch,
+        )
+
+    # -- pushes ----------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        for key in list(self.cursors):
+            self._drop(key)
+        if self._high_watermark_timer is not None:
+            self._high_watermark_timer.cancel()
+            self._high_watermark_timer = None
+
+    async def run_writer(self) -> None:
+        """Write messages as partitions have news, one at a time (awaiting flow control)."""
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while True:
+                message = self._build()
+                if message is None:
+                    break
+                await self._context.write(message)
+                self.messages_sent += 1
+
+    def _build(self) -> replication_pb2.ReplicaFetchResponse | None:
+        parts: list[replication_pb2.ReplicaPartitionData] = []
+        if self._answers:
+            parts.extend(self._answers.values())
+            self._answers.clear()
+        size = 0
+        dirty = self._dirty
+        for key in list(dirty):
+            entry = self.cursors.get(key)
+            if entry is None:
+                dirty.discard(key)
+                continue
+            partition, cursor = entry
+            if not partition.is_leader:
+                dirty.discard(key)
+                continue
+            if size >= MESSAGE_BYTES_MAX or self.in_flight_bytes >= STREAM_WINDOW_BYTES:
+                break                    # the rest stays dirty: the next message, or the next ack
+            log = partition.log
+            try:
+                end = log.log_end_offset
+                if not cursor.wants_data(end, PARTITION_WINDOW_BYTES):
+                    dirty.discard(key)
+                    continue
+                read = log.read(cursor.next_offset, PARTITION_WINDOW_BYTES - cursor.in_flight_bytes)
+            except OffsetOutOfRangeError as error:
+                dirty.discard(key)
+                self._refuse(
+                    key,
+                    partition,
+                    status.detail(
+                        E.OFFSET_OUT_OF_RANGE,
+                        str(error),
+                        log_start_offset=error.log_start_offset,
+                        log_end_offset=error.log_end_offset,
+                        partition=partition.topic_partition,
+                    ),
+                )
+                parts.append(self._answers.pop(key))
+                continue
+            except StorageError as error:
+                dirty.discard(key)
+                self._refuse(key, partition, status.detail_for(error, self.data_plane.node_id))
+                parts.append(self._answers.pop(key))
+                continue
+            records = read.records
+            if not records:
+                dirty.discard(key)
+                continue
+            length = len(records)
+            parts.append(
+                replication_pb2.ReplicaPartitionData(
+                    topic=partition.topic,
+                    partition=partition.partition,
+                    high_watermark=partition.high_watermark,
+                    log_start_offset=read.log_start_offset,
+                    leader_log_end_offset=read.log_end_offset,
+                    records=records,
+                    base_offset=read.first_offset,
+                    leader_epoch=partition.leader_epoch,
+                )
+            )
+            cursor.on_sent(read.next_offset, length)
+            cursor.sent_high_watermark = partition.high_watermark
+            self.in_flight_bytes += length
+            size += length
+            partition.counters.replication_bytes_out.inc(length)
+            if not cursor.wants_data(read.log_end_offset, PARTITION_WINDOW_BYTES):
+                dirty.discard(key)
+        if self._is_high_watermark_due:
+            self._is_high_watermark_due = False
+            for key in self._high_watermark_dirty:
+                entry = self.cursors.get(key)
+                if entry is None:
+                    continue
+                partition, cursor = entry
+                if cursor.awaiting_reset or cursor.sent_high_watermark == partition.high_watermark or not partition.is_leader:
+                    continue
+                cursor.sent_high_watermark = partition.high_watermark
+                parts.append(self._error_data(partition, None))
+            self._high_watermark_dirty.clear()
+        if dirty and size >= MESSAGE_BYTES_MAX:
+            self._wake.set()
+        if not parts:
+            return None
+        return replication_pb2.ReplicaFetchResponse(partitions=parts)
+
+
+class ReplicationService(replication_pb2_grpc.ReplicationServicer):
+    """freshet.v1.Replication on a broker. Not thread-safe (loop)."""
+
+    def __init__(self, data_plane: DataPlane) -> None:
+        self.data_plane = data_plane
+
+    async def ReplicaFetch(self, request_iterator, context):  # noqa: N802 - gRPC method name
+        data_plane = self.data_plane
+        session: FollowerSession | None = None
+        writer: asyncio.Task | None = None
+        try:
+            first = await context.read()
+            if first is grpc.aio.EOF:
+                return
+            data_plane.check_follower_broker(first.replica_id, first.broker_epoch)
+            session = FollowerSession(data_plane, first.replica_id, first.broker_epoch, context)
+            data_plane.sessions.add(session)
+            logger.info("replica %d (broker epoch %d) opened a replication stream", first.replica_id, first.broker_epoch)
+            writer = asyncio.create_task(session.run_writer(), name=f"replication-push-{first.replica_id}")
+            handler = asyncio.current_task()
+            assert handler is not None
+
+            def writer_ended(task: asyncio.Task) -> None:
+                # A write failed (the stream broke) or a bug: end the reads too.
+                if not task.cancelled() and task.exception() is not None:
+                    logger.info("pushing to replica %d stopped: %r", first.replica_id, task.exception())
+                    handler.cancel()
+
+            writer.add_done_callback(writer_ended)
+            session.on_request(first)
+            while True:
+                request = await context.read()
+                if request is grpc.aio.EOF:
+                    return
+                data_plane.metrics.count_request("ReplicaFetch")
+                session.on_request(request)
+        except (grpc.aio.AbortError, asyncio.CancelledError):
+            raise
+        except Exception as error:
+            await status.abort(context, error, data_plane.node_id)
+        finally:
+            if writer is not None:
+                writer.cancel()
+            if session is not None:
+                session.close()
+                data_plane.sessions.discard(session)
+                logger.info("replica %d's replication stream ended", session.replica_id)

@@ -1,0 +1,296 @@
+"""The broker data plane of real nodes, in-process (3 combined nodes on one loop).
+
+Goal: produce / fetch / ListOffsets / InitProducerId answer as broker.proto says, errors carry
+what the client needs (NOT_LEADER the leader, OFFSET_OUT_OF_RANGE the range), refused batches
+leave the log unchanged, idempotent retries answer the original offsets, long polls wait without
+spinning and answer at min_bytes, FetchStream pushes new data, deleting a topic removes its data
+on every broker, exactly one node reports ActiveControllerCount 1, and the internal API the group
+coordinator uses works. Method: one module-scoped 3-node cluster (real gRPC, Raft, HTTP on
+loopback); tests use fresh topic names so they do not depend on each other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import threading
+import time
+
+import grpc
+import pytest
+from freshet.server import status
+from freshet.server.errors import PartitionRequestError
+from freshet.storage.record_batch import Record, encode_batch, iter_batches
+from freshet.v1 import broker_pb2, common_pb2, controller_pb2
+from inprocess_nodes import InProcessCluster, wait_until
+
+pytestmark = pytest.mark.slow
+E = common_pb2.ErrorCode
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    with InProcessCluster(tmp_path_factory.mktemp("nodes"), controllers=3) as nodes:
+        nodes.start_all()
+        yield nodes
+
+
+def batch(count: int = 3, value: bytes = b"v", producer_id: int = -1, base_sequence: int = -1) -> bytes:
+    now = int(time.time() * 1000)
+    records = [Record(now, None, value + str(i).encode(), ()) for i in range(count)]
+    if producer_id >= 0:
+        return bytes(encode_batch(records, producer_id=producer_id, producer_epoch=0, base_sequence=base_sequence))
+    return bytes(encode_batch(records))
+
+
+def topic(cluster: InProcessCluster, name: str, partitions: int = 1, rf: int = 3, configs: dict | None = None) -> None:
+    creatable = controller_pb2.CreatableTopic(name=name, num_partitions=partitions, replication_factor=rf)
+    for key, value in (configs or {}).items():
+        creatable.configs.add(key=key, value=value)
+    response = cluster.admin(1).CreateTopics(controller_pb2.CreateTopicsRequest(topics=[creatable]), timeout=30)
+    assert response.results[0].error.code == E.NONE, response
+    wait_until(lambda: all(leader_of(cluster, name, p) is not None for p in range(partitions)), 20, f"{name} has leaders")
+    # Every replica applied its role and every follower reported: the ISR is whole and the HW known.
+    for number in range(partitions):
+        wait_until(lambda number=number: isr_complete(cluster, name, number, rf), 20, f"{name}-{number} replicated")
+
+
+def leader_of(cluster: InProcessCluster, name: str, number: int) -> int | None:
+    for node_id, node in cluster.nodes.items():
+        plane = node.data_plane
+        partition = plane.partitions.get((name, number)) if plane is not None else None
+        if partition is not None and partition.is_leader:
+            return node_id
+    return None
+
+
+def isr_complete(cluster: InProcessCluster, name: str, number: int, rf: int) -> bool:
+    leader = leader_of(cluster, name, number)
+    if leader is None:
+        return False
+    state = cluster.nodes[leader].data_plane.partitions[(name, number)].leader
+    return state is not None and len(state.isr) == rf and all(f.log_end_offset >= 0 for f in state.followers.values())
+
+
+def produce(cluster, node_id: int, name: str, number: int, data: bytes, acks: int = -1, timeout_ms: int = 10000):
+    request = broker_pb2.ProduceRequest(
+        acks=acks, timeout_ms=timeout_ms, partitions=[broker_pb2.PartitionRecords(topic=name, partition=number, records=data)]
+    )
+    return cluster.broker(node_id).Produce(request, timeout=30).results[0]
+
+
+def fetch(cluster, node_id: int, name: str, number: int, offset: int, max_wait_ms: int = 0, min_bytes: int = 0):
+    request = broker_pb2.FetchRequest(
+        max_wait_ms=max_wait_ms, min_bytes=min_bytes, max_bytes=1 << 20,
+        partitions=[broker_pb2.PartitionFetch(topic=name, partition=number, fetch_offset=offset, current_leader_epoch=-1)],
+    )
+    return cluster.broker(node_id).Fetch(request, timeout=30).results[0]
+
+
+def offsets_in(records: bytes) -> list[int]:
+    return [offset for header, _ in iter_batches(records) for offset in range(header.base_offset, header.base_offset + header.last_offset_delta + 1)]
+
+
+def log_end(cluster, node_id: int, name: str, number: int) -> int:
+    return cluster.nodes[node_id].data_plane.partitions[(name, number)].log.log_end_offset
+
+
+def test_produce_fetch_and_list_offsets_on_the_leader(cluster):
+    topic(cluster, "basic")
+    leader = leader_of(cluster, "basic", 0)
+    first = produce(cluster, leader, "basic", 0, batch(3))
+    second = produce(cluster, leader, "basic", 0, batch(2), acks=1)
+    assert (first.error.code, first.base_offset, second.error.code, second.base_offset) == (E.NONE, 0, E.NONE, 3)
+    wait_until(lambda: fetch(cluster, leader, "basic", 0, 0).high_watermark == 5, 10, "HW 5")
+    result = fetch(cluster, leader, "basic", 0, 0)
+    assert (result.error.code, offsets_in(result.records)) == (E.NONE, [0, 1, 2, 3, 4])
+    queries = [broker_pb2.PartitionOffsetQuery(topic="basic", partition=0, timestamp=t) for t in (-2, -1, 0)]
+    answers = cluster.broker(leader).ListOffsets(broker_pb2.ListOffsetsRequest(partitions=queries), timeout=10).results
+    assert [(a.error.code, a.offset) for a in answers] == [(E.NONE, 0), (E.NONE, 5), (E.NONE, 0)]
+    # Every replica holds the same bytes (acks=all committed on all three).
+    for node_id in cluster.nodes:
+        wait_until(lambda node_id=node_id: log_end(cluster, node_id, "basic", 0) == 5, 10, f"node {node_id} replicated")
+
+
+def test_not_leader_carries_the_leader_on_produce_fetch_and_list_offsets(cluster):
+    topic(cluster, "hint")
+    leader = leader_of(cluster, "hint", 0)
+    other = next(n for n in cluster.nodes if n != leader)
+    before = log_end(cluster, other, "hint", 0)
+    results = [
+        produce(cluster, other, "hint", 0, batch()).error,
+        fetch(cluster, other, "hint", 0, 0).error,
+        cluster.broker(other).ListOffsets(
+            broker_pb2.ListOffsetsRequest(partitions=[broker_pb2.PartitionOffsetQuery(topic="hint", partition=0, timestamp=-1)]),
+            timeout=10,
+        ).results[0].error,
+    ]
+    for error in results:
+        assert error.code == E.NOT_LEADER, error
+        assert (error.leader_id, error.leader.port) == (leader, cluster.ports[leader])
+        assert (error.partition.topic, error.partition.partition) == ("hint", 0)
+    assert log_end(cluster, other, "hint", 0) == before
+    unknown = produce(cluster, leader, "no-such-topic", 0, batch()).error
+    assert unknown.code == E.UNKNOWN_TOPIC
+
+
+def test_offset_out_of_range_carries_the_readable_range(cluster):
+    topic(cluster, "range")
+    leader = leader_of(cluster, "range", 0)
+    produce(cluster, leader, "range", 0, batch(4))
+    result = fetch(cluster, leader, "range", 0, 99)
+    assert result.error.code == E.OFFSET_OUT_OF_RANGE
+    assert (result.error.log_start_offset, result.error.log_end_offset) == (0, 4)
+    assert "99" in result.error.message
+
+
+def test_refused_batches_leave_the_log_unchanged(cluster):
+    topic(cluster, "refused", configs={"max.message.bytes": "2000"})
+    leader = leader_of(cluster, "refused", 0)
+    produce(cluster, leader, "refused", 0, batch(2))
+    before = [log_end(cluster, n, "refused", 0) for n in cluster.nodes]
+    too_large = produce(cluster, leader, "refused", 0, batch(1, b"x" * 5000))
+    corrupt = bytearray(batch(2))
+    corrupt[-1] ^= 0xFF
+    corrupted = produce(cluster, leader, "refused", 0, bytes(corrupt))
+    two = produce(cluster, leader, "refused", 0, batch(1) + batch(1))
+    assert too_large.error.code == E.RECORD_TOO_LARGE and "2000" in too_large.error.message, too_large
+    assert corrupted.error.code == E.CORRUPT_RECORD, corrupted
+    assert two.error.code == E.INVALID_RECORD and "exactly one batch" in two.error.message, two
+    with pytest.raises(grpc.RpcError) as raised:
+        cluster.broker(leader).Produce(broker_pb2.ProduceRequest(acks=2, timeout_ms=100), timeout=10)
+    assert status.detail_from_metadata(raised.value.trailing_metadata()).code == E.INVALID_REQUIRED_ACKS
+    assert [log_end(cluster, n, "refused", 0) for n in cluster.nodes] == before == [2, 2, 2]
+    assert offsets_in(fetch(cluster, leader, "refused", 0, 0).records) == [0, 1]
+
+
+def test_idempotent_retries_answer_the_original_offsets_and_gaps_are_refused(cluster):
+    topic(cluster, "idem")
+    leader = leader_of(cluster, "idem", 0)
+    producer_id = cluster.broker(leader).InitProducerId(broker_pb2.InitProducerIdRequest(client_id="t"), timeout=10).producer_id
+    other_id = cluster.broker(leader).InitProducerId(broker_pb2.InitProducerIdRequest(client_id="t"), timeout=10).producer_id
+    assert producer_id >= 0 and other_id != producer_id
+    first = batch(3, producer_id=producer_id, base_sequence=0)
+    a = produce(cluster, leader, "idem", 0, first)
+    b = produce(cluster, leader, "idem", 0, batch(2, producer_id=producer_id, base_sequence=3))
+    again = produce(cluster, leader, "idem", 0, first)
+    gap = produce(cluster, leader, "idem", 0, batch(1, producer_id=producer_id, base_sequence=9))
+    assert (a.base_offset, b.base_offset) == (0, 3)
+    assert (again.error.code, again.base_offset, again.is_duplicate) == (E.NONE, 0, True)
+    assert gap.error.code == E.OUT_OF_ORDER_SEQUENCE
+    assert log_end(cluster, leader, "idem", 0) == 5
+
+
+def test_long_poll_waits_without_spinning_and_answers_at_min_bytes(cluster):
+    topic(cluster, "poll")
+    leader = leader_of(cluster, "poll", 0)
+    cpu_before = time.process_time()
+    started = time.monotonic()
+    empty = fetch(cluster, leader, "poll", 0, 0, max_wait_ms=1500, min_bytes=1)
+    waited = time.monotonic() - started
+    cpu = time.process_time() - cpu_before
+    assert empty.error.code == E.NONE and empty.records == b""
+    assert 1.4 <= waited < 5, waited
+    # The whole process (3 nodes with heartbeats and Raft) used well under a core while waiting.
+    assert cpu < 0.6 * waited, (cpu, waited)
+
+    answered: list = []
+
+    def poll() -> None:
+        answered.append((fetch(cluster, leader, "poll", 0, 0, max_wait_ms=20000, min_bytes=1), time.monotonic()))
+
+    thread = threading.Thread(target=poll)
+    thread.start()
+    time.sleep(0.3)                       # let the fetch park (it would answer at once with data)
+    sent = time.monotonic()
+    produce(cluster, leader, "poll", 0, batch(2))
+    thread.join(25)
+    result, at = answered[0]
+    assert offsets_in(result.records) == [0, 1]
+    assert at - sent < 5, "answered when the data committed, not at max_wait_ms"
+
+
+def test_fetch_stream_pushes_new_data_as_it_commits(cluster):
+    topic(cluster, "stream")
+    leader = leader_of(cluster, "stream", 0)
+    produce(cluster, leader, "stream", 0, batch(2))
+    request = broker_pb2.FetchRequest(
+        max_bytes=1 << 20, partitions=[broker_pb2.PartitionFetch(topic="stream", partition=0, fetch_offset=0, current_leader_epoch=-1)]
+    )
+    call = cluster.broker(leader).FetchStream(request, timeout=30)
+    seen: list[int] = []
+    first = next(call)
+    seen += offsets_in(first.results[0].records)
+    produce(cluster, leader, "stream", 0, batch(3))
+    while len(seen) < 5:
+        message = next(call)
+        seen += offsets_in(message.results[0].records)
+    call.cancel()
+    assert seen == [0, 1, 2, 3, 4]
+
+
+def test_deleting_a_topic_removes_its_data_on_every_broker(cluster):
+    topic(cluster, "doomed")
+    leader = leader_of(cluster, "doomed", 0)
+    produce(cluster, leader, "doomed", 0, batch(3))
+    directories = [cluster.root / f"node-{n}" / "logs" for n in cluster.nodes]
+
+    def dirs() -> list:
+        # A deleted log is renamed "<name>.<id>-delete" first, then removed: both count.
+        return [name for root in directories for name in os.listdir(root) if name.startswith("doomed-0")]
+
+    assert len(dirs()) == 3
+    response = cluster.admin(1).DeleteTopics(controller_pb2.DeleteTopicsRequest(names=["doomed"]), timeout=30)
+    assert response.results[0].error.code == E.NONE, response
+    wait_until(lambda: not dirs(), 20, "the partition directories gone on every broker")
+    assert all(("doomed", 0) not in node.data_plane.partitions for node in cluster.nodes.values())
+
+
+def test_exactly_one_node_reports_an_active_controller_and_metrics_count_traffic(cluster):
+    topic(cluster, "metered")
+    leader = leader_of(cluster, "metered", 0)
+    produce(cluster, leader, "metered", 0, batch(4))
+    total = 0
+    for node_id in cluster.nodes:
+        text = cluster.http(node_id, "/metrics")[1]
+        total += int(float(re.search(r"^freshet_active_controller_count (\S+)$", text, re.M).group(1)))
+    assert total == 1
+    text = cluster.http(leader, "/metrics")[1]
+    assert re.search(r'^freshet_server_brokertopicmetrics_messages_in_total\{topic="metered"\} 4\.0$', text, re.M), text
+    assert re.search(r'^freshet_network_request_latency_seconds_count\{api="Produce"\} [1-9]', text, re.M)
+    assert re.search(r'^freshet_purgatory_size\{type="produce"\} 0\.0$', text, re.M)
+    assert cluster.http(leader, "/readyz")[0] == 200
+
+
+def test_internal_api_appends_reads_committed_and_reports_leadership(cluster):
+    topic(cluster, "__internal_test")
+    leader = leader_of(cluster, "__internal_test", 0)
+    other = next(n for n in cluster.nodes if n != leader)
+    plane = cluster.nodes[leader].data_plane
+    heard: list = []
+
+    async def go():
+        plane.add_leadership_listener(lambda *event: heard.append(event))
+        first = await plane.append_as_leader("__internal_test", 0, batch(2), acks="all", timeout_ms=10000)
+        second = await plane.append_as_leader("__internal_test", 0, batch(3), acks="all", timeout_ms=10000)
+        records, next_offset, high_watermark = plane.read_committed("__internal_test", 0, 0)
+        try:
+            await cluster.nodes[other].data_plane.append_as_leader("__internal_test", 0, batch(1))
+        except PartitionRequestError as error:
+            refusal = error.detail
+        return first, second, offsets_in(records), next_offset, high_watermark, refusal
+
+    first, second, offsets, next_offset, high_watermark, refusal = asyncio.run_coroutine_threadsafe(go(), cluster.loop).result(30)
+    assert (first, second, offsets, next_offset, high_watermark) == (0, 2, [0, 1, 2, 3, 4], 5, 5)
+    assert (refusal.code, refusal.leader_id) == (E.NOT_LEADER, leader)
+    # Moving leadership away (a reassignment that drops the leader) is heard.
+    replicas = [n for n in cluster.nodes if n != leader]
+    response = cluster.admin(1).AlterPartitionReassignments(
+        controller_pb2.AlterPartitionReassignmentsRequest(
+            reassignments=[controller_pb2.PartitionReassignment(partition=common_pb2.TopicPartition(topic="__internal_test", partition=0), target_replicas=replicas)]
+        ),
+        timeout=30,
+    )
+    assert response.results[0].error.code == E.NONE, response
+    wait_until(lambda: ("__internal_test", 0, False) in [event[:3] for event in heard], 20, "stopped leading heard")
