@@ -238,6 +238,8 @@ def test_pods_find_each_other_by_their_stable_names_and_serve_produce_and_consum
             acked[(metadata.partition, metadata.offset)] = value
     assert len(acked) == 300
     assert _read_all(pods.bootstrap, "pods", 3, 300) == acked
+    code, page = pods.http(1, "/")
+    assert code == 200 and "<h3>pods <span" in page and "0 offline" in page, page[:500]
 
 
 def test_a_rolling_restart_highest_ordinal_first_loses_no_acknowledged_record(pods):
