@@ -25,7 +25,7 @@ import sys
 import traceback
 from collections.abc import Iterable, Iterator, Sequence
 from enum import StrEnum
-from typing import Any, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from freshet.client import errors
@@ -41,21 +41,16 @@ class OutputFormat(StrEnum):
     json = "json"
 
 
-def BootstrapOption() -> Any:  # noqa: N802 - reads like the Option it returns
-    return typer.Option(
-        "localhost:9092",
-        "--bootstrap",
-        "-b",
-        envvar="FRESHET_BOOTSTRAP",
-        help=BOOTSTRAP_HELP,
-        show_envvar=False,
-    )
+#: `bootstrap: Bootstrap = DEFAULT_BOOTSTRAP` in a command's signature.
+Bootstrap = Annotated[
+    str, typer.Option("--bootstrap", "-b", envvar="FRESHET_BOOTSTRAP", help=BOOTSTRAP_HELP, show_envvar=False)
+]
+DEFAULT_BOOTSTRAP = "localhost:9092"
 
-
-def OutputOption() -> Any:  # noqa: N802
-    return typer.Option(
-        OutputFormat.table, "--output", "-o", case_sensitive=False, help="table for people, json for scripts."
-    )
+#: `output: Output = OutputFormat.table` in a read command's signature.
+Output = Annotated[
+    OutputFormat, typer.Option("--output", "-o", case_sensitive=False, help="table for people, json for scripts.")
+]
 
 
 # =================================================================================================
@@ -205,7 +200,8 @@ def print_table(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: st
     rows = [["-" if cell is None else str(cell) for cell in row] for row in rows]
     table = Table(box=box.SIMPLE_HEAD, title=title, title_justify="left", pad_edge=False, show_edge=False)
     for index, column in enumerate(columns):
-        is_numeric = bool(rows) and all(_is_number(row[index]) for row in rows)
+        cells = [row[index] for row in rows]
+        is_numeric = any(cell != "-" for cell in cells) and all(_is_number(cell) for cell in cells)
         table.add_column(column, justify="right" if is_numeric else "left", no_wrap=True)
     for row in rows:
         table.add_row(*row)

@@ -14,8 +14,12 @@ from importlib import metadata
 import typer
 from freshet.cli import common
 from freshet.cli.cluster import app as cluster_app
+from freshet.cli.config import config as config_command
+from freshet.cli.metadata import app as metadata_app
+from freshet.cli.partition import app as partition_app
 from freshet.cli.perf import app as perf_app
 from freshet.cli.server import app as server_app
+from freshet.cli.topic import app as topic_app
 
 try:  # typer >= 0.20 carries its own copy of click; older releases use click itself
     from typer._click import exceptions as click_exceptions
@@ -69,6 +73,10 @@ def _root(
 app.add_typer(perf_app, name="perf")
 app.add_typer(server_app, name="server")
 app.add_typer(cluster_app, name="cluster")
+app.add_typer(topic_app, name="topic")
+app.add_typer(partition_app, name="partition")
+app.command("config")(config_command)
+app.add_typer(metadata_app, name="metadata")
 
 
 def main() -> None:
@@ -87,7 +95,7 @@ def main() -> None:
         sys.exit(2)
     except click_exceptions.UsageError as error:
         command = error.ctx.command_path if error.ctx is not None else "freshet"
-        print(f"{command}: {error.format_message()} (see {command} --help)", file=sys.stderr)
+        print(f"error: {command}: {error.format_message()}; see {command} --help", file=sys.stderr)
         sys.exit(2)
     except (typer.Abort, KeyboardInterrupt):
         sys.exit(130)
