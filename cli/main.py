@@ -15,6 +15,8 @@ import typer
 from freshet.cli import common
 from freshet.cli.cluster import app as cluster_app
 from freshet.cli.config import config as config_command
+from freshet.cli.console import consume as consume_command
+from freshet.cli.console import produce as produce_command
 from freshet.cli.metadata import app as metadata_app
 from freshet.cli.partition import app as partition_app
 from freshet.cli.perf import app as perf_app
@@ -77,6 +79,8 @@ app.add_typer(topic_app, name="topic")
 app.add_typer(partition_app, name="partition")
 app.command("config")(config_command)
 app.add_typer(metadata_app, name="metadata")
+app.command("produce")(produce_command)
+app.command("consume")(consume_command)
 
 
 def main() -> None:
