@@ -27,7 +27,9 @@ it). Results are frozen dataclasses.
 
 from __future__ import annotations
 
+import json
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -50,6 +52,9 @@ from google.protobuf import json_format
 
 EARLIEST = -2
 LATEST = -1
+_LOG_END = "log_end"
+#: A node serves HTTP on its gRPC port + 2 unless told otherwise (`--http-listen`, README).
+HTTP_PORT_OFFSET = 2
 
 _BROKER_STATES = {
     controller_pb2.BROKER_ACTIVE: "active",
@@ -149,8 +154,9 @@ class PartitionDescription:
     log_start_offset: int | None = None
     high_watermark: int | None = None
     log_end_offset: int | None = None
-    """The leader's log end offset. The client protocol exposes only the high watermark (ListOffsets
-    latest, as Kafka's), so this is None until the broker reports the LEO separately."""
+    """The leader's log end offset (records appended, committed or not). The client protocol's
+    ListOffsets gives only the high watermark (as Kafka's), so this is read from the leader's
+    HTTP /status at its default port (gRPC port + 2); None when that does not answer."""
     offsets_error: str | None = None
 
 
@@ -647,7 +653,7 @@ class Admin:
             missing = [n for n in wanted if n not in found]
             if missing:
                 raise UnknownTopicError(f"topic {missing[0]!r} does not exist")
-        offsets: dict[TopicPartition, dict[int, int] | str] = {}
+        offsets: dict[TopicPartition, dict[int | str, int] | str] = {}
         if with_offsets:
             offsets = self._partition_offsets(found.values(), brokers)
         configs = self._topic_overrides(list(found)) if found else {}
@@ -669,6 +675,7 @@ class Admin:
                         offline_replicas=list(p.offline_replicas),
                         log_start_offset=lookup.get(EARLIEST),
                         high_watermark=lookup.get(LATEST),
+                        log_end_offset=lookup.get(_LOG_END),
                         offsets_error=known if isinstance(known, str) else None,
                     )
                 )
@@ -681,8 +688,9 @@ class Admin:
 
     def _partition_offsets(
         self, topics, brokers: dict[int, Node]
-    ) -> dict[TopicPartition, dict[int, int] | str]:
-        """{partition: {EARLIEST: log start, LATEST: high watermark}} or the error text, from leaders."""
+    ) -> dict[TopicPartition, dict[int | str, int] | str]:
+        """{partition: {EARLIEST: log start, LATEST: high watermark, _LOG_END: log end}} or the error
+        text, from the leaders."""
         by_leader: dict[int, list[TopicPartition]] = {}
         out: dict[TopicPartition, dict[int, int] | str] = {}
         for topic in topics:
@@ -695,6 +703,10 @@ class Admin:
                 else:
                     by_leader.setdefault(p.leader_id, []).append(tp)
         for leader_id, tps in sorted(by_leader.items()):
+            log_ends = _leader_log_end_offsets(brokers[leader_id], min(self._timeout_s, 2.0))
+            for tp in tps:
+                if tp in log_ends:
+                    out.setdefault(tp, {})[_LOG_END] = log_ends[tp]
             address = brokers[leader_id].address
             request = broker_pb2.ListOffsetsRequest(
                 partitions=[
@@ -730,6 +742,9 @@ class Admin:
                 entry = out.setdefault(tp, {})
                 if isinstance(entry, dict):
                     entry[query.timestamp] = result.offset
+        for tp, entry in list(out.items()):
+            if isinstance(entry, dict) and set(entry) == {_LOG_END}:
+                del out[tp]  # the leader's status answered but ListOffsets did not: keep the error
         return out
 
     def _topic_overrides(self, names: list[str]) -> dict[str, dict[str, str]]:
@@ -914,6 +929,24 @@ class Admin:
 
 # =================================================================================================
 # Helpers.
+
+
+def _leader_log_end_offsets(leader: Node, timeout_s: float) -> dict[TopicPartition, int]:
+    """{partition: log end offset} of the partitions `leader` leads, from its HTTP /status
+    (data_plane.partitions); empty when it does not answer in time or answers something else."""
+    host = f"[{leader.host}]" if ":" in leader.host and not leader.host.startswith("[") else leader.host
+    url = f"http://{host}:{leader.port + HTTP_PORT_OFFSET}/status"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:
+            status = json.loads(response.read())
+        partitions = status["data_plane"]["partitions"]
+        return {
+            TopicPartition(p["topic"], p["partition"]): int(p["log_end_offset"])
+            for p in partitions
+            if p.get("role") == "leader"
+        }
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
 
 
 def _short(rpc_error: grpc.RpcError, error: FreshetError) -> str:
