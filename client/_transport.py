@@ -139,6 +139,12 @@ class Transport:
                 self._stubs[address] = stub
             return stub
 
+    def channel(self, address: str) -> grpc.Channel:
+        """The channel to `address` (created on first use), for stubs of other services (Admin's
+        Controller stub shares the node's channel with its Broker stub)."""
+        self.stub(address)
+        return self._channels[address]
+
     def close(self) -> None:
         """Close every channel; calls in progress fail with CANCELLED (mapped by the callers)."""
         with self._lock:
