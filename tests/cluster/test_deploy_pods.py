@@ -21,7 +21,6 @@ import json
 import os
 import pathlib
 import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -46,9 +45,7 @@ NAMESPACE = "streaming"
 SECRET = "pod-simulation-secret"
 
 
-def _render_statefulset() -> tuple[dict, dict]:
-    kubectl = shutil.which("kubectl")
-    assert kubectl, "kubectl is needed to render kustomize offline (Debian: apt-get install kubernetes-client)"
+def _render_statefulset(kubectl: str) -> tuple[dict, dict]:
     rendered = subprocess.run(
         [kubectl, "kustomize", str(REPO / "deploy" / "kubernetes" / "base")],
         capture_output=True, text=True, timeout=60, check=True,
@@ -93,9 +90,9 @@ def _choose_port(default: int) -> int:
 class PodCluster:
     """Pods freshet-0..2 of the base StatefulSet as processes. Not thread-safe."""
 
-    def __init__(self, root: pathlib.Path) -> None:
+    def __init__(self, root: pathlib.Path, kubectl: str) -> None:
         self.root = root
-        statefulset, config_map = _render_statefulset()
+        statefulset, config_map = _render_statefulset(kubectl)
         self.statefulset_name = statefulset["metadata"]["name"]
         assert statefulset["spec"]["replicas"] == PODS
         container = statefulset["spec"]["template"]["spec"]["containers"][0]
@@ -182,8 +179,8 @@ def _under_replicated(metadata: broker_pb2.MetadataResponse) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def pods(tmp_path_factory):
-    cluster = PodCluster(tmp_path_factory.mktemp("pods"))
+def pods(tmp_path_factory, kubectl):
+    cluster = PodCluster(tmp_path_factory.mktemp("pods"), kubectl)
     try:
         for ordinal in range(PODS):
             cluster.start(ordinal)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import pathlib
 import re
-import shutil
 import subprocess
 import tomllib
 
@@ -27,11 +26,7 @@ PORTS = {"grpc": 9092, "raft": 9093, "http": 9094}
 DATA_DIR = "/var/lib/freshet"
 
 
-def render(kustomization: str) -> list[dict]:
-    kubectl = shutil.which("kubectl")
-    assert kubectl, (
-        "kubectl is needed to render kustomize offline (Debian: apt-get install kubernetes-client)"
-    )
+def render(kubectl: str, kustomization: str) -> list[dict]:
     result = subprocess.run(
         [kubectl, "kustomize", str(KUBERNETES / kustomization)], capture_output=True, text=True, timeout=60
     )
@@ -40,8 +35,8 @@ def render(kustomization: str) -> list[dict]:
 
 
 @pytest.fixture(scope="module", params=KUSTOMIZATIONS)
-def rendered(request) -> tuple[str, list[dict]]:
-    return request.param, render(request.param)
+def rendered(request, kubectl) -> tuple[str, list[dict]]:
+    return request.param, render(kubectl, request.param)
 
 
 def by_kind(docs: list[dict], kind: str) -> list[dict]:
@@ -146,9 +141,9 @@ def test_a_disruption_budget_lets_one_node_at_a_time_go(rendered):
         )
 
 
-def test_config_map_holds_valid_toml():
+def test_config_map_holds_valid_toml(kubectl):
     for kustomization in KUSTOMIZATIONS:
-        for config_map in by_kind(render(kustomization), "ConfigMap"):
+        for config_map in by_kind(render(kubectl, kustomization), "ConfigMap"):
             tomllib.loads(config_map["data"]["server.toml"])
 
 
