@@ -3,11 +3,25 @@
 `freshet perf storage` benchmarks the storage engine against raw file I/O on this machine and
 prints one JSON line (see `freshet.storage.bench`). The benchmark module is imported only when the
 command runs, so the CLI starts fast.
+
+`freshet perf produce` / `perf consume` measure a running cluster through the SDK's Producer and
+Consumer (kafka-producer-perf-test / kafka-consumer-perf-test): records/s, MB/s, and for produce
+the send-to-ack latency of every record (p50/p95/p99/p999/max); `--sync` sends one record at a
+time, each waiting for its ack (the JetStream peer's latency phase). Progress goes to stderr
+(a bar on a terminal, periodic lines otherwise); `--json` prints one JSON line on stdout.
+
+Thread-safety: a command runs on the main thread; delivery callbacks (the SDK's sender thread)
+append latencies under a lock.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import os
+import sys
+import threading
+import time
 
 import typer
 
@@ -28,3 +42,223 @@ def storage(
     from freshet.storage import bench
 
     typer.echo(json.dumps(bench.run(quick=quick, directory=directory)))
+
+
+# -- perf produce / perf consume -----------------------------------------------------------------
+
+_BOOTSTRAP_HELP = "Brokers to start from (host:port,...); default $FRESHET_BOOTSTRAP or localhost:9092."
+
+
+def _percentiles(latencies_ms: list[float]) -> dict[str, float]:
+    """Nearest-rank percentiles (as the JetStream peer's bench) of send-to-ack latencies."""
+    if not latencies_ms:
+        return {"p50_ms": 0.0, "p95_ms": 0.0, "p99_ms": 0.0, "p999_ms": 0.0, "max_ms": 0.0}
+    ordered = sorted(latencies_ms)
+
+    def rank(p: float) -> float:
+        index = max(0, min(len(ordered) - 1, math.ceil(p * len(ordered)) - 1))
+        return round(ordered[index], 3)
+
+    return {"p50_ms": rank(0.50), "p95_ms": rank(0.95), "p99_ms": rank(0.99), "p999_ms": rank(0.999), "max_ms": round(ordered[-1], 3)}
+
+
+class _Progress:
+    """Live progress on stderr: a rich progress bar on a terminal, else one line every 2 s."""
+
+    def __init__(self, what: str, total: int, quiet: bool) -> None:
+        self._what, self._total = what, total
+        self._started = time.monotonic()
+        self._next_line = self._started + 2.0
+        self._bar = None
+        if not quiet and sys.stderr.isatty():
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self._bar = Progress(TextColumn(what), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                                 console=Console(stderr=True), transient=True)
+            self._task = self._bar.add_task(what, total=total)
+            self._bar.start()
+        self._quiet = quiet
+
+    def update(self, done: int) -> None:
+        if self._bar is not None:
+            self._bar.update(self._task, completed=done)
+            return
+        now = time.monotonic()
+        if not self._quiet and now >= self._next_line:
+            self._next_line = now + 2.0
+            rate = done / max(now - self._started, 1e-9)
+            print(f"{self._what}: {done}/{self._total} records, {rate:,.0f} records/s", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+def _summary_line(result: dict, kind: str) -> str:
+    line = (f"{result['records']} records {kind} in {result['seconds']:.2f} s: {result['records_per_s']:,.0f} records/s, "
+            f"{result['mb_per_s']:.2f} MB/s")
+    if "p50_ms" in result:
+        line += (f"; latency ms p50 {result['p50_ms']} p95 {result['p95_ms']} p99 {result['p99_ms']} "
+                 f"p999 {result['p999_ms']} max {result['max_ms']}")
+    if result.get("errors"):
+        line += f"; {result['errors']} failed ({result['first_error']})"
+    return line
+
+
+@app.command("produce")
+def produce(
+    topic: str = typer.Option(..., "--topic", help="Topic to write to (it must exist)."),
+    num_records: int = typer.Option(..., "--num-records", min=1, help="Records to send."),
+    record_size: int = typer.Option(..., "--record-size", min=0, help="Bytes per record value (random, sent unkeyed)."),
+    acks: str = typer.Option("all", "--acks", help="0, 1 or all."),
+    batch_size: int = typer.Option(262144, "--batch-size", min=1, help="Producer batch size in bytes (the SDK's default is 65536)."),
+    linger_ms: int = typer.Option(5, "--linger-ms", min=0, help="How long a batch waits for more records."),
+    compression: str = typer.Option("none", "--compression", help="none, gzip, lz4 or zstd."),
+    throughput: int = typer.Option(-1, "--throughput", help="Records/s to aim at; -1: as fast as possible."),
+    max_in_flight: int = typer.Option(5, "--max-in-flight", min=1, help="Unacknowledged requests per broker."),
+    sync: bool = typer.Option(False, "--sync", help="One record at a time, each waiting for its ack (latency mode)."),
+    bootstrap: str | None = typer.Option(None, "--bootstrap-server", help=_BOOTSTRAP_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON line instead of the summary."),
+) -> None:
+    """Send records as fast as allowed and report records/s, MB/s and send-to-ack latency
+    percentiles per record (p50/p95/p99/p999/max), like kafka-producer-perf-test."""
+    from freshet.client import Producer
+    from freshet.client.errors import FreshetError
+
+    if acks not in ("0", "1", "all", "-1"):
+        raise typer.BadParameter("--acks must be 0, 1 or all")
+    acks_value: str | int = "all" if acks in ("all", "-1") else int(acks)
+    payload = os.urandom(record_size)
+    latencies: list[float] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+    cpu_before = time.process_time()
+    try:
+        producer = Producer(bootstrap, acks=acks_value, batch_size=batch_size, linger_ms=0 if sync else linger_ms,
+                            compression=compression, max_in_flight=1 if sync else max_in_flight,
+                            client_id="freshet-perf-producer")
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from None
+    progress = _Progress("produce", num_records, as_json)
+    started = time.monotonic()
+    try:
+        producer.partitions_for(topic)               # metadata first: not part of the clock
+        started = time.monotonic()
+        for index in range(num_records):
+            if throughput > 0:
+                ahead = index / throughput - (time.monotonic() - started)
+                if ahead > 0:
+                    time.sleep(ahead)
+            sent_at = time.perf_counter()
+
+            def on_delivery(metadata, error, sent_at=sent_at) -> None:
+                elapsed_ms = (time.perf_counter() - sent_at) * 1000
+                with lock:
+                    if error is None:
+                        latencies.append(elapsed_ms)
+                    else:
+                        errors.append(repr(error))
+
+            future = producer.send(topic, value=payload, on_delivery=on_delivery)
+            if sync:
+                try:
+                    future.result()
+                except FreshetError:
+                    pass                                   # counted by on_delivery
+            if index % 1000 == 0:
+                progress.update(index)
+        producer.flush()
+        seconds = time.monotonic() - started
+    except FreshetError as error:
+        progress.close()
+        producer.close(5)
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(1) from None
+    progress.close()
+    producer.close()
+    cpu = time.process_time() - cpu_before
+    records = len(latencies)
+    result = {
+        "mode": "sync" if sync else "async",
+        "topic": topic,
+        "records": records,
+        "record_size": record_size,
+        "acks": acks,
+        "batch_size": batch_size,
+        "seconds": round(seconds, 3),
+        "records_per_s": round(records / seconds, 1) if seconds > 0 else 0.0,
+        "mb_per_s": round(records * record_size / seconds / 1e6, 3) if seconds > 0 else 0.0,
+        **_percentiles(latencies),
+        "client_cpu_us_per_record": round(cpu * 1e6 / max(num_records, 1), 1),
+        "errors": len(errors),
+        "first_error": errors[0] if errors else None,
+    }
+    typer.echo(json.dumps(result) if as_json else _summary_line(result, "acknowledged"))
+    if errors:
+        raise typer.Exit(1)
+
+
+@app.command("consume")
+def consume(
+    topic: str = typer.Option(..., "--topic", help="Topic to read (every partition, from the beginning)."),
+    messages: int = typer.Option(..., "--messages", min=1, help="Records to read before stopping."),
+    group: str | None = typer.Option(None, "--group", help="Consumer group id (given to the consumer; partitions are assigned manually)."),
+    timeout_ms: int = typer.Option(30000, "--timeout-ms", min=1, help="Give up when no record arrived for this long."),
+    bootstrap: str | None = typer.Option(None, "--bootstrap-server", help=_BOOTSTRAP_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON line instead of the summary."),
+) -> None:
+    """Read records from the beginning of every partition and report records/s and MB/s."""
+    from freshet.client import Consumer, Producer, TopicPartition
+    from freshet.client.errors import FreshetError
+
+    cpu_before = time.process_time()
+    try:
+        # The consumer has no metadata call of its own for a topic's partitions: a producer's does.
+        with Producer(bootstrap, acks=1, client_id="freshet-perf-metadata") as metadata:
+            partitions = metadata.partitions_for(topic)
+        consumer = Consumer(bootstrap, group_id=group, enable_auto_commit=False, auto_offset_reset="earliest",
+                            client_id="freshet-perf-consumer", max_poll_records=10000)
+    except FreshetError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(1) from None
+    progress = _Progress("consume", messages, as_json)
+    count = 0
+    size = 0
+    try:
+        consumer.assign([TopicPartition(topic, p) for p in partitions])
+        consumer.seek_to_beginning()
+        started = time.monotonic()
+        last_record = started
+        while count < messages:
+            records = consumer.poll(timeout_ms=200)
+            now = time.monotonic()
+            if records:
+                last_record = now
+                count += len(records)
+                size += sum(len(r.value or b"") for r in records)
+                progress.update(count)
+            elif (now - last_record) * 1000 > timeout_ms:
+                break
+        seconds = time.monotonic() - started
+    except FreshetError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        progress.close()
+        consumer.close()
+    cpu = time.process_time() - cpu_before
+    result = {
+        "topic": topic,
+        "records": count,
+        "bytes": size,
+        "seconds": round(seconds, 3),
+        "records_per_s": round(count / seconds, 1) if seconds > 0 else 0.0,
+        "mb_per_s": round(size / seconds / 1e6, 3) if seconds > 0 else 0.0,
+        "client_cpu_us_per_record": round(cpu * 1e6 / max(count, 1), 1),
+        "errors": 0 if count >= messages else 1,
+        "first_error": None if count >= messages else f"only {count} of {messages} records within {timeout_ms} ms of silence",
+    }
+    typer.echo(json.dumps(result) if as_json else _summary_line(result, "read"))
+    if count < messages:
+        raise typer.Exit(1)

@@ -251,7 +251,10 @@ class DataPlane:
             if partition.role == LEADER and partition.leader_epoch == hosted.leader_epoch:
                 leader = partition.leader
                 assert leader is not None
+                moved = leader.set_min_insync_replicas(hosted.min_insync_replicas)
                 if self.node_id in hosted.isr and leader.update_partition(hosted.replicas, hosted.isr, hosted.partition_epoch, _now_ms()):
+                    moved = True
+                if moved:
                     partition.set_high_watermark(leader.high_watermark)
             else:
                 self._become_leader(partition, hosted)
@@ -281,6 +284,7 @@ class DataPlane:
             partition.high_watermark,
             end_offset,
             now_ms,
+            hosted.min_insync_replicas,
         )
         was = partition.role
         partition.role = LEADER

@@ -459,6 +459,8 @@ class Node:
                 reasons.append(f"broker: metadata at offset {image.offset}, registration at {lifecycle.broker_epoch}")
             elif not lifecycle.is_ready(image):
                 reasons.append("broker: fenced")
+            elif self.data_plane is not None and not self.data_plane.is_active:
+                reasons.append("broker: partition roles not applied yet")
         if reasons:
             return False, "not ready: " + "; ".join(reasons)
         return True, "ready"

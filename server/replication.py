@@ -47,9 +47,14 @@ def high_watermark(
     leader_id: int,
     leader_log_end_offset: int,
     follower_log_end_offsets: Mapping[int, int],
-    maximal_isr: Iterable[int],
+    maximal_isr: Collection[int],
+    min_insync_replicas: int = 1,
 ) -> int:
-    """The high watermark: min LEO over the maximal ISR, never below `current`.
+    """The high watermark: min LEO over the maximal ISR, never below `current`, and frozen while
+    the maximal ISR has fewer than `min_insync_replicas` members (KIP-966: what fewer replicas
+    hold than min.insync.replicas promises is not committed, so acks=1 writes taken while the ISR
+    is short, and acks=all writes that timed out before it shrank, stay invisible until enough
+    replicas hold them).
 
     Args:
         current: the high watermark now.
@@ -58,9 +63,13 @@ def high_watermark(
         follower_log_end_offsets: replica id -> LEO it acknowledged (UNKNOWN_OFFSET: not yet).
         maximal_isr: committed ISR plus pending additions.
 
+        min_insync_replicas: the topic's min.insync.replicas (already capped at the replica count).
+
     Returns:
         The new high watermark (>= current). A member with an unknown LEO freezes it.
     """
+    if len(maximal_isr) < min_insync_replicas:
+        return current
     candidate = leader_log_end_offset
     for replica in maximal_isr:
         if replica == leader_id:
@@ -118,6 +127,7 @@ class LeaderState:
         high_watermark: int,
         log_end_offset: int,
         now_ms: int,
+        min_insync_replicas: int = 1,
     ) -> None:
         """A new leader. `high_watermark` is the replica's own (checkpointed or last known one),
         clamped to `log_end_offset`; followers in the ISR count as caught up now (Kafka), the
@@ -131,6 +141,7 @@ class LeaderState:
         self.log_end_offset = log_end_offset
         self.high_watermark = min(high_watermark, log_end_offset)
         self.pending: AlterIsr | None = None
+        self._min_insync_config = min_insync_replicas
         # Set when the controller refused our view (stale partition epoch, fenced): no new
         # AlterPartition until metadata brings a newer partition epoch.
         self.awaiting_metadata = False
@@ -162,11 +173,23 @@ class LeaderState:
             self.log_end_offset,
             {replica: state.log_end_offset for replica, state in self.followers.items()},
             self.maximal_isr,
+            self.min_insync_replicas,
         )
         if new != self.high_watermark:
             self.high_watermark = new
             return True
         return False
+
+    @property
+    def min_insync_replicas(self) -> int:
+        """The topic's min.insync.replicas, capped at the replica count (a topic configured with
+        more than it has replicas would otherwise never commit anything)."""
+        return max(1, min(self._min_insync_config, len(self.replicas)))
+
+    def set_min_insync_replicas(self, value: int) -> bool:
+        """The topic's min.insync.replicas changed. Returns whether the high watermark moved."""
+        self._min_insync_config = value
+        return self._advance()
 
     def on_append(self, log_end_offset: int, now_ms: int) -> bool:
         """The leader appended up to `log_end_offset`. Returns whether the high watermark moved

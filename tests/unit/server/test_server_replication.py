@@ -257,3 +257,23 @@ def test_push_cursor_windows_acknowledgements_and_resets():
     assert cursor.awaiting_reset and cursor.in_flight_bytes == 0 and not cursor.wants_data(100, 1000)
     cursor.reset(70)
     assert (cursor.next_offset, cursor.acknowledged, cursor.in_flight_bytes) == (70, 70, 0)
+
+
+def test_the_high_watermark_stays_while_the_isr_is_below_min_insync_replicas():
+    """KIP-966: with min.insync.replicas=2 and the ISR shrunk to the leader, what the leader alone
+    holds is not committed (an acks=all write that timed out before the shrink stays invisible);
+    it commits once a second replica is back in the ISR and holds it."""
+    assert high_watermark(5, 1, 9, {}, (1,), min_insync_replicas=2) == 5
+    assert high_watermark(5, 1, 9, {2: 9}, (1, 2), min_insync_replicas=2) == 9
+    state = LeaderState(1, 5, 10, (1, 2, 3), (1, 2, 3), 0, 0, 0, 0, min_insync_replicas=2)
+    state.on_follower_position(2, 0, 0)
+    state.on_follower_position(3, 0, 0)
+    state.update_partition((1, 2, 3), (1,), 11, 1)
+    assert state.on_append(4, 2) is False and state.high_watermark == 0
+    state.update_partition((1, 2, 3), (1, 2), 12, 3)
+    assert state.high_watermark == 0, "node 2 has not acknowledged offset 4 yet"
+    assert state.on_follower_position(2, 4, 4) is True and state.high_watermark == 4
+    assert LeaderState(1, 5, 10, (1,), (1,), 0, 0, 0, 0, min_insync_replicas=2).on_append(3, 1) is True, (
+        "min.insync.replicas above the replica count is capped, or an RF=1 topic would never commit"
+    )
+    assert state.set_min_insync_replicas(3) is False

@@ -1,0 +1,161 @@
+"""Freshet vs the NATS JetStream R3 peer, in the same run on the same machine (not a test).
+
+    .venv/bin/python tests/bench/broker_vs_jetstream.py [--msgs 200000] [--size 1024] [--lat-samples 2000]
+
+Steps: wait for an idle machine (../shared/bench/wait_quiet.py); run the peer
+(../shared/bench/jetstream_bench.py with its venv, /tmp/peers-venv, made by setup.sh: R3 and R1
+file streams, async publish with at most 4000 acks outstanding, pull consume, sync-publish
+latency); then `freshet cluster up --nodes 3` in a temp dir and, for a one-partition topic with
+RF=3 (min.insync.replicas=2) and one with RF=1 (the peer's stream is one ordered log too):
+`freshet perf produce --acks all` (async, the SDK's pipelining), `perf produce --sync` (one
+record at a time, the peer's latency phase), `perf consume`. Server CPU per message comes from
+/proc for the three node processes, as the peer's bench measures its servers.
+
+Prints ONE JSON line: both sides' figures and the ratios freshet/peer (throughput: higher is
+better; latency: lower is better). Progress on stderr. Every process started is stopped by pid;
+the temp dir is removed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import grpc
+from freshet.v1 import controller_pb2, controller_pb2_grpc
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+BENCH = (REPO / ".." / "shared" / "bench").resolve()
+PEER_PYTHON = os.environ.get("PEERS_PYTHON", "/tmp/peers-venv/bin/python")
+FRESHET = str(pathlib.Path(sys.executable).with_name("freshet"))
+CLK = os.sysconf("SC_CLK_TCK")
+
+
+def log(*parts) -> None:
+    print("[broker_vs_jetstream]", *parts, file=sys.stderr, flush=True)
+
+
+def proc_cpu_s(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK
+
+
+def free_base_port() -> int:
+    for base in range(21000, 30000, 37):
+        ports = [base + i * 10 + j for i in range(3) for j in range(3)]
+        sockets = []
+        try:
+            for port in ports:
+                s = socket.socket()
+                sockets.append(s)
+                s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in sockets:
+                s.close()
+    raise RuntimeError("no free port block")
+
+
+def run_json(argv: list[str], timeout_s: float) -> dict:
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if not lines:
+        raise RuntimeError(f"{argv[:4]} printed no JSON (exit {done.returncode}): {done.stderr[-2000:]}")
+    return json.loads(lines[-1])
+
+
+def freshet_side(args) -> dict:
+    directory = tempfile.mkdtemp(prefix="freshet-bench-", dir=args.tmp)
+    base = free_base_port()
+    cluster = subprocess.Popen(
+        [FRESHET, "cluster", "up", "--nodes", "3", "--data-dir", directory, "--base-port", str(base), "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    out: dict = {"runs": []}
+    try:
+        line = cluster.stdout.readline()
+        info = json.loads(line)
+        bootstrap = info["bootstrap"]
+        pids = [node["pid"] for node in info["nodes"]]
+        admin = controller_pb2_grpc.ControllerStub(grpc.insecure_channel(bootstrap.split(",")[0]))
+        for replicas in (3, 1):
+            topic = f"bench-r{replicas}"
+            creatable = controller_pb2.CreatableTopic(name=topic, num_partitions=1, replication_factor=replicas)
+            creatable.configs.add(key="min.insync.replicas", value=str(min(2, replicas)))
+            answer = admin.CreateTopics(controller_pb2.CreateTopicsRequest(topics=[creatable]), timeout=30)
+            assert answer.results[0].error.code == 0, answer
+            time.sleep(1.0)
+            entry: dict = {"replicas": replicas}
+            common = ["--topic", topic, "--record-size", str(args.size), "--bootstrap-server", bootstrap, "--json"]
+            for phase, argv in (
+                ("publish", [FRESHET, "perf", "produce", "--num-records", str(args.msgs), "--acks", "all", *common]),
+                ("consume", [FRESHET, "perf", "consume", "--topic", topic, "--messages", str(args.msgs),
+                             "--bootstrap-server", bootstrap, "--json"]),
+                ("latency", [FRESHET, "perf", "produce", "--num-records", str(args.lat_samples), "--acks", "all", "--sync", *common]),
+            ):
+                os.sync()
+                time.sleep(0.5)
+                before = sum(proc_cpu_s(pid) for pid in pids)
+                log(f"RF={replicas} {phase}")
+                result = run_json(argv, 300)
+                result["servers_cpu_s"] = round(sum(proc_cpu_s(pid) for pid in pids) - before, 2)
+                result["servers_cpu_us_per_msg"] = round(result["servers_cpu_s"] / max(result["records"], 1) * 1e6, 1)
+                entry[phase] = result
+                log(f"  {json.dumps({k: result.get(k) for k in ('records_per_s', 'mb_per_s', 'p50_ms', 'p99_ms')})}")
+            out["runs"].append(entry)
+    finally:
+        cluster.send_signal(signal.SIGTERM)
+        try:
+            cluster.wait(60)
+        except subprocess.TimeoutExpired:
+            cluster.kill()
+        shutil.rmtree(directory, ignore_errors=True)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--msgs", type=int, default=200_000)
+    parser.add_argument("--size", type=int, default=1024)
+    parser.add_argument("--lat-samples", type=int, default=2000)
+    parser.add_argument("--tmp", default="/tmp")
+    parser.add_argument("--skip-wait", action="store_true", help="do not wait for an idle machine")
+    args = parser.parse_args()
+    if not args.skip_wait:
+        subprocess.run([sys.executable, str(BENCH / "wait_quiet.py"), "--max-wait", "180"], check=False)
+    log("JetStream peer")
+    peer = run_json([PEER_PYTHON, str(BENCH / "jetstream_bench.py"), "--msgs", str(args.msgs), "--size", str(args.size),
+                     "--windows", "4000", "--replicas", "3,1", "--lat-samples", str(args.lat_samples)], 200)
+    log("Freshet")
+    ours = freshet_side(args)
+    ratios = {}
+    for mine in ours["runs"]:
+        theirs = next((r for r in peer.get("runs", []) if r["replicas"] == mine["replicas"]), None)
+        if theirs is None:
+            continue
+        publish, consume, latency = theirs["publish"][-1], theirs["consume"][-1], theirs.get("latency", {})
+        ratios[f"R{mine['replicas']}"] = {
+            "publish_msgs_per_s": round(mine["publish"]["records_per_s"] / publish["msgs_per_s"], 2),
+            "consume_msgs_per_s": round(mine["consume"]["records_per_s"] / consume["msgs_per_s"], 2),
+            "sync_p50": round(mine["latency"]["p50_ms"] * 1000 / latency["p50_us"], 2) if latency else None,
+            "sync_p99": round(mine["latency"]["p99_ms"] * 1000 / latency["p99_us"], 2) if latency else None,
+            "publish_servers_cpu_per_msg": round(mine["publish"]["servers_cpu_us_per_msg"] / publish["servers_cpu_us_per_msg"], 2),
+        }
+    print(json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "cpus": os.cpu_count(), "msgs": args.msgs,
+                      "size": args.size, "jetstream": peer, "freshet": ours, "ratios_freshet_over_peer": ratios}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
