@@ -81,6 +81,10 @@ class GroupIdNotFoundError(GroupError):
     """No group of that id."""
 
 
+class GroupMaxSizeReachedError(GroupError):
+    """The group has as many members as the coordinator allows."""
+
+
 class InvalidGroupRequestError(GroupError):
     """A malformed group request (bad regex, unknown assignor, bad epoch)."""
 
