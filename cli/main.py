@@ -11,6 +11,7 @@ from importlib import metadata
 
 import typer
 from freshet.cli.cluster import app as cluster_app
+from freshet.cli.group import app as group_app
 from freshet.cli.perf import app as perf_app
 from freshet.cli.server import app as server_app
 
@@ -46,6 +47,7 @@ def _root(
 app.add_typer(perf_app, name="perf")
 app.add_typer(server_app, name="server")
 app.add_typer(cluster_app, name="cluster")
+app.add_typer(group_app, name="group")
 
 
 def main() -> None:
