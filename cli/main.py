@@ -17,6 +17,7 @@ from freshet.cli.cluster import app as cluster_app
 from freshet.cli.config import config as config_command
 from freshet.cli.console import consume as consume_command
 from freshet.cli.console import produce as produce_command
+from freshet.cli.group import app as group_app
 from freshet.cli.metadata import app as metadata_app
 from freshet.cli.partition import app as partition_app
 from freshet.cli.perf import app as perf_app
@@ -81,6 +82,7 @@ app.command("config")(config_command)
 app.add_typer(metadata_app, name="metadata")
 app.command("produce")(produce_command)
 app.command("consume")(consume_command)
+app.add_typer(group_app, name="group")
 
 
 def main() -> None:

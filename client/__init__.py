@@ -13,13 +13,14 @@ Thread-safety: see each class; `Producer` is thread-safe, a `Consumer` is polled
 
 from freshet.client import errors
 from freshet.client.admin import Admin
-from freshet.client.consumer import Consumer
+from freshet.client.consumer import Consumer, ConsumerRebalanceListener
 from freshet.client.producer import Producer
 from freshet.client.structs import ConsumerRecord, Node, OffsetAndTimestamp, RecordMetadata, TopicPartition
 
 __all__ = [
     "Admin",
     "Consumer",
+    "ConsumerRebalanceListener",
     "ConsumerRecord",
     "Node",
     "OffsetAndTimestamp",
