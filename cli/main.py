@@ -6,13 +6,23 @@ INTERFACE.md: 0 ok, 1 the operation failed, 2 bad usage (one line on stderr, nev
 
 from __future__ import annotations
 
+import os
 import sys
+import traceback
 from importlib import metadata
 
 import typer
+from freshet.cli import common
 from freshet.cli.cluster import app as cluster_app
+from freshet.cli.config import config as config_command
+from freshet.cli.console import consume as consume_command
+from freshet.cli.console import produce as produce_command
+from freshet.cli.group import app as group_app
+from freshet.cli.metadata import app as metadata_app
+from freshet.cli.partition import app as partition_app
 from freshet.cli.perf import app as perf_app
 from freshet.cli.server import app as server_app
+from freshet.cli.topic import app as topic_app
 
 try:  # typer >= 0.20 carries its own copy of click; older releases use click itself
     from typer._click import exceptions as click_exceptions
@@ -39,30 +49,80 @@ def _root(
     version: bool = typer.Option(
         False, "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
     ),
+    debug: bool = typer.Option(
+        False, "--debug", help="Print tracebacks with errors (also accepted after the command; env FRESHET_DEBUG=1)."
+    ),
 ) -> None:
-    """Freshet: a Kafka-style replicated commit log whose cluster coordinates itself."""
+    """Freshet: a Kafka-style replicated commit log whose cluster coordinates itself.
+
+    Every command that talks to a cluster takes --bootstrap HOST:PORT (or FRESHET_BOOTSTRAP;
+    default localhost:9092). Read commands take --output json. Exit codes: 0 ok, 1 the cluster
+    refused or could not be reached, 2 bad usage.
+
+    Examples:
+
+      freshet cluster up                       # a local 3-node cluster
+
+      freshet topic create orders --partitions 3 --replication-factor 3
+
+      seq 10 | freshet produce orders
+
+      freshet consume orders --from-beginning --max-messages 10
+    """
+    if debug:
+        common.DEBUG["enabled"] = True
 
 
 app.add_typer(perf_app, name="perf")
 app.add_typer(server_app, name="server")
 app.add_typer(cluster_app, name="cluster")
+app.add_typer(topic_app, name="topic")
+app.add_typer(partition_app, name="partition")
+app.command("config")(config_command)
+app.add_typer(metadata_app, name="metadata")
+app.command("produce")(produce_command)
+app.command("consume")(consume_command)
+app.add_typer(group_app, name="group")
 
 
 def main() -> None:
     """Console-script entry point. Usage errors print one line on stderr and exit 2 (click's own
     output is a multi-line box); a command group without a subcommand prints its help and exits 2."""
+    if "--debug" in sys.argv[2:]:  # --debug after the command: the same as before it
+        common.DEBUG["enabled"] = True
+        sys.argv = [sys.argv[0], *[a for a in sys.argv[1:] if a != "--debug"]]
     try:
         code = app(standalone_mode=False)
+    except BrokenPipeError:
+        _quiet_broken_pipe()
+        sys.exit(0)
     except click_exceptions.NoArgsIsHelpError as error:
         print(error.ctx.get_help(), file=sys.stderr)
         sys.exit(2)
     except click_exceptions.UsageError as error:
         command = error.ctx.command_path if error.ctx is not None else "freshet"
-        print(f"{command}: {error.format_message()} (see {command} --help)", file=sys.stderr)
+        print(f"error: {command}: {error.format_message()}; see {command} --help", file=sys.stderr)
         sys.exit(2)
-    except typer.Abort:
+    except (typer.Abort, KeyboardInterrupt):
         sys.exit(130)
+    except Exception as error:  # a bug: one line unless --debug (INTERFACE.md: never a traceback)
+        if common.DEBUG["enabled"]:
+            traceback.print_exc()
+        else:
+            print(f"error: {type(error).__name__}: {error}; rerun with --debug for the traceback", file=sys.stderr)
+        sys.exit(1)
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _quiet_broken_pipe()
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _quiet_broken_pipe() -> None:
+    """The reader of our stdout went away (`| head`): stop quietly. Point stdout at /dev/null so
+    the interpreter's final flush does not complain (Python's documented recipe)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
 
 
 if __name__ == "__main__":

@@ -37,11 +37,24 @@ def start(
     ),
     config_file: str | None = typer.Option(None, "--config", help="A TOML file of settings."),
     set_values: list[str] | None = _SET_OPTION,
+    from_env: bool = typer.Option(
+        False,
+        "--from-env",
+        help="Take identity and quorum from a Kubernetes StatefulSet pod's environment "
+        "(POD_NAME, FRESHET_SERVICE, FRESHET_QUORUM_REPLICAS, ...; see deploy/README.md). Flags still win.",
+    ),
 ) -> None:
-    """Run a node in the foreground; SIGTERM/SIGINT stop it cleanly (controlled shutdown)."""
+    """Run a node in the foreground; SIGTERM/SIGINT stop it cleanly (controlled shutdown).
+
+    Example: freshet server start --node-id 1 --data-dir ./n1 --listen 127.0.0.1:9092
+    --controller-quorum 1@127.0.0.1:9093
+    """
+    import os
+
     from freshet.server import node
     from freshet.server.config import load_node_config
     from freshet.server.errors import NodeConfigError
+    from freshet.server.pod_env import pod_identity
 
     flags = {
         "node.id": node_id,
@@ -57,6 +70,12 @@ def start(
         "cluster.secret.file": cluster_secret_file,
     }
     try:
+        if from_env:
+            identity = pod_identity(os.environ)
+            for key, value in identity.flags.items():
+                if flags.get(key) is None:
+                    flags[key] = value
+            config_file = config_file or identity.config_file
         config = load_node_config(flags, set_values or [], config_file)
     except NodeConfigError as error:
         print(f"freshet server start: {error}", file=sys.stderr)

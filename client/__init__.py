@@ -1,8 +1,8 @@
-"""Freshet client SDK: Producer and Consumer over gRPC (Admin follows with the controller RPCs).
+"""Freshet client SDK: Producer, Consumer and Admin over gRPC.
 
 Owns the public names of `freshet.client`. Everything a user needs is importable from here:
 
-    from freshet.client import Consumer, Producer, TopicPartition
+    from freshet.client import Admin, Consumer, Producer, TopicPartition
     from freshet.client.errors import FreshetError, DeliveryTimeoutError
 
 Imports the wire contract (`freshet.v1`), grpc and storage's batch codec only (`record_batch`,
@@ -12,12 +12,15 @@ Thread-safety: see each class; `Producer` is thread-safe, a `Consumer` is polled
 """
 
 from freshet.client import errors
-from freshet.client.consumer import Consumer
+from freshet.client.admin import Admin
+from freshet.client.consumer import Consumer, ConsumerRebalanceListener
 from freshet.client.producer import Producer
 from freshet.client.structs import ConsumerRecord, Node, OffsetAndTimestamp, RecordMetadata, TopicPartition
 
 __all__ = [
+    "Admin",
     "Consumer",
+    "ConsumerRebalanceListener",
     "ConsumerRecord",
     "Node",
     "OffsetAndTimestamp",

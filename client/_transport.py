@@ -43,7 +43,7 @@ from freshet.client.errors import (
     error_for_code,
 )
 from freshet.client.structs import Node, TopicPartition
-from freshet.v1 import broker_pb2_grpc, common_pb2
+from freshet.v1 import broker_pb2_grpc, common_pb2, group_pb2_grpc
 from google.rpc import status_pb2
 from grpc_status import rpc_status
 
@@ -117,6 +117,7 @@ class Transport:
         self._lock = threading.Lock()
         self._channels: dict[str, grpc.Channel] = {}
         self._stubs: dict[str, broker_pb2_grpc.BrokerStub] = {}
+        self._group_stubs: dict[str, group_pb2_grpc.GroupStub] = {}
         self._is_closed = False
 
     def stub(self, address: str) -> broker_pb2_grpc.BrokerStub:
@@ -137,6 +138,20 @@ class Transport:
                 self._channels[address] = channel
                 stub = broker_pb2_grpc.BrokerStub(channel)
                 self._stubs[address] = stub
+            return stub
+
+    def channel(self, address: str) -> grpc.Channel:
+        """The channel to `address` (created on first use), for stubs of other services (Admin's
+        Controller stub shares the node's channel with its Broker stub)."""
+        self.stub(address)
+        return self._channels[address]
+    def group_stub(self, address: str) -> group_pb2_grpc.GroupStub:
+        """The Group (consumer group coordinator) stub for `address`, over the same channel."""
+        self.stub(address)
+        with self._lock:
+            stub = self._group_stubs.get(address)
+            if stub is None:
+                stub = self._group_stubs[address] = group_pb2_grpc.GroupStub(self._channels[address])
             return stub
 
     def close(self) -> None:

@@ -26,10 +26,19 @@ fetcher thread:
   carry the leader epoch the client knows, so a stale leader is fenced (KIP-320). A corrupt batch raises CorruptRecordError naming the partition and
   offset, from every poll() until the application seeks past it.
 
-Consumer groups: `group_id` is accepted and kept; subscription, offset commits and rebalance
-callbacks need the broker's group coordinator and are not part of this class yet (so there is no
-`subscribe`, `commit` or `committed`). `enable_auto_commit=True` together with a `group_id` is
-refused rather than silently committing nothing.
+Consumer groups (`group_id` + `subscribe`): membership is KIP-848's (client/_group.py): a heartbeat
+thread sends the subscription (topic names or a regex) and the partitions this consumer owns; the
+coordinator computes the assignment and moves a partition only after its old owner revoked it.
+poll() reconciles in the caller's thread: for partitions taken away it commits their positions
+(with auto commit), calls `on_partitions_revoked`, drops them and acknowledges at once; for new
+partitions it fetches their committed offsets (auto_offset_reset when none) and calls
+`on_partitions_assigned`. Partitions that stay keep being fetched and returned throughout. A
+member the coordinator fenced (session expired) drops everything (`on_partitions_lost`) and
+rejoins. Not calling poll() for `max_poll_interval_ms` leaves the group. Commits: `commit()`
+(sync), `commit_async()`, auto commit every `auto_commit_interval_ms` at the start of poll() (of
+positions returned by earlier polls), before revocation and on close. A commit for partitions the
+group moved away fails with CommitFailedError. With `assign()` and a group_id, commits go to the
+group as an "empty group" commit (refused while the group has active members, as Kafka does).
 
 Imports: grpc (through the transport), `freshet.v1`, `freshet.storage` codec modules, `freshet.client`.
 Forbidden: server, metadata, cli, pysyncobj, and storage beyond record_batch, compression
@@ -43,31 +52,38 @@ partition, to whichever thread polls.
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
+import re
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import grpc
+from freshet.client._group import CoordinatorClient, Membership
 from freshet.client._metadata import Metadata
 from freshet.client._transport import Transport, error_from_detail, translate_rpc_error
 from freshet.client.errors import (
     ClientTimeoutError,
+    CommitFailedError,
     CorruptRecordError,
+    FencedMemberEpochError,
     FreshetError,
     IllegalStateError,
     InvalidMetadataError,
     NoOffsetForPartitionError,
     OffsetOutOfRangeError,
     RecordTooLargeError,
+    StaleMemberEpochError,
+    UnknownMemberError,
     UnknownServerError,
     UnsupportedCompressionTypeError,
 )
 from freshet.client.structs import ConsumerRecord, OffsetAndTimestamp, TopicPartition
 from freshet.storage import errors as storage_errors
 from freshet.storage.record_batch import BatchHeader, decode_batch, iter_batches
-from freshet.v1 import broker_pb2, common_pb2
+from freshet.v1 import broker_pb2, common_pb2, group_pb2
 
 logger = logging.getLogger("freshet.client.consumer")
 
@@ -75,6 +91,24 @@ EARLIEST = -2
 LATEST = -1
 _RESETS = {"earliest": EARLIEST, "latest": LATEST, "none": None}
 _MAX_IDLE_S = 0.5
+_FENCED = (UnknownMemberError, FencedMemberEpochError, StaleMemberEpochError)
+
+
+class ConsumerRebalanceListener:
+    """Callbacks around a group's reassignment, called from poll() in the polling thread.
+
+    Override what you need (kafka-python's names). Each receives a set of TopicPartition.
+    """
+
+    def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        """Partitions moving to another member; their positions were already committed (auto commit)."""
+
+    def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        """Partitions newly assigned; positions are their committed offsets (or auto_offset_reset)."""
+
+    def on_partitions_lost(self, lost: set[TopicPartition]) -> None:
+        """Partitions lost without a chance to commit (the member was fenced); defaults to revoked."""
+        self.on_partitions_revoked(lost)
 
 
 class _PartitionState:
@@ -175,19 +209,23 @@ class Consumer:
         retry_backoff_ms: int = 100,
         metadata_max_age_ms: int = 300000,
         default_api_timeout_ms: int = 60000,
+        group_instance_id: str | None = None,
+        auto_commit_interval_ms: int = 5000,
+        session_timeout_ms: int = 45000,
+        max_poll_interval_ms: int = 300000,
+        group_remote_assignor: str = "uniform",
     ) -> None:
-        """Create a consumer; it connects lazily, once partitions are assigned.
+        """Create a consumer; it connects lazily, once partitions are assigned or subscribed.
 
         Args:
             bootstrap_servers: "host:port,host:port"; None reads `FRESHET_BOOTSTRAP`, else
                 "localhost:9092".
-            group_id: the consumer group (kept for the group coordinator; manual assignment only for now).
+            group_id: the consumer group: needed by subscribe(), commit() and committed().
             client_id: names this client in broker logs.
             auto_offset_reset: where to start without a position, or after OFFSET_OUT_OF_RANGE:
                 "earliest", "latest" (Kafka's default) or "none" (raise).
-            enable_auto_commit: commit positions in the background; only meaningful with a group
-                coordinator, so it must be False when a group_id is given (True is ignored without one,
-                as kafka-python does).
+            enable_auto_commit: commit positions every auto_commit_interval_ms (from poll()), before
+                partitions are revoked and on close; ignored without a group_id (as kafka-python).
             max_poll_records: the most records one poll() returns.
             fetch_min_bytes: the broker answers a fetch once it has this many bytes (or the wait ends).
             fetch_max_wait_ms: the longest the broker parks a fetch waiting for fetch_min_bytes.
@@ -197,11 +235,17 @@ class Consumer:
             request_timeout_ms: how long a request may take beyond its own wait.
             retry_backoff_ms: wait before retrying a partition after an error.
             metadata_max_age_ms: refresh metadata at least this often.
-            default_api_timeout_ms: bound on blocking calls (position, offsets_for_times, ...).
+            default_api_timeout_ms: bound on blocking calls (position, offsets_for_times, commit, ...).
+            group_instance_id: static membership (Kafka's group.instance.id): a restart within the
+                session timeout gets the same partitions back without a rebalance.
+            auto_commit_interval_ms: how often auto commit runs.
+            session_timeout_ms: the coordinator removes this member after this long without a
+                heartbeat (bounded by the brokers' group.min/max.session.timeout.ms).
+            max_poll_interval_ms: a consumer that does not call poll() for this long leaves the group.
+            group_remote_assignor: the coordinator's assignor: "uniform" (cooperative-sticky) or "range".
 
         Raises:
             ValueError: an option out of range.
-            IllegalStateError: group_id with enable_auto_commit=True (no group coordinator yet).
         """
         if auto_offset_reset not in _RESETS:
             raise ValueError(f"auto_offset_reset must be 'earliest', 'latest' or 'none', not {auto_offset_reset!r}")
@@ -215,15 +259,16 @@ class Consumer:
             ("retry_backoff_ms", retry_backoff_ms, 0),
             ("metadata_max_age_ms", metadata_max_age_ms, 1),
             ("default_api_timeout_ms", default_api_timeout_ms, 0),
+            ("auto_commit_interval_ms", auto_commit_interval_ms, 1),
+            ("session_timeout_ms", session_timeout_ms, 1),
+            ("max_poll_interval_ms", max_poll_interval_ms, 1),
         ):
             if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
                 raise ValueError(f"{name} must be an int >= {minimum}, not {value!r}")
-        if group_id is not None and enable_auto_commit:
-            raise IllegalStateError(
-                f"group_id={group_id!r} with enable_auto_commit=True: committing offsets needs the broker's "
-                "group coordinator, which this client does not use yet; pass enable_auto_commit=False "
-                "and assign() partitions"
-            )
+        if group_id is not None and (not isinstance(group_id, str) or not group_id):
+            raise ValueError(f"group_id must be a non-empty string, not {group_id!r}")
+        if group_remote_assignor not in ("uniform", "range"):
+            raise ValueError(f"group_remote_assignor must be 'uniform' or 'range', not {group_remote_assignor!r}")
         self.group_id = group_id
         self.config = {
             "client_id": client_id,
@@ -239,6 +284,11 @@ class Consumer:
             "retry_backoff_ms": retry_backoff_ms,
             "metadata_max_age_ms": metadata_max_age_ms,
             "default_api_timeout_ms": default_api_timeout_ms,
+            "group_instance_id": group_instance_id,
+            "auto_commit_interval_ms": auto_commit_interval_ms,
+            "session_timeout_ms": session_timeout_ms,
+            "max_poll_interval_ms": max_poll_interval_ms,
+            "group_remote_assignor": group_remote_assignor,
         }
         self._reset_default = _RESETS[auto_offset_reset]
         self._max_poll_records = max_poll_records
@@ -272,6 +322,19 @@ class Consumer:
         self._poll_start = 0
         self._is_closed = False
         self._metrics = {"records_consumed_total": 0, "bytes_fetched_total": 0, "fetch_total": 0}
+        self._coordinator = (
+            CoordinatorClient(
+                self._transport, group_id, retry_backoff_s=self._backoff_s, request_timeout_s=self._request_timeout_s
+            )
+            if group_id is not None
+            else None
+        )
+        self._membership: Membership | None = None
+        self._listener: ConsumerRebalanceListener | None = None
+        self._group_owned: frozenset[TopicPartition] = frozenset()
+        self._auto_commit_s = auto_commit_interval_ms / 1000
+        self._next_auto_commit_s = time.monotonic() + self._auto_commit_s
+        self._commit_executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._metadata.add_listener(self._wake_fetcher)
         self._fetcher = threading.Thread(target=self._run_fetcher, name="freshet-consumer-fetcher", daemon=True)
         self._fetcher.start()
@@ -289,6 +352,13 @@ class Consumer:
         Partitions that stay assigned keep their position and buffered records; new ones start
         without a position and are reset per auto_offset_reset (or positioned by `seek`).
         """
+        if self._membership is not None:
+            raise IllegalStateError("assign() on a subscribed consumer: unsubscribe() first")
+        self._set_assignment(partitions)
+
+    def _set_assignment(self, partitions: Iterable[TopicPartition], committed: Mapping | None = None) -> None:
+        """Replace the assignment; new partitions start at `committed[tp]` when given, else reset."""
+        committed = committed or {}
         wanted = [TopicPartition(*tp) for tp in partitions]
         for tp in wanted:
             if not isinstance(tp.topic, str) or not tp.topic or not isinstance(tp.partition, int) or tp.partition < 0:
@@ -301,6 +371,8 @@ class Consumer:
                 if state is None:
                     state = _PartitionState(tp)
                     state.reset_to = self._reset_default
+                    if committed.get(tp) is not None:
+                        state.seek(committed[tp])
                 states[tp] = state
             for tp, state in self._states.items():
                 if tp not in states:
@@ -452,6 +524,10 @@ class Consumer:
         if limit < 1:
             raise ValueError("max_records must be >= 1")
         deadline = time.monotonic() + max(timeout_ms, 0) / 1000
+        if self._membership is not None:
+            return self._poll_group(limit, deadline)
+        if self.config["enable_auto_commit"]:
+            self._maybe_auto_commit()
         with self._lock:
             self._check_open()
             if not self._states:
@@ -466,6 +542,27 @@ class Consumer:
                 if remaining <= 0:
                     return []
                 self._data_ready.wait(remaining)
+
+    def _poll_group(self, limit: int, deadline: float) -> list[ConsumerRecord]:
+        """poll() of a subscribed consumer: reconcile the group's assignment between waits."""
+        membership = self._membership
+        assert membership is not None
+        while True:
+            self._check_open()
+            membership.on_poll()
+            if self.config["enable_auto_commit"]:
+                self._maybe_auto_commit()
+            self._reconcile(membership)
+            with self._lock:
+                self._check_open()
+                records = self._collect(limit) if self._states else []
+                if records:
+                    self._metrics["records_consumed_total"] += len(records)
+                    return records
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return []
+                self._data_ready.wait(min(remaining, 0.1))
 
     def _collect(self, limit: int) -> list[ConsumerRecord]:
         """Hand out up to `limit` buffered records; raise a partition's pending error first. Lock held."""
@@ -561,6 +658,311 @@ class Consumer:
             new(ConsumerRecord, (topic, partition, offset, timestamp, timestamp_type, key, value, headers, epoch))
             for offset, timestamp, key, value, headers in records
         ]
+
+    # =============================================================================================
+    # Consumer groups.
+
+    def subscribe(
+        self,
+        topics: Iterable[str] | re.Pattern | None = None,
+        *,
+        pattern: str | re.Pattern | None = None,
+        listener: ConsumerRebalanceListener | None = None,
+        on_revoked: Callable[[set[TopicPartition]], None] | None = None,
+        on_assigned: Callable[[set[TopicPartition]], None] | None = None,
+        on_lost: Callable[[set[TopicPartition]], None] | None = None,
+    ) -> None:
+        """Join the group and consume what its coordinator assigns from these topics.
+
+        Args:
+            topics: topic names, or a compiled regex (same as `pattern`).
+            pattern: a regex over topic names (full match, Python `re` syntax, evaluated by the
+                coordinator, so topics created later are picked up); internal topics never match.
+            listener: a ConsumerRebalanceListener; or give the callbacks one by one.
+            on_revoked, on_assigned, on_lost: callables taking a set of TopicPartition.
+
+        Raises:
+            IllegalStateError: no group_id, or partitions were assigned manually.
+            ValueError: neither or both of topics and pattern, an empty name, a bad regex.
+        """
+        if self._coordinator is None:
+            raise IllegalStateError("subscribe() needs a group_id; without one, assign() partitions")
+        if isinstance(topics, re.Pattern):
+            topics, pattern = None, topics
+        if isinstance(topics, str):
+            raise ValueError(f"topics must be a list of names, not the string {topics!r} (use pattern= for a regex)")
+        if (topics is None) == (pattern is None):
+            raise ValueError("give topic names or a pattern, not both or neither")
+        names: list[str] = []
+        regex = ""
+        if topics is not None:
+            names = list(topics)
+            if not names or any(not isinstance(name, str) or not name for name in names):
+                raise ValueError(f"topic names must be non-empty strings: {names!r}")
+        else:
+            regex = pattern.pattern if isinstance(pattern, re.Pattern) else pattern
+            try:
+                re.compile(regex)
+            except re.error as error:
+                raise ValueError(f"pattern {regex!r}: {error}") from None
+        if listener is None and (on_revoked or on_assigned or on_lost):
+            listener = _CallbackListener(on_revoked, on_assigned, on_lost)
+        with self._lock:
+            self._check_open()
+            if self._states and self._membership is None:
+                raise IllegalStateError("subscribe() after assign(): call assign([]) first")
+        self._listener = listener
+        if self._membership is None:
+            self._membership = Membership(
+                self._coordinator,
+                client_id=self._transport.client_id,
+                instance_id=self.config["group_instance_id"],
+                session_timeout_ms=self.config["session_timeout_ms"],
+                max_poll_interval_ms=self.config["max_poll_interval_ms"],
+                assignor=self.config["group_remote_assignor"],
+                on_event=self._on_group_event,
+                retry_backoff_s=self._backoff_s,
+            )
+        self._membership.subscribe(names, regex)
+
+    def subscription(self) -> set[str] | str | None:
+        """The subscribed topic names, the pattern, or None when not subscribed."""
+        if self._membership is None:
+            return None
+        return self._membership._regex or set(self._membership._topics)
+
+    def unsubscribe(self) -> None:
+        """Give up every partition (commit, on_partitions_revoked) and leave the group."""
+        membership = self._membership
+        if membership is None:
+            return
+        self._revoke_all_and_leave(membership)
+        self._membership = None
+
+    def _revoke_all_and_leave(self, membership: Membership) -> None:
+        owned = set(self._group_owned)
+        error: BaseException | None = None
+        if owned:
+            if self.config["enable_auto_commit"]:
+                try:
+                    self._commit_sync(self._positions(owned), self._api_timeout_s)
+                except FreshetError as commit_error:
+                    logger.warning("commit before leaving group %s failed: %s", self.group_id, commit_error)
+            with self._lock:
+                self._drop_partitions(owned)
+            error = self._call_listener("on_partitions_revoked", owned)
+        self._group_owned = frozenset()
+        membership.leave(min(self._api_timeout_s, 5.0))
+        if error is not None:
+            raise error
+
+    def _on_group_event(self) -> None:
+        with self._lock:
+            self._data_ready.notify_all()
+
+    def _drop_partitions(self, partitions: Iterable[TopicPartition]) -> None:
+        """Lock held."""
+        for tp in partitions:
+            state = self._states.pop(tp, None)
+            if state is not None:
+                state.generation += 1
+        self._states = dict(self._states)
+        self._wake_fetcher_locked()
+
+    def _call_listener(self, method: str, partitions: set[TopicPartition]) -> BaseException | None:
+        """Call a rebalance callback outside the lock; return (not raise) what it raised."""
+        if self._listener is None:
+            return None
+        try:
+            getattr(self._listener, method)(set(partitions))
+        except Exception as error:
+            logger.exception("%s raised", method)
+            return error
+        return None
+
+    def _reconcile(self, membership: Membership) -> None:
+        """Apply the group's latest assignment (see the module docstring). Caller's thread, no lock."""
+        event = membership.take_event()  # raises a fatal group error (e.g. UNRELEASED_INSTANCE_ID)
+        if event is None:
+            return
+        kind, target = event
+        errors: list[BaseException] = []
+        if kind == "lost":
+            lost = set(self._group_owned)
+            with self._lock:
+                self._drop_partitions(lost)
+            self._interrupt_fetches(None)
+            self._group_owned = frozenset()
+            if lost:
+                errors.append(self._call_listener("on_partitions_lost", lost))
+            membership.lost_handled()
+        else:
+            owned = self._group_owned
+            revoked = set(owned - target)
+            added = set(target - owned)
+            if revoked:
+                if self.config["enable_auto_commit"]:
+                    try:
+                        self._commit_sync(self._positions(revoked), self._api_timeout_s)
+                    except FreshetError as error:
+                        logger.warning("commit of revoked partitions of group %s failed: %s", self.group_id, error)
+                with self._lock:
+                    self._drop_partitions(revoked)
+                self._interrupt_fetches(revoked)
+                errors.append(self._call_listener("on_partitions_revoked", revoked))
+                self._group_owned = owned - revoked
+                membership.set_owned(self._group_owned)
+            if added:
+                committed = self.committed(added)
+                self._set_assignment(self._group_owned | added, committed)
+                self._group_owned = self._group_owned | added
+                membership.set_owned(self._group_owned)
+                errors.append(self._call_listener("on_partitions_assigned", added))
+        for error in errors:
+            if error is not None:
+                raise error
+
+    def _positions(self, partitions: Iterable[TopicPartition] | None = None) -> dict[TopicPartition, int]:
+        with self._lock:
+            wanted = self._states if partitions is None else partitions
+            return {
+                tp: self._states[tp].next_offset
+                for tp in wanted
+                if tp in self._states and self._states[tp].next_offset is not None
+            }
+
+    def commit(self, offsets: Mapping[TopicPartition, int] | None = None, timeout_ms: int | None = None) -> None:
+        """Commit offsets to the group, synchronously.
+
+        Args:
+            offsets: {partition: the next offset to consume}; default: the position of every
+                assigned partition (what poll() returned so far).
+            timeout_ms: default default_api_timeout_ms.
+
+        Raises:
+            IllegalStateError: no group_id.
+            CommitFailedError: the group moved these partitions away or fenced this member.
+            ClientTimeoutError: no coordinator answered in time.
+        """
+        if self._coordinator is None:
+            raise IllegalStateError("commit() needs a group_id")
+        values = self._positions() if offsets is None else {TopicPartition(*tp): o for tp, o in offsets.items()}
+        self._commit_sync(values, self._api_timeout_s if timeout_ms is None else timeout_ms / 1000)
+
+    def commit_async(
+        self,
+        offsets: Mapping[TopicPartition, int] | None = None,
+        callback: Callable[[dict[TopicPartition, int], BaseException | None], None] | None = None,
+    ) -> concurrent.futures.Future:
+        """Commit in the background, in order with other async commits. Returns a Future; the
+        callback gets (offsets, exception or None)."""
+        if self._coordinator is None:
+            raise IllegalStateError("commit_async() needs a group_id")
+        values = self._positions() if offsets is None else {TopicPartition(*tp): o for tp, o in offsets.items()}
+        with self._lock:
+            self._check_open()
+            if self._commit_executor is None:
+                self._commit_executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="freshet-commit")
+            executor = self._commit_executor
+
+        def run():
+            error = None
+            try:
+                self._commit_sync(values, self._api_timeout_s)
+            except FreshetError as commit_error:
+                error = commit_error
+            if callback is not None:
+                callback(values, error)
+            if error is not None:
+                raise error
+            return values
+
+        return executor.submit(run)
+
+    def _maybe_auto_commit(self) -> None:
+        now = time.monotonic()
+        if now < self._next_auto_commit_s:
+            return
+        self._next_auto_commit_s = now + self._auto_commit_s
+        positions = self._positions(self._group_owned if self._membership is not None else None)
+        if positions:
+            future = self.commit_async(positions)
+            future.add_done_callback(_log_auto_commit_failure)
+
+    def _commit_sync(self, offsets: Mapping[TopicPartition, int], timeout_s: float) -> None:
+        if not offsets:
+            return
+        for tp, offset in offsets.items():
+            if not isinstance(offset, int) or offset < 0:
+                raise ValueError(f"offset for {tp} must be an int >= 0, not {offset!r}")
+        assert self._coordinator is not None
+        member_id, epoch = self._membership.epoch() if self._membership is not None else ("", -1)
+        request = group_pb2.OffsetCommitRequest(
+            group_id=self.group_id,
+            member_id=member_id,
+            member_epoch=epoch,
+            partitions=[
+                group_pb2.OffsetCommitPartition(topic=tp.topic, partition=tp.partition, offset=offset, leader_epoch=-1)
+                for tp, offset in sorted(offsets.items())
+            ],
+        )
+        try:
+            response = self._coordinator.call("OffsetCommit", request, timeout_s)
+        except _FENCED as error:
+            raise CommitFailedError(
+                f"commit to group {self.group_id!r} refused: this consumer lost its membership or partitions ({error})"
+            ) from error
+        for result in response.results:
+            error = error_from_detail(result.error, f"commit {result.topic}-{result.partition}")
+            if error is None:
+                continue
+            if isinstance(error, _FENCED):
+                raise CommitFailedError(
+                    f"commit of {result.topic}-{result.partition} to group {self.group_id!r} refused: {error}",
+                    topic_partition=TopicPartition(result.topic, result.partition),
+                ) from error
+            raise error
+
+    def committed(
+        self, partitions: TopicPartition | Iterable[TopicPartition], timeout_ms: int | None = None
+    ) -> int | None | dict[TopicPartition, int | None]:
+        """The group's committed offsets: for one TopicPartition an int (None if nothing is
+        committed); for several, {partition: int or None}.
+
+        Raises:
+            IllegalStateError: no group_id.
+            ClientTimeoutError: no coordinator answered in time.
+        """
+        if self._coordinator is None:
+            raise IllegalStateError("committed() needs a group_id")
+        is_single = isinstance(partitions, TopicPartition)
+        wanted = [partitions] if is_single else [TopicPartition(*tp) for tp in partitions]
+        request = group_pb2.OffsetFetchRequest(
+            group_id=self.group_id,
+            partitions=[common_pb2.TopicPartition(topic=tp.topic, partition=tp.partition) for tp in wanted],
+        )
+        timeout_s = self._api_timeout_s if timeout_ms is None else timeout_ms / 1000
+        response = self._coordinator.call("OffsetFetch", request, timeout_s)
+        found: dict[TopicPartition, int | None] = {tp: None for tp in wanted}
+        for result in response.results:
+            error = error_from_detail(result.error, f"committed offset of {result.topic}-{result.partition}")
+            if error is not None:
+                raise error
+            found[TopicPartition(result.topic, result.partition)] = result.offset if result.offset >= 0 else None
+        return found[wanted[0]] if is_single else found
+
+    def _close_group(self) -> None:
+        """close(): commit, revoke and leave (subscribed), or a last commit (assigned with a group)."""
+        try:
+            if self._membership is not None:
+                self._revoke_all_and_leave(self._membership)
+            elif self._coordinator is not None and self.config["enable_auto_commit"] and self._states:
+                self._commit_sync(self._positions(), min(self._api_timeout_s, 5.0))
+        except FreshetError as error:
+            logger.warning("closing consumer of group %s: %s", self.group_id, error)
+        executor = self._commit_executor
+        if executor is not None:
+            executor.shutdown(wait=True)
 
     # =============================================================================================
     # Offsets lookups (blocking, in the caller's thread).
@@ -997,7 +1399,11 @@ class Consumer:
             return metrics
 
     def close(self) -> None:
-        """Stop fetching and release threads and connections. Idempotent."""
+        """Commit (auto commit), leave the group, stop fetching and release threads. Idempotent."""
+        with self._lock:
+            is_closed = self._is_closed
+        if not is_closed:
+            self._close_group()
         with self._lock:
             if self._is_closed:
                 return
@@ -1014,3 +1420,29 @@ class Consumer:
 
     def __exit__(self, *exc_info) -> None:
         self.close()
+
+
+class _CallbackListener(ConsumerRebalanceListener):
+    def __init__(self, on_revoked, on_assigned, on_lost) -> None:
+        self._on_revoked = on_revoked
+        self._on_assigned = on_assigned
+        self._on_lost = on_lost
+
+    def on_partitions_revoked(self, revoked):
+        if self._on_revoked is not None:
+            self._on_revoked(revoked)
+
+    def on_partitions_assigned(self, assigned):
+        if self._on_assigned is not None:
+            self._on_assigned(assigned)
+
+    def on_partitions_lost(self, lost):
+        if self._on_lost is not None:
+            self._on_lost(lost)
+        else:
+            self.on_partitions_revoked(lost)
+
+
+def _log_auto_commit_failure(future: concurrent.futures.Future) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        logger.warning("auto commit failed: %s", future.exception())

@@ -74,6 +74,12 @@ Tree (code in brackets; * retriable)::
     |-- NonEmptyGroupError                         [NON_EMPTY_GROUP]
     |-- GroupIdNotFoundError                       [GROUP_ID_NOT_FOUND]
     |-- FencedInstanceIdError                      [FENCED_INSTANCE_ID]
+    |-- GroupMaxSizeReachedError                   [GROUP_MAX_SIZE_REACHED]
+    |-- FencedMemberEpochError                     [FENCED_MEMBER_EPOCH] rejoin with epoch 0
+    |-- UnreleasedInstanceIdError                  [UNRELEASED_INSTANCE_ID]
+    |-- UnsupportedAssignorError                   [UNSUPPORTED_ASSIGNOR]
+    |-- StaleMemberEpochError                      [STALE_MEMBER_EPOCH]
+    |-- CommitFailedError                          a commit the group fenced (partitions moved away)
     |-- ProducerClosedError                        send() after close(), or records a forced close dropped
     |-- NoOffsetForPartitionError                  no position and auto_offset_reset="none"
     `-- IllegalStateError                          an operation the client's state does not allow
@@ -516,6 +522,41 @@ class FencedInstanceIdError(FreshetError):
     """FENCED_INSTANCE_ID: another member took this static group instance id."""
 
     code = _ErrorCode.FENCED_INSTANCE_ID
+
+
+class GroupMaxSizeReachedError(FreshetError):
+    """GROUP_MAX_SIZE_REACHED: the group has as many members as it may."""
+
+    code = _ErrorCode.GROUP_MAX_SIZE_REACHED
+
+
+class FencedMemberEpochError(FreshetError):
+    """FENCED_MEMBER_EPOCH: the coordinator no longer knows this member epoch; the member rejoins."""
+
+    code = _ErrorCode.FENCED_MEMBER_EPOCH
+
+
+class UnreleasedInstanceIdError(FreshetError):
+    """UNRELEASED_INSTANCE_ID: another live member still holds this group_instance_id."""
+
+    code = _ErrorCode.UNRELEASED_INSTANCE_ID
+
+
+class UnsupportedAssignorError(FreshetError):
+    """UNSUPPORTED_ASSIGNOR: the coordinator has no assignor of that name ("range", "uniform")."""
+
+    code = _ErrorCode.UNSUPPORTED_ASSIGNOR
+
+
+class StaleMemberEpochError(FreshetError):
+    """STALE_MEMBER_EPOCH: an offset commit carried an older member epoch than the member's."""
+
+    code = _ErrorCode.STALE_MEMBER_EPOCH
+
+
+class CommitFailedError(FreshetError):
+    """A commit the group refused because this consumer lost its membership or the partitions
+    (Kafka's CommitFailedException). The cause (`__cause__`) is the coordinator's error."""
 
 
 class ProducerClosedError(FreshetError):

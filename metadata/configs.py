@@ -160,7 +160,10 @@ _BROKER_KEYS = [
               "replication factor of topics created without one"),
     ConfigKey("num.partitions", ConfigType.INT, 1, BROKER_SCOPES, _at_least(1),
               "partition count of topics created without one"),
-    ConfigKey("offsets.topic.num.partitions", ConfigType.INT, 50, CLUSTER_ONLY, _at_least(1),
+    # Kafka's default is 50. Freshet's is 10: every partition is a replicated log with its own
+    # replication traffic and coordinator loading on a Python broker; 10 still spreads coordinators
+    # over up to 10 brokers. Set it before the first group is used: the topic is created then.
+    ConfigKey("offsets.topic.num.partitions", ConfigType.INT, 10, CLUSTER_ONLY, _at_least(1),
               "partitions of __consumer_offsets"),
     ConfigKey("offsets.topic.replication.factor", ConfigType.INT, 3, CLUSTER_ONLY, _at_least(1),
               "replication factor of __consumer_offsets (capped by the live brokers)"),

@@ -14,7 +14,10 @@ Tree::
     |-- RequestTimedOutError     the request's deadline passed before it completed
     |-- InvalidRequestError      a malformed request (missing field, bad value)
     |-- InvalidRequiredAcksError a produce request whose acks is not 0, 1 or -1
-    `-- PartitionRequestError    one partition's answer was an error (the data plane's internal API)
+    |-- PartitionRequestError    one partition's answer was an error (the data plane's internal API)
+    |-- NotCoordinatorError      this broker does not coordinate the group
+    |-- CoordinatorLoadInProgressError   ... yet: it is still reading __consumer_offsets
+    `-- CoordinatorNotAvailableError     no broker coordinates the group now
 
 Imports: standard library and the wire ErrorDetail. Thread-safety: exceptions are immutable after construction.
 """
@@ -123,3 +126,38 @@ class PartitionRequestError(ServerError):
         self.detail = detail
         self.error_code = error_code
         super().__init__(f"{common_pb2.ErrorCode.Name(error_code)}: {detail.message}")
+
+
+class NotCoordinatorError(ServerError):
+    """This broker does not coordinate the group (it does not lead its __consumer_offsets partition).
+
+    Attributes:
+        group_id: the group.
+        partition: its __consumer_offsets partition.
+    """
+
+    def __init__(self, group_id: str, partition: int) -> None:
+        self.group_id = group_id
+        self.partition = partition
+        super().__init__(
+            f"this broker is not the coordinator of group {group_id!r} (__consumer_offsets-{partition}); "
+            "find the coordinator again"
+        )
+
+
+class CoordinatorLoadInProgressError(ServerError):
+    """The broker leads the group's partition but is still reading it to rebuild the groups."""
+
+    def __init__(self, group_id: str, partition: int) -> None:
+        self.group_id = group_id
+        self.partition = partition
+        super().__init__(f"group {group_id!r}: __consumer_offsets-{partition} is still loading; retry shortly")
+
+
+class CoordinatorNotAvailableError(ServerError):
+    """No broker can coordinate the group now (its partition has no leader, or the offsets topic
+    could not be created)."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)

@@ -1,4 +1,4 @@
-"""HTTP on every node: /healthz, /readyz, /metrics (Prometheus), /status (JSON).
+"""HTTP on every node: / (web console), /healthz, /readyz, /metrics (Prometheus), /status (JSON).
 
 Owns the node's HTTP listener (stdlib ThreadingHTTPServer on its own thread: the endpoints are a
 few reads of immutable state, so a thread costs less than an HTTP stack on the event loop) and the
@@ -25,7 +25,7 @@ The data plane's counters and histograms (server/metrics.py) are registered in t
 
 The node provides the readers (`NodeView`); this module imports nothing of the node.
 
-Imports: stdlib http.server, threading, json, prometheus_client, freshet.metadata.image.
+Imports: stdlib http.server, threading, json, prometheus_client, freshet.metadata.image, freshet.server.console.
 Thread-safety: the server runs on its own threads; every reader it calls must be thread-safe
 (they read immutable images and plain attributes).
 """
@@ -41,6 +41,7 @@ import threading
 from collections.abc import Callable
 
 from freshet.metadata.image import NO_LEADER, MetadataImage
+from freshet.server import console
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
@@ -60,6 +61,7 @@ class NodeView:
     hosted: Callable[[], tuple[int, int]]             # (partitions, leaders); (0, 0) without the broker role
     is_broker_fenced: Callable[[], bool | None]       # None without the broker role
     data_plane: Callable[[], dict | None] = lambda: None   # gauges of the data plane; None without the broker role
+    groups: Callable[[], list[dict] | None] = lambda: None  # groups coordinated here (console); None: no coordinator
 
 
 class NodeCollector:
@@ -144,10 +146,13 @@ class NodeHttpServer:
                     self._send(200 if ready else 503, (reason + "\n").encode(), "text/plain; charset=utf-8")
                 elif path == "/metrics":
                     self._send(200, generate_latest(registry), "text/plain; version=0.0.4; charset=utf-8")
+                elif path == "/":
+                    page = console.render(view.image(), view.status(), view.groups())
+                    self._send(200, page, "text/html; charset=utf-8")
                 elif path == "/status":
                     self._send(200, (json.dumps(view.status(), indent=2) + "\n").encode(), "application/json")
                 else:
-                    self._send(404, b"not found: try /healthz /readyz /metrics /status\n", "text/plain; charset=utf-8")
+                    self._send(404, b"not found: try / /healthz /readyz /metrics /status\n", "text/plain; charset=utf-8")
 
             def _send(self, code: int, body: bytes, content_type: str) -> None:
                 self.send_response(code)

@@ -53,6 +53,7 @@ from freshet.server.controller_client import CHANNEL_OPTIONS, ControllerChannels
 from freshet.server.controller_service import ControllerService
 from freshet.server.data_plane import DataPlane
 from freshet.server.errors import NodeStartError
+from freshet.server.group_node import GroupRuntime
 from freshet.server.http_server import NodeHttpServer, NodeView
 from freshet.server.metadata_publisher import MetadataPublisher, QuorumPublisher, WatchPublisher
 from freshet.server.metrics import BrokerMetrics
@@ -81,6 +82,7 @@ _COMPONENTS = (
     ("freshet.server.broker_service", "broker-rpc"),
     ("freshet.server.replica_manager", "replicas"),
     ("freshet.server.data_plane", "data-plane"),
+    ("freshet.server.group_", "groups"),
     ("freshet.server.replication_service", "replication"),
     ("freshet.server.replica_fetcher", "fetcher"),
     ("freshet.server.producer_ids", "producer-ids"),
@@ -140,6 +142,7 @@ class Node:
         self.lifecycle: BrokerLifecycle | None = None
         self.replica_manager: ReplicaManager | None = None
         self.data_plane: DataPlane | None = None
+        self.groups: GroupRuntime | None = None
         self.registry = CollectorRegistry(auto_describe=False)
         self.metrics = BrokerMetrics(self.registry)
         self.grpc_server: grpc.aio.Server | None = None
@@ -264,6 +267,8 @@ class Node:
             )
             BrokerService(config, self.publisher, self.channels, self._controller_hint, self.data_plane).register(server)
             replication_pb2_grpc.add_ReplicationServicer_to_server(ReplicationService(self.data_plane), server)
+            self.groups = GroupRuntime(config, self.publisher, self.data_plane, self.channels, self._controller_hint)
+            self.groups.register(server)
         try:
             server.add_insecure_port(str(config.listen))
         except RuntimeError as error:
@@ -281,6 +286,8 @@ class Node:
             assert self.lifecycle is not None and self.replica_manager is not None and self.data_plane is not None
             await self.lifecycle.start()
             await self.data_plane.start()
+            assert self.groups is not None
+            await self.groups.start()
             await self.replica_manager.start()
         self._watch_task = loop.create_task(self._watch_quorum(), name="quorum-watch")
 
@@ -409,6 +416,8 @@ class Node:
             self._watch_task.cancel()
         if self.lifecycle is not None:
             await self.lifecycle.close()
+        if self.groups is not None:
+            await self.groups.close()
         if self.data_plane is not None:
             await self.data_plane.close()
         if self.replica_manager is not None:

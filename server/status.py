@@ -25,6 +25,7 @@ from collections.abc import Mapping
 import grpc
 from freshet.metadata import errors as metadata_errors
 from freshet.server import errors as server_errors
+from freshet.server import group_state
 from freshet.storage import errors as storage_errors
 from freshet.v1 import common_pb2
 from google.protobuf import any_pb2
@@ -93,6 +94,11 @@ ERROR_CODES: Mapping[int, grpc.StatusCode] = {
     E.INVALID_RECORD: S.INVALID_ARGUMENT,
     E.INVALID_UPDATE_VERSION: S.ABORTED,
     E.UNKNOWN_TOPIC_ID: S.NOT_FOUND,
+    E.GROUP_MAX_SIZE_REACHED: S.RESOURCE_EXHAUSTED,
+    E.FENCED_MEMBER_EPOCH: S.FAILED_PRECONDITION,
+    E.UNRELEASED_INSTANCE_ID: S.FAILED_PRECONDITION,
+    E.UNSUPPORTED_ASSIGNOR: S.INVALID_ARGUMENT,
+    E.STALE_MEMBER_EPOCH: S.FAILED_PRECONDITION,
     E.NO_QUORUM: S.UNAVAILABLE,
 }
 
@@ -144,6 +150,18 @@ DOMAIN_ERRORS: Mapping[type[Exception], int | None] = {
     server_errors.InvalidRequestError: E.INVALID_REQUEST,
     server_errors.InvalidRequiredAcksError: E.INVALID_REQUIRED_ACKS,
     server_errors.PartitionRequestError: None,                  # the partition's own code
+    server_errors.NotCoordinatorError: E.NOT_COORDINATOR,
+    server_errors.CoordinatorLoadInProgressError: E.COORDINATOR_LOAD_IN_PROGRESS,
+    server_errors.CoordinatorNotAvailableError: E.COORDINATOR_NOT_AVAILABLE,
+    # server/group_state.py (the consumer-group state machine)
+    group_state.GroupError: E.UNKNOWN_SERVER_ERROR,
+    group_state.UnknownMemberError: E.UNKNOWN_MEMBER,
+    group_state.FencedMemberEpochError: E.FENCED_MEMBER_EPOCH,
+    group_state.StaleMemberEpochError: E.STALE_MEMBER_EPOCH,
+    group_state.NonEmptyGroupError: E.NON_EMPTY_GROUP,
+    group_state.GroupIdNotFoundError: E.GROUP_ID_NOT_FOUND,
+    group_state.InvalidGroupRequestError: E.INVALID_REQUEST,
+    group_state.GroupMaxSizeReachedError: E.GROUP_MAX_SIZE_REACHED,
 }
 
 # Error classes whose instances describe bugs or broken nodes rather than the request: their

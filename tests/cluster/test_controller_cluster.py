@@ -218,7 +218,11 @@ def test_sigterm_moves_leadership_away_before_the_node_exits(tmp_path):
                     and all(p.leader not in (node_id, -1) and node_id not in p.isr for p in partitions)
                 )
 
-            for victim in (first, controller):
+            for round_number in range(2):
+                # The second victim is whoever is active controller now: restarting the first
+                # victim may have moved the role (an election on a loaded machine).
+                victim = first if round_number == 0 else cluster.active_controller()
+                controller = cluster.active_controller()
                 process = cluster.processes[victim]
                 assert any(p.leader == victim for p in recorder.image.topic("moving").partitions)
                 survivors = [n for n in cluster.alive() if n != victim]

@@ -280,9 +280,14 @@ def test_a_timed_out_proposal_that_applies_later_is_not_applied_twice(tmp_path):
             leader.propose(allocate, timeout_s=0.3).result(5)
         for node_id in followers:
             quorums[node_id] = quorum_module.MetadataQuorum(configs[node_id])
-        retry = wait_until(lambda: _retry(leader, allocate), 10, "the retry to be accepted")
+        # Retry wherever the leader is now: the restarted followers may elect one of themselves,
+        # and then the timed-out entry is truncated instead of applied late; either way the
+        # request id makes the retry the one allocation.
+        retry = wait_until(lambda: _retry(leader_of(quorums), allocate), 10, "the retry to be accepted")
         assert retry.producer_ids.first_producer_id == 0
-        assert leader.image.next_producer_id == 1000
+        for quorum in quorums.values():
+            assert quorum.wait_for_offset(retry.offset, 10)
+            assert quorum.image.next_producer_id == 1000
 
 
 def _retry(leader, command):

@@ -93,8 +93,13 @@ def test_three_voters_replicate_identical_images_through_compactions(tmp_path):
         # Every voter compacts once its log holds more than 40 entries; the journal is trimmed.
         wait_until(lambda: all(q.status().journal_entries <= 42 for q in quorums.values()), 10, "compactions")
         assert all(q.status().snapshot_raft_index > 0 for q in quorums.values())
-        leader_status = leader.status()
-        assert all(v.lag is not None and v.lag >= 0 for v in leader_status.voters)
+        # The leader reports every voter's lag (asked of whoever leads now: on a loaded machine an
+        # election may have happened meanwhile, and a follower reports no lag).
+        wait_until(
+            lambda: all(v.lag is not None and v.lag >= 0 for v in leader_of(quorums).status().voters),
+            10, "the leader reporting every voter's lag",
+        )
+        leader = leader_of(quorums)
         follower = next(q for q in quorums.values() if q is not leader)
         with pytest.raises(NotLeaderError) as raised:
             follower.propose(c.noop("x", epoch)).result(5)

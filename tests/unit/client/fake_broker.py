@@ -141,6 +141,10 @@ class FakeCluster:
         self.faults = Faults()
         self.fenced: set[int] = set()
         self.request_counts: dict[str, int] = {}
+        #: hook(broker, grpc_server) before each broker server starts (fake_groups adds the Group service).
+        self.server_hooks: list = []
+        #: listener(topic, partition, old_leader_id, new_leader_id, leader_epoch) on every leader move.
+        self.leader_listeners: list = []
         self.brokers = {node_id: FakeBroker(self, node_id) for node_id in range(1, broker_count + 1)}
         for broker in self.brokers.values():
             broker.start()
@@ -175,10 +179,14 @@ class FakeCluster:
         """Make `new_leader` the partition's leader with a new leader epoch (the old one says NOT_LEADER)."""
         with self.lock:
             part = self.partition(topic, partition)
+            old_leader = part.leader_id
             part.leader_id = new_leader
             part.leader_epoch += 1
             self.metadata_offset += 1
             self.changed.notify_all()
+            epoch = part.leader_epoch
+        for listener in list(self.leader_listeners):
+            listener(topic, partition, old_leader, new_leader, epoch)
 
     def freeze_high_watermark(self, topic: str, partition: int, is_frozen: bool = True) -> None:
         with self.lock:
@@ -326,6 +334,8 @@ class FakeBroker:
     def start(self) -> None:
         server = grpc.server(futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix=f"fake-broker-{self.node_id}"))
         broker_pb2_grpc.add_BrokerServicer_to_server(BrokerServicer(self), server)
+        for hook in list(self.cluster.server_hooks):
+            hook(self, server)
         port = server.add_insecure_port(f"127.0.0.1:{self.port}")
         assert port, "could not bind"
         self.port = port
@@ -367,7 +377,9 @@ class BrokerServicer(broker_pb2_grpc.BrokerServicer):
             for node_id in sorted(cluster.brokers):
                 if node_id not in cluster.fenced:
                     response.brokers.append(cluster.endpoint(node_id))
-            names = list(request.topics) or sorted(cluster.topics)
+            names = list(request.topics) or sorted(
+                name for name in cluster.topics if request.include_internal or not name.startswith("__")
+            )
             for name in names:
                 topic = cluster.topics.get(name)
                 if not _is_legal_topic_name(name):

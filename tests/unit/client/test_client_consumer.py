@@ -422,15 +422,22 @@ def test_a_dead_leader_whose_partition_moves_is_followed(cluster):
 
 
 def test_misuse_raises_clear_errors(cluster):
-    """Group features are absent rather than stubbed; unassigned partitions, bad arguments and a
-    closed consumer raise IllegalStateError or ValueError."""
-    with pytest.raises(IllegalStateError, match="group coordinator"):
-        Consumer(cluster.bootstrap, group_id="billing")  # enable_auto_commit defaults to True
+    """Group features need a group_id; unassigned partitions, bad arguments and a closed consumer
+    raise IllegalStateError or ValueError."""
     with pytest.raises(ValueError):
         Consumer(cluster.bootstrap, auto_offset_reset="smallest")
+    with pytest.raises(ValueError, match="group_remote_assignor"):
+        Consumer(cluster.bootstrap, group_id="billing", group_remote_assignor="sticky")
+    without_group = Consumer(cluster.bootstrap)
+    with pytest.raises(IllegalStateError, match="group_id"):
+        without_group.subscribe(["orders"])
+    with pytest.raises(IllegalStateError, match="group_id"):
+        without_group.commit()
+    without_group.close()
     consumer = Consumer(cluster.bootstrap, group_id="billing", enable_auto_commit=False)
     assert consumer.group_id == "billing"
-    assert not hasattr(consumer, "subscribe") and not hasattr(consumer, "commit")
+    with pytest.raises(ValueError, match="pattern="):
+        consumer.subscribe("orders")
     with pytest.raises(IllegalStateError):
         consumer.seek(T0, 0)
     with pytest.raises(IllegalStateError):

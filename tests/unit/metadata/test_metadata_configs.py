@@ -37,7 +37,7 @@ def test_defaults_follow_interface_md_and_kafka():
     assert broker.broker_heartbeat_interval_ms == 500          # INTERFACE.md liveness defaults
     assert broker.broker_session_timeout_ms == 6000
     assert broker.replica_lag_time_max_ms == 30000
-    assert broker.offsets_topic_num_partitions == 50
+    assert broker.offsets_topic_num_partitions == 10
     assert broker.offsets_topic_replication_factor == 3
 
 

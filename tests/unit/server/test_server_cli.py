@@ -6,6 +6,7 @@ stderr and never a traceback. Method: run the real console entry point as a subp
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -77,3 +78,14 @@ def test_a_data_directory_belongs_to_one_node_id(tmp_path):
     )
     assert result.returncode == 1
     assert "belongs to node 3, not node 4" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_from_env_names_the_missing_pod_variable_and_exits_2(tmp_path):
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("POD_", "FRESHET_"))}
+    env.update({"POD_NAME": "freshet-0", "FRESHET_SERVICE": "freshet-headless"})
+    result = subprocess.run(
+        [sys.executable, "-m", "freshet.cli.main", "server", "start", "--from-env"],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path, env=env,
+    )
+    assert result.returncode == 2
+    assert "FRESHET_QUORUM_REPLICAS: is required with --from-env" in one_line(result.stderr)

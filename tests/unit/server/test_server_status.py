@@ -2,6 +2,7 @@
 
 Goal: no domain error can reach a client as an unmapped INTERNAL, and every protocol ErrorCode has
 a gRPC code. Method: walk every exception class of storage/, metadata/ and server/ errors modules
+(and of the consumer-group state machine, server/group_state.py)
 and every ErrorCode value; check the hints that errors carry end up in the ErrorDetail.
 """
 
@@ -12,7 +13,7 @@ import inspect
 import grpc
 from freshet.metadata import errors as metadata_errors
 from freshet.server import errors as server_errors
-from freshet.server import status
+from freshet.server import group_state, status
 from freshet.storage import errors as storage_errors
 from freshet.v1 import common_pb2
 
@@ -21,7 +22,7 @@ E = common_pb2.ErrorCode
 
 def domain_error_classes() -> list[type[Exception]]:
     classes = []
-    for module in (storage_errors, metadata_errors, server_errors):
+    for module in (storage_errors, metadata_errors, server_errors, group_state):
         for _, value in inspect.getmembers(module, inspect.isclass):
             if issubclass(value, Exception) and value.__module__ == module.__name__:
                 classes.append(value)

@@ -1,0 +1,240 @@
+"""What every `freshet` command shares: options, error reporting, exit codes and rendering.
+
+Owns
+
+- the common options: `--bootstrap/-b` (also `FRESHET_BOOTSTRAP`, default localhost:9092) and
+  `--output/-o table|json` (`OutputOption`), so every command spells them the same way;
+- error reporting (`reporting_errors`): a `freshet.client.errors.FreshetError` becomes one line on
+  stderr, `error: <what went wrong>; <what to do>`, and exit code 1 (the server said no, or
+  could not be reached: the line names the bootstrap addresses tried); a bad argument found
+  after parsing becomes exit code 2 (`usage_error`). With `--debug` (anywhere on the command
+  line, or FRESHET_DEBUG=1) the traceback is printed too;
+- rendering for people (`print_table`, rich, colour only on a terminal, NO_COLOR respected) and
+  for scripts (`print_json`: one JSON document on stdout, keys in a stable order);
+- small parsers (`parse_pairs` for k=v lists) and humanisers (`human_count`, `human_bytes`).
+
+Imports: typer, rich, `freshet.client` only. Thread-safety: single-threaded (one CLI command).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+import traceback
+from collections.abc import Iterable, Iterator, Sequence
+from enum import StrEnum
+from typing import Annotated, Any, NoReturn
+
+import typer
+from freshet.client import errors
+
+#: Set by main() when --debug is on the command line (or FRESHET_DEBUG=1): print tracebacks.
+DEBUG = {"enabled": os.environ.get("FRESHET_DEBUG", "") not in ("", "0")}
+
+BOOTSTRAP_HELP = "Any live node(s), host:port[,host:port]. Env: FRESHET_BOOTSTRAP."
+
+
+class OutputFormat(StrEnum):
+    table = "table"
+    json = "json"
+
+
+#: `bootstrap: Bootstrap = DEFAULT_BOOTSTRAP` in a command's signature.
+Bootstrap = Annotated[
+    str, typer.Option("--bootstrap", "-b", envvar="FRESHET_BOOTSTRAP", help=BOOTSTRAP_HELP, show_envvar=False)
+]
+DEFAULT_BOOTSTRAP = "localhost:9092"
+
+#: `output: Output = OutputFormat.table` in a read command's signature.
+Output = Annotated[
+    OutputFormat, typer.Option("--output", "-o", case_sensitive=False, help="table for people, json for scripts.")
+]
+
+
+# =================================================================================================
+# Errors and exit codes.
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+_CONNECT_HINT = "is the cluster running? pass --bootstrap HOST:PORT or set FRESHET_BOOTSTRAP"
+
+# What to do, per error class (the first class in the error's MRO that is listed wins).
+_HINTS: list[tuple[type[errors.FreshetError], str]] = [
+    (
+        errors.InvalidReplicationFactorError,
+        "lower --replication-factor or start more brokers (see freshet cluster status)",
+    ),
+    (
+        errors.TopicAlreadyExistsError,
+        "pick another name, or pass --if-not-exists to accept the existing topic",
+    ),
+    (errors.UnknownTopicError, "check the name with: freshet topic list"),
+    (errors.UnknownTopicIdError, "check the name with: freshet topic list"),
+    (errors.InvalidTopicError, "topic names use [a-zA-Z0-9._-], at most 249 characters"),
+    (errors.InvalidPartitionsError, "the partition count can only grow: give a larger --partitions"),
+    (errors.InvalidConfigError, "see the valid keys and values with: freshet topic config --help"),
+    (errors.InvalidReplicaAssignmentError, "every replica must be a registered broker, once per partition"),
+    (errors.ReassignmentInProgressError, "wait for it with --verify, or cancel it first"),
+    (errors.NoReassignmentInProgressError, "nothing to cancel: check with --verify"),
+    (errors.NotControllerError, "check the quorum with: freshet metadata quorum"),
+    (errors.NoQuorumError, "check the quorum with: freshet metadata quorum"),
+    (
+        errors.NotEnoughReplicasError,
+        "the ISR is smaller than min.insync.replicas: check freshet topic describe",
+    ),
+    (errors.RecordTooLargeError, "raise max.message.bytes on the topic, or send smaller records"),
+    (errors.GroupIdNotFoundError, "check the name with: freshet group list"),
+    (errors.NonEmptyGroupError, "stop the group's consumers first"),
+    (
+        errors.ClientTimeoutError,
+        "the cluster did not answer in time: check freshet cluster status, then retry",
+    ),
+    (
+        errors.RequestTimedOutError,
+        "the cluster did not answer in time: check freshet cluster status, then retry",
+    ),
+    (errors.BrokerUnavailableError, _CONNECT_HINT),
+]
+
+
+def error_line(error: BaseException) -> str:
+    """The one line printed for `error`: what went wrong; what to do."""
+    text = error.message if isinstance(error, errors.FreshetError) else str(error)
+    message = text.strip().replace("\n", " ") or type(error).__name__
+    if isinstance(error, errors.FreshetError):
+        for cls, hint in _HINTS:
+            if isinstance(error, cls):
+                return f"error: {message}; {hint}"
+        if error.retriable:
+            return f"error: {message}; this may pass if retried"
+        return f"error: {message}"
+    return f"error: {message}"
+
+
+def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
+    """Print `error: message` on stderr and exit with `code`."""
+    print(f"error: {message}", file=sys.stderr)
+    raise typer.Exit(code)
+
+
+def usage_error(message: str) -> NoReturn:
+    """A bad argument the parser could not catch: one line, exit 2."""
+    fail(message, EXIT_USAGE)
+
+
+@contextlib.contextmanager
+def reporting_errors() -> Iterator[None]:
+    """Turn client errors into one line on stderr and exit 1; ValueError from the SDK (a bad
+    option value) into exit 2. Everything else propagates to main()."""
+    try:
+        yield
+    except errors.FreshetError as error:
+        if DEBUG["enabled"]:
+            traceback.print_exc()
+        print(error_line(error), file=sys.stderr)
+        raise typer.Exit(EXIT_FAILED) from None
+    except ValueError as error:
+        if DEBUG["enabled"]:
+            traceback.print_exc()
+        print(f"error: {error}", file=sys.stderr)
+        raise typer.Exit(EXIT_USAGE) from None
+
+
+def make_admin(bootstrap: str, timeout_ms: int = 30000):
+    """An Admin client for `bootstrap`; a malformed bootstrap list is a usage error."""
+    from freshet.client import Admin
+
+    try:
+        return Admin(bootstrap, client_id="freshet-cli", request_timeout_ms=timeout_ms)
+    except ValueError as error:
+        usage_error(f"--bootstrap {bootstrap!r}: {error}")
+
+
+def parse_pairs(values: Iterable[str] | None, flag: str) -> dict[str, str]:
+    """`["k=v", ...]` as a dict; a usage error (exit 2) for an item without '=' or an empty key."""
+    pairs: dict[str, str] = {}
+    for item in values or ():
+        key, separator, value = item.partition("=")
+        if not separator or not key.strip():
+            usage_error(f"{flag} {item!r}: expected key=value")
+        pairs[key.strip()] = value
+    return pairs
+
+
+def parse_int_list(text: str, what: str) -> list[int]:
+    """ "1,2,3" as [1, 2, 3]; a usage error otherwise."""
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        usage_error(f"{what} {text!r}: expected comma-separated broker ids such as 1,2,3")
+
+
+# =================================================================================================
+# Rendering.
+
+
+def stdout_console():
+    """A rich console on stdout: colour and styles only on a terminal (and never with NO_COLOR)."""
+    from rich.console import Console
+
+    is_tty = sys.stdout.isatty()
+    return Console(
+        file=sys.stdout,
+        force_terminal=is_tty,
+        no_color=not is_tty or "NO_COLOR" in os.environ,
+        highlight=False,
+        soft_wrap=not is_tty,
+        width=None if is_tty else 200,
+    )
+
+
+def print_table(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: str | None = None) -> None:
+    """An aligned table; numeric columns right-aligned. None renders as '-'."""
+    from rich import box
+    from rich.table import Table
+
+    rows = [["-" if cell is None else str(cell) for cell in row] for row in rows]
+    table = Table(box=box.SIMPLE_HEAD, title=title, title_justify="left", pad_edge=False, show_edge=False)
+    for index, column in enumerate(columns):
+        cells = [row[index] for row in rows]
+        is_numeric = any(cell != "-" for cell in cells) and all(_is_number(cell) for cell in cells)
+        table.add_column(column, justify="right" if is_numeric else "left", no_wrap=True)
+    for row in rows:
+        table.add_row(*row)
+    stdout_console().print(table)
+
+
+def print_text(text: str) -> None:
+    stdout_console().print(text)
+
+
+def print_json(document: Any) -> None:
+    """One JSON document on stdout (keys in the order built: stable)."""
+    sys.stdout.write(json.dumps(document, indent=2) + "\n")
+    sys.stdout.flush()
+
+
+def _is_number(text: str) -> bool:
+    return text.replace(",", "").replace(".", "", 1).lstrip("-").isdigit() or text == "-"
+
+
+def human_count(value: int | None) -> str:
+    """12345678 -> '12,345,678' (exact, grouped); None -> '-'."""
+    return "-" if value is None else f"{value:,}"
+
+
+def human_bytes(value: float) -> str:
+    """1536 -> '1.5 KiB'."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(value) < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def join_ids(ids: Iterable[int]) -> str:
+    return ",".join(str(i) for i in ids)

@@ -1,0 +1,411 @@
+"""`freshet produce` and `freshet consume`: records between a terminal (or a pipe) and a topic,
+as kafka-console-producer.sh and kafka-console-consumer.sh.
+
+Thin: parses, drives `freshet.client.Producer` / `Consumer`, formats. The formatting and the
+line splitting are pure functions (`format_record`, `record_json`, `split_line`) so they are
+tested without a cluster.
+
+- produce: one record per stdin line (the newline is not part of the value; a final line
+  without one still counts); with --key-separator the text before the first separator is the
+  key. End of input, Ctrl-C and SIGTERM all flush what is buffered before exiting, so no read
+  line is dropped; any record that could not be delivered makes the exit code 1.
+- consume: without --group the partitions are assigned directly (all of them, or --partition)
+  and start at the end (new records only), at the beginning (--from-beginning) or at --offset;
+  with --group the consumer joins the group and commits its position on exit. --max-messages and
+  --timeout-ms (no record for that long) end it; so do Ctrl-C and SIGTERM, after committing. A
+  closed stdout (`| head`) ends it quietly.
+
+Imports: typer, `freshet.client`, `freshet.cli.common`. Thread-safety: single-threaded.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import signal
+import sys
+import time
+
+import typer
+from freshet.cli import common
+from freshet.cli.common import DEFAULT_BOOTSTRAP, Bootstrap, Output, OutputFormat, reporting_errors
+from freshet.client import errors
+from freshet.client.structs import ConsumerRecord, TopicPartition
+
+_ACKS = {"0": 0, "1": 1, "all": "all", "-1": "all"}
+_COMPRESSIONS = ("none", "gzip", "lz4", "zstd")
+
+
+# =================================================================================================
+# Pure helpers.
+
+
+def split_line(line: bytes, key_separator: bytes | None) -> tuple[bytes | None, bytes]:
+    """(key, value) of one input line without its line ending.
+
+    Raises:
+        ValueError: a key separator is given and the line does not contain it.
+    """
+    if key_separator is None:
+        return None, line
+    key, separator, value = line.partition(key_separator)
+    if not separator:
+        raise ValueError(f"no key separator {key_separator.decode(errors='replace')!r} in line {line[:60]!r}")
+    return key, value
+
+
+def _text(data: bytes | None) -> str | None:
+    return None if data is None else data.decode("utf-8")
+
+
+def record_json(record: ConsumerRecord) -> dict:
+    """The INTERFACE.md JSON object of one record: key/value (and header values) as UTF-8 text
+    when every one of them is valid UTF-8 (`"encoding": "utf-8"`), else all base64
+    (`"encoding": "base64"`)."""
+    try:
+        key, value = _text(record.key), _text(record.value)
+        headers = [[name, _text(data)] for name, data in record.headers]
+        encoding = "utf-8"
+    except UnicodeDecodeError:
+        key, value = _b64(record.key), _b64(record.value)
+        headers = [[name, _b64(data)] for name, data in record.headers]
+        encoding = "base64"
+    return {
+        "topic": record.topic,
+        "partition": record.partition,
+        "offset": record.offset,
+        "timestamp": record.timestamp,
+        "key": key,
+        "value": value,
+        "headers": headers,
+        "encoding": encoding,
+        "timestamp_type": "LogAppendTime" if record.timestamp_type == 1 else "CreateTime",
+    }
+
+
+def _b64(data: bytes | None) -> str | None:
+    return None if data is None else base64.b64encode(data).decode("ascii")
+
+
+def format_record(
+    record: ConsumerRecord,
+    *,
+    print_key: bool,
+    print_offset: bool,
+    print_partition: bool,
+    print_timestamp: bool,
+    separator: bytes,
+) -> bytes:
+    """One output line (without the newline) in Kafka's DefaultMessageFormatter order:
+    timestamp, partition, offset, key, value; a null key or value prints as `null`."""
+    parts: list[bytes] = []
+    if print_timestamp:
+        kind = "LogAppendTime" if record.timestamp_type == 1 else "CreateTime"
+        parts.append(f"{kind}:{record.timestamp}".encode())
+    if print_partition:
+        parts.append(f"Partition:{record.partition}".encode())
+    if print_offset:
+        parts.append(f"Offset:{record.offset}".encode())
+    if print_key:
+        parts.append(b"null" if record.key is None else record.key)
+    parts.append(b"null" if record.value is None else record.value)
+    return separator.join(parts)
+
+
+class _Stop(Exception):
+    """SIGTERM arrived: end like Ctrl-C."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    raise _Stop()
+
+
+# =================================================================================================
+# produce
+
+
+def produce(
+    topic: str = typer.Argument(..., help="The topic to write to."),
+    key_separator: str | None = typer.Option(
+        None,
+        "--key-separator",
+        help="Split each line at the first SEP into key and value (e.g. ':' or a tab).",
+    ),
+    acks: str = typer.Option("all", "--acks", help="0 (no wait), 1 (leader) or all (every in-sync replica)."),
+    partition: int | None = typer.Option(
+        None, "--partition", min=0, help="Write every record to this partition."
+    ),
+    compression: str = typer.Option("none", "--compression", help="none, gzip, lz4 or zstd (per batch)."),
+    linger_ms: int = typer.Option(
+        5, "--linger-ms", min=0, help="How long a batch may wait for more records."
+    ),
+    verbose: bool = typer.Option(
+        False, "--verbose", "-v", help="Print a summary on stderr (also printed when stdin is a terminal)."
+    ),
+    bootstrap: Bootstrap = DEFAULT_BOOTSTRAP,
+) -> None:
+    """Write one record per line of stdin to TOPIC (kafka-console-producer).
+
+    End of input, Ctrl-C or SIGTERM flush every line read before exiting. Exit 1 if any record
+    could not be delivered (the first error is printed).
+
+    Examples:
+
+      echo hello | freshet produce orders
+
+      printf 'k1:v1\\nk2:v2\\n' | freshet produce orders --key-separator :
+
+      freshet produce orders --acks 1 --compression zstd < records.txt
+    """
+    from freshet.client import Producer
+
+    if acks not in _ACKS:
+        common.usage_error(f"--acks must be 0, 1 or all, not {acks!r}")
+    if compression not in _COMPRESSIONS:
+        common.usage_error(f"--compression must be one of {', '.join(_COMPRESSIONS)}, not {compression!r}")
+    if key_separator == "":
+        common.usage_error("--key-separator must not be empty")
+    separator = None if key_separator is None else key_separator.encode()
+    common.make_admin(bootstrap).close()  # a malformed bootstrap list is a usage error
+    is_interactive = sys.stdin.isatty()
+    if is_interactive:
+        print(f"type records for {topic}, one per line; Ctrl-D or Ctrl-C to finish", file=sys.stderr)
+    outcome = {"sent": 0, "delivered": 0, "failed": 0, "first_error": None}
+
+    def on_delivery(metadata, error) -> None:
+        if error is None:
+            outcome["delivered"] += 1
+        else:
+            outcome["failed"] += 1
+            if outcome["first_error"] is None:
+                outcome["first_error"] = error
+
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    interrupted = False
+    bad_line: str | None = None
+    with reporting_errors():
+        producer = Producer(
+            bootstrap,
+            client_id="freshet-console-producer",
+            acks=_ACKS[acks],
+            compression=compression,
+            linger_ms=linger_ms,
+            max_block_ms=30000,
+            delivery_timeout_ms=max(60000, linger_ms + 30000),
+        )
+        try:
+            try:
+                for raw in sys.stdin.buffer:
+                    line = raw[:-1] if raw.endswith(b"\n") else raw
+                    if line.endswith(b"\r"):
+                        line = line[:-1]
+                    try:
+                        key, value = split_line(line, separator)
+                    except ValueError as error:
+                        bad_line = str(error)
+                        break
+                    producer.send(topic, value=value, key=key, partition=partition, on_delivery=on_delivery)
+                    outcome["sent"] += 1
+            except (KeyboardInterrupt, _Stop):
+                interrupted = True
+            # Flush even after Ctrl-C / SIGTERM: every line read is delivered or reported.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            producer.flush()
+        finally:
+            producer.close()
+            signal.signal(signal.SIGTERM, previous)
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+    if verbose or is_interactive:
+        note = " (interrupted)" if interrupted else ""
+        print(
+            f"{outcome['delivered']} record{'s' if outcome['delivered'] != 1 else ''} produced to {topic}"
+            + (f", {outcome['failed']} failed" if outcome["failed"] else "")
+            + note,
+            file=sys.stderr,
+        )
+    if outcome["first_error"] is not None:
+        error = outcome["first_error"]
+        line = common.error_line(error) if isinstance(error, errors.FreshetError) else f"error: {error}"
+        print(f"{line} ({outcome['failed']} of {outcome['sent']} records not delivered)", file=sys.stderr)
+        raise typer.Exit(common.EXIT_FAILED)
+    if bad_line is not None:
+        common.fail(
+            f"{bad_line}; every line needs KEY{key_separator}VALUE ({outcome['sent']} earlier records sent)"
+        )
+
+
+# =================================================================================================
+# consume
+
+
+def consume(
+    topic: str = typer.Argument(..., help="The topic to read."),
+    group: str | None = typer.Option(
+        None, "--group", "-g", help="Consume as a member of this consumer group."
+    ),
+    from_beginning: bool = typer.Option(
+        False,
+        "--from-beginning",
+        help="Start at the earliest offset (without a committed one for the group).",
+    ),
+    partition: int | None = typer.Option(None, "--partition", min=0, help="Read only this partition."),
+    offset: str | None = typer.Option(
+        None, "--offset", help="With --partition: start at this offset, or earliest / latest."
+    ),
+    max_messages: int | None = typer.Option(
+        None, "--max-messages", min=1, help="Exit after this many records."
+    ),
+    timeout_ms: int | None = typer.Option(
+        None, "--timeout-ms", min=1, help="Exit when no record arrives for this long."
+    ),
+    print_key: bool = typer.Option(False, "--print-key", help="Print the key before the value."),
+    print_offset: bool = typer.Option(False, "--print-offset", help="Print Offset:N."),
+    print_partition: bool = typer.Option(False, "--print-partition", help="Print Partition:N."),
+    print_timestamp: bool = typer.Option(
+        False, "--print-timestamp", help="Print CreateTime:MS (or LogAppendTime)."
+    ),
+    separator: str = typer.Option("\t", "--separator", help="Between the printed fields (default: a tab)."),
+    bootstrap: Bootstrap = DEFAULT_BOOTSTRAP,
+    output: Output = OutputFormat.table,
+) -> None:
+    """Print records of TOPIC, one per line (kafka-console-consumer).
+
+    With --output json, one JSON object per line: topic, partition, offset, timestamp, key, value,
+    headers, encoding (utf-8, or base64 when a key or value is not UTF-8).
+
+    Without --group it starts at the end (new records only) unless --from-beginning or --offset.
+    Ctrl-C / SIGTERM end it cleanly (the group's position is committed first).
+
+    Examples:
+
+      freshet consume orders --from-beginning
+
+      freshet consume orders --partition 0 --offset 42 --max-messages 10 --print-offset
+
+      freshet consume orders --group billing --from-beginning --output json | head -5
+    """
+    if offset is not None and partition is None:
+        common.usage_error("--offset needs --partition")
+    if group is not None and partition is not None:
+        common.usage_error("--group and --partition do not go together: a group assigns partitions itself")
+    start: int | str | None = None
+    if offset is not None:
+        if offset in ("earliest", "latest"):
+            start = offset
+        elif offset.isdigit():
+            start = int(offset)
+        else:
+            common.usage_error(f"--offset must be an offset >= 0, earliest or latest, not {offset!r}")
+    if from_beginning and start is not None:
+        common.usage_error("--from-beginning and --offset do not go together")
+    common.make_admin(bootstrap).close()  # a malformed bootstrap list is a usage error
+    as_json = output == OutputFormat.json
+    field_separator = separator.encode()
+    count = 0
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    consumer = None
+    with reporting_errors():
+        try:
+            consumer = _open_consumer(bootstrap, topic, group, partition, start, from_beginning)
+            out = sys.stdout.buffer
+            last_record_s = time.monotonic()
+            while max_messages is None or count < max_messages:
+                wait_ms = 500
+                if timeout_ms is not None:
+                    left_ms = timeout_ms - (time.monotonic() - last_record_s) * 1000
+                    if left_ms <= 0:
+                        break
+                    wait_ms = int(min(wait_ms, max(left_ms, 1)))
+                limit = None if max_messages is None else max_messages - count
+                records = consumer.poll(timeout_ms=wait_ms, max_records=limit)
+                if not records:
+                    continue
+                last_record_s = time.monotonic()
+                for record in records:
+                    if as_json:
+                        out.write(json.dumps(record_json(record)).encode() + b"\n")
+                    else:
+                        out.write(
+                            format_record(
+                                record,
+                                print_key=print_key,
+                                print_offset=print_offset,
+                                print_partition=print_partition,
+                                print_timestamp=print_timestamp,
+                                separator=field_separator,
+                            )
+                            + b"\n"
+                        )
+                    count += 1
+                out.flush()
+        except (KeyboardInterrupt, _Stop):
+            pass
+        except BrokenPipeError:
+            _finish(consumer, group)
+            consumer = None
+            from freshet.cli.main import _quiet_broken_pipe
+
+            _quiet_broken_pipe()
+            raise typer.Exit(0) from None
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+            if consumer is not None:
+                _finish(consumer, group)
+    print(f"Processed a total of {count} message{'s' if count != 1 else ''}", file=sys.stderr)
+
+
+def _open_consumer(bootstrap: str, topic: str, group, partition, start, from_beginning: bool):
+    from freshet.client import Consumer
+
+    if group is not None:
+        consumer = Consumer(
+            bootstrap,
+            group_id=group,
+            client_id="freshet-console-consumer",
+            auto_offset_reset="earliest" if from_beginning else "latest",
+            enable_auto_commit=False,
+        )
+        if not hasattr(consumer, "subscribe"):
+            consumer.close()
+            raise errors.IllegalStateError(
+                "consumer groups need the group coordinator, which this build of the client does not have"
+            )
+        consumer.subscribe([topic])
+        return consumer
+    admin = common.make_admin(bootstrap)
+    try:
+        described = admin.describe_topics([topic], with_offsets=False)[0]
+    finally:
+        admin.close()
+    known = [p.partition for p in described.partitions]
+    if partition is not None and partition not in known:
+        raise errors.UnknownTopicError(f"topic {topic!r} has no partition {partition} (it has {len(known)})")
+    partitions = [TopicPartition(topic, p) for p in known if partition is None or p == partition]
+    consumer = Consumer(
+        bootstrap,
+        client_id="freshet-console-consumer",
+        auto_offset_reset="earliest" if from_beginning else "latest",
+        enable_auto_commit=False,
+    )
+    consumer.assign(partitions)
+    if isinstance(start, int):
+        for tp in partitions:
+            consumer.seek(tp, start)
+    elif start == "earliest" or from_beginning:
+        consumer.seek_to_beginning()
+    else:
+        consumer.seek_to_end()
+    return consumer
+
+
+def _finish(consumer, group: str | None) -> None:
+    """Commit the group's position (what was printed) and close; a failed commit is reported."""
+    try:
+        if group is not None:
+            try:
+                consumer.commit()
+            except errors.FreshetError as error:
+                print(f"{common.error_line(error)} (offsets not committed)", file=sys.stderr)
+    finally:
+        consumer.close()

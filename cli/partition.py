@@ -1,0 +1,225 @@
+"""`freshet partition ...`: move replicas (kafka-reassign-partitions.sh) and elect leaders
+(kafka-leader-election.sh). Thin: parses, calls `freshet.client.Admin`, renders."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+from freshet.cli import common
+from freshet.cli.common import DEFAULT_BOOTSTRAP, Bootstrap, Output, OutputFormat, reporting_errors
+from freshet.client import errors
+from freshet.client.structs import TopicPartition
+
+app = typer.Typer(
+    name="partition",
+    help="Reassign partition replicas and elect leaders (kafka-reassign-partitions, kafka-leader-election).",
+    no_args_is_help=True,
+)
+
+PLAN_HELP = (
+    'Plan file, Kafka\'s format: {"version": 1, "partitions": [{"topic": "orders", "partition": 0, '
+    '"replicas": [2, 3, 4]}]}'
+)
+
+
+def read_plan(path: str) -> dict[TopicPartition, list[int]]:
+    """The reassignment plan in `path` (Kafka's JSON format); a usage error when malformed."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            document = json.load(file)
+    except OSError as error:
+        common.usage_error(f"--file {path}: {error.strerror or error}")
+    except json.JSONDecodeError as error:
+        common.usage_error(f"--file {path}: not JSON ({error.msg} at line {error.lineno})")
+    entries = document.get("partitions") if isinstance(document, dict) else None
+    if not isinstance(entries, list) or not entries:
+        common.usage_error(
+            f'--file {path}: expected {{"partitions": [{{"topic", "partition", "replicas"}}, ...]}}'
+        )
+    plan: dict[TopicPartition, list[int]] = {}
+    for index, entry in enumerate(entries):
+        is_valid = (
+            isinstance(entry, dict)
+            and isinstance(entry.get("topic"), str)
+            and isinstance(entry.get("partition"), int)
+            and isinstance(entry.get("replicas"), list)
+            and all(isinstance(r, int) and not isinstance(r, bool) for r in entry["replicas"])
+        )
+        if not is_valid:
+            common.usage_error(
+                f"--file {path}: partitions[{index}] needs topic (string), partition (int), replicas (list of broker ids)"
+            )
+        tp = TopicPartition(entry["topic"], entry["partition"])
+        if tp in plan:
+            common.usage_error(f"--file {path}: {tp} appears twice")
+        plan[tp] = list(entry["replicas"])
+    return plan
+
+
+@app.command("reassign", epilog=PLAN_HELP)
+def reassign(
+    file: str = typer.Option(..., "--file", "-f", help="The reassignment plan (JSON, Kafka's format)."),
+    execute: bool = typer.Option(False, "--execute", help="Start the reassignment."),
+    verify: bool = typer.Option(False, "--verify", help="Show whether each partition of the plan has moved."),
+    cancel: bool = typer.Option(False, "--cancel", help="Cancel the reassignments of the plan's partitions."),
+    bootstrap: Bootstrap = DEFAULT_BOOTSTRAP,
+    output: Output = OutputFormat.table,
+) -> None:
+    """Move partition replicas to other brokers. Without --execute/--verify/--cancel, show the
+    current replicas next to the plan and change nothing.
+
+    The controller adds the new replicas, waits until they are in the ISR, then moves leadership
+    off the replicas being removed and drops them (Kafka's steps).
+
+    Examples:
+
+      freshet partition reassign --file plan.json             # dry run: current vs proposed
+
+      freshet partition reassign --file plan.json --execute
+
+      freshet partition reassign --file plan.json --verify
+    """
+    if execute + verify + cancel > 1:
+        common.usage_error("give at most one of --execute, --verify, --cancel")
+    plan = read_plan(file)
+    admin = common.make_admin(bootstrap)
+    with reporting_errors():
+        if execute or cancel:
+            results = admin.reassign_partitions({tp: ([] if cancel else r) for tp, r in plan.items()})
+            rows = [
+                {
+                    "topic": r.topic,
+                    "partition": r.partition,
+                    "replicas": plan[TopicPartition(r.topic, r.partition)],
+                    "result": "ok" if r.error is None else "error",
+                    "error": None if r.error is None else r.error.message,
+                }
+                for r in results
+            ]
+            if output == OutputFormat.json:
+                common.print_json(rows)
+            else:
+                verb = "cancelled" if cancel else "started"
+                common.print_table(
+                    ["TOPIC", "PARTITION", "TARGET", "RESULT"],
+                    [
+                        (
+                            r["topic"],
+                            r["partition"],
+                            common.join_ids(r["replicas"]),
+                            verb if r["error"] is None else r["error"],
+                        )
+                        for r in rows
+                    ],
+                )
+            failed = [r for r in rows if r["error"] is not None]
+            if failed:
+                common.fail(
+                    f"{len(failed)} of {len(rows)} reassignments refused; first: {failed[0]['error']}"
+                )
+            return
+        statuses = admin.verify_reassignment(plan)
+    rows = [
+        {
+            "topic": s.topic,
+            "partition": s.partition,
+            "current_replicas": s.current_replicas,
+            "target_replicas": s.target_replicas,
+            "state": s.state if verify else ("unchanged" if s.state == "complete" else "would_move"),
+        }
+        for s in statuses
+    ]
+    if output == OutputFormat.json:
+        common.print_json(rows)
+    else:
+        common.print_table(
+            ["TOPIC", "PARTITION", "CURRENT", "TARGET", "STATE"],
+            [
+                (
+                    r["topic"],
+                    r["partition"],
+                    common.join_ids(r["current_replicas"]),
+                    common.join_ids(r["target_replicas"]),
+                    r["state"],
+                )
+                for r in rows
+            ],
+        )
+        if not verify:
+            typer.echo("dry run: nothing changed (pass --execute to start)")
+    if verify and any(r["state"] == "failed" for r in rows):
+        raise typer.Exit(common.EXIT_FAILED)
+
+
+@app.command("elect-leaders")
+def elect_leaders(
+    topic: str | None = typer.Option(None, "--topic", "-t", help="Only this topic's partitions."),
+    partition: int | None = typer.Option(
+        None, "--partition", min=0, help="Only this partition (needs --topic)."
+    ),
+    election_type: str = typer.Option(
+        "preferred",
+        "--type",
+        help="preferred: back to the first replica if in the ISR; unclean: leaderless ones, outside the ISR if need be.",
+    ),
+    bootstrap: Bootstrap = DEFAULT_BOOTSTRAP,
+    output: Output = OutputFormat.table,
+) -> None:
+    """Elect partition leaders (kafka-leader-election).
+
+    Examples:
+
+      freshet partition elect-leaders                      # preferred leaders everywhere
+
+      freshet partition elect-leaders --topic orders --partition 0
+
+      freshet partition elect-leaders --type unclean --topic orders
+    """
+    if election_type not in ("preferred", "unclean"):
+        common.usage_error(f"--type must be preferred or unclean, not {election_type!r}")
+    if partition is not None and topic is None:
+        common.usage_error("--partition needs --topic")
+    admin = common.make_admin(bootstrap)
+    with reporting_errors():
+        partitions = None
+        if topic is not None:
+            described = admin.describe_topics([topic], with_offsets=False)[0]
+            known = [p.partition for p in described.partitions]
+            if partition is not None and partition not in known:
+                raise errors.UnknownTopicError(
+                    f"topic {topic!r} has no partition {partition} (it has {len(known)})"
+                )
+            partitions = [TopicPartition(topic, p) for p in known if partition is None or p == partition]
+        results = admin.elect_leaders(partitions, election_type=election_type)
+    rows = [
+        {
+            "topic": r.topic,
+            "partition": r.partition,
+            "leader": r.leader,
+            "result": "elected"
+            if r.error is None
+            else ("not_needed" if isinstance(r.error, errors.ElectionNotNeededError) else "error"),
+            "error": None
+            if r.error is None or isinstance(r.error, errors.ElectionNotNeededError)
+            else r.error.message,
+        }
+        for r in results
+    ]
+    if output == OutputFormat.json:
+        common.print_json(rows)
+    elif not rows:
+        typer.echo("no partitions to elect")
+    else:
+        common.print_table(
+            ["TOPIC", "PARTITION", "LEADER", "RESULT"],
+            [
+                (r["topic"], r["partition"], r["leader"], r["error"] or r["result"].replace("_", " "))
+                for r in rows
+            ],
+        )
+    failed = [r for r in rows if r["result"] == "error"]
+    if failed:
+        common.fail(
+            f"election failed for {len(failed)} partition(s); first: {failed[0]['topic']}-{failed[0]['partition']}: {failed[0]['error']}"
+        )

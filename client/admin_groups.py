@@ -1,0 +1,332 @@
+"""Consumer-group administration: list, describe (with lag), delete, reset offsets.
+
+Owns `GroupAdmin`, the group methods INTERFACE.md lists on `Admin` (`list_groups`,
+`describe_group`, `delete_group`, `reset_offsets`) and their typed results. It lives in its own
+module because `client/admin.py` (the controller-side Admin) is on another branch; `Admin` is meant
+to inherit these methods (`class Admin(GroupAdmin)`), which needs only `self._transport` and the
+options this class sets up in `_init_groups`.
+
+- `list_groups` asks every broker (each coordinates the groups of the __consumer_offsets partitions
+  it leads) and merges the answers;
+- `describe_group` asks the group's coordinator, then the partitions' leaders for their log end
+  offsets (the high watermark): lag = log end - committed;
+- `reset_offsets` computes the new offsets (earliest, latest, an offset clamped to
+  [log start, log end], or the first offset at/after a time) and, with `execute=True`, commits
+  them as an admin commit (no member), which the coordinator refuses with NonEmptyGroupError while
+  the group has active members (as kafka-consumer-groups --reset-offsets).
+
+Imports: grpc (through the transport), `freshet.v1`, `freshet.client`.
+Thread-safety: thread-safe (calls are independent; the helpers are thread-safe).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+from collections.abc import Iterable, Sequence
+
+import grpc
+from freshet.client._group import CoordinatorClient
+from freshet.client._transport import Transport, error_from_detail, translate_rpc_error
+from freshet.client.consumer import Consumer
+from freshet.client.errors import FreshetError, GroupIdNotFoundError, NonEmptyGroupError
+from freshet.client.structs import TopicPartition
+from freshet.v1 import broker_pb2, group_pb2
+
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+
+
+@dataclasses.dataclass(frozen=True)
+class GroupListing:
+    group_id: str
+    state: str
+    member_count: int
+
+
+@dataclasses.dataclass(frozen=True)
+class MemberDescription:
+    member_id: str
+    instance_id: str | None
+    client_id: str
+    host: str
+    member_epoch: int
+    subscription: tuple[str, ...] | str
+    """Topic names, or the regex the member subscribed with."""
+    assignment: tuple[TopicPartition, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class PartitionOffsets:
+    topic: str
+    partition: int
+    committed_offset: int | None
+    log_end_offset: int | None
+    lag: int | None
+    member_id: str | None
+    """The member that owns the partition now, None when unowned."""
+
+
+@dataclasses.dataclass(frozen=True)
+class GroupDescription:
+    group: str
+    state: str
+    generation: int
+    """The group epoch (KIP-848's generation)."""
+    assignor: str
+    coordinator: str
+    members: tuple[MemberDescription, ...]
+    offsets: tuple[PartitionOffsets, ...]
+
+    def to_json(self) -> dict:
+        """INTERFACE.md's `group describe --output json` shape."""
+        return {
+            "group": self.group,
+            "state": self.state,
+            "generation": self.generation,
+            "assignor": self.assignor,
+            "coordinator": self.coordinator,
+            "members": [
+                {
+                    "member_id": m.member_id,
+                    "instance_id": m.instance_id,
+                    "client_id": m.client_id,
+                    "host": m.host,
+                    "member_epoch": m.member_epoch,
+                    "assignment": [{"topic": tp.topic, "partition": tp.partition} for tp in m.assignment],
+                }
+                for m in self.members
+            ],
+            "offsets": [
+                {
+                    "topic": o.topic,
+                    "partition": o.partition,
+                    "committed_offset": o.committed_offset,
+                    "log_end_offset": o.log_end_offset,
+                    "lag": o.lag,
+                    "member_id": o.member_id,
+                }
+                for o in self.offsets
+            ],
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class OffsetReset:
+    topic: str
+    partition: int
+    current_offset: int | None
+    new_offset: int
+
+
+class GroupAdmin:
+    """Group administration over the Group service. Thread-safe."""
+
+    def __init__(self, bootstrap_servers: str | Sequence[str] | None = None, *, client_id: str = "freshet-admin",
+                 request_timeout_ms: int = 30000) -> None:
+        self._transport = Transport(bootstrap_servers, client_id=client_id)
+        self._init_groups(bootstrap_servers, request_timeout_ms)
+
+    def _init_groups(self, bootstrap_servers, request_timeout_ms: int) -> None:
+        self._group_bootstrap = bootstrap_servers
+        self._group_timeout_s = request_timeout_ms / 1000
+
+    def close(self) -> None:
+        self._transport.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def _coordinator(self, group_id: str) -> CoordinatorClient:
+        if not isinstance(group_id, str) or not group_id:
+            raise ValueError(f"group id must be a non-empty string, not {group_id!r}")
+        return CoordinatorClient(self._transport, group_id, retry_backoff_s=0.1, request_timeout_s=self._group_timeout_s)
+
+    def _broker_addresses(self) -> list[str]:
+        last_error: FreshetError | None = None
+        for address in self._transport.bootstrap_addresses:
+            try:
+                response = self._transport.stub(address).Metadata(broker_pb2.MetadataRequest(topics=[]), timeout=self._group_timeout_s)
+            except grpc.RpcError as error:
+                last_error = translate_rpc_error(error, address, "Metadata")
+                continue
+            return [f"{b.host}:{b.port}" for b in response.brokers]
+        assert last_error is not None
+        raise last_error
+
+    # ---- operations --------------------------------------------------------------------------------
+
+    def list_groups(self) -> list[GroupListing]:
+        """Every group any live broker coordinates, sorted by id."""
+        found: dict[str, GroupListing] = {}
+        for address in self._broker_addresses():
+            try:
+                response = self._transport.group_stub(address).ListGroups(
+                    group_pb2.ListGroupsRequest(), timeout=self._group_timeout_s
+                )
+            except grpc.RpcError as error:
+                raise translate_rpc_error(error, address, "ListGroups") from None
+            for group in response.groups:
+                found[group.group_id] = GroupListing(group.group_id, group.state, group.member_count)
+        return [found[name] for name in sorted(found)]
+
+    def _describe_raw(self, group_id: str) -> tuple[group_pb2.DescribedGroup, str]:
+        coordinator = self._coordinator(group_id)
+        response = coordinator.call(
+            "DescribeGroups", group_pb2.DescribeGroupsRequest(group_ids=[group_id]), self._group_timeout_s
+        )
+        described = response.groups[0]
+        error = error_from_detail(described.error, f"describe group {group_id!r}")
+        if error is not None:
+            raise error
+        return described, coordinator.address or ""
+
+    def describe_group(self, group_id: str) -> GroupDescription:
+        """Members, assignment, and per partition: committed offset, log end, lag and owner.
+
+        Raises:
+            GroupIdNotFoundError: no such group.
+        """
+        described, coordinator = self._describe_raw(group_id)
+        owners: dict[TopicPartition, str] = {}
+        members = []
+        for member in described.members:
+            assignment = tuple(TopicPartition(tp.topic, tp.partition) for tp in member.assignment)
+            for tp in assignment:
+                owners[tp] = member.member_id
+            members.append(
+                MemberDescription(
+                    member.member_id,
+                    member.instance_id or None,
+                    member.client_id,
+                    member.client_host,
+                    member.member_epoch,
+                    member.subscribed_topic_regex or tuple(member.subscribed_topic_names),
+                    assignment,
+                )
+            )
+        committed = {TopicPartition(o.topic, o.partition): o.offset for o in described.offsets}
+        partitions = sorted(set(committed) | set(owners))
+        ends = self._end_offsets(partitions)
+        offsets = []
+        for tp in partitions:
+            value = committed.get(tp)
+            value = value if value is not None and value >= 0 else None
+            end = ends.get(tp)
+            lag = end - value if end is not None and value is not None else None
+            offsets.append(PartitionOffsets(tp.topic, tp.partition, value, end, lag, owners.get(tp)))
+        return GroupDescription(
+            described.group_id, described.state, described.group_epoch, described.assignor, coordinator,
+            tuple(members), tuple(offsets),
+        )
+
+    def delete_group(self, group_id: str) -> None:
+        """Delete a group without members (its committed offsets are deleted too).
+
+        Raises:
+            NonEmptyGroupError: the group has active members.
+            GroupIdNotFoundError: no such group.
+        """
+        response = self._coordinator(group_id).call(
+            "DeleteGroups", group_pb2.DeleteGroupsRequest(group_ids=[group_id]), self._group_timeout_s
+        )
+        error = error_from_detail(response.results[0].error, f"delete group {group_id!r}")
+        if error is not None:
+            raise error
+
+    def reset_offsets(
+        self,
+        group_id: str,
+        topic: str,
+        *,
+        to_earliest: bool = False,
+        to_latest: bool = False,
+        to_offset: int | None = None,
+        to_datetime: datetime.datetime | str | None = None,
+        partitions: Iterable[int] | None = None,
+        execute: bool = False,
+    ) -> list[OffsetReset]:
+        """Plan (and with execute=True, commit) new offsets of `topic`'s partitions for a group
+        without active members. Exactly one of the to_* options.
+
+        Raises:
+            ValueError: not exactly one target, a negative offset, an unparseable datetime.
+            NonEmptyGroupError: the group has active members.
+            UnknownTopicError: the topic does not exist.
+        """
+        chosen = [to_earliest, to_latest, to_offset is not None, to_datetime is not None]
+        if sum(bool(c) for c in chosen) != 1:
+            raise ValueError("give exactly one of to_earliest, to_latest, to_offset, to_datetime")
+        if to_offset is not None and (not isinstance(to_offset, int) or to_offset < 0):
+            raise ValueError(f"to_offset must be an int >= 0, not {to_offset!r}")
+        timestamp_ms = None
+        if to_datetime is not None:
+            moment = datetime.datetime.fromisoformat(to_datetime) if isinstance(to_datetime, str) else to_datetime
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=datetime.UTC)
+            # Exact integer arithmetic: moment.timestamp() * 1000 can round 1.003 s down to 1002 ms.
+            timestamp_ms = (moment - _EPOCH) // datetime.timedelta(milliseconds=1)
+        try:
+            described, _ = self._describe_raw(group_id)
+        except GroupIdNotFoundError:
+            described = None
+        if described is not None and described.members:
+            raise NonEmptyGroupError(
+                f"group {group_id!r} has {len(described.members)} active member(s); stop its consumers first",
+            )
+        committed = {} if described is None else {(o.topic, o.partition): o.offset for o in described.offsets}
+        with Consumer(self._group_bootstrap, enable_auto_commit=False) as reader:
+            reader._metadata.add_topics({topic})
+            counts = reader._metadata.wait_for_topic(topic, self._group_timeout_s, min(self._group_timeout_s, 5.0))
+            numbers = sorted(partitions) if partitions is not None else list(range(len(counts.partitions)))
+            tps = [TopicPartition(topic, p) for p in numbers]
+            starts = reader.beginning_offsets(tps)
+            ends = reader.end_offsets(tps)
+            by_time = reader.offsets_for_times({tp: timestamp_ms for tp in tps}) if timestamp_ms is not None else {}
+        plan = []
+        for tp in tps:
+            if to_earliest:
+                new = starts[tp]
+            elif to_latest:
+                new = ends[tp]
+            elif to_offset is not None:
+                new = min(max(to_offset, starts[tp]), ends[tp])
+            else:
+                found = by_time.get(tp)
+                new = found.offset if found is not None else ends[tp]
+            current = committed.get((tp.topic, tp.partition))
+            plan.append(OffsetReset(tp.topic, tp.partition, current if current is not None and current >= 0 else None, new))
+        if execute:
+            request = group_pb2.OffsetCommitRequest(
+                group_id=group_id,
+                member_id="",
+                member_epoch=-1,
+                partitions=[
+                    group_pb2.OffsetCommitPartition(topic=r.topic, partition=r.partition, offset=r.new_offset, leader_epoch=-1)
+                    for r in plan
+                ],
+            )
+            response = self._coordinator(group_id).call("OffsetCommit", request, self._group_timeout_s)
+            for result in response.results:
+                error = error_from_detail(result.error, f"reset {result.topic}-{result.partition}")
+                if error is not None:
+                    raise error
+        return plan
+
+    def _end_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+        if not partitions:
+            return {}
+        with Consumer(self._group_bootstrap, enable_auto_commit=False) as reader:
+            try:
+                return reader.end_offsets(partitions, timeout_ms=int(self._group_timeout_s * 1000))
+            except FreshetError:
+                # A deleted topic or an offline partition: report what can be known, per partition.
+                found = {}
+                for tp in partitions:
+                    try:
+                        found.update(reader.end_offsets([tp], timeout_ms=2000))
+                    except FreshetError:
+                        continue
+                return found

@@ -1,0 +1,231 @@
+"""Consumer groups on a node: the GroupCoordinator wired to the data plane, metadata and controller.
+
+Owns
+- `DataPlaneOffsetsLog`: the coordinator's `OffsetsLog` over `DataPlane.append_as_leader` (acks=all:
+  a commit is answered once below the high watermark) and `DataPlane.read_committed`. Before
+  loading, it waits until the partition's high watermark reaches the log end the new leader had
+  when it took over: records the old leader acknowledged are in the new leader's log (it was in the
+  ISR) but its own high watermark learns of them only when the followers report, so loading up to a
+  lagging high watermark could miss an acknowledged commit. Data-plane errors become coordinator
+  errors clients know how to handle (NOT_LEADER -> NOT_COORDINATOR: find the coordinator again;
+  NOT_ENOUGH_REPLICAS -> COORDINATOR_NOT_AVAILABLE, as Kafka maps them for offset commits);
+- `GroupRuntime`: the coordinator, its leadership listener (became / stopped leading a
+  __consumer_offsets partition), and `locate` for FindCoordinator: the leader of partition
+  `coordinator_partition(group, partitions)` in this node's metadata image; the first lookup creates
+  __consumer_offsets through the active controller (compacted, RF min(offsets.topic.replication.factor,
+  live brokers), offsets.topic.num.partitions partitions).
+
+Imports: asyncio, freshet.metadata (image, configs), freshet.v1, freshet.server.
+Thread-safety: event loop only, except `read_committed` (a worker thread; the log is thread-safe).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from freshet.metadata import commands, configs
+from freshet.metadata.image import NO_LEADER
+from freshet.server import status
+from freshet.server.config import NodeConfig
+from freshet.server.controller_client import ControllerChannels, ForwardedError, forward
+from freshet.server.errors import (
+    CoordinatorNotAvailableError,
+    NotCoordinatorError,
+    PartitionRequestError,
+    RequestTimedOutError,
+)
+from freshet.server.group_coordinator import CoordinatorConfig, GroupCoordinator
+from freshet.server.group_records import OFFSETS_TOPIC, coordinator_partition
+from freshet.server.group_service import GroupService
+from freshet.server.metadata_publisher import MetadataPublisher
+from freshet.v1 import common_pb2, controller_pb2, group_pb2, metadata_pb2
+
+logger = logging.getLogger(__name__)
+
+E = common_pb2.ErrorCode
+CREATE_TIMEOUT_S = 10.0
+LOAD_WAIT_S = 30.0
+
+
+class DataPlaneOffsetsLog:
+    """OffsetsLog over the node's DataPlane (see the module docstring)."""
+
+    def __init__(self, data_plane, append_timeout_ms: int = 30000) -> None:
+        self._data_plane = data_plane
+        self._append_timeout_ms = append_timeout_ms
+
+    async def append(self, partition: int, leader_epoch: int, batch: bytes) -> None:
+        try:
+            await self._data_plane.append_as_leader(
+                OFFSETS_TOPIC, partition, batch, acks="all", timeout_ms=self._append_timeout_ms
+            )
+        except PartitionRequestError as error:
+            if error.error_code in (E.NOT_LEADER, E.FENCED_LEADER_EPOCH, E.UNKNOWN_TOPIC):
+                raise NotCoordinatorError("", partition) from error
+            if error.error_code in (E.NOT_ENOUGH_REPLICAS, E.NOT_ENOUGH_REPLICAS_AFTER_APPEND):
+                raise CoordinatorNotAvailableError(
+                    f"__consumer_offsets-{partition} has too few in-sync replicas to commit: {error.detail.message}"
+                ) from error
+            if error.error_code == E.REQUEST_TIMED_OUT:
+                raise RequestTimedOutError("writing to __consumer_offsets", self._append_timeout_ms / 1000) from error
+            raise
+
+    def read_committed(self, partition: int):
+        hosted = self._data_plane.partitions.get((OFFSETS_TOPIC, partition))
+        if hosted is None:
+            raise NotCoordinatorError("", partition)
+        end_at_takeover = hosted.log.log_end_offset
+        deadline = time.monotonic() + LOAD_WAIT_S
+        while hosted.high_watermark < end_at_takeover and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if hosted.high_watermark < end_at_takeover:
+            raise CoordinatorNotAvailableError(
+                f"__consumer_offsets-{partition}: high watermark {hosted.high_watermark} did not reach "
+                f"{end_at_takeover} in {LOAD_WAIT_S:.0f} s"
+            )
+        offset = hosted.log.log_start_offset
+        while True:
+            records, next_offset, _high_watermark = self._data_plane.read_committed(OFFSETS_TOPIC, partition, offset)
+            if not records:
+                return
+            yield records
+            offset = next_offset
+
+
+class GroupRuntime:
+    """The coordinator of one broker node and its wiring. Event-loop only."""
+
+    def __init__(
+        self, config: NodeConfig, publisher: MetadataPublisher, data_plane, channels: ControllerChannels, controller_hint
+    ) -> None:
+        self._config = config
+        self._publisher = publisher
+        self._channels = channels
+        self._controller_hint = controller_hint
+        broker = self._broker_config()
+        self.coordinator = GroupCoordinator(
+            DataPlaneOffsetsLog(data_plane),
+            num_partitions=self._num_partitions,
+            partition_counts=self._partition_counts,
+            clock_ms=lambda: int(time.monotonic() * 1000),
+            config=CoordinatorConfig(
+                min_session_timeout_ms=broker.group_min_session_timeout_ms,
+                max_session_timeout_ms=broker.group_max_session_timeout_ms,
+                session_timeout_ms=min(max(45000, broker.group_min_session_timeout_ms), broker.group_max_session_timeout_ms),
+            ),
+        )
+        self.service = GroupService(self.coordinator, self.locate, config.node_id)
+        self._data_plane = data_plane
+        self._create_lock = asyncio.Lock()
+
+    def _broker_config(self):
+        """Static values (flags, --set) < cluster values < this broker's dynamic values, as the
+        broker service reads them."""
+        image = self._publisher.image
+        layered = dict(self._config.broker_configs)
+        layered.update(image.cluster_configs)
+        return configs.broker_config(layered, image.broker_configs.get(self._config.node_id, {}))
+
+    def register(self, server) -> None:
+        self.service.register(server)
+
+    async def start(self) -> None:
+        await self.coordinator.start()
+        self._data_plane.add_leadership_listener(self._on_leadership)
+
+    async def close(self) -> None:
+        try:
+            self._data_plane.remove_leadership_listener(self._on_leadership)
+        except ValueError:
+            pass
+        await self.coordinator.close()
+
+    def _on_leadership(self, topic: str, partition: int, is_leader: bool, leader_epoch: int) -> None:
+        if topic != OFFSETS_TOPIC:
+            return
+        if is_leader:
+            self.coordinator.on_become_leader(partition, leader_epoch)
+        else:
+            self.coordinator.on_resign(partition)
+
+    def _num_partitions(self) -> int:
+        topic = self._publisher.image.topic(OFFSETS_TOPIC)
+        if topic is not None:
+            return len(topic.partitions)
+        return self._broker_config().offsets_topic_num_partitions
+
+    def _partition_counts(self) -> dict[str, int]:
+        image = self._publisher.image
+        return {topic.name: len(topic.partitions) for topic in image.topics() if not topic.name.startswith("__")}
+
+    async def _ensure_offsets_topic(self) -> None:
+        async with self._create_lock:
+            if self._publisher.image.topic(OFFSETS_TOPIC) is not None:
+                return
+            image = self._publisher.image
+            broker = self._broker_config()
+            replication_factor = max(1, min(broker.offsets_topic_replication_factor, len(image.active_broker_ids())))
+            request = controller_pb2.CreateTopicsRequest(
+                request_id=commands.new_request_id(),
+                topics=[
+                    controller_pb2.CreatableTopic(
+                        name=OFFSETS_TOPIC,
+                        num_partitions=broker.offsets_topic_num_partitions,
+                        replication_factor=replication_factor,
+                        configs=[metadata_pb2.ConfigEntry(key="cleanup.policy", value="compact")],
+                    )
+                ],
+            )
+            deadline = time.monotonic() + CREATE_TIMEOUT_S
+            try:
+                response = await forward(
+                    self._channels, "CreateTopics", request, deadline, self._controller_hint, skip_self=False
+                )
+            except ForwardedError as error:
+                raise CoordinatorNotAvailableError(f"cannot create {OFFSETS_TOPIC}: {error}") from error
+            result = response.results[0]
+            if result.error.code not in (E.NONE, E.TOPIC_ALREADY_EXISTS):
+                raise CoordinatorNotAvailableError(f"cannot create {OFFSETS_TOPIC}: {result.error.message}")
+            logger.info("created %s: %d partitions, replication factor %d", OFFSETS_TOPIC,
+                        broker.offsets_topic_num_partitions, replication_factor)
+            while self._publisher.image.topic(OFFSETS_TOPIC) is None and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+
+    async def locate(self, group_id: str) -> group_pb2.Coordinator:
+        """FindCoordinator for one group (see the module docstring)."""
+        if not group_id:
+            return group_pb2.Coordinator(group_id=group_id, error=status.detail(E.INVALID_GROUP_ID, "group_id is empty"))
+        try:
+            await self._ensure_offsets_topic()
+        except CoordinatorNotAvailableError as error:
+            return group_pb2.Coordinator(
+                group_id=group_id, coordinator=common_pb2.BrokerEndpoint(node_id=-1), error=status.detail_for(error)
+            )
+        image = self._publisher.image
+        topic = image.topic(OFFSETS_TOPIC)
+        if topic is None:
+            return group_pb2.Coordinator(
+                group_id=group_id,
+                coordinator=common_pb2.BrokerEndpoint(node_id=-1),
+                error=status.detail(E.COORDINATOR_NOT_AVAILABLE, f"{OFFSETS_TOPIC} is not in this broker's metadata yet"),
+            )
+        partition = coordinator_partition(group_id, len(topic.partitions))
+        leader = topic.partitions[partition].leader
+        broker = image.brokers.get(leader) if leader != NO_LEADER else None
+        if broker is None or broker.is_fenced:
+            return group_pb2.Coordinator(
+                group_id=group_id,
+                coordinator=common_pb2.BrokerEndpoint(node_id=-1),
+                offsets_partition=partition,
+                error=status.detail(
+                    E.COORDINATOR_NOT_AVAILABLE, f"{OFFSETS_TOPIC}-{partition} has no leader right now"
+                ),
+            )
+        return group_pb2.Coordinator(
+            group_id=group_id,
+            coordinator=common_pb2.BrokerEndpoint(node_id=leader, host=broker.host, port=broker.port, rack=broker.rack),
+            offsets_partition=partition,
+            error=status.ok_detail(),
+        )

@@ -1,0 +1,52 @@
+"""The web console at `/`: what an operator must see at a glance, and nothing unescaped."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from freshet.metadata.image import EMPTY_IMAGE, NO_LEADER, BrokerRegistration, PartitionImage, TopicImage
+from freshet.server import console
+
+
+def _image():
+    brokers = {
+        node_id: BrokerRegistration(
+            node_id=node_id, incarnation_id=b"\0" * 16, host="127.0.0.1", port=9090 + node_id,
+            rack="r<1>" if node_id == 1 else "", broker_epoch=node_id, is_fenced=node_id == 3,
+            in_controlled_shutdown=False,
+        )
+        for node_id in (1, 2, 3)
+    }
+    partitions = (
+        PartitionImage(partition=0, replicas=(1, 2, 3), isr=(1, 2, 3), leader=1, leader_epoch=4, partition_epoch=7),
+        PartitionImage(partition=1, replicas=(2, 3, 1), isr=(2, 1), leader=2, leader_epoch=2, partition_epoch=3),
+        PartitionImage(partition=2, replicas=(3,), isr=(3,), leader=NO_LEADER, leader_epoch=9, partition_epoch=9),
+    )
+    topic = TopicImage(topic_id=b"\1" * 16, name="orders<script>", partitions=partitions, configs={})
+    return dataclasses.replace(
+        EMPTY_IMAGE, offset=42, cluster_id="c-1", controller_id=2, brokers=brokers,
+        topics_by_id={topic.topic_id: topic}, topic_ids_by_name={topic.name: topic.topic_id},
+    )
+
+
+def test_the_page_shows_brokers_controller_quorum_partitions_and_flags_trouble():
+    status = {"node_id": 2, "roles": ["broker", "controller"], "ready": True, "controller_id": 2,
+              "quorum": {"leader": 1, "term": 5}}
+    groups = [{"group": "billing", "state": "stable", "generation": 3, "members": 2, "lag": 17}]
+    page = console.render(_image(), status, groups).decode()
+    assert page.startswith("<!doctype html>")
+    assert "active controller: <b>2</b>" in page and "Raft leader: 1, term 5" in page
+    assert "3 partitions, <span class=\"bad\">1 offline</span>, <span class=\"warn\">1 under-replicated</span>" in page
+    assert '<td>1</td><td>2</td><td>2</td><td>2,3,1</td><td>2,1</td><td><span class="warn">under-replicated</span>' in page
+    assert '<td>2</td><td><span class="bad">none</span></td>' in page
+    assert '<td>3</td><td>127.0.0.1:9093</td><td>-</td><td><span class="bad">fenced</span></td>' in page
+    assert "<td>billing</td><td>stable</td><td>3</td><td>2</td>" in page and ">17<" in page
+    assert "<script>" not in page and "orders&lt;script&gt;" in page and "r&lt;1&gt;" in page
+
+
+def test_a_node_that_is_not_ready_or_not_a_voter_says_so():
+    status = {"node_id": 104, "roles": ["broker"], "ready": False, "readiness": "catching up on metadata"}
+    page = console.render(EMPTY_IMAGE, status, None).decode()
+    assert '<span class="bad">not ready</span>: catching up on metadata' in page
+    assert "this node is not a voter" in page and "no topics" in page and "no broker registered" in page
+    assert "no group coordinator on this node" in page
