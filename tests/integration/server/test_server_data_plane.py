@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import pathlib
 import re
 import threading
 import time
@@ -375,3 +376,24 @@ def test_fetch_stream_ends_a_partition_feed_with_its_error(cluster):
     call.cancel()
     assert data[0] == [0]
     assert errors[1].code == E.NOT_LEADER and errors[1].leader_id == leaders[1]
+
+
+def test_high_watermarks_are_checkpointed_at_clean_shutdown_and_read_back_at_start(cluster):
+    """A replica's high watermark is in `replication-offset-checkpoint` after a clean stop and
+    is where the restarted replica starts (clamped to its log end)."""
+    topic(cluster, "ckpt")
+    leader = leader_of(cluster, "ckpt", 0)
+    produce(cluster, leader, "ckpt", 0, batch(3))
+    controller = cluster.active_controller().node_id
+    node_id = next(n for n in cluster.nodes if n not in (leader, controller))
+    wait_until(lambda: cluster.nodes[node_id].data_plane.partitions[("ckpt", 0)].high_watermark == 3, 10, "follower HW 3")
+    config = cluster.nodes[node_id].config
+    cluster.stop(node_id)
+    lines = (pathlib.Path(config.logs_dir) / "replication-offset-checkpoint").read_text().splitlines()
+    entries = {tuple(line.split()[:2]): int(line.split()[2]) for line in lines[2:]}
+    assert entries[("ckpt", "0")] == 3
+    node = cluster.start(node_id)
+    cluster.wait_ready(node_id)
+    wait_until(lambda: ("ckpt", 0) in node.data_plane.partitions, 10, "the replica applied again")
+    partition = node.data_plane.partitions[("ckpt", 0)]
+    assert (partition.high_watermark, partition.log_end_offset) == (3, 3)
