@@ -70,7 +70,7 @@ class CoordinatorConfig:
     append_timeout_ms: int = 30000
 
     def __post_init__(self) -> None:
-        assert 0 < self.heartbeat_interval_ms < self.min_session_timeout_ms <= self.max_session_timeout_ms
+        assert 0 < self.heartbeat_interval_ms <= self.min_session_timeout_ms <= self.max_session_timeout_ms
         assert self.min_session_timeout_ms <= self.session_timeout_ms <= self.max_session_timeout_ms
 
 
@@ -280,7 +280,8 @@ class GroupCoordinator:
             if not state.is_loaded:
                 continue
             for group_id, group in list(state.groups.items()):
-                is_due = any(m.session_deadline_ms <= now_ms for m in group.members.values())
+                deadline = group.next_deadline_ms()
+                is_due = deadline is not None and deadline <= now_ms
                 is_topics = bool(group.members) and group._topics_changed(counts)
                 if not is_due and not is_topics:
                     continue

@@ -9,7 +9,8 @@ Owns
   lagging high watermark could miss an acknowledged commit. Data-plane errors become coordinator
   errors clients know how to handle (NOT_LEADER -> NOT_COORDINATOR: find the coordinator again;
   NOT_ENOUGH_REPLICAS -> COORDINATOR_NOT_AVAILABLE, as Kafka maps them for offset commits);
-- `GroupRuntime`: the coordinator, its leadership listener (became / stopped leading a
+- `GroupRuntime`: the coordinator (its timings from the broker configs group.consumer.* and
+  group.min/max.session.timeout.ms, read when the node starts), its leadership listener (became / stopped leading a
   __consumer_offsets partition), and `locate` for FindCoordinator: the leader of partition
   `coordinator_partition(group, partitions)` in this node's metadata image; the first lookup creates
   __consumer_offsets through the active controller (compacted, RF min(offsets.topic.replication.factor,
@@ -111,9 +112,16 @@ class GroupRuntime:
             partition_counts=self._partition_counts,
             clock_ms=lambda: int(time.monotonic() * 1000),
             config=CoordinatorConfig(
+                # A heartbeat interval must leave room for a few heartbeats per session.
+                heartbeat_interval_ms=max(1, min(broker.group_consumer_heartbeat_interval_ms,
+                                                 broker.group_min_session_timeout_ms // 3)),
                 min_session_timeout_ms=broker.group_min_session_timeout_ms,
-                max_session_timeout_ms=broker.group_max_session_timeout_ms,
-                session_timeout_ms=min(max(45000, broker.group_min_session_timeout_ms), broker.group_max_session_timeout_ms),
+                max_session_timeout_ms=max(broker.group_max_session_timeout_ms, broker.group_min_session_timeout_ms),
+                session_timeout_ms=min(
+                    max(broker.group_consumer_session_timeout_ms, broker.group_min_session_timeout_ms),
+                    max(broker.group_max_session_timeout_ms, broker.group_min_session_timeout_ms),
+                ),
+                max_group_size=broker.group_consumer_max_size,
             ),
         )
         self.service = GroupService(self.coordinator, self.locate, config.node_id)
