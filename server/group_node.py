@@ -122,6 +122,7 @@ class GroupRuntime:
                     max(broker.group_max_session_timeout_ms, broker.group_min_session_timeout_ms),
                 ),
                 max_group_size=broker.group_consumer_max_size,
+                offsets_retention_ms=broker.offsets_retention_minutes * 60000,
             ),
         )
         self.service = GroupService(self.coordinator, self.locate, config.node_id)
