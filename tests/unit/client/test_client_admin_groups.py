@@ -12,7 +12,7 @@ import time
 
 import pytest
 from fake_groups import FakeGroups
-from freshet.client import Consumer, TopicPartition
+from freshet.client import Admin, Consumer, TopicPartition
 from freshet.client.admin_groups import GroupAdmin
 from freshet.client.errors import GroupIdNotFoundError, NonEmptyGroupError
 
@@ -45,7 +45,7 @@ def test_describe_reports_members_owners_committed_log_end_and_lag(cluster, grou
     cluster.append("orders", 0, [b"a"] * 10)
     cluster.append("orders", 1, [b"b"] * 4)
     consumer = member(cluster)
-    admin = GroupAdmin(cluster.bootstrap)
+    admin = Admin(cluster.bootstrap)  # Admin inherits the group methods
     try:
         wait_until(lambda: consumer.poll(timeout_ms=50) is not None and len(consumer.assignment()) == 2, what="assigned")
         consumer.commit({TopicPartition("orders", 0): 7})
@@ -128,5 +128,6 @@ def test_cli_group_commands(cluster, groups):
     assert usage.returncode == 2 and usage.stderr.startswith("error: give exactly one")
     missing = run_cli(cluster, "describe", "nope")
     assert missing.returncode == 1 and "does not exist" in missing.stderr and len(missing.stderr.strip().splitlines()) == 1
+    assert "freshet group list" in missing.stderr
     deleted = run_cli(cluster, "delete", "cli")
     assert deleted.returncode == 0, deleted.stderr
