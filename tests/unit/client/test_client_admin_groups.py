@@ -131,3 +131,27 @@ def test_cli_group_commands(cluster, groups):
     assert "freshet group list" in missing.stderr
     deleted = run_cli(cluster, "delete", "cli")
     assert deleted.returncode == 0, deleted.stderr
+
+
+def test_cli_consume_with_a_group_resumes_from_its_committed_offset(cluster, groups):
+    """`freshet consume --group` joins the group, prints records and commits what it printed, so
+    a second run continues where the first stopped."""
+    cluster.create_topic("orders", 1)
+    cluster.append("orders", 0, [f"r{n}".encode() for n in range(6)])
+
+    def consume(count):
+        result = subprocess.run(
+            [sys.executable, "-m", "freshet.cli.main", "consume", "orders", "--group", "console", "--from-beginning",
+             "--max-messages", str(count), "--timeout-ms", "20000", "--bootstrap", cluster.bootstrap],
+            capture_output=True, text=True, timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout.split()
+
+    assert consume(4) == ["r0", "r1", "r2", "r3"]
+    assert consume(2) == ["r4", "r5"]
+    admin = Admin(cluster.bootstrap)
+    try:
+        assert [(o.partition, o.committed_offset) for o in admin.describe_group("console").offsets] == [(0, 6)]
+    finally:
+        admin.close()
