@@ -387,6 +387,10 @@ class GroupCoordinator:
 
     # ---- administration --------------------------------------------------------------------------
 
+    def loaded_groups(self) -> list[ConsumerGroup]:
+        """Every group of the partitions led and loaded here (live objects: event loop only)."""
+        return [group for state in self._partitions.values() if state.is_loaded for group in state.groups.values()]
+
     def list_groups(self) -> group_pb2.ListGroupsResponse:
         response = group_pb2.ListGroupsResponse()
         for state in self._partitions.values():

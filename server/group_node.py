@@ -151,6 +151,28 @@ class GroupRuntime:
             pass
         await self.coordinator.close()
 
+    def console_groups(self) -> list[dict]:
+        """The groups coordinated here for the web console: group, state, generation, members, and
+        lag (sum of high watermark - committed offset over committed partitions, from the replicas
+        this node hosts; None when one of them is not hosted here). Event loop only."""
+        found = []
+        for group in self.coordinator.loaded_groups():
+            lag: int | None = 0
+            for (topic, partition), value in group.offsets.items():
+                hosted = self._data_plane.partitions.get((topic, partition))
+                if hosted is None or lag is None:
+                    lag = None
+                    continue
+                lag += max(hosted.high_watermark - value.offset, 0)
+            found.append({
+                "group": group.group_id,
+                "state": group.state,
+                "generation": group.group_epoch,
+                "members": len(group.members),
+                "lag": lag,
+            })
+        return sorted(found, key=lambda item: item["group"])
+
     def _on_leadership(self, topic: str, partition: int, is_leader: bool, leader_epoch: int) -> None:
         if topic != OFFSETS_TOPIC:
             return
