@@ -820,7 +820,17 @@ class Consumer:
                 self._group_owned = owned - revoked
                 membership.set_owned(self._group_owned)
             if added:
-                committed = self.committed(added)
+                try:
+                    # Bounded, so partitions this member keeps are not held up for long: a failure
+                    # leaves the new partitions for the next poll() to pick up.
+                    committed = self.committed(added, timeout_ms=int(max(min(self._api_timeout_s, 5.0), 1.0) * 1000))
+                except FreshetError as error:
+                    if not error.retriable:
+                        raise
+                    logger.info("group %s: committed offsets of %s not available yet: %s", self.group_id,
+                                sorted(added), error)
+                    added = set()
+            if added:
                 self._set_assignment(self._group_owned | added, committed)
                 self._group_owned = self._group_owned | added
                 membership.set_owned(self._group_owned)
