@@ -14,7 +14,7 @@ Owns
   __consumer_offsets partition), and `locate` for FindCoordinator: the leader of partition
   `coordinator_partition(group, partitions)` in this node's metadata image; the first lookup creates
   __consumer_offsets through the active controller (compacted, RF min(offsets.topic.replication.factor,
-  live brokers), offsets.topic.num.partitions partitions).
+  live brokers), offsets.topic.num.partitions partitions, min.insync.replicas min(2, RF)).
 
 Imports: asyncio, freshet.metadata (image, configs), freshet.v1, freshet.server.
 Thread-safety: event loop only, except `read_committed` (a worker thread; the log is thread-safe).
@@ -205,7 +205,16 @@ class GroupRuntime:
                         name=OFFSETS_TOPIC,
                         num_partitions=broker.offsets_topic_num_partitions,
                         replication_factor=replication_factor,
-                        configs=[metadata_pb2.ConfigEntry(key="cleanup.policy", value="compact")],
+                        configs=[
+                            metadata_pb2.ConfigEntry(key="cleanup.policy", value="compact"),
+                            # An acknowledged commit is on at least two replicas (when there are
+                            # two), so it survives the loss of any single broker even after the
+                            # ISR shrank to the leader; with fewer than two in-sync replicas,
+                            # commits fail (COORDINATOR_NOT_AVAILABLE) rather than risk loss.
+                            metadata_pb2.ConfigEntry(
+                                key="min.insync.replicas", value=str(min(2, replication_factor))
+                            ),
+                        ],
                     )
                 ],
             )
