@@ -366,11 +366,6 @@ def _open_consumer(bootstrap: str, topic: str, group, partition, start, from_beg
             auto_offset_reset="earliest" if from_beginning else "latest",
             enable_auto_commit=False,
         )
-        if not hasattr(consumer, "subscribe"):
-            consumer.close()
-            raise errors.IllegalStateError(
-                "consumer groups need the group coordinator, which this build of the client does not have"
-            )
         consumer.subscribe([topic])
         return consumer
     admin = common.make_admin(bootstrap)

@@ -203,7 +203,10 @@ def produce(
 def consume(
     topic: str = typer.Option(..., "--topic", help="Topic to read (every partition, from the beginning)."),
     messages: int = typer.Option(..., "--messages", min=1, help="Records to read before stopping."),
-    group: str | None = typer.Option(None, "--group", help="Consumer group id (given to the consumer; partitions are assigned manually)."),
+    group: str | None = typer.Option(
+        None, "--group",
+        help="Consume as a member of this group (subscribe: its committed offsets, else the beginning; auto commit).",
+    ),
     timeout_ms: int = typer.Option(30000, "--timeout-ms", min=1, help="Give up when no record arrived for this long."),
     bootstrap: str | None = typer.Option(None, "--bootstrap-server", help=_BOOTSTRAP_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON line instead of the summary."),
@@ -217,8 +220,8 @@ def consume(
         # The consumer has no metadata call of its own for a topic's partitions: a producer's does.
         with Producer(bootstrap, acks=1, client_id="freshet-perf-metadata") as metadata:
             partitions = metadata.partitions_for(topic)
-        consumer = Consumer(bootstrap, group_id=group, enable_auto_commit=False, auto_offset_reset="earliest",
-                            client_id="freshet-perf-consumer", max_poll_records=10000)
+        consumer = Consumer(bootstrap, group_id=group, enable_auto_commit=group is not None,
+                            auto_offset_reset="earliest", client_id="freshet-perf-consumer", max_poll_records=10000)
     except FreshetError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(1) from None
@@ -226,9 +229,12 @@ def consume(
     count = 0
     size = 0
     try:
-        consumer.assign([TopicPartition(topic, p) for p in partitions])
-        consumer.seek_to_beginning()
-        started = time.monotonic()
+        started = time.monotonic()  # with --group the time includes joining the group
+        if group is not None:
+            consumer.subscribe([topic])
+        else:
+            consumer.assign([TopicPartition(topic, p) for p in partitions])
+            consumer.seek_to_beginning()
         last_record = started
         while count < messages:
             records = consumer.poll(timeout_ms=200)

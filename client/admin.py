@@ -10,6 +10,9 @@ blocking call (or a few) with a deadline (`request_timeout_ms`):
   gets the first result instead of a second application (README "Controller");
 - reads of topics and partitions use `Broker.Metadata` (any broker), and the offsets of
   `describe_topics` use `Broker.ListOffsets` on each partition's leader;
+- consumer groups (`list_groups`, `describe_group`, `delete_group`, `reset_offsets`) come from
+  `freshet.client.admin_groups.GroupAdmin`, which `Admin` inherits: they go to each group's
+  coordinator (`freshet.v1.Group`);
 - `metadata_image()` reads the metadata snapshot a controller node streams on `WatchMetadata`
   (the first message, from offset -1), decoded into a plain dict.
 
@@ -37,6 +40,7 @@ from typing import Any
 
 import grpc
 from freshet.client._transport import Transport, error_from_detail, node_from_endpoint, translate_rpc_error
+from freshet.client.admin_groups import GroupAdmin
 from freshet.client.errors import (
     BrokerUnavailableError,
     FreshetError,
@@ -295,8 +299,8 @@ class QuorumDescription:
 # The client.
 
 
-class Admin:
-    """Administration of a Freshet cluster. Thread-safe.
+class Admin(GroupAdmin):
+    """Administration of a Freshet cluster (group methods: see GroupAdmin). Thread-safe.
 
     Example::
 
@@ -330,6 +334,7 @@ class Admin:
         self._transport = Transport(bootstrap_servers, client_id=client_id)
         self._timeout_s = request_timeout_ms / 1000
         self._controller_stubs: dict[str, controller_pb2_grpc.ControllerStub] = {}
+        self._init_groups(bootstrap_servers, request_timeout_ms)
 
     @property
     def bootstrap_servers(self) -> list[str]:

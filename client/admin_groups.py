@@ -1,10 +1,9 @@
 """Consumer-group administration: list, describe (with lag), delete, reset offsets.
 
 Owns `GroupAdmin`, the group methods INTERFACE.md lists on `Admin` (`list_groups`,
-`describe_group`, `delete_group`, `reset_offsets`) and their typed results. It lives in its own
-module because `client/admin.py` (the controller-side Admin) is on another branch; `Admin` is meant
-to inherit these methods (`class Admin(GroupAdmin)`), which needs only `self._transport` and the
-options this class sets up in `_init_groups`.
+`describe_group`, `delete_group`, `reset_offsets`) and their typed results. `Admin`
+(client/admin.py) inherits them; they need only `self._transport` and the options `_init_groups`
+sets up. `GroupAdmin` also works alone.
 
 - `list_groups` asks every broker (each coordinates the groups of the __consumer_offsets partitions
   it leads) and merges the answers;

@@ -1,7 +1,7 @@
 """The Consumer: reads records from assigned partitions, prefetching in the background.
 
-Owns the public consumer API (manual assignment; consumer groups plug in later, see below) and its
-fetcher thread:
+Owns the public consumer API (manual assignment and consumer groups, see below) and its fetcher
+thread:
 
 - the fetcher keeps one long-poll `Fetch` outstanding per broker (Kafka's and librdkafka's model),
   each asking for every fetchable partition that broker leads, from where that partition's
@@ -181,7 +181,8 @@ class _PartitionState:
 
 
 class Consumer:
-    """Reads records from manually assigned partitions. Thread-safe (see the module docstring).
+    """Reads records from assigned partitions, or as a member of a consumer group. Thread-safe
+    (see the module docstring).
 
     Example::
 
@@ -189,6 +190,12 @@ class Consumer:
             consumer.assign([TopicPartition("orders", 0)])
             for record in consumer.poll(timeout_ms=1000):
                 print(record.offset, record.value)
+
+        with Consumer("localhost:9092", group_id="billing") as consumer:
+            consumer.subscribe(["orders"])
+            for record in consumer.poll(timeout_ms=1000):
+                ...
+            consumer.commit()
     """
 
     def __init__(
@@ -813,7 +820,17 @@ class Consumer:
                 self._group_owned = owned - revoked
                 membership.set_owned(self._group_owned)
             if added:
-                committed = self.committed(added)
+                try:
+                    # Bounded, so partitions this member keeps are not held up for long: a failure
+                    # leaves the new partitions for the next poll() to pick up.
+                    committed = self.committed(added, timeout_ms=int(max(min(self._api_timeout_s, 5.0), 1.0) * 1000))
+                except FreshetError as error:
+                    if not error.retriable:
+                        raise
+                    logger.info("group %s: committed offsets of %s not available yet: %s", self.group_id,
+                                sorted(added), error)
+                    added = set()
+            if added:
                 self._set_assignment(self._group_owned | added, committed)
                 self._group_owned = self._group_owned | added
                 membership.set_owned(self._group_owned)

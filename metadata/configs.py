@@ -186,6 +186,14 @@ _BROKER_KEYS = [
               "smallest session timeout a group member may ask for"),
     ConfigKey("group.max.session.timeout.ms", ConfigType.INT, 1800000, BROKER_SCOPES, _at_least(1),
               "largest session timeout a group member may ask for"),
+    # KIP-848 consumer groups. Kafka's heartbeat interval default is 5000 ms; Freshet's 500 ms bounds
+    # a rebalance to about two heartbeats (old owner revokes, new owner picks up) well under 2 s.
+    ConfigKey("group.consumer.heartbeat.interval.ms", ConfigType.INT, 500, BROKER_SCOPES, _at_least(1),
+              "how often consumer-group members heartbeat to the coordinator"),
+    ConfigKey("group.consumer.session.timeout.ms", ConfigType.INT, 45000, BROKER_SCOPES, _at_least(1),
+              "session timeout of members that do not ask for one"),
+    ConfigKey("group.consumer.max.size", ConfigType.INT, 1000, BROKER_SCOPES, _at_least(1),
+              "most members a consumer group may have"),
 ]
 
 SCHEMA: Mapping[str, ConfigKey] = {key.name: key for key in _TOPIC_KEYS + _BROKER_KEYS}
@@ -329,6 +337,9 @@ class BrokerConfig:
     group_initial_rebalance_delay_ms: int
     group_min_session_timeout_ms: int
     group_max_session_timeout_ms: int
+    group_consumer_heartbeat_interval_ms: int
+    group_consumer_session_timeout_ms: int
+    group_consumer_max_size: int
 
 
 assert [f.name for f in dataclasses.fields(TopicConfig)] == [SCHEMA[k].attribute for k in TOPIC_KEYS]

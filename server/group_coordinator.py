@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import Protocol
@@ -67,10 +68,13 @@ class CoordinatorConfig:
     max_session_timeout_ms: int = 1800000
     max_group_size: int = 1000
     expiry_check_interval_ms: int = 100
+    offsets_retention_ms: int = 7 * 24 * 3600 * 1000
+    """offsets.retention.minutes: an empty group whose last commit is older than this is deleted."""
+    retention_check_interval_ms: int = 60000
     append_timeout_ms: int = 30000
 
     def __post_init__(self) -> None:
-        assert 0 < self.heartbeat_interval_ms < self.min_session_timeout_ms <= self.max_session_timeout_ms
+        assert 0 < self.heartbeat_interval_ms <= self.min_session_timeout_ms <= self.max_session_timeout_ms
         assert self.min_session_timeout_ms <= self.session_timeout_ms <= self.max_session_timeout_ms
 
 
@@ -95,6 +99,7 @@ class GroupCoordinator:
         num_partitions: Callable[[], int],
         partition_counts: Callable[[], Mapping[str, int]],
         clock_ms: Callable[[], int],
+        wall_clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
         config: CoordinatorConfig | None = None,
         new_member_id: Callable[[], str] = lambda: uuid.uuid4().hex,
     ) -> None:
@@ -102,6 +107,8 @@ class GroupCoordinator:
         self._num_partitions = num_partitions
         self._partition_counts = partition_counts
         self._clock_ms = clock_ms
+        self._wall_clock_ms = wall_clock_ms
+        self._next_retention_check_ms = 0
         self.config = config or CoordinatorConfig()
         self._new_member_id = new_member_id
         self._partitions: dict[int, _Partition] = {}
@@ -197,7 +204,7 @@ class GroupCoordinator:
         return {t: n for t, n in self._partition_counts().items() if t != group_records.OFFSETS_TOPIC}
 
     async def _persist(self, partition: int, state: _Partition, records: list[tuple[bytes, bytes | None]]) -> None:
-        batch = group_records.encode_records(records, self._clock_ms())
+        batch = group_records.encode_records(records, self._wall_clock_ms())
         try:
             await asyncio.wait_for(
                 self._log.append(partition, state.leader_epoch, bytes(batch)), self.config.append_timeout_ms / 1000
@@ -269,8 +276,33 @@ class GroupCoordinator:
             await asyncio.sleep(self.config.expiry_check_interval_ms / 1000)
             try:
                 await self.expire_sessions()
+                if self._clock_ms() >= self._next_retention_check_ms:
+                    self._next_retention_check_ms = self._clock_ms() + self.config.retention_check_interval_ms
+                    await self.expire_offsets()
             except Exception:
-                logger.exception("expiring group sessions failed")
+                logger.exception("expiring group sessions or offsets failed")
+
+    async def expire_offsets(self) -> list[str]:
+        """Delete empty groups whose newest commit is older than offsets_retention_ms (Kafka's
+        offsets.retention.minutes, counted from the last commit). Returns the deleted group ids."""
+        cutoff_ms = self._wall_clock_ms() - self.config.offsets_retention_ms
+        deleted = []
+        for state in list(self._partitions.values()):
+            if not state.is_loaded:
+                continue
+            for group_id, group in sorted(state.groups.items()):
+                if group.members or not group.offsets:
+                    continue
+                if max(value.commit_timestamp_ms for value in group.offsets.values()) > cutoff_ms:
+                    continue
+                try:
+                    await self.delete_group(group_id)
+                except Exception as error:  # it got members meanwhile, or leadership moved
+                    logger.info("group %s: offsets not expired: %s", group_id, error)
+                    continue
+                logger.info("group %s: empty with no commit in the retention period; deleted its offsets", group_id)
+                deleted.append(group_id)
+        return deleted
 
     async def expire_sessions(self) -> None:
         """Remove members whose session ended, in every loaded group, and persist the change."""
@@ -280,7 +312,8 @@ class GroupCoordinator:
             if not state.is_loaded:
                 continue
             for group_id, group in list(state.groups.items()):
-                is_due = any(m.session_deadline_ms <= now_ms for m in group.members.values())
+                deadline = group.next_deadline_ms()
+                is_due = deadline is not None and deadline <= now_ms
                 is_topics = bool(group.members) and group._topics_changed(counts)
                 if not is_due and not is_topics:
                     continue
@@ -312,7 +345,7 @@ class GroupCoordinator:
                     raise group_state.UnknownMemberError(f"group {group_id!r} has no member {request.member_id!r}")
                 group = ConsumerGroup(group_id)
             refused = group.validate_commit(request.member_id, request.member_epoch, [_tp(p) for p in request.partitions])
-            now_ms = self._clock_ms()
+            now_ms = self._wall_clock_ms()
             accepted = {}
             records = []
             for item in request.partitions:
@@ -353,6 +386,10 @@ class GroupCoordinator:
         return response
 
     # ---- administration --------------------------------------------------------------------------
+
+    def loaded_groups(self) -> list[ConsumerGroup]:
+        """Every group of the partitions led and loaded here (live objects: event loop only)."""
+        return [group for state in self._partitions.values() if state.is_loaded for group in state.groups.values()]
 
     def list_groups(self) -> group_pb2.ListGroupsResponse:
         response = group_pb2.ListGroupsResponse()

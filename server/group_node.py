@@ -9,11 +9,12 @@ Owns
   lagging high watermark could miss an acknowledged commit. Data-plane errors become coordinator
   errors clients know how to handle (NOT_LEADER -> NOT_COORDINATOR: find the coordinator again;
   NOT_ENOUGH_REPLICAS -> COORDINATOR_NOT_AVAILABLE, as Kafka maps them for offset commits);
-- `GroupRuntime`: the coordinator, its leadership listener (became / stopped leading a
+- `GroupRuntime`: the coordinator (its timings from the broker configs group.consumer.* and
+  group.min/max.session.timeout.ms, read when the node starts), its leadership listener (became / stopped leading a
   __consumer_offsets partition), and `locate` for FindCoordinator: the leader of partition
   `coordinator_partition(group, partitions)` in this node's metadata image; the first lookup creates
   __consumer_offsets through the active controller (compacted, RF min(offsets.topic.replication.factor,
-  live brokers), offsets.topic.num.partitions partitions).
+  live brokers), offsets.topic.num.partitions partitions, min.insync.replicas min(2, RF)).
 
 Imports: asyncio, freshet.metadata (image, configs), freshet.v1, freshet.server.
 Thread-safety: event loop only, except `read_committed` (a worker thread; the log is thread-safe).
@@ -111,9 +112,17 @@ class GroupRuntime:
             partition_counts=self._partition_counts,
             clock_ms=lambda: int(time.monotonic() * 1000),
             config=CoordinatorConfig(
+                # A heartbeat interval must leave room for a few heartbeats per session.
+                heartbeat_interval_ms=max(1, min(broker.group_consumer_heartbeat_interval_ms,
+                                                 broker.group_min_session_timeout_ms // 3)),
                 min_session_timeout_ms=broker.group_min_session_timeout_ms,
-                max_session_timeout_ms=broker.group_max_session_timeout_ms,
-                session_timeout_ms=min(max(45000, broker.group_min_session_timeout_ms), broker.group_max_session_timeout_ms),
+                max_session_timeout_ms=max(broker.group_max_session_timeout_ms, broker.group_min_session_timeout_ms),
+                session_timeout_ms=min(
+                    max(broker.group_consumer_session_timeout_ms, broker.group_min_session_timeout_ms),
+                    max(broker.group_max_session_timeout_ms, broker.group_min_session_timeout_ms),
+                ),
+                max_group_size=broker.group_consumer_max_size,
+                offsets_retention_ms=broker.offsets_retention_minutes * 60000,
             ),
         )
         self.service = GroupService(self.coordinator, self.locate, config.node_id)
@@ -141,6 +150,28 @@ class GroupRuntime:
         except ValueError:
             pass
         await self.coordinator.close()
+
+    def console_groups(self) -> list[dict]:
+        """The groups coordinated here for the web console: group, state, generation, members, and
+        lag (sum of high watermark - committed offset over committed partitions, from the replicas
+        this node hosts; None when one of them is not hosted here). Event loop only."""
+        found = []
+        for group in self.coordinator.loaded_groups():
+            lag: int | None = 0
+            for (topic, partition), value in group.offsets.items():
+                hosted = self._data_plane.partitions.get((topic, partition))
+                if hosted is None or lag is None:
+                    lag = None
+                    continue
+                lag += max(hosted.high_watermark - value.offset, 0)
+            found.append({
+                "group": group.group_id,
+                "state": group.state,
+                "generation": group.group_epoch,
+                "members": len(group.members),
+                "lag": lag,
+            })
+        return sorted(found, key=lambda item: item["group"])
 
     def _on_leadership(self, topic: str, partition: int, is_leader: bool, leader_epoch: int) -> None:
         if topic != OFFSETS_TOPIC:
@@ -174,7 +205,16 @@ class GroupRuntime:
                         name=OFFSETS_TOPIC,
                         num_partitions=broker.offsets_topic_num_partitions,
                         replication_factor=replication_factor,
-                        configs=[metadata_pb2.ConfigEntry(key="cleanup.policy", value="compact")],
+                        configs=[
+                            metadata_pb2.ConfigEntry(key="cleanup.policy", value="compact"),
+                            # An acknowledged commit is on at least two replicas (when there are
+                            # two), so it survives the loss of any single broker even after the
+                            # ISR shrank to the leader; with fewer than two in-sync replicas,
+                            # commits fail (COORDINATOR_NOT_AVAILABLE) rather than risk loss.
+                            metadata_pb2.ConfigEntry(
+                                key="min.insync.replicas", value=str(min(2, replication_factor))
+                            ),
+                        ],
                     )
                 ],
             )

@@ -107,6 +107,9 @@ class Member:
     assigned: frozenset[TopicPartition] = frozenset()
     """What the coordinator allows it to own, including partitions pending revocation."""
     session_deadline_ms: int = 0
+    revocation_deadline_ms: int | None = None
+    """When partitions it must revoke are pending: the time by which it must have revoked them
+    (its rebalance timeout), else it is removed (KIP-848's rebalance timeout)."""
     last_sent: frozenset[TopicPartition] | None = None
     """The assignment last sent to the member (None: nothing sent yet)."""
     has_left_static: bool = False
@@ -275,7 +278,7 @@ class ConsumerGroup:
         if changed_subscription or is_changed or self._topics_changed(partition_counts):
             self._bump_and_assign(partition_counts)
             is_changed = True
-        return self._reconcile(member, owned, is_changed or member_epoch == JOIN_EPOCH)
+        return self._reconcile(member, owned, is_changed or member_epoch == JOIN_EPOCH, now_ms)
 
     def _join(self, member_id: str, new_member_id: str, instance_id: str, now_ms: int) -> tuple[Member, bool]:
         if member_id and member_id in self.members:
@@ -316,11 +319,24 @@ class ConsumerGroup:
         self._bump_and_assign(partition_counts)
 
     def expire(self, now_ms: int, partition_counts: Mapping[str, int]) -> list[str]:
-        """Remove members whose session ended. Returns their ids (sorted)."""
-        expired = sorted(m.member_id for m in self.members.values() if m.session_deadline_ms <= now_ms)
+        """Remove members whose session ended, or that did not revoke partitions within their
+        rebalance timeout. Returns their ids (sorted)."""
+        expired = sorted(m.member_id for m in self.members.values() if self._is_expired(m, now_ms))
         for member_id in expired:
             self.remove_member(member_id, partition_counts)
         return expired
+
+    @staticmethod
+    def _is_expired(member: Member, now_ms: int) -> bool:
+        if member.session_deadline_ms <= now_ms:
+            return True
+        return member.revocation_deadline_ms is not None and member.revocation_deadline_ms <= now_ms
+
+    def next_deadline_ms(self) -> int | None:
+        """The earliest session or revocation deadline of a member (None without members)."""
+        deadlines = [m.session_deadline_ms for m in self.members.values()]
+        deadlines += [m.revocation_deadline_ms for m in self.members.values() if m.revocation_deadline_ms is not None]
+        return min(deadlines) if deadlines else None
 
     def on_topics_changed(self, partition_counts: Mapping[str, int]) -> bool:
         """Recompute the target when subscribed topics appeared, vanished or grew. True if it did."""
@@ -347,7 +363,9 @@ class ConsumerGroup:
         self.target = group_assignors.assign(self.assignor, subscriptions, partition_counts, self.target)
         self.assignment_epoch = self.group_epoch
 
-    def _reconcile(self, member: Member, owned: Iterable[TopicPartition] | None, is_changed: bool) -> HeartbeatResult:
+    def _reconcile(
+        self, member: Member, owned: Iterable[TopicPartition] | None, is_changed: bool, now_ms: int
+    ) -> HeartbeatResult:
         target = self.target.get(member.member_id, frozenset())
         assigned = member.assigned
         if owned is not None:
@@ -361,6 +379,11 @@ class ConsumerGroup:
         # 2. Add target partitions nobody else holds.
         assigned = assigned | frozenset(tp for tp in target if tp not in held_by_others)
         desired = assigned & target
+        if assigned - target:
+            if member.revocation_deadline_ms is None:
+                member.revocation_deadline_ms = now_ms + member.rebalance_timeout_ms
+        else:
+            member.revocation_deadline_ms = None
         if assigned != member.assigned:
             is_changed = True
             member.assigned = assigned

@@ -124,6 +124,20 @@ class NodeCollector:
                 "largest number of offsets a followed partition is behind its leader",
                 plane["max_follower_lag"],
             )
+        groups = view.groups()
+        if groups is not None:
+            yield gauge("freshet_group_count", "consumer groups this node coordinates", len(groups))
+            members = GaugeMetricFamily("freshet_group_members", "members of a group coordinated here", labels=["group"])
+            lag = GaugeMetricFamily(
+                "freshet_group_lag", "sum over a group's committed partitions of high watermark - committed offset",
+                labels=["group"],
+            )
+            for group in groups:
+                members.add_metric([group["group"]], group["members"])
+                if group["lag"] is not None:
+                    lag.add_metric([group["group"]], group["lag"])
+            yield members
+            yield lag
 
 
 class NodeHttpServer:

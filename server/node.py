@@ -33,6 +33,7 @@ the loop with call_soon_threadsafe.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import fcntl
 import json
 import logging
@@ -556,6 +557,20 @@ class Node:
                 "max_follower_lag": plane.fetcher.max_lag(),
             }
 
+        def groups() -> list[dict] | None:
+            # Called on the HTTP thread: the coordinator's state lives on the event loop.
+            runtime, loop = self.groups, self.loop
+            if runtime is None or loop is None or loop.is_closed():
+                return None
+
+            async def snapshot() -> list[dict]:
+                return runtime.console_groups()
+
+            try:
+                return asyncio.run_coroutine_threadsafe(snapshot(), loop).result(2.0)
+            except (concurrent.futures.TimeoutError, RuntimeError):
+                return None
+
         return NodeView(
             image=lambda: self.publisher.image,
             readiness=self.readiness,
@@ -566,6 +581,7 @@ class Node:
             hosted=hosted,
             is_broker_fenced=is_fenced,
             data_plane=data_plane,
+            groups=groups,
         )
 
 

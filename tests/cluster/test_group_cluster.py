@@ -244,6 +244,12 @@ def test_two_groups_each_get_everything_and_a_group_splits_it(cluster):
         wait_until(lambda: set(audit[0][1]) == everything, 60, "audit received everything")
         wait_until(lambda: set(billing[0][1]) | set(billing[1][1]) == everything, 60, "billing received everything")
         wait_until(lambda: all(c.assignment() for c, _ in billing), 30, "both billing members own partitions")
+        # The web console of the coordinators lists both groups (with their lag).
+        pages = "".join((cluster.http(node_id, "/") or (0, ""))[1] for node_id in cluster.alive())
+        assert ">audit<" in pages and ">billing<" in pages
+        metrics = "".join((cluster.http(node_id, "/metrics") or (0, ""))[1] for node_id in cluster.alive())
+        assert 'freshet_group_members{group="billing"} 2.0' in metrics
+        assert 'freshet_group_lag{group="audit"}' in metrics
         first, second = billing[0][1], billing[1][1]
         assert not set(first) & set(second), "a record went to both members of one group"
         assert len(first) + len(second) == 200, "each record once: revocation commits before handing over"

@@ -12,7 +12,7 @@ import time
 
 import pytest
 from fake_groups import FakeGroups
-from freshet.client import Consumer, TopicPartition
+from freshet.client import Admin, Consumer, TopicPartition
 from freshet.client.admin_groups import GroupAdmin
 from freshet.client.errors import GroupIdNotFoundError, NonEmptyGroupError
 
@@ -45,7 +45,7 @@ def test_describe_reports_members_owners_committed_log_end_and_lag(cluster, grou
     cluster.append("orders", 0, [b"a"] * 10)
     cluster.append("orders", 1, [b"b"] * 4)
     consumer = member(cluster)
-    admin = GroupAdmin(cluster.bootstrap)
+    admin = Admin(cluster.bootstrap)  # Admin inherits the group methods
     try:
         wait_until(lambda: consumer.poll(timeout_ms=50) is not None and len(consumer.assignment()) == 2, what="assigned")
         consumer.commit({TopicPartition("orders", 0): 7})
@@ -128,5 +128,30 @@ def test_cli_group_commands(cluster, groups):
     assert usage.returncode == 2 and usage.stderr.startswith("error: give exactly one")
     missing = run_cli(cluster, "describe", "nope")
     assert missing.returncode == 1 and "does not exist" in missing.stderr and len(missing.stderr.strip().splitlines()) == 1
+    assert "freshet group list" in missing.stderr
     deleted = run_cli(cluster, "delete", "cli")
     assert deleted.returncode == 0, deleted.stderr
+
+
+def test_cli_consume_with_a_group_resumes_from_its_committed_offset(cluster, groups):
+    """`freshet consume --group` joins the group, prints records and commits what it printed, so
+    a second run continues where the first stopped."""
+    cluster.create_topic("orders", 1)
+    cluster.append("orders", 0, [f"r{n}".encode() for n in range(6)])
+
+    def consume(count):
+        result = subprocess.run(
+            [sys.executable, "-m", "freshet.cli.main", "consume", "orders", "--group", "console", "--from-beginning",
+             "--max-messages", str(count), "--timeout-ms", "20000", "--bootstrap", cluster.bootstrap],
+            capture_output=True, text=True, timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout.split()
+
+    assert consume(4) == ["r0", "r1", "r2", "r3"]
+    assert consume(2) == ["r4", "r5"]
+    admin = Admin(cluster.bootstrap)
+    try:
+        assert [(o.partition, o.committed_offset) for o in admin.describe_group("console").offsets] == [(0, 6)]
+    finally:
+        admin.close()

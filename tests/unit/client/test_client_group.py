@@ -199,11 +199,12 @@ def test_coordinator_failover_keeps_the_group_and_its_offsets(cluster, groups):
 
 def test_two_groups_each_receive_everything_and_one_group_splits_it(cluster, groups):
     cluster.create_topic("events", 4)
-    fill(cluster, "events", 4, 25)
     everything = {(p, o) for p in range(4) for o in range(25)}
     pub = Worker(cluster, "audit", ["events"], "audit")
     queue_members = [Worker(cluster, "billing", ["events"], f"billing-{i}") for i in range(2)]
     try:
+        wait_until(lambda: all(len(w.owned()) == 2 for w in queue_members) and len(pub.owned()) == 4, what="assigned")
+        fill(cluster, "events", 4, 25)
         wait_until(lambda: {(p, o) for p, o, _ in pub.received} == everything, what="audit got everything")
         wait_until(
             lambda: {(p, o) for w in queue_members for p, o, _ in w.received} == everything, what="billing got everything"

@@ -167,3 +167,34 @@ def test_session_timeout_outside_the_broker_bounds_is_refused():
             await coordinator.heartbeat(request)
 
     asyncio.run(scenario())
+
+
+def test_offsets_of_an_empty_group_expire_after_the_retention_period():
+    """offsets.retention.minutes: counted from the group's newest commit (wall clock, persisted);
+    groups with members keep their offsets whatever their age."""
+
+    async def scenario():
+        log, clock = MemoryOffsetsLog(), Clock()
+        wall = Clock()
+        coordinator = GroupCoordinator(
+            log, num_partitions=lambda: 1, partition_counts=lambda: {"orders": 4}, clock_ms=clock,
+            wall_clock_ms=wall, config=CoordinatorConfig(offsets_retention_ms=60000),
+        )
+        await loaded(coordinator)
+        await coordinator.commit(commit("", -1, 5))  # an empty group ("simple" commit)
+        joined = await coordinator.heartbeat(join(group="busy"))
+        busy = group_pb2.OffsetCommitRequest(
+            group_id="busy", member_id=joined.member_id, member_epoch=joined.member_epoch,
+            partitions=[group_pb2.OffsetCommitPartition(topic="orders", partition=0, offset=1)],
+        )
+        await coordinator.commit(busy)
+        wall.now_ms += 59000
+        assert await coordinator.expire_offsets() == []
+        wall.now_ms += 2000
+        clock.now_ms += 1000  # the busy member keeps its session
+        await coordinator.heartbeat(join(group="busy", member_id=joined.member_id, epoch=joined.member_epoch))
+        assert await coordinator.expire_offsets() == ["g"]
+        fresh = await loaded(make(log, clock))
+        assert [g.group_id for g in fresh.list_groups().groups] == ["busy"]
+
+    asyncio.run(scenario())

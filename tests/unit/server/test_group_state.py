@@ -212,3 +212,30 @@ def test_no_partition_is_ever_owned_by_two_members(steps):
     if members:
         final = settle(group, list(members.values()), now + 1)
         assert sorted(tp for parts in final.values() for tp in parts) == [("orders", p) for p in range(6)]
+
+
+def test_a_member_that_does_not_revoke_within_its_rebalance_timeout_is_removed():
+    """KIP-848: the coordinator fences a member that keeps partitions it was asked to revoke for
+    longer than its rebalance timeout, so the new owner is not blocked forever."""
+    group = ConsumerGroup("g")
+    stubborn = SimMember(group, "a")
+    stubborn.beat(0)
+    group.heartbeat(
+        member_id=stubborn.member_id, member_epoch=stubborn.epoch, new_member_id="", partition_counts=COUNTS,
+        now_ms=1, owned=stubborn.owned, rebalance_timeout_ms=5000,
+    )
+    newcomer = SimMember(group, "b")
+    newcomer.beat(2)
+    # a is asked to revoke half but keeps reporting every partition as owned.
+    all_partitions = stubborn.owned
+    for now in (100, 2000, 4000):
+        group.heartbeat(
+            member_id=stubborn.member_id, member_epoch=group.members[stubborn.member_id].member_epoch,
+            new_member_id="", partition_counts=COUNTS, now_ms=now, owned=all_partitions, rebalance_timeout_ms=5000,
+        )
+        newcomer.beat(now)
+        assert newcomer.owned == frozenset()
+    assert group.expire(4500, COUNTS) == []
+    assert group.expire(5200, COUNTS) == [stubborn.member_id]
+    newcomer.beat(5300)
+    assert len(newcomer.owned) == 6
