@@ -37,8 +37,26 @@ def free_ports(count: int) -> list[int]:
 _FREE_BLOCK_LOCK = threading.Lock()
 
 
-def free_port_block(count: int, low: int = 20_000, high: int = 32_000) -> int:
-    """The first of `count` consecutive ports that are free on 127.0.0.1 right now.
+def port_block_is_free(base: int, count: int, hosts: tuple[str, ...] = ("127.0.0.1",)) -> bool:
+    """Whether ports base..base+count-1 can be bound on every one of `hosts` right now."""
+    sockets = []
+    try:
+        for host in hosts:
+            for port in range(base, base + count):
+                s = socket.socket()
+                sockets.append(s)
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                s.bind((host, port))
+        return True
+    except OSError:
+        return False
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def free_port_block(count: int, low: int = 20_000, high: int = 32_000, hosts: tuple[str, ...] = ("127.0.0.1",)) -> int:
+    """The first of `count` consecutive ports that are free on every one of `hosts` right now.
 
     Node layouts need consecutive ports (gRPC P, Raft P+1, HTTP P+2: the controller-listener
     convention). Candidates are random, so parallel test runs rarely collide; each port is
@@ -50,19 +68,8 @@ def free_port_block(count: int, low: int = 20_000, high: int = 32_000) -> int:
     with _FREE_BLOCK_LOCK:
         for _ in range(1000):
             base = random.randrange(low, high - count)
-            sockets = []
-            try:
-                for port in range(base, base + count):
-                    s = socket.socket()
-                    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                    s.bind(("127.0.0.1", port))
-                    sockets.append(s)
+            if port_block_is_free(base, count, hosts):
                 return base
-            except OSError:
-                continue
-            finally:
-                for s in sockets:
-                    s.close()
     raise RuntimeError(f"no {count} consecutive free ports found")
 
 

@@ -21,7 +21,6 @@ import json
 import os
 import pathlib
 import re
-import socket
 import subprocess
 import sys
 import threading
@@ -35,6 +34,7 @@ import yaml
 from freshet.client import Consumer, Producer, TopicPartition
 from freshet.v1 import broker_pb2, broker_pb2_grpc, controller_pb2, controller_pb2_grpc
 from node_cluster import NodeProcess, wait_until
+from quorum_cluster import free_port_block, port_block_is_free
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
@@ -63,28 +63,10 @@ def _entrypoint() -> list[str]:
     return [sys.executable, "-m", "freshet.cli.main", *entrypoint[1:]]
 
 
-def _port_block_free(port: int) -> bool:
-    for address in ADDRESSES:
-        for candidate in range(port, port + 3):
-            with socket.socket() as probe:
-                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                try:
-                    probe.bind((address, candidate))
-                except OSError:
-                    return False
-    return True
-
-
 def _choose_port(default: int) -> int:
-    if _port_block_free(default):
-        return default
-    import random
-
-    for _ in range(200):
-        port = random.randrange(20_000, 32_000)
-        if _port_block_free(port):
-            return port
-    raise AssertionError("no free port block on 127.0.0.11..13")
+    """The manifest's port block when it is free on the pods' addresses, else a free one."""
+    hosts = tuple(ADDRESSES)
+    return default if port_block_is_free(default, 3, hosts) else free_port_block(3, hosts=hosts)
 
 
 class PodCluster:
