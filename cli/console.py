@@ -11,7 +11,8 @@ tested without a cluster.
   line is dropped; any record that could not be delivered makes the exit code 1.
 - consume: without --group the partitions are assigned directly (all of them, or --partition)
   and start at the end (new records only), at the beginning (--from-beginning) or at --offset;
-  with --group the consumer joins the group and commits its position on exit. --max-messages and
+  with --group the consumer joins the group (the coordinator assigns its partitions), commits
+  automatically (also before a partition moves to another member) and once more on exit. --max-messages and
   --timeout-ms (no record for that long) end it; so do Ctrl-C and SIGTERM, after committing. A
   closed stdout (`| head`) ends it quietly.
 
@@ -392,12 +393,14 @@ def _open_consumer(bootstrap: str, topic: str, group, partition, start, from_beg
     from freshet.client import Consumer
 
     if group is not None:
+        # As kafka-console-consumer: auto commit (which also commits before a rebalance takes a
+        # partition away, so members never re-read each other's records), and a commit on exit.
         consumer = Consumer(
             bootstrap,
             group_id=group,
             client_id="freshet-console-consumer",
             auto_offset_reset="earliest" if from_beginning else "latest",
-            enable_auto_commit=False,
+            enable_auto_commit=True,
         )
         consumer.subscribe([topic])
         return consumer
