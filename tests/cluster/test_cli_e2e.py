@@ -378,6 +378,10 @@ def test_consume_in_a_pipe_and_ctrl_c_end_quietly(cluster):
     assert piped.stdout.splitlines() == ["line-0", "line-1", "line-2"]
     assert "Traceback" not in piped.stderr and "Broken pipe" not in piped.stderr, piped.stderr
     assert piped.returncode == 0, piped.stderr
+    for command in ("topic describe piped | head -1", "cluster status | grep -q active", "topic list -o json | head -1"):
+        piped = subprocess.run(["bash", "-o", "pipefail", "-c", " ".join(CLI) + " " + command], capture_output=True,
+                               text=True, env=environment, timeout=90)
+        assert piped.returncode == 0 and piped.stderr == "", (command, piped.returncode, piped.stderr)
 
     consumer = subprocess.Popen([*CLI, "consume", "piped", "--from-beginning"], stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True, env=environment)

@@ -2,7 +2,9 @@
 
 Goal (issue 7): a newcomer who follows the Quick start sees what it says: a 3-node cluster, a
 topic with RF 3, produce, consume --from-beginning, describe (Leader / Replicas / Isr), a killed
-node's partitions get new leaders and the ISR shrinks, the restarted node rejoins every ISR.
+node's partitions get new leaders and the ISR shrinks, the restarted node rejoins every ISR; two
+consumers of one group split the partitions, another group gets everything, group describe
+shows the lag and reset-offsets makes the group read everything again.
 Method: start the cluster of the first set-up command (`freshet cluster up`, in a temporary
 directory with `.venv` linked to the venv running the tests) on free ports, then run every `sh`
 block of the section in order with bash -euo pipefail, rewriting the README's ports (9092-9114)
@@ -134,6 +136,16 @@ def test_readme_quick_start_runs_as_written(tmp_path):
                 assert all(sorted(p["isr"]) == [1, 2, 3] for p in partitions), partitions
                 assert all(p["leader"] == p["replicas"][0] for p in partitions), "the preferred leaders lead again"
                 assert sorted(result.stdout.splitlines()[-4:]) == ["1 book", "2 pens", "3 lamp", "4 desk"], result.stdout
+            if "--group billing --from-beginning --print-partition" in block:
+                billing = [(work / name).read_text().splitlines() for name in ("billing-1.txt", "billing-2.txt")]
+                records = sorted(line.split("\t")[1] for lines in billing for line in lines)
+                expected = sorted(["1 book", "2 pens", "3 lamp", "4 desk"] + [f"order {i}" for i in range(1, 31)])
+                assert records == expected, "the two members of billing printed every record exactly once"
+                assert all(billing), "both members of billing got partitions"
+                assert sorted((work / "audit.txt").read_text().splitlines()) == expected, "audit got everything"
+                assert result.stdout.split()[-2:] == ["34", "34"], result.stdout
+            if "freshet group reset-offsets billing" in block:
+                assert result.stdout.split()[-1] == "34", result.stdout
         wait_for(lambda: not restarted_node_3(work), 40, "the last block to stop the restarted node 3")
     finally:
         cluster.close()
