@@ -21,6 +21,7 @@ import time
 
 import pytest
 from cli_harness import CLI, ClusterUp, one_error_line, run_cli
+from freshet.client import errors
 from quorum_cluster import free_port_block
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
@@ -426,3 +427,67 @@ def test_produce_flushes_buffered_records_on_ctrl_c_and_sigterm(cluster):
                 "--timeout-ms", "20000").stdout.splitlines()
     assert values == [f"SIGINT-{i}" for i in range(25)] + [f"SIGTERM-{i}" for i in range(25)]
 
+
+
+def test_consume_with_a_group_commits_what_it_printed(cluster):
+    ok(cluster, "topic", "create", "grouped", "-p", "2", "-r", "2")
+    ok(cluster, "produce", "grouped", "--key-separator", ":", input="".join(f"k{i}:v{i}\n" for i in range(20)))
+    first = ok(cluster, "consume", "grouped", "--group", "readers", "--from-beginning", "--max-messages", "12",
+               "--timeout-ms", "20000")
+    assert len(first.stdout.splitlines()) == 12
+    rest = ok(cluster, "consume", "grouped", "--group", "readers", "--from-beginning", "--timeout-ms", "5000")
+    assert sorted(first.stdout.splitlines() + rest.stdout.splitlines()) == sorted(f"v{i}" for i in range(20)), (
+        "the second run starts where the first one's commit left off: nothing twice, nothing missed"
+    )
+    described = as_json(ok(cluster, "group", "describe", "readers", "--output", "json"))
+    assert described["group"] == "readers" and described["members"] == []
+    assert sum(o["committed_offset"] for o in described["offsets"]) == 20
+    assert all(o["lag"] == 0 for o in described["offsets"])
+    # Another group gets everything again.
+    other = ok(cluster, "consume", "grouped", "--group", "auditors", "--from-beginning", "--max-messages", "20",
+               "--timeout-ms", "20000")
+    assert sorted(other.stdout.splitlines()) == sorted(f"v{i}" for i in range(20))
+
+
+def test_admin_sdk_raises_client_errors_only(cluster):
+    from freshet.client import Admin, TopicPartition
+    from freshet.client.admin import ConfigResource
+
+    with Admin(cluster.bootstrap, request_timeout_ms=30000) as admin:
+        created = admin.create_topic("sdk", partitions=2, replication_factor=3, configs={"retention.ms": "60000"})
+        assert (created.name, created.partitions, created.replication_factor) == ("sdk", 2, 3)
+        assert len(created.topic_id) == 32 and all(sorted(a) == [1, 2, 3] for a in created.assignments)
+        with pytest.raises(errors.TopicAlreadyExistsError):
+            admin.create_topic("sdk", partitions=2, replication_factor=3)
+        with pytest.raises(errors.InvalidReplicationFactorError, match="larger than available brokers: 3"):
+            admin.create_topic("sdk-big", partitions=1, replication_factor=5)
+        assert admin.create_topic("sdk-dry", 1, 1, validate_only=True).topic_id == ""
+        assert "sdk-dry" not in [t.name for t in admin.list_topics()]
+        with pytest.raises(errors.UnknownTopicError):
+            admin.describe_topics(["sdk-missing"])
+        [topic] = admin.describe_topics(["sdk"])
+        assert topic.configs == {"retention.ms": "60000"} and [p.partition for p in topic.partitions] == [0, 1]
+        assert admin.create_partitions("sdk", 3) and len(admin.describe_topics(["sdk"])[0].partitions) == 3
+        with pytest.raises(errors.InvalidPartitionsError):
+            admin.create_partitions("sdk", 2)
+        admin.alter_configs(ConfigResource.topic("sdk"), set={"retention.ms": "120000"})
+        entries = {e.key: e for e in admin.describe_configs(ConfigResource.topic("sdk"))}
+        assert (entries["retention.ms"].value, entries["retention.ms"].source) == ("120000", "dynamic_topic")
+        with pytest.raises(errors.InvalidConfigError):
+            admin.alter_configs(ConfigResource.topic("sdk"), set={"retention.ms": "soon"})
+        results = admin.elect_leaders([TopicPartition("sdk", 0)])
+        assert [(r.topic, r.partition) for r in results] == [("sdk", 0)]
+        assert results[0].error is None or isinstance(results[0].error, errors.ElectionNotNeededError)
+        cluster_info = admin.describe_cluster()
+        assert [b.state for b in cluster_info.brokers] == ["active"] * 3 and cluster_info.controller_id in (1, 2, 3)
+        quorum = admin.describe_quorum()
+        assert quorum.leader_id in (1, 2, 3) and len(quorum.voters) == 3
+        assert "sdk" in [t["name"] for t in admin.metadata_image()["topics"]]
+        assert isinstance(admin.list_groups(), list)
+        assert admin.delete_topic("sdk") == created.topic_id
+        with pytest.raises(errors.UnknownTopicError):
+            admin.delete_topic("sdk")
+    port = free_port_block(1)
+    with Admin(f"127.0.0.1:{port}", request_timeout_ms=5000) as admin:
+        with pytest.raises(errors.BrokerUnavailableError, match=f"cannot reach any broker at 127.0.0.1:{port}"):
+            admin.list_topics()
