@@ -12,9 +12,9 @@ tested without a cluster.
 - consume: without --group the partitions are assigned directly (all of them, or --partition)
   and start at the end (new records only), at the beginning (--from-beginning) or at --offset;
   with --group the consumer joins the group (the coordinator assigns its partitions), commits
-  automatically (also before a partition moves to another member) and once more on exit. --max-messages and
-  --timeout-ms (no record for that long) end it; so do Ctrl-C and SIGTERM, after committing. A
-  closed stdout (`| head`) ends it quietly.
+  automatically (also before a partition moves to another member) and once more on exit.
+  --max-messages and --timeout-ms (no record for that long) end it; so do Ctrl-C and SIGTERM,
+  after committing. A closed stdout (`| head`) ends it quietly.
 
 Imports: typer, `freshet.client`, `freshet.cli.common`. Thread-safety: single-threaded.
 """
