@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import threading
 
 import pytest
@@ -160,6 +161,23 @@ def test_tables_have_no_colour_off_a_terminal_and_align_numbers(capsys):
     assert lines[2].index("3") == lines[3].index("12") + 1, "numbers are right-aligned"
     assert common.human_count(1234567) == "1,234,567" and common.human_count(None) == "-"
     assert common.human_bytes(1536) == "1.5 KiB" and common.human_bytes(10) == "10 B"
+
+
+def test_colour_only_on_a_terminal_and_never_with_no_color(capsys, monkeypatch):
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    common.print_table(["STATE", "TOPIC"], [(common.Styled("fenced", "red"), "a[b]")])
+    out = capsys.readouterr().out
+    assert "\x1b[31m" in out and "fenced" in out and "a[b]" in out, "red on a terminal; cells are not markup"
+    monkeypatch.setenv("NO_COLOR", "1")
+    common.print_table(["STATE"], [(common.Styled("fenced", "red"),)])
+    assert "\x1b[31m" not in capsys.readouterr().out
+    monkeypatch.delenv("NO_COLOR")
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: False)
+    common.print_table(["STATE"], [(common.Styled("fenced", "red"),)])
+    common.print_text("Configs: pattern=[bold]x[/bold]")
+    out = capsys.readouterr().out
+    assert "\x1b[" not in out and "[bold]x[/bold]" in out
 
 
 def test_usage_errors_in_process_exit_2_without_touching_the_network():
