@@ -27,7 +27,7 @@ app = typer.Typer(
 
 @app.command("create")
 def create(
-    name: str = typer.Argument(..., help="Topic name: [a-zA-Z0-9._-], at most 249 characters."),
+    name: str = typer.Argument(..., help="Topic name: letters, digits, '.', '_' and '-', at most 249 characters."),
     partitions: int | None = typer.Option(
         None,
         "--partitions",
