@@ -125,7 +125,10 @@ def status(
                 b["id"],
                 b["address"],
                 b["rack"],
-                b["state"] + (" (shutting down)" if b["is_shutting_down"] else ""),
+                common.Styled(
+                    b["state"] + (" (shutting down)" if b["is_shutting_down"] else ""),
+                    "red" if b["state"] == "fenced" else ("yellow" if b["is_shutting_down"] else "green"),
+                ),
             )
             for b in document["brokers"]
         ],

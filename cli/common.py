@@ -25,7 +25,7 @@ import sys
 import traceback
 from collections.abc import Iterable, Iterator, Sequence
 from enum import StrEnum
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any, NamedTuple, NoReturn
 
 import typer
 from freshet.client import errors
@@ -192,24 +192,37 @@ def stdout_console():
     )
 
 
+class Styled(NamedTuple):
+    """A table cell with a style shown on a terminal only: `Styled("fenced", "red")`."""
+
+    text: str
+    style: str
+
+
 def print_table(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: str | None = None) -> None:
-    """An aligned table; numeric columns right-aligned. None renders as '-'."""
+    """An aligned table; numeric columns right-aligned. None renders as '-'; a `Styled` cell is
+    coloured on a terminal. Cells are plain text (never rich markup), whatever they contain."""
     from rich import box
     from rich.table import Table
+    from rich.text import Text
 
-    rows = [["-" if cell is None else str(cell) for cell in row] for row in rows]
+    cells_by_row = [
+        [cell if isinstance(cell, Styled) else Styled("-" if cell is None else str(cell), "") for cell in row]
+        for row in rows
+    ]
     table = Table(box=box.SIMPLE_HEAD, title=title, title_justify="left", pad_edge=False, show_edge=False)
     for index, column in enumerate(columns):
-        cells = [row[index] for row in rows]
-        is_numeric = any(cell != "-" for cell in cells) and all(_is_number(cell) for cell in cells)
+        texts = [row[index].text for row in cells_by_row]
+        is_numeric = any(text != "-" for text in texts) and all(_is_number(text) for text in texts)
         table.add_column(column, justify="right" if is_numeric else "left", no_wrap=True)
-    for row in rows:
-        table.add_row(*row)
+    for row in cells_by_row:
+        table.add_row(*(Text(cell.text, style=cell.style) for cell in row))
     stdout_console().print(table)
 
 
 def print_text(text: str) -> None:
-    stdout_console().print(text)
+    """A line of plain text (no rich markup: topic names and config values print as they are)."""
+    stdout_console().print(text, markup=False)
 
 
 def print_json(document: Any) -> None:

@@ -11,9 +11,10 @@ tested without a cluster.
   line is dropped; any record that could not be delivered makes the exit code 1.
 - consume: without --group the partitions are assigned directly (all of them, or --partition)
   and start at the end (new records only), at the beginning (--from-beginning) or at --offset;
-  with --group the consumer joins the group and commits its position on exit. --max-messages and
-  --timeout-ms (no record for that long) end it; so do Ctrl-C and SIGTERM, after committing. A
-  closed stdout (`| head`) ends it quietly.
+  with --group the consumer joins the group (the coordinator assigns its partitions), commits
+  automatically (also before a partition moves to another member) and once more on exit.
+  --max-messages and --timeout-ms (no record for that long) end it; so do Ctrl-C and SIGTERM,
+  after committing. A closed stdout (`| head`) ends it quietly.
 
 Imports: typer, `freshet.client`, `freshet.cli.common`. Thread-safety: single-threaded.
 """
@@ -22,6 +23,8 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import select
 import signal
 import sys
 import time
@@ -112,12 +115,56 @@ def format_record(
     return separator.join(parts)
 
 
-class _Stop(Exception):
-    """SIGTERM arrived: end like Ctrl-C."""
+class Interrupts:
+    """SIGINT (Ctrl-C) and SIGTERM while a command runs: the first one asks the command's loop to
+    stop (`requested`; the loop finishes what it holds: flush, commit), a second one interrupts at
+    once (KeyboardInterrupt). Never raising on the first signal means it cannot land in the
+    middle of a send or a poll and lose what was read. Single-threaded (main thread only)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: dict = {}
+
+    def __enter__(self) -> Interrupts:
+        self._previous = {
+            signum: signal.signal(signum, self._on_signal) for signum in (signal.SIGINT, signal.SIGTERM)
+        }
+        return self
+
+    def _on_signal(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc_info) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
 
 
-def _on_sigterm(signum, frame) -> None:
-    raise _Stop()
+def read_lines(fd: int, interrupts: Interrupts, poll_s: float = 0.2):
+    """Yield the lines of file descriptor `fd` (without their line ending: \n or \r\n) as they
+    arrive, and the last line even without a newline; stop at end of input, or once
+    `interrupts.requested` and every line already written to `fd` has been yielded.
+
+    Reads with select + os.read, so a signal never strikes inside a half-done read.
+    """
+    pending = b""
+    while True:
+        # Once a stop is requested, take only what is already there (typed or piped), then end.
+        readable, _, _ = select.select([fd], [], [], 0 if interrupts.requested else poll_s)
+        if not readable:
+            if interrupts.requested:
+                break
+            continue
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            break
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        for line in lines:
+            yield line[:-1] if line.endswith(b"\r") else line
+    if pending:
+        yield pending[:-1] if pending.endswith(b"\r") else pending
 
 
 # =================================================================================================
@@ -180,10 +227,8 @@ def produce(
             if outcome["first_error"] is None:
                 outcome["first_error"] = error
 
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
-    interrupted = False
     bad_line: str | None = None
-    with reporting_errors():
+    with reporting_errors(), Interrupts() as interrupts:
         producer = Producer(
             bootstrap,
             client_id="freshet-console-producer",
@@ -194,28 +239,21 @@ def produce(
             delivery_timeout_ms=max(60000, linger_ms + 30000),
         )
         try:
-            try:
-                for raw in sys.stdin.buffer:
-                    line = raw[:-1] if raw.endswith(b"\n") else raw
-                    if line.endswith(b"\r"):
-                        line = line[:-1]
-                    try:
-                        key, value = split_line(line, separator)
-                    except ValueError as error:
-                        bad_line = str(error)
-                        break
-                    producer.send(topic, value=value, key=key, partition=partition, on_delivery=on_delivery)
-                    outcome["sent"] += 1
-            except (KeyboardInterrupt, _Stop):
-                interrupted = True
-            # Flush even after Ctrl-C / SIGTERM: every line read is delivered or reported.
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            if verbose:
+                print(f"producing to {topic}: one record per line of stdin", file=sys.stderr, flush=True)
+            for line in read_lines(sys.stdin.fileno(), interrupts):
+                try:
+                    key, value = split_line(line, separator)
+                except ValueError as error:
+                    bad_line = str(error)
+                    break
+                producer.send(topic, value=value, key=key, partition=partition, on_delivery=on_delivery)
+                outcome["sent"] += 1
+            # Also after Ctrl-C / SIGTERM: every line read is delivered or reported.
             producer.flush()
         finally:
             producer.close()
-            signal.signal(signal.SIGTERM, previous)
-            signal.signal(signal.SIGINT, signal.default_int_handler)
+    interrupted = interrupts.requested
     if verbose or is_interactive:
         note = " (interrupted)" if interrupted else ""
         print(
@@ -303,15 +341,14 @@ def consume(
     as_json = output == OutputFormat.json
     field_separator = separator.encode()
     count = 0
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
     consumer = None
-    with reporting_errors():
+    with reporting_errors(), Interrupts() as interrupts:
         try:
             consumer = _open_consumer(bootstrap, topic, group, partition, start, from_beginning)
             out = sys.stdout.buffer
             last_record_s = time.monotonic()
-            while max_messages is None or count < max_messages:
-                wait_ms = 500
+            while (max_messages is None or count < max_messages) and not interrupts.requested:
+                wait_ms = 200
                 if timeout_ms is not None:
                     left_ms = timeout_ms - (time.monotonic() - last_record_s) * 1000
                     if left_ms <= 0:
@@ -339,8 +376,6 @@ def consume(
                         )
                     count += 1
                 out.flush()
-        except (KeyboardInterrupt, _Stop):
-            pass
         except BrokenPipeError:
             _finish(consumer, group)
             consumer = None
@@ -349,7 +384,6 @@ def consume(
             _quiet_broken_pipe()
             raise typer.Exit(0) from None
         finally:
-            signal.signal(signal.SIGTERM, previous)
             if consumer is not None:
                 _finish(consumer, group)
     print(f"Processed a total of {count} message{'s' if count != 1 else ''}", file=sys.stderr)
@@ -359,12 +393,14 @@ def _open_consumer(bootstrap: str, topic: str, group, partition, start, from_beg
     from freshet.client import Consumer
 
     if group is not None:
+        # As kafka-console-consumer: auto commit (which also commits before a rebalance takes a
+        # partition away, so members never re-read each other's records), and a commit on exit.
         consumer = Consumer(
             bootstrap,
             group_id=group,
             client_id="freshet-console-consumer",
             auto_offset_reset="earliest" if from_beginning else "latest",
-            enable_auto_commit=False,
+            enable_auto_commit=True,
         )
         consumer.subscribe([topic])
         return consumer

@@ -88,6 +88,7 @@ app.add_typer(group_app, name="group")
 def main() -> None:
     """Console-script entry point. Usage errors print one line on stderr and exit 2 (click's own
     output is a multi-line box); a command group without a subcommand prints its help and exits 2."""
+    _quiet_rich_on_broken_pipe()
     if "--debug" in sys.argv[2:]:  # --debug after the command: the same as before it
         common.DEBUG["enabled"] = True
         sys.argv = [sys.argv[0], *[a for a in sys.argv[1:] if a != "--debug"]]
@@ -116,6 +117,19 @@ def main() -> None:
     except BrokenPipeError:
         _quiet_broken_pipe()
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _quiet_rich_on_broken_pipe() -> None:
+    """rich's Console ends the process with exit code 1 when its reader goes away; every freshet
+    command instead ends quietly with 0 (`freshet ... | head`, `until freshet ... | grep -q x`
+    under pipefail), so the policy is set once here for every command's console."""
+    from rich.console import Console
+
+    def on_broken_pipe(console: Console) -> None:
+        _quiet_broken_pipe()
+        raise SystemExit(0)
+
+    Console.on_broken_pipe = on_broken_pipe
 
 
 def _quiet_broken_pipe() -> None:

@@ -48,7 +48,7 @@ def quorum(
                 v.node_id,
                 v.raft_address,
                 "leader" if v.node_id == described.leader_id else "follower",
-                "yes" if v.is_connected else "no",
+                "yes" if v.is_connected else common.Styled("no", "red"),
                 v.match_raft_index,
                 v.lag,
             )

@@ -17,6 +17,8 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
+_STATE_STYLES = {"complete": "green", "in_progress": "yellow", "failed": "red", "would_move": "yellow"}
+
 PLAN_HELP = (
     'Plan file, Kafka\'s format: {"version": 1, "partitions": [{"topic": "orders", "partition": 0, '
     '"replicas": [2, 3, 4]}]}'
@@ -141,7 +143,7 @@ def reassign(
                     r["partition"],
                     common.join_ids(r["current_replicas"]),
                     common.join_ids(r["target_replicas"]),
-                    r["state"],
+                    common.Styled(r["state"], _STATE_STYLES.get(r["state"], "")),
                 )
                 for r in rows
             ],
@@ -214,7 +216,12 @@ def elect_leaders(
         common.print_table(
             ["TOPIC", "PARTITION", "LEADER", "RESULT"],
             [
-                (r["topic"], r["partition"], r["leader"], r["error"] or r["result"].replace("_", " "))
+                (
+                    r["topic"],
+                    r["partition"],
+                    r["leader"],
+                    common.Styled(r["error"], "red") if r["error"] else r["result"].replace("_", " "),
+                )
                 for r in rows
             ],
         )

@@ -27,7 +27,7 @@ app = typer.Typer(
 
 @app.command("create")
 def create(
-    name: str = typer.Argument(..., help="Topic name: [a-zA-Z0-9._-], at most 249 characters."),
+    name: str = typer.Argument(..., help="Topic name: letters, digits, '.', '_' and '-', at most 249 characters."),
     partitions: int | None = typer.Option(
         None,
         "--partitions",
@@ -196,10 +196,10 @@ def describe(
             [
                 (
                     p.partition,
-                    "none" if p.leader is None else p.leader,
+                    common.Styled("none", "bold red") if p.leader is None else p.leader,
                     p.leader_epoch,
                     common.join_ids(p.replicas),
-                    common.join_ids(p.isr),
+                    common.Styled(common.join_ids(p.isr), "yellow" if len(p.isr) < len(p.replicas) else ""),
                     common.human_count(p.log_start_offset),
                     common.human_count(p.high_watermark),
                     common.human_count(p.log_end_offset),

@@ -708,7 +708,7 @@ class Admin(GroupAdmin):
                 else:
                     by_leader.setdefault(p.leader_id, []).append(tp)
         for leader_id, tps in sorted(by_leader.items()):
-            log_ends = _leader_log_end_offsets(brokers[leader_id], min(self._timeout_s, 2.0))
+            log_ends = _leader_log_end_offsets(brokers[leader_id], min(self._timeout_s, 5.0))
             for tp in tps:
                 if tp in log_ends:
                     out.setdefault(tp, {})[_LOG_END] = log_ends[tp]
@@ -945,13 +945,14 @@ def _leader_log_end_offsets(leader: Node, timeout_s: float) -> dict[TopicPartiti
         with urllib.request.urlopen(url, timeout=timeout_s) as response:
             status = json.loads(response.read())
         partitions = status["data_plane"]["partitions"]
-        return {
-            TopicPartition(p["topic"], p["partition"]): int(p["log_end_offset"])
-            for p in partitions
-            if p.get("role") == "leader"
-        }
     except (OSError, ValueError, KeyError, TypeError):
         return {}
+    found: dict[TopicPartition, int] = {}
+    for entry in partitions if isinstance(partitions, list) else ():
+        # An entry of a partition being deleted may lack its offsets: skip just that one.
+        if isinstance(entry, dict) and entry.get("role") == "leader" and isinstance(entry.get("log_end_offset"), int):
+            found[TopicPartition(entry.get("topic"), entry.get("partition"))] = entry["log_end_offset"]
+    return found
 
 
 def _short(rpc_error: grpc.RpcError, error: FreshetError) -> str:
