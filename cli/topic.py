@@ -126,6 +126,7 @@ def topic_json(topic: TopicDescription) -> dict:
                 "log_start_offset": p.log_start_offset,
                 "log_end_offset": p.log_end_offset,
                 "high_watermark": p.high_watermark,
+                "size_bytes": p.size_bytes,
                 "offline_replicas": p.offline_replicas,
                 "offsets_error": p.offsets_error,
             }
@@ -146,10 +147,8 @@ def describe(
     output: Output = OutputFormat.table,
 ) -> None:
     """Describe topics: per partition Leader, Replicas, Isr (as kafka-topics --describe), leader
-    epoch, and from the leader the log start offset and high watermark.
-
-    LEO (the leader's log end offset) is shown when the broker reports it; the client protocol's
-    ListOffsets gives the high watermark, as Kafka's does.
+    epoch, and from the leader's own log: log start offset, high watermark, log end offset (LEO)
+    and size on disk.
 
     Examples:
 
@@ -192,7 +191,7 @@ def describe(
             f"ReplicationFactor: {replication}\tConfigs: {configs}"
         )
         common.print_table(
-            ["PARTITION", "LEADER", "EPOCH", "REPLICAS", "ISR", "LOG-START", "HW", "LEO"],
+            ["PARTITION", "LEADER", "EPOCH", "REPLICAS", "ISR", "LOG-START", "HW", "LEO", "SIZE"],
             [
                 (
                     p.partition,
@@ -203,6 +202,7 @@ def describe(
                     common.human_count(p.log_start_offset),
                     common.human_count(p.high_watermark),
                     common.human_count(p.log_end_offset),
+                    "-" if p.size_bytes is None else common.human_bytes(p.size_bytes),
                 )
                 for p in topic.partitions
             ],

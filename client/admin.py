@@ -30,9 +30,7 @@ it). Results are frozen dataclasses.
 
 from __future__ import annotations
 
-import json
 import time
-import urllib.request
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -53,12 +51,6 @@ from freshet.client.errors import (
 from freshet.client.structs import Node, TopicPartition
 from freshet.v1 import broker_pb2, common_pb2, controller_pb2, controller_pb2_grpc, metadata_pb2
 from google.protobuf import json_format
-
-EARLIEST = -2
-LATEST = -1
-_LOG_END = "log_end"
-#: A node serves HTTP on its gRPC port + 2 unless told otherwise (`--http-listen`, README).
-HTTP_PORT_OFFSET = 2
 
 _BROKER_STATES = {
     controller_pb2.BROKER_ACTIVE: "active",
@@ -158,9 +150,9 @@ class PartitionDescription:
     log_start_offset: int | None = None
     high_watermark: int | None = None
     log_end_offset: int | None = None
-    """The leader's log end offset (records appended, committed or not). The client protocol's
-    ListOffsets gives only the high watermark (as Kafka's), so this is read from the leader's
-    HTTP /status at its default port (gRPC port + 2); None when that does not answer."""
+    """The leader's log end offset (records appended, committed or not)."""
+    size_bytes: int | None = None
+    """Bytes of the leader's segment files for this partition."""
     offsets_error: str | None = None
 
 
@@ -669,7 +661,7 @@ class Admin(GroupAdmin):
             for p in sorted(topic.partitions, key=lambda p: p.partition):
                 tp = TopicPartition(name, p.partition)
                 known = offsets.get(tp)
-                lookup = known if isinstance(known, dict) else {}
+                info = known if isinstance(known, broker_pb2.ReplicaLogInfo) else None
                 partitions.append(
                     PartitionDescription(
                         partition=p.partition,
@@ -678,9 +670,10 @@ class Admin(GroupAdmin):
                         replicas=list(p.replicas),
                         isr=list(p.isr),
                         offline_replicas=list(p.offline_replicas),
-                        log_start_offset=lookup.get(EARLIEST),
-                        high_watermark=lookup.get(LATEST),
-                        log_end_offset=lookup.get(_LOG_END),
+                        log_start_offset=None if info is None else info.log_start_offset,
+                        high_watermark=None if info is None else info.high_watermark,
+                        log_end_offset=None if info is None else info.log_end_offset,
+                        size_bytes=None if info is None else info.size_bytes,
                         offsets_error=known if isinstance(known, str) else None,
                     )
                 )
@@ -693,11 +686,11 @@ class Admin(GroupAdmin):
 
     def _partition_offsets(
         self, topics, brokers: dict[int, Node]
-    ) -> dict[TopicPartition, dict[int | str, int] | str]:
-        """{partition: {EARLIEST: log start, LATEST: high watermark, _LOG_END: log end}} or the error
-        text, from the leaders."""
+    ) -> dict[TopicPartition, broker_pb2.ReplicaLogInfo | str]:
+        """{partition: its leader's replica info (log start, log end, high watermark, size)} or
+        the error text, from one DescribeLogDirs per leader."""
         by_leader: dict[int, list[TopicPartition]] = {}
-        out: dict[TopicPartition, dict[int, int] | str] = {}
+        out: dict[TopicPartition, broker_pb2.ReplicaLogInfo | str] = {}
         for topic in topics:
             for p in topic.partitions:
                 tp = TopicPartition(topic.name, p.partition)
@@ -708,48 +701,31 @@ class Admin(GroupAdmin):
                 else:
                     by_leader.setdefault(p.leader_id, []).append(tp)
         for leader_id, tps in sorted(by_leader.items()):
-            log_ends = _leader_log_end_offsets(brokers[leader_id], min(self._timeout_s, 5.0))
-            for tp in tps:
-                if tp in log_ends:
-                    out.setdefault(tp, {})[_LOG_END] = log_ends[tp]
             address = brokers[leader_id].address
-            request = broker_pb2.ListOffsetsRequest(
-                partitions=[
-                    broker_pb2.PartitionOffsetQuery(topic=tp.topic, partition=tp.partition, timestamp=ts)
-                    for tp in tps
-                    for ts in (EARLIEST, LATEST)
-                ]
+            request = broker_pb2.DescribeLogDirsRequest(
+                partitions=[common_pb2.TopicPartition(topic=tp.topic, partition=tp.partition) for tp in tps]
             )
             try:
-                response = self._transport.stub(address).ListOffsets(
-                    request, timeout=min(self._timeout_s, 5.0)
-                )
+                response = self._transport.stub(address).DescribeLogDirs(request, timeout=min(self._timeout_s, 5.0))
             except ValueError as closed:
-                raise BrokerUnavailableError("the admin client is closed (ListOffsets)") from closed
+                raise BrokerUnavailableError("the admin client is closed (DescribeLogDirs)") from closed
             except grpc.RpcError as rpc_error:
-                reason = str(translate_rpc_error(rpc_error, address, "ListOffsets"))
+                reason = str(translate_rpc_error(rpc_error, address, "DescribeLogDirs"))
                 for tp in tps:
                     out[tp] = reason
                 continue
-            # Results come in request order; a result does not repeat the timestamp asked for.
-            if len(response.results) != len(request.partitions):
-                for tp in tps:
-                    out[tp] = (
-                        f"ListOffsets on {address} answered {len(response.results)} of {len(request.partitions)} queries"
-                    )
-                continue
-            for query, result in zip(request.partitions, response.results, strict=True):
-                tp = TopicPartition(query.topic, query.partition)
-                error = error_from_detail(result.error)
-                if error is not None:
+            answered = {TopicPartition(r.topic, r.partition): r for r in response.replicas}
+            for tp in tps:
+                info = answered.get(tp)
+                error = None if info is None else error_from_detail(info.error)
+                if info is None:
+                    out[tp] = f"broker {leader_id} did not describe {tp.topic}-{tp.partition}"
+                elif error is not None:
                     out[tp] = str(error)
-                    continue
-                entry = out.setdefault(tp, {})
-                if isinstance(entry, dict):
-                    entry[query.timestamp] = result.offset
-        for tp, entry in list(out.items()):
-            if isinstance(entry, dict) and set(entry) == {_LOG_END}:
-                del out[tp]  # the leader's status answered but ListOffsets did not: keep the error
+                elif not info.is_leader:
+                    out[tp] = f"broker {leader_id} no longer leads {tp.topic}-{tp.partition}"
+                else:
+                    out[tp] = info
         return out
 
     def _topic_overrides(self, names: list[str]) -> dict[str, dict[str, str]]:
@@ -934,25 +910,6 @@ class Admin(GroupAdmin):
 
 # =================================================================================================
 # Helpers.
-
-
-def _leader_log_end_offsets(leader: Node, timeout_s: float) -> dict[TopicPartition, int]:
-    """{partition: log end offset} of the partitions `leader` leads, from its HTTP /status
-    (data_plane.partitions); empty when it does not answer in time or answers something else."""
-    host = f"[{leader.host}]" if ":" in leader.host and not leader.host.startswith("[") else leader.host
-    url = f"http://{host}:{leader.port + HTTP_PORT_OFFSET}/status"
-    try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as response:
-            status = json.loads(response.read())
-        partitions = status["data_plane"]["partitions"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return {}
-    found: dict[TopicPartition, int] = {}
-    for entry in partitions if isinstance(partitions, list) else ():
-        # An entry of a partition being deleted may lack its offsets: skip just that one.
-        if isinstance(entry, dict) and entry.get("role") == "leader" and isinstance(entry.get("log_end_offset"), int):
-            found[TopicPartition(entry.get("topic"), entry.get("partition"))] = entry["log_end_offset"]
-    return found
 
 
 def _short(rpc_error: grpc.RpcError, error: FreshetError) -> str:

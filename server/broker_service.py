@@ -257,6 +257,17 @@ class BrokerService(broker_pb2_grpc.BrokerServicer):
         finally:
             self._metrics.observe_request("ListOffsets", time.monotonic() - started)
 
+    async def DescribeLogDirs(self, request: broker_pb2.DescribeLogDirsRequest, context) -> broker_pb2.DescribeLogDirsResponse:  # noqa: N802
+        started = time.monotonic()
+        try:
+            return self._data_plane.describe_log_dirs(request)
+        except (grpc.aio.AbortError, asyncio.CancelledError):
+            raise
+        except Exception as error:
+            await status.abort(context, error, self.config.node_id)
+        finally:
+            self._metrics.observe_request("DescribeLogDirs", time.monotonic() - started)
+
     async def InitProducerId(self, request: broker_pb2.InitProducerIdRequest, context) -> broker_pb2.InitProducerIdResponse:  # noqa: N802
         started = time.monotonic()
         try:

@@ -726,6 +726,38 @@ class DataPlane:
             result.error.CopyFrom(_OK)
         return response
 
+    def describe_log_dirs(self, request: broker_pb2.DescribeLogDirsRequest) -> broker_pb2.DescribeLogDirsResponse:
+        """This broker's replicas as its own logs see them (Kafka's DescribeLogDirs): size, log
+        start and end, high watermark, role. Empty request: every hosted replica."""
+        response = broker_pb2.DescribeLogDirsResponse(broker_id=self.node_id)
+        if request.partitions:
+            wanted = [(tp.topic, tp.partition) for tp in request.partitions]
+        else:
+            wanted = sorted(self.partitions)
+        for key in wanted:
+            info = response.replicas.add(topic=key[0], partition=key[1], log_start_offset=-1, log_end_offset=-1,
+                                         high_watermark=-1, leader_epoch=-1)
+            partition = self.partitions.get(key)
+            if partition is None:
+                tp = common_pb2.TopicPartition(topic=key[0], partition=key[1])
+                info.error.CopyFrom(status.detail(E.UNKNOWN_TOPIC, f"broker {self.node_id} hosts no replica of {key[0]}-{key[1]}",
+                                                  partition=tp))
+                continue
+            info.is_leader = partition.is_leader
+            info.leader_epoch = partition.leader_epoch
+            info.high_watermark = partition.high_watermark
+            try:
+                info.log_start_offset = partition.log.log_start_offset
+                info.log_end_offset = partition.log.log_end_offset
+                info.size_bytes = partition.log.size_bytes
+            except StorageError as error:
+                detail = status.detail_for(error, self.node_id)
+                detail.partition.CopyFrom(partition.topic_partition)
+                info.error.CopyFrom(detail)
+                continue
+            info.error.CopyFrom(_OK)
+        return response
+
     # -- internal API (the group coordinator and other internal-topic owners) -------------------
 
     def add_leadership_listener(self, listener: Callable[[str, int, bool, int], None]) -> None:

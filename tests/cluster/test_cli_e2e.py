@@ -183,12 +183,12 @@ def test_topic_create_list_describe_alter_config_delete(cluster):
                           "log_end_offset", "high_watermark"}
         assert sorted(p["replicas"]) == [1, 2, 3] and p["leader"] in p["replicas"]
         assert sorted(p["isr"]) == [1, 2, 3]
-        assert (p["log_start_offset"], p["high_watermark"], p["log_end_offset"]) == (0, 0, 0)
+        assert (p["log_start_offset"], p["high_watermark"], p["log_end_offset"], p["size_bytes"]) == (0, 0, 0, 0)
     # Leaders are spread: one partition per broker for a fresh 3x3 topic.
     assert sorted(p["leader"] for p in described["partitions"]) == [1, 2, 3]
     table = ok(cluster, "topic", "describe", "orders").stdout
     assert "Topic: orders" in table and "ReplicationFactor: 3" in table and "retention.ms=86400000" in table
-    for column in ("PARTITION", "LEADER", "REPLICAS", "ISR", "LOG-START", "HW", "LEO"):
+    for column in ("PARTITION", "LEADER", "REPLICAS", "ISR", "LOG-START", "HW", "LEO", "SIZE"):
         assert column in table
 
     ok(cluster, "topic", "create", "orders", "-p", "3", "-r", "3", "--if-not-exists")
@@ -326,6 +326,9 @@ def test_produce_then_consume_from_beginning_with_keys_offsets_and_json(cluster)
     assert [p["log_end_offset"] for p in described["partitions"]] == [
         p["high_watermark"] for p in described["partitions"]
     ], described["partitions"]
+    # Size on disk: the records' batches plus their framing, only where records are.
+    for p in described["partitions"]:
+        assert (p["size_bytes"] > 10 * p["high_watermark"]) if p["high_watermark"] else p["size_bytes"] == 0, p
     busiest = max(by_partition.values(), key=lambda p: p["high_watermark"])
     # --partition / --offset: the last two records of the busiest partition, with offsets.
     start = busiest["high_watermark"] - 2

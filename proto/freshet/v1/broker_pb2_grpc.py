@@ -64,6 +64,11 @@ class BrokerStub:
                 request_serializer=freshet_dot_v1_dot_broker__pb2.ListOffsetsRequest.SerializeToString,
                 response_deserializer=freshet_dot_v1_dot_broker__pb2.ListOffsetsResponse.FromString,
                 _registered_method=True)
+        self.DescribeLogDirs = channel.unary_unary(
+                '/freshet.v1.Broker/DescribeLogDirs',
+                request_serializer=freshet_dot_v1_dot_broker__pb2.DescribeLogDirsRequest.SerializeToString,
+                response_deserializer=freshet_dot_v1_dot_broker__pb2.DescribeLogDirsResponse.FromString,
+                _registered_method=True)
         self.InitProducerId = channel.unary_unary(
                 '/freshet.v1.Broker/InitProducerId',
                 request_serializer=freshet_dot_v1_dot_broker__pb2.InitProducerIdRequest.SerializeToString,
@@ -137,6 +142,15 @@ class BrokerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DescribeLogDirs(self, request, context):
+        """The replicas this broker hosts, as its own logs see them: size on disk, log start, log end,
+        high watermark, role (Kafka's DescribeLogDirs; `freshet topic describe` shows LEO and size
+        from it). Any broker answers for itself; empty `partitions` means every hosted replica.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def InitProducerId(self, request, context):
         """A producer id for an idempotent producer (Kafka's InitProducerId without transactions): any
         broker hands one out from the block of ids the controller allocated to it.
@@ -177,6 +191,11 @@ def add_BrokerServicer_to_server(servicer, server):
                     servicer.ListOffsets,
                     request_deserializer=freshet_dot_v1_dot_broker__pb2.ListOffsetsRequest.FromString,
                     response_serializer=freshet_dot_v1_dot_broker__pb2.ListOffsetsResponse.SerializeToString,
+            ),
+            'DescribeLogDirs': grpc.unary_unary_rpc_method_handler(
+                    servicer.DescribeLogDirs,
+                    request_deserializer=freshet_dot_v1_dot_broker__pb2.DescribeLogDirsRequest.FromString,
+                    response_serializer=freshet_dot_v1_dot_broker__pb2.DescribeLogDirsResponse.SerializeToString,
             ),
             'InitProducerId': grpc.unary_unary_rpc_method_handler(
                     servicer.InitProducerId,
@@ -346,6 +365,33 @@ class Broker:
             '/freshet.v1.Broker/ListOffsets',
             freshet_dot_v1_dot_broker__pb2.ListOffsetsRequest.SerializeToString,
             freshet_dot_v1_dot_broker__pb2.ListOffsetsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DescribeLogDirs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/freshet.v1.Broker/DescribeLogDirs',
+            freshet_dot_v1_dot_broker__pb2.DescribeLogDirsRequest.SerializeToString,
+            freshet_dot_v1_dot_broker__pb2.DescribeLogDirsResponse.FromString,
             options,
             channel_credentials,
             insecure,
