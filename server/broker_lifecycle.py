@@ -35,6 +35,7 @@ from freshet.server import status
 from freshet.server.config import NodeConfig
 from freshet.server.controller_client import ControllerChannels
 from freshet.server.metadata_publisher import MetadataPublisher
+from freshet.server.tasks import cancel_and_wait
 from freshet.v1 import common_pb2, controller_pb2
 
 logger = logging.getLogger(__name__)
@@ -110,12 +111,7 @@ class BrokerLifecycle:
     async def close(self) -> None:
         self._stopped = True
         self._publisher.remove_listener(self._on_image)
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self._task)
 
     async def shutdown(self, timeout_s: float) -> bool:
         """Ask for a controlled shutdown; True once the controller says this broker may stop."""

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import logging
 import time
 
@@ -92,6 +93,28 @@ def metadata_response(
     return response
 
 
+def _unary(api: str):
+    """Decorate a unary handler: time it for the per-API request metrics, and turn any domain
+    error it raises into the gRPC status with its ErrorDetail (server/status.py)."""
+
+    def decorate(method):
+        @functools.wraps(method)
+        async def handler(self: BrokerService, request, context):
+            started = time.monotonic()
+            try:
+                return await method(self, request, context)
+            except (grpc.aio.AbortError, asyncio.CancelledError):
+                raise
+            except Exception as error:
+                await status.abort(context, error, self.config.node_id)
+            finally:
+                self._metrics.observe_request(api, time.monotonic() - started)
+
+        return handler
+
+    return decorate
+
+
 class BrokerService(broker_pb2_grpc.BrokerServicer):
     """freshet.v1.Broker on a broker node. Not thread-safe (loop)."""
 
@@ -118,21 +141,14 @@ class BrokerService(broker_pb2_grpc.BrokerServicer):
         layered.update(image.cluster_configs)
         return configs.broker_config(layered, image.broker_configs.get(self.config.node_id, {})).auto_create_topics_enable
 
+    @_unary("Metadata")
     async def Metadata(self, request: broker_pb2.MetadataRequest, context) -> broker_pb2.MetadataResponse:  # noqa: N802
-        started = time.monotonic()
-        try:
+        image = self._publisher.image
+        missing = [name for name in request.topics if image.topic(name) is None]
+        if missing and self._auto_create_enabled(image):
+            await self._auto_create(missing, context)
             image = self._publisher.image
-            missing = [name for name in request.topics if image.topic(name) is None]
-            if missing and self._auto_create_enabled(image):
-                await self._auto_create(missing, context)
-                image = self._publisher.image
-            return metadata_response(image, self.config, list(request.topics), request.include_internal)
-        except (grpc.aio.AbortError, asyncio.CancelledError):
-            raise
-        except Exception as error:
-            await status.abort(context, error, self.config.node_id)
-        finally:
-            self._metrics.observe_request("Metadata", time.monotonic() - started)
+        return metadata_response(image, self.config, list(request.topics), request.include_internal)
 
     # -- produce ---------------------------------------------------------------------------------
 
@@ -227,16 +243,9 @@ class BrokerService(broker_pb2_grpc.BrokerServicer):
 
     # -- fetch -----------------------------------------------------------------------------------
 
+    @_unary("Fetch")
     async def Fetch(self, request: broker_pb2.FetchRequest, context) -> broker_pb2.FetchResponse:  # noqa: N802
-        started = time.monotonic()
-        try:
-            return await self._data_plane.fetch(request)
-        except (grpc.aio.AbortError, asyncio.CancelledError):
-            raise
-        except Exception as error:
-            await status.abort(context, error, self.config.node_id)
-        finally:
-            self._metrics.observe_request("Fetch", time.monotonic() - started)
+        return await self._data_plane.fetch(request)
 
     async def FetchStream(self, request: broker_pb2.FetchRequest, context):  # noqa: N802
         try:
@@ -246,44 +255,23 @@ class BrokerService(broker_pb2_grpc.BrokerServicer):
         except Exception as error:
             await status.abort(context, error, self.config.node_id)
 
+    @_unary("ListOffsets")
     async def ListOffsets(self, request: broker_pb2.ListOffsetsRequest, context) -> broker_pb2.ListOffsetsResponse:  # noqa: N802
-        started = time.monotonic()
-        try:
-            return self._data_plane.list_offsets(request)
-        except (grpc.aio.AbortError, asyncio.CancelledError):
-            raise
-        except Exception as error:
-            await status.abort(context, error, self.config.node_id)
-        finally:
-            self._metrics.observe_request("ListOffsets", time.monotonic() - started)
+        return self._data_plane.list_offsets(request)
 
+    @_unary("DescribeLogDirs")
     async def DescribeLogDirs(self, request: broker_pb2.DescribeLogDirsRequest, context) -> broker_pb2.DescribeLogDirsResponse:  # noqa: N802
-        started = time.monotonic()
-        try:
-            return self._data_plane.describe_log_dirs(request)
-        except (grpc.aio.AbortError, asyncio.CancelledError):
-            raise
-        except Exception as error:
-            await status.abort(context, error, self.config.node_id)
-        finally:
-            self._metrics.observe_request("DescribeLogDirs", time.monotonic() - started)
+        return self._data_plane.describe_log_dirs(request)
 
+    @_unary("InitProducerId")
     async def InitProducerId(self, request: broker_pb2.InitProducerIdRequest, context) -> broker_pb2.InitProducerIdResponse:  # noqa: N802
-        started = time.monotonic()
+        remaining = context.time_remaining()
+        timeout_s = self.config.request_timeout_ms / 1000 if remaining is None else min(remaining, self.config.request_timeout_ms / 1000)
         try:
-            remaining = context.time_remaining()
-            timeout_s = self.config.request_timeout_ms / 1000 if remaining is None else min(remaining, self.config.request_timeout_ms / 1000)
             producer_id = await self._data_plane.producer_ids.next_id(time.monotonic() + timeout_s)
-            return broker_pb2.InitProducerIdResponse(producer_id=producer_id, producer_epoch=0)
         except ForwardedError as error:
-            detail = error.error_detail or status.detail(E.UNKNOWN_SERVER_ERROR, error.message)
-            await status.abort_with(context, detail)
-        except (grpc.aio.AbortError, asyncio.CancelledError):
-            raise
-        except Exception as error:
-            await status.abort(context, error, self.config.node_id)
-        finally:
-            self._metrics.observe_request("InitProducerId", time.monotonic() - started)
+            await status.abort_with(context, error.error_detail or status.detail(E.UNKNOWN_SERVER_ERROR, error.message))
+        return broker_pb2.InitProducerIdResponse(producer_id=producer_id, producer_epoch=0)
 
     async def _auto_create(self, names: list[str], context) -> None:
         creatable = [name for name in names if not logic.is_internal_topic(name)]

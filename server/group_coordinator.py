@@ -38,6 +38,7 @@ from freshet.server.errors import (
     RequestTimedOutError,
 )
 from freshet.server.group_state import ConsumerGroup, OffsetAndMetadata
+from freshet.server.tasks import cancel_and_wait
 from freshet.v1 import common_pb2, group_pb2
 
 logger = logging.getLogger(__name__)
@@ -123,13 +124,7 @@ class GroupCoordinator:
 
     async def close(self) -> None:
         tasks = [t for t in [self._expiry_task, *self._load_tasks.values()] if t is not None]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(*tasks)
         self._partitions.clear()
 
     def on_become_leader(self, partition: int, leader_epoch: int) -> None:

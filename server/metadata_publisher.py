@@ -38,6 +38,7 @@ from freshet.metadata.errors import SnapshotFormatError
 from freshet.metadata.image import EMPTY_IMAGE, MetadataImage
 from freshet.metadata.quorum import MetadataQuorum
 from freshet.server.controller_client import ControllerChannels
+from freshet.server.tasks import cancel_and_wait
 from freshet.v1 import controller_pb2
 
 logger = logging.getLogger(__name__)
@@ -189,12 +190,7 @@ class WatchPublisher(MetadataPublisher):
         self._task = asyncio.create_task(self._run(), name="metadata-watch")
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self._task)
 
     async def _run(self) -> None:
         attempt = 0

@@ -41,6 +41,7 @@ from freshet.server import status
 from freshet.server.controller_client import CHANNEL_OPTIONS
 from freshet.server.partition import Partition
 from freshet.server.replication import RETRY, START_AT, TRUNCATE_TO, out_of_range_action, truncation_offset
+from freshet.server.tasks import cancel_and_wait
 from freshet.storage.errors import LogOffsetGapError, StorageError
 from freshet.storage.record_batch import LOG_OVERHEAD, parse_header
 from freshet.v1 import common_pb2, replication_pb2, replication_pb2_grpc
@@ -104,12 +105,7 @@ class LeaderLink:
         for state in self.states.values():
             if state.retry is not None:
                 state.retry.cancel()
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self._task)
 
     def add(self, partition: Partition, leader_epoch: int) -> None:
         key = partition.key

@@ -34,6 +34,7 @@ from collections.abc import Callable, Mapping
 from freshet.metadata import configs
 from freshet.metadata.image import MetadataImage, TopicImage
 from freshet.server.metadata_publisher import MetadataPublisher
+from freshet.server.tasks import cancel_and_wait
 from freshet.storage.config import LogConfig
 from freshet.storage.errors import InconsistentTopicIdError, StorageError
 from freshet.storage.log import PartitionLog
@@ -130,12 +131,7 @@ class ReplicaManager:
 
     async def close(self) -> None:
         self._publisher.remove_listener(self._on_image)
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self._task)
         self._executor.shutdown(wait=True)
 
     def _on_image(self, old: MetadataImage, new: MetadataImage) -> None:
