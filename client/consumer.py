@@ -746,18 +746,24 @@ class Consumer:
         self._revoke_all_and_leave(membership)
         self._membership = None
 
+    def _release(self, partitions: set[TopicPartition], why: str) -> BaseException | None:
+        """Give partitions up: commit their positions (with auto commit), stop fetching them,
+        then call on_partitions_revoked; the callback's error, if any."""
+        if self.config["enable_auto_commit"]:
+            try:
+                self._commit_sync(self._positions(partitions), self._api_timeout_s)
+            except FreshetError as error:
+                logger.warning("commit %s of group %s failed: %s", why, self.group_id, error)
+        with self._lock:
+            self._drop_partitions(partitions)
+        self._interrupt_fetches(partitions)
+        return self._call_listener("on_partitions_revoked", partitions)
+
     def _revoke_all_and_leave(self, membership: Membership) -> None:
         owned = set(self._group_owned)
         error: BaseException | None = None
         if owned:
-            if self.config["enable_auto_commit"]:
-                try:
-                    self._commit_sync(self._positions(owned), self._api_timeout_s)
-                except FreshetError as commit_error:
-                    logger.warning("commit before leaving group %s failed: %s", self.group_id, commit_error)
-            with self._lock:
-                self._drop_partitions(owned)
-            error = self._call_listener("on_partitions_revoked", owned)
+            error = self._release(owned, "before leaving")
         self._group_owned = frozenset()
         membership.leave(min(self._api_timeout_s, 5.0))
         if error is not None:
@@ -808,15 +814,7 @@ class Consumer:
             revoked = set(owned - target)
             added = set(target - owned)
             if revoked:
-                if self.config["enable_auto_commit"]:
-                    try:
-                        self._commit_sync(self._positions(revoked), self._api_timeout_s)
-                    except FreshetError as error:
-                        logger.warning("commit of revoked partitions of group %s failed: %s", self.group_id, error)
-                with self._lock:
-                    self._drop_partitions(revoked)
-                self._interrupt_fetches(revoked)
-                errors.append(self._call_listener("on_partitions_revoked", revoked))
+                errors.append(self._release(revoked, "of revoked partitions"))
                 self._group_owned = owned - revoked
                 membership.set_owned(self._group_owned)
             if added:
