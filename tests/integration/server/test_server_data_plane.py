@@ -403,8 +403,8 @@ def test_describe_log_dirs_reports_every_replica_as_its_own_log_sees_it(cluster)
     topic(cluster, "dirs")
     leader = leader_of(cluster, "dirs", 0)
     assert produce(cluster, leader, "dirs", 0, batch(4)).error.code == E.NONE
-    for node_id in cluster.nodes:
-        wait_until(lambda node_id=node_id: log_end(cluster, node_id, "dirs", 0) == 4, 10, f"node {node_id} replicated")
+    for node_id, node in cluster.nodes.items():
+        wait_until(lambda node=node: node.data_plane.partitions[("dirs", 0)].high_watermark == 4, 10, f"node {node_id}'s HW at 4")
     wanted = [common_pb2.TopicPartition(topic="dirs", partition=0), common_pb2.TopicPartition(topic="dirs", partition=7)]
     for node_id, node in cluster.nodes.items():
         response = cluster.broker(node_id).DescribeLogDirs(broker_pb2.DescribeLogDirsRequest(partitions=wanted), timeout=10)
@@ -413,7 +413,7 @@ def test_describe_log_dirs_reports_every_replica_as_its_own_log_sees_it(cluster)
         log = node.data_plane.partitions[("dirs", 0)].log
         assert (hosted.error.code, hosted.is_leader, hosted.log_start_offset, hosted.log_end_offset) == (E.NONE, node_id == leader, 0, 4)
         assert hosted.size_bytes == log.size_bytes > 0
-        assert hosted.high_watermark == node.data_plane.partitions[("dirs", 0)].high_watermark
+        assert hosted.high_watermark == 4
         assert missing.error.code == E.UNKNOWN_TOPIC and "hosts no replica of dirs-7" in missing.error.message
         everything = cluster.broker(node_id).DescribeLogDirs(broker_pb2.DescribeLogDirsRequest(), timeout=10)
         assert {(r.topic, r.partition) for r in everything.replicas} == set(node.data_plane.partitions)
