@@ -41,9 +41,13 @@ class OutputFormat(StrEnum):
     json = "json"
 
 
-#: `bootstrap: Bootstrap = DEFAULT_BOOTSTRAP` in a command's signature.
+#: `bootstrap: Bootstrap = DEFAULT_BOOTSTRAP` in a command's signature. `--bootstrap-server` is
+#: Kafka's tools' spelling, accepted too.
 Bootstrap = Annotated[
-    str, typer.Option("--bootstrap", "-b", envvar="FRESHET_BOOTSTRAP", help=BOOTSTRAP_HELP, show_envvar=False)
+    str,
+    typer.Option(
+        "--bootstrap", "-b", "--bootstrap-server", envvar="FRESHET_BOOTSTRAP", help=BOOTSTRAP_HELP, show_envvar=False
+    ),
 ]
 DEFAULT_BOOTSTRAP = "localhost:9092"
 

@@ -79,7 +79,12 @@ def describe(
 
 @app.command("delete")
 def delete(group: str = typer.Argument(..., help="The group id."), bootstrap: Bootstrap = DEFAULT_BOOTSTRAP) -> None:
-    """Delete a group without active members, with its committed offsets."""
+    """Delete a group without active members, with its committed offsets.
+
+    Examples:
+
+      freshet group delete billing
+    """
     admin = common.make_admin(bootstrap)
     with reporting_errors():
         admin.delete_group(group)

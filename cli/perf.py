@@ -24,6 +24,7 @@ import threading
 import time
 
 import typer
+from freshet.cli.common import DEFAULT_BOOTSTRAP, Bootstrap
 
 app = typer.Typer(name="perf", help="Measure Freshet's performance.", no_args_is_help=True)
 
@@ -38,6 +39,10 @@ def storage(
     """Benchmark the storage engine (append, read, random read, codec) against raw file I/O.
 
     Prints one JSON line on stdout; progress goes to stderr. Temporary files are removed.
+
+    Examples:
+
+      freshet perf storage
     """
     from freshet.storage import bench
 
@@ -46,7 +51,6 @@ def storage(
 
 # -- perf produce / perf consume -----------------------------------------------------------------
 
-_BOOTSTRAP_HELP = "Brokers to start from (host:port,...); default $FRESHET_BOOTSTRAP or localhost:9092."
 
 
 def _percentiles(latencies_ms: list[float]) -> dict[str, float]:
@@ -118,11 +122,20 @@ def produce(
     throughput: int = typer.Option(-1, "--throughput", help="Records/s to aim at; -1: as fast as possible."),
     max_in_flight: int = typer.Option(5, "--max-in-flight", min=1, help="Unacknowledged requests per broker."),
     sync: bool = typer.Option(False, "--sync", help="One record at a time, each waiting for its ack (latency mode)."),
-    bootstrap: str | None = typer.Option(None, "--bootstrap-server", help=_BOOTSTRAP_HELP),
+    bootstrap: Bootstrap = DEFAULT_BOOTSTRAP,
     as_json: bool = typer.Option(False, "--json", help="Print one JSON line instead of the summary."),
 ) -> None:
     """Send records as fast as allowed and report records/s, MB/s and send-to-ack latency
-    percentiles per record (p50/p95/p99/p999/max), like kafka-producer-perf-test."""
+    percentiles per record (p50/p95/p99/p999/max), like kafka-producer-perf-test.
+
+    Examples:
+
+      freshet perf produce --topic bench --num-records 100000 --record-size 1024 --acks all
+
+      freshet perf produce --topic bench --num-records 2000 --record-size 1024 --sync --json
+
+      freshet perf produce --topic bench --num-records 100000 --record-size 1024 --throughput 5000
+    """
     from freshet.client import Producer
     from freshet.client.errors import FreshetError
 
@@ -208,10 +221,17 @@ def consume(
         help="Consume as a member of this group (subscribe: its committed offsets, else the beginning; auto commit).",
     ),
     timeout_ms: int = typer.Option(30000, "--timeout-ms", min=1, help="Give up when no record arrived for this long."),
-    bootstrap: str | None = typer.Option(None, "--bootstrap-server", help=_BOOTSTRAP_HELP),
+    bootstrap: Bootstrap = DEFAULT_BOOTSTRAP,
     as_json: bool = typer.Option(False, "--json", help="Print one JSON line instead of the summary."),
 ) -> None:
-    """Read records from the beginning of every partition and report records/s and MB/s."""
+    """Read records from the beginning of every partition and report records/s and MB/s.
+
+    Examples:
+
+      freshet perf consume --topic bench --messages 100000
+
+      freshet perf consume --topic bench --messages 100000 --group bench-readers --json
+    """
     from freshet.client import Consumer, Producer, TopicPartition
     from freshet.client.errors import FreshetError
 
