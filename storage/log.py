@@ -270,7 +270,7 @@ class PartitionLog:
         self._load_epoch_cache()
         self._epoch_cache.truncate_from_end(self.log_end_offset)
         self._epoch_cache.truncate_from_start(self.log_start_offset)
-        self._load_producer_state(had_clean_shutdown, now_ms)
+        self._load_producer_state(now_ms)
         self._load_cleaner_checkpoint()
         if had_clean_shutdown:
             os.unlink(marker)
@@ -386,17 +386,24 @@ class PartitionLog:
         cache.flush()
         self._epoch_cache = cache
 
-    def _load_producer_state(self, had_clean_shutdown: bool, now_ms: int) -> None:
+    def _load_producer_state(self, now_ms: int) -> None:
+        self._rebuild_producer_state(self.log_end_offset)
+        self._producer_state.remove_expired_producers(now_ms)
+
+    def _rebuild_producer_state(self, end_offset: int) -> None:
+        """Load the newest producer snapshot at or below `end_offset`, then replay batch headers from it.
+
+        Snapshots above `end_offset` are deleted first. A snapshot taken at `end_offset` needs no
+        replay: no batch ends at or after the log end offset.
+        """
         state = self._producer_state
-        end_offset = self.log_end_offset
         state.delete_snapshots_after(end_offset)
         loaded = state.load_latest_snapshot(end_offset)
-        if loaded != end_offset or not had_clean_shutdown:
+        if loaded != end_offset:
             replay_from = loaded if loaded is not None else self.log_start_offset
             state.map_end_offset = replay_from
             state.apply_headers(self._iter_headers_from(replay_from))
         state.map_end_offset = end_offset
-        state.remove_expired_producers(now_ms)
 
     def _load_cleaner_checkpoint(self) -> None:
         path = os.path.join(self.directory, CLEANER_CHECKPOINT_FILE_NAME)
@@ -991,13 +998,7 @@ class PartitionLog:
     def _after_truncation(self) -> None:
         end_offset = self.log_end_offset
         self._epoch_cache.truncate_from_end(end_offset)
-        state = self._producer_state
-        state.delete_snapshots_after(end_offset)
-        loaded = state.load_latest_snapshot(end_offset)
-        replay_from = loaded if loaded is not None else self.log_start_offset
-        state.map_end_offset = replay_from
-        state.apply_headers(self._iter_headers_from(replay_from))
-        state.map_end_offset = end_offset
+        self._rebuild_producer_state(end_offset)
         if self._cleaner_checkpoint > end_offset or self._cleaner_checkpoint < self.log_start_offset:
             self._write_cleaner_checkpoint(
                 min(max(self._cleaner_checkpoint, self.log_start_offset), end_offset)

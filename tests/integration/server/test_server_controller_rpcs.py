@@ -20,13 +20,6 @@ pytestmark = pytest.mark.slow
 E = common_pb2.ErrorCode
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    with InProcessCluster(tmp_path_factory.mktemp("nodes"), controllers=3) as nodes:
-        nodes.start_all()
-        yield nodes
-
-
 def non_controller(cluster: InProcessCluster) -> int:
     active = cluster.active_controller().node_id
     return next(node_id for node_id in cluster.nodes if node_id != active)

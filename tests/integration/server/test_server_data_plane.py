@@ -30,13 +30,6 @@ pytestmark = pytest.mark.slow
 E = common_pb2.ErrorCode
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    with InProcessCluster(tmp_path_factory.mktemp("nodes"), controllers=3) as nodes:
-        nodes.start_all()
-        yield nodes
-
-
 def batch(count: int = 3, value: bytes = b"v", producer_id: int = -1, base_sequence: int = -1) -> bytes:
     now = int(time.time() * 1000)
     records = [Record(now, None, value + str(i).encode(), ()) for i in range(count)]

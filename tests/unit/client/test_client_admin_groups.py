@@ -8,29 +8,12 @@ import datetime
 import json
 import subprocess
 import sys
-import time
 
 import pytest
-from fake_groups import FakeGroups
+from fake_groups import wait_until
 from freshet.client import Admin, Consumer, TopicPartition
 from freshet.client.admin_groups import GroupAdmin
 from freshet.client.errors import GroupIdNotFoundError, NonEmptyGroupError
-
-
-@pytest.fixture
-def groups(cluster):
-    fake = FakeGroups(cluster, partitions=3)
-    yield fake
-    fake.close()
-
-
-def wait_until(predicate, timeout_s=15.0, what="condition"):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def member(cluster, group="g"):

@@ -10,25 +10,9 @@ import threading
 import time
 
 import pytest
-from fake_groups import FakeGroups
+from fake_groups import wait_until
 from freshet.client import Consumer, ConsumerRebalanceListener, TopicPartition
 from freshet.client.errors import CommitFailedError, NonEmptyGroupError
-
-
-@pytest.fixture
-def groups(cluster):
-    fake = FakeGroups(cluster, partitions=3)
-    yield fake
-    fake.close()
-
-
-def wait_until(predicate, timeout_s=15.0, what="condition"):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class Recorder(ConsumerRebalanceListener):
