@@ -29,7 +29,6 @@ import uuid
 from collections.abc import Callable
 
 import grpc
-from freshet.metadata import configs
 from freshet.metadata.image import MetadataImage
 from freshet.server import status
 from freshet.server.config import NodeConfig
@@ -95,11 +94,7 @@ class BrokerLifecycle:
         )
 
     def _heartbeat_interval_s(self) -> float:
-        image = self._publisher.image
-        layered = dict(self.config.broker_configs)
-        layered.update(image.cluster_configs)
-        config = configs.broker_config(layered, image.broker_configs.get(self.node_id, {}))
-        return config.broker_heartbeat_interval_ms / 1000
+        return self.config.effective_broker_config(self._publisher.image).broker_heartbeat_interval_ms / 1000
 
     # -- lifecycle -------------------------------------------------------------------------------
 

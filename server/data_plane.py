@@ -837,9 +837,7 @@ class DataPlane:
         image = self._publisher.image
         key = (image.cluster_configs, image.broker_configs.get(self.node_id))
         if key != self._broker_config_key:
-            layered = dict(self.config.broker_configs)
-            layered.update(image.cluster_configs)
-            self._broker_config = configs.broker_config(layered, image.broker_configs.get(self.node_id, {}))
+            self._broker_config = self.config.effective_broker_config(image)
             self._broker_config_key = key
         return self._broker_config
 

@@ -26,7 +26,7 @@ import asyncio
 import logging
 import time
 
-from freshet.metadata import commands, configs
+from freshet.metadata import commands
 from freshet.metadata.image import NO_LEADER
 from freshet.server import status
 from freshet.server.config import NodeConfig
@@ -130,12 +130,8 @@ class GroupRuntime:
         self._create_lock = asyncio.Lock()
 
     def _broker_config(self):
-        """Static values (flags, --set) < cluster values < this broker's dynamic values, as the
-        broker service reads them."""
-        image = self._publisher.image
-        layered = dict(self._config.broker_configs)
-        layered.update(image.cluster_configs)
-        return configs.broker_config(layered, image.broker_configs.get(self._config.node_id, {}))
+        """This broker's effective config now (NodeConfig.effective_broker_config)."""
+        return self._config.effective_broker_config(self._publisher.image)
 
     def register(self, server) -> None:
         self.service.register(server)
