@@ -16,7 +16,7 @@ Owns
   __consumer_offsets through the active controller (compacted, RF min(offsets.topic.replication.factor,
   live brokers), offsets.topic.num.partitions partitions, min.insync.replicas min(2, RF)).
 
-Imports: asyncio, freshet.metadata (image, configs), freshet.v1, freshet.server.
+Imports: asyncio, freshet.metadata (commands, controller, image), freshet.v1, freshet.server.
 Thread-safety: event loop only, except `read_committed` (a worker thread; the log is thread-safe).
 """
 
@@ -27,6 +27,7 @@ import logging
 import time
 
 from freshet.metadata import commands
+from freshet.metadata.controller import is_internal_topic
 from freshet.metadata.image import NO_LEADER
 from freshet.server import status
 from freshet.server.config import NodeConfig
@@ -185,7 +186,7 @@ class GroupRuntime:
 
     def _partition_counts(self) -> dict[str, int]:
         image = self._publisher.image
-        return {topic.name: len(topic.partitions) for topic in image.topics() if not topic.name.startswith("__")}
+        return {topic.name: len(topic.partitions) for topic in image.topics() if not is_internal_topic(topic.name)}
 
     async def _ensure_offsets_topic(self) -> None:
         async with self._create_lock:
