@@ -15,7 +15,7 @@ Owns the broker side of liveness:
   says should_shut_down (its leaderships moved, it left every ISR);
 - a STALE_BROKER_EPOCH answer means another process registered with this node id: fatal.
 
-Imports: asyncio, grpc, freshet.metadata (configs), freshet.server, wire types.
+Imports: asyncio, grpc, freshet.metadata (image), freshet.server, wire types.
 Thread-safety: not thread-safe (the node's loop); the state attributes may be read from the HTTP
 thread (plain values).
 """

@@ -25,7 +25,7 @@ Unknown keys and bad values raise NodeConfigError naming the key (the CLI exits 
 `NodeConfig.validate()` checks the relationships between settings (heartbeat interval < session
 timeout, ports distinct, node id among the voters for the controller role, ...).
 
-Imports: standard library, freshet.metadata.configs, freshet.server.errors.
+Imports: standard library, freshet.metadata (configs, image), freshet.server.errors.
 Thread-safety: NodeConfig is immutable; functions are pure (they read files and the environment
 they are given).
 """
