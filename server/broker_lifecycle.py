@@ -15,7 +15,7 @@ Owns the broker side of liveness:
   says should_shut_down (its leaderships moved, it left every ISR);
 - a STALE_BROKER_EPOCH answer means another process registered with this node id: fatal.
 
-Imports: asyncio, grpc, freshet.metadata (configs), freshet.server, wire types.
+Imports: asyncio, grpc, freshet.metadata (image), freshet.server, wire types.
 Thread-safety: not thread-safe (the node's loop); the state attributes may be read from the HTTP
 thread (plain values).
 """
@@ -29,7 +29,6 @@ import uuid
 from collections.abc import Callable
 
 import grpc
-from freshet.metadata import configs
 from freshet.metadata.image import MetadataImage
 from freshet.server import status
 from freshet.server.config import NodeConfig
@@ -95,11 +94,7 @@ class BrokerLifecycle:
         )
 
     def _heartbeat_interval_s(self) -> float:
-        image = self._publisher.image
-        layered = dict(self.config.broker_configs)
-        layered.update(image.cluster_configs)
-        config = configs.broker_config(layered, image.broker_configs.get(self.node_id, {}))
-        return config.broker_heartbeat_interval_ms / 1000
+        return self.config.effective_broker_config(self._publisher.image).broker_heartbeat_interval_ms / 1000
 
     # -- lifecycle -------------------------------------------------------------------------------
 

@@ -32,7 +32,7 @@ import logging
 import time
 
 import grpc
-from freshet.metadata import commands, configs
+from freshet.metadata import commands
 from freshet.metadata import controller as logic
 from freshet.metadata.image import NO_LEADER, MetadataImage
 from freshet.server import status
@@ -136,16 +136,11 @@ class BrokerService(broker_pb2_grpc.BrokerServicer):
     def register(self, server: grpc.aio.Server) -> None:
         broker_pb2_grpc.add_BrokerServicer_to_server(self, server)
 
-    def _auto_create_enabled(self, image: MetadataImage) -> bool:
-        layered = dict(self.config.broker_configs)
-        layered.update(image.cluster_configs)
-        return configs.broker_config(layered, image.broker_configs.get(self.config.node_id, {})).auto_create_topics_enable
-
     @_unary("Metadata")
     async def Metadata(self, request: broker_pb2.MetadataRequest, context) -> broker_pb2.MetadataResponse:  # noqa: N802
         image = self._publisher.image
         missing = [name for name in request.topics if image.topic(name) is None]
-        if missing and self._auto_create_enabled(image):
+        if missing and self._data_plane.broker_config().auto_create_topics_enable:
             await self._auto_create(missing, context)
             image = self._publisher.image
         return metadata_response(image, self.config, list(request.topics), request.include_internal)

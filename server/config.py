@@ -25,7 +25,7 @@ Unknown keys and bad values raise NodeConfigError naming the key (the CLI exits 
 `NodeConfig.validate()` checks the relationships between settings (heartbeat interval < session
 timeout, ports distinct, node id among the voters for the controller role, ...).
 
-Imports: standard library, freshet.metadata.configs, freshet.server.errors.
+Imports: standard library, freshet.metadata (configs, image), freshet.server.errors.
 Thread-safety: NodeConfig is immutable; functions are pure (they read files and the environment
 they are given).
 """
@@ -42,6 +42,7 @@ from typing import Any
 
 from freshet.metadata import configs
 from freshet.metadata.errors import InvalidConfigError
+from freshet.metadata.image import MetadataImage
 from freshet.server.errors import NodeConfigError
 
 SECRET_ENV = "FRESHET_CLUSTER_SECRET"
@@ -275,6 +276,13 @@ class NodeConfig:
     def static_broker_config(self) -> configs.BrokerConfig:
         """Schema defaults overlaid with this node's static values (no dynamic values)."""
         return configs.broker_config(self.broker_configs, {})
+
+    def effective_broker_config(self, image: MetadataImage) -> configs.BrokerConfig:
+        """This broker's effective config in `image`: defaults < static values (flags, --set) <
+        dynamic cluster values < this broker's dynamic values."""
+        layered = dict(self.broker_configs)
+        layered.update(image.cluster_configs)
+        return configs.broker_config(layered, image.broker_configs.get(self.node_id, {}))
 
     @property
     def logs_dir(self) -> str:

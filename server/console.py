@@ -6,7 +6,7 @@ flagged), and the consumer groups this node coordinates with their lag. It is se
 HTML with no script and no external asset (a console must work on an air-gapped cluster), and it
 refreshes itself every few seconds. Every value is HTML-escaped.
 
-Imports: standard library, freshet.metadata.image. Thread-safety: pure functions.
+Imports: standard library, freshet.metadata (image, controller.is_internal_topic). Thread-safety: pure functions.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 import html
 from collections.abc import Iterable, Mapping, Sequence
 
+from freshet.metadata.controller import is_internal_topic
 from freshet.metadata.image import NO_LEADER, MetadataImage
 
 REFRESH_SECONDS = 5
@@ -84,7 +85,7 @@ def _topics(image: MetadataImage) -> str:
                 _e(partition.partition), leader, _e(partition.leader_epoch),
                 _e(_ids(partition.replicas)), _e(_ids(partition.isr)), state,
             ])
-        internal = ' <span class="muted">(internal)</span>' if topic.name.startswith("__") else ""
+        internal = ' <span class="muted">(internal)</span>' if is_internal_topic(topic.name) else ""
         sections.append(
             f"<h3>{_e(topic.name)}{internal} <span class=\"muted\">{len(topic.partitions)} partitions</span></h3>"
             + _table(["partition", "leader", "epoch", "replicas", "isr", "state"], rows, "no partitions")

@@ -377,6 +377,12 @@ class DataPlane:
             hints["leader"] = common_pb2.BrokerEndpoint(node_id=found.leader, host=broker.host, port=broker.port, rack=broker.rack)
         return status.detail(E.NOT_LEADER, f"node {self.node_id} does not lead {topic}-{partition_number}; node {found.leader} does", **hints)
 
+    def _storage_detail(self, partition: Partition, error: StorageError) -> common_pb2.ErrorDetail:
+        """The ErrorDetail of a storage error on `partition` (server/status.py), naming the partition."""
+        detail = status.detail_for(error, self.node_id)
+        detail.partition.CopyFrom(partition.topic_partition)
+        return detail
+
     def _leader_partition(self, topic: str, number: int) -> tuple[Partition | None, common_pb2.ErrorDetail | None]:
         partition = self.partitions.get((topic, number))
         if partition is not None and partition.role == LEADER:
@@ -467,8 +473,7 @@ class DataPlane:
         try:
             info = partition.log.append_as_leader(bytearray(data), partition.leader_epoch)
         except StorageError as error:
-            detail = status.detail_for(error, self.node_id)
-            detail.partition.CopyFrom(tp)
+            detail = self._storage_detail(partition, error)
             if detail.code == E.UNKNOWN_SERVER_ERROR:
                 logger.error("%s-%d: append failed", partition.topic, partition.partition, exc_info=error)
             return detail
@@ -552,9 +557,7 @@ class DataPlane:
             )
             return result, 0, True
         except StorageError as error:
-            detail = status.detail_for(error, self.node_id)
-            detail.partition.CopyFrom(partition.topic_partition)
-            result.error.CopyFrom(detail)
+            result.error.CopyFrom(self._storage_detail(partition, error))
             return result, 0, True
         result.log_start_offset = read.log_start_offset
         records = read.records
@@ -719,9 +722,7 @@ class DataPlane:
                         result.offset = found.offset
                         result.timestamp = found.timestamp
             except StorageError as error:
-                detail = status.detail_for(error, self.node_id)
-                detail.partition.CopyFrom(partition.topic_partition)
-                result.error.CopyFrom(detail)
+                result.error.CopyFrom(self._storage_detail(partition, error))
                 continue
             result.error.CopyFrom(_OK)
         return response
@@ -751,9 +752,7 @@ class DataPlane:
                 info.log_end_offset = partition.log.log_end_offset
                 info.size_bytes = partition.log.size_bytes
             except StorageError as error:
-                detail = status.detail_for(error, self.node_id)
-                detail.partition.CopyFrom(partition.topic_partition)
-                info.error.CopyFrom(detail)
+                info.error.CopyFrom(self._storage_detail(partition, error))
                 continue
             info.error.CopyFrom(_OK)
         return response
@@ -823,8 +822,7 @@ class DataPlane:
         try:
             read = hosted.log.read(offset, max_bytes, max_offset=high_watermark)
         except StorageError as error:
-            detail = status.detail_for(error, self.node_id)
-            detail.partition.CopyFrom(hosted.topic_partition)
+            detail = self._storage_detail(hosted, error)
             raise PartitionRequestError(detail.code, detail) from error
         if not read.records:
             return b"", offset, high_watermark
@@ -837,9 +835,7 @@ class DataPlane:
         image = self._publisher.image
         key = (image.cluster_configs, image.broker_configs.get(self.node_id))
         if key != self._broker_config_key:
-            layered = dict(self.config.broker_configs)
-            layered.update(image.cluster_configs)
-            self._broker_config = configs.broker_config(layered, image.broker_configs.get(self.node_id, {}))
+            self._broker_config = self.config.effective_broker_config(image)
             self._broker_config_key = key
         return self._broker_config
 

@@ -16,7 +16,7 @@ Owns
   __consumer_offsets through the active controller (compacted, RF min(offsets.topic.replication.factor,
   live brokers), offsets.topic.num.partitions partitions, min.insync.replicas min(2, RF)).
 
-Imports: asyncio, freshet.metadata (image, configs), freshet.v1, freshet.server.
+Imports: asyncio, freshet.metadata (commands, controller, image), freshet.v1, freshet.server.
 Thread-safety: event loop only, except `read_committed` (a worker thread; the log is thread-safe).
 """
 
@@ -26,7 +26,8 @@ import asyncio
 import logging
 import time
 
-from freshet.metadata import commands, configs
+from freshet.metadata import commands
+from freshet.metadata.controller import is_internal_topic
 from freshet.metadata.image import NO_LEADER
 from freshet.server import status
 from freshet.server.config import NodeConfig
@@ -130,12 +131,8 @@ class GroupRuntime:
         self._create_lock = asyncio.Lock()
 
     def _broker_config(self):
-        """Static values (flags, --set) < cluster values < this broker's dynamic values, as the
-        broker service reads them."""
-        image = self._publisher.image
-        layered = dict(self._config.broker_configs)
-        layered.update(image.cluster_configs)
-        return configs.broker_config(layered, image.broker_configs.get(self._config.node_id, {}))
+        """This broker's effective config now (NodeConfig.effective_broker_config)."""
+        return self._config.effective_broker_config(self._publisher.image)
 
     def register(self, server) -> None:
         self.service.register(server)
@@ -189,7 +186,7 @@ class GroupRuntime:
 
     def _partition_counts(self) -> dict[str, int]:
         image = self._publisher.image
-        return {topic.name: len(topic.partitions) for topic in image.topics() if not topic.name.startswith("__")}
+        return {topic.name: len(topic.partitions) for topic in image.topics() if not is_internal_topic(topic.name)}
 
     async def _ensure_offsets_topic(self) -> None:
         async with self._create_lock:

@@ -88,6 +88,9 @@ class LeaderLink:
         self.manager = manager
         self.leader_id = leader_id
         self.states: dict[tuple[str, int], FetchState] = {}
+        # The states that may have a position to send (needs_reset or needs_ack set), so that a
+        # request after each push looks at the partitions it touched, not at every one followed.
+        self._due: dict[tuple[str, int], FetchState] = {}
         self._removed: set[tuple[str, int]] = set()
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
@@ -112,7 +115,7 @@ class LeaderLink:
         previous = self.states.get(key)
         if previous is not None and previous.retry is not None:
             previous.retry.cancel()
-        self.states[key] = FetchState(partition, leader_epoch)
+        self.states[key] = self._due[key] = FetchState(partition, leader_epoch)
         self._removed.discard(key)
         self._wake.set()
 
@@ -138,6 +141,7 @@ class LeaderLink:
             self.streams_opened += 1
             for state in self.states.values():
                 state.needs_reset = True
+            self._due = dict(self.states)
             self._removed.clear()
             reader = asyncio.create_task(self._read(call), name=f"replica-fetcher-read-{self.leader_id}")
             reader.add_done_callback(lambda _: self._wake.set())
@@ -181,7 +185,10 @@ class LeaderLink:
     def _request(self) -> replication_pb2.ReplicaFetchRequest | None:
         """The next request: every reset position and acknowledgement due, and removals."""
         positions = []
-        for state in self.states.values():
+        due, self._due = self._due, {}
+        for key, state in due.items():
+            if self.states.get(key) is not state:
+                continue                 # removed or replaced meanwhile
             if state.needs_reset:
                 state.needs_reset = False
                 state.is_reset_outstanding = True
@@ -213,6 +220,7 @@ class LeaderLink:
             state = self.states.get((data.topic, data.partition))
             if state is None:
                 continue                 # removed meanwhile; the leader hears of it
+            self._due[state.partition.key] = state
             try:
                 changed |= self._on_partition_data(state, data)
             except StorageError as error:
@@ -307,8 +315,10 @@ class LeaderLink:
 
         def retry() -> None:
             state.retry = None
-            if self.states.get(state.partition.key) is state:
+            key = state.partition.key
+            if self.states.get(key) is state:
                 state.needs_reset = True
+                self._due[key] = state
                 self._wake.set()
 
         state.retry = asyncio.get_running_loop().call_later(RETRY_BACKOFF_S, retry)
