@@ -37,7 +37,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
-from freshet.client._transport import Transport, error_from_detail, node_from_endpoint, translate_rpc_error
+from freshet.client._transport import (
+    Transport,
+    error_from_detail,
+    node_from_endpoint,
+    raise_for_detail,
+    translate_rpc_error,
+)
 from freshet.client.admin_groups import GroupAdmin
 from freshet.client.errors import (
     BrokerUnavailableError,
@@ -554,7 +560,7 @@ class Admin(GroupAdmin):
         )
         response = self._call("controller", "CreateTopics", request)
         result = _single(response.results, f"CreateTopics {name}")
-        _raise_for(result.error, "")
+        raise_for_detail(result.error)
         return TopicCreated(
             name=result.name,
             topic_id=result.topic_id.hex(),
@@ -572,7 +578,7 @@ class Admin(GroupAdmin):
         request = controller_pb2.DeleteTopicsRequest(request_id=self._request_id(), names=[name])
         response = self._call("controller", "DeleteTopics", request)
         result = _single(response.results, f"DeleteTopics {name}")
-        _raise_for(result.error, "")
+        raise_for_detail(result.error)
         return result.topic_id.hex()
 
     def create_partitions(
@@ -597,7 +603,7 @@ class Admin(GroupAdmin):
         )
         response = self._call("controller", "CreatePartitions", request)
         result = _single(response.results, f"CreatePartitions {topic}")
-        _raise_for(result.error, "")
+        raise_for_detail(result.error)
         return [list(a.replicas) for a in result.assignments]
 
     def _metadata(self, topics: Sequence[str] | None, include_internal: bool) -> broker_pb2.MetadataResponse:
@@ -609,7 +615,7 @@ class Admin(GroupAdmin):
         response = self._metadata(None, include_internal)
         listings = []
         for topic in response.topics:
-            if _error(topic.error, "") is not None:
+            if topic.error.code != common_pb2.NONE:
                 continue
             replication = max((len(p.replicas) for p in topic.partitions), default=0)
             listings.append(
@@ -638,7 +644,7 @@ class Admin(GroupAdmin):
         brokers = {b.node_id: node_from_endpoint(b) for b in response.brokers}
         found = {}
         for topic in response.topics:
-            error = _error(topic.error, f"topic {topic.name}")
+            error = error_from_detail(topic.error, f"topic {topic.name}")
             if error is not None:
                 if wanted is not None:
                     if isinstance(error, UnknownTopicError):
@@ -735,7 +741,7 @@ class Admin(GroupAdmin):
         response = self._call("controller", "DescribeConfigs", request)
         out: dict[str, dict[str, str]] = {}
         for result in response.results:
-            if _error(result.error, "") is not None:
+            if result.error.code != common_pb2.NONE:
                 continue
             out[result.resource.topic_name] = {
                 c.key: c.value
@@ -757,7 +763,7 @@ class Admin(GroupAdmin):
         request = controller_pb2.DescribeConfigsRequest(resources=[resource.to_proto()], keys=list(keys))
         response = self._call("controller", "DescribeConfigs", request)
         result = _single(response.results, f"DescribeConfigs {resource}")
-        _raise_for(result.error, "")
+        raise_for_detail(result.error)
         return [
             ConfigEntry(c.key, c.value, _CONFIG_SOURCES.get(c.source, str(c.source)), c.doc)
             for c in result.configs
@@ -796,7 +802,7 @@ class Admin(GroupAdmin):
         )
         response = self._call("controller", "IncrementalAlterConfigs", request)
         result = _single(response.results, f"IncrementalAlterConfigs {resource}")
-        _raise_for(result.error, "")
+        raise_for_detail(result.error)
 
     # ---------------------------------------------------------------------------------------------
     # Leaders and reassignments.
@@ -827,7 +833,7 @@ class Admin(GroupAdmin):
                 r.partition.topic,
                 r.partition.partition,
                 r.leader if r.leader >= 0 else None,
-                _error(r.error, f"{r.partition.topic}-{r.partition.partition}"),
+                error_from_detail(r.error, f"{r.partition.topic}-{r.partition.partition}"),
             )
             for r in response.results
         ]
@@ -852,7 +858,7 @@ class Admin(GroupAdmin):
                 ReassignmentResult(
                     r.partition.topic,
                     r.partition.partition,
-                    _error(r.error, f"{r.partition.topic}-{r.partition.partition}"),
+                    error_from_detail(r.error, f"{r.partition.topic}-{r.partition.partition}"),
                 )
                 for r in response.results
             ),
@@ -891,7 +897,7 @@ class Admin(GroupAdmin):
         current: dict[TopicPartition, list[int]] = {}
         response = self._metadata(topics, True)
         for topic in response.topics:
-            if _error(topic.error, "") is None:
+            if topic.error.code == common_pb2.NONE:
                 for p in topic.partitions:
                     current[TopicPartition(topic.name, p.partition)] = list(p.replicas)
         statuses = []
@@ -918,16 +924,6 @@ def _short(rpc_error: grpc.RpcError, error: FreshetError) -> str:
         details = rpc_error.details() if hasattr(rpc_error, "details") else ""
         return "connection refused" if "refused" in (details or "").lower() else f"unavailable ({details})"
     return str(error)
-
-
-def _error(detail: common_pb2.ErrorDetail, context: str) -> FreshetError | None:
-    return error_from_detail(detail, context)
-
-
-def _raise_for(detail: common_pb2.ErrorDetail, context: str) -> None:
-    error = error_from_detail(detail, context)
-    if error is not None:
-        raise error
 
 
 def _single(results, what: str):

@@ -26,7 +26,7 @@ from collections.abc import Iterable, Sequence
 
 import grpc
 from freshet.client._group import CoordinatorClient
-from freshet.client._transport import Transport, error_from_detail, translate_rpc_error
+from freshet.client._transport import Transport, raise_for_detail, translate_rpc_error
 from freshet.client.consumer import Consumer
 from freshet.client.errors import FreshetError, GroupIdNotFoundError, NonEmptyGroupError
 from freshet.client.structs import TopicPartition
@@ -177,9 +177,7 @@ class GroupAdmin:
             "DescribeGroups", group_pb2.DescribeGroupsRequest(group_ids=[group_id]), self._group_timeout_s
         )
         described = response.groups[0]
-        error = error_from_detail(described.error, f"describe group {group_id!r}")
-        if error is not None:
-            raise error
+        raise_for_detail(described.error, f"describe group {group_id!r}")
         return described, coordinator.address or ""
 
     def describe_group(self, group_id: str) -> GroupDescription:
@@ -231,9 +229,7 @@ class GroupAdmin:
         response = self._coordinator(group_id).call(
             "DeleteGroups", group_pb2.DeleteGroupsRequest(group_ids=[group_id]), self._group_timeout_s
         )
-        error = error_from_detail(response.results[0].error, f"delete group {group_id!r}")
-        if error is not None:
-            raise error
+        raise_for_detail(response.results[0].error, f"delete group {group_id!r}")
 
     def reset_offsets(
         self,
@@ -309,9 +305,7 @@ class GroupAdmin:
             )
             response = self._coordinator(group_id).call("OffsetCommit", request, self._group_timeout_s)
             for result in response.results:
-                error = error_from_detail(result.error, f"reset {result.topic}-{result.partition}")
-                if error is not None:
-                    raise error
+                raise_for_detail(result.error, f"reset {result.topic}-{result.partition}")
         return plan
 
     def _end_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:

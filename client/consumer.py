@@ -63,7 +63,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 import grpc
 from freshet.client._group import CoordinatorClient, Membership
 from freshet.client._metadata import Metadata
-from freshet.client._transport import Transport, error_from_detail, translate_rpc_error
+from freshet.client._transport import Transport, error_from_detail, raise_for_detail, translate_rpc_error
 from freshet.client.errors import (
     ClientTimeoutError,
     CommitFailedError,
@@ -960,9 +960,7 @@ class Consumer:
         response = self._coordinator.call("OffsetFetch", request, timeout_s)
         found: dict[TopicPartition, int | None] = {tp: None for tp in wanted}
         for result in response.results:
-            error = error_from_detail(result.error, f"committed offset of {result.topic}-{result.partition}")
-            if error is not None:
-                raise error
+            raise_for_detail(result.error, f"committed offset of {result.topic}-{result.partition}")
             found[TopicPartition(result.topic, result.partition)] = result.offset if result.offset >= 0 else None
         return found[wanted[0]] if is_single else found
 
