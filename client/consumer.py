@@ -1302,8 +1302,10 @@ class Consumer:
             if state is None or generations.get(tp) != state.generation:
                 continue
             state.is_fetching = False
-            partition_error = error_from_detail(result.error, f"fetch {tp} from {address}")
-            if partition_error is not None:
+            if result.error.code != common_pb2.NONE:
+                # The description is built only for a failure, not for every partition fetched.
+                partition_error = error_from_detail(result.error, f"fetch {tp} from {address}")
+                assert partition_error is not None
                 self._on_fetch_error(state, partition_error, now)
                 continue
             state.high_watermark = result.high_watermark
