@@ -38,7 +38,6 @@ from typing import Any
 
 import grpc
 from freshet.client._transport import (
-    Transport,
     error_from_detail,
     node_from_endpoint,
     raise_for_detail,
@@ -329,25 +328,13 @@ class Admin(GroupAdmin):
         """
         if not isinstance(request_timeout_ms, int) or request_timeout_ms <= 0:
             raise ValueError(f"request_timeout_ms must be a positive int, not {request_timeout_ms!r}")
-        self._transport = Transport(bootstrap_servers, client_id=client_id)
-        self._timeout_s = request_timeout_ms / 1000
+        super().__init__(bootstrap_servers, client_id=client_id, request_timeout_ms=request_timeout_ms)
         self._controller_stubs: dict[str, controller_pb2_grpc.ControllerStub] = {}
-        self._init_groups(bootstrap_servers, request_timeout_ms)
 
     @property
     def bootstrap_servers(self) -> list[str]:
         """The bootstrap addresses in use."""
         return list(self._transport.bootstrap_addresses)
-
-    def close(self) -> None:
-        """Close every channel; later calls fail with BrokerUnavailableError."""
-        self._transport.close()
-
-    def __enter__(self) -> Admin:
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.close()
 
     # ---------------------------------------------------------------------------------------------
     # Calling nodes.
