@@ -615,6 +615,15 @@ class Sender:
             key = (batch.topic, batch.partition)
             self._partitions[key].in_flight -= 1
             result = results.get(key)
+            code = None if result is None else result.error.code
+            if code == common_pb2.NONE:
+                self._on_batch_success(batch, result.base_offset, result.log_append_time_ms)
+                continue
+            if code == common_pb2.DUPLICATE_SEQUENCE:
+                # Written before, but older than the batches the broker remembers: offsets unknown.
+                self._on_batch_success(batch, -1, -1)
+                continue
+            # Only a failure needs the description: not built for every batch acknowledged.
             where = f"produce to {batch.topic}-{batch.partition} on {stream.address}"
             if result is None:
                 self._on_batch_error(
@@ -622,13 +631,6 @@ class Sender:
                     RequestTimedOutError(f"{where}: the response has no result for the partition"),
                     maybe_written=True,
                 )
-                continue
-            code = result.error.code
-            if code == common_pb2.NONE:
-                self._on_batch_success(batch, result.base_offset, result.log_append_time_ms)
-            elif code == common_pb2.DUPLICATE_SEQUENCE:
-                # Written before, but older than the batches the broker remembers: offsets unknown.
-                self._on_batch_success(batch, -1, -1)
             else:
                 error = error_from_detail(result.error, where)
                 assert error is not None

@@ -197,6 +197,13 @@ def error_from_detail(detail: common_pb2.ErrorDetail, context: str = "") -> Fres
     return error_for_code(detail.code, message, **fields)
 
 
+def raise_for_detail(detail: common_pb2.ErrorDetail, context: str = "") -> None:
+    """Raise the exception `detail` describes (see error_from_detail); return when its code is NONE."""
+    error = error_from_detail(detail, context)
+    if error is not None:
+        raise error
+
+
 def _rich_status(error: grpc.RpcError) -> status_pb2.Status | None:
     try:
         return rpc_status.from_call(error)

@@ -37,7 +37,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
-from freshet.client._transport import Transport, error_from_detail, node_from_endpoint, translate_rpc_error
+from freshet.client._transport import (
+    error_from_detail,
+    node_from_endpoint,
+    raise_for_detail,
+    translate_rpc_error,
+)
 from freshet.client.admin_groups import GroupAdmin
 from freshet.client.errors import (
     BrokerUnavailableError,
@@ -323,25 +328,13 @@ class Admin(GroupAdmin):
         """
         if not isinstance(request_timeout_ms, int) or request_timeout_ms <= 0:
             raise ValueError(f"request_timeout_ms must be a positive int, not {request_timeout_ms!r}")
-        self._transport = Transport(bootstrap_servers, client_id=client_id)
-        self._timeout_s = request_timeout_ms / 1000
+        super().__init__(bootstrap_servers, client_id=client_id, request_timeout_ms=request_timeout_ms)
         self._controller_stubs: dict[str, controller_pb2_grpc.ControllerStub] = {}
-        self._init_groups(bootstrap_servers, request_timeout_ms)
 
     @property
     def bootstrap_servers(self) -> list[str]:
         """The bootstrap addresses in use."""
         return list(self._transport.bootstrap_addresses)
-
-    def close(self) -> None:
-        """Close every channel; later calls fail with BrokerUnavailableError."""
-        self._transport.close()
-
-    def __enter__(self) -> Admin:
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.close()
 
     # ---------------------------------------------------------------------------------------------
     # Calling nodes.
@@ -554,7 +547,7 @@ class Admin(GroupAdmin):
         )
         response = self._call("controller", "CreateTopics", request)
         result = _single(response.results, f"CreateTopics {name}")
-        _raise_for(result.error, "")
+        raise_for_detail(result.error)
         return TopicCreated(
             name=result.name,
             topic_id=result.topic_id.hex(),
@@ -572,7 +565,7 @@ class Admin(GroupAdmin):
         request = controller_pb2.DeleteTopicsRequest(request_id=self._request_id(), names=[name])
         response = self._call("controller", "DeleteTopics", request)
         result = _single(response.results, f"DeleteTopics {name}")
-        _raise_for(result.error, "")
+        raise_for_detail(result.error)
         return result.topic_id.hex()
 
     def create_partitions(
@@ -597,7 +590,7 @@ class Admin(GroupAdmin):
         )
         response = self._call("controller", "CreatePartitions", request)
         result = _single(response.results, f"CreatePartitions {topic}")
-        _raise_for(result.error, "")
+        raise_for_detail(result.error)
         return [list(a.replicas) for a in result.assignments]
 
     def _metadata(self, topics: Sequence[str] | None, include_internal: bool) -> broker_pb2.MetadataResponse:
@@ -609,7 +602,7 @@ class Admin(GroupAdmin):
         response = self._metadata(None, include_internal)
         listings = []
         for topic in response.topics:
-            if _error(topic.error, "") is not None:
+            if topic.error.code != common_pb2.NONE:
                 continue
             replication = max((len(p.replicas) for p in topic.partitions), default=0)
             listings.append(
@@ -638,7 +631,7 @@ class Admin(GroupAdmin):
         brokers = {b.node_id: node_from_endpoint(b) for b in response.brokers}
         found = {}
         for topic in response.topics:
-            error = _error(topic.error, f"topic {topic.name}")
+            error = error_from_detail(topic.error, f"topic {topic.name}")
             if error is not None:
                 if wanted is not None:
                     if isinstance(error, UnknownTopicError):
@@ -735,7 +728,7 @@ class Admin(GroupAdmin):
         response = self._call("controller", "DescribeConfigs", request)
         out: dict[str, dict[str, str]] = {}
         for result in response.results:
-            if _error(result.error, "") is not None:
+            if result.error.code != common_pb2.NONE:
                 continue
             out[result.resource.topic_name] = {
                 c.key: c.value
@@ -757,7 +750,7 @@ class Admin(GroupAdmin):
         request = controller_pb2.DescribeConfigsRequest(resources=[resource.to_proto()], keys=list(keys))
         response = self._call("controller", "DescribeConfigs", request)
         result = _single(response.results, f"DescribeConfigs {resource}")
-        _raise_for(result.error, "")
+        raise_for_detail(result.error)
         return [
             ConfigEntry(c.key, c.value, _CONFIG_SOURCES.get(c.source, str(c.source)), c.doc)
             for c in result.configs
@@ -796,7 +789,7 @@ class Admin(GroupAdmin):
         )
         response = self._call("controller", "IncrementalAlterConfigs", request)
         result = _single(response.results, f"IncrementalAlterConfigs {resource}")
-        _raise_for(result.error, "")
+        raise_for_detail(result.error)
 
     # ---------------------------------------------------------------------------------------------
     # Leaders and reassignments.
@@ -827,7 +820,7 @@ class Admin(GroupAdmin):
                 r.partition.topic,
                 r.partition.partition,
                 r.leader if r.leader >= 0 else None,
-                _error(r.error, f"{r.partition.topic}-{r.partition.partition}"),
+                error_from_detail(r.error, f"{r.partition.topic}-{r.partition.partition}"),
             )
             for r in response.results
         ]
@@ -852,7 +845,7 @@ class Admin(GroupAdmin):
                 ReassignmentResult(
                     r.partition.topic,
                     r.partition.partition,
-                    _error(r.error, f"{r.partition.topic}-{r.partition.partition}"),
+                    error_from_detail(r.error, f"{r.partition.topic}-{r.partition.partition}"),
                 )
                 for r in response.results
             ),
@@ -891,7 +884,7 @@ class Admin(GroupAdmin):
         current: dict[TopicPartition, list[int]] = {}
         response = self._metadata(topics, True)
         for topic in response.topics:
-            if _error(topic.error, "") is None:
+            if topic.error.code == common_pb2.NONE:
                 for p in topic.partitions:
                     current[TopicPartition(topic.name, p.partition)] = list(p.replicas)
         statuses = []
@@ -918,16 +911,6 @@ def _short(rpc_error: grpc.RpcError, error: FreshetError) -> str:
         details = rpc_error.details() if hasattr(rpc_error, "details") else ""
         return "connection refused" if "refused" in (details or "").lower() else f"unavailable ({details})"
     return str(error)
-
-
-def _error(detail: common_pb2.ErrorDetail, context: str) -> FreshetError | None:
-    return error_from_detail(detail, context)
-
-
-def _raise_for(detail: common_pb2.ErrorDetail, context: str) -> None:
-    error = error_from_detail(detail, context)
-    if error is not None:
-        raise error
 
 
 def _single(results, what: str):

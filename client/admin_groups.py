@@ -2,8 +2,8 @@
 
 Owns `GroupAdmin`, the group methods INTERFACE.md lists on `Admin` (`list_groups`,
 `describe_group`, `delete_group`, `reset_offsets`) and their typed results. `Admin`
-(client/admin.py) inherits them; they need only `self._transport` and the options `_init_groups`
-sets up. `GroupAdmin` also works alone.
+(client/admin.py) inherits them and the transport, timeout and closing `GroupAdmin.__init__` sets
+up. `GroupAdmin` also works alone.
 
 - `list_groups` asks every broker (each coordinates the groups of the __consumer_offsets partitions
   it leads) and merges the answers;
@@ -23,10 +23,11 @@ from __future__ import annotations
 import dataclasses
 import datetime
 from collections.abc import Iterable, Sequence
+from typing import Self
 
 import grpc
 from freshet.client._group import CoordinatorClient
-from freshet.client._transport import Transport, error_from_detail, translate_rpc_error
+from freshet.client._transport import Transport, raise_for_detail, translate_rpc_error
 from freshet.client.consumer import Consumer
 from freshet.client.errors import FreshetError, GroupIdNotFoundError, NonEmptyGroupError
 from freshet.client.structs import TopicPartition
@@ -123,16 +124,14 @@ class GroupAdmin:
     def __init__(self, bootstrap_servers: str | Sequence[str] | None = None, *, client_id: str = "freshet-admin",
                  request_timeout_ms: int = 30000) -> None:
         self._transport = Transport(bootstrap_servers, client_id=client_id)
-        self._init_groups(bootstrap_servers, request_timeout_ms)
-
-    def _init_groups(self, bootstrap_servers, request_timeout_ms: int) -> None:
-        self._group_bootstrap = bootstrap_servers
-        self._group_timeout_s = request_timeout_ms / 1000
+        self._bootstrap_servers = bootstrap_servers  # for the Consumers that read offsets
+        self._timeout_s = request_timeout_ms / 1000
 
     def close(self) -> None:
+        """Close every channel; later calls fail with BrokerUnavailableError."""
         self._transport.close()
 
-    def __enter__(self):
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info) -> None:
@@ -141,13 +140,13 @@ class GroupAdmin:
     def _coordinator(self, group_id: str) -> CoordinatorClient:
         if not isinstance(group_id, str) or not group_id:
             raise ValueError(f"group id must be a non-empty string, not {group_id!r}")
-        return CoordinatorClient(self._transport, group_id, retry_backoff_s=0.1, request_timeout_s=self._group_timeout_s)
+        return CoordinatorClient(self._transport, group_id, retry_backoff_s=0.1, request_timeout_s=self._timeout_s)
 
     def _broker_addresses(self) -> list[str]:
         last_error: FreshetError | None = None
         for address in self._transport.bootstrap_addresses:
             try:
-                response = self._transport.stub(address).Metadata(broker_pb2.MetadataRequest(topics=[]), timeout=self._group_timeout_s)
+                response = self._transport.stub(address).Metadata(broker_pb2.MetadataRequest(topics=[]), timeout=self._timeout_s)
             except grpc.RpcError as error:
                 last_error = translate_rpc_error(error, address, "Metadata")
                 continue
@@ -163,7 +162,7 @@ class GroupAdmin:
         for address in self._broker_addresses():
             try:
                 response = self._transport.group_stub(address).ListGroups(
-                    group_pb2.ListGroupsRequest(), timeout=self._group_timeout_s
+                    group_pb2.ListGroupsRequest(), timeout=self._timeout_s
                 )
             except grpc.RpcError as error:
                 raise translate_rpc_error(error, address, "ListGroups") from None
@@ -174,12 +173,10 @@ class GroupAdmin:
     def _describe_raw(self, group_id: str) -> tuple[group_pb2.DescribedGroup, str]:
         coordinator = self._coordinator(group_id)
         response = coordinator.call(
-            "DescribeGroups", group_pb2.DescribeGroupsRequest(group_ids=[group_id]), self._group_timeout_s
+            "DescribeGroups", group_pb2.DescribeGroupsRequest(group_ids=[group_id]), self._timeout_s
         )
         described = response.groups[0]
-        error = error_from_detail(described.error, f"describe group {group_id!r}")
-        if error is not None:
-            raise error
+        raise_for_detail(described.error, f"describe group {group_id!r}")
         return described, coordinator.address or ""
 
     def describe_group(self, group_id: str) -> GroupDescription:
@@ -229,11 +226,9 @@ class GroupAdmin:
             GroupIdNotFoundError: no such group.
         """
         response = self._coordinator(group_id).call(
-            "DeleteGroups", group_pb2.DeleteGroupsRequest(group_ids=[group_id]), self._group_timeout_s
+            "DeleteGroups", group_pb2.DeleteGroupsRequest(group_ids=[group_id]), self._timeout_s
         )
-        error = error_from_detail(response.results[0].error, f"delete group {group_id!r}")
-        if error is not None:
-            raise error
+        raise_for_detail(response.results[0].error, f"delete group {group_id!r}")
 
     def reset_offsets(
         self,
@@ -276,9 +271,9 @@ class GroupAdmin:
                 f"group {group_id!r} has {len(described.members)} active member(s); stop its consumers first",
             )
         committed = {} if described is None else {(o.topic, o.partition): o.offset for o in described.offsets}
-        with Consumer(self._group_bootstrap, enable_auto_commit=False) as reader:
+        with Consumer(self._bootstrap_servers, enable_auto_commit=False) as reader:
             reader._metadata.add_topics({topic})
-            counts = reader._metadata.wait_for_topic(topic, self._group_timeout_s, min(self._group_timeout_s, 5.0))
+            counts = reader._metadata.wait_for_topic(topic, self._timeout_s, min(self._timeout_s, 5.0))
             numbers = sorted(partitions) if partitions is not None else list(range(len(counts.partitions)))
             tps = [TopicPartition(topic, p) for p in numbers]
             starts = reader.beginning_offsets(tps)
@@ -307,19 +302,17 @@ class GroupAdmin:
                     for r in plan
                 ],
             )
-            response = self._coordinator(group_id).call("OffsetCommit", request, self._group_timeout_s)
+            response = self._coordinator(group_id).call("OffsetCommit", request, self._timeout_s)
             for result in response.results:
-                error = error_from_detail(result.error, f"reset {result.topic}-{result.partition}")
-                if error is not None:
-                    raise error
+                raise_for_detail(result.error, f"reset {result.topic}-{result.partition}")
         return plan
 
     def _end_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
         if not partitions:
             return {}
-        with Consumer(self._group_bootstrap, enable_auto_commit=False) as reader:
+        with Consumer(self._bootstrap_servers, enable_auto_commit=False) as reader:
             try:
-                return reader.end_offsets(partitions, timeout_ms=int(self._group_timeout_s * 1000))
+                return reader.end_offsets(partitions, timeout_ms=int(self._timeout_s * 1000))
             except FreshetError:
                 # A deleted topic or an offline partition: report what can be known, per partition.
                 found = {}

@@ -63,7 +63,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 import grpc
 from freshet.client._group import CoordinatorClient, Membership
 from freshet.client._metadata import Metadata
-from freshet.client._transport import Transport, error_from_detail, translate_rpc_error
+from freshet.client._transport import Transport, error_from_detail, raise_for_detail, translate_rpc_error
 from freshet.client.errors import (
     ClientTimeoutError,
     CommitFailedError,
@@ -960,9 +960,7 @@ class Consumer:
         response = self._coordinator.call("OffsetFetch", request, timeout_s)
         found: dict[TopicPartition, int | None] = {tp: None for tp in wanted}
         for result in response.results:
-            error = error_from_detail(result.error, f"committed offset of {result.topic}-{result.partition}")
-            if error is not None:
-                raise error
+            raise_for_detail(result.error, f"committed offset of {result.topic}-{result.partition}")
             found[TopicPartition(result.topic, result.partition)] = result.offset if result.offset >= 0 else None
         return found[wanted[0]] if is_single else found
 
@@ -1304,8 +1302,10 @@ class Consumer:
             if state is None or generations.get(tp) != state.generation:
                 continue
             state.is_fetching = False
-            partition_error = error_from_detail(result.error, f"fetch {tp} from {address}")
-            if partition_error is not None:
+            if result.error.code != common_pb2.NONE:
+                # The description is built only for a failure, not for every partition fetched.
+                partition_error = error_from_detail(result.error, f"fetch {tp} from {address}")
+                assert partition_error is not None
                 self._on_fetch_error(state, partition_error, now)
                 continue
             state.high_watermark = result.high_watermark
