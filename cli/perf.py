@@ -232,17 +232,20 @@ def consume(
 
       freshet perf consume --topic bench --messages 100000 --group bench-readers --json
     """
-    from freshet.client import Consumer, Producer, TopicPartition
+    from freshet.client import Consumer, TopicPartition
     from freshet.client.errors import FreshetError
 
     cpu_before = time.process_time()
     try:
-        # The consumer has no metadata call of its own for a topic's partitions: a producer's does.
-        with Producer(bootstrap, acks=1, client_id="freshet-perf-metadata") as metadata:
-            partitions = metadata.partitions_for(topic)
         consumer = Consumer(bootstrap, group_id=group, enable_auto_commit=group is not None,
                             auto_offset_reset="earliest", client_id="freshet-perf-consumer", max_poll_records=10000)
     except FreshetError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(1) from None
+    try:
+        partitions = sorted(consumer.partitions_for_topic(topic))
+    except FreshetError as error:
+        consumer.close()
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(1) from None
     progress = _Progress("consume", messages, as_json)

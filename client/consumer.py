@@ -987,6 +987,16 @@ class Consumer:
         found = self._list_offsets({TopicPartition(*tp): EARLIEST for tp in partitions}, timeout_ms)
         return {tp: result.offset for tp, result in found.items()}
 
+    def partitions_for_topic(self, topic: str) -> set[int]:
+        """The partition numbers of `topic` (kafka-python's name), waiting up to
+        default_api_timeout_ms for its metadata.
+
+        Raises:
+            UnknownTopicError: the topic does not exist; BrokerUnavailableError: no broker answered.
+        """
+        info = self._metadata.wait_for_topic(topic, self._api_timeout_s, self._api_timeout_s)
+        return set(range(len(info.partitions)))
+
     def end_offsets(self, partitions: Iterable[TopicPartition], timeout_ms: int | None = None) -> dict[TopicPartition, int]:
         """The end offset (high watermark: the offset the next committed record gets) of each partition."""
         found = self._list_offsets({TopicPartition(*tp): LATEST for tp in partitions}, timeout_ms)

@@ -25,6 +25,7 @@ from freshet.client.errors import (
     IllegalStateError,
     NoOffsetForPartitionError,
     OffsetOutOfRangeError,
+    UnknownTopicError,
 )
 from freshet.client.structs import ConsumerRecord, OffsetAndTimestamp
 from freshet.storage.config import LogConfig
@@ -186,6 +187,14 @@ def test_offset_lookups(cluster):
         assert consumer.offsets_for_times({T0: 9999}) == {T0: None}
         with pytest.raises(ValueError):
             consumer.offsets_for_times({T0: -5})
+
+
+def test_partitions_for_topic_and_an_unknown_topic(cluster):
+    cluster.create_topic("orders", 3)
+    with Consumer(cluster.bootstrap, default_api_timeout_ms=2000) as consumer:
+        assert consumer.partitions_for_topic("orders") == {0, 1, 2}
+        with pytest.raises(UnknownTopicError):
+            consumer.partitions_for_topic("missing")
 
 
 def test_pause_and_resume(cluster):
