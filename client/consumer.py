@@ -992,9 +992,13 @@ class Consumer:
         default_api_timeout_ms for its metadata.
 
         Raises:
-            UnknownTopicError: the topic does not exist; BrokerUnavailableError: no broker answered.
+            UnknownTopicError: brokers kept saying the topic does not exist (for 5 s, as the
+                producer's topic_metadata_propagation_max_ms, or half the timeout if shorter: a
+                new topic takes a moment to reach every broker).
+            MaxBlockTimeoutError: no broker answered in time.
         """
-        info = self._metadata.wait_for_topic(topic, self._api_timeout_s, self._api_timeout_s)
+        propagation_s = min(5.0, self._api_timeout_s / 2)
+        info = self._metadata.wait_for_topic(topic, self._api_timeout_s, propagation_s)
         return set(range(len(info.partitions)))
 
     def end_offsets(self, partitions: Iterable[TopicPartition], timeout_ms: int | None = None) -> dict[TopicPartition, int]:

@@ -191,7 +191,7 @@ def test_offset_lookups(cluster):
 
 def test_partitions_for_topic_and_an_unknown_topic(cluster):
     cluster.create_topic("orders", 3)
-    with Consumer(cluster.bootstrap, default_api_timeout_ms=2000) as consumer:
+    with Consumer(cluster.bootstrap, default_api_timeout_ms=4000) as consumer:
         assert consumer.partitions_for_topic("orders") == {0, 1, 2}
         with pytest.raises(UnknownTopicError):
             consumer.partitions_for_topic("missing")
