@@ -1,5 +1,5 @@
 """`freshet cluster up`: a local cluster of combined nodes in the foreground (thin; the supervisor
-is freshet.server.local_cluster); `freshet cluster status`: the cluster as its metadata knows it."""
+is freshet.server.tools.local_cluster); `freshet cluster status`: the cluster as its metadata knows it."""
 
 from __future__ import annotations
 
@@ -33,8 +33,7 @@ def up(
 
       freshet cluster up --nodes 1 --base-port 19092 --data-dir /tmp/f1
     """
-    from freshet.server import local_cluster
-
+    from freshet.server.tools import local_cluster
     try:
         code = local_cluster.run(nodes, data_dir, base_port, as_json)
     except local_cluster.ClusterUsageError as error:

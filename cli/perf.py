@@ -1,7 +1,7 @@
 """`freshet perf`: performance tools.
 
 `freshet perf storage` benchmarks the storage engine against raw file I/O on this machine and
-prints one JSON line (see `freshet.storage.bench`). The benchmark module is imported only when the
+prints one JSON line (see `freshet.server.tools.storage_bench`). The benchmark module is imported only when the
 command runs, so the CLI starts fast.
 
 `freshet perf produce` / `perf consume` measure a running cluster through the SDK's Producer and
@@ -44,7 +44,7 @@ def storage(
 
       freshet perf storage
     """
-    from freshet.storage import bench
+    from freshet.server.tools import storage_bench as bench
 
     typer.echo(json.dumps(bench.run(quick=quick, directory=directory)))
 

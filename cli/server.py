@@ -54,7 +54,7 @@ def start(
     from freshet.server import node
     from freshet.server.config import load_node_config
     from freshet.server.errors import NodeConfigError
-    from freshet.server.pod_env import pod_identity
+    from freshet.server.tools.pod_env import pod_identity
 
     flags = {
         "node.id": node_id,

@@ -1,20 +1,27 @@
-"""Freshet server: the node process.
+"""Freshet server: the node process, as sub-packages by concern.
 
-Wires storage and metadata to the network: node lifecycle, gRPC services, replica manager and
-fetchers, produce/fetch purgatories, group coordinator, the single error-to-status table, metrics
-and HTTP. May import every layer below it; never the cli.
+A produce request's path: `broker.service` (gRPC) -> `broker.data_plane` (facade) ->
+`broker.produce` -> `replication.partition` (purgatory) -> `freshet.storage.log`; followers get the
+batch through `replication.leader_sessions` and acknowledge it through `replication.fetcher`.
 
-Modules:
-    node.py                 Node: start, serve, controlled shutdown; `serve`/`run` for the CLI
-    config.py               NodeConfig from flags, --set, TOML, environment; validation
-    errors.py               server domain errors; status.py maps every domain error to the wire
-    active_controller.py    the active-controller role (claim, sessions, proposals, admin)
-    controller_service.py   the Controller gRPC service: local, forwarded or refused per RPC
-    controller_client.py    channels to the controllers and KIP-590 forwarding
-    metadata_publisher.py   the node's current image: local voter or WatchMetadata stream
-    broker_lifecycle.py     the broker's registration, heartbeats and controlled shutdown
-    replica_manager.py      hosted replicas and roles from metadata (the data plane's seam)
-    broker_service.py       Broker.Metadata (the data-plane RPCs come with their issue)
-    http_server.py          /healthz /readyz /metrics /status
-    local_cluster.py        `freshet cluster up`
+Packages (each `__init__` says what it owns and may import; pyproject's import-linter contracts
+enforce the arrows):
+
+    replication/  the pure replication core, a hosted partition's run-time state and purgatories,
+                  the leader's push sessions and the follower's fetcher (imports no broker/groups)
+    broker/       the data plane (roles, produce, fetch, AlterPartition, housekeeping), hosted
+                  replicas, producer ids, registration/heartbeats, the Broker gRPC service
+    groups/       consumer groups: state, assignors, offsets records, coordinator, runtime, service
+    cluster/      the node's link to the metadata quorum: controller channels, KIP-590
+                  forwarding, the published MetadataImage (imports no broker/controller/groups)
+    controller/   the active-controller role and the Controller gRPC service
+    http/         /metrics /healthz /readyz /status and the web console
+    tools/        entry points the CLI runs besides `server start`: `cluster up`, the pod
+                  environment (`--from-env`), the storage benchmark
+
+Top level: `node.py` (wiring and lifecycle), `config.py` (NodeConfig), `limits.py` (every bound),
+`clock.py` (injected time), `errors.py` + `status.py` (domain errors and the single table mapping
+them to the wire), `metrics.py`, `tasks.py`.
+
+May import every layer below it (storage, metadata, wire types); never the cli.
 """

@@ -16,7 +16,7 @@ own `CollectorRegistry` (never the process-global one, so in-process test nodes 
 
 Gauges that are a function of current state (under-replicated and offline partitions, leader and
 partition counts, max follower lag, purgatory sizes) are read at scrape time by
-`server/http_server.py` through the node's view, so nothing has to keep them in sync.
+`server/http/server.py` through the node's view, so nothing has to keep them in sync.
 
 Imports: prometheus_client. Thread-safety: prometheus_client metrics are thread-safe; the loop
 updates them and the HTTP thread reads them.

@@ -46,20 +46,20 @@ import time
 import grpc
 from freshet.metadata.errors import MetadataError, TransferDeniedError
 from freshet.metadata.quorum import MetadataQuorum, QuorumConfig
-from freshet.server.active_controller import ActiveController
-from freshet.server.broker_lifecycle import BrokerLifecycle
-from freshet.server.broker_service import BrokerService
+from freshet.server.broker.data_plane import DataPlane
+from freshet.server.broker.hosted_replicas import ReplicaManager
+from freshet.server.broker.lifecycle import BrokerLifecycle
+from freshet.server.broker.service import BrokerService
+from freshet.server.cluster.channels import CHANNEL_OPTIONS, ControllerChannels
+from freshet.server.cluster.publisher import MetadataPublisher, QuorumPublisher, WatchPublisher
 from freshet.server.config import NodeConfig, format_node_addresses
-from freshet.server.controller_client import CHANNEL_OPTIONS, ControllerChannels
-from freshet.server.controller_service import ControllerService
-from freshet.server.data_plane import DataPlane
+from freshet.server.controller.active import ActiveController
+from freshet.server.controller.service import ControllerService
 from freshet.server.errors import NodeStartError
-from freshet.server.group_node import GroupRuntime
-from freshet.server.http_server import NodeHttpServer, NodeView
-from freshet.server.metadata_publisher import MetadataPublisher, QuorumPublisher, WatchPublisher
+from freshet.server.groups.runtime import GroupRuntime
+from freshet.server.http.server import NodeHttpServer, NodeView
 from freshet.server.metrics import BrokerMetrics
-from freshet.server.replica_manager import ReplicaManager
-from freshet.server.replication_service import ReplicationService
+from freshet.server.replication.leader_sessions import ReplicationService
 from freshet.storage.errors import StorageError
 from freshet.storage.log_manager import LogManager
 from freshet.v1 import controller_pb2_grpc, replication_pb2_grpc
@@ -76,19 +76,19 @@ UNREACHABLE_CONTROLLER_GIVE_UP_S = 2.0
 
 # Logger name prefix -> component shown in the log line.
 _COMPONENTS = (
-    ("freshet.server.active_controller", "controller"),
-    ("freshet.server.controller_service", "controller-rpc"),
-    ("freshet.server.controller_client", "controller-client"),
-    ("freshet.server.broker_lifecycle", "broker"),
-    ("freshet.server.broker_service", "broker-rpc"),
-    ("freshet.server.replica_manager", "replicas"),
-    ("freshet.server.data_plane", "data-plane"),
-    ("freshet.server.group_", "groups"),
-    ("freshet.server.replication_service", "replication"),
-    ("freshet.server.replica_fetcher", "fetcher"),
-    ("freshet.server.producer_ids", "producer-ids"),
-    ("freshet.server.metadata_publisher", "metadata"),
-    ("freshet.server.http_server", "http"),
+    ("freshet.server.controller.active", "controller"),
+    ("freshet.server.controller.service", "controller-rpc"),
+    ("freshet.server.cluster.channels", "controller-client"),
+    ("freshet.server.broker.lifecycle", "broker"),
+    ("freshet.server.broker.service", "broker-rpc"),
+    ("freshet.server.broker.hosted_replicas", "replicas"),
+    ("freshet.server.broker.data_plane", "data-plane"),
+    ("freshet.server.groups", "groups"),
+    ("freshet.server.replication.leader_sessions", "replication"),
+    ("freshet.server.replication.fetcher", "fetcher"),
+    ("freshet.server.broker.producer_ids", "producer-ids"),
+    ("freshet.server.cluster.publisher", "metadata"),
+    ("freshet.server.http.server", "http"),
     ("freshet.server.node", "node"),
     ("freshet.metadata", "quorum"),
     ("freshet.storage", "storage"),

@@ -25,7 +25,7 @@ from collections.abc import Mapping
 import grpc
 from freshet.metadata import errors as metadata_errors
 from freshet.server import errors as server_errors
-from freshet.server import group_state
+from freshet.server.groups import state as group_state
 from freshet.storage import errors as storage_errors
 from freshet.v1 import common_pb2
 from google.protobuf import any_pb2
@@ -153,7 +153,7 @@ DOMAIN_ERRORS: Mapping[type[Exception], int | None] = {
     server_errors.NotCoordinatorError: E.NOT_COORDINATOR,
     server_errors.CoordinatorLoadInProgressError: E.COORDINATOR_LOAD_IN_PROGRESS,
     server_errors.CoordinatorNotAvailableError: E.COORDINATOR_NOT_AVAILABLE,
-    # server/group_state.py (the consumer-group state machine)
+    # server/groups/state.py (the consumer-group state machine)
     group_state.GroupError: E.UNKNOWN_SERVER_ERROR,
     group_state.UnknownMemberError: E.UNKNOWN_MEMBER,
     group_state.FencedMemberEpochError: E.FENCED_MEMBER_EPOCH,

@@ -1,7 +1,7 @@
 """The Group service for the fake cluster: the real GroupCoordinator on every fake broker.
 
 Not a test module; imported by the client tests. `FakeGroups(cluster)` gives each fake broker a
-`freshet.server.group_coordinator.GroupCoordinator` (the production coordinator: state machine,
+`freshet.server.groups.coordinator.GroupCoordinator` (the production coordinator: state machine,
 assignors, record codec, loading) over the fake cluster's real partition logs of
 `__consumer_offsets`:
 
@@ -24,10 +24,11 @@ import asyncio
 import threading
 import time
 
-from freshet.server import group_records, status
+from freshet.server import status
 from freshet.server.errors import NotCoordinatorError
-from freshet.server.group_coordinator import CoordinatorConfig, GroupCoordinator
-from freshet.server.group_service import delete_groups, describe_groups
+from freshet.server.groups import records as group_records
+from freshet.server.groups.coordinator import CoordinatorConfig, GroupCoordinator
+from freshet.server.groups.service import delete_groups, describe_groups
 from freshet.v1 import group_pb2, group_pb2_grpc
 
 OFFSETS = group_records.OFFSETS_TOPIC

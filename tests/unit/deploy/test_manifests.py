@@ -171,8 +171,8 @@ def _pod_environment(statefulset: dict, ordinal: int) -> dict[str, str]:
 
 def test_the_manifests_agree_with_the_servers_defaults_and_make_valid_node_configs(rendered, tmp_path):
     """Every pod's env, read by `--from-env` with the ConfigMap file, is a valid node config."""
-    from freshet.server import pod_env
     from freshet.server.config import load_node_config
+    from freshet.server.tools import pod_env
 
     name, docs = rendered
     assert PORTS == {

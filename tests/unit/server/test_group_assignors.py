@@ -4,8 +4,8 @@ assignors; Kafka's RangeAssignor and UniformAssignor). Property-based with hypot
 from __future__ import annotations
 
 import pytest
-from freshet.server import group_assignors
-from freshet.server.group_assignors import RANGE, UNIFORM, assign
+from freshet.server.groups import assignors as group_assignors
+from freshet.server.groups.assignors import RANGE, UNIFORM, assign
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

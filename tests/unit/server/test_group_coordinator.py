@@ -7,8 +7,10 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from freshet.server import errors, group_records, group_state
-from freshet.server.group_coordinator import CoordinatorConfig, GroupCoordinator
+from freshet.server import errors
+from freshet.server.groups import records as group_records
+from freshet.server.groups import state as group_state
+from freshet.server.groups.coordinator import CoordinatorConfig, GroupCoordinator
 from freshet.v1 import common_pb2, group_pb2
 
 

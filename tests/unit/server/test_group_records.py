@@ -3,8 +3,8 @@ loading with last-value-wins and tombstones (what compaction preserves)."""
 
 from __future__ import annotations
 
-from freshet.server import group_records
-from freshet.server.group_state import ConsumerGroup, OffsetAndMetadata
+from freshet.server.groups import records as group_records
+from freshet.server.groups.state import ConsumerGroup, OffsetAndMetadata
 
 
 def test_java_string_hash_matches_java():

@@ -7,8 +7,8 @@ and "Member epoch"."""
 from __future__ import annotations
 
 import pytest
-from freshet.server import group_state
-from freshet.server.group_state import ConsumerGroup
+from freshet.server.groups import state as group_state
+from freshet.server.groups.state import ConsumerGroup
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from freshet.metadata.image import EMPTY_IMAGE, NO_LEADER, BrokerRegistration, PartitionImage, TopicImage
-from freshet.server import console
+from freshet.server.http import console
 
 
 def _image():

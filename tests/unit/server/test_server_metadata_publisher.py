@@ -1,4 +1,4 @@
-"""A broker-only node's metadata from a WatchMetadata stream (server/metadata_publisher.py).
+"""A broker-only node's metadata from a WatchMetadata stream (server/cluster/publisher.py).
 
 Goal (issue 4): a broker never applies an older offset and re-syncs after a gap. Method: feed a
 WatchPublisher the messages a controller would send (a snapshot, then delta batches built from a
@@ -15,9 +15,9 @@ import sys
 import pytest
 from freshet.metadata import commands as c
 from freshet.metadata import snapshot
+from freshet.server.cluster.channels import ControllerChannels
+from freshet.server.cluster.publisher import WatchPublisher, _Resync
 from freshet.server.config import HostPort
-from freshet.server.controller_client import ControllerChannels
-from freshet.server.metadata_publisher import WatchPublisher, _Resync
 from freshet.v1 import controller_pb2
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "metadata"))
@@ -84,8 +84,7 @@ def test_a_watch_that_trails_the_heartbeat_controller_for_too_long_moves_on(monk
     sends keepalives, but no news). Method: the broker's heartbeat replies carry a newer controller
     epoch than the watched image; after WATCH_STALE_S of that the check raises _Stale, not before,
     and catching up resets it."""
-    from freshet.server import metadata_publisher
-
+    from freshet.server.cluster import publisher as metadata_publisher
     now = [100.0]
     monkeypatch.setattr(metadata_publisher.time, "monotonic", lambda: now[0])
     _, log = scripted_log()

@@ -1,4 +1,4 @@
-"""The produce purgatory of a partition (server/partition.py), without network or event loop.
+"""The produce purgatory of a partition (server/replication/partition.py), without network or event loop.
 
 Goal: an acks=all request is answered exactly once per partition: success when the high
 watermark passes its batch (in order of the offsets they need, whatever order they arrived in),
@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from freshet.server import status
 from freshet.server.metrics import BrokerMetrics, TopicCounters
-from freshet.server.partition import LEADER, Partition, ProduceOperation, ProduceWaiter
-from freshet.server.replication import LeaderState
+from freshet.server.replication.core import LeaderState
+from freshet.server.replication.partition import LEADER, Partition, ProduceOperation, ProduceWaiter
 from freshet.storage.config import LogConfig
 from freshet.storage.log import PartitionLog
 from freshet.storage.record_batch import Record, encode_batch

@@ -6,10 +6,10 @@ import pathlib
 import re
 
 import pytest
-from freshet.server import pod_env
 from freshet.server.config import load_node_config
 from freshet.server.errors import NodeConfigError
-from freshet.server.pod_env import ENV_VARS, parse_host_aliases, pod_identity
+from freshet.server.tools import pod_env
+from freshet.server.tools.pod_env import ENV_VARS, parse_host_aliases, pod_identity
 
 COMBINED = {
     "POD_NAME": "freshet-2",

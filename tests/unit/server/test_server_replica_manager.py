@@ -1,4 +1,4 @@
-"""The replicas a broker hosts follow metadata (server/replica_manager.py).
+"""The replicas a broker hosts follow metadata (server/broker/hosted_replicas.py).
 
 Goal: logs exist exactly for this broker's replicas, with the topic's configuration; role
 listeners hear of every change of role, leader, epochs, ISR and min.insync.replicas (the data
@@ -13,7 +13,7 @@ import pathlib
 import sys
 
 from freshet.metadata import commands as c
-from freshet.server.replica_manager import FOLLOWER, LEADER, ReplicaManager, log_config
+from freshet.server.broker.hosted_replicas import FOLLOWER, LEADER, ReplicaManager, log_config
 from freshet.storage.log_manager import LogManager
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "metadata"))

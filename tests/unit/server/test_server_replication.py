@@ -1,4 +1,4 @@
-"""The replication decisions as pure functions (server/replication.py): no network, no clock.
+"""The replication decisions as pure functions (server/replication/core.py): no network, no clock.
 
 Goal: the high watermark is min LEO over the maximal ISR and never decreases (KIP-497); a new
 leader's high watermark waits for every ISR member (Kafka); ISR shrink/expand follow Kafka's
@@ -11,7 +11,7 @@ Method: drive LeaderState and the functions with scripted and random (hypothesis
 from __future__ import annotations
 
 import hypothesis.strategies as st
-from freshet.server.replication import (
+from freshet.server.replication.core import (
     RETRY,
     START_AT,
     TRUNCATE_TO,

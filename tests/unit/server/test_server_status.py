@@ -2,7 +2,7 @@
 
 Goal: no domain error can reach a client as an unmapped INTERNAL, and every protocol ErrorCode has
 a gRPC code. Method: walk every exception class of storage/, metadata/ and server/ errors modules
-(and of the consumer-group state machine, server/group_state.py)
+(and of the consumer-group state machine, server/groups/state.py)
 and every ErrorCode value; check the hints that errors carry end up in the ErrorDetail.
 """
 
@@ -13,7 +13,8 @@ import inspect
 import grpc
 from freshet.metadata import errors as metadata_errors
 from freshet.server import errors as server_errors
-from freshet.server import group_state, status
+from freshet.server import status
+from freshet.server.groups import state as group_state
 from freshet.storage import errors as storage_errors
 from freshet.v1 import common_pb2
 

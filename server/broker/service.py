@@ -1,6 +1,6 @@
 """The client-facing Broker service (broker.proto): metadata, produce, fetch, offsets, producer ids.
 
-Owns the gRPC handlers; the work is the data plane's (server/data_plane.py):
+Owns the gRPC handlers; the work is the data plane's (server/broker/data_plane.py):
 
 - `Metadata`, answered from this broker's metadata image: the cluster id, the controller (its
   gRPC endpoint: where admin requests go, although any node forwards them), the unfenced brokers
@@ -36,10 +36,10 @@ from freshet.metadata import commands
 from freshet.metadata import controller as logic
 from freshet.metadata.image import NO_LEADER, MetadataImage
 from freshet.server import status
+from freshet.server.broker.data_plane import DataPlane
+from freshet.server.cluster.channels import ControllerChannels, ForwardedError, forward
+from freshet.server.cluster.publisher import MetadataPublisher
 from freshet.server.config import NodeConfig
-from freshet.server.controller_client import ControllerChannels, ForwardedError, forward
-from freshet.server.data_plane import DataPlane
-from freshet.server.metadata_publisher import MetadataPublisher
 from freshet.v1 import broker_pb2, broker_pb2_grpc, common_pb2, controller_pb2
 
 logger = logging.getLogger(__name__)

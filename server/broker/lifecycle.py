@@ -31,9 +31,9 @@ from collections.abc import Callable
 import grpc
 from freshet.metadata.image import MetadataImage
 from freshet.server import status
+from freshet.server.cluster.channels import ControllerChannels
+from freshet.server.cluster.publisher import MetadataPublisher
 from freshet.server.config import NodeConfig
-from freshet.server.controller_client import ControllerChannels
-from freshet.server.metadata_publisher import MetadataPublisher
 from freshet.server.tasks import cancel_and_wait
 from freshet.v1 import common_pb2, controller_pb2
 

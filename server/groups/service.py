@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 
 import grpc
 from freshet.server import status
-from freshet.server.group_coordinator import GroupCoordinator
+from freshet.server.groups.coordinator import GroupCoordinator
 from freshet.v1 import group_pb2, group_pb2_grpc
 
 logger = logging.getLogger(__name__)

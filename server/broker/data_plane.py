@@ -2,7 +2,7 @@
 
 Owns, on the node's event loop (Kafka's ReplicaManager + Partition + purgatories):
 
-- roles: the `ReplicaManager` (server/replica_manager.py) reports every hosted replica and its
+- roles: the `ReplicaManager` (server/broker/hosted_replicas.py) reports every hosted replica and its
   metadata state; the data plane applies them, but only once this broker's metadata has caught
   up to its registration (a restarted broker's stale image must not make it act as a leader):
   * become leader: stop fetching, record where the leader epoch starts
@@ -16,7 +16,7 @@ Owns, on the node's event loop (Kafka's ReplicaManager + Partition + purgatories
 - produce (`produce`): per partition NOT_LEADER with the leader hint, exactly one batch (else
   INVALID_RECORD), NOT_ENOUGH_REPLICAS before appending for acks=all with a short ISR, then
   `append_as_leader` (CRC, size, sequences in storage), wake the follower sessions, answer acks=0/1
-  at once and acks=all through the produce purgatory (server/partition.py);
+  at once and acks=all through the produce purgatory (server/replication/partition.py);
 - fetch (`fetch`, `fetch_stream`) bounded by the high watermark, with long polls that wait on the
   partitions' high watermark futures (no polling), and `list_offsets`;
 - ISR maintenance: a periodic pass (every replica.lag.time.max.ms / 4, between 50 ms and 2.5 s)
@@ -49,8 +49,11 @@ from freshet.metadata import commands, configs
 from freshet.metadata.errors import StaleBrokerEpochError
 from freshet.metadata.image import NO_LEADER, MetadataImage
 from freshet.server import status
+from freshet.server.broker.hosted_replicas import HostedReplica, ReplicaManager
+from freshet.server.broker.producer_ids import ProducerIdManager
+from freshet.server.cluster.channels import ControllerChannels, ForwardedError, forward
+from freshet.server.cluster.publisher import MetadataPublisher
 from freshet.server.config import NodeConfig
-from freshet.server.controller_client import ControllerChannels, ForwardedError, forward
 from freshet.server.errors import (
     InvalidRequestError,
     InvalidRequiredAcksError,
@@ -58,13 +61,17 @@ from freshet.server.errors import (
     PartitionRequestError,
     RequestTimedOutError,
 )
-from freshet.server.metadata_publisher import MetadataPublisher
 from freshet.server.metrics import BrokerMetrics, TopicCounters
-from freshet.server.partition import FOLLOWER, LEADER, STOPPED, Partition, ProduceOperation, ProduceWaiter
-from freshet.server.producer_ids import ProducerIdManager
-from freshet.server.replica_fetcher import ReplicaFetcherManager
-from freshet.server.replica_manager import HostedReplica, ReplicaManager
-from freshet.server.replication import AlterIsr, LeaderState
+from freshet.server.replication.core import AlterIsr, LeaderState
+from freshet.server.replication.fetcher import ReplicaFetcherManager
+from freshet.server.replication.partition import (
+    FOLLOWER,
+    LEADER,
+    STOPPED,
+    Partition,
+    ProduceOperation,
+    ProduceWaiter,
+)
 from freshet.storage.errors import OffsetOutOfRangeError, StorageError
 from freshet.storage.log import EARLIEST_TIMESTAMP, LATEST_TIMESTAMP
 from freshet.storage.log_manager import LogManager

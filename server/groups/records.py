@@ -19,7 +19,7 @@ The coordinator partition of a group is `java_string_hash(group) & 0x7fffffff % 
 versions (Python's `hash()` of a str is salted per process and cannot be used).
 
 Imports: standard library, `freshet.storage.record_batch` (the batch codec) and
-`freshet.server.group_state`.
+`freshet.server.groups.state`.
 Thread-safety: functions are pure; `GroupSnapshot` is not thread-safe (one loader).
 """
 
@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 
-from freshet.server.group_state import ConsumerGroup, OffsetAndMetadata
+from freshet.server.groups.state import ConsumerGroup, OffsetAndMetadata
 from freshet.storage.record_batch import Record, decode_batch, encode_batch, iter_batches
 
 OFFSETS_TOPIC = "__consumer_offsets"

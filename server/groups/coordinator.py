@@ -30,14 +30,16 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import Protocol
 
-from freshet.server import group_records, group_state, status
+from freshet.server import status
 from freshet.server.errors import (
     CoordinatorLoadInProgressError,
     InvalidRequestError,
     NotCoordinatorError,
     RequestTimedOutError,
 )
-from freshet.server.group_state import ConsumerGroup, OffsetAndMetadata
+from freshet.server.groups import records as group_records
+from freshet.server.groups import state as group_state
+from freshet.server.groups.state import ConsumerGroup, OffsetAndMetadata
 from freshet.server.tasks import cancel_and_wait
 from freshet.v1 import common_pb2, group_pb2
 

@@ -37,7 +37,7 @@ from freshet.metadata import snapshot, state_machine
 from freshet.metadata.errors import SnapshotFormatError
 from freshet.metadata.image import EMPTY_IMAGE, MetadataImage
 from freshet.metadata.quorum import MetadataQuorum
-from freshet.server.controller_client import ControllerChannels
+from freshet.server.cluster.channels import ControllerChannels
 from freshet.server.tasks import cancel_and_wait
 from freshet.v1 import controller_pb2
 

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 
 from freshet.metadata import commands
-from freshet.server.controller_client import ControllerChannels, forward
+from freshet.server.cluster.channels import ControllerChannels, forward
 from freshet.server.errors import RequestTimedOutError
 from freshet.v1 import controller_pb2
 

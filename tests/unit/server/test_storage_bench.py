@@ -9,17 +9,17 @@ import sys
 
 import pytest
 from freshet.cli.main import app
-from freshet.storage import bench
+from freshet.server.tools import storage_bench as bench
 from typer.testing import CliRunner
 
 
 @pytest.mark.slow
 def test_quick_benchmark_prints_one_json_line_and_cleans_up(tmp_path):
-    """Goal: `python -m freshet.storage.bench --quick` runs end to end, prints exactly one JSON line
+    """Goal: `python -m freshet.server.tools.storage_bench --quick` runs end to end, prints exactly one JSON line
     on stdout with every figure the README table uses, and leaves no files behind.
     """
     result = subprocess.run(
-        [sys.executable, "-m", "freshet.storage.bench", "--quick", "--dir", str(tmp_path)],
+        [sys.executable, "-m", "freshet.server.tools.storage_bench", "--quick", "--dir", str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=240,

@@ -38,16 +38,22 @@ from typing import TYPE_CHECKING
 
 import grpc
 from freshet.server import status
-from freshet.server.controller_client import CHANNEL_OPTIONS
-from freshet.server.partition import Partition
-from freshet.server.replication import RETRY, START_AT, TRUNCATE_TO, out_of_range_action, truncation_offset
+from freshet.server.cluster.channels import CHANNEL_OPTIONS
+from freshet.server.replication.core import (
+    RETRY,
+    START_AT,
+    TRUNCATE_TO,
+    out_of_range_action,
+    truncation_offset,
+)
+from freshet.server.replication.partition import Partition
 from freshet.server.tasks import cancel_and_wait
 from freshet.storage.errors import LogOffsetGapError, StorageError
 from freshet.storage.record_batch import LOG_OVERHEAD, parse_header
 from freshet.v1 import common_pb2, replication_pb2, replication_pb2_grpc
 
 if TYPE_CHECKING:
-    from freshet.server.data_plane import DataPlane
+    from freshet.server.broker.data_plane import DataPlane
 
 logger = logging.getLogger(__name__)
 

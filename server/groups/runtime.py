@@ -30,18 +30,18 @@ from freshet.metadata import commands
 from freshet.metadata.controller import is_internal_topic
 from freshet.metadata.image import NO_LEADER
 from freshet.server import status
+from freshet.server.cluster.channels import ControllerChannels, ForwardedError, forward
+from freshet.server.cluster.publisher import MetadataPublisher
 from freshet.server.config import NodeConfig
-from freshet.server.controller_client import ControllerChannels, ForwardedError, forward
 from freshet.server.errors import (
     CoordinatorNotAvailableError,
     NotCoordinatorError,
     PartitionRequestError,
     RequestTimedOutError,
 )
-from freshet.server.group_coordinator import CoordinatorConfig, GroupCoordinator
-from freshet.server.group_records import OFFSETS_TOPIC, coordinator_partition
-from freshet.server.group_service import GroupService
-from freshet.server.metadata_publisher import MetadataPublisher
+from freshet.server.groups.coordinator import CoordinatorConfig, GroupCoordinator
+from freshet.server.groups.records import OFFSETS_TOPIC, coordinator_partition
+from freshet.server.groups.service import GroupService
 from freshet.v1 import common_pb2, controller_pb2, group_pb2, metadata_pb2
 
 logger = logging.getLogger(__name__)

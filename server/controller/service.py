@@ -37,16 +37,16 @@ from freshet.metadata.errors import ControllerRequestError, OutcomeUnknownError
 from freshet.metadata.image import NO_LEADER, MetadataImage
 from freshet.metadata.quorum import MetadataQuorum
 from freshet.server import status
-from freshet.server.active_controller import ActiveController
-from freshet.server.config import NodeConfig
-from freshet.server.controller_client import (
+from freshet.server.cluster.channels import (
     FORWARDED_METADATA_KEY,
     ControllerChannels,
     ForwardedError,
     forward,
 )
+from freshet.server.cluster.publisher import WATCH_KEEPALIVE_S, MetadataPublisher
+from freshet.server.config import NodeConfig
+from freshet.server.controller.active import ActiveController
 from freshet.server.errors import InvalidRequestError, NotControllerError, RequestTimedOutError
-from freshet.server.metadata_publisher import WATCH_KEEPALIVE_S, MetadataPublisher
 from freshet.v1 import common_pb2, controller_pb2, controller_pb2_grpc, metadata_pb2
 
 logger = logging.getLogger(__name__)

@@ -3,7 +3,7 @@
 Owns, per partition on this broker (Kafka's `Partition`):
 
 - the role the data plane applied (leader, follower or stopped), the leader epoch, and for a
-  leader its `LeaderState` (server/replication.py: followers, ISR, high watermark);
+  leader its `LeaderState` (server/replication/core.py: followers, ISR, high watermark);
 - the replica's high watermark (a follower's is min(leader's, its own log end offset)), never
   decreasing except when a truncation cuts below it;
 - the produce purgatory (Kafka's DelayedProduce): acks=all requests waiting until the high
@@ -30,7 +30,7 @@ from collections.abc import Callable
 
 from freshet.server import status
 from freshet.server.metrics import TopicCounters
-from freshet.server.replication import LeaderState
+from freshet.server.replication.core import LeaderState
 from freshet.storage.log import PartitionLog
 from freshet.v1 import broker_pb2, common_pb2
 
@@ -137,7 +137,7 @@ class Partition:
         self._produce_waiters: list[tuple[int, int, ProduceWaiter]] = []
         self.waiting_count = 0
         self.fetch_waiters: set[asyncio.Future] = set()
-        # Leader side: the follower sessions pushing this partition (server/replication_service.py).
+        # Leader side: the follower sessions pushing this partition (server/replication/leader_sessions.py).
         self.sessions: set = set()
 
     def __repr__(self) -> str:

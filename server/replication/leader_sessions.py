@@ -30,13 +30,13 @@ from typing import TYPE_CHECKING
 import grpc
 from freshet.server import status
 from freshet.server.errors import InvalidRequestError
-from freshet.server.partition import Partition
-from freshet.server.replication import PushCursor, check_follower_position
+from freshet.server.replication.core import PushCursor, check_follower_position
+from freshet.server.replication.partition import Partition
 from freshet.storage.errors import OffsetOutOfRangeError, StorageError
 from freshet.v1 import common_pb2, replication_pb2, replication_pb2_grpc
 
 if TYPE_CHECKING:
-    from freshet.server.data_plane import DataPlane
+    from freshet.server.broker.data_plane import DataPlane
 
 logger = logging.getLogger(__name__)
 

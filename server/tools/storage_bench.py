@@ -1,6 +1,6 @@
 """Storage benchmark: the partition log against raw file I/O, measured in the same process.
 
-Owns `python -m freshet.storage.bench` (also `freshet perf storage`). It prints one JSON line on
+Owns `python -m freshet.server.tools.storage_bench` (also `freshet perf storage`). It prints one JSON line on
 stdout (progress goes to stderr) with:
 
 - append MB/s of 1 KiB records in 16 KiB, 64 KiB and 1 MiB batches, through `append_as_leader`
@@ -347,7 +347,7 @@ def run(*, quick: bool = False, directory: str | None = None) -> dict[str, objec
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point: print one JSON line with every figure."""
     parser = argparse.ArgumentParser(
-        prog="python -m freshet.storage.bench", description=__doc__.split("\n")[0]
+        prog="python -m freshet.server.tools.storage_bench", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--quick", action="store_true", help="a short run (smaller logs, one repeat)")
     parser.add_argument(

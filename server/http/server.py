@@ -25,7 +25,7 @@ The data plane's counters and histograms (server/metrics.py) are registered in t
 
 The node provides the readers (`NodeView`); this module imports nothing of the node.
 
-Imports: stdlib http.server, threading, json, prometheus_client, freshet.metadata.image, freshet.server.console.
+Imports: stdlib http.server, threading, json, prometheus_client, freshet.metadata.image, freshet.server.http.console.
 Thread-safety: the server runs on its own threads; every reader it calls must be thread-safe
 (they read immutable images and plain attributes).
 """
@@ -41,7 +41,7 @@ import threading
 from collections.abc import Callable
 
 from freshet.metadata.image import NO_LEADER, MetadataImage
-from freshet.server import console
+from freshet.server.http import console
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 

@@ -30,7 +30,7 @@ its assignment until its session times out; a member joining with the same insta
 the old member's assignment (the old member id is removed: Kafka's classic protocol fences the old
 instance the same way). A second live process with the same instance id thus replaces the first.
 
-Imports: standard library and `freshet.server.group_assignors`.
+Imports: standard library and `freshet.server.groups.assignors`.
 Thread-safety: not thread-safe; the coordinator serialises access per group.
 """
 
@@ -40,7 +40,7 @@ import dataclasses
 import re
 from collections.abc import Iterable, Mapping
 
-from freshet.server import group_assignors
+from freshet.server.groups import assignors as group_assignors
 
 TopicPartition = tuple[str, int]
 

@@ -5,7 +5,7 @@ Owns, on every metadata change: which partitions have a replica on this broker; 
 the topic's config changes); deleting the logs of deleted topics, of replicas moved away, and of
 a topic re-created under the same name (a different topic id).
 
-This is the seam for the data plane (server/data_plane.py): role listeners get every new,
+This is the seam for the data plane (server/broker/data_plane.py): role listeners get every new,
 changed (role, leader, leader epoch, partition epoch, min.insync.replicas) or removed
 `HostedReplica`. The data plane records where a leader epoch starts (`assign_epoch_start_offset`)
 itself, on its event loop after it stopped fetching the partition, so that no follower append
@@ -33,7 +33,7 @@ from collections.abc import Callable, Mapping
 
 from freshet.metadata import configs
 from freshet.metadata.image import MetadataImage, TopicImage
-from freshet.server.metadata_publisher import MetadataPublisher
+from freshet.server.cluster.publisher import MetadataPublisher
 from freshet.server.tasks import cancel_and_wait
 from freshet.storage.config import LogConfig
 from freshet.storage.errors import InconsistentTopicIdError, StorageError
