@@ -47,7 +47,7 @@ import grpc
 from freshet.metadata.errors import MetadataError, TransferDeniedError
 from freshet.metadata.quorum import MetadataQuorum, QuorumConfig
 from freshet.server.broker.data_plane import DataPlane
-from freshet.server.broker.hosted_replicas import ReplicaManager
+from freshet.server.broker.hosted_replicas import HostedReplicas
 from freshet.server.broker.lifecycle import BrokerLifecycle
 from freshet.server.broker.service import BrokerService
 from freshet.server.cluster.channels import CHANNEL_OPTIONS, ControllerChannels
@@ -141,7 +141,7 @@ class Node:
         self.controller: ActiveController | None = None
         self.controller_service: ControllerService | None = None
         self.lifecycle: BrokerLifecycle | None = None
-        self.replica_manager: ReplicaManager | None = None
+        self.hosted_replicas: HostedReplicas | None = None
         self.data_plane: DataPlane | None = None
         self.groups: GroupRuntime | None = None
         self.registry = CollectorRegistry(auto_describe=False)
@@ -254,12 +254,12 @@ class Node:
         if config.is_broker:
             assert self.log_manager is not None
             self.lifecycle = BrokerLifecycle(config, self.publisher, self.channels, self._controller_hint, self._fatal)
-            self.replica_manager = ReplicaManager(config.node_id, self.log_manager, self.publisher, self._may_delete_logs)
+            self.hosted_replicas = HostedReplicas(config.node_id, self.log_manager, self.publisher, self._may_delete_logs)
             self.data_plane = DataPlane(
                 config,
                 self.log_manager,
                 self.publisher,
-                self.replica_manager,
+                self.hosted_replicas,
                 self.channels,
                 self._controller_hint,
                 lambda: self.lifecycle.broker_epoch if self.lifecycle is not None else -1,
@@ -284,12 +284,12 @@ class Node:
         self.http.start()
 
         if config.is_broker:
-            assert self.lifecycle is not None and self.replica_manager is not None and self.data_plane is not None
+            assert self.lifecycle is not None and self.hosted_replicas is not None and self.data_plane is not None
             await self.lifecycle.start()
             await self.data_plane.start()
             assert self.groups is not None
             await self.groups.start()
-            await self.replica_manager.start()
+            await self.hosted_replicas.start()
         self._watch_task = loop.create_task(self._watch_quorum(), name="quorum-watch")
 
     def _lock_data_dir(self) -> None:
@@ -421,8 +421,8 @@ class Node:
             await self.groups.close()
         if self.data_plane is not None:
             await self.data_plane.close()
-        if self.replica_manager is not None:
-            await self.replica_manager.close()
+        if self.hosted_replicas is not None:
+            await self.hosted_replicas.close()
         if self.controller is not None:
             await self.controller.close()
         if self.grpc_server is not None:
@@ -510,7 +510,7 @@ class Node:
             }
             if isinstance(self.publisher, WatchPublisher):
                 result["broker"]["metadata_resyncs"] = self.publisher.resyncs
-        if self.replica_manager is not None:
+        if self.hosted_replicas is not None:
             result["replicas"] = [
                 {
                     "topic": replica.topic,
@@ -520,7 +520,7 @@ class Node:
                     "leader_epoch": replica.leader_epoch,
                     "log_end_offset": _end_offset(replica.log),
                 }
-                for _, replica in sorted(self.replica_manager.replicas.items())
+                for _, replica in sorted(self.hosted_replicas.replicas.items())
             ]
         if self.data_plane is not None:
             data_plane = self.data_plane
@@ -540,7 +540,7 @@ class Node:
             return (0, 0) if metrics is None else (metrics.clean_elections, metrics.unclean_elections)
 
         def hosted() -> tuple[int, int]:
-            manager = self.replica_manager
+            manager = self.hosted_replicas
             return (0, 0) if manager is None else (len(manager.replicas), manager.leader_count)
 
         def is_fenced() -> bool | None:

@@ -1,7 +1,7 @@
 """The broker role: hosted replicas, the data plane and the Broker gRPC service.
 
 Owns `hosted_replicas` (which replicas this broker hosts, opened and deleted as metadata says),
-`data_plane` (Kafka's ReplicaManager: a facade over `roles`, `produce`, `fetch`, `alter_partition`
+`data_plane` (Kafka's HostedReplicas: a facade over `roles`, `produce`, `fetch`, `alter_partition`
 and `housekeeping`), `producer_ids` (blocks of producer ids from the controller), `lifecycle`
 (registration, heartbeats, controlled shutdown) and `service` (the Broker gRPC servicer).
 

@@ -1,8 +1,8 @@
 """The broker's data plane: partition roles, produce, fetch, offsets, ISR maintenance, checkpoints.
 
-Owns, on the node's event loop (Kafka's ReplicaManager + Partition + purgatories):
+Owns, on the node's event loop (Kafka's HostedReplicas + Partition + purgatories):
 
-- roles: the `ReplicaManager` (server/broker/hosted_replicas.py) reports every hosted replica and its
+- roles: the `HostedReplicas` (server/broker/hosted_replicas.py) reports every hosted replica and its
   metadata state; the data plane applies them, but only once this broker's metadata has caught
   up to its registration (a restarted broker's stale image must not make it act as a leader):
   * become leader: stop fetching, record where the leader epoch starts
@@ -11,7 +11,7 @@ Owns, on the node's event loop (Kafka's ReplicaManager + Partition + purgatories
   * become follower: answer waiting acks=all requests NOT_LEADER with the new leader, and fetch
     from the new leader (truncation happens through diverging_epoch on the first reset position,
     never by high watermark alone);
-  * removed (topic deleted, replica moved): stop fetching, fail waiters; the ReplicaManager
+  * removed (topic deleted, replica moved): stop fetching, fail waiters; the HostedReplicas
     deletes the log;
 - produce (`produce`): per partition NOT_LEADER with the leader hint, exactly one batch (else
   INVALID_RECORD), NOT_ENOUGH_REPLICAS before appending for acks=all with a short ISR, then
@@ -31,7 +31,7 @@ Owns, on the node's event loop (Kafka's ReplicaManager + Partition + purgatories
   flush.ms policy (every second), run on a worker thread; the compaction cleaner thread.
 
 Imports: asyncio, grpc, freshet.metadata (configs, image), freshet.server, freshet.storage, wire types.
-Thread-safety: not thread-safe; everything runs on the node's event loop except the ReplicaManager
+Thread-safety: not thread-safe; everything runs on the node's event loop except the HostedReplicas
 listener, which only hops onto the loop (call_soon_threadsafe), and the HTTP readers of plain
 counters.
 """
@@ -49,7 +49,7 @@ from freshet.metadata import commands, configs
 from freshet.metadata.errors import StaleBrokerEpochError
 from freshet.metadata.image import NO_LEADER, MetadataImage
 from freshet.server import status
-from freshet.server.broker.hosted_replicas import HostedReplica, ReplicaManager
+from freshet.server.broker.hosted_replicas import HostedReplica, HostedReplicas
 from freshet.server.broker.producer_ids import ProducerIdManager
 from freshet.server.cluster.channels import ControllerChannels, ForwardedError, forward
 from freshet.server.cluster.publisher import MetadataPublisher
@@ -101,7 +101,7 @@ class DataPlane:
         config: NodeConfig,
         log_manager: LogManager,
         publisher: MetadataPublisher,
-        replica_manager: ReplicaManager,
+        hosted_replicas: HostedReplicas,
         channels: ControllerChannels,
         controller_hint: Callable[[], int | None],
         broker_epoch: Callable[[], int],
@@ -112,7 +112,7 @@ class DataPlane:
         self.node_id = config.node_id
         self.log_manager = log_manager
         self._publisher = publisher
-        self._replica_manager = replica_manager
+        self._hosted_replicas = hosted_replicas
         self._channels = channels
         self._controller_hint = controller_hint
         self.broker_epoch = broker_epoch
@@ -149,14 +149,14 @@ class DataPlane:
 
     async def start(self) -> None:
         """Read the high-watermark checkpoint, follow role changes, start the periodic tasks.
-        Call before the ReplicaManager starts, so that no role change is missed."""
+        Call before the HostedReplicas starts, so that no role change is missed."""
         self._loop = asyncio.get_running_loop()
         try:
             self._checkpointed = await self._loop.run_in_executor(self._executor, self.log_manager.read_high_watermarks)
         except StorageError as error:
             logger.error("the high-watermark checkpoint is unreadable (%s): high watermarks start at 0", error)
             self._checkpointed = {}
-        self._replica_manager.add_role_listener(self._on_replica_change_thread)
+        self._hosted_replicas.add_role_listener(self._on_replica_change_thread)
         self._publisher.add_listener(self._on_image)
         self.log_manager.start_cleaner()
         self._tasks = [
@@ -197,7 +197,7 @@ class DataPlane:
     # -- roles -----------------------------------------------------------------------------------
 
     def _on_replica_change_thread(self, old: HostedReplica | None, new: HostedReplica | None) -> None:
-        """ReplicaManager worker thread: hop onto the loop, in order."""
+        """HostedReplicas worker thread: hop onto the loop, in order."""
         loop = self._loop
         if loop is None or self._is_closed:
             return

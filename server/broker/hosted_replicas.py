@@ -88,7 +88,7 @@ def log_config(image: MetadataImage, topic: TopicImage) -> LogConfig:
     return LogConfig.from_kafka_names(values)
 
 
-class ReplicaManager:
+class HostedReplicas:
     """Hosted replicas and roles (see the module docstring). Thread-safe for readers."""
 
     def __init__(

@@ -13,7 +13,7 @@ import pathlib
 import sys
 
 from freshet.metadata import commands as c
-from freshet.server.broker.hosted_replicas import FOLLOWER, LEADER, ReplicaManager, log_config
+from freshet.server.broker.hosted_replicas import FOLLOWER, LEADER, HostedReplicas, log_config
 from freshet.storage.log_manager import LogManager
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "metadata"))
@@ -29,8 +29,8 @@ class StaticPublisher:
         self.image = image
 
 
-def manager_for(tmp_path, image) -> ReplicaManager:
-    return ReplicaManager(NODE, LogManager.open(str(tmp_path / "logs")), StaticPublisher(image), lambda image: True)
+def manager_for(tmp_path, image) -> HostedReplicas:
+    return HostedReplicas(NODE, LogManager.open(str(tmp_path / "logs")), StaticPublisher(image), lambda image: True)
 
 
 def test_logs_roles_configs_and_leader_epochs_follow_metadata(tmp_path):
@@ -97,7 +97,7 @@ def test_logs_on_disk_without_a_replica_in_metadata_are_deleted_once_caught_up(t
     s.topic("moved", [([1, 3], [1, 3], 1)])
     logs = LogManager.open(str(tmp_path / "logs"))
     logs.get_or_create("moved", 0, None, log_config(s.image, s.image.topic("moved")))
-    manager = ReplicaManager(NODE, logs, StaticPublisher(s.image), lambda image: True)
+    manager = HostedReplicas(NODE, logs, StaticPublisher(s.image), lambda image: True)
     manager.reconcile(s.image, allow_deletes=False)
     assert logs.get("moved", 0) is not None
     manager.reconcile(s.image, allow_deletes=True)
