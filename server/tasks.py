@@ -6,6 +6,9 @@ Imports: asyncio only. Thread-safety: call on the event loop that runs the tasks
 from __future__ import annotations
 
 import asyncio
+import logging
+
+logger = logging.getLogger(__name__)
 
 
 async def cancel_and_wait(*tasks: asyncio.Task | None) -> None:
@@ -23,3 +26,14 @@ async def cancel_and_wait(*tasks: asyncio.Task | None) -> None:
         except asyncio.CancelledError:
             if asyncio.current_task() is not None and asyncio.current_task().cancelling():
                 raise
+
+
+async def cancel_quietly(*tasks: asyncio.Task | None) -> None:
+    """Like `cancel_and_wait`, but a task that ended with an error is logged, not raised, and
+    every task is waited for: for shutdown paths where one task's error must not stop the rest
+    (for example the high-watermark checkpoint that follows)."""
+    for task in tasks:
+        try:
+            await cancel_and_wait(task)
+        except Exception:
+            logger.exception("task %s ended with an error", task.get_name() if task is not None else None)

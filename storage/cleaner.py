@@ -37,10 +37,10 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 
 from freshet.storage.clock import Clock
-from freshet.storage.compression import DEFAULT_MAX_DECOMPRESSED_BYTES
+from freshet.storage.compression import DECOMPRESSED_BYTES_MAX
 from freshet.storage.errors import CorruptRecordError, StorageError
 from freshet.storage.log import PartitionLog, SegmentSnapshot
-from freshet.storage.offset_index import MAX_RELATIVE_OFFSET
+from freshet.storage.offset_index import RELATIVE_OFFSET_MAX
 from freshet.storage.record_batch import (
     BATCH_HEADER_SIZE,
     LOG_OVERHEAD,
@@ -67,7 +67,7 @@ class CleanerConfig:
     """log.cleaner.backoff.ms: sleep between passes that found nothing to clean."""
     max_map_keys: int = 1_000_000
     """Keys held in the offset map per pass (about 150 bytes each: ~150 MB at the default)."""
-    max_decompressed_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES
+    max_decompressed_bytes: int = DECOMPRESSED_BYTES_MAX
     """Bound on one batch's decompressed records section."""
 
     def __post_init__(self) -> None:
@@ -356,7 +356,7 @@ class LogCleaner:
                 if (
                     size <= config.segment_bytes
                     and entries <= max_index_entries
-                    and offset_range <= MAX_RELATIVE_OFFSET
+                    and offset_range <= RELATIVE_OFFSET_MAX
                 ):
                     group.append(segment)
                     continue

@@ -32,7 +32,7 @@ from freshet.storage.errors import CorruptRecordError, RecordTooLargeError, Unsu
 
 #: Default bound on the size of the records section after decompression (bytes). A 1 MiB batch of
 #: text compresses about 5-20x, so 64 MiB leaves room for legitimate batches while stopping bombs.
-DEFAULT_MAX_DECOMPRESSED_BYTES = 64 * 1024 * 1024
+DECOMPRESSED_BYTES_MAX = 64 * 1024 * 1024
 
 # Output is produced in chunks of at least this size, so that a bomb is stopped after about one
 # chunk beyond the limit and a normal batch needs one or two calls into the codec.
@@ -115,7 +115,7 @@ def compress(codec: int, data: bytes | bytearray | memoryview, level: int | None
 def decompress(
     codec: int,
     data: bytes | bytearray | memoryview,
-    max_output_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES,
+    max_output_bytes: int = DECOMPRESSED_BYTES_MAX,
 ) -> bytes:
     """Decompress the records section of a batch, refusing output larger than `max_output_bytes`.
 

@@ -104,7 +104,7 @@ _PARTITION_METADATA_VERSION = 0
 #: the offset of the record with the largest timestamp.
 LATEST_TIMESTAMP = -1
 EARLIEST_TIMESTAMP = -2
-MAX_TIMESTAMP = -3
+TIMESTAMP_MAX = -3
 
 
 class LogAppendInfo(NamedTuple):
@@ -876,7 +876,7 @@ class PartitionLog:
         """The first record whose timestamp is >= `timestamp` (Kafka ListOffsets).
 
         Special values: LATEST_TIMESTAMP (-1) gives the log end offset, EARLIEST_TIMESTAMP (-2) the
-        log start offset, MAX_TIMESTAMP (-3) the batch holding the largest timestamp.
+        log start offset, TIMESTAMP_MAX (-3) the batch holding the largest timestamp.
 
         Returns:
             TimestampAndOffset, or None when no record is that new.
@@ -891,7 +891,7 @@ class PartitionLog:
                 return TimestampAndOffset(NO_TIMESTAMP, self.log_end_offset)
             if timestamp == EARLIEST_TIMESTAMP:
                 return TimestampAndOffset(NO_TIMESTAMP, self.log_start_offset)
-            if timestamp == MAX_TIMESTAMP:
+            if timestamp == TIMESTAMP_MAX:
                 best = max(self._segments, key=lambda segment: segment.max_timestamp)
                 if best.max_timestamp == NO_TIMESTAMP:
                     return None

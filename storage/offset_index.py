@@ -31,7 +31,7 @@ from freshet.storage.errors import CorruptIndexError
 from freshet.storage.index_file import IndexFile
 
 #: Largest relative offset an entry (and a segment) can hold.
-MAX_RELATIVE_OFFSET = 2**32 - 1
+RELATIVE_OFFSET_MAX = 2**32 - 1
 
 
 class OffsetIndex(IndexFile):
@@ -46,8 +46,8 @@ class OffsetIndex(IndexFile):
     def append(self, offset: int, position: int) -> None:
         """Add an entry for the batch with base offset `offset` that starts at `position`."""
         relative = offset - self.base_offset
-        assert 0 <= relative <= MAX_RELATIVE_OFFSET
-        assert 0 <= position <= MAX_RELATIVE_OFFSET
+        assert 0 <= relative <= RELATIVE_OFFSET_MAX
+        assert 0 <= position <= RELATIVE_OFFSET_MAX
         last = self.last_entry_or_none()
         if last is not None:
             # Invariant: entries strictly increase in both offset and position.

@@ -57,7 +57,7 @@ logger = logging.getLogger(__name__)
 
 #: How many recent batches per producer are remembered for duplicate detection (Kafka's 5, which
 #: is also the client's max.in.flight.requests.per.connection limit for idempotence).
-MAX_BATCHES_PER_PRODUCER = 5
+PRODUCER_BATCHES_MAX = 5
 SNAPSHOT_FILE_SUFFIX = ".snapshot"
 _SNAPSHOT_VERSION = 1
 _INT32_MAX = 2**31 - 1
@@ -73,7 +73,7 @@ _SNAPSHOT_PRODUCER = struct.Struct(
     "q"  # producer_id
     "h"  # producer_epoch
     "q"  # last_timestamp: max timestamp of the producer's last batch, ms
-    "b"  # batch_count: 1..MAX_BATCHES_PER_PRODUCER
+    "b"  # batch_count: 1..PRODUCER_BATCHES_MAX
 )
 _SNAPSHOT_BATCH = struct.Struct(
     ">"
@@ -139,7 +139,7 @@ class ProducerStateEntry:
             self.producer_epoch = producer_epoch
             self.batches = []
         self.batches.append(batch)
-        if len(self.batches) > MAX_BATCHES_PER_PRODUCER:
+        if len(self.batches) > PRODUCER_BATCHES_MAX:
             del self.batches[0]
         self.last_timestamp = batch.max_timestamp
 
@@ -328,7 +328,7 @@ class ProducerStateManager:
                 raise ValueError("snapshot ends inside a producer")
             producer_id, epoch, last_timestamp, batch_count = _SNAPSHOT_PRODUCER.unpack_from(data, position)
             position += _SNAPSHOT_PRODUCER.size
-            if not 1 <= batch_count <= MAX_BATCHES_PER_PRODUCER:
+            if not 1 <= batch_count <= PRODUCER_BATCHES_MAX:
                 raise ValueError(f"snapshot producer {producer_id} has {batch_count} batches")
             if position + batch_count * _SNAPSHOT_BATCH.size > len(data):
                 raise ValueError("snapshot ends inside a batch")

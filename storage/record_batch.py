@@ -69,7 +69,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import NamedTuple
 
 import crcmod.predefined
-from freshet.storage.compression import DEFAULT_MAX_DECOMPRESSED_BYTES, CompressionType, compress, decompress
+from freshet.storage.compression import DECOMPRESSED_BYTES_MAX, CompressionType, compress, decompress
 from freshet.storage.errors import CorruptRecordError, InvalidRecordError, RecordTooLargeError
 
 _HEADER = struct.Struct(
@@ -102,9 +102,9 @@ BATCH_HEADER_SIZE = _HEADER.size
 #: Bytes before batch_length's coverage starts: base_offset + batch_length.
 LOG_OVERHEAD = 12
 #: The smallest legal batch_length: a header with an empty records section.
-MIN_BATCH_LENGTH = BATCH_HEADER_SIZE - LOG_OVERHEAD
+BATCH_LENGTH_MIN = BATCH_HEADER_SIZE - LOG_OVERHEAD
 #: Largest batch_length the int32 field can hold.
-MAX_BATCH_LENGTH = 2**31 - 1
+BATCH_LENGTH_MAX = 2**31 - 1
 #: Byte position of the fields the leader stamps and of the CRC'd range.
 BASE_OFFSET_POSITION = 0
 PARTITION_LEADER_EPOCH_POSITION = 12
@@ -285,9 +285,9 @@ def parse_header(buffer: bytes | bytearray | memoryview, position: int = 0) -> B
     header = _new_tuple(BatchHeader, _HEADER.unpack_from(buffer, position))
     if header.magic != MAGIC:
         raise CorruptRecordError(f"magic {header.magic} is not {MAGIC}", position=position)
-    if header.batch_length < MIN_BATCH_LENGTH:
+    if header.batch_length < BATCH_LENGTH_MIN:
         raise CorruptRecordError(
-            f"batch_length {header.batch_length} is below the minimum {MIN_BATCH_LENGTH}", position=position
+            f"batch_length {header.batch_length} is below the minimum {BATCH_LENGTH_MIN}", position=position
         )
     if header.last_offset_delta < 0:
         raise CorruptRecordError(
@@ -580,8 +580,8 @@ def encode_batch(
         batch = bytearray(BATCH_HEADER_SIZE)
         batch += compress(compression, b"".join(parts), compression_level)
     batch_length = len(batch) - LOG_OVERHEAD
-    if batch_length > MAX_BATCH_LENGTH:
-        raise RecordTooLargeError(len(batch), MAX_BATCH_LENGTH + LOG_OVERHEAD, what="encoded batch")
+    if batch_length > BATCH_LENGTH_MAX:
+        raise RecordTooLargeError(len(batch), BATCH_LENGTH_MAX + LOG_OVERHEAD, what="encoded batch")
     _HEADER.pack_into(
         batch,
         0,
@@ -681,7 +681,7 @@ def records_section(
     batch: bytes | bytearray | memoryview,
     *,
     verify_crc: bool = True,
-    max_decompressed_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES,
+    max_decompressed_bytes: int = DECOMPRESSED_BYTES_MAX,
 ) -> tuple[BatchHeader, bytes]:
     """The header and the uncompressed records section of exactly one batch.
 
@@ -699,7 +699,7 @@ def decode_raw_records(
     batch: bytes | bytearray | memoryview,
     *,
     verify_crc: bool = True,
-    max_decompressed_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES,
+    max_decompressed_bytes: int = DECOMPRESSED_BYTES_MAX,
 ) -> tuple[BatchHeader, bytes, list[RawRecord]]:
     """Decode one batch into its header, uncompressed records section and records with their spans.
 
@@ -719,7 +719,7 @@ def decode_batch(
     batch: bytes | bytearray | memoryview,
     *,
     verify_crc: bool = True,
-    max_decompressed_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES,
+    max_decompressed_bytes: int = DECOMPRESSED_BYTES_MAX,
 ) -> DecodedBatch:
     """Decode exactly one batch into its header and records with absolute offsets and timestamps.
 

@@ -27,7 +27,7 @@ from collections.abc import Iterator, Sequence
 
 from freshet.storage.config import LogConfig
 from freshet.storage.errors import CorruptIndexError, CorruptRecordError, KafkaStorageError
-from freshet.storage.offset_index import MAX_RELATIVE_OFFSET, OffsetIndex
+from freshet.storage.offset_index import RELATIVE_OFFSET_MAX, OffsetIndex
 from freshet.storage.record_batch import (
     BATCH_HEADER_SIZE,
     NO_TIMESTAMP,
@@ -188,7 +188,7 @@ class LogSegment:
             segment.recovery_reason = str(error)
             segment._reset_indexes()
             return segment
-        if segment.size > MAX_RELATIVE_OFFSET:
+        if segment.size > RELATIVE_OFFSET_MAX:
             segment.needs_recovery = True
             segment.recovery_reason = f"{segment.size} bytes is more than positions can address"
         elif is_active:
@@ -282,7 +282,7 @@ class LogSegment:
 
     def can_hold_offset(self, offset: int) -> bool:
         """Whether `offset` is expressible relative to this segment's base offset."""
-        return 0 <= offset - self.base_offset <= MAX_RELATIVE_OFFSET
+        return 0 <= offset - self.base_offset <= RELATIVE_OFFSET_MAX
 
     def time_waited_for_roll(self, now_ms: int, max_timestamp_in_append: int) -> int:
         """How old the segment is for segment.ms (Kafka's timeWaitedForRoll).
@@ -340,7 +340,7 @@ class LogSegment:
         assert self._is_active
         assert batches
         assert self.can_hold_offset(batches[-1][3] - 1)
-        assert self.size + len(data) <= MAX_RELATIVE_OFFSET
+        assert self.size + len(data) <= RELATIVE_OFFSET_MAX
         fd = self._open_fd()
         start = self.size
         try:
@@ -605,7 +605,7 @@ class LogSegment:
             if position + size > file_size:
                 reason = f"batch of {size} bytes is torn: only {file_size - position} bytes were written"
                 break
-            if position + size > MAX_RELATIVE_OFFSET:
+            if position + size > RELATIVE_OFFSET_MAX:
                 reason = "the segment grows past what uint32 positions can address"
                 break
             if offset_in_chunk + size > len(chunk):

@@ -29,7 +29,7 @@ import struct
 
 from freshet.storage.errors import CorruptIndexError
 from freshet.storage.index_file import IndexFile
-from freshet.storage.offset_index import MAX_RELATIVE_OFFSET
+from freshet.storage.offset_index import RELATIVE_OFFSET_MAX
 from freshet.storage.record_batch import NO_TIMESTAMP
 
 
@@ -50,7 +50,7 @@ class TimeIndex(IndexFile):
                 Kafka does), so the last entry always holds the segment's largest timestamp.
         """
         relative = offset - self.base_offset
-        assert 0 <= relative <= MAX_RELATIVE_OFFSET
+        assert 0 <= relative <= RELATIVE_OFFSET_MAX
         last = self.last_entry_or_none()
         if last is not None:
             if timestamp <= last[0]:

@@ -34,6 +34,7 @@ from collections.abc import Callable, Mapping
 from freshet.metadata import configs
 from freshet.metadata.image import MetadataImage, TopicImage
 from freshet.server.cluster.publisher import MetadataPublisher
+from freshet.server.replication.partition import FOLLOWER, LEADER, ReplicaRole
 from freshet.server.tasks import cancel_and_wait
 from freshet.storage.config import LogConfig
 from freshet.storage.errors import InconsistentTopicIdError, StorageError
@@ -42,8 +43,6 @@ from freshet.storage.log_manager import LogManager
 
 logger = logging.getLogger(__name__)
 
-LEADER = "leader"
-FOLLOWER = "follower"
 TopicPartition = tuple[str, int]
 
 
@@ -63,7 +62,7 @@ class HostedReplica:
     topic: str
     partition: int
     topic_id: bytes
-    role: str
+    role: ReplicaRole
     leader_id: int
     leader_epoch: int
     partition_epoch: int

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Mapping
 
 import grpc
-from freshet.server import status
+from freshet.server import limits, status
 from freshet.server.config import HostPort
 from freshet.server.errors import NotControllerError, RequestTimedOutError
 from freshet.v1 import common_pb2, controller_pb2_grpc
@@ -30,10 +30,9 @@ from freshet.v1 import common_pb2, controller_pb2_grpc
 logger = logging.getLogger(__name__)
 
 FORWARDED_METADATA_KEY = "x-freshet-forwarded"
-MESSAGE_BYTES_MAX = 64 * 1024 * 1024
 CHANNEL_OPTIONS = [
-    ("grpc.max_send_message_length", MESSAGE_BYTES_MAX),
-    ("grpc.max_receive_message_length", MESSAGE_BYTES_MAX),
+    ("grpc.max_send_message_length", limits.GRPC_MESSAGE_BYTES_MAX),
+    ("grpc.max_receive_message_length", limits.GRPC_MESSAGE_BYTES_MAX),
     ("grpc.initial_reconnect_backoff_ms", 100),
     ("grpc.min_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 1000),

@@ -49,7 +49,7 @@ from freshet.metadata.errors import (
 )
 from freshet.metadata.image import MetadataImage
 from freshet.metadata.quorum import LeadershipChange, MetadataQuorum
-from freshet.server import status
+from freshet.server import limits, status
 from freshet.server.config import NodeConfig
 from freshet.server.errors import InvalidRequestError, NotControllerError
 from freshet.storage.clock import SystemClock
@@ -61,7 +61,6 @@ E = common_pb2.ErrorCode
 WORK_INTERVAL_S = 0.1
 # Answers of an "every partition" election that are not worth reporting.
 _NOTHING_TO_ELECT = frozenset({E.ELECTION_NOT_NEEDED, E.PREFERRED_LEADER_NOT_AVAILABLE, E.ELIGIBLE_LEADERS_NOT_AVAILABLE})
-ACTIONS_PER_ROUND_MAX = 100
 INIT_CLUSTER_REQUEST_ID = "init-cluster"
 
 
@@ -288,7 +287,7 @@ class ActiveController:
                 action = core.broker_action(self._quorum.image, node_id)
                 if action is not None:
                     await self._run(action)
-            for _ in range(ACTIONS_PER_ROUND_MAX):
+            for _ in range(limits.CONTROLLER_ACTIONS_PER_ROUND_MAX):
                 if self.core is not core:
                     break
                 action = core.poll(self._quorum.image)

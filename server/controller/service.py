@@ -36,7 +36,7 @@ from freshet.metadata import controller as logic
 from freshet.metadata.errors import ControllerRequestError, OutcomeUnknownError
 from freshet.metadata.image import NO_LEADER, MetadataImage
 from freshet.metadata.quorum import MetadataQuorum
-from freshet.server import status
+from freshet.server import limits, status
 from freshet.server.cluster.channels import (
     FORWARDED_METADATA_KEY,
     ControllerChannels,
@@ -52,8 +52,6 @@ from freshet.v1 import common_pb2, controller_pb2, controller_pb2_grpc, metadata
 logger = logging.getLogger(__name__)
 
 E = common_pb2.ErrorCode
-DELTAS_PER_MESSAGE_MAX = 1000
-DELTA_BYTES_PER_MESSAGE_MAX = 4 * 1024 * 1024
 READ_YOUR_WRITE_WAIT_S = 1.0
 LOCAL_RETRY_S = 0.05
 
@@ -311,7 +309,7 @@ class ControllerService(controller_pb2_grpc.ControllerServicer):
                     while start < len(applied):
                         batch = controller_pb2.MetadataDeltas(previous_offset=sent)
                         size = 0
-                        while start < len(applied) and len(batch.deltas) < DELTAS_PER_MESSAGE_MAX and size < DELTA_BYTES_PER_MESSAGE_MAX:
+                        while start < len(applied) and len(batch.deltas) < limits.WATCH_DELTAS_PER_MESSAGE_MAX and size < limits.WATCH_DELTA_BYTES_PER_MESSAGE_MAX:
                             item = applied[start]
                             batch.deltas.add(offset=item.offset, command=item.command)
                             size += len(item.command)

@@ -34,7 +34,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import grpc
 from freshet.server import status
@@ -46,20 +45,18 @@ from freshet.server.replication.core import (
     out_of_range_action,
     truncation_offset,
 )
+from freshet.server.replication.host import ReplicaHost
 from freshet.server.replication.partition import Partition
 from freshet.server.tasks import cancel_and_wait
 from freshet.storage.errors import LogOffsetGapError, StorageError
 from freshet.storage.record_batch import LOG_OVERHEAD, parse_header
 from freshet.v1 import common_pb2, replication_pb2, replication_pb2_grpc
 
-if TYPE_CHECKING:
-    from freshet.server.broker.data_plane import DataPlane
-
 logger = logging.getLogger(__name__)
 
 E = common_pb2.ErrorCode
-RECONNECT_BACKOFF_MIN_S = 0.05
-RECONNECT_BACKOFF_MAX_S = 1.0
+RECONNECT_BACKOFF_S_MIN = 0.05
+RECONNECT_BACKOFF_S_MAX = 1.0
 RETRY_BACKOFF_S = 0.2
 
 
@@ -136,12 +133,12 @@ class LeaderLink:
     # -- the stream ------------------------------------------------------------------------------
 
     async def _run(self) -> None:
-        backoff = RECONNECT_BACKOFF_MIN_S
+        backoff = RECONNECT_BACKOFF_S_MIN
         while not self._is_closed:
             stub = self.manager.stub(self.leader_id)
             if stub is None:
                 await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, RECONNECT_BACKOFF_MAX_S)
+                backoff = min(backoff * 2, RECONNECT_BACKOFF_S_MAX)
                 continue
             call = stub.ReplicaFetch()
             self.streams_opened += 1
@@ -160,7 +157,7 @@ class LeaderLink:
                     await self._wake.wait()
                     self._wake.clear()
                 await reader
-                backoff = RECONNECT_BACKOFF_MIN_S
+                backoff = RECONNECT_BACKOFF_S_MIN
             except grpc.aio.AioRpcError as error:
                 detail = status.detail_from_rpc_error(error)
                 logger.info(
@@ -179,7 +176,7 @@ class LeaderLink:
             if self._is_closed:
                 return
             await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, RECONNECT_BACKOFF_MAX_S)
+            backoff = min(backoff * 2, RECONNECT_BACKOFF_S_MAX)
 
     async def _read(self, call) -> None:
         while True:
@@ -354,8 +351,8 @@ class ReplicaFetcherManager:
     """Which partitions this broker follows from which leader (see the module docstring).
     Not thread-safe (loop)."""
 
-    def __init__(self, data_plane: DataPlane, node_id: int, broker_epoch: Callable[[], int]) -> None:
-        self.data_plane = data_plane
+    def __init__(self, host: ReplicaHost, node_id: int, broker_epoch: Callable[[], int]) -> None:
+        self.host = host
         self.node_id = node_id
         self.broker_epoch = broker_epoch
         self.links: dict[int, LeaderLink] = {}
@@ -412,7 +409,7 @@ class ReplicaFetcherManager:
 
     def stub(self, leader_id: int) -> replication_pb2_grpc.ReplicationStub | None:
         """A stub on the leader's advertised endpoint from metadata (None while unknown)."""
-        broker = self.data_plane.image.brokers.get(leader_id)
+        broker = self.host.image.brokers.get(leader_id)
         if broker is None:
             return None
         address = broker.address

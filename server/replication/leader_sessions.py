@@ -12,8 +12,8 @@ every partition it follows here; replication.proto is the contract):
   append woke them, an acknowledgement freed window, the high watermark moved) and writes them
   one at a time, awaiting gRPC flow control; data is read from the log with one pread per
   partition and sent as stored. Unacknowledged bytes are bounded per partition
-  (`PARTITION_WINDOW_BYTES`) and per stream (`STREAM_WINDOW_BYTES`); a message holds at most
-  `MESSAGE_BYTES_MAX` of records; a high watermark that moved without data is sent alone after
+  (`limits.REPLICATION_PARTITION_WINDOW_BYTES`) and per stream (`limits.REPLICATION_STREAM_WINDOW_BYTES`); a message holds at most
+  `limits.REPLICATION_MESSAGE_BYTES_TARGET` of records; a high watermark that moved without data is sent alone after
   `HIGH_WATERMARK_PUSH_DELAY_S` (coalesced), since data pushes carry it anyway.
 
 Imports: asyncio, grpc, freshet.server, freshet.storage (errors), wire types.
@@ -24,34 +24,27 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from typing import TYPE_CHECKING
 
 import grpc
-from freshet.server import status
+from freshet.server import limits, status
 from freshet.server.errors import InvalidRequestError
 from freshet.server.replication.core import PushCursor, check_follower_position
+from freshet.server.replication.host import ReplicaHost
 from freshet.server.replication.partition import Partition
 from freshet.storage.errors import OffsetOutOfRangeError, StorageError
 from freshet.v1 import common_pb2, replication_pb2, replication_pb2_grpc
 
-if TYPE_CHECKING:
-    from freshet.server.broker.data_plane import DataPlane
-
 logger = logging.getLogger(__name__)
 
 E = common_pb2.ErrorCode
-PARTITION_WINDOW_BYTES = 2 * 1024 * 1024
-STREAM_WINDOW_BYTES = 16 * 1024 * 1024
-MESSAGE_BYTES_MAX = 4 * 1024 * 1024
 HIGH_WATERMARK_PUSH_DELAY_S = 0.005
 
 
 class FollowerSession:
     """One follower broker's ReplicaFetch stream on this leader. Not thread-safe (loop)."""
 
-    def __init__(self, data_plane: DataPlane, replica_id: int, broker_epoch: int, context: grpc.aio.ServicerContext) -> None:
-        self.data_plane = data_plane
+    def __init__(self, host: ReplicaHost, replica_id: int, broker_epoch: int, context: grpc.aio.ServicerContext) -> None:
+        self.host = host
         self.replica_id = replica_id
         self.broker_epoch = broker_epoch
         self._context = context
@@ -104,11 +97,11 @@ class FollowerSession:
                 E.FENCED_LEADER_EPOCH,
                 f"{partition.topic}-{partition.partition}: the leader moved to epoch {partition.leader_epoch}",
                 partition=partition.topic_partition,
-                leader_id=self.data_plane.node_id,
+                leader_id=self.host.node_id,
                 leader_epoch=partition.leader_epoch,
             )
         else:
-            detail = self.data_plane.not_leader_detail(partition.topic, partition.partition)
+            detail = self.host.not_leader_detail(partition.topic, partition.partition)
         self._answers[key] = self._error_data(partition, detail)
         self._wake.set()
 
@@ -120,7 +113,7 @@ class FollowerSession:
                 f"a ReplicaFetch stream belongs to one replica: got replica {request.replica_id} epoch "
                 f"{request.broker_epoch} on the stream of replica {self.replica_id} epoch {self.broker_epoch}"
             )
-        now_ms = int(time.monotonic() * 1000)
+        now_ms = self.host.clock.monotonic_ms()
         for position in request.positions:
             self._on_position(position, now_ms)
         for removed in request.removed:
@@ -128,41 +121,55 @@ class FollowerSession:
         self._wake.set()
 
     def _on_position(self, position: replication_pb2.ReplicaPosition, now_ms: int) -> None:
-        data_plane = self.data_plane
+        host = self.host
         key = (position.topic, position.partition)
-        partition = data_plane.partitions.get(key)
+        partition = host.partitions.get(key)
         entry = self.cursors.get(key)
         if entry is not None and entry[0] is not partition:
             self._drop(key)
             entry = None
         if partition is None or not partition.is_leader:
             if position.is_reset:
-                self._answers[key] = self._error_data(partition, data_plane.not_leader_detail(*key), key)
+                self._answers[key] = self._error_data(partition, host.not_leader_detail(*key), key)
             return
+        if not position.is_reset:
+            self._on_acknowledgement(key, partition, entry, position, now_ms)
+            return
+        self._on_reset(key, partition, entry, position, now_ms)
+
+    def _on_acknowledgement(
+        self, key: tuple[str, int], partition: Partition, entry: tuple[Partition, PushCursor] | None,
+        position: replication_pb2.ReplicaPosition, now_ms: int,
+    ) -> None:
+        """A follower acknowledged a push: move its cursor and the leader's view of it."""
+        replica = self.replica_id
+        if entry is None:
+            return                       # an acknowledgement racing a refusal: the reset follows
+        cursor = entry[1]
+        fetch_offset = position.fetch_offset
+        if (
+            cursor.awaiting_reset
+            or position.current_leader_epoch != partition.leader_epoch
+            or fetch_offset > cursor.next_offset
+            or fetch_offset < cursor.acknowledged
+        ):
+            return
+        before = cursor.in_flight_bytes
+        cursor.acknowledge(fetch_offset)
+        self.in_flight_bytes -= before - cursor.in_flight_bytes
+        self._dirty.add(key)
+        if partition.follower_acknowledged(replica, fetch_offset, now_ms):
+            self.host.request_isr_check(partition)
+
+    def _on_reset(
+        self, key: tuple[str, int], partition: Partition, entry: tuple[Partition, PushCursor] | None,
+        position: replication_pb2.ReplicaPosition, now_ms: int,
+    ) -> None:
+        """A follower (re)starts from a position: check it (fencing, divergence, range), then push
+        from there."""
         leader = partition.leader
         assert leader is not None
         replica = self.replica_id
-        if not position.is_reset:
-            if entry is None:
-                return                   # an acknowledgement racing a refusal: the reset follows
-            cursor = entry[1]
-            fetch_offset = position.fetch_offset
-            if (
-                cursor.awaiting_reset
-                or position.current_leader_epoch != partition.leader_epoch
-                or fetch_offset > cursor.next_offset
-                or fetch_offset < cursor.acknowledged
-            ):
-                return
-            before = cursor.in_flight_bytes
-            cursor.acknowledge(fetch_offset)
-            self.in_flight_bytes -= before - cursor.in_flight_bytes
-            self._dirty.add(key)
-            if leader.on_follower_position(replica, fetch_offset, now_ms):
-                partition.set_high_watermark(leader.high_watermark)
-            if replica not in leader.isr:
-                data_plane.request_isr_check(partition)
-            return
         log = partition.log
         try:
             check = check_follower_position(
@@ -178,12 +185,12 @@ class FollowerSession:
                 last_fetched_epoch=position.last_fetched_epoch,
             )
         except StorageError as error:
-            self._refuse(key, partition, status.detail_for(error, data_plane.node_id))
+            self._refuse(key, partition, status.detail_for(error, self.host.node_id))
             return
         if check.error_code != E.NONE:
             hints: dict = {"partition": partition.topic_partition}
             if check.error_code in (E.FENCED_LEADER_EPOCH, E.UNKNOWN_LEADER_EPOCH):
-                hints["leader_id"] = data_plane.node_id
+                hints["leader_id"] = self.host.node_id
                 hints["leader_epoch"] = partition.leader_epoch
             self._refuse(key, partition, status.detail(check.error_code, f"{partition.topic}-{partition.partition}: {check.message}", **hints))
             return
@@ -210,10 +217,8 @@ class FollowerSession:
         self._dirty.add(key)
         self._high_watermark_dirty.add(key)
         self._is_high_watermark_due = True
-        if leader.on_follower_position(replica, position.fetch_offset, now_ms):
-            partition.set_high_watermark(leader.high_watermark)
-        if replica not in leader.isr:
-            data_plane.request_isr_check(partition)
+        if partition.follower_acknowledged(replica, position.fetch_offset, now_ms):
+            self.host.request_isr_check(partition)
 
     def _refuse(
         self,
@@ -298,15 +303,15 @@ class FollowerSession:
             if not partition.is_leader:
                 dirty.discard(key)
                 continue
-            if size >= MESSAGE_BYTES_MAX or self.in_flight_bytes >= STREAM_WINDOW_BYTES:
+            if size >= limits.REPLICATION_MESSAGE_BYTES_TARGET or self.in_flight_bytes >= limits.REPLICATION_STREAM_WINDOW_BYTES:
                 break                    # the rest stays dirty: the next message, or the next ack
             log = partition.log
             try:
                 end = log.log_end_offset
-                if not cursor.wants_data(end, PARTITION_WINDOW_BYTES):
+                if not cursor.wants_data(end, limits.REPLICATION_PARTITION_WINDOW_BYTES):
                     dirty.discard(key)
                     continue
-                read = log.read(cursor.next_offset, PARTITION_WINDOW_BYTES - cursor.in_flight_bytes)
+                read = log.read(cursor.next_offset, limits.REPLICATION_PARTITION_WINDOW_BYTES - cursor.in_flight_bytes)
             except OffsetOutOfRangeError as error:
                 dirty.discard(key)
                 self._refuse(
@@ -324,7 +329,7 @@ class FollowerSession:
                 continue
             except StorageError as error:
                 dirty.discard(key)
-                self._refuse(key, partition, status.detail_for(error, self.data_plane.node_id))
+                self._refuse(key, partition, status.detail_for(error, self.host.node_id))
                 parts.append(self._answers.pop(key))
                 continue
             records = read.records
@@ -349,7 +354,7 @@ class FollowerSession:
             self.in_flight_bytes += length
             size += length
             partition.counters.replication_bytes_out.inc(length)
-            if not cursor.wants_data(read.log_end_offset, PARTITION_WINDOW_BYTES):
+            if not cursor.wants_data(read.log_end_offset, limits.REPLICATION_PARTITION_WINDOW_BYTES):
                 dirty.discard(key)
         if self._is_high_watermark_due:
             self._is_high_watermark_due = False
@@ -363,7 +368,7 @@ class FollowerSession:
                 cursor.sent_high_watermark = partition.high_watermark
                 parts.append(self._error_data(partition, None))
             self._high_watermark_dirty.clear()
-        if dirty and size >= MESSAGE_BYTES_MAX:
+        if dirty and size >= limits.REPLICATION_MESSAGE_BYTES_TARGET:
             self._wake.set()
         if not parts:
             return None
@@ -373,20 +378,20 @@ class FollowerSession:
 class ReplicationService(replication_pb2_grpc.ReplicationServicer):
     """freshet.v1.Replication on a broker. Not thread-safe (loop)."""
 
-    def __init__(self, data_plane: DataPlane) -> None:
-        self.data_plane = data_plane
+    def __init__(self, host: ReplicaHost) -> None:
+        self.host = host
 
     async def ReplicaFetch(self, request_iterator, context):  # noqa: N802 - gRPC method name
-        data_plane = self.data_plane
+        host = self.host
         session: FollowerSession | None = None
         writer: asyncio.Task | None = None
         try:
             first = await context.read()
             if first is grpc.aio.EOF:
                 return
-            data_plane.check_follower_broker(first.replica_id, first.broker_epoch)
-            session = FollowerSession(data_plane, first.replica_id, first.broker_epoch, context)
-            data_plane.sessions.add(session)
+            host.check_follower_broker(first.replica_id, first.broker_epoch)
+            session = FollowerSession(host, first.replica_id, first.broker_epoch, context)
+            host.sessions.add(session)
             logger.info("replica %d (broker epoch %d) opened a replication stream", first.replica_id, first.broker_epoch)
             writer = asyncio.create_task(session.run_writer(), name=f"replication-push-{first.replica_id}")
             handler = asyncio.current_task()
@@ -404,16 +409,16 @@ class ReplicationService(replication_pb2_grpc.ReplicationServicer):
                 request = await context.read()
                 if request is grpc.aio.EOF:
                     return
-                data_plane.metrics.count_request("ReplicaFetch")
+                host.metrics.count_request("ReplicaFetch")
                 session.on_request(request)
         except (grpc.aio.AbortError, asyncio.CancelledError):
             raise
         except Exception as error:
-            await status.abort(context, error, data_plane.node_id)
+            await status.abort(context, error, host.node_id)
         finally:
             if writer is not None:
                 writer.cancel()
             if session is not None:
                 session.close()
-                data_plane.sessions.discard(session)
+                host.sessions.discard(session)
                 logger.info("replica %d's replication stream ended", session.replica_id)

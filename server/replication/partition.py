@@ -1,122 +1,73 @@
-"""One hosted partition replica at run time, and the purgatories that wait on its high watermark.
+"""One hosted partition replica at run time: its role, high watermark and purgatories.
 
 Owns, per partition on this broker (Kafka's `Partition`):
 
-- the role the data plane applied (leader, follower or stopped), the leader epoch, and for a
-  leader its `LeaderState` (server/replication/core.py: followers, ISR, high watermark);
+- the replica's role (`ReplicaRole`) and the transitions between roles, each a method that
+  asserts where it comes from (etcd's becomeX, Kafka's QuorumState):
+
+      STOPPED  --become_leader-->  LEADER    --become_follower-->  FOLLOWER
+      FOLLOWER --become_leader-->  LEADER    (leader epoch not older)
+      LEADER   --become_leader-->  LEADER    (a newer leader epoch only)
+      FOLLOWER --become_follower-> FOLLOWER  (another leader or a newer epoch)
+      any      --stop-->           STOPPED
+
+- for a leader its `LeaderState` (server/replication/core.py: followers, ISR, high watermark),
+  and the one place that applies what that pure core decided (`_apply_leader_update`);
 - the replica's high watermark (a follower's is min(leader's, its own log end offset)), never
-  decreasing except when a truncation cuts below it;
-- the produce purgatory (Kafka's DelayedProduce): acks=all requests waiting until the high
-  watermark passes their batch, ordered by the offset they need (a heap: an idempotent retry
-  answered from the producer state may need an older offset than the newest waiter);
+  decreasing except when a truncation cuts below it (asserted in `set_high_watermark`);
+- the produce purgatory (server/replication/purgatory.py): acks=all requests waiting until the
+  high watermark passes their batch, ordered by the offset they need (a heap: an idempotent
+  retry answered from the producer state may need an older offset than the newest waiter);
 - the fetch waiters: futures of long-poll fetches and fetch streams, resolved when the high
   watermark moves or the role changes (no polling);
 - the leader-side follower sessions that push this partition (woken on append and on high
   watermark changes).
 
-`ProduceOperation` is one produce request in flight: its response under construction, the
-partitions still waiting, and one timer for the whole request (REQUEST_TIMED_OUT).
-
-Imports: asyncio, heapq, freshet.server (replication, metrics), freshet.storage (log), wire types.
+Imports: asyncio, heapq, freshet.server (status, metrics, replication), freshet.storage (log),
+wire types.
 Thread-safety: not thread-safe; everything runs on the node's event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import heapq
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 from freshet.server import status
 from freshet.server.metrics import TopicCounters
-from freshet.server.replication.core import LeaderState
+from freshet.server.replication.core import AlterIsr, LeaderState
+from freshet.server.replication.purgatory import ProduceWaiter
 from freshet.storage.log import PartitionLog
-from freshet.v1 import broker_pb2, common_pb2
+from freshet.v1 import common_pb2
 
 E = common_pb2.ErrorCode
-
-LEADER = "leader"
-FOLLOWER = "follower"
-STOPPED = "stopped"
 
 _sequence = itertools.count()
 
 
-class ProduceOperation:
-    """One produce request in flight (Kafka's DelayedProduce). Not thread-safe (loop).
+class ReplicaRole(enum.StrEnum):
+    """What a hosted replica does now (a str, so /status shows "leader", "follower", "stopped")."""
 
-    Completes (calls `on_done(response)` once) when every partition waiting on its high
-    watermark has an answer, or at the request's timeout (REQUEST_TIMED_OUT for the rest).
-    """
-
-    __slots__ = ("response", "waiting", "remaining", "timer", "on_done", "is_done", "started_s")
-
-    def __init__(self, response: broker_pb2.ProduceResponse, on_done: Callable[[broker_pb2.ProduceResponse], None], started_s: float) -> None:
-        self.response = response
-        self.waiting: list[ProduceWaiter] = []
-        self.remaining = 0
-        self.timer: asyncio.TimerHandle | None = None
-        self.on_done = on_done
-        self.is_done = False
-        self.started_s = started_s
-
-    def answer(self, waiter: ProduceWaiter, detail: common_pb2.ErrorDetail | None) -> None:
-        """Settle one waiting partition (None: success), finishing the request after the last."""
-        if waiter.is_done or self.is_done:
-            return
-        waiter.is_done = True
-        waiter.partition.waiting_count -= 1
-        if detail is not None:
-            waiter.result.error.CopyFrom(detail)
-        self.remaining -= 1
-        if self.remaining == 0:
-            self.finish()
-
-    def finish(self) -> None:
-        if self.is_done:
-            return
-        self.is_done = True
-        if self.timer is not None:
-            self.timer.cancel()
-        self.on_done(self.response)
-
-    def expire(self) -> None:
-        """The request's timeout passed: every partition still waiting gets REQUEST_TIMED_OUT."""
-        self.timer = None
-        for waiter in self.waiting:
-            if not waiter.is_done:
-                partition = waiter.partition
-                self.answer(
-                    waiter,
-                    status.detail(
-                        E.REQUEST_TIMED_OUT,
-                        f"{partition.topic}-{partition.partition}: the in-sync replicas did not acknowledge offset "
-                        f"{waiter.required_offset - 1} within the request's timeout (the records may still be committed)",
-                        partition=common_pb2.TopicPartition(topic=partition.topic, partition=partition.partition),
-                    ),
-                )
+    LEADER = "leader"
+    FOLLOWER = "follower"
+    STOPPED = "stopped"
 
 
-class ProduceWaiter:
-    """One partition of a ProduceOperation waiting for high watermark >= `required_offset`.
-    Not thread-safe (loop)."""
-
-    __slots__ = ("required_offset", "operation", "result", "partition", "is_done")
-
-    def __init__(self, required_offset: int, operation: ProduceOperation, result: broker_pb2.PartitionProduceResult, partition: Partition) -> None:
-        self.required_offset = required_offset
-        self.operation = operation
-        self.result = result
-        self.partition = partition
-        self.is_done = False
+LEADER = ReplicaRole.LEADER
+FOLLOWER = ReplicaRole.FOLLOWER
+STOPPED = ReplicaRole.STOPPED
 
 
 class Partition:
     """A hosted replica at run time (see the module docstring). Not thread-safe (loop).
 
-    Invariants: `leader` is set exactly when `role` is LEADER; `high_watermark` <= the log end
-    offset; `waiting_count` is the number of produce waiters not yet answered.
+    Invariants (asserted where they can break): `leader` is set exactly when `role` is LEADER;
+    the leader is in its ISR (LeaderState); `high_watermark` <= the log end offset and never
+    decreases except by `clamp_high_watermark` after a truncation; the leader epoch never
+    decreases; `waiting_count` is the number of produce waiters not yet answered.
     """
 
     def __init__(self, topic: str, partition: int, topic_id: bytes, log: PartitionLog, high_watermark: int, counters: TopicCounters) -> None:
@@ -125,7 +76,7 @@ class Partition:
         self.key = (topic, partition)
         self.topic_id = topic_id
         self.log = log
-        self.role = STOPPED
+        self.role: ReplicaRole = STOPPED
         self.leader_id = -1
         self.leader_epoch = -1
         self.partition_epoch = -1
@@ -151,12 +102,109 @@ class Partition:
     def is_leader(self) -> bool:
         return self.role == LEADER
 
+    # -- role transitions ------------------------------------------------------------------------
+
+    def become_leader(self, leader: LeaderState, leader_id: int) -> ReplicaRole:
+        """Lead at `leader.leader_epoch` with `leader` as the replication state. Returns the
+        previous role. Allowed from STOPPED and FOLLOWER (epoch not older) and from LEADER only
+        for a newer epoch."""
+        was = self.role
+        epoch = leader.leader_epoch
+        assert epoch >= self.leader_epoch, f"invalid transition [{was} epoch {self.leader_epoch} -> leader epoch {epoch}]"
+        assert was != LEADER or epoch > self.leader_epoch, f"invalid transition [leader -> leader at the same epoch {epoch}]"
+        assert leader.leader_id == leader_id
+        self.role = LEADER
+        self.leader = leader
+        self.leader_id = leader_id
+        self.leader_epoch = epoch
+        self.partition_epoch = leader.partition_epoch
+        return was
+
+    def become_follower(self, leader_id: int, leader_epoch: int, not_leader: Callable[[Partition], common_pb2.ErrorDetail]) -> ReplicaRole:
+        """Follow `leader_id` (NO_LEADER: nobody to follow yet) at `leader_epoch`. Returns the
+        previous role. A leader stepping down answers its waiting produce requests with
+        `not_leader(self)`. Allowed from any role with an epoch not older; FOLLOWER -> FOLLOWER
+        only when the leader or the epoch changes."""
+        was = self.role
+        assert leader_epoch >= self.leader_epoch, f"invalid transition [{was} epoch {self.leader_epoch} -> follower epoch {leader_epoch}]"
+        assert was != FOLLOWER or (leader_id, leader_epoch) != (self.leader_id, self.leader_epoch), (
+            f"invalid transition [follower of {leader_id} -> the same leader at the same epoch {leader_epoch}]"
+        )
+        if was == LEADER:
+            self.leader = None
+            self.role = FOLLOWER
+            self.fail_produce_waiters(not_leader)
+        self.role = FOLLOWER
+        self.leader_id = leader_id
+        self.leader_epoch = leader_epoch
+        self.clamp_high_watermark()
+        self.wake_all()
+        return was
+
+    def stop(self, not_leader: Callable[[Partition], common_pb2.ErrorDetail]) -> ReplicaRole:
+        """Stop leading or following (removed, replaced log, unusable log, broker stopping).
+        Returns the previous role; waiting produce requests get `not_leader(self)`."""
+        was = self.role
+        if was == LEADER:
+            self.fail_produce_waiters(not_leader)
+        self.leader = None
+        self.role = STOPPED
+        self.wake_all()
+        return was
+
+    # -- the leader's replication state: every update of the pure core is applied here ---------
+
+    def _apply_leader_update(self, leader: LeaderState, moved: bool) -> bool:
+        """Apply what LeaderState decided: move the high watermark when it moved. The one place
+        that turns the core's answer into effects (waiters, fetches, sessions)."""
+        if moved and self.leader is leader:
+            self.set_high_watermark(leader.high_watermark)
+        return moved
+
+    def leader_appended(self, log_end_offset: int, now_ms: int) -> None:
+        """The leader appended up to `log_end_offset`: update the core, wake the push sessions."""
+        leader = self.leader
+        assert leader is not None, self
+        self._apply_leader_update(leader, leader.on_append(log_end_offset, now_ms))
+        for session in self.sessions:
+            session.on_append(self)
+
+    def follower_acknowledged(self, replica: int, log_end_offset: int, now_ms: int) -> bool:
+        """A follower holds everything below `log_end_offset`. Returns whether it is outside the
+        ISR (so the caller asks for an ISR check: it may have caught up)."""
+        leader = self.leader
+        assert leader is not None, self
+        self._apply_leader_update(leader, leader.on_follower_position(replica, log_end_offset, now_ms))
+        return replica not in leader.isr
+
+    def leader_metadata_changed(
+        self, replicas: Collection[int], isr: Collection[int], partition_epoch: int, min_insync_replicas: int, now_ms: int, node_id: int
+    ) -> None:
+        """Metadata brought a newer partition state under this leader's epoch."""
+        leader = self.leader
+        assert leader is not None, self
+        self.min_insync_replicas = min_insync_replicas
+        self.partition_epoch = partition_epoch
+        moved = leader.set_min_insync_replicas(min_insync_replicas)
+        if node_id in isr and leader.update_partition(replicas, isr, partition_epoch, now_ms):
+            moved = True
+        self._apply_leader_update(leader, moved)
+
+    def alter_isr_answered(
+        self, leader: LeaderState, action: AlterIsr, now_ms: int, error_code: int, partition_epoch: int, isr: Collection[int], leader_epoch: int
+    ) -> None:
+        """The controller answered an AlterPartition this leader sent (`leader` is the state that
+        sent it: a newer leadership ignores the answer's high watermark)."""
+        moved = leader.on_alter_isr_result(action, now_ms, error_code, partition_epoch, isr, leader_epoch)
+        self._apply_leader_update(leader, moved)
+
     # -- high watermark --------------------------------------------------------------------------
 
     def set_high_watermark(self, offset: int) -> bool:
         """Move the high watermark forward (never back); wake what waits on it. Returns whether it moved."""
         if offset <= self.high_watermark:
             return False
+        assert offset <= self.log.log_end_offset, (self, offset, self.log.log_end_offset)
         self.high_watermark = offset
         self.complete_produce_waiters()
         self.wake_fetch_waiters()

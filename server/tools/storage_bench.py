@@ -45,7 +45,7 @@ from freshet.storage.record_batch import Record, decode_batch, encode_batch, ite
 
 RECORD_VALUE_BYTES = 1024
 BATCH_SIZES = {"16KiB": 16 * 1024, "64KiB": 64 * 1024, "1MiB": 1024 * 1024}
-READ_MAX_BYTES = 1024 * 1024
+READ_BYTES_MAX = 1024 * 1024
 SMALL_VALUE_BYTES = 16
 SMALL_RECORDS_PER_BATCH = 100
 RANDOM_READ_SEGMENT_BYTES = 16 * 1024 * 1024
@@ -152,7 +152,7 @@ def _read_everything(log: PartitionLog) -> bytes:
     offset = log.log_start_offset
     end = log.log_end_offset
     while offset < end:
-        records = log.read(offset, READ_MAX_BYTES).records
+        records = log.read(offset, READ_BYTES_MAX).records
         chunks.append(records)
         last = None
         for header, _ in iter_batches(records):
@@ -178,7 +178,7 @@ def bench_sequential_read(directory: str, total_bytes: int, repeats: int) -> dic
         for path in files:
             fd = os.open(path, os.O_RDONLY)
             try:
-                while os.read(fd, READ_MAX_BYTES):
+                while os.read(fd, READ_BYTES_MAX):
                     pass
             finally:
                 os.close(fd)
@@ -187,7 +187,7 @@ def bench_sequential_read(directory: str, total_bytes: int, repeats: int) -> dic
         offset, end = log.log_start_offset, log.log_end_offset
         read = log.read
         while offset < end:
-            offset = read(offset, READ_MAX_BYTES).next_offset
+            offset = read(offset, READ_BYTES_MAX).next_offset
 
     _settle()
     raw_read()
@@ -201,7 +201,7 @@ def bench_sequential_read(directory: str, total_bytes: int, repeats: int) -> dic
     ours = volume / 1e6 / statistics.median(log_times)
     result = {
         "batch_bytes": len(batch),
-        "max_bytes_per_read": READ_MAX_BYTES,
+        "max_bytes_per_read": READ_BYTES_MAX,
         "raw_read_mb_s": round(raw, 1),
         "log_read_mb_s": round(ours, 1),
         "ratio": round(ours / raw, 3),

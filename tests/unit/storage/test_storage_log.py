@@ -27,7 +27,7 @@ from freshet.storage.log import (
     CLEAN_SHUTDOWN_FILE_NAME,
     EARLIEST_TIMESTAMP,
     LATEST_TIMESTAMP,
-    MAX_TIMESTAMP,
+    TIMESTAMP_MAX,
     PartitionLog,
 )
 from freshet.storage.record_batch import (
@@ -498,7 +498,7 @@ def test_offsets_for_time_finds_the_first_record_at_or_after_a_timestamp(tmp_pat
         assert (None if found is None else (found.timestamp, found.offset)) == expected, target
     assert log.offsets_for_time(EARLIEST_TIMESTAMP).offset == 0
     assert log.offsets_for_time(LATEST_TIMESTAMP).offset == len(timestamps)
-    assert log.offsets_for_time(MAX_TIMESTAMP).timestamp == max(timestamps)
+    assert log.offsets_for_time(TIMESTAMP_MAX).timestamp == max(timestamps)
     with pytest.raises(ValueError):
         log.offsets_for_time(-4)
 
