@@ -6,6 +6,7 @@ the only module that imports pysyncobj) and the active controller's pure decisio
 
 Modules:
     errors.py         domain exceptions (no gRPC codes)
+    clock.py          the injected Clock (SystemClock, ManualClock): the controller's only time source
     configs.py        config schema: keys, types, Kafka defaults, validators, typed views
     commands.py       building, encoding and decoding MetadataCommand (for proposers)
     image.py          MetadataImage and its parts (immutable, structurally shared)

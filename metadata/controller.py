@@ -33,9 +33,9 @@ from __future__ import annotations
 import dataclasses
 import enum
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Protocol
 
 from freshet.metadata import commands, configs, placement, state_machine
+from freshet.metadata.clock import Clock
 from freshet.metadata.errors import (
     ControllerRequestError,
     InvalidConfigError,
@@ -53,12 +53,6 @@ MetadataCommand = metadata_pb2.MetadataCommand
 CHANGES_PER_BATCH_MAX = 5_000
 REQUEST_ID_PREFIX_LENGTH_MAX = 180
 INTERNAL_TOPIC_PREFIX = "__"
-
-
-class Clock(Protocol):
-    """Monotonic time in milliseconds (freshet.storage.clock's clocks satisfy it)."""
-
-    def monotonic_ms(self) -> int: ...
 
 
 # ---------------------------------------------------------------------------------------------
