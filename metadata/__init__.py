@@ -11,6 +11,7 @@ Modules:
     commands.py       building, encoding and decoding MetadataCommand (for proposers)
     image.py          MetadataImage and its parts (immutable, structurally shared)
     state_machine.py  apply(image, command, offset) -> (image, result); pure, never raises
+    topic_rules.py    topic name and config checks shared by the controller and the state machine
     snapshot.py       MetadataSnapshot codec (byte-identical) and the quorum's snapshot file
     journal.py        the voter's durable Raft log and meta (fsync, torn-tail recovery)
     quorum.py         MetadataQuorum: one voter of the Raft group over pysyncobj

@@ -22,7 +22,7 @@ images. Time enters only through the injected `Clock` (monotonic milliseconds); 
 from an injected factory, so tests are deterministic.
 
 Imports only the standard library, freshet.metadata (commands, configs, errors, image, placement,
-state_machine's name rules) and wire types. Forbidden: grpc, storage, server, client, cli, pysyncobj.
+topic_rules) and wire types. Forbidden: grpc, storage, server, client, cli, pysyncobj.
 
 Thread-safety: module functions are pure and thread-safe. `ControllerCore` and `BrokerSession`
 are not thread-safe: one owner (the node's event loop) calls them.
@@ -34,11 +34,10 @@ import dataclasses
 import enum
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
-from freshet.metadata import commands, configs, placement, state_machine
+from freshet.metadata import commands, configs, placement, topic_rules
 from freshet.metadata.clock import Clock
 from freshet.metadata.errors import (
     ControllerRequestError,
-    InvalidConfigError,
     InvalidReplicationFactorError,
     StaleBrokerEpochError,
 )
@@ -708,11 +707,9 @@ def topic_by_name(image: MetadataImage, name: str) -> TopicImage:
     return topic
 
 
-def _validated_topic_configs(entries: Mapping[str, str]) -> None:
-    try:
-        configs.validate_entries(configs.ConfigScope.TOPIC, sorted(entries.items()))
-    except InvalidConfigError as error:
-        raise _reject(E.INVALID_CONFIG, str(error)) from None
+def _raise_problem(problem: topic_rules.Problem | None) -> None:
+    if problem is not None:
+        raise _reject(problem.code, problem.message)
 
 
 def _initial_state(image: MetadataImage, replicas: Sequence[int], what: str) -> commands.Assignment:
@@ -791,14 +788,7 @@ def plan_topic(
         ControllerRequestError: naming the problem (INVALID_TOPIC, TOPIC_ALREADY_EXISTS,
             INVALID_PARTITIONS, INVALID_REPLICATION_FACTOR, INVALID_REPLICA_ASSIGNMENT, INVALID_CONFIG).
     """
-    problem = state_machine.topic_name_problem(name)
-    if problem is not None:
-        raise _reject(E.INVALID_TOPIC, problem)
-    if image.topic(name) is not None:
-        raise _reject(E.TOPIC_ALREADY_EXISTS, f"topic {name!r} already exists")
-    colliding = state_machine.colliding_topic(image, name)
-    if colliding is not None:
-        raise _reject(E.INVALID_TOPIC, f"topic {name!r} collides with existing topic {colliding!r} ('.' and '_' are equivalent)")
+    _raise_problem(topic_rules.new_topic_name_problem(image, name))
     available = available_brokers(image)
     if assignments:
         if num_partitions is not None and num_partitions != len(assignments):
@@ -816,7 +806,7 @@ def plan_topic(
         racks = [(broker.node_id, broker.rack) for broker in available]
         start, shift = placement.spread_start(image, placement.placement_order(racks))
         replicas = placement.assign_replicas(racks, partitions, factor, start, shift)
-    _validated_topic_configs(topic_configs)
+    _raise_problem(topic_rules.config_problem(configs.ConfigScope.TOPIC, topic_configs))
     initial = tuple(_initial_state(image, r, f"partition {n}") for n, r in enumerate(replicas))
     return TopicPlan(name, initial, dict(topic_configs))
 
@@ -1018,11 +1008,7 @@ def check_config_changes(
     both = sorted(set(to_set) & set(to_delete))
     if both:
         raise _reject(E.INVALID_REQUEST, f"configuration {both[0]!r} is both set and deleted")
-    try:
-        configs.validate_entries(scope, sorted(to_set.items()))
-        configs.validate_delete_keys(scope, sorted(to_delete))
-    except InvalidConfigError as error:
-        raise _reject(E.INVALID_CONFIG, str(error)) from None
+    _raise_problem(topic_rules.config_problem(scope, to_set, to_delete))
     if scope is configs.ConfigScope.TOPIC:
         return
     cluster = dict(image.cluster_configs)
