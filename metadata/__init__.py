@@ -16,7 +16,10 @@ Modules:
     journal.py        the voter's durable Raft log and meta (fsync, torn-tail recovery)
     quorum.py         MetadataQuorum: one voter of the Raft group over pysyncobj
     placement.py      replica placement for new partitions (Kafka's, rack-aware), deterministic
-    controller.py     the active controller's decisions: sessions, fencing, elections, admin checks
+    controller/       the active controller's decisions (a facade over three modules):
+      broker_sessions.py  sessions, heartbeats, expiry, fencing/unfencing, controlled shutdown, poll
+      elections.py        leader elections, ISR changes (AlterPartition), reassignment steps
+      topic_planning.py   topic and partition creation (placement), config changes, request ids
 
 Imports no grpc, storage, server, client or cli. Importing this package imports nothing else:
 readers of images never load pysyncobj.
