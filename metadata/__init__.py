@@ -15,6 +15,8 @@ Modules:
     snapshot.py       MetadataSnapshot codec (byte-identical) and the quorum's snapshot file
     journal.py        the voter's durable Raft log and meta (fsync, torn-tail recovery)
     quorum.py         MetadataQuorum: one voter of the Raft group over pysyncobj
+    quorum_snapshots.py    the voter's snapshot file (read, written, loaded) for quorum.py
+    quorum_publication.py  recent commands for watchers and listeners, for quorum.py
     placement.py      replica placement for new partitions (Kafka's, rack-aware), deterministic
     controller/       the active controller's decisions (a facade over three modules):
       broker_sessions.py  sessions, heartbeats, expiry, fencing/unfencing, controlled shutdown, poll
