@@ -1,8 +1,11 @@
 """The crash-safe metadata quorum: one voter of the Raft group, built on pysyncobj 0.3.17.
 
-Owns the voter: its configuration, its thread, the durable journal and snapshot files, proposals
-(futures), the published MetadataImage, apply listeners, the ring of recent commands served to
-watchers, leadership notifications and status. This is the only module that imports pysyncobj.
+Owns the voter: its configuration, its thread, the pysyncobj adapter (one replicated dispatcher,
+the durable transport, the injected journal, pysyncobj's configuration), proposals (futures), the
+published MetadataImage, leadership and status. This is the only module that imports pysyncobj.
+Two helpers hold what needs no pysyncobj: quorum_snapshots.py (our snapshot file: read at start,
+written on compaction, loaded from the leader) and quorum_publication.py (the ring of recent
+commands served to watchers, and the apply / reset / leadership listeners).
 
 How pysyncobj is used (each point neutralises a measured defect of ../shared/notes/pysyncobj.md):
 
@@ -60,7 +63,7 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 
-from freshet.metadata import commands, snapshot, state_machine
+from freshet.metadata import commands, state_machine
 from freshet.metadata.errors import (
     CommandDiscardedError,
     CommandTooLargeError,
@@ -76,8 +79,18 @@ from freshet.metadata.errors import (
     SnapshotFormatError,
     TransferDeniedError,
 )
-from freshet.metadata.image import EMPTY_IMAGE, MetadataImage
-from freshet.metadata.journal import RaftJournal, fsync_directory
+from freshet.metadata.image import MetadataImage
+from freshet.metadata.journal import RaftJournal
+from freshet.metadata.quorum_publication import (
+    AppliedCommand,
+    ApplyListener,
+    CommandRing,
+    LeadershipChange,
+    LeadershipListener,
+    Listeners,
+    ResetListener,
+)
+from freshet.metadata.quorum_snapshots import SnapshotStore
 from freshet.v1 import metadata_pb2
 from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, replicated
 from pysyncobj import syncobj as pysyncobj_syncobj
@@ -243,35 +256,6 @@ class QuorumStatus:
         }
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class LeadershipChange:
-    """What a leadership listener is told. Thread-safe (immutable).
-
-    Attributes:
-        term: the Raft term now.
-        leader_id: the leader this voter knows of (None during an election).
-        is_leader: True when this voter is the leader (it should then propose ClaimController at
-            `term` before anything else).
-    """
-
-    term: int
-    leader_id: int | None
-    is_leader: bool
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class AppliedCommand:
-    """One applied log entry, as served to watchers (brokers replay `command`). Thread-safe."""
-
-    offset: int
-    command: bytes
-
-
-ApplyListener = Callable[[int, bytes, metadata_pb2.MetadataResult], None]
-ResetListener = Callable[[MetadataImage], None]
-LeadershipListener = Callable[[LeadershipChange], None]
-
-
 @dataclasses.dataclass(slots=True)
 class _Proposal:
     """A proposal awaiting its result. Not thread-safe: `is_done` is read and written only on the
@@ -282,6 +266,38 @@ class _Proposal:
     timeout_s: float
     deadline: float
     is_done: bool = False
+
+
+class _PendingProposals:
+    """Proposals awaiting their result, ordered by deadline. `add` may be called from any thread
+    (a deque append is atomic); everything else runs on the quorum thread."""
+
+    def __init__(self) -> None:
+        self._new: collections.deque[_Proposal] = collections.deque()
+        self._by_deadline: list[tuple[float, int, _Proposal]] = []
+        self._sequence = itertools.count()
+
+    def add(self, proposal: _Proposal) -> None:
+        self._new.append(proposal)
+
+    def expire(self, now: float) -> None:
+        """Fail every proposal whose deadline (time.monotonic() seconds) is at or before `now`
+        with ProposalTimeoutError; forget those already done."""
+        while self._new:
+            proposal = self._new.popleft()
+            heapq.heappush(self._by_deadline, (proposal.deadline, next(self._sequence), proposal))
+        while self._by_deadline and (self._by_deadline[0][2].is_done or self._by_deadline[0][0] <= now):
+            _, _, proposal = heapq.heappop(self._by_deadline)
+            if not proposal.is_done:
+                proposal.is_done = True
+                proposal.future.set_exception(ProposalTimeoutError(proposal.request_id, proposal.timeout_s))
+
+    def fail_all(self, reason: str) -> None:
+        """Fail every pending proposal with QuorumClosedError (the voter stopped)."""
+        for proposal in [*self._new, *(entry[2] for entry in self._by_deadline)]:
+            if not proposal.is_done:
+                proposal.is_done = True
+                proposal.future.set_exception(QuorumClosedError(reason))
 
 
 class _DurableTransport(TCPTransport):
@@ -424,6 +440,45 @@ def _wait_until_bindable(address: str, timeout_s: float) -> None:
         time.sleep(0.05)
 
 
+def _syncobj_conf(
+    config: QuorumConfig,
+    bind_address: str,
+    snapshots: SnapshotStore,
+    serializer: Callable[[str, object], None],
+    deserializer: Callable[[str], object],
+) -> SyncObjConf:
+    """pysyncobj's configuration for this voter: every choice of the module docstring's list."""
+    return SyncObjConf(
+        password=config.password,
+        autoTick=False,
+        commandsQueueSize=config.proposal_queue_max,
+        raftMinTimeout=config.election_timeout_min_s,
+        raftMaxTimeout=config.election_timeout_max_s,
+        appendEntriesPeriod=config.heartbeat_interval_s,
+        connectionTimeout=config.connection_timeout_s,
+        connectionRetryTime=config.connection_retry_s,
+        leaderFallbackTimeout=config.leader_fallback_timeout_s,
+        appendEntriesUseBatch=False,
+        appendEntriesBatchSizeBytes=APPEND_ENTRIES_BYTES_MAX,
+        bindAddress=bind_address,
+        logCompactionMinEntries=config.snapshot_min_entries,
+        logCompactionMinTime=config.snapshot_min_interval_s,
+        logCompactionSplit=False,
+        logCompactionBatchSize=SNAPSHOT_CHUNK_BYTES,
+        commandsWaitLeader=False,
+        fullDumpFile=snapshots.path,
+        journalFile=None,
+        useFork=False,
+        serializer=serializer,
+        deserializer=deserializer,
+        dynamicMembershipChange=False,
+        tcp_keepalive=tuple(config.tcp_keepalive),
+        bindRetryTime=0.1,
+        maxBindRetries=3,
+        pollerType="poll",
+    )
+
+
 class MetadataQuorum:
     """One voter of the metadata Raft group (see the module docstring).
 
@@ -441,7 +496,9 @@ class MetadataQuorum:
         self._self_address = self._voters[config.node_id]
         self._bind_address = config.bind_address or self._self_address
         self._data_dir = os.path.abspath(config.data_dir)
-        self._snapshot_path = os.path.join(self._data_dir, SNAPSHOT_FILE_NAME)
+        self._snapshots = SnapshotStore(
+            os.path.join(self._data_dir, SNAPSHOT_FILE_NAME), self._voters.values(), config.fsync
+        )
 
         self._lock_fd = self._lock_data_dir()
         try:
@@ -466,18 +523,8 @@ class MetadataQuorum:
         return fd
 
     def _start(self) -> None:
-        config = self.config
-        for leftover in (
-            self._snapshot_path + ".tmp",           # our serializer's output before pysyncobj renames it
-            self._snapshot_path + ".1.tmp",         # a snapshot being received from the leader
-        ):
-            if os.path.exists(leftover):
-                os.unlink(leftover)
-
-        self._image: MetadataImage = EMPTY_IMAGE
-        self._preloaded_snapshot: bytes | None = None
-        self.snapshot_raft_index = 0
-        self._journal = RaftJournal(self._data_dir, fsync=config.fsync)
+        self._snapshots.remove_leftovers()
+        self._journal = RaftJournal(self._data_dir, fsync=self.config.fsync)
         try:
             self._start_with_journal()
         except BaseException:
@@ -486,20 +533,7 @@ class MetadataQuorum:
 
     def _start_with_journal(self) -> None:
         config = self.config
-        if os.path.exists(self._snapshot_path):
-            with open(self._snapshot_path, "rb") as f:
-                data = f.read()
-            contents = snapshot.decode_snapshot_file(data)      # raises SnapshotFormatError
-            self._image = snapshot.decode_snapshot(contents.state)
-            self._preloaded_snapshot = data
-            self.snapshot_raft_index = contents.last_applied.raft_index
-            dropped = self._journal.align_with_snapshot(contents.previous, contents.last_applied)
-            if dropped:
-                logger.warning(
-                    "raft journal started %d entries before snapshot %d (crash during compaction): trimmed",
-                    dropped,
-                    contents.last_applied.raft_index,
-                )
+        self._image: MetadataImage = self._snapshots.load_at_start(self._journal)
 
         # Published state (read by any thread; replaced, never mutated, by the quorum thread).
         self._view = LeadershipChange(term=0, leader_id=None, is_leader=False)
@@ -510,53 +544,17 @@ class MetadataQuorum:
 
         self._changed = threading.Condition()
         self._waiters = 0
-        self._apply_listeners: tuple[ApplyListener, ...] = ()
-        self._reset_listeners: tuple[ResetListener, ...] = ()
-        self._leadership_listeners: tuple[LeadershipListener, ...] = ()
-        self._listeners_lock = threading.Lock()
+        self._listeners = Listeners()
+        self._ring = CommandRing(config.recent_commands_max, floor=self._image.offset)
 
-        self._ring: collections.deque[AppliedCommand] = collections.deque(maxlen=config.recent_commands_max)
-        self._ring_floor = self._image.offset     # watchers at or above this offset get deltas
-        self._ring_lock = threading.Lock()
-
-        self._new_proposals: collections.deque[_Proposal] = collections.deque()
-        self._proposal_deadlines: list[tuple[float, int, _Proposal]] = []
-        self._proposal_sequence = itertools.count()
+        self._proposals = _PendingProposals()
         self._tasks: collections.deque[tuple[Callable[[], object], Future]] = collections.deque()
         self.tick_errors = 0
         # Held while writing to pipes that shutdown closes: a closed fd number may be reused at once.
         self._io_lock = threading.Lock()
 
         _wait_until_bindable(self._bind_address, config.bind_timeout_s)
-        conf = SyncObjConf(
-            password=config.password,
-            autoTick=False,
-            commandsQueueSize=config.proposal_queue_max,
-            raftMinTimeout=config.election_timeout_min_s,
-            raftMaxTimeout=config.election_timeout_max_s,
-            appendEntriesPeriod=config.heartbeat_interval_s,
-            connectionTimeout=config.connection_timeout_s,
-            connectionRetryTime=config.connection_retry_s,
-            leaderFallbackTimeout=config.leader_fallback_timeout_s,
-            appendEntriesUseBatch=False,
-            appendEntriesBatchSizeBytes=APPEND_ENTRIES_BYTES_MAX,
-            bindAddress=self._bind_address,
-            logCompactionMinEntries=config.snapshot_min_entries,
-            logCompactionMinTime=config.snapshot_min_interval_s,
-            logCompactionSplit=False,
-            logCompactionBatchSize=SNAPSHOT_CHUNK_BYTES,
-            commandsWaitLeader=False,
-            fullDumpFile=self._snapshot_path,
-            journalFile=None,
-            useFork=False,
-            serializer=self._write_snapshot_file,
-            deserializer=self._load_snapshot_file,
-            dynamicMembershipChange=False,
-            tcp_keepalive=tuple(config.tcp_keepalive),
-            bindRetryTime=0.1,
-            maxBindRetries=3,
-            pollerType="poll",
-        )
+        conf = _syncobj_conf(config, self._bind_address, self._snapshots, self._write_snapshot_file, self._load_snapshot_file)
         others = [address for node_id, address in self._voters.items() if node_id != self.node_id]
         try:
             self._node, self._transport = _build_raft_node(self, self._journal, self._self_address, others, conf)
@@ -648,7 +646,7 @@ class MetadataQuorum:
             if self._is_closed or self._stopping:
                 future.set_exception(QuorumClosedError(self._failure or "closed"))
                 return future
-            self._new_proposals.append(proposal)
+            self._proposals.add(proposal)
             self._node._apply_command(data, callback=functools.partial(self._on_proposal_result, proposal))
         return future
 
@@ -683,63 +681,46 @@ class MetadataQuorum:
         """Call on_apply(offset, command bytes, result) after each applied command, and on_reset(image)
         when the image is replaced wholesale by a snapshot from the leader (deltas were skipped).
         Both run on the quorum thread; exceptions are logged and ignored."""
-        with self._listeners_lock:
-            self._apply_listeners += (on_apply,)
-            if on_reset is not None:
-                self._reset_listeners += (on_reset,)
+        self._listeners.add(on_apply, on_reset)
 
     def remove_listener(self, on_apply: ApplyListener, on_reset: ResetListener | None = None) -> None:
-        with self._listeners_lock:
-            self._apply_listeners = tuple(f for f in self._apply_listeners if f is not on_apply)
-            self._reset_listeners = tuple(f for f in self._reset_listeners if f is not on_reset)
+        self._listeners.remove(on_apply, on_reset)
 
     def add_leadership_listener(self, listener: LeadershipListener) -> None:
         """Call listener(LeadershipChange) on the quorum thread whenever term, leader or this voter's
         leadership changes. The controller proposes ClaimController when is_leader turns True."""
-        with self._listeners_lock:
-            self._leadership_listeners += (listener,)
+        self._listeners.add_leadership(listener)
 
     def recent_commands(self, after_offset: int) -> list[AppliedCommand] | None:
         """Applied commands with offset > after_offset, oldest first; None when the ring no longer
         holds them all (the watcher must start from a snapshot of `image` instead)."""
-        with self._ring_lock:
-            if after_offset < self._ring_floor:
-                return None
-            newer = []
-            for applied in reversed(self._ring):
-                if applied.offset <= after_offset:
-                    break
-                newer.append(applied)
-        newer.reverse()
-        return newer
+        return self._ring.after(after_offset)
 
     def wait_for_offset(self, offset: int, timeout_s: float) -> bool:
         """Block until the image's offset is >= `offset`; False on timeout or when closed."""
+        return self._wait_until(lambda: self._image.offset >= offset, timeout_s)
+
+    def wait_for_leader(self, timeout_s: float) -> int | None:
+        """Block until a leader is known; its node id, or None on timeout."""
+        seen: list[int | None] = [None]       # the leader the condition saw, under the lock
+
+        def is_known() -> bool:
+            seen[0] = self._view.leader_id
+            return seen[0] is not None
+
+        return seen[0] if self._wait_until(is_known, timeout_s) else None
+
+    def _wait_until(self, condition: Callable[[], bool], timeout_s: float) -> bool:
         deadline = time.monotonic() + timeout_s
         with self._changed:
             self._waiters += 1
             try:
-                while self._image.offset < offset:
+                while not condition():
                     remaining = deadline - time.monotonic()
                     if remaining <= 0 or self._is_closed:
                         return False
                     self._changed.wait(remaining)
                 return True
-            finally:
-                self._waiters -= 1
-
-    def wait_for_leader(self, timeout_s: float) -> int | None:
-        """Block until a leader is known; its node id, or None on timeout."""
-        deadline = time.monotonic() + timeout_s
-        with self._changed:
-            self._waiters += 1
-            try:
-                while self._view.leader_id is None:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0 or self._is_closed:
-                        return None
-                    self._changed.wait(remaining)
-                return self._view.leader_id
             finally:
                 self._waiters -= 1
 
@@ -854,15 +835,7 @@ class MetadataQuorum:
         self._transport.flush_deferred()
 
     def _after_tick(self) -> None:
-        now = time.monotonic()
-        while self._new_proposals:
-            proposal = self._new_proposals.popleft()
-            heapq.heappush(self._proposal_deadlines, (proposal.deadline, next(self._proposal_sequence), proposal))
-        while self._proposal_deadlines and (self._proposal_deadlines[0][2].is_done or self._proposal_deadlines[0][0] <= now):
-            _, _, proposal = heapq.heappop(self._proposal_deadlines)
-            if not proposal.is_done:
-                proposal.is_done = True
-                proposal.future.set_exception(ProposalTimeoutError(proposal.request_id, proposal.timeout_s))
+        self._proposals.expire(time.monotonic())
         while self._tasks:
             task, future = self._tasks.popleft()
             try:
@@ -880,11 +853,7 @@ class MetadataQuorum:
         if view != self._view:
             self._view = view
             self._notify_waiters()
-            for listener in self._leadership_listeners:
-                try:
-                    listener(view)
-                except Exception:
-                    logger.exception("leadership listener failed")
+            self._listeners.notify_leadership(view)
 
     def _on_replicated(self, data: bytes) -> metadata_pb2.MetadataResult | None:
         """The replicated dispatcher (quorum thread). Must return quickly and never raise."""
@@ -901,15 +870,8 @@ class MetadataQuorum:
             self._fail(f"apply escaped at offset {offset}: {error!r}")
             return None
         self._image = new_image
-        with self._ring_lock:
-            if len(self._ring) == self._ring.maxlen:
-                self._ring_floor = self._ring[0].offset
-            self._ring.append(AppliedCommand(offset, data))
-        for listener in self._apply_listeners:
-            try:
-                listener(offset, data, result)
-            except Exception:
-                logger.exception("apply listener failed at offset %d", offset)
+        self._ring.append(offset, data)
+        self._listeners.notify_apply(offset, data, result)
         self._notify_waiters()
         return result
 
@@ -921,70 +883,26 @@ class MetadataQuorum:
     # -- snapshots (called by pysyncobj on the quorum thread) -----------------------------------
 
     def _write_snapshot_file(self, path: str, data) -> None:
-        last_applied = snapshot.RaftEntry(*data[0])
-        previous = snapshot.RaftEntry(*data[1])
-        image = self._image
-        assert image.offset <= last_applied.raft_index, (image.offset, last_applied.raft_index)
-        started = time.monotonic()
-        contents = snapshot.encode_snapshot_file(last_applied, previous, self._voters.values(), snapshot.encode_snapshot(image))
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            view = memoryview(contents)
-            while view:
-                view = view[os.write(fd, view) :]
-            if self.config.fsync:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
-        # pysyncobj renames `path` over the snapshot file when this returns; the journal trim that
-        # follows (RaftJournal.deleteEntriesTo) fsyncs the directory before dropping any entry.
-        self.snapshot_raft_index = last_applied.raft_index
-        logger.info(
-            "metadata snapshot at raft index %d (offset %d): %d bytes in %.3f s",
-            last_applied.raft_index,
-            image.offset,
-            len(contents),
-            time.monotonic() - started,
-        )
+        self._snapshots.write(path, data, self._image)
 
     def _load_snapshot_file(self, path: str):
         try:
-            with open(path, "rb") as f:
-                data = f.read()
-            contents = snapshot.decode_snapshot_file(data)
-            if data == self._preloaded_snapshot:
-                image = self._image                      # decoded at start; nothing applied since
-            else:
-                image = snapshot.decode_snapshot(contents.state)
-            if image.offset < self._image.offset:
-                raise SnapshotFormatError(f"snapshot offset {image.offset} is older than applied {self._image.offset}")
-            if self.config.fsync:
-                # A snapshot received from the leader: durable before pysyncobj drops the journal.
-                fd = os.open(path, os.O_RDONLY)
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
-                fsync_directory(self._data_dir)
+            image, entries = self._snapshots.load(path, self._image)
         except (OSError, SnapshotFormatError) as error:
             # pysyncobj swallows exceptions from here and would carry on with a stale state.
             self._fail(f"cannot load snapshot {path}: {error}")
             raise
-        is_reset = data != self._preloaded_snapshot
-        self._preloaded_snapshot = None
-        self.snapshot_raft_index = contents.last_applied.raft_index
-        if is_reset:
+        if image is not None:
             self._image = image
-            with self._ring_lock:
-                self._ring.clear()
-                self._ring_floor = image.offset
-            for listener in self._reset_listeners:
-                try:
-                    listener(image)
-                except Exception:
-                    logger.exception("reset listener failed")
+            self._ring.reset(image.offset)
+            self._listeners.notify_reset(image)
             self._notify_waiters()
-        return tuple(contents.last_applied), tuple(contents.previous), tuple(self._voters.values())
+        return entries
+
+    @property
+    def snapshot_raft_index(self) -> int:
+        """The raft index of the last entry the newest snapshot covers (0: none yet)."""
+        return self._snapshots.raft_index
 
     # -- status ---------------------------------------------------------------------------------
 
@@ -1054,10 +972,7 @@ class MetadataQuorum:
             os.close(self._wake_write)
             self._wake_read = self._wake_write = -1
         reason = self._failure or "closed"
-        for proposal in [*self._new_proposals, *(entry[2] for entry in self._proposal_deadlines)]:
-            if not proposal.is_done:
-                proposal.is_done = True
-                proposal.future.set_exception(QuorumClosedError(reason))
+        self._proposals.fail_all(reason)
         while self._tasks:
             _, future = self._tasks.popleft()
             future.set_exception(QuorumClosedError(reason))
@@ -1070,8 +985,4 @@ class MetadataQuorum:
             pass
         with self._changed:
             self._changed.notify_all()
-        for listener in self._leadership_listeners:
-            try:
-                listener(self._view)
-            except Exception:
-                logger.exception("leadership listener failed")
+        self._listeners.notify_leadership(self._view)

@@ -30,7 +30,7 @@ Rules (where Kafka KRaft has one, it is followed):
   whole batch (handlers build new images, so the input image is untouched). One request id and
   one controller epoch (the batch's) cover every inner command.
 
-Imports only the standard library, freshet.metadata (configs, image, errors) and wire types.
+Imports only the standard library, freshet.metadata (configs, image, topic_rules) and wire types.
 Thread-safe: module state is immutable; functions are pure.
 """
 
@@ -41,8 +41,7 @@ import logging
 import re
 from collections.abc import Callable, Iterable, Mapping
 
-from freshet.metadata import configs
-from freshet.metadata.errors import InvalidConfigError
+from freshet.metadata import configs, topic_rules
 from freshet.metadata.image import (
     NO_LEADER,
     BrokerRegistration,
@@ -62,14 +61,12 @@ PRODUCER_ID_BLOCK_SIZE = 1000
 PRODUCER_ID_MAX = 2**63 - 1
 REQUEST_ID_LENGTH_MAX = 200
 CLUSTER_ID_LENGTH_MAX = 64
-TOPIC_NAME_LENGTH_MAX = 249           # Kafka's limit
 HOST_LENGTH_MAX = 255
 RACK_LENGTH_MAX = 255
 TOPIC_ID_BYTES = 16
 INCARNATION_ID_BYTES = 16
 INT32_MAX = 2**31 - 1
 
-_TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]+")
 _CLUSTER_ID = re.compile(r"[a-zA-Z0-9._-]+")
 _INTERNAL_ERROR_MESSAGE = "internal error while applying the command; see the metadata quorum's log"
 
@@ -327,43 +324,9 @@ def _config_pairs(entries: Iterable[metadata_pb2.ConfigEntry]) -> dict[str, str]
     return pairs
 
 
-def _validated_configs(scope: configs.ConfigScope, pairs: Mapping[str, str]) -> None:
-    try:
-        configs.validate_entries(scope, sorted(pairs.items()))
-    except InvalidConfigError as error:
-        raise _Rejected(E.INVALID_CONFIG, str(error)) from None
-
-
-def topic_name_problem(name: str) -> str | None:
-    """What is wrong with `name` as a topic name by Kafka's rules, or None when it is legal."""
-    if not name:
-        return "topic name is empty"
-    if len(name) > TOPIC_NAME_LENGTH_MAX:
-        return f"topic name is {len(name)} characters; the limit is {TOPIC_NAME_LENGTH_MAX}"
-    if name in (".", ".."):
-        return f"topic name cannot be {name!r}"
-    if _TOPIC_NAME.fullmatch(name) is None:
-        return f"topic name {name!r} may contain only ASCII letters, digits, '.', '_' and '-'"
-    return None
-
-
-def _check_topic_name(image: MetadataImage, name: str) -> None:
-    problem = topic_name_problem(name)
-    _require(problem is None, E.INVALID_TOPIC, problem or "")
-
-
-def colliding_topic(image: MetadataImage, name: str) -> str | None:
-    """An existing topic whose name equals `name` once '.' and '_' are identified, or None.
-
-    Kafka: '.' and '_' map to the same metric name, so "a.b" and "a_b" cannot both exist.
-    """
-    if "." not in name and "_" not in name:
-        return None
-    normalized = name.replace(".", "_")
-    for existing in image.topic_ids_by_name:
-        if existing != name and existing.replace(".", "_") == normalized:
-            return existing
-    return None
+def _check_config_problem(problem: topic_rules.Problem | None) -> None:
+    if problem is not None:
+        raise _Rejected(problem.code, problem.message)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -565,14 +528,7 @@ def _begin_controlled_shutdown(image: MetadataImage, command, offset: int, resul
 def _create_topic(image: MetadataImage, command, offset: int, result) -> MetadataImage:
     body = command.create_topic
     name = body.name
-    _check_topic_name(image, name)
-    _require(name not in image.topic_ids_by_name, E.TOPIC_ALREADY_EXISTS, f"topic {name!r} already exists")
-    colliding = colliding_topic(image, name)
-    _require(
-        colliding is None,
-        E.INVALID_TOPIC,
-        f"topic {name!r} collides with existing topic {colliding!r} ('.' and '_' are equivalent)",
-    )
+    _check_config_problem(topic_rules.new_topic_name_problem(image, name))
     topic_id = bytes(body.topic_id)
     _require(len(topic_id) == TOPIC_ID_BYTES, E.INVALID_REQUEST, f"topic id must be {TOPIC_ID_BYTES} bytes")
     _require(topic_id != bytes(TOPIC_ID_BYTES), E.INVALID_REQUEST, "topic id must not be all zero")
@@ -580,7 +536,7 @@ def _create_topic(image: MetadataImage, command, offset: int, result) -> Metadat
     _require(len(body.partitions) > 0, E.INVALID_PARTITIONS, "number of partitions must be at least 1")
     partitions = _new_partitions(image, body.partitions, 0, None)
     topic_configs = _config_pairs(body.configs)
-    _validated_configs(configs.ConfigScope.TOPIC, topic_configs)
+    _check_config_problem(topic_rules.config_problem(configs.ConfigScope.TOPIC, topic_configs))
     topic = TopicImage(topic_id, name, tuple(partitions), frozen_mapping(topic_configs))
     topics_by_id = dict(image.topics_by_id)
     topics_by_id[topic_id] = topic
@@ -707,11 +663,7 @@ def _alter_configs(image: MetadataImage, command, offset: int, result) -> Metada
         scope, current = configs.ConfigScope.TOPIC, topic.configs
     else:
         raise _Rejected(E.INVALID_REQUEST, f"unknown config resource type {kind}")
-    _validated_configs(scope, to_set)
-    try:
-        configs.validate_delete_keys(scope, sorted(to_delete))
-    except InvalidConfigError as error:
-        raise _Rejected(E.INVALID_CONFIG, str(error)) from None
+    _check_config_problem(topic_rules.config_problem(scope, to_set, to_delete))
     updated = dict(current)
     updated.update(to_set)
     for key in to_delete:

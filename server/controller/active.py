@@ -22,7 +22,7 @@ All writes are serialised by one asyncio lock and computed from the newest image
 (`quorum.image`), so a command never races another of this controller's commands.
 
 Imports: asyncio, freshet.metadata (controller logic, commands, quorum), freshet.server
-(config, errors), freshet.storage.clock (the system clock), wire types.
+(config, errors), freshet.metadata.clock (the system clock), wire types.
 Thread-safety: not thread-safe; runs on the node's event loop. The quorum's leadership
 listener (Raft thread) only calls `loop.call_soon_threadsafe`. `metrics` may be read from the
 HTTP thread (plain ints).
@@ -40,6 +40,7 @@ from collections.abc import Callable
 import grpc
 from freshet.metadata import commands
 from freshet.metadata import controller as logic
+from freshet.metadata.clock import SystemClock
 from freshet.metadata.errors import (
     CommandFailedError,
     ControllerRequestError,
@@ -52,7 +53,6 @@ from freshet.metadata.quorum import LeadershipChange, MetadataQuorum
 from freshet.server import limits, status
 from freshet.server.config import NodeConfig
 from freshet.server.errors import InvalidRequestError, NotControllerError
-from freshet.storage.clock import SystemClock
 from freshet.v1 import common_pb2, controller_pb2, metadata_pb2
 
 logger = logging.getLogger(__name__)

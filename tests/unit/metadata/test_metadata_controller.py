@@ -14,6 +14,7 @@ import itertools
 import pytest
 from freshet.metadata import commands as c
 from freshet.metadata import configs
+from freshet.metadata.clock import ManualClock
 from freshet.metadata.controller import (
     ActionKind,
     ControllerCore,
@@ -33,7 +34,6 @@ from freshet.metadata.errors import (
     StaleBrokerEpochError,
 )
 from freshet.metadata.image import NO_LEADER
-from freshet.storage.clock import ManualClock
 from metadata_script import EPOCH, E, Script
 
 SESSION_MS = 6000
