@@ -1,0 +1,378 @@
+"""Roles, produce and fetch of the broker's data plane, with a fake log, a fake clock and no I/O.
+
+Goal: the parts `DataPlane` is made of behave as Kafka's ReplicaManager does, checked without a
+socket, a thread, a disk or the wall clock. Method: a `FakeLog` holds appended "batches" in a
+list (one record each), a `FakeImage` answers the leader hints, a `FakeFetcher` records what the
+roles ask to follow, and a storage `ManualClock` is the only time. Each test drives the pieces
+directly on a fresh event loop.
+
+Reference: Kafka's ReplicaManager.appendRecords / fetchMessages / makeLeaders / makeFollowers;
+KIP-320 (leader epoch fencing of fetches); STYLE.md §6 (transitions that check where they come from).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+import pytest
+from freshet.metadata.image import NO_LEADER
+from freshet.server.broker.fetch import FetchPath
+from freshet.server.broker.hosted_replicas import HostedReplica
+from freshet.server.broker.partition_table import PartitionTable
+from freshet.server.broker.produce import ProducePath
+from freshet.server.broker.roles import ReplicaRoles
+from freshet.server.metrics import BrokerMetrics
+from freshet.server.replication.core import LeaderState
+from freshet.server.replication.partition import FOLLOWER, LEADER, STOPPED, Partition
+from freshet.storage.clock import ManualClock
+from freshet.storage.errors import OffsetOutOfRangeError
+from freshet.storage.log import LogAppendInfo, LogReadResult
+from freshet.v1 import broker_pb2, common_pb2
+from prometheus_client import CollectorRegistry
+
+E = common_pb2.ErrorCode
+NODE = 1
+TOPIC_ID = b"\x01" * 16
+#: One "batch" of a fake log: 80 bytes whose header says so (batch length 68 after the 12-byte log overhead).
+BATCH = bytes(8) + (68).to_bytes(4, "big") + bytes(68)
+
+
+class FakeLog:
+    """A partition log in memory: each append is one batch of one record."""
+
+    def __init__(self) -> None:
+        self.batches: list[bytes] = []
+        self.log_start_offset = 0
+        self.latest_epoch = -1
+        self.epoch_starts: dict[int, int] = {}
+        self.size_bytes = 0
+
+    @property
+    def log_end_offset(self) -> int:
+        return len(self.batches)
+
+    def assign_epoch_start_offset(self, epoch: int, offset: int) -> None:
+        self.latest_epoch = epoch
+        self.epoch_starts[epoch] = offset
+
+    def append_as_leader(self, data: bytearray, leader_epoch: int) -> LogAppendInfo:
+        offset = len(self.batches)
+        self.batches.append(bytes(data))
+        self.size_bytes += len(data)
+        return LogAppendInfo(offset, offset, -1, offset, -1, self.log_start_offset, 1, len(data))
+
+    def read(self, offset: int, max_bytes: int, max_offset: int | None = None) -> LogReadResult:
+        end = self.log_end_offset if max_offset is None else max_offset
+        if not self.log_start_offset <= offset <= self.log_end_offset:
+            raise OffsetOutOfRangeError(offset, self.log_start_offset, self.log_end_offset)
+        records = b"".join(self.batches[offset:end])[: max(max_bytes, len(BATCH))]
+        count = len(records) // len(BATCH)
+        return LogReadResult(records, offset if count else -1, offset + count, self.log_start_offset, self.log_end_offset)
+
+
+@dataclasses.dataclass
+class FakeBroker:
+    host: str
+    port: int
+    rack: str = ""
+
+
+@dataclasses.dataclass
+class FakePartitionImage:
+    leader: int
+    leader_epoch: int
+
+
+class FakeImage:
+    """What the leader hints read of a MetadataImage."""
+
+    def __init__(self) -> None:
+        self.partitions: dict[tuple[str, int], FakePartitionImage] = {}
+        self.brokers = {2: FakeBroker("b2", 9102), 3: FakeBroker("b3", 9103)}
+
+    def partition(self, topic: str, number: int):
+        return self.partitions.get((topic, number))
+
+    def topic(self, name: str):
+        return name if any(topic == name for topic, _ in self.partitions) else None
+
+
+class FakePublisher:
+    def __init__(self) -> None:
+        self.image = FakeImage()
+
+    def add_listener(self, listener) -> None:
+        pass
+
+
+class FakeFetcher:
+    """Records which partitions the roles follow, from whom."""
+
+    def __init__(self) -> None:
+        self.following: dict[tuple[str, int], tuple[int, int]] = {}
+
+    def add(self, partition: Partition, leader_id: int, leader_epoch: int) -> None:
+        self.following[partition.key] = (leader_id, leader_epoch)
+
+    def remove(self, key: tuple[str, int]) -> None:
+        self.following.pop(key, None)
+
+
+@dataclasses.dataclass
+class Broker:
+    """The pieces of one broker's data plane over fakes."""
+
+    clock: ManualClock
+    publisher: FakePublisher
+    table: PartitionTable
+    fetcher: FakeFetcher
+    roles: ReplicaRoles
+    produce: ProducePath
+    fetch: FetchPath
+    log: FakeLog
+    leadership: list
+
+
+def make_broker(loop: asyncio.AbstractEventLoop, may_act: bool = True) -> Broker:
+    clock = ManualClock(1_000)
+    publisher = FakePublisher()
+    table = PartitionTable(NODE, publisher, BrokerMetrics(CollectorRegistry()))
+    fetcher = FakeFetcher()
+    roles = ReplicaRoles(table, publisher, fetcher, lambda image: may_act, clock)
+    produce = ProducePath(table, clock)
+    fetch = FetchPath(table, table.metrics)
+    leadership: list = []
+    roles.add_leadership_listener(lambda topic, number, is_leader, epoch: leadership.append((topic, number, is_leader, epoch)))
+    for part in (roles, produce, fetch):
+        part.start(loop)
+    return Broker(clock, publisher, table, fetcher, roles, produce, fetch, FakeLog(), leadership)
+
+
+def hosted(broker: Broker, leader: int, epoch: int, isr=(1, 2, 3), partition_epoch: int = 0, min_isr: int = 2) -> HostedReplica:
+    role = LEADER if leader == NODE else FOLLOWER
+    broker.publisher.image.partitions[("t", 0)] = FakePartitionImage(leader, epoch)
+    return HostedReplica("t", 0, TOPIC_ID, role, leader, epoch, partition_epoch, broker.log, (1, 2, 3), tuple(isr), min_isr)
+
+
+def apply(broker: Broker, replica: HostedReplica | None) -> None:
+    old = broker.roles.hosted.get(("t", 0))
+    broker.roles._on_replica_change(old, replica)
+
+
+def produce(broker: Broker, acks: int, timeout_ms: int = 1000) -> list:
+    answers: list = []
+    request = broker_pb2.ProduceRequest(
+        acks=acks, timeout_ms=timeout_ms, partitions=[broker_pb2.PartitionRecords(topic="t", partition=0, records=BATCH)]
+    )
+    broker.produce.produce(request, answers.append)
+    return answers
+
+
+@pytest.fixture
+def loop():
+    loop = asyncio.new_event_loop()
+    yield loop
+    loop.close()
+
+
+# -- roles ---------------------------------------------------------------------------------------
+
+
+def test_roles_wait_until_metadata_caught_up_with_the_registration(loop):
+    broker = make_broker(loop, may_act=False)
+    apply(broker, hosted(broker, leader=NODE, epoch=3))
+    assert broker.table.partitions == {}
+    assert not broker.roles.is_active
+
+
+def test_become_leader_records_the_epoch_start_and_tells_listeners(loop):
+    broker = make_broker(loop)
+    broker.log.batches = [BATCH] * 4
+    apply(broker, hosted(broker, leader=NODE, epoch=3))
+    partition = broker.table.partitions[("t", 0)]
+    assert partition.role == LEADER
+    assert partition.leader is not None and partition.leader.leader_epoch == 3
+    assert broker.log.epoch_starts == {3: 4}
+    assert broker.leadership == [("t", 0, True, 3)]
+    assert ("t", 0) not in broker.fetcher.following
+
+
+def test_leader_to_follower_answers_waiting_acks_all_with_the_new_leader(loop):
+    broker = make_broker(loop)
+    apply(broker, hosted(broker, leader=NODE, epoch=3))
+    answers = produce(broker, acks=-1)
+    assert answers == []                                   # waiting for followers
+    apply(broker, hosted(broker, leader=2, epoch=4))
+    partition = broker.table.partitions[("t", 0)]
+    assert partition.role == FOLLOWER
+    assert partition.leader is None
+    assert broker.fetcher.following[("t", 0)] == (2, 4)
+    assert broker.leadership[-1] == ("t", 0, False, 4)
+    (response,) = answers
+    error = response.results[0].error
+    assert error.code == E.NOT_LEADER
+    assert error.leader_id == 2 and error.leader.host == "b2"
+
+
+def test_follower_without_a_leader_fetches_from_nobody(loop):
+    broker = make_broker(loop)
+    apply(broker, hosted(broker, leader=2, epoch=1))
+    assert broker.fetcher.following[("t", 0)] == (2, 1)
+    apply(broker, hosted(broker, leader=NO_LEADER, epoch=2))
+    assert ("t", 0) not in broker.fetcher.following
+    assert broker.table.partitions[("t", 0)].role == FOLLOWER
+
+
+def test_removed_replica_is_stopped_and_forgotten(loop):
+    broker = make_broker(loop)
+    apply(broker, hosted(broker, leader=NODE, epoch=1))
+    partition = broker.table.partitions[("t", 0)]
+    broker.roles._on_replica_change(broker.roles.hosted[("t", 0)], None)
+    assert partition.role == STOPPED
+    assert broker.table.partitions == {}
+    assert broker.leadership[-1][2] is False
+
+
+def test_transitions_refuse_an_older_epoch_and_a_repeated_leadership():
+    log = FakeLog()
+    counters = PartitionTable(NODE, FakePublisher(), BrokerMetrics(CollectorRegistry())).counters("t")
+    partition = Partition("t", 0, TOPIC_ID, log, 0, counters)
+    leader = LeaderState(NODE, 5, 0, (1, 2), (1, 2), 0, 0, 0, 0, 1)
+    assert partition.become_leader(leader, NODE) == STOPPED
+    with pytest.raises(AssertionError, match="leader -> leader at the same epoch"):
+        partition.become_leader(LeaderState(NODE, 5, 0, (1, 2), (1, 2), 0, 0, 0, 0, 1), NODE)
+    with pytest.raises(AssertionError, match="follower epoch 4"):
+        partition.become_follower(2, 4, lambda p: common_pb2.ErrorDetail())
+    assert partition.become_follower(2, 6, lambda p: common_pb2.ErrorDetail()) == LEADER
+    with pytest.raises(AssertionError, match="the same leader at the same epoch"):
+        partition.become_follower(2, 6, lambda p: common_pb2.ErrorDetail())
+
+
+def test_high_watermark_never_passes_the_log_end():
+    log = FakeLog()
+    counters = PartitionTable(NODE, FakePublisher(), BrokerMetrics(CollectorRegistry())).counters("t")
+    partition = Partition("t", 0, TOPIC_ID, log, 0, counters)
+    log.batches = [BATCH] * 3
+    assert partition.set_high_watermark(3)
+    assert not partition.set_high_watermark(2)            # never backwards
+    with pytest.raises(AssertionError):
+        partition.set_high_watermark(4)
+
+
+# -- produce -------------------------------------------------------------------------------------
+
+
+def test_acks_1_is_answered_at_once_with_the_offset(loop):
+    broker = make_broker(loop)
+    apply(broker, hosted(broker, leader=NODE, epoch=1))
+    produce(broker, acks=1)
+    (response,) = produce(broker, acks=1)
+    result = response.results[0]
+    assert result.error.code == E.NONE
+    assert result.base_offset == 1
+    assert broker.log.log_end_offset == 2
+
+
+def test_acks_all_completes_when_the_isr_acknowledged(loop):
+    broker = make_broker(loop)
+    apply(broker, hosted(broker, leader=NODE, epoch=1))
+    partition = broker.table.partitions[("t", 0)]
+    answers = produce(broker, acks=-1)
+    broker.clock.advance(5)
+    partition.follower_acknowledged(2, 1, broker.clock.monotonic_ms())
+    assert answers == [] and partition.high_watermark == 0     # replica 3 has not reported
+    partition.follower_acknowledged(3, 1, broker.clock.monotonic_ms())
+    assert partition.high_watermark == 1
+    (response,) = answers
+    assert response.results[0].error.code == E.NONE
+    assert response.results[0].base_offset == 0
+
+
+def test_acks_all_with_a_short_isr_appends_nothing(loop):
+    broker = make_broker(loop)
+    apply(broker, hosted(broker, leader=NODE, epoch=1, isr=(1,), min_isr=2))
+    (response,) = produce(broker, acks=-1)
+    assert response.results[0].error.code == E.NOT_ENOUGH_REPLICAS
+    assert broker.log.log_end_offset == 0
+
+
+def test_acks_all_times_out_with_the_outcome_unknown(loop):
+    broker = make_broker(loop)
+    apply(broker, hosted(broker, leader=NODE, epoch=1))
+    answers = produce(broker, acks=-1, timeout_ms=20)
+    loop.run_until_complete(asyncio.sleep(0.05))
+    (response,) = answers
+    assert response.results[0].error.code == E.REQUEST_TIMED_OUT
+    assert "may still be committed" in response.results[0].error.message
+
+
+def test_produce_to_a_follower_is_not_leader_with_the_hint(loop):
+    broker = make_broker(loop)
+    apply(broker, hosted(broker, leader=3, epoch=7))
+    (response,) = produce(broker, acks=1)
+    error = response.results[0].error
+    assert error.code == E.NOT_LEADER
+    assert (error.leader_id, error.leader_epoch, error.leader.port) == (3, 7, 9103)
+    assert broker.log.log_end_offset == 0
+
+
+# -- fetch ---------------------------------------------------------------------------------------
+
+
+def fetch_request(offset: int, epoch: int = -1, max_wait_ms: int = 0, min_bytes: int = 0) -> broker_pb2.FetchRequest:
+    return broker_pb2.FetchRequest(
+        max_wait_ms=max_wait_ms, min_bytes=min_bytes,
+        partitions=[broker_pb2.PartitionFetch(topic="t", partition=0, fetch_offset=offset, current_leader_epoch=epoch)],
+    )
+
+
+def test_fetch_reads_only_below_the_high_watermark(loop):
+    broker = make_broker(loop)
+    apply(broker, hosted(broker, leader=NODE, epoch=1, isr=(1,), min_isr=1))
+    partition = broker.table.partitions[("t", 0)]
+    produce(broker, acks=1)
+    assert partition.high_watermark == 1                   # the leader alone is the ISR
+    partition.leader.isr = (1, 2)                          # a follower rejoined: the next write waits for it
+    produce(broker, acks=1)
+    result = loop.run_until_complete(broker.fetch.fetch(fetch_request(0))).results[0]
+    assert result.error.code == E.NONE
+    assert (result.high_watermark, result.next_fetch_offset, len(result.records)) == (1, 1, len(BATCH))
+
+
+def test_long_poll_wakes_when_the_high_watermark_moves(loop):
+    broker = make_broker(loop)
+    apply(broker, hosted(broker, leader=NODE, epoch=1, isr=(1, 2), min_isr=1))
+    partition = broker.table.partitions[("t", 0)]
+
+    async def scenario():
+        waiting = asyncio.ensure_future(broker.fetch.fetch(fetch_request(0, max_wait_ms=5_000, min_bytes=1)))
+        await asyncio.sleep(0)
+        assert broker.fetch.fetch_waiting == 1
+        produce(broker, acks=1)
+        await asyncio.sleep(0)
+        assert not waiting.done()                          # appended, not committed
+        partition.follower_acknowledged(2, 1, broker.clock.monotonic_ms())
+        return await asyncio.wait_for(waiting, 1.0)
+
+    response = loop.run_until_complete(scenario())
+    assert response.results[0].next_fetch_offset == 1
+    assert broker.fetch.fetch_waiting == 0
+
+
+def test_fetch_with_another_leader_epoch_is_fenced_or_unknown(loop):
+    broker = make_broker(loop)
+    apply(broker, hosted(broker, leader=NODE, epoch=5))
+    older = loop.run_until_complete(broker.fetch.fetch(fetch_request(0, epoch=4))).results[0]
+    newer = loop.run_until_complete(broker.fetch.fetch(fetch_request(0, epoch=6))).results[0]
+    assert older.error.code == E.FENCED_LEADER_EPOCH
+    assert newer.error.code == E.UNKNOWN_LEADER_EPOCH
+    assert older.error.leader_epoch == 5
+
+
+def test_fetch_out_of_range_names_the_readable_range(loop):
+    broker = make_broker(loop)
+    apply(broker, hosted(broker, leader=NODE, epoch=1))
+    result = loop.run_until_complete(broker.fetch.fetch(fetch_request(9))).results[0]
+    assert result.error.code == E.OFFSET_OUT_OF_RANGE
+    assert "[0, 0]" in result.error.message
