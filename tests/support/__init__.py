@@ -1,1 +1,1 @@
-"""Helpers shared by test directories (not tests themselves): import as `tests.support.<module>`."""
+"""Shared test support."""

@@ -1,26 +1,37 @@
-"""Golden transcripts (etcd's `datadriven`): replay a text file of steps and compare the output.
+"""Golden transcripts: replay a text file of commands and compare what they print (etcd datadriven).
 
-A transcript file is a sequence of steps. Each step is one command line, a `----` line, and the
-expected output: every line up to the next blank line (or the end of the file). Lines starting
-with `#` and blank lines between steps are kept as they are (comments for the reader):
+A transcript is a sequence of blocks. Each block is one or more command lines, a line `----`,
+the expected output, and a blank line (or the end of the file):
 
-    # broker 2 stops heartbeating
-    tick t=6000
+    # A comment: lines starting with `#` between blocks are kept as they are.
+    append leo=10 t=100
+    ack replica=2 leo=10 t=120
     ----
-    proposed FENCE: fencing broker 2 (session expired): ...
-    brokers: 1=unfenced 2=fenced 3=unfenced
+    hw=0 leo=10 ...
+    hw=10 (moved) leo=10 ...
 
-A command line is a verb and `key=value` arguments separated by spaces (a bare word is a key with
-the value ""); values contain no spaces. The handler is called once per step, in order, as
-`handler(verb, {key: value})`, and returns the step's output (lines without blank lines: a blank
-line would end the step). State lives in the handler (a closure or an object), not here.
+A command line is a name followed by `key=value` arguments (shell quoting allowed for values with
+spaces); a bare `key` is an argument with the value "" (a flag, e.g. `alter_result ok`). The
+handler is called once per command, in order, and the outputs of a block's commands are joined
+with newlines; that text, without trailing newlines, must equal the expected output. Output may
+not contain blank lines (a blank line ends the block).
 
-`run_transcript` fails with a unified diff of the whole file when any step's output differs. With
-the environment variable FRESHET_REWRITE_TRANSCRIPTS=1 it writes the actual output into the file
-instead (after a deliberate change; review the diff with git) and passes.
+    run_transcript(path, handle)   # handle(name: str, args: dict[str, str]) -> str
 
-Imports only the standard library. Thread-safety: functions are pure apart from the file
-read/written by run_transcript; call them from one thread per file.
+On a mismatch the test fails with a unified diff per block, naming the file and the line of the
+block's first command; every block is still run (state carries over), so one message lists all
+the differences.
+
+Rewriting: after a deliberate change of behaviour or output format, run the tests with
+`FRESHET_REWRITE_TRANSCRIPTS=1` set in the environment, e.g.
+
+    FRESHET_REWRITE_TRANSCRIPTS=1 .venv/bin/python -m pytest tests/unit/server/test_replication_transcripts.py
+
+and the expected outputs in the files are replaced by what the code prints now (commands and
+comments are kept). Then read `git diff` of the transcripts: the rewritten text is only as right
+as the code that printed it.
+
+Thread-safety: none needed; used from one test at a time.
 """
 
 from __future__ import annotations
@@ -28,8 +39,9 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
-import pathlib
+import shlex
 from collections.abc import Callable
+from pathlib import Path
 
 REWRITE_ENV = "FRESHET_REWRITE_TRANSCRIPTS"
 SEPARATOR = "----"
@@ -38,129 +50,147 @@ Handler = Callable[[str, dict[str, str]], str]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class Step:
-    """One step of a transcript. Thread-safe (immutable).
+class Command:
+    """One command line: `name key=value ...`, at 1-based `line` of the file."""
+
+    name: str
+    args: dict[str, str]
+    line: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Block:
+    """Commands, their expected output, and where the output sits in the file's lines.
 
     Attributes:
-        line_number: 1-based line of the command in the file (for messages).
-        command: the command line as written.
-        verb: its first word.
-        args: its `key=value` arguments.
-        expected: the expected output lines.
+        commands: in file order (at least one).
+        expected: the expected output, lines joined with "\\n" ("" when empty).
+        output_start, output_end: the 0-based half-open range of the file's lines holding the
+            expected output (the lines after `----`), for rewriting.
     """
 
-    line_number: int
-    command: str
-    verb: str
-    args: dict[str, str]
-    expected: tuple[str, ...]
+    commands: tuple[Command, ...]
+    expected: str
+    output_start: int
+    output_end: int
 
-
-# A parsed file: comment and blank lines (str) kept in place, and steps.
-Part = str | Step
+    @property
+    def line(self) -> int:
+        return self.commands[0].line
 
 
 class TranscriptSyntaxError(ValueError):
-    """The file is not a well-formed transcript: names the file, the line and the problem."""
+    """The transcript file is malformed; the message names the file and line."""
 
 
-def parse_command(line: str) -> tuple[str, dict[str, str]]:
-    """Split "verb k=v k2=v2 word" into ("verb", {"k": "v", "k2": "v2", "word": ""}).
-
-    Raises:
-        ValueError: an empty line or a key given twice.
-    """
-    words = line.split()
+def parse_command(text: str, line: int = 0) -> Command:
+    """`name key=value flag ...` -> Command. Raises ValueError on an empty line or a duplicate key."""
+    words = shlex.split(text)
     if not words:
         raise ValueError("empty command")
     args: dict[str, str] = {}
     for word in words[1:]:
         key, _, value = word.partition("=")
+        if not key:
+            raise ValueError(f"argument {word!r} has no key")
         if key in args:
             raise ValueError(f"argument {key!r} given twice")
         args[key] = value
-    return words[0], args
+    return Command(words[0], args, line)
 
 
-def parse_transcript(text: str, name: str = "<transcript>") -> list[Part]:
-    """Parse a transcript's text into comment/blank lines and steps (see the module docstring).
-
-    Raises:
-        TranscriptSyntaxError: a command without `----`, a malformed command line.
-    """
+def parse_transcript(text: str, source: str = "<transcript>") -> list[Block]:
+    """Split a transcript into blocks. Raises TranscriptSyntaxError naming `source` and the line."""
     lines = text.splitlines()
-    parts: list[Part] = []
+    blocks: list[Block] = []
+    commands: list[Command] = []
     index = 0
     while index < len(lines):
-        line = lines[index]
-        if not line.strip() or line.startswith("#"):
-            parts.append(line)
-            index += 1
+        stripped = lines[index].strip()
+        if stripped == SEPARATOR:
+            if not commands:
+                raise TranscriptSyntaxError(f"{source}:{index + 1}: {SEPARATOR} with no command before it")
+            start = index + 1
+            end = start
+            while end < len(lines) and lines[end].strip():
+                end += 1
+            expected = "\n".join(line.rstrip() for line in lines[start:end])
+            blocks.append(Block(tuple(commands), expected, start, end))
+            commands = []
+            index = end
             continue
-        if index + 1 >= len(lines) or lines[index + 1] != SEPARATOR:
-            raise TranscriptSyntaxError(f"{name}:{index + 1}: {line!r} is not followed by a {SEPARATOR!r} line")
+        if stripped and not stripped.startswith("#"):
+            try:
+                commands.append(parse_command(stripped, index + 1))
+            except ValueError as error:
+                raise TranscriptSyntaxError(f"{source}:{index + 1}: {error}") from error
+        elif commands:
+            where = "a blank line" if not stripped else "a comment"
+            raise TranscriptSyntaxError(f"{source}:{index + 1}: {where} inside a block (before {SEPARATOR})")
+        index += 1
+    if commands:
+        raise TranscriptSyntaxError(f"{source}:{commands[0].line}: block has no {SEPARATOR} line")
+    return blocks
+
+
+def _run_block(block: Block, handle: Handler, source: str) -> str:
+    outputs = []
+    for command in block.commands:
         try:
-            verb, args = parse_command(line)
-        except ValueError as error:
-            raise TranscriptSyntaxError(f"{name}:{index + 1}: {error}") from None
-        end = index + 2
-        while end < len(lines) and lines[end].strip():
-            end += 1
-        parts.append(Step(index + 1, line, verb, args, tuple(lines[index + 2 : end])))
-        index = end
-    return parts
+            output = handle(command.name, dict(command.args))
+        except Exception as error:
+            error.add_note(f"in {source}:{command.line}: {command.name} {command.args}")
+            raise
+        output = output.rstrip("\n")
+        if output:
+            outputs.append(output)
+    actual = "\n".join(line.rstrip() for line in "\n".join(outputs).splitlines())
+    if any(not line for line in actual.splitlines()):
+        raise AssertionError(f"{source}:{block.line}: output contains a blank line, which would end the block")
+    return actual
 
 
-def render_transcript(parts: list[Part], outputs: dict[int, tuple[str, ...]] | None = None) -> str:
-    """The text of a transcript; a step's output is outputs[its line number] when given, else its
-    expected output."""
-    lines: list[str] = []
-    for part in parts:
-        if isinstance(part, str):
-            lines.append(part)
-            continue
-        output = part.expected if outputs is None else outputs[part.line_number]
-        lines += [part.command, SEPARATOR, *output]
-    return "\n".join(lines) + "\n"
+def run_transcript(path: Path, handle: Handler) -> None:
+    """Replay `path` with `handle` and assert every block prints its expected output.
 
-
-def _output_lines(step: Step, output: str) -> tuple[str, ...]:
-    lines = tuple(line.rstrip() for line in output.rstrip("\n").split("\n")) if output.strip() else ()
-    assert all(lines), f"line {step.line_number} ({step.command!r}): the handler's output has a blank line"
-    return lines
-
-
-def run_transcript(path: str | os.PathLike[str], handler: Handler) -> None:
-    """Replay the transcript at `path` through `handler` and compare every step's output.
-
-    Args:
-        path: the transcript file.
-        handler: called as handler(verb, args) for each step in order; returns its output.
+    With FRESHET_REWRITE_TRANSCRIPTS=1 in the environment, write the actual outputs into the file
+    instead (and pass).
 
     Raises:
-        AssertionError: some output differs (the message is a diff, expected -> actual), unless
-            FRESHET_REWRITE_TRANSCRIPTS=1, in which case the file is rewritten with the actual
-            output.
+        AssertionError: some block's output differs (one diff per such block).
         TranscriptSyntaxError: the file is malformed.
     """
-    file = pathlib.Path(path)
-    expected_text = file.read_text()
-    parts = parse_transcript(expected_text, str(file))
-    steps = [part for part in parts if isinstance(part, Step)]
-    assert steps, f"{file}: no steps"
-    outputs = {step.line_number: _output_lines(step, handler(step.verb, dict(step.args))) for step in steps}
-    actual_text = render_transcript(parts, outputs)
-    if actual_text == render_transcript(parts):
-        return
+    text = path.read_text()
+    blocks = parse_transcript(text, str(path))
+    actuals = [_run_block(block, handle, str(path)) for block in blocks]
     if os.environ.get(REWRITE_ENV) == "1":
-        file.write_text(actual_text)
+        _rewrite(path, text, blocks, actuals)
         return
-    diff = difflib.unified_diff(
-        render_transcript(parts).splitlines(keepends=True),
-        actual_text.splitlines(keepends=True),
-        fromfile=f"{file} (expected)",
-        tofile=f"{file} (actual)",
-    )
-    raise AssertionError(
-        f"transcript {file} differs from the actual output (rerun with {REWRITE_ENV}=1 to accept it):\n" + "".join(diff)
-    )
+    failures = []
+    for block, actual in zip(blocks, actuals, strict=True):
+        if actual != block.expected:
+            diff = difflib.unified_diff(
+                block.expected.splitlines(), actual.splitlines(), "expected", "actual", lineterm=""
+            )
+            commands = "\n".join(f"    {c.name} {' '.join(f'{k}={v}' if v else k for k, v in c.args.items())}"
+                                 for c in block.commands)
+            failures.append(f"{path}:{block.line}: output differs for\n{commands}\n" + "\n".join(diff))
+    if failures:
+        raise AssertionError(
+            f"{len(failures)} of {len(blocks)} blocks differ (rewrite with {REWRITE_ENV}=1, then review the diff)\n\n"
+            + "\n\n".join(failures)
+        )
+
+
+def _rewrite(path: Path, text: str, blocks: list[Block], actuals: list[str]) -> None:
+    lines = text.splitlines()
+    out: list[str] = []
+    cursor = 0
+    for block, actual in zip(blocks, actuals, strict=True):
+        out.extend(lines[cursor:block.output_start])
+        out.extend(actual.splitlines())
+        cursor = block.output_end
+    out.extend(lines[cursor:])
+    new_text = "\n".join(out) + "\n"
+    if new_text != text:
+        path.write_text(new_text)

@@ -21,14 +21,13 @@ from __future__ import annotations
 import itertools
 import pathlib
 
-import pytest
 from freshet.metadata.clock import ManualClock
 from freshet.metadata.controller import ControllerAction, ControllerCore, ControllerSettings, plan_topic
 from freshet.metadata.image import MetadataImage
 from freshet.v1 import metadata_pb2
 from metadata_script import EPOCH, E, Script
 
-from tests.support.transcript import TranscriptSyntaxError, parse_transcript, run_transcript
+from tests.support.transcript import run_transcript
 
 TESTDATA = pathlib.Path(__file__).parent / "testdata"
 POLLS_PER_TICK_MAX = 20
@@ -154,31 +153,3 @@ class FencingWorld:
 
 def test_broker_fencing_transcript():
     run_transcript(TESTDATA / "broker_fencing.txt", FencingWorld().handle)
-
-
-# -- the driver itself (tests/support/transcript.py) ---------------------------------------------
-
-
-def test_a_transcript_whose_output_differs_fails_with_a_diff(tmp_path, monkeypatch):
-    monkeypatch.delenv("FRESHET_REWRITE_TRANSCRIPTS", raising=False)
-    path = tmp_path / "echo.txt"
-    path.write_text("# comment\necho word=a\n----\na\n\necho word=b\n----\nnot b\n")
-    with pytest.raises(AssertionError) as failure:
-        run_transcript(path, lambda verb, args: args["word"])
-    assert "-not b\n+b\n" in str(failure.value)
-    assert "not b" in path.read_text(), "the file is left alone without the rewrite variable"
-
-
-def test_rewrite_writes_the_actual_output_and_keeps_comments(tmp_path, monkeypatch):
-    monkeypatch.setenv("FRESHET_REWRITE_TRANSCRIPTS", "1")
-    path = tmp_path / "echo.txt"
-    path.write_text("# comment\necho word=a\n----\n\necho word=b\n----\nstale\nlines\n")
-    run_transcript(path, lambda verb, args: f"{verb} {args['word']}")
-    assert path.read_text() == "# comment\necho word=a\n----\necho a\n\necho word=b\n----\necho b\n"
-    monkeypatch.delenv("FRESHET_REWRITE_TRANSCRIPTS")
-    run_transcript(path, lambda verb, args: f"{verb} {args['word']}")
-
-
-def test_a_command_without_separator_is_a_syntax_error():
-    with pytest.raises(TranscriptSyntaxError, match=r"x\.txt:2: 'tick' is not followed"):
-        parse_transcript("# c\ntick\nnothing\n", "x.txt")
