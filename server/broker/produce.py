@@ -4,7 +4,7 @@ Owns, per produce request (Kafka's ReplicaManager.appendRecords): per partition 
 leader hint, exactly one batch (else INVALID_RECORD), NOT_ENOUGH_REPLICAS before appending for
 acks=all with a short ISR, then `append_as_leader` (CRC, size, sequences in storage), wake the
 follower sessions, answer acks=0/1 at once and acks=all through the produce purgatory
-(server/replication/purgatory.py) when the high watermark passes the batch.
+(server/replication/partition.py) when the high watermark passes the batch.
 
 Imports: asyncio, freshet.server (broker, replication, status, errors), freshet.storage, wire types.
 Thread-safety: not thread-safe; runs on the node's event loop.
@@ -19,8 +19,7 @@ from collections.abc import Callable
 from freshet.server import status
 from freshet.server.broker.partition_table import PartitionTable
 from freshet.server.errors import InvalidRequestError, InvalidRequiredAcksError, PartitionRequestError
-from freshet.server.replication.partition import Partition
-from freshet.server.replication.purgatory import ProduceOperation, ProduceWaiter
+from freshet.server.replication.partition import Partition, ProduceOperation, ProduceWaiter
 from freshet.storage.clock import Clock
 from freshet.storage.errors import StorageError
 from freshet.storage.record_batch import LOG_OVERHEAD

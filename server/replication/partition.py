@@ -15,9 +15,12 @@ Owns, per partition on this broker (Kafka's `Partition`):
   and the one place that applies what that pure core decided (`_apply_leader_update`);
 - the replica's high watermark (a follower's is min(leader's, its own log end offset)), never
   decreasing except when a truncation cuts below it (asserted in `set_high_watermark`);
-- the produce purgatory (server/replication/purgatory.py): acks=all requests waiting until the
-  high watermark passes their batch, ordered by the offset they need (a heap: an idempotent
-  retry answered from the producer state may need an older offset than the newest waiter);
+- the produce purgatory (Kafka's DelayedProduce): acks=all requests waiting until the high
+  watermark passes their batch, ordered by the offset they need (a heap: an idempotent retry
+  answered from the producer state may need an older offset than the newest waiter);
+  `ProduceOperation` is one produce request in flight (its response under construction, the
+  partitions still waiting, one timer for the whole request: REQUEST_TIMED_OUT), and
+  `ProduceWaiter` one partition of it waiting for high watermark >= an offset;
 - the fetch waiters: futures of long-poll fetches and fetch streams, resolved when the high
   watermark moves or the role changes (no polling);
 - the leader-side follower sessions that push this partition (woken on append and on high
@@ -35,17 +38,98 @@ import enum
 import heapq
 import itertools
 from collections.abc import Callable, Collection
+from typing import Protocol
 
 from freshet.server import status
 from freshet.server.metrics import TopicCounters
 from freshet.server.replication.core import AlterIsr, LeaderState
-from freshet.server.replication.purgatory import ProduceWaiter
 from freshet.storage.log import PartitionLog
-from freshet.v1 import common_pb2
+from freshet.v1 import broker_pb2, common_pb2
 
 E = common_pb2.ErrorCode
 
 _sequence = itertools.count()
+
+
+class ProduceOperation:
+    """One produce request in flight (Kafka's DelayedProduce). Not thread-safe (loop).
+
+    Completes (calls `on_done(response)` once) when every partition waiting on its high
+    watermark has an answer, or at the request's timeout (REQUEST_TIMED_OUT for the rest).
+    """
+
+    __slots__ = ("response", "waiting", "remaining", "timer", "on_done", "is_done", "started_s")
+
+    def __init__(self, response: broker_pb2.ProduceResponse, on_done: Callable[[broker_pb2.ProduceResponse], None], started_s: float) -> None:
+        self.response = response
+        self.waiting: list[ProduceWaiter] = []
+        self.remaining = 0
+        self.timer: asyncio.TimerHandle | None = None
+        self.on_done = on_done
+        self.is_done = False
+        self.started_s = started_s
+
+    def answer(self, waiter: ProduceWaiter, detail: common_pb2.ErrorDetail | None) -> None:
+        """Settle one waiting partition (None: success), finishing the request after the last."""
+        if waiter.is_done or self.is_done:
+            return
+        waiter.is_done = True
+        waiter.partition.waiting_count -= 1
+        if detail is not None:
+            waiter.result.error.CopyFrom(detail)
+        self.remaining -= 1
+        if self.remaining == 0:
+            self.finish()
+
+    def finish(self) -> None:
+        if self.is_done:
+            return
+        self.is_done = True
+        if self.timer is not None:
+            self.timer.cancel()
+        self.on_done(self.response)
+
+    def expire(self) -> None:
+        """The request's timeout passed: every partition still waiting gets REQUEST_TIMED_OUT."""
+        self.timer = None
+        for waiter in self.waiting:
+            if not waiter.is_done:
+                partition = waiter.partition
+                self.answer(
+                    waiter,
+                    status.detail(
+                        E.REQUEST_TIMED_OUT,
+                        f"{partition.topic}-{partition.partition}: the in-sync replicas did not acknowledge offset "
+                        f"{waiter.required_offset - 1} within the request's timeout (the records may still be committed)",
+                        partition=common_pb2.TopicPartition(topic=partition.topic, partition=partition.partition),
+                    ),
+                )
+
+
+class ProduceWaiter:
+    """One partition of a ProduceOperation waiting for high watermark >= `required_offset`.
+    Not thread-safe (loop)."""
+
+    __slots__ = ("required_offset", "operation", "result", "partition", "is_done")
+
+    def __init__(self, required_offset: int, operation: ProduceOperation, result: broker_pb2.PartitionProduceResult, partition: Partition) -> None:
+        self.required_offset = required_offset
+        self.operation = operation
+        self.result = result
+        self.partition = partition
+        self.is_done = False
+
+
+class PushSession(Protocol):
+    """What a partition tells the leader's push sessions that carry it
+    (server/replication/leader_sessions.py `FollowerSession`); a protocol, so this module does not
+    import the sessions back."""
+
+    def on_append(self, partition: Partition) -> None: ...
+
+    def on_high_watermark(self, partition: Partition) -> None: ...
+
+    def on_partition_change(self, partition: Partition) -> None: ...
 
 
 class ReplicaRole(enum.StrEnum):
@@ -89,7 +173,7 @@ class Partition:
         self.waiting_count = 0
         self.fetch_waiters: set[asyncio.Future] = set()
         # Leader side: the follower sessions pushing this partition (server/replication/leader_sessions.py).
-        self.sessions: set = set()
+        self.sessions: set[PushSession] = set()
 
     def __repr__(self) -> str:
         return f"Partition({self.topic}-{self.partition}, {self.role}, epoch {self.leader_epoch}, hw {self.high_watermark})"

@@ -14,8 +14,7 @@ from __future__ import annotations
 from freshet.server import status
 from freshet.server.metrics import BrokerMetrics, TopicCounters
 from freshet.server.replication.core import LeaderState
-from freshet.server.replication.partition import LEADER, Partition
-from freshet.server.replication.purgatory import ProduceOperation, ProduceWaiter
+from freshet.server.replication.partition import LEADER, Partition, ProduceOperation, ProduceWaiter
 from freshet.storage.config import LogConfig
 from freshet.storage.log import PartitionLog
 from freshet.storage.record_batch import Record, encode_batch
