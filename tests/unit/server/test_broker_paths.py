@@ -376,3 +376,58 @@ def test_fetch_out_of_range_names_the_readable_range(loop):
     result = loop.run_until_complete(broker.fetch.fetch(fetch_request(9))).results[0]
     assert result.error.code == E.OFFSET_OUT_OF_RANGE
     assert "[0, 0]" in result.error.message
+
+
+# -- ISR maintenance -----------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class FakeBrokerRegistration:
+    is_fenced: bool = False
+    in_controlled_shutdown: bool = False
+
+
+def test_a_lagging_follower_is_shrunk_out_through_alter_partition(loop, monkeypatch):
+    """Kafka's ISR expiration: a follower not caught up for replica.lag.time.max.ms leaves the
+    ISR, through one AlterPartition to the controller; the answer is adopted and counted."""
+    from freshet.server.broker import alter_partition
+    from freshet.v1 import controller_pb2
+
+    broker = make_broker(loop)
+    broker.publisher.image.brokers = {2: FakeBrokerRegistration(), 3: FakeBrokerRegistration()}
+    apply(broker, hosted(broker, leader=NODE, epoch=1, partition_epoch=4))
+    partition = broker.table.partitions[("t", 0)]
+    sent: list = []
+
+    async def fake_forward(channels, method, request, deadline, hint, skip_self):
+        sent.append((method, request))
+        (change,) = request.changes
+        response = controller_pb2.AlterPartitionResponse()
+        result = response.results.add(topic_id=change.topic_id, partition=change.partition)
+        result.partition_state.partition_epoch = change.partition_epoch + 1
+        result.partition_state.leader_epoch = change.leader_epoch
+        result.partition_state.isr.extend(change.new_isr)
+        return response
+
+    monkeypatch.setattr(alter_partition, "forward", fake_forward)
+    config = type("Config", (), {"replica_lag_time_max_ms": 30_000})()
+    manager = alter_partition.AlterPartitionManager(broker.table, None, lambda: 1, lambda: 7, lambda: config, broker.clock)
+    manager._loop = loop
+    produce(broker, acks=1)
+    broker.clock.advance(10)
+    partition.follower_acknowledged(2, 1, broker.clock.monotonic_ms())
+    broker.clock.advance(30_000)                          # replica 3 never reported: lagging 30,010 ms
+    assert partition.high_watermark == 0                  # held back by replica 3
+    manager.check([partition])
+    loop.run_until_complete(asyncio.sleep(0))
+    (method, request), = sent
+    assert method == "AlterPartition"
+    assert (request.broker_id, request.broker_epoch) == (NODE, 7)
+    assert list(request.changes[0].new_isr) == [1, 2]
+    assert partition.leader.isr == (1, 2)
+    assert partition.leader.partition_epoch == 5
+    assert partition.high_watermark == 1                  # the answer's HW move is applied
+    assert broker.table.metrics.isr_shrinks._value.get() == 1
+    manager.check([partition])                            # nothing more to change
+    loop.run_until_complete(asyncio.sleep(0))
+    assert len(sent) == 1
