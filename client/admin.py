@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
+from freshet.client._config import AdminConfig
 from freshet.client._transport import (
     error_from_detail,
     node_from_endpoint,
@@ -326,8 +327,7 @@ class Admin(GroupAdmin):
         Raises:
             ValueError: a malformed bootstrap list or a non-positive timeout.
         """
-        if not isinstance(request_timeout_ms, int) or request_timeout_ms <= 0:
-            raise ValueError(f"request_timeout_ms must be a positive int, not {request_timeout_ms!r}")
+        AdminConfig(client_id=client_id, request_timeout_ms=request_timeout_ms)  # raises ValueError
         super().__init__(bootstrap_servers, client_id=client_id, request_timeout_ms=request_timeout_ms)
         self._controller_stubs: dict[str, controller_pb2_grpc.ControllerStub] = {}
 
