@@ -30,6 +30,7 @@ from collections.abc import Callable, Mapping
 import grpc
 from freshet.client._group import CoordinatorClient
 from freshet.client._metadata import Metadata
+from freshet.client._retry import Deadline, Retry, retry_until_deadline
 from freshet.client._subscription import SubscriptionState
 from freshet.client._transport import Transport, error_from_detail, raise_for_detail, translate_rpc_error
 from freshet.client.errors import (
@@ -186,28 +187,35 @@ class OffsetLookup:
             ClientTimeoutError: partitions still unanswered at the deadline (cause: the last error).
             IllegalStateError: the consumer closed meanwhile.
         """
-        deadline = time.monotonic() + timeout_s
         self._metadata.add_topics({tp.topic for tp in queries})
         results: dict[TopicPartition, broker_pb2.PartitionOffsetResult] = {}
         pending = dict(queries)
-        last_error: FreshetError | None = None
-        while pending:
-            if time.monotonic() >= deadline:
-                raise ClientTimeoutError(
-                    f"ListOffsets for {', '.join(str(tp) for tp in pending)} got no answer in "
-                    f"{int(timeout_s * 1000)} ms" + (f": {last_error}" if last_error else "")
-                ) from last_error
+        if not pending:
+            return results
+
+        def attempt(deadline: Deadline) -> dict[TopicPartition, broker_pb2.PartitionOffsetResult]:
             view = self._metadata.view
             by_leader = self._by_leader(view, pending)
             if not by_leader:
-                last_error = self._metadata.last_error or last_error  # e.g. no broker reachable
-                self._metadata.wait_for_update(view.version, min(self._backoff_s * 5, max(deadline - time.monotonic(), 0)))
-                continue
+                self._metadata.wait_for_update(view.version, min(self._backoff_s * 5, max(deadline.remaining(), 0)))
+                # e.g. no broker reachable; the wait above was the backoff.
+                raise Retry(self._metadata.last_error, is_backoff=False)
+            round_error = None
             for address, tps in by_leader.items():
-                last_error = self._ask(address, tps, pending, results, deadline) or last_error
+                round_error = self._ask(address, tps, pending, results, deadline) or round_error
             if pending:
-                time.sleep(min(self._backoff_s, max(deadline - time.monotonic(), 0)))
-        return results
+                raise Retry(round_error)
+            return results
+
+        return retry_until_deadline(
+            attempt,
+            Deadline(timeout_s),
+            backoff_s=self._backoff_s,
+            give_up=lambda last_error: ClientTimeoutError(
+                f"ListOffsets for {', '.join(str(tp) for tp in pending)} got no answer in "
+                f"{int(timeout_s * 1000)} ms" + (f": {last_error}" if last_error else "")
+            ),
+        )
 
     @staticmethod
     def _by_leader(view, pending: dict[TopicPartition, int]) -> dict[str, list[TopicPartition]]:
@@ -223,7 +231,7 @@ class OffsetLookup:
             by_leader.setdefault(leader[0].address, []).append(tp)
         return by_leader
 
-    def _ask(self, address: str, tps: list[TopicPartition], pending: dict, results: dict, deadline: float):
+    def _ask(self, address: str, tps: list[TopicPartition], pending: dict, results: dict, deadline: Deadline):
         """One ListOffsets to one leader: answered partitions move from `pending` to `results`.
 
         Returns the last retriable error (None when there was none); raises a non-retriable one.
@@ -236,7 +244,7 @@ class OffsetLookup:
         )
         try:
             response = self._transport.stub(address).ListOffsets(
-                request, timeout=max(min(self._request_timeout_s, deadline - time.monotonic()), 0.001)
+                request, timeout=deadline.request_timeout(self._request_timeout_s)
             )
         except ValueError as closed:  # the channel was closed: close() ran meanwhile
             raise IllegalStateError("the consumer is closed") from closed

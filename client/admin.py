@@ -30,7 +30,6 @@ it). Results are frozen dataclasses.
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -38,6 +37,7 @@ from typing import Any
 
 import grpc
 from freshet.client._config import AdminConfig
+from freshet.client._retry import Deadline, Retry, retry_until_deadline
 from freshet.client._transport import (
     error_from_detail,
     node_from_endpoint,
@@ -70,6 +70,8 @@ _CONFIG_SOURCES = {
     controller_pb2.CONFIG_SOURCE_DYNAMIC_BROKER: "dynamic_broker",
     controller_pb2.CONFIG_SOURCE_DYNAMIC_TOPIC: "dynamic_topic",
 }
+#: Rounds over the node list before `_call` gives up (time permitting), 0.2 s x round apart.
+_CALL_ROUNDS = 3
 _ELECTION_TYPES = {"preferred": controller_pb2.ELECTION_PREFERRED, "unclean": controller_pb2.ELECTION_UNCLEAN}
 
 
@@ -360,13 +362,13 @@ class Admin(GroupAdmin):
             FreshetError: the node refused the request.
         """
         targets = list(addresses) if addresses else list(self._transport.bootstrap_addresses)
-        deadline = time.monotonic() + self._timeout_s
         failures: list[str] = []
-        last_error: FreshetError | None = None
-        rounds = 0
-        while True:
+
+        def round_over_targets(deadline: Deadline):
+            """Try each node once; Retry when every one was unreachable or had no controller."""
+            last_error: FreshetError | None = None
             for address in targets:
-                remaining = deadline - time.monotonic()
+                remaining = deadline.remaining()
                 if remaining <= 0:
                     break
                 stub = self._controller(address) if service == "controller" else self._transport.stub(address)
@@ -386,19 +388,27 @@ class Admin(GroupAdmin):
                             f"{method} got no answer from {address} within {self._timeout_s:g} s"
                         ) from None
                     raise error from None
-            rounds += 1
-            if time.monotonic() >= deadline or rounds >= 3:
-                break
-            time.sleep(min(0.2 * rounds, max(deadline - time.monotonic(), 0)))
-        if isinstance(last_error, NotControllerError):
-            raise NotControllerError(
-                f"{method}: no active controller answered in time ({'; '.join(failures[-len(targets) :])}); "
-                "the metadata quorum may have lost its majority",
-                controller_id=last_error.controller_id,
-            ) from None
-        raise BrokerUnavailableError(
-            f"cannot reach any broker at {','.join(targets)} ({method}: {failures[-1] if failures else 'timed out'})"
-        ) from None
+            raise Retry(last_error)
+
+        def give_up(last_error: FreshetError | None) -> FreshetError:
+            if isinstance(last_error, NotControllerError):
+                return NotControllerError(
+                    f"{method}: no active controller answered in time ({'; '.join(failures[-len(targets) :])}); "
+                    "the metadata quorum may have lost its majority",
+                    controller_id=last_error.controller_id,
+                )
+            return BrokerUnavailableError(
+                f"cannot reach any broker at {','.join(targets)} ({method}: {failures[-1] if failures else 'timed out'})"
+            )
+
+        return retry_until_deadline(
+            round_over_targets,
+            Deadline(self._timeout_s),
+            backoff_s=lambda rounds: 0.2 * rounds,
+            give_up=give_up,
+            max_attempts=_CALL_ROUNDS,
+            is_cause_kept=False,
+        )
 
     @staticmethod
     def _request_id() -> str:
@@ -462,7 +472,7 @@ class Admin(GroupAdmin):
         controller node of the bootstrap list that answers (broker-only nodes answer
         NOT_CONTROLLER and are skipped), then cancels the stream.
         """
-        deadline = time.monotonic() + self._timeout_s
+        deadline = Deadline(self._timeout_s)
         failures: list[str] = []
         addresses = list(self._transport.bootstrap_addresses)
         try:
@@ -475,7 +485,7 @@ class Admin(GroupAdmin):
         except FreshetError:
             pass
         for address in addresses:
-            remaining = deadline - time.monotonic()
+            remaining = deadline.remaining()
             if remaining <= 0:
                 break
             stream = self._controller(address).WatchMetadata(
