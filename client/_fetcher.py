@@ -68,6 +68,7 @@ class FetchSettings:
     request_timeout_s: float
     backoff_s: float
     auto_offset_reset: str
+    client_id: str
 
 
 class Fetcher:
@@ -301,7 +302,7 @@ class Fetcher:
             min_bytes=settings.min_bytes,
             max_bytes=settings.max_bytes,
             partitions=partitions,
-            client_id=self._transport.client_id,
+            client_id=settings.client_id,
         )
         return address, request, node_id, generations
 

@@ -39,6 +39,7 @@ import grpc
 from freshet.client._config import AdminConfig
 from freshet.client._retry import Deadline, Retry, retry_until_deadline
 from freshet.client._transport import (
+    Transport,
     error_from_detail,
     node_from_endpoint,
     raise_for_detail,
@@ -317,6 +318,7 @@ class Admin(GroupAdmin):
         *,
         client_id: str = "freshet-admin",
         request_timeout_ms: int = 30000,
+        transport: Transport | None = None,
     ) -> None:
         """Create an admin client; it connects lazily.
 
@@ -325,12 +327,18 @@ class Admin(GroupAdmin):
                 `FRESHET_BOOTSTRAP`, else "localhost:9092".
             client_id: names this client in node logs.
             request_timeout_ms: bound on each method (across retries on other nodes).
+            transport: the connections to use instead of opening gRPC channels to
+                bootstrap_servers (tests pass one over an in-memory channel); its bootstrap list is
+                used, and closing it is left to the caller.
 
         Raises:
-            ValueError: a malformed bootstrap list or a non-positive timeout.
+            ValueError: a malformed bootstrap list, a non-positive timeout, or both
+                bootstrap_servers and transport.
         """
         AdminConfig(client_id=client_id, request_timeout_ms=request_timeout_ms)  # raises ValueError
-        super().__init__(bootstrap_servers, client_id=client_id, request_timeout_ms=request_timeout_ms)
+        super().__init__(
+            bootstrap_servers, client_id=client_id, request_timeout_ms=request_timeout_ms, transport=transport
+        )
         self._controller_stubs: dict[str, controller_pb2_grpc.ControllerStub] = {}
 
     @property

@@ -76,7 +76,7 @@ from freshet.client._reconciler import (
     subscription_arguments,
 )
 from freshet.client._subscription import EARLIEST, LATEST, RESETS, SubscriptionState
-from freshet.client._transport import Transport
+from freshet.client._transport import Transport, client_transport
 from freshet.client.errors import FreshetError, IllegalStateError
 from freshet.client.structs import ConsumerRecord, OffsetAndTimestamp, TopicPartition
 from freshet.v1 import broker_pb2
@@ -127,6 +127,7 @@ class Consumer:
         session_timeout_ms: int = 45000,
         max_poll_interval_ms: int = 300000,
         group_remote_assignor: str = "uniform",
+        transport: Transport | None = None,
     ) -> None:
         """Create a consumer; it connects lazily, once partitions are assigned or subscribed.
 
@@ -156,9 +157,12 @@ class Consumer:
                 heartbeat (bounded by the brokers' group.min/max.session.timeout.ms).
             max_poll_interval_ms: a consumer that does not call poll() for this long leaves the group.
             group_remote_assignor: the coordinator's assignor: "uniform" (cooperative-sticky) or "range".
+            transport: the connections to use instead of opening gRPC channels to
+                bootstrap_servers (tests pass one over an in-memory channel); its bootstrap list is
+                used, and closing it is left to the caller.
 
         Raises:
-            ValueError: an option out of range.
+            ValueError: an option out of range, or both bootstrap_servers and transport.
         """
         options = ConsumerConfig(
             group_id=group_id,
@@ -184,9 +188,10 @@ class Consumer:
         self.group_id = group_id
         self._options = options
         self.config = options.as_dict()
-        # A response holds at most fetch_max_bytes plus one batch per partition beyond its share;
-        # gRPC's 4 MiB default would refuse ordinary fetches.
-        self._transport = Transport(bootstrap_servers, client_id=client_id, max_receive_bytes=-1)
+        # A response holds at most fetch_max_bytes plus one batch per partition beyond its share:
+        # the transport's default max_receive_bytes (-1, unbounded) must stay, as gRPC's 4 MiB
+        # default would refuse ordinary fetches.
+        self._transport, self._owns_transport = client_transport(bootstrap_servers, transport, client_id=client_id)
         self._build(options)
 
     def _build(self, options: ConsumerConfig) -> None:
@@ -210,6 +215,7 @@ class Consumer:
             request_timeout_s=request_timeout_s,
             backoff_s=backoff_s,
             auto_offset_reset=options.auto_offset_reset,
+            client_id=options.client_id,
         )
         self._fetcher = Fetcher(self._subscription, self._metadata, self._transport, settings)
         self._lookup = OffsetLookup(self._metadata, self._transport, request_timeout_s=request_timeout_s, backoff_s=backoff_s)
@@ -240,7 +246,7 @@ class Consumer:
             self._committer,
             assign=self._set_assignment,
             membership_options={
-                "client_id": self._transport.client_id,
+                "client_id": options.client_id,
                 "instance_id": options.group_instance_id,
                 "session_timeout_ms": options.session_timeout_ms,
                 "max_poll_interval_ms": options.max_poll_interval_ms,
@@ -603,7 +609,8 @@ class Consumer:
         if threading.current_thread() is not self._fetcher.thread:
             self._fetcher.thread.join(5)
         self._metadata.close()
-        self._transport.close()
+        if self._owns_transport:
+            self._transport.close()
 
     def __enter__(self) -> Consumer:
         return self

@@ -46,7 +46,7 @@ from freshet.client._accumulator import (
 from freshet.client._config import INT32_MAX, MAX_IN_FLIGHT_FOR_IDEMPOTENCE, ProducerConfig
 from freshet.client._metadata import Metadata
 from freshet.client._sender import Sender
-from freshet.client._transport import Transport
+from freshet.client._transport import Transport, client_transport
 from freshet.client.errors import (
     ClientTimeoutError,
     IllegalStateError,
@@ -93,6 +93,7 @@ class Producer:
         partitioner: PartitionerFunction | None = None,
         metadata_max_age_ms: int = 300000,
         topic_metadata_propagation_max_ms: int = 5000,
+        transport: Transport | None = None,
     ) -> None:
         """Create a producer; it connects lazily, on the first send.
 
@@ -122,10 +123,13 @@ class Producer:
             metadata_max_age_ms: refresh metadata at least this often.
             topic_metadata_propagation_max_ms: how long send() waits for a topic that brokers say
                 does not exist (it may have been created a moment ago).
+            transport: the connections to use instead of opening gRPC channels to
+                bootstrap_servers (tests pass one over an in-memory channel); its bootstrap list is
+                used, and closing it is left to the caller.
 
         Raises:
             ValueError: an option out of range, or options that contradict each other (e.g.
-                enable_idempotence=True with acks=1).
+                enable_idempotence=True with acks=1), or both bootstrap_servers and transport.
         """
         options = ProducerConfig(
             client_id=client_id,
@@ -147,7 +151,7 @@ class Producer:
             topic_metadata_propagation_max_ms=topic_metadata_propagation_max_ms,
         )
         self.config = options.as_dict()
-        self._transport = Transport(bootstrap_servers, client_id=client_id)
+        self._transport, self._owns_transport = client_transport(bootstrap_servers, transport, client_id=client_id)
         self._partitioner = partitioner
         self._build(options)
 
@@ -342,7 +346,8 @@ class Producer:
 
     def _release(self) -> None:
         self._metadata.close()
-        self._transport.close()
+        if self._owns_transport:
+            self._transport.close()
 
     def __enter__(self) -> Producer:
         return self
