@@ -226,17 +226,7 @@ class Sender:
         self._correlation_ids = itertools.count(1)
         self._drain_start = 0
         self._is_forced = False
-        self._metrics = {
-            "record_send_total": 0,
-            "record_error_total": 0,
-            "record_retry_total": 0,
-            "batch_send_total": 0,
-            "byte_send_total": 0,
-            "request_total": 0,
-            "request_latency_avg_ms": 0.0,
-            "request_latency_max_ms": 0.0,
-            "producer_id_resets_total": 0,
-        }
+        self._metrics = _new_metrics()
         self._producer_ids = ProducerIdManager(
             accumulator=accumulator,
             metadata=metadata,
@@ -696,6 +686,21 @@ class Sender:
             leftovers = list(self._accumulator.incomplete)
         for batch in queued + leftovers:
             self._accumulator.fail(batch, error)
+
+
+def _new_metrics() -> dict[str, float]:
+    """The sender's counters, all zero (Kafka's producer metric names, snake_case)."""
+    return {
+        "record_send_total": 0,
+        "record_error_total": 0,
+        "record_retry_total": 0,
+        "batch_send_total": 0,
+        "byte_send_total": 0,
+        "request_total": 0,
+        "request_latency_avg_ms": 0.0,
+        "request_latency_max_ms": 0.0,
+        "producer_id_resets_total": 0,
+    }
 
 
 def _client_error(error: storage_errors.StorageError, batch: ProducerBatch) -> FreshetError:
