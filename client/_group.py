@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable, Iterable
 
 import grpc
+from freshet.client._retry import Deadline, Retry, retry_until_deadline
 from freshet.client._transport import Transport, error_from_detail, translate_rpc_error
 from freshet.client.errors import (
     BrokerUnavailableError,
@@ -72,46 +73,52 @@ class CoordinatorClient:
     def address(self) -> str | None:
         return self._address
 
-    def _find(self, deadline: float) -> str:
+    def _find(self, deadline: Deadline) -> str:
+        """The coordinator's address: cached, else asked of the bootstrap brokers until `deadline`."""
         with self._lock:
             if self._address is not None:
                 return self._address
+        return retry_until_deadline(
+            self._find_once,
+            deadline,
+            backoff_s=self._backoff_s,
+            give_up=lambda last_error: ClientTimeoutError(
+                f"no coordinator found for group {self.group_id!r}" + (f": {last_error}" if last_error else "")
+            ),
+        )
+
+    def _find_once(self, deadline: Deadline) -> str:
+        """One FindCoordinator; raises Retry on an error worth retrying (next bootstrap broker
+        after an unreachable one)."""
         addresses = self._transport.bootstrap_addresses
-        last_error: FreshetError | None = None
-        while True:
+        with self._lock:
+            address = addresses[self._bootstrap_index % len(addresses)]
+        try:
+            response = self._transport.group_stub(address).FindCoordinator(
+                group_pb2.FindCoordinatorRequest(group_ids=[self.group_id]),
+                timeout=deadline.request_timeout(self._request_timeout_s),
+            )
+        except ValueError as closed:
+            raise IllegalStateError("the client is closed") from closed
+        except grpc.RpcError as rpc_error:
+            error = translate_rpc_error(rpc_error, address, "FindCoordinator")
+            if not error.retriable:
+                raise error from None
             with self._lock:
-                address = addresses[self._bootstrap_index % len(addresses)]
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise ClientTimeoutError(
-                    f"no coordinator found for group {self.group_id!r}" + (f": {last_error}" if last_error else "")
-                ) from last_error
-            try:
-                response = self._transport.group_stub(address).FindCoordinator(
-                    group_pb2.FindCoordinatorRequest(group_ids=[self.group_id]),
-                    timeout=max(min(self._request_timeout_s, remaining), 0.001),
-                )
-                entry = response.coordinators[0]
-                error = error_from_detail(entry.error, f"FindCoordinator for group {self.group_id!r} on {address}")
-                if error is None and entry.coordinator.node_id < 0:
-                    error = CoordinatorNotAvailableError(f"group {self.group_id!r} has no coordinator yet")
-                if error is None:
-                    found = f"{entry.coordinator.host}:{entry.coordinator.port}"
-                    with self._lock:
-                        self._address = found
-                    return found
-                if not error.retriable:
-                    raise error
-                last_error = error
-            except ValueError as closed:
-                raise IllegalStateError("the client is closed") from closed
-            except grpc.RpcError as rpc_error:
-                last_error = translate_rpc_error(rpc_error, address, "FindCoordinator")
-                if not last_error.retriable:
-                    raise last_error from None
-                with self._lock:
-                    self._bootstrap_index += 1
-            time.sleep(min(self._backoff_s, max(deadline - time.monotonic(), 0)))
+                self._bootstrap_index += 1
+            raise Retry(error) from None
+        entry = response.coordinators[0]
+        error = error_from_detail(entry.error, f"FindCoordinator for group {self.group_id!r} on {address}")
+        if error is None and entry.coordinator.node_id < 0:
+            error = CoordinatorNotAvailableError(f"group {self.group_id!r} has no coordinator yet")
+        if error is not None:
+            if not error.retriable:
+                raise error
+            raise Retry(error)
+        found = f"{entry.coordinator.host}:{entry.coordinator.port}"
+        with self._lock:
+            self._address = found
+        return found
 
     def call(self, method: str, request, timeout_s: float):
         """Call `method` of the Group service on the coordinator, retrying what may succeed later.
@@ -120,29 +127,33 @@ class CoordinatorClient:
             FreshetError: the coordinator's non-retriable error, or the last retriable one as
                 ClientTimeoutError's cause when `timeout_s` ran out.
         """
-        deadline = time.monotonic() + timeout_s
-        last_error: FreshetError | None = None
-        while True:
-            if time.monotonic() >= deadline:
-                raise ClientTimeoutError(
-                    f"{method} for group {self.group_id!r} did not succeed in {timeout_s:.1f} s"
-                    + (f": {last_error}" if last_error else "")
-                ) from last_error
+
+        def attempt(deadline: Deadline):
             address = self._find(deadline)
             try:
                 return getattr(self._transport.group_stub(address), method)(
-                    request, timeout=max(min(self._request_timeout_s, deadline - time.monotonic()), 0.001)
+                    request, timeout=deadline.request_timeout(self._request_timeout_s)
                 )
             except ValueError as closed:
                 raise IllegalStateError("the client is closed") from closed
             except grpc.RpcError as rpc_error:
-                last_error = translate_rpc_error(rpc_error, address, method)
-            if not isinstance(last_error, _RETRY):
-                raise last_error
-            if isinstance(last_error, _REFIND):
+                error = translate_rpc_error(rpc_error, address, method)
+            if not isinstance(error, _RETRY):
+                raise error
+            if isinstance(error, _REFIND):
                 self.invalidate()
-            logger.debug("%s for group %s: %s; retrying", method, self.group_id, last_error)
-            time.sleep(min(self._backoff_s, max(deadline - time.monotonic(), 0)))
+            logger.debug("%s for group %s: %s; retrying", method, self.group_id, error)
+            raise Retry(error)
+
+        return retry_until_deadline(
+            attempt,
+            Deadline(timeout_s),
+            backoff_s=self._backoff_s,
+            give_up=lambda last_error: ClientTimeoutError(
+                f"{method} for group {self.group_id!r} did not succeed in {timeout_s:.1f} s"
+                + (f": {last_error}" if last_error else "")
+            ),
+        )
 
 
 class Membership:

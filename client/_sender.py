@@ -39,6 +39,9 @@ Imports: grpc, `freshet.v1`, `freshet.storage.record_batch`, `freshet.storage.er
 Forbidden: server, metadata, cli, pysyncobj, and storage beyond record_batch, compression
 and errors (import-linter contracts).
 
+Layout: the producer id and the per-partition sequence state live in `_idempotence.py`
+(`ProducerIdManager`, `PartitionState`); the Sender consults it before draining a partition.
+
 Thread-safety: `Sender` runs one thread that owns the streams, partition states, in-flight
 requests and metrics; other threads only post events (`post_event`) and read `metrics()`.
 Queues in the accumulator are touched only under the accumulator lock.
@@ -56,6 +59,7 @@ from collections.abc import Callable, Iterator
 
 import grpc
 from freshet.client._accumulator import ProducerBatch, RecordAccumulator
+from freshet.client._idempotence import PartitionState, ProducerIdManager
 from freshet.client._metadata import Metadata
 from freshet.client._transport import Transport, error_from_detail, translate_rpc_error
 from freshet.client.errors import (
@@ -172,40 +176,6 @@ class _ProduceStream:
         self._call.cancel()
 
 
-class _PartitionState:
-    """Sender-side state of one partition: in-flight count and idempotent sequence numbers.
-
-    Sender thread only.
-    """
-
-    __slots__ = (
-        "producer_id",
-        "producer_epoch",
-        "next_sequence",
-        "is_confirmed",
-        "in_flight",
-        "in_flight_node",
-        "needs_reset",
-        "hole_maybe_written",
-        "unresolved",
-    )
-
-    def __init__(self, producer_id: int, producer_epoch: int) -> None:
-        self.producer_id = producer_id
-        self.producer_epoch = producer_epoch
-        self.next_sequence = 0
-        self.is_confirmed = False
-        """The leader acknowledged a batch with this producer id, so it checks our sequences."""
-        self.in_flight = 0
-        self.in_flight_node = -1
-        self.needs_reset = False
-        """A sequenced batch failed for good: renumber under a fresh producer id once quiet."""
-        self.hole_maybe_written = False
-        """The batch that made the hole may have been written (its outcome was unknown)."""
-        self.unresolved: list[ProducerBatch] = []
-        """Batches numbered under `producer_id` and not yet completed, in sequence order."""
-
-
 class Sender:
     """The producer's background thread (see the module docstring). Thread-safe entry points:
     `post_event`, `start`, `initiate_close`, `force_close`, `join`, `metrics`.
@@ -252,28 +222,22 @@ class Sender:
         self._events: deque = deque()
         self._streams: dict[int, _ProduceStream] = {}
         self._closing_streams: list[_ProduceStream] = []
-        self._partitions: dict[tuple[str, int], _PartitionState] = {}
+        self._partitions: dict[tuple[str, int], PartitionState] = {}
         self._correlation_ids = itertools.count(1)
         self._drain_start = 0
-        # Idempotence: the newest producer id and the request for one.
-        self._producer_id = -1
-        self._producer_epoch = -1
-        self._producer_id_requested = False
-        self._producer_id_retry_s = 0.0
-        self._producer_id_address_index = 0
-        self._producer_id_error: FreshetError | None = None
         self._is_forced = False
-        self._metrics = {
-            "record_send_total": 0,
-            "record_error_total": 0,
-            "record_retry_total": 0,
-            "batch_send_total": 0,
-            "byte_send_total": 0,
-            "request_total": 0,
-            "request_latency_avg_ms": 0.0,
-            "request_latency_max_ms": 0.0,
-            "producer_id_resets_total": 0,
-        }
+        self._metrics = _new_metrics()
+        self._producer_ids = ProducerIdManager(
+            accumulator=accumulator,
+            metadata=metadata,
+            transport=transport,
+            client_id=client_id,
+            request_timeout_s=self._request_timeout_s,
+            backoff_s=self._backoff_s,
+            post_event=self.post_event,
+            post_locked=self._post_locked,
+            metrics=self._metrics,
+        )
         self._latency_total_s = 0.0
         self._latency_count = 0
         self._thread = threading.Thread(target=self._run, name="freshet-producer-sender", daemon=True)
@@ -292,8 +256,12 @@ class Sender:
     def post_event(self, event: tuple) -> None:
         """Hand an event (response, stream end, producer id) to the sender thread."""
         with self._accumulator.lock:
-            self._events.append(event)
-            self._accumulator.wake_sender_locked()
+            self._post_locked(event)
+
+    def _post_locked(self, event: tuple) -> None:
+        """post_event for a caller holding the accumulator lock."""
+        self._events.append(event)
+        self._accumulator.wake_sender_locked()
 
     def force_close(self) -> None:
         """Fail everything still undelivered with ProducerClosedError and stop."""
@@ -329,7 +297,7 @@ class Sender:
                 wait_s = min(self._metadata.maybe_refresh(), _MAX_IDLE_S)
                 self._expire_batches(now)
                 if self._is_idempotent:
-                    self._maybe_request_producer_id(now)
+                    self._producer_ids.maybe_request(now)
                 next_wake_s = self._drain_and_send(now)
                 # After sending, so the deadlines of the requests just sent count too.
                 next_wake_s = min(next_wake_s, self._check_request_timeouts(time.monotonic()))
@@ -358,7 +326,7 @@ class Sender:
         elif kind == "closed":
             self._on_stream_closed(event[1], event[2])
         elif kind == "producer_id":
-            self._on_producer_id(event[1], event[2], event[3])
+            self._producer_ids.on_producer_id(event[1], event[2], event[3])
         elif kind == "fail_batches":
             for batch in event[1]:
                 error = DeliveryTimeoutError(
@@ -430,7 +398,7 @@ class Sender:
                 state = self._partitions.get(key)
                 if state is not None and state.in_flight and state.in_flight_node != node_id:
                     continue  # still in flight to a previous leader: keep the partition's order
-                if is_idempotent and not self._may_send_idempotent(key, state, batch):
+                if is_idempotent and not self._producer_ids.may_send(key, state, batch):
                     continue
                 if node_id in by_node and node_bytes[node_id] + batch.size_bytes > self._max_request_size:
                     next_wake = now
@@ -447,67 +415,6 @@ class Sender:
         for node_id, batches in by_node.items():
             self._send(nodes[node_id], batches, now)
         return next_wake
-
-    def _may_send_idempotent(
-        self, key: tuple[str, int], state: _PartitionState | None, batch: ProducerBatch
-    ) -> bool:
-        """Whether the idempotence ordering rules let `batch`, head of its queue, go now (lock held)."""
-        if self._producer_id < 0:
-            return False
-        if state is None:
-            return True
-        if state.needs_reset:
-            if not state.in_flight:
-                self._reset_partition(key, state)
-            return False  # the renumbered queue is drained on the next turn
-        if state.in_flight and (
-            not state.is_confirmed
-            or batch.base_sequence >= 0
-            or any(unresolved.attempts > 1 for unresolved in state.unresolved)
-        ):
-            return False  # unconfirmed producer, or a retry under way: one batch in flight
-        return True
-
-    def _reset_partition(self, key: tuple[str, int], state: _PartitionState) -> None:
-        """Move a quiet partition with a sequence hole to a fresh producer id (lock held)."""
-        if state.producer_id == self._producer_id:
-            # The partition needs an id it never used; every other partition keeps its own.
-            self._producer_id = -1
-            self._producer_id_retry_s = 0.0
-            return
-        queue = self._accumulator.queues.get(key, deque())
-        keep: deque[ProducerBatch] = deque()
-        failed: list[ProducerBatch] = []
-        for batch in queue:
-            if batch.base_sequence >= 0 and batch.maybe_written and state.hole_maybe_written:
-                failed.append(batch)
-                continue
-            batch.base_sequence = -1
-            batch.producer_id = -1
-            batch.producer_epoch = -1
-            batch.encoded = None
-            keep.append(batch)
-        queue.clear()
-        queue.extend(keep)
-        state.producer_id = self._producer_id
-        state.producer_epoch = self._producer_epoch
-        state.next_sequence = 0
-        state.is_confirmed = False
-        state.needs_reset = False
-        state.hole_maybe_written = False
-        state.unresolved = []
-        self._metrics["producer_id_resets_total"] += 1
-        logger.warning(
-            "%s-%d: sequence numbers restart at 0 under producer id %d after a failed batch; "
-            "%d queued batch(es) that may already be written fail instead of being renumbered",
-            key[0],
-            key[1],
-            self._producer_id,
-            len(failed),
-        )
-        # Completing takes the accumulator lock, which the caller holds: hand them to the next turn.
-        self._events.append(("fail_batches", failed))
-        self._accumulator.wake_sender_locked()
 
     def _send(self, node, batches: list[ProducerBatch], now: float) -> None:
         stream = self._streams.get(node.node_id)
@@ -530,7 +437,7 @@ class Sender:
             key = (batch.topic, batch.partition)
             state = self._partitions.get(key)
             if state is None:
-                state = self._partitions[key] = _PartitionState(self._producer_id, self._producer_epoch)
+                state = self._partitions[key] = self._producer_ids.new_partition_state()
             if not self._encode(batch, state):
                 continue
             records.append(
@@ -566,7 +473,7 @@ class Sender:
         stream.send(request)
         self._metrics["request_total"] += 1
 
-    def _encode(self, batch: ProducerBatch, state: _PartitionState) -> bool:
+    def _encode(self, batch: ProducerBatch, state: PartitionState) -> bool:
         """Number (idempotence) and encode a batch the first time it is sent; False if it failed."""
         if batch.encoded is not None:
             return True
@@ -754,60 +661,15 @@ class Sender:
             )
             if cause is not None:
                 message += f"; last error: {cause}"
-            elif self._is_idempotent and self._producer_id < 0 and self._producer_id_error is not None:
-                message += f"; no producer id: {self._producer_id_error}"
-                cause = self._producer_id_error
+            elif self._is_idempotent and self._producer_ids.producer_id < 0 and self._producer_ids.error is not None:
+                message += f"; no producer id: {self._producer_ids.error}"
+                cause = self._producer_ids.error
             elif self._metadata.view.leader(batch.topic, batch.partition) is None:
                 message += "; the partition has no known leader"
                 cause = self._metadata.last_error
             error = DeliveryTimeoutError(message)
             error.__cause__ = cause
             self._fail_batch(batch, error)
-
-    # ---------------------------------------------------------------------------------------------
-    # Producer ids.
-
-    def _maybe_request_producer_id(self, now: float) -> None:
-        if self._producer_id >= 0 or self._producer_id_requested or now < self._producer_id_retry_s:
-            return
-        with self._accumulator.lock:
-            if not self._accumulator.incomplete:
-                return  # nothing to send: ask when there is
-        view = self._metadata.view
-        addresses = [node.address for node in view.brokers.values()] or []
-        addresses += [a for a in self._transport.bootstrap_addresses if a not in addresses]
-        address = addresses[self._producer_id_address_index % len(addresses)]
-        self._producer_id_address_index += 1
-        self._producer_id_requested = True
-        request = broker_pb2.InitProducerIdRequest(client_id=self._client_id)
-        try:
-            future = self._transport.stub(address).InitProducerId.future(request, timeout=self._request_timeout_s)
-        except ValueError as error:  # closed channel
-            self.post_event(("producer_id", address, None, error))
-            return
-        future.add_done_callback(lambda done: self.post_event(("producer_id", address, done, None)))
-
-    def _on_producer_id(self, address: str, future: grpc.Future | None, failure: Exception | None) -> None:
-        self._producer_id_requested = False
-        error: FreshetError | None = None
-        if future is None:
-            error = BrokerUnavailableError(f"InitProducerId on {address} failed: {failure}")
-        else:
-            try:
-                response = future.result()
-            except grpc.RpcError as rpc_error:
-                error = translate_rpc_error(rpc_error, address, "InitProducerId")
-            except grpc.FutureCancelledError:
-                error = BrokerUnavailableError(f"InitProducerId on {address} was cancelled")
-            else:
-                self._producer_id = response.producer_id
-                self._producer_epoch = response.producer_epoch
-                self._producer_id_error = None
-                logger.debug("producer id %d epoch %d from %s", response.producer_id, response.producer_epoch, address)
-                return
-        self._producer_id_error = error
-        self._producer_id_retry_s = time.monotonic() + self._backoff_s
-        logger.info("could not get a producer id, retrying: %s", error)
 
     # ---------------------------------------------------------------------------------------------
     # Shutdown.
@@ -824,6 +686,21 @@ class Sender:
             leftovers = list(self._accumulator.incomplete)
         for batch in queued + leftovers:
             self._accumulator.fail(batch, error)
+
+
+def _new_metrics() -> dict[str, float]:
+    """The sender's counters, all zero (Kafka's producer metric names, snake_case)."""
+    return {
+        "record_send_total": 0,
+        "record_error_total": 0,
+        "record_retry_total": 0,
+        "batch_send_total": 0,
+        "byte_send_total": 0,
+        "request_total": 0,
+        "request_latency_avg_ms": 0.0,
+        "request_latency_max_ms": 0.0,
+        "producer_id_resets_total": 0,
+    }
 
 
 def _client_error(error: storage_errors.StorageError, batch: ProducerBatch) -> FreshetError:

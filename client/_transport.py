@@ -11,7 +11,9 @@ Owns
   `freshet.v1.ErrorDetail` when the broker attached one (via grpc_status), else the gRPC status
   code mapped as STYLE.md section 3 does, and per-partition `ErrorDetail`s likewise.
 
-Producer, Consumer and (later) Admin share this module; nothing above it touches grpc errors.
+Producer, Consumer and Admin share this module; nothing above it touches grpc errors. A client
+given `transport=` uses that Transport instead of building one, and leaves closing it to whoever
+built it (tests run clients over an in-memory channel factory this way).
 
 Imports: grpc, grpc_status, protobuf's well-known types, `freshet.v1`, `freshet.client`. No storage.
 Forbidden: server, metadata, cli, pysyncobj, and storage beyond record_batch, compression
@@ -25,7 +27,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import grpc
 from freshet.client.errors import (
@@ -105,14 +107,33 @@ def channel_options(max_receive_bytes: int) -> list[tuple[str, int]]:
     ]
 
 
+#: Makes the channel to one address from its gRPC options (default: `grpc.insecure_channel`).
+ChannelFactory = Callable[[str, list[tuple[str, int]]], grpc.Channel]
+
+
+def insecure_channel(address: str, options: list[tuple[str, int]]) -> grpc.Channel:
+    return grpc.insecure_channel(address, options=options)
+
+
 class Transport:
-    """Channels and stubs to brokers, keyed by address. Thread-safe."""
+    """Channels and stubs to brokers, keyed by address. Thread-safe.
+
+    The seam below every client: Producer, Consumer and Admin take `transport=` (default: one
+    built from their bootstrap_servers). A `channel_factory` other than gRPC's (tests pass an
+    in-memory one) carries every call without sockets; nothing above this class can tell.
+    """
 
     def __init__(
-        self, bootstrap: str | Sequence[str] | None, *, client_id: str, max_receive_bytes: int = -1
+        self,
+        bootstrap: str | Sequence[str] | None,
+        *,
+        client_id: str,
+        max_receive_bytes: int = -1,
+        channel_factory: ChannelFactory = insecure_channel,
     ) -> None:
         self.bootstrap_addresses = parse_bootstrap(bootstrap)
         self.client_id = client_id
+        self._channel_factory = channel_factory
         self._options = channel_options(max_receive_bytes)
         self._lock = threading.Lock()
         self._channels: dict[str, grpc.Channel] = {}
@@ -132,7 +153,7 @@ class Transport:
         with self._lock:
             stub = self._stubs.get(address)
             if stub is None:
-                channel = grpc.insecure_channel(address, options=self._options)
+                channel = self._channel_factory(address, self._options)
                 if self._is_closed:
                     channel.close()
                 self._channels[address] = channel
@@ -145,6 +166,7 @@ class Transport:
         Controller stub shares the node's channel with its Broker stub)."""
         self.stub(address)
         return self._channels[address]
+
     def group_stub(self, address: str) -> group_pb2_grpc.GroupStub:
         """The Group (consumer group coordinator) stub for `address`, over the same channel."""
         self.stub(address)
@@ -261,3 +283,18 @@ def translate_rpc_error(error: grpc.RpcError, address: str, what: str) -> Freshe
         return UnknownServerError(f"broker {address} does not implement {what}: {details}")
     cls = _STATUS_CLASSES.get(code, UnknownServerError)
     return cls(message)
+
+
+def client_transport(
+    bootstrap_servers: str | Sequence[str] | None, transport: Transport | None, *, client_id: str
+) -> tuple[Transport, bool]:
+    """The transport a client uses, and whether the client owns (and so closes) it.
+
+    Raises:
+        ValueError: both bootstrap_servers and transport given, or a malformed bootstrap list.
+    """
+    if transport is None:
+        return Transport(bootstrap_servers, client_id=client_id), True
+    if bootstrap_servers is not None:
+        raise ValueError("give bootstrap_servers or transport, not both (the transport has its bootstrap list)")
+    return transport, False

@@ -27,7 +27,7 @@ from typing import Self
 
 import grpc
 from freshet.client._group import CoordinatorClient
-from freshet.client._transport import Transport, raise_for_detail, translate_rpc_error
+from freshet.client._transport import Transport, client_transport, raise_for_detail, translate_rpc_error
 from freshet.client.consumer import Consumer
 from freshet.client.errors import FreshetError, GroupIdNotFoundError, NonEmptyGroupError
 from freshet.client.structs import TopicPartition
@@ -121,15 +121,28 @@ class OffsetReset:
 class GroupAdmin:
     """Group administration over the Group service. Thread-safe."""
 
-    def __init__(self, bootstrap_servers: str | Sequence[str] | None = None, *, client_id: str = "freshet-admin",
-                 request_timeout_ms: int = 30000) -> None:
-        self._transport = Transport(bootstrap_servers, client_id=client_id)
-        self._bootstrap_servers = bootstrap_servers  # for the Consumers that read offsets
+    def __init__(
+        self,
+        bootstrap_servers: str | Sequence[str] | None = None,
+        *,
+        client_id: str = "freshet-admin",
+        request_timeout_ms: int = 30000,
+        transport: Transport | None = None,
+    ) -> None:
+        """Args as Admin's; `transport` replaces the channels to bootstrap_servers (see Admin)."""
+        self._transport, self._owns_transport = client_transport(bootstrap_servers, transport, client_id=client_id)
         self._timeout_s = request_timeout_ms / 1000
 
     def close(self) -> None:
-        """Close every channel; later calls fail with BrokerUnavailableError."""
-        self._transport.close()
+        """Close every channel (of a transport this client built); later calls fail with
+        BrokerUnavailableError."""
+        if self._owns_transport:
+            self._transport.close()
+
+    def _offsets_reader(self) -> Consumer:
+        """A Consumer over this client's transport, for log start/end offsets (it leaves the
+        transport open when it closes)."""
+        return Consumer(transport=self._transport, enable_auto_commit=False)
 
     def __enter__(self) -> Self:
         return self
@@ -271,7 +284,7 @@ class GroupAdmin:
                 f"group {group_id!r} has {len(described.members)} active member(s); stop its consumers first",
             )
         committed = {} if described is None else {(o.topic, o.partition): o.offset for o in described.offsets}
-        with Consumer(self._bootstrap_servers, enable_auto_commit=False) as reader:
+        with self._offsets_reader() as reader:
             reader._metadata.add_topics({topic})
             counts = reader._metadata.wait_for_topic(topic, self._timeout_s, min(self._timeout_s, 5.0))
             numbers = sorted(partitions) if partitions is not None else list(range(len(counts.partitions)))
@@ -310,7 +323,7 @@ class GroupAdmin:
     def _end_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
         if not partitions:
             return {}
-        with Consumer(self._bootstrap_servers, enable_auto_commit=False) as reader:
+        with self._offsets_reader() as reader:
             try:
                 return reader.end_offsets(partitions, timeout_ms=int(self._timeout_s * 1000))
             except FreshetError:

@@ -40,6 +40,11 @@ positions returned by earlier polls), before revocation and on close. A commit f
 group moved away fails with CommitFailedError. With `assign()` and a group_id, commits go to the
 group as an "empty group" commit (refused while the group has active members, as Kafka does).
 
+Layout: `Consumer` is a facade over `_subscription.SubscriptionState` (assignment, positions, the
+lock), `_fetcher.Fetcher` (the fetcher thread and record decoding), `_offsets` (commits, committed
+offsets, ListOffsets lookups) and `_reconciler.GroupReconciler` (subscription and rebalances);
+its options are validated by `_config.ConsumerConfig`.
+
 Imports: grpc (through the transport), `freshet.v1`, `freshet.storage` codec modules, `freshet.client`.
 Forbidden: server, metadata, cli, pysyncobj, and storage beyond record_batch, compression
 and errors (import-linter contracts).
@@ -57,127 +62,28 @@ import logging
 import re
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
-import grpc
+from freshet.client._config import ConsumerConfig
+from freshet.client._fetcher import Fetcher, FetchSettings
 from freshet.client._group import CoordinatorClient, Membership
 from freshet.client._metadata import Metadata
-from freshet.client._transport import Transport, error_from_detail, raise_for_detail, translate_rpc_error
-from freshet.client.errors import (
-    ClientTimeoutError,
-    CommitFailedError,
-    CorruptRecordError,
-    FencedMemberEpochError,
-    FreshetError,
-    IllegalStateError,
-    InvalidMetadataError,
-    NoOffsetForPartitionError,
-    OffsetOutOfRangeError,
-    RecordTooLargeError,
-    StaleMemberEpochError,
-    UnknownMemberError,
-    UnknownServerError,
-    UnsupportedCompressionTypeError,
+from freshet.client._offsets import OffsetCommitter, OffsetLookup
+from freshet.client._reconciler import (
+    CallbackListener,
+    ConsumerRebalanceListener,
+    GroupReconciler,
+    subscription_arguments,
 )
+from freshet.client._subscription import EARLIEST, LATEST, RESETS, SubscriptionState
+from freshet.client._transport import Transport, client_transport
+from freshet.client.errors import FreshetError, IllegalStateError
 from freshet.client.structs import ConsumerRecord, OffsetAndTimestamp, TopicPartition
-from freshet.storage import errors as storage_errors
-from freshet.storage.record_batch import BatchHeader, decode_batch, iter_batches
-from freshet.v1 import broker_pb2, common_pb2, group_pb2
+from freshet.v1 import broker_pb2
+
+__all__ = ["EARLIEST", "LATEST", "Consumer", "ConsumerRebalanceListener"]
 
 logger = logging.getLogger("freshet.client.consumer")
-
-EARLIEST = -2
-LATEST = -1
-_RESETS = {"earliest": EARLIEST, "latest": LATEST, "none": None}
-_MAX_IDLE_S = 0.5
-_FENCED = (UnknownMemberError, FencedMemberEpochError, StaleMemberEpochError)
-
-
-class ConsumerRebalanceListener:
-    """Callbacks around a group's reassignment, called from poll() in the polling thread.
-
-    Override what you need (kafka-python's names). Each receives a set of TopicPartition.
-    """
-
-    def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        """Partitions moving to another member; their positions were already committed (auto commit)."""
-
-    def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        """Partitions newly assigned; positions are their committed offsets (or auto_offset_reset)."""
-
-    def on_partitions_lost(self, lost: set[TopicPartition]) -> None:
-        """Partitions lost without a chance to commit (the member was fenced); defaults to revoked."""
-        self.on_partitions_revoked(lost)
-
-
-class _PartitionState:
-    """What the consumer knows of one assigned partition. Guarded by the consumer's lock."""
-
-    __slots__ = (
-        "tp",
-        "next_offset",
-        "fetch_offset",
-        "reset_to",
-        "is_paused",
-        "batches",
-        "buffered_bytes",
-        "records",
-        "record_index",
-        "records_end",
-        "error",
-        "generation",
-        "retry_at_s",
-        "high_watermark",
-        "log_start_offset",
-        "is_fetching",
-        "is_resetting",
-    )
-
-    def __init__(self, tp: TopicPartition) -> None:
-        self.tp = tp
-        self.next_offset: int | None = None
-        """The offset poll() returns next (Kafka's "position"); None until a reset or seek gives one."""
-        self.fetch_offset: int | None = None
-        """Next offset to fetch: the end of the buffered batches."""
-        self.reset_to: int | None = None
-        """EARLIEST or LATEST while a ListOffsets reset is pending."""
-        self.is_paused = False
-        self.batches: deque[tuple[BatchHeader, memoryview]] = deque()
-        self.buffered_bytes = 0
-        self.records: list[ConsumerRecord] = []
-        """The decoded batch poll() is handing out, from `record_index` on."""
-        self.record_index = 0
-        self.records_end = 0
-        """The offset after the batch `records` came from."""
-        self.error: FreshetError | None = None
-        """Raised by every poll() until a seek clears it."""
-        self.generation = 0
-        """Bumped by every seek, reset and reassignment, so answers to older requests are dropped."""
-        self.retry_at_s = 0.0
-        self.high_watermark = -1
-        self.log_start_offset = -1
-        self.is_fetching = False
-        self.is_resetting = False
-
-    def clear_buffer(self) -> None:
-        self.batches.clear()
-        self.buffered_bytes = 0
-        self.records = []
-        self.record_index = 0
-        self.records_end = 0
-
-    def seek(self, offset: int) -> None:
-        self.clear_buffer()
-        self.next_offset = offset
-        self.fetch_offset = offset
-        self.reset_to = None
-        self.error = None
-        self.generation += 1
-        self.retry_at_s = 0.0
-        # Answers to requests sent before the seek are dropped (generation), so nothing is pending.
-        self.is_fetching = False
-        self.is_resetting = False
 
 
 class Consumer:
@@ -221,6 +127,7 @@ class Consumer:
         session_timeout_ms: int = 45000,
         max_poll_interval_ms: int = 300000,
         group_remote_assignor: str = "uniform",
+        transport: Transport | None = None,
     ) -> None:
         """Create a consumer; it connects lazily, once partitions are assigned or subscribed.
 
@@ -250,105 +157,114 @@ class Consumer:
                 heartbeat (bounded by the brokers' group.min/max.session.timeout.ms).
             max_poll_interval_ms: a consumer that does not call poll() for this long leaves the group.
             group_remote_assignor: the coordinator's assignor: "uniform" (cooperative-sticky) or "range".
+            transport: the connections to use instead of opening gRPC channels to
+                bootstrap_servers (tests pass one over an in-memory channel); its bootstrap list is
+                used, and closing it is left to the caller.
 
         Raises:
-            ValueError: an option out of range.
+            ValueError: an option out of range, or both bootstrap_servers and transport.
         """
-        if auto_offset_reset not in _RESETS:
-            raise ValueError(f"auto_offset_reset must be 'earliest', 'latest' or 'none', not {auto_offset_reset!r}")
-        for name, value, minimum in (
-            ("max_poll_records", max_poll_records, 1),
-            ("fetch_min_bytes", fetch_min_bytes, 0),
-            ("fetch_max_wait_ms", fetch_max_wait_ms, 0),
-            ("fetch_max_bytes", fetch_max_bytes, 1),
-            ("max_partition_fetch_bytes", max_partition_fetch_bytes, 1),
-            ("request_timeout_ms", request_timeout_ms, 1),
-            ("retry_backoff_ms", retry_backoff_ms, 0),
-            ("metadata_max_age_ms", metadata_max_age_ms, 1),
-            ("default_api_timeout_ms", default_api_timeout_ms, 0),
-            ("auto_commit_interval_ms", auto_commit_interval_ms, 1),
-            ("session_timeout_ms", session_timeout_ms, 1),
-            ("max_poll_interval_ms", max_poll_interval_ms, 1),
-        ):
-            if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-                raise ValueError(f"{name} must be an int >= {minimum}, not {value!r}")
-        if group_id is not None and (not isinstance(group_id, str) or not group_id):
-            raise ValueError(f"group_id must be a non-empty string, not {group_id!r}")
-        if group_remote_assignor not in ("uniform", "range"):
-            raise ValueError(f"group_remote_assignor must be 'uniform' or 'range', not {group_remote_assignor!r}")
+        options = ConsumerConfig(
+            group_id=group_id,
+            client_id=client_id,
+            auto_offset_reset=auto_offset_reset,
+            enable_auto_commit=enable_auto_commit,
+            max_poll_records=max_poll_records,
+            fetch_min_bytes=fetch_min_bytes,
+            fetch_max_wait_ms=fetch_max_wait_ms,
+            fetch_max_bytes=fetch_max_bytes,
+            max_partition_fetch_bytes=max_partition_fetch_bytes,
+            check_crcs=check_crcs,
+            request_timeout_ms=request_timeout_ms,
+            retry_backoff_ms=retry_backoff_ms,
+            metadata_max_age_ms=metadata_max_age_ms,
+            default_api_timeout_ms=default_api_timeout_ms,
+            group_instance_id=group_instance_id,
+            auto_commit_interval_ms=auto_commit_interval_ms,
+            session_timeout_ms=session_timeout_ms,
+            max_poll_interval_ms=max_poll_interval_ms,
+            group_remote_assignor=group_remote_assignor,
+        )
         self.group_id = group_id
-        self.config = {
-            "client_id": client_id,
-            "auto_offset_reset": auto_offset_reset,
-            "enable_auto_commit": enable_auto_commit and group_id is not None,
-            "max_poll_records": max_poll_records,
-            "fetch_min_bytes": fetch_min_bytes,
-            "fetch_max_wait_ms": fetch_max_wait_ms,
-            "fetch_max_bytes": fetch_max_bytes,
-            "max_partition_fetch_bytes": max_partition_fetch_bytes,
-            "check_crcs": check_crcs,
-            "request_timeout_ms": request_timeout_ms,
-            "retry_backoff_ms": retry_backoff_ms,
-            "metadata_max_age_ms": metadata_max_age_ms,
-            "default_api_timeout_ms": default_api_timeout_ms,
-            "group_instance_id": group_instance_id,
-            "auto_commit_interval_ms": auto_commit_interval_ms,
-            "session_timeout_ms": session_timeout_ms,
-            "max_poll_interval_ms": max_poll_interval_ms,
-            "group_remote_assignor": group_remote_assignor,
-        }
-        self._reset_default = _RESETS[auto_offset_reset]
-        self._max_poll_records = max_poll_records
-        self._check_crcs = check_crcs
-        self._backoff_s = retry_backoff_ms / 1000
-        self._request_timeout_s = request_timeout_ms / 1000
-        self._api_timeout_s = default_api_timeout_ms / 1000
-        self._fetch_request_template = (fetch_max_wait_ms, fetch_min_bytes, fetch_max_bytes)
-        self._partition_max_bytes = max_partition_fetch_bytes
-        # A response holds at most fetch_max_bytes plus one batch per partition beyond its share;
-        # gRPC's 4 MiB default would refuse ordinary fetches.
-        self._transport = Transport(bootstrap_servers, client_id=client_id, max_receive_bytes=-1)
+        self._options = options
+        self.config = options.as_dict()
+        # A response holds at most fetch_max_bytes plus one batch per partition beyond its share:
+        # the transport's default max_receive_bytes (-1, unbounded) must stay, as gRPC's 4 MiB
+        # default would refuse ordinary fetches.
+        self._transport, self._owns_transport = client_transport(bootstrap_servers, transport, client_id=client_id)
+        self._build(options)
+
+    def _build(self, options: ConsumerConfig) -> None:
+        """Create the parts the facade delegates to, and start the fetcher thread."""
+        self._api_timeout_s = options.default_api_timeout_ms / 1000
+        backoff_s = options.retry_backoff_ms / 1000
+        request_timeout_s = options.request_timeout_ms / 1000
         self._metadata = Metadata(
             self._transport,
-            metadata_max_age_ms=metadata_max_age_ms,
-            retry_backoff_ms=retry_backoff_ms,
-            request_timeout_ms=request_timeout_ms,
+            metadata_max_age_ms=options.metadata_max_age_ms,
+            retry_backoff_ms=options.retry_backoff_ms,
+            request_timeout_ms=options.request_timeout_ms,
         )
-        self._lock = threading.Lock()
-        self._data_ready = threading.Condition(self._lock)
-        self._fetcher_wakeup = threading.Condition(self._lock)
-        self._fetcher_needs_run = False
-        self._states: dict[TopicPartition, _PartitionState] = {}
-        self._events: deque = deque()
-        self._fetching_nodes: set[int] = set()
-        #: node id -> (outstanding Fetch, its partitions), so a seek can cut a long poll short.
-        self._fetch_calls: dict[int, tuple[grpc.Future, set[TopicPartition]]] = {}
-        self._needs_metadata = False
-        self._leader_hints: list = []
-        self._interrupted_nodes: set[int] = set()
-        self._poll_start = 0
-        self._is_closed = False
-        self._metrics = {"records_consumed_total": 0, "bytes_fetched_total": 0, "fetch_total": 0}
-        self._coordinator = (
-            CoordinatorClient(
-                self._transport, group_id, retry_backoff_s=self._backoff_s, request_timeout_s=self._request_timeout_s
-            )
-            if group_id is not None
-            else None
+        self._subscription = SubscriptionState(RESETS[options.auto_offset_reset])
+        settings = FetchSettings(
+            max_wait_ms=options.fetch_max_wait_ms,
+            min_bytes=options.fetch_min_bytes,
+            max_bytes=options.fetch_max_bytes,
+            partition_max_bytes=options.max_partition_fetch_bytes,
+            check_crcs=options.check_crcs,
+            request_timeout_s=request_timeout_s,
+            backoff_s=backoff_s,
+            auto_offset_reset=options.auto_offset_reset,
+            client_id=options.client_id,
         )
-        self._membership: Membership | None = None
-        self._listener: ConsumerRebalanceListener | None = None
-        self._group_owned: frozenset[TopicPartition] = frozenset()
-        self._auto_commit_s = auto_commit_interval_ms / 1000
-        self._next_auto_commit_s = time.monotonic() + self._auto_commit_s
-        self._commit_executor: concurrent.futures.ThreadPoolExecutor | None = None
-        self._metadata.add_listener(self._wake_fetcher)
-        self._fetcher = threading.Thread(target=self._run_fetcher, name="freshet-consumer-fetcher", daemon=True)
+        self._fetcher = Fetcher(self._subscription, self._metadata, self._transport, settings)
+        self._lookup = OffsetLookup(self._metadata, self._transport, request_timeout_s=request_timeout_s, backoff_s=backoff_s)
+        self._coordinator: CoordinatorClient | None = None
+        self._committer: OffsetCommitter | None = None
+        self._group: GroupReconciler | None = None
+        if options.group_id is not None:
+            self._build_group(options, backoff_s, request_timeout_s)
+        self._metadata.add_listener(self._subscription.wake_fetcher)
         self._fetcher.start()
+
+    def _build_group(self, options: ConsumerConfig, backoff_s: float, request_timeout_s: float) -> None:
+        assert options.group_id is not None
+        self._coordinator = CoordinatorClient(
+            self._transport, options.group_id, retry_backoff_s=backoff_s, request_timeout_s=request_timeout_s
+        )
+        self._committer = OffsetCommitter(
+            self._coordinator,
+            self._subscription,
+            member_epoch=lambda: self._group.member_epoch() if self._group is not None else ("", -1),
+            api_timeout_s=self._api_timeout_s,
+            auto_commit_interval_s=options.auto_commit_interval_ms / 1000,
+        )
+        self._group = GroupReconciler(
+            self._coordinator,
+            self._subscription,
+            self._fetcher,
+            self._committer,
+            assign=self._set_assignment,
+            membership_options={
+                "client_id": options.client_id,
+                "instance_id": options.group_instance_id,
+                "session_timeout_ms": options.session_timeout_ms,
+                "max_poll_interval_ms": options.max_poll_interval_ms,
+                "assignor": options.group_remote_assignor,
+                "retry_backoff_s": backoff_s,
+            },
+            is_auto_commit=options.is_auto_commit,
+            api_timeout_s=self._api_timeout_s,
+        )
 
     @property
     def bootstrap_servers(self) -> list[str]:
         return list(self._transport.bootstrap_addresses)
+
+    @property
+    def _membership(self) -> Membership | None:
+        """The group membership while subscribed (heartbeat thread), else None."""
+        return self._group.membership if self._group is not None else None
 
     # =============================================================================================
     # Assignment and positions.
@@ -365,34 +281,13 @@ class Consumer:
 
     def _set_assignment(self, partitions: Iterable[TopicPartition], committed: Mapping | None = None) -> None:
         """Replace the assignment; new partitions start at `committed[tp]` when given, else reset."""
-        committed = committed or {}
-        wanted = [TopicPartition(*tp) for tp in partitions]
-        for tp in wanted:
-            if not isinstance(tp.topic, str) or not tp.topic or not isinstance(tp.partition, int) or tp.partition < 0:
-                raise ValueError(f"not a partition: {tp!r}")
-        with self._lock:
-            self._check_open()
-            states = {}
-            for tp in wanted:
-                state = self._states.get(tp)
-                if state is None:
-                    state = _PartitionState(tp)
-                    state.reset_to = self._reset_default
-                    if committed.get(tp) is not None:
-                        state.seek(committed[tp])
-                states[tp] = state
-            for tp, state in self._states.items():
-                if tp not in states:
-                    state.generation += 1
-            self._states = states
-            self._wake_fetcher_locked()
+        wanted = self._subscription.set_assignment(partitions, committed)
         self._metadata.add_topics({tp.topic for tp in wanted})
-        self._interrupt_fetches(None)
+        self._fetcher.interrupt(None)
 
     def assignment(self) -> set[TopicPartition]:
         """The partitions assigned now."""
-        with self._lock:
-            return set(self._states)
+        return self._subscription.assigned()
 
     def seek(self, partition: TopicPartition, offset: int) -> None:
         """Make `offset` the next offset poll() returns for `partition` (drops its buffered records).
@@ -401,38 +296,22 @@ class Consumer:
             IllegalStateError: the partition is not assigned.
             ValueError: a negative offset.
         """
-        if not isinstance(offset, int) or offset < 0:
-            raise ValueError(f"offset must be an int >= 0, not {offset!r}")
-        with self._lock:
-            self._state(partition).seek(offset)
-            self._wake_fetcher_locked()
-            self._data_ready.notify_all()
-        self._interrupt_fetches([TopicPartition(*partition)])
+        self._subscription.seek(partition, offset)
+        self._fetcher.interrupt([TopicPartition(*partition)])
 
     def seek_to_beginning(self, *partitions: TopicPartition) -> None:
         """Start each partition (every assigned one when none is given) at its log start offset.
 
         Evaluated lazily, on the next poll() or position(), as in Kafka.
         """
-        self._seek_to(EARLIEST, partitions)
+        self._fetcher.interrupt(self._subscription.seek_to(EARLIEST, partitions))
 
     def seek_to_end(self, *partitions: TopicPartition) -> None:
         """Start each partition (every assigned one when none is given) at its end (high watermark).
 
         Evaluated lazily, on the next poll() or position(), as in Kafka.
         """
-        self._seek_to(LATEST, partitions)
-
-    def _seek_to(self, where: int, partitions: tuple[TopicPartition, ...]) -> None:
-        with self._lock:
-            states = [self._state(tp) for tp in partitions] if partitions else list(self._states.values())
-            for state in states:
-                state.seek(0)
-                state.next_offset = None
-                state.fetch_offset = None
-                state.reset_to = where
-            self._wake_fetcher_locked()
-        self._interrupt_fetches([state.tp for state in states])
+        self._fetcher.interrupt(self._subscription.seek_to(LATEST, partitions))
 
     def position(self, partition: TopicPartition, timeout_ms: int | None = None) -> int:
         """The offset of the next record poll() will return for `partition`.
@@ -445,64 +324,25 @@ class Consumer:
             OffsetOutOfRangeError: the position went out of range and auto_offset_reset is "none".
             ClientTimeoutError: the reset was not resolved in time (brokers unreachable).
         """
-        deadline = time.monotonic() + (self._api_timeout_s if timeout_ms is None else timeout_ms / 1000)
-        with self._lock:
-            while True:
-                state = self._state(partition)
-                if state.next_offset is not None:
-                    return state.next_offset
-                if state.error is not None:
-                    raise state.error
-                if state.reset_to is None:
-                    raise self._no_offset_error(state)
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    cause = self._metadata.last_error
-                    raise ClientTimeoutError(f"no position for {partition} after {timeout_ms} ms") from cause
-                self._wake_fetcher_locked()
-                self._data_ready.wait(remaining)
+        timeout_s = self._api_timeout_s if timeout_ms is None else timeout_ms / 1000
+        return self._subscription.position(partition, timeout_s, timeout_ms, lambda: self._metadata.last_error)
 
     def pause(self, *partitions: TopicPartition) -> None:
         """Stop fetching and returning records of these partitions (they stay assigned)."""
-        with self._lock:
-            for tp in partitions:
-                self._state(tp).is_paused = True
+        self._subscription.set_paused(partitions, True)
 
     def resume(self, *partitions: TopicPartition) -> None:
         """Undo `pause` for these partitions."""
-        with self._lock:
-            for tp in partitions:
-                self._state(tp).is_paused = False
-            self._wake_fetcher_locked()
-        self._interrupt_fetches([TopicPartition(*tp) for tp in partitions])
+        self._subscription.set_paused(partitions, False)
+        self._fetcher.interrupt([TopicPartition(*tp) for tp in partitions])
 
     def paused(self) -> set[TopicPartition]:
         """The paused partitions."""
-        with self._lock:
-            return {tp for tp, state in self._states.items() if state.is_paused}
+        return self._subscription.paused()
 
     def highwater(self, partition: TopicPartition) -> int | None:
         """The high watermark seen in the last fetch of `partition`, None before the first fetch."""
-        with self._lock:
-            watermark = self._state(partition).high_watermark
-            return watermark if watermark >= 0 else None
-
-    def _state(self, tp: TopicPartition) -> _PartitionState:
-        self._check_open()
-        state = self._states.get(tp)
-        if state is None:
-            raise IllegalStateError(f"partition {tp[0]}-{tp[1]} is not assigned to this consumer")
-        return state
-
-    def _check_open(self) -> None:
-        if self._is_closed:
-            raise IllegalStateError("the consumer is closed")
-
-    def _no_offset_error(self, state: _PartitionState) -> NoOffsetForPartitionError:
-        return NoOffsetForPartitionError(
-            f"no position for {state.tp} and auto_offset_reset is 'none': seek() first",
-            topic_partition=state.tp,
-        )
+        return self._subscription.highwater(partition)
 
     # =============================================================================================
     # Polling.
@@ -527,144 +367,50 @@ class Consumer:
             FreshetError: another non-retriable fetch error of a partition (e.g. UnknownServerError).
             IllegalStateError: the consumer is closed, or has no partitions assigned.
         """
-        limit = self._max_poll_records if max_records is None else max_records
+        limit = self._options.max_poll_records if max_records is None else max_records
         if limit < 1:
             raise ValueError("max_records must be >= 1")
         deadline = time.monotonic() + max(timeout_ms, 0) / 1000
         if self._membership is not None:
             return self._poll_group(limit, deadline)
-        if self.config["enable_auto_commit"]:
+        if self._options.is_auto_commit:
             self._maybe_auto_commit()
-        with self._lock:
-            self._check_open()
-            if not self._states:
+        subscription = self._subscription
+        with subscription.lock:
+            subscription.check_open()
+            if not subscription.states:
                 raise IllegalStateError("poll() with no partitions: assign() some first")
             while True:
-                self._check_open()
-                records = self._collect(limit)
+                subscription.check_open()
+                records = self._fetcher.collect(limit)
                 if records:
-                    self._metrics["records_consumed_total"] += len(records)
                     return records
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return []
-                self._data_ready.wait(remaining)
+                subscription.data_ready.wait(remaining)
 
     def _poll_group(self, limit: int, deadline: float) -> list[ConsumerRecord]:
         """poll() of a subscribed consumer: reconcile the group's assignment between waits."""
         membership = self._membership
         assert membership is not None
+        assert self._group is not None
+        subscription = self._subscription
         while True:
-            self._check_open()
+            subscription.check_open()
             membership.on_poll()
-            if self.config["enable_auto_commit"]:
+            if self._options.is_auto_commit:
                 self._maybe_auto_commit()
-            self._reconcile(membership)
-            with self._lock:
-                self._check_open()
-                records = self._collect(limit) if self._states else []
+            self._group.reconcile(membership)
+            with subscription.lock:
+                subscription.check_open()
+                records = self._fetcher.collect(limit) if subscription.states else []
                 if records:
-                    self._metrics["records_consumed_total"] += len(records)
                     return records
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return []
-                self._data_ready.wait(min(remaining, 0.1))
-
-    def _collect(self, limit: int) -> list[ConsumerRecord]:
-        """Hand out up to `limit` buffered records; raise a partition's pending error first. Lock held."""
-        states = list(self._states.values())
-        if not states:
-            return []
-        for state in states:
-            if state.is_paused:
-                continue
-            # Records buffered before the failure go out first; a corrupt batch still in the buffer
-            # raises from _take when poll() reaches it.
-            if state.error is not None and state.record_index >= len(state.records) and not state.batches:
-                raise state.error
-            if state.next_offset is None and state.reset_to is None and state.error is None:
-                raise self._no_offset_error(state)
-        start = self._poll_start % len(states)
-        self._poll_start += 1
-        out: list[ConsumerRecord] = []
-        for state in states[start:] + states[:start]:
-            if state.is_paused or state.next_offset is None:
-                continue
-            try:
-                self._take(state, out, limit)
-            except CorruptRecordError:
-                if not out:
-                    raise
-                break  # hand out what we have; the next poll raises (state.error is set)
-            if len(out) >= limit:
-                break
-        return out
-
-    def _take(self, state: _PartitionState, out: list[ConsumerRecord], limit: int) -> None:
-        """Move records of one partition into `out`, decoding batches as needed. Lock held."""
-        was_full = state.buffered_bytes >= self._partition_max_bytes
-        while len(out) < limit:
-            records = state.records
-            index = state.record_index
-            if index < len(records):
-                take = min(limit - len(out), len(records) - index)
-                out.extend(records[index : index + take])
-                state.record_index = index + take
-                state.next_offset = records[index + take - 1].offset + 1
-                continue
-            # The decoded batch is used up: continue after it (compaction may leave offsets unused).
-            if state.records_end > state.next_offset:
-                state.next_offset = state.records_end
-            if not state.batches:
-                break
-            header, view = state.batches[0]
-            next_offset = header.base_offset + header.last_offset_delta + 1
-            if next_offset > state.next_offset and not header.is_control:
-                state.records = self._decode(state, header, view)  # raises on a corrupt batch
-            else:
-                state.records = []  # wholly below the position, or a control batch: skipped
-            state.record_index = 0
-            state.records_end = next_offset
-            state.batches.popleft()
-            state.buffered_bytes -= len(view)
-        if was_full and state.buffered_bytes < self._partition_max_bytes:
-            self._wake_fetcher_locked()
-
-    def _decode(self, state: _PartitionState, header: BatchHeader, view: memoryview) -> list[ConsumerRecord]:
-        """The records of one batch at or after the position. Lock held.
-
-        Raises:
-            CorruptRecordError, UnsupportedCompressionTypeError: also kept in `state.error`, and the
-                batch stays first in the buffer, so every poll() raises until a seek.
-        """
-        next_offset = state.next_offset
-        topic, partition = state.tp
-        try:
-            decoded = decode_batch(view, verify_crc=self._check_crcs)
-        except (storage_errors.CorruptRecordError, storage_errors.RecordTooLargeError) as error:
-            state.error = CorruptRecordError(
-                f"{topic}-{partition}: the batch at offset {header.base_offset} is corrupt ({error}); "
-                f"seek to offset {header.base_offset + header.last_offset_delta + 1} to skip it",
-                topic_partition=state.tp,
-                offset=header.base_offset,
-            )
-            raise state.error from error
-        except storage_errors.UnsupportedCompressionError as error:
-            state.error = UnsupportedCompressionTypeError(
-                f"{topic}-{partition}: the batch at offset {header.base_offset}: {error}", topic_partition=state.tp
-            )
-            raise state.error from error
-        timestamp_type = header.attributes >> 3 & 1
-        epoch = header.partition_leader_epoch
-        new = tuple.__new__
-        records = decoded.records
-        if records and records[0][0] < next_offset:
-            records = [record for record in records if record[0] >= next_offset]
-        return [
-            new(ConsumerRecord, (topic, partition, offset, timestamp, timestamp_type, key, value, headers, epoch))
-            for offset, timestamp, key, value, headers in records
-        ]
+                subscription.data_ready.wait(min(remaining, 0.1))
 
     # =============================================================================================
     # Consumer groups.
@@ -692,159 +438,24 @@ class Consumer:
             IllegalStateError: no group_id, or partitions were assigned manually.
             ValueError: neither or both of topics and pattern, an empty name, a bad regex.
         """
-        if self._coordinator is None:
+        if self._group is None:
             raise IllegalStateError("subscribe() needs a group_id; without one, assign() partitions")
-        if isinstance(topics, re.Pattern):
-            topics, pattern = None, topics
-        if isinstance(topics, str):
-            raise ValueError(f"topics must be a list of names, not the string {topics!r} (use pattern= for a regex)")
-        if (topics is None) == (pattern is None):
-            raise ValueError("give topic names or a pattern, not both or neither")
-        names: list[str] = []
-        regex = ""
-        if topics is not None:
-            names = list(topics)
-            if not names or any(not isinstance(name, str) or not name for name in names):
-                raise ValueError(f"topic names must be non-empty strings: {names!r}")
-        else:
-            regex = pattern.pattern if isinstance(pattern, re.Pattern) else pattern
-            try:
-                re.compile(regex)
-            except re.error as error:
-                raise ValueError(f"pattern {regex!r}: {error}") from None
+        names, regex = subscription_arguments(topics, pattern)
         if listener is None and (on_revoked or on_assigned or on_lost):
-            listener = _CallbackListener(on_revoked, on_assigned, on_lost)
-        with self._lock:
-            self._check_open()
-            if self._states and self._membership is None:
-                raise IllegalStateError("subscribe() after assign(): call assign([]) first")
-        self._listener = listener
-        if self._membership is None:
-            self._membership = Membership(
-                self._coordinator,
-                client_id=self._transport.client_id,
-                instance_id=self.config["group_instance_id"],
-                session_timeout_ms=self.config["session_timeout_ms"],
-                max_poll_interval_ms=self.config["max_poll_interval_ms"],
-                assignor=self.config["group_remote_assignor"],
-                on_event=self._on_group_event,
-                retry_backoff_s=self._backoff_s,
-            )
-        self._membership.subscribe(names, regex)
+            listener = CallbackListener(on_revoked, on_assigned, on_lost)
+        self._group.subscribe(names, regex, listener)
 
     def subscription(self) -> set[str] | str | None:
         """The subscribed topic names, the pattern, or None when not subscribed."""
-        if self._membership is None:
-            return None
-        return self._membership._regex or set(self._membership._topics)
+        return self._group.subscription() if self._group is not None else None
 
     def unsubscribe(self) -> None:
         """Give up every partition (commit, on_partitions_revoked) and leave the group."""
-        membership = self._membership
-        if membership is None:
-            return
-        self._revoke_all_and_leave(membership)
-        self._membership = None
+        if self._group is not None:
+            self._group.unsubscribe()
 
-    def _release(self, partitions: set[TopicPartition], why: str) -> BaseException | None:
-        """Give partitions up: commit their positions (with auto commit), stop fetching them,
-        then call on_partitions_revoked; the callback's error, if any."""
-        if self.config["enable_auto_commit"]:
-            try:
-                self._commit_sync(self._positions(partitions), self._api_timeout_s)
-            except FreshetError as error:
-                logger.warning("commit %s of group %s failed: %s", why, self.group_id, error)
-        with self._lock:
-            self._drop_partitions(partitions)
-        self._interrupt_fetches(partitions)
-        return self._call_listener("on_partitions_revoked", partitions)
-
-    def _revoke_all_and_leave(self, membership: Membership) -> None:
-        owned = set(self._group_owned)
-        error: BaseException | None = None
-        if owned:
-            error = self._release(owned, "before leaving")
-        self._group_owned = frozenset()
-        membership.leave(min(self._api_timeout_s, 5.0))
-        if error is not None:
-            raise error
-
-    def _on_group_event(self) -> None:
-        with self._lock:
-            self._data_ready.notify_all()
-
-    def _drop_partitions(self, partitions: Iterable[TopicPartition]) -> None:
-        """Lock held."""
-        for tp in partitions:
-            state = self._states.pop(tp, None)
-            if state is not None:
-                state.generation += 1
-        self._states = dict(self._states)
-        self._wake_fetcher_locked()
-
-    def _call_listener(self, method: str, partitions: set[TopicPartition]) -> BaseException | None:
-        """Call a rebalance callback outside the lock; return (not raise) what it raised."""
-        if self._listener is None:
-            return None
-        try:
-            getattr(self._listener, method)(set(partitions))
-        except Exception as error:
-            logger.exception("%s raised", method)
-            return error
-        return None
-
-    def _reconcile(self, membership: Membership) -> None:
-        """Apply the group's latest assignment (see the module docstring). Caller's thread, no lock."""
-        event = membership.take_event()  # raises a fatal group error (e.g. UNRELEASED_INSTANCE_ID)
-        if event is None:
-            return
-        kind, target = event
-        errors: list[BaseException] = []
-        if kind == "lost":
-            lost = set(self._group_owned)
-            with self._lock:
-                self._drop_partitions(lost)
-            self._interrupt_fetches(None)
-            self._group_owned = frozenset()
-            if lost:
-                errors.append(self._call_listener("on_partitions_lost", lost))
-            membership.lost_handled()
-        else:
-            owned = self._group_owned
-            revoked = set(owned - target)
-            added = set(target - owned)
-            if revoked:
-                errors.append(self._release(revoked, "of revoked partitions"))
-                self._group_owned = owned - revoked
-                membership.set_owned(self._group_owned)
-            if added:
-                try:
-                    # Bounded, so partitions this member keeps are not held up for long: a failure
-                    # leaves the new partitions for the next poll() to pick up.
-                    committed = self.committed(added, timeout_ms=int(max(min(self._api_timeout_s, 5.0), 1.0) * 1000))
-                except FreshetError as error:
-                    if not error.retriable:
-                        raise
-                    logger.info("group %s: committed offsets of %s not available yet: %s", self.group_id,
-                                sorted(added), error)
-                    added = set()
-            if added:
-                self._set_assignment(self._group_owned | added, committed)
-                self._group_owned = self._group_owned | added
-                membership.set_owned(self._group_owned)
-                errors.append(self._call_listener("on_partitions_assigned", added))
-        for error in errors:
-            if error is not None:
-                raise error
-
-    def _positions(self, partitions: Iterable[TopicPartition] | None = None) -> dict[TopicPartition, int]:
-        with self._lock:
-            wanted = self._states if partitions is None else partitions
-            return {
-                tp: self._states[tp].next_offset
-                for tp in wanted
-                if tp in self._states and self._states[tp].next_offset is not None
-            }
+    # =============================================================================================
+    # Committed offsets.
 
     def commit(self, offsets: Mapping[TopicPartition, int] | None = None, timeout_ms: int | None = None) -> None:
         """Commit offsets to the group, synchronously.
@@ -859,10 +470,10 @@ class Consumer:
             CommitFailedError: the group moved these partitions away or fenced this member.
             ClientTimeoutError: no coordinator answered in time.
         """
-        if self._coordinator is None:
+        if self._committer is None:
             raise IllegalStateError("commit() needs a group_id")
-        values = self._positions() if offsets is None else {TopicPartition(*tp): o for tp, o in offsets.items()}
-        self._commit_sync(values, self._api_timeout_s if timeout_ms is None else timeout_ms / 1000)
+        values = self._offsets_to_commit(offsets)
+        self._committer.commit_sync(values, self._api_timeout_s if timeout_ms is None else timeout_ms / 1000)
 
     def commit_async(
         self,
@@ -871,72 +482,20 @@ class Consumer:
     ) -> concurrent.futures.Future:
         """Commit in the background, in order with other async commits. Returns a Future; the
         callback gets (offsets, exception or None)."""
-        if self._coordinator is None:
+        if self._committer is None:
             raise IllegalStateError("commit_async() needs a group_id")
-        values = self._positions() if offsets is None else {TopicPartition(*tp): o for tp, o in offsets.items()}
-        with self._lock:
-            self._check_open()
-            if self._commit_executor is None:
-                self._commit_executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="freshet-commit")
-            executor = self._commit_executor
+        return self._committer.commit_async(self._offsets_to_commit(offsets), callback)
 
-        def run():
-            error = None
-            try:
-                self._commit_sync(values, self._api_timeout_s)
-            except FreshetError as commit_error:
-                error = commit_error
-            if callback is not None:
-                callback(values, error)
-            if error is not None:
-                raise error
-            return values
-
-        return executor.submit(run)
+    def _offsets_to_commit(self, offsets: Mapping[TopicPartition, int] | None) -> dict[TopicPartition, int]:
+        if offsets is None:
+            return self._subscription.positions()
+        return {TopicPartition(*tp): offset for tp, offset in offsets.items()}
 
     def _maybe_auto_commit(self) -> None:
-        now = time.monotonic()
-        if now < self._next_auto_commit_s:
-            return
-        self._next_auto_commit_s = now + self._auto_commit_s
-        positions = self._positions(self._group_owned if self._membership is not None else None)
-        if positions:
-            future = self.commit_async(positions)
-            future.add_done_callback(_log_auto_commit_failure)
-
-    def _commit_sync(self, offsets: Mapping[TopicPartition, int], timeout_s: float) -> None:
-        if not offsets:
-            return
-        for tp, offset in offsets.items():
-            if not isinstance(offset, int) or offset < 0:
-                raise ValueError(f"offset for {tp} must be an int >= 0, not {offset!r}")
-        assert self._coordinator is not None
-        member_id, epoch = self._membership.epoch() if self._membership is not None else ("", -1)
-        request = group_pb2.OffsetCommitRequest(
-            group_id=self.group_id,
-            member_id=member_id,
-            member_epoch=epoch,
-            partitions=[
-                group_pb2.OffsetCommitPartition(topic=tp.topic, partition=tp.partition, offset=offset, leader_epoch=-1)
-                for tp, offset in sorted(offsets.items())
-            ],
-        )
-        try:
-            response = self._coordinator.call("OffsetCommit", request, timeout_s)
-        except _FENCED as error:
-            raise CommitFailedError(
-                f"commit to group {self.group_id!r} refused: this consumer lost its membership or partitions ({error})"
-            ) from error
-        for result in response.results:
-            error = error_from_detail(result.error, f"commit {result.topic}-{result.partition}")
-            if error is None:
-                continue
-            if isinstance(error, _FENCED):
-                raise CommitFailedError(
-                    f"commit of {result.topic}-{result.partition} to group {self.group_id!r} refused: {error}",
-                    topic_partition=TopicPartition(result.topic, result.partition),
-                ) from error
-            raise error
+        assert self._committer is not None
+        group = self._group
+        owned = group.owned if group is not None and group.membership is not None else None
+        self._committer.maybe_auto_commit(lambda: self._subscription.positions(owned))
 
     def committed(
         self, partitions: TopicPartition | Iterable[TopicPartition], timeout_ms: int | None = None
@@ -948,34 +507,28 @@ class Consumer:
             IllegalStateError: no group_id.
             ClientTimeoutError: no coordinator answered in time.
         """
-        if self._coordinator is None:
+        if self._committer is None:
             raise IllegalStateError("committed() needs a group_id")
         is_single = isinstance(partitions, TopicPartition)
         wanted = [partitions] if is_single else [TopicPartition(*tp) for tp in partitions]
-        request = group_pb2.OffsetFetchRequest(
-            group_id=self.group_id,
-            partitions=[common_pb2.TopicPartition(topic=tp.topic, partition=tp.partition) for tp in wanted],
-        )
         timeout_s = self._api_timeout_s if timeout_ms is None else timeout_ms / 1000
-        response = self._coordinator.call("OffsetFetch", request, timeout_s)
-        found: dict[TopicPartition, int | None] = {tp: None for tp in wanted}
-        for result in response.results:
-            raise_for_detail(result.error, f"committed offset of {result.topic}-{result.partition}")
-            found[TopicPartition(result.topic, result.partition)] = result.offset if result.offset >= 0 else None
+        found = self._committer.committed(wanted, timeout_s)
         return found[wanted[0]] if is_single else found
 
     def _close_group(self) -> None:
         """close(): commit, revoke and leave (subscribed), or a last commit (assigned with a group)."""
+        if self._committer is None:
+            return
+        assert self._group is not None
         try:
-            if self._membership is not None:
-                self._revoke_all_and_leave(self._membership)
-            elif self._coordinator is not None and self.config["enable_auto_commit"] and self._states:
-                self._commit_sync(self._positions(), min(self._api_timeout_s, 5.0))
+            membership = self._group.membership
+            if membership is not None:
+                self._group.revoke_all_and_leave(membership)
+            elif self._options.is_auto_commit and not self._subscription.is_empty():
+                self._committer.commit_sync(self._subscription.positions(), min(self._api_timeout_s, 5.0))
         except FreshetError as error:
             logger.warning("closing consumer of group %s: %s", self.group_id, error)
-        executor = self._commit_executor
-        if executor is not None:
-            executor.shutdown(wait=True)
+        self._committer.close()
 
     # =============================================================================================
     # Offsets lookups (blocking, in the caller's thread).
@@ -1031,447 +584,36 @@ class Consumer:
     def _list_offsets(
         self, queries: dict[TopicPartition, int], timeout_ms: int | None
     ) -> dict[TopicPartition, broker_pb2.PartitionOffsetResult]:
-        self._check_open()
+        self._subscription.check_open()
         timeout_s = self._api_timeout_s if timeout_ms is None else timeout_ms / 1000
-        deadline = time.monotonic() + timeout_s
-        self._metadata.add_topics({tp.topic for tp in queries})
-        results: dict[TopicPartition, broker_pb2.PartitionOffsetResult] = {}
-        pending = dict(queries)
-        last_error: FreshetError | None = None
-        while pending:
-            if time.monotonic() >= deadline:
-                raise ClientTimeoutError(
-                    f"ListOffsets for {', '.join(str(tp) for tp in pending)} got no answer in "
-                    f"{int(timeout_s * 1000)} ms" + (f": {last_error}" if last_error else "")
-                ) from last_error
-            view = self._metadata.view
-            by_leader: dict[str, list[TopicPartition]] = {}
-            for tp in pending:
-                leader = view.leader(tp.topic, tp.partition)
-                if leader is None:
-                    info = view.topics.get(tp.topic)
-                    if info is not None and info.error is not None and not info.error.retriable:
-                        raise info.error
-                    continue
-                by_leader.setdefault(leader[0].address, []).append(tp)
-            if not by_leader:
-                last_error = self._metadata.last_error or last_error  # e.g. no broker reachable
-                self._metadata.wait_for_update(view.version, min(self._backoff_s * 5, max(deadline - time.monotonic(), 0)))
-                continue
-            for address, tps in by_leader.items():
-                request = broker_pb2.ListOffsetsRequest(
-                    partitions=[
-                        broker_pb2.PartitionOffsetQuery(topic=tp.topic, partition=tp.partition, timestamp=pending[tp])
-                        for tp in tps
-                    ]
-                )
-                try:
-                    response = self._transport.stub(address).ListOffsets(
-                        request, timeout=max(min(self._request_timeout_s, deadline - time.monotonic()), 0.001)
-                    )
-                except ValueError as closed:  # the channel was closed: close() ran meanwhile
-                    raise IllegalStateError("the consumer is closed") from closed
-                except grpc.RpcError as rpc_error:
-                    last_error = translate_rpc_error(rpc_error, address, "ListOffsets")
-                    if not last_error.retriable:
-                        raise last_error from None
-                    self._metadata.request_update()
-                    continue
-                for result in response.results:
-                    tp = TopicPartition(result.topic, result.partition)
-                    if tp not in pending:
-                        continue
-                    error = error_from_detail(result.error, f"ListOffsets for {tp} on {address}")
-                    if error is None:
-                        results[tp] = result
-                        del pending[tp]
-                    elif error.retriable:
-                        last_error = error
-                        self._metadata.request_update()
-                    else:
-                        raise error
-            if pending:
-                time.sleep(min(self._backoff_s, max(deadline - time.monotonic(), 0)))
-        return results
-
-    # =============================================================================================
-    # The fetcher thread.
-
-    def _wake_fetcher(self) -> None:
-        with self._lock:
-            self._wake_fetcher_locked()
-
-    def _wake_fetcher_locked(self) -> None:
-        self._fetcher_needs_run = True
-        self._fetcher_wakeup.notify()
-
-    def _post(self, event: tuple) -> None:
-        with self._lock:
-            self._events.append(event)
-            self._wake_fetcher_locked()
-
-    def _run_fetcher(self) -> None:
-        try:
-            while True:
-                with self._lock:
-                    if self._is_closed:
-                        return
-                    self._fetcher_needs_run = False
-                    events = self._events
-                    self._events = deque()
-                    for event in events:
-                        self._handle_event(event)
-                    fetches, resets, next_s = self._plan()
-                    needs_metadata = self._needs_metadata
-                    self._needs_metadata = False
-                    hints = self._leader_hints
-                    self._leader_hints = []
-                for tp, leader, leader_epoch in hints:
-                    self._metadata.apply_leader_hint(tp.topic, tp.partition, leader, leader_epoch)
-                if needs_metadata:
-                    # Outside the lock: a refresh may call our listener, which takes the lock.
-                    self._metadata.request_update()
-                for address, request, node_id, generations in fetches:
-                    self._send_fetch(address, request, node_id, generations)
-                for address, request, generations in resets:
-                    self._send_reset(address, request, generations)
-                wait_s = min(self._metadata.maybe_refresh(), next_s, _MAX_IDLE_S)
-                with self._lock:
-                    if not self._fetcher_needs_run and not self._events and not self._is_closed:
-                        self._fetcher_wakeup.wait(max(wait_s, 0.001))
-        except BaseException:
-            logger.exception("the consumer's fetcher thread failed")
-            with self._lock:
-                for state in self._states.values():
-                    state.error = UnknownServerError("the consumer's fetcher thread failed; see the log")
-                self._data_ready.notify_all()
-            raise
-
-    def _plan(self):
-        """Decide the fetches and resets to send now. Lock held."""
-        now = time.monotonic()
-        view = self._metadata.view
-        max_wait_ms, min_bytes, max_bytes = self._fetch_request_template
-        next_s = _MAX_IDLE_S
-        fetch_by_node: dict[int, tuple[str, list[broker_pb2.PartitionFetch], dict]] = {}
-        reset_by_address: dict[str, tuple[list[broker_pb2.PartitionOffsetQuery], dict]] = {}
-        needs_metadata = False
-        for tp, state in self._states.items():
-            if state.error is not None or state.is_fetching or state.is_resetting:
-                continue
-            if state.retry_at_s > now:
-                next_s = min(next_s, state.retry_at_s - now)
-                continue
-            if state.next_offset is None and state.reset_to is None:
-                continue  # auto_offset_reset="none": poll() raises until seek()
-            leader = view.leader(tp.topic, tp.partition)
-            if leader is None:
-                needs_metadata = True
-                continue
-            node, epoch = leader
-            if state.next_offset is None:
-                queries, generations = reset_by_address.setdefault(node.address, ([], {}))
-                queries.append(broker_pb2.PartitionOffsetQuery(topic=tp.topic, partition=tp.partition, timestamp=state.reset_to))
-                generations[tp] = state.generation
-                state.is_resetting = True
-                continue
-            if state.is_paused or state.buffered_bytes >= self._partition_max_bytes:
-                continue
-            if node.node_id in self._fetching_nodes:
-                continue
-            entry = fetch_by_node.setdefault(node.node_id, (node.address, [], {}))
-            entry[1].append(
-                broker_pb2.PartitionFetch(
-                    topic=tp.topic,
-                    partition=tp.partition,
-                    fetch_offset=state.fetch_offset,
-                    partition_max_bytes=self._partition_max_bytes,
-                    current_leader_epoch=epoch,
-                )
-            )
-            entry[2][tp] = state.generation
-        if needs_metadata:
-            self._needs_metadata = True
-        fetches = []
-        for node_id, (address, partitions, generations) in fetch_by_node.items():
-            for tp in generations:
-                self._states[tp].is_fetching = True
-            self._fetching_nodes.add(node_id)
-            request = broker_pb2.FetchRequest(
-                max_wait_ms=max_wait_ms,
-                min_bytes=min_bytes,
-                max_bytes=max_bytes,
-                partitions=partitions,
-                client_id=self._transport.client_id,
-            )
-            fetches.append((address, request, node_id, generations))
-        resets = [
-            (address, broker_pb2.ListOffsetsRequest(partitions=queries), generations)
-            for address, (queries, generations) in reset_by_address.items()
-        ]
-        return fetches, resets, next_s
-
-    def _send_fetch(self, address: str, request, node_id: int, generations: dict) -> None:
-        timeout_s = request.max_wait_ms / 1000 + self._request_timeout_s
-        try:
-            future = self._transport.stub(address).Fetch.future(request, timeout=timeout_s)
-        except ValueError as error:  # the channel closed: the consumer is closing
-            self._post(("fetch", address, node_id, generations, None, error))
-            return
-        with self._lock:
-            self._fetch_calls[node_id] = (future, set(generations))
-            # A seek that came between planning and now could not cancel what did not exist yet.
-            is_interrupted = node_id in self._interrupted_nodes or any(
-                tp not in self._states or self._states[tp].generation != generation
-                for tp, generation in generations.items()
-            )
-            self._interrupted_nodes.discard(node_id)
-        future.add_done_callback(lambda done: self._post(("fetch", address, node_id, generations, done, None)))
-        if is_interrupted:
-            future.cancel()
-
-    def _interrupt_fetches(self, partitions: Iterable[TopicPartition] | None) -> None:
-        """Cancel outstanding long polls that hold up these partitions (all when None).
-
-        A seek, a new assignment or a resume would otherwise wait for a parked fetch to return
-        (up to fetch_max_wait_ms) before the partition is fetched from its new position.
-        """
-        view = self._metadata.view
-        with self._lock:
-            if partitions is None:
-                nodes = set(self._fetching_nodes)
-                calls = [future for future, _ in self._fetch_calls.values()]
-            else:
-                wanted = set(partitions)
-                nodes = set()
-                for tp in wanted:
-                    leader = view.leader(tp.topic, tp.partition)
-                    if leader is not None:
-                        nodes.add(leader[0].node_id)
-                calls = [
-                    future
-                    for node_id, (future, tps) in self._fetch_calls.items()
-                    if node_id in nodes or tps & wanted
-                ]
-            # Fetches planned but not started yet are cancelled by _send_fetch when they start.
-            self._interrupted_nodes |= {
-                node_id for node_id in nodes if node_id in self._fetching_nodes and node_id not in self._fetch_calls
-            }
-        for future in calls:
-            future.cancel()
-
-    def _send_reset(self, address: str, request, generations: dict) -> None:
-        try:
-            future = self._transport.stub(address).ListOffsets.future(request, timeout=self._request_timeout_s)
-        except ValueError as error:
-            self._post(("reset", address, generations, None, error))
-            return
-        future.add_done_callback(lambda done: self._post(("reset", address, generations, done, None)))
-
-    def _handle_event(self, event: tuple) -> None:
-        if event[0] == "fetch":
-            self._on_fetch(*event[1:])
-        else:
-            self._on_reset(*event[1:])
-
-    def _outcome(self, future, failure, address: str, what: str):
-        """(response, None) or (None, FreshetError) of a finished call."""
-        if future is None:
-            return None, UnknownServerError(f"{what} on {address} could not start: {failure}")
-        try:
-            return future.result(), None
-        except grpc.RpcError as rpc_error:
-            return None, translate_rpc_error(rpc_error, address, what)
-        except grpc.FutureCancelledError:
-            return None, UnknownServerError(f"{what} on {address} was cancelled")
-
-    def _on_fetch(self, address: str, node_id: int, generations: dict, future, failure) -> None:
-        """Buffer a fetch response's batches. Lock held."""
-        self._fetching_nodes.discard(node_id)
-        if node_id in self._fetch_calls and self._fetch_calls[node_id][0] is future:
-            del self._fetch_calls[node_id]
-        now = time.monotonic()
-        if future is not None and future.cancelled():
-            # We cut the long poll short (a seek or an assignment): fetch again at once.
-            for tp, generation in generations.items():
-                state = self._states.get(tp)
-                if state is not None and state.generation == generation:
-                    state.is_fetching = False
-            return
-        response, error = self._outcome(future, failure, address, "Fetch")
-        self._metrics["fetch_total"] += 1
-        if error is not None:
-            logger.info("fetch from %s failed: %s", address, error)
-            self._needs_metadata = True
-            for tp, generation in generations.items():
-                state = self._states.get(tp)
-                if state is not None and state.generation == generation:
-                    state.is_fetching = False
-                    state.retry_at_s = now + self._backoff_s
-            return
-        is_new_data = False
-        for result in response.results:
-            tp = TopicPartition(result.topic, result.partition)
-            state = self._states.get(tp)
-            if state is None or generations.get(tp) != state.generation:
-                continue
-            state.is_fetching = False
-            if result.error.code != common_pb2.NONE:
-                # The description is built only for a failure, not for every partition fetched.
-                partition_error = error_from_detail(result.error, f"fetch {tp} from {address}")
-                assert partition_error is not None
-                self._on_fetch_error(state, partition_error, now)
-                continue
-            state.high_watermark = result.high_watermark
-            state.log_start_offset = result.log_start_offset
-            data = result.records
-            if not data:
-                continue
-            self._metrics["bytes_fetched_total"] += len(data)
-            try:
-                for header, view in iter_batches(data):
-                    if header.base_offset + header.last_offset_delta < state.fetch_offset:
-                        continue
-                    state.batches.append((header, view))
-                    state.buffered_bytes += len(view)
-                    state.fetch_offset = header.base_offset + header.last_offset_delta + 1
-                    is_new_data = True
-            except storage_errors.CorruptRecordError as corrupt:
-                state.error = CorruptRecordError(
-                    f"{tp}: a fetched batch near offset {state.fetch_offset} is malformed ({corrupt}); "
-                    f"seek past it to continue",
-                    topic_partition=tp,
-                    offset=state.fetch_offset,
-                )
-                is_new_data = True
-        # Partitions the broker did not answer for are fetched again.
-        for tp, generation in generations.items():
-            state = self._states.get(tp)
-            if state is not None and state.generation == generation:
-                state.is_fetching = False
-        if is_new_data:
-            self._data_ready.notify_all()
-
-    def _on_fetch_error(self, state: _PartitionState, error: FreshetError, now: float) -> None:
-        tp = state.tp
-        if isinstance(error, OffsetOutOfRangeError):
-            if self._reset_default is None:
-                state.error = OffsetOutOfRangeError(
-                    f"offset {state.fetch_offset} of {tp} is out of range [{error.log_start_offset}, "
-                    f"{error.log_end_offset}) and auto_offset_reset is 'none': seek() to continue",
-                    log_start_offset=error.log_start_offset,
-                    log_end_offset=error.log_end_offset,
-                    topic_partition=tp,
-                )
-                self._data_ready.notify_all()
-                return
-            logger.info("%s: offset %s out of range, resetting to %s", tp, state.fetch_offset, self.config["auto_offset_reset"])
-            state.seek(0)
-            state.next_offset = None
-            state.fetch_offset = None
-            state.reset_to = self._reset_default
-            return
-        if error.retriable or error.code == common_pb2.UNKNOWN_SERVER_ERROR:
-            if isinstance(error, InvalidMetadataError) or error.code == common_pb2.UNKNOWN_LEADER_EPOCH:
-                self._needs_metadata = True
-                if error.leader is not None:
-                    self._leader_hints.append((tp, error.leader, error.leader_epoch))
-            logger.debug("fetch %s: %s; retrying", tp, error)
-            state.retry_at_s = now + self._backoff_s
-            return
-        if isinstance(error, RecordTooLargeError | CorruptRecordError):
-            error.topic_partition = tp
-        state.error = error
-        self._data_ready.notify_all()
-
-    def _on_reset(self, address: str, generations: dict, future, failure) -> None:
-        """Apply ListOffsets answers for partitions being reset. Lock held."""
-        response, error = self._outcome(future, failure, address, "ListOffsets")
-        now = time.monotonic()
-        answered = {}
-        if response is not None:
-            answered = {TopicPartition(r.topic, r.partition): r for r in response.results}
-        for tp, generation in generations.items():
-            state = self._states.get(tp)
-            if state is None or state.generation != generation:
-                continue
-            state.is_resetting = False
-            result = answered.get(tp)
-            partition_error = error
-            if partition_error is None:
-                partition_error = (
-                    error_from_detail(result.error, f"ListOffsets for {tp} on {address}")
-                    if result is not None
-                    else UnknownServerError(f"ListOffsets on {address} did not answer for {tp}")
-                )
-            if partition_error is not None:
-                if partition_error.retriable or partition_error.code == common_pb2.UNKNOWN_SERVER_ERROR:
-                    self._needs_metadata = True
-                    state.retry_at_s = now + self._backoff_s
-                else:
-                    state.error = partition_error
-                    self._data_ready.notify_all()
-                continue
-            state.next_offset = result.offset
-            state.fetch_offset = result.offset
-            state.reset_to = None
-            self._data_ready.notify_all()
+        return self._lookup.list_offsets(queries, timeout_s)
 
     # =============================================================================================
     # Closing and introspection.
 
     def metrics(self) -> dict[str, float]:
         """Counters: records_consumed_total, bytes_fetched_total, fetch_total, buffered_bytes."""
-        with self._lock:
-            metrics = dict(self._metrics)
-            metrics["buffered_bytes"] = sum(state.buffered_bytes for state in self._states.values())
+        with self._subscription.lock:
+            metrics = dict(self._fetcher.metrics)
+            metrics["buffered_bytes"] = sum(state.buffered_bytes for state in self._subscription.states.values())
             return metrics
 
     def close(self) -> None:
         """Commit (auto commit), leave the group, stop fetching and release threads. Idempotent."""
-        with self._lock:
-            is_closed = self._is_closed
+        with self._subscription.lock:
+            is_closed = self._subscription.is_closed
         if not is_closed:
             self._close_group()
-        with self._lock:
-            if self._is_closed:
-                return
-            self._is_closed = True
-            self._fetcher_wakeup.notify_all()
-            self._data_ready.notify_all()
-        if threading.current_thread() is not self._fetcher:
-            self._fetcher.join(5)
+        if not self._subscription.close():
+            return
+        if threading.current_thread() is not self._fetcher.thread:
+            self._fetcher.thread.join(5)
         self._metadata.close()
-        self._transport.close()
+        if self._owns_transport:
+            self._transport.close()
 
     def __enter__(self) -> Consumer:
         return self
 
     def __exit__(self, *exc_info) -> None:
         self.close()
-
-
-class _CallbackListener(ConsumerRebalanceListener):
-    def __init__(self, on_revoked, on_assigned, on_lost) -> None:
-        self._on_revoked = on_revoked
-        self._on_assigned = on_assigned
-        self._on_lost = on_lost
-
-    def on_partitions_revoked(self, revoked):
-        if self._on_revoked is not None:
-            self._on_revoked(revoked)
-
-    def on_partitions_assigned(self, assigned):
-        if self._on_assigned is not None:
-            self._on_assigned(assigned)
-
-    def on_partitions_lost(self, lost):
-        if self._on_lost is not None:
-            self._on_lost(lost)
-        else:
-            self.on_partitions_revoked(lost)
-
-
-def _log_auto_commit_failure(future: concurrent.futures.Future) -> None:
-    if not future.cancelled() and future.exception() is not None:
-        logger.warning("auto commit failed: %s", future.exception())

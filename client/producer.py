@@ -22,6 +22,8 @@ Imports: grpc (through the transport), `freshet.v1`, `freshet.storage` codec mod
 Forbidden: server, metadata, cli, pysyncobj, and storage beyond record_batch, compression
 and errors (import-linter contracts).
 
+Options are validated by `_config.ProducerConfig` (one frozen dataclass, one `validate`).
+
 Thread-safety: `Producer` is thread-safe: any number of threads may call `send()`, `flush()` and
 `metrics()` concurrently; `close()` may be called from any thread (from a delivery callback it
 does not wait). Delivery callbacks run on the sender thread and must not block for long.
@@ -41,9 +43,10 @@ from freshet.client._accumulator import (
     RecordAccumulator,
     RecordFuture,
 )
+from freshet.client._config import INT32_MAX, MAX_IN_FLIGHT_FOR_IDEMPOTENCE, ProducerConfig
 from freshet.client._metadata import Metadata
 from freshet.client._sender import Sender
-from freshet.client._transport import Transport
+from freshet.client._transport import Transport, client_transport
 from freshet.client.errors import (
     ClientTimeoutError,
     IllegalStateError,
@@ -52,15 +55,10 @@ from freshet.client.errors import (
     UnknownTopicError,
 )
 from freshet.client.partitioner import PartitionerFunction, partition_for_key
-from freshet.storage.compression import SUPPORTED_COMPRESSION_TYPES, CompressionType
-from freshet.storage.errors import UnsupportedCompressionError
 
 logger = logging.getLogger("freshet.client.producer")
 
-_ACKS = {"all": -1, "-1": -1, -1: -1, "1": 1, 1: 1, "0": 0, 0: 0}
-_INT32_MAX = 2**31 - 1
-#: Kafka's limit for idempotence: the broker remembers 5 batches per producer and partition.
-MAX_IN_FLIGHT_FOR_IDEMPOTENCE = 5
+__all__ = ["MAX_IN_FLIGHT_FOR_IDEMPOTENCE", "Producer"]
 
 
 class Producer:
@@ -87,7 +85,7 @@ class Producer:
         max_block_ms: int = 60000,
         max_in_flight: int = 5,
         max_request_size: int = 1024 * 1024,
-        retries: int = _INT32_MAX,
+        retries: int = INT32_MAX,
         retry_backoff_ms: int = 100,
         delivery_timeout_ms: int = 120000,
         request_timeout_ms: int = 30000,
@@ -95,6 +93,7 @@ class Producer:
         partitioner: PartitionerFunction | None = None,
         metadata_max_age_ms: int = 300000,
         topic_metadata_propagation_max_ms: int = 5000,
+        transport: Transport | None = None,
     ) -> None:
         """Create a producer; it connects lazily, on the first send.
 
@@ -124,94 +123,68 @@ class Producer:
             metadata_max_age_ms: refresh metadata at least this often.
             topic_metadata_propagation_max_ms: how long send() waits for a topic that brokers say
                 does not exist (it may have been created a moment ago).
+            transport: the connections to use instead of opening gRPC channels to
+                bootstrap_servers (tests pass one over an in-memory channel); its bootstrap list is
+                used, and closing it is left to the caller.
 
         Raises:
             ValueError: an option out of range, or options that contradict each other (e.g.
-                enable_idempotence=True with acks=1).
+                enable_idempotence=True with acks=1), or both bootstrap_servers and transport.
         """
-        if acks not in _ACKS:
-            raise ValueError(f"acks must be 'all', -1, 1 or 0, not {acks!r}")
-        acks_value = _ACKS[acks]
-        try:
-            codec = CompressionType.from_name(compression)
-        except UnsupportedCompressionError:
-            codec = None
-        if codec is None or codec not in SUPPORTED_COMPRESSION_TYPES:
-            raise ValueError(f"compression must be one of none, gzip, lz4, zstd, not {compression!r}")
-        _check("linger_ms", linger_ms, 0)
-        _check("batch_size", batch_size, 1)
-        _check("buffer_memory", buffer_memory, 1)
-        _check("max_block_ms", max_block_ms, 0)
-        _check("max_in_flight", max_in_flight, 1)
-        _check("max_request_size", max_request_size, 1)
-        _check("retries", retries, 0)
-        _check("retry_backoff_ms", retry_backoff_ms, 0)
-        _check("request_timeout_ms", request_timeout_ms, 1)
-        _check("metadata_max_age_ms", metadata_max_age_ms, 1)
-        _check("topic_metadata_propagation_max_ms", topic_metadata_propagation_max_ms, 0)
-        if delivery_timeout_ms < linger_ms + request_timeout_ms:
-            raise ValueError(
-                f"delivery_timeout_ms ({delivery_timeout_ms}) must be at least linger_ms + "
-                f"request_timeout_ms ({linger_ms + request_timeout_ms}), as in Kafka"
-            )
-        if enable_idempotence is None:
-            enable_idempotence = acks_value == -1 and max_in_flight <= MAX_IN_FLIGHT_FOR_IDEMPOTENCE and retries > 0
-        elif enable_idempotence:
-            if acks_value != -1:
-                raise ValueError("enable_idempotence=True needs acks='all'")
-            if max_in_flight > MAX_IN_FLIGHT_FOR_IDEMPOTENCE:
-                raise ValueError(f"enable_idempotence=True needs max_in_flight <= {MAX_IN_FLIGHT_FOR_IDEMPOTENCE}")
-            if retries == 0:
-                raise ValueError("enable_idempotence=True needs retries > 0")
-        self.config = {
-            "client_id": client_id,
-            "acks": acks_value,
-            "linger_ms": linger_ms,
-            "batch_size": batch_size,
-            "compression": codec.kafka_name,
-            "compression_level": compression_level,
-            "buffer_memory": buffer_memory,
-            "max_block_ms": max_block_ms,
-            "max_in_flight": max_in_flight,
-            "max_request_size": max_request_size,
-            "retries": retries,
-            "retry_backoff_ms": retry_backoff_ms,
-            "delivery_timeout_ms": delivery_timeout_ms,
-            "request_timeout_ms": request_timeout_ms,
-            "enable_idempotence": enable_idempotence,
-            "metadata_max_age_ms": metadata_max_age_ms,
-            "topic_metadata_propagation_max_ms": topic_metadata_propagation_max_ms,
-        }
-        self._transport = Transport(bootstrap_servers, client_id=client_id)
-        self._metadata = Metadata(
-            self._transport,
-            metadata_max_age_ms=metadata_max_age_ms,
-            retry_backoff_ms=retry_backoff_ms,
-            request_timeout_ms=request_timeout_ms,
-        )
-        self._accumulator = RecordAccumulator(batch_size=batch_size, buffer_memory=buffer_memory)
-        self._sender = Sender(
-            accumulator=self._accumulator,
-            metadata=self._metadata,
-            transport=self._transport,
+        options = ProducerConfig(
             client_id=client_id,
-            acks=acks_value,
+            acks=acks,
             linger_ms=linger_ms,
+            batch_size=batch_size,
+            compression=compression,
+            compression_level=compression_level,
+            buffer_memory=buffer_memory,
+            max_block_ms=max_block_ms,
             max_in_flight=max_in_flight,
             max_request_size=max_request_size,
             retries=retries,
             retry_backoff_ms=retry_backoff_ms,
             delivery_timeout_ms=delivery_timeout_ms,
             request_timeout_ms=request_timeout_ms,
-            is_idempotent=enable_idempotence,
-            compression=int(codec),
-            compression_level=compression_level,
+            enable_idempotence=enable_idempotence,
+            metadata_max_age_ms=metadata_max_age_ms,
+            topic_metadata_propagation_max_ms=topic_metadata_propagation_max_ms,
+        )
+        self.config = options.as_dict()
+        self._transport, self._owns_transport = client_transport(bootstrap_servers, transport, client_id=client_id)
+        self._partitioner = partitioner
+        self._build(options)
+
+    def _build(self, options: ProducerConfig) -> None:
+        """Create the metadata cache, the accumulator and the sender, and start the sender thread."""
+        self._metadata = Metadata(
+            self._transport,
+            metadata_max_age_ms=options.metadata_max_age_ms,
+            retry_backoff_ms=options.retry_backoff_ms,
+            request_timeout_ms=options.request_timeout_ms,
+        )
+        self._accumulator = RecordAccumulator(batch_size=options.batch_size, buffer_memory=options.buffer_memory)
+        self._sender = Sender(
+            accumulator=self._accumulator,
+            metadata=self._metadata,
+            transport=self._transport,
+            client_id=options.client_id,
+            acks=options.acks_value,
+            linger_ms=options.linger_ms,
+            max_in_flight=options.max_in_flight,
+            max_request_size=options.max_request_size,
+            retries=options.retries,
+            retry_backoff_ms=options.retry_backoff_ms,
+            delivery_timeout_ms=options.delivery_timeout_ms,
+            request_timeout_ms=options.request_timeout_ms,
+            is_idempotent=options.is_idempotent,
+            compression=int(options.codec),
+            compression_level=options.compression_level,
             on_exit=self._release,
         )
-        self._partitioner = partitioner
-        self._max_block_s = max_block_ms / 1000
-        self._propagation_s = topic_metadata_propagation_max_ms / 1000
-        self._max_record_bytes = min(max_request_size, buffer_memory) - BATCH_OVERHEAD_BYTES
+        self._max_block_s = options.max_block_ms / 1000
+        self._propagation_s = options.topic_metadata_propagation_max_ms / 1000
+        self._max_record_bytes = min(options.max_request_size, options.buffer_memory) - BATCH_OVERHEAD_BYTES
         self._close_lock = threading.Lock()
         self._is_closed = False
         self._sender.start()
@@ -373,7 +346,8 @@ class Producer:
 
     def _release(self) -> None:
         self._metadata.close()
-        self._transport.close()
+        if self._owns_transport:
+            self._transport.close()
 
     def __enter__(self) -> Producer:
         return self
@@ -410,11 +384,6 @@ class Producer:
         """
         info = self._metadata.wait_for_topic(topic, self._max_block_s, self._propagation_s)
         return list(range(len(info.partitions)))
-
-
-def _check(name: str, value: int, minimum: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, not {value!r}")
 
 
 def _as_bytes(data: object, what: str) -> bytes:

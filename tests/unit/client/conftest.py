@@ -1,8 +1,10 @@
-"""Fixtures of the client SDK tests: a fake cluster of three brokers on loopback, and its groups.
+"""Fixtures of the client SDK tests: a fake cluster of three brokers, and its groups.
 
-The cluster (tests/unit/client/fake_broker.py) serves broker.proto over real gRPC on real partition
-logs in the test's tmp_path, so the SDK runs exactly as against brokers, faults included. `groups`
-adds the real group coordinator to it (tests/unit/client/fake_groups.py).
+The cluster (tests/unit/client/fake_broker.py) serves broker.proto on real partition logs in the
+test's tmp_path, so the SDK runs exactly as against brokers, faults included. `cluster` serves over
+real gRPC on loopback; `memory_cluster` serves the same servicers over an in-memory network
+(tests/unit/client/memory_transport.py) that clients reach with `transport=memory_cluster.transport()`,
+no sockets. `groups` / `memory_groups` add the real group coordinator (tests/unit/client/fake_groups.py).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import pytest
 from fake_broker import FakeCluster
 from fake_groups import FakeGroups
+from memory_transport import InMemoryNetwork
 
 
 @pytest.fixture
@@ -21,5 +24,18 @@ def cluster(tmp_path):
 @pytest.fixture
 def groups(cluster):
     fake = FakeGroups(cluster, partitions=3)
+    yield fake
+    fake.close()
+
+
+@pytest.fixture
+def memory_cluster(tmp_path):
+    with InMemoryNetwork() as network, FakeCluster(str(tmp_path), broker_count=3, network=network) as fake:
+        yield fake
+
+
+@pytest.fixture
+def memory_groups(memory_cluster):
+    fake = FakeGroups(memory_cluster, partitions=3)
     yield fake
     fake.close()

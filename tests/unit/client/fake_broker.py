@@ -130,8 +130,13 @@ class Faults:
 class FakeCluster:
     """N fake brokers sharing one cluster state. Thread-safe. Use as a context manager."""
 
-    def __init__(self, data_dir: str, broker_count: int = 3, *, log_config: LogConfig | None = None) -> None:
+    def __init__(
+        self, data_dir: str, broker_count: int = 3, *, log_config: LogConfig | None = None, network=None
+    ) -> None:
+        """`network`: an InMemoryNetwork (tests/unit/client/memory_transport.py) to serve on
+        instead of loopback sockets; clients then reach the brokers through `transport()`."""
         self.data_dir = data_dir
+        self.network = network
         self.lock = threading.RLock()
         self.changed = threading.Condition(self.lock)
         self.log_config = log_config or LogConfig(segment_bytes=64 * 1024 * 1024, segment_index_bytes=1024 * 1024)
@@ -155,6 +160,11 @@ class FakeCluster:
     @property
     def bootstrap(self) -> str:
         return ",".join(f"127.0.0.1:{broker.port}" for broker in self.brokers.values())
+
+    def transport(self, client_id: str = "in-memory-test"):
+        """A client Transport to this cluster over its in-memory network (no sockets)."""
+        assert self.network is not None, "the cluster serves on sockets: use bootstrap"
+        return self.network.transport(self.bootstrap, client_id=client_id)
 
     def create_topic(
         self, name: str, partitions: int = 1, *, leaders: list[int] | None = None, config: LogConfig | None = None
@@ -332,6 +342,16 @@ class FakeBroker:
         self.is_alive = False
 
     def start(self) -> None:
+        network = self.cluster.network
+        if network is not None:
+            # Fixed addresses: nothing is bound, and a restarted broker keeps its address.
+            self.port = self.port or 40000 + self.node_id
+            server = network.add_server(f"127.0.0.1:{self.port}")
+            broker_pb2_grpc.add_BrokerServicer_to_server(BrokerServicer(self), server)
+            for hook in list(self.cluster.server_hooks):
+                hook(self, server)
+            self.is_alive = True
+            return
         server = grpc.server(futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix=f"fake-broker-{self.node_id}"))
         broker_pb2_grpc.add_BrokerServicer_to_server(BrokerServicer(self), server)
         for hook in list(self.cluster.server_hooks):
@@ -344,6 +364,9 @@ class FakeBroker:
         self.is_alive = True
 
     def stop(self) -> None:
+        if self.cluster.network is not None and self.is_alive:
+            self.is_alive = False
+            self.cluster.network.remove_server(f"127.0.0.1:{self.port}")
         if self.server is not None:
             self.is_alive = False
             self.server.stop(grace=None).wait(5)

@@ -47,15 +47,15 @@ def _poll_until(consumer, count, timeout_s=10.0, **options):
     return records
 
 
-def test_poll_returns_records_with_every_field(cluster):
+def test_poll_returns_records_with_every_field(memory_cluster):
     """Every ConsumerRecord field comes from the stored batch: offset, CreateTime, key, value,
     repeated and null headers, and the leader epoch the leader stamped (0, then 1 after a leader
     change)."""
-    cluster.create_topic("orders", 2)
-    cluster.append("orders", 0, [b"a", None], key=b"k", timestamps=[1000, 1005], headers=[("h", b"x"), ("h", None)])
-    cluster.move_leader("orders", 0, cluster.partition("orders", 0).leader_id)  # leader epoch 1
-    cluster.append("orders", 0, [b"c"], timestamps=[2000])
-    with Consumer(cluster.bootstrap, group_id=None, auto_offset_reset="earliest", enable_auto_commit=False) as consumer:
+    memory_cluster.create_topic("orders", 2)
+    memory_cluster.append("orders", 0, [b"a", None], key=b"k", timestamps=[1000, 1005], headers=[("h", b"x"), ("h", None)])
+    memory_cluster.move_leader("orders", 0, memory_cluster.partition("orders", 0).leader_id)  # leader epoch 1
+    memory_cluster.append("orders", 0, [b"c"], timestamps=[2000])
+    with Consumer(transport=memory_cluster.transport(), group_id=None, auto_offset_reset="earliest", enable_auto_commit=False) as consumer:
         consumer.assign([T0])
         records = _poll_until(consumer, 3)
     assert records == [
@@ -65,13 +65,13 @@ def test_poll_returns_records_with_every_field(cluster):
     ]
 
 
-def test_log_append_time_topics_report_the_broker_time(cluster):
+def test_log_append_time_topics_report_the_broker_time(memory_cluster):
     """For a LogAppendTime topic every record reports the broker's append time and timestamp_type 1
     (Kafka's rule), not the producer's timestamps."""
-    cluster.create_topic("appended", 1, config=LogConfig(message_timestamp_type=TimestampType.LOG_APPEND_TIME))
+    memory_cluster.create_topic("appended", 1, config=LogConfig(message_timestamp_type=TimestampType.LOG_APPEND_TIME))
     before = time.time_ns() // 1_000_000
-    cluster.append("appended", 0, [b"a", b"b"], timestamps=[5, 6])
-    with Consumer(cluster.bootstrap, auto_offset_reset="earliest") as consumer:
+    memory_cluster.append("appended", 0, [b"a", b"b"], timestamps=[5, 6])
+    with Consumer(transport=memory_cluster.transport(), auto_offset_reset="earliest") as consumer:
         consumer.assign([TopicPartition("appended", 0)])
         records = _poll_until(consumer, 2)
     assert {record.timestamp_type for record in records} == {1}
@@ -101,22 +101,22 @@ def test_produced_records_round_trip_with_every_codec(cluster):
         assert offsets == sorted(offsets) == list(range(len(offsets)))
 
 
-def test_auto_offset_reset_earliest_latest_and_none(cluster):
+def test_auto_offset_reset_earliest_latest_and_none(memory_cluster):
     """Without a position: earliest starts at the log start, latest (Kafka's default) at the high
     watermark, none raises NoOffsetForPartitionError until a seek."""
-    cluster.create_topic("orders", 1)
-    cluster.append("orders", 0, [b"%d" % n for n in range(5)])
-    with Consumer(cluster.bootstrap, auto_offset_reset="earliest") as consumer:
+    memory_cluster.create_topic("orders", 1)
+    memory_cluster.append("orders", 0, [b"%d" % n for n in range(5)])
+    with Consumer(transport=memory_cluster.transport(), auto_offset_reset="earliest") as consumer:
         consumer.assign([T0])
         assert consumer.position(T0) == 0
         assert [r.offset for r in _poll_until(consumer, 5)] == [0, 1, 2, 3, 4]
-    with Consumer(cluster.bootstrap) as consumer:  # Kafka's default: latest
+    with Consumer(transport=memory_cluster.transport()) as consumer:  # Kafka's default: latest
         consumer.assign([T0])
         assert consumer.position(T0) == 5
         assert consumer.poll(timeout_ms=100) == []
-        cluster.append("orders", 0, [b"new"])
+        memory_cluster.append("orders", 0, [b"new"])
         assert [(r.offset, r.value) for r in _poll_until(consumer, 1)] == [(5, b"new")]
-    with Consumer(cluster.bootstrap, auto_offset_reset="none") as consumer:
+    with Consumer(transport=memory_cluster.transport(), auto_offset_reset="none") as consumer:
         consumer.assign([T0])
         with pytest.raises(NoOffsetForPartitionError):
             consumer.poll(timeout_ms=100)
@@ -126,12 +126,12 @@ def test_auto_offset_reset_earliest_latest_and_none(cluster):
         assert [r.offset for r in _poll_until(consumer, 3)] == [3, 4, 5]
 
 
-def test_seek_inside_a_batch_skips_the_records_before_it(cluster):
+def test_seek_inside_a_batch_skips_the_records_before_it(memory_cluster):
     """A fetch returns whole batches: records below the position in the first batch are dropped.
     A seek cuts the parked long poll short instead of waiting fetch_max_wait_ms for it."""
-    cluster.create_topic("orders", 1)
-    cluster.append("orders", 0, [b"%d" % n for n in range(10)])  # one batch, offsets 0..9
-    with Consumer(cluster.bootstrap, auto_offset_reset="earliest", fetch_max_wait_ms=5000) as consumer:
+    memory_cluster.create_topic("orders", 1)
+    memory_cluster.append("orders", 0, [b"%d" % n for n in range(10)])  # one batch, offsets 0..9
+    with Consumer(transport=memory_cluster.transport(), auto_offset_reset="earliest", fetch_max_wait_ms=5000) as consumer:
         consumer.assign([T0])
         consumer.seek(T0, 7)
         assert consumer.position(T0) == 7
@@ -148,13 +148,13 @@ def test_seek_inside_a_batch_skips_the_records_before_it(cluster):
             consumer.seek(T0, -1)
 
 
-def test_seek_to_beginning_and_end_without_arguments_mean_every_assigned_partition(cluster):
+def test_seek_to_beginning_and_end_without_arguments_mean_every_assigned_partition(memory_cluster):
     """kafka-python's rule for no arguments; with arguments only those partitions move; evaluation
     is lazy until poll() or position()."""
-    cluster.create_topic("orders", 2)
-    cluster.append("orders", 0, [b"a", b"b", b"c"])
-    cluster.append("orders", 1, [b"d", b"e"])
-    with Consumer(cluster.bootstrap, auto_offset_reset="earliest") as consumer:
+    memory_cluster.create_topic("orders", 2)
+    memory_cluster.append("orders", 0, [b"a", b"b", b"c"])
+    memory_cluster.append("orders", 1, [b"d", b"e"])
+    with Consumer(transport=memory_cluster.transport(), auto_offset_reset="earliest") as consumer:
         consumer.assign([T0, T1])
         consumer.seek_to_end()
         assert (consumer.position(T0), consumer.position(T1)) == (3, 2)
@@ -166,18 +166,18 @@ def test_seek_to_beginning_and_end_without_arguments_mean_every_assigned_partiti
         assert len(_poll_until(consumer, 5)) == 5
         consumer.seek_to_end(T0)
         assert consumer.position(T0) == 3  # seek_to_end is lazy: position() evaluates it now
-        cluster.append("orders", 0, [b"f"])
+        memory_cluster.append("orders", 0, [b"f"])
         assert [r.value for r in _poll_until(consumer, 1)] == [b"f"]
 
 
-def test_offset_lookups(cluster):
+def test_offset_lookups(memory_cluster):
     """beginning_offsets, end_offsets (the high watermark) and offsets_for_times."""
-    cluster.create_topic("orders", 2)
-    cluster.append("orders", 0, [b"a", b"b"], timestamps=[1000, 2000])
-    cluster.append("orders", 0, [b"c"], timestamps=[3000])
-    cluster.append("orders", 1, [b"d"], timestamps=[5000])
-    cluster.set_high_watermark("orders", 1, 0)  # appended but not yet committed
-    with Consumer(cluster.bootstrap) as consumer:
+    memory_cluster.create_topic("orders", 2)
+    memory_cluster.append("orders", 0, [b"a", b"b"], timestamps=[1000, 2000])
+    memory_cluster.append("orders", 0, [b"c"], timestamps=[3000])
+    memory_cluster.append("orders", 1, [b"d"], timestamps=[5000])
+    memory_cluster.set_high_watermark("orders", 1, 0)  # appended but not yet committed
+    with Consumer(transport=memory_cluster.transport()) as consumer:
         assert consumer.beginning_offsets([T0, T1]) == {T0: 0, T1: 0}
         assert consumer.end_offsets([T0, T1]) == {T0: 3, T1: 0}
         found = consumer.offsets_for_times({T0: 1500, T1: 0})
@@ -189,21 +189,21 @@ def test_offset_lookups(cluster):
             consumer.offsets_for_times({T0: -5})
 
 
-def test_partitions_for_topic_and_an_unknown_topic(cluster):
-    cluster.create_topic("orders", 3)
-    with Consumer(cluster.bootstrap, default_api_timeout_ms=4000) as consumer:
+def test_partitions_for_topic_and_an_unknown_topic(memory_cluster):
+    memory_cluster.create_topic("orders", 3)
+    with Consumer(transport=memory_cluster.transport(), default_api_timeout_ms=4000) as consumer:
         assert consumer.partitions_for_topic("orders") == {0, 1, 2}
         with pytest.raises(UnknownTopicError):
             consumer.partitions_for_topic("missing")
 
 
-def test_pause_and_resume(cluster):
+def test_pause_and_resume(memory_cluster):
     """A paused partition returns nothing (its data may still be buffered) and stays assigned;
     resume() hands its records out in order."""
-    cluster.create_topic("orders", 2)
-    cluster.append("orders", 0, [b"p0"] * 3)
-    cluster.append("orders", 1, [b"p1"] * 3)
-    with Consumer(cluster.bootstrap, auto_offset_reset="earliest") as consumer:
+    memory_cluster.create_topic("orders", 2)
+    memory_cluster.append("orders", 0, [b"p0"] * 3)
+    memory_cluster.append("orders", 1, [b"p1"] * 3)
+    with Consumer(transport=memory_cluster.transport(), auto_offset_reset="earliest") as consumer:
         consumer.assign([T0, T1])
         consumer.pause(T0)
         assert consumer.paused() == {T0}

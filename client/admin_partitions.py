@@ -1,0 +1,143 @@
+"""Admin: partition leadership and replica reassignment.
+
+Owns `PartitionAdmin`, the Admin methods that move partitions: `elect_leaders` (preferred or
+unclean), `reassign_partitions`, `list_partition_reassignments` and `verify_reassignment`. Each
+goes to the controller (`freshet.v1.Controller`, any node forwards); changes carry a request id.
+
+Imports: grpc (through the transport), `freshet.v1`, `freshet.client`.
+Forbidden: server, metadata, cli, pysyncobj, storage (import-linter contracts).
+
+Thread-safety: thread-safe (see AdminCalls).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+from freshet.client._admin_calls import AdminCalls
+from freshet.client._transport import (
+    error_from_detail,
+)
+from freshet.client.admin_results import (
+    ElectionResult,
+    OngoingReassignment,
+    ReassignmentResult,
+    ReassignmentStatus,
+)
+from freshet.client.structs import TopicPartition
+from freshet.v1 import common_pb2, controller_pb2
+
+_ELECTION_TYPES = {"preferred": controller_pb2.ELECTION_PREFERRED, "unclean": controller_pb2.ELECTION_UNCLEAN}
+
+
+class PartitionAdmin(AdminCalls):
+    """Leaders and reassignments (see the module docstring). Thread-safe."""
+
+    # ---------------------------------------------------------------------------------------------
+    # Leaders and reassignments.
+
+    def elect_leaders(
+        self, partitions: Iterable[TopicPartition] | None = None, *, election_type: str = "preferred"
+    ) -> list[ElectionResult]:
+        """Elect leaders: "preferred" moves leadership to each partition's first replica when it is
+        in the ISR; "unclean" gives leaderless partitions a leader, outside the ISR if need be.
+
+        Args:
+            partitions: None for every partition.
+
+        Returns:
+            One result per partition the controller looked at, sorted; its `error` says why a
+            partition kept its leader (ElectionNotNeededError when the wanted leader already leads).
+        """
+        if election_type not in _ELECTION_TYPES:
+            raise ValueError(f"election_type must be 'preferred' or 'unclean', not {election_type!r}")
+        request = controller_pb2.ElectLeadersRequest(
+            request_id=self._request_id(),
+            type=_ELECTION_TYPES[election_type],
+            partitions=[common_pb2.TopicPartition(topic=tp[0], partition=tp[1]) for tp in partitions or ()],
+        )
+        response = self._call("controller", "ElectLeaders", request)
+        results = [
+            ElectionResult(
+                r.partition.topic,
+                r.partition.partition,
+                r.leader if r.leader >= 0 else None,
+                error_from_detail(r.error, f"{r.partition.topic}-{r.partition.partition}"),
+            )
+            for r in response.results
+        ]
+        return sorted(results, key=lambda r: (r.topic, r.partition))
+
+    def reassign_partitions(self, plan: Mapping[TopicPartition, Sequence[int]]) -> list[ReassignmentResult]:
+        """Start moving partitions to new replica sets ({partition: target replicas}); an empty
+        target cancels the reassignment in progress. Returns one result per partition."""
+        request = controller_pb2.AlterPartitionReassignmentsRequest(
+            request_id=self._request_id(),
+            reassignments=[
+                controller_pb2.PartitionReassignment(
+                    partition=common_pb2.TopicPartition(topic=tp[0], partition=tp[1]),
+                    target_replicas=list(replicas),
+                )
+                for tp, replicas in plan.items()
+            ],
+        )
+        response = self._call("controller", "AlterPartitionReassignments", request)
+        return sorted(
+            (
+                ReassignmentResult(
+                    r.partition.topic,
+                    r.partition.partition,
+                    error_from_detail(r.error, f"{r.partition.topic}-{r.partition.partition}"),
+                )
+                for r in response.results
+            ),
+            key=lambda r: (r.topic, r.partition),
+        )
+
+    def list_partition_reassignments(
+        self, partitions: Iterable[TopicPartition] | None = None
+    ) -> list[OngoingReassignment]:
+        """Reassignments in progress (of `partitions`, or all)."""
+        request = controller_pb2.ListPartitionReassignmentsRequest(
+            partitions=[common_pb2.TopicPartition(topic=tp[0], partition=tp[1]) for tp in partitions or ()]
+        )
+        response = self._call("controller", "ListPartitionReassignments", request)
+        return sorted(
+            (
+                OngoingReassignment(
+                    r.partition.topic,
+                    r.partition.partition,
+                    list(r.replicas),
+                    list(r.adding_replicas),
+                    list(r.removing_replicas),
+                    list(r.isr),
+                    r.leader if r.leader >= 0 else None,
+                )
+                for r in response.reassignments
+            ),
+            key=lambda r: (r.topic, r.partition),
+        )
+
+    def verify_reassignment(self, plan: Mapping[TopicPartition, Sequence[int]]) -> list[ReassignmentStatus]:
+        """Where each partition of a plan stands: complete, in progress, or failed (kafka-reassign-
+        partitions --verify)."""
+        ongoing = {TopicPartition(r.topic, r.partition) for r in self.list_partition_reassignments()}
+        topics = sorted({tp[0] for tp in plan})
+        current: dict[TopicPartition, list[int]] = {}
+        response = self._metadata(topics, True)
+        for topic in response.topics:
+            if topic.error.code == common_pb2.NONE:
+                for p in topic.partitions:
+                    current[TopicPartition(topic.name, p.partition)] = list(p.replicas)
+        statuses = []
+        for tp, target in plan.items():
+            tp = TopicPartition(*tp)
+            replicas = current.get(tp, [])
+            if tp in ongoing:
+                state = "in_progress"
+            elif tp in current and replicas == list(target):
+                state = "complete"
+            else:
+                state = "failed"
+            statuses.append(ReassignmentStatus(tp.topic, tp.partition, list(target), replicas, state))
+        return sorted(statuses, key=lambda s: (s.topic, s.partition))
