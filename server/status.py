@@ -13,7 +13,8 @@ Owns:
 
 A unit test checks that every ErrorCode and every domain exception class has a row.
 
-Imports grpc, grpcio-status, wire types and the error modules of storage, metadata and server.
+Imports grpc, grpcio-status, wire types and the error modules of storage, metadata and server; no
+server sub-package (they import this module).
 Thread-safety: module data is immutable; functions are pure (abort awaits the call's context).
 """
 
@@ -25,7 +26,6 @@ from collections.abc import Mapping
 import grpc
 from freshet.metadata import errors as metadata_errors
 from freshet.server import errors as server_errors
-from freshet.server.groups import state as group_state
 from freshet.storage import errors as storage_errors
 from freshet.v1 import common_pb2
 from google.protobuf import any_pb2
@@ -103,7 +103,8 @@ ERROR_CODES: Mapping[int, grpc.StatusCode] = {
 }
 
 # Exception class -> ErrorCode; None: the instance carries `error_code` (ControllerRequestError
-# and CommandFailedError: rejections whose code the controller or state machine chose).
+# and CommandFailedError: rejections whose code the controller or state machine chose;
+# PartitionRequestError and ForwardedError: a partition's or the controller's ErrorDetail).
 DOMAIN_ERRORS: Mapping[type[Exception], int | None] = {
     # storage/
     storage_errors.StorageError: E.UNKNOWN_SERVER_ERROR,
@@ -153,15 +154,15 @@ DOMAIN_ERRORS: Mapping[type[Exception], int | None] = {
     server_errors.NotCoordinatorError: E.NOT_COORDINATOR,
     server_errors.CoordinatorLoadInProgressError: E.COORDINATOR_LOAD_IN_PROGRESS,
     server_errors.CoordinatorNotAvailableError: E.COORDINATOR_NOT_AVAILABLE,
-    # server/groups/state.py (the consumer-group state machine)
-    group_state.GroupError: E.UNKNOWN_SERVER_ERROR,
-    group_state.UnknownMemberError: E.UNKNOWN_MEMBER,
-    group_state.FencedMemberEpochError: E.FENCED_MEMBER_EPOCH,
-    group_state.StaleMemberEpochError: E.STALE_MEMBER_EPOCH,
-    group_state.NonEmptyGroupError: E.NON_EMPTY_GROUP,
-    group_state.GroupIdNotFoundError: E.GROUP_ID_NOT_FOUND,
-    group_state.InvalidGroupRequestError: E.INVALID_REQUEST,
-    group_state.GroupMaxSizeReachedError: E.GROUP_MAX_SIZE_REACHED,
+    server_errors.ForwardedError: None,                         # the controller's answer, gRPC code too
+    server_errors.GroupError: E.UNKNOWN_SERVER_ERROR,
+    server_errors.UnknownMemberError: E.UNKNOWN_MEMBER,
+    server_errors.FencedMemberEpochError: E.FENCED_MEMBER_EPOCH,
+    server_errors.StaleMemberEpochError: E.STALE_MEMBER_EPOCH,
+    server_errors.NonEmptyGroupError: E.NON_EMPTY_GROUP,
+    server_errors.GroupIdNotFoundError: E.GROUP_ID_NOT_FOUND,
+    server_errors.InvalidGroupRequestError: E.INVALID_REQUEST,
+    server_errors.GroupMaxSizeReachedError: E.GROUP_MAX_SIZE_REACHED,
 }
 
 # Error classes whose instances describe bugs or broken nodes rather than the request: their
@@ -205,6 +206,12 @@ def detail_for(error: Exception, node_id: int = -1) -> common_pb2.ErrorDetail:
         found = common_pb2.ErrorDetail()
         found.CopyFrom(error.detail)
         return found
+    if isinstance(error, server_errors.ForwardedError):
+        if error.error_detail is None:
+            return detail(E.UNKNOWN_SERVER_ERROR, error.message)
+        found = common_pb2.ErrorDetail()
+        found.CopyFrom(error.error_detail)
+        return found
     code = error_code_of(error)
     if isinstance(error, metadata_errors.ControllerRequestError):
         message = error.message
@@ -236,13 +243,26 @@ def to_rpc_status(code: grpc.StatusCode, error_detail: common_pb2.ErrorDetail) -
     )
 
 
+def status_of(error: Exception, node_id: int = -1) -> tuple[grpc.StatusCode, common_pb2.ErrorDetail]:
+    """The gRPC status code and ErrorDetail a call ends with when its handler raised `error`.
+
+    The code is the table's for the detail's ErrorCode, except for a ForwardedError: that is the
+    active controller's answer and keeps the code it came with (the client sees what the controller
+    said, whichever node it asked)."""
+    error_detail = detail_for(error, node_id)
+    if isinstance(error, server_errors.ForwardedError):
+        return error.code, error_detail
+    return grpc_code(error_detail.code), error_detail
+
+
 async def abort(context: grpc.aio.ServicerContext, error: Exception, node_id: int = -1) -> None:
     """End the call with the status of `error` (never returns). Unexpected exceptions are logged
     with their traceback and sent as INTERNAL with a fixed message."""
-    error_detail = detail_for(error, node_id)
-    if error_detail.code == E.UNKNOWN_SERVER_ERROR:
+    code, error_detail = status_of(error, node_id)
+    if error_detail.code == E.UNKNOWN_SERVER_ERROR and not isinstance(error, server_errors.ForwardedError):
         logger.error("internal error answering a request", exc_info=error)
-    await abort_with(context, error_detail)
+    rpc = to_rpc_status(code, error_detail)
+    await context.abort(rpc.code, rpc.details, rpc.trailing_metadata)
 
 
 async def abort_with(context: grpc.aio.ServicerContext, error_detail: common_pb2.ErrorDetail) -> None:
