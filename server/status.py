@@ -9,19 +9,24 @@ Owns:
   gRPC code then comes from ERROR_CODES); classes that carry their own `error_code` (the
   controller's and the state machine's rejections) map through it instead (row value None);
 - turning an exception into a google.rpc.Status with a freshet.v1.ErrorDetail (message and hints:
-  controller, leader, offsets) and aborting a grpc.aio call with it; reading it back from a call.
+  controller, leader, offsets); reading it back from a call;
+- `handler`: the decorator on every servicer method, the one path by which an exception leaves a
+  gRPC call (and the per-API request metrics of unary calls).
 
 A unit test checks that every ErrorCode and every domain exception class has a row.
 
 Imports grpc, grpcio-status, wire types and the error modules of storage, metadata and server; no
 server sub-package (they import this module).
-Thread-safety: module data is immutable; functions are pure (abort awaits the call's context).
+Thread-safety: module data is immutable; functions are pure (a handler awaits its call's context).
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import Awaitable, Callable, Mapping
 
 import grpc
 from freshet.metadata import errors as metadata_errors
@@ -38,6 +43,9 @@ E = common_pb2.ErrorCode
 S = grpc.StatusCode
 
 DETAILS_METADATA_KEY = "grpc-status-details-bin"
+
+#: A servicer method: (self, request or request iterator, context) -> response (None if streaming).
+Handler = Callable[..., Awaitable]
 
 ERROR_CODES: Mapping[int, grpc.StatusCode] = {
     E.NONE: S.OK,
@@ -255,19 +263,44 @@ def status_of(error: Exception, node_id: int = -1) -> tuple[grpc.StatusCode, com
     return grpc_code(error_detail.code), error_detail
 
 
-async def abort(context: grpc.aio.ServicerContext, error: Exception, node_id: int = -1) -> None:
-    """End the call with the status of `error` (never returns). Unexpected exceptions are logged
-    with their traceback and sent as INTERNAL with a fixed message."""
-    code, error_detail = status_of(error, node_id)
-    if error_detail.code == E.UNKNOWN_SERVER_ERROR and not isinstance(error, server_errors.ForwardedError):
-        logger.error("internal error answering a request", exc_info=error)
-    rpc = to_rpc_status(code, error_detail)
-    await context.abort(rpc.code, rpc.details, rpc.trailing_metadata)
+def handler(api: str | None = None) -> Callable[[Handler], Handler]:
+    """Decorate a gRPC handler of a servicer: the one path from exceptions to gRPC statuses.
 
+    Works for unary and streaming handlers alike (every handler is an `async def` that returns its
+    response or writes to the context). An exception the handler raises ends the call with
+    `status_of(error)`: the table's gRPC code and an ErrorDetail with the error's hints. Errors that
+    map to UNKNOWN_SERVER_ERROR (bugs, broken nodes) are logged with their traceback, and the
+    client gets a fixed message naming the node. A call the handler aborted itself, or that was
+    cancelled, passes through.
 
-async def abort_with(context: grpc.aio.ServicerContext, error_detail: common_pb2.ErrorDetail) -> None:
-    status = to_rpc_status(grpc_code(error_detail.code), error_detail)
-    await context.abort(status.code, status.details, status.trailing_metadata)
+    The servicer provides `node_id` (named in INTERNAL messages) and, when `api` is given,
+    `metrics` (server/metrics.py): the call is then counted and timed under `api`, whatever its
+    outcome. Streaming handlers count their messages themselves and pass no `api`.
+    """
+
+    def decorate(method: Handler) -> Handler:
+        assert inspect.iscoroutinefunction(method), f"{method.__qualname__}: gRPC handlers are async def"
+
+        @functools.wraps(method)
+        async def handle(self, request, context: grpc.aio.ServicerContext):
+            started = time.monotonic()
+            try:
+                return await method(self, request, context)
+            except grpc.aio.AbortError:
+                raise
+            except Exception as error:
+                code, error_detail = status_of(error, self.node_id)
+                if error_detail.code == E.UNKNOWN_SERVER_ERROR and not isinstance(error, server_errors.ForwardedError):
+                    logger.error("internal error answering %s", method.__name__, exc_info=error)
+                rpc = to_rpc_status(code, error_detail)
+                await context.abort(rpc.code, rpc.details, rpc.trailing_metadata)
+            finally:
+                if api is not None:
+                    self.metrics.observe_request(api, time.monotonic() - started)
+
+        return handle
+
+    return decorate
 
 
 def detail_from_metadata(trailing_metadata) -> common_pb2.ErrorDetail | None:

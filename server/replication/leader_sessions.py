@@ -375,7 +375,9 @@ class ReplicationService(replication_pb2_grpc.ReplicationServicer):
 
     def __init__(self, data_plane: DataPlane) -> None:
         self.data_plane = data_plane
+        self.node_id = data_plane.node_id
 
+    @status.handler()
     async def ReplicaFetch(self, request_iterator, context):  # noqa: N802 - gRPC method name
         data_plane = self.data_plane
         session: FollowerSession | None = None
@@ -406,10 +408,6 @@ class ReplicationService(replication_pb2_grpc.ReplicationServicer):
                     return
                 data_plane.metrics.count_request("ReplicaFetch")
                 session.on_request(request)
-        except (grpc.aio.AbortError, asyncio.CancelledError):
-            raise
-        except Exception as error:
-            await status.abort(context, error, data_plane.node_id)
         finally:
             if writer is not None:
                 writer.cancel()
