@@ -270,7 +270,8 @@ def handler(api: str | None = None) -> Callable[[Handler], Handler]:
     response or writes to the context). An exception the handler raises ends the call with
     `status_of(error)`: the table's gRPC code and an ErrorDetail with the error's hints. Errors that
     map to UNKNOWN_SERVER_ERROR (bugs, broken nodes) are logged with their traceback, and the
-    client gets a fixed message naming the node. A call the handler aborted itself, or that was
+    client gets a fixed message naming the node (a ForwardedError's failure was logged where it
+    happened, on the controller, and passes on as it came). A call the handler aborted itself, or that was
     cancelled, passes through.
 
     The servicer provides `node_id` (named in INTERNAL messages) and, when `api` is given,
