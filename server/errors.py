@@ -17,13 +17,27 @@ Tree::
     |-- PartitionRequestError    one partition's answer was an error (the data plane's internal API)
     |-- NotCoordinatorError      this broker does not coordinate the group
     |-- CoordinatorLoadInProgressError   ... yet: it is still reading __consumer_offsets
-    `-- CoordinatorNotAvailableError     no broker coordinates the group now
+    |-- CoordinatorNotAvailableError     no broker coordinates the group now
+    |-- ForwardedError           the active controller answered a forwarded request with an error
+    `-- GroupError               a request a consumer group refuses (server/groups/state.py)
+        |-- UnknownMemberError           the member id is not (or no longer) in the group
+        |-- FencedMemberEpochError       the member epoch is not one the coordinator accepts
+        |-- StaleMemberEpochError        an offset commit for a partition the member does not own
+        |-- NonEmptyGroupError           an admin operation that needs a group without members
+        |-- GroupIdNotFoundError         no group of that id
+        |-- GroupMaxSizeReachedError     the group is full
+        `-- InvalidGroupRequestError     a malformed group request
 
-Imports: standard library and the wire ErrorDetail. Thread-safety: exceptions are immutable after construction.
+`ForwardedError` is the one error that carries a gRPC status code: it is another node's answer,
+passed on as it came (KIP-590 forwarding), so its code is data, not a mapping decision.
+
+Imports: standard library, grpc (the StatusCode type only) and the wire ErrorDetail.
+Thread-safety: exceptions are immutable after construction.
 """
 
 from __future__ import annotations
 
+import grpc
 from freshet.v1 import common_pb2
 
 
@@ -161,3 +175,54 @@ class CoordinatorNotAvailableError(ServerError):
     def __init__(self, reason: str) -> None:
         self.reason = reason
         super().__init__(reason)
+
+
+class ForwardedError(ServerError):
+    """The active controller answered a forwarded request with an error: pass it on as it is.
+
+    Attributes:
+        code: the gRPC status code it answered with (kept: the client sees the controller's code).
+        error_detail: the ErrorDetail it carried (None when it had none).
+        message: the status message.
+        error_code: the ErrorDetail's code (UNKNOWN_SERVER_ERROR when it carried none).
+    """
+
+    def __init__(self, code: grpc.StatusCode, error_detail: common_pb2.ErrorDetail | None, message: str) -> None:
+        self.code = code
+        self.error_detail = error_detail
+        self.message = message
+        self.error_code = common_pb2.UNKNOWN_SERVER_ERROR if error_detail is None else error_detail.code
+        super().__init__(f"{code.name}: {message}")
+
+
+class GroupError(ServerError):
+    """A request a consumer group refuses (raised by server/groups/state.py and the coordinator).
+    The message says what to do; server/status.py maps each subclass to its ErrorCode."""
+
+
+class UnknownMemberError(GroupError):
+    """The member id is not (or no longer) in the group."""
+
+
+class FencedMemberEpochError(GroupError):
+    """The request's member epoch is not one the coordinator accepts for this member."""
+
+
+class StaleMemberEpochError(GroupError):
+    """An offset commit for a partition the member does not own (it moved to another member)."""
+
+
+class NonEmptyGroupError(GroupError):
+    """An admin operation that needs a group without active members."""
+
+
+class GroupIdNotFoundError(GroupError):
+    """No group of that id."""
+
+
+class GroupMaxSizeReachedError(GroupError):
+    """The group has as many members as the coordinator allows."""
+
+
+class InvalidGroupRequestError(GroupError):
+    """A malformed group request (bad regex, unknown assignor, bad epoch)."""

@@ -9,23 +9,28 @@ Owns:
   gRPC code then comes from ERROR_CODES); classes that carry their own `error_code` (the
   controller's and the state machine's rejections) map through it instead (row value None);
 - turning an exception into a google.rpc.Status with a freshet.v1.ErrorDetail (message and hints:
-  controller, leader, offsets) and aborting a grpc.aio call with it; reading it back from a call.
+  controller, leader, offsets); reading it back from a call;
+- `handler`: the decorator on every servicer method, the one path by which an exception leaves a
+  gRPC call (and the per-API request metrics of unary calls).
 
 A unit test checks that every ErrorCode and every domain exception class has a row.
 
-Imports grpc, grpcio-status, wire types and the error modules of storage, metadata and server.
-Thread-safety: module data is immutable; functions are pure (abort awaits the call's context).
+Imports grpc, grpcio-status, wire types and the error modules of storage, metadata and server; no
+server sub-package (they import this module).
+Thread-safety: module data is immutable; functions are pure (a handler awaits its call's context).
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import Awaitable, Callable, Mapping
 
 import grpc
 from freshet.metadata import errors as metadata_errors
 from freshet.server import errors as server_errors
-from freshet.server.groups import state as group_state
 from freshet.storage import errors as storage_errors
 from freshet.v1 import common_pb2
 from google.protobuf import any_pb2
@@ -38,6 +43,9 @@ E = common_pb2.ErrorCode
 S = grpc.StatusCode
 
 DETAILS_METADATA_KEY = "grpc-status-details-bin"
+
+#: A servicer method: (self, request or request iterator, context) -> response (None if streaming).
+Handler = Callable[..., Awaitable]
 
 ERROR_CODES: Mapping[int, grpc.StatusCode] = {
     E.NONE: S.OK,
@@ -103,7 +111,8 @@ ERROR_CODES: Mapping[int, grpc.StatusCode] = {
 }
 
 # Exception class -> ErrorCode; None: the instance carries `error_code` (ControllerRequestError
-# and CommandFailedError: rejections whose code the controller or state machine chose).
+# and CommandFailedError: rejections whose code the controller or state machine chose;
+# PartitionRequestError and ForwardedError: a partition's or the controller's ErrorDetail).
 DOMAIN_ERRORS: Mapping[type[Exception], int | None] = {
     # storage/
     storage_errors.StorageError: E.UNKNOWN_SERVER_ERROR,
@@ -153,15 +162,15 @@ DOMAIN_ERRORS: Mapping[type[Exception], int | None] = {
     server_errors.NotCoordinatorError: E.NOT_COORDINATOR,
     server_errors.CoordinatorLoadInProgressError: E.COORDINATOR_LOAD_IN_PROGRESS,
     server_errors.CoordinatorNotAvailableError: E.COORDINATOR_NOT_AVAILABLE,
-    # server/groups/state.py (the consumer-group state machine)
-    group_state.GroupError: E.UNKNOWN_SERVER_ERROR,
-    group_state.UnknownMemberError: E.UNKNOWN_MEMBER,
-    group_state.FencedMemberEpochError: E.FENCED_MEMBER_EPOCH,
-    group_state.StaleMemberEpochError: E.STALE_MEMBER_EPOCH,
-    group_state.NonEmptyGroupError: E.NON_EMPTY_GROUP,
-    group_state.GroupIdNotFoundError: E.GROUP_ID_NOT_FOUND,
-    group_state.InvalidGroupRequestError: E.INVALID_REQUEST,
-    group_state.GroupMaxSizeReachedError: E.GROUP_MAX_SIZE_REACHED,
+    server_errors.ForwardedError: None,                         # the controller's answer, gRPC code too
+    server_errors.GroupError: E.UNKNOWN_SERVER_ERROR,
+    server_errors.UnknownMemberError: E.UNKNOWN_MEMBER,
+    server_errors.FencedMemberEpochError: E.FENCED_MEMBER_EPOCH,
+    server_errors.StaleMemberEpochError: E.STALE_MEMBER_EPOCH,
+    server_errors.NonEmptyGroupError: E.NON_EMPTY_GROUP,
+    server_errors.GroupIdNotFoundError: E.GROUP_ID_NOT_FOUND,
+    server_errors.InvalidGroupRequestError: E.INVALID_REQUEST,
+    server_errors.GroupMaxSizeReachedError: E.GROUP_MAX_SIZE_REACHED,
 }
 
 # Error classes whose instances describe bugs or broken nodes rather than the request: their
@@ -205,6 +214,12 @@ def detail_for(error: Exception, node_id: int = -1) -> common_pb2.ErrorDetail:
         found = common_pb2.ErrorDetail()
         found.CopyFrom(error.detail)
         return found
+    if isinstance(error, server_errors.ForwardedError):
+        if error.error_detail is None:
+            return detail(E.UNKNOWN_SERVER_ERROR, error.message)
+        found = common_pb2.ErrorDetail()
+        found.CopyFrom(error.error_detail)
+        return found
     code = error_code_of(error)
     if isinstance(error, metadata_errors.ControllerRequestError):
         message = error.message
@@ -236,18 +251,57 @@ def to_rpc_status(code: grpc.StatusCode, error_detail: common_pb2.ErrorDetail) -
     )
 
 
-async def abort(context: grpc.aio.ServicerContext, error: Exception, node_id: int = -1) -> None:
-    """End the call with the status of `error` (never returns). Unexpected exceptions are logged
-    with their traceback and sent as INTERNAL with a fixed message."""
+def status_of(error: Exception, node_id: int = -1) -> tuple[grpc.StatusCode, common_pb2.ErrorDetail]:
+    """The gRPC status code and ErrorDetail a call ends with when its handler raised `error`.
+
+    The code is the table's for the detail's ErrorCode, except for a ForwardedError: that is the
+    active controller's answer and keeps the code it came with (the client sees what the controller
+    said, whichever node it asked)."""
     error_detail = detail_for(error, node_id)
-    if error_detail.code == E.UNKNOWN_SERVER_ERROR:
-        logger.error("internal error answering a request", exc_info=error)
-    await abort_with(context, error_detail)
+    if isinstance(error, server_errors.ForwardedError):
+        return error.code, error_detail
+    return grpc_code(error_detail.code), error_detail
 
 
-async def abort_with(context: grpc.aio.ServicerContext, error_detail: common_pb2.ErrorDetail) -> None:
-    status = to_rpc_status(grpc_code(error_detail.code), error_detail)
-    await context.abort(status.code, status.details, status.trailing_metadata)
+def handler(api: str | None = None) -> Callable[[Handler], Handler]:
+    """Decorate a gRPC handler of a servicer: the one path from exceptions to gRPC statuses.
+
+    Works for unary and streaming handlers alike (every handler is an `async def` that returns its
+    response or writes to the context). An exception the handler raises ends the call with
+    `status_of(error)`: the table's gRPC code and an ErrorDetail with the error's hints. Errors that
+    map to UNKNOWN_SERVER_ERROR (bugs, broken nodes) are logged with their traceback, and the
+    client gets a fixed message naming the node (a ForwardedError's failure was logged where it
+    happened, on the controller, and passes on as it came). A call the handler aborted itself, or that was
+    cancelled, passes through.
+
+    The servicer provides `node_id` (named in INTERNAL messages) and, when `api` is given,
+    `metrics` (server/metrics.py): the call is then counted and timed under `api`, whatever its
+    outcome. Streaming handlers count their messages themselves and pass no `api`.
+    """
+
+    def decorate(method: Handler) -> Handler:
+        assert inspect.iscoroutinefunction(method), f"{method.__qualname__}: gRPC handlers are async def"
+
+        @functools.wraps(method)
+        async def handle(self, request, context: grpc.aio.ServicerContext):
+            started = time.monotonic()
+            try:
+                return await method(self, request, context)
+            except grpc.aio.AbortError:
+                raise
+            except Exception as error:
+                code, error_detail = status_of(error, self.node_id)
+                if error_detail.code == E.UNKNOWN_SERVER_ERROR and not isinstance(error, server_errors.ForwardedError):
+                    logger.error("internal error answering %s", method.__name__, exc_info=error)
+                rpc = to_rpc_status(code, error_detail)
+                await context.abort(rpc.code, rpc.details, rpc.trailing_metadata)
+            finally:
+                if api is not None:
+                    self.metrics.observe_request(api, time.monotonic() - started)
+
+        return handle
+
+    return decorate
 
 
 def detail_from_metadata(trailing_metadata) -> common_pb2.ErrorDetail | None:

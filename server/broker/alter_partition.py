@@ -23,8 +23,8 @@ import grpc
 from freshet.metadata import commands, configs
 from freshet.server import limits
 from freshet.server.broker.partition_table import PartitionTable, TopicPartition
-from freshet.server.cluster.channels import ControllerChannels, ForwardedError, forward
-from freshet.server.errors import NotControllerError, RequestTimedOutError
+from freshet.server.cluster.channels import ControllerChannels, forward
+from freshet.server.errors import ForwardedError, NotControllerError, RequestTimedOutError
 from freshet.server.replication.core import AlterIsr, LeaderState
 from freshet.server.replication.partition import Partition
 from freshet.server.tasks import cancel_quietly

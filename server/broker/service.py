@@ -16,8 +16,9 @@ Owns the gRPC handlers; the work is the data plane's (server/broker/data_plane.p
   stream with that error (Kafka closes the connection), see broker.proto;
 - `Fetch` (long poll), `FetchStream` (server push), `ListOffsets`, `InitProducerId`.
 
-Every request is counted and timed per API (server/metrics.py). Whole-request failures are gRPC
-statuses with an ErrorDetail (server/status.py); per-partition ones are inline.
+Every request is counted and timed per API (server/metrics.py; a stream's per message). Whole-request
+failures leave through `status.handler` as gRPC statuses with an ErrorDetail (server/status.py);
+per-partition ones are inline.
 
 Imports: asyncio, grpc, freshet.metadata, freshet.server, wire types.
 Thread-safety: not thread-safe (grpc.aio handlers run on the node's event loop).
@@ -27,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import functools
 import logging
 import time
 
@@ -37,9 +37,10 @@ from freshet.metadata import controller as logic
 from freshet.metadata.image import NO_LEADER, MetadataImage
 from freshet.server import status
 from freshet.server.broker.data_plane import DataPlane
-from freshet.server.cluster.channels import ControllerChannels, ForwardedError, forward
+from freshet.server.cluster.channels import ControllerChannels, forward
 from freshet.server.cluster.publisher import MetadataPublisher
 from freshet.server.config import NodeConfig
+from freshet.server.errors import ForwardedError, PartitionRequestError
 from freshet.v1 import broker_pb2, broker_pb2_grpc, common_pb2, controller_pb2
 
 logger = logging.getLogger(__name__)
@@ -93,28 +94,6 @@ def metadata_response(
     return response
 
 
-def _unary(api: str):
-    """Decorate a unary handler: time it for the per-API request metrics, and turn any domain
-    error it raises into the gRPC status with its ErrorDetail (server/status.py)."""
-
-    def decorate(method):
-        @functools.wraps(method)
-        async def handler(self: BrokerService, request, context):
-            started = time.monotonic()
-            try:
-                return await method(self, request, context)
-            except (grpc.aio.AbortError, asyncio.CancelledError):
-                raise
-            except Exception as error:
-                await status.abort(context, error, self.config.node_id)
-            finally:
-                self._metrics.observe_request(api, time.monotonic() - started)
-
-        return handler
-
-    return decorate
-
-
 class BrokerService(broker_pb2_grpc.BrokerServicer):
     """freshet.v1.Broker on a broker node. Not thread-safe (loop)."""
 
@@ -127,16 +106,17 @@ class BrokerService(broker_pb2_grpc.BrokerServicer):
         data_plane: DataPlane,
     ) -> None:
         self.config = config
+        self.node_id = config.node_id
         self._publisher = publisher
         self._channels = channels
         self._controller_hint = controller_hint
         self._data_plane = data_plane
-        self._metrics = data_plane.metrics
+        self.metrics = data_plane.metrics
 
     def register(self, server: grpc.aio.Server) -> None:
         broker_pb2_grpc.add_BrokerServicer_to_server(self, server)
 
-    @_unary("Metadata")
+    @status.handler("Metadata")
     async def Metadata(self, request: broker_pb2.MetadataRequest, context) -> broker_pb2.MetadataResponse:  # noqa: N802
         image = self._publisher.image
         missing = [name for name in request.topics if image.topic(name) is None]
@@ -147,24 +127,18 @@ class BrokerService(broker_pb2_grpc.BrokerServicer):
 
     # -- produce ---------------------------------------------------------------------------------
 
+    @status.handler("Produce")
     async def Produce(self, request: broker_pb2.ProduceRequest, context) -> broker_pb2.ProduceResponse:  # noqa: N802
-        loop = asyncio.get_running_loop()
-        answered: asyncio.Future = loop.create_future()
+        answered: asyncio.Future = asyncio.get_running_loop().create_future()
 
         def done(response: broker_pb2.ProduceResponse) -> None:
-            self._metrics.observe_request("Produce", time.monotonic() - operation_started)
             if not answered.done():
                 answered.set_result(response)
 
-        operation_started = time.monotonic()
-        try:
-            self._data_plane.produce(request, done)
-            return await answered
-        except (grpc.aio.AbortError, asyncio.CancelledError):
-            raise
-        except Exception as error:
-            await status.abort(context, error, self.config.node_id)
+        self._data_plane.produce(request, done)
+        return await answered
 
+    @status.handler()
     async def ProduceStream(self, request_iterator, context):  # noqa: N802
         """See the module docstring: appends in stream order, responses as requests complete."""
         outbox: collections.deque[broker_pb2.ProduceResponse] = collections.deque()
@@ -172,7 +146,7 @@ class BrokerService(broker_pb2_grpc.BrokerServicer):
         in_flight = 0
         failure: list[common_pb2.ErrorDetail] = []
         reading_done = False
-        metrics = self._metrics
+        metrics = self.metrics
 
         def done_for(started: float, acks: int):
             def done(response: broker_pb2.ProduceResponse) -> None:
@@ -213,7 +187,7 @@ class BrokerService(broker_pb2_grpc.BrokerServicer):
                     self._data_plane.produce(request, done_for(time.monotonic(), request.acks))
                 except Exception as error:  # noqa: BLE001 - a refused request: answer it, keep the stream
                     in_flight -= 1
-                    detail = status.detail_for(error, self.config.node_id)
+                    detail = status.detail_for(error, self.node_id)
                     response = broker_pb2.ProduceResponse(correlation_id=request.correlation_id)
                     for records in request.partitions:
                         result = response.results.add(topic=records.topic, partition=records.partition)
@@ -228,44 +202,33 @@ class BrokerService(broker_pb2_grpc.BrokerServicer):
             await writer
             if failure:
                 logger.info("ending a produce stream after an acks=0 request failed: %s", failure[0].message)
-                await status.abort_with(context, failure[0])
-        except (grpc.aio.AbortError, asyncio.CancelledError):
-            raise
-        except Exception as error:
-            await status.abort(context, error, self.config.node_id)
+                raise PartitionRequestError(failure[0].code, failure[0])
         finally:
             writer.cancel()
 
     # -- fetch -----------------------------------------------------------------------------------
 
-    @_unary("Fetch")
+    @status.handler("Fetch")
     async def Fetch(self, request: broker_pb2.FetchRequest, context) -> broker_pb2.FetchResponse:  # noqa: N802
         return await self._data_plane.fetch(request)
 
+    @status.handler()
     async def FetchStream(self, request: broker_pb2.FetchRequest, context):  # noqa: N802
-        try:
-            await self._data_plane.fetch_stream(request, context.write)
-        except (grpc.aio.AbortError, asyncio.CancelledError):
-            raise
-        except Exception as error:
-            await status.abort(context, error, self.config.node_id)
+        await self._data_plane.fetch_stream(request, context.write)
 
-    @_unary("ListOffsets")
+    @status.handler("ListOffsets")
     async def ListOffsets(self, request: broker_pb2.ListOffsetsRequest, context) -> broker_pb2.ListOffsetsResponse:  # noqa: N802
         return self._data_plane.list_offsets(request)
 
-    @_unary("DescribeLogDirs")
+    @status.handler("DescribeLogDirs")
     async def DescribeLogDirs(self, request: broker_pb2.DescribeLogDirsRequest, context) -> broker_pb2.DescribeLogDirsResponse:  # noqa: N802
         return self._data_plane.describe_log_dirs(request)
 
-    @_unary("InitProducerId")
+    @status.handler("InitProducerId")
     async def InitProducerId(self, request: broker_pb2.InitProducerIdRequest, context) -> broker_pb2.InitProducerIdResponse:  # noqa: N802
         remaining = context.time_remaining()
         timeout_s = self.config.request_timeout_ms / 1000 if remaining is None else min(remaining, self.config.request_timeout_ms / 1000)
-        try:
-            producer_id = await self._data_plane.producer_ids.next_id(time.monotonic() + timeout_s)
-        except ForwardedError as error:
-            await status.abort_with(context, error.error_detail or status.detail(E.UNKNOWN_SERVER_ERROR, error.message))
+        producer_id = await self._data_plane.producer_ids.next_id(time.monotonic() + timeout_s)
         return broker_pb2.InitProducerIdResponse(producer_id=producer_id, producer_epoch=0)
 
     async def _auto_create(self, names: list[str], context) -> None:

@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 import grpc
 from freshet.server import limits, status
 from freshet.server.config import HostPort
-from freshet.server.errors import NotControllerError, RequestTimedOutError
+from freshet.server.errors import ForwardedError, NotControllerError, RequestTimedOutError
 from freshet.v1 import common_pb2, controller_pb2_grpc
 
 logger = logging.getLogger(__name__)
@@ -79,22 +79,6 @@ class ControllerChannels:
         channels, self._channels, self._stubs = self._channels, {}, {}
         for channel in channels.values():
             await channel.close()
-
-
-class ForwardedError(Exception):
-    """The active controller answered with an error: pass it on as it is. Thread-safe (immutable).
-
-    Attributes:
-        code: the gRPC status code.
-        error_detail: the ErrorDetail it carried (None when it had none).
-        message: the status message.
-    """
-
-    def __init__(self, code: grpc.StatusCode, error_detail: common_pb2.ErrorDetail | None, message: str) -> None:
-        self.code = code
-        self.error_detail = error_detail
-        self.message = message
-        super().__init__(f"{code.name}: {message}")
 
 
 async def forward(

@@ -16,7 +16,8 @@ Owns the servicer of `freshet.v1.Controller` (proto/freshet/v1/controller.proto)
   then deltas from the quorum's recent-command ring, keepalives when idle).
 - DescribeCluster, DescribeConfigs and ListPartitionReassignments answer from this node's image.
 
-Every failure becomes a gRPC status with a freshet.v1.ErrorDetail (server/status.py).
+Every failure leaves through `status.handler` as a gRPC status with a freshet.v1.ErrorDetail
+(server/status.py); a forwarded request's error keeps the active controller's gRPC code.
 
 Imports: asyncio, grpc, freshet.metadata, freshet.server, wire types.
 Thread-safety: not thread-safe; grpc.aio runs every handler on the node's event loop.
@@ -25,7 +26,6 @@ Thread-safety: not thread-safe; grpc.aio runs every handler on the node's event 
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -37,12 +37,7 @@ from freshet.metadata.errors import ControllerRequestError, OutcomeUnknownError
 from freshet.metadata.image import NO_LEADER, MetadataImage
 from freshet.metadata.quorum import MetadataQuorum
 from freshet.server import limits, status
-from freshet.server.cluster.channels import (
-    FORWARDED_METADATA_KEY,
-    ControllerChannels,
-    ForwardedError,
-    forward,
-)
+from freshet.server.cluster.channels import FORWARDED_METADATA_KEY, ControllerChannels, forward
 from freshet.server.cluster.publisher import WATCH_KEEPALIVE_S, MetadataPublisher
 from freshet.server.config import NodeConfig
 from freshet.server.controller.active import ActiveController
@@ -64,27 +59,6 @@ _SOURCES = {
 }
 
 
-def _answers_errors(method):
-    """Turn any exception of a handler into a gRPC status with an ErrorDetail."""
-
-    @functools.wraps(method)
-    async def wrapper(self: ControllerService, request, context):
-        try:
-            return await method(self, request, context)
-        except grpc.aio.AbortError:
-            raise
-        except ForwardedError as error:
-            detail = error.error_detail or status.detail(E.UNKNOWN_SERVER_ERROR, error.message)
-            status_value = status.to_rpc_status(error.code, detail)
-            await context.abort(status_value.code, status_value.details, status_value.trailing_metadata)
-        except asyncio.CancelledError:
-            raise
-        except Exception as error:
-            await status.abort(context, error, self.config.node_id)
-
-    return wrapper
-
-
 class ControllerService(controller_pb2_grpc.ControllerServicer):
     """freshet.v1.Controller on one node (see the module docstring). Not thread-safe (loop)."""
 
@@ -98,6 +72,7 @@ class ControllerService(controller_pb2_grpc.ControllerServicer):
         controller_hint: Callable[[], int | None],
     ) -> None:
         self.config = config
+        self.node_id = config.node_id
         self._publisher = publisher
         self._channels = channels
         self._controller = controller
@@ -166,47 +141,47 @@ class ControllerService(controller_pb2_grpc.ControllerServicer):
 
     # -- admin (forwarded) -----------------------------------------------------------------------
 
-    @_answers_errors
+    @status.handler()
     async def CreateTopics(self, request, context):
         return await self._route("CreateTopics", self._with_request_id(request), context, self._local("create_topics"))
 
-    @_answers_errors
+    @status.handler()
     async def DeleteTopics(self, request, context):
         return await self._route("DeleteTopics", self._with_request_id(request), context, self._local("delete_topics"))
 
-    @_answers_errors
+    @status.handler()
     async def CreatePartitions(self, request, context):
         return await self._route(
             "CreatePartitions", self._with_request_id(request), context, self._local("create_partitions")
         )
 
-    @_answers_errors
+    @status.handler()
     async def ElectLeaders(self, request, context):
         return await self._route("ElectLeaders", self._with_request_id(request), context, self._local("elect_leaders"))
 
-    @_answers_errors
+    @status.handler()
     async def AlterPartitionReassignments(self, request, context):
         return await self._route(
             "AlterPartitionReassignments", self._with_request_id(request), context, self._local("alter_reassignments")
         )
 
-    @_answers_errors
+    @status.handler()
     async def IncrementalAlterConfigs(self, request, context):
         return await self._route(
             "IncrementalAlterConfigs", self._with_request_id(request), context, self._local("incremental_alter_configs")
         )
 
-    @_answers_errors
+    @status.handler()
     async def AlterPartition(self, request, context):
         return await self._route("AlterPartition", self._with_request_id(request), context, self._local("alter_partition"))
 
-    @_answers_errors
+    @status.handler()
     async def AllocateProducerIds(self, request, context):
         return await self._route(
             "AllocateProducerIds", self._with_request_id(request), context, self._local("allocate_producer_ids")
         )
 
-    @_answers_errors
+    @status.handler()
     async def DescribeQuorum(self, request, context):
         controller = self._controller
         local = None if controller is None else (lambda _request: controller.describe_quorum())
@@ -214,11 +189,11 @@ class ControllerService(controller_pb2_grpc.ControllerServicer):
 
     # -- read-only, from this node's image -------------------------------------------------------
 
-    @_answers_errors
+    @status.handler()
     async def DescribeCluster(self, request, context):
         return describe_cluster(self._publisher.image, self.config)
 
-    @_answers_errors
+    @status.handler()
     async def DescribeConfigs(self, request, context):
         image = self._publisher.image
         response = controller_pb2.DescribeConfigsResponse(metadata_offset=image.offset)
@@ -237,7 +212,7 @@ class ControllerService(controller_pb2_grpc.ControllerServicer):
                 result.configs.add(key=item.key, value=item.value, source=_SOURCES[item.source], doc=item.doc)
         return response
 
-    @_answers_errors
+    @status.handler()
     async def ListPartitionReassignments(self, request, context):
         image = self._publisher.image
         response = controller_pb2.ListPartitionReassignmentsResponse(metadata_offset=image.offset)
@@ -260,32 +235,25 @@ class ControllerService(controller_pb2_grpc.ControllerServicer):
 
     # -- broker sessions -------------------------------------------------------------------------
 
+    @status.handler()
     async def BrokerHeartbeat(self, request_iterator, context):
-        try:
-            controller = self._controller
-            if controller is None or not controller.is_active:
-                raise self.not_controller_error()
-            first = await context.read()
-            if first is grpc.aio.EOF:
-                return
-            await controller.serve_heartbeats(context, first)
-        except grpc.aio.AbortError:
-            raise
-        except asyncio.CancelledError:
-            raise
-        except Exception as error:
-            await status.abort(context, error, self.config.node_id)
+        controller = self._controller
+        if controller is None or not controller.is_active:
+            raise self.not_controller_error()
+        first = await context.read()
+        if first is grpc.aio.EOF:
+            return
+        await controller.serve_heartbeats(context, first)
 
     # -- metadata watch --------------------------------------------------------------------------
 
+    @status.handler()
     async def WatchMetadata(self, request, context):
         quorum = self._quorum
         if quorum is None:
-            await status.abort(context, self.not_controller_error(), self.config.node_id)
-            return
+            raise self.not_controller_error()
         if request.from_offset < -1:
-            await status.abort(context, InvalidRequestError("from_offset must be -1 or an offset"), self.config.node_id)
-            return
+            raise InvalidRequestError("from_offset must be -1 or an offset")
         loop = asyncio.get_running_loop()
         sent = request.from_offset
         self.watchers += 1

@@ -33,9 +33,13 @@ from typing import Protocol
 from freshet.server import status
 from freshet.server.errors import (
     CoordinatorLoadInProgressError,
+    GroupIdNotFoundError,
+    GroupMaxSizeReachedError,
     InvalidRequestError,
+    NonEmptyGroupError,
     NotCoordinatorError,
     RequestTimedOutError,
+    UnknownMemberError,
 )
 from freshet.server.groups import records as group_records
 from freshet.server.groups import state as group_state
@@ -225,7 +229,7 @@ class GroupCoordinator:
             group = state.groups.get(group_id)
             if group is None:
                 if request.member_epoch != group_state.JOIN_EPOCH:
-                    raise group_state.UnknownMemberError(f"group {group_id!r} has no member {request.member_id!r}; rejoin")
+                    raise UnknownMemberError(f"group {group_id!r} has no member {request.member_id!r}; rejoin")
                 group = ConsumerGroup(group_id)
             if (
                 request.member_epoch == group_state.JOIN_EPOCH
@@ -233,7 +237,7 @@ class GroupCoordinator:
                 and len(group.members) >= self.config.max_group_size
                 and not any(m.instance_id == request.instance_id for m in group.members.values() if request.instance_id)
             ):
-                raise group_state.GroupMaxSizeReachedError(
+                raise GroupMaxSizeReachedError(
                     f"group {group_id!r} already has {self.config.max_group_size} members (group.consumer.max.size)"
                 )
             is_subscription_sent = request.has_subscription or request.member_epoch == group_state.JOIN_EPOCH
@@ -339,7 +343,7 @@ class GroupCoordinator:
             group = state.groups.get(group_id)
             if group is None:
                 if request.member_id:
-                    raise group_state.UnknownMemberError(f"group {group_id!r} has no member {request.member_id!r}")
+                    raise UnknownMemberError(f"group {group_id!r} has no member {request.member_id!r}")
                 group = ConsumerGroup(group_id)
             refused = group.validate_commit(request.member_id, request.member_epoch, [_tp(p) for p in request.partitions])
             now_ms = self._wall_clock_ms()
@@ -401,7 +405,7 @@ class GroupCoordinator:
         _, state = self._owning(group_id)
         group = state.groups.get(group_id)
         if group is None:
-            raise group_state.GroupIdNotFoundError(f"group {group_id!r} does not exist")
+            raise GroupIdNotFoundError(f"group {group_id!r} does not exist")
         described = group_pb2.DescribedGroup(
             group_id=group_id,
             state=group.state,
@@ -437,9 +441,9 @@ class GroupCoordinator:
             partition, state = self._owning(group_id)
             group = state.groups.get(group_id)
             if group is None:
-                raise group_state.GroupIdNotFoundError(f"group {group_id!r} does not exist")
+                raise GroupIdNotFoundError(f"group {group_id!r} does not exist")
             if group.members:
-                raise group_state.NonEmptyGroupError(
+                raise NonEmptyGroupError(
                     f"group {group_id!r} has {len(group.members)} active member(s); stop them first"
                 )
             records = [(group_records.group_key(group_id), None)]

@@ -30,11 +30,12 @@ from freshet.metadata import commands
 from freshet.metadata.controller import is_internal_topic
 from freshet.metadata.image import NO_LEADER
 from freshet.server import status
-from freshet.server.cluster.channels import ControllerChannels, ForwardedError, forward
+from freshet.server.cluster.channels import ControllerChannels, forward
 from freshet.server.cluster.publisher import MetadataPublisher
 from freshet.server.config import NodeConfig
 from freshet.server.errors import (
     CoordinatorNotAvailableError,
+    ForwardedError,
     NotCoordinatorError,
     PartitionRequestError,
     RequestTimedOutError,

@@ -2,7 +2,7 @@
 
 Owns the wire side of consumer groups: FindCoordinator (any broker answers from its metadata,
 creating __consumer_offsets through the `locate` seam on first use), and the coordinator RPCs, whose
-domain errors become gRPC statuses with an ErrorDetail through server/status.py. Multi-group
+domain errors leave through `status.handler` as gRPC statuses with an ErrorDetail (server/status.py). Multi-group
 requests (DescribeGroups, DeleteGroups) answer per group.
 
 Imports: grpc, freshet.v1, freshet.server. Thread-safety: handlers run on the node's event loop.
@@ -30,53 +30,41 @@ class GroupService(group_pb2_grpc.GroupServicer):
     def __init__(self, coordinator: GroupCoordinator, locate: Locate, node_id: int = -1) -> None:
         self.coordinator = coordinator
         self._locate = locate
-        self._node_id = node_id
+        self.node_id = node_id
 
     def register(self, server: grpc.aio.Server) -> None:
         group_pb2_grpc.add_GroupServicer_to_server(self, server)
 
-    async def _run(self, context, call):
-        try:
-            return await call()
-        except Exception as error:  # every failure leaves as a status with an ErrorDetail
-            await status.abort(context, error, self._node_id)
-
+    @status.handler()
     async def FindCoordinator(self, request, context):
-        async def call():
-            response = group_pb2.FindCoordinatorResponse()
-            for group_id in request.group_ids:
-                response.coordinators.append(await self._locate(group_id))
-            return response
+        response = group_pb2.FindCoordinatorResponse()
+        for group_id in request.group_ids:
+            response.coordinators.append(await self._locate(group_id))
+        return response
 
-        return await self._run(context, call)
-
+    @status.handler()
     async def ConsumerGroupHeartbeat(self, request, context):
-        return await self._run(context, lambda: self.coordinator.heartbeat(request))
+        return await self.coordinator.heartbeat(request)
 
+    @status.handler()
     async def OffsetCommit(self, request, context):
-        return await self._run(context, lambda: self.coordinator.commit(request))
+        return await self.coordinator.commit(request)
 
+    @status.handler()
     async def OffsetFetch(self, request, context):
-        return await self._run(context, lambda: self.coordinator.fetch_offsets(request))
+        return await self.coordinator.fetch_offsets(request)
 
+    @status.handler()
     async def ListGroups(self, request, context):
-        async def call():
-            return self.coordinator.list_groups()
+        return self.coordinator.list_groups()
 
-        return await self._run(context, call)
-
+    @status.handler()
     async def DescribeGroups(self, request, context):
-        async def call():
-            return await describe_groups(self.coordinator, request, self._node_id)
+        return await describe_groups(self.coordinator, request, self.node_id)
 
-        return await self._run(context, call)
-
+    @status.handler()
     async def DeleteGroups(self, request, context):
-        async def call():
-            return await delete_groups(self.coordinator, request, self._node_id)
-
-        return await self._run(context, call)
-
+        return await delete_groups(self.coordinator, request, self.node_id)
 
 async def describe_groups(
     coordinator: GroupCoordinator, request: group_pb2.DescribeGroupsRequest, node_id: int = -1

@@ -30,7 +30,7 @@ its assignment until its session times out; a member joining with the same insta
 the old member's assignment (the old member id is removed: Kafka's classic protocol fences the old
 instance the same way). A second live process with the same instance id thus replaces the first.
 
-Imports: standard library and `freshet.server.groups.assignors`.
+Imports: standard library, `freshet.server.errors` (the group errors) and `freshet.server.groups.assignors`.
 Thread-safety: not thread-safe; the coordinator serialises access per group.
 """
 
@@ -40,6 +40,13 @@ import dataclasses
 import re
 from collections.abc import Iterable, Mapping
 
+from freshet.server.errors import (
+    FencedMemberEpochError,
+    InvalidGroupRequestError,
+    NonEmptyGroupError,
+    StaleMemberEpochError,
+    UnknownMemberError,
+)
 from freshet.server.groups import assignors as group_assignors
 
 TopicPartition = tuple[str, int]
@@ -52,41 +59,6 @@ EMPTY = "empty"
 ASSIGNING = "assigning"
 RECONCILING = "reconciling"
 STABLE = "stable"
-
-
-class GroupError(Exception):
-    """A request the group refuses. Carries the protocol error name (`code_name`) and no gRPC.
-
-    server/status.py maps each subclass to its ErrorCode.
-    """
-
-
-class UnknownMemberError(GroupError):
-    """The member id is not (or no longer) in the group."""
-
-
-class FencedMemberEpochError(GroupError):
-    """The request's member epoch is not one the coordinator accepts for this member."""
-
-
-class StaleMemberEpochError(GroupError):
-    """An offset commit for a partition the member does not own (it moved to another member)."""
-
-
-class NonEmptyGroupError(GroupError):
-    """An admin operation that needs a group without active members."""
-
-
-class GroupIdNotFoundError(GroupError):
-    """No group of that id."""
-
-
-class GroupMaxSizeReachedError(GroupError):
-    """The group has as many members as the coordinator allows."""
-
-
-class InvalidGroupRequestError(GroupError):
-    """A malformed group request (bad regex, unknown assignor, bad epoch)."""
 
 
 @dataclasses.dataclass

@@ -380,7 +380,9 @@ class ReplicationService(replication_pb2_grpc.ReplicationServicer):
 
     def __init__(self, host: ReplicaHost) -> None:
         self.host = host
+        self.node_id = host.node_id
 
+    @status.handler()
     async def ReplicaFetch(self, request_iterator, context):  # noqa: N802 - gRPC method name
         host = self.host
         session: FollowerSession | None = None
@@ -411,10 +413,6 @@ class ReplicationService(replication_pb2_grpc.ReplicationServicer):
                     return
                 host.metrics.count_request("ReplicaFetch")
                 session.on_request(request)
-        except (grpc.aio.AbortError, asyncio.CancelledError):
-            raise
-        except Exception as error:
-            await status.abort(context, error, host.node_id)
         finally:
             if writer is not None:
                 writer.cancel()

@@ -9,7 +9,6 @@ import asyncio
 import pytest
 from freshet.server import errors
 from freshet.server.groups import records as group_records
-from freshet.server.groups import state as group_state
 from freshet.server.groups.coordinator import CoordinatorConfig, GroupCoordinator
 from freshet.v1 import common_pb2, group_pb2
 
@@ -143,16 +142,16 @@ def test_reset_and_delete_need_a_group_without_members():
         log, clock = MemoryOffsetsLog(), Clock()
         coordinator = await loaded(make(log, clock))
         joined = await coordinator.heartbeat(join())
-        with pytest.raises(group_state.NonEmptyGroupError, match="1 active member"):
+        with pytest.raises(errors.NonEmptyGroupError, match="1 active member"):
             await coordinator.commit(commit("", -1, 0))
-        with pytest.raises(group_state.NonEmptyGroupError):
+        with pytest.raises(errors.NonEmptyGroupError):
             await coordinator.delete_group("g")
         leave = join(member_id=joined.member_id, epoch=-1)
         await coordinator.heartbeat(leave)
         answer = await coordinator.commit(commit("", -1, 7))
         assert answer.results[0].error.code == common_pb2.NONE
         await coordinator.delete_group("g")
-        with pytest.raises(group_state.GroupIdNotFoundError):
+        with pytest.raises(errors.GroupIdNotFoundError):
             coordinator.describe_group("g")
         fresh = await loaded(make(log, clock))
         assert fresh.list_groups().groups == []

@@ -7,6 +7,7 @@ and "Member epoch"."""
 from __future__ import annotations
 
 import pytest
+from freshet.server import errors as server_errors
 from freshet.server.groups import state as group_state
 from freshet.server.groups.state import ConsumerGroup
 from hypothesis import given, settings
@@ -95,7 +96,7 @@ def test_a_member_whose_session_ends_loses_its_partitions_to_the_others():
     assert group.expire(10001, COUNTS) == ["id-c"]
     after = settle(group, members[:2], 10002)
     assert sorted(tp for parts in after.values() for tp in parts) == [("orders", p) for p in range(6)]
-    with pytest.raises(group_state.UnknownMemberError):
+    with pytest.raises(server_errors.UnknownMemberError):
         members[2].beat(10003)
 
 
@@ -112,7 +113,7 @@ def test_a_stale_epoch_is_fenced_and_the_previous_epoch_is_accepted_once():
         member_id=a.member_id, member_epoch=epoch, new_member_id="x", partition_counts=COUNTS, now_ms=3, owned=a.owned
     )
     assert result.assignment is not None
-    with pytest.raises(group_state.FencedMemberEpochError, match="rejoin"):
+    with pytest.raises(server_errors.FencedMemberEpochError, match="rejoin"):
         group.heartbeat(member_id=a.member_id, member_epoch=epoch + 100, new_member_id="x", partition_counts=COUNTS, now_ms=4)
 
 
@@ -138,12 +139,12 @@ def test_commits_are_fenced_by_membership_and_ownership():
     theirs = sorted(b.owned)[0]
     assert group.validate_commit(a.member_id, a.epoch, [mine]) == {}
     refused = group.validate_commit(a.member_id, a.epoch, [theirs])
-    assert isinstance(refused[theirs], group_state.StaleMemberEpochError)
-    with pytest.raises(group_state.UnknownMemberError):
+    assert isinstance(refused[theirs], server_errors.StaleMemberEpochError)
+    with pytest.raises(server_errors.UnknownMemberError):
         group.validate_commit("nobody", 1, [mine])
-    with pytest.raises(group_state.FencedMemberEpochError):
+    with pytest.raises(server_errors.FencedMemberEpochError):
         group.validate_commit(a.member_id, a.epoch + 1, [mine])
-    with pytest.raises(group_state.NonEmptyGroupError, match="2 active member"):
+    with pytest.raises(server_errors.NonEmptyGroupError, match="2 active member"):
         group.validate_commit("", -1, [mine])
 
 
@@ -163,10 +164,10 @@ def test_persisted_membership_round_trips():
 
 def test_bad_regex_and_assignor_are_refused_with_their_names():
     group = ConsumerGroup("g")
-    with pytest.raises(group_state.InvalidGroupRequestError, match="regex"):
+    with pytest.raises(server_errors.InvalidGroupRequestError, match="regex"):
         group.heartbeat(member_id="", member_epoch=0, new_member_id="m", partition_counts=COUNTS, now_ms=0,
                         subscribed_topic_regex="(")
-    with pytest.raises(group_state.InvalidGroupRequestError, match="assignor 'x'"):
+    with pytest.raises(server_errors.InvalidGroupRequestError, match="assignor 'x'"):
         group.heartbeat(member_id="", member_epoch=0, new_member_id="m", partition_counts=COUNTS, now_ms=0,
                         assignor="x")
 

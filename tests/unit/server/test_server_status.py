@@ -1,38 +1,78 @@
 """server/status.py is the single table from domain errors to the wire (STYLE.md §3).
 
 Goal: no domain error can reach a client as an unmapped INTERNAL, and every protocol ErrorCode has
-a gRPC code. Method: walk every exception class of storage/, metadata/ and server/ errors modules
-(and of the consumer-group state machine, server/groups/state.py)
-and every ErrorCode value; check the hints that errors carry end up in the ErrorDetail.
+a gRPC code. Method: find every `errors` module of the storage, metadata and server packages (any
+depth), walk every exception class defined anywhere in those packages' modules, and require each to
+live in an errors module and have a row; walk every ErrorCode value; check the hints that errors
+carry end up in the ErrorDetail.
 """
 
 from __future__ import annotations
 
+import importlib
 import inspect
+import pkgutil
 
+import freshet.metadata
+import freshet.server
+import freshet.storage
 import grpc
 from freshet.metadata import errors as metadata_errors
 from freshet.server import errors as server_errors
 from freshet.server import status
-from freshet.server.groups import state as group_state
 from freshet.storage import errors as storage_errors
 from freshet.v1 import common_pb2
 
 E = common_pb2.ErrorCode
+LAYERS = (freshet.storage, freshet.metadata, freshet.server)
+
+
+def layer_modules() -> list:
+    """Every module of storage/, metadata/ and server/, sub-packages included."""
+    modules = []
+    for layer in LAYERS:
+        modules.append(layer)
+        for info in pkgutil.walk_packages(layer.__path__, layer.__name__ + "."):
+            modules.append(importlib.import_module(info.name))
+    return modules
+
+
+def exception_classes_defined_in(module) -> list[type[Exception]]:
+    return [
+        value
+        for _, value in inspect.getmembers(module, inspect.isclass)
+        if issubclass(value, Exception) and value.__module__ == module.__name__
+    ]
 
 
 def domain_error_classes() -> list[type[Exception]]:
-    classes = []
-    for module in (storage_errors, metadata_errors, server_errors, group_state):
-        for _, value in inspect.getmembers(module, inspect.isclass):
-            if issubclass(value, Exception) and value.__module__ == module.__name__:
-                classes.append(value)
-    return classes
+    """The exception classes of every `errors` module of the three layers."""
+    return [
+        cls
+        for module in layer_modules()
+        if module.__name__.rsplit(".", 1)[-1] == "errors"
+        for cls in exception_classes_defined_in(module)
+    ]
+
+
+def test_public_exceptions_are_defined_only_in_errors_modules():
+    """A public exception class elsewhere (as the group errors once were in server/groups/state.py)
+    would escape the table: it must move to its layer's errors.py. Private ones (`_Truncated`)
+    never leave their module; server/tools/ are command-line helpers that serve no gRPC."""
+    stray = [
+        f"{module.__name__}.{cls.__qualname__}"
+        for module in layer_modules()
+        if module.__name__.rsplit(".", 1)[-1] != "errors" and not module.__name__.startswith("freshet.server.tools")
+        for cls in exception_classes_defined_in(module)
+        if not cls.__name__.startswith("_")
+    ]
+    assert stray == []
 
 
 def test_every_domain_error_class_has_its_own_row():
     classes = domain_error_classes()
     assert len(classes) > 30
+    assert server_errors.ForwardedError in classes and server_errors.UnknownMemberError in classes
     missing = [cls.__qualname__ for cls in classes if cls not in status.DOMAIN_ERRORS]
     assert missing == [], f"add rows to server/status.py DOMAIN_ERRORS for {missing}"
     stale = [cls.__qualname__ for cls in status.DOMAIN_ERRORS if cls not in classes]
@@ -47,8 +87,10 @@ def test_every_error_code_has_a_grpc_code_and_only_none_is_ok():
 
 def test_rows_without_a_code_are_exactly_the_errors_carrying_one():
     for cls, code in status.DOMAIN_ERRORS.items():
-        carries = "error_code" in inspect.signature(cls.__init__).parameters or issubclass(
-            cls, metadata_errors.ControllerRequestError
+        carries = (
+            "error_code" in inspect.signature(cls.__init__).parameters
+            or issubclass(cls, metadata_errors.ControllerRequestError)
+            or cls is server_errors.ForwardedError  # its error_code is its ErrorDetail's
         )
         assert (code is None) == carries, cls
 
