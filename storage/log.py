@@ -27,6 +27,17 @@ The hot paths touch batch headers only: append validates framing and CRC, stamps
 and leader epoch (outside the CRC'd range) and writes the bytes with one `pwrite`; read finds a
 position through the offset index and returns bytes from one `pread`.
 
+How the code is cut (Kafka's UnifiedLog / LocalLog / LogSegments / LogLoader split): this module
+keeps `PartitionLog`, the public API and the only lock, and does what needs several parts at once:
+ordering an append's steps, the offline/closed checks, the flush policy, the cleaner checkpoint and
+generation, and keeping the leader-epoch cache and producer state in step with the segments.
+Its collaborators hold no lock and are called only under this one:
+
+    log_append.py      checks and places an append's batches before anything is written (pure)
+    log_segments.py    the ordered segments: lookups, reads, roll, truncation, retention deletes, swap
+    log_loader.py      open and recovery: directory layout, interrupted swaps, torn tails, rebuilt state
+    leader_epoch.py    the leader-epoch cache;  producer_state.py  idempotent-producer state
+
 Imports: standard library and `freshet.storage`. Forbidden: grpc, wire types (freshet.v1), metadata,
 server, client, cli (import-linter contract).
 
@@ -37,68 +48,51 @@ lock only to take a snapshot of the segment list and to swap in cleaned segments
 
 from __future__ import annotations
 
-import bisect
 import dataclasses
 import logging
 import os
 import shutil
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import NamedTuple
 
-from freshet.storage.checkpoint import (
-    fsync_directory,
-    parse_int_fields,
-    read_checkpoint,
-    remove_stale_temp_files,
-    write_atomically,
-    write_checkpoint,
-)
+from freshet.storage.checkpoint import fsync_directory, write_atomically, write_checkpoint
 from freshet.storage.clock import Clock, SystemClock
-from freshet.storage.compression import SUPPORTED_COMPRESSION_TYPES
 from freshet.storage.config import LONG_MAX, LogConfig
 from freshet.storage.errors import (
-    CorruptCheckpointError,
-    CorruptRecordError,
-    InconsistentTopicIdError,
-    InvalidRecordError,
     KafkaStorageError,
     LogClosedError,
-    LogOffsetGapError,
     OffsetOutOfRangeError,
     RecordTooLargeError,
-    UnsupportedCompressionError,
 )
 from freshet.storage.leader_epoch import LeaderEpochCache
-from freshet.storage.producer_state import ProducerStateManager
-from freshet.storage.record_batch import (
-    LOG_OVERHEAD,
-    NO_TIMESTAMP,
-    BatchHeader,
-    TimestampType,
-    parse_header,
-    stamp_batch,
-    stamp_log_append_time,
+from freshet.storage.log_append import (
+    Placement,
+    plan_follower_append,
+    plan_leader_append,
+    stamp_batches,
+    validate_leader_batches,
 )
-from freshet.storage.record_batch import verify_crc as verify_batch_crc
-from freshet.storage.segment import (
-    CLEANED_FILE_SUFFIX,
-    LOG_FILE_SUFFIX,
-    SWAP_FILE_SUFFIX,
-    LogSegment,
-    parse_segment_file_name,
+from freshet.storage.log_loader import (
+    CLEAN_SHUTDOWN_FILE_NAME,
+    CLEANER_CHECKPOINT_FILE_NAME,
+    CLEANER_CHECKPOINT_VERSION,
+    LogLoader,
+    rebuild_producer_state,
 )
+from freshet.storage.log_loader import (
+    PARTITION_METADATA_FILE_NAME as PARTITION_METADATA_FILE_NAME,  # re-exported: part of the layout
+)
+from freshet.storage.log_segments import LogSegments
+from freshet.storage.producer_state import BatchMetadata, ProducerStateManager
+from freshet.storage.record_batch import NO_TIMESTAMP, TimestampType
+from freshet.storage.segment import LogSegment
 
 logger = logging.getLogger(__name__)
 
-CLEAN_SHUTDOWN_FILE_NAME = ".clean-shutdown"
-PARTITION_METADATA_FILE_NAME = "partition.metadata"
-CLEANER_CHECKPOINT_FILE_NAME = "cleaner-offset-checkpoint"
 #: Suffix of a partition directory being deleted.
 DELETE_DIR_SUFFIX = "-delete"
-_CLEANER_CHECKPOINT_VERSION = 0
-_PARTITION_METADATA_VERSION = 0
 
 #: offsets_for_time sentinels (Kafka ListOffsets): the log end offset, the log start offset, and
 #: the offset of the record with the largest timestamp.
@@ -189,9 +183,7 @@ class PartitionLog:
         self._config = config
         self._clock = clock
         self._lock = threading.RLock()
-        self._segments: list[LogSegment] = []
-        self._base_offsets: list[int] = []
-        self._size_bytes = 0
+        self._segments = LogSegments(directory, [])
         self._is_closed = False
         self._offline_error: KafkaStorageError | None = None
         self._unflushed_records = 0
@@ -226,207 +218,22 @@ class PartitionLog:
             CorruptRecordError: a sealed segment's batch headers do not parse while rebuilding state.
         """
         log = cls(directory, config, clock or SystemClock())
+        loader = LogLoader(directory, config)
         try:
             os.makedirs(directory, exist_ok=True)
             with log._lock:
-                log._load(topic_id)
+                loaded = loader.load(topic_id, log._producer_state, log._clock.now_ms())
+                log._segments = loaded.segments
+                log._topic_id = loaded.topic_id
+                log._epoch_cache = loaded.epoch_cache
+                log._cleaner_checkpoint = loaded.cleaner_checkpoint
+                log.repairs = loaded.repairs
         except BaseException as error:
-            for segment in log._segments:
-                segment.release()
+            loader.release()
             if isinstance(error, OSError):
                 raise KafkaStorageError(directory, "open log", error) from error
             raise
         return log
-
-    def _load(self, topic_id: str | None) -> None:
-        directory = self.directory
-        now_ms = self._clock.now_ms()
-        marker = os.path.join(directory, CLEAN_SHUTDOWN_FILE_NAME)
-        had_clean_shutdown = os.path.exists(marker)
-        self._load_topic_id(topic_id)
-        for name in remove_stale_temp_files(directory):
-            logger.info("%s: removed %s left by an interrupted write", directory, name)
-        self._complete_interrupted_swaps(now_ms)
-
-        base_offsets = sorted(
-            parsed[0]
-            for parsed in map(parse_segment_file_name, os.listdir(directory))
-            if parsed is not None and parsed[1] == LOG_FILE_SUFFIX and parsed[2] == ""
-        )
-        self._remove_orphan_indexes(set(base_offsets))
-        segments = []
-        for number, base_offset in enumerate(base_offsets):
-            is_last = number == len(base_offsets) - 1
-            segments.append(LogSegment.open(directory, base_offset, self._config, now_ms, is_active=is_last))
-        self._segments = segments
-        self._base_offsets = [segment.base_offset for segment in segments]
-        if segments:
-            self._recover_segments(had_clean_shutdown)
-        else:
-            self._segments = [LogSegment.create(directory, 0, self._config, now_ms)]
-            self._base_offsets = [0]
-        self._size_bytes = sum(segment.size for segment in self._segments)
-
-        self._load_epoch_cache()
-        self._epoch_cache.truncate_from_end(self.log_end_offset)
-        self._epoch_cache.truncate_from_start(self.log_start_offset)
-        self._load_producer_state(now_ms)
-        self._load_cleaner_checkpoint()
-        if had_clean_shutdown:
-            os.unlink(marker)
-            fsync_directory(directory)
-
-    def _recover_segments(self, had_clean_shutdown: bool) -> None:
-        """Re-read segments that need it; cut everything after the first corrupt batch found."""
-        number = 0
-        while number < len(self._segments):
-            segment = self._segments[number]
-            is_last = number == len(self._segments) - 1
-            if segment.needs_recovery or (is_last and not had_clean_shutdown):
-                reason = segment.recovery_reason or "unclean shutdown"
-                logger.warning("recovering %s (%s)", segment.log_path, reason)
-                cut = segment.recover(allows_gaps=self._config.is_compacted)
-                if cut:
-                    self.repairs.append((segment.log_path, segment.size, cut))
-                    later = self._segments[number + 1 :]
-                    if later:
-                        # The log is the prefix of intact batches: what follows a hole cannot be served.
-                        logger.error(
-                            "%s: corrupt batch at position %d of a sealed segment; deleting %d later segments",
-                            segment.log_path,
-                            segment.size,
-                            len(later),
-                        )
-                        for stale in later:
-                            self.repairs.append((stale.log_path, 0, stale.size))
-                            stale.delete()
-                        del self._segments[number + 1 :]
-                        del self._base_offsets[number + 1 :]
-                        is_last = True
-                if not is_last:
-                    segment.seal()
-            number += 1
-
-    def _complete_interrupted_swaps(self, now_ms: int) -> None:
-        """Finish (or discard) a compaction swap that a crash interrupted (Kafka's .cleaned/.swap files)."""
-        directory = self.directory
-        names = os.listdir(directory)
-        for name in names:
-            parsed = parse_segment_file_name(name)
-            if parsed is not None and parsed[2] == CLEANED_FILE_SUFFIX:
-                os.unlink(os.path.join(directory, name))
-                logger.info("%s: removed unfinished cleaner output %s", directory, name)
-        swap_bases = sorted(
-            parsed[0]
-            for parsed in map(parse_segment_file_name, names)
-            if parsed is not None and parsed[1] == LOG_FILE_SUFFIX and parsed[2] == SWAP_FILE_SUFFIX
-        )
-        for base_offset in swap_bases:
-            swap = LogSegment.open(
-                directory, base_offset, self._config, now_ms, is_active=False, suffix=SWAP_FILE_SUFFIX
-            )
-            if swap.needs_recovery:
-                swap.recover(allows_gaps=True)
-                swap.seal()
-            end = max(swap.next_offset, base_offset + 1)
-            for parsed in map(parse_segment_file_name, os.listdir(directory)):
-                if parsed is None or parsed[1] != LOG_FILE_SUFFIX or parsed[2] != "":
-                    continue
-                if base_offset <= parsed[0] < end:
-                    old = LogSegment.open(directory, parsed[0], self._config, now_ms, is_active=False)
-                    old.delete()
-            swap.rename_suffix("")
-            swap.release()
-            fsync_directory(directory)
-            logger.info("%s: completed an interrupted compaction swap at offset %d", directory, base_offset)
-        for name in os.listdir(directory):
-            parsed = parse_segment_file_name(name)
-            if parsed is not None and parsed[2] == SWAP_FILE_SUFFIX:
-                # Index files of a swap whose log file was already renamed: the live segment
-                # rebuilds its indexes because they are missing.
-                os.unlink(os.path.join(directory, name))
-
-    def _remove_orphan_indexes(self, base_offsets: set[int]) -> None:
-        for name in os.listdir(self.directory):
-            parsed = parse_segment_file_name(name)
-            if (
-                parsed is not None
-                and parsed[2] == ""
-                and parsed[1] != LOG_FILE_SUFFIX
-                and parsed[0] not in base_offsets
-            ):
-                os.unlink(os.path.join(self.directory, name))
-
-    def _load_topic_id(self, topic_id: str | None) -> None:
-        path = os.path.join(self.directory, PARTITION_METADATA_FILE_NAME)
-        stored = None
-        if os.path.exists(path):
-            with open(path, encoding="utf-8") as file:
-                fields = dict(line.split(": ", 1) for line in file.read().splitlines() if ": " in line)
-            stored = fields.get("topic_id")
-        if stored is None and topic_id is not None:
-            text = f"version: {_PARTITION_METADATA_VERSION}\ntopic_id: {topic_id}\n"
-            write_atomically(path, text.encode("utf-8"))
-            stored = topic_id
-        if topic_id is not None and stored != topic_id:
-            assert stored is not None
-            raise InconsistentTopicIdError(self.directory, topic_id, stored)
-        self._topic_id = stored
-
-    def _load_epoch_cache(self) -> None:
-        try:
-            self._epoch_cache = LeaderEpochCache.load(self.directory)
-            return
-        except CorruptCheckpointError as error:
-            logger.warning("%s; rebuilding it from batch headers", error)
-        cache = LeaderEpochCache(self.directory)
-        for header in self._iter_headers_from(self.log_start_offset):
-            if header.partition_leader_epoch >= 0:
-                cache.assign_in_memory(header.partition_leader_epoch, header.base_offset)
-        cache.flush()
-        self._epoch_cache = cache
-
-    def _load_producer_state(self, now_ms: int) -> None:
-        self._rebuild_producer_state(self.log_end_offset)
-        self._producer_state.remove_expired_producers(now_ms)
-
-    def _rebuild_producer_state(self, end_offset: int) -> None:
-        """Load the newest producer snapshot at or below `end_offset`, then replay batch headers from it.
-
-        Snapshots above `end_offset` are deleted first. A snapshot taken at `end_offset` needs no
-        replay: no batch ends at or after the log end offset.
-        """
-        state = self._producer_state
-        state.delete_snapshots_after(end_offset)
-        loaded = state.load_latest_snapshot(end_offset)
-        if loaded != end_offset:
-            replay_from = loaded if loaded is not None else self.log_start_offset
-            state.map_end_offset = replay_from
-            state.apply_headers(self._iter_headers_from(replay_from))
-        state.map_end_offset = end_offset
-
-    def _load_cleaner_checkpoint(self) -> None:
-        path = os.path.join(self.directory, CLEANER_CHECKPOINT_FILE_NAME)
-        try:
-            entries = read_checkpoint(path, _CLEANER_CHECKPOINT_VERSION, parse_int_fields(1))
-        except CorruptCheckpointError as error:
-            logger.warning("%s; cleaning restarts from the log start", error)
-            entries = None
-        offset = entries[0][0] if entries else self.log_start_offset
-        self._cleaner_checkpoint = min(max(offset, self.log_start_offset), self.log_end_offset)
-
-    def _iter_headers_from(self, offset: int) -> Iterator[BatchHeader]:
-        """Headers of every batch whose last offset is >= `offset`, in order (no CRC checks)."""
-        number = max(bisect.bisect_right(self._base_offsets, offset) - 1, 0)
-        for segment in self._segments[number:]:
-            start = 0
-            if segment.base_offset < offset:
-                found = segment.translate_offset(offset)
-                if found is None:
-                    continue
-                start = found[0]
-            for _, header in segment.iter_headers(start):
-                yield header
 
     # =============================================================================================
     # Properties.
@@ -462,14 +269,13 @@ class PartitionLog:
         with self._lock:
             if not self._segments:
                 raise LogClosedError(self.directory)
-            active = self._segments[-1]
-            return active.next_offset
+            return self._segments.end_offset
 
     @property
     def size_bytes(self) -> int:
         """Total bytes of all segment `.log` files."""
         with self._lock:
-            return self._size_bytes
+            return self._segments.size_bytes
 
     @property
     def segment_count(self) -> int:
@@ -495,7 +301,7 @@ class PartitionLog:
     def segment_base_offsets(self) -> list[int]:
         """Base offsets of the segments, ascending."""
         with self._lock:
-            return list(self._base_offsets)
+            return self._segments.base_offsets()
 
     def _check_usable(self) -> None:
         if self._is_closed:
@@ -545,7 +351,7 @@ class PartitionLog:
         with self._lock:
             self._check_usable()
             config = self._config
-            batches = self._validate_leader_batches(view, config.max_message_bytes)
+            batches = validate_leader_batches(view, config.max_message_bytes)
             total = len(buffer)
             if total > config.segment_bytes:
                 raise RecordTooLargeError(total, config.segment_bytes, what="append")
@@ -553,92 +359,35 @@ class PartitionLog:
             is_log_append_time = config.message_timestamp_type == TimestampType.LOG_APPEND_TIME
             first_offset = self.log_end_offset
             producer_append = self._producer_state.begin_append(is_validated=True)
-            placements: list[tuple[int, int, int, int, int]] = []
-            offset = first_offset
-            record_count = 0
-            max_timestamp = NO_TIMESTAMP
-            offset_of_max = first_offset
-            for position, header in batches:
-                next_offset = offset + header.last_offset_delta + 1
-                if header.producer_id >= 0:
-                    duplicate = producer_append.find_duplicate(header)
-                    if duplicate is not None:
-                        return LogAppendInfo(
-                            duplicate.first_offset,
-                            duplicate.last_offset,
-                            duplicate.max_timestamp,
-                            duplicate.first_offset,
-                            duplicate.max_timestamp if is_log_append_time else -1,
-                            self.log_start_offset,
-                            0,
-                            0,
-                            is_duplicate=True,
-                        )
-                    producer_append.append(header, offset, next_offset - 1)
-                batch_max_timestamp = now_ms if is_log_append_time else header.max_timestamp
-                if batch_max_timestamp > max_timestamp:
-                    max_timestamp, offset_of_max = batch_max_timestamp, offset
-                placements.append(
-                    (position, header.batch_length + LOG_OVERHEAD, offset, next_offset, batch_max_timestamp)
+            plan = plan_leader_append(batches, first_offset, producer_append, now_ms, is_log_append_time)
+            if isinstance(plan, BatchMetadata):
+                return LogAppendInfo(
+                    plan.first_offset,
+                    plan.last_offset,
+                    plan.max_timestamp,
+                    plan.first_offset,
+                    plan.max_timestamp if is_log_append_time else -1,
+                    self.log_start_offset,
+                    0,
+                    0,
+                    is_duplicate=True,
                 )
-                record_count += header.record_count
-                offset = next_offset
-            for position, _, base_offset, _, _ in placements:
-                stamp_batch(view, base_offset, leader_epoch, position)
-                if is_log_append_time:
-                    stamp_log_append_time(view, now_ms, position)
-            self._write(view, placements, max_timestamp, now_ms)
+            stamp_batches(view, plan.placements, leader_epoch, now_ms if is_log_append_time else None)
+            self._write(view, plan.placements, plan.max_timestamp, now_ms)
             if leader_epoch >= 0:
                 self._epoch_cache.assign(leader_epoch, first_offset)
-            self._producer_state.commit(producer_append, offset)
-            self._after_append(record_count)
+            self._producer_state.commit(producer_append, plan.end_offset)
+            self._after_append(plan.record_count)
             return LogAppendInfo(
                 first_offset,
-                offset - 1,
-                max_timestamp,
-                offset_of_max,
+                plan.end_offset - 1,
+                plan.max_timestamp,
+                plan.offset_of_max_timestamp,
                 now_ms if is_log_append_time else -1,
                 self._segments[0].base_offset,
-                record_count,
+                plan.record_count,
                 total,
             )
-
-    @staticmethod
-    def _validate_leader_batches(view: memoryview, max_message_bytes: int) -> list[tuple[int, BatchHeader]]:
-        batches: list[tuple[int, BatchHeader]] = []
-        position = 0
-        end = len(view)
-        while position < end:
-            header = parse_header(view, position)
-            size = header.batch_length + LOG_OVERHEAD
-            if position + size > end:
-                raise CorruptRecordError(
-                    f"batch of {size} bytes is truncated to {end - position} bytes", position=position
-                )
-            if size > max_message_bytes:
-                raise RecordTooLargeError(size, max_message_bytes)
-            verify_batch_crc(header, view[position : position + size], position)
-            if header.record_count < 1 or header.record_count != header.last_offset_delta + 1:
-                raise InvalidRecordError(
-                    f"batch at position {position} has record_count {header.record_count} and "
-                    f"last_offset_delta {header.last_offset_delta}; a producer batch needs count == delta + 1 >= 1"
-                )
-            if header.is_control:
-                raise InvalidRecordError("producers may not write control batches")
-            if header.is_transactional:
-                raise InvalidRecordError("transactional batches are not supported")
-            if header.compression not in SUPPORTED_COMPRESSION_TYPES:
-                raise UnsupportedCompressionError(header.compression)
-            if header.producer_id >= 0 and (header.producer_epoch < 0 or header.base_sequence < 0):
-                raise InvalidRecordError(
-                    f"idempotent batch of producer {header.producer_id} has epoch {header.producer_epoch} "
-                    f"and base sequence {header.base_sequence}"
-                )
-            batches.append((position, header))
-            position += size
-        if not batches:
-            raise InvalidRecordError("an append needs at least one batch")
-        return batches
 
     def append_as_follower(
         self, data: bytes | bytearray | memoryview, *, verify_crc: bool = False
@@ -664,118 +413,40 @@ class PartitionLog:
             view = view.cast("B")
         with self._lock:
             self._check_usable()
-            allows_gaps = self._config.is_compacted
-            expected = self._segments[-1].next_offset
-            placements: list[tuple[int, int, int, int, int]] = []
-            epochs: list[tuple[int, int]] = []
-            headers: list[BatchHeader] = []
-            record_count = 0
-            max_timestamp = NO_TIMESTAMP
-            offset_of_max = expected
-            latest_epoch = self._epoch_cache.latest_epoch
-            position = 0
-            end = len(view)
-            while position < end:
-                header = parse_header(view, position)
-                # One unpack instead of a dozen attribute lookups: this loop is the replication hot path.
-                (
-                    base_offset,
-                    batch_length,
-                    epoch,
-                    _,
-                    _,
-                    _,
-                    last_offset_delta,
-                    _,
-                    batch_max_timestamp,
-                    _,
-                    _,
-                    _,
-                    count,
-                ) = header
-                size = batch_length + LOG_OVERHEAD
-                if position + size > end:
-                    raise CorruptRecordError(
-                        f"batch of {size} bytes is truncated to {end - position} bytes", position=position
-                    )
-                if verify_crc:
-                    verify_batch_crc(header, view[position : position + size], position)
-                if base_offset != expected:
-                    if base_offset < expected:
-                        raise LogOffsetGapError(expected, base_offset, "overlaps offsets already in the log")
-                    if not allows_gaps:
-                        raise LogOffsetGapError(expected, base_offset, "leaves a gap in a non-compacted log")
-                if count > last_offset_delta + 1:
-                    raise CorruptRecordError(
-                        f"{count} records cannot fit {last_offset_delta + 1} offsets", position=position
-                    )
-                next_offset = base_offset + last_offset_delta + 1
-                placements.append((position, size, base_offset, next_offset, batch_max_timestamp))
-                if epoch >= 0 and epoch != latest_epoch:
-                    epochs.append((epoch, base_offset))
-                    latest_epoch = epoch
-                if batch_max_timestamp > max_timestamp:
-                    max_timestamp, offset_of_max = batch_max_timestamp, base_offset
-                headers.append(header)
-                record_count += count
-                expected = next_offset
-                position += size
-            if not placements:
-                raise InvalidRecordError("an append needs at least one batch")
+            plan = plan_follower_append(
+                view,
+                self._segments.end_offset,
+                allows_gaps=self._config.is_compacted,
+                latest_epoch=self._epoch_cache.latest_epoch,
+                verify_crc=verify_crc,
+            )
             now_ms = self._clock.now_ms()
-            self._write(view, placements, max_timestamp, now_ms)
-            for epoch, start_offset in epochs:
+            self._write(view, plan.placements, plan.max_timestamp, now_ms)
+            for epoch, start_offset in plan.epochs:
                 self._epoch_cache.assign(epoch, start_offset)
-            self._producer_state.apply_headers(headers)
-            self._after_append(record_count)
+            self._producer_state.apply_headers(plan.headers)
+            self._after_append(plan.record_count)
             return LogAppendInfo(
-                placements[0][2],
-                expected - 1,
-                max_timestamp,
-                offset_of_max,
+                plan.placements[0][2],
+                plan.end_offset - 1,
+                plan.max_timestamp,
+                plan.offset_of_max_timestamp,
                 -1,
                 self._segments[0].base_offset,
-                record_count,
-                end,
+                plan.record_count,
+                len(view),
             )
 
-    def _write(
-        self,
-        data: memoryview,
-        placements: list[tuple[int, int, int, int, int]],
-        max_timestamp: int,
-        now_ms: int,
-    ) -> None:
+    def _write(self, data: memoryview, placements: list[Placement], max_timestamp: int, now_ms: int) -> None:
         """Roll if needed, then append to the active segment. Holds the lock."""
+        segments = self._segments
         try:
-            segment = self._maybe_roll(
-                len(data), max_timestamp, placements[0][2], placements[-1][3] - 1, now_ms
-            )
-            segment.append(data, placements)
+            if segments.is_roll_due(len(data), max_timestamp, placements[-1][3] - 1, self._config, now_ms):
+                self._roll(placements[0][2], now_ms)
+            segments.append(data, placements)
         except KafkaStorageError as error:
             self._go_offline(error)
             raise
-        self._size_bytes += len(data)
-
-    def _maybe_roll(
-        self, size_bytes: int, max_timestamp: int, first_offset: int, last_offset: int, now_ms: int
-    ) -> LogSegment:
-        """Roll when the append would not fit the active segment (Kafka's LogSegment.shouldRoll)."""
-        segment = self._segments[-1]
-        config = self._config
-        if segment.size > 0:
-            is_due = (
-                segment.size + size_bytes > config.segment_bytes
-                or segment.time_waited_for_roll(now_ms, max_timestamp)
-                > config.segment_ms - config.segment_jitter_ms
-                or segment.is_index_full()
-                or not segment.can_hold_offset(last_offset)
-            )
-        else:
-            is_due = not segment.can_hold_offset(last_offset)
-        if is_due:
-            return self._roll(first_offset, now_ms)
-        return segment
 
     def roll(self) -> None:
         """Seal the active segment and start a new one at the log end offset (if the active one is not empty)."""
@@ -788,24 +459,13 @@ class PartitionLog:
                 raise
 
     def _roll(self, base_offset: int, now_ms: int) -> LogSegment:
+        """Roll the segments; a new segment starts with a producer-state snapshot at its base offset."""
         active = self._segments[-1]
-        base_offset = max(base_offset, active.next_offset)
-        if active.size == 0:
-            if active.base_offset == base_offset:
-                return active
-            # An empty active segment cannot take offsets this far ahead: replace it (Kafka does too).
-            active.delete()
-            self._segments.pop()
-            self._base_offsets.pop()
-        else:
-            active.seal()
-        segment = LogSegment.create(self.directory, base_offset, self._config, now_ms)
-        self._segments.append(segment)
-        self._base_offsets.append(base_offset)
-        fsync_directory(self.directory)
-        self._producer_state.map_end_offset = base_offset
-        self._producer_state.remove_expired_producers(now_ms)
-        self._producer_state.take_snapshot()
+        segment = self._segments.roll(base_offset, self._config, now_ms)
+        if segment is not active:
+            self._producer_state.map_end_offset = segment.base_offset
+            self._producer_state.remove_expired_producers(now_ms)
+            self._producer_state.take_snapshot()
         return segment
 
     def _after_append(self, record_count: int) -> None:
@@ -858,19 +518,15 @@ class PartitionLog:
                 raise OffsetOutOfRangeError(offset, start_offset, end_offset)
             if offset == end_offset or (max_offset is not None and offset >= max_offset):
                 return LogReadResult(b"", -1, offset, start_offset, end_offset)
-            number = bisect.bisect_right(self._base_offsets, offset) - 1
             try:
-                for segment in self._segments[number:]:
-                    result = segment.read(offset, max_bytes, max_offset)
-                    if result is not None:
-                        records, first_offset, next_offset = result
-                        if not records:
-                            return LogReadResult(b"", -1, offset, start_offset, end_offset)
-                        return LogReadResult(records, first_offset, next_offset, start_offset, end_offset)
+                result = self._segments.read(offset, max_bytes, max_offset)
             except KafkaStorageError as error:
                 self._go_offline(error)
                 raise
-            return LogReadResult(b"", -1, offset, start_offset, end_offset)
+            if result is None or not result[0]:
+                return LogReadResult(b"", -1, offset, start_offset, end_offset)
+            records, first_offset, next_offset = result
+            return LogReadResult(records, first_offset, next_offset, start_offset, end_offset)
 
     def offsets_for_time(self, timestamp: int) -> TimestampAndOffset | None:
         """The first record whose timestamp is >= `timestamp` (Kafka ListOffsets).
@@ -892,20 +548,12 @@ class PartitionLog:
             if timestamp == EARLIEST_TIMESTAMP:
                 return TimestampAndOffset(NO_TIMESTAMP, self.log_start_offset)
             if timestamp == TIMESTAMP_MAX:
-                best = max(self._segments, key=lambda segment: segment.max_timestamp)
-                if best.max_timestamp == NO_TIMESTAMP:
-                    return None
-                return TimestampAndOffset(best.max_timestamp, best.offset_of_max_timestamp)
-            if timestamp < 0:
+                found = self._segments.max_timestamp()
+            elif timestamp < 0:
                 raise ValueError(f"timestamp {timestamp} is negative and not a special value")
-            start_offset = self.log_start_offset
-            for segment in self._segments:
-                if segment.max_timestamp < timestamp:
-                    continue
-                found = segment.find_offset_by_timestamp(timestamp, start_offset)
-                if found is not None:
-                    return TimestampAndOffset(*found)
-            return None
+            else:
+                found = self._segments.find_offset_by_timestamp(timestamp, self.log_start_offset)
+            return None if found is None else TimestampAndOffset(*found)
 
     def end_offset_for_epoch(self, leader_epoch: int) -> tuple[int, int]:
         """OffsetsForLeaderEpoch: (largest epoch <= `leader_epoch`, its end offset); see LeaderEpochCache.end_offset_for."""
@@ -955,15 +603,10 @@ class PartitionLog:
                 self._truncate_fully_and_start_at(offset)
                 return True
             try:
-                while len(self._segments) > 1 and self._segments[-1].base_offset > offset:
-                    segment = self._segments.pop()
-                    self._base_offsets.pop()
-                    segment.delete()
-                self._segments[-1].truncate_to(offset)
+                self._segments.truncate_to(offset)
             except KafkaStorageError as error:
                 self._go_offline(error)
                 raise
-            self._size_bytes = sum(segment.size for segment in self._segments)
             self._after_truncation()
             return True
 
@@ -981,24 +624,19 @@ class PartitionLog:
 
     def _truncate_fully_and_start_at(self, offset: int) -> None:
         try:
-            for segment in self._segments:
-                segment.delete()
-            self._segments = [LogSegment.create(self.directory, offset, self._config, self._clock.now_ms())]
-            self._base_offsets = [offset]
-            fsync_directory(self.directory)
+            self._segments.restart_at(offset, self._config, self._clock.now_ms())
             self._epoch_cache.clear()
             self._producer_state.delete_snapshots_after(-1)
         except KafkaStorageError as error:
             self._go_offline(error)
             raise
         self._producer_state.reset(offset)
-        self._size_bytes = 0
         self._after_truncation()
 
     def _after_truncation(self) -> None:
         end_offset = self.log_end_offset
         self._epoch_cache.truncate_from_end(end_offset)
-        self._rebuild_producer_state(end_offset)
+        rebuild_producer_state(self._producer_state, self._segments, end_offset)
         if self._cleaner_checkpoint > end_offset or self._cleaner_checkpoint < self.log_start_offset:
             self._write_cleaner_checkpoint(
                 min(max(self._cleaner_checkpoint, self.log_start_offset), end_offset)
@@ -1040,7 +678,7 @@ class PartitionLog:
                     now_ms,
                 )
             if config.retention_bytes >= 0:
-                excess = [self._size_bytes - config.retention_bytes]
+                excess = [self._segments.size_bytes - config.retention_bytes]
 
                 def is_over_size(segment: LogSegment) -> bool:
                     if excess[0] - segment.size >= 0:
@@ -1054,27 +692,13 @@ class PartitionLog:
     def _delete_segments(
         self, should_delete: Callable[[LogSegment], bool], high_watermark: int, now_ms: int
     ) -> int:
-        count = 0
-        for number, segment in enumerate(self._segments):
-            is_last = number == len(self._segments) - 1
-            upper_bound = segment.next_offset if is_last else self._segments[number + 1].base_offset
-            if is_last and segment.size == 0:
-                break
-            if high_watermark < upper_bound or not should_delete(segment):
-                break
-            count += 1
+        count = self._segments.deletable_prefix(should_delete, high_watermark)
         if count == 0:
             return 0
         try:
             if count == len(self._segments):
                 self._roll(self.log_end_offset, now_ms)
-            doomed = self._segments[:count]
-            del self._segments[:count]
-            del self._base_offsets[:count]
-            for segment in doomed:
-                logger.info("%s: retention deletes %s", self.directory, segment.log_path)
-                segment.delete()
-                self._size_bytes -= segment.size
+            self._segments.delete_prefix(count)
             start_offset = self._segments[0].base_offset
             self._epoch_cache.truncate_from_start(start_offset)
             self._producer_state.delete_snapshots_before(start_offset)
@@ -1140,11 +764,9 @@ class PartitionLog:
                 return
             self._is_closed = True
             if self._offline_error is not None:
-                for segment in self._segments:
-                    segment.release()
+                self._segments.release_all()
                 return
-            for segment in self._segments:
-                segment.close()
+            self._segments.close_all()
             self._producer_state.map_end_offset = self.log_end_offset
             self._producer_state.take_snapshot()
             write_atomically(os.path.join(self.directory, CLEAN_SHUTDOWN_FILE_NAME), b"")
@@ -1161,10 +783,7 @@ class PartitionLog:
         """
         with self._lock:
             self._is_closed = True
-            for segment in self._segments:
-                segment.release()
-            self._segments = []
-            self._base_offsets = []
+            self._segments.clear()
             remove_log_directory(self.directory)
 
     # =============================================================================================
@@ -1180,7 +799,7 @@ class PartitionLog:
         self._cleaner_checkpoint = offset
         write_checkpoint(
             os.path.join(self.directory, CLEANER_CHECKPOINT_FILE_NAME),
-            _CLEANER_CHECKPOINT_VERSION,
+            CLEANER_CHECKPOINT_VERSION,
             [(offset,)],
         )
 
@@ -1230,24 +849,14 @@ class PartitionLog:
         with self._lock:
             if self._is_closed or self._offline_error is not None or generation != self._generation:
                 return False
-            first = next((number for number, segment in enumerate(self._segments) if segment is old[0]), None)
-            if first is None or self._segments[first : first + len(old)] != old:
+            first = self._segments.find_sealed_run(old)
+            if first is None:
                 return False
-            if first + len(old) >= len(self._segments):
-                return False  # never replace the active segment
             try:
-                cleaned.rename_suffix(SWAP_FILE_SUFFIX)
-                fsync_directory(self.directory)
-                for segment in old:
-                    segment.delete()
-                cleaned.rename_suffix("")
-                fsync_directory(self.directory)
+                self._segments.swap_in(first, old, cleaned)
             except KafkaStorageError as error:
                 self._go_offline(error)
                 raise
-            self._segments[first : first + len(old)] = [cleaned]
-            self._base_offsets[first : first + len(old)] = [cleaned.base_offset]
-            self._size_bytes = sum(segment.size for segment in self._segments)
             if dirty_end_offset > self._cleaner_checkpoint:
                 self._write_cleaner_checkpoint(dirty_end_offset)
             return True

@@ -507,6 +507,47 @@ def encode_batch(
     _check_range("base_offset", base_offset, _INT64_MIN, _INT64_MAX)
     _check_range("record count", count, 1, _INT32_MAX)
 
+    parts, base_timestamp, max_timestamp = _encode_records(records)
+    _check_range("timestamp", base_timestamp, _INT64_MIN, _INT64_MAX)
+    _check_range("timestamp", max_timestamp, _INT64_MIN, _INT64_MAX)
+
+    attributes = _attributes(compression, timestamp_type, is_transactional, is_control)
+    if compression == CompressionType.NONE:
+        parts.insert(0, bytes(BATCH_HEADER_SIZE))
+        batch = bytearray().join(parts)
+    else:
+        batch = bytearray(BATCH_HEADER_SIZE)
+        batch += compress(compression, b"".join(parts), compression_level)
+    batch_length = len(batch) - LOG_OVERHEAD
+    if batch_length > BATCH_LENGTH_MAX:
+        raise RecordTooLargeError(len(batch), BATCH_LENGTH_MAX + LOG_OVERHEAD, what="encoded batch")
+    _HEADER.pack_into(
+        batch,
+        0,
+        base_offset,
+        batch_length,
+        partition_leader_epoch,
+        MAGIC,
+        0,
+        attributes,
+        count - 1,
+        base_timestamp,
+        max_timestamp,
+        producer_id,
+        producer_epoch,
+        base_sequence,
+        count,
+    )
+    _CRC.pack_into(batch, CRC_POSITION, _crc32c(memoryview(batch)[ATTRIBUTES_POSITION:]))
+    return batch
+
+
+def _encode_records(records: Sequence[Record]) -> tuple[list[bytes | bytearray], int, int]:
+    """The records section's parts (unframed, uncompressed), the first and the largest timestamp.
+
+    This is the codec's per-record hot loop, kept whole and inlined: every lookup is a local and
+    there is no call per record except for varints past the cache (DESIGN.md: ~1 µs per record).
+    """
     base_timestamp = records[0][0]
     max_timestamp = base_timestamp
     varint = _VARINT
@@ -560,9 +601,13 @@ def encode_batch(
                 header_bytes,
             )
         )
-    _check_range("timestamp", base_timestamp, _INT64_MIN, _INT64_MAX)
-    _check_range("timestamp", max_timestamp, _INT64_MIN, _INT64_MAX)
+    return parts, base_timestamp, max_timestamp
 
+
+def _attributes(
+    compression: int, timestamp_type: TimestampType, is_transactional: bool, is_control: bool
+) -> int:
+    """The batch attributes field (compression codec, timestamp type, transactional and control bits)."""
     attributes = int(compression) & COMPRESSION_MASK
     if compression != attributes:
         raise InvalidRecordError(f"compression id {compression} does not fit attribute bits 0-2")
@@ -572,35 +617,7 @@ def encode_batch(
         attributes |= TRANSACTIONAL_MASK
     if is_control:
         attributes |= CONTROL_MASK
-
-    if compression == CompressionType.NONE:
-        parts.insert(0, bytes(BATCH_HEADER_SIZE))
-        batch = bytearray().join(parts)
-    else:
-        batch = bytearray(BATCH_HEADER_SIZE)
-        batch += compress(compression, b"".join(parts), compression_level)
-    batch_length = len(batch) - LOG_OVERHEAD
-    if batch_length > BATCH_LENGTH_MAX:
-        raise RecordTooLargeError(len(batch), BATCH_LENGTH_MAX + LOG_OVERHEAD, what="encoded batch")
-    _HEADER.pack_into(
-        batch,
-        0,
-        base_offset,
-        batch_length,
-        partition_leader_epoch,
-        MAGIC,
-        0,
-        attributes,
-        count - 1,
-        base_timestamp,
-        max_timestamp,
-        producer_id,
-        producer_epoch,
-        base_sequence,
-        count,
-    )
-    _CRC.pack_into(batch, CRC_POSITION, _crc32c(memoryview(batch)[ATTRIBUTES_POSITION:]))
-    return batch
+    return attributes
 
 
 def _check_range(name: str, value: int, lowest: int, highest: int) -> None:
@@ -745,6 +762,11 @@ def decode_batch(
     return DecodedBatch(header, _parse_records(header, data, is_raw=False))
 
 
+# Kept whole on purpose, past the ~70-line guide (STYLE.md allows it for codec hot loops): this is
+# the per-record decode loop. Any cut that leaves a loop this size moves per-record work into a
+# helper, and a Python call costs ~85 ns more than inline code on the 2-core bench machine (timeit:
+# 95 ns vs 11 ns for building a 7-tuple), i.e. 3-8% of decoding a small record (1-3 us); the
+# single-byte varint fast paths are inlined for the same reason.
 def _parse_records(header: BatchHeader, data: bytes, is_raw: bool) -> list:
     """Parse a records section, validating every length before use. See decode_batch for the rules.
 

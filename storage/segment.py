@@ -12,6 +12,10 @@ batches near an index entry are parsed.
 A segment is *active* (the last one of its log; takes appends; its indexes are in memory) or
 *sealed* (read-only; indexes memory-mapped on demand; file descriptor opened on first read).
 
+The loops that walk the file's batch headers live in `segment_scan` (the plain forward scan, the
+read path's boundary search, and recovery's verifying scan); this class owns the file descriptor,
+the indexes and the state those scans update.
+
 Imports: standard library and `freshet.storage`. Forbidden: grpc, wire types (freshet.v1), metadata,
 server, client, cli (import-linter contract).
 
@@ -33,9 +37,9 @@ from freshet.storage.record_batch import (
     NO_TIMESTAMP,
     BatchHeader,
     decode_batch,
-    is_crc_valid,
     parse_header,
 )
+from freshet.storage.segment_scan import RecoveryScan, last_boundary_at_or_before, scan_headers
 from freshet.storage.time_index import TimeIndex
 
 logger = logging.getLogger(__name__)
@@ -47,11 +51,6 @@ TIME_INDEX_FILE_SUFFIX = ".timeindex"
 CLEANED_FILE_SUFFIX = ".cleaned"
 #: Suffix of cleaned segment files that replace old segments; the swap is completed on open.
 SWAP_FILE_SUFFIX = ".swap"
-
-# Header scans read this much at a time, so that small batches cost one pread per few dozen.
-_SCAN_CHUNK_BYTES = 8 * 1024
-# Recovery verifies CRCs over chunks this large (a larger batch is read on its own).
-_RECOVERY_CHUNK_BYTES = 8 * 1024 * 1024
 
 
 def segment_file_name(base_offset: int, extension: str, suffix: str = "") -> str:
@@ -401,32 +400,8 @@ class LogSegment:
             raise CorruptRecordError(error.reason, position=position, path=self.log_path) from None
 
     def _scan_headers(self, position: int, end: int) -> Iterator[tuple[int, BatchHeader]]:
-        """Yield (position, header) of each batch from `position` (a batch start) until `end`.
-
-        Raises:
-            CorruptRecordError: a header does not parse, or a batch runs past `end`.
-        """
-        chunk = b""
-        chunk_start = position
-        while position < end:
-            offset_in_chunk = position - chunk_start
-            if offset_in_chunk + BATCH_HEADER_SIZE > len(chunk):
-                chunk = self._pread(min(_SCAN_CHUNK_BYTES, end - position), position)
-                chunk_start = position
-                offset_in_chunk = 0
-            try:
-                header = parse_header(chunk, offset_in_chunk)
-            except CorruptRecordError as error:
-                raise CorruptRecordError(error.reason, position=position, path=self.log_path) from None
-            size = header.batch_length + 12
-            if position + size > end:
-                raise CorruptRecordError(
-                    f"batch of {size} bytes runs past the end of the segment at {end}",
-                    position=position,
-                    path=self.log_path,
-                )
-            yield position, header
-            position += size
+        """(position, header) of each batch from `position` (a batch start) until `end`; see `scan_headers`."""
+        return scan_headers(self._pread, position, end, self.log_path)
 
     def translate_offset(self, offset: int, start_position: int = 0) -> tuple[int, BatchHeader] | None:
         """Find the first batch whose last offset is >= `offset`, searching from `start_position`.
@@ -501,13 +476,7 @@ class LogSegment:
         """
         _, position = self.offset_index.lookup_by_position(limit)
         position = max(position, start)
-        boundary = position
-        for found, header in self._scan_headers(position, end):
-            batch_end = found + header.batch_length + 12
-            if batch_end > limit:
-                return boundary, header.base_offset
-            boundary = batch_end
-        return boundary, None
+        return last_boundary_at_or_before(self._scan_headers(position, end), position, limit)
 
     def read_batch(self, position: int, header: BatchHeader) -> bytes:
         """The bytes of the batch at `position` whose header was already parsed."""
@@ -587,53 +556,18 @@ class LogSegment:
         self._offset_of_max_timestamp = self.base_offset
         self._first_batch_timestamp = None
         self._bytes_since_last_index_entry = 0
-        position = 0
-        reason = ""
-        chunk = b""
-        chunk_start = 0
-        while position < file_size:
-            offset_in_chunk = position - chunk_start
-            if offset_in_chunk + BATCH_HEADER_SIZE > len(chunk):
-                chunk = self._pread(min(_RECOVERY_CHUNK_BYTES, file_size - position), position)
-                chunk_start, offset_in_chunk = position, 0
-            try:
-                header = parse_header(chunk, offset_in_chunk)
-            except CorruptRecordError as error:
-                reason = error.reason
-                break
-            size = header.batch_length + 12
-            if position + size > file_size:
-                reason = f"batch of {size} bytes is torn: only {file_size - position} bytes were written"
-                break
-            if position + size > RELATIVE_OFFSET_MAX:
-                reason = "the segment grows past what uint32 positions can address"
-                break
-            if offset_in_chunk + size > len(chunk):
-                chunk = self._pread(max(min(_RECOVERY_CHUNK_BYTES, file_size - position), size), position)
-                chunk_start, offset_in_chunk = position, 0
-            batch = memoryview(chunk)[offset_in_chunk : offset_in_chunk + size]
-            if not is_crc_valid(header, batch):
-                reason = "CRC mismatch"
-                break
-            if header.base_offset < self._next_offset or (
-                header.base_offset != self._next_offset and not allows_gaps
-            ):
-                reason = f"base offset {header.base_offset} does not continue at {self._next_offset}"
-                break
-            if not self.can_hold_offset(header.next_offset - 1):
-                reason = (
-                    f"offsets up to {header.next_offset - 1} do not fit a segment based at {self.base_offset}"
-                )
-                break
-            if header.record_count > header.last_offset_delta + 1:
-                reason = f"{header.record_count} records cannot fit {header.last_offset_delta + 1} offsets"
-                break
+        scan = RecoveryScan(self._pread, file_size, self.base_offset, allows_gaps=allows_gaps)
+        for position, header in scan:
             self._index_recovered_batch(position, header)
-            position += size
+        position = scan.end_position
         truncated = file_size - position
         if truncated:
             logger.warning(
-                "recovery of %s: cut %d bytes at position %d (%s)", self.log_path, truncated, position, reason
+                "recovery of %s: cut %d bytes at position %d (%s)",
+                self.log_path,
+                truncated,
+                position,
+                scan.reason,
             )
             try:
                 os.ftruncate(self._open_fd(), position)
