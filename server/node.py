@@ -77,6 +77,7 @@ UNREACHABLE_CONTROLLER_GIVE_UP_S = 2.0
 # Logger name prefix -> component shown in the log line.
 _COMPONENTS = (
     ("freshet.server.controller.active", "controller"),
+    ("freshet.server.controller.heartbeat_streams", "controller"),
     ("freshet.server.controller.service", "controller-rpc"),
     ("freshet.server.cluster.channels", "controller-client"),
     ("freshet.server.broker.lifecycle", "broker"),
