@@ -461,76 +461,17 @@ def load_node_config(
         NodeConfigError: naming the first bad key.
     """
     environ = os.environ if environ is None else environ
-    layers: list[tuple[str, Mapping[str, Any]]] = []        # highest precedence first
-    layers.append(("flag", {k: v for k, v in flags.items() if v is not None}))
-    layers.append(("--set", parse_set_options(set_options)))
-    file_values = read_config_file(config_file) if config_file else {}
-    layers.append((f"config file {config_file}", file_values))
-
-    for origin, values in layers:
-        for key in values:
-            if key not in NODE_KEYS and key not in configs.BROKER_KEYS:
-                if key in configs.TOPIC_KEYS:
-                    raise NodeConfigError(
-                        _display(key, origin),
-                        "a topic configuration: set topic defaults for the whole cluster with "
-                        "`freshet config --cluster`, or per topic",
-                    )
-                raise NodeConfigError(_display(key, origin), "unknown configuration key")
-
-    def lookup(key: str) -> _Value | None:
-        for origin, values in layers:
-            if key in values:
-                return _Value(values[key], origin)
-        if key in NODE_DEFAULTS:
-            return _Value(NODE_DEFAULTS[key], "default")
-        return None
-
-    parsed: dict[str, Any] = {}
-    for key, parser in NODE_KEYS.items():
-        found = lookup(key)
-        if found is None:
-            continue
-        try:
-            parsed[key] = parser(found.text)
-        except ValueError as error:
-            raise NodeConfigError(_display(key, found.origin), str(error)) from None
-    for key in ("node.id", "data.dir", "listen", "controller.quorum"):
-        if key not in parsed:
-            raise NodeConfigError(FLAG_NAMES[key], f"is required (or {key} in --config / --set)")
-
-    broker_values: dict[str, str] = {}
-    for key in configs.BROKER_KEYS:
-        found = lookup(key)
-        if found is None:
-            continue
-        try:
-            configs.parse_value(key, str(found.text))
-        except InvalidConfigError as error:
-            raise NodeConfigError(_display(key, found.origin), error.reason) from None
-        broker_values[key] = str(found.text)
-
+    layers = _layers(flags, set_options, config_file)
+    parsed = _parse_node_keys(layers)
+    broker_values = _parse_broker_keys(layers)
     node_id: int = parsed["node.id"]
     roles: frozenset[str] = parsed["roles"]
     quorum: dict[int, HostPort] = parsed["controller.quorum"]
     listen: HostPort = parsed["listen"]
-    advertised: HostPort | None = parsed.get("advertised")
-    if advertised is None:
-        if listen.is_wildcard:
-            raise NodeConfigError("--advertised", f"is required when --listen binds every interface ({listen})")
-        advertised = listen
+    advertised, raft_listen, http_listen = _resolve_listeners(parsed)
     listeners = parsed.get("controller.listeners") or {
         voter: HostPort(address.host, address.port - 1) for voter, address in quorum.items()
     }
-    raft_listen: HostPort | None = None
-    if ROLE_CONTROLLER in roles:
-        raft_listen = parsed.get("raft.listen") or quorum.get(node_id)
-    http_listen = parsed.get("http.listen")
-    if http_listen is None:
-        if listen.port + 2 > 65535:
-            raise NodeConfigError("--http-listen", f"is required: {listen.port} + 2 is not a port")
-        http_listen = HostPort(listen.host, listen.port + 2)
-
     secret, source = None, ""
     if ROLE_CONTROLLER in roles and raft_listen is not None:
         secret, source = _choose_secret(layers, environ, quorum, raft_listen)
@@ -558,6 +499,95 @@ def load_node_config(
     )
     config.validate()
     return config
+
+
+def _layers(
+    flags: Mapping[str, Any | None], set_options: Sequence[str], config_file: str | None
+) -> list[tuple[str, Mapping[str, Any]]]:
+    """(origin, values) of every source, highest precedence first: flags, --set, the config file.
+
+    Raises:
+        NodeConfigError: a key that is not a node or broker configuration.
+    """
+    layers: list[tuple[str, Mapping[str, Any]]] = []        # highest precedence first
+    layers.append(("flag", {k: v for k, v in flags.items() if v is not None}))
+    layers.append(("--set", parse_set_options(set_options)))
+    file_values = read_config_file(config_file) if config_file else {}
+    layers.append((f"config file {config_file}", file_values))
+
+    for origin, values in layers:
+        for key in values:
+            if key not in NODE_KEYS and key not in configs.BROKER_KEYS:
+                if key in configs.TOPIC_KEYS:
+                    raise NodeConfigError(
+                        _display(key, origin),
+                        "a topic configuration: set topic defaults for the whole cluster with "
+                        "`freshet config --cluster`, or per topic",
+                    )
+                raise NodeConfigError(_display(key, origin), "unknown configuration key")
+    return layers
+
+
+def _lookup(layers: list[tuple[str, Mapping[str, Any]]], key: str) -> _Value | None:
+    """The value of `key` from the first layer that has it, else its node default, else None."""
+    for origin, values in layers:
+        if key in values:
+            return _Value(values[key], origin)
+    if key in NODE_DEFAULTS:
+        return _Value(NODE_DEFAULTS[key], "default")
+    return None
+
+
+def _parse_node_keys(layers: list[tuple[str, Mapping[str, Any]]]) -> dict[str, Any]:
+    """Every node key that has a value, parsed. Raises NodeConfigError (bad or missing required key)."""
+    parsed: dict[str, Any] = {}
+    for key, parser in NODE_KEYS.items():
+        found = _lookup(layers, key)
+        if found is None:
+            continue
+        try:
+            parsed[key] = parser(found.text)
+        except ValueError as error:
+            raise NodeConfigError(_display(key, found.origin), str(error)) from None
+    for key in ("node.id", "data.dir", "listen", "controller.quorum"):
+        if key not in parsed:
+            raise NodeConfigError(FLAG_NAMES[key], f"is required (or {key} in --config / --set)")
+    return parsed
+
+
+def _parse_broker_keys(layers: list[tuple[str, Mapping[str, Any]]]) -> dict[str, str]:
+    """The static broker configurations given, checked but kept as text. Raises NodeConfigError."""
+    broker_values: dict[str, str] = {}
+    for key in configs.BROKER_KEYS:
+        found = _lookup(layers, key)
+        if found is None:
+            continue
+        try:
+            configs.parse_value(key, str(found.text))
+        except InvalidConfigError as error:
+            raise NodeConfigError(_display(key, found.origin), error.reason) from None
+        broker_values[key] = str(found.text)
+    return broker_values
+
+
+def _resolve_listeners(parsed: Mapping[str, Any]) -> tuple[HostPort, HostPort | None, HostPort]:
+    """(advertised, raft_listen, http_listen) with their defaults filled in from `listen` and the
+    quorum. Raises NodeConfigError when a default cannot apply."""
+    listen: HostPort = parsed["listen"]
+    advertised: HostPort | None = parsed.get("advertised")
+    if advertised is None:
+        if listen.is_wildcard:
+            raise NodeConfigError("--advertised", f"is required when --listen binds every interface ({listen})")
+        advertised = listen
+    raft_listen: HostPort | None = None
+    if ROLE_CONTROLLER in parsed["roles"]:
+        raft_listen = parsed.get("raft.listen") or parsed["controller.quorum"].get(parsed["node.id"])
+    http_listen = parsed.get("http.listen")
+    if http_listen is None:
+        if listen.port + 2 > 65535:
+            raise NodeConfigError("--http-listen", f"is required: {listen.port} + 2 is not a port")
+        http_listen = HostPort(listen.host, listen.port + 2)
+    return advertised, raft_listen, http_listen
 
 
 def _choose_secret(

@@ -77,6 +77,7 @@ UNREACHABLE_CONTROLLER_GIVE_UP_S = 2.0
 # Logger name prefix -> component shown in the log line.
 _COMPONENTS = (
     ("freshet.server.controller.active", "controller"),
+    ("freshet.server.controller.heartbeat_streams", "controller"),
     ("freshet.server.controller.service", "controller-rpc"),
     ("freshet.server.cluster.channels", "controller-client"),
     ("freshet.server.broker.lifecycle", "broker"),
@@ -200,41 +201,9 @@ class Node:
                 "(fine on loopback only; set FRESHET_CLUSTER_SECRET or --cluster-secret-file)"
             )
         if config.is_broker:
-            started = time.monotonic()
-            try:
-                self.log_manager = await loop.run_in_executor(None, lambda: LogManager.open(config.logs_dir))
-            except StorageError as error:
-                raise NodeStartError(f"cannot open the partition logs in {config.logs_dir}: {error}") from error
-            logger.info(
-                "recovered %d partition logs in %.2f s (%d offline)",
-                len(self.log_manager.all()),
-                time.monotonic() - started,
-                len(self.log_manager.offline_partitions),
-            )
+            await self._open_logs()
         if config.is_controller:
-            assert config.raft_listen is not None and config.cluster_secret
-            quorum_config = QuorumConfig(
-                node_id=config.node_id,
-                voters={node_id: str(address) for node_id, address in config.controller_quorum.items()},
-                data_dir=config.metadata_dir,
-                password=config.cluster_secret,
-                bind_address=str(config.raft_listen),
-                fsync=config.metadata_fsync,
-            )
-            try:
-                self.quorum = await loop.run_in_executor(None, MetadataQuorum, quorum_config)
-            except MetadataError as error:
-                raise NodeStartError(f"cannot start the metadata voter: {error}") from error
-            logger.info(
-                "metadata voter %d of %s on %s (image at offset %d)",
-                config.node_id,
-                format_node_addresses(config.controller_quorum),
-                config.raft_listen,
-                self.quorum.image.offset,
-            )
-            self.publisher = QuorumPublisher(self.quorum, loop)
-            self.controller = ActiveController(config, self.quorum, loop)
-            self.publisher.add_listener(self.controller.on_image)
+            await self._start_voter()
         else:
             self.publisher = WatchPublisher(
                 self.channels,
@@ -245,7 +214,70 @@ class Node:
         await self.publisher.start()
         if self.controller is not None:
             self.controller.start()
+        await self._start_grpc(self._grpc_server())
+        try:
+            self.http = NodeHttpServer(config.http_listen.host, config.http_listen.port, self._view(), self.registry)
+        except OSError as error:
+            raise NodeStartError(f"cannot listen on {config.http_listen} (HTTP): {error.strerror}") from error
+        self.http.start()
+        if config.is_broker:
+            assert self.lifecycle is not None and self.hosted_replicas is not None and self.data_plane is not None
+            await self.lifecycle.start()
+            await self.data_plane.start()
+            assert self.groups is not None
+            await self.groups.start()
+            await self.hosted_replicas.start()
+        self._watch_task = loop.create_task(self._watch_quorum(), name="quorum-watch")
 
+    async def _open_logs(self) -> None:
+        """Open (and recover) the partition logs of a broker."""
+        config = self.config
+        assert self.loop is not None
+        started = time.monotonic()
+        try:
+            self.log_manager = await self.loop.run_in_executor(None, lambda: LogManager.open(config.logs_dir))
+        except StorageError as error:
+            raise NodeStartError(f"cannot open the partition logs in {config.logs_dir}: {error}") from error
+        logger.info(
+            "recovered %d partition logs in %.2f s (%d offline)",
+            len(self.log_manager.all()),
+            time.monotonic() - started,
+            len(self.log_manager.offline_partitions),
+        )
+
+    async def _start_voter(self) -> None:
+        """Start the metadata voter, the publisher over it and the (not yet active) controller role."""
+        config = self.config
+        loop = self.loop
+        assert loop is not None
+        assert config.raft_listen is not None
+        assert config.cluster_secret
+        quorum_config = QuorumConfig(
+            node_id=config.node_id,
+            voters={node_id: str(address) for node_id, address in config.controller_quorum.items()},
+            data_dir=config.metadata_dir,
+            password=config.cluster_secret,
+            bind_address=str(config.raft_listen),
+            fsync=config.metadata_fsync,
+        )
+        try:
+            self.quorum = await loop.run_in_executor(None, MetadataQuorum, quorum_config)
+        except MetadataError as error:
+            raise NodeStartError(f"cannot start the metadata voter: {error}") from error
+        logger.info(
+            "metadata voter %d of %s on %s (image at offset %d)",
+            config.node_id,
+            format_node_addresses(config.controller_quorum),
+            config.raft_listen,
+            self.quorum.image.offset,
+        )
+        self.publisher = QuorumPublisher(self.quorum, loop)
+        self.controller = ActiveController(config, self.quorum, loop)
+        self.publisher.add_listener(self.controller.on_image)
+
+    def _grpc_server(self) -> grpc.aio.Server:
+        """The gRPC server with the Controller service and, on a broker, the broker's parts and services."""
+        config = self.config
         self.controller_service = ControllerService(
             config, self.publisher, self.channels, self.controller, self.quorum, self._controller_hint
         )
@@ -270,27 +302,15 @@ class Node:
             replication_pb2_grpc.add_ReplicationServicer_to_server(ReplicationService(self.data_plane), server)
             self.groups = GroupRuntime(config, self.publisher, self.data_plane, self.channels, self._controller_hint)
             self.groups.register(server)
+        return server
+
+    async def _start_grpc(self, server: grpc.aio.Server) -> None:
         try:
-            server.add_insecure_port(str(config.listen))
+            server.add_insecure_port(str(self.config.listen))
         except RuntimeError as error:
-            raise NodeStartError(f"cannot listen on {config.listen} (gRPC): is another process using it?") from error
+            raise NodeStartError(f"cannot listen on {self.config.listen} (gRPC): is another process using it?") from error
         self.grpc_server = server
         await server.start()
-
-        try:
-            self.http = NodeHttpServer(config.http_listen.host, config.http_listen.port, self._view(), self.registry)
-        except OSError as error:
-            raise NodeStartError(f"cannot listen on {config.http_listen} (HTTP): {error.strerror}") from error
-        self.http.start()
-
-        if config.is_broker:
-            assert self.lifecycle is not None and self.hosted_replicas is not None and self.data_plane is not None
-            await self.lifecycle.start()
-            await self.data_plane.start()
-            assert self.groups is not None
-            await self.groups.start()
-            await self.hosted_replicas.start()
-        self._watch_task = loop.create_task(self._watch_quorum(), name="quorum-watch")
 
     def _lock_data_dir(self) -> None:
         config = self.config

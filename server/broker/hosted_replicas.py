@@ -32,7 +32,7 @@ import logging
 from collections.abc import Callable, Mapping
 
 from freshet.metadata import configs
-from freshet.metadata.image import MetadataImage, TopicImage
+from freshet.metadata.image import MetadataImage, PartitionImage, TopicImage
 from freshet.server.cluster.publisher import MetadataPublisher
 from freshet.server.replication.partition import FOLLOWER, LEADER, ReplicaRole
 from freshet.server.tasks import cancel_and_wait
@@ -166,11 +166,7 @@ class HostedReplicas:
         looked_at = {topic.topic_id for topic in topics} | (set(reconciled) - set(image.topics_by_id))
         previous = self.replicas
         current = {key: replica for key, replica in previous.items() if not full and replica.topic_id not in looked_at}
-        wanted: dict[TopicPartition, tuple[TopicImage, object]] = {}
-        for topic in topics:
-            for partition in topic.partitions:
-                if self.node_id in partition.replicas:
-                    wanted[(topic.name, partition.partition)] = (topic, partition)
+        wanted = self._wanted(topics)
         if allow_deletes:
             if full:
                 gone = (set(self.log_manager.all()) | set(self.log_manager.offline_partitions)) - set(wanted)
@@ -179,6 +175,38 @@ class HostedReplicas:
             for key in sorted(gone):
                 logger.info("deleting the log of %s-%d: no replica here in metadata offset %d", key[0], key[1], image.offset)
                 self._delete(key)
+        incomplete = self._host_wanted(image, wanted, previous, current, allow_deletes)
+        for key, before in previous.items():
+            if key not in current:
+                self._notify(before, None)
+        self.replicas = current
+        self._reconciled_topics = {
+            topic_id: topic for topic_id, topic in image.topics_by_id.items() if topic_id not in incomplete
+        }
+        self._cluster_configs = image.cluster_configs
+        self._deletes_done = self._deletes_done or (allow_deletes and full)
+        self.reconciled_offset = image.offset
+
+    def _wanted(self, topics: list[TopicImage]) -> dict[TopicPartition, tuple[TopicImage, object]]:
+        """The partitions of `topics` that place a replica on this node."""
+        wanted: dict[TopicPartition, tuple[TopicImage, object]] = {}
+        for topic in topics:
+            for partition in topic.partitions:
+                if self.node_id in partition.replicas:
+                    wanted[(topic.name, partition.partition)] = (topic, partition)
+        return wanted
+
+    def _host_wanted(
+        self,
+        image: MetadataImage,
+        wanted: dict[TopicPartition, tuple[TopicImage, object]],
+        previous: dict[TopicPartition, HostedReplica],
+        current: dict[TopicPartition, HostedReplica],
+        allow_deletes: bool,
+    ) -> set[bytes]:
+        """Open (or create) the log of every wanted replica and put its HostedReplica in `current`,
+        notifying listeners of each change; the ids of topics with a replica that could not be
+        hosted yet (offline, or an older topic's log in the way), to look at again next pass."""
         configs_by_topic: dict[bytes, tuple[LogConfig, int]] = {}
         incomplete: set[bytes] = set()
         for key, (topic, partition) in sorted(wanted.items()):
@@ -197,39 +225,41 @@ class HostedReplicas:
             if log is None:
                 incomplete.add(topic.topic_id)
                 continue
-            role = LEADER if partition.leader == self.node_id else FOLLOWER
-            before = previous.get(key)
-            replica = HostedReplica(
-                key[0],
-                key[1],
-                topic.topic_id,
-                role,
-                partition.leader,
-                partition.leader_epoch,
-                partition.partition_epoch,
-                log,
-                partition.replicas,
-                partition.isr,
-                min_insync_replicas,
-            )
-            current[key] = replica
-            if before is None or before.state_key() != replica.state_key() or before.log is not log:
-                if before is None or (before.role, before.leader_epoch, before.topic_id) != (role, replica.leader_epoch, replica.topic_id):
-                    logger.info(
-                        "%s-%d: %s at leader epoch %d (leader %d, log end offset %d)",
-                        key[0], key[1], role, partition.leader_epoch, partition.leader, log.log_end_offset,
-                    )
-                self._notify(before, replica)
-        for key, before in previous.items():
-            if key not in current:
-                self._notify(before, None)
-        self.replicas = current
-        self._reconciled_topics = {
-            topic_id: topic for topic_id, topic in image.topics_by_id.items() if topic_id not in incomplete
-        }
-        self._cluster_configs = image.cluster_configs
-        self._deletes_done = self._deletes_done or (allow_deletes and full)
-        self.reconciled_offset = image.offset
+            current[key] = self._hosted(key, topic, partition, log, min_insync_replicas, previous.get(key))
+        return incomplete
+
+    def _hosted(
+        self,
+        key: TopicPartition,
+        topic: TopicImage,
+        partition: PartitionImage,
+        log: PartitionLog,
+        min_insync_replicas: int,
+        before: HostedReplica | None,
+    ) -> HostedReplica:
+        """The replica as metadata places it now; listeners hear of it if it differs from `before`."""
+        role = LEADER if partition.leader == self.node_id else FOLLOWER
+        replica = HostedReplica(
+            key[0],
+            key[1],
+            topic.topic_id,
+            role,
+            partition.leader,
+            partition.leader_epoch,
+            partition.partition_epoch,
+            log,
+            partition.replicas,
+            partition.isr,
+            min_insync_replicas,
+        )
+        if before is None or before.state_key() != replica.state_key() or before.log is not log:
+            if before is None or (before.role, before.leader_epoch, before.topic_id) != (role, replica.leader_epoch, replica.topic_id):
+                logger.info(
+                    "%s-%d: %s at leader epoch %d (leader %d, log end offset %d)",
+                    key[0], key[1], role, partition.leader_epoch, partition.leader, log.log_end_offset,
+                )
+            self._notify(before, replica)
+        return replica
 
     def _log(self, key: TopicPartition, topic: TopicImage, config: LogConfig, allow_deletes: bool) -> PartitionLog | None:
         topic_id = topic.topic_id.hex()

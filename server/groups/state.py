@@ -115,6 +115,19 @@ class OffsetAndMetadata:
     commit_timestamp_ms: int = 0
 
 
+def _check_options(assignor: str, subscribed_topic_regex: str | None) -> None:
+    """Raises InvalidGroupRequestError for an unknown assignor or a regex that does not compile."""
+    if assignor and assignor not in group_assignors.ASSIGNORS:
+        raise InvalidGroupRequestError(
+            f"unknown assignor {assignor!r}; the coordinator has {', '.join(group_assignors.ASSIGNORS)}"
+        )
+    if subscribed_topic_regex:
+        try:
+            re.compile(subscribed_topic_regex)
+        except re.error as error:
+            raise InvalidGroupRequestError(f"subscribed topic regex {subscribed_topic_regex!r}: {error}") from None
+
+
 class ConsumerGroup:
     """One group's state and decisions (see the module docstring). Not thread-safe."""
 
@@ -192,42 +205,63 @@ class ConsumerGroup:
         Raises:
             UnknownMemberError, FencedMemberEpochError, InvalidGroupRequestError.
         """
-        if assignor and assignor not in group_assignors.ASSIGNORS:
-            raise InvalidGroupRequestError(
-                f"unknown assignor {assignor!r}; the coordinator has {', '.join(group_assignors.ASSIGNORS)}"
-            )
-        if subscribed_topic_regex:
-            try:
-                re.compile(subscribed_topic_regex)
-            except re.error as error:
-                raise InvalidGroupRequestError(f"subscribed topic regex {subscribed_topic_regex!r}: {error}") from None
+        _check_options(assignor, subscribed_topic_regex)
         if member_epoch in (LEAVE_EPOCH, STATIC_LEAVE_EPOCH):
             return self._leave(member_id, member_epoch, partition_counts, now_ms)
         is_changed = False
         if member_epoch == JOIN_EPOCH:
             member, is_changed = self._join(member_id, new_member_id, instance_id, now_ms)
         elif member_epoch > 0:
-            member = self.members.get(member_id)
-            if member is None:
-                raise UnknownMemberError(f"member {member_id!r} is not in group {self.group_id!r}; rejoin")
-            if member_epoch not in (member.member_epoch, member.previous_member_epoch):
-                raise FencedMemberEpochError(
-                    f"member {member_id!r} of group {self.group_id!r} sent epoch {member_epoch}, "
-                    f"the coordinator has {member.member_epoch}; rejoin"
-                )
-            if member_epoch != member.member_epoch:
-                member.last_sent = None  # it missed our last answer: send the assignment again
-            if member_epoch == member.previous_member_epoch and owned is not None:
-                # Its last response was lost: it may only own what it had before that response.
-                if not set(owned) <= member.assigned:
-                    raise FencedMemberEpochError(
-                        f"member {member_id!r} sent the previous epoch {member_epoch} with partitions it "
-                        "was never given; rejoin"
-                    )
+            member = self._known_member(member_id, member_epoch, owned)
         else:
             raise InvalidGroupRequestError(f"member epoch {member_epoch} is not valid")
         member.session_deadline_ms = now_ms + member.session_timeout_ms
-        # Subscription and options.
+        changed_subscription = self._update_subscription(member, subscribed_topic_names, subscribed_topic_regex, assignor)
+        member.instance_id = instance_id or member.instance_id
+        member.client_id = client_id or member.client_id
+        member.client_host = client_host or member.client_host
+        member.rack_id = rack_id or member.rack_id
+        member.rebalance_timeout_ms = rebalance_timeout_ms or member.rebalance_timeout_ms
+        member.session_timeout_ms = session_timeout_ms or member.session_timeout_ms
+        member.session_deadline_ms = now_ms + member.session_timeout_ms
+        if changed_subscription or is_changed or self._topics_changed(partition_counts):
+            self._bump_and_assign(partition_counts)
+            is_changed = True
+        return self._reconcile(member, owned, is_changed or member_epoch == JOIN_EPOCH, now_ms)
+
+    def _known_member(self, member_id: str, member_epoch: int, owned: Iterable[TopicPartition] | None) -> Member:
+        """The member of a heartbeat with epoch > 0, its epoch checked (see the module docstring).
+
+        Raises:
+            UnknownMemberError, FencedMemberEpochError.
+        """
+        member = self.members.get(member_id)
+        if member is None:
+            raise UnknownMemberError(f"member {member_id!r} is not in group {self.group_id!r}; rejoin")
+        if member_epoch not in (member.member_epoch, member.previous_member_epoch):
+            raise FencedMemberEpochError(
+                f"member {member_id!r} of group {self.group_id!r} sent epoch {member_epoch}, "
+                f"the coordinator has {member.member_epoch}; rejoin"
+            )
+        if member_epoch != member.member_epoch:
+            member.last_sent = None  # it missed our last answer: send the assignment again
+        if member_epoch == member.previous_member_epoch and owned is not None:
+            # Its last response was lost: it may only own what it had before that response.
+            if not set(owned) <= member.assigned:
+                raise FencedMemberEpochError(
+                    f"member {member_id!r} sent the previous epoch {member_epoch} with partitions it "
+                    "was never given; rejoin"
+                )
+        return member
+
+    def _update_subscription(
+        self,
+        member: Member,
+        subscribed_topic_names: Iterable[str] | None,
+        subscribed_topic_regex: str | None,
+        assignor: str,
+    ) -> bool:
+        """Take the heartbeat's subscription (None: unchanged) and assignor; whether either changed."""
         changed_subscription = False
         if subscribed_topic_names is not None:
             names = tuple(sorted(set(subscribed_topic_names)))
@@ -240,17 +274,7 @@ class ConsumerGroup:
         if assignor and assignor != self.assignor and len(self.members) == 1:
             self.assignor = assignor
             changed_subscription = True
-        member.instance_id = instance_id or member.instance_id
-        member.client_id = client_id or member.client_id
-        member.client_host = client_host or member.client_host
-        member.rack_id = rack_id or member.rack_id
-        member.rebalance_timeout_ms = rebalance_timeout_ms or member.rebalance_timeout_ms
-        member.session_timeout_ms = session_timeout_ms or member.session_timeout_ms
-        member.session_deadline_ms = now_ms + member.session_timeout_ms
-        if changed_subscription or is_changed or self._topics_changed(partition_counts):
-            self._bump_and_assign(partition_counts)
-            is_changed = True
-        return self._reconcile(member, owned, is_changed or member_epoch == JOIN_EPOCH, now_ms)
+        return changed_subscription
 
     def _join(self, member_id: str, new_member_id: str, instance_id: str, now_ms: int) -> tuple[Member, bool]:
         if member_id and member_id in self.members:

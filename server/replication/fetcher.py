@@ -238,46 +238,10 @@ class LeaderLink:
         partition = state.partition
         log = partition.log
         state.leader_log_end_offset = data.leader_log_end_offset
-        code = data.error.code
-        if code != E.NONE:
-            if code == E.OFFSET_OUT_OF_RANGE:
-                action, offset = out_of_range_action(log.log_end_offset, data.error.log_start_offset or data.log_start_offset,
-                                                     data.error.log_end_offset or data.leader_log_end_offset)
-                if action == TRUNCATE_TO:
-                    logger.warning("%s-%d: ahead of the leader's log end %d: truncating", data.topic, data.partition, offset)
-                    log.truncate_to(offset)
-                    partition.clamp_high_watermark()
-                    state.needs_reset = True
-                    return True
-                if action == START_AT:
-                    logger.warning("%s-%d: behind the leader's log start %d: starting over there", data.topic, data.partition, offset)
-                    log.truncate_fully_and_start_at(offset)
-                    partition.high_watermark = offset
-                    state.needs_reset = True
-                    return True
-                assert action == RETRY
-            logger.debug("%s-%d: leader %d answered %s: %s", data.topic, data.partition, self.leader_id,
-                         common_pb2.ErrorCode.Name(code), data.error.message)
-            self._retry_later(state)
-            return False
+        if data.error.code != E.NONE:
+            return self._on_partition_error(state, data)
         if data.HasField("diverging_epoch"):
-            diverging = data.diverging_epoch
-            end_offset = log.log_end_offset
-            offset = truncation_offset(diverging.epoch, diverging.end_offset, log.end_offset_for_epoch(diverging.epoch), end_offset)
-            logger.warning(
-                "%s-%d: diverges from leader %d after epoch %d: truncating from %d to %d",
-                data.topic, data.partition, self.leader_id, diverging.epoch, end_offset, offset,
-            )
-            before = (end_offset, log.latest_epoch)
-            log.truncate_to(offset)
-            partition.clamp_high_watermark()
-            if (log.log_end_offset, log.latest_epoch) == before:
-                # Nothing changed, so the same position would diverge again: never spin.
-                logger.error("%s-%d: truncating to %d changed nothing; retrying later", data.topic, data.partition, offset)
-                self._retry_later(state)
-                return False
-            state.needs_reset = True
-            return True
+            return self._on_diverging_epoch(state, data)
         needs_request = False
         records = data.records
         if records:
@@ -311,6 +275,56 @@ class LeaderLink:
         if high_watermark > partition.high_watermark:
             partition.set_high_watermark(high_watermark)
         return needs_request
+
+    def _on_partition_error(self, state: FetchState, data: replication_pb2.ReplicaPartitionData) -> bool:
+        """The leader refused the partition: out of range moves the log to the leader's range (a
+        request is due), anything else retries later. Returns whether a request is due."""
+        partition = state.partition
+        log = partition.log
+        code = data.error.code
+        if code == E.OFFSET_OUT_OF_RANGE:
+            action, offset = out_of_range_action(log.log_end_offset, data.error.log_start_offset or data.log_start_offset,
+                                                 data.error.log_end_offset or data.leader_log_end_offset)
+            if action == TRUNCATE_TO:
+                logger.warning("%s-%d: ahead of the leader's log end %d: truncating", data.topic, data.partition, offset)
+                log.truncate_to(offset)
+                partition.clamp_high_watermark()
+                state.needs_reset = True
+                return True
+            if action == START_AT:
+                logger.warning("%s-%d: behind the leader's log start %d: starting over there", data.topic, data.partition, offset)
+                log.truncate_fully_and_start_at(offset)
+                partition.high_watermark = offset
+                state.needs_reset = True
+                return True
+            assert action == RETRY
+        logger.debug("%s-%d: leader %d answered %s: %s", data.topic, data.partition, self.leader_id,
+                     common_pb2.ErrorCode.Name(code), data.error.message)
+        self._retry_later(state)
+        return False
+
+    def _on_diverging_epoch(self, state: FetchState, data: replication_pb2.ReplicaPartitionData) -> bool:
+        """The log diverges from the leader's: truncate to where they agree and reset. Returns
+        whether a request is due (False when truncating changed nothing: retry later instead)."""
+        partition = state.partition
+        log = partition.log
+        diverging = data.diverging_epoch
+        end_offset = log.log_end_offset
+        offset = truncation_offset(diverging.epoch, diverging.end_offset, log.end_offset_for_epoch(diverging.epoch), end_offset)
+        logger.warning(
+            "%s-%d: diverges from leader %d after epoch %d: truncating from %d to %d",
+            data.topic, data.partition, self.leader_id, diverging.epoch, end_offset, offset,
+        )
+        before = (end_offset, log.latest_epoch)
+        log.truncate_to(offset)
+        partition.clamp_high_watermark()
+        if (log.log_end_offset, log.latest_epoch) == before:
+            # Nothing changed, so the same position would diverge again: never spin.
+            logger.error("%s-%d: truncating to %d changed nothing; retrying later", data.topic, data.partition, offset)
+            self._retry_later(state)
+            return False
+        state.needs_reset = True
+        return True
 
     def _retry_later(self, state: FetchState) -> None:
         if state.retry is not None:

@@ -16,7 +16,7 @@ every partition it follows here; replication.proto is the contract):
   `limits.REPLICATION_MESSAGE_BYTES_TARGET` of records; a high watermark that moved without data is sent alone after
   `HIGH_WATERMARK_PUSH_DELAY_S` (coalesced), since data pushes carry it anyway.
 
-Imports: asyncio, grpc, freshet.server, freshet.storage (errors), wire types.
+Imports: asyncio, grpc, freshet.server, freshet.storage (errors, the log's read result), wire types.
 Thread-safety: not thread-safe; grpc.aio runs the handlers on the node's event loop.
 """
 
@@ -32,6 +32,7 @@ from freshet.server.replication.core import PushCursor, check_follower_position
 from freshet.server.replication.host import ReplicaHost
 from freshet.server.replication.partition import Partition
 from freshet.storage.errors import OffsetOutOfRangeError, StorageError
+from freshet.storage.log import LogReadResult
 from freshet.v1 import common_pb2, replication_pb2, replication_pb2_grpc
 
 logger = logging.getLogger(__name__)
@@ -288,91 +289,114 @@ class FollowerSession:
                 self.messages_sent += 1
 
     def _build(self) -> replication_pb2.ReplicaFetchResponse | None:
+        """The next message: pending answers, then records of dirty partitions (within the message
+        target and the stream window), then due high watermarks; None when there is nothing to send."""
         parts: list[replication_pb2.ReplicaPartitionData] = []
         if self._answers:
             parts.extend(self._answers.values())
             self._answers.clear()
-        size = 0
-        dirty = self._dirty
-        for key in list(dirty):
-            entry = self.cursors.get(key)
-            if entry is None:
-                dirty.discard(key)
-                continue
-            partition, cursor = entry
-            if not partition.is_leader:
-                dirty.discard(key)
-                continue
-            if size >= limits.REPLICATION_MESSAGE_BYTES_TARGET or self.in_flight_bytes >= limits.REPLICATION_STREAM_WINDOW_BYTES:
-                break                    # the rest stays dirty: the next message, or the next ack
-            log = partition.log
-            try:
-                end = log.log_end_offset
-                if not cursor.wants_data(end, limits.REPLICATION_PARTITION_WINDOW_BYTES):
-                    dirty.discard(key)
-                    continue
-                read = log.read(cursor.next_offset, limits.REPLICATION_PARTITION_WINDOW_BYTES - cursor.in_flight_bytes)
-            except OffsetOutOfRangeError as error:
-                dirty.discard(key)
-                self._refuse(
-                    key,
-                    partition,
-                    status.detail(
-                        E.OFFSET_OUT_OF_RANGE,
-                        str(error),
-                        log_start_offset=error.log_start_offset,
-                        log_end_offset=error.log_end_offset,
-                        partition=partition.topic_partition,
-                    ),
-                )
-                parts.append(self._answers.pop(key))
-                continue
-            except StorageError as error:
-                dirty.discard(key)
-                self._refuse(key, partition, status.detail_for(error, self.host.node_id))
-                parts.append(self._answers.pop(key))
-                continue
-            records = read.records
-            if not records:
-                dirty.discard(key)
-                continue
-            length = len(records)
-            parts.append(
-                replication_pb2.ReplicaPartitionData(
-                    topic=partition.topic,
-                    partition=partition.partition,
-                    high_watermark=partition.high_watermark,
-                    log_start_offset=read.log_start_offset,
-                    leader_log_end_offset=read.log_end_offset,
-                    records=records,
-                    base_offset=read.first_offset,
-                    leader_epoch=partition.leader_epoch,
-                )
-            )
-            cursor.on_sent(read.next_offset, length)
-            cursor.sent_high_watermark = partition.high_watermark
-            self.in_flight_bytes += length
-            size += length
-            partition.counters.replication_bytes_out.inc(length)
-            if not cursor.wants_data(read.log_end_offset, limits.REPLICATION_PARTITION_WINDOW_BYTES):
-                dirty.discard(key)
+        size = self._add_records(parts)
         if self._is_high_watermark_due:
             self._is_high_watermark_due = False
-            for key in self._high_watermark_dirty:
-                entry = self.cursors.get(key)
-                if entry is None:
-                    continue
-                partition, cursor = entry
-                if cursor.awaiting_reset or cursor.sent_high_watermark == partition.high_watermark or not partition.is_leader:
-                    continue
-                cursor.sent_high_watermark = partition.high_watermark
-                parts.append(self._error_data(partition, None))
-            self._high_watermark_dirty.clear()
-        if dirty and size >= limits.REPLICATION_MESSAGE_BYTES_TARGET:
+            self._add_high_watermarks(parts)
+        if self._dirty and size >= limits.REPLICATION_MESSAGE_BYTES_TARGET:
             self._wake.set()
         if not parts:
             return None
         return replication_pb2.ReplicaFetchResponse(partitions=parts)
+
+    def _add_records(self, parts: list[replication_pb2.ReplicaPartitionData]) -> int:
+        """Add the records of dirty partitions to `parts`; the record bytes added. A partition
+        leaves the dirty set once it has nothing more to send (or is refused)."""
+        size = 0
+        dirty = self._dirty
+        for key in list(dirty):
+            entry = self.cursors.get(key)
+            if entry is None or not entry[0].is_leader:
+                dirty.discard(key)
+                continue
+            partition, cursor = entry
+            if size >= limits.REPLICATION_MESSAGE_BYTES_TARGET or self.in_flight_bytes >= limits.REPLICATION_STREAM_WINDOW_BYTES:
+                break                    # the rest stays dirty: the next message, or the next ack
+            try:
+                read = self._read_next(partition, cursor)
+            except StorageError as error:
+                dirty.discard(key)
+                parts.append(self._refusal(key, partition, error))
+                continue
+            if read is None or not read.records:
+                dirty.discard(key)
+                continue
+            parts.append(self._records_sent(partition, cursor, read))
+            size += len(read.records)
+            if not cursor.wants_data(read.log_end_offset, limits.REPLICATION_PARTITION_WINDOW_BYTES):
+                dirty.discard(key)
+        return size
+
+    @staticmethod
+    def _read_next(partition: Partition, cursor: PushCursor) -> LogReadResult | None:
+        """The follower's next records within its partition window; None when it wants none.
+
+        Raises:
+            StorageError: the read failed (OffsetOutOfRangeError: the cursor is outside the log).
+        """
+        log = partition.log
+        end = log.log_end_offset
+        if not cursor.wants_data(end, limits.REPLICATION_PARTITION_WINDOW_BYTES):
+            return None
+        return log.read(cursor.next_offset, limits.REPLICATION_PARTITION_WINDOW_BYTES - cursor.in_flight_bytes)
+
+    def _refusal(
+        self, key: tuple[str, int], partition: Partition, error: StorageError
+    ) -> replication_pb2.ReplicaPartitionData:
+        """Refuse the partition after a failed read (see _refuse); the answer to send."""
+        if isinstance(error, OffsetOutOfRangeError):
+            detail = status.detail(
+                E.OFFSET_OUT_OF_RANGE,
+                str(error),
+                log_start_offset=error.log_start_offset,
+                log_end_offset=error.log_end_offset,
+                partition=partition.topic_partition,
+            )
+        else:
+            detail = status.detail_for(error, self.host.node_id)
+        self._refuse(key, partition, detail)
+        return self._answers.pop(key)
+
+    def _records_sent(
+        self, partition: Partition, cursor: PushCursor, read: LogReadResult
+    ) -> replication_pb2.ReplicaPartitionData:
+        """The records of `read` as a message part, counted as sent and in flight."""
+        records = read.records
+        length = len(records)
+        data = replication_pb2.ReplicaPartitionData(
+            topic=partition.topic,
+            partition=partition.partition,
+            high_watermark=partition.high_watermark,
+            log_start_offset=read.log_start_offset,
+            leader_log_end_offset=read.log_end_offset,
+            records=records,
+            base_offset=read.first_offset,
+            leader_epoch=partition.leader_epoch,
+        )
+        cursor.on_sent(read.next_offset, length)
+        cursor.sent_high_watermark = partition.high_watermark
+        self.in_flight_bytes += length
+        partition.counters.replication_bytes_out.inc(length)
+        return data
+
+    def _add_high_watermarks(self, parts: list[replication_pb2.ReplicaPartitionData]) -> None:
+        """Add a high-watermark-only part for each partition whose high watermark moved since sent."""
+        for key in self._high_watermark_dirty:
+            entry = self.cursors.get(key)
+            if entry is None:
+                continue
+            partition, cursor = entry
+            if cursor.awaiting_reset or cursor.sent_high_watermark == partition.high_watermark or not partition.is_leader:
+                continue
+            cursor.sent_high_watermark = partition.high_watermark
+            parts.append(self._error_data(partition, None))
+        self._high_watermark_dirty.clear()
 
 
 class ReplicationService(replication_pb2_grpc.ReplicationServicer):

@@ -154,120 +154,22 @@ def run(
     """
     _check_arguments(nodes, base_port)
     data_dir = os.path.abspath(data_dir)
-    try:
-        secret = _prepare_data_dir(data_dir, nodes, base_port)
-    except (ClusterStartError, OSError) as error:
-        print(f"freshet cluster up: {error}", file=err)
+    secret = _prepare(nodes, data_dir, base_port, err)
+    if secret is None:
         return 1
-    busy = [port for index in range(1, nodes + 1) for port in node_ports(base_port, index) if _port_in_use(port)]
-    if busy:
-        print(
-            f"freshet cluster up: port {busy[0]} on {HOST} is in use (another cluster running?): stop it or pass --base-port",
-            file=err,
-        )
-        return 1
-
     stop = _Stop()
-
-    def on_signal(signum, frame) -> None:
-        stop.requested = True
-        stop.signal_name = signal.Signals(signum).name
-
-    previous = {signum: signal.signal(signum, on_signal) for signum in (signal.SIGINT, signal.SIGTERM)}
-    quorum = format_node_addresses({i: HostPort(HOST, node_ports(base_port, i)[1]) for i in range(1, nodes + 1)})
+    previous = _catch_stop_signals(stop)
     children: dict[int, subprocess.Popen] = {}
     logs: dict[int, str] = {}
-    environment = dict(os.environ)
-    environment[SECRET_ENV] = secret
     print(f"starting {nodes} nodes in {data_dir} (logs: {data_dir}/node-<i>/node.log)", file=err, flush=True)
     try:
-        for index in range(1, nodes + 1):
-            grpc_port, _, http_port = node_ports(base_port, index)
-            node_dir = os.path.join(data_dir, f"node-{index}")
-            os.makedirs(node_dir, exist_ok=True)
-            logs[index] = os.path.join(node_dir, "node.log")
-            argv = [
-                sys.executable, "-m", "freshet.cli.main", "server", "start",
-                "--node-id", str(index),
-                "--data-dir", node_dir,
-                "--listen", f"{HOST}:{grpc_port}",
-                "--http-listen", f"{HOST}:{http_port}",
-                "--controller-quorum", quorum,
-            ]
-            with open(logs[index], "ab") as log:
-                children[index] = subprocess.Popen(
-                    argv,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=log,
-                    env=environment,
-                    start_new_session=True,
-                    preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
-                )
+        _start_children(nodes, data_dir, base_port, secret, children, logs)
         started = time.monotonic()
-        waiting = set(children)
-        while waiting:
-            if stop.requested:
-                print(f"freshet cluster up: {stop.signal_name} before the cluster was ready; stopping", file=err)
-                return _stop_all(children, err, failed=True)
-            for index in sorted(waiting):
-                code = children[index].poll()
-                if code is not None:
-                    print(
-                        f"freshet cluster up: node {index} exited with code {code} while starting; "
-                        f"the end of {logs[index]}:\n{_tail(logs[index])}",
-                        file=err,
-                        end="",
-                    )
-                    return _stop_all(children, err, failed=True)
-                if _ready(node_ports(base_port, index)[2]):
-                    waiting.discard(index)
-            if time.monotonic() - started > READY_TIMEOUT_S:
-                print(
-                    f"freshet cluster up: nodes {sorted(waiting)} not ready after {READY_TIMEOUT_S:.0f} s; see their node.log",
-                    file=err,
-                )
-                return _stop_all(children, err, failed=True)
-            time.sleep(0.1)
-        bootstrap = ",".join(f"{HOST}:{node_ports(base_port, i)[0]}" for i in sorted(children))
-        if as_json:
-            print(
-                json.dumps(
-                    {
-                        "bootstrap": bootstrap,
-                        "nodes": [
-                            {
-                                "id": index,
-                                "listen": f"{HOST}:{node_ports(base_port, index)[0]}",
-                                "http": f"http://{HOST}:{node_ports(base_port, index)[2]}",
-                                "pid": children[index].pid,
-                            }
-                            for index in sorted(children)
-                        ],
-                    }
-                ),
-                file=out,
-                flush=True,
-            )
-        else:
-            print(f"{nodes} nodes ready in {time.monotonic() - started:.1f} s", file=out)
-            for index in sorted(children):
-                grpc_port, raft_port, http_port = node_ports(base_port, index)
-                print(
-                    f"  node {index}: gRPC {HOST}:{grpc_port}  raft {HOST}:{raft_port}  "
-                    f"http://{HOST}:{http_port}  pid {children[index].pid}",
-                    file=out,
-                )
-            print(f"bootstrap: {bootstrap}", file=out)
-            print("Ctrl-C stops the cluster.", file=out, flush=True)
-        reported: set[int] = set()
-        while not stop.requested:
-            for index, child in children.items():
-                code = child.poll()
-                if code is not None and index not in reported:
-                    reported.add(index)
-                    print(f"freshet cluster up: node {index} exited with code {code} (see {logs[index]})", file=err, flush=True)
-            time.sleep(0.2)
+        failed = _wait_until_ready(children, logs, base_port, stop, started, err)
+        if failed is not None:
+            return failed
+        _print_ready(nodes, base_port, children, as_json, started, out)
+        _supervise(children, logs, stop, err)
         print(f"freshet cluster up: {stop.signal_name}: stopping {len(children)} nodes", file=err, flush=True)
         return _stop_all(children, err, failed=False)
     finally:
@@ -277,6 +179,148 @@ def run(
                 child.wait()
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def _prepare(nodes: int, data_dir: str, base_port: int, err: TextIO) -> str | None:
+    """The cluster secret once the data directory is ready and every port is free; None (after
+    printing why) when the cluster cannot start."""
+    try:
+        secret = _prepare_data_dir(data_dir, nodes, base_port)
+    except (ClusterStartError, OSError) as error:
+        print(f"freshet cluster up: {error}", file=err)
+        return None
+    busy = [port for index in range(1, nodes + 1) for port in node_ports(base_port, index) if _port_in_use(port)]
+    if busy:
+        print(
+            f"freshet cluster up: port {busy[0]} on {HOST} is in use (another cluster running?): stop it or pass --base-port",
+            file=err,
+        )
+        return None
+    return secret
+
+
+def _catch_stop_signals(stop: _Stop) -> dict:
+    """Route SIGINT and SIGTERM to `stop`; the previous handlers, to restore."""
+
+    def on_signal(signum, frame) -> None:
+        stop.requested = True
+        stop.signal_name = signal.Signals(signum).name
+
+    return {signum: signal.signal(signum, on_signal) for signum in (signal.SIGINT, signal.SIGTERM)}
+
+
+def _start_children(
+    nodes: int, data_dir: str, base_port: int, secret: str, children: dict[int, subprocess.Popen], logs: dict[int, str]
+) -> None:
+    """Start every node; fills `children` and `logs` as it goes so the caller can kill the ones
+    already started if a later one fails."""
+    quorum = format_node_addresses({i: HostPort(HOST, node_ports(base_port, i)[1]) for i in range(1, nodes + 1)})
+    environment = dict(os.environ)
+    environment[SECRET_ENV] = secret
+    for index in range(1, nodes + 1):
+        grpc_port, _, http_port = node_ports(base_port, index)
+        node_dir = os.path.join(data_dir, f"node-{index}")
+        os.makedirs(node_dir, exist_ok=True)
+        logs[index] = os.path.join(node_dir, "node.log")
+        argv = [
+            sys.executable, "-m", "freshet.cli.main", "server", "start",
+            "--node-id", str(index),
+            "--data-dir", node_dir,
+            "--listen", f"{HOST}:{grpc_port}",
+            "--http-listen", f"{HOST}:{http_port}",
+            "--controller-quorum", quorum,
+        ]
+        with open(logs[index], "ab") as log:
+            children[index] = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                env=environment,
+                start_new_session=True,
+                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+            )
+
+
+def _wait_until_ready(
+    children: dict[int, subprocess.Popen], logs: dict[int, str], base_port: int, stop: _Stop, started: float, err: TextIO
+) -> int | None:
+    """Poll every node's /readyz until all answer; None then, else the exit code after stopping
+    every child (a stop signal, a node that exited, or READY_TIMEOUT_S passed)."""
+    waiting = set(children)
+    while waiting:
+        if stop.requested:
+            print(f"freshet cluster up: {stop.signal_name} before the cluster was ready; stopping", file=err)
+            return _stop_all(children, err, failed=True)
+        for index in sorted(waiting):
+            code = children[index].poll()
+            if code is not None:
+                print(
+                    f"freshet cluster up: node {index} exited with code {code} while starting; "
+                    f"the end of {logs[index]}:\n{_tail(logs[index])}",
+                    file=err,
+                    end="",
+                )
+                return _stop_all(children, err, failed=True)
+            if _ready(node_ports(base_port, index)[2]):
+                waiting.discard(index)
+        if time.monotonic() - started > READY_TIMEOUT_S:
+            print(
+                f"freshet cluster up: nodes {sorted(waiting)} not ready after {READY_TIMEOUT_S:.0f} s; see their node.log",
+                file=err,
+            )
+            return _stop_all(children, err, failed=True)
+        time.sleep(0.1)
+    return None
+
+
+def _print_ready(
+    nodes: int, base_port: int, children: dict[int, subprocess.Popen], as_json: bool, started: float, out: TextIO
+) -> None:
+    """The bootstrap string and each node's addresses: a table, or one JSON line."""
+    bootstrap = ",".join(f"{HOST}:{node_ports(base_port, i)[0]}" for i in sorted(children))
+    if as_json:
+        print(
+            json.dumps(
+                {
+                    "bootstrap": bootstrap,
+                    "nodes": [
+                        {
+                            "id": index,
+                            "listen": f"{HOST}:{node_ports(base_port, index)[0]}",
+                            "http": f"http://{HOST}:{node_ports(base_port, index)[2]}",
+                            "pid": children[index].pid,
+                        }
+                        for index in sorted(children)
+                    ],
+                }
+            ),
+            file=out,
+            flush=True,
+        )
+        return
+    print(f"{nodes} nodes ready in {time.monotonic() - started:.1f} s", file=out)
+    for index in sorted(children):
+        grpc_port, raft_port, http_port = node_ports(base_port, index)
+        print(
+            f"  node {index}: gRPC {HOST}:{grpc_port}  raft {HOST}:{raft_port}  "
+            f"http://{HOST}:{http_port}  pid {children[index].pid}",
+            file=out,
+        )
+    print(f"bootstrap: {bootstrap}", file=out)
+    print("Ctrl-C stops the cluster.", file=out, flush=True)
+
+
+def _supervise(children: dict[int, subprocess.Popen], logs: dict[int, str], stop: _Stop, err: TextIO) -> None:
+    """Stay in the foreground until a stop signal, reporting each node that exits (once)."""
+    reported: set[int] = set()
+    while not stop.requested:
+        for index, child in children.items():
+            code = child.poll()
+            if code is not None and index not in reported:
+                reported.add(index)
+                print(f"freshet cluster up: node {index} exited with code {code} (see {logs[index]})", file=err, flush=True)
+        time.sleep(0.2)
 
 
 def _stop_all(children: dict[int, subprocess.Popen], err: TextIO, failed: bool) -> int:
