@@ -59,13 +59,27 @@ def status(
     admin = common.make_admin(bootstrap)
     with common.reporting_errors():
         cluster = admin.describe_cluster()
-        quorum_error = None
-        try:
-            # Forwarded to the Raft leader; a quorum without a leader must not hide the rest.
-            quorum = common.make_admin(bootstrap, timeout_ms=5000).describe_quorum()
-        except errors.FreshetError as error:
-            quorum, quorum_error = None, error.message
-    document = {
+        quorum, quorum_error = _describe_quorum(bootstrap)
+    document = _status_document(cluster, quorum, quorum_error)
+    if output == common.OutputFormat.json:
+        common.print_json(document)
+        return
+    _print_status(cluster, quorum, quorum_error, document["brokers"])
+
+
+def _describe_quorum(bootstrap: str):
+    """(quorum, None), or (None, the error's message) when the quorum cannot be described."""
+    try:
+        # Forwarded to the Raft leader; a quorum without a leader must not hide the rest.
+        return common.make_admin(bootstrap, timeout_ms=5000).describe_quorum(), None
+    except errors.FreshetError as error:
+        return None, error.message
+
+
+def _status_document(cluster, quorum, quorum_error: str | None) -> dict:
+    """The INTERFACE.md `cluster status --output json` document (the table view reads its
+    brokers too)."""
+    return {
         "cluster_id": cluster.cluster_id,
         "active_controller": cluster.controller_id,
         "quorum": {
@@ -95,9 +109,11 @@ def status(
         "offline_partitions": cluster.offline_partitions,
         "metadata_offset": cluster.metadata_offset,
     }
-    if output == common.OutputFormat.json:
-        common.print_json(document)
-        return
+
+
+def _print_status(cluster, quorum, quorum_error: str | None, brokers: list[dict]) -> None:
+    """The table view: summary lines, the quorum's voters, the brokers (`brokers` as in the
+    JSON document)."""
     controller = cluster.controller_id if cluster.controller_id is not None else "none"
     common.print_text(
         f"cluster {cluster.cluster_id}  active controller: {controller}  metadata offset: {cluster.metadata_offset}"
@@ -129,7 +145,7 @@ def status(
                     "red" if b["state"] == "fenced" else ("yellow" if b["is_shutting_down"] else "green"),
                 ),
             )
-            for b in document["brokers"]
+            for b in brokers
         ],
         title="brokers",
     )

@@ -22,12 +22,14 @@ Imports: typer, `freshet.client`, `freshet.cli.common`. Thread-safety: single-th
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import os
 import select
 import signal
 import sys
 import time
+from collections.abc import Callable
 
 import typer
 from freshet.cli import common
@@ -204,72 +206,114 @@ def produce(
 
       freshet produce orders --acks 1 --compression zstd < records.txt
     """
-    from freshet.client import Producer
+    separator = _produce_separator(acks, compression, key_separator)
+    common.make_admin(bootstrap).close()  # a malformed bootstrap list is a usage error
+    is_interactive = sys.stdin.isatty()
+    if is_interactive:
+        print(f"type records for {topic}, one per line; Ctrl-D or Ctrl-C to finish", file=sys.stderr)
+    outcome = _Deliveries()
+    with reporting_errors(), Interrupts() as interrupts:
+        producer = _open_producer(bootstrap, acks, compression, linger_ms)
+        try:
+            if verbose:
+                print(f"producing to {topic}: one record per line of stdin", file=sys.stderr, flush=True)
+            bad_line = _send_lines(producer, topic, partition, separator, interrupts, outcome)
+            # Also after Ctrl-C / SIGTERM: every line read is delivered or reported.
+            producer.flush()
+        finally:
+            producer.close()
+    if verbose or is_interactive:
+        _print_produce_summary(topic, outcome, interrupted=interrupts.requested)
+    _exit_on_produce_failure(outcome, bad_line, key_separator)
 
+
+def _produce_separator(acks: str, compression: str, key_separator: str | None) -> bytes | None:
+    """Check produce's option values (a bad one is a usage error, exit 2); return the key
+    separator as bytes (None: lines have no key)."""
     if acks not in _ACKS:
         common.usage_error(f"--acks must be 0, 1 or all, not {acks!r}")
     if compression not in _COMPRESSIONS:
         common.usage_error(f"--compression must be one of {', '.join(_COMPRESSIONS)}, not {compression!r}")
     if key_separator == "":
         common.usage_error("--key-separator must not be empty")
-    separator = None if key_separator is None else key_separator.encode()
-    common.make_admin(bootstrap).close()  # a malformed bootstrap list is a usage error
-    is_interactive = sys.stdin.isatty()
-    if is_interactive:
-        print(f"type records for {topic}, one per line; Ctrl-D or Ctrl-C to finish", file=sys.stderr)
-    outcome = {"sent": 0, "delivered": 0, "failed": 0, "first_error": None}
+    return None if key_separator is None else key_separator.encode()
 
-    def on_delivery(metadata, error) -> None:
+
+class _Deliveries:
+    """Counts of a console produce: records sent, delivered and failed, and the first delivery
+    error. `on_delivery` is the producer's callback. Not thread-safe: written only from the
+    producer's callbacks, read after `close()`."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+        self.delivered = 0
+        self.failed = 0
+        self.first_error: BaseException | None = None
+
+    def on_delivery(self, metadata, error) -> None:
         if error is None:
-            outcome["delivered"] += 1
+            self.delivered += 1
         else:
-            outcome["failed"] += 1
-            if outcome["first_error"] is None:
-                outcome["first_error"] = error
+            self.failed += 1
+            if self.first_error is None:
+                self.first_error = error
 
-    bad_line: str | None = None
-    with reporting_errors(), Interrupts() as interrupts:
-        producer = Producer(
-            bootstrap,
-            client_id="freshet-console-producer",
-            acks=_ACKS[acks],
-            compression=compression,
-            linger_ms=linger_ms,
-            max_block_ms=30000,
-            delivery_timeout_ms=max(60000, linger_ms + 30000),
-        )
+
+def _open_producer(bootstrap: str, acks: str, compression: str, linger_ms: int):
+    from freshet.client import Producer
+
+    return Producer(
+        bootstrap,
+        client_id="freshet-console-producer",
+        acks=_ACKS[acks],
+        compression=compression,
+        linger_ms=linger_ms,
+        max_block_ms=30000,
+        delivery_timeout_ms=max(60000, linger_ms + 30000),
+    )
+
+
+def _send_lines(
+    producer,
+    topic: str,
+    partition: int | None,
+    separator: bytes | None,
+    interrupts: Interrupts,
+    outcome: _Deliveries,
+) -> str | None:
+    """Send one record per stdin line until end of input or a stop request; return the error of
+    the first line without the key separator (which ends the input), else None."""
+    for line in read_lines(sys.stdin.fileno(), interrupts):
         try:
-            if verbose:
-                print(f"producing to {topic}: one record per line of stdin", file=sys.stderr, flush=True)
-            for line in read_lines(sys.stdin.fileno(), interrupts):
-                try:
-                    key, value = split_line(line, separator)
-                except ValueError as error:
-                    bad_line = str(error)
-                    break
-                producer.send(topic, value=value, key=key, partition=partition, on_delivery=on_delivery)
-                outcome["sent"] += 1
-            # Also after Ctrl-C / SIGTERM: every line read is delivered or reported.
-            producer.flush()
-        finally:
-            producer.close()
-    interrupted = interrupts.requested
-    if verbose or is_interactive:
-        note = " (interrupted)" if interrupted else ""
-        print(
-            f"{outcome['delivered']} record{'s' if outcome['delivered'] != 1 else ''} produced to {topic}"
-            + (f", {outcome['failed']} failed" if outcome["failed"] else "")
-            + note,
-            file=sys.stderr,
-        )
-    if outcome["first_error"] is not None:
-        error = outcome["first_error"]
+            key, value = split_line(line, separator)
+        except ValueError as error:
+            return str(error)
+        producer.send(topic, value=value, key=key, partition=partition, on_delivery=outcome.on_delivery)
+        outcome.sent += 1
+    return None
+
+
+def _print_produce_summary(topic: str, outcome: _Deliveries, *, interrupted: bool) -> None:
+    note = " (interrupted)" if interrupted else ""
+    print(
+        f"{outcome.delivered} record{'s' if outcome.delivered != 1 else ''} produced to {topic}"
+        + (f", {outcome.failed} failed" if outcome.failed else "")
+        + note,
+        file=sys.stderr,
+    )
+
+
+def _exit_on_produce_failure(outcome: _Deliveries, bad_line: str | None, key_separator: str | None) -> None:
+    """Exit 1 when a record was not delivered (naming the first error) or a line had no key
+    separator; return when every line was delivered."""
+    if outcome.first_error is not None:
+        error = outcome.first_error
         line = common.error_line(error) if isinstance(error, errors.FreshetError) else f"error: {error}"
-        print(f"{line} ({outcome['failed']} of {outcome['sent']} records not delivered)", file=sys.stderr)
+        print(f"{line} ({outcome.failed} of {outcome.sent} records not delivered)", file=sys.stderr)
         raise typer.Exit(common.EXIT_FAILED)
     if bad_line is not None:
         common.fail(
-            f"{bad_line}; every line needs KEY{key_separator}VALUE ({outcome['sent']} earlier records sent)"
+            f"{bad_line}; every line needs KEY{key_separator}VALUE ({outcome.sent} earlier records sent)"
         )
 
 
@@ -323,6 +367,39 @@ def consume(
 
       freshet consume orders --group billing --from-beginning --output json | head -5
     """
+    start = _consume_start(group, partition, offset, from_beginning)
+    common.make_admin(bootstrap).close()  # a malformed bootstrap list is a usage error
+    render = _record_renderer(
+        as_json=output == OutputFormat.json,
+        print_key=print_key,
+        print_offset=print_offset,
+        print_partition=print_partition,
+        print_timestamp=print_timestamp,
+        separator=separator.encode(),
+    )
+    consumer = None
+    with reporting_errors(), Interrupts() as interrupts:
+        try:
+            consumer = _open_consumer(bootstrap, topic, group, partition, start, from_beginning)
+            count = _print_records(consumer, render, max_messages, timeout_ms, interrupts)
+        except BrokenPipeError:
+            _finish(consumer, group)
+            consumer = None
+            from freshet.cli.main import _quiet_broken_pipe
+
+            _quiet_broken_pipe()
+            raise typer.Exit(0) from None
+        finally:
+            if consumer is not None:
+                _finish(consumer, group)
+    print(f"Processed a total of {count} message{'s' if count != 1 else ''}", file=sys.stderr)
+
+
+def _consume_start(
+    group: str | None, partition: int | None, offset: str | None, from_beginning: bool
+) -> int | str | None:
+    """Check how consume's options combine (a bad combination is a usage error, exit 2); return
+    where to start: an offset, "earliest" / "latest", or None (--offset not given)."""
     if offset is not None and partition is None:
         common.usage_error("--offset needs --partition")
     if group is not None and partition is not None:
@@ -337,56 +414,46 @@ def consume(
             common.usage_error(f"--offset must be an offset >= 0, earliest or latest, not {offset!r}")
     if from_beginning and start is not None:
         common.usage_error("--from-beginning and --offset do not go together")
-    common.make_admin(bootstrap).close()  # a malformed bootstrap list is a usage error
-    as_json = output == OutputFormat.json
-    field_separator = separator.encode()
-    count = 0
-    consumer = None
-    with reporting_errors(), Interrupts() as interrupts:
-        try:
-            consumer = _open_consumer(bootstrap, topic, group, partition, start, from_beginning)
-            out = sys.stdout.buffer
-            last_record_s = time.monotonic()
-            while (max_messages is None or count < max_messages) and not interrupts.requested:
-                wait_ms = 200
-                if timeout_ms is not None:
-                    left_ms = timeout_ms - (time.monotonic() - last_record_s) * 1000
-                    if left_ms <= 0:
-                        break
-                    wait_ms = int(min(wait_ms, max(left_ms, 1)))
-                limit = None if max_messages is None else max_messages - count
-                records = consumer.poll(timeout_ms=wait_ms, max_records=limit)
-                if not records:
-                    continue
-                last_record_s = time.monotonic()
-                for record in records:
-                    if as_json:
-                        out.write(json.dumps(record_json(record)).encode() + b"\n")
-                    else:
-                        out.write(
-                            format_record(
-                                record,
-                                print_key=print_key,
-                                print_offset=print_offset,
-                                print_partition=print_partition,
-                                print_timestamp=print_timestamp,
-                                separator=field_separator,
-                            )
-                            + b"\n"
-                        )
-                    count += 1
-                out.flush()
-        except BrokenPipeError:
-            _finish(consumer, group)
-            consumer = None
-            from freshet.cli.main import _quiet_broken_pipe
+    return start
 
-            _quiet_broken_pipe()
-            raise typer.Exit(0) from None
-        finally:
-            if consumer is not None:
-                _finish(consumer, group)
-    print(f"Processed a total of {count} message{'s' if count != 1 else ''}", file=sys.stderr)
+
+def _record_renderer(*, as_json: bool, **format_options) -> Callable[[ConsumerRecord], bytes]:
+    """The function that turns one record into its output line (without the newline): the
+    INTERFACE.md JSON object, or `format_record` with `format_options`."""
+    if as_json:
+        return lambda record: json.dumps(record_json(record)).encode()
+    return functools.partial(format_record, **format_options)
+
+
+def _print_records(
+    consumer,
+    render: Callable[[ConsumerRecord], bytes],
+    max_messages: int | None,
+    timeout_ms: int | None,
+    interrupts: Interrupts,
+) -> int:
+    """Poll `consumer` and write each record to stdout, one line each, until `max_messages`
+    records, `timeout_ms` without a record, or a stop request; return how many were written."""
+    out = sys.stdout.buffer
+    count = 0
+    last_record_s = time.monotonic()
+    while (max_messages is None or count < max_messages) and not interrupts.requested:
+        wait_ms = 200
+        if timeout_ms is not None:
+            left_ms = timeout_ms - (time.monotonic() - last_record_s) * 1000
+            if left_ms <= 0:
+                break
+            wait_ms = int(min(wait_ms, max(left_ms, 1)))
+        limit = None if max_messages is None else max_messages - count
+        records = consumer.poll(timeout_ms=wait_ms, max_records=limit)
+        if not records:
+            continue
+        last_record_s = time.monotonic()
+        for record in records:
+            out.write(render(record) + b"\n")
+            count += 1
+        out.flush()
+    return count
 
 
 def _open_consumer(bootstrap: str, topic: str, group, partition, start, from_beginning: bool):

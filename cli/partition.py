@@ -88,38 +88,7 @@ def reassign(
     admin = common.make_admin(bootstrap)
     with reporting_errors():
         if execute or cancel:
-            results = admin.reassign_partitions({tp: ([] if cancel else r) for tp, r in plan.items()})
-            rows = [
-                {
-                    "topic": r.topic,
-                    "partition": r.partition,
-                    "replicas": plan[TopicPartition(r.topic, r.partition)],
-                    "result": "ok" if r.error is None else "error",
-                    "error": None if r.error is None else r.error.message,
-                }
-                for r in results
-            ]
-            if output == OutputFormat.json:
-                common.print_json(rows)
-            else:
-                verb = "cancelled" if cancel else "started"
-                common.print_table(
-                    ["TOPIC", "PARTITION", "TARGET", "RESULT"],
-                    [
-                        (
-                            r["topic"],
-                            r["partition"],
-                            common.join_ids(r["replicas"]),
-                            verb if r["error"] is None else r["error"],
-                        )
-                        for r in rows
-                    ],
-                )
-            failed = [r for r in rows if r["error"] is not None]
-            if failed:
-                common.fail(
-                    f"{len(failed)} of {len(rows)} reassignments refused; first: {failed[0]['error']}"
-                )
+            _submit_reassignments(admin, plan, cancel=cancel, output=output)
             return
         statuses = admin.verify_reassignment(plan)
     rows = [
@@ -132,26 +101,68 @@ def reassign(
         }
         for s in statuses
     ]
+    _print_reassignment_states(rows, verify=verify, output=output)
+    if verify and any(r["state"] == "failed" for r in rows):
+        raise typer.Exit(common.EXIT_FAILED)
+
+
+def _submit_reassignments(
+    admin, plan: dict[TopicPartition, list[int]], *, cancel: bool, output: OutputFormat
+) -> None:
+    """--execute / --cancel: send the plan (an empty target cancels), print one row per
+    partition, and exit 1 if the controller refused any."""
+    results = admin.reassign_partitions({tp: ([] if cancel else r) for tp, r in plan.items()})
+    rows = [
+        {
+            "topic": r.topic,
+            "partition": r.partition,
+            "replicas": plan[TopicPartition(r.topic, r.partition)],
+            "result": "ok" if r.error is None else "error",
+            "error": None if r.error is None else r.error.message,
+        }
+        for r in results
+    ]
     if output == OutputFormat.json:
         common.print_json(rows)
     else:
+        verb = "cancelled" if cancel else "started"
         common.print_table(
-            ["TOPIC", "PARTITION", "CURRENT", "TARGET", "STATE"],
+            ["TOPIC", "PARTITION", "TARGET", "RESULT"],
             [
                 (
                     r["topic"],
                     r["partition"],
-                    common.join_ids(r["current_replicas"]),
-                    common.join_ids(r["target_replicas"]),
-                    common.Styled(r["state"], _STATE_STYLES.get(r["state"], "")),
+                    common.join_ids(r["replicas"]),
+                    verb if r["error"] is None else r["error"],
                 )
                 for r in rows
             ],
         )
-        if not verify:
-            typer.echo("dry run: nothing changed (pass --execute to start)")
-    if verify and any(r["state"] == "failed" for r in rows):
-        raise typer.Exit(common.EXIT_FAILED)
+    failed = [r for r in rows if r["error"] is not None]
+    if failed:
+        common.fail(f"{len(failed)} of {len(rows)} reassignments refused; first: {failed[0]['error']}")
+
+
+def _print_reassignment_states(rows: list[dict], *, verify: bool, output: OutputFormat) -> None:
+    """The dry run (current vs target) or --verify view of the plan's partitions."""
+    if output == OutputFormat.json:
+        common.print_json(rows)
+        return
+    common.print_table(
+        ["TOPIC", "PARTITION", "CURRENT", "TARGET", "STATE"],
+        [
+            (
+                r["topic"],
+                r["partition"],
+                common.join_ids(r["current_replicas"]),
+                common.join_ids(r["target_replicas"]),
+                common.Styled(r["state"], _STATE_STYLES.get(r["state"], "")),
+            )
+            for r in rows
+        ],
+    )
+    if not verify:
+        typer.echo("dry run: nothing changed (pass --execute to start)")
 
 
 @app.command("elect-leaders")
@@ -184,30 +195,45 @@ def elect_leaders(
         common.usage_error("--partition needs --topic")
     admin = common.make_admin(bootstrap)
     with reporting_errors():
-        partitions = None
-        if topic is not None:
-            described = admin.describe_topics([topic], with_offsets=False)[0]
-            known = [p.partition for p in described.partitions]
-            if partition is not None and partition not in known:
-                raise errors.UnknownTopicError(
-                    f"topic {topic!r} has no partition {partition} (it has {len(known)})"
-                )
-            partitions = [TopicPartition(topic, p) for p in known if partition is None or p == partition]
+        partitions = _election_partitions(admin, topic, partition)
         results = admin.elect_leaders(partitions, election_type=election_type)
-    rows = [
-        {
-            "topic": r.topic,
-            "partition": r.partition,
-            "leader": r.leader,
-            "result": "elected"
-            if r.error is None
-            else ("not_needed" if isinstance(r.error, errors.ElectionNotNeededError) else "error"),
-            "error": None
-            if r.error is None or isinstance(r.error, errors.ElectionNotNeededError)
-            else r.error.message,
-        }
-        for r in results
-    ]
+    rows = [_election_row(r) for r in results]
+    _print_elections(rows, output)
+    failed = [r for r in rows if r["result"] == "error"]
+    if failed:
+        common.fail(
+            f"election failed for {len(failed)} partition(s); first: {failed[0]['topic']}-{failed[0]['partition']}: {failed[0]['error']}"
+        )
+
+
+def _election_partitions(admin, topic: str | None, partition: int | None) -> list[TopicPartition] | None:
+    """The partitions to elect for --topic / --partition; None (every partition) without --topic.
+
+    Raises:
+        UnknownTopicError: the topic, or its partition `partition`, does not exist.
+    """
+    if topic is None:
+        return None
+    described = admin.describe_topics([topic], with_offsets=False)[0]
+    known = [p.partition for p in described.partitions]
+    if partition is not None and partition not in known:
+        raise errors.UnknownTopicError(f"topic {topic!r} has no partition {partition} (it has {len(known)})")
+    return [TopicPartition(topic, p) for p in known if partition is None or p == partition]
+
+
+def _election_row(result) -> dict:
+    """One partition's outcome for the JSON and the table; "not needed" is not an error."""
+    is_not_needed = isinstance(result.error, errors.ElectionNotNeededError)
+    return {
+        "topic": result.topic,
+        "partition": result.partition,
+        "leader": result.leader,
+        "result": "elected" if result.error is None else ("not_needed" if is_not_needed else "error"),
+        "error": None if result.error is None or is_not_needed else result.error.message,
+    }
+
+
+def _print_elections(rows: list[dict], output: OutputFormat) -> None:
     if output == OutputFormat.json:
         common.print_json(rows)
     elif not rows:
@@ -224,9 +250,4 @@ def elect_leaders(
                 )
                 for r in rows
             ],
-        )
-    failed = [r for r in rows if r["result"] == "error"]
-    if failed:
-        common.fail(
-            f"election failed for {len(failed)} partition(s); first: {failed[0]['topic']}-{failed[0]['partition']}: {failed[0]['error']}"
         )

@@ -25,6 +25,7 @@ import time
 
 import typer
 from freshet.cli.common import DEFAULT_BOOTSTRAP, Bootstrap
+from freshet.client.errors import FreshetError
 
 app = typer.Typer(name="perf", help="Measure Freshet's performance.", no_args_is_help=True)
 
@@ -136,53 +137,14 @@ def produce(
 
       freshet perf produce --topic bench --num-records 100000 --record-size 1024 --throughput 5000
     """
-    from freshet.client import Producer
-    from freshet.client.errors import FreshetError
-
-    if acks not in ("0", "1", "all", "-1"):
-        raise typer.BadParameter("--acks must be 0, 1 or all")
-    acks_value: str | int = "all" if acks in ("all", "-1") else int(acks)
+    acks_value = _acks_value(acks)
     payload = os.urandom(record_size)
-    latencies: list[float] = []
-    errors: list[str] = []
-    lock = threading.Lock()
+    deliveries = _Deliveries()
     cpu_before = time.process_time()
-    try:
-        producer = Producer(bootstrap, acks=acks_value, batch_size=batch_size, linger_ms=0 if sync else linger_ms,
-                            compression=compression, max_in_flight=1 if sync else max_in_flight,
-                            client_id="freshet-perf-producer")
-    except ValueError as error:
-        raise typer.BadParameter(str(error)) from None
+    producer = _open_producer(bootstrap, acks_value, batch_size, linger_ms, compression, max_in_flight, sync)
     progress = _Progress("produce", num_records, as_json)
-    started = time.monotonic()
     try:
-        producer.partitions_for(topic)               # metadata first: not part of the clock
-        started = time.monotonic()
-        for index in range(num_records):
-            if throughput > 0:
-                ahead = index / throughput - (time.monotonic() - started)
-                if ahead > 0:
-                    time.sleep(ahead)
-            sent_at = time.perf_counter()
-
-            def on_delivery(metadata, error, sent_at=sent_at) -> None:
-                elapsed_ms = (time.perf_counter() - sent_at) * 1000
-                with lock:
-                    if error is None:
-                        latencies.append(elapsed_ms)
-                    else:
-                        errors.append(repr(error))
-
-            future = producer.send(topic, value=payload, on_delivery=on_delivery)
-            if sync:
-                try:
-                    future.result()
-                except FreshetError:
-                    pass                                   # counted by on_delivery
-            if index % 1000 == 0:
-                progress.update(index)
-        producer.flush()
-        seconds = time.monotonic() - started
+        seconds = _send_records(producer, topic, payload, num_records, throughput, sync, deliveries, progress)
     except FreshetError as error:
         progress.close()
         producer.close(5)
@@ -191,7 +153,7 @@ def produce(
     progress.close()
     producer.close()
     cpu = time.process_time() - cpu_before
-    records = len(latencies)
+    records = len(deliveries.latencies)
     result = {
         "mode": "sync" if sync else "async",
         "topic": topic,
@@ -202,14 +164,108 @@ def produce(
         "seconds": round(seconds, 3),
         "records_per_s": round(records / seconds, 1) if seconds > 0 else 0.0,
         "mb_per_s": round(records * record_size / seconds / 1e6, 3) if seconds > 0 else 0.0,
-        **_percentiles(latencies),
+        **_percentiles(deliveries.latencies),
         "client_cpu_us_per_record": round(cpu * 1e6 / max(num_records, 1), 1),
-        "errors": len(errors),
-        "first_error": errors[0] if errors else None,
+        "errors": len(deliveries.errors),
+        "first_error": deliveries.errors[0] if deliveries.errors else None,
     }
     typer.echo(json.dumps(result) if as_json else _summary_line(result, "acknowledged"))
-    if errors:
+    if deliveries.errors:
         raise typer.Exit(1)
+
+
+def _acks_value(acks: str) -> str | int:
+    """The Producer's acks for --acks; a bad value is a usage error (exit 2)."""
+    if acks not in ("0", "1", "all", "-1"):
+        raise typer.BadParameter("--acks must be 0, 1 or all")
+    return "all" if acks in ("all", "-1") else int(acks)
+
+
+def _open_producer(
+    bootstrap: str,
+    acks: str | int,
+    batch_size: int,
+    linger_ms: int,
+    compression: str,
+    max_in_flight: int,
+    sync: bool,
+):
+    """The perf Producer; an option value the SDK refuses (ValueError) is a usage error (exit 2).
+    With `sync` it sends at once (no linger) and keeps one request in flight."""
+    from freshet.client import Producer
+
+    try:
+        return Producer(
+            bootstrap,
+            acks=acks,
+            batch_size=batch_size,
+            linger_ms=0 if sync else linger_ms,
+            compression=compression,
+            max_in_flight=1 if sync else max_in_flight,
+            client_id="freshet-perf-producer",
+        )
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from None
+
+
+class _Deliveries:
+    """Send-to-ack latencies (ms) of the delivered records and the reprs of delivery errors.
+    Thread-safe: callbacks run on the SDK's sender thread and append under a lock; read only
+    after the producer is flushed."""
+
+    def __init__(self) -> None:
+        self.latencies: list[float] = []
+        self.errors: list[str] = []
+        self._lock = threading.Lock()
+
+    def on_delivery_since(self, sent_at: float):
+        """The delivery callback of one record sent at `sent_at` (time.perf_counter())."""
+
+        def on_delivery(metadata, error) -> None:
+            elapsed_ms = (time.perf_counter() - sent_at) * 1000
+            with self._lock:
+                if error is None:
+                    self.latencies.append(elapsed_ms)
+                else:
+                    self.errors.append(repr(error))
+
+        return on_delivery
+
+
+def _send_records(
+    producer,
+    topic: str,
+    payload: bytes,
+    num_records: int,
+    throughput: int,
+    sync: bool,
+    deliveries: _Deliveries,
+    progress: _Progress,
+) -> float:
+    """Send `num_records` records of `payload` (paced to `throughput` records/s when > 0; with
+    `sync` each waits for its ack) and flush; return the seconds taken, from the first send.
+
+    Raises:
+        FreshetError: fetching the topic's metadata or flushing failed.
+    """
+    producer.partitions_for(topic)  # metadata first: not part of the clock
+    started = time.monotonic()
+    for index in range(num_records):
+        if throughput > 0:
+            ahead = index / throughput - (time.monotonic() - started)
+            if ahead > 0:
+                time.sleep(ahead)
+        on_delivery = deliveries.on_delivery_since(time.perf_counter())
+        future = producer.send(topic, value=payload, on_delivery=on_delivery)
+        if sync:
+            try:
+                future.result()
+            except FreshetError:
+                pass  # counted by on_delivery
+        if index % 1000 == 0:
+            progress.update(index)
+    producer.flush()
+    return time.monotonic() - started
 
 
 @app.command("consume")
@@ -232,44 +288,13 @@ def consume(
 
       freshet perf consume --topic bench --messages 100000 --group bench-readers --json
     """
-    from freshet.client import Consumer, TopicPartition
-    from freshet.client.errors import FreshetError
-
     cpu_before = time.process_time()
-    try:
-        consumer = Consumer(bootstrap, group_id=group, enable_auto_commit=group is not None,
-                            auto_offset_reset="earliest", client_id="freshet-perf-consumer", max_poll_records=10000)
-    except FreshetError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(1) from None
-    try:
-        partitions = sorted(consumer.partitions_for_topic(topic))
-    except FreshetError as error:
-        consumer.close()
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(1) from None
+    consumer, partitions = _open_consumer(bootstrap, topic, group)
     progress = _Progress("consume", messages, as_json)
-    count = 0
-    size = 0
     try:
-        started = time.monotonic()  # with --group the time includes joining the group
-        if group is not None:
-            consumer.subscribe([topic])
-        else:
-            consumer.assign([TopicPartition(topic, p) for p in partitions])
-            consumer.seek_to_beginning()
-        last_record = started
-        while count < messages:
-            records = consumer.poll(timeout_ms=200)
-            now = time.monotonic()
-            if records:
-                last_record = now
-                count += len(records)
-                size += sum(len(r.value or b"") for r in records)
-                progress.update(count)
-            elif (now - last_record) * 1000 > timeout_ms:
-                break
-        seconds = time.monotonic() - started
+        count, size, seconds = _read_records(
+            consumer, topic, group, partitions, messages, timeout_ms, progress
+        )
     except FreshetError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(1) from None
@@ -291,3 +316,68 @@ def consume(
     typer.echo(json.dumps(result) if as_json else _summary_line(result, "read"))
     if count < messages:
         raise typer.Exit(1)
+
+
+def _open_consumer(bootstrap: str, topic: str, group: str | None):
+    """The perf Consumer and the sorted partition numbers of `topic`; a client error is printed
+    and exits 1."""
+    from freshet.client import Consumer
+
+    try:
+        consumer = Consumer(
+            bootstrap,
+            group_id=group,
+            enable_auto_commit=group is not None,
+            auto_offset_reset="earliest",
+            client_id="freshet-perf-consumer",
+            max_poll_records=10000,
+        )
+    except FreshetError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(1) from None
+    try:
+        return consumer, sorted(consumer.partitions_for_topic(topic))
+    except FreshetError as error:
+        consumer.close()
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(1) from None
+
+
+def _read_records(
+    consumer,
+    topic: str,
+    group: str | None,
+    partitions: list[int],
+    messages: int,
+    timeout_ms: int,
+    progress: _Progress,
+) -> tuple[int, int, float]:
+    """Read until `messages` records or `timeout_ms` without one: subscribe as `group`, else
+    assign every partition from the beginning. Return (records, value bytes, seconds); with a
+    group the seconds include joining it.
+
+    Raises:
+        FreshetError: the consumer failed.
+    """
+    from freshet.client import TopicPartition
+
+    count = 0
+    size = 0
+    started = time.monotonic()  # with --group the time includes joining the group
+    if group is not None:
+        consumer.subscribe([topic])
+    else:
+        consumer.assign([TopicPartition(topic, p) for p in partitions])
+        consumer.seek_to_beginning()
+    last_record = started
+    while count < messages:
+        records = consumer.poll(timeout_ms=200)
+        now = time.monotonic()
+        if records:
+            last_record = now
+            count += len(records)
+            size += sum(len(r.value or b"") for r in records)
+            progress.update(count)
+        elif (now - last_record) * 1000 > timeout_ms:
+            break
+    return count, size, time.monotonic() - started

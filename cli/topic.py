@@ -162,19 +162,7 @@ def describe(
     with reporting_errors():
         topics = admin.describe_topics([name] if name else None)
     if under_replicated or unavailable:
-        topics = [
-            dataclasses.replace(
-                t,
-                partitions=[
-                    p
-                    for p in t.partitions
-                    if (under_replicated and len(p.isr) < len(p.replicas))
-                    or (unavailable and p.leader is None)
-                ],
-            )
-            for t in topics
-        ]
-        topics = [t for t in topics if t.partitions]
+        topics = _only_partitions(topics, under_replicated=under_replicated, unavailable=unavailable)
     if output == OutputFormat.json:
         common.print_json([topic_json(t) for t in topics])
         return
@@ -184,32 +172,56 @@ def describe(
     for index, topic in enumerate(topics):
         if index:
             typer.echo("")
-        replication = max((len(p.replicas) for p in topic.partitions), default=0)
-        configs = ",".join(f"{k}={v}" for k, v in sorted(topic.configs.items()))
-        common.print_text(
-            f"Topic: {topic.name}\tTopicId: {topic.topic_id}\tPartitionCount: {len(topic.partitions)}\t"
-            f"ReplicationFactor: {replication}\tConfigs: {configs}"
-        )
-        common.print_table(
-            ["PARTITION", "LEADER", "EPOCH", "REPLICAS", "ISR", "LOG-START", "HW", "LEO", "SIZE"],
-            [
-                (
-                    p.partition,
-                    common.Styled("none", "bold red") if p.leader is None else p.leader,
-                    p.leader_epoch,
-                    common.join_ids(p.replicas),
-                    common.Styled(common.join_ids(p.isr), "yellow" if len(p.isr) < len(p.replicas) else ""),
-                    common.human_count(p.log_start_offset),
-                    common.human_count(p.high_watermark),
-                    common.human_count(p.log_end_offset),
-                    "-" if p.size_bytes is None else common.human_bytes(p.size_bytes),
-                )
-                for p in topic.partitions
+        _print_topic(topic)
+
+
+def _only_partitions(
+    topics: list[TopicDescription], *, under_replicated: bool, unavailable: bool
+) -> list[TopicDescription]:
+    """`topics` with only their under-replicated (ISR smaller than the replica set) and/or
+    unavailable (leaderless) partitions; topics left without partitions are dropped."""
+    topics = [
+        dataclasses.replace(
+            t,
+            partitions=[
+                p
+                for p in t.partitions
+                if (under_replicated and len(p.isr) < len(p.replicas)) or (unavailable and p.leader is None)
             ],
         )
-        failed = sorted({p.offsets_error for p in topic.partitions if p.offsets_error})
-        if failed:
-            common.print_text(f"(offsets unavailable: {failed[0]})")
+        for t in topics
+    ]
+    return [t for t in topics if t.partitions]
+
+
+def _print_topic(topic: TopicDescription) -> None:
+    """One topic as kafka-topics --describe: a summary line, then a table of its partitions."""
+    replication = max((len(p.replicas) for p in topic.partitions), default=0)
+    configs = ",".join(f"{k}={v}" for k, v in sorted(topic.configs.items()))
+    common.print_text(
+        f"Topic: {topic.name}\tTopicId: {topic.topic_id}\tPartitionCount: {len(topic.partitions)}\t"
+        f"ReplicationFactor: {replication}\tConfigs: {configs}"
+    )
+    common.print_table(
+        ["PARTITION", "LEADER", "EPOCH", "REPLICAS", "ISR", "LOG-START", "HW", "LEO", "SIZE"],
+        [
+            (
+                p.partition,
+                common.Styled("none", "bold red") if p.leader is None else p.leader,
+                p.leader_epoch,
+                common.join_ids(p.replicas),
+                common.Styled(common.join_ids(p.isr), "yellow" if len(p.isr) < len(p.replicas) else ""),
+                common.human_count(p.log_start_offset),
+                common.human_count(p.high_watermark),
+                common.human_count(p.log_end_offset),
+                "-" if p.size_bytes is None else common.human_bytes(p.size_bytes),
+            )
+            for p in topic.partitions
+        ],
+    )
+    failed = sorted({p.offsets_error for p in topic.partitions if p.offsets_error})
+    if failed:
+        common.print_text(f"(offsets unavailable: {failed[0]})")
 
 
 @app.command("delete")
