@@ -24,7 +24,8 @@ import statistics
 import time
 
 import pytest
-from quorum_cluster import HarnessCluster
+
+from tests.support.quorum_cluster import HarnessCluster
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 

@@ -32,7 +32,10 @@ from pysyncobj import journal as pysyncobj_journal
 from pysyncobj import serializer as pysyncobj_serializer
 from pysyncobj.tcp_connection import CONNECTION_STATE
 from pysyncobj.transport import TCPTransport
-from quorum_fixtures import claim, config, free_ports, leader_of, running, voter_addresses, wait_until
+
+from tests.support.ports import free_ports
+from tests.support.quorum_fixtures import claim, config, leader_of, running, voter_addresses
+from tests.support.waiting import wait_until
 
 TUNED = dict(appendEntriesUseBatch=False, raftMinTimeout=0.25, raftMaxTimeout=0.5, appendEntriesPeriod=0.05)
 

@@ -8,8 +8,9 @@ adds the real group coordinator to it (tests/unit/client/fake_groups.py).
 from __future__ import annotations
 
 import pytest
-from fake_broker import FakeCluster
-from fake_groups import FakeGroups
+
+from tests.support.fake_broker import FakeCluster
+from tests.support.fake_groups import FakeGroups
 
 
 @pytest.fixture

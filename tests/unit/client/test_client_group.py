@@ -10,9 +10,10 @@ import threading
 import time
 
 import pytest
-from fake_groups import wait_until
 from freshet.client import Consumer, ConsumerRebalanceListener, TopicPartition
 from freshet.client.errors import CommitFailedError, NonEmptyGroupError
+
+from tests.support.waiting import wait_until
 
 
 class Recorder(ConsumerRebalanceListener):

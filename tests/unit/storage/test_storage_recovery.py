@@ -19,7 +19,8 @@ from freshet.storage.config import LogConfig
 from freshet.storage.leader_epoch import LEADER_EPOCH_CHECKPOINT_FILE_NAME
 from freshet.storage.log import PartitionLog
 from freshet.storage.record_batch import PARTITION_LEADER_EPOCH_POSITION, iter_batches
-from storage_helpers import batch, crash, headers_of, read_all, segment_files, verified_records
+
+from tests.support.storage_helpers import batch, crash, headers_of, read_all, segment_files, verified_records
 
 CONFIG = LogConfig(segment_bytes=6000, index_interval_bytes=300)
 CODECS = [CompressionType.NONE, CompressionType.GZIP, CompressionType.LZ4, CompressionType.ZSTD]
