@@ -90,6 +90,7 @@ def run_cli(cluster, *args):
     )
 
 
+@pytest.mark.slow
 def test_cli_group_commands(cluster, groups):
     cluster.create_topic("orders", 1)
     cluster.append("orders", 0, [b"a"] * 5)

@@ -127,6 +127,7 @@ def test_group_splits_partitions_and_a_joining_member_does_not_stop_the_others(c
             worker.close()
 
 
+@pytest.mark.slow
 def test_a_member_that_stops_polling_loses_its_partitions_and_commits_never_go_back(cluster, groups):
     cluster.create_topic("orders", 4)
     fill(cluster, "orders", 4, 10)

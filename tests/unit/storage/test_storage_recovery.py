@@ -88,6 +88,7 @@ def test_cutting_the_last_batch_at_every_byte_recovers_the_batches_before_it(tmp
         shutil.rmtree(copy)
 
 
+@pytest.mark.slow
 def test_cutting_the_active_segment_anywhere_keeps_exactly_the_whole_batches_before_the_cut(tmp_path):
     """Goal: the same for cuts anywhere in the active segment (400 random positions)."""
     stored, _ = _build(str(tmp_path / "original"), batches=60, seed=5)
