@@ -1,8 +1,8 @@
 """Fixtures of the client SDK tests: a fake cluster of three brokers on loopback, and its groups.
 
-The cluster (tests/unit/client/fake_broker.py) serves broker.proto over real gRPC on real partition
+The cluster (tests/support/fake_broker.py) serves broker.proto over real gRPC on real partition
 logs in the test's tmp_path, so the SDK runs exactly as against brokers, faults included. `groups`
-adds the real group coordinator to it (tests/unit/client/fake_groups.py).
+adds the real group coordinator to it (tests/support/fake_groups.py).
 """
 
 from __future__ import annotations

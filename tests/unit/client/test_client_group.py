@@ -1,5 +1,5 @@
 """Consumer groups in the SDK against the fake cluster running the real group coordinator
-(tests/unit/client/fake_groups.py): subscription, incremental reassignment, commits, failover.
+(tests/support/fake_groups.py): subscription, incremental reassignment, commits, failover.
 
 Reference: KIP-848 (incremental reconciliation: members that keep partitions keep consuming)."""
 
