@@ -1,6 +1,6 @@
 """Freshet vs the NATS JetStream R3 peer, in the same run on the same machine (not a test).
 
-    .venv/bin/python tests/bench/broker_vs_jetstream.py [--msgs 200000] [--size 1024] [--lat-samples 2000]
+    .venv/bin/python -m tests.bench.broker_vs_jetstream [--msgs 200000] [--size 1024] [--lat-samples 2000]
 
 Steps: wait for an idle machine (../shared/bench/wait_quiet.py); run the peer
 (../shared/bench/jetstream_bench.py with its venv, /tmp/peers-venv, made by setup.sh: R3 and R1

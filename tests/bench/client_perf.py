@@ -1,8 +1,8 @@
 """Client SDK benchmark: per-record CPU of the producer and consumer paths, and end-to-end rates.
 
-Run: .venv/bin/python tests/bench/client_perf.py [--records N] [--size BYTES]   (about a minute)
+Run from the repository root: .venv/bin/python -m tests.bench.client_perf [--records N] [--size BYTES]   (about a minute)
 
-Prints one JSON line. The fake cluster (tests/unit/client/fake_broker.py) runs in a child process,
+Prints one JSON line. The fake cluster (tests/support/fake_broker.py) runs in a child process,
 so the figures for the client are its own process's CPU time, not the broker's:
 
 - send_us_per_record: wall time of Producer.send() alone (to a topic whose leader does not exist,
@@ -33,13 +33,11 @@ import tempfile
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-FAKE_DIR = os.path.join(REPO, "tests", "unit", "client")
 
 
 def serve(data_dir: str) -> None:
     """Child process: run a one-broker fake cluster until stdin closes."""
-    sys.path.insert(0, FAKE_DIR)
-    from fake_broker import FakeCluster
+    from tests.support.fake_broker import FakeCluster
 
     with FakeCluster(data_dir, broker_count=1) as cluster:
         cluster.create_topic("bench", 1)
@@ -209,7 +207,8 @@ def main() -> None:
     values = [os.urandom(args.size) for _ in range(64)]
     with tempfile.TemporaryDirectory(prefix="freshet-client-bench-") as data_dir:
         child = subprocess.Popen(
-            [sys.executable, os.path.abspath(__file__), "--serve", data_dir],
+            [sys.executable, "-m", "tests.bench.client_perf", "--serve", data_dir],
+            cwd=REPO,                                   # the repository root: `tests` is importable
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,

@@ -1,7 +1,7 @@
 """Controller benchmark (issue 4): topic creation, controller failover, partition leader failover.
 
 Usage:
-    .venv/bin/python tests/bench/controller_perf.py [--rounds 10] [--topics 5] [--partitions 1000]
+    .venv/bin/python -m tests.bench.controller_perf [--rounds 10] [--topics 5] [--partitions 1000]
 
 Runs real `freshet server start` processes (3 combined nodes, default settings) on loopback and
 prints one JSON line on stdout (progress on stderr):
@@ -37,8 +37,8 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "cluster"))
-from node_cluster import MetadataRecorder, NodeCluster, wait_until  # noqa: E402
+from tests.support.node_cluster import MetadataRecorder, NodeCluster
+from tests.support.waiting import wait_until
 
 
 def percentile(values: list[float], fraction: float) -> float:

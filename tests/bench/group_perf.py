@@ -1,6 +1,6 @@
 """Consumer-group benchmark on a real 3-node cluster (not a timed test).
 
-Run: .venv/bin/python tests/bench/group_perf.py [--records N] [--size BYTES] [--members M]
+Run: .venv/bin/python -m tests.bench.group_perf [--records N] [--size BYTES] [--members M]
 
 Prints one JSON line:
 - consume: a one-member group subscribing to a 6-partition RF3 topic holding N records of SIZE
@@ -26,11 +26,10 @@ import tempfile
 import threading
 import time
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "tests" / "cluster"))
+from freshet.client import Consumer, ConsumerRebalanceListener, Producer
 
-from freshet.client import Consumer, ConsumerRebalanceListener, Producer  # noqa: E402
-from node_cluster import NodeCluster, wait_until  # noqa: E402
+from tests.support.node_cluster import NodeCluster
+from tests.support.waiting import wait_until
 
 
 def measure_consume(bootstrap: str, cluster: NodeCluster, records: int, size: int) -> dict:

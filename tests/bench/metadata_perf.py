@@ -2,7 +2,7 @@
 """Benchmark of the metadata quorum; prints ONE JSON line on stdout (progress on stderr).
 
 Usage (from the repository, with the dev install):
-    .venv/bin/python tests/bench/metadata_perf.py [--commands 5000] [--window 16] [--repeat 2]
+    .venv/bin/python -m tests.bench.metadata_perf [--commands 5000] [--window 16] [--repeat 2]
         [--failovers 10] [--partitions 10000]
 
 Measures, in one run on this machine:
@@ -20,7 +20,7 @@ Measures, in one run on this machine:
 - snapshot of a state with `partitions` partitions (topics of 10 partitions, RF 3): bytes, encode
   time without the per-topic cache, decode (load) time, and the cost of one apply at that size.
 
-The voters are tests/cluster/quorum_harness.py processes (the same program the kill -9 tests use).
+The voters are tests/support/quorum_harness.py processes (the same program the kill -9 tests use).
 Every process started is killed by pid before exiting; temp dirs are removed.
 """
 
@@ -36,13 +36,11 @@ import sys
 import tempfile
 import time
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "tests" / "cluster"))
+from freshet.metadata import commands as c
+from freshet.metadata import snapshot, state_machine
+from freshet.metadata.image import EMPTY_IMAGE
 
-from freshet.metadata import commands as c  # noqa: E402
-from freshet.metadata import snapshot, state_machine  # noqa: E402
-from freshet.metadata.image import EMPTY_IMAGE  # noqa: E402
-from quorum_cluster import HarnessCluster  # noqa: E402
+from tests.support.quorum_cluster import HarnessCluster
 
 
 def log(message: str) -> None:

@@ -20,9 +20,10 @@ import subprocess
 import time
 
 import pytest
-from cli_harness import CLI, ClusterUp, one_error_line, run_cli
 from freshet.client import errors
-from quorum_cluster import free_port_block
+
+from tests.support.cli_harness import CLI, ClusterUp, one_error_line, run_cli
+from tests.support.ports import free_port_block
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 

@@ -22,7 +22,8 @@ import time
 import grpc
 import pytest
 from freshet.v1 import broker_pb2, broker_pb2_grpc, controller_pb2, controller_pb2_grpc
-from quorum_cluster import free_port_block
+
+from tests.support.ports import free_port_block
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 

@@ -17,7 +17,9 @@ import grpc
 import pytest
 from freshet.metadata import commands
 from freshet.v1 import broker_pb2, common_pb2, controller_pb2
-from node_cluster import MetadataRecorder, NodeCluster, wait_until
+
+from tests.support.node_cluster import MetadataRecorder, NodeCluster
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 E = common_pb2.ErrorCode

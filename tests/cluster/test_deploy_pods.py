@@ -33,8 +33,10 @@ import pytest
 import yaml
 from freshet.client import Consumer, Producer, TopicPartition
 from freshet.v1 import broker_pb2, broker_pb2_grpc, controller_pb2, controller_pb2_grpc
-from node_cluster import NodeProcess, wait_until
-from quorum_cluster import free_port_block, port_block_is_free
+
+from tests.support.node_cluster import NodeProcess
+from tests.support.ports import free_port_block, port_block_is_free
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 

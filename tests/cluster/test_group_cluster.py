@@ -24,7 +24,9 @@ import time
 import pytest
 from freshet.client import Consumer, Producer, TopicPartition
 from freshet.v1 import group_pb2, group_pb2_grpc
-from node_cluster import NodeCluster, wait_until
+
+from tests.support.node_cluster import NodeCluster
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.cluster
 

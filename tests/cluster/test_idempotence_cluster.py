@@ -18,8 +18,9 @@ import threading
 
 import pytest
 from freshet.client import Consumer, Producer, TopicPartition
-from node_cluster import NodeCluster
-from quorum_cluster import free_port_block
+
+from tests.support.node_cluster import NodeCluster
+from tests.support.ports import free_port_block
 
 pytestmark = pytest.mark.cluster
 

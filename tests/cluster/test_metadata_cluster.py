@@ -1,6 +1,6 @@
 """The metadata quorum as 3 real processes on loopback, under kill -9.
 
-Each voter is tests/cluster/quorum_harness.py (MetadataQuorum plus a controller-like claim on
+Each voter is tests/support/quorum_harness.py (MetadataQuorum plus a controller-like claim on
 leadership), driven over stdin/stdout. The workload allocates producer-id blocks: every applied
 allocation is visible in the state (the dedup table remembers its first result, and the counter
 advances by one block), so "every acknowledged command is present" and "applied exactly once" are
@@ -24,7 +24,8 @@ import statistics
 import time
 
 import pytest
-from quorum_cluster import HarnessCluster
+
+from tests.support.quorum_cluster import HarnessCluster
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 

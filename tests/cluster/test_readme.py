@@ -27,7 +27,8 @@ import sys
 import time
 
 import pytest
-from cli_harness import ClusterUp, run_cli
+
+from tests.support.cli_harness import ClusterUp, run_cli
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 

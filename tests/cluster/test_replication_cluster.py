@@ -25,7 +25,9 @@ import pytest
 from freshet.client import Producer
 from freshet.storage.record_batch import decode_batch, iter_batches
 from freshet.v1 import broker_pb2, common_pb2, controller_pb2
-from node_cluster import NodeCluster, wait_until
+
+from tests.support.node_cluster import NodeCluster
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 E = common_pb2.ErrorCode

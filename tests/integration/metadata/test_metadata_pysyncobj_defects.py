@@ -32,7 +32,10 @@ from pysyncobj import journal as pysyncobj_journal
 from pysyncobj import serializer as pysyncobj_serializer
 from pysyncobj.tcp_connection import CONNECTION_STATE
 from pysyncobj.transport import TCPTransport
-from quorum_fixtures import claim, config, free_ports, leader_of, running, voter_addresses, wait_until
+
+from tests.support.ports import free_ports
+from tests.support.quorum_fixtures import claim, config, leader_of, running, voter_addresses
+from tests.support.waiting import wait_until
 
 TUNED = dict(appendEntriesUseBatch=False, raftMinTimeout=0.25, raftMaxTimeout=0.5, appendEntriesPeriod=0.05)
 
@@ -102,6 +105,7 @@ def _crash_during_compaction_then_restart(tmp_path, monkeypatch, protect: bool):
             return quorum.image, acknowledged
 
 
+@pytest.mark.slow
 def test_a_crash_between_snapshot_rename_and_journal_trim_keeps_every_acknowledged_command(
     tmp_path, monkeypatch
 ):
@@ -457,6 +461,7 @@ def _all_links_connected(transport, peers: int) -> bool:
     return len(connections) >= peers and all(conn.state == CONNECTION_STATE.CONNECTED for conn in connections)
 
 
+@pytest.mark.slow
 def test_idle_follower_links_survive_so_the_first_vote_request_is_delivered(tmp_path, monkeypatch):
     """pysyncobj checks a link's connectionTimeout lazily, when it next sends on it: the first
     RequestVote a follower sends to the other follower after the leader dies finds that idle link
@@ -572,6 +577,7 @@ def _rejoin_holding_uncommitted_entries(tmp_path, monkeypatch) -> tuple[list[str
     return applied.get(old.node_id, []), old.node_id
 
 
+@pytest.mark.slow
 def test_a_rejoining_voter_never_applies_uncommitted_entries_while_a_snapshot_arrives(tmp_path, monkeypatch):
     """pysyncobj advances a follower's commit index from snapshot-transmission messages without
     checking its log against the leader's, so a deposed leader applies its uncommitted entries

@@ -23,7 +23,9 @@ from freshet.metadata.errors import (
 )
 from freshet.metadata.quorum import COMMAND_BYTES_MAX, MetadataQuorum, QuorumStatus
 from freshet.v1 import common_pb2
-from quorum_fixtures import claim, config, leader_of, running, voter_addresses, wait_until
+
+from tests.support.quorum_fixtures import claim, config, leader_of, running, voter_addresses
+from tests.support.waiting import wait_until
 
 
 def test_single_voter_applies_commands_publishes_images_and_notifies_listeners(tmp_path):

@@ -6,7 +6,8 @@ Tests in a module share the cluster and use fresh topic names so they do not dep
 from __future__ import annotations
 
 import pytest
-from inprocess_nodes import InProcessCluster
+
+from tests.support.inprocess_nodes import InProcessCluster
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,9 @@ from freshet.metadata import commands
 from freshet.server import status
 from freshet.storage.record_batch import Record, encode_batch
 from freshet.v1 import broker_pb2, common_pb2, controller_pb2, metadata_pb2
-from inprocess_nodes import InProcessCluster, wait_until
+
+from tests.support.inprocess_nodes import InProcessCluster
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 E = common_pb2.ErrorCode

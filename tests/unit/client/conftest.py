@@ -1,18 +1,19 @@
 """Fixtures of the client SDK tests: a fake cluster of three brokers, and its groups.
 
-The cluster (tests/unit/client/fake_broker.py) serves broker.proto on real partition logs in the
+The cluster (tests/support/fake_broker.py) serves broker.proto on real partition logs in the
 test's tmp_path, so the SDK runs exactly as against brokers, faults included. `cluster` serves over
 real gRPC on loopback; `memory_cluster` serves the same servicers over an in-memory network
-(tests/unit/client/memory_transport.py) that clients reach with `transport=memory_cluster.transport()`,
-no sockets. `groups` / `memory_groups` add the real group coordinator (tests/unit/client/fake_groups.py).
+(tests/support/memory_transport.py) that clients reach with `transport=memory_cluster.transport()`,
+no sockets. `groups` / `memory_groups` add the real group coordinator (tests/support/fake_groups.py).
 """
 
 from __future__ import annotations
 
 import pytest
-from fake_broker import FakeCluster
-from fake_groups import FakeGroups
-from memory_transport import InMemoryNetwork
+
+from tests.support.fake_broker import FakeCluster
+from tests.support.fake_groups import FakeGroups
+from tests.support.memory_transport import InMemoryNetwork
 
 
 @pytest.fixture

@@ -10,10 +10,11 @@ import subprocess
 import sys
 
 import pytest
-from fake_groups import wait_until
 from freshet.client import Admin, Consumer, TopicPartition
 from freshet.client.admin_groups import GroupAdmin
 from freshet.client.errors import GroupIdNotFoundError, NonEmptyGroupError
+
+from tests.support.waiting import wait_until
 
 
 def member(cluster, group="g"):
@@ -89,6 +90,7 @@ def run_cli(cluster, *args):
     )
 
 
+@pytest.mark.slow
 def test_cli_group_commands(cluster, groups):
     cluster.create_topic("orders", 1)
     cluster.append("orders", 0, [b"a"] * 5)

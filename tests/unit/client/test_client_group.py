@@ -1,5 +1,5 @@
 """Consumer groups in the SDK against the fake cluster running the real group coordinator
-(tests/unit/client/fake_groups.py): subscription, incremental reassignment, commits, failover.
+(tests/support/fake_groups.py): subscription, incremental reassignment, commits, failover.
 
 Reference: KIP-848 (incremental reconciliation: members that keep partitions keep consuming)."""
 
@@ -10,9 +10,10 @@ import threading
 import time
 
 import pytest
-from fake_groups import wait_until
 from freshet.client import Consumer, ConsumerRebalanceListener, TopicPartition
 from freshet.client.errors import CommitFailedError, NonEmptyGroupError
+
+from tests.support.waiting import wait_until
 
 
 class Recorder(ConsumerRebalanceListener):
@@ -126,6 +127,7 @@ def test_group_splits_partitions_and_a_joining_member_does_not_stop_the_others(c
             worker.close()
 
 
+@pytest.mark.slow
 def test_a_member_that_stops_polling_loses_its_partitions_and_commits_never_go_back(cluster, groups):
     cluster.create_topic("orders", 4)
     fill(cluster, "orders", 4, 10)

@@ -2,7 +2,7 @@
 
 Goal: the clients' behaviour (delivery, polling, commits, retries until the deadline) can be tested
 without a gRPC server. Method: the fake cluster's servicers, or small scripted ones, are mounted on
-an InMemoryNetwork (tests/unit/client/memory_transport.py) and the clients get
+an InMemoryNetwork (tests/support/memory_transport.py) and the clients get
 `transport=network.transport(...)`, a real Transport whose channels are in-memory (STYLE.md section
 4: "fake channel (httpx MockTransport idea)").
 """
@@ -27,7 +27,8 @@ from freshet.v1 import common_pb2, controller_pb2, controller_pb2_grpc, group_pb
 from google.protobuf import any_pb2
 from google.rpc import status_pb2
 from grpc_status import rpc_status
-from memory_transport import InMemoryNetwork
+
+from tests.support.memory_transport import InMemoryNetwork
 
 T0 = TopicPartition("orders", 0)
 

@@ -25,8 +25,8 @@ from freshet.metadata.clock import ManualClock
 from freshet.metadata.controller import ControllerAction, ControllerCore, ControllerSettings, plan_topic
 from freshet.metadata.image import MetadataImage
 from freshet.v1 import metadata_pb2
-from metadata_script import EPOCH, E, Script
 
+from tests.support.metadata_script import EPOCH, E, Script
 from tests.support.transcript import run_transcript
 
 TESTDATA = pathlib.Path(__file__).parent / "testdata"

@@ -34,7 +34,8 @@ from freshet.metadata.errors import (
     StaleBrokerEpochError,
 )
 from freshet.metadata.image import NO_LEADER
-from metadata_script import EPOCH, E, Script
+
+from tests.support.metadata_script import EPOCH, E, Script
 
 SESSION_MS = 6000
 GRACE_MS = 1000

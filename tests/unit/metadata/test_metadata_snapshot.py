@@ -22,9 +22,10 @@ from freshet.metadata.image import EMPTY_IMAGE, NO_LEADER, REQUEST_LOG_CAPACITY,
 from freshet.v1 import metadata_pb2
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from metadata_script import EPOCH, Script
 
-HERE = pathlib.Path(__file__).resolve().parent
+from tests.support.metadata_script import EPOCH, Script
+
+REPO = pathlib.Path(__file__).resolve().parents[3]
 
 
 def build_busy_image() -> Script:
@@ -74,10 +75,10 @@ def test_the_same_commands_give_byte_identical_snapshots():
     assert first == second
 
 
-_DIGEST_PROGRAM = f"""
-import hashlib, sys
-sys.path.insert(0, {str(HERE)!r})
-from test_metadata_snapshot import build_busy_image
+# Run with the repository root as the working directory, so `tests` is importable in the child.
+_DIGEST_PROGRAM = """
+import hashlib
+from tests.unit.metadata.test_metadata_snapshot import build_busy_image
 from freshet.metadata import snapshot
 print(hashlib.sha256(snapshot.encode_snapshot(build_busy_image().image)).hexdigest())
 """
@@ -88,7 +89,7 @@ def test_snapshots_do_not_depend_on_the_process_hash_seed():
     digests = set()
     for seed in ("1", "2", "12345"):
         env = dict(os.environ, PYTHONHASHSEED=seed)
-        out = subprocess.run([sys.executable, "-c", _DIGEST_PROGRAM], env=env, capture_output=True, text=True, timeout=60)
+        out = subprocess.run([sys.executable, "-c", _DIGEST_PROGRAM], env=env, cwd=REPO, capture_output=True, text=True, timeout=60)
         assert out.returncode == 0, out.stderr
         digests.add(out.stdout.strip())
     assert digests == {hashlib.sha256(snapshot.encode_snapshot(build_busy_image().image)).hexdigest()}

@@ -15,7 +15,8 @@ from freshet.metadata import commands as c
 from freshet.metadata import state_machine
 from freshet.metadata.image import EMPTY_IMAGE, NO_CONTROLLER, NO_LEADER
 from freshet.v1 import metadata_pb2
-from metadata_script import EPOCH, E, Script
+
+from tests.support.metadata_script import EPOCH, E, Script
 
 
 def test_commands_before_any_controller_claim_are_refused_as_not_controller():

@@ -14,7 +14,8 @@ from freshet.metadata import commands as c
 from freshet.metadata import configs
 from freshet.metadata.controller import plan_topic
 from freshet.metadata.errors import ControllerRequestError
-from metadata_script import EPOCH, E, Script
+
+from tests.support.metadata_script import EPOCH, E, Script
 
 DEFAULTS = configs.broker_config({}, {})
 

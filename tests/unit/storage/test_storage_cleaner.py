@@ -22,7 +22,8 @@ from freshet.storage.compression import CompressionType
 from freshet.storage.config import LogConfig
 from freshet.storage.log import PartitionLog
 from freshet.storage.record_batch import Record, decode_batch, encode_batch, iter_batches
-from storage_helpers import crash, headers_of, read_all, segment_files, verified_records
+
+from tests.support.storage_helpers import crash, headers_of, read_all, segment_files, verified_records
 
 DAY_MS = 24 * 3600 * 1000
 COMPACTED = LogConfig(

@@ -42,7 +42,16 @@ from freshet.storage.record_batch import (
     parse_header,
 )
 from freshet.storage.segment import LogSegment
-from storage_helpers import SMALL_CONFIG, batch, crash, headers_of, read_all, segment_files, verified_records
+
+from tests.support.storage_helpers import (
+    SMALL_CONFIG,
+    batch,
+    crash,
+    headers_of,
+    read_all,
+    segment_files,
+    verified_records,
+)
 
 DAY_MS = 24 * 3600 * 1000
 

@@ -16,7 +16,8 @@ from freshet.storage.log_manager import (
     parse_partition_directory_name,
     partition_directory_name,
 )
-from storage_helpers import batch, read_all
+
+from tests.support.storage_helpers import batch, read_all
 
 CONFIG = LogConfig(segment_bytes=4000, index_interval_bytes=256)
 

@@ -22,7 +22,8 @@ from freshet.storage.record_batch import iter_batches
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
-from storage_helpers import batch, crash, headers_of, read_all, segment_files
+
+from tests.support.storage_helpers import batch, crash, headers_of, read_all, segment_files
 
 CONFIG = LogConfig(segment_bytes=2048, index_interval_bytes=150, segment_index_bytes=8 * 12, retention_ms=-1)
 

@@ -14,7 +14,8 @@ from freshet.storage.config import LogConfig
 from freshet.storage.errors import InvalidProducerEpochError, OutOfOrderSequenceError
 from freshet.storage.log import PartitionLog
 from freshet.storage.producer_state import ProducerStateManager
-from storage_helpers import batch, crash, headers_of, read_all
+
+from tests.support.storage_helpers import batch, crash, headers_of, read_all
 
 CONFIG = LogConfig(segment_bytes=3000, index_interval_bytes=200)
 PRODUCER = 4242

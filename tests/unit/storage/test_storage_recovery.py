@@ -19,7 +19,8 @@ from freshet.storage.config import LogConfig
 from freshet.storage.leader_epoch import LEADER_EPOCH_CHECKPOINT_FILE_NAME
 from freshet.storage.log import PartitionLog
 from freshet.storage.record_batch import PARTITION_LEADER_EPOCH_POSITION, iter_batches
-from storage_helpers import batch, crash, headers_of, read_all, segment_files, verified_records
+
+from tests.support.storage_helpers import batch, crash, headers_of, read_all, segment_files, verified_records
 
 CONFIG = LogConfig(segment_bytes=6000, index_interval_bytes=300)
 CODECS = [CompressionType.NONE, CompressionType.GZIP, CompressionType.LZ4, CompressionType.ZSTD]
@@ -87,6 +88,7 @@ def test_cutting_the_last_batch_at_every_byte_recovers_the_batches_before_it(tmp
         shutil.rmtree(copy)
 
 
+@pytest.mark.slow
 def test_cutting_the_active_segment_anywhere_keeps_exactly_the_whole_batches_before_the_cut(tmp_path):
     """Goal: the same for cuts anywhere in the active segment (400 random positions)."""
     stored, _ = _build(str(tmp_path / "original"), batches=60, seed=5)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import pathlib
-import sys
 import threading
 import urllib.error
 import urllib.request
@@ -21,9 +20,8 @@ from freshet.server.config import NodeConfig, load_node_config
 from freshet.server.node import Node
 from freshet.v1 import broker_pb2_grpc, controller_pb2, controller_pb2_grpc
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "cluster"))
-from node_cluster import wait_until  # noqa: E402,F401 - one place for bounded waits (tests import it from here)
-from quorum_cluster import free_port_block  # noqa: E402 - one place for free ports
+from tests.support.ports import free_port_block
+from tests.support.waiting import wait_until
 
 SECRET = "inprocess-test-secret"
 

@@ -9,8 +9,6 @@ repeats an old offset and a snapshot older than the image.
 from __future__ import annotations
 
 import asyncio
-import pathlib
-import sys
 
 import pytest
 from freshet.metadata import commands as c
@@ -20,8 +18,7 @@ from freshet.server.cluster.publisher import WatchPublisher, _Resync
 from freshet.server.config import HostPort
 from freshet.v1 import controller_pb2
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "metadata"))
-from metadata_script import EPOCH, Script  # noqa: E402 - the scripted metadata log of the unit tests
+from tests.support.metadata_script import EPOCH, Script
 
 
 def scripted_log() -> tuple[Script, list[tuple[int, bytes]]]:

@@ -9,15 +9,11 @@ metadata images (no network) reconciled into a real LogManager in a temporary di
 
 from __future__ import annotations
 
-import pathlib
-import sys
-
 from freshet.metadata import commands as c
 from freshet.server.broker.hosted_replicas import FOLLOWER, LEADER, HostedReplicas, log_config
 from freshet.storage.log_manager import LogManager
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "metadata"))
-from metadata_script import EPOCH, Script  # noqa: E402
+from tests.support.metadata_script import EPOCH, Script
 
 NODE = 2
 

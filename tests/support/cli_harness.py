@@ -1,7 +1,7 @@
 """A live `freshet cluster up` and a way to run the `freshet` CLI against it, for CLI tests.
 
 Not a test module; imported by tests/cluster/test_cli_e2e.py and test_readme.py. The cluster runs
-on a free block of loopback ports (quorum_cluster.free_port_block); every process started (the
+on a free block of loopback ports (tests.support.ports.free_port_block); every process started (the
 supervisor and, by the pids it reports, its nodes, plus any node restarted by a test) is killed
 by pid in `close()`.
 """
@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 
-from quorum_cluster import free_port_block
+from tests.support.ports import free_port_block
 
 CLI = [sys.executable, "-m", "freshet.cli.main"]
 

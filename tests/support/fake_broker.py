@@ -133,7 +133,7 @@ class FakeCluster:
     def __init__(
         self, data_dir: str, broker_count: int = 3, *, log_config: LogConfig | None = None, network=None
     ) -> None:
-        """`network`: an InMemoryNetwork (tests/unit/client/memory_transport.py) to serve on
+        """`network`: an InMemoryNetwork (tests/support/memory_transport.py) to serve on
         instead of loopback sockets; clients then reach the brokers through `transport()`."""
         self.data_dir = data_dir
         self.network = network

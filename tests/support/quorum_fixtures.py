@@ -1,4 +1,4 @@
-"""Helpers for in-process quorum tests: free loopback ports, voter configs, bounded waits.
+"""Helpers for in-process quorum tests: voter addresses and configs, leaders, running voters.
 
 Not a test module; imported by the integration tests of the metadata quorum.
 """
@@ -6,28 +6,15 @@ Not a test module; imported by the integration tests of the metadata quorum.
 from __future__ import annotations
 
 import contextlib
-import socket
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 from freshet.metadata import commands
 from freshet.metadata.quorum import MetadataQuorum, QuorumConfig
 
+from tests.support.ports import free_ports
+from tests.support.waiting import wait_until
+
 PASSWORD = "test-raft-secret"
-
-
-def free_ports(count: int) -> list[int]:
-    """Ports the kernel just handed out on 127.0.0.1 (distinct; released before returning)."""
-    sockets = []
-    try:
-        for _ in range(count):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            sockets.append(s)
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 def voter_addresses(count: int) -> dict[int, str]:
@@ -38,18 +25,6 @@ def config(node_id: int, voters: dict[int, str], data_root, **overrides) -> Quor
     values = dict(node_id=node_id, voters=voters, data_dir=str(data_root / f"voter-{node_id}"), password=PASSWORD)
     values.update(overrides)
     return QuorumConfig(**values)
-
-
-def wait_until(predicate: Callable[[], object], timeout_s: float, what: str, interval_s: float = 0.01):
-    """Poll `predicate` until it returns something truthy; fail the test after `timeout_s`."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-        time.sleep(interval_s)
 
 
 def leader_of(quorums: dict[int, MetadataQuorum], timeout_s: float = 10.0) -> MetadataQuorum:

@@ -1,7 +1,7 @@
 """Real `freshet server start` processes on loopback, and a metadata recorder, for cluster tests.
 
 Not a test module; imported by tests/cluster tests and tests/bench/controller_perf.py. Ports come
-from quorum_cluster.free_port_block (one place for free ports): node i gets gRPC P, Raft P+1
+from tests.support.ports.free_port_block (one place for free ports): node i gets gRPC P, Raft P+1
 (the controller-listener convention) and HTTP P+2. Every process started is tracked by pid and
 killed in `close()` (use NodeCluster as a context manager); the recorder thread is stopped too.
 """
@@ -24,20 +24,11 @@ import grpc
 from freshet.metadata import snapshot, state_machine
 from freshet.metadata.image import EMPTY_IMAGE, MetadataImage
 from freshet.v1 import broker_pb2_grpc, controller_pb2, controller_pb2_grpc
-from quorum_cluster import free_port_block
+
+from tests.support.ports import free_port_block
+from tests.support.waiting import wait_until
 
 SECRET = "node-cluster-test-secret"
-
-
-def wait_until(predicate: Callable[[], object], timeout_s: float, what: str, interval_s: float = 0.02):
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-        time.sleep(interval_s)
 
 
 class NodeProcess:

@@ -122,6 +122,6 @@ def test_every_variable_read_is_documented_in_the_module_and_in_deploy_readme():
     read = set(re.findall(r'environ(?:\.get\(|, )"([A-Z_]+)"', source))
     assert {"POD_NAME", "FRESHET_SERVICE", "FRESHET_QUORUM_REPLICAS", "FRESHET_HOST_ALIASES"} <= read
     assert read <= set(ENV_VARS)
-    readme = (pathlib.Path(__file__).resolve().parents[3] / "deploy" / "README.md").read_text()
+    readme = (pathlib.Path(__file__).resolve().parents[4] / "deploy" / "README.md").read_text()
     documented = set(re.findall(r"^\| `([A-Z_]+)` \|", readme, re.M))
     assert documented == set(ENV_VARS)

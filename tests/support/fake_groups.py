@@ -34,16 +34,6 @@ from freshet.v1 import group_pb2, group_pb2_grpc
 OFFSETS = group_records.OFFSETS_TOPIC
 
 
-def wait_until(predicate, timeout_s=15.0, what="condition"):
-    """Poll `predicate` every 20 ms until it is truthy; fail the test after `timeout_s`."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 class FakeOffsetsLog:
     """OffsetsLog over the fake cluster's __consumer_offsets logs, as broker `node_id` sees them."""
 
