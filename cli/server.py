@@ -27,6 +27,12 @@ def start(
     raft_listen: str | None = typer.Option(None, "--raft-listen", help="Raft listener (default: this node's quorum entry)."),
     http_listen: str | None = typer.Option(None, "--http-listen", help="HTTP listener (default: --listen port + 2)."),
     advertised: str | None = typer.Option(None, "--advertised", help="Where clients and nodes reach this node (default: --listen)."),
+    kafka_listen: str | None = typer.Option(
+        None, "--kafka-listen", help="Kafka protocol listener, HOST:PORT (default: none; `cluster up` uses port + 3)."
+    ),
+    kafka_advertised: str | None = typer.Option(
+        None, "--kafka-advertised", help="Where Kafka clients reach this broker (default: --kafka-listen)."
+    ),
     roles: str | None = typer.Option(None, "--roles", help="broker, controller, or broker,controller (default)."),
     rack: str | None = typer.Option(None, "--rack", help="The broker's rack, for rack-aware replica placement."),
     controller_listeners: str | None = typer.Option(
@@ -64,6 +70,8 @@ def start(
         "raft.listen": raft_listen,
         "http.listen": http_listen,
         "advertised": advertised,
+        "kafka.listen": kafka_listen,
+        "kafka.advertised": kafka_advertised,
         "roles": roles,
         "rack": rack,
         "controller.listeners": controller_listeners,

@@ -106,11 +106,14 @@ def register_broker(
     host: str,
     port: int,
     rack: str = "",
+    listeners: tuple[tuple[str, str, int], ...] = (),
 ) -> MetadataCommand:
     command = _command(request_id, controller_epoch)
     command.register_broker.CopyFrom(
         metadata_pb2.RegisterBroker(node_id=node_id, incarnation_id=incarnation_id, host=host, port=port, rack=rack)
     )
+    for name, listener_host, listener_port in sorted(listeners):
+        command.register_broker.listeners.add(name=name, host=listener_host, port=listener_port)
     return command
 
 

@@ -51,6 +51,8 @@ class BrokerRegistration:
         broker_epoch: the metadata offset at which this incarnation registered (as KRaft).
         is_fenced: True until the controller unfences it; fenced brokers lead nothing new.
         in_controlled_shutdown: set by BeginControlledShutdown, cleared by a new incarnation.
+        listeners: further endpoints as (name, host, port), sorted by name ("kafka": the Kafka
+            protocol's advertised address).
     """
 
     node_id: int
@@ -61,10 +63,18 @@ class BrokerRegistration:
     broker_epoch: int
     is_fenced: bool
     in_controlled_shutdown: bool
+    listeners: tuple[tuple[str, str, int], ...] = ()
 
     @property
     def address(self) -> str:
         return f"{self.host}:{self.port}"
+
+    def listener(self, name: str) -> tuple[str, int] | None:
+        """(host, port) of the listener called `name`, None when the broker has none."""
+        for listener_name, host, port in self.listeners:
+            if listener_name == name:
+                return host, port
+        return None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -44,7 +44,7 @@ from freshet.metadata.image import (
     TopicImage,
     frozen_mapping,
 )
-from freshet.v1 import metadata_pb2
+from freshet.v1 import common_pb2, metadata_pb2
 from google.protobuf.message import DecodeError
 
 SNAPSHOT_FORMAT_VERSION = 1
@@ -130,6 +130,7 @@ def encode_snapshot(image: MetadataImage) -> bytes:
             broker_epoch=b.broker_epoch,
             is_fenced=b.is_fenced,
             in_controlled_shutdown=b.in_controlled_shutdown,
+            listeners=[common_pb2.Listener(name=n, host=h, port=p) for n, h, p in b.listeners],
         )
     for broker_id in sorted(image.broker_configs):
         head.broker_configs.add(broker_id=broker_id, configs=_sorted_configs(image.broker_configs[broker_id]))
@@ -207,6 +208,7 @@ def decode_snapshot(data: bytes) -> MetadataImage:
             broker_epoch=b.broker_epoch,
             is_fenced=b.is_fenced,
             in_controlled_shutdown=b.in_controlled_shutdown,
+            listeners=tuple((listener.name, listener.host, listener.port) for listener in b.listeners),
         )
         for b in snapshot.brokers
     }

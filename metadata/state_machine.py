@@ -467,10 +467,11 @@ def _register_broker(image: MetadataImage, command, offset: int, result) -> Meta
     _require(0 < len(body.host) <= HOST_LENGTH_MAX, E.INVALID_REQUEST, f"host must be 1..{HOST_LENGTH_MAX} characters")
     _require(0 < body.port <= 65535, E.INVALID_REQUEST, f"port {body.port} is not in 1..65535")
     _require(len(body.rack) <= RACK_LENGTH_MAX, E.INVALID_REQUEST, f"rack is longer than {RACK_LENGTH_MAX} characters")
+    listeners = _listeners(body)
     existing = image.brokers.get(body.node_id)
     if existing is not None and existing.incarnation_id == body.incarnation_id:
         _require(
-            (existing.host, existing.port, existing.rack) == (body.host, body.port, body.rack),
+            (existing.host, existing.port, existing.rack, existing.listeners) == (body.host, body.port, body.rack, listeners),
             E.INVALID_REQUEST,
             f"broker {body.node_id} incarnation {body.incarnation_id.hex()} is already registered at "
             f"{existing.address} (rack {existing.rack!r})",
@@ -486,11 +487,24 @@ def _register_broker(image: MetadataImage, command, offset: int, result) -> Meta
         broker_epoch=offset,
         is_fenced=True,
         in_controlled_shutdown=False,
+        listeners=listeners,
     )
     brokers = dict(image.brokers)
     brokers[body.node_id] = registration
     result.broker_epoch = offset
     return dataclasses.replace(image, brokers=frozen_mapping(brokers))
+
+
+def _listeners(body) -> tuple[tuple[str, str, int], ...]:
+    """A registration's further listeners as (name, host, port), checked: names unique and sorted."""
+    listeners = tuple((listener.name, listener.host, listener.port) for listener in body.listeners)
+    names = [name for name, _, _ in listeners]
+    _require(names == sorted(set(names)), E.INVALID_REQUEST, f"listener names {names} are not unique and sorted")
+    for name, host, port in listeners:
+        _require(0 < len(name) <= RACK_LENGTH_MAX, E.INVALID_REQUEST, f"listener name must be 1..{RACK_LENGTH_MAX} characters")
+        _require(0 < len(host) <= HOST_LENGTH_MAX, E.INVALID_REQUEST, f"listener {name}: host must be 1..{HOST_LENGTH_MAX} characters")
+        _require(0 < port <= 65535, E.INVALID_REQUEST, f"listener {name}: port {port} is not in 1..65535")
+    return listeners
 
 
 def _replace_broker(image: MetadataImage, broker: BrokerRegistration, **changes) -> MetadataImage:

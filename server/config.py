@@ -8,7 +8,7 @@ Owns every setting of `freshet server start`, its parsing, precedence and valida
 - Keys are dotted names. In the TOML file nested tables are flattened (`[broker.session]
   timeout.ms = 3000` is `broker.session.timeout.ms`); lists of strings are joined with ",".
 - Node keys (this module): node.id, data.dir, listen, controller.quorum, raft.listen, http.listen,
-  advertised, roles, rack, controller.listeners, cluster.secret, cluster.secret.file,
+  advertised, kafka.listen, kafka.advertised, roles, rack, controller.listeners, cluster.secret, cluster.secret.file,
   broker.reconnect.grace.ms, controlled.shutdown.timeout.ms, shutdown.timeout.ms,
   request.timeout.ms, metadata.fsync, log.level.
 - Broker keys (freshet.metadata.configs, broker and cluster scope): the node's static values, the
@@ -50,6 +50,8 @@ ROLE_BROKER = "broker"
 ROLE_CONTROLLER = "controller"
 ROLES = (ROLE_BROKER, ROLE_CONTROLLER)
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+#: The registered listener name of the Kafka protocol endpoint (BrokerRegistration.listeners).
+KAFKA_LISTENER = "kafka"
 
 # Flag spelling of each node key, for messages ("--node-id" rather than "node.id").
 FLAG_NAMES = {
@@ -60,6 +62,8 @@ FLAG_NAMES = {
     "raft.listen": "--raft-listen",
     "http.listen": "--http-listen",
     "advertised": "--advertised",
+    "kafka.listen": "--kafka-listen",
+    "kafka.advertised": "--kafka-advertised",
     "roles": "--roles",
     "rack": "--rack",
     "controller.listeners": "--controller-listeners",
@@ -192,6 +196,8 @@ NODE_KEYS: Mapping[str, Callable[[str], Any]] = {
     "raft.listen": parse_host_port,
     "http.listen": parse_host_port,
     "advertised": parse_host_port,
+    "kafka.listen": parse_host_port,
+    "kafka.advertised": parse_host_port,
     "roles": _roles,
     "rack": _rack,
     "controller.listeners": parse_node_addresses,
@@ -242,6 +248,8 @@ class NodeConfig:
         request_timeout_ms: default deadline of forwarded admin requests.
         metadata_fsync: fsync the metadata journal (see README, Metadata quorum).
         log_level: DEBUG, INFO, WARNING or ERROR.
+        kafka_listen: where the Kafka protocol listener binds (None: no Kafka listener).
+        kafka_advertised: where Kafka clients reach it (default: kafka_listen).
     """
 
     node_id: int
@@ -263,6 +271,15 @@ class NodeConfig:
     request_timeout_ms: int
     metadata_fsync: bool
     log_level: str
+    kafka_listen: HostPort | None = None
+    kafka_advertised: HostPort | None = None
+
+    @property
+    def listeners(self) -> tuple[tuple[str, str, int], ...]:
+        """The further listeners this broker registers (name, advertised host, port), by name."""
+        if self.kafka_advertised is None:
+            return ()
+        return ((KAFKA_LISTENER, self.kafka_advertised.host, self.kafka_advertised.port),)
 
     @property
     def is_broker(self) -> bool:
@@ -332,6 +349,10 @@ class NodeConfig:
             assert self.raft_listen is not None
             assert self.cluster_secret, "the controller role always has a secret (load_node_config)"
         endpoints = [("listen", self.listen), ("http.listen", self.http_listen)]
+        if self.kafka_listen is not None:
+            if not self.is_broker:
+                raise NodeConfigError("kafka.listen", "only a node with the broker role serves the Kafka protocol")
+            endpoints.append(("kafka.listen", self.kafka_listen))
         if self.raft_listen is not None:
             endpoints.append(("raft.listen", self.raft_listen))
         for index, (name, endpoint) in enumerate(endpoints):
@@ -469,6 +490,7 @@ def load_node_config(
     quorum: dict[int, HostPort] = parsed["controller.quorum"]
     listen: HostPort = parsed["listen"]
     advertised, raft_listen, http_listen = _resolve_listeners(parsed)
+    kafka_listen, kafka_advertised = _resolve_kafka_listener(parsed)
     listeners = parsed.get("controller.listeners") or {
         voter: HostPort(address.host, address.port - 1) for voter, address in quorum.items()
     }
@@ -496,6 +518,8 @@ def load_node_config(
         request_timeout_ms=parsed["request.timeout.ms"],
         metadata_fsync=parsed["metadata.fsync"],
         log_level=parsed["log.level"],
+        kafka_listen=kafka_listen,
+        kafka_advertised=kafka_advertised,
     )
     config.validate()
     return config
@@ -588,6 +612,23 @@ def _resolve_listeners(parsed: Mapping[str, Any]) -> tuple[HostPort, HostPort | 
             raise NodeConfigError("--http-listen", f"is required: {listen.port} + 2 is not a port")
         http_listen = HostPort(listen.host, listen.port + 2)
     return advertised, raft_listen, http_listen
+
+
+def _resolve_kafka_listener(parsed: Mapping[str, Any]) -> tuple[HostPort | None, HostPort | None]:
+    """(kafka_listen, kafka_advertised): both None without a Kafka listener; the advertised
+    address defaults to the listen one. Raises NodeConfigError for an advertised address without a
+    listener, or a wildcard listener without an advertised address."""
+    kafka_listen: HostPort | None = parsed.get("kafka.listen")
+    kafka_advertised: HostPort | None = parsed.get("kafka.advertised")
+    if kafka_listen is None:
+        if kafka_advertised is not None:
+            raise NodeConfigError("--kafka-advertised", "needs --kafka-listen (where the Kafka listener binds)")
+        return None, None
+    if kafka_advertised is None:
+        if kafka_listen.is_wildcard:
+            raise NodeConfigError("--kafka-advertised", f"is required when --kafka-listen binds every interface ({kafka_listen})")
+        kafka_advertised = kafka_listen
+    return kafka_listen, kafka_advertised
 
 
 def _choose_secret(

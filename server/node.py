@@ -58,6 +58,7 @@ from freshet.server.controller.service import ControllerService
 from freshet.server.errors import NodeStartError
 from freshet.server.groups.runtime import GroupRuntime
 from freshet.server.http.server import NodeHttpServer, NodeView
+from freshet.server.kafka.front_end import KafkaFrontEnd
 from freshet.server.metrics import BrokerMetrics
 from freshet.server.replication.leader_sessions import ReplicationService
 from freshet.storage.errors import StorageError
@@ -145,6 +146,7 @@ class Node:
         self.hosted_replicas: HostedReplicas | None = None
         self.data_plane: DataPlane | None = None
         self.groups: GroupRuntime | None = None
+        self.kafka: KafkaFrontEnd | None = None
         self.registry = CollectorRegistry(auto_describe=False)
         self.metrics = BrokerMetrics(self.registry)
         self.grpc_server: grpc.aio.Server | None = None
@@ -227,6 +229,8 @@ class Node:
             assert self.groups is not None
             await self.groups.start()
             await self.hosted_replicas.start()
+            if self.kafka is not None:
+                await self.kafka.start()
         self._watch_task = loop.create_task(self._watch_quorum(), name="quorum-watch")
 
     async def _open_logs(self) -> None:
@@ -302,6 +306,8 @@ class Node:
             replication_pb2_grpc.add_ReplicationServicer_to_server(ReplicationService(self.data_plane), server)
             self.groups = GroupRuntime(config, self.publisher, self.data_plane, self.channels, self._controller_hint)
             self.groups.register(server)
+            if config.kafka_listen is not None:
+                self.kafka = KafkaFrontEnd(config, self.publisher, self.data_plane, self.channels, self._controller_hint)
         return server
 
     async def _start_grpc(self, server: grpc.aio.Server) -> None:
@@ -437,6 +443,8 @@ class Node:
             self._watch_task.cancel()
         if self.lifecycle is not None:
             await self.lifecycle.close()
+        if self.kafka is not None:
+            await self.kafka.close()
         if self.groups is not None:
             await self.groups.close()
         if self.data_plane is not None:

@@ -193,6 +193,26 @@ def grpc_code(error_code: int) -> grpc.StatusCode:
     return ERROR_CODES.get(error_code, S.INTERNAL)
 
 
+# The Kafka protocol's table, beside the gRPC one. Freshet's ErrorCode numbers are Kafka's
+# (common.proto), so a Kafka client gets the same number, except for the Freshet-only codes:
+KAFKA_REQUEST_TIMED_OUT = 7
+_KAFKA_CODES: dict[int, int] = {
+    # No metadata quorum: the request could not be ordered. Kafka clients retry REQUEST_TIMED_OUT.
+    E.NO_QUORUM: KAFKA_REQUEST_TIMED_OUT,
+}
+
+
+def kafka_code(error_code: int) -> int:
+    """The Kafka error code a Kafka client gets for a Freshet ErrorCode."""
+    return _KAFKA_CODES.get(error_code, error_code)
+
+
+def kafka_error_of(error: Exception, node_id: int = -1) -> tuple[int, str]:
+    """(Kafka error code, message) for a domain error raised while answering a Kafka request."""
+    error_detail = detail_for(error, node_id)
+    return kafka_code(error_detail.code), error_detail.message
+
+
 def detail(error_code: int, message: str, **hints) -> common_pb2.ErrorDetail:
     """An ErrorDetail; `hints` are ErrorDetail fields (controller_id, leader_id, ...)."""
     result = common_pb2.ErrorDetail(code=error_code, message=message, leader_id=-1, controller_id=-1)

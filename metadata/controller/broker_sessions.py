@@ -205,7 +205,14 @@ class ControllerCore:
         self._next_rebalance_ms = now + interval_s * 1000
 
     def registration(
-        self, image: MetadataImage, node_id: int, incarnation_id: bytes, host: str, port: int, rack: str
+        self,
+        image: MetadataImage,
+        node_id: int,
+        incarnation_id: bytes,
+        host: str,
+        port: int,
+        rack: str,
+        listeners: tuple[tuple[str, str, int], ...] = (),
     ) -> ControllerAction | None:
         """The command registering this broker incarnation, or None when it is registered already.
 
@@ -216,10 +223,10 @@ class ControllerCore:
         existing = image.brokers.get(node_id)
         if existing is not None and existing.incarnation_id == incarnation_id:
             return None
-        register = commands.register_broker(*commands.INNER, node_id, incarnation_id, host, port, rack)
+        register = commands.register_broker(*commands.INNER, node_id, incarnation_id, host, port, rack, listeners)
         changes = [] if existing is None else changes_without_broker(image, node_id)
         if existing is None or (existing.is_fenced and not changes):
-            command = commands.register_broker(self._rid(), self.controller_epoch, node_id, incarnation_id, host, port, rack)
+            command = commands.register_broker(self._rid(), self.controller_epoch, node_id, incarnation_id, host, port, rack, listeners)
             return ControllerAction(ActionKind.REGISTER, command, f"registering broker {node_id} at {host}:{port}", node_id)
         changes = changes[: self.settings.changes_per_batch_max]
         inner = []

@@ -185,6 +185,7 @@ class BrokerLifecycle:
                     host=advertised.host,
                     port=advertised.port,
                     rack=self.config.rack,
+                    listeners=[common_pb2.Listener(name=name, host=host, port=port) for name, host, port in self.config.listeners],
                 )
             )
         return request

@@ -94,6 +94,32 @@ def metadata_response(
     return response
 
 
+async def auto_create_topics(
+    channels: ControllerChannels, controller_hint, publisher: MetadataPublisher, names: list[str], timeout_s: float
+) -> bool:
+    """Create the non-internal `names` with the cluster defaults through the controller (Kafka's
+    auto.create.topics.enable; the caller checked it) and wait until this broker's image has them.
+    Returns whether anything was asked; a refusal is logged, not raised (the caller answers
+    UNKNOWN_TOPIC as if nothing happened). Used by both front-ends' Metadata."""
+    creatable = [name for name in names if not logic.is_internal_topic(name)]
+    if not creatable:
+        return False
+    request = controller_pb2.CreateTopicsRequest(
+        request_id=commands.new_request_id(), topics=[controller_pb2.CreatableTopic(name=name) for name in creatable]
+    )
+    deadline = time.monotonic() + timeout_s
+    try:
+        response = await forward(channels, "CreateTopics", request, deadline, controller_hint, skip_self=False)
+    except ForwardedError as error:
+        logger.info("auto-creating %s failed: %s", creatable, error)
+        return True
+    for result in response.results:
+        if result.error.code == E.NONE:
+            logger.info("auto-created topic %r with %d partitions", result.name, result.num_partitions)
+    await publisher.wait_for_offset(response.metadata_offset, max(0.0, deadline - time.monotonic()))
+    return True
+
+
 class BrokerService(broker_pb2_grpc.BrokerServicer):
     """freshet.v1.Broker on a broker node. Not thread-safe (loop)."""
 
@@ -232,20 +258,6 @@ class BrokerService(broker_pb2_grpc.BrokerServicer):
         return broker_pb2.InitProducerIdResponse(producer_id=producer_id, producer_epoch=0)
 
     async def _auto_create(self, names: list[str], context) -> None:
-        creatable = [name for name in names if not logic.is_internal_topic(name)]
-        if not creatable:
-            return
-        request = controller_pb2.CreateTopicsRequest(
-            request_id=commands.new_request_id(), topics=[controller_pb2.CreatableTopic(name=name) for name in creatable]
-        )
         remaining = context.time_remaining()
-        deadline = time.monotonic() + (AUTO_CREATE_TIMEOUT_S if remaining is None else min(remaining, AUTO_CREATE_TIMEOUT_S))
-        try:
-            response = await forward(self._channels, "CreateTopics", request, deadline, self._controller_hint, skip_self=False)
-        except ForwardedError as error:
-            logger.info("auto-creating %s failed: %s", creatable, error)
-            return
-        for result in response.results:
-            if result.error.code == E.NONE:
-                logger.info("auto-created topic %r with %d partitions", result.name, result.num_partitions)
-        await self._publisher.wait_for_offset(response.metadata_offset, max(0.0, deadline - time.monotonic()))
+        timeout_s = AUTO_CREATE_TIMEOUT_S if remaining is None else min(remaining, AUTO_CREATE_TIMEOUT_S)
+        await auto_create_topics(self._channels, self._controller_hint, self._publisher, names, timeout_s)

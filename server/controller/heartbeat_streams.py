@@ -82,8 +82,10 @@ class HeartbeatStreams:
         node_id = registration.node_id
         async with controller.lock:
             core = controller.require_active()
+            listeners = tuple(sorted((item.name, item.host, item.port) for item in registration.listeners))
             action = core.registration(
-                self._quorum.image, node_id, bytes(registration.incarnation_id), registration.host, registration.port, registration.rack
+                self._quorum.image, node_id, bytes(registration.incarnation_id), registration.host, registration.port,
+                registration.rack, listeners,
             )
             if action is not None:
                 result = await controller.propose_for_request(action.command)

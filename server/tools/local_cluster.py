@@ -1,7 +1,7 @@
 """`freshet cluster up`: a local cluster of N combined nodes as child processes.
 
-Owns the supervisor: the layout (node i, 1-based: gRPC base+(i-1)*10, Raft +1, HTTP +2, all on
-127.0.0.1; data in <data-dir>/node-<i>, log in <data-dir>/node-<i>/node.log), the cluster secret
+Owns the supervisor: the layout (node i, 1-based: gRPC base+(i-1)*10, Raft +1, HTTP +2, the Kafka
+protocol +3, all on 127.0.0.1; data in <data-dir>/node-<i>, log in <data-dir>/node-<i>/node.log), the cluster secret
 (generated once per data directory into <data-dir>/cluster.secret, mode 0600, and passed to the
 children in FRESHET_CLUSTER_SECRET), starting the children (`python -m freshet.cli.main server
 start ...`), waiting until every node's /readyz answers 200, printing the bootstrap string (or one
@@ -55,13 +55,18 @@ def node_ports(base_port: int, index: int) -> tuple[int, int, int]:
     return grpc_port, grpc_port + 1, grpc_port + 2
 
 
+def kafka_port(base_port: int, index: int) -> int:
+    """The Kafka protocol port of node `index` (1-based): its gRPC port + 3."""
+    return node_ports(base_port, index)[0] + 3
+
+
 def _check_arguments(nodes: int, base_port: int) -> None:
     if nodes < 1 or nodes % 2 == 0:
         raise ClusterUsageError(f"--nodes must be odd (1, 3, 5, ...): the metadata quorum needs a majority, not {nodes}")
     if nodes > 9:
         raise ClusterUsageError(f"--nodes {nodes}: at most 9 local nodes")
-    if base_port < 1024 or node_ports(base_port, nodes)[2] > 65535:
-        raise ClusterUsageError(f"--base-port {base_port}: the ports {base_port}..{node_ports(base_port, nodes)[2]} must be in 1024..65535")
+    if base_port < 1024 or kafka_port(base_port, nodes) > 65535:
+        raise ClusterUsageError(f"--base-port {base_port}: the ports {base_port}..{kafka_port(base_port, nodes)} must be in 1024..65535")
 
 
 def _prepare_data_dir(data_dir: str, nodes: int, base_port: int) -> str:
@@ -228,6 +233,7 @@ def _start_children(
             "--data-dir", node_dir,
             "--listen", f"{HOST}:{grpc_port}",
             "--http-listen", f"{HOST}:{http_port}",
+            "--kafka-listen", f"{HOST}:{kafka_port(base_port, index)}",
             "--controller-quorum", quorum,
         ]
         with open(logs[index], "ab") as log:
@@ -279,16 +285,19 @@ def _print_ready(
 ) -> None:
     """The bootstrap string and each node's addresses: a table, or one JSON line."""
     bootstrap = ",".join(f"{HOST}:{node_ports(base_port, i)[0]}" for i in sorted(children))
+    kafka_bootstrap = ",".join(f"{HOST}:{kafka_port(base_port, i)}" for i in sorted(children))
     if as_json:
         print(
             json.dumps(
                 {
                     "bootstrap": bootstrap,
+                    "kafka_bootstrap": kafka_bootstrap,
                     "nodes": [
                         {
                             "id": index,
                             "listen": f"{HOST}:{node_ports(base_port, index)[0]}",
                             "http": f"http://{HOST}:{node_ports(base_port, index)[2]}",
+                            "kafka": f"{HOST}:{kafka_port(base_port, index)}",
                             "pid": children[index].pid,
                         }
                         for index in sorted(children)
@@ -304,10 +313,11 @@ def _print_ready(
         grpc_port, raft_port, http_port = node_ports(base_port, index)
         print(
             f"  node {index}: gRPC {HOST}:{grpc_port}  raft {HOST}:{raft_port}  "
-            f"http://{HOST}:{http_port}  pid {children[index].pid}",
+            f"http://{HOST}:{http_port}  kafka {HOST}:{kafka_port(base_port, index)}  pid {children[index].pid}",
             file=out,
         )
     print(f"bootstrap: {bootstrap}", file=out)
+    print(f"kafka bootstrap: {kafka_bootstrap}", file=out)
     print("Ctrl-C stops the cluster.", file=out, flush=True)
 
 

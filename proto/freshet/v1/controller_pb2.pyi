@@ -46,18 +46,20 @@ BROKER_FENCED: BrokerState
 BROKER_CONTROLLED_SHUTDOWN: BrokerState
 
 class BrokerRegistrationRequest(_message.Message):
-    __slots__ = ("node_id", "incarnation_id", "host", "port", "rack")
+    __slots__ = ("node_id", "incarnation_id", "host", "port", "rack", "listeners")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     INCARNATION_ID_FIELD_NUMBER: _ClassVar[int]
     HOST_FIELD_NUMBER: _ClassVar[int]
     PORT_FIELD_NUMBER: _ClassVar[int]
     RACK_FIELD_NUMBER: _ClassVar[int]
+    LISTENERS_FIELD_NUMBER: _ClassVar[int]
     node_id: int
     incarnation_id: bytes
     host: str
     port: int
     rack: str
-    def __init__(self, node_id: _Optional[int] = ..., incarnation_id: _Optional[bytes] = ..., host: _Optional[str] = ..., port: _Optional[int] = ..., rack: _Optional[str] = ...) -> None: ...
+    listeners: _containers.RepeatedCompositeFieldContainer[_common_pb2.Listener]
+    def __init__(self, node_id: _Optional[int] = ..., incarnation_id: _Optional[bytes] = ..., host: _Optional[str] = ..., port: _Optional[int] = ..., rack: _Optional[str] = ..., listeners: _Optional[_Iterable[_Union[_common_pb2.Listener, _Mapping]]] = ...) -> None: ...
 
 class BrokerHeartbeatRequest(_message.Message):
     __slots__ = ("registration", "node_id", "broker_epoch", "metadata_offset", "want_shutdown")

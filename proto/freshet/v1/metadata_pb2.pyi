@@ -76,18 +76,20 @@ class ClaimController(_message.Message):
     def __init__(self, node_id: _Optional[int] = ..., term: _Optional[int] = ...) -> None: ...
 
 class RegisterBroker(_message.Message):
-    __slots__ = ("node_id", "incarnation_id", "host", "port", "rack")
+    __slots__ = ("node_id", "incarnation_id", "host", "port", "rack", "listeners")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     INCARNATION_ID_FIELD_NUMBER: _ClassVar[int]
     HOST_FIELD_NUMBER: _ClassVar[int]
     PORT_FIELD_NUMBER: _ClassVar[int]
     RACK_FIELD_NUMBER: _ClassVar[int]
+    LISTENERS_FIELD_NUMBER: _ClassVar[int]
     node_id: int
     incarnation_id: bytes
     host: str
     port: int
     rack: str
-    def __init__(self, node_id: _Optional[int] = ..., incarnation_id: _Optional[bytes] = ..., host: _Optional[str] = ..., port: _Optional[int] = ..., rack: _Optional[str] = ...) -> None: ...
+    listeners: _containers.RepeatedCompositeFieldContainer[_common_pb2.Listener]
+    def __init__(self, node_id: _Optional[int] = ..., incarnation_id: _Optional[bytes] = ..., host: _Optional[str] = ..., port: _Optional[int] = ..., rack: _Optional[str] = ..., listeners: _Optional[_Iterable[_Union[_common_pb2.Listener, _Mapping]]] = ...) -> None: ...
 
 class FenceBroker(_message.Message):
     __slots__ = ("node_id", "broker_epoch")
@@ -280,7 +282,7 @@ class AtomicBatchResult(_message.Message):
     def __init__(self, results: _Optional[_Iterable[_Union[MetadataResult, _Mapping]]] = ...) -> None: ...
 
 class BrokerRecord(_message.Message):
-    __slots__ = ("node_id", "incarnation_id", "host", "port", "rack", "broker_epoch", "is_fenced", "in_controlled_shutdown")
+    __slots__ = ("node_id", "incarnation_id", "host", "port", "rack", "broker_epoch", "is_fenced", "in_controlled_shutdown", "listeners")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     INCARNATION_ID_FIELD_NUMBER: _ClassVar[int]
     HOST_FIELD_NUMBER: _ClassVar[int]
@@ -289,6 +291,7 @@ class BrokerRecord(_message.Message):
     BROKER_EPOCH_FIELD_NUMBER: _ClassVar[int]
     IS_FENCED_FIELD_NUMBER: _ClassVar[int]
     IN_CONTROLLED_SHUTDOWN_FIELD_NUMBER: _ClassVar[int]
+    LISTENERS_FIELD_NUMBER: _ClassVar[int]
     node_id: int
     incarnation_id: bytes
     host: str
@@ -297,7 +300,8 @@ class BrokerRecord(_message.Message):
     broker_epoch: int
     is_fenced: bool
     in_controlled_shutdown: bool
-    def __init__(self, node_id: _Optional[int] = ..., incarnation_id: _Optional[bytes] = ..., host: _Optional[str] = ..., port: _Optional[int] = ..., rack: _Optional[str] = ..., broker_epoch: _Optional[int] = ..., is_fenced: _Optional[bool] = ..., in_controlled_shutdown: _Optional[bool] = ...) -> None: ...
+    listeners: _containers.RepeatedCompositeFieldContainer[_common_pb2.Listener]
+    def __init__(self, node_id: _Optional[int] = ..., incarnation_id: _Optional[bytes] = ..., host: _Optional[str] = ..., port: _Optional[int] = ..., rack: _Optional[str] = ..., broker_epoch: _Optional[int] = ..., is_fenced: _Optional[bool] = ..., in_controlled_shutdown: _Optional[bool] = ..., listeners: _Optional[_Iterable[_Union[_common_pb2.Listener, _Mapping]]] = ...) -> None: ...
 
 class PartitionRecord(_message.Message):
     __slots__ = ("partition", "replicas", "isr", "leader", "leader_epoch", "partition_epoch", "adding_replicas", "removing_replicas")

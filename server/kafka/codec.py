@@ -1,0 +1,200 @@
+"""Kafka protocol frames to kio messages and back: the only place that touches the wire format.
+
+Owns the framing of Kafka's binary protocol over TCP — a frame is a 4-byte big-endian size and
+then a request (header, body) — and the encodings, which come from `kio` (Python types generated
+from Apache Kafka's own JSON message schemas, with a native reader): the request header (v1, or
+v2 for flexible versions), the request body of (api key, version), the response header (v0, or
+v1 for flexible versions; ApiVersions always v0) and the response body.
+
+`build(cls, **fields)` makes a version's response from one set of keyword arguments: fields the
+version does not have are dropped (an older Metadata has no topic ids), nested entity classes are
+looked up by name in the same version's module, and millisecond ints become the timedeltas kio
+uses for `*_ms` fields. Handlers therefore write one answer for every version they advertise.
+
+Imports: kio, standard library. Thread-safety: pure functions over immutable tables (caches are
+filled once per (api, version) and never change).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import functools
+import io
+import struct
+import types
+from typing import Any
+
+from kio.index import load_request_schema, load_response_schema
+from kio.schema.errors import ErrorCode
+from kio.schema.request_header.v1.header import RequestHeader as RequestHeaderV1
+from kio.schema.request_header.v2.header import RequestHeader as RequestHeaderV2
+from kio.schema.response_header.v0.header import ResponseHeader as ResponseHeaderV0
+from kio.schema.response_header.v1.header import ResponseHeader as ResponseHeaderV1
+from kio.serial import entity_reader, entity_writer
+
+API_VERSIONS_KEY = 18
+_SIZE = struct.Struct(">i")
+_KEY_AND_VERSION = struct.Struct(">hh")
+_HEADER_PREFIX = struct.Struct(">hhi")
+
+
+class FrameError(ValueError):
+    """A frame that cannot be a Kafka request (too short, unreadable header or body)."""
+
+
+class UnsupportedRequestError(ValueError):
+    """An API key or version kio has no schema for (Kafka closes such a connection, except for
+    ApiVersions, which it answers with UNSUPPORTED_VERSION)."""
+
+    def __init__(self, api_key: int, api_version: int, correlation_id: int) -> None:
+        super().__init__(f"API key {api_key} version {api_version} is not supported")
+        self.api_key = api_key
+        self.api_version = api_version
+        self.correlation_id = correlation_id
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Request:
+    """One decoded request. Thread-safe (immutable)."""
+
+    api_key: int
+    api_version: int
+    correlation_id: int
+    client_id: str
+    body: Any                                   # the kio request entity of (api_key, api_version)
+    size: int                                   # bytes of the frame
+
+
+def size_of(prefix: bytes) -> int:
+    """The frame size in a 4-byte prefix."""
+    return _SIZE.unpack(prefix)[0]
+
+
+def peek_header(frame: bytes) -> tuple[int, int, int]:
+    """(api key, api version, correlation id) of a frame, without decoding the rest.
+
+    Raises:
+        FrameError: fewer than 8 bytes.
+    """
+    if len(frame) < _HEADER_PREFIX.size:
+        raise FrameError(f"a request of {len(frame)} bytes is shorter than its header")
+    return _HEADER_PREFIX.unpack_from(frame)
+
+
+@functools.cache
+def _request_codec(api_key: int, api_version: int):
+    schema = load_request_schema(api_key, api_version)
+    header_schema = RequestHeaderV2 if schema.__flexible__ else RequestHeaderV1
+    return entity_reader(header_schema), entity_reader(schema)
+
+
+def decode_request(frame: bytes) -> Request:
+    """Decode one request frame (without its size prefix).
+
+    Raises:
+        FrameError: the frame is malformed (truncated, bad lengths, trailing garbage).
+        UnsupportedRequestError: kio has no schema for the API key and version.
+    """
+    api_key, api_version, correlation_id = peek_header(frame)
+    try:
+        read_header, read_body = _request_codec(api_key, api_version)
+    except Exception as error:  # kio: UnknownAPIKey / UnknownEntity
+        raise UnsupportedRequestError(api_key, api_version, correlation_id) from error
+    try:
+        header, header_size = read_header(frame, 0)
+        body, body_size = read_body(frame, header_size)
+    except Exception as error:  # kio's native reader raises ValueError / BufferUnderflow / UnicodeError
+        raise FrameError(f"API key {api_key} v{api_version}: cannot decode the request: {error}") from error
+    # Bytes after the body are ignored, as Kafka's RequestContext does: librdkafka sends a few
+    # after some flexible requests (Metadata v12 for every topic), and the frame size bounds them.
+    return Request(api_key, api_version, correlation_id, header.client_id or "", body, len(frame))
+
+
+@functools.cache
+def _response_codec(api_key: int, api_version: int):
+    schema = load_response_schema(api_key, api_version)
+    if api_key == API_VERSIONS_KEY or not schema.__flexible__:
+        header_schema, header_writer = ResponseHeaderV0, entity_writer(ResponseHeaderV0)
+    else:
+        header_schema, header_writer = ResponseHeaderV1, entity_writer(ResponseHeaderV1)
+    return schema, header_schema, header_writer, entity_writer(schema)
+
+
+def response_schema(api_key: int, api_version: int) -> type:
+    """The kio response class of (api key, version)."""
+    return _response_codec(api_key, api_version)[0]
+
+
+def encode_response(api_key: int, api_version: int, correlation_id: int, body: Any) -> bytes:
+    """A whole response frame: size prefix, response header, body."""
+    _, header_schema, write_header, write_body = _response_codec(api_key, api_version)
+    buffer = io.BytesIO()
+    buffer.write(b"\0\0\0\0")
+    write_header(buffer, header_schema(correlation_id=correlation_id))
+    write_body(buffer, body)
+    frame = buffer.getbuffer()
+    _SIZE.pack_into(frame, 0, len(frame) - 4)
+    del frame
+    return buffer.getvalue()
+
+
+# -- building a version's response from one set of fields -------------------------------------------
+
+_TIMEDELTA_TYPES = frozenset({"timedelta_i32", "timedelta_i64"})
+
+
+@functools.cache
+def _fields(cls: type) -> dict[str, dataclasses.Field]:
+    return {field.name: field for field in dataclasses.fields(cls)}
+
+
+def nested(cls: type, name: str) -> type:
+    """The nested entity class `name` of the version `cls` belongs to (same kio module)."""
+    module = _module_of(cls)
+    return getattr(module, name)
+
+
+@functools.cache
+def _module_of(cls: type) -> types.ModuleType:
+    import sys
+
+    return sys.modules[cls.__module__]
+
+
+def has_field(cls: type, name: str) -> bool:
+    return name in _fields(cls)
+
+
+def build(cls: type, **values: Any) -> Any:
+    """`cls(**values)` keeping only the fields `cls` has; ints for timedelta fields become
+    milliseconds, ints for error codes become `ErrorCode`."""
+    fields = _fields(cls)
+    kwargs = {}
+    for name, value in values.items():
+        field = fields.get(name)
+        if field is None:
+            continue
+        kafka_type = field.metadata.get("kafka_type")
+        if kafka_type in _TIMEDELTA_TYPES and isinstance(value, int):
+            value = datetime.timedelta(milliseconds=value)
+        elif kafka_type == "error_code" and not isinstance(value, ErrorCode):
+            value = error_code(value)
+        kwargs[name] = value
+    return cls(**kwargs)
+
+
+def error_code(code: int) -> ErrorCode:
+    """The kio ErrorCode of a Kafka error code number (UNKNOWN_SERVER_ERROR for a number kio does
+    not know)."""
+    try:
+        return ErrorCode(code)
+    except ValueError:
+        return ErrorCode.unknown_server_error
+
+
+def milliseconds(value: Any) -> int:
+    """A kio timedelta (or plain int) field as milliseconds."""
+    if isinstance(value, datetime.timedelta):
+        return int(value.total_seconds() * 1000)
+    return int(value)

@@ -1,0 +1,67 @@
+"""The Kafka protocol front-end of one broker: the handler table wired to the broker's parts,
+and the listener serving it.
+
+Owns which handlers a broker serves and what each is given (the metadata image, the data plane,
+the controller channels), and the start and stop of the listener. The node creates one when
+`kafka.listen` is set.
+
+Imports: freshet.server (broker, cluster, config, kafka, metrics). Thread-safety: not thread-safe
+(loop).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from freshet.server.broker.data_plane import DataPlane
+from freshet.server.broker.service import AUTO_CREATE_TIMEOUT_S, auto_create_topics
+from freshet.server.cluster.channels import ControllerChannels
+from freshet.server.cluster.publisher import MetadataPublisher
+from freshet.server.config import NodeConfig
+from freshet.server.errors import NodeStartError
+from freshet.server.kafka.apis import KafkaApis
+from freshet.server.kafka.listener import KafkaListener
+from freshet.server.kafka.metadata_api import MetadataHandler
+
+logger = logging.getLogger(__name__)
+
+
+class KafkaFrontEnd:
+    """The broker's Kafka listener and APIs (module docstring). Not thread-safe (loop)."""
+
+    def __init__(
+        self,
+        config: NodeConfig,
+        publisher: MetadataPublisher,
+        data_plane: DataPlane,
+        channels: ControllerChannels,
+        controller_hint,
+    ) -> None:
+        assert config.kafka_listen is not None
+        self.config = config
+        self._publisher = publisher
+        self._data_plane = data_plane
+        self._channels = channels
+        self._controller_hint = controller_hint
+        self.apis = KafkaApis(data_plane.metrics)
+        self.apis.add(MetadataHandler(config.node_id, lambda: publisher.image, self._auto_create))
+        self.listener = KafkaListener(config.kafka_listen.host, config.kafka_listen.port, self.apis)
+
+    async def _auto_create(self, names: list[str]) -> bool:
+        if not self._data_plane.broker_config().auto_create_topics_enable:
+            return False
+        return await auto_create_topics(self._channels, self._controller_hint, self._publisher, names, AUTO_CREATE_TIMEOUT_S)
+
+    async def start(self) -> None:
+        """Start listening.
+
+        Raises:
+            NodeStartError: the Kafka address cannot be bound.
+        """
+        try:
+            await self.listener.start()
+        except OSError as error:
+            raise NodeStartError(f"cannot listen on {self.config.kafka_listen} (Kafka protocol): {error.strerror}") from error
+
+    async def close(self) -> None:
+        await self.listener.close()

@@ -1,0 +1,251 @@
+"""The Kafka protocol listener: one asyncio TCP server, one task per connection.
+
+Owns the connection life cycle of Kafka's binary protocol (Kafka's SocketServer + Processor):
+
+- framing: a 4-byte size, then the request; a size <= 0 or above `socket.request.max.bytes`
+  closes the connection (a log line), as Kafka does, before reading the rest;
+- decoding through `codec` (kio); a frame that does not decode, an API key the broker does not
+  serve, or a version outside what ApiVersions advertised closes that connection with a log line
+  (Kafka's InvalidRequestException). ApiVersions itself with an unknown version gets
+  UNSUPPORTED_VERSION and the supported ranges (KIP-511), so a newer client can fall back;
+- pipelining: requests are read and dispatched in order, each as a task (so an acks=all produce
+  waiting for replication does not hold up the fetch behind it), and the responses leave in
+  request order from one writer. At most `in_flight_max` requests per connection are unanswered;
+  reading stops until the oldest is written (backpressure). Requests that get no response (acks=0
+  produce) take no place in the order;
+- a bug while answering closes the connection (logged with its traceback); other connections and
+  the node are untouched.
+
+What each API does is the dispatcher's (`KafkaApis`, server/kafka/apis.py); this module knows no
+API but ApiVersions' error answer.
+
+Imports: asyncio, logging, freshet.server.kafka. Thread-safety: not thread-safe; runs on the node's
+event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable
+from typing import Protocol
+
+from freshet.server.kafka import codec
+
+logger = logging.getLogger(__name__)
+
+#: Kafka's socket.request.max.bytes default.
+REQUEST_BYTES_MAX_DEFAULT = 100 * 1024 * 1024
+#: Unanswered requests per connection before reading pauses (librdkafka sends at most 5 produce
+#: requests per connection in flight; metadata and fetches add a few).
+IN_FLIGHT_MAX = 64
+_END = object()
+
+
+class Dispatcher(Protocol):
+    """What the listener asks of the APIs it serves."""
+
+    def supports(self, api_key: int, api_version: int) -> bool:
+        """Whether (api key, version) is served (and advertised by ApiVersions)."""
+        ...
+
+    def unsupported_api_versions(self, request: codec.UnsupportedRequestError) -> bytes:
+        """The whole ApiVersions v0 error response for a version kio cannot read."""
+        ...
+
+    def dispatch(self, request: codec.Request, peer: str) -> Awaitable[bytes | None] | None:
+        """Start answering `request` (synchronously up to its first await: appends happen in
+        request order). An awaitable of the whole response frame (None: no response), or None when
+        the request gets no response at all (acks=0 produce)."""
+        ...
+
+
+class KafkaListener:
+    """The Kafka protocol's TCP server (see the module docstring). Not thread-safe (loop)."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        dispatcher: Dispatcher,
+        request_bytes_max: int = REQUEST_BYTES_MAX_DEFAULT,
+        in_flight_max: int = IN_FLIGHT_MAX,
+    ) -> None:
+        assert request_bytes_max > 0 and in_flight_max > 0
+        self.host = host
+        self.port = port
+        self._dispatcher = dispatcher
+        self._request_bytes_max = request_bytes_max
+        self._in_flight_max = in_flight_max
+        self._server: asyncio.AbstractServer | None = None
+        self._connections: set[asyncio.Task] = set()
+
+    @property
+    def connection_count(self) -> int:
+        return len(self._connections)
+
+    async def start(self) -> None:
+        """Bind and start accepting (port 0: a free port, then `self.port` is it).
+
+        Raises:
+            OSError: the address cannot be bound.
+        """
+        self._server = await asyncio.start_server(self._accept, self.host, self.port, reuse_address=True)
+        self.port = self._server.sockets[0].getsockname()[1]
+        logger.info("Kafka protocol listener on %s:%d", self.host, self.port)
+
+    async def close(self) -> None:
+        """Stop accepting and close every connection."""
+        if self._server is not None:
+            self._server.close()
+        for task in list(self._connections):
+            task.cancel()
+        for task in list(self._connections):
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - closing
+                pass
+        if self._server is not None:
+            await self._server.wait_closed()
+
+    def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.get_running_loop().create_task(self._serve(reader, writer), name="kafka-connection")
+        self._connections.add(task)
+        task.add_done_callback(self._connections.discard)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peername = writer.get_extra_info("peername")
+        peer = f"{peername[0]}:{peername[1]}" if isinstance(peername, tuple) else str(peername)
+        connection = _Connection(reader, writer, peer, self._dispatcher, self._request_bytes_max, self._in_flight_max)
+        try:
+            await connection.run()
+        finally:
+            writer.close()
+            try:
+                await writer.wait_closed()
+            except (ConnectionError, OSError):
+                pass
+
+
+class _Connection:
+    """One client connection: a reader loop and a writer loop joined by an ordered queue."""
+
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        peer: str,
+        dispatcher: Dispatcher,
+        request_bytes_max: int,
+        in_flight_max: int,
+    ) -> None:
+        self._reader = reader
+        self._writer = writer
+        self._peer = peer
+        self._dispatcher = dispatcher
+        self._request_bytes_max = request_bytes_max
+        self._order: asyncio.Queue = asyncio.Queue(maxsize=in_flight_max)
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        reading = loop.create_task(self._read_loop(), name=f"kafka-reader-{self._peer}")
+        writing = loop.create_task(self._write_loop(), name=f"kafka-writer-{self._peer}")
+        try:
+            await asyncio.wait({reading, writing}, return_when=asyncio.FIRST_COMPLETED)
+            if reading.done() and not reading.cancelled() and reading.exception() is None and reading.result():
+                # A clean EOF: answer what was asked before closing (a client may half-close).
+                await self._order.put(_END)
+                await writing
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            for task in (reading, writing):
+                task.cancel()
+            for task in (reading, writing):
+                try:
+                    await task
+                except (asyncio.CancelledError, ConnectionError, OSError):
+                    pass
+
+    async def _read_loop(self) -> bool:
+        """Read and dispatch requests until EOF (True: answer what is queued, then close) or a
+        protocol violation (False: close now)."""
+        while True:
+            frame = await self._read_frame()
+            if frame is None:
+                return True
+            if frame is False:
+                return False
+            pending = self._start(frame)
+            if pending is False:
+                return False
+            if pending is not None:
+                await self._order.put(pending)
+
+    async def _read_frame(self) -> bytes | None | bool:
+        """The next frame, None at a clean EOF, False for a size outside (0, request_bytes_max]."""
+        try:
+            prefix = await self._reader.readexactly(4)
+        except asyncio.IncompleteReadError:
+            return None
+        except (ConnectionError, OSError):
+            return None
+        size = codec.size_of(prefix)
+        if not 0 < size <= self._request_bytes_max:
+            logger.warning(
+                "Kafka connection from %s: a request of %d bytes is outside (0, %d] (socket.request.max.bytes); closing",
+                self._peer, size, self._request_bytes_max,
+            )
+            return False
+        try:
+            return await self._reader.readexactly(size)
+        except (asyncio.IncompleteReadError, ConnectionError, OSError):
+            return None
+
+    def _start(self, frame: bytes) -> Awaitable[bytes | None] | None | bool:
+        """Decode and dispatch one frame: what to queue for the writer, None (no response), or
+        False (close the connection)."""
+        try:
+            request = codec.decode_request(frame)
+        except codec.UnsupportedRequestError as error:
+            if error.api_key == codec.API_VERSIONS_KEY:
+                return _ready(self._dispatcher.unsupported_api_versions(error))
+            logger.warning("Kafka connection from %s: %s; closing", self._peer, error)
+            return False
+        except codec.FrameError as error:
+            logger.warning("Kafka connection from %s: %s; closing", self._peer, error)
+            return False
+        if not self._dispatcher.supports(request.api_key, request.api_version):
+            if request.api_key == codec.API_VERSIONS_KEY:
+                unsupported = codec.UnsupportedRequestError(request.api_key, request.api_version, request.correlation_id)
+                return _ready(self._dispatcher.unsupported_api_versions(unsupported))
+            logger.warning(
+                "Kafka connection from %s (client %r): API key %d version %d is not served; closing",
+                self._peer, request.client_id, request.api_key, request.api_version,
+            )
+            return False
+        return self._dispatcher.dispatch(request, self._peer)
+
+    async def _write_loop(self) -> None:
+        """Write responses in request order; a failed answer (a bug) ends the connection."""
+        while True:
+            pending = await self._order.get()
+            if pending is _END:
+                return
+            try:
+                data = await pending
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("Kafka connection from %s: answering a request failed; closing", self._peer)
+                return
+            if data is not None:
+                self._writer.write(data)
+                await self._writer.drain()
+
+
+def _ready(data: bytes) -> Awaitable[bytes]:
+    future = asyncio.get_running_loop().create_future()
+    future.set_result(data)
+    return future
+

@@ -1,0 +1,141 @@
+"""Metadata (key 3) and DescribeCluster (key 60) over the Kafka protocol, from the broker's image.
+
+Owns the Kafka view of the cluster: brokers are the unfenced ones that registered a Kafka
+listener, at its advertised address (a client connects to what it is given here); every broker
+answers admin requests (it forwards them to the active controller, KIP-590), so the "controller"
+a Kafka client sees is this broker, as KRaft brokers answer; topics with their ids, partitions
+with leader, leader epoch, replicas, ISR and offline replicas; LEADER_NOT_AVAILABLE for a
+partition without a leader (or whose leader has no Kafka listener), UNKNOWN_TOPIC_OR_PARTITION
+for a requested topic that does not exist — unless the request allows auto-creation and the
+broker's `auto.create.topics.enable` is on, in which case it is created through the controller
+first, as the gRPC Metadata does (server/broker/service.py `auto_create_topics`).
+
+Imports: uuid, freshet.metadata (image, topic rules), freshet.server (broker, config, kafka).
+Thread-safety: not thread-safe (loop).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from freshet.metadata import controller as logic
+from freshet.metadata.image import NO_LEADER, MetadataImage
+from freshet.server.config import KAFKA_LISTENER
+from freshet.server.kafka import codec
+
+UNKNOWN_TOPIC_OR_PARTITION = 3
+LEADER_NOT_AVAILABLE = 5
+#: Kafka's "authorized operations not requested" sentinel.
+AUTHORIZED_OPERATIONS_OMITTED = -(2**31)
+
+
+def kafka_brokers(image: MetadataImage) -> list[tuple[int, str, int, str]]:
+    """(node id, Kafka host, Kafka port, rack) of every unfenced broker with a Kafka listener."""
+    brokers = []
+    for node_id in image.active_broker_ids():
+        broker = image.brokers[node_id]
+        endpoint = broker.listener(KAFKA_LISTENER)
+        if endpoint is not None:
+            brokers.append((node_id, endpoint[0], endpoint[1], broker.rack))
+    return brokers
+
+
+def topic_uuid(topic_id: bytes) -> uuid.UUID:
+    return uuid.UUID(bytes=bytes(topic_id))
+
+
+def requested_names(body, api_version: int, image: MetadataImage) -> list[str] | None:
+    """The topic names a Metadata request asks for; None for every topic (null topics, or an
+    empty list at v0). A topic asked by id only (v10+) is named from the image ("" when unknown)."""
+    if body.topics is None or (api_version == 0 and not body.topics):
+        return None
+    names = []
+    for topic in body.topics:
+        if topic.name is not None:
+            names.append(topic.name)
+            continue
+        found = image.topics_by_id.get(getattr(topic, "topic_id", uuid.UUID(int=0)).bytes)
+        names.append(found.name if found is not None else "")
+    return names
+
+
+class MetadataHandler:
+    """Metadata v0-v12."""
+
+    api_key = 3
+    name = "Metadata"
+    versions = (0, 12)
+
+    def __init__(self, node_id: int, image, auto_create) -> None:
+        """`image()` is the broker's current MetadataImage; `auto_create(names)` an awaitable that
+        creates topics when the broker allows it (returns whether it tried)."""
+        self._node_id = node_id
+        self._image = image
+        self._auto_create = auto_create
+
+    async def handle(self, request: codec.Request) -> Any:
+        body = request.body
+        image = self._image()
+        names = requested_names(body, request.api_version, image)
+        if names and getattr(body, "allow_auto_topic_creation", True):
+            missing = [name for name in names if image.topic(name) is None]
+            if missing and await self._auto_create(missing):
+                image = self._image()
+        return self.response(request.api_version, image, names)
+
+    def response(self, api_version: int, image: MetadataImage, names: list[str] | None) -> Any:
+        schema = codec.response_schema(self.api_key, api_version)
+        broker_type = codec.nested(schema, "MetadataResponseBroker")
+        brokers = tuple(
+            codec.build(broker_type, node_id=node_id, host=host, port=port, rack=rack or None)
+            for node_id, host, port, rack in kafka_brokers(image)
+        )
+        if names is None:
+            names = [name for name in image.topic_names()]
+        live = {node_id for node_id, _, _, _ in kafka_brokers(image)}
+        topics = tuple(self._topic(schema, image, name, live) for name in names)
+        return codec.build(
+            schema,
+            throttle_time=0,
+            brokers=brokers,
+            cluster_id=image.cluster_id or None,
+            controller_id=self._node_id,
+            topics=topics,
+            cluster_authorized_operations=AUTHORIZED_OPERATIONS_OMITTED,
+        )
+
+    def _topic(self, schema: type, image: MetadataImage, name: str, live: set[int]) -> Any:
+        topic_type = codec.nested(schema, "MetadataResponseTopic")
+        partition_type = codec.nested(schema, "MetadataResponsePartition")
+        topic = image.topic(name)
+        if topic is None:
+            return codec.build(
+                topic_type, error_code=UNKNOWN_TOPIC_OR_PARTITION, name=name, topic_id=uuid.UUID(int=0),
+                is_internal=False, partitions=(), topic_authorized_operations=AUTHORIZED_OPERATIONS_OMITTED,
+            )
+        partitions = []
+        for partition in topic.partitions:
+            offline = tuple(r for r in partition.replicas if r not in live)
+            has_leader = partition.leader != NO_LEADER and partition.leader in live
+            partitions.append(
+                codec.build(
+                    partition_type,
+                    error_code=0 if has_leader else LEADER_NOT_AVAILABLE,
+                    partition_index=partition.partition,
+                    leader_id=partition.leader if has_leader else -1,
+                    leader_epoch=partition.leader_epoch,
+                    replica_nodes=tuple(partition.replicas),
+                    isr_nodes=tuple(partition.isr),
+                    offline_replicas=offline,
+                )
+            )
+        return codec.build(
+            topic_type,
+            error_code=0,
+            name=name,
+            topic_id=topic_uuid(topic.topic_id),
+            is_internal=logic.is_internal_topic(name),
+            partitions=tuple(partitions),
+            topic_authorized_operations=AUTHORIZED_OPERATIONS_OMITTED,
+        )
