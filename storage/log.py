@@ -29,13 +29,14 @@ position through the offset index and returns bytes from one `pread`.
 
 How the code is cut (Kafka's UnifiedLog / LocalLog / LogSegments / LogLoader split): this module
 keeps `PartitionLog`, the public API and the only lock, and does what needs several parts at once:
-ordering an append's steps, the offline/closed checks, the flush policy, the cleaner checkpoint and
-generation, and keeping the leader-epoch cache and producer state in step with the segments.
+ordering an append's steps, the offline/closed checks, the flush policy, and keeping the
+leader-epoch cache, producer state and cleaner checkpoint in step with the segments.
 Its collaborators hold no lock and are called only under this one:
 
     log_append.py      checks and places an append's batches before anything is written (pure)
     log_segments.py    the ordered segments: lookups, reads, roll, truncation, retention deletes, swap
     log_loader.py      open and recovery: directory layout, interrupted swaps, torn tails, rebuilt state
+    log_compaction.py  the cleaner checkpoint and generation, snapshots for the cleaner, swapping in
     leader_epoch.py    the leader-epoch cache;  producer_state.py  idempotent-producer state
 
 Imports: standard library and `freshet.storage`. Forbidden: grpc, wire types (freshet.v1), metadata,
@@ -48,7 +49,6 @@ lock only to take a snapshot of the segment list and to swap in cleaned segments
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import shutil
@@ -57,7 +57,7 @@ import uuid
 from collections.abc import Callable
 from typing import NamedTuple
 
-from freshet.storage.checkpoint import fsync_directory, write_atomically, write_checkpoint
+from freshet.storage.checkpoint import fsync_directory, write_atomically
 from freshet.storage.clock import Clock, SystemClock
 from freshet.storage.config import LONG_MAX, LogConfig
 from freshet.storage.errors import (
@@ -74,13 +74,11 @@ from freshet.storage.log_append import (
     stamp_batches,
     validate_leader_batches,
 )
-from freshet.storage.log_loader import (
-    CLEAN_SHUTDOWN_FILE_NAME,
-    CLEANER_CHECKPOINT_FILE_NAME,
-    CLEANER_CHECKPOINT_VERSION,
-    LogLoader,
-    rebuild_producer_state,
+from freshet.storage.log_compaction import CompactionState
+from freshet.storage.log_compaction import (
+    SegmentSnapshot as SegmentSnapshot,  # re-exported: what cleanable_segments returns
 )
+from freshet.storage.log_loader import CLEAN_SHUTDOWN_FILE_NAME, LogLoader, rebuild_producer_state
 from freshet.storage.log_loader import (
     PARTITION_METADATA_FILE_NAME as PARTITION_METADATA_FILE_NAME,  # re-exported: part of the layout
 )
@@ -154,26 +152,6 @@ class TimestampAndOffset(NamedTuple):
     offset: int
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class SegmentSnapshot:
-    """What the cleaner needs of one sealed segment, captured under the log's lock.
-
-    The cleaner reads the segment through its own file descriptor on `log_path` and never calls
-    into `segment`, which the log owns; `segment` only identifies it for `replace_segments`.
-    """
-
-    segment: LogSegment
-    log_path: str
-    base_offset: int
-    upper_offset: int
-    """Base offset of the next segment: the segment owns offsets [base_offset, upper_offset)."""
-    next_offset: int
-    size_bytes: int
-    largest_timestamp: int
-    last_modified_ms: int
-    index_entries: int
-
-
 class PartitionLog:
     """One partition's log on disk. Thread-safe (see the module docstring)."""
 
@@ -191,9 +169,7 @@ class PartitionLog:
         self._topic_id: str | None = None
         self._epoch_cache: LeaderEpochCache
         self._producer_state = ProducerStateManager(directory, config.producer_id_expiration_ms)
-        self._cleaner_checkpoint = 0
-        # Bumped by every change that can invalidate a compaction in progress (truncation, deletion).
-        self._generation = 0
+        self._compaction: CompactionState
         #: What the last open repaired, for tests and operators: (file, position, bytes cut).
         self.repairs: list[tuple[str, int, int]] = []
 
@@ -226,7 +202,7 @@ class PartitionLog:
                 log._segments = loaded.segments
                 log._topic_id = loaded.topic_id
                 log._epoch_cache = loaded.epoch_cache
-                log._cleaner_checkpoint = loaded.cleaner_checkpoint
+                log._compaction = CompactionState(directory, loaded.cleaner_checkpoint)
                 log.repairs = loaded.repairs
         except BaseException as error:
             loader.release()
@@ -637,11 +613,7 @@ class PartitionLog:
         end_offset = self.log_end_offset
         self._epoch_cache.truncate_from_end(end_offset)
         rebuild_producer_state(self._producer_state, self._segments, end_offset)
-        if self._cleaner_checkpoint > end_offset or self._cleaner_checkpoint < self.log_start_offset:
-            self._write_cleaner_checkpoint(
-                min(max(self._cleaner_checkpoint, self.log_start_offset), end_offset)
-            )
-        self._generation += 1
+        self._compaction.after_truncation(self.log_start_offset, end_offset)
 
     # =============================================================================================
     # Retention.
@@ -702,12 +674,10 @@ class PartitionLog:
             start_offset = self._segments[0].base_offset
             self._epoch_cache.truncate_from_start(start_offset)
             self._producer_state.delete_snapshots_before(start_offset)
-            if self._cleaner_checkpoint < start_offset:
-                self._write_cleaner_checkpoint(start_offset)
+            self._compaction.after_start_moved(start_offset)
         except KafkaStorageError as error:
             self._go_offline(error)
             raise
-        self._generation += 1
         return count
 
     def remove_expired_producers(self, now_ms: int) -> int:
@@ -787,27 +757,19 @@ class PartitionLog:
             remove_log_directory(self.directory)
 
     # =============================================================================================
-    # Compaction support (used by freshet.storage.cleaner).
+    # Compaction support (used by freshet.storage.cleaner; the work is `log_compaction`'s).
 
     @property
     def cleaner_checkpoint(self) -> int:
         """First offset not yet compacted (the start of the dirty section)."""
         with self._lock:
-            return self._cleaner_checkpoint
-
-    def _write_cleaner_checkpoint(self, offset: int) -> None:
-        self._cleaner_checkpoint = offset
-        write_checkpoint(
-            os.path.join(self.directory, CLEANER_CHECKPOINT_FILE_NAME),
-            CLEANER_CHECKPOINT_VERSION,
-            [(offset,)],
-        )
+            return self._compaction.checkpoint
 
     @property
     def generation(self) -> int:
         """Changes whenever truncation or deletion may have invalidated a compaction in progress."""
         with self._lock:
-            return self._generation
+            return self._compaction.generation
 
     def cleanable_segments(self) -> tuple[list[SegmentSnapshot], int, int]:
         """A snapshot for the cleaner: (sealed segments in order, first dirty offset, generation).
@@ -817,58 +779,35 @@ class PartitionLog:
         """
         with self._lock:
             self._check_usable()
-            snapshots = []
-            for number, segment in enumerate(self._segments[:-1]):
-                snapshots.append(
-                    SegmentSnapshot(
-                        segment,
-                        segment.log_path,
-                        segment.base_offset,
-                        self._segments[number + 1].base_offset,
-                        segment.next_offset,
-                        segment.size,
-                        segment.largest_timestamp,
-                        segment.last_modified_ms,
-                        segment.offset_index.entries,
-                    )
-                )
-            return snapshots, self._cleaner_checkpoint, self._generation
+            return self._compaction.cleanable_segments(self._segments)
 
     def replace_segments(
         self, old: list[LogSegment], cleaned: LogSegment, generation: int, dirty_end_offset: int
     ) -> bool:
-        """Swap the cleaner's output in for `old`, unless the log changed under the cleaner.
-
-        The swap renames the cleaned files to `.swap`, deletes the old segments and renames the
-        `.swap` files to their live names; open() completes a swap a crash interrupted.
+        """Swap the cleaner's output in for `old` (see `CompactionState.swap_in`), unless the log changed.
 
         Returns:
             Whether the swap happened (False: the log was truncated, emptied, closed or had those
             segments deleted since `cleanable_segments`; the caller discards `cleaned`).
         """
         with self._lock:
-            if self._is_closed or self._offline_error is not None or generation != self._generation:
-                return False
-            first = self._segments.find_sealed_run(old)
-            if first is None:
+            if self._is_closed or self._offline_error is not None:
                 return False
             try:
-                self._segments.swap_in(first, old, cleaned)
+                is_swapped = self._compaction.swap_in(self._segments, old, cleaned, generation)
             except KafkaStorageError as error:
                 self._go_offline(error)
                 raise
-            if dirty_end_offset > self._cleaner_checkpoint:
-                self._write_cleaner_checkpoint(dirty_end_offset)
-            return True
+            if is_swapped and dirty_end_offset > self._compaction.checkpoint:
+                self._compaction.write(dirty_end_offset)
+            return is_swapped
 
     def update_cleaner_checkpoint(self, offset: int, generation: int) -> bool:
         """Move the cleaner checkpoint forward when nothing needed rewriting; False if the log changed."""
         with self._lock:
-            if self._is_closed or generation != self._generation:
+            if self._is_closed:
                 return False
-            if offset > self._cleaner_checkpoint:
-                self._write_cleaner_checkpoint(min(offset, self.log_end_offset))
-            return True
+            return self._compaction.advance(offset, generation, self._segments.end_offset)
 
     def __repr__(self) -> str:
         return f"PartitionLog({self.directory!r})"

@@ -6,9 +6,9 @@ running total of `.log` bytes. It does what spans segments: find the segment hol
 read from it, walk batch headers across segments, decide and perform a roll, cut the list at an
 offset (truncation), drop a prefix (retention), start over empty, and swap cleaned segments in.
 
-It does not own offsets handed to producers, the leader-epoch cache, producer state, the cleaner
-checkpoint or the flush policy (all `PartitionLog`), nor opening a directory and recovery
-(`log_loader`). A roll here only creates the new segment; `PartitionLog` takes the producer-state
+It does not own offsets handed to producers, the leader-epoch cache, producer state or the flush
+policy (all `PartitionLog`), the cleaner checkpoint (`log_compaction`), nor opening a directory and
+recovery (`log_loader`). A roll here only creates the new segment; `PartitionLog` takes the producer-state
 snapshot that goes with it. Errors propagate unchanged; `PartitionLog` takes the log offline on a
 `KafkaStorageError`.
 
