@@ -37,6 +37,7 @@ Its collaborators hold no lock and are called only under this one:
     log_segments.py    the ordered segments: lookups, reads, roll, truncation, retention deletes, swap
     log_loader.py      open and recovery: directory layout, interrupted swaps, torn tails, rebuilt state
     log_compaction.py  the cleaner checkpoint and generation, snapshots for the cleaner, swapping in
+    log_retention.py   which segments retention.ms and retention.bytes delete (pure)
     leader_epoch.py    the leader-epoch cache;  producer_state.py  idempotent-producer state
 
 Imports: standard library and `freshet.storage`. Forbidden: grpc, wire types (freshet.v1), metadata,
@@ -54,7 +55,6 @@ import os
 import shutil
 import threading
 import uuid
-from collections.abc import Callable
 from typing import NamedTuple
 
 from freshet.storage.checkpoint import fsync_directory, write_atomically
@@ -82,6 +82,7 @@ from freshet.storage.log_loader import CLEAN_SHUTDOWN_FILE_NAME, LogLoader, rebu
 from freshet.storage.log_loader import (
     PARTITION_METADATA_FILE_NAME as PARTITION_METADATA_FILE_NAME,  # re-exported: part of the layout
 )
+from freshet.storage.log_retention import deletable_segment_count
 from freshet.storage.log_segments import LogSegments
 from freshet.storage.producer_state import BatchMetadata, ProducerStateManager
 from freshet.storage.record_batch import NO_TIMESTAMP, TimestampType
@@ -621,10 +622,10 @@ class PartitionLog:
     def delete_old_segments(self, now_ms: int, high_watermark: int) -> int:
         """Delete whole old segments by retention.ms and retention.bytes (cleanup.policy delete).
 
-        Only a prefix of segments is deleted, and only segments that end at or below
-        `high_watermark`: data not yet on every in-sync replica is never deleted. If every segment
-        qualifies, a new empty segment is rolled first so the log keeps its end offset. The log
-        start offset moves to the first remaining segment.
+        `log_retention` decides which: a prefix of segments, each ending at or below
+        `high_watermark` (data not yet on every in-sync replica is never deleted). If every segment
+        goes, a new empty segment is rolled first so the log keeps its end offset. The log start
+        offset moves to the first remaining segment.
 
         Args:
             now_ms: the current time.
@@ -639,46 +640,21 @@ class PartitionLog:
         with self._lock:
             self._check_usable()
             self._producer_state.remove_expired_producers(now_ms)
-            config = self._config
-            if not config.is_delete_enabled:
+            count = deletable_segment_count(self._segments, self._config, now_ms, high_watermark)
+            if count == 0:
                 return 0
-            deleted = 0
-            if config.retention_ms >= 0:
-                deleted += self._delete_segments(
-                    lambda segment: now_ms - segment.largest_timestamp > config.retention_ms,
-                    high_watermark,
-                    now_ms,
-                )
-            if config.retention_bytes >= 0:
-                excess = [self._segments.size_bytes - config.retention_bytes]
-
-                def is_over_size(segment: LogSegment) -> bool:
-                    if excess[0] - segment.size >= 0:
-                        excess[0] -= segment.size
-                        return True
-                    return False
-
-                deleted += self._delete_segments(is_over_size, high_watermark, now_ms)
-            return deleted
-
-    def _delete_segments(
-        self, should_delete: Callable[[LogSegment], bool], high_watermark: int, now_ms: int
-    ) -> int:
-        count = self._segments.deletable_prefix(should_delete, high_watermark)
-        if count == 0:
-            return 0
-        try:
-            if count == len(self._segments):
-                self._roll(self.log_end_offset, now_ms)
-            self._segments.delete_prefix(count)
-            start_offset = self._segments[0].base_offset
-            self._epoch_cache.truncate_from_start(start_offset)
-            self._producer_state.delete_snapshots_before(start_offset)
-            self._compaction.after_start_moved(start_offset)
-        except KafkaStorageError as error:
-            self._go_offline(error)
-            raise
-        return count
+            try:
+                if count == len(self._segments):
+                    self._roll(self.log_end_offset, now_ms)
+                self._segments.delete_prefix(count)
+                start_offset = self._segments[0].base_offset
+                self._epoch_cache.truncate_from_start(start_offset)
+                self._producer_state.delete_snapshots_before(start_offset)
+                self._compaction.after_start_moved(start_offset)
+            except KafkaStorageError as error:
+                self._go_offline(error)
+                raise
+            return count
 
     def remove_expired_producers(self, now_ms: int) -> int:
         """Forget idempotent producers idle for producer.id.expiration.ms; return how many."""
