@@ -153,6 +153,33 @@ class TimestampAndOffset(NamedTuple):
     offset: int
 
 
+class _OfflineGuard:
+    """Takes its log offline when a `KafkaStorageError` leaves a `with` block; the error still propagates.
+
+    Kafka's maybeHandleIOException: every change to the log's files runs inside one, so a failed
+    write, read, rename or delete leaves the log offline (`error` set) instead of half-changed and
+    still in use. Not thread-safe: used under the log's lock.
+    """
+
+    __slots__ = ("directory", "error")
+
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+        #: The first storage error, once the log is offline; None while it is online.
+        self.error: KafkaStorageError | None = None
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: object
+    ) -> bool:
+        if isinstance(error, KafkaStorageError):
+            logger.error("log %s goes offline: %s", self.directory, error)
+            self.error = error
+        return False
+
+
 class PartitionLog:
     """One partition's log on disk. Thread-safe (see the module docstring)."""
 
@@ -164,7 +191,7 @@ class PartitionLog:
         self._lock = threading.RLock()
         self._segments = LogSegments(directory, [])
         self._is_closed = False
-        self._offline_error: KafkaStorageError | None = None
+        self._offline_guard = _OfflineGuard(directory)
         self._unflushed_records = 0
         self._last_flush_monotonic_ms = clock.monotonic_ms()
         self._topic_id: str | None = None
@@ -283,12 +310,8 @@ class PartitionLog:
     def _check_usable(self) -> None:
         if self._is_closed:
             raise LogClosedError(self.directory)
-        if self._offline_error is not None:
-            raise KafkaStorageError(self.directory, "use an offline log", self._offline_error)
-
-    def _go_offline(self, error: KafkaStorageError) -> None:
-        logger.error("log %s goes offline: %s", self.directory, error)
-        self._offline_error = error
+        if self._offline_guard.error is not None:
+            raise KafkaStorageError(self.directory, "use an offline log", self._offline_guard.error)
 
     # =============================================================================================
     # Append.
@@ -417,23 +440,17 @@ class PartitionLog:
     def _write(self, data: memoryview, placements: list[Placement], max_timestamp: int, now_ms: int) -> None:
         """Roll if needed, then append to the active segment. Holds the lock."""
         segments = self._segments
-        try:
+        with self._offline_guard:
             if segments.is_roll_due(len(data), max_timestamp, placements[-1][3] - 1, self._config, now_ms):
                 self._roll(placements[0][2], now_ms)
             segments.append(data, placements)
-        except KafkaStorageError as error:
-            self._go_offline(error)
-            raise
 
     def roll(self) -> None:
         """Seal the active segment and start a new one at the log end offset (if the active one is not empty)."""
         with self._lock:
             self._check_usable()
-            try:
+            with self._offline_guard:
                 self._roll(self.log_end_offset, self._clock.now_ms())
-            except KafkaStorageError as error:
-                self._go_offline(error)
-                raise
 
     def _roll(self, base_offset: int, now_ms: int) -> LogSegment:
         """Roll the segments; a new segment starts with a producer-state snapshot at its base offset."""
@@ -495,11 +512,8 @@ class PartitionLog:
                 raise OffsetOutOfRangeError(offset, start_offset, end_offset)
             if offset == end_offset or (max_offset is not None and offset >= max_offset):
                 return LogReadResult(b"", -1, offset, start_offset, end_offset)
-            try:
+            with self._offline_guard:
                 result = self._segments.read(offset, max_bytes, max_offset)
-            except KafkaStorageError as error:
-                self._go_offline(error)
-                raise
             if result is None or not result[0]:
                 return LogReadResult(b"", -1, offset, start_offset, end_offset)
             records, first_offset, next_offset = result
@@ -579,11 +593,8 @@ class PartitionLog:
             if offset < self.log_start_offset:
                 self._truncate_fully_and_start_at(offset)
                 return True
-            try:
+            with self._offline_guard:
                 self._segments.truncate_to(offset)
-            except KafkaStorageError as error:
-                self._go_offline(error)
-                raise
             self._after_truncation()
             return True
 
@@ -600,13 +611,10 @@ class PartitionLog:
             self._truncate_fully_and_start_at(offset)
 
     def _truncate_fully_and_start_at(self, offset: int) -> None:
-        try:
+        with self._offline_guard:
             self._segments.restart_at(offset, self._config, self._clock.now_ms())
             self._epoch_cache.clear()
             self._producer_state.delete_snapshots_after(-1)
-        except KafkaStorageError as error:
-            self._go_offline(error)
-            raise
         self._producer_state.reset(offset)
         self._after_truncation()
 
@@ -643,7 +651,7 @@ class PartitionLog:
             count = deletable_segment_count(self._segments, self._config, now_ms, high_watermark)
             if count == 0:
                 return 0
-            try:
+            with self._offline_guard:
                 if count == len(self._segments):
                     self._roll(self.log_end_offset, now_ms)
                 self._segments.delete_prefix(count)
@@ -651,9 +659,6 @@ class PartitionLog:
                 self._epoch_cache.truncate_from_start(start_offset)
                 self._producer_state.delete_snapshots_before(start_offset)
                 self._compaction.after_start_moved(start_offset)
-            except KafkaStorageError as error:
-                self._go_offline(error)
-                raise
             return count
 
     def remove_expired_producers(self, now_ms: int) -> int:
@@ -681,11 +686,8 @@ class PartitionLog:
             self._flush()
 
     def _flush(self) -> None:
-        try:
+        with self._offline_guard:
             self._segments[-1].flush()
-        except KafkaStorageError as error:
-            self._go_offline(error)
-            raise
         self._unflushed_records = 0
         self._last_flush_monotonic_ms = self._clock.monotonic_ms()
 
@@ -709,7 +711,7 @@ class PartitionLog:
             if self._is_closed:
                 return
             self._is_closed = True
-            if self._offline_error is not None:
+            if self._offline_guard.error is not None:
                 self._segments.release_all()
                 return
             self._segments.close_all()
@@ -767,13 +769,10 @@ class PartitionLog:
             segments deleted since `cleanable_segments`; the caller discards `cleaned`).
         """
         with self._lock:
-            if self._is_closed or self._offline_error is not None:
+            if self._is_closed or self._offline_guard.error is not None:
                 return False
-            try:
+            with self._offline_guard:
                 is_swapped = self._compaction.swap_in(self._segments, old, cleaned, generation)
-            except KafkaStorageError as error:
-                self._go_offline(error)
-                raise
             if is_swapped and dirty_end_offset > self._compaction.checkpoint:
                 self._compaction.write(dirty_end_offset)
             return is_swapped
