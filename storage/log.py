@@ -68,6 +68,7 @@ from freshet.storage.errors import (
 )
 from freshet.storage.leader_epoch import LeaderEpochCache
 from freshet.storage.log_append import (
+    AppendPlan,
     Placement,
     plan_follower_append,
     plan_leader_append,
@@ -125,6 +126,45 @@ class LogAppendInfo(NamedTuple):
     record_count: int
     size_bytes: int
     is_duplicate: bool = False
+
+    @classmethod
+    def of_plan(
+        cls,
+        plan: AppendPlan,
+        first_offset: int,
+        log_append_time_ms: int,
+        log_start_offset: int,
+        size_bytes: int,
+    ) -> LogAppendInfo:
+        """What writing `plan` did; its records start at `first_offset`."""
+        return cls(
+            first_offset,
+            plan.end_offset - 1,
+            plan.max_timestamp,
+            plan.offset_of_max_timestamp,
+            log_append_time_ms,
+            log_start_offset,
+            plan.record_count,
+            size_bytes,
+        )
+
+    @classmethod
+    def of_duplicate(
+        cls, original: BatchMetadata, is_log_append_time: bool, log_start_offset: int
+    ) -> LogAppendInfo:
+        """An append that repeated `original`: its offsets, nothing written."""
+        log_append_time_ms = original.max_timestamp if is_log_append_time else -1
+        return cls(
+            original.first_offset,
+            original.last_offset,
+            original.max_timestamp,
+            original.first_offset,
+            log_append_time_ms,
+            log_start_offset,
+            0,
+            0,
+            is_duplicate=True,
+        )
 
 
 class LogReadResult(NamedTuple):
@@ -361,32 +401,16 @@ class PartitionLog:
             producer_append = self._producer_state.begin_append(is_validated=True)
             plan = plan_leader_append(batches, first_offset, producer_append, now_ms, is_log_append_time)
             if isinstance(plan, BatchMetadata):
-                return LogAppendInfo(
-                    plan.first_offset,
-                    plan.last_offset,
-                    plan.max_timestamp,
-                    plan.first_offset,
-                    plan.max_timestamp if is_log_append_time else -1,
-                    self.log_start_offset,
-                    0,
-                    0,
-                    is_duplicate=True,
-                )
+                return LogAppendInfo.of_duplicate(plan, is_log_append_time, self.log_start_offset)
             stamp_batches(view, plan.placements, leader_epoch, now_ms if is_log_append_time else None)
             self._write(view, plan.placements, plan.max_timestamp, now_ms)
             if leader_epoch >= 0:
                 self._epoch_cache.assign(leader_epoch, first_offset)
             self._producer_state.commit(producer_append, plan.end_offset)
             self._after_append(plan.record_count)
-            return LogAppendInfo(
-                first_offset,
-                plan.end_offset - 1,
-                plan.max_timestamp,
-                plan.offset_of_max_timestamp,
-                now_ms if is_log_append_time else -1,
-                self._segments[0].base_offset,
-                plan.record_count,
-                total,
+            log_append_time_ms = now_ms if is_log_append_time else -1
+            return LogAppendInfo.of_plan(
+                plan, first_offset, log_append_time_ms, self._segments[0].base_offset, total
             )
 
     def append_as_follower(
@@ -426,15 +450,8 @@ class PartitionLog:
                 self._epoch_cache.assign(epoch, start_offset)
             self._producer_state.apply_headers(plan.headers)
             self._after_append(plan.record_count)
-            return LogAppendInfo(
-                plan.placements[0][2],
-                plan.end_offset - 1,
-                plan.max_timestamp,
-                plan.offset_of_max_timestamp,
-                -1,
-                self._segments[0].base_offset,
-                plan.record_count,
-                len(view),
+            return LogAppendInfo.of_plan(
+                plan, plan.placements[0][2], -1, self._segments[0].base_offset, len(view)
             )
 
     def _write(self, data: memoryview, placements: list[Placement], max_timestamp: int, now_ms: int) -> None:
