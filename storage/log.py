@@ -262,21 +262,13 @@ class PartitionLog:
             CorruptRecordError: a sealed segment's batch headers do not parse while rebuilding state.
         """
         log = cls(directory, config, clock or SystemClock())
-        loader = LogLoader(directory, config)
-        try:
-            os.makedirs(directory, exist_ok=True)
-            with log._lock:
-                loaded = loader.load(topic_id, log._producer_state, log._clock.now_ms())
-                log._segments = loaded.segments
-                log._topic_id = loaded.topic_id
-                log._epoch_cache = loaded.epoch_cache
-                log._compaction = CompactionState(directory, loaded.cleaner_checkpoint)
-                log.repairs = loaded.repairs
-        except BaseException as error:
-            loader.release()
-            if isinstance(error, OSError):
-                raise KafkaStorageError(directory, "open log", error) from error
-            raise
+        with log._lock:
+            loaded = LogLoader(directory, config).load(topic_id, log._producer_state, log._clock.now_ms())
+            log._segments = loaded.segments
+            log._topic_id = loaded.topic_id
+            log._epoch_cache = loaded.epoch_cache
+            log._compaction = CompactionState(directory, loaded.cleaner_checkpoint)
+            log.repairs = loaded.repairs
         return log
 
     # =============================================================================================
