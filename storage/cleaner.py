@@ -39,7 +39,8 @@ from collections.abc import Callable, Iterable, Iterator
 from freshet.storage.clock import Clock
 from freshet.storage.compression import DECOMPRESSED_BYTES_MAX
 from freshet.storage.errors import CorruptRecordError, StorageError
-from freshet.storage.log import PartitionLog, SegmentSnapshot
+from freshet.storage.log import PartitionLog
+from freshet.storage.log_compaction import SegmentSnapshot
 from freshet.storage.offset_index import RELATIVE_OFFSET_MAX
 from freshet.storage.record_batch import (
     BATCH_HEADER_SIZE,

@@ -29,13 +29,15 @@ position through the offset index and returns bytes from one `pread`.
 
 How the code is cut (Kafka's UnifiedLog / LocalLog / LogSegments / LogLoader split): this module
 keeps `PartitionLog`, the public API and the only lock, and does what needs several parts at once:
-ordering an append's steps, the offline/closed checks, the flush policy, the cleaner checkpoint and
-generation, and keeping the leader-epoch cache and producer state in step with the segments.
+ordering an append's steps, the offline/closed checks, the flush policy, and keeping the
+leader-epoch cache, producer state and cleaner checkpoint in step with the segments.
 Its collaborators hold no lock and are called only under this one:
 
     log_append.py      checks and places an append's batches before anything is written (pure)
     log_segments.py    the ordered segments: lookups, reads, roll, truncation, retention deletes, swap
     log_loader.py      open and recovery: directory layout, interrupted swaps, torn tails, rebuilt state
+    log_compaction.py  the cleaner checkpoint and generation, snapshots for the cleaner, swapping in
+    log_retention.py   which segments retention.ms and retention.bytes delete (pure)
     leader_epoch.py    the leader-epoch cache;  producer_state.py  idempotent-producer state
 
 Imports: standard library and `freshet.storage`. Forbidden: grpc, wire types (freshet.v1), metadata,
@@ -48,16 +50,14 @@ lock only to take a snapshot of the segment list and to swap in cleaned segments
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import shutil
 import threading
 import uuid
-from collections.abc import Callable
 from typing import NamedTuple
 
-from freshet.storage.checkpoint import fsync_directory, write_atomically, write_checkpoint
+from freshet.storage.checkpoint import fsync_directory, write_atomically
 from freshet.storage.clock import Clock, SystemClock
 from freshet.storage.config import LONG_MAX, LogConfig
 from freshet.storage.errors import (
@@ -68,22 +68,22 @@ from freshet.storage.errors import (
 )
 from freshet.storage.leader_epoch import LeaderEpochCache
 from freshet.storage.log_append import (
+    AppendPlan,
     Placement,
     plan_follower_append,
     plan_leader_append,
     stamp_batches,
     validate_leader_batches,
 )
-from freshet.storage.log_loader import (
-    CLEAN_SHUTDOWN_FILE_NAME,
-    CLEANER_CHECKPOINT_FILE_NAME,
-    CLEANER_CHECKPOINT_VERSION,
-    LogLoader,
-    rebuild_producer_state,
+from freshet.storage.log_compaction import CompactionState
+from freshet.storage.log_compaction import (
+    SegmentSnapshot as SegmentSnapshot,  # re-exported: what cleanable_segments returns
 )
+from freshet.storage.log_loader import CLEAN_SHUTDOWN_FILE_NAME, LogLoader, rebuild_producer_state
 from freshet.storage.log_loader import (
     PARTITION_METADATA_FILE_NAME as PARTITION_METADATA_FILE_NAME,  # re-exported: part of the layout
 )
+from freshet.storage.log_retention import deletable_segment_count
 from freshet.storage.log_segments import LogSegments
 from freshet.storage.producer_state import BatchMetadata, ProducerStateManager
 from freshet.storage.record_batch import NO_TIMESTAMP, TimestampType
@@ -127,6 +127,45 @@ class LogAppendInfo(NamedTuple):
     size_bytes: int
     is_duplicate: bool = False
 
+    @classmethod
+    def of_plan(
+        cls,
+        plan: AppendPlan,
+        first_offset: int,
+        log_append_time_ms: int,
+        log_start_offset: int,
+        size_bytes: int,
+    ) -> LogAppendInfo:
+        """What writing `plan` did; its records start at `first_offset`."""
+        return cls(
+            first_offset,
+            plan.end_offset - 1,
+            plan.max_timestamp,
+            plan.offset_of_max_timestamp,
+            log_append_time_ms,
+            log_start_offset,
+            plan.record_count,
+            size_bytes,
+        )
+
+    @classmethod
+    def of_duplicate(
+        cls, original: BatchMetadata, is_log_append_time: bool, log_start_offset: int
+    ) -> LogAppendInfo:
+        """An append that repeated `original`: its offsets, nothing written."""
+        log_append_time_ms = original.max_timestamp if is_log_append_time else -1
+        return cls(
+            original.first_offset,
+            original.last_offset,
+            original.max_timestamp,
+            original.first_offset,
+            log_append_time_ms,
+            log_start_offset,
+            0,
+            0,
+            is_duplicate=True,
+        )
+
 
 class LogReadResult(NamedTuple):
     """Bytes of whole batches and the log's bounds at the time of the read.
@@ -154,24 +193,31 @@ class TimestampAndOffset(NamedTuple):
     offset: int
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class SegmentSnapshot:
-    """What the cleaner needs of one sealed segment, captured under the log's lock.
+class _OfflineGuard:
+    """Takes its log offline when a `KafkaStorageError` leaves a `with` block; the error still propagates.
 
-    The cleaner reads the segment through its own file descriptor on `log_path` and never calls
-    into `segment`, which the log owns; `segment` only identifies it for `replace_segments`.
+    Kafka's maybeHandleIOException: every change to the log's files runs inside one, so a failed
+    write, read, rename or delete leaves the log offline (`error` set) instead of half-changed and
+    still in use. Not thread-safe: used under the log's lock.
     """
 
-    segment: LogSegment
-    log_path: str
-    base_offset: int
-    upper_offset: int
-    """Base offset of the next segment: the segment owns offsets [base_offset, upper_offset)."""
-    next_offset: int
-    size_bytes: int
-    largest_timestamp: int
-    last_modified_ms: int
-    index_entries: int
+    __slots__ = ("directory", "error")
+
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+        #: The first storage error, once the log is offline; None while it is online.
+        self.error: KafkaStorageError | None = None
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: object
+    ) -> bool:
+        if isinstance(error, KafkaStorageError):
+            logger.error("log %s goes offline: %s", self.directory, error)
+            self.error = error
+        return False
 
 
 class PartitionLog:
@@ -185,15 +231,13 @@ class PartitionLog:
         self._lock = threading.RLock()
         self._segments = LogSegments(directory, [])
         self._is_closed = False
-        self._offline_error: KafkaStorageError | None = None
+        self._offline_guard = _OfflineGuard(directory)
         self._unflushed_records = 0
         self._last_flush_monotonic_ms = clock.monotonic_ms()
         self._topic_id: str | None = None
         self._epoch_cache: LeaderEpochCache
         self._producer_state = ProducerStateManager(directory, config.producer_id_expiration_ms)
-        self._cleaner_checkpoint = 0
-        # Bumped by every change that can invalidate a compaction in progress (truncation, deletion).
-        self._generation = 0
+        self._compaction: CompactionState
         #: What the last open repaired, for tests and operators: (file, position, bytes cut).
         self.repairs: list[tuple[str, int, int]] = []
 
@@ -218,21 +262,13 @@ class PartitionLog:
             CorruptRecordError: a sealed segment's batch headers do not parse while rebuilding state.
         """
         log = cls(directory, config, clock or SystemClock())
-        loader = LogLoader(directory, config)
-        try:
-            os.makedirs(directory, exist_ok=True)
-            with log._lock:
-                loaded = loader.load(topic_id, log._producer_state, log._clock.now_ms())
-                log._segments = loaded.segments
-                log._topic_id = loaded.topic_id
-                log._epoch_cache = loaded.epoch_cache
-                log._cleaner_checkpoint = loaded.cleaner_checkpoint
-                log.repairs = loaded.repairs
-        except BaseException as error:
-            loader.release()
-            if isinstance(error, OSError):
-                raise KafkaStorageError(directory, "open log", error) from error
-            raise
+        with log._lock:
+            loaded = LogLoader(directory, config).load(topic_id, log._producer_state, log._clock.now_ms())
+            log._segments = loaded.segments
+            log._topic_id = loaded.topic_id
+            log._epoch_cache = loaded.epoch_cache
+            log._compaction = CompactionState(directory, loaded.cleaner_checkpoint)
+            log.repairs = loaded.repairs
         return log
 
     # =============================================================================================
@@ -306,12 +342,8 @@ class PartitionLog:
     def _check_usable(self) -> None:
         if self._is_closed:
             raise LogClosedError(self.directory)
-        if self._offline_error is not None:
-            raise KafkaStorageError(self.directory, "use an offline log", self._offline_error)
-
-    def _go_offline(self, error: KafkaStorageError) -> None:
-        logger.error("log %s goes offline: %s", self.directory, error)
-        self._offline_error = error
+        if self._offline_guard.error is not None:
+            raise KafkaStorageError(self.directory, "use an offline log", self._offline_guard.error)
 
     # =============================================================================================
     # Append.
@@ -361,32 +393,16 @@ class PartitionLog:
             producer_append = self._producer_state.begin_append(is_validated=True)
             plan = plan_leader_append(batches, first_offset, producer_append, now_ms, is_log_append_time)
             if isinstance(plan, BatchMetadata):
-                return LogAppendInfo(
-                    plan.first_offset,
-                    plan.last_offset,
-                    plan.max_timestamp,
-                    plan.first_offset,
-                    plan.max_timestamp if is_log_append_time else -1,
-                    self.log_start_offset,
-                    0,
-                    0,
-                    is_duplicate=True,
-                )
+                return LogAppendInfo.of_duplicate(plan, is_log_append_time, self.log_start_offset)
             stamp_batches(view, plan.placements, leader_epoch, now_ms if is_log_append_time else None)
             self._write(view, plan.placements, plan.max_timestamp, now_ms)
             if leader_epoch >= 0:
                 self._epoch_cache.assign(leader_epoch, first_offset)
             self._producer_state.commit(producer_append, plan.end_offset)
             self._after_append(plan.record_count)
-            return LogAppendInfo(
-                first_offset,
-                plan.end_offset - 1,
-                plan.max_timestamp,
-                plan.offset_of_max_timestamp,
-                now_ms if is_log_append_time else -1,
-                self._segments[0].base_offset,
-                plan.record_count,
-                total,
+            log_append_time_ms = now_ms if is_log_append_time else -1
+            return LogAppendInfo.of_plan(
+                plan, first_offset, log_append_time_ms, self._segments[0].base_offset, total
             )
 
     def append_as_follower(
@@ -426,37 +442,24 @@ class PartitionLog:
                 self._epoch_cache.assign(epoch, start_offset)
             self._producer_state.apply_headers(plan.headers)
             self._after_append(plan.record_count)
-            return LogAppendInfo(
-                plan.placements[0][2],
-                plan.end_offset - 1,
-                plan.max_timestamp,
-                plan.offset_of_max_timestamp,
-                -1,
-                self._segments[0].base_offset,
-                plan.record_count,
-                len(view),
+            return LogAppendInfo.of_plan(
+                plan, plan.placements[0][2], -1, self._segments[0].base_offset, len(view)
             )
 
     def _write(self, data: memoryview, placements: list[Placement], max_timestamp: int, now_ms: int) -> None:
         """Roll if needed, then append to the active segment. Holds the lock."""
         segments = self._segments
-        try:
+        with self._offline_guard:
             if segments.is_roll_due(len(data), max_timestamp, placements[-1][3] - 1, self._config, now_ms):
                 self._roll(placements[0][2], now_ms)
             segments.append(data, placements)
-        except KafkaStorageError as error:
-            self._go_offline(error)
-            raise
 
     def roll(self) -> None:
         """Seal the active segment and start a new one at the log end offset (if the active one is not empty)."""
         with self._lock:
             self._check_usable()
-            try:
+            with self._offline_guard:
                 self._roll(self.log_end_offset, self._clock.now_ms())
-            except KafkaStorageError as error:
-                self._go_offline(error)
-                raise
 
     def _roll(self, base_offset: int, now_ms: int) -> LogSegment:
         """Roll the segments; a new segment starts with a producer-state snapshot at its base offset."""
@@ -518,11 +521,8 @@ class PartitionLog:
                 raise OffsetOutOfRangeError(offset, start_offset, end_offset)
             if offset == end_offset or (max_offset is not None and offset >= max_offset):
                 return LogReadResult(b"", -1, offset, start_offset, end_offset)
-            try:
+            with self._offline_guard:
                 result = self._segments.read(offset, max_bytes, max_offset)
-            except KafkaStorageError as error:
-                self._go_offline(error)
-                raise
             if result is None or not result[0]:
                 return LogReadResult(b"", -1, offset, start_offset, end_offset)
             records, first_offset, next_offset = result
@@ -602,11 +602,8 @@ class PartitionLog:
             if offset < self.log_start_offset:
                 self._truncate_fully_and_start_at(offset)
                 return True
-            try:
+            with self._offline_guard:
                 self._segments.truncate_to(offset)
-            except KafkaStorageError as error:
-                self._go_offline(error)
-                raise
             self._after_truncation()
             return True
 
@@ -623,13 +620,10 @@ class PartitionLog:
             self._truncate_fully_and_start_at(offset)
 
     def _truncate_fully_and_start_at(self, offset: int) -> None:
-        try:
+        with self._offline_guard:
             self._segments.restart_at(offset, self._config, self._clock.now_ms())
             self._epoch_cache.clear()
             self._producer_state.delete_snapshots_after(-1)
-        except KafkaStorageError as error:
-            self._go_offline(error)
-            raise
         self._producer_state.reset(offset)
         self._after_truncation()
 
@@ -637,11 +631,7 @@ class PartitionLog:
         end_offset = self.log_end_offset
         self._epoch_cache.truncate_from_end(end_offset)
         rebuild_producer_state(self._producer_state, self._segments, end_offset)
-        if self._cleaner_checkpoint > end_offset or self._cleaner_checkpoint < self.log_start_offset:
-            self._write_cleaner_checkpoint(
-                min(max(self._cleaner_checkpoint, self.log_start_offset), end_offset)
-            )
-        self._generation += 1
+        self._compaction.after_truncation(self.log_start_offset, end_offset)
 
     # =============================================================================================
     # Retention.
@@ -649,10 +639,10 @@ class PartitionLog:
     def delete_old_segments(self, now_ms: int, high_watermark: int) -> int:
         """Delete whole old segments by retention.ms and retention.bytes (cleanup.policy delete).
 
-        Only a prefix of segments is deleted, and only segments that end at or below
-        `high_watermark`: data not yet on every in-sync replica is never deleted. If every segment
-        qualifies, a new empty segment is rolled first so the log keeps its end offset. The log
-        start offset moves to the first remaining segment.
+        `log_retention` decides which: a prefix of segments, each ending at or below
+        `high_watermark` (data not yet on every in-sync replica is never deleted). If every segment
+        goes, a new empty segment is rolled first so the log keeps its end offset. The log start
+        offset moves to the first remaining segment.
 
         Args:
             now_ms: the current time.
@@ -667,48 +657,18 @@ class PartitionLog:
         with self._lock:
             self._check_usable()
             self._producer_state.remove_expired_producers(now_ms)
-            config = self._config
-            if not config.is_delete_enabled:
+            count = deletable_segment_count(self._segments, self._config, now_ms, high_watermark)
+            if count == 0:
                 return 0
-            deleted = 0
-            if config.retention_ms >= 0:
-                deleted += self._delete_segments(
-                    lambda segment: now_ms - segment.largest_timestamp > config.retention_ms,
-                    high_watermark,
-                    now_ms,
-                )
-            if config.retention_bytes >= 0:
-                excess = [self._segments.size_bytes - config.retention_bytes]
-
-                def is_over_size(segment: LogSegment) -> bool:
-                    if excess[0] - segment.size >= 0:
-                        excess[0] -= segment.size
-                        return True
-                    return False
-
-                deleted += self._delete_segments(is_over_size, high_watermark, now_ms)
-            return deleted
-
-    def _delete_segments(
-        self, should_delete: Callable[[LogSegment], bool], high_watermark: int, now_ms: int
-    ) -> int:
-        count = self._segments.deletable_prefix(should_delete, high_watermark)
-        if count == 0:
-            return 0
-        try:
-            if count == len(self._segments):
-                self._roll(self.log_end_offset, now_ms)
-            self._segments.delete_prefix(count)
-            start_offset = self._segments[0].base_offset
-            self._epoch_cache.truncate_from_start(start_offset)
-            self._producer_state.delete_snapshots_before(start_offset)
-            if self._cleaner_checkpoint < start_offset:
-                self._write_cleaner_checkpoint(start_offset)
-        except KafkaStorageError as error:
-            self._go_offline(error)
-            raise
-        self._generation += 1
-        return count
+            with self._offline_guard:
+                if count == len(self._segments):
+                    self._roll(self.log_end_offset, now_ms)
+                self._segments.delete_prefix(count)
+                start_offset = self._segments[0].base_offset
+                self._epoch_cache.truncate_from_start(start_offset)
+                self._producer_state.delete_snapshots_before(start_offset)
+                self._compaction.after_start_moved(start_offset)
+            return count
 
     def remove_expired_producers(self, now_ms: int) -> int:
         """Forget idempotent producers idle for producer.id.expiration.ms; return how many."""
@@ -735,11 +695,8 @@ class PartitionLog:
             self._flush()
 
     def _flush(self) -> None:
-        try:
+        with self._offline_guard:
             self._segments[-1].flush()
-        except KafkaStorageError as error:
-            self._go_offline(error)
-            raise
         self._unflushed_records = 0
         self._last_flush_monotonic_ms = self._clock.monotonic_ms()
 
@@ -763,7 +720,7 @@ class PartitionLog:
             if self._is_closed:
                 return
             self._is_closed = True
-            if self._offline_error is not None:
+            if self._offline_guard.error is not None:
                 self._segments.release_all()
                 return
             self._segments.close_all()
@@ -787,27 +744,19 @@ class PartitionLog:
             remove_log_directory(self.directory)
 
     # =============================================================================================
-    # Compaction support (used by freshet.storage.cleaner).
+    # Compaction support (used by freshet.storage.cleaner; the work is `log_compaction`'s).
 
     @property
     def cleaner_checkpoint(self) -> int:
         """First offset not yet compacted (the start of the dirty section)."""
         with self._lock:
-            return self._cleaner_checkpoint
-
-    def _write_cleaner_checkpoint(self, offset: int) -> None:
-        self._cleaner_checkpoint = offset
-        write_checkpoint(
-            os.path.join(self.directory, CLEANER_CHECKPOINT_FILE_NAME),
-            CLEANER_CHECKPOINT_VERSION,
-            [(offset,)],
-        )
+            return self._compaction.checkpoint
 
     @property
     def generation(self) -> int:
         """Changes whenever truncation or deletion may have invalidated a compaction in progress."""
         with self._lock:
-            return self._generation
+            return self._compaction.generation
 
     def cleanable_segments(self) -> tuple[list[SegmentSnapshot], int, int]:
         """A snapshot for the cleaner: (sealed segments in order, first dirty offset, generation).
@@ -817,58 +766,32 @@ class PartitionLog:
         """
         with self._lock:
             self._check_usable()
-            snapshots = []
-            for number, segment in enumerate(self._segments[:-1]):
-                snapshots.append(
-                    SegmentSnapshot(
-                        segment,
-                        segment.log_path,
-                        segment.base_offset,
-                        self._segments[number + 1].base_offset,
-                        segment.next_offset,
-                        segment.size,
-                        segment.largest_timestamp,
-                        segment.last_modified_ms,
-                        segment.offset_index.entries,
-                    )
-                )
-            return snapshots, self._cleaner_checkpoint, self._generation
+            return self._compaction.cleanable_segments(self._segments)
 
     def replace_segments(
         self, old: list[LogSegment], cleaned: LogSegment, generation: int, dirty_end_offset: int
     ) -> bool:
-        """Swap the cleaner's output in for `old`, unless the log changed under the cleaner.
-
-        The swap renames the cleaned files to `.swap`, deletes the old segments and renames the
-        `.swap` files to their live names; open() completes a swap a crash interrupted.
+        """Swap the cleaner's output in for `old` (see `CompactionState.swap_in`), unless the log changed.
 
         Returns:
             Whether the swap happened (False: the log was truncated, emptied, closed or had those
             segments deleted since `cleanable_segments`; the caller discards `cleaned`).
         """
         with self._lock:
-            if self._is_closed or self._offline_error is not None or generation != self._generation:
+            if self._is_closed or self._offline_guard.error is not None:
                 return False
-            first = self._segments.find_sealed_run(old)
-            if first is None:
-                return False
-            try:
-                self._segments.swap_in(first, old, cleaned)
-            except KafkaStorageError as error:
-                self._go_offline(error)
-                raise
-            if dirty_end_offset > self._cleaner_checkpoint:
-                self._write_cleaner_checkpoint(dirty_end_offset)
-            return True
+            with self._offline_guard:
+                is_swapped = self._compaction.swap_in(self._segments, old, cleaned, generation)
+            if is_swapped and dirty_end_offset > self._compaction.checkpoint:
+                self._compaction.write(dirty_end_offset)
+            return is_swapped
 
     def update_cleaner_checkpoint(self, offset: int, generation: int) -> bool:
         """Move the cleaner checkpoint forward when nothing needed rewriting; False if the log changed."""
         with self._lock:
-            if self._is_closed or generation != self._generation:
+            if self._is_closed:
                 return False
-            if offset > self._cleaner_checkpoint:
-                self._write_cleaner_checkpoint(min(offset, self.log_end_offset))
-            return True
+            return self._compaction.advance(offset, generation, self._segments.end_offset)
 
     def __repr__(self) -> str:
         return f"PartitionLog({self.directory!r})"

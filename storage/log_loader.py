@@ -36,7 +36,7 @@ from freshet.storage.checkpoint import (
     write_atomically,
 )
 from freshet.storage.config import LogConfig
-from freshet.storage.errors import CorruptCheckpointError, InconsistentTopicIdError
+from freshet.storage.errors import CorruptCheckpointError, InconsistentTopicIdError, KafkaStorageError
 from freshet.storage.leader_epoch import LeaderEpochCache
 from freshet.storage.log_segments import LogSegments
 from freshet.storage.producer_state import ProducerStateManager
@@ -94,20 +94,29 @@ class LogLoader:
         self.segments: list[LogSegment] = []
         self._repairs: list[tuple[str, int, int]] = []
 
-    def release(self) -> None:
-        """Release the segments opened so far (after a failed `load`)."""
-        for segment in self.segments:
-            segment.release()
-
     def load(self, topic_id: str | None, producer_state: ProducerStateManager, now_ms: int) -> LoadedLog:
-        """Open the directory's segments, recovering what needs it; rebuild `producer_state` in place.
+        """Create the directory if needed, open its segments, recovering what needs it; rebuild `producer_state` in place.
+
+        A load that fails releases the segments it opened before raising.
 
         Raises:
             InconsistentTopicIdError: the directory belongs to another topic id.
-            OSError: the directory cannot be read or written (the caller wraps it).
-            KafkaStorageError: a segment cannot be read or repaired.
+            KafkaStorageError: the directory cannot be read or written, or a segment cannot be
+                read or repaired.
             CorruptRecordError: a sealed segment's batch headers do not parse while rebuilding state.
         """
+        try:
+            os.makedirs(self.directory, exist_ok=True)
+            return self._load(topic_id, producer_state, now_ms)
+        except BaseException as error:
+            for segment in self.segments:
+                segment.release()
+            if isinstance(error, OSError):
+                raise KafkaStorageError(self.directory, "open log", error) from error
+            raise
+
+    def _load(self, topic_id: str | None, producer_state: ProducerStateManager, now_ms: int) -> LoadedLog:
+        """`load` without the clean-up; an OSError propagates as it is."""
         directory = self.directory
         marker = os.path.join(directory, CLEAN_SHUTDOWN_FILE_NAME)
         had_clean_shutdown = os.path.exists(marker)

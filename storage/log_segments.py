@@ -6,9 +6,9 @@ running total of `.log` bytes. It does what spans segments: find the segment hol
 read from it, walk batch headers across segments, decide and perform a roll, cut the list at an
 offset (truncation), drop a prefix (retention), start over empty, and swap cleaned segments in.
 
-It does not own offsets handed to producers, the leader-epoch cache, producer state, the cleaner
-checkpoint or the flush policy (all `PartitionLog`), nor opening a directory and recovery
-(`log_loader`). A roll here only creates the new segment; `PartitionLog` takes the producer-state
+It does not own offsets handed to producers, the leader-epoch cache, producer state or the flush
+policy (all `PartitionLog`), the cleaner checkpoint (`log_compaction`), nor opening a directory and
+recovery (`log_loader`). A roll here only creates the new segment; `PartitionLog` takes the producer-state
 snapshot that goes with it. Errors propagate unchanged; `PartitionLog` takes the log offline on a
 `KafkaStorageError`.
 
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import bisect
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 from freshet.storage.checkpoint import fsync_directory
 from freshet.storage.config import LogConfig
@@ -173,24 +173,8 @@ class LogSegments:
         fsync_directory(self.directory)
         self.size_bytes = 0
 
-    def deletable_prefix(self, should_delete: Callable[[LogSegment], bool], high_watermark: int) -> int:
-        """How many leading segments `should_delete` accepts and that end at or below `high_watermark`.
-
-        Stops at the first segment that does not qualify and at an empty active segment.
-        """
-        count = 0
-        for number, segment in enumerate(self._segments):
-            is_last = number == len(self._segments) - 1
-            upper_bound = segment.next_offset if is_last else self._segments[number + 1].base_offset
-            if is_last and segment.size == 0:
-                break
-            if high_watermark < upper_bound or not should_delete(segment):
-                break
-            count += 1
-        return count
-
     def delete_prefix(self, count: int) -> None:
-        """Delete the first `count` segments; at least one (the active) segment must remain."""
+        """Delete the first `count` segments (retention: `log_retention` picks `count`); at least one must remain."""
         assert 0 < count < len(self._segments)
         doomed = self._segments[:count]
         del self._segments[:count]

@@ -13,8 +13,10 @@ A segment is *active* (the last one of its log; takes appends; its indexes are i
 *sealed* (read-only; indexes memory-mapped on demand; file descriptor opened on first read).
 
 The loops that walk the file's batch headers live in `segment_scan` (the plain forward scan, the
-read path's boundary search, and recovery's verifying scan); this class owns the file descriptor,
-the indexes and the state those scans update.
+read path's boundary search, and recovery's verifying scan), and the read path's lookups
+(`translate_offset`, `read`, `find_offset_by_timestamp`) in `segment_reader`, whose functions this
+class's methods of the same names call; this class owns the file descriptor, the indexes and the
+state those scans update.
 
 Imports: standard library and `freshet.storage`. Forbidden: grpc, wire types (freshet.v1), metadata,
 server, client, cli (import-linter contract).
@@ -29,17 +31,12 @@ import logging
 import os
 from collections.abc import Iterator, Sequence
 
+from freshet.storage import segment_reader
 from freshet.storage.config import LogConfig
 from freshet.storage.errors import CorruptIndexError, CorruptRecordError, KafkaStorageError
 from freshet.storage.offset_index import RELATIVE_OFFSET_MAX, OffsetIndex
-from freshet.storage.record_batch import (
-    BATCH_HEADER_SIZE,
-    NO_TIMESTAMP,
-    BatchHeader,
-    decode_batch,
-    parse_header,
-)
-from freshet.storage.segment_scan import RecoveryScan, last_boundary_at_or_before, scan_headers
+from freshet.storage.record_batch import BATCH_HEADER_SIZE, NO_TIMESTAMP, BatchHeader, parse_header
+from freshet.storage.segment_scan import RecoveryScan, scan_headers
 from freshet.storage.time_index import TimeIndex
 
 logger = logging.getLogger(__name__)
@@ -310,7 +307,7 @@ class LogSegment:
             _, position = self.offset_index.lookup(last_indexed_offset)
         max_timestamp, offset_of_max = timestamp, timestamp_offset
         next_offset = self.base_offset
-        for _, header in self._scan_headers(position, self.size):
+        for _, header in self.scan_headers(position, self.size):
             if header.max_timestamp > max_timestamp:
                 max_timestamp, offset_of_max = header.max_timestamp, header.base_offset
             next_offset = header.next_offset
@@ -384,103 +381,39 @@ class LogSegment:
         self.size = start + len(data)
 
     # ---------------------------------------------------------------------------------------------
-    # Read.
+    # Read (the lookups are `segment_reader`'s).
 
-    def _pread(self, size: int, position: int) -> bytes:
+    def pread(self, size: int, position: int) -> bytes:
+        """`size` bytes of the `.log` file from `position` (fewer at the end of the file)."""
         try:
             return os.pread(self._open_fd(), size, position)
         except OSError as error:
             raise KafkaStorageError(self.log_path, "read", error) from error
 
     def _read_header(self, position: int) -> BatchHeader:
-        raw = self._pread(BATCH_HEADER_SIZE, position)
+        raw = self.pread(BATCH_HEADER_SIZE, position)
         try:
             return parse_header(raw)
         except CorruptRecordError as error:
             raise CorruptRecordError(error.reason, position=position, path=self.log_path) from None
 
-    def _scan_headers(self, position: int, end: int) -> Iterator[tuple[int, BatchHeader]]:
+    def scan_headers(self, position: int, end: int) -> Iterator[tuple[int, BatchHeader]]:
         """(position, header) of each batch from `position` (a batch start) until `end`; see `scan_headers`."""
-        return scan_headers(self._pread, position, end, self.log_path)
+        return scan_headers(self.pread, position, end, self.log_path)
 
     def translate_offset(self, offset: int, start_position: int = 0) -> tuple[int, BatchHeader] | None:
-        """Find the first batch whose last offset is >= `offset`, searching from `start_position`.
-
-        Returns:
-            (position, header) of that batch, or None if every batch in the segment ends before `offset`.
-        """
-        _, position = self.offset_index.lookup(offset)
-        position = max(position, start_position)
-        for found, header in self._scan_headers(position, self.size):
-            if header.base_offset + header.last_offset_delta >= offset:
-                return found, header
-        return None
+        """(position, header) of the first batch whose last offset is >= `offset`; see `segment_reader`."""
+        return segment_reader.translate_offset(self, offset, start_position)
 
     def read(
         self, offset: int, max_bytes: int, max_offset: int | None = None
     ) -> tuple[bytes, int, int] | None:
-        """Read whole batches starting with the batch that contains (or follows) `offset`.
-
-        Args:
-            offset: the first offset wanted.
-            max_bytes: soft size limit; the first batch is returned whole even if it is larger.
-            max_offset: if set, return only batches whose last offset is < `max_offset`.
-
-        Returns:
-            (bytes, base offset of the first batch returned, next offset to read: the base offset
-            of the first batch not returned, or the segment's next offset); the bytes are empty
-            when `max_offset` stops the first batch. None when no batch in this segment reaches
-            `offset`.
-        """
-        found = self.translate_offset(offset)
-        if found is None:
-            return None
-        start, first = found
-        if max_offset is not None and first.base_offset + first.last_offset_delta >= max_offset:
-            return b"", first.base_offset, first.base_offset
-        end = self.size
-        next_offset: int | None = None
-        if max_offset is not None and max_offset < self.next_offset:
-            bound = self.translate_offset(max_offset, start)
-            if bound is not None:
-                end = bound[0]
-                next_offset = bound[1].base_offset
-        first_end = start + first.batch_length + 12
-        limit = start + max_bytes
-        if limit < end:
-            if limit <= first_end:
-                end = first_end
-                next_offset = first.base_offset + first.last_offset_delta + 1
-            else:
-                boundary, boundary_offset = self._last_boundary_at_or_before(limit, start, end)
-                end = boundary
-                if boundary_offset is not None:
-                    next_offset = boundary_offset
-        data = self._pread(end - start, start)
-        if len(data) != end - start:
-            raise CorruptRecordError(
-                f"read {len(data)} of {end - start} bytes: the file is shorter than the segment",
-                position=start,
-                path=self.log_path,
-            )
-        return data, first.base_offset, self.next_offset if next_offset is None else next_offset
-
-    def _last_boundary_at_or_before(self, limit: int, start: int, end: int) -> tuple[int, int | None]:
-        """The largest batch boundary <= `limit`, for a read from `start` whose first batch ends before it.
-
-        Scans batch headers from the offset-index entry at or before `limit` (or from `start`).
-
-        Returns:
-            (boundary position, base offset of the batch that starts there), the offset being None
-            when the boundary is `end`.
-        """
-        _, position = self.offset_index.lookup_by_position(limit)
-        position = max(position, start)
-        return last_boundary_at_or_before(self._scan_headers(position, end), position, limit)
+        """Whole batches from the one holding `offset`: (bytes, first offset, next offset); see `segment_reader.read`."""
+        return segment_reader.read(self, offset, max_bytes, max_offset)
 
     def read_batch(self, position: int, header: BatchHeader) -> bytes:
         """The bytes of the batch at `position` whose header was already parsed."""
-        data = self._pread(header.size_bytes, position)
+        data = self.pread(header.size_bytes, position)
         if len(data) != header.size_bytes:
             raise CorruptRecordError(
                 "batch is cut short by the end of the file", position=position, path=self.log_path
@@ -489,33 +422,11 @@ class LogSegment:
 
     def iter_headers(self, start_position: int = 0) -> Iterator[tuple[int, BatchHeader]]:
         """(position, header) of every batch from `start_position` (a batch start) to the end."""
-        return self._scan_headers(start_position, self.size)
+        return self.scan_headers(start_position, self.size)
 
     def find_offset_by_timestamp(self, timestamp: int, starting_offset: int) -> tuple[int, int] | None:
-        """The first record at or after `starting_offset` whose timestamp is >= `timestamp`.
-
-        Returns:
-            (record timestamp, record offset), or None if this segment has no such record.
-
-        Raises:
-            CorruptRecordError: the batch holding the record fails its CRC or does not decode.
-        """
-        _, indexed_offset = self.time_index.lookup(timestamp)
-        _, position = self.offset_index.lookup(max(indexed_offset, starting_offset))
-        for found, header in self._scan_headers(position, self.size):
-            if (
-                header.max_timestamp < timestamp
-                or header.base_offset + header.last_offset_delta < starting_offset
-            ):
-                continue
-            try:
-                decoded = decode_batch(self.read_batch(found, header))
-            except CorruptRecordError as error:
-                raise CorruptRecordError(error.reason, position=found, path=self.log_path) from None
-            for record in decoded.records:
-                if record.timestamp >= timestamp and record.offset >= starting_offset:
-                    return record.timestamp, record.offset
-        return None
+        """(timestamp, offset) of the first record at or after `starting_offset` stamped >= `timestamp`; see `segment_reader`."""
+        return segment_reader.find_offset_by_timestamp(self, timestamp, starting_offset)
 
     # ---------------------------------------------------------------------------------------------
     # Recovery and truncation.
@@ -556,7 +467,7 @@ class LogSegment:
         self._offset_of_max_timestamp = self.base_offset
         self._first_batch_timestamp = None
         self._bytes_since_last_index_entry = 0
-        scan = RecoveryScan(self._pread, file_size, self.base_offset, allows_gaps=allows_gaps)
+        scan = RecoveryScan(self.pread, file_size, self.base_offset, allows_gaps=allows_gaps)
         for position, header in scan:
             self._index_recovered_batch(position, header)
         position = scan.end_position
