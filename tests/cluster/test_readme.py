@@ -7,7 +7,7 @@ consumers of one group split the partitions, another group gets everything, grou
 shows the lag and reset-offsets makes the group read everything again.
 Method: start the cluster of the first set-up command (`freshet cluster up`, in a temporary
 directory with `.venv` linked to the venv running the tests) on free ports, then run every `sh`
-block of the section in order with bash -euo pipefail, rewriting the README's ports (9092-9114)
+block of the section in order with bash -euo pipefail, rewriting the README's ports (9092-9115)
 to the cluster's and pointing FRESHET_BOOTSTRAP (the README relies on the default
 localhost:9092) at it. After the kill and the restart blocks the test checks the claims itself,
 from `topic describe --output json`. Every process is killed by pid at the end: the supervisor
@@ -49,8 +49,8 @@ def shell_blocks(markdown: str) -> list[str]:
 
 
 def rewrite_ports(block: str, base_port: int) -> str:
-    """The README's layout (node i on 9092 + (i-1)*10, Raft +1, HTTP +2) moved to base_port."""
-    return re.sub(r"\b(909[2-4]|910[2-4]|911[2-4])\b", lambda m: str(base_port + int(m.group(1)) - README_BASE_PORT), block)
+    """The README's layout (node i on 9092 + (i-1)*10, Raft +1, HTTP +2, Kafka +3) moved to base_port."""
+    return re.sub(r"\b(909[2-5]|910[2-5]|911[2-5])\b", lambda m: str(base_port + int(m.group(1)) - README_BASE_PORT), block)
 
 
 def kill_processes_in(directory: pathlib.Path) -> None:

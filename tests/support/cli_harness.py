@@ -26,7 +26,7 @@ class ClusterUp:
 
     def __init__(self, data_dir, nodes: int = 3) -> None:
         self.data_dir = data_dir
-        self.base_port = free_port_block(10 * (nodes - 1) + 3)
+        self.base_port = free_port_block(10 * (nodes - 1) + 4)
         self.process = subprocess.Popen(
             [*CLI, "cluster", "up", "--nodes", str(nodes), "--data-dir", str(data_dir),
              "--base-port", str(self.base_port), "--json"],
@@ -39,6 +39,7 @@ class ClusterUp:
         self.node_pids: dict[int, int] = {}
         self.extra_pids: list[int] = []
         self.bootstrap = ""
+        self.kafka_bootstrap = ""
 
     @staticmethod
     def _read(stream, into: list[str]) -> None:
@@ -54,10 +55,11 @@ class ClusterUp:
         found = json.loads(self.lines[0])
         self.node_pids = {node["id"]: node["pid"] for node in found["nodes"]}
         self.bootstrap = found["bootstrap"]
+        self.kafka_bootstrap = found["kafka_bootstrap"]
         return self.bootstrap
 
     def port(self, node_id: int) -> int:
-        """The gRPC port of node `node_id` (Raft +1, HTTP +2)."""
+        """The gRPC port of node `node_id` (Raft +1, HTTP +2, Kafka +3)."""
         return self.base_port + (node_id - 1) * 10
 
     def close(self) -> None:
