@@ -11,6 +11,12 @@ the pod's ordinal (the `-N` suffix of its name) decides who it is.
   ids ordinal + FRESHET_QUORUM_NODE_ID_OFFSET (default 1), Raft on FRESHET_PORT + 1.
 - ports: gRPC FRESHET_PORT (default 9092), Raft + 1, HTTP + 2 (the Dockerfile's EXPOSE, and the
   layout of `cluster up`), bound on every interface.
+- Kafka protocol listener: only when FRESHET_KAFKA_PORT is set (absent or empty: none, so older
+  manifests keep their behaviour) and the pod has the broker role (a controller-only pod has no
+  Kafka listener and ignores it, as the StatefulSet's env is shared). It binds where gRPC binds and
+  advertises the same stable DNS name, `POD.SERVICE[.NAMESPACE.svc[.DOMAIN]]:KAFKAPORT`, which is
+  what Kafka clients get in Metadata (Kafka's advertised.listeners). The manifests use gRPC + 3
+  (9095), the port `cluster up` gives it.
 - FRESHET_HOST_ALIASES="name=ip,..." is a hosts mapping read by the node (like a pod's
   `hostAliases`): every derived name it lists is replaced by its address, and a pod whose own name
   is listed binds that address instead of every interface. It exists so the pod layout can run on
@@ -54,6 +60,7 @@ ENV_VARS: Mapping[str, str] = {
     "FRESHET_QUORUM_REPLICAS": "how many voters (odd; required)",
     "FRESHET_QUORUM_NODE_ID_OFFSET": "voter id = voter ordinal + this (default 1)",
     "FRESHET_PORT": f"gRPC port (default {DEFAULT_PORT}); Raft is +1, HTTP +2",
+    "FRESHET_KAFKA_PORT": "Kafka protocol port of a broker (absent or empty: no Kafka listener)",
     "FRESHET_DATA_DIR": f"the data directory (default {DEFAULT_DATA_DIR})",
     "FRESHET_CONFIG": "a TOML settings file (the ConfigMap), optional",
     "FRESHET_RACK": "the broker's rack, optional",
@@ -115,6 +122,22 @@ def _split_pod_name(pod_name: str) -> tuple[str, int]:
     return match["set"], int(match["ordinal"])
 
 
+def _kafka_port(environ: Mapping[str, str], port: int, controller: bool) -> int | None:
+    """FRESHET_KAFKA_PORT, or None when absent or empty. Raises NodeConfigError (naming the
+    variable) for a non-port or a port the node already binds for gRPC, HTTP or Raft."""
+    if not environ.get("FRESHET_KAFKA_PORT", "").strip():
+        return None
+    kafka_port = _int_var(environ, "FRESHET_KAFKA_PORT", None, 1)
+    if kafka_port > 65535:
+        raise NodeConfigError("FRESHET_KAFKA_PORT", f"{kafka_port} is not a port")
+    taken = {port: "gRPC (FRESHET_PORT)", port + HTTP_PORT_OFFSET: "HTTP (FRESHET_PORT + 2)"}
+    if controller:
+        taken[port + RAFT_PORT_OFFSET] = "Raft (FRESHET_PORT + 1)"
+    if kafka_port in taken:
+        raise NodeConfigError("FRESHET_KAFKA_PORT", f"{kafka_port} is already the {taken[kafka_port]} port")
+    return kafka_port
+
+
 def _host(address: str) -> str:
     return f"[{address}]" if ":" in address else address
 
@@ -146,6 +169,7 @@ def pod_identity(environ: Mapping[str, str]) -> PodIdentity:
     port = _int_var(environ, "FRESHET_PORT", DEFAULT_PORT, 1)
     if port + HTTP_PORT_OFFSET > 65535:
         raise NodeConfigError("FRESHET_PORT", f"{port}: the HTTP port {port + HTTP_PORT_OFFSET} would not be a port")
+    kafka_port = _kafka_port(environ, port, "controller" in roles)
     node_id = ordinal + _int_var(environ, "FRESHET_NODE_ID_OFFSET", 1, 0)
 
     quorum_set = environ.get("FRESHET_QUORUM_STATEFULSET", "").strip() or statefulset
@@ -179,6 +203,9 @@ def pod_identity(environ: Mapping[str, str]) -> PodIdentity:
     }
     if "controller" in roles:
         flags["raft.listen"] = f"{bind_host}:{port + RAFT_PORT_OFFSET}"
+    if kafka_port is not None and "broker" in roles:
+        flags["kafka.listen"] = f"{bind_host}:{kafka_port}"
+        flags["kafka.advertised"] = f"{resolve(own_name)}:{kafka_port}"
     rack = environ.get("FRESHET_RACK", "").strip()
     if rack:
         flags["rack"] = rack

@@ -89,6 +89,49 @@ def test_host_aliases_replace_derived_names_and_a_listed_pod_binds_its_own_addre
     assert identity.flags["controller.quorum"] == "1@127.0.0.11:19093,2@127.0.0.12:19093,3@127.0.0.13:19093"
 
 
+def test_a_kafka_port_gives_a_kafka_listener_advertising_the_pods_stable_name():
+    identity = pod_identity({**COMBINED, "FRESHET_KAFKA_PORT": "9095"})
+    assert identity.flags["kafka.listen"] == "0.0.0.0:9095"
+    assert identity.flags["kafka.advertised"] == "freshet-2.freshet-headless.streaming.svc:9095"
+    environ = {**COMBINED, "FRESHET_KAFKA_PORT": "9095"}
+    config = load_node_config(identity.flags, environ=environ)
+    assert str(config.kafka_listen) == "0.0.0.0:9095"
+    assert config.listeners == (("kafka", "freshet-2.freshet-headless.streaming.svc", 9095),)
+    with_domain = {**environ, "FRESHET_CLUSTER_DOMAIN": "cluster.local"}
+    assert pod_identity(with_domain).flags["kafka.advertised"] == (
+        "freshet-2.freshet-headless.streaming.svc.cluster.local:9095"
+    )
+
+
+@pytest.mark.parametrize("value", [None, "", "  "])
+def test_no_kafka_port_means_no_kafka_listener_as_before(value):
+    environ = dict(COMBINED) if value is None else {**COMBINED, "FRESHET_KAFKA_PORT": value}
+    identity = pod_identity(environ)
+    assert "kafka.listen" not in identity.flags and "kafka.advertised" not in identity.flags
+    assert identity.flags == pod_identity(COMBINED).flags
+    assert load_node_config(identity.flags, environ=environ).kafka_listen is None
+
+
+def test_a_broker_only_pod_gets_the_kafka_listener_and_a_controller_only_pod_ignores_the_port():
+    broker = pod_identity({**BROKER, "FRESHET_KAFKA_PORT": "9095"})
+    assert broker.flags["kafka.advertised"] == "freshet-broker-4.freshet-broker-headless.streaming.svc:9095"
+    # A broker-only pod binds no Raft port, so the Kafka port may take gRPC + 1.
+    assert pod_identity({**BROKER, "FRESHET_KAFKA_PORT": "9093"}).flags["kafka.listen"] == "0.0.0.0:9093"
+    controller = {**COMBINED, "FRESHET_ROLES": "controller", "FRESHET_KAFKA_PORT": "9095"}
+    identity = pod_identity(controller)
+    assert "kafka.listen" not in identity.flags and "kafka.advertised" not in identity.flags
+    assert load_node_config(identity.flags, environ=controller).kafka_listen is None
+
+
+def test_host_aliases_also_replace_the_kafka_advertised_name_and_the_kafka_listener_binds_the_alias():
+    aliases = ",".join(f"freshet-{i}.freshet-headless.streaming.svc=127.0.0.{11 + i}" for i in range(3))
+    identity = pod_identity(
+        {**COMBINED, "FRESHET_HOST_ALIASES": aliases, "FRESHET_PORT": "19092", "FRESHET_KAFKA_PORT": "19095"}
+    )
+    assert identity.flags["kafka.listen"] == "127.0.0.13:19095"
+    assert identity.flags["kafka.advertised"] == "127.0.0.13:19095"
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -100,6 +143,12 @@ def test_host_aliases_replace_derived_names_and_a_listed_pod_binds_its_own_addre
         ({"FRESHET_PORT": "65534"}, "would not be a port"),
         ({"POD_NAME": "freshet-3"}, "FRESHET_ROLES: pod freshet-3 has the controller role but the voters are freshet-0..2"),
         ({"FRESHET_HOST_ALIASES": "freshet-0=not-an-ip"}, "is not NAME=IP"),
+        ({"FRESHET_KAFKA_PORT": "x"}, "FRESHET_KAFKA_PORT: 'x' is not an integer"),
+        ({"FRESHET_KAFKA_PORT": "0"}, "FRESHET_KAFKA_PORT: '0' is not an integer >= 1"),
+        ({"FRESHET_KAFKA_PORT": "70000"}, "FRESHET_KAFKA_PORT: 70000 is not a port"),
+        ({"FRESHET_KAFKA_PORT": "9092"}, r"FRESHET_KAFKA_PORT: 9092 is already the gRPC \(FRESHET_PORT\) port"),
+        ({"FRESHET_KAFKA_PORT": "9093"}, r"FRESHET_KAFKA_PORT: 9093 is already the Raft"),
+        ({"FRESHET_KAFKA_PORT": "9094"}, r"FRESHET_KAFKA_PORT: 9094 is already the HTTP"),
     ],
 )
 def test_a_wrong_environment_names_the_variable(change, message):
