@@ -21,8 +21,9 @@ import yaml
 REPO = pathlib.Path(__file__).resolve().parents[3]
 KUBERNETES = REPO / "deploy" / "kubernetes"
 KUSTOMIZATIONS = ["base", "overlays/single-node", "overlays/dedicated-controllers"]
-# Ports of the image (deploy/Dockerfile EXPOSE) and of `cluster up`'s layout: gRPC, Raft (+1), HTTP (+2).
-PORTS = {"grpc": 9092, "raft": 9093, "http": 9094}
+# Ports of the image (deploy/Dockerfile EXPOSE) and of `cluster up`'s layout: gRPC, Raft (+1), HTTP (+2),
+# Kafka protocol (+3).
+PORTS = {"grpc": 9092, "raft": 9093, "http": 9094, "kafka": 9095}
 DATA_DIR = "/var/lib/freshet"
 
 
@@ -128,6 +129,38 @@ def test_the_quorum_is_odd_and_reachable_through_a_headless_service(rendered):
             assert {p["name"]: p["port"] for p in headless["spec"]["ports"]}["raft"] == PORTS["raft"], name
 
 
+def test_services_route_only_to_ports_their_pods_have_and_both_expose_kafka_for_brokers(rendered):
+    """The headless Service (stable names) and the client Service (bootstrap) of every broker
+    carry the Kafka port; no Service sends a port to pods without that named container port."""
+    name, docs = rendered
+    services = {svc["metadata"]["name"]: svc for svc in by_kind(docs, "Service")}
+    pods = []
+    for statefulset in by_kind(docs, "StatefulSet"):
+        container = statefulset["spec"]["template"]["spec"]["containers"][0]
+        pods.append((statefulset, statefulset["spec"]["template"]["metadata"]["labels"], container))
+    for service_name, service in services.items():
+        selected = [(ss, c) for ss, labels, c in pods if service["spec"]["selector"].items() <= labels.items()]
+        assert selected, f"{name}: Service {service_name} selects no pod"
+        for port in service["spec"]["ports"]:
+            assert port["port"] == PORTS[port["name"]] and port["targetPort"] == port["name"], name
+            for statefulset, container in selected:
+                assert port["name"] in {p["name"] for p in container["ports"]}, (
+                    f"{name}: Service {service_name} port {port['name']} -> {statefulset['metadata']['name']}, "
+                    "which has no such container port"
+                )
+    brokers = [(ss, c) for ss, _, c in pods if "broker" in {e["name"]: e.get("value") for e in c["env"]}["FRESHET_ROLES"]]
+    assert brokers, name
+    for statefulset, container in brokers:
+        assert {p["name"]: p["containerPort"] for p in container["ports"]}.get("kafka") == PORTS["kafka"], name
+        for service_name in (statefulset["spec"]["serviceName"], "freshet"):
+            service = services[service_name]
+            assert {p["name"]: p["port"] for p in service["spec"]["ports"]}.get("kafka") == PORTS["kafka"], (
+                f"{name}: Service {service_name} does not expose Kafka"
+            )
+            labels = statefulset["spec"]["template"]["metadata"]["labels"]
+            assert service["spec"]["selector"].items() <= labels.items(), f"{name}: {service_name}"
+
+
 def test_a_disruption_budget_lets_one_node_at_a_time_go(rendered):
     name, docs = rendered
     budgets = by_kind(docs, "PodDisruptionBudget")
@@ -171,15 +204,17 @@ def _pod_environment(statefulset: dict, ordinal: int) -> dict[str, str]:
 
 def test_the_manifests_agree_with_the_servers_defaults_and_make_valid_node_configs(rendered, tmp_path):
     """Every pod's env, read by `--from-env` with the ConfigMap file, is a valid node config."""
-    from freshet.server.config import load_node_config
-    from freshet.server.tools import pod_env
+    from freshet.server.config import HostPort, load_node_config
+    from freshet.server.tools import local_cluster, pod_env
 
     name, docs = rendered
-    assert PORTS == {
+    assert {key: port for key, port in PORTS.items() if key != "kafka"} == {
         "grpc": pod_env.DEFAULT_PORT,
         "raft": pod_env.DEFAULT_PORT + pod_env.RAFT_PORT_OFFSET,
         "http": pod_env.DEFAULT_PORT + pod_env.HTTP_PORT_OFFSET,
     }
+    # The Kafka port sits where `cluster up` puts it: gRPC + 3.
+    assert PORTS["kafka"] == local_cluster.kafka_port(pod_env.DEFAULT_PORT, 1)
     assert DATA_DIR == pod_env.DEFAULT_DATA_DIR
     (config_map,) = by_kind(docs, "ConfigMap")
     seen_ids: set[int] = set()
@@ -206,3 +241,16 @@ def test_the_manifests_agree_with_the_servers_defaults_and_make_valid_node_confi
             if config.is_controller:
                 assert config.raft_listen is not None and config.raft_listen.port == PORTS["raft"], name
                 assert config.cluster_secret_source == "env", name
+            # Kafka: every broker listens on the kafka container port and advertises its stable
+            # name there (what Kafka clients get in Metadata); controller-only pods have none.
+            ports = {port["name"]: port["containerPort"] for port in container["ports"]}
+            stable_name = f"{environ['POD_NAME']}.{statefulset['spec']['serviceName']}.streaming.svc"
+            if config.is_broker:
+                assert environ["FRESHET_KAFKA_PORT"] == str(ports["kafka"]) == str(PORTS["kafka"]), name
+                assert config.kafka_listen == HostPort("0.0.0.0", PORTS["kafka"]), name
+                assert config.kafka_advertised == HostPort(stable_name, PORTS["kafka"]), name
+                assert config.advertised == HostPort(stable_name, PORTS["grpc"]), name
+                assert config.listeners == (("kafka", stable_name, PORTS["kafka"]),), name
+            else:
+                assert config.kafka_listen is None and config.kafka_advertised is None, name
+                assert "kafka" not in ports and "FRESHET_KAFKA_PORT" not in environ, name
