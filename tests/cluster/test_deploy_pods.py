@@ -7,7 +7,12 @@ cluster at hand. Method: render the base with `kubectl kustomize`, take the cont
 Each "pod" lives on its own loopback address, 127.0.0.11..13, standing in for its stable DNS name
 through FRESHET_HOST_ALIASES (a hosts mapping the node reads, like a pod's hostAliases). Only
 two things differ from a real pod: the data volume and the ConfigMap are local files, and the
-port block moves off 9092 when that is taken on these addresses.
+port block (gRPC 9092 .. Kafka 9095) moves when that is taken on these addresses.
+
+Kafka clients (kafka-python, librdkafka) bootstrapped at each pod's advertised Kafka address get
+Metadata naming every broker at its advertised Kafka address: the names the pods derive from
+FRESHET_KAFKA_PORT are the ones clients then connect to. Only Metadata: the Kafka listener does
+not serve Produce/Fetch yet.
 
 Then the rolling restart the StatefulSet controller does on `kubectl rollout restart`: highest
 ordinal first, SIGTERM, wait until the pod is ready again and no partition is under-replicated,
@@ -29,8 +34,10 @@ import urllib.error
 import urllib.request
 
 import grpc
+import kafka
 import pytest
 import yaml
+from confluent_kafka.admin import AdminClient
 from freshet.client import Consumer, Producer, TopicPartition
 from freshet.v1 import broker_pb2, broker_pb2_grpc, controller_pb2, controller_pb2_grpc
 
@@ -65,10 +72,11 @@ def _entrypoint() -> list[str]:
     return [sys.executable, "-m", "freshet.cli.main", *entrypoint[1:]]
 
 
-def _choose_port(default: int) -> int:
-    """The manifest's port block when it is free on the pods' addresses, else a free one."""
+def _choose_port(default: int, count: int = 3) -> int:
+    """The manifest's port block (`count` ports from `default`) when it is free on the pods'
+    addresses, else a free one."""
     hosts = tuple(ADDRESSES)
-    return default if port_block_is_free(default, 3, hosts) else free_port_block(3, hosts=hosts)
+    return default if port_block_is_free(default, count, hosts) else free_port_block(count, hosts=hosts)
 
 
 class PodCluster:
@@ -82,9 +90,12 @@ class PodCluster:
         container = statefulset["spec"]["template"]["spec"]["containers"][0]
         self.argv = _entrypoint() + container["args"]
         ports = {port["name"]: port["containerPort"] for port in container["ports"]}
-        self.port = _choose_port(ports["grpc"])
+        self.port = _choose_port(ports["grpc"], max(ports.values()) - ports["grpc"] + 1)
         self.http_port = ports["http"] - ports["grpc"] + self.port
+        self.kafka_port = ports["kafka"] - ports["grpc"] + self.port
         self.manifest_env = {item["name"]: item for item in container["env"]}
+        # The pods listen where the container port says: the env and the port agree.
+        assert self.manifest_env["FRESHET_KAFKA_PORT"]["value"] == str(ports["kafka"])
         service = self.manifest_env["FRESHET_SERVICE"]["value"]
         self.names = [f"{self.statefulset_name}-{i}.{service}.{NAMESPACE}.svc" for i in range(PODS)]
         config_path = pathlib.PurePosixPath(self.manifest_env["FRESHET_CONFIG"]["value"])
@@ -112,6 +123,7 @@ class PodCluster:
         env["FRESHET_CONFIG"] = str(self.config_file)
         env["FRESHET_HOST_ALIASES"] = ",".join(f"{n}={a}" for n, a in zip(self.names, ADDRESSES, strict=True))
         env["FRESHET_PORT"] = str(self.port)
+        env["FRESHET_KAFKA_PORT"] = str(self.kafka_port)   # moves with the block
         return env
 
     def start(self, ordinal: int) -> NodeProcess:
@@ -123,6 +135,10 @@ class PodCluster:
     @property
     def bootstrap(self) -> str:
         return ",".join(f"{address}:{self.port}" for address in ADDRESSES)
+
+    def kafka_address(self, ordinal: int) -> str:
+        """Pod ORDINAL's advertised Kafka address: its DNS name through the alias, the Kafka port."""
+        return f"{ADDRESSES[ordinal]}:{self.kafka_port}"
 
     def http(self, ordinal: int, path: str) -> tuple[int, str] | None:
         try:
@@ -223,6 +239,29 @@ def test_pods_find_each_other_by_their_stable_names_and_serve_produce_and_consum
     assert code == 200 and "<h3>pods <span" in page and "0 offline" in page, page[:500]
 
 
+def _check_kafka_metadata_through_every_pod(pods: PodCluster, topic: str, partitions: int) -> None:
+    """A Kafka client bootstrapped at each pod's advertised Kafka address sees every broker at its
+    advertised Kafka address, and the topic."""
+    expected = {ordinal + 1: pods.kafka_address(ordinal) for ordinal in range(PODS)}
+    for ordinal in range(PODS):
+        bootstrap = pods.kafka_address(ordinal)
+        metadata = AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=10)
+        seen = {node_id: f"{broker.host}:{broker.port}" for node_id, broker in metadata.brokers.items()}
+        assert seen == expected, f"librdkafka through pod {ordinal}"
+        assert len(metadata.topics[topic].partitions) == partitions, f"librdkafka through pod {ordinal}"
+        consumer = kafka.KafkaConsumer(bootstrap_servers=bootstrap)
+        try:
+            assert topic in consumer.topics(), f"kafka-python through pod {ordinal}"
+            assert consumer.partitions_for_topic(topic) == set(range(partitions))
+        finally:
+            consumer.close()
+
+
+def test_kafka_clients_reach_every_pod_at_its_advertised_kafka_address_and_see_all_brokers(pods):
+    _create_topic(pods, "kafka-metadata", partitions=3)
+    _check_kafka_metadata_through_every_pod(pods, "kafka-metadata", 3)
+
+
 def test_a_rolling_restart_highest_ordinal_first_loses_no_acknowledged_record(pods):
     topic, partitions = "rolling", 3
     _create_topic(pods, topic, partitions)
@@ -279,3 +318,5 @@ def test_a_rolling_restart_highest_ordinal_first_loses_no_acknowledged_record(po
     print("rolling restart:", json.dumps(report))
     (pods.root / "rolling_restart_report.json").write_text(json.dumps(report))
     assert max(gaps.values()) < 10, report
+    # Restarted pods come back with the same advertised Kafka addresses.
+    _check_kafka_metadata_through_every_pod(pods, topic, partitions)
