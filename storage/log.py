@@ -532,7 +532,8 @@ class PartitionLog:
         """The first record whose timestamp is >= `timestamp` (Kafka ListOffsets).
 
         Special values: LATEST_TIMESTAMP (-1) gives the log end offset, EARLIEST_TIMESTAMP (-2) the
-        log start offset, TIMESTAMP_MAX (-3) the batch holding the largest timestamp.
+        log start offset, TIMESTAMP_MAX (-3) the first record carrying the largest timestamp (its
+        own offset, not its batch's: KIP-734 as fixed by KAFKA-16310).
 
         Returns:
             TimestampAndOffset, or None when no record is that new.
@@ -560,6 +561,15 @@ class PartitionLog:
         with self._lock:
             self._check_usable()
             return self._epoch_cache.end_offset_for(leader_epoch, self.log_end_offset)
+
+    def active_producers(self) -> list[tuple[int, int, int, int]]:
+        """(producer id, producer epoch, last sequence, last timestamp) of every idempotent producer
+        the log remembers (Kafka's DescribeProducers), by producer id."""
+        with self._lock:
+            return [
+                (entry.producer_id, entry.producer_epoch, entry.last_sequence, entry.last_timestamp)
+                for _, entry in sorted(self._producer_state.entries.items())
+            ]
 
     def producer_state(self, producer_id: int) -> tuple[int, int, int] | None:
         """(producer epoch, last sequence, last offset) of an idempotent producer, or None if unknown."""

@@ -100,11 +100,12 @@ class LogSegments:
         return None
 
     def max_timestamp(self) -> tuple[int, int] | None:
-        """(largest timestamp, base offset of its batch), or None when no batch has a timestamp."""
+        """(largest timestamp, offset of the first record carrying it), or None when no batch has
+        a timestamp (the earliest segment wins a tie, as the earliest record does)."""
         best = max(self._segments, key=lambda segment: segment.max_timestamp)
         if best.max_timestamp == NO_TIMESTAMP:
             return None
-        return best.max_timestamp, best.offset_of_max_timestamp
+        return best.find_max_timestamp_record()
 
     # =============================================================================================
     # Append and roll.

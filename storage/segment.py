@@ -428,6 +428,10 @@ class LogSegment:
         """(timestamp, offset) of the first record at or after `starting_offset` stamped >= `timestamp`; see `segment_reader`."""
         return segment_reader.find_offset_by_timestamp(self, timestamp, starting_offset)
 
+    def find_max_timestamp_record(self) -> tuple[int, int] | None:
+        """(largest timestamp, offset of the first record carrying it); see `segment_reader`."""
+        return segment_reader.find_max_timestamp_record(self)
+
     # ---------------------------------------------------------------------------------------------
     # Recovery and truncation.
 

@@ -9,7 +9,9 @@ a `LogSegment` (its `LogSegment` methods of the same names call them):
   first batch is always whole, KIP-74) and an optional offset limit (the high watermark), read
   with one `pread` and never decoded;
 - `find_offset_by_timestamp`: the time index, then the offset index, then a header scan; only the
-  one batch holding the answer is decoded.
+  one batch holding the answer is decoded;
+- `find_max_timestamp_record`: the record carrying the segment's largest timestamp (ListOffsets
+  MAX_TIMESTAMP, KIP-734): the segment knows the batch, and only that batch is decoded.
 
 The file descriptor, the indexes and the size belong to the segment, which also writes, recovers
 and truncates; these functions only read them. The header loops themselves are `segment_scan`'s.
@@ -148,3 +150,33 @@ def find_offset_by_timestamp(
             if record.timestamp >= timestamp and record.offset >= starting_offset:
                 return record.timestamp, record.offset
     return None
+
+
+def find_max_timestamp_record(segment: LogSegment) -> tuple[int, int] | None:
+    """(largest timestamp, offset of the first record carrying it) of the segment, None when no
+    batch has a timestamp. KIP-734 (as fixed by KAFKA-16310) answers the record's offset, not its
+    batch's: the segment records the batch, so this decodes that one batch.
+
+    Raises:
+        CorruptRecordError: the batch fails its CRC or does not decode.
+    """
+    max_timestamp = segment.max_timestamp
+    if max_timestamp < 0:
+        return None
+    batch_offset = segment.offset_of_max_timestamp
+    _, position = segment.offset_index.lookup(batch_offset)
+    for found, header in segment.scan_headers(position, segment.size):
+        if header.base_offset + header.last_offset_delta < batch_offset:
+            continue
+        try:
+            decoded = decode_batch(segment.read_batch(found, header))
+        except CorruptRecordError as error:
+            raise CorruptRecordError(error.reason, position=found, path=segment.log_path) from None
+        for record in decoded.records:
+            if record.timestamp == max_timestamp:
+                return record.timestamp, record.offset
+        break
+    # The batch's max timestamp is the largest of its records' (storage validates nothing finer for
+    # CreateTime), so a producer that lied in the header gets its batch's base offset, as Kafka
+    # did before KAFKA-16310.
+    return max_timestamp, batch_offset

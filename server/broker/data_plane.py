@@ -174,6 +174,10 @@ class DataPlane:
     def describe_log_dirs(self, request: broker_pb2.DescribeLogDirsRequest) -> broker_pb2.DescribeLogDirsResponse:
         return self.fetch_path.describe_log_dirs(request)
 
+    def describe_producers(self, topic: str, partition: int) -> tuple[common_pb2.ErrorDetail, list[tuple[int, int, int, int]]]:
+        """See FetchPath.describe_producers."""
+        return self.fetch_path.describe_producers(topic, partition)
+
     # -- internal API (the group coordinator and other internal-topic owners) -------------------
 
     def add_leadership_listener(self, listener: LeadershipListener) -> None:

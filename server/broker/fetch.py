@@ -3,7 +3,8 @@
 Owns (Kafka's ReplicaManager.fetchMessages and DelayedFetch): reads bounded by the high
 watermark, from partition leaders only, with leader-epoch fencing; long polls that wait on the
 partitions' high watermark futures (no polling); fetch streams that push as high watermarks
-advance; ListOffsets (earliest, latest = high watermark, by time); DescribeLogDirs; and
+advance; ListOffsets (earliest, latest = high watermark, by time, the record with the largest
+timestamp, with leader-epoch fencing); DescribeLogDirs; DescribeProducers; and
 `read_committed` for internal-topic owners, which reads any hosted replica.
 
 Imports: asyncio, freshet.server (broker, replication, status, errors, limits), freshet.storage,
@@ -22,7 +23,7 @@ from freshet.server.errors import InvalidRequestError, PartitionRequestError
 from freshet.server.metrics import BrokerMetrics
 from freshet.server.replication.partition import STOPPED, Partition
 from freshet.storage.errors import OffsetOutOfRangeError, StorageError
-from freshet.storage.log import EARLIEST_TIMESTAMP, LATEST_TIMESTAMP
+from freshet.storage.log import EARLIEST_TIMESTAMP, LATEST_TIMESTAMP, TIMESTAMP_MAX
 from freshet.v1 import broker_pb2, common_pb2
 
 E = common_pb2.ErrorCode
@@ -214,8 +215,9 @@ class FetchPath:
     # -- offsets and log dirs --------------------------------------------------------------------
 
     def list_offsets(self, request: broker_pb2.ListOffsetsRequest) -> broker_pb2.ListOffsetsResponse:
-        """Earliest (-2), latest (-1: the high watermark) or by timestamp (below the high
-        watermark), from partition leaders only."""
+        """Earliest (-2), latest (-1: the high watermark), the record with the largest timestamp
+        (-3) or by timestamp (the last two below the high watermark), from partition leaders only;
+        a query carrying another leader epoch is FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH."""
         response = broker_pb2.ListOffsetsResponse()
         for query in request.partitions:
             result = response.results.add(topic=query.topic, partition=query.partition, offset=-1, timestamp=-1)
@@ -224,6 +226,11 @@ class FetchPath:
                 result.error.CopyFrom(refusal)
                 continue
             result.leader_epoch = partition.leader_epoch
+            if query.HasField("current_leader_epoch"):
+                fenced = _epoch_refusal(partition, query.current_leader_epoch, self._table.node_id)
+                if fenced is not None:
+                    result.error.CopyFrom(fenced)
+                    continue
             try:
                 detail = _list_offset(partition, query.timestamp, result)
             except StorageError as error:
@@ -262,6 +269,19 @@ class FetchPath:
             info.error.CopyFrom(_OK)
         return response
 
+    def describe_producers(self, topic: str, partition: int) -> tuple[common_pb2.ErrorDetail, list[tuple[int, int, int, int]]]:
+        """The idempotent producers a partition this broker leads remembers (Kafka's
+        DescribeProducers): (OK, [(producer id, epoch, last sequence, last timestamp)]), or (the
+        error, []) — NOT_LEADER with the hint, a storage error."""
+        hosted, refusal = self._table.leader_partition(topic, partition)
+        if hosted is None:
+            assert refusal is not None
+            return refusal, []
+        try:
+            return _OK, hosted.log.active_producers()
+        except StorageError as error:
+            return self._table.storage_detail(hosted, error), []
+
     def read_committed(self, topic: str, partition: int, offset: int, max_bytes: int = 1024 * 1024) -> tuple[bytes, int, int]:
         """Committed record batches of a partition hosted here (leader or follower), from the
         local log: whole batches from the one holding `offset`, below this replica's high
@@ -298,13 +318,13 @@ def _check_fetch(request: broker_pb2.FetchRequest) -> int:
 
 
 def _epoch_refusal(partition: Partition, current_epoch: int, node_id: int) -> common_pb2.ErrorDetail | None:
-    """KIP-320: a fetch carrying another leader epoch is FENCED (older) or UNKNOWN (newer)."""
+    """KIP-320: a fetch or list-offsets query carrying another leader epoch is FENCED (older) or UNKNOWN (newer)."""
     if current_epoch < 0 or current_epoch == partition.leader_epoch:
         return None
     code = E.FENCED_LEADER_EPOCH if current_epoch < partition.leader_epoch else E.UNKNOWN_LEADER_EPOCH
     return status.detail(
         code,
-        f"{partition.topic}-{partition.partition}: the fetch carries leader epoch {current_epoch}, this leader is at "
+        f"{partition.topic}-{partition.partition}: the request carries leader epoch {current_epoch}, this leader is at "
         f"{partition.leader_epoch}",
         partition=partition.topic_partition,
         leader_id=node_id,
@@ -318,8 +338,9 @@ def _list_offset(partition: Partition, timestamp: int, result: broker_pb2.Partit
         result.offset = partition.log.log_start_offset
     elif timestamp == LATEST_TIMESTAMP:
         result.offset = partition.high_watermark
-    elif timestamp < 0:
-        return status.detail(E.INVALID_REQUEST, f"timestamp {timestamp}: use -2 (earliest), -1 (latest) or a time in ms",
+    elif timestamp < 0 and timestamp != TIMESTAMP_MAX:
+        return status.detail(E.INVALID_REQUEST,
+                             f"timestamp {timestamp}: use -2 (earliest), -1 (latest), -3 (largest timestamp) or a time in ms",
                              partition=partition.topic_partition)
     else:
         found = partition.log.offsets_for_time(timestamp)

@@ -7,7 +7,15 @@ request metrics (`Kafka<Name>`); and the ApiVersions answers, including UNSUPPOR
 the supported ranges for an ApiVersions version the broker cannot read.
 
 A handler is an object with `api_key`, `name`, `versions` and `handle(request)`, which returns
-the response body, an awaitable of it, or `NO_RESPONSE` (acks=0 produce). `handle` runs
+the response body, an awaitable of it, `NO_RESPONSE` (acks=0 produce), or `CLOSE_CONNECTION`
+(an acks=0 produce that failed: Kafka closes the connection so that the client, which gets no
+answer, refreshes its metadata).
+
+Refused APIs (`refuse`): APIs the broker does not implement (transactions) but answers anyway,
+at once, with a well-formed response carrying a non-retriable error, so that a client that sends
+one without asking ApiVersions first gets an error instead of a closed connection or a hang. They
+are dispatched like served APIs but never advertised by ApiVersions, so clients that do ask (the
+Java client, librdkafka) refuse the feature themselves before sending anything. `handle` runs
 synchronously up to its first await, in request order (server/kafka/listener.py), so appends of
 one connection happen in the order the client sent them.
 
@@ -28,6 +36,8 @@ from freshet.server.metrics import BrokerMetrics
 
 #: A handler's answer when the request gets no response (acks=0 produce).
 NO_RESPONSE = object()
+#: A handler's answer when the connection must close without a response (a failed acks=0 produce).
+CLOSE_CONNECTION = object()
 UNSUPPORTED_VERSION = 35
 
 
@@ -70,22 +80,34 @@ class KafkaApis:
     def __init__(self, metrics: BrokerMetrics) -> None:
         self._metrics = metrics
         self._handlers: dict[int, ApiHandler] = {}
+        self._refused: dict[int, ApiHandler] = {}
         self.add(ApiVersionsHandler(self))
 
     def add(self, handler: ApiHandler) -> None:
         """Serve `handler`'s API at its versions (each version must have a kio schema)."""
         low, high = handler.versions
         assert 0 <= low <= high, handler
-        assert handler.api_key not in self._handlers, handler
+        assert handler.api_key not in self._handlers and handler.api_key not in self._refused, handler
         for version in range(low, high + 1):
             codec.response_schema(handler.api_key, version)      # raises for a version kio lacks
         self._handlers[handler.api_key] = handler
 
+    def refuse(self, handler: ApiHandler) -> None:
+        """Answer `handler`'s API at its versions without advertising it (module docstring): its
+        `handle` must answer at once with a non-retriable error."""
+        low, high = handler.versions
+        assert 0 <= low <= high, handler
+        assert handler.api_key not in self._handlers and handler.api_key not in self._refused, handler
+        for version in range(low, high + 1):
+            codec.response_schema(handler.api_key, version)
+        self._refused[handler.api_key] = handler
+
     def handlers(self) -> Iterable[ApiHandler]:
+        """The advertised handlers (refused APIs are not among them), by API key."""
         return [self._handlers[key] for key in sorted(self._handlers)]
 
     def supports(self, api_key: int, api_version: int) -> bool:
-        handler = self._handlers.get(api_key)
+        handler = self._handlers.get(api_key) or self._refused.get(api_key)
         return handler is not None and handler.versions[0] <= api_version <= handler.versions[1]
 
     def unsupported_api_versions(self, request: codec.UnsupportedRequestError) -> bytes:
@@ -96,12 +118,14 @@ class KafkaApis:
         return codec.encode_response(codec.API_VERSIONS_KEY, 0, request.correlation_id, body)
 
     def dispatch(self, request: codec.Request, peer: str):
-        handler = self._handlers[request.api_key]
+        """What the listener queues: an awaitable of the response frame, None (no response), or
+        False (close the connection)."""
+        handler = self._handlers.get(request.api_key) or self._refused[request.api_key]
         started = time.monotonic()
         answer = handler.handle(request)
-        if answer is NO_RESPONSE:
+        if answer is NO_RESPONSE or answer is CLOSE_CONNECTION:
             self._metrics.observe_request(f"Kafka{handler.name}", time.monotonic() - started)
-            return None
+            return None if answer is NO_RESPONSE else False
         return asyncio.get_running_loop().create_task(self._respond(handler, request, answer, started))
 
     async def _respond(self, handler: ApiHandler, request: codec.Request, answer: Any, started: float) -> bytes | None:

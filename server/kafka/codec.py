@@ -9,7 +9,8 @@ v1 for flexible versions; ApiVersions always v0) and the response body.
 `build(cls, **fields)` makes a version's response from one set of keyword arguments: fields the
 version does not have are dropped (an older Metadata has no topic ids), nested entity classes are
 looked up by name in the same version's module, and millisecond ints become the timedeltas kio
-uses for `*_ms` fields. Handlers therefore write one answer for every version they advertise.
+uses for `*_ms` fields, and millisecond ints for `datetime_i64` fields (log append times) become
+the datetimes kio writes (-1: null where the field is nullable, which kio writes as -1). Handlers therefore write one answer for every version they advertise.
 
 Imports: kio, standard library. Thread-safety: pure functions over immutable tables (caches are
 filled once per (api, version) and never change).
@@ -168,7 +169,8 @@ def has_field(cls: type, name: str) -> bool:
 
 def build(cls: type, **values: Any) -> Any:
     """`cls(**values)` keeping only the fields `cls` has; ints for timedelta fields become
-    milliseconds, ints for error codes become `ErrorCode`."""
+    milliseconds, ints for datetime fields milliseconds since the epoch (-1: None), ints for error
+    codes become `ErrorCode`."""
     fields = _fields(cls)
     kwargs = {}
     for name, value in values.items():
@@ -178,6 +180,11 @@ def build(cls: type, **values: Any) -> Any:
         kafka_type = field.metadata.get("kafka_type")
         if kafka_type in _TIMEDELTA_TYPES and isinstance(value, int):
             value = datetime.timedelta(milliseconds=value)
+        elif kafka_type == "datetime_i64" and isinstance(value, int):
+            if value < 0 and "None" in str(field.type):
+                value = None
+            else:
+                value = datetime.datetime.fromtimestamp(value / 1000, tz=datetime.UTC)
         elif kafka_type == "error_code" and not isinstance(value, ErrorCode):
             value = error_code(value)
         kwargs[name] = value

@@ -20,8 +20,12 @@ from freshet.server.cluster.publisher import MetadataPublisher
 from freshet.server.config import NodeConfig
 from freshet.server.errors import NodeStartError
 from freshet.server.kafka.apis import KafkaApis
+from freshet.server.kafka.fetch_api import FetchHandler, ListOffsetsHandler
 from freshet.server.kafka.listener import KafkaListener
+from freshet.server.kafka.log_dirs_api import DescribeLogDirsHandler, DescribeProducersHandler
 from freshet.server.kafka.metadata_api import MetadataHandler
+from freshet.server.kafka.produce_api import InitProducerIdHandler, ProduceHandler
+from freshet.server.kafka.transactions_api import REFUSED_APIS
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +48,18 @@ class KafkaFrontEnd:
         self._channels = channels
         self._controller_hint = controller_hint
         self.apis = KafkaApis(data_plane.metrics)
-        self.apis.add(MetadataHandler(config.node_id, lambda: publisher.image, self._auto_create))
+        def image():
+            return publisher.image
+
+        self.apis.add(MetadataHandler(config.node_id, image, self._auto_create))
+        self.apis.add(ProduceHandler(data_plane, image))
+        self.apis.add(FetchHandler(data_plane, image))
+        self.apis.add(ListOffsetsHandler(data_plane))
+        self.apis.add(InitProducerIdHandler(data_plane, config.request_timeout_ms))
+        self.apis.add(DescribeLogDirsHandler(data_plane, config.logs_dir))
+        self.apis.add(DescribeProducersHandler(data_plane))
+        for refused in REFUSED_APIS:
+            self.apis.refuse(refused)
         self.listener = KafkaListener(config.kafka_listen.host, config.kafka_listen.port, self.apis)
 
     async def _auto_create(self, names: list[str]) -> bool:

@@ -53,10 +53,11 @@ class Dispatcher(Protocol):
         """The whole ApiVersions v0 error response for a version kio cannot read."""
         ...
 
-    def dispatch(self, request: codec.Request, peer: str) -> Awaitable[bytes | None] | None:
+    def dispatch(self, request: codec.Request, peer: str) -> Awaitable[bytes | None] | None | bool:
         """Start answering `request` (synchronously up to its first await: appends happen in
-        request order). An awaitable of the whole response frame (None: no response), or None when
-        the request gets no response at all (acks=0 produce)."""
+        request order). An awaitable of the whole response frame (None: no response), None when
+        the request gets no response at all (acks=0 produce), or False to close the connection
+        (a failed acks=0 produce, as Kafka)."""
         ...
 
 

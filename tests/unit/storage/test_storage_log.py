@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import random
+import time
 
 import pytest
 from freshet.storage.clock import ManualClock
@@ -512,6 +513,32 @@ def test_offsets_for_time_finds_the_first_record_at_or_after_a_timestamp(tmp_pat
         log.offsets_for_time(-4)
 
 
+@pytest.mark.parametrize("compression", [CompressionType.NONE, CompressionType.GZIP])
+def test_max_timestamp_is_the_offset_of_the_record_not_of_its_batch(tmp_path, compression):
+    """Goal: ListOffsets MAX_TIMESTAMP (KIP-734, KAFKA-16310) answers the offset of the first record
+    carrying the largest timestamp, inside a batch of several records, in a sealed segment and in
+    the active one, compressed or not.
+
+    Method: batches whose largest timestamp sits on their middle record; roll after the first
+    batches so the answer is first in a sealed segment, then in the active one.
+    """
+    log = open_log(tmp_path)
+    log.append_as_leader(encode_batch([Record(100, b"k", b"a"), Record(900, b"k", b"b"), Record(50, b"k", b"c")],
+                                      compression=compression), 0)
+    log.append_as_leader(encode_batch([Record(200, b"k", b"d"), Record(900, b"k", b"e")], compression=compression), 0)
+    found = log.offsets_for_time(TIMESTAMP_MAX)
+    assert (found.timestamp, found.offset) == (900, 1)
+    log.roll()
+    log.append_as_leader(encode_batch([Record(300, b"k", b"f"), Record(950, b"k", b"g"), Record(950, b"k", b"h")],
+                                      compression=compression), 0)
+    found = log.offsets_for_time(TIMESTAMP_MAX)
+    assert (found.timestamp, found.offset) == (950, 6)
+    log.close()
+    reopened = open_log(tmp_path)
+    found = reopened.offsets_for_time(TIMESTAMP_MAX)
+    assert (found.timestamp, found.offset) == (950, 6)
+
+
 # ------------------------------------------------------------------------------------------------
 # Leader epochs.
 
@@ -718,3 +745,17 @@ def test_reads_and_appends_after_an_unclean_stop_continue_where_the_log_ended(tm
     reopened = open_log(tmp_path, clock=clock)
     assert read_all(reopened) == before
     assert reopened.append_as_leader(batch(1), 1).first_offset == 50
+
+
+def test_active_producers_lists_each_idempotent_producer_with_its_last_batch(tmp_path):
+    """Goal: DescribeProducers' view of a partition (producer id, epoch, last sequence, last
+    timestamp), surviving a reopen. Method: two idempotent producers and one plain one append."""
+    log = open_log(tmp_path)
+    now = int(time.time() * 1000)                 # recent, so the reopen does not expire them
+    log.append_as_leader(encode_batch([Record(now + 100, b"k", b"v")] * 2, producer_id=9, producer_epoch=1, base_sequence=0), 0)
+    log.append_as_leader(encode_batch([Record(now + 300, b"k", b"v")], producer_id=9, producer_epoch=1, base_sequence=2), 0)
+    log.append_as_leader(encode_batch([Record(now + 200, b"k", b"v")], producer_id=4, producer_epoch=0, base_sequence=0), 0)
+    log.append_as_leader(encode_batch([Record(now + 400, b"k", b"v")]), 0)
+    assert log.active_producers() == [(4, 0, 0, now + 200), (9, 1, 2, now + 300)]
+    log.close()
+    assert open_log(tmp_path).active_producers() == [(4, 0, 0, now + 200), (9, 1, 2, now + 300)]
