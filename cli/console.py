@@ -38,7 +38,7 @@ from freshet.client import errors
 from freshet.client.structs import ConsumerRecord, TopicPartition
 
 _ACKS = {"0": 0, "1": 1, "all": "all", "-1": "all"}
-_COMPRESSIONS = ("none", "gzip", "lz4", "zstd")
+_COMPRESSIONS = ("none", "gzip", "snappy", "lz4", "zstd")
 
 
 # =================================================================================================
@@ -184,7 +184,7 @@ def produce(
     partition: int | None = typer.Option(
         None, "--partition", min=0, help="Write every record to this partition."
     ),
-    compression: str = typer.Option("none", "--compression", help="none, gzip, lz4 or zstd (per batch)."),
+    compression: str = typer.Option("none", "--compression", help="none, gzip, snappy, lz4 or zstd (per batch)."),
     linger_ms: int = typer.Option(
         5, "--linger-ms", min=0, help="How long a batch may wait for more records."
     ),

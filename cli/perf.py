@@ -119,7 +119,7 @@ def produce(
     acks: str = typer.Option("all", "--acks", help="0, 1 or all."),
     batch_size: int = typer.Option(262144, "--batch-size", min=1, help="Producer batch size in bytes (the SDK's default is 65536)."),
     linger_ms: int = typer.Option(5, "--linger-ms", min=0, help="How long a batch waits for more records."),
-    compression: str = typer.Option("none", "--compression", help="none, gzip, lz4 or zstd."),
+    compression: str = typer.Option("none", "--compression", help="none, gzip, snappy, lz4 or zstd."),
     throughput: int = typer.Option(-1, "--throughput", help="Records/s to aim at; -1: as fast as possible."),
     max_in_flight: int = typer.Option(5, "--max-in-flight", min=1, help="Unacknowledged requests per broker."),
     sync: bool = typer.Option(False, "--sync", help="One record at a time, each waiting for its ack (latency mode)."),

@@ -67,7 +67,8 @@ class ProducerConfig:
         except UnsupportedCompressionError:
             codec = None
         if codec is None or codec not in SUPPORTED_COMPRESSION_TYPES:
-            raise ValueError(f"compression must be one of none, gzip, lz4, zstd, not {self.compression!r}")
+            names = ", ".join(known.kafka_name for known in sorted(SUPPORTED_COMPRESSION_TYPES))
+            raise ValueError(f"compression must be one of {names}, not {self.compression!r}")
         for name, minimum in (
             ("linger_ms", 0),
             ("batch_size", 1),

@@ -106,7 +106,8 @@ class Producer:
             linger_ms: how long a batch may wait for more records before it is sent.
             batch_size: target batch size in bytes (records plus framing, before compression); a
                 record larger than this gets a batch of its own.
-            compression: "none", "gzip", "lz4" or "zstd", per batch.
+            compression: "none", "gzip", "snappy", "lz4" or "zstd", per batch (snappy in the
+                xerial framing the Java client writes).
             compression_level: codec level; None for the codec's default.
             buffer_memory: bytes of records the producer holds before send() blocks.
             max_block_ms: how long send() blocks for buffer space or topic metadata.

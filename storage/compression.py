@@ -7,13 +7,32 @@ Owns the codec ids of the batch attributes (bits 0-2, as Kafka: 0 none, 1 gzip, 
 - lz4: the LZ4 frame format with independent 64 KiB blocks, no content size and no content checksum,
   which is what Kafka's KafkaLZ4BlockOutputStream writes for v2 batches.
 - zstd: one zstd frame (Kafka uses zstd-jni's streaming frame).
-- snappy: not built in. Encoding or decoding a snappy batch raises UnsupportedCompressionError.
+- snappy: encoded as snappy-java's SnappyOutputStream writes it, which is what Kafka's Java producer
+  and broker write for v2 batches (the "xerial" framing, below), in 32 KiB blocks as snappy-java's
+  default. Every client decodes that: snappy-java's SnappyInputStream, librdkafka
+  (`rd_kafka_snappy_java_uncompress` when the 8-byte magic is there), kafka-python's and aiokafka's
+  `snappy_decode`. Decoding accepts both the xerial framing and raw snappy (one block, no framing),
+  which librdkafka writes (`rd_kafka_snappy_compress_iov` with no header; snappy-java and the
+  Python clients fall back to raw when the magic is absent). The two cannot be confused: a raw
+  stream opens with a varint and a literal, and the magic's third byte (b"N") is a copy tag, which
+  no valid raw stream starts with. Empty input is encoded as raw snappy (one byte, b"\x00"): a
+  xerial header with no block is refused by librdkafka and kafka-python/aiokafka (they require a
+  block after the header) and snappy-java refuses a zero-byte stream.
+
+  Xerial framing (all integers big-endian)::
+
+      position  field        type      meaning
+       0        magic        8 bytes   b"\x82SNAPPY\x00"
+       8        version      int32     1 (read and ignored: Redpanda writes it little-endian)
+      12        compatible   int32     1 (read and ignored, as kafka-python)
+      16        blocks       repeated  int32 length of the block, then that many bytes of raw
+                                       snappy holding at most 32 KiB of input
 
 Decompression is bounded: every decoder stops once the output passes `max_output_bytes` and raises
 RecordTooLargeError, so a small hostile batch cannot make a consumer or the cleaner allocate gigabytes.
 Malformed compressed data raises CorruptRecordError; no library exception leaks.
 
-Imports: standard library, `zstandard`, `lz4.frame` and `freshet.storage.errors` only: the client
+Imports: standard library, `zstandard`, `lz4.frame`, `cramjam` (snappy) and `freshet.storage.errors` only: the client
 SDK imports this module, so no other storage module. Forbidden: grpc, wire types (freshet.v1),
 metadata, server, client, cli (import-linter contract).
 
@@ -24,8 +43,10 @@ per call).
 from __future__ import annotations
 
 import enum
+import struct
 import zlib
 
+import cramjam
 import lz4.frame
 import zstandard
 from freshet.storage.errors import CorruptRecordError, RecordTooLargeError, UnsupportedCompressionError
@@ -66,10 +87,16 @@ class CompressionType(enum.IntEnum):
         return self.name.lower()
 
 
-#: Codecs this build can encode and decode.
-SUPPORTED_COMPRESSION_TYPES = frozenset(
-    {CompressionType.NONE, CompressionType.GZIP, CompressionType.LZ4, CompressionType.ZSTD}
-)
+#: Codecs this build can encode and decode: every codec id Kafka defines.
+SUPPORTED_COMPRESSION_TYPES = frozenset(CompressionType)
+
+#: snappy-java's SnappyOutputStream header: magic, then version 1 and minimum compatible version 1.
+XERIAL_MAGIC = b"\x82SNAPPY\x00"
+_XERIAL_HEADER = XERIAL_MAGIC + struct.pack(">ii", 1, 1)
+_XERIAL_HEADER_BYTES = len(_XERIAL_HEADER)
+#: SnappyOutputStream's default block size (input bytes per raw snappy block), which Kafka uses.
+XERIAL_BLOCK_BYTES = 32 * 1024
+_BLOCK_LENGTH = struct.Struct(">i")  # length in bytes of the raw snappy block that follows
 
 _DEFAULT_LEVELS = {
     CompressionType.GZIP: 6,  # zlib's default, what Java's Deflater uses by default.
@@ -90,11 +117,13 @@ def compress(codec: int, data: bytes | bytearray | memoryview, level: int | None
         The compressed bytes, in the framing Kafka uses for that codec (see the module docstring).
 
     Raises:
-        UnsupportedCompressionError: snappy or an unknown codec id.
+        UnsupportedCompressionError: an unknown codec id.
     """
     assert codec != CompressionType.NONE, "compress() is not called for uncompressed batches"
     if codec not in SUPPORTED_COMPRESSION_TYPES:
-        raise UnsupportedCompressionError(int(codec), "this build has no snappy codec")
+        raise UnsupportedCompressionError(int(codec))
+    if codec == CompressionType.SNAPPY:
+        return _compress_snappy(data)  # snappy has no levels
     if level is None:
         level = _DEFAULT_LEVELS[CompressionType(codec)]
     if codec == CompressionType.GZIP:
@@ -128,20 +157,81 @@ def decompress(
         The uncompressed records section.
 
     Raises:
-        UnsupportedCompressionError: snappy or an unknown codec id.
+        UnsupportedCompressionError: an unknown codec id.
         RecordTooLargeError: the output would exceed `max_output_bytes`.
         CorruptRecordError: the compressed data is malformed, truncated or has trailing bytes.
     """
     assert codec != CompressionType.NONE, "decompress() is not called for uncompressed batches"
     assert max_output_bytes >= 0
     if codec not in SUPPORTED_COMPRESSION_TYPES:
-        raise UnsupportedCompressionError(int(codec), "this build has no snappy codec")
+        raise UnsupportedCompressionError(int(codec))
+    if codec == CompressionType.SNAPPY:
+        return _decompress_snappy(data, max_output_bytes)
     chunk_bytes = max(_MIN_OUTPUT_CHUNK_BYTES, 8 * len(data))
     if codec == CompressionType.GZIP:
         return _decompress_gzip(data, max_output_bytes, chunk_bytes)
     if codec == CompressionType.LZ4:
         return _decompress_lz4(data, max_output_bytes, chunk_bytes)
     return _decompress_zstd(data, max_output_bytes, chunk_bytes)
+
+
+def _compress_snappy(data: bytes | bytearray | memoryview) -> bytes:
+    """`data` in snappy-java's xerial framing (module docstring); empty input as raw snappy."""
+    if not data:
+        return bytes(cramjam.snappy.compress_raw(b""))
+    view = memoryview(data)
+    parts = [_XERIAL_HEADER]
+    for start in range(0, len(view), XERIAL_BLOCK_BYTES):
+        block = bytes(cramjam.snappy.compress_raw(view[start : start + XERIAL_BLOCK_BYTES]))
+        parts.append(_BLOCK_LENGTH.pack(len(block)))
+        parts.append(block)
+    return b"".join(parts)
+
+
+def _decompress_snappy(data: bytes | bytearray | memoryview, max_output_bytes: int) -> bytes:
+    """Xerial-framed or raw snappy (module docstring). Each raw block declares its uncompressed
+    length in its first bytes, so the bound is checked before anything is allocated."""
+    view = memoryview(data)
+    if len(view) < _XERIAL_HEADER_BYTES or view[: len(XERIAL_MAGIC)] != XERIAL_MAGIC:
+        return _decompress_raw_snappy(view, max_output_bytes)
+    blocks = []
+    total = 0
+    position = _XERIAL_HEADER_BYTES
+    while position < len(view):
+        if position + _BLOCK_LENGTH.size > len(view):
+            raise CorruptRecordError(f"xerial snappy block length at byte {position} is truncated")
+        (length,) = _BLOCK_LENGTH.unpack_from(view, position)
+        position += _BLOCK_LENGTH.size
+        if length <= 0 or position + length > len(view):
+            raise CorruptRecordError(
+                f"xerial snappy block of {length} bytes at byte {position} does not fit in {len(view)} bytes"
+            )
+        blocks.append(view[position : position + length])
+        total += _raw_snappy_length(blocks[-1])
+        if total > max_output_bytes:
+            raise _too_large(total, max_output_bytes)
+        position += length
+    return b"".join(_decompress_raw_snappy(block, max_output_bytes) for block in blocks)
+
+
+def _raw_snappy_length(block: memoryview) -> int:
+    """The uncompressed length a raw snappy block declares (its leading varint)."""
+    try:
+        return cramjam.snappy.decompress_raw_len(block)
+    except cramjam.DecompressionError as error:
+        raise CorruptRecordError(f"snappy block is malformed: {error}") from error
+
+
+def _decompress_raw_snappy(block: memoryview, max_output_bytes: int) -> bytes:
+    declared = _raw_snappy_length(block)
+    if declared > max_output_bytes:
+        raise _too_large(declared, max_output_bytes)
+    try:
+        # The decoder checks that the output has exactly the declared length and that no byte of
+        # the block is left over.
+        return bytes(cramjam.snappy.decompress_raw(block))
+    except cramjam.DecompressionError as error:
+        raise CorruptRecordError(f"snappy block is malformed: {error}") from error
 
 
 def _too_large(size_bytes: int, max_output_bytes: int) -> RecordTooLargeError:

@@ -13,7 +13,7 @@ Tree::
     |-- CorruptRecordError            bytes fail framing or CRC checks (DATA_LOSS / CORRUPT_RECORD)
     |-- InvalidRecordError            well-formed bytes that break a rule (INVALID_ARGUMENT)
     |-- RecordTooLargeError           a batch above max.message.bytes, or decompressing past a limit
-    |-- UnsupportedCompressionError   snappy, or an unknown compression codec id
+    |-- UnsupportedCompressionError   an unknown compression codec id (5-7)
     |-- OffsetOutOfRangeError         read/lookup outside [log_start_offset, log_end_offset]
     |-- LogOffsetGapError             follower append whose offsets do not continue the log
     |-- OutOfOrderSequenceError       idempotent producer skipped a sequence number
@@ -89,7 +89,7 @@ class RecordTooLargeError(StorageError):
 
 
 class UnsupportedCompressionError(StorageError):
-    """A batch compressed with a codec this build cannot decode or encode (snappy, or an unknown id).
+    """A batch compressed with a codec this build cannot decode or encode (an id Kafka does not define).
 
     Attributes:
         codec_id: the compression codec id from the batch attributes (bits 0-2).

@@ -493,7 +493,7 @@ def encode_batch(
     Raises:
         InvalidRecordError: no records, or a header field outside its integer range.
         RecordTooLargeError: the batch would exceed the int32 batch_length.
-        UnsupportedCompressionError: snappy or an unknown codec.
+        UnsupportedCompressionError: an unknown codec id.
     """
     if not isinstance(records, Sequence):
         records = list(records)
@@ -754,7 +754,7 @@ def decode_batch(
             parse exactly (lengths past their record, bad varints, count mismatch, offset deltas
             not increasing within [0, last_offset_delta], header keys not UTF-8, trailing bytes).
         RecordTooLargeError: decompression would exceed `max_decompressed_bytes`.
-        UnsupportedCompressionError: snappy or an unknown codec id.
+        UnsupportedCompressionError: an unknown codec id.
     """
     header, data = records_section(
         batch, verify_crc=verify_crc, max_decompressed_bytes=max_decompressed_bytes

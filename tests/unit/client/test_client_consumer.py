@@ -82,7 +82,7 @@ def test_produced_records_round_trip_with_every_codec(cluster):
     """Producer and Consumer together: compressed batches decode to what was sent, in order."""
     cluster.create_topic("orders", 2)
     sent = {}
-    for codec in ("none", "gzip", "lz4", "zstd"):
+    for codec in ("none", "gzip", "snappy", "lz4", "zstd"):
         with Producer(cluster.bootstrap, compression=codec, linger_ms=5) as producer:
             futures = []
             for n in range(200):
@@ -94,7 +94,7 @@ def test_produced_records_round_trip_with_every_codec(cluster):
             sent[(future.result().partition, future.result().offset)] = record
     with Consumer(cluster.bootstrap, auto_offset_reset="earliest") as consumer:
         consumer.assign([T0, T1])
-        records = _poll_until(consumer, 800)
+        records = _poll_until(consumer, 1000)
     assert {(r.partition, r.offset): (r.key, r.value, r.headers) for r in records} == sent
     for partition in (0, 1):
         offsets = [r.offset for r in records if r.partition == partition]

@@ -10,18 +10,31 @@ import contextlib
 import os
 import random
 import shutil
+import struct
 import threading
 import time
 from collections.abc import Iterator
 
+import cramjam
 import pytest
 from freshet.storage import cleaner as cleaner_module
 from freshet.storage.cleaner import CleanerConfig, LogCleaner
 from freshet.storage.clock import ManualClock
-from freshet.storage.compression import CompressionType
+from freshet.storage.compression import XERIAL_MAGIC, CompressionType
 from freshet.storage.config import LogConfig
 from freshet.storage.log import PartitionLog
-from freshet.storage.record_batch import Record, decode_batch, encode_batch, iter_batches
+from freshet.storage.record_batch import (
+    ATTRIBUTES_POSITION,
+    BATCH_HEADER_SIZE,
+    CRC_POSITION,
+    LOG_OVERHEAD,
+    Record,
+    compute_crc,
+    decode_batch,
+    encode_batch,
+    iter_batches,
+    parse_header,
+)
 
 from tests.support.storage_helpers import crash, headers_of, read_all, segment_files, verified_records
 
@@ -67,7 +80,9 @@ def expected_after_compaction(written, active_base: int):
     return [(o, k, v) for o, k, v in written if o >= active_base or o in keep]
 
 
-@pytest.mark.parametrize("codec", [CompressionType.NONE, CompressionType.ZSTD, CompressionType.GZIP])
+@pytest.mark.parametrize(
+    "codec", [CompressionType.NONE, CompressionType.ZSTD, CompressionType.GZIP, CompressionType.SNAPPY]
+)
 def test_compaction_keeps_the_latest_record_per_key_at_its_offset(tmp_path, codec):
     """Goal: after cleaning, every key below the active segment appears once, with its latest value
     at its original offset; the active segment, the log end and the batch boundaries survive.
@@ -100,6 +115,48 @@ def test_compaction_keeps_the_latest_record_per_key_at_its_offset(tmp_path, code
     assert [(o, k, v) for o, k, v, _ in records_of(reopened)] == expected_after_compaction(
         written, active_base
     )
+
+
+def _raw_snappy_batch(records: list[Record]) -> bytearray:
+    """A snappy batch as librdkafka writes it: the records section in raw snappy, no xerial framing."""
+    plain = encode_batch(records)
+    section = bytes(cramjam.snappy.compress_raw(plain[BATCH_HEADER_SIZE:]))
+    batch = bytearray(plain[:BATCH_HEADER_SIZE]) + section
+    struct.pack_into(">i", batch, 8, len(batch) - LOG_OVERHEAD)  # batch_length
+    struct.pack_into(">h", batch, ATTRIBUTES_POSITION, CompressionType.SNAPPY)
+    struct.pack_into(">I", batch, CRC_POSITION, compute_crc(batch))
+    return batch
+
+
+def test_compaction_of_raw_snappy_batches_rewrites_them_in_xerial_framing(tmp_path):
+    """Goal: the cleaner reads snappy batches from librdkafka (raw snappy) and writes the batches it
+    rebuilds as the Java client would (xerial framing), still snappy and at the same offsets."""
+    clock = ManualClock()
+    log = PartitionLog.open(str(tmp_path / "c-0"), COMPACTED, clock)
+    now = clock.now_ms()
+    for round_number in range(3):
+        records = [Record(now, b"key-%d" % key, b"value-%d-%d" % (round_number, key) * 20) for key in range(4)]
+        log.append_as_leader(_raw_snappy_batch(records), 0)
+    log.roll()
+    stats = LogCleaner(lambda: [log], clock).clean_log(log, now)
+    assert stats is not None and stats.records_kept == 4
+    assert [(o, k) for o, k, _, _ in records_of(log)] == [(8 + key, b"key-%d" % key) for key in range(4)]
+    (kept,) = list(iter_batches(read_all(log)))
+    assert parse_header(kept[1]).compression == CompressionType.SNAPPY
+    # The last batch kept all its records, so it is copied as it was: still raw snappy.
+    assert bytes(kept[1][BATCH_HEADER_SIZE : BATCH_HEADER_SIZE + 8]) != XERIAL_MAGIC
+    log.append_as_leader(_raw_snappy_batch([Record(now, b"key-0", b"newest")]), 0)
+    log.roll()
+    LogCleaner(lambda: [log], clock).clean_log(log, now)
+    rebuilt = [view for _, view in iter_batches(read_all(log))][0]
+    assert parse_header(rebuilt).compression == CompressionType.SNAPPY
+    assert bytes(rebuilt[BATCH_HEADER_SIZE : BATCH_HEADER_SIZE + 8]) == XERIAL_MAGIC
+    assert [(o, k, v) for o, k, v, _ in records_of(log)] == [
+        (9, b"key-1", b"value-2-1" * 20),
+        (10, b"key-2", b"value-2-2" * 20),
+        (11, b"key-3", b"value-2-3" * 20),
+        (12, b"key-0", b"newest"),
+    ]
 
 
 def test_cleaning_again_after_more_writes_compacts_old_and_new_together(tmp_path):

@@ -136,9 +136,9 @@ def _with_header_field(data: bytearray, position: int, value: int, size: int = 4
         (lambda: batch(1, is_control=True), InvalidRecordError, "control"),
         (lambda: batch(1, is_transactional=True), InvalidRecordError, "transactional"),
         (
-            lambda: _with_header_field(batch(1), ATTRIBUTES_POSITION, 2, 2),
+            lambda: _with_header_field(batch(1), ATTRIBUTES_POSITION, 5, 2),
             UnsupportedCompressionError,
-            "snappy",
+            "unknown codec id 5",
         ),
         (lambda: bytearray(), InvalidRecordError, "at least one batch"),
         (lambda: batch(1, producer_id=5, producer_epoch=0, base_sequence=-1), InvalidRecordError, "sequence"),

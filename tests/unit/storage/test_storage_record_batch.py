@@ -41,7 +41,13 @@ from freshet.storage.record_batch import (
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-CODECS = [CompressionType.NONE, CompressionType.GZIP, CompressionType.LZ4, CompressionType.ZSTD]
+CODECS = [
+    CompressionType.NONE,
+    CompressionType.GZIP,
+    CompressionType.SNAPPY,
+    CompressionType.LZ4,
+    CompressionType.ZSTD,
+]
 INT64 = st.integers(min_value=-(2**62), max_value=2**62)  # deltas between two of them fit int64
 
 headers_strategy = st.lists(
@@ -281,17 +287,47 @@ def test_crc_mismatch_is_reported_with_position():
         decode_batch(batch)
 
 
-def test_snappy_batches_raise_unsupported_compression():
-    """Goal: snappy is not built in; decoding says so clearly, encoding too."""
-    batch = bytearray(encode_batch([Record(1, b"a", b"1")]))
-    attributes = struct.unpack_from(">h", batch, ATTRIBUTES_POSITION)[0] | CompressionType.SNAPPY
-    struct.pack_into(">h", batch, ATTRIBUTES_POSITION, attributes)
-    struct.pack_into(">I", batch, CRC_POSITION, compute_crc(batch))
-    with pytest.raises(UnsupportedCompressionError) as raised:
-        decode_batch(batch)
-    assert raised.value.codec_id == CompressionType.SNAPPY
-    with pytest.raises(UnsupportedCompressionError):
-        encode_batch([Record(1, b"a", b"1")], compression=CompressionType.SNAPPY)
+def _kafka_python_batch(compression_type: int, records: list[tuple[int, bytes | None, bytes | None, list]]) -> bytes:
+    """A v2 batch built by kafka-python's own DefaultRecordBatchBuilder (its snappy is xerial)."""
+    from kafka.record.default_records import DefaultRecordBatchBuilder
+
+    builder = DefaultRecordBatchBuilder(
+        magic=2, compression_type=compression_type, is_transactional=False,
+        producer_id=-1, producer_epoch=-1, base_sequence=-1, batch_size=1 << 20,
+    )
+    for offset, (timestamp, key, value, headers) in enumerate(records):
+        assert builder.append(offset, timestamp=timestamp, key=key, value=value, headers=headers) is not None
+    return bytes(builder.build())
+
+
+def test_a_snappy_batch_built_by_kafka_python_decodes():
+    """Goal: a v2 snappy batch as kafka-python produces it decodes record for record.
+
+    Method: kafka-python's DefaultRecordBatchBuilder with compression_type=2 (xerial framing, 32 KiB
+    blocks: its `snappy_encode` default); enough data for several blocks.
+    """
+    records = [
+        (1_700_000_000_000 + index, b"key-%d" % index, (b"value-%d " % index) * 50, [("h", b"%d" % index)])
+        for index in range(400)
+    ] + [(1_700_000_001_000, None, None, [])]
+    batch = _kafka_python_batch(2, records)
+    header, decoded = decode_batch(batch)
+    assert header.compression == CompressionType.SNAPPY
+    assert batch[BATCH_HEADER_SIZE : BATCH_HEADER_SIZE + 8] == b"\x82SNAPPY\x00"
+    assert [(record.timestamp, record.key, record.value, record.headers) for record in decoded] == records
+    assert [record.offset for record in decoded] == list(range(len(records)))
+
+
+def test_kafka_python_decodes_a_snappy_batch_we_build():
+    """Goal: the other direction: kafka-python's reader (DefaultRecordBatch) reads our snappy batch."""
+    from kafka.record.default_records import DefaultRecordBatch
+
+    records = [Record(1_700_000_000_000 + index, b"k%d" % index, b"v" * index, [("h", b"x")]) for index in range(300)]
+    batch = DefaultRecordBatch(encode_batch(records, compression=CompressionType.SNAPPY))
+    assert batch.compression_type == CompressionType.SNAPPY
+    assert [(record.timestamp, record.key, record.value, list(record.headers)) for record in batch] == [
+        (record.timestamp, record.key, record.value, record.headers) for record in records
+    ]
 
 
 @pytest.mark.parametrize("codec_id", [5, 6, 7])
@@ -305,7 +341,9 @@ def test_unknown_codec_ids_raise_unsupported_compression(codec_id):
     assert raised.value.codec_id == codec_id
 
 
-@pytest.mark.parametrize("codec", [CompressionType.GZIP, CompressionType.LZ4, CompressionType.ZSTD])
+@pytest.mark.parametrize(
+    "codec", [CompressionType.GZIP, CompressionType.SNAPPY, CompressionType.LZ4, CompressionType.ZSTD]
+)
 def test_decompression_bomb_is_refused_before_it_is_materialised(codec):
     """Goal: a small batch cannot make a consumer allocate gigabytes.
 

@@ -23,7 +23,13 @@ from freshet.storage.record_batch import PARTITION_LEADER_EPOCH_POSITION, iter_b
 from tests.support.storage_helpers import batch, crash, headers_of, read_all, segment_files, verified_records
 
 CONFIG = LogConfig(segment_bytes=6000, index_interval_bytes=300)
-CODECS = [CompressionType.NONE, CompressionType.GZIP, CompressionType.LZ4, CompressionType.ZSTD]
+CODECS = [
+    CompressionType.NONE,
+    CompressionType.GZIP,
+    CompressionType.SNAPPY,
+    CompressionType.LZ4,
+    CompressionType.ZSTD,
+]
 
 
 def _build(directory: str, batches: int = 40, seed: int = 1) -> tuple[list[bytes], PartitionLog]:
