@@ -226,3 +226,19 @@ class GroupMaxSizeReachedError(GroupError):
 
 class InvalidGroupRequestError(GroupError):
     """A malformed group request (bad regex, unknown assignor, bad epoch)."""
+
+
+class KafkaFrameError(ServerError):
+    """A Kafka protocol frame that cannot be a request (too short, an unreadable header or body).
+    The listener closes that connection (server/kafka/listener.py)."""
+
+
+class UnsupportedKafkaRequestError(ServerError):
+    """A Kafka API key or version with no schema: Kafka closes such a connection, except for
+    ApiVersions, which it answers with UNSUPPORTED_VERSION and the supported ranges (KIP-511)."""
+
+    def __init__(self, api_key: int, api_version: int, correlation_id: int) -> None:
+        super().__init__(f"API key {api_key} version {api_version} is not supported")
+        self.api_key = api_key
+        self.api_version = api_version
+        self.correlation_id = correlation_id

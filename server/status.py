@@ -171,6 +171,9 @@ DOMAIN_ERRORS: Mapping[type[Exception], int | None] = {
     server_errors.GroupIdNotFoundError: E.GROUP_ID_NOT_FOUND,
     server_errors.InvalidGroupRequestError: E.INVALID_REQUEST,
     server_errors.GroupMaxSizeReachedError: E.GROUP_MAX_SIZE_REACHED,
+    # the Kafka listener (server/kafka): the connection is closed; INVALID_REQUEST if ever answered
+    server_errors.KafkaFrameError: E.INVALID_REQUEST,
+    server_errors.UnsupportedKafkaRequestError: E.INVALID_REQUEST,
 }
 
 # Error classes whose instances describe bugs or broken nodes rather than the request: their

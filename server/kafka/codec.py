@@ -26,6 +26,8 @@ import struct
 import types
 from typing import Any
 
+from freshet.server.errors import KafkaFrameError as FrameError
+from freshet.server.errors import UnsupportedKafkaRequestError as UnsupportedRequestError
 from kio.index import load_request_schema, load_response_schema
 from kio.schema.errors import ErrorCode
 from kio.schema.request_header.v1.header import RequestHeader as RequestHeaderV1
@@ -38,21 +40,6 @@ API_VERSIONS_KEY = 18
 _SIZE = struct.Struct(">i")
 _KEY_AND_VERSION = struct.Struct(">hh")
 _HEADER_PREFIX = struct.Struct(">hhi")
-
-
-class FrameError(ValueError):
-    """A frame that cannot be a Kafka request (too short, unreadable header or body)."""
-
-
-class UnsupportedRequestError(ValueError):
-    """An API key or version kio has no schema for (Kafka closes such a connection, except for
-    ApiVersions, which it answers with UNSUPPORTED_VERSION)."""
-
-    def __init__(self, api_key: int, api_version: int, correlation_id: int) -> None:
-        super().__init__(f"API key {api_key} version {api_version} is not supported")
-        self.api_key = api_key
-        self.api_version = api_version
-        self.correlation_id = correlation_id
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -67,6 +67,7 @@ def _exchange(address: tuple[str, int], data: bytes) -> bytes:
         pytest.param(struct.pack(">i", 200 * 1024 * 1024), id="over-socket.request.max.bytes"),
         pytest.param(struct.pack(">i", -5), id="negative-size"),
         pytest.param(struct.pack(">i", 10) + struct.pack(">hhih", 999, 0, 7, 0), id="unknown-api-key"),
+        pytest.param(struct.pack(">i", 10) + struct.pack(">hhih", 3, 99, 7, 0), id="unsupported-metadata-version"),
     ],
 )
 def test_a_broken_frame_closes_that_connection_only(kafka_cluster, frame):
