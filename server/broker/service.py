@@ -137,6 +137,9 @@ class BrokerService(broker_pb2_grpc.BrokerServicer):
         self._channels = channels
         self._controller_hint = controller_hint
         self._data_plane = data_plane
+        # Produce goes straight to the produce path: service -> produce -> partition table ->
+        # partition -> replication core, five modules (README, Architecture map).
+        self._produce = data_plane.produce_path.produce
         self.metrics = data_plane.metrics
 
     def register(self, server: grpc.aio.Server) -> None:
@@ -161,7 +164,7 @@ class BrokerService(broker_pb2_grpc.BrokerServicer):
             if not answered.done():
                 answered.set_result(response)
 
-        self._data_plane.produce(request, done)
+        self._produce(request, done)
         return await answered
 
     @status.handler()
@@ -210,7 +213,7 @@ class BrokerService(broker_pb2_grpc.BrokerServicer):
                     break
                 in_flight += 1
                 try:
-                    self._data_plane.produce(request, done_for(time.monotonic(), request.acks))
+                    self._produce(request, done_for(time.monotonic(), request.acks))
                 except Exception as error:  # noqa: BLE001 - a refused request: answer it, keep the stream
                     in_flight -= 1
                     detail = status.detail_for(error, self.node_id)

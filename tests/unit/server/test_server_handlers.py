@@ -247,7 +247,11 @@ def test_every_rpc_a_servicer_implements_goes_through_the_handler(servicer, base
 
 def broker_service(next_id) -> BrokerService:
     config = types.SimpleNamespace(node_id=4, request_timeout_ms=1000)
-    data_plane = types.SimpleNamespace(metrics=FakeMetrics(), producer_ids=types.SimpleNamespace(next_id=next_id))
+    data_plane = types.SimpleNamespace(
+        metrics=FakeMetrics(),
+        producer_ids=types.SimpleNamespace(next_id=next_id),
+        produce_path=types.SimpleNamespace(produce=None),     # InitProducerId never produces
+    )
     return BrokerService(config, publisher=None, channels=None, controller_hint=lambda: None, data_plane=data_plane)
 
 
