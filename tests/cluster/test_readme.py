@@ -173,3 +173,43 @@ def restarted_node_3(work: pathlib.Path) -> list[int]:
         except OSError:
             continue
     return found
+
+
+@pytest.mark.timeout(600)
+def test_readme_kafka_clients_section_runs_as_written(tmp_path, kcat):
+    """Goal: the "Using Kafka clients" examples (kcat, confluent-kafka, kafka-python, the Freshet
+    CLI on one topic) run as written against `cluster up` and print what the text says. Method:
+    every `sh` block of the section, in order, with the README's ports moved to free ones."""
+    blocks = shell_blocks(section(README.read_text(), "## Using Kafka clients"))
+    assert len(blocks) == 3, blocks
+    work = tmp_path.resolve()
+    venv = pathlib.Path(sys.prefix)
+    (work / ".venv").symlink_to(venv)
+    cluster = ClusterUp(work / "freshet-data")
+    try:
+        bootstrap = cluster.wait_ready()
+        path = f"{venv / 'bin'}:{pathlib.Path(kcat).parent}:{os.environ['PATH']}"
+        environment = dict(os.environ, FRESHET_BOOTSTRAP=bootstrap, PATH=path)
+        outputs = []
+        for index, block in enumerate(blocks):
+            result = subprocess.run(
+                ["bash", "-euo", "pipefail", "-c", rewrite_ports(block, cluster.base_port)],
+                cwd=work, env=environment, capture_output=True, text=True, timeout=BLOCK_TIMEOUT_S,
+            )
+            assert result.returncode == 0, f"block {index} failed:\n{block}\n{result.stdout}\n{result.stderr}"
+            assert "Traceback" not in result.stderr, result.stderr
+            outputs.append(result.stdout)
+        kafka_addresses = cluster.kafka_bootstrap.split(",")
+        listed = outputs[0]
+        assert "3 brokers:" in listed, listed
+        assert all(address in listed for address in kafka_addresses), listed
+        assert 'topic "clicks" with 3 partitions' in listed, listed
+        assert outputs[0].splitlines()[-2:] == ["k1=hello", "k2=world"], outputs[0]
+        assert outputs[1].splitlines() == [
+            f"{n} user-{n} click {n} {{'via': b'librdkafka'}}" for n in range(3)
+        ], outputs[1]
+        lines = outputs[2].splitlines()
+        assert lines[0] == "from the freshet cli", lines
+        assert lines[-2:] == ["from the freshet cli", "from kafka-python"], lines
+    finally:
+        cluster.close()
