@@ -19,9 +19,10 @@ from freshet.server.cluster.channels import ControllerChannels
 from freshet.server.cluster.publisher import MetadataPublisher
 from freshet.server.config import NodeConfig
 from freshet.server.errors import NodeStartError
+from freshet.server.kafka import admin_api, config_api
 from freshet.server.kafka.apis import KafkaApis
 from freshet.server.kafka.listener import KafkaListener
-from freshet.server.kafka.metadata_api import MetadataHandler
+from freshet.server.kafka.metadata_api import DescribeClusterHandler, MetadataHandler
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +46,8 @@ class KafkaFrontEnd:
         self._controller_hint = controller_hint
         self.apis = KafkaApis(data_plane.metrics)
         self.apis.add(MetadataHandler(config.node_id, lambda: publisher.image, self._auto_create))
+        for handler in admin_handlers(config, publisher, channels, controller_hint):
+            self.apis.add(handler)
         self.listener = KafkaListener(config.kafka_listen.host, config.kafka_listen.port, self.apis)
 
     async def _auto_create(self, names: list[str]) -> bool:
@@ -65,3 +68,22 @@ class KafkaFrontEnd:
 
     async def close(self) -> None:
         await self.listener.close()
+
+
+def admin_handlers(config: NodeConfig, publisher: MetadataPublisher, channels: ControllerChannels, controller_hint) -> list:
+    """The Kafka admin APIs: topics, partitions, configs, cluster (admin_api, config_api)."""
+    link = admin_api.ControllerLink(
+        config.node_id, channels, controller_hint, publisher, config.request_timeout_ms, config.broker_configs
+    )
+    return [
+        admin_api.CreateTopicsHandler(link, config_api.topic_config_entries),
+        admin_api.DeleteTopicsHandler(link),
+        config_api.DescribeConfigsHandler(link),
+        config_api.AlterConfigsHandler(link),
+        admin_api.CreatePartitionsHandler(link),
+        admin_api.ElectLeadersHandler(link),
+        config_api.IncrementalAlterConfigsHandler(link),
+        admin_api.AlterPartitionReassignmentsHandler(link),
+        admin_api.ListPartitionReassignmentsHandler(link),
+        DescribeClusterHandler(config.node_id, lambda: publisher.image),
+    ]
