@@ -47,8 +47,11 @@ ZERO_UUID = uuid.UUID(int=0)
 NO_VALUE = -1                                    # Kafka's "broker default" partitions / RF
 
 
-class ItemError(Exception):
-    """One item of a Kafka request refused before (or instead of) reaching the controller."""
+class _Refused(Exception):  # noqa: N818 - a refusal, not an error of the node
+    """One item of a Kafka request refused before (or instead of) reaching the controller.
+
+    Private to the Kafka admin modules (admin_api, config_api): raised and caught within one
+    handler, it never leaves it, so it is no domain error and has no row in server/status.py."""
 
     def __init__(self, code: ErrorCode, message: str) -> None:
         super().__init__(message)
@@ -125,19 +128,19 @@ def creatable_topic(topic) -> controller_pb2.CreatableTopic:
     """The controller's CreatableTopic of a Kafka CreatableTopic (-1: the cluster's default).
 
     Raises:
-        ItemError: Kafka's request rules (assignments with a count, gaps in partition indexes,
+        _Refused: Kafka's request rules (assignments with a count, gaps in partition indexes,
             null config values).
     """
     result = controller_pb2.CreatableTopic(name=topic.name)
     if topic.assignments:
         if topic.num_partitions != NO_VALUE or topic.replication_factor != NO_VALUE:
-            raise ItemError(
+            raise _Refused(
                 ErrorCode.invalid_request,
                 "both numPartitions or replicationFactor and replicasAssignments were set; give only the assignments",
             )
         ordered = sorted(topic.assignments, key=lambda a: a.partition_index)
         if [a.partition_index for a in ordered] != list(range(len(ordered))):
-            raise ItemError(
+            raise _Refused(
                 ErrorCode.invalid_replica_assignment,
                 "partitions should be a consecutive 0-based integer sequence",
             )
@@ -150,7 +153,7 @@ def creatable_topic(topic) -> controller_pb2.CreatableTopic:
             result.replication_factor = topic.replication_factor
     for config in topic.configs:
         if config.value is None:
-            raise ItemError(ErrorCode.invalid_config, f"null value not supported for topic config {config.name!r}")
+            raise _Refused(ErrorCode.invalid_config, f"null value not supported for topic config {config.name!r}")
         result.configs.add(key=config.name, value=config.value)
     return result
 
@@ -178,7 +181,7 @@ class CreateTopicsHandler:
             try:
                 outgoing.topics.append(creatable_topic(topic))
                 asked.append(index)
-            except ItemError as error:
+            except _Refused as error:
                 refused[index] = (error.code, error.message)
         answered: dict[int, controller_pb2.CreateTopicResult] = {}
         if asked:
@@ -422,18 +425,18 @@ class AlterPartitionReassignmentsHandler:
         """Kafka's request rules the controller request cannot express.
 
         Raises:
-            ItemError: an empty replica list, or a replication-factor change that is not allowed.
+            _Refused: an empty replica list, or a replication-factor change that is not allowed.
         """
         if partition.replicas is None:
             return
         if not partition.replicas:
-            raise ItemError(ErrorCode.invalid_replica_assignment, "the replica list is empty; give null to cancel")
+            raise _Refused(ErrorCode.invalid_replica_assignment, "the replica list is empty; give null to cancel")
         current = image.partition(topic, partition.partition_index)
         if allow_rf_change or current is None:
             return                                   # an unknown partition: the controller says so
         original = len(current.original_replicas)
         if len(partition.replicas) != original:
-            raise ItemError(
+            raise _Refused(
                 ErrorCode.invalid_replication_factor,
                 f"the replication factor is changed from {original} to {len(partition.replicas)} "
                 "but allow_replication_factor_change is false",
@@ -450,7 +453,7 @@ class AlterPartitionReassignmentsHandler:
         for index, (topic, partition) in enumerate(items):
             try:
                 self._check(image, topic, partition, allow_rf_change)
-            except ItemError as error:
+            except _Refused as error:
                 refused[index] = (error.code, error.message)
                 continue
             outgoing.reassignments.add(

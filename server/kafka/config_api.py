@@ -40,7 +40,7 @@ from freshet.metadata.image import MetadataImage
 from freshet.server import status
 from freshet.server.errors import ServerError
 from freshet.server.kafka import codec
-from freshet.server.kafka.admin_api import ControllerLink, ItemError, detail_error
+from freshet.server.kafka.admin_api import ControllerLink, _Refused, detail_error
 from freshet.v1 import controller_pb2, metadata_pb2
 from kio.schema.errors import ErrorCode
 
@@ -85,7 +85,7 @@ def config_resource(resource_type: int, name: str) -> metadata_pb2.ConfigResourc
     """Freshet's ConfigResource of a Kafka (resource type, name).
 
     Raises:
-        ItemError: INVALID_REQUEST for a type Freshet has no configs of, or a broker name that is
+        _Refused: INVALID_REQUEST for a type Freshet has no configs of, or a broker name that is
             not an id.
     """
     if resource_type == TOPIC:
@@ -94,9 +94,9 @@ def config_resource(resource_type: int, name: str) -> metadata_pb2.ConfigResourc
         if name == "":
             return metadata_pb2.ConfigResource(type=metadata_pb2.CONFIG_RESOURCE_CLUSTER)
         if not name.isdigit():
-            raise ItemError(ErrorCode.invalid_request, f"broker resource name {name!r} is not a broker id")
+            raise _Refused(ErrorCode.invalid_request, f"broker resource name {name!r} is not a broker id")
         return metadata_pb2.ConfigResource(type=metadata_pb2.CONFIG_RESOURCE_BROKER, broker_id=int(name))
-    raise ItemError(ErrorCode.invalid_request, f"unsupported config resource type {resource_type} (Freshet has topic and broker configs)")
+    raise _Refused(ErrorCode.invalid_request, f"unsupported config resource type {resource_type} (Freshet has topic and broker configs)")
 
 
 def default_text(value: object) -> str:
@@ -189,7 +189,7 @@ class DescribeConfigsHandler:
                 is_self = resource.type == metadata_pb2.CONFIG_RESOURCE_BROKER and resource.broker_id == self._link.node_id
                 static = self._link.static_broker_configs if is_self else None
                 described = logic.describe_configs(image, resource, (), static)
-            except ItemError as error:
+            except _Refused as error:
                 code, message = error.code, error.message
             except ControllerRequestError as error:
                 code, message = status.kafka_error_of(error, self._link.node_id)
@@ -252,7 +252,7 @@ class _AlterConfigs(abc.ABC):
     @abc.abstractmethod
     def alteration(self, image: MetadataImage, asked, resource: metadata_pb2.ConfigResource) -> controller_pb2.AlterConfigsResource | None:
         """The controller's change of one resource; None when there is nothing to change (the
-        resource exists). Raises ItemError or ControllerRequestError to refuse it."""
+        resource exists). Raises _Refused or ControllerRequestError to refuse it."""
 
     async def handle(self, request: codec.Request) -> Any:
         body = request.body
@@ -266,10 +266,10 @@ class _AlterConfigs(abc.ABC):
         for index, asked in enumerate(body.resources):
             try:
                 if counts[_resource_key(asked)] > 1:
-                    raise ItemError(ErrorCode.invalid_request, f"resource {asked.resource_name!r} appears more than once in the request")
+                    raise _Refused(ErrorCode.invalid_request, f"resource {asked.resource_name!r} appears more than once in the request")
                 resource = config_resource(asked.resource_type, asked.resource_name)
                 change = self.alteration(image, asked, resource)
-            except ItemError as error:
+            except _Refused as error:
                 answers[index] = (error.code, error.message)
                 continue
             except ControllerRequestError as error:
@@ -314,9 +314,9 @@ class AlterConfigsHandler(_AlterConfigs):
         given: set[str] = set()
         for config in asked.configs:
             if config.name in given:
-                raise ItemError(ErrorCode.invalid_request, f"configuration {config.name!r} is given more than once")
+                raise _Refused(ErrorCode.invalid_request, f"configuration {config.name!r} is given more than once")
             if config.value is None:
-                raise ItemError(ErrorCode.invalid_request, f"null value not supported for configuration {config.name!r}")
+                raise _Refused(ErrorCode.invalid_request, f"null value not supported for configuration {config.name!r}")
             given.add(config.name)
             change.configs.add(key=config.name, value=config.value, operation=controller_pb2.CONFIG_SET)
         for key in sorted(set(own_values(image, resource)) - given):
@@ -340,7 +340,7 @@ class IncrementalAlterConfigsHandler(_AlterConfigs):
             operation = config.config_operation
             if operation == SET:
                 if config.value is None:
-                    raise ItemError(ErrorCode.invalid_request, f"null value not supported for configuration {config.name!r}")
+                    raise _Refused(ErrorCode.invalid_request, f"null value not supported for configuration {config.name!r}")
                 change.configs.add(key=config.name, value=config.value, operation=controller_pb2.CONFIG_SET)
             elif operation == DELETE:
                 change.configs.add(key=config.name, operation=controller_pb2.CONFIG_DELETE)
@@ -348,7 +348,7 @@ class IncrementalAlterConfigsHandler(_AlterConfigs):
                 value = self._list_value(image, resource, config.name, operation, config.value)
                 change.configs.add(key=config.name, value=value, operation=controller_pb2.CONFIG_SET)
             else:
-                raise ItemError(ErrorCode.invalid_request, f"unknown config operation {operation} for {config.name!r}")
+                raise _Refused(ErrorCode.invalid_request, f"unknown config operation {operation} for {config.name!r}")
         if not change.configs:
             logic.config_resource_scope(image, resource)
             return None
@@ -357,7 +357,7 @@ class IncrementalAlterConfigsHandler(_AlterConfigs):
     def _list_value(self, image: MetadataImage, resource, key: str, operation: int, value: str | None) -> str:
         verb = "append" if operation == APPEND else "subtract"
         if key not in LIST_KEYS:
-            raise ItemError(ErrorCode.invalid_config, f"config value {verb} is not allowed for config key {key!r}: it is not a list")
+            raise _Refused(ErrorCode.invalid_config, f"config value {verb} is not allowed for config key {key!r}: it is not a list")
         is_self = resource.type == metadata_pb2.CONFIG_RESOURCE_BROKER and resource.broker_id == self._link.node_id
         static = self._link.static_broker_configs if is_self else None
         (current,) = logic.describe_configs(image, resource, [key], static)
