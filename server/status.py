@@ -202,6 +202,10 @@ KAFKA_REQUEST_TIMED_OUT = 7
 _KAFKA_CODES: dict[int, int] = {
     # No metadata quorum: the request could not be ordered. Kafka clients retry REQUEST_TIMED_OUT.
     E.NO_QUORUM: KAFKA_REQUEST_TIMED_OUT,
+    # Forwarding found no active controller before the request's deadline. A KRaft broker
+    # forwards admin requests (KIP-590) and answers REQUEST_TIMED_OUT then; NOT_CONTROLLER is
+    # only what a controller tells a broker, never what a Kafka client of a broker sees.
+    E.NOT_CONTROLLER: KAFKA_REQUEST_TIMED_OUT,
 }
 
 

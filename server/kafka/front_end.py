@@ -19,11 +19,12 @@ from freshet.server.cluster.channels import ControllerChannels
 from freshet.server.cluster.publisher import MetadataPublisher
 from freshet.server.config import NodeConfig
 from freshet.server.errors import NodeStartError
+from freshet.server.kafka import admin_api, config_api
 from freshet.server.kafka.apis import KafkaApis
 from freshet.server.kafka.fetch_api import FetchHandler, ListOffsetsHandler
 from freshet.server.kafka.listener import KafkaListener
 from freshet.server.kafka.log_dirs_api import DescribeLogDirsHandler, DescribeProducersHandler
-from freshet.server.kafka.metadata_api import MetadataHandler
+from freshet.server.kafka.metadata_api import DescribeClusterHandler, MetadataHandler
 from freshet.server.kafka.produce_api import InitProducerIdHandler, ProduceHandler
 from freshet.server.kafka.transactions_api import REFUSED_APIS
 
@@ -58,6 +59,8 @@ class KafkaFrontEnd:
         self.apis.add(InitProducerIdHandler(data_plane, config.request_timeout_ms))
         self.apis.add(DescribeLogDirsHandler(data_plane, config.logs_dir))
         self.apis.add(DescribeProducersHandler(data_plane))
+        for handler in admin_handlers(config, publisher, channels, controller_hint):
+            self.apis.add(handler)
         for refused in REFUSED_APIS:
             self.apis.refuse(refused)
         self.listener = KafkaListener(config.kafka_listen.host, config.kafka_listen.port, self.apis)
@@ -80,3 +83,22 @@ class KafkaFrontEnd:
 
     async def close(self) -> None:
         await self.listener.close()
+
+
+def admin_handlers(config: NodeConfig, publisher: MetadataPublisher, channels: ControllerChannels, controller_hint) -> list:
+    """The Kafka admin APIs: topics, partitions, configs, cluster (admin_api, config_api)."""
+    link = admin_api.ControllerLink(
+        config.node_id, channels, controller_hint, publisher, config.request_timeout_ms, config.broker_configs
+    )
+    return [
+        admin_api.CreateTopicsHandler(link, config_api.topic_config_entries),
+        admin_api.DeleteTopicsHandler(link),
+        config_api.DescribeConfigsHandler(link),
+        config_api.AlterConfigsHandler(link),
+        admin_api.CreatePartitionsHandler(link),
+        admin_api.ElectLeadersHandler(link),
+        config_api.IncrementalAlterConfigsHandler(link),
+        admin_api.AlterPartitionReassignmentsHandler(link),
+        admin_api.ListPartitionReassignmentsHandler(link),
+        DescribeClusterHandler(config.node_id, lambda: publisher.image),
+    ]

@@ -139,3 +139,63 @@ class MetadataHandler:
             partitions=tuple(partitions),
             topic_authorized_operations=AUTHORIZED_OPERATIONS_OMITTED,
         )
+
+
+#: DescribeCluster endpoint types (KIP-919): what a broker answers about.
+ENDPOINT_BROKERS = 1
+UNSUPPORTED_ENDPOINT_TYPE = 115
+
+
+class DescribeClusterHandler:
+    """DescribeCluster v0-v2, from the broker's image, consistent with Metadata: the brokers with
+    a Kafka listener at their Kafka address (v2 with include_fenced_brokers: the fenced ones too,
+    marked), the cluster id, and this broker as the controller (it forwards admin requests).
+    Controller endpoints (v1+ endpoint_type 2) are UNSUPPORTED_ENDPOINT_TYPE, as a Kafka broker
+    answers: controllers serve no Kafka listener."""
+
+    api_key = 60
+    name = "DescribeCluster"
+    versions = (0, 2)
+
+    def __init__(self, node_id: int, image) -> None:
+        self._node_id = node_id
+        self._image = image
+
+    def handle(self, request: codec.Request) -> Any:
+        body = request.body
+        image = self._image()
+        schema = codec.response_schema(self.api_key, request.api_version)
+        endpoint_type = getattr(body, "endpoint_type", ENDPOINT_BROKERS)
+        if endpoint_type != ENDPOINT_BROKERS:
+            return codec.build(
+                schema, throttle_time=0, error_code=UNSUPPORTED_ENDPOINT_TYPE,
+                error_message=f"endpoint type {endpoint_type}: a broker describes brokers (1) only",
+                endpoint_type=endpoint_type, cluster_id=image.cluster_id, controller_id=-1, brokers=(),
+                cluster_authorized_operations=AUTHORIZED_OPERATIONS_OMITTED,
+            )
+        broker_type = codec.nested(schema, "DescribeClusterBroker")
+        brokers = [
+            codec.build(broker_type, broker_id=node_id, host=host, port=port, rack=rack or None, is_fenced=False)
+            for node_id, host, port, rack in kafka_brokers(image)
+        ]
+        if getattr(body, "include_fenced_brokers", False):
+            active = set(image.active_broker_ids())
+            for node_id in sorted(image.brokers):
+                broker = image.brokers[node_id]
+                endpoint = broker.listener(KAFKA_LISTENER)
+                if node_id not in active and endpoint is not None:
+                    brokers.append(codec.build(
+                        broker_type, broker_id=node_id, host=endpoint[0], port=endpoint[1], rack=broker.rack or None,
+                        is_fenced=True,
+                    ))
+        return codec.build(
+            schema,
+            throttle_time=0,
+            error_code=0,
+            error_message=None,
+            endpoint_type=ENDPOINT_BROKERS,
+            cluster_id=image.cluster_id,
+            controller_id=self._node_id,
+            brokers=tuple(sorted(brokers, key=lambda broker: broker.broker_id)),
+            cluster_authorized_operations=AUTHORIZED_OPERATIONS_OMITTED,
+        )
