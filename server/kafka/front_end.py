@@ -20,6 +20,7 @@ from freshet.server.cluster.publisher import MetadataPublisher
 from freshet.server.config import NodeConfig
 from freshet.server.errors import NodeStartError
 from freshet.server.kafka.apis import KafkaApis
+from freshet.server.kafka.delete_records_api import DeleteRecordsHandler
 from freshet.server.kafka.fetch_api import FetchHandler, ListOffsetsHandler
 from freshet.server.kafka.listener import KafkaListener
 from freshet.server.kafka.log_dirs_api import DescribeLogDirsHandler, DescribeProducersHandler
@@ -58,6 +59,7 @@ class KafkaFrontEnd:
         self.apis.add(InitProducerIdHandler(data_plane, config.request_timeout_ms))
         self.apis.add(DescribeLogDirsHandler(data_plane, config.logs_dir))
         self.apis.add(DescribeProducersHandler(data_plane))
+        self.apis.add(DeleteRecordsHandler(data_plane))
         for refused in REFUSED_APIS:
             self.apis.refuse(refused)
         self.listener = KafkaListener(config.kafka_listen.host, config.kafka_listen.port, self.apis)
