@@ -5,6 +5,8 @@ Owns writing and reading the checkpoint files of the storage layer:
 - `leader-epoch-checkpoint` (per partition): entries `epoch start_offset`.
 - `replication-offset-checkpoint` (per data directory): entries `topic partition high_watermark`.
 - `cleaner-offset-checkpoint` (per compacted partition): one entry, the first dirty offset.
+- `log-start-offset-checkpoint` (per partition whose start DeleteRecords moved): one entry, the
+  log start offset (Kafka keeps one such file per log dir, `topic partition offset`).
 
 Format (Kafka's CheckpointFile)::
 

@@ -8,20 +8,35 @@ Owns one partition directory `<data>/<topic>-<partition>/`:
     leader-epoch-checkpoint                           epoch -> start offset (KIP-101)
     partition.metadata                                the topic id
     cleaner-offset-checkpoint                         first dirty offset (compacted logs only)
+    log-start-offset-checkpoint                       the log start offset (once DeleteRecords moved it)
     .clean-shutdown                                   present only between close() and open()
 
 What it does: assigns offsets to producer batches and stamps them (`append_as_leader`), takes a
 leader's batches as they are (`append_as_follower`), reads whole batches by offset (`read`),
 truncates (`truncate_to`, `truncate_fully_and_start_at`), rolls segments by size, age, index
-capacity and offset range, deletes old segments (`delete_old_segments`), looks up offsets by time
+capacity and offset range, deletes old segments (`delete_old_segments`), moves the log start
+offset forward (`delete_records_before`: DeleteRecords, and followers following their leader's
+start), looks up offsets by time
 and epochs by offset, flushes by flush.messages / flush.ms, and recovers after an unclean stop:
 without the clean-shutdown marker the last segment is re-read, every CRC verified, the torn or
 corrupt tail cut off and its indexes rebuilt; a segment whose index is missing or fails its check is
 re-read the same way. Whatever recovery cuts is logged with the file and position.
 
-Offsets: `log_start_offset` is the base offset of the first segment; `log_end_offset` (LEO) is the
-offset the next record gets. The high watermark belongs to the caller (replication); it bounds
-`read` through `max_offset` and `delete_old_segments` never deletes data at or above it.
+Offsets: `log_start_offset` is the first readable offset. Retention keeps it at the first
+segment's base offset; `delete_records_before` moves it anywhere up to the high watermark, inside
+a segment too (Kafka's maybeIncrementLogStartOffset), deleting the whole segments below it.
+Invariant: first segment's base offset <= log_start_offset <= log_end_offset. `log_end_offset`
+(LEO) is the offset the next record gets. The high watermark belongs to the caller (replication);
+it bounds `read` through `max_offset`, and neither `delete_old_segments` nor `delete_records_before`
+removes data at or above it.
+
+The log start offset is durable through `log-start-offset-checkpoint` in the partition directory
+(Kafka's checkpoint format, one entry). Kafka keeps one such file per log dir and writes it every
+log.flush.start.offset.checkpoint.interval.ms, so a DeleteRecords answered just before a crash of
+every replica can come undone; here the log writes its own file, synchronously, before the segments
+are deleted and before `delete_records_before` returns. The file is written only when the start
+is not implied by the segments (max(file, first base offset)), so retention does not write it.
+On open the start is max(file, first segment's base offset) (`log_loader`).
 
 The hot paths touch batch headers only: append validates framing and CRC, stamps the base offset
 and leader epoch (outside the CRC'd range) and writes the bytes with one `pwrite`; read finds a
@@ -57,7 +72,7 @@ import threading
 import uuid
 from typing import NamedTuple
 
-from freshet.storage.checkpoint import fsync_directory, write_atomically
+from freshet.storage.checkpoint import fsync_directory, write_atomically, write_checkpoint
 from freshet.storage.clock import Clock, SystemClock
 from freshet.storage.config import LONG_MAX, LogConfig
 from freshet.storage.errors import (
@@ -79,7 +94,13 @@ from freshet.storage.log_compaction import CompactionState
 from freshet.storage.log_compaction import (
     SegmentSnapshot as SegmentSnapshot,  # re-exported: what cleanable_segments returns
 )
-from freshet.storage.log_loader import CLEAN_SHUTDOWN_FILE_NAME, LogLoader, rebuild_producer_state
+from freshet.storage.log_loader import (
+    CLEAN_SHUTDOWN_FILE_NAME,
+    LOG_START_OFFSET_CHECKPOINT_FILE_NAME,
+    LOG_START_OFFSET_CHECKPOINT_VERSION,
+    LogLoader,
+    rebuild_producer_state,
+)
 from freshet.storage.log_loader import (
     PARTITION_METADATA_FILE_NAME as PARTITION_METADATA_FILE_NAME,  # re-exported: part of the layout
 )
@@ -238,6 +259,10 @@ class PartitionLog:
         self._epoch_cache: LeaderEpochCache
         self._producer_state = ProducerStateManager(directory, config.producer_id_expiration_ms)
         self._compaction: CompactionState
+        #: The first readable offset (see the module docstring for its invariant).
+        self._log_start_offset = 0
+        #: What log-start-offset-checkpoint holds (-1: no file).
+        self._checkpointed_log_start_offset = -1
         #: What the last open repaired, for tests and operators: (file, position, bytes cut).
         self.repairs: list[tuple[str, int, int]] = []
 
@@ -269,6 +294,8 @@ class PartitionLog:
             log._epoch_cache = loaded.epoch_cache
             log._compaction = CompactionState(directory, loaded.cleaner_checkpoint)
             log.repairs = loaded.repairs
+            log._log_start_offset = loaded.log_start_offset
+            log._checkpointed_log_start_offset = loaded.checkpointed_log_start_offset
         return log
 
     # =============================================================================================
@@ -285,7 +312,8 @@ class PartitionLog:
 
     @property
     def log_start_offset(self) -> int:
-        """The first offset that can be read: the base offset of the first segment.
+        """The first offset that can be read (the base offset of the first segment or, after
+        `delete_records_before`, an offset inside it).
 
         Raises:
             LogClosedError: the log was deleted (it has no segments left).
@@ -293,7 +321,7 @@ class PartitionLog:
         with self._lock:
             if not self._segments:
                 raise LogClosedError(self.directory)
-            return self._segments[0].base_offset
+            return self._log_start_offset
 
     @property
     def log_end_offset(self) -> int:
@@ -402,7 +430,7 @@ class PartitionLog:
             self._after_append(plan.record_count)
             log_append_time_ms = now_ms if is_log_append_time else -1
             return LogAppendInfo.of_plan(
-                plan, first_offset, log_append_time_ms, self._segments[0].base_offset, total
+                plan, first_offset, log_append_time_ms, self._log_start_offset, total
             )
 
     def append_as_follower(
@@ -443,7 +471,7 @@ class PartitionLog:
             self._producer_state.apply_headers(plan.headers)
             self._after_append(plan.record_count)
             return LogAppendInfo.of_plan(
-                plan, plan.placements[0][2], -1, self._segments[0].base_offset, len(view)
+                plan, plan.placements[0][2], -1, self._log_start_offset, len(view)
             )
 
     def _write(self, data: memoryview, placements: list[Placement], max_timestamp: int, now_ms: int) -> None:
@@ -515,7 +543,7 @@ class PartitionLog:
         """
         with self._lock:
             self._check_usable()
-            start_offset = self._segments[0].base_offset
+            start_offset = self._log_start_offset
             end_offset = self._segments[-1].next_offset
             if offset < start_offset or offset > end_offset:
                 raise OffsetOutOfRangeError(offset, start_offset, end_offset)
@@ -550,6 +578,9 @@ class PartitionLog:
                 return TimestampAndOffset(NO_TIMESTAMP, self.log_start_offset)
             if timestamp == TIMESTAMP_MAX:
                 found = self._segments.max_timestamp()
+                if found is not None and found[1] < self._log_start_offset:
+                    # The record was deleted by DeleteRecords; its segment still holds it.
+                    found = self._segments.find_offset_by_timestamp(found[0], self._log_start_offset)
             elif timestamp < 0:
                 raise ValueError(f"timestamp {timestamp} is negative and not a special value")
             else:
@@ -614,6 +645,10 @@ class PartitionLog:
                 return True
             with self._offline_guard:
                 self._segments.truncate_to(offset)
+                if self._log_start_offset > self._segments.end_offset:
+                    # The cut fell inside the batch holding the log start: that batch is gone, so
+                    # the start comes back to the new end (Kafka: min(target offset, log start)).
+                    self._move_log_start_offset(self._segments.end_offset)
             self._after_truncation()
             return True
 
@@ -632,6 +667,7 @@ class PartitionLog:
     def _truncate_fully_and_start_at(self, offset: int) -> None:
         with self._offline_guard:
             self._segments.restart_at(offset, self._config, self._clock.now_ms())
+            self._move_log_start_offset(offset)
             self._epoch_cache.clear()
             self._producer_state.delete_snapshots_after(-1)
         self._producer_state.reset(offset)
@@ -674,11 +710,79 @@ class PartitionLog:
                 if count == len(self._segments):
                     self._roll(self.log_end_offset, now_ms)
                 self._segments.delete_prefix(count)
-                start_offset = self._segments[0].base_offset
-                self._epoch_cache.truncate_from_start(start_offset)
-                self._producer_state.delete_snapshots_before(start_offset)
-                self._compaction.after_start_moved(start_offset)
+                self._move_log_start_offset(max(self._log_start_offset, self._segments[0].base_offset))
+                self._after_start_moved()
             return count
+
+    def delete_records_before(self, offset: int, high_watermark: int) -> int:
+        """Move the log start offset forward to `offset` (Kafka's maybeIncrementLogStartOffset).
+
+        DeleteRecords on a leader, and a follower following its leader's log start, call this.
+        Only forward: an `offset` at or below the log start changes nothing. The new start is
+        written to log-start-offset-checkpoint (fsynced) first, then the whole segments below it
+        are deleted, so that once this returns the records below `offset` never come back, and a
+        crash in between leaves segments that the next open deletes. Reads below the new start
+        raise OffsetOutOfRangeError; ListOffsets earliest answers it.
+
+        Args:
+            offset: the new log start offset, in [0, `high_watermark`].
+            high_watermark: the partition's high watermark (the caller's): records at or above it
+                are not committed and are never deleted.
+
+        Returns:
+            The log start offset afterwards.
+
+        Raises:
+            OffsetOutOfRangeError: `offset` is negative or above `high_watermark` (or the log end).
+            KafkaStorageError: the checkpoint or a segment could not be written or deleted; the log
+                goes offline.
+            LogClosedError: the log was closed.
+        """
+        with self._lock:
+            self._check_usable()
+            limit = min(high_watermark, self._segments.end_offset)
+            if offset < 0 or offset > limit:
+                raise OffsetOutOfRangeError(offset, self._log_start_offset, limit)
+            if offset <= self._log_start_offset:
+                return self._log_start_offset
+            with self._offline_guard:
+                self._move_log_start_offset(offset)
+                segments = self._segments
+                count = 0
+                while count + 1 < len(segments) and segments[count + 1].base_offset <= offset:
+                    count += 1
+                if count:
+                    segments.delete_prefix(count)
+                self._after_start_moved()
+            logger.info("%s: log start offset moved to %d (%d segments deleted)", self.directory, offset, count)
+            return offset
+
+    def _move_log_start_offset(self, offset: int) -> None:
+        """Set the log start offset, writing the checkpoint unless the segments imply it.
+
+        Call before deleting the segments below `offset`, so that the file is durable first. The
+        start the next open derives is max(file, first base offset): the file is written only when
+        that would differ from `offset`.
+        """
+        assert offset >= self._segments[0].base_offset
+        assert offset <= self._segments.end_offset
+        self._log_start_offset = offset
+        implied = max(self._checkpointed_log_start_offset, self._segments[0].base_offset)
+        if implied != offset:
+            write_checkpoint(
+                os.path.join(self.directory, LOG_START_OFFSET_CHECKPOINT_FILE_NAME),
+                LOG_START_OFFSET_CHECKPOINT_VERSION,
+                [(offset,)],
+            )
+            self._checkpointed_log_start_offset = offset
+
+    def _after_start_moved(self) -> None:
+        """Keep the leader-epoch cache, producer snapshots and cleaner checkpoint in step with a
+        log start offset that moved forward."""
+        start_offset = self._log_start_offset
+        self._epoch_cache.truncate_from_start(start_offset)
+        self._producer_state.delete_snapshots_before(self._segments[0].base_offset)
+        self._compaction.after_start_moved(start_offset)
 
     def remove_expired_producers(self, now_ms: int) -> int:
         """Forget idempotent producers idle for producer.id.expiration.ms; return how many."""

@@ -5,13 +5,16 @@ Owns the partition directory's files other than the segments themselves:
     partition.metadata            the topic id (written on first open, checked afterwards)
     .clean-shutdown               present only between close() and open()
     cleaner-offset-checkpoint     first dirty offset (compacted logs only)
+    log-start-offset-checkpoint   the log start offset, when DeleteRecords moved it inside a segment
     *.cleaned / *.swap            compaction output a crash interrupted (discarded / completed)
 
 and the work of `PartitionLog.open` (Kafka's LogLoader): remove stale temporary files, complete an
 interrupted compaction swap, drop orphan indexes, open every segment, recover the segments that need
 it (the last one after an unclean stop, any whose indexes fail their checks) and cut everything
-after the first corrupt batch, then load or rebuild the leader-epoch cache, the idempotent-producer
-state and the cleaner checkpoint. `rebuild_producer_state` is also what truncation uses.
+after the first corrupt batch, then restore the log start offset (`max(checkpointed, first segment's
+base offset)`, deleting whole segments below it, or restarting the log empty there when recovery
+left the log end below it, as Kafka's LogLoader), then load or rebuild the leader-epoch cache, the
+idempotent-producer state and the cleaner checkpoint. `rebuild_producer_state` is also what truncation uses.
 
 The loader only reads and repairs; what the loaded log then does belongs to `PartitionLog`.
 
@@ -54,6 +57,8 @@ CLEAN_SHUTDOWN_FILE_NAME = ".clean-shutdown"
 PARTITION_METADATA_FILE_NAME = "partition.metadata"
 CLEANER_CHECKPOINT_FILE_NAME = "cleaner-offset-checkpoint"
 CLEANER_CHECKPOINT_VERSION = 0
+LOG_START_OFFSET_CHECKPOINT_FILE_NAME = "log-start-offset-checkpoint"
+LOG_START_OFFSET_CHECKPOINT_VERSION = 0
 _PARTITION_METADATA_VERSION = 0
 
 
@@ -67,6 +72,10 @@ class LoadedLog:
     cleaner_checkpoint: int
     repairs: list[tuple[str, int, int]]
     """What recovery cut: (file, position, bytes cut)."""
+    log_start_offset: int
+    """The first readable offset: in [segments[0].base_offset, end offset]."""
+    checkpointed_log_start_offset: int
+    """What the log-start-offset checkpoint holds now (-1: no file)."""
 
 
 def rebuild_producer_state(state: ProducerStateManager, segments: LogSegments, end_offset: int) -> None:
@@ -125,13 +134,14 @@ class LogLoader:
             logger.info("%s: removed %s left by an interrupted write", directory, name)
         self._complete_interrupted_swaps(now_ms)
         self._open_segments(now_ms)
+        checkpointed_start = self._load_log_start_offset_checkpoint()
         if self.segments:
             self._recover_segments(had_clean_shutdown)
-        else:
-            self.segments = [LogSegment.create(directory, 0, self._config, now_ms)]
+        start_offset = self._apply_log_start_offset(checkpointed_start, producer_state, now_ms)
         segments = LogSegments(directory, self.segments)
 
-        start_offset, end_offset = segments[0].base_offset, segments.end_offset
+        end_offset = segments.end_offset
+        assert segments[0].base_offset <= start_offset <= end_offset
         epoch_cache = self._load_epoch_cache(segments)
         epoch_cache.truncate_from_end(end_offset)
         epoch_cache.truncate_from_start(start_offset)
@@ -141,7 +151,60 @@ class LogLoader:
         if had_clean_shutdown:
             os.unlink(marker)
             fsync_directory(directory)
-        return LoadedLog(segments, stored_topic_id, epoch_cache, cleaner_checkpoint, self._repairs)
+        return LoadedLog(
+            segments, stored_topic_id, epoch_cache, cleaner_checkpoint, self._repairs, start_offset, checkpointed_start
+        )
+
+    def _load_log_start_offset_checkpoint(self) -> int:
+        """The checkpointed log start offset, -1 when there is none.
+
+        A file that does not parse is not fatal: the start falls back to the first segment's base
+        offset, as for a log that never had DeleteRecords (records below the lost start become
+        readable again; nothing acknowledged is lost).
+        """
+        path = os.path.join(self.directory, LOG_START_OFFSET_CHECKPOINT_FILE_NAME)
+        try:
+            entries = read_checkpoint(path, LOG_START_OFFSET_CHECKPOINT_VERSION, parse_int_fields(1))
+        except CorruptCheckpointError as error:
+            logger.warning("%s; the log start offset falls back to the first segment's base offset", error)
+            return -1
+        return entries[0][0] if entries else -1
+
+    def _apply_log_start_offset(self, checkpointed: int, producer_state: ProducerStateManager, now_ms: int) -> int:
+        """The log start offset: max(checkpointed, first base offset). Deletes whole segments
+        below it (a crash came between the checkpoint and their deletion), or, when recovery left
+        the log end below it, every segment, restarting the log empty at it (Kafka's LogLoader)."""
+        directory = self.directory
+        segments = self.segments
+        if not segments:
+            start = max(checkpointed, 0)
+            self.segments = [LogSegment.create(directory, start, self._config, now_ms)]
+            return start
+        start = max(checkpointed, segments[0].base_offset)
+        end_offset = segments[-1].next_offset
+        if start > end_offset:
+            logger.warning(
+                "%s: the log end offset %d is below the checkpointed log start offset %d; deleting every segment",
+                directory, end_offset, start,
+            )
+            for segment in segments:
+                segment.delete()
+            producer_state.delete_snapshots_after(-1)
+            producer_state.reset(start)
+            self.segments = [LogSegment.create(directory, start, self._config, now_ms)]
+            fsync_directory(directory)
+            return start
+        doomed = 0
+        while doomed + 1 < len(segments) and segments[doomed + 1].base_offset <= start:
+            doomed += 1
+        if doomed:
+            for segment in segments[:doomed]:
+                logger.info("%s: deleting %s, below the log start offset %d", directory, segment.log_path, start)
+                segment.delete()
+            del segments[:doomed]
+            producer_state.delete_snapshots_before(segments[0].base_offset)
+            fsync_directory(directory)
+        return start
 
     def _open_segments(self, now_ms: int) -> None:
         base_offsets = sorted(

@@ -8,6 +8,7 @@ Wires, on the node's event loop, the parts that each own one job:
   metadata, and the leadership listeners of internal-topic owners;
 - `ProducePath` (produce.py): produce requests and the purgatory for acks=all;
 - `FetchPath` (fetch.py): fetch, fetch streams, ListOffsets, DescribeLogDirs, committed reads;
+- `DeleteRecordsPath` (delete_records.py): DeleteRecords on leaders and its wait for the replicas;
 - `AlterPartitionManager` (alter_partition.py): ISR shrink and expand through the controller;
 - `Housekeeping` (housekeeping.py): flush.ms, high-watermark checkpoints, retention;
 - the replication streams: `ReplicaFetcherManager` (the follower side) and the leader's
@@ -32,6 +33,7 @@ from freshet.metadata import configs
 from freshet.metadata.errors import StaleBrokerEpochError
 from freshet.metadata.image import MetadataImage
 from freshet.server.broker.alter_partition import AlterPartitionManager
+from freshet.server.broker.delete_records import DeleteRecordsPath, DeleteRecordsResult
 from freshet.server.broker.fetch import FetchPath
 from freshet.server.broker.hosted_replicas import HostedReplicas
 from freshet.server.broker.housekeeping import Housekeeping
@@ -84,6 +86,7 @@ class DataPlane:
         self.roles = ReplicaRoles(self.table, publisher, self.fetcher, may_act, self.clock)
         self.produce_path = ProducePath(self.table, self.clock)
         self.fetch_path = FetchPath(self.table, metrics)
+        self.delete_records_path = DeleteRecordsPath(self.table, self._is_live_broker)
         self.alter_partition = AlterPartitionManager(
             self.table, channels, controller_hint, broker_epoch, self.broker_config, self.clock
         )
@@ -173,6 +176,15 @@ class DataPlane:
 
     def describe_log_dirs(self, request: broker_pb2.DescribeLogDirsRequest) -> broker_pb2.DescribeLogDirsResponse:
         return self.fetch_path.describe_log_dirs(request)
+
+    async def delete_records(self, wanted: list[tuple[str, int, int]], timeout_ms: int) -> list[DeleteRecordsResult]:
+        """See DeleteRecordsPath.delete_records."""
+        return await self.delete_records_path.delete_records(wanted, timeout_ms)
+
+    def _is_live_broker(self, node_id: int) -> bool:
+        """Registered and unfenced in this broker's metadata (Kafka's hasAliveBroker)."""
+        broker = self.image.brokers.get(node_id)
+        return broker is not None and not broker.is_fenced
 
     def describe_producers(self, topic: str, partition: int) -> tuple[common_pb2.ErrorDetail, list[tuple[int, int, int, int]]]:
         """See FetchPath.describe_producers."""

@@ -21,6 +21,7 @@ from freshet.server.config import NodeConfig
 from freshet.server.errors import NodeStartError
 from freshet.server.kafka import admin_api, config_api
 from freshet.server.kafka.apis import KafkaApis
+from freshet.server.kafka.delete_records_api import DeleteRecordsHandler
 from freshet.server.kafka.fetch_api import FetchHandler, ListOffsetsHandler
 from freshet.server.kafka.listener import KafkaListener
 from freshet.server.kafka.log_dirs_api import DescribeLogDirsHandler, DescribeProducersHandler
@@ -59,6 +60,7 @@ class KafkaFrontEnd:
         self.apis.add(InitProducerIdHandler(data_plane, config.request_timeout_ms))
         self.apis.add(DescribeLogDirsHandler(data_plane, config.logs_dir))
         self.apis.add(DescribeProducersHandler(data_plane))
+        self.apis.add(DeleteRecordsHandler(data_plane))
         for handler in admin_handlers(config, publisher, channels, controller_hint):
             self.apis.add(handler)
         for refused in REFUSED_APIS:

@@ -16,7 +16,12 @@ watermark like `CommittedIndex` in etcd's quorum/majority.go):
 - `check_follower_position`: the leader's validation of a follower's reset position (topic id,
   leader epoch fencing, divergence by leader epoch as KIP-320/KIP-595, offset range);
 - `truncation_offset` and `out_of_range_action`: the follower's answer to diverging_epoch and
-  OFFSET_OUT_OF_RANGE (Kafka's AbstractFetcherThread), never truncating by high watermark alone.
+  OFFSET_OUT_OF_RANGE (Kafka's AbstractFetcherThread), never truncating by high watermark alone;
+- the log start offset (DeleteRecords, KIP-107): `follower_log_start_offset`, where a follower
+  moves its own start when a push carries the leader's (Kafka's follower applies
+  FetchResponse.logStartOffset), and `LeaderState.low_watermark`, the smallest log start over
+  the leader and its live followers (Kafka's lowWatermarkIfLeader), which a DeleteRecords
+  request waits to pass its offset.
 
 Time enters as `now_ms` arguments. Imports: standard library and the wire enum of error codes.
 Thread-safety: not thread-safe; each instance belongs to one partition on the node's event loop.
@@ -91,10 +96,12 @@ class FollowerState:
             leader epoch).
         last_caught_up_ms: the last time it held everything the leader had then (Kafka's
             lastCaughtUpTimeMs).
+        log_start_offset: the log start offset it last reported (UNKNOWN_OFFSET until then).
     """
 
     log_end_offset: int = UNKNOWN_OFFSET
     last_caught_up_ms: int = 0
+    log_start_offset: int = UNKNOWN_OFFSET
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -232,6 +239,24 @@ class LeaderState:
                 state.last_caught_up_ms = caught_up_at
         self._prune_samples()
         return self._advance()
+
+    def on_follower_log_start_offset(self, replica: int, log_start_offset: int) -> bool:
+        """A follower reported its log start offset. Returns whether it changed."""
+        state = self.followers.get(replica)
+        if state is None or state.log_start_offset == log_start_offset:
+            return False
+        state.log_start_offset = log_start_offset
+        return True
+
+    def low_watermark(self, leader_log_start_offset: int, is_alive: Callable[[int], bool]) -> int:
+        """Kafka's lowWatermarkIfLeader: the smallest log start offset over the leader and its
+        live followers (`is_alive`: registered and unfenced). A live follower that has not
+        reported yet counts as UNKNOWN_OFFSET (-1), as in Kafka, so a DeleteRecords waits for it."""
+        low = leader_log_start_offset
+        for replica, state in self.followers.items():
+            if is_alive(replica) and state.log_start_offset < low:
+                low = state.log_start_offset
+        return low
 
     def _prune_samples(self) -> None:
         """Drop samples every follower that reported has passed, keeping the newest such one."""
@@ -462,6 +487,21 @@ def out_of_range_action(log_end_offset: int, leader_log_start_offset: int, leade
     return RETRY, log_end_offset
 
 
+def follower_log_start_offset(leader_log_start_offset: int, log_start_offset: int, high_watermark: int) -> int | None:
+    """Where a follower moves its log start when a push carries the leader's (pure).
+
+    The follower follows the leader's start forward, but only over what it holds and knows to be
+    committed: never past its own high watermark (min(leader's high watermark, its log end)), the
+    bound `PartitionLog.delete_records_before` enforces. A follower behind the leader's start
+    gets OFFSET_OUT_OF_RANGE from the leader instead and starts over there (`out_of_range_action`).
+
+    Returns:
+        The new log start offset, or None when it does not move.
+    """
+    target = min(leader_log_start_offset, high_watermark)
+    return target if target > log_start_offset else None
+
+
 class PushCursor:
     """Where the leader's next push to one follower for one partition starts, and what is in flight.
 
@@ -469,7 +509,10 @@ class PushCursor:
     the follower's next reset position.
     """
 
-    __slots__ = ("next_offset", "acknowledged", "in_flight", "in_flight_bytes", "awaiting_reset", "sent_high_watermark")
+    __slots__ = (
+        "next_offset", "acknowledged", "in_flight", "in_flight_bytes", "awaiting_reset", "sent_high_watermark",
+        "sent_log_start_offset",
+    )
 
     def __init__(self) -> None:
         self.next_offset = UNKNOWN_OFFSET
@@ -478,6 +521,7 @@ class PushCursor:
         self.in_flight_bytes = 0
         self.awaiting_reset = True
         self.sent_high_watermark = -1
+        self.sent_log_start_offset = -1
 
     def reset(self, fetch_offset: int) -> None:
         """A validated reset position: push from `fetch_offset`; nothing is in flight any more."""
@@ -487,6 +531,7 @@ class PushCursor:
         self.in_flight_bytes = 0
         self.awaiting_reset = False
         self.sent_high_watermark = -1
+        self.sent_log_start_offset = -1
 
     def refuse(self) -> None:
         """An error or diverging answer was sent: wait for the follower's next reset."""

@@ -20,7 +20,11 @@ plane's role changes on the loop):
 - other errors (fenced or unknown epochs, not the leader, unknown topic id, storage errors on the
   leader): retry the partition with a reset position after `RETRY_BACKOFF_S`; the data plane
   moves it to another link when metadata names a new leader;
-- the follower's high watermark becomes min(leader's high watermark, its log end offset).
+- the follower's high watermark becomes min(leader's high watermark, its log end offset);
+- the follower's log start offset follows the leader's that every push carries, up to its own
+  high watermark (`follower_log_start_offset`; Kafka's followers apply
+  FetchResponse.logStartOffset), deleting its segments below; the next position reports it, so
+  the leader's DeleteRecords learns when every replica dropped the records.
 
 After each message, one request carries the new positions (acknowledgements) of every partition
 that changed (coalesced).
@@ -42,6 +46,7 @@ from freshet.server.replication.core import (
     RETRY,
     START_AT,
     TRUNCATE_TO,
+    follower_log_start_offset,
     out_of_range_action,
     truncation_offset,
 )
@@ -274,6 +279,11 @@ class LeaderLink:
         high_watermark = min(data.high_watermark, log.log_end_offset)
         if high_watermark > partition.high_watermark:
             partition.set_high_watermark(high_watermark)
+        new_start = follower_log_start_offset(data.log_start_offset, log.log_start_offset, partition.high_watermark)
+        if new_start is not None:
+            log.delete_records_before(new_start, partition.high_watermark)
+            state.needs_ack = True
+            needs_request = True
         return needs_request
 
     def _on_partition_error(self, state: FetchState, data: replication_pb2.ReplicaPartitionData) -> bool:

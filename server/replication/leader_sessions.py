@@ -14,7 +14,11 @@ every partition it follows here; replication.proto is the contract):
   partition and sent as stored. Unacknowledged bytes are bounded per partition
   (`limits.REPLICATION_PARTITION_WINDOW_BYTES`) and per stream (`limits.REPLICATION_STREAM_WINDOW_BYTES`); a message holds at most
   `limits.REPLICATION_MESSAGE_BYTES_TARGET` of records; a high watermark that moved without data is sent alone after
-  `HIGH_WATERMARK_PUSH_DELAY_S` (coalesced), since data pushes carry it anyway.
+  `HIGH_WATERMARK_PUSH_DELAY_S` (coalesced), since data pushes carry it anyway. The log start
+  offset travels the same way: every push carries it, and when DeleteRecords moves it without
+  data or a high watermark change it is sent alone like a high watermark;
+- the follower's log start offset from every position, which DeleteRecords waits on (the low
+  watermark, Kafka's lowWatermarkIfLeader).
 
 Imports: asyncio, grpc, freshet.server, freshet.storage (errors, the log's read result), wire types.
 Thread-safety: not thread-safe; grpc.aio runs the handlers on the node's event loop.
@@ -133,6 +137,7 @@ class FollowerSession:
             if position.is_reset:
                 self._answers[key] = self._error_data(partition, host.not_leader_detail(*key), key)
             return
+        partition.follower_log_start_offset(self.replica_id, position.log_start_offset)
         if not position.is_reset:
             self._on_acknowledgement(key, partition, entry, position, now_ms)
             return
@@ -381,21 +386,27 @@ class FollowerSession:
         )
         cursor.on_sent(read.next_offset, length)
         cursor.sent_high_watermark = partition.high_watermark
+        cursor.sent_log_start_offset = read.log_start_offset
         self.in_flight_bytes += length
         partition.counters.replication_bytes_out.inc(length)
         return data
 
     def _add_high_watermarks(self, parts: list[replication_pb2.ReplicaPartitionData]) -> None:
-        """Add a high-watermark-only part for each partition whose high watermark moved since sent."""
+        """Add a part without records for each partition whose high watermark or log start offset
+        moved since sent."""
         for key in self._high_watermark_dirty:
             entry = self.cursors.get(key)
             if entry is None:
                 continue
             partition, cursor = entry
-            if cursor.awaiting_reset or cursor.sent_high_watermark == partition.high_watermark or not partition.is_leader:
+            if cursor.awaiting_reset or not partition.is_leader:
                 continue
-            cursor.sent_high_watermark = partition.high_watermark
-            parts.append(self._error_data(partition, None))
+            data = self._error_data(partition, None)
+            if (cursor.sent_high_watermark, cursor.sent_log_start_offset) == (data.high_watermark, data.log_start_offset):
+                continue
+            cursor.sent_high_watermark = data.high_watermark
+            cursor.sent_log_start_offset = data.log_start_offset
+            parts.append(data)
         self._high_watermark_dirty.clear()
 
 

@@ -23,6 +23,8 @@ Owns, per partition on this broker (Kafka's `Partition`):
   `ProduceWaiter` one partition of it waiting for high watermark >= an offset;
 - the fetch waiters: futures of long-poll fetches and fetch streams, resolved when the high
   watermark moves or the role changes (no polling);
+- the low-watermark waiters (Kafka's DelayedDeleteRecords): futures of DeleteRecords requests,
+  resolved when the leader's or a follower's log start offset moves or the role changes;
 - the leader-side follower sessions that push this partition (woken on append and on high
   watermark changes).
 
@@ -172,6 +174,8 @@ class Partition:
         self._produce_waiters: list[tuple[int, int, ProduceWaiter]] = []
         self.waiting_count = 0
         self.fetch_waiters: set[asyncio.Future] = set()
+        # DeleteRecords requests waiting for the low watermark (woken on any change; they re-check).
+        self.low_watermark_waiters: set[asyncio.Future] = set()
         # Leader side: the follower sessions pushing this partition (server/replication/leader_sessions.py).
         self.sessions: set[PushSession] = set()
 
@@ -296,6 +300,27 @@ class Partition:
             session.on_high_watermark(self)
         return True
 
+    # -- log start offset (DeleteRecords) -------------------------------------------------------
+
+    def log_start_offset_moved(self) -> None:
+        """The leader's log start offset moved (DeleteRecords): the push sessions send it to the
+        followers with the next high-watermark message, and DeleteRecords waiters re-check."""
+        for session in self.sessions:
+            session.on_high_watermark(self)
+        self.wake_low_watermark_waiters()
+
+    def follower_log_start_offset(self, replica: int, log_start_offset: int) -> None:
+        """A follower reported its log start offset: wake DeleteRecords waiters if it moved."""
+        leader = self.leader
+        if leader is not None and leader.on_follower_log_start_offset(replica, log_start_offset):
+            self.wake_low_watermark_waiters()
+
+    def wake_low_watermark_waiters(self) -> None:
+        waiters, self.low_watermark_waiters = self.low_watermark_waiters, set()
+        for future in waiters:
+            if not future.done():
+                future.set_result(None)
+
     def clamp_high_watermark(self) -> None:
         """After a truncation: the high watermark cannot exceed the log end offset."""
         end = self.log.log_end_offset
@@ -357,5 +382,6 @@ class Partition:
     def wake_all(self) -> None:
         """The role changed: every waiter re-checks (a fetch then answers NOT_LEADER)."""
         self.wake_fetch_waiters()
+        self.wake_low_watermark_waiters()
         for session in list(self.sessions):
             session.on_partition_change(self)

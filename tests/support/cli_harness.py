@@ -24,9 +24,11 @@ CLI = [sys.executable, "-m", "freshet.cli.main"]
 class ClusterUp:
     """A `freshet cluster up --json` child with 3 nodes. Not thread-safe (one test thread)."""
 
-    def __init__(self, data_dir, nodes: int = 3) -> None:
+    def __init__(self, data_dir, nodes: int = 3, base_port: int | None = None) -> None:
+        """Start `cluster up` on `data_dir`; `base_port` (default: a free block) restarts a
+        cluster on the ports its data was created with."""
         self.data_dir = data_dir
-        self.base_port = free_port_block(10 * (nodes - 1) + 4)
+        self.base_port = base_port if base_port is not None else free_port_block(10 * (nodes - 1) + 4)
         self.process = subprocess.Popen(
             [*CLI, "cluster", "up", "--nodes", str(nodes), "--data-dir", str(data_dir),
              "--base-port", str(self.base_port), "--json"],

@@ -1,5 +1,6 @@
 """The Kafka data APIs (Produce, Fetch, ListOffsets, InitProducerId, DescribeLogDirs,
-DescribeProducers, the refused transaction APIs) over the real produce and fetch paths.
+DescribeProducers, DeleteRecords, the refused transaction APIs) over the real produce, fetch and
+delete-records paths.
 
 Goal: each handler maps a Kafka request onto the one data path (server/broker/produce.py,
 fetch.py) and its answer back with Kafka's exact error codes, for every version it advertises.
@@ -9,7 +10,8 @@ every response encoded with the version's kio writer (so a field the version lac
 type, fails here and not in a client).
 
 Reference: Kafka protocol guide (Produce, Fetch, ListOffsets); KIP-227 (fetch sessions), KIP-320
-(leader epoch fencing), KIP-516 (topic ids), KIP-734 (max timestamp), KIP-951 (leader hints).
+(leader epoch fencing), KIP-516 (topic ids), KIP-734 (max timestamp), KIP-951 (leader hints),
+KIP-107 (DeleteRecords).
 """
 
 from __future__ import annotations
@@ -20,14 +22,17 @@ import types
 import uuid
 
 import pytest
+from freshet.server.broker.delete_records import DeleteRecordsPath
 from freshet.server.config import KAFKA_LISTENER
 from freshet.server.kafka import codec
 from freshet.server.kafka.apis import CLOSE_CONNECTION, NO_RESPONSE, KafkaApis
+from freshet.server.kafka.delete_records_api import DeleteRecordsHandler
 from freshet.server.kafka.fetch_api import FetchHandler, ListOffsetsHandler
 from freshet.server.kafka.log_dirs_api import DescribeLogDirsHandler, DescribeProducersHandler
 from freshet.server.kafka.produce_api import InitProducerIdHandler, ProduceHandler
 from freshet.server.kafka.transactions_api import REFUSED_APIS
 from freshet.server.metrics import BrokerMetrics
+from freshet.storage.errors import OffsetOutOfRangeError
 from freshet.storage.log import EARLIEST_TIMESTAMP, LATEST_TIMESTAMP, TIMESTAMP_MAX, TimestampAndOffset
 from kio.index import load_request_schema
 from prometheus_client import CollectorRegistry
@@ -50,6 +55,13 @@ class KafkaFakeLog(FakeLog):
 
     def active_producers(self):
         return [(7, 2, 41, 1234)]
+
+    def delete_records_before(self, offset: int, high_watermark: int) -> int:
+        """PartitionLog's bounds: forward only, never past the high watermark."""
+        if offset < 0 or offset > min(high_watermark, self.log_end_offset):
+            raise OffsetOutOfRangeError(offset, self.log_start_offset, high_watermark)
+        self.log_start_offset = max(self.log_start_offset, offset)
+        return self.log_start_offset
 
 
 @dataclasses.dataclass
@@ -79,6 +91,8 @@ class FakeDataPlane:
         self.node_id = NODE
         self._broker = broker
         self.producer_ids = FakeIds()
+        self.live_brokers: set[int] = set()
+        self.delete_records_path = DeleteRecordsPath(broker.table, lambda node_id: node_id in self.live_brokers)
 
     def produce(self, request, on_done):
         return self._broker.produce.produce(request, on_done)
@@ -94,6 +108,9 @@ class FakeDataPlane:
 
     def describe_producers(self, topic, partition):
         return self._broker.fetch.describe_producers(topic, partition)
+
+    async def delete_records(self, wanted, timeout_ms):
+        return await self.delete_records_path.delete_records(wanted, timeout_ms)
 
 
 @pytest.fixture
@@ -438,3 +455,76 @@ def test_describe_producers_reads_the_leaders_producer_state(loop):
     follower_broker, follower_plane, _ = setup(loop, leader=3)
     (answer,) = call(loop, DescribeProducersHandler(follower_plane), 61, 0, body(61, 0, topics=(topic,))).topics
     assert answer.partitions[0].error_code == 6
+
+
+# -- DeleteRecords ---------------------------------------------------------------------------------
+
+
+def delete_body(version: int, offsets: dict[tuple[str, int], int], timeout_ms: int = 1000):
+    by_topic: dict[str, list] = {}
+    for (topic, number), offset in offsets.items():
+        by_topic.setdefault(topic, []).append(nested(21, version, "DeleteRecordsPartition", partition_index=number, offset=offset))
+    topics = tuple(nested(21, version, "DeleteRecordsTopic", name=name, partitions=tuple(items)) for name, items in by_topic.items())
+    return body(21, version, topics=topics, timeout=timeout_ms)
+
+
+def deleted(response) -> dict[tuple[str, int], tuple[int, int]]:
+    """(topic, partition) -> (error code, low watermark)."""
+    return {(topic.name, p.partition_index): (p.error_code, p.low_watermark) for topic in response.topics for p in topic.partitions}
+
+
+@pytest.mark.parametrize("version", range(0, 3))
+def test_delete_records_moves_the_log_start_and_answers_the_low_watermark_at_every_version(loop, version):
+    """Goal: KIP-107 on the leader: the log start moves to the offset (-1: the high watermark),
+    ListOffsets earliest answers it, an offset above the high watermark is OFFSET_OUT_OF_RANGE,
+    an unknown partition UNKNOWN_TOPIC_OR_PARTITION. Method: leader alone alive."""
+    broker, plane, image = setup(loop)
+    for _ in range(5):
+        call(loop, ProduceHandler(plane, image), 0, 9, produce_body(9, 1))
+    handler = DeleteRecordsHandler(plane)
+    assert deleted(call(loop, handler, 21, version, delete_body(version, {("t", 0): 2}))) == {("t", 0): (0, 2)}
+    assert broker.log.log_start_offset == 2
+    assert listed(call(loop, ListOffsetsHandler(plane), 2, 9, list_body(9, -2))).offset == 2
+    assert deleted(call(loop, handler, 21, version, delete_body(version, {("t", 0): 1}))) == {("t", 0): (0, 2)}, "only forward"
+    assert deleted(call(loop, handler, 21, version, delete_body(version, {("t", 0): 6}))) == {("t", 0): (1, -1)}
+    assert deleted(call(loop, handler, 21, version, delete_body(version, {("t", 0): -2}))) == {("t", 0): (1, -1)}
+    answer = deleted(call(loop, handler, 21, version, delete_body(version, {("t", 0): -1, ("t", 5): 0})))
+    assert answer == {("t", 0): (0, 5), ("t", 5): (3, -1)}
+    assert broker.log.log_start_offset == 5
+
+
+def test_delete_records_on_a_follower_is_not_leader_or_follower(loop):
+    broker, plane, image = setup(loop, leader=3, epoch=3)
+    assert deleted(call(loop, DeleteRecordsHandler(plane), 21, 2, delete_body(2, {("t", 0): 0}))) == {("t", 0): (6, -1)}
+
+
+def test_delete_records_waits_for_live_followers_and_times_out_as_request_timed_out(loop):
+    """Goal: Kafka's DelayedDeleteRecords: the answer waits until every live replica's log start
+    reached the offset (the low watermark), and is REQUEST_TIMED_OUT at the request's timeout; a
+    dead follower does not count. Method: follower 2 alive and silent, then reporting."""
+    broker, plane, image = setup(loop)
+    for _ in range(5):
+        call(loop, ProduceHandler(plane, image), 0, 9, produce_body(9, 1))
+    handler = DeleteRecordsHandler(plane)
+    plane.live_brokers = {2}
+    assert deleted(call(loop, handler, 21, 2, delete_body(2, {("t", 0): 3}, timeout_ms=30))) == {("t", 0): (7, -1)}
+    assert broker.log.log_start_offset == 3, "deleted on the leader all the same"
+    partition = broker.table.partitions[("t", 0)]
+
+    async def follower_catches_up():
+        await asyncio.sleep(0.02)
+        partition.follower_log_start_offset(2, 2)
+        await asyncio.sleep(0.02)
+        partition.follower_log_start_offset(2, 4)
+
+    async def scenario():
+        catching_up = asyncio.ensure_future(follower_catches_up())
+        answer = await handler.handle(request(21, 2, delete_body(2, {("t", 0): 4}, timeout_ms=5000)))
+        await catching_up
+        return answer
+
+    started = loop.time()
+    assert deleted(loop.run_until_complete(scenario())) == {("t", 0): (0, 4)}
+    assert loop.time() - started < 1
+    plane.live_brokers = set()
+    assert deleted(call(loop, handler, 21, 2, delete_body(2, {("t", 0): 5}, timeout_ms=0))) == {("t", 0): (0, 5)}

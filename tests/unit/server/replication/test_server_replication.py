@@ -4,7 +4,9 @@ Goal: the high watermark is min LEO over the maximal ISR and never decreases (KI
 leader's high watermark waits for every ISR member (Kafka); ISR shrink/expand follow Kafka's
 isFollowerInSync rules with at most one AlterPartition in flight; a leader whose followers stop
 acknowledging (a zombie) can never move its high watermark past what they acknowledged; the
-leader's position checks and the follower's truncation follow KIP-101/279/320/595.
+leader's position checks and the follower's truncation follow KIP-101/279/320/595; the log start
+offset (KIP-107) reaches followers up to their high watermark and the leader's low watermark is
+the smallest start over live replicas (Kafka's lowWatermarkIfLeader).
 Method: drive LeaderState and the functions with scripted and random (hypothesis) inputs.
 """
 
@@ -19,6 +21,7 @@ from freshet.server.replication.core import (
     LeaderState,
     PushCursor,
     check_follower_position,
+    follower_log_start_offset,
     high_watermark,
     out_of_range_action,
     truncation_offset,
@@ -277,3 +280,32 @@ def test_the_high_watermark_stays_while_the_isr_is_below_min_insync_replicas():
         "min.insync.replicas above the replica count is capped, or an RF=1 topic would never commit"
     )
     assert state.set_min_insync_replicas(3) is False
+
+
+# -- log start offset (DeleteRecords, KIP-107) -------------------------------------------------
+
+
+def test_a_follower_follows_the_leaders_log_start_only_forward_and_up_to_its_high_watermark():
+    """Goal: Kafka's follower applies FetchResponse.logStartOffset with maybeIncrementLogStartOffset:
+    forward only, never past what it knows to be committed. Method: table of cases."""
+    assert follower_log_start_offset(40, 0, 100) == 40
+    assert follower_log_start_offset(40, 40, 100) is None, "already there"
+    assert follower_log_start_offset(30, 40, 100) is None, "never backwards"
+    assert follower_log_start_offset(40, 0, 25) == 25, "only up to the follower's high watermark"
+    assert follower_log_start_offset(40, 25, 25) is None
+
+
+def test_the_low_watermark_is_the_smallest_start_over_the_leader_and_its_live_followers():
+    """Goal: Kafka's lowWatermarkIfLeader: min log start over the leader and live followers; one
+    that has not reported counts as -1 (DeleteRecords waits for it); a dead one does not count."""
+    state = leader()
+    assert state.low_watermark(40, always) == UNKNOWN_OFFSET, "followers have not reported"
+    assert state.on_follower_log_start_offset(2, 40) is True
+    assert state.on_follower_log_start_offset(2, 40) is False, "unchanged"
+    assert state.low_watermark(40, always) == UNKNOWN_OFFSET
+    assert state.low_watermark(40, lambda replica: replica != 3) == 40, "broker 3 is dead or fenced"
+    state.on_follower_log_start_offset(3, 30)
+    assert state.low_watermark(40, always) == 30
+    state.on_follower_log_start_offset(3, 45)
+    assert state.low_watermark(40, always) == 40, "the leader's own start bounds it"
+    assert state.on_follower_log_start_offset(9, 10) is False, "not a replica"
