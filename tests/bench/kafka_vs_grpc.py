@@ -23,8 +23,8 @@ the phase, and `other_cores_busy` is what the rest of the machine used meanwhile
   record, then flush, --lat-samples times) for p50/p99.
 
 --profile-dir DIR: also run py-spy (`.venv/bin/py-spy record --pid <partition leader> -f raw
---nonblocking`) on each side's partition leader during its publish phase and keep the raw
-profiles in DIR. Profiling perturbs the figures: use it in a separate run, not the one you quote.
+--nonblocking --threads`) on each side's partition leader during its publish and latency phases
+and keep the raw profiles in DIR. Profiling perturbs the figures: use it in a separate run, not the one you quote.
 
 Prints ONE JSON line: every side's phases, a compact `table` (records/s, MB/s, p50/p99, CPU per
 record) and the ratios kafka/grpc and kafka/peer (throughput: above 1 is better; latency and CPU:
@@ -78,7 +78,7 @@ def partition_leader(kafka_bootstrap: str, topic: str) -> int:
 
 
 def run_side(phases, cluster: dict, topic: str, label: str, profile_dir: str | None) -> dict:
-    """`run_phases`, with the publish phase under py-spy on the partition leader when profiling."""
+    """`run_phases`, with the publish and latency phases under py-spy on the partition leader when profiling."""
     leader = partition_leader(cluster["kafka_bootstrap"], topic)
     leader_pid = next(node["pid"] for node in cluster["nodes"] if node["id"] == leader)
     if profile_dir is None:
@@ -86,8 +86,8 @@ def run_side(phases, cluster: dict, topic: str, label: str, profile_dir: str | N
     out: dict = {"leader": leader}
     for phase, argv in phases:
         spy = None
-        if phase == "publish":
-            target = os.path.join(profile_dir, f"{label}-publish-leader{leader}.txt")
+        if phase in ("publish", "latency"):
+            target = os.path.join(profile_dir, f"{label}-{phase}-leader{leader}.txt")
             spy = subprocess.Popen([PY_SPY, "record", "--pid", str(leader_pid), "-f", "raw", "--nonblocking",
                                     "--threads", "-r", "250", "-o", target],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -166,7 +166,7 @@ def main() -> None:
     parser.add_argument("--skip-wait", action="store_true", help="do not wait for an idle machine")
     parser.add_argument("--max-wait", type=float, default=600, help="give up waiting for an idle machine after this many s")
     parser.add_argument("--skip-peer", action="store_true", help="leave out the JetStream peer (no kafka/peer ratios)")
-    parser.add_argument("--profile-dir", help="py-spy the partition leaders during the publish phases (see above)")
+    parser.add_argument("--profile-dir", help="py-spy the partition leaders during the publish and latency phases (see above)")
     args = parser.parse_args()
     if args.profile_dir:
         os.makedirs(args.profile_dir, exist_ok=True)
