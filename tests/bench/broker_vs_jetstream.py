@@ -19,9 +19,11 @@ the temp dir is removed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import pathlib
+import resource
 import shutil
 import signal
 import socket
@@ -41,7 +43,7 @@ CLK = os.sysconf("SC_CLK_TCK")
 
 
 def log(*parts) -> None:
-    print("[broker_vs_jetstream]", *parts, file=sys.stderr, flush=True)
+    print(f"[{pathlib.Path(sys.argv[0]).stem}]", *parts, file=sys.stderr, flush=True)
 
 
 def proc_cpu_s(pid: int) -> float:
@@ -51,8 +53,9 @@ def proc_cpu_s(pid: int) -> float:
 
 
 def free_base_port() -> int:
+    """A base port whose 3 nodes' gRPC, Raft, HTTP and Kafka ports (base+(i-1)*10+0..3) are all free."""
     for base in range(21000, 30000, 37):
-        ports = [base + i * 10 + j for i in range(3) for j in range(3)]
+        ports = [base + i * 10 + j for i in range(3) for j in range(4)]
         sockets = []
         try:
             for port in ports:
@@ -68,6 +71,25 @@ def free_base_port() -> int:
     raise RuntimeError("no free port block")
 
 
+def machine_ticks() -> list[int]:
+    """/proc/stat's aggregate line: user nice system idle iowait irq softirq steal."""
+    with open("/proc/stat") as f:
+        return [int(x) for x in f.readline().split()[1:9]]
+
+
+def busy_cores(before: list[int], after: list[int]) -> float:
+    """Cores busy on the whole machine between two `machine_ticks()` (idle and iowait excluded)."""
+    d = [y - x for x, y in zip(before, after, strict=True)]
+    return (sum(d) - d[3] - d[4]) / (sum(d) or 1) * (os.cpu_count() or 1)
+
+
+def preflight_busy_cores(seconds: float = 2.0) -> float:
+    """Cores busy on the whole machine over a short sample before we start anything (other jobs)."""
+    before = machine_ticks()
+    time.sleep(seconds)
+    return round(busy_cores(before, machine_ticks()), 2)
+
+
 def run_json(argv: list[str], timeout_s: float) -> dict:
     done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
@@ -76,53 +98,108 @@ def run_json(argv: list[str], timeout_s: float) -> dict:
     return json.loads(lines[-1])
 
 
-def freshet_side(args) -> dict:
-    directory = tempfile.mkdtemp(prefix="freshet-bench-", dir=args.tmp)
-    base = free_base_port()
+def children_cpu_s() -> float:
+    """User+system CPU seconds of this process's waited-for children (the perf clients)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def measured(argv: list[str], pids: list[int], timeout_s: float = 300) -> dict:
+    """Run one client phase (a child printing one JSON line with "records") and add what /proc
+    saw: the 3 servers' CPU, the whole client process's CPU (startup included; the client's own
+    in-phase figure is its "client_cpu_us_per_record"), and the cores busy with anything else."""
+    os.sync()
+    time.sleep(0.5)
+    servers_before, client_before, ticks_before, wall_before = (
+        sum(proc_cpu_s(pid) for pid in pids), children_cpu_s(), machine_ticks(), time.monotonic())
+    result = run_json(argv, timeout_s)
+    servers = sum(proc_cpu_s(pid) for pid in pids) - servers_before
+    client = children_cpu_s() - client_before
+    wall = time.monotonic() - wall_before
+    records = max(result["records"], 1)
+    result["servers_cpu_s"] = round(servers, 2)
+    result["servers_cpu_us_per_msg"] = round(servers / records * 1e6, 1)
+    result["client_process_cpu_s"] = round(client, 2)
+    result["client_process_cpu_us_per_msg"] = round(client / records * 1e6, 1)
+    result["other_cores_busy"] = round(max(0.0, busy_cores(ticks_before, machine_ticks()) - (servers + client) / wall), 2)
+    return result
+
+
+@contextlib.contextmanager
+def local_cluster(tmp: str):
+    """`freshet cluster up --nodes 3 --json` in a temp dir under `tmp`: yields its JSON line (with
+    "pids" and "admin", a Controller stub on node 1, added); on exit stops it by pid and removes the dir."""
+    directory = tempfile.mkdtemp(prefix="freshet-bench-", dir=tmp)
     cluster = subprocess.Popen(
-        [FRESHET, "cluster", "up", "--nodes", "3", "--data-dir", directory, "--base-port", str(base), "--json"],
+        [FRESHET, "cluster", "up", "--nodes", "3", "--data-dir", directory, "--base-port", str(free_base_port()), "--json"],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )
-    out: dict = {"runs": []}
+    channel = None
     try:
-        line = cluster.stdout.readline()
-        info = json.loads(line)
-        bootstrap = info["bootstrap"]
-        pids = [node["pid"] for node in info["nodes"]]
-        admin = controller_pb2_grpc.ControllerStub(grpc.insecure_channel(bootstrap.split(",")[0]))
-        for replicas in (3, 1):
-            topic = f"bench-r{replicas}"
-            creatable = controller_pb2.CreatableTopic(name=topic, num_partitions=1, replication_factor=replicas)
-            creatable.configs.add(key="min.insync.replicas", value=str(min(2, replicas)))
-            answer = admin.CreateTopics(controller_pb2.CreateTopicsRequest(topics=[creatable]), timeout=30)
-            assert answer.results[0].error.code == 0, answer
-            time.sleep(1.0)
-            entry: dict = {"replicas": replicas}
-            common = ["--topic", topic, "--record-size", str(args.size), "--bootstrap-server", bootstrap, "--json"]
-            for phase, argv in (
-                ("publish", [FRESHET, "perf", "produce", "--num-records", str(args.msgs), "--acks", "all", *common]),
-                ("consume", [FRESHET, "perf", "consume", "--topic", topic, "--messages", str(args.msgs),
-                             "--bootstrap-server", bootstrap, "--json"]),
-                ("latency", [FRESHET, "perf", "produce", "--num-records", str(args.lat_samples), "--acks", "all", "--sync", *common]),
-            ):
-                os.sync()
-                time.sleep(0.5)
-                before = sum(proc_cpu_s(pid) for pid in pids)
-                log(f"RF={replicas} {phase}")
-                result = run_json(argv, 300)
-                result["servers_cpu_s"] = round(sum(proc_cpu_s(pid) for pid in pids) - before, 2)
-                result["servers_cpu_us_per_msg"] = round(result["servers_cpu_s"] / max(result["records"], 1) * 1e6, 1)
-                entry[phase] = result
-                log(f"  {json.dumps({k: result.get(k) for k in ('records_per_s', 'mb_per_s', 'p50_ms', 'p99_ms')})}")
-            out["runs"].append(entry)
+        info = json.loads(cluster.stdout.readline())
+        info["pids"] = [node["pid"] for node in info["nodes"]]
+        channel = grpc.insecure_channel(info["bootstrap"].split(",")[0])
+        info["admin"] = controller_pb2_grpc.ControllerStub(channel)
+        yield info
     finally:
+        if channel is not None:
+            channel.close()
         cluster.send_signal(signal.SIGTERM)
         try:
             cluster.wait(60)
         except subprocess.TimeoutExpired:
             cluster.kill()
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def create_topic(admin, topic: str, replicas: int) -> None:
+    """A one-partition topic with `replicas` replicas and min.insync.replicas=min(2, replicas)."""
+    creatable = controller_pb2.CreatableTopic(name=topic, num_partitions=1, replication_factor=replicas)
+    creatable.configs.add(key="min.insync.replicas", value=str(min(2, replicas)))
+    answer = admin.CreateTopics(controller_pb2.CreateTopicsRequest(topics=[creatable]), timeout=30)
+    assert answer.results[0].error.code == 0, answer
+    time.sleep(1.0)
+
+
+def sdk_phases(bootstrap: str, topic: str, args) -> list[tuple[str, list[str]]]:
+    """(phase, argv) of the Freshet SDK over gRPC: `perf produce --acks all`, `perf consume`, `perf produce --sync`."""
+    common = ["--topic", topic, "--record-size", str(args.size), "--bootstrap-server", bootstrap, "--json"]
+    return [
+        ("publish", [FRESHET, "perf", "produce", "--num-records", str(args.msgs), "--acks", "all", *common]),
+        ("consume", [FRESHET, "perf", "consume", "--topic", topic, "--messages", str(args.msgs),
+                     "--bootstrap-server", bootstrap, "--json"]),
+        ("latency", [FRESHET, "perf", "produce", "--num-records", str(args.lat_samples), "--acks", "all", "--sync", *common]),
+    ]
+
+
+def run_phases(phases: list[tuple[str, list[str]]], pids: list[int], label: str) -> dict:
+    entry: dict = {}
+    for phase, argv in phases:
+        log(f"{label} {phase}")
+        result = measured(argv, pids)
+        entry[phase] = result
+        log(f"  {json.dumps({k: result.get(k) for k in ('records_per_s', 'mb_per_s', 'p50_ms', 'p99_ms', 'other_cores_busy')})}")
+    return entry
+
+
+def freshet_side(args) -> dict:
+    out: dict = {"runs": []}
+    with local_cluster(args.tmp) as cluster:
+        for replicas in (3, 1):
+            topic = f"bench-r{replicas}"
+            create_topic(cluster["admin"], topic, replicas)
+            phases = run_phases(sdk_phases(cluster["bootstrap"], topic, args), cluster["pids"], f"RF={replicas}")
+            out["runs"].append({"replicas": replicas, **phases})
     return out
+
+
+def wait_for_quiet(args) -> None:
+    """Wait (at most --max-wait s) for an idle machine unless --skip-wait, then sample the load
+    other jobs put on it into `args.preflight_busy_cores` (it goes into the JSON line)."""
+    if not args.skip_wait:
+        subprocess.run([sys.executable, str(BENCH / "wait_quiet.py"), "--max-wait", str(args.max_wait)], check=False)
+    args.preflight_busy_cores = preflight_busy_cores()
+    log(f"machine busy before the run: {args.preflight_busy_cores} cores")
 
 
 def main() -> None:
@@ -132,9 +209,9 @@ def main() -> None:
     parser.add_argument("--lat-samples", type=int, default=2000)
     parser.add_argument("--tmp", default="/tmp")
     parser.add_argument("--skip-wait", action="store_true", help="do not wait for an idle machine")
+    parser.add_argument("--max-wait", type=float, default=180, help="give up waiting for an idle machine after this many s")
     args = parser.parse_args()
-    if not args.skip_wait:
-        subprocess.run([sys.executable, str(BENCH / "wait_quiet.py"), "--max-wait", "180"], check=False)
+    wait_for_quiet(args)
     log("JetStream peer")
     peer = run_json([PEER_PYTHON, str(BENCH / "jetstream_bench.py"), "--msgs", str(args.msgs), "--size", str(args.size),
                      "--windows", "4000", "--replicas", "3,1", "--lat-samples", str(args.lat_samples)], 200)
@@ -154,7 +231,9 @@ def main() -> None:
             "publish_servers_cpu_per_msg": round(mine["publish"]["servers_cpu_us_per_msg"] / publish["servers_cpu_us_per_msg"], 2),
         }
     print(json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "cpus": os.cpu_count(), "msgs": args.msgs,
-                      "size": args.size, "jetstream": peer, "freshet": ours, "ratios_freshet_over_peer": ratios}), flush=True)
+                      "size": args.size, "waited_for_quiet": not args.skip_wait,
+                      "preflight_busy_cores": args.preflight_busy_cores, "jetstream": peer, "freshet": ours,
+                      "ratios_freshet_over_peer": ratios}), flush=True)
 
 
 if __name__ == "__main__":
