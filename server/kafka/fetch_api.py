@@ -34,7 +34,7 @@ from freshet.metadata.image import MetadataImage
 from freshet.server import status
 from freshet.server.broker.data_plane import DataPlane
 from freshet.server.kafka import codec
-from freshet.server.kafka.metadata_api import kafka_brokers
+from freshet.server.kafka.metadata_api import kafka_brokers, topic_key_and_name
 from freshet.storage.log import EARLIEST_TIMESTAMP
 from freshet.v1 import broker_pb2, common_pb2
 
@@ -75,11 +75,7 @@ class FetchHandler:
             max_bytes=max(body.max_bytes, 0), client_id=request.client_id,
         )
         for topic in body.topics:
-            if codec.has_field(type(topic), "topic_id"):
-                found = image.topics_by_id.get(topic.topic_id.bytes)
-                key, name = topic.topic_id, (found.name if found is not None else None)
-            else:
-                key, name = topic.topic, topic.topic
+            key, name = topic_key_and_name(topic, image, "topic")
             for wanted in topic.partitions:
                 if name is None:
                     slots.append((key, wanted.partition, UNKNOWN_TOPIC_ID))

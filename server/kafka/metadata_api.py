@@ -45,6 +45,16 @@ def topic_uuid(topic_id: bytes) -> uuid.UUID:
     return uuid.UUID(bytes=bytes(topic_id))
 
 
+def topic_key_and_name(topic: Any, image: MetadataImage, name_field: str = "name") -> tuple[Any, str | None]:
+    """How a request entry names its topic (its id on versions that use topic ids, else its name),
+    and the topic's name (None for an unknown id)."""
+    if codec.has_field(type(topic), "topic_id"):
+        found = image.topics_by_id.get(topic.topic_id.bytes)
+        return topic.topic_id, (found.name if found is not None else None)
+    name = getattr(topic, name_field)
+    return name, name
+
+
 def requested_names(body, api_version: int, image: MetadataImage) -> list[str] | None:
     """The topic names a Metadata request asks for; None for every topic (null topics, or an
     empty list at v0). A topic asked by id only (v10+) is named from the image ("" when unknown)."""

@@ -38,7 +38,7 @@ from freshet.server import status
 from freshet.server.broker.data_plane import DataPlane
 from freshet.server.kafka import codec
 from freshet.server.kafka.apis import CLOSE_CONNECTION, NO_RESPONSE
-from freshet.server.kafka.metadata_api import kafka_brokers
+from freshet.server.kafka.metadata_api import kafka_brokers, topic_key_and_name
 from freshet.v1 import broker_pb2, common_pb2
 
 E = common_pb2.ErrorCode
@@ -81,11 +81,7 @@ class ProduceHandler:
             correlation_id=request.correlation_id,
         )
         for topic in body.topic_data:
-            if codec.has_field(type(topic), "topic_id"):
-                found = image.topics_by_id.get(topic.topic_id.bytes)
-                key, name = topic.topic_id, (found.name if found is not None else None)
-            else:
-                key, name = topic.name, topic.name
+            key, name = topic_key_and_name(topic, image)
             for data in topic.partition_data:
                 if name is None:
                     slots.append(_Slot(key, None, data.index, UNKNOWN_TOPIC_ID))
