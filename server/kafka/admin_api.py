@@ -108,6 +108,22 @@ class ControllerLink:
             await self._publisher.wait_for_offset(offset, max(0.0, deadline - time.monotonic()))
         return response
 
+    async def call_for(
+        self, method: str, request, timeout_ms: int, asked: list[int], refused: dict[int, tuple[int, str]]
+    ) -> dict[int, Any]:
+        """`call` for the request items `asked` (indexes into the Kafka request, in the order of
+        the controller request's items): their results by index; when the whole call fails, every
+        asked index gets the failure in `refused` instead."""
+        if not asked:
+            return {}
+        try:
+            response = await self.call(method, request, timeout_ms)
+        except ServerError as error:
+            failure = self.error_of(error)
+            refused.update({index: failure for index in asked})
+            return {}
+        return dict(zip(asked, response.results, strict=True))
+
     def error_of(self, error: Exception) -> tuple[int, str]:
         """(Kafka error code, message) of a whole-request failure."""
         return status.kafka_error_of(error, self.node_id)
@@ -183,15 +199,9 @@ class CreateTopicsHandler:
                 asked.append(index)
             except _Refused as error:
                 refused[index] = (error.code, error.message)
-        answered: dict[int, controller_pb2.CreateTopicResult] = {}
-        if asked:
-            try:
-                response = await self._link.call("CreateTopics", outgoing, codec.milliseconds(body.timeout))
-            except ServerError as error:
-                failure = self._link.error_of(error)
-                refused.update({index: failure for index in asked})
-            else:
-                answered = dict(zip(asked, response.results, strict=True))
+        answered: dict[int, controller_pb2.CreateTopicResult] = await self._link.call_for(
+            "CreateTopics", outgoing, codec.milliseconds(body.timeout), asked, refused
+        )
         return self.response(request.api_version, body, refused, answered)
 
     def response(self, api_version: int, body, refused: dict, answered: dict) -> Any:
@@ -270,18 +280,12 @@ class DeleteTopicsHandler:
                 if candidate == name:
                     refused[index] = (ErrorCode.invalid_request, f"topic {name!r} appears more than once in the request")
         asked = [index for index in range(len(targets)) if index not in refused]
-        answered: dict[int, controller_pb2.DeleteTopicResult] = {}
-        if asked:
-            outgoing = controller_pb2.DeleteTopicsRequest(
-                request_id=commands.new_request_id(), names=[names[index] for index in asked]
-            )
-            try:
-                response = await self._link.call("DeleteTopics", outgoing, codec.milliseconds(body.timeout))
-            except ServerError as error:
-                failure = self._link.error_of(error)
-                refused.update({index: failure for index in asked})
-            else:
-                answered = dict(zip(asked, response.results, strict=True))
+        outgoing = controller_pb2.DeleteTopicsRequest(
+            request_id=commands.new_request_id(), names=[names[index] for index in asked]
+        )
+        answered: dict[int, controller_pb2.DeleteTopicResult] = await self._link.call_for(
+            "DeleteTopics", outgoing, codec.milliseconds(body.timeout), asked, refused
+        )
         schema = codec.response_schema(self.api_key, request.api_version)
         result_type = codec.nested(schema, "DeletableTopicResult")
         results = []
@@ -326,15 +330,9 @@ class CreatePartitionsHandler:
             for assignment in topic.assignments or ():
                 increase.assignments.add(replicas=list(assignment.broker_ids))
             asked.append(index)
-        answered: dict[int, controller_pb2.CreatePartitionsResult] = {}
-        if asked:
-            try:
-                response = await self._link.call("CreatePartitions", outgoing, codec.milliseconds(body.timeout))
-            except ServerError as error:
-                failure = self._link.error_of(error)
-                refused.update({index: failure for index in asked})
-            else:
-                answered = dict(zip(asked, response.results, strict=True))
+        answered: dict[int, controller_pb2.CreatePartitionsResult] = await self._link.call_for(
+            "CreatePartitions", outgoing, codec.milliseconds(body.timeout), asked, refused
+        )
         schema = codec.response_schema(self.api_key, request.api_version)
         result_type = codec.nested(schema, "CreatePartitionsTopicResult")
         results = []
