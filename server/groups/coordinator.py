@@ -435,6 +435,30 @@ class GroupCoordinator:
             )
         return described
 
+    async def delete_offsets(self, group_id: str, partitions: Iterable[tuple[str, int]]) -> set[tuple[str, int]]:
+        """Delete the committed offsets of `partitions` (Kafka's OffsetDelete): tombstones for those
+        committed. Partitions of a topic some member subscribes to are kept and returned (Kafka's
+        GROUP_SUBSCRIBED_TO_TOPIC); asking for a partition without a committed offset is not an error.
+
+        Raises:
+            GroupIdNotFoundError: no group of that id. NotCoordinatorError and the like: as every call.
+        """
+        wanted = list(dict.fromkeys(partitions))
+        async with self._lock(group_id):
+            partition, state = self._owning(group_id)
+            group = state.groups.get(group_id)
+            if group is None:
+                raise GroupIdNotFoundError(f"group {group_id!r} does not exist")
+            topics = {topic for topic, _ in wanted}
+            subscribed = set().union(*(member.subscribed(topics) for member in group.members.values()))
+            refused = {tp for tp in wanted if tp[0] in subscribed}
+            deleted = [tp for tp in wanted if tp not in refused and tp in group.offsets]
+            if deleted:
+                await self._persist(partition, state, [(group_records.offset_key(group_id, *tp), None) for tp in deleted])
+                for tp in deleted:
+                    group.offsets.pop(tp, None)
+        return refused
+
     async def delete_group(self, group_id: str) -> None:
         """Delete an empty group: tombstones for its membership and every committed offset."""
         async with self._lock(group_id):
