@@ -2,10 +2,10 @@
 and the listener serving it.
 
 Owns which handlers a broker serves and what each is given (the metadata image, the data plane,
-the controller channels), and the start and stop of the listener. The node creates one when
+the controller channels, the group coordinator), and the start and stop of the listener. The node creates one when
 `kafka.listen` is set.
 
-Imports: freshet.server (broker, cluster, config, kafka, metrics). Thread-safety: not thread-safe
+Imports: freshet.server (broker, cluster, config, groups, kafka, metrics). Thread-safety: not thread-safe
 (loop).
 """
 
@@ -19,7 +19,8 @@ from freshet.server.cluster.channels import ControllerChannels
 from freshet.server.cluster.publisher import MetadataPublisher
 from freshet.server.config import NodeConfig
 from freshet.server.errors import NodeStartError
-from freshet.server.kafka import admin_api, config_api
+from freshet.server.groups.runtime import GroupRuntime
+from freshet.server.kafka import admin_api, config_api, groups_api
 from freshet.server.kafka.apis import KafkaApis
 from freshet.server.kafka.delete_records_api import DeleteRecordsHandler
 from freshet.server.kafka.fetch_api import FetchHandler, ListOffsetsHandler
@@ -42,6 +43,7 @@ class KafkaFrontEnd:
         data_plane: DataPlane,
         channels: ControllerChannels,
         controller_hint,
+        groups: GroupRuntime,
     ) -> None:
         assert config.kafka_listen is not None
         self.config = config
@@ -62,6 +64,8 @@ class KafkaFrontEnd:
         self.apis.add(DescribeProducersHandler(data_plane))
         self.apis.add(DeleteRecordsHandler(data_plane))
         for handler in admin_handlers(config, publisher, channels, controller_hint):
+            self.apis.add(handler)
+        for handler in groups_api.group_handlers(groups.locate, groups.coordinator, image, config.node_id):
             self.apis.add(handler)
         for refused in REFUSED_APIS:
             self.apis.refuse(refused)
