@@ -199,3 +199,26 @@ def test_offsets_of_an_empty_group_expire_after_the_retention_period():
         assert [g.group_id for g in fresh.list_groups().groups] == ["busy"]
 
     asyncio.run(scenario())
+
+
+def test_deleted_offsets_stay_deleted_after_failover_and_subscribed_topics_are_kept():
+    async def scenario():
+        log, clock = MemoryOffsetsLog(), Clock()
+        first = await loaded(make(log, clock, counts={"orders": 4, "other": 1}))
+        for topic in ("orders", "other"):
+            await first.commit(group_pb2.OffsetCommitRequest(group_id="g", member_epoch=-1, partitions=[
+                group_pb2.OffsetCommitPartition(topic=topic, partition=0, offset=5),
+                group_pb2.OffsetCommitPartition(topic=topic, partition=1, offset=6),
+            ]))
+        assert await first.delete_offsets("g", [("other", 0), ("other", 3)]) == set()
+        joined = await first.heartbeat(join())                       # subscribes to "orders"
+        assert await first.delete_offsets("g", [("orders", 0), ("other", 1)]) == {("orders", 0)}
+        with pytest.raises(errors.GroupIdNotFoundError):
+            await first.delete_offsets("missing", [("orders", 0)])
+        first.on_resign(0)
+        second = await loaded(make(log, clock, counts={"orders": 4, "other": 1}))
+        fetched = await second.fetch_offsets(group_pb2.OffsetFetchRequest(group_id="g"))
+        assert [(r.topic, r.partition, r.offset) for r in fetched.results] == [("orders", 0, 5), ("orders", 1, 6)]
+        assert joined.member_id
+
+    asyncio.run(scenario())
