@@ -20,8 +20,9 @@ client_cpu_us_per_record, errors, first_error) plus the client settings used.
   --sync`); the latency is the wall time of produce()+flush() for each.
 - consume: a Consumer in assign mode from offset 0 of partition 0, reading N records in
   consume(1000) batches. The Python binding insists on a group.id; it is set but never used: no
-  subscribe(), no commit, and the broker does not advertise FindCoordinator, so librdkafka sends
-  no group request at all.
+  subscribe(), no commit. (When the README's run was measured the broker did not advertise
+  FindCoordinator, so librdkafka sent no group request at all; now it may look the coordinator up,
+  but it never joins or commits.)
 
 Metadata is fetched before the clock starts, as the SDK's perf does; the producer phases also
 send one warm-up record first (see `produce`), so the topic holds one more record than counted. CPU is this process's
