@@ -3,8 +3,10 @@
 Freshet has no transactions yet (no transaction coordinator, no control batches: storage refuses
 transactional batches). AddPartitionsToTxn (24), AddOffsetsToTxn (25), EndTxn (26),
 WriteTxnMarkers (27), TxnOffsetCommit (28), DescribeTransactions (65) and ListTransactions (66)
-are registered with `KafkaApis.refuse`: ApiVersions does not list them, so the Java client and
-librdkafka refuse transactions themselves ("not supported by broker"), and a client that sends
+are registered with `KafkaApis.refuse`: ApiVersions does not list them. A transactional client
+first asks FindCoordinator for its transaction coordinator, which answers
+TRANSACTIONAL_ID_AUTHORIZATION_FAILED (server/kafka/groups_api.py), fatal in librdkafka,
+kafka-python and the Java client; and a client that sends
 one anyway gets a well-formed response of the version it asked, at once, with
 TRANSACTIONAL_ID_AUTHORIZATION_FAILED (53) on every entry — the error InitProducerId also answers
 to a transactional id (server/kafka/produce_api.py), which clients treat as fatal rather than

@@ -5,8 +5,8 @@ offsets of manually assigned partitions and administer groups through the Kafka 
 groups are the very groups the Freshet SDK and CLI see over gRPC (one coordinator, one
 `__consumer_offsets`): `freshet group describe` shows a Kafka client's commits with their lag,
 `freshet group reset-offsets` moves them and the Kafka client reads the new offset. A killed
-coordinator loses no acknowledged commit and FindCoordinator names its successor. Transactions keep
-failing at once (FindCoordinator answers a transactional id with a fatal error).
+coordinator loses no acknowledged commit and FindCoordinator names its successor. (That transactions
+still fail at once with FindCoordinator served: test_kafka_produce_fetch.py.)
 
 Method: a real `cluster up` of 3 nodes (the module's `kafka_cluster`; the kill test starts its own).
 
@@ -187,29 +187,6 @@ def test_aiokafka_commits_with_manual_assignment(kafka_cluster, topic):
 
     assert asyncio.run(run()) == 3
     assert {o["partition"]: o["committed_offset"] for o in describe_cli(group, kafka_cluster.bootstrap)["offsets"]} == {1: 3}
-
-
-def test_transactions_still_fail_at_once(kafka_cluster):
-    """FindCoordinator answers a transactional id TRANSACTIONAL_ID_AUTHORIZATION_FAILED: fatal in
-    librdkafka and kafka-python, so init_transactions fails at once, not after its timeout."""
-    producer = Producer({"bootstrap.servers": kafka_cluster.kafka_bootstrap, "transactional.id": "t"})
-    started = time.monotonic()
-    with pytest.raises(KafkaException) as raised:
-        producer.init_transactions(5)
-    assert time.monotonic() - started < 1.5
-    error = raised.value.args[0]
-    assert error.code() == KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, error
-    assert error.fatal() and not error.retriable()
-    assert "no transaction coordinator" in error.str()
-
-    started = time.monotonic()
-    with pytest.raises(kafka.errors.TransactionalIdAuthorizationFailedError):
-        kp = kafka.KafkaProducer(bootstrap_servers=kafka_cluster.kafka_bootstrap, transactional_id="t-kp")
-        try:
-            kp.init_transactions()
-        finally:
-            kp.close(timeout=1)
-    assert time.monotonic() - started < 5
 
 
 def test_commits_survive_a_coordinator_kill_and_find_coordinator_moves(tmp_path):
