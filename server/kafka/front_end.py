@@ -2,11 +2,11 @@
 and the listener serving it.
 
 Owns which handlers a broker serves and what each is given (the metadata image, the data plane,
-the controller channels), and the start and stop of the listener. The node creates one when
-`kafka.listen` is set.
+the controller channels, the group coordinator), and the start and stop of the listener. The node
+creates one when `kafka.listen` is set.
 
-Imports: freshet.server (broker, cluster, config, kafka, metrics). Thread-safety: not thread-safe
-(loop).
+Imports: freshet.server (broker, cluster, config, groups, kafka, metrics). Thread-safety: not
+thread-safe (loop).
 """
 
 from __future__ import annotations
@@ -19,10 +19,13 @@ from freshet.server.cluster.channels import ControllerChannels
 from freshet.server.cluster.publisher import MetadataPublisher
 from freshet.server.config import NodeConfig
 from freshet.server.errors import NodeStartError
+from freshet.server.groups.runtime import GroupRuntime
 from freshet.server.kafka import admin_api, config_api
 from freshet.server.kafka.apis import KafkaApis
+from freshet.server.kafka.consumer_group_api import ConsumerGroupHeartbeatHandler
 from freshet.server.kafka.delete_records_api import DeleteRecordsHandler
 from freshet.server.kafka.fetch_api import FetchHandler, ListOffsetsHandler
+from freshet.server.kafka.find_coordinator_api import FindCoordinatorHandler
 from freshet.server.kafka.listener import KafkaListener
 from freshet.server.kafka.log_dirs_api import DescribeLogDirsHandler, DescribeProducersHandler
 from freshet.server.kafka.metadata_api import DescribeClusterHandler, MetadataHandler
@@ -42,6 +45,7 @@ class KafkaFrontEnd:
         data_plane: DataPlane,
         channels: ControllerChannels,
         controller_hint,
+        groups: GroupRuntime | None = None,
     ) -> None:
         assert config.kafka_listen is not None
         self.config = config
@@ -61,6 +65,9 @@ class KafkaFrontEnd:
         self.apis.add(DescribeLogDirsHandler(data_plane, config.logs_dir))
         self.apis.add(DescribeProducersHandler(data_plane))
         self.apis.add(DeleteRecordsHandler(data_plane))
+        if groups is not None:
+            self.apis.add(FindCoordinatorHandler(groups.locate, image))
+            self.apis.add(ConsumerGroupHeartbeatHandler(groups.coordinator, image, config.node_id))
         for handler in admin_handlers(config, publisher, channels, controller_hint):
             self.apis.add(handler)
         for refused in REFUSED_APIS:
