@@ -36,7 +36,7 @@ from typing import Any
 
 from freshet.metadata.image import MetadataImage
 from freshet.server import status
-from freshet.server.errors import InvalidRequestError
+from freshet.server.errors import InvalidRequestError, UnsupportedAssignorError
 from freshet.server.groups import assignors as group_assignors
 from freshet.server.groups import state as group_state
 from freshet.server.groups.coordinator import GroupCoordinator
@@ -46,13 +46,8 @@ from freshet.v1 import common_pb2, group_pb2
 
 logger = logging.getLogger(__name__)
 
-UNSUPPORTED_ASSIGNOR = 112
 #: The first version whose member ids the client generates (KIP-1082).
 CLIENT_MEMBER_ID_VERSION = 1
-
-
-class UnsupportedAssignorError(Exception):
-    """A server assignor the coordinator does not have (UNSUPPORTED_ASSIGNOR)."""
 
 
 def _validate(body: Any, api_version: int) -> None:
@@ -142,8 +137,6 @@ class ConsumerGroupHeartbeatHandler:
         try:
             _validate(body, api_version)
             answer = await self._coordinator.heartbeat(to_coordinator_request(body, self._image()))
-        except UnsupportedAssignorError as error:
-            return self._error(schema, UNSUPPORTED_ASSIGNOR, str(error))
         except Exception as error:  # a Kafka broker answers every failure with its code
             code, message = status.kafka_error_of(error, self._node_id)
             if code == status.kafka_code(common_pb2.UNKNOWN_SERVER_ERROR):
