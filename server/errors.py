@@ -224,6 +224,10 @@ class GroupMaxSizeReachedError(GroupError):
     """The group has as many members as the coordinator allows."""
 
 
+class UnsupportedAssignorError(GroupError):
+    """A server assignor the coordinator does not have (Kafka's UNSUPPORTED_ASSIGNOR)."""
+
+
 class InvalidGroupRequestError(GroupError):
     """A malformed group request (bad regex, unknown assignor, bad epoch)."""
 

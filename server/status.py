@@ -170,6 +170,7 @@ DOMAIN_ERRORS: Mapping[type[Exception], int | None] = {
     server_errors.NonEmptyGroupError: E.NON_EMPTY_GROUP,
     server_errors.GroupIdNotFoundError: E.GROUP_ID_NOT_FOUND,
     server_errors.InvalidGroupRequestError: E.INVALID_REQUEST,
+    server_errors.UnsupportedAssignorError: E.UNSUPPORTED_ASSIGNOR,
     server_errors.GroupMaxSizeReachedError: E.GROUP_MAX_SIZE_REACHED,
     # the Kafka listener (server/kafka): the connection is closed; INVALID_REQUEST if ever answered
     server_errors.KafkaFrameError: E.INVALID_REQUEST,
