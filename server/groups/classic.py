@@ -38,7 +38,7 @@ import dataclasses
 import struct
 from collections.abc import Iterable, Mapping
 
-from freshet.server.errors import FencedMemberEpochError, NonEmptyGroupError, UnknownMemberError
+from freshet.server.errors import IllegalGenerationError, NonEmptyGroupError, UnknownMemberError
 from freshet.v1 import common_pb2
 
 E = common_pb2.ErrorCode
@@ -390,7 +390,7 @@ class ClassicGroup:
         """An offset commit's checks (the shape ConsumerGroup.validate_commit has).
 
         Raises:
-            UnknownMemberError, FencedMemberEpochError (ILLEGAL_GENERATION), NonEmptyGroupError.
+            UnknownMemberError, IllegalGenerationError, NonEmptyGroupError.
         """
         if not member_id and generation_id < 0:
             if self.members:
@@ -400,7 +400,7 @@ class ClassicGroup:
         if error == UNKNOWN_MEMBER_ID:
             raise UnknownMemberError(f"member {member_id!r} is not in group {self.group_id!r}")
         if error != NONE:
-            raise FencedMemberEpochError(
+            raise IllegalGenerationError(
                 f"generation {generation_id} of group {self.group_id!r} is not the current {self.generation_id}"
             )
         return {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from freshet.server.errors import FencedMemberEpochError, UnknownMemberError
+from freshet.server.errors import IllegalGenerationError, UnknownMemberError
 from freshet.server.groups import classic
 from freshet.server.groups.classic import ClassicGroup
 from freshet.v1 import common_pb2
@@ -223,7 +223,7 @@ def test_commit_checks_member_and_generation():
     assert h.group.validate_commit(a, 2, []) == {}
     with pytest.raises(UnknownMemberError):
         h.group.validate_commit("x", 2, [])
-    with pytest.raises(FencedMemberEpochError):
+    with pytest.raises(IllegalGenerationError):
         h.group.validate_commit(a, 1, [])
 
 
