@@ -307,7 +307,9 @@ class Node:
             self.groups = GroupRuntime(config, self.publisher, self.data_plane, self.channels, self._controller_hint)
             self.groups.register(server)
             if config.kafka_listen is not None:
-                self.kafka = KafkaFrontEnd(config, self.publisher, self.data_plane, self.channels, self._controller_hint)
+                self.kafka = KafkaFrontEnd(
+                    config, self.publisher, self.data_plane, self.channels, self._controller_hint, self.groups
+                )
         return server
 
     async def _start_grpc(self, server: grpc.aio.Server) -> None:

@@ -21,11 +21,14 @@ from freshet.server.config import NodeConfig
 from freshet.server.errors import NodeStartError
 from freshet.server.kafka import admin_api, config_api
 from freshet.server.kafka.apis import KafkaApis
+from freshet.server.kafka.classic_group_api import classic_group_handlers
 from freshet.server.kafka.delete_records_api import DeleteRecordsHandler
 from freshet.server.kafka.fetch_api import FetchHandler, ListOffsetsHandler
+from freshet.server.kafka.find_coordinator_api import FindCoordinatorHandler
 from freshet.server.kafka.listener import KafkaListener
 from freshet.server.kafka.log_dirs_api import DescribeLogDirsHandler, DescribeProducersHandler
 from freshet.server.kafka.metadata_api import DescribeClusterHandler, MetadataHandler
+from freshet.server.kafka.offset_fetch_minimal_api import OffsetFetchHandler
 from freshet.server.kafka.produce_api import InitProducerIdHandler, ProduceHandler
 from freshet.server.kafka.transactions_api import REFUSED_APIS
 
@@ -42,7 +45,9 @@ class KafkaFrontEnd:
         data_plane: DataPlane,
         channels: ControllerChannels,
         controller_hint,
+        groups=None,
     ) -> None:
+        """`groups`: the node's GroupRuntime; None serves no group APIs."""
         assert config.kafka_listen is not None
         self.config = config
         self._publisher = publisher
@@ -61,6 +66,11 @@ class KafkaFrontEnd:
         self.apis.add(DescribeLogDirsHandler(data_plane, config.logs_dir))
         self.apis.add(DescribeProducersHandler(data_plane))
         self.apis.add(DeleteRecordsHandler(data_plane))
+        if groups is not None:
+            self.apis.add(FindCoordinatorHandler(groups.locate, image))
+            self.apis.add(OffsetFetchHandler(groups.coordinator))
+            for handler in classic_group_handlers(groups.coordinator):
+                self.apis.add(handler)
         for handler in admin_handlers(config, publisher, channels, controller_hint):
             self.apis.add(handler)
         for refused in REFUSED_APIS:

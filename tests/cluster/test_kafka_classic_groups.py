@@ -1,0 +1,223 @@
+"""Classic consumer groups (JoinGroup/SyncGroup/Heartbeat/LeaveGroup) with unmodified Kafka clients.
+
+Goal: confluent-kafka (librdkafka, group.protocol=classic), kafka-python and aiokafka form a group
+of three members on a 6-partition topic with client-side assignors (range; cooperative-sticky for
+librdkafka, sticky for kafka-python, roundrobin for aiokafka): every partition gets exactly one
+owner and every record produced after the group settled reaches exactly one member; a member that
+closes (LeaveGroup) hands its partitions to the others well within the session timeout; a second
+group reads every record again; `freshet group describe` shows the classic group (state,
+generation, members, the selected protocol).
+
+Method: a real `cluster up` of 3 nodes (`kafka_cluster`); each member is a thread polling its own
+client (aiokafka: its own event loop in that thread); auto-commit off, so positions come from
+auto.offset.reset=earliest and records are produced only once the group is stable — a partition
+that moves is read again from the start by its new owner, so exactly-once is asserted per phase.
+
+Reference: Kafka protocol guide (JoinGroup, SyncGroup, Heartbeat, LeaveGroup); KIP-394; KIP-345;
+KIP-429 (cooperative rebalancing, done by the clients over the classic protocol).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import uuid
+
+import aiokafka
+import confluent_kafka
+import kafka
+import pytest
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor as AioRange
+from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor as AioRoundRobin
+from kafka.coordinator.assignors.range import RangePartitionAssignor
+from kafka.coordinator.assignors.sticky.sticky_assignor import StickyPartitionAssignor
+
+from tests.support.cli_harness import run_cli
+
+pytestmark = pytest.mark.cluster
+
+PARTITIONS = 6
+PER_PHASE = 120
+SESSION_TIMEOUT_MS = 10000
+SETTLE_TIMEOUT_S = 60
+
+
+def create_topic(cluster) -> str:
+    name = f"cg-{uuid.uuid4().hex[:10]}"
+    result = run_cli(
+        ["topic", "create", name, "--partitions", str(PARTITIONS), "--replication-factor", "3",
+         "-b", cluster.bootstrap], None,
+    )
+    assert result.returncode == 0, result.stderr
+    return name
+
+
+def produce(bootstrap: str, topic: str, tag: str) -> set[bytes]:
+    producer = confluent_kafka.Producer({"bootstrap.servers": bootstrap, "acks": "all"})
+    values = set()
+    for i in range(PER_PHASE):
+        value = f"{tag}-{i}".encode()
+        producer.produce(topic, value=value, partition=i % PARTITIONS)
+        values.add(value)
+    assert producer.flush(30) == 0
+    return values
+
+
+class Member:
+    """One group member polling in its own thread: what it received and what it owns now."""
+
+    def __init__(self, kind: str, bootstrap: str, group: str, topic: str, strategy: str) -> None:
+        self.kind, self.bootstrap, self.group, self.topic, self.strategy = kind, bootstrap, group, topic, strategy
+        self.received: list[bytes] = []
+        self.assignment: frozenset[int] = frozenset()
+        self.error: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name=f"{kind}-member")
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(30)
+        assert not self._thread.is_alive(), f"{self.kind} member did not close"
+
+    def _run(self) -> None:
+        try:
+            {"confluent": self._confluent, "kafka-python": self._kafka_python, "aiokafka": self._aio}[self.kind]()
+        except BaseException as error:  # surfaced by the test
+            self.error = error
+
+    def _confluent(self) -> None:
+        consumer = confluent_kafka.Consumer({
+            "bootstrap.servers": self.bootstrap, "group.id": self.group, "enable.auto.commit": False,
+            "auto.offset.reset": "earliest", "partition.assignment.strategy": self.strategy,
+            "session.timeout.ms": SESSION_TIMEOUT_MS, "heartbeat.interval.ms": 1000,
+        })
+        consumer.subscribe([self.topic])
+        try:
+            while not self._stop.is_set():
+                message = consumer.poll(0.2)
+                self.assignment = frozenset(tp.partition for tp in consumer.assignment())
+                if message is not None and message.error() is None:
+                    self.received.append(message.value())
+        finally:
+            consumer.close()
+
+    def _kafka_python(self) -> None:
+        assignor = {"range": RangePartitionAssignor, "sticky": StickyPartitionAssignor}[self.strategy]
+        consumer = kafka.KafkaConsumer(
+            self.topic, bootstrap_servers=self.bootstrap, group_id=self.group, enable_auto_commit=False,
+            auto_offset_reset="earliest", partition_assignment_strategy=[assignor],
+            session_timeout_ms=SESSION_TIMEOUT_MS, heartbeat_interval_ms=1000,
+        )
+        try:
+            while not self._stop.is_set():
+                batches = consumer.poll(200)
+                self.assignment = frozenset(tp.partition for tp in consumer.assignment())
+                for records in batches.values():
+                    self.received.extend(record.value for record in records)
+        finally:
+            consumer.close()
+
+    def _aio(self) -> None:
+        async def main():
+            assignor = {"range": AioRange, "roundrobin": AioRoundRobin}[self.strategy]
+            consumer = aiokafka.AIOKafkaConsumer(
+                self.topic, bootstrap_servers=self.bootstrap, group_id=self.group, enable_auto_commit=False,
+                auto_offset_reset="earliest", partition_assignment_strategy=(assignor,),
+                session_timeout_ms=SESSION_TIMEOUT_MS, heartbeat_interval_ms=1000,
+            )
+            await consumer.start()
+            try:
+                while not self._stop.is_set():
+                    batches = await consumer.getmany(timeout_ms=200)
+                    self.assignment = frozenset(tp.partition for tp in consumer.assignment())
+                    for records in batches.values():
+                        self.received.extend(record.value for record in records)
+            finally:
+                await consumer.stop()
+
+        asyncio.run(main())
+
+
+def wait_settled(members: list[Member], timeout_s: float = SETTLE_TIMEOUT_S) -> None:
+    """Until every partition has exactly one owner, evenly spread, unchanged for 2 s."""
+    deadline = time.monotonic() + timeout_s
+    stable_since, last = None, None
+    while time.monotonic() < deadline:
+        for member in members:
+            assert member.error is None, f"{member.kind}: {member.error!r}"
+        owned = [member.assignment for member in members]
+        counts = sorted(len(a) for a in owned)
+        is_even = sum(counts) == PARTITIONS and counts[-1] - counts[0] <= 1
+        is_disjoint = frozenset().union(*owned) == frozenset(range(PARTITIONS))
+        if is_even and is_disjoint:
+            if owned != last:
+                stable_since, last = time.monotonic(), owned
+            elif time.monotonic() - stable_since >= 2:
+                return
+        else:
+            stable_since, last = None, None
+        time.sleep(0.1)
+    raise AssertionError(f"group never settled: {[sorted(m.assignment) for m in members]}")
+
+
+def wait_delivered(members: list[Member], values: set[bytes], timeout_s: float = 60) -> None:
+    """Until every value reached some member; then assert none reached two (or one twice)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        seen = [v for member in members for v in member.received if v in values]
+        if set(seen) >= values:
+            break
+        time.sleep(0.1)
+    time.sleep(1)                                     # a duplicate would arrive about now
+    seen = [v for member in members for v in member.received if v in values]
+    missing = values - set(seen)
+    assert not missing, f"{len(missing)} of {len(values)} records never delivered"
+    assert len(seen) == len(values), f"{len(seen) - len(values)} records delivered twice"
+
+
+CASES = [
+    ("confluent", "range"),
+    ("confluent", "cooperative-sticky"),
+    ("kafka-python", "range"),
+    ("kafka-python", "sticky"),
+    ("aiokafka", "range"),
+    ("aiokafka", "roundrobin"),
+]
+
+
+@pytest.mark.parametrize(("kind", "strategy"), CASES, ids=[f"{k}-{s}" for k, s in CASES])
+def test_a_group_of_three_shares_a_topic_and_survives_a_leave(kafka_cluster, kind, strategy):
+    bootstrap = kafka_cluster.kafka_bootstrap
+    topic = create_topic(kafka_cluster)
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    members = [Member(kind, bootstrap, group, topic, strategy) for _ in range(3)]
+    try:
+        wait_settled(members)
+        first = produce(bootstrap, topic, "first")
+        wait_delivered(members, first)
+        for member in members:
+            assert len(member.received) >= PER_PHASE // PARTITIONS, "a member got none of its partitions' records"
+
+        described = run_cli(["group", "describe", group, "-b", kafka_cluster.bootstrap], None)
+        assert described.returncode == 0, described.stderr
+        assert "Stable" in described.stdout and "3 member(s)" in described.stdout, described.stdout
+
+        leaving, staying = members[0], members[1:]
+        left_at = time.monotonic()
+        leaving.close()
+        wait_settled(staying)
+        moved_after_s = time.monotonic() - left_at - 2          # wait_settled holds a settled state 2 s
+        assert moved_after_s < SESSION_TIMEOUT_MS / 1000, f"partitions moved only after {moved_after_s:.1f} s"
+        second = produce(bootstrap, topic, "second")
+        wait_delivered(staying, second)
+    finally:
+        for member in members:
+            member.close() if member._thread.is_alive() else None
+
+    other = Member(kind, bootstrap, f"{group}-again", topic, strategy)
+    try:
+        wait_delivered([other], first | second)
+    finally:
+        other.close()
