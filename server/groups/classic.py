@@ -201,6 +201,8 @@ class ClassicGroup:
             self.members[member.member_id] = member
             return self._park(member, now_ms, done)
 
+        if self._is_fenced(member_id, instance_id):
+            return JoinResult(FENCED_INSTANCE_ID, member_id), done
         member = self.members.get(member_id)
         if member is None:
             if member_id not in self.pending:
@@ -212,10 +214,6 @@ class ClassicGroup:
             return self._park(member, now_ms, done)
         if instance_id and member.instance_id and instance_id != member.instance_id:
             return JoinResult(FENCED_INSTANCE_ID, member_id), done
-        if instance_id:
-            holder = self.by_instance(instance_id)
-            if holder is not None and holder.member_id != member_id:
-                return JoinResult(FENCED_INSTANCE_ID, member_id), done
         refresh(member)
         is_same = protocols == member.protocols
         if self.state == COMPLETING_REBALANCE and is_same:
@@ -245,8 +243,9 @@ class ClassicGroup:
         if self.leader_id == old.member_id:
             self.leader_id = new_member_id
         if self.state == STABLE and protocols == old.protocols:
-            # KIP-345: no rebalance; it syncs to get its old assignment.
-            return self._current(member), done
+            # KIP-345: no rebalance; it syncs to get its old assignment. A leader is told not to
+            # assign again (KIP-814's skip_assignment; the assignments stay as they are anyway).
+            return dataclasses.replace(self._current(member), skip_assignment=member.member_id == self.leader_id), done
         member.protocols = protocols
         result, more = self._park(member, now_ms, done)
         return result, more
@@ -339,14 +338,17 @@ class ClassicGroup:
 
     # ---- SyncGroup, Heartbeat ---------------------------------------------------------------------
 
+    def _is_fenced(self, member_id: str, instance_id: str) -> bool:
+        """A static instance id now held by another member id (a newer process took its place)."""
+        holder = self.by_instance(instance_id) if instance_id else None
+        return holder is not None and holder.member_id != member_id
+
     def _check(self, member_id: str, generation_id: int, instance_id: str) -> tuple[int, ClassicMember | None]:
+        if self._is_fenced(member_id, instance_id):
+            return FENCED_INSTANCE_ID, None
         member = self.members.get(member_id)
         if member is None:
             return UNKNOWN_MEMBER_ID, None
-        if instance_id:
-            holder = self.by_instance(instance_id)
-            if holder is not None and holder.member_id != member_id:
-                return FENCED_INSTANCE_ID, None
         if generation_id != self.generation_id:
             return ILLEGAL_GENERATION, None
         return NONE, member

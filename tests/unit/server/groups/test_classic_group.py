@@ -179,8 +179,10 @@ def test_static_member_restart_takes_its_place_without_rebalance():
     assert h.group.state == classic.STABLE                        # no rebalance
     assert h.sync(restarted.member_id, 2, instance_id="i1").assignment == b"S"
     # The old process is fenced.
-    assert h.group.heartbeat(member_id=first.member_id, generation_id=2, instance_id="i1", now_ms=h.now) in (
-        classic.UNKNOWN_MEMBER_ID, classic.FENCED_INSTANCE_ID)
+    assert h.group.heartbeat(member_id=first.member_id, generation_id=2, instance_id="i1", now_ms=h.now) == (
+        classic.FENCED_INSTANCE_ID)
+    assert h.sync(first.member_id, 2, instance_id="i1").error == classic.FENCED_INSTANCE_ID
+    assert h.join(member_id=first.member_id, instance_id="i1").error == classic.FENCED_INSTANCE_ID
     assert h.join(member_id=b, instance_id="i1").error == classic.FENCED_INSTANCE_ID
 
 
@@ -235,3 +237,13 @@ def test_consumer_protocol_decoding():
     assignment = struct.pack(">hih", 0, 1, 1) + b"t" + struct.pack(">iii", 2, 0, 3) + struct.pack(">i", -1)
     assert classic.consumer_assignment(assignment) == [("t", 0), ("t", 3)]
     assert classic.consumer_assignment(b"x") == []
+
+
+def test_static_leader_restart_skips_assignment():
+    h = Harness()
+    first = h.join(instance_id="i1")
+    h.sync(first.member_id, 1, {first.member_id: b"S"})
+    again = h.join(instance_id="i1")
+    assert again.leader == again.member_id and again.skip_assignment and again.generation_id == 1
+    assert h.group.state == classic.STABLE
+    assert h.sync(again.member_id, 1, {again.member_id: b"other"}, instance_id="i1").assignment == b"S"

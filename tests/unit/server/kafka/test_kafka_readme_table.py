@@ -24,7 +24,8 @@ def advertised() -> set[tuple[int, str, int, int]]:
         kafka_listen=HostPort("127.0.0.1", 0), node_id=1, request_timeout_ms=1000, logs_dir="/tmp", broker_configs={}
     )
     data_plane = types.SimpleNamespace(metrics=BrokerMetrics(CollectorRegistry()))
-    front_end = KafkaFrontEnd(config, types.SimpleNamespace(image=None), data_plane, None, lambda: None)
+    groups = types.SimpleNamespace(locate=None, coordinator=None)
+    front_end = KafkaFrontEnd(config, types.SimpleNamespace(image=None), data_plane, None, lambda: None, groups)
     return {(handler.api_key, handler.name, *handler.versions) for handler in front_end.apis.handlers()}
 
 
