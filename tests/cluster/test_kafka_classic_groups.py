@@ -67,8 +67,10 @@ def produce(bootstrap: str, topic: str, tag: str) -> set[bytes]:
 class Member:
     """One group member polling in its own thread: what it received and what it owns now."""
 
-    def __init__(self, kind: str, bootstrap: str, group: str, topic: str, strategy: str) -> None:
+    def __init__(self, kind: str, bootstrap: str, group: str, topic: str, strategy: str, instance_id: str = "") -> None:
         self.kind, self.bootstrap, self.group, self.topic, self.strategy = kind, bootstrap, group, topic, strategy
+        self.instance_id = instance_id
+        self.client_errors: list[str] = []
         self.received: list[bytes] = []
         self.assignment: frozenset[int] = frozenset()
         self.error: BaseException | None = None
@@ -88,16 +90,22 @@ class Member:
             self.error = error
 
     def _confluent(self) -> None:
-        consumer = confluent_kafka.Consumer({
+        config = {
             "bootstrap.servers": self.bootstrap, "group.id": self.group, "enable.auto.commit": False,
             "auto.offset.reset": "earliest", "partition.assignment.strategy": self.strategy,
             "session.timeout.ms": SESSION_TIMEOUT_MS, "heartbeat.interval.ms": 1000,
-        })
+            "error_cb": lambda error: self.client_errors.append(str(error)),
+        }
+        if self.instance_id:
+            config["group.instance.id"] = self.instance_id
+        consumer = confluent_kafka.Consumer(config)
         consumer.subscribe([self.topic])
         try:
             while not self._stop.is_set():
                 message = consumer.poll(0.2)
                 self.assignment = frozenset(tp.partition for tp in consumer.assignment())
+                if message is not None and message.error() is not None:
+                    self.client_errors.append(str(message.error()))
                 if message is not None and message.error() is None:
                     self.received.append(message.value())
         finally:
@@ -221,3 +229,49 @@ def test_a_group_of_three_shares_a_topic_and_survives_a_leave(kafka_cluster, kin
         wait_delivered([other], first | second)
     finally:
         other.close()
+
+
+def describe(cluster, group: str) -> str:
+    described = run_cli(["group", "describe", group, "-b", cluster.bootstrap], None)
+    assert described.returncode == 0, described.stderr
+    return described.stdout.splitlines()[0]
+
+
+def test_a_restarted_static_member_takes_its_place_without_a_rebalance(kafka_cluster):
+    """KIP-345 with librdkafka (group.instance.id): a static member that closes does not leave; one
+    restarted with its instance id gets its partitions back in the same generation, the others
+    keep theirs; a second live process with a taken instance id fences the first (FENCED_INSTANCE_ID)."""
+    bootstrap = kafka_cluster.kafka_bootstrap
+    topic = create_topic(kafka_cluster)
+    group = f"static-{uuid.uuid4().hex[:8]}"
+    members = [Member("confluent", bootstrap, group, topic, "range", instance_id=f"i{i}") for i in range(3)]
+    replacements = []
+    try:
+        wait_settled(members)
+        before = describe(kafka_cluster, group)
+        assert "Stable" in before and "3 member(s)" in before, before
+        owned = [member.assignment for member in members]
+        members[0].close()
+        restarted = Member("confluent", bootstrap, group, topic, "range", instance_id="i0")
+        replacements.append(restarted)
+        wait_settled([restarted, *members[1:]])
+        assert [restarted.assignment, *(m.assignment for m in members[1:])] == owned
+        assert describe(kafka_cluster, group) == before, "a static member's restart rebalanced the group"
+        records = produce(bootstrap, topic, "static")
+        wait_delivered([restarted, *members[1:]], records)
+
+        duplicate = Member("confluent", bootstrap, group, topic, "range", instance_id="i1")
+        replacements.append(duplicate)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not any("fenced" in e.lower() for e in members[1].client_errors):
+            time.sleep(0.2)
+        assert any("fenced" in e.lower() for e in members[1].client_errors), members[1].client_errors
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and duplicate.assignment != owned[1]:
+            time.sleep(0.2)
+        assert duplicate.assignment == owned[1]
+        assert "3 member(s)" in describe(kafka_cluster, group)
+    finally:
+        for member in [*members, *replacements]:
+            if member._thread.is_alive():
+                member.close()
