@@ -221,10 +221,7 @@ class ClassicGroup:
         if self.state == STABLE and is_same and member_id != self.leader_id:
             return self._current(member), done
         member.protocols = protocols
-        if self.state == PREPARING_REBALANCE and member.is_awaiting_join:
-            # A resent join: the new request replaces the parked one.
-            done.joins[member_id] = JoinResult(REBALANCE_IN_PROGRESS, member_id)
-            member.is_awaiting_join = False
+        # A join resent while one is parked replaces it (the caller answers the old request).
         return self._park(member, now_ms, done)
 
     def _replace_static(self, old: ClassicMember, new_member_id: str, protocols: Protocols, refresh, now_ms: int):

@@ -15,6 +15,15 @@ for the high watermark, and read the committed records of a partition.
 Requests and answers are `freshet.v1.group_pb2` messages; failures are domain errors
 (`server.errors`, `server.group_state`) that `server/status.py` maps to the wire.
 
+Classic groups (Kafka's JoinGroup/SyncGroup protocol, `server/groups/classic.py`) live in the same
+per-partition group table, so one group id names one group whichever protocol it speaks: an empty
+group of either kind becomes the other kind when a member of that kind arrives (offsets kept); a
+group with members refuses the other kind (INCONSISTENT_GROUP_PROTOCOL). `classic_join` and
+`classic_sync` park their caller on a future until the barrier answers it (`Completions`); the
+expiry loop ticks classic groups too (sessions, rebalance timeouts); resigning a partition answers
+parked requests NOT_COORDINATOR. Classic membership is not persisted (only offsets are): after a
+failover members get UNKNOWN_MEMBER_ID and rejoin, which every Kafka client handles.
+
 Imports: asyncio, freshet.v1, freshet.server. Thread-safety: not thread-safe; every method runs on
 the node's event loop (the fake broker runs one loop per broker). One asyncio lock per group
 orders its decisions and appends; a group's state is mutated only under it.
@@ -603,10 +612,11 @@ class GroupCoordinator:
                 client_id=client_id,
                 client_host=client_host,
             )
+            # Release first: `done` may answer this member's previous, replaced request.
+            self._release(group_id, done)
             future = None
             if result is None:
                 future = self._park(self._join_waiters, group_id, member_id or new_member_id)
-            self._release(group_id, done)
             if not group.members and not group.pending and not group.offsets and group.state == group_classic.EMPTY:
                 state.groups.pop(group_id, None)
         if future is not None:
@@ -633,10 +643,10 @@ class GroupCoordinator:
                 member_id=member_id, generation_id=generation_id, instance_id=instance_id,
                 assignments=assignments, now_ms=self._clock_ms(),
             )
+            self._release(group_id, done)
             future = None
             if result is None:
                 future = self._park(self._sync_waiters, group_id, member_id)
-            self._release(group_id, done)
         if future is not None:
             result = await future
             if result is None:

@@ -2,7 +2,8 @@
 and the listener serving it.
 
 Owns which handlers a broker serves and what each is given (the metadata image, the data plane,
-the controller channels), and the start and stop of the listener. The node creates one when
+the controller channels, the group runtime: FindCoordinator, OffsetFetch and the classic group
+APIs), and the start and stop of the listener. The node creates one when
 `kafka.listen` is set.
 
 Imports: freshet.server (broker, cluster, config, kafka, metrics). Thread-safety: not thread-safe

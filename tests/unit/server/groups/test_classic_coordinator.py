@@ -121,3 +121,22 @@ def test_invalid_session_timeout():
         assert (await classic_join(coordinator, session=10)).error == 26
 
     asyncio.run(main())
+
+
+def test_a_resent_join_replaces_the_parked_one():
+    async def main():
+        coordinator = await loaded(make(MemoryOffsetsLog(), Clock()))
+        a = await new_member(coordinator)
+        await classic_join(coordinator, a)
+        await coordinator.classic_sync("g", member_id=a, generation_id=1, instance_id="", assignments={})
+        b = await new_member(coordinator)
+        old = asyncio.ensure_future(classic_join(coordinator, b))
+        await asyncio.sleep(0.01)
+        new = asyncio.ensure_future(classic_join(coordinator, b))
+        assert (await asyncio.wait_for(old, 5)).error == classic.REBALANCE_IN_PROGRESS
+        await asyncio.sleep(0.01)
+        assert not new.done()                                         # still waiting for a
+        await asyncio.wait_for(classic_join(coordinator, a), 5)
+        assert (await asyncio.wait_for(new, 5)).generation_id == 2
+
+    asyncio.run(main())
