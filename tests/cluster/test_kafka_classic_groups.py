@@ -20,6 +20,7 @@ KIP-429 (cooperative rebalancing, done by the clients over the classic protocol)
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 import uuid
@@ -211,6 +212,9 @@ def test_a_group_of_three_shares_a_topic_and_survives_a_leave(kafka_cluster, kin
         described = run_cli(["group", "describe", group, "-b", kafka_cluster.bootstrap], None)
         assert described.returncode == 0, described.stderr
         assert "Stable" in described.stdout and "3 member(s)" in described.stdout, described.stdout
+        listed = run_cli(["group", "list", "--output", "json", "-b", kafka_cluster.bootstrap], None)
+        assert listed.returncode == 0, listed.stderr
+        assert {"group": group, "state": "Stable", "members": 3} in json.loads(listed.stdout)
 
         leaving, staying = members[0], members[1:]
         left_at = time.monotonic()
