@@ -21,20 +21,24 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import threading
 import time
 import uuid
 
 import aiokafka
 import confluent_kafka
+import grpc
 import kafka
 import pytest
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor as AioRange
 from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor as AioRoundRobin
+from freshet.v1 import group_pb2, group_pb2_grpc
 from kafka.coordinator.assignors.range import RangePartitionAssignor
 from kafka.coordinator.assignors.sticky.sticky_assignor import StickyPartitionAssignor
 
-from tests.support.cli_harness import run_cli
+from tests.support.cli_harness import ClusterUp, run_cli
 
 pytestmark = pytest.mark.cluster
 
@@ -279,3 +283,35 @@ def test_a_restarted_static_member_takes_its_place_without_a_rebalance(kafka_clu
         for member in [*members, *replacements]:
             if member._thread.is_alive():
                 member.close()
+
+
+def test_members_rejoin_after_the_coordinators_broker_is_killed(tmp_path):
+    """Classic membership is not persisted: after kill -9 of the coordinator's broker the new
+    coordinator does not know the members, they get UNKNOWN_MEMBER_ID (or find it empty) and
+    rejoin, and the group settles again and delivers every new record once."""
+    cluster = ClusterUp(tmp_path / "failover")
+    try:
+        cluster.wait_ready()
+        bootstrap = cluster.kafka_bootstrap
+        topic = create_topic(cluster)
+        group = f"failover-{uuid.uuid4().hex[:8]}"
+        members = [Member("confluent", bootstrap, group, topic, "range") for _ in range(3)]
+        try:
+            wait_settled(members)
+            with grpc.insecure_channel(cluster.bootstrap.split(",")[0]) as channel:
+                found = group_pb2_grpc.GroupStub(channel).FindCoordinator(
+                    group_pb2.FindCoordinatorRequest(group_ids=[group]), timeout=10
+                )
+            coordinator = found.coordinators[0].coordinator.node_id
+            os.kill(cluster.node_pids[coordinator], signal.SIGKILL)
+            time.sleep(SESSION_TIMEOUT_MS / 1000 / 2)
+            wait_settled(members, timeout_s=120)
+            after = describe(cluster, group)
+            assert "Stable" in after and "3 member(s)" in after, after
+            records = produce(bootstrap, topic, "after-kill")
+            wait_delivered(members, records)
+        finally:
+            for member in members:
+                member.close()
+    finally:
+        cluster.close()
