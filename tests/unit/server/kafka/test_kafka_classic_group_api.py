@@ -96,8 +96,20 @@ def test_every_version_round_trips():
 def test_a_broker_that_does_not_coordinate_the_group_answers_not_coordinator():
     async def main():
         coordinator = make(MemoryOffsetsLog(), Clock())                           # leads nothing
-        answer = await JoinGroupHandler(coordinator).handle(join_request(5))
-        assert answer.error_code == 16
+        for version in range(0, 10):
+            req = join_request(version)
+            answer = await JoinGroupHandler(coordinator).handle(req)
+            encodes(req, answer)
+            assert answer.error_code == 16
+        for version in range(0, 6):
+            req = request(14, version, group_id="g", generation_id=1, member_id="m", assignments=[])
+            answer = await SyncGroupHandler(coordinator).handle(req)
+            encodes(req, answer)
+            assert answer.error_code == 16
+            req = request(13, version, group_id="g", member_id="m", members=[("m", None)])
+            answer = await LeaveGroupHandler(coordinator).handle(req)
+            encodes(req, answer)
+            assert answer.error_code == 16
         req = request(12, 4, group_id="g", generation_id=1, member_id="m")
         assert HeartbeatHandler(coordinator).handle(req).error_code == 16
 
