@@ -212,6 +212,15 @@ class StaleMemberEpochError(GroupError):
     """An offset commit for a partition the member does not own (it moved to another member)."""
 
 
+class InconsistentGroupProtocolError(GroupError):
+    """A member of one group protocol (classic JoinGroup, or KIP-848 heartbeats) asked to join a
+    group of the other protocol that has members (Kafka's INCONSISTENT_GROUP_PROTOCOL)."""
+
+
+class IllegalGenerationError(GroupError):
+    """A classic group request carries a generation that is not the group's current one."""
+
+
 class NonEmptyGroupError(GroupError):
     """An admin operation that needs a group without active members."""
 

@@ -172,6 +172,8 @@ DOMAIN_ERRORS: Mapping[type[Exception], int | None] = {
     server_errors.InvalidGroupRequestError: E.INVALID_REQUEST,
     server_errors.UnsupportedAssignorError: E.UNSUPPORTED_ASSIGNOR,
     server_errors.GroupMaxSizeReachedError: E.GROUP_MAX_SIZE_REACHED,
+    server_errors.InconsistentGroupProtocolError: E.INCONSISTENT_GROUP_PROTOCOL,
+    server_errors.IllegalGenerationError: E.ILLEGAL_GENERATION,
     # the Kafka listener (server/kafka): the connection is closed; INVALID_REQUEST if ever answered
     server_errors.KafkaFrameError: E.INVALID_REQUEST,
     server_errors.UnsupportedKafkaRequestError: E.INVALID_REQUEST,

@@ -2,8 +2,8 @@
 and the listener serving it.
 
 Owns which handlers a broker serves and what each is given (the metadata image, the data plane,
-the controller channels, the group coordinator), and the start and stop of the listener. The node
-creates one when `kafka.listen` is set.
+the controller channels, the group runtime: group coordination, offsets and the classic group
+protocol), and the start and stop of the listener. The node creates one when `kafka.listen` is set.
 
 Imports: freshet.server (broker, cluster, config, groups, kafka, metrics). Thread-safety: not
 thread-safe (loop).
@@ -22,6 +22,7 @@ from freshet.server.errors import NodeStartError
 from freshet.server.groups.runtime import GroupRuntime
 from freshet.server.kafka import admin_api, config_api, groups_api
 from freshet.server.kafka.apis import KafkaApis
+from freshet.server.kafka.classic_group_api import classic_group_handlers
 from freshet.server.kafka.consumer_group_api import ConsumerGroupHeartbeatHandler
 from freshet.server.kafka.delete_records_api import DeleteRecordsHandler
 from freshet.server.kafka.fetch_api import FetchHandler, ListOffsetsHandler
@@ -65,6 +66,8 @@ class KafkaFrontEnd:
         self.apis.add(DescribeProducersHandler(data_plane))
         self.apis.add(DeleteRecordsHandler(data_plane))
         self.apis.add(ConsumerGroupHeartbeatHandler(groups.coordinator, image, config.node_id))
+        for handler in classic_group_handlers(groups.coordinator):
+            self.apis.add(handler)
         for handler in admin_handlers(config, publisher, channels, controller_hint):
             self.apis.add(handler)
         for handler in groups_api.group_handlers(groups.locate, groups.coordinator, image, config.node_id):
