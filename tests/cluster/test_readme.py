@@ -181,7 +181,7 @@ def test_readme_kafka_clients_section_runs_as_written(tmp_path, kcat):
     CLI on one topic) run as written against `cluster up` and print what the text says. Method:
     every `sh` block of the section, in order, with the README's ports moved to free ones."""
     blocks = shell_blocks(section(README.read_text(), "## Using Kafka clients"))
-    assert len(blocks) == 3, blocks
+    assert len(blocks) == 4, blocks
     work = tmp_path.resolve()
     venv = pathlib.Path(sys.prefix)
     (work / ".venv").symlink_to(venv)
@@ -211,5 +211,13 @@ def test_readme_kafka_clients_section_runs_as_written(tmp_path, kcat):
         lines = outputs[2].splitlines()
         assert lines[0] == "from the freshet cli", lines
         assert lines[-2:] == ["from the freshet cli", "from kafka-python"], lines
+        group = outputs[3]
+        assert "7 records, from partitions [0, 1, 2]" in group, group
+        assert "dashboard" in group and "LAG" in group, group
+        described = run_cli(["group", "describe", "dashboard", "--output", "json"], bootstrap, timeout_s=60)
+        assert described.returncode == 0, described.stderr
+        document = json.loads(described.stdout)
+        offsets = document[0]["offsets"] if isinstance(document, list) else document["offsets"]
+        assert sum(item["lag"] for item in offsets) == 0, offsets
     finally:
         cluster.close()
