@@ -79,6 +79,18 @@ Tree (code in brackets; * retriable)::
     |-- UnreleasedInstanceIdError                  [UNRELEASED_INSTANCE_ID]
     |-- UnsupportedAssignorError                   [UNSUPPORTED_ASSIGNOR]
     |-- StaleMemberEpochError                      [STALE_MEMBER_EPOCH]
+    |-- AuthorizationError                         the principal lacks a right (an ACL is missing)
+    |   |-- TopicAuthorizationFailedError          [TOPIC_AUTHORIZATION_FAILED]
+    |   |-- GroupAuthorizationFailedError          [GROUP_AUTHORIZATION_FAILED]
+    |   |-- ClusterAuthorizationFailedError        [CLUSTER_AUTHORIZATION_FAILED]
+    |   `-- TransactionalIdAuthorizationFailedError  [TRANSACTIONAL_ID_AUTHORIZATION_FAILED]
+    |-- SaslAuthenticationFailedError              [SASL_AUTHENTICATION_FAILED] bad credentials
+    |-- UnsupportedSaslMechanismError              [UNSUPPORTED_SASL_MECHANISM]
+    |-- IllegalSaslStateError                      [ILLEGAL_SASL_STATE]
+    |-- SecurityDisabledError                      [SECURITY_DISABLED]
+    |-- ResourceNotFoundError                      [RESOURCE_NOT_FOUND]
+    |-- UnacceptableCredentialError                [UNACCEPTABLE_CREDENTIAL]
+    |-- GroupSubscribedToTopicError                [GROUP_SUBSCRIBED_TO_TOPIC]
     |-- CommitFailedError                          a commit the group fenced (partitions moved away)
     |-- ProducerClosedError                        send() after close(), or records a forced close dropped
     |-- NoOffsetForPartitionError                  no position and auto_offset_reset="none"
@@ -552,6 +564,77 @@ class StaleMemberEpochError(FreshetError):
     """STALE_MEMBER_EPOCH: an offset commit carried an older member epoch than the member's."""
 
     code = _ErrorCode.STALE_MEMBER_EPOCH
+
+
+class AuthorizationError(FreshetError):
+    """Base of the *_AUTHORIZATION_FAILED errors: the principal lacks a right (never retriable:
+    an operator must add an ACL first)."""
+
+
+class TopicAuthorizationFailedError(AuthorizationError):
+    """TOPIC_AUTHORIZATION_FAILED: the principal may not do this to the topic."""
+
+    code = _ErrorCode.TOPIC_AUTHORIZATION_FAILED
+
+
+class GroupAuthorizationFailedError(AuthorizationError):
+    """GROUP_AUTHORIZATION_FAILED: the principal may not do this to the group."""
+
+    code = _ErrorCode.GROUP_AUTHORIZATION_FAILED
+
+
+class ClusterAuthorizationFailedError(AuthorizationError):
+    """CLUSTER_AUTHORIZATION_FAILED: the principal may not do this to the cluster."""
+
+    code = _ErrorCode.CLUSTER_AUTHORIZATION_FAILED
+
+
+class TransactionalIdAuthorizationFailedError(AuthorizationError):
+    """TRANSACTIONAL_ID_AUTHORIZATION_FAILED: the principal may not use the transactional id."""
+
+    code = _ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+
+
+class SaslAuthenticationFailedError(FreshetError):
+    """SASL_AUTHENTICATION_FAILED: unknown user, wrong password or an expired session."""
+
+    code = _ErrorCode.SASL_AUTHENTICATION_FAILED
+
+
+class UnsupportedSaslMechanismError(FreshetError):
+    """UNSUPPORTED_SASL_MECHANISM: the cluster does not enable that mechanism."""
+
+    code = _ErrorCode.UNSUPPORTED_SASL_MECHANISM
+
+
+class IllegalSaslStateError(FreshetError):
+    """ILLEGAL_SASL_STATE: an authentication message out of order."""
+
+    code = _ErrorCode.ILLEGAL_SASL_STATE
+
+
+class SecurityDisabledError(FreshetError):
+    """SECURITY_DISABLED: a security operation on a cluster running without authentication."""
+
+    code = _ErrorCode.SECURITY_DISABLED
+
+
+class ResourceNotFoundError(FreshetError):
+    """RESOURCE_NOT_FOUND: e.g. deleting a user or credential that does not exist."""
+
+    code = _ErrorCode.RESOURCE_NOT_FOUND
+
+
+class UnacceptableCredentialError(FreshetError):
+    """UNACCEPTABLE_CREDENTIAL: SCRAM iterations or salt out of bounds, or a bad user name."""
+
+    code = _ErrorCode.UNACCEPTABLE_CREDENTIAL
+
+
+class GroupSubscribedToTopicError(FreshetError):
+    """GROUP_SUBSCRIBED_TO_TOPIC: the group's members still subscribe to the topic."""
+
+    code = _ErrorCode.GROUP_SUBSCRIBED_TO_TOPIC
 
 
 class CommitFailedError(FreshetError):

@@ -15,6 +15,15 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 
 from freshet.metadata.errors import CommandFailedError
+from freshet.metadata.security import (
+    AclBinding,
+    Operation,
+    PatternType,
+    Permission,
+    ResourceType,
+    ScramCredential,
+    ScramMechanism,
+)
 from freshet.v1 import common_pb2, metadata_pb2
 
 MetadataCommand = metadata_pb2.MetadataCommand
@@ -269,3 +278,74 @@ def atomic_batch(request_id: str, controller_epoch: int, inner: Iterable[Metadat
 
 # request_id and controller_epoch of a command inside an atomic batch: `fence_broker(*INNER, ...)`.
 INNER: tuple[str, int] = ("", 0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Users and ACLs
+# ---------------------------------------------------------------------------------------------
+
+
+def scram_credential_record(credential: ScramCredential) -> metadata_pb2.ScramCredentialRecord:
+    """The wire form of a credential."""
+    return metadata_pb2.ScramCredentialRecord(
+        mechanism=int(credential.mechanism),
+        salt=credential.salt,
+        stored_key=credential.stored_key,
+        server_key=credential.server_key,
+        iterations=credential.iterations,
+    )
+
+
+def acl_binding_record(binding: AclBinding) -> metadata_pb2.AclBindingRecord:
+    """The wire form of an ACL binding."""
+    return metadata_pb2.AclBindingRecord(
+        resource_type=int(binding.resource_type),
+        resource_name=binding.resource_name,
+        pattern_type=int(binding.pattern_type),
+        principal=binding.principal,
+        host=binding.host,
+        operation=int(binding.operation),
+        permission=int(binding.permission),
+    )
+
+
+def scram_credential_from_record(record: metadata_pb2.ScramCredentialRecord) -> ScramCredential:
+    """The credential of a wire record. Raises ValueError for an unknown mechanism."""
+    return ScramCredential(
+        ScramMechanism(record.mechanism), bytes(record.salt), bytes(record.stored_key),
+        bytes(record.server_key), record.iterations,
+    )
+
+
+def acl_binding_from_record(record: metadata_pb2.AclBindingRecord) -> AclBinding:
+    """The binding of a wire record. Raises ValueError for an enum number Kafka does not define."""
+    return AclBinding(
+        ResourceType(record.resource_type), record.resource_name, PatternType(record.pattern_type),
+        record.principal, record.host, Operation(record.operation), Permission(record.permission),
+    )
+
+
+def upsert_user_credential(request_id: str, controller_epoch: int, user: str, credential: ScramCredential) -> MetadataCommand:
+    command = _command(request_id, controller_epoch)
+    command.upsert_user_credential.user = user
+    command.upsert_user_credential.credential.CopyFrom(scram_credential_record(credential))
+    return command
+
+
+def delete_user_credential(request_id: str, controller_epoch: int, user: str, mechanism: ScramMechanism) -> MetadataCommand:
+    command = _command(request_id, controller_epoch)
+    command.delete_user_credential.user = user
+    command.delete_user_credential.mechanism = int(mechanism)
+    return command
+
+
+def create_acls(request_id: str, controller_epoch: int, acls: Iterable[AclBinding]) -> MetadataCommand:
+    command = _command(request_id, controller_epoch)
+    command.create_acls.acls.extend(acl_binding_record(b) for b in acls)
+    return command
+
+
+def delete_acls(request_id: str, controller_epoch: int, acls: Iterable[AclBinding]) -> MetadataCommand:
+    command = _command(request_id, controller_epoch)
+    command.delete_acls.acls.extend(acl_binding_record(b) for b in acls)
+    return command

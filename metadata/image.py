@@ -20,6 +20,7 @@ from collections.abc import Iterator, Mapping
 from types import MappingProxyType
 
 from freshet.metadata import configs
+from freshet.metadata.security import EMPTY_ACLS, AclSet, ScramCredential, ScramMechanism
 from freshet.v1 import metadata_pb2
 
 NO_LEADER = -1
@@ -230,6 +231,8 @@ class MetadataImage:
         cluster_configs: cluster-scope config overrides (key -> value string).
         broker_configs: broker id -> that broker's overrides (only brokers with overrides).
         recent_requests: the dedup table.
+        users: user name -> {SCRAM mechanism: credential} (never a password).
+        acls: every ACL binding, indexed for `security.authorize`.
     """
 
     offset: int
@@ -243,6 +246,8 @@ class MetadataImage:
     cluster_configs: Mapping[str, str]
     broker_configs: Mapping[int, Mapping[str, str]]
     recent_requests: RequestLog
+    users: Mapping[str, Mapping[ScramMechanism, ScramCredential]] = dataclasses.field(default_factory=lambda: EMPTY_MAPPING)
+    acls: AclSet = EMPTY_ACLS
 
     def topic(self, name: str) -> TopicImage | None:
         """The topic called `name`, or None."""
@@ -288,6 +293,10 @@ class MetadataImage:
     def broker_config(self, node_id: int) -> configs.BrokerConfig:
         """Typed config of a broker (registered or not) with defaults and cluster values merged."""
         return configs.broker_config(self.cluster_configs, self.broker_configs.get(node_id, EMPTY_MAPPING))
+
+    def scram_credential(self, user: str, mechanism: ScramMechanism) -> ScramCredential | None:
+        """The credential of `user` for `mechanism`, or None (unknown user or mechanism)."""
+        return self.users.get(user, EMPTY_MAPPING).get(mechanism)
 
     def request_result(self, request_id: str) -> metadata_pb2.MetadataResult | None:
         """The first result of a remembered request id (a fresh message), or None."""

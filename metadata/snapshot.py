@@ -32,6 +32,7 @@ import zlib
 from collections.abc import Iterable, Mapping
 from typing import NamedTuple
 
+from freshet.metadata import commands
 from freshet.metadata.errors import SnapshotFormatError
 from freshet.metadata.image import (
     NO_LEADER,
@@ -44,6 +45,7 @@ from freshet.metadata.image import (
     TopicImage,
     frozen_mapping,
 )
+from freshet.metadata.security import AclSet
 from freshet.v1 import common_pb2, metadata_pb2
 from google.protobuf.message import DecodeError
 
@@ -140,6 +142,17 @@ def encode_snapshot(image: MetadataImage) -> bytes:
             _REQUEST_RESULT_FIELD, result
         )
         parts.append(_length_delimited(_RECENT_REQUESTS_FIELD, record))
+    security_part = metadata_pb2.MetadataSnapshot(
+        users=[
+            metadata_pb2.UserRecord(
+                name=name,
+                credentials=[commands.scram_credential_record(c) for _, c in sorted(image.users[name].items())],
+            )
+            for name in sorted(image.users)
+        ],
+        acls=[commands.acl_binding_record(binding) for binding in image.acls],
+    )
+    parts.append(security_part.SerializeToString(deterministic=True))   # fields 11, 12: after 10
     for topic_id in sorted(image.topics_by_id):
         parts.append(_length_delimited(_TOPICS_FIELD, encode_topic(image.topics_by_id[topic_id])))
     return b"".join(parts)
@@ -225,6 +238,18 @@ def decode_snapshot(data: bytes) -> MetadataImage:
         _check(topic.name not in names, f"topic name {topic.name!r} appears twice")
         topics_by_id[topic.topic_id] = topic
         names[topic.name] = topic.topic_id
+    _check(_strictly_sorted(u.name for u in snapshot.users), "users not sorted by name")
+    users = {}
+    acls = []
+    try:
+        for user in snapshot.users:
+            credentials = [commands.scram_credential_from_record(c) for c in user.credentials]
+            _check(_strictly_sorted(c.mechanism for c in credentials), f"credentials of {user.name!r} not sorted")
+            users[user.name] = frozen_mapping({c.mechanism: c for c in credentials})
+        acls = [commands.acl_binding_from_record(record) for record in snapshot.acls]
+    except ValueError as error:
+        raise SnapshotFormatError(f"undecodable user or ACL: {error}") from None
+    _check(_strictly_sorted(acls), "ACL bindings not sorted")
     items = [(r.request_id, r.result.SerializeToString(deterministic=True)) for r in snapshot.recent_requests]
     _check(len({rid for rid, _ in items}) == len(items), "a request id appears twice")
     _check(len(items) < REQUEST_LOG_CAPACITY + REQUEST_LOG_CHUNK_SIZE, f"{len(items)} request ids exceed the table")
@@ -240,6 +265,8 @@ def decode_snapshot(data: bytes) -> MetadataImage:
         cluster_configs=_configs_from(snapshot.cluster_configs, "cluster"),
         broker_configs=frozen_mapping(broker_configs),
         recent_requests=RequestLog.from_items(items),
+        users=frozen_mapping(users),
+        acls=AclSet(acls),
     )
 
 

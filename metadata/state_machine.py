@@ -41,7 +41,7 @@ import logging
 import re
 from collections.abc import Callable, Iterable, Mapping
 
-from freshet.metadata import configs, topic_rules
+from freshet.metadata import commands, configs, security, topic_rules
 from freshet.metadata.image import (
     NO_LEADER,
     BrokerRegistration,
@@ -715,6 +715,86 @@ def _allocate_producer_ids(image: MetadataImage, command, offset: int, result) -
     return dataclasses.replace(image, next_producer_id=first + PRODUCER_ID_BLOCK_SIZE)
 
 
+# ---------------------------------------------------------------------------------------------
+# Users and ACLs
+# ---------------------------------------------------------------------------------------------
+
+ACL_BINDINGS_MAX = 100_000
+USERS_MAX = 100_000
+
+
+def _upsert_user_credential(image: MetadataImage, command, offset: int, result) -> MetadataImage:
+    body = command.upsert_user_credential
+    problem = security.user_name_problem(body.user)
+    _require(problem is None, E.INVALID_REQUEST, problem or "")
+    try:
+        credential = commands.scram_credential_from_record(body.credential)
+    except ValueError:
+        raise _Rejected(E.UNACCEPTABLE_CREDENTIAL, f"unknown SCRAM mechanism {body.credential.mechanism}") from None
+    problem = credential.problem()
+    _require(problem is None, E.UNACCEPTABLE_CREDENTIAL, problem or "")
+    _require(
+        body.user in image.users or len(image.users) < USERS_MAX,
+        E.INVALID_REQUEST,
+        f"the cluster has {USERS_MAX} users already",
+    )
+    credentials = dict(image.users.get(body.user, {}))
+    credentials[credential.mechanism] = credential
+    users = dict(image.users)
+    users[body.user] = frozen_mapping(credentials)
+    return dataclasses.replace(image, users=frozen_mapping(users))
+
+
+def _delete_user_credential(image: MetadataImage, command, offset: int, result) -> MetadataImage:
+    body = command.delete_user_credential
+    credentials = dict(image.users.get(body.user, {}))
+    try:
+        mechanism = security.ScramMechanism(body.mechanism)
+    except ValueError:
+        raise _Rejected(E.UNACCEPTABLE_CREDENTIAL, f"unknown SCRAM mechanism {body.mechanism}") from None
+    _require(
+        mechanism in credentials,
+        E.RESOURCE_NOT_FOUND,
+        f"user {body.user!r} has no {mechanism.mechanism_name} credential",
+    )
+    del credentials[mechanism]
+    users = dict(image.users)
+    if credentials:
+        users[body.user] = frozen_mapping(credentials)
+    else:
+        del users[body.user]
+    return dataclasses.replace(image, users=frozen_mapping(users))
+
+
+def _acl_bindings(records) -> list[security.AclBinding]:
+    bindings = []
+    for record in records:
+        try:
+            binding = commands.acl_binding_from_record(record)
+        except ValueError as error:
+            raise _Rejected(E.INVALID_REQUEST, f"invalid ACL binding: {error}") from None
+        problem = binding.problem()
+        _require(problem is None, E.INVALID_REQUEST, f"invalid ACL binding: {problem}")
+        bindings.append(binding)
+    return bindings
+
+
+def _create_acls(image: MetadataImage, command, offset: int, result) -> MetadataImage:
+    bindings = _acl_bindings(command.create_acls.acls)
+    new = [b for b in set(bindings) if b not in image.acls]
+    _require(
+        len(image.acls) + len(new) <= ACL_BINDINGS_MAX,
+        E.INVALID_REQUEST,
+        f"the cluster would have more than {ACL_BINDINGS_MAX} ACL bindings",
+    )
+    return image if not new else dataclasses.replace(image, acls=image.acls.with_changes(added=new))
+
+
+def _delete_acls(image: MetadataImage, command, offset: int, result) -> MetadataImage:
+    bindings = [b for b in _acl_bindings(command.delete_acls.acls) if b in image.acls]
+    return image if not bindings else dataclasses.replace(image, acls=image.acls.with_changes(removed=bindings))
+
+
 _NOT_IN_BATCH = frozenset({"claim_controller", "atomic_batch"})
 BATCH_COMMANDS_MAX = 10_000
 
@@ -796,6 +876,10 @@ _HANDLERS: Mapping[str, Handler] = {
     "alter_configs": _alter_configs,
     "allocate_producer_ids": _allocate_producer_ids,
     "atomic_batch": _atomic_batch,
+    "upsert_user_credential": _upsert_user_credential,
+    "delete_user_credential": _delete_user_credential,
+    "create_acls": _create_acls,
+    "delete_acls": _delete_acls,
 }
 
 assert set(_HANDLERS) == {

@@ -19,6 +19,9 @@ Tree::
     |-- CoordinatorLoadInProgressError   ... yet: it is still reading __consumer_offsets
     |-- CoordinatorNotAvailableError     no broker coordinates the group now
     |-- ForwardedError           the active controller answered a forwarded request with an error
+    |-- AuthenticationError      bad credentials, unknown user, expired session (SASL_AUTHENTICATION_FAILED)
+    |-- AuthorizationError       the principal lacks a right (TOPIC/GROUP/CLUSTER_AUTHORIZATION_FAILED)
+    |-- SecurityDisabledError    a user or ACL operation on a cluster without authentication
     `-- GroupError               a request a consumer group refuses (server/groups/state.py)
         |-- UnknownMemberError           the member id is not (or no longer) in the group
         |-- FencedMemberEpochError       the member epoch is not one the coordinator accepts
@@ -43,6 +46,30 @@ from freshet.v1 import common_pb2
 
 class ServerError(Exception):
     """Base of every server-layer exception. Thread-safe (immutable)."""
+
+
+class AuthenticationError(ServerError):
+    """The caller could not be authenticated. The message says what failed in general terms
+    ("authentication failed for user 'bob'") and never carries a secret or which part was wrong.
+    Thread-safe (immutable)."""
+
+
+class AuthorizationError(ServerError):
+    """The caller's principal lacks `operation` on a resource.
+
+    Attributes:
+        error_code: TOPIC_, GROUP_, CLUSTER_ or TRANSACTIONAL_ID_AUTHORIZATION_FAILED.
+        message: one line naming the principal, the operation and the resource.
+    """
+
+    def __init__(self, error_code: int, message: str) -> None:
+        self.error_code = error_code
+        self.message = message
+        super().__init__(message)
+
+
+class SecurityDisabledError(ServerError):
+    """A user or ACL operation on a cluster running without security (Kafka's SECURITY_DISABLED)."""
 
 
 class NodeConfigError(ServerError):

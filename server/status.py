@@ -108,6 +108,17 @@ ERROR_CODES: Mapping[int, grpc.StatusCode] = {
     E.UNSUPPORTED_ASSIGNOR: S.INVALID_ARGUMENT,
     E.STALE_MEMBER_EPOCH: S.FAILED_PRECONDITION,
     E.NO_QUORUM: S.UNAVAILABLE,
+    E.TOPIC_AUTHORIZATION_FAILED: S.PERMISSION_DENIED,
+    E.GROUP_AUTHORIZATION_FAILED: S.PERMISSION_DENIED,
+    E.CLUSTER_AUTHORIZATION_FAILED: S.PERMISSION_DENIED,
+    E.TRANSACTIONAL_ID_AUTHORIZATION_FAILED: S.PERMISSION_DENIED,
+    E.SASL_AUTHENTICATION_FAILED: S.UNAUTHENTICATED,
+    E.UNSUPPORTED_SASL_MECHANISM: S.INVALID_ARGUMENT,
+    E.ILLEGAL_SASL_STATE: S.FAILED_PRECONDITION,
+    E.SECURITY_DISABLED: S.FAILED_PRECONDITION,
+    E.RESOURCE_NOT_FOUND: S.NOT_FOUND,
+    E.UNACCEPTABLE_CREDENTIAL: S.INVALID_ARGUMENT,
+    E.GROUP_SUBSCRIBED_TO_TOPIC: S.FAILED_PRECONDITION,
 }
 
 # Exception class -> ErrorCode; None: the instance carries `error_code` (ControllerRequestError
@@ -175,6 +186,9 @@ DOMAIN_ERRORS: Mapping[type[Exception], int | None] = {
     server_errors.InconsistentGroupProtocolError: E.INCONSISTENT_GROUP_PROTOCOL,
     server_errors.IllegalGenerationError: E.ILLEGAL_GENERATION,
     # the Kafka listener (server/kafka): the connection is closed; INVALID_REQUEST if ever answered
+    server_errors.AuthenticationError: E.SASL_AUTHENTICATION_FAILED,
+    server_errors.AuthorizationError: None,                     # the resource type's code
+    server_errors.SecurityDisabledError: E.SECURITY_DISABLED,
     server_errors.KafkaFrameError: E.INVALID_REQUEST,
     server_errors.UnsupportedKafkaRequestError: E.INVALID_REQUEST,
 }

@@ -55,6 +55,8 @@ class Script:
         assert self.image.cluster_configs == before.cluster_configs
         assert self.image.broker_configs == before.broker_configs
         assert self.image.next_producer_id == before.next_producer_id
+        assert self.image.users == before.users
+        assert self.image.acls == before.acls
         assert (self.image.controller_id, self.image.controller_epoch) == (before.controller_id, before.controller_epoch)
         return result
 

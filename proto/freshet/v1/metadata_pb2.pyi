@@ -20,7 +20,7 @@ CONFIG_RESOURCE_BROKER: ConfigResourceType
 CONFIG_RESOURCE_TOPIC: ConfigResourceType
 
 class MetadataCommand(_message.Message):
-    __slots__ = ("request_id", "controller_epoch", "noop", "init_cluster", "claim_controller", "register_broker", "fence_broker", "unfence_broker", "begin_controlled_shutdown", "create_topic", "delete_topic", "create_partitions", "change_partition", "reassign_partition", "alter_configs", "allocate_producer_ids", "atomic_batch")
+    __slots__ = ("request_id", "controller_epoch", "noop", "init_cluster", "claim_controller", "register_broker", "fence_broker", "unfence_broker", "begin_controlled_shutdown", "create_topic", "delete_topic", "create_partitions", "change_partition", "reassign_partition", "alter_configs", "allocate_producer_ids", "atomic_batch", "upsert_user_credential", "delete_user_credential", "create_acls", "delete_acls")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     CONTROLLER_EPOCH_FIELD_NUMBER: _ClassVar[int]
     NOOP_FIELD_NUMBER: _ClassVar[int]
@@ -38,6 +38,10 @@ class MetadataCommand(_message.Message):
     ALTER_CONFIGS_FIELD_NUMBER: _ClassVar[int]
     ALLOCATE_PRODUCER_IDS_FIELD_NUMBER: _ClassVar[int]
     ATOMIC_BATCH_FIELD_NUMBER: _ClassVar[int]
+    UPSERT_USER_CREDENTIAL_FIELD_NUMBER: _ClassVar[int]
+    DELETE_USER_CREDENTIAL_FIELD_NUMBER: _ClassVar[int]
+    CREATE_ACLS_FIELD_NUMBER: _ClassVar[int]
+    DELETE_ACLS_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     controller_epoch: int
     noop: Noop
@@ -55,7 +59,11 @@ class MetadataCommand(_message.Message):
     alter_configs: AlterConfigs
     allocate_producer_ids: AllocateProducerIds
     atomic_batch: AtomicBatch
-    def __init__(self, request_id: _Optional[str] = ..., controller_epoch: _Optional[int] = ..., noop: _Optional[_Union[Noop, _Mapping]] = ..., init_cluster: _Optional[_Union[InitCluster, _Mapping]] = ..., claim_controller: _Optional[_Union[ClaimController, _Mapping]] = ..., register_broker: _Optional[_Union[RegisterBroker, _Mapping]] = ..., fence_broker: _Optional[_Union[FenceBroker, _Mapping]] = ..., unfence_broker: _Optional[_Union[UnfenceBroker, _Mapping]] = ..., begin_controlled_shutdown: _Optional[_Union[BeginControlledShutdown, _Mapping]] = ..., create_topic: _Optional[_Union[CreateTopic, _Mapping]] = ..., delete_topic: _Optional[_Union[DeleteTopic, _Mapping]] = ..., create_partitions: _Optional[_Union[CreatePartitions, _Mapping]] = ..., change_partition: _Optional[_Union[ChangePartition, _Mapping]] = ..., reassign_partition: _Optional[_Union[ReassignPartition, _Mapping]] = ..., alter_configs: _Optional[_Union[AlterConfigs, _Mapping]] = ..., allocate_producer_ids: _Optional[_Union[AllocateProducerIds, _Mapping]] = ..., atomic_batch: _Optional[_Union[AtomicBatch, _Mapping]] = ...) -> None: ...
+    upsert_user_credential: UpsertUserCredential
+    delete_user_credential: DeleteUserCredential
+    create_acls: CreateAcls
+    delete_acls: DeleteAcls
+    def __init__(self, request_id: _Optional[str] = ..., controller_epoch: _Optional[int] = ..., noop: _Optional[_Union[Noop, _Mapping]] = ..., init_cluster: _Optional[_Union[InitCluster, _Mapping]] = ..., claim_controller: _Optional[_Union[ClaimController, _Mapping]] = ..., register_broker: _Optional[_Union[RegisterBroker, _Mapping]] = ..., fence_broker: _Optional[_Union[FenceBroker, _Mapping]] = ..., unfence_broker: _Optional[_Union[UnfenceBroker, _Mapping]] = ..., begin_controlled_shutdown: _Optional[_Union[BeginControlledShutdown, _Mapping]] = ..., create_topic: _Optional[_Union[CreateTopic, _Mapping]] = ..., delete_topic: _Optional[_Union[DeleteTopic, _Mapping]] = ..., create_partitions: _Optional[_Union[CreatePartitions, _Mapping]] = ..., change_partition: _Optional[_Union[ChangePartition, _Mapping]] = ..., reassign_partition: _Optional[_Union[ReassignPartition, _Mapping]] = ..., alter_configs: _Optional[_Union[AlterConfigs, _Mapping]] = ..., allocate_producer_ids: _Optional[_Union[AllocateProducerIds, _Mapping]] = ..., atomic_batch: _Optional[_Union[AtomicBatch, _Mapping]] = ..., upsert_user_credential: _Optional[_Union[UpsertUserCredential, _Mapping]] = ..., delete_user_credential: _Optional[_Union[DeleteUserCredential, _Mapping]] = ..., create_acls: _Optional[_Union[CreateAcls, _Mapping]] = ..., delete_acls: _Optional[_Union[DeleteAcls, _Mapping]] = ...) -> None: ...
 
 class Noop(_message.Message):
     __slots__ = ()
@@ -231,6 +239,66 @@ class AtomicBatch(_message.Message):
     commands: _containers.RepeatedCompositeFieldContainer[MetadataCommand]
     def __init__(self, commands: _Optional[_Iterable[_Union[MetadataCommand, _Mapping]]] = ...) -> None: ...
 
+class ScramCredentialRecord(_message.Message):
+    __slots__ = ("mechanism", "salt", "stored_key", "server_key", "iterations")
+    MECHANISM_FIELD_NUMBER: _ClassVar[int]
+    SALT_FIELD_NUMBER: _ClassVar[int]
+    STORED_KEY_FIELD_NUMBER: _ClassVar[int]
+    SERVER_KEY_FIELD_NUMBER: _ClassVar[int]
+    ITERATIONS_FIELD_NUMBER: _ClassVar[int]
+    mechanism: int
+    salt: bytes
+    stored_key: bytes
+    server_key: bytes
+    iterations: int
+    def __init__(self, mechanism: _Optional[int] = ..., salt: _Optional[bytes] = ..., stored_key: _Optional[bytes] = ..., server_key: _Optional[bytes] = ..., iterations: _Optional[int] = ...) -> None: ...
+
+class UpsertUserCredential(_message.Message):
+    __slots__ = ("user", "credential")
+    USER_FIELD_NUMBER: _ClassVar[int]
+    CREDENTIAL_FIELD_NUMBER: _ClassVar[int]
+    user: str
+    credential: ScramCredentialRecord
+    def __init__(self, user: _Optional[str] = ..., credential: _Optional[_Union[ScramCredentialRecord, _Mapping]] = ...) -> None: ...
+
+class DeleteUserCredential(_message.Message):
+    __slots__ = ("user", "mechanism")
+    USER_FIELD_NUMBER: _ClassVar[int]
+    MECHANISM_FIELD_NUMBER: _ClassVar[int]
+    user: str
+    mechanism: int
+    def __init__(self, user: _Optional[str] = ..., mechanism: _Optional[int] = ...) -> None: ...
+
+class AclBindingRecord(_message.Message):
+    __slots__ = ("resource_type", "resource_name", "pattern_type", "principal", "host", "operation", "permission")
+    RESOURCE_TYPE_FIELD_NUMBER: _ClassVar[int]
+    RESOURCE_NAME_FIELD_NUMBER: _ClassVar[int]
+    PATTERN_TYPE_FIELD_NUMBER: _ClassVar[int]
+    PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    OPERATION_FIELD_NUMBER: _ClassVar[int]
+    PERMISSION_FIELD_NUMBER: _ClassVar[int]
+    resource_type: int
+    resource_name: str
+    pattern_type: int
+    principal: str
+    host: str
+    operation: int
+    permission: int
+    def __init__(self, resource_type: _Optional[int] = ..., resource_name: _Optional[str] = ..., pattern_type: _Optional[int] = ..., principal: _Optional[str] = ..., host: _Optional[str] = ..., operation: _Optional[int] = ..., permission: _Optional[int] = ...) -> None: ...
+
+class CreateAcls(_message.Message):
+    __slots__ = ("acls",)
+    ACLS_FIELD_NUMBER: _ClassVar[int]
+    acls: _containers.RepeatedCompositeFieldContainer[AclBindingRecord]
+    def __init__(self, acls: _Optional[_Iterable[_Union[AclBindingRecord, _Mapping]]] = ...) -> None: ...
+
+class DeleteAcls(_message.Message):
+    __slots__ = ("acls",)
+    ACLS_FIELD_NUMBER: _ClassVar[int]
+    acls: _containers.RepeatedCompositeFieldContainer[AclBindingRecord]
+    def __init__(self, acls: _Optional[_Iterable[_Union[AclBindingRecord, _Mapping]]] = ...) -> None: ...
+
 class ProducerIdBlock(_message.Message):
     __slots__ = ("broker_id", "first_producer_id", "size")
     BROKER_ID_FIELD_NUMBER: _ClassVar[int]
@@ -343,6 +411,14 @@ class BrokerConfigRecord(_message.Message):
     configs: _containers.RepeatedCompositeFieldContainer[ConfigEntry]
     def __init__(self, broker_id: _Optional[int] = ..., configs: _Optional[_Iterable[_Union[ConfigEntry, _Mapping]]] = ...) -> None: ...
 
+class UserRecord(_message.Message):
+    __slots__ = ("name", "credentials")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CREDENTIALS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    credentials: _containers.RepeatedCompositeFieldContainer[ScramCredentialRecord]
+    def __init__(self, name: _Optional[str] = ..., credentials: _Optional[_Iterable[_Union[ScramCredentialRecord, _Mapping]]] = ...) -> None: ...
+
 class RequestRecord(_message.Message):
     __slots__ = ("request_id", "result")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
@@ -352,7 +428,7 @@ class RequestRecord(_message.Message):
     def __init__(self, request_id: _Optional[str] = ..., result: _Optional[_Union[MetadataResult, _Mapping]] = ...) -> None: ...
 
 class MetadataSnapshot(_message.Message):
-    __slots__ = ("format_version", "offset", "cluster_id", "controller_id", "controller_epoch", "next_producer_id", "brokers", "cluster_configs", "broker_configs", "recent_requests", "topics")
+    __slots__ = ("format_version", "offset", "cluster_id", "controller_id", "controller_epoch", "next_producer_id", "brokers", "cluster_configs", "broker_configs", "recent_requests", "users", "acls", "topics")
     FORMAT_VERSION_FIELD_NUMBER: _ClassVar[int]
     OFFSET_FIELD_NUMBER: _ClassVar[int]
     CLUSTER_ID_FIELD_NUMBER: _ClassVar[int]
@@ -363,6 +439,8 @@ class MetadataSnapshot(_message.Message):
     CLUSTER_CONFIGS_FIELD_NUMBER: _ClassVar[int]
     BROKER_CONFIGS_FIELD_NUMBER: _ClassVar[int]
     RECENT_REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    USERS_FIELD_NUMBER: _ClassVar[int]
+    ACLS_FIELD_NUMBER: _ClassVar[int]
     TOPICS_FIELD_NUMBER: _ClassVar[int]
     format_version: int
     offset: int
@@ -374,8 +452,10 @@ class MetadataSnapshot(_message.Message):
     cluster_configs: _containers.RepeatedCompositeFieldContainer[ConfigEntry]
     broker_configs: _containers.RepeatedCompositeFieldContainer[BrokerConfigRecord]
     recent_requests: _containers.RepeatedCompositeFieldContainer[RequestRecord]
+    users: _containers.RepeatedCompositeFieldContainer[UserRecord]
+    acls: _containers.RepeatedCompositeFieldContainer[AclBindingRecord]
     topics: _containers.RepeatedCompositeFieldContainer[TopicRecord]
-    def __init__(self, format_version: _Optional[int] = ..., offset: _Optional[int] = ..., cluster_id: _Optional[str] = ..., controller_id: _Optional[int] = ..., controller_epoch: _Optional[int] = ..., next_producer_id: _Optional[int] = ..., brokers: _Optional[_Iterable[_Union[BrokerRecord, _Mapping]]] = ..., cluster_configs: _Optional[_Iterable[_Union[ConfigEntry, _Mapping]]] = ..., broker_configs: _Optional[_Iterable[_Union[BrokerConfigRecord, _Mapping]]] = ..., recent_requests: _Optional[_Iterable[_Union[RequestRecord, _Mapping]]] = ..., topics: _Optional[_Iterable[_Union[TopicRecord, _Mapping]]] = ...) -> None: ...
+    def __init__(self, format_version: _Optional[int] = ..., offset: _Optional[int] = ..., cluster_id: _Optional[str] = ..., controller_id: _Optional[int] = ..., controller_epoch: _Optional[int] = ..., next_producer_id: _Optional[int] = ..., brokers: _Optional[_Iterable[_Union[BrokerRecord, _Mapping]]] = ..., cluster_configs: _Optional[_Iterable[_Union[ConfigEntry, _Mapping]]] = ..., broker_configs: _Optional[_Iterable[_Union[BrokerConfigRecord, _Mapping]]] = ..., recent_requests: _Optional[_Iterable[_Union[RequestRecord, _Mapping]]] = ..., users: _Optional[_Iterable[_Union[UserRecord, _Mapping]]] = ..., acls: _Optional[_Iterable[_Union[AclBindingRecord, _Mapping]]] = ..., topics: _Optional[_Iterable[_Union[TopicRecord, _Mapping]]] = ...) -> None: ...
 
 class RaftEntry(_message.Message):
     __slots__ = ("raft_index", "term", "data")

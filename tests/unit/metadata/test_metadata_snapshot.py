@@ -19,6 +19,15 @@ from freshet.metadata import commands as c
 from freshet.metadata import snapshot, state_machine
 from freshet.metadata.errors import SnapshotFormatError
 from freshet.metadata.image import EMPTY_IMAGE, NO_LEADER, REQUEST_LOG_CAPACITY, RequestLog
+from freshet.metadata.security import (
+    AclBinding,
+    Operation,
+    PatternType,
+    Permission,
+    ResourceType,
+    ScramCredential,
+    ScramMechanism,
+)
 from freshet.v1 import metadata_pb2
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -45,6 +54,15 @@ def build_busy_image() -> Script:
     s.ok(c.fence_broker(s.rid(), EPOCH, 4, s.image.brokers[4].broker_epoch))
     s.ok(c.begin_controlled_shutdown(s.rid(), EPOCH, 4, s.image.brokers[4].broker_epoch))
     s.ok(c.delete_topic(s.rid(), EPOCH, ids[2]))
+    for name in ("zoe", "adam"):
+        for mechanism in ScramMechanism:
+            credential = ScramCredential.from_password(mechanism, f"pw-{name}", 4096, salt=name.encode())
+            s.ok(c.upsert_user_credential(s.rid(), EPOCH, name, credential))
+    s.ok(c.create_acls(s.rid(), EPOCH, [
+        AclBinding(ResourceType.TOPIC, "zeta", PatternType.LITERAL, "User:zoe", "*", Operation.READ, Permission.ALLOW),
+        AclBinding(ResourceType.GROUP, "g-", PatternType.PREFIXED, "User:adam", "10.0.0.1", Operation.ALL, Permission.DENY),
+        AclBinding(ResourceType.CLUSTER, "kafka-cluster", PatternType.LITERAL, "User:*", "*", Operation.DESCRIBE, Permission.ALLOW),
+    ]))
     s.apply(c.noop("x" * 300, EPOCH))                            # an invalid one, too
     return s
 
@@ -57,6 +75,9 @@ def test_snapshot_bytes_are_exactly_protobuf_deterministic_serialization():
     assert message.SerializeToString(deterministic=True) == data
     assert [b.node_id for b in message.brokers] == [1, 2, 3, 4]
     assert [t.topic_id for t in message.topics] == sorted(t.topic_id for t in message.topics)
+    assert [u.name for u in message.users] == ["adam", "zoe"]
+    assert [cr.mechanism for cr in message.users[0].credentials] == [1, 2]
+    assert len(message.acls) == 3
     assert message.format_version == snapshot.SNAPSHOT_FORMAT_VERSION
 
 
