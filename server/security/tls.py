@@ -232,7 +232,11 @@ class TlsMaterial:
         CA then apply to that handshake. `client_auth` overrides ssl.client.auth (the Raft port
         passes "required": only nodes talk there)."""
         value = client_auth or self.settings.client_auth
-        listener = _context(ssl.PROTOCOL_TLS_SERVER, self.settings, value)
+        # The listener's own context holds no certificate: every handshake gets the current one
+        # (its verify mode is copied into each connection first, so it is set here too).
+        listener = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        listener.minimum_version = ssl.TLSVersion.TLSv1_2
+        listener.verify_mode = _VERIFY_MODES[value]
 
         def swap(ssl_object, server_name, initial_context) -> None:
             ssl_object.context = self.current().server_contexts[value]
