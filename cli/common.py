@@ -157,6 +157,8 @@ def error_line(error: BaseException) -> str:
     if isinstance(error, errors.FreshetError):
         for cls, hint in _HINTS:
             if isinstance(error, cls):
+                if cls is errors.BrokerUnavailableError and not CLIENT_SECURITY.get("tls_ca"):
+                    hint += " (a TLS cluster needs --tls-ca FILE)"
                 return f"error: {message}; {hint}"
         if error.retriable:
             return f"error: {message}; this may pass if retried"
