@@ -12,7 +12,7 @@ Owns:
   with a short backoff until the request's deadline; errors other than "not the controller" or
   "unreachable" are the answer and pass through unchanged (code and ErrorDetail).
 
-Imports: asyncio, grpc, freshet.server (config, errors, status, security.tls), wire types.
+Imports: asyncio, grpc, freshet.server (config, errors, status, security), wire types.
 Thread-safety: not thread-safe; used on the node's event loop only.
 """
 
@@ -27,7 +27,8 @@ import grpc
 from freshet.server import limits, status
 from freshet.server.config import HostPort
 from freshet.server.errors import ForwardedError, NotControllerError, RequestTimedOutError
-from freshet.server.security.tls import TlsMaterial, aio_channel
+from freshet.server.security.node_identity import inter_node_channel
+from freshet.server.security.tls import TlsMaterial
 from freshet.v1 import common_pb2, controller_pb2_grpc
 
 logger = logging.getLogger(__name__)
@@ -67,7 +68,7 @@ class ControllerChannels:
             self._channels, self._stubs = {}, {}
         stub = self._stubs.get(node_id)
         if stub is None:
-            channel = aio_channel(str(self.listeners[node_id]), CHANNEL_OPTIONS, self.tls)
+            channel = inter_node_channel(str(self.listeners[node_id]), CHANNEL_OPTIONS, self.tls)
             self._channels[node_id] = channel
             stub = self._stubs[node_id] = controller_pb2_grpc.ControllerStub(channel)
         return stub

@@ -52,7 +52,8 @@ from freshet.server.replication.core import (
 )
 from freshet.server.replication.host import ReplicaHost
 from freshet.server.replication.partition import Partition
-from freshet.server.security.tls import TlsMaterial, aio_channel
+from freshet.server.security.node_identity import inter_node_channel
+from freshet.server.security.tls import TlsMaterial
 from freshet.server.tasks import cancel_and_wait
 from freshet.storage.errors import LogOffsetGapError, StorageError
 from freshet.storage.record_batch import LOG_OVERHEAD, parse_header
@@ -449,7 +450,7 @@ class ReplicaFetcherManager:
             self._channels, self._stubs = {}, {}
         stub = self._stubs.get(address)
         if stub is None:
-            channel = aio_channel(address, CHANNEL_OPTIONS, self.tls)
+            channel = inter_node_channel(address, CHANNEL_OPTIONS, self.tls)
             self._channels[address] = channel
             stub = self._stubs[address] = replication_pb2_grpc.ReplicationStub(channel)
         return stub

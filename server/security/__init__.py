@@ -3,8 +3,9 @@ by the authentication and authorization work) SASL, sessions, the authorizer and
 
 Owns `tls` (the node's certificate, key and CA from disk, reloaded when the files change; gRPC
 credentials and ssl contexts for every listener and inter-node connection; principals from peer
-certificates) and `certificates` (a CA and the certificates it signs, for `cluster up --secure`
-and tests).
+certificates), `node_identity` (inter-node gRPC channels, and the signed certificate proof that
+names a calling node `User:<CN>` where grpcio cannot request a client certificate) and
+`certificates` (a CA and the certificates it signs, for `cluster up --secure` and tests).
 
 May import: the standard library, grpc, cryptography, freshet.metadata (pure models). Never the
 roles' packages (broker, groups, controller, replication, http, kafka, tools) nor node: every

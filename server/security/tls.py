@@ -13,7 +13,8 @@ Owns everything the node's listeners and outgoing connections need to speak TLS:
   a warning: rotation never takes a node's TLS down. `generation` counts successful loads.
 - Builders: gRPC server credentials (`grpc.dynamic_ssl_server_credentials`, whose fetcher hands
   gRPC a new certificate config when the files changed), gRPC channel credentials for inter-node
-  channels (the node presents its own certificate: mTLS), and `ssl.SSLContext`s: one server
+  channels (the node presents its own certificate: mTLS; node_identity.py adds the node proof
+  and makes the channels), and `ssl.SSLContext`s: one server
   context per listener whose SNI callback swaps in the current material's context for every new
   connection (the Kafka listener on asyncio, HTTP on ThreadingHTTPServer, the Raft terminator), and
   client contexts for the Raft tunnel.
@@ -23,9 +24,10 @@ Owns everything the node's listeners and outgoing connections need to speak TLS:
 
 `ssl.client.auth` on gRPC: grpcio can either not request a client certificate or require one
 (there is no "request but do not require" in its Python API, measured on grpcio 1.85). So on the
-gRPC port `requested` behaves as `none` (clients authenticate with SASL-derived session tokens) and
-`required` requires a certificate; the Kafka, HTTP and Raft ports honour all three values (Raft
-always requires one: only nodes talk there).
+gRPC port `requested` behaves as `none` (clients authenticate with SASL-derived session tokens,
+nodes with the certificate proof of node_identity.py) and `required` requires a certificate; the
+Kafka, HTTP and Raft ports honour all three values (Raft always requires one: only nodes talk
+there).
 
 Imports: standard library (ssl, os, threading), grpc. Nothing of the rest of the server.
 Thread-safety: `TlsMaterial` is thread-safe (a lock around reloads; loaded material is immutable),
@@ -278,14 +280,6 @@ class TlsMaterial:
         return grpc.ssl_channel_credentials(
             root_certificates=loaded.ca_pem, private_key=loaded.key_pem, certificate_chain=loaded.certificate_pem
         )
-
-
-def aio_channel(address: str, options: list, material: TlsMaterial | None) -> grpc.aio.Channel:
-    """A grpc.aio channel to another node: TLS with this node's certificate when `material` is
-    given, else plaintext (security.protocol=PLAINTEXT)."""
-    if material is None:
-        return grpc.aio.insecure_channel(address, options=options)
-    return grpc.aio.secure_channel(address, material.grpc_channel_credentials(), options=options)
 
 
 # -- principals ------------------------------------------------------------------------------------
