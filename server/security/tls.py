@@ -42,7 +42,6 @@ import os
 import ssl
 import threading
 import time
-from collections.abc import Callable
 
 import grpc
 
@@ -326,7 +325,3 @@ def principal_from_ssl(ssl_object: ssl.SSLObject | ssl.SSLSocket | None) -> str 
     except (ValueError, OSError):
         return None
 
-
-def ssl_context_factory(material: TlsMaterial) -> Callable[[], ssl.SSLContext]:
-    """`material.client_context` as a plain callable (what the Raft tunnel takes)."""
-    return material.client_context
