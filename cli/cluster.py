@@ -24,6 +24,12 @@ def up(
     as_json: bool = typer.Option(
         False, "--json", help="Print one JSON line with the bootstrap string and the nodes."
     ),
+    secure: bool = typer.Option(
+        False,
+        "--secure",
+        help="TLS (and authentication) on every port: a CA, node certificates and a superuser "
+        "password made once under <data-dir>/security/.",
+    ),
 ) -> None:
     """Start a local cluster, wait until it is ready, print the bootstrap string; Ctrl-C stops it.
 
@@ -32,10 +38,12 @@ def up(
       freshet cluster up                               # 3 nodes, ./freshet-data, ports 9092-9114
 
       freshet cluster up --nodes 1 --base-port 19092 --data-dir /tmp/f1
+
+      freshet cluster up --secure                      # prints how to connect (--tls-ca ...)
     """
     from freshet.server.tools import local_cluster
     try:
-        code = local_cluster.run(nodes, data_dir, base_port, as_json)
+        code = local_cluster.run(nodes, data_dir, base_port, as_json, secure=secure)
     except local_cluster.ClusterUsageError as error:
         print(f"freshet cluster up: {error}", file=sys.stderr)
         raise typer.Exit(2) from None

@@ -4,6 +4,10 @@ Owns
 
 - the common options: `--bootstrap/-b` (also `FRESHET_BOOTSTRAP`, default localhost:9092) and
   `--output/-o table|json` (`OutputOption`), so every command spells them the same way;
+- the global client security options (`GLOBAL_CLIENT_OPTIONS`: `--tls-ca FILE`, env
+  FRESHET_TLS_CA), accepted before the command (the root callback) or anywhere after it (main()
+  lifts them out of argv, as --debug), kept in `CLIENT_SECURITY`; `client_security()` turns them
+  into the SDK's keyword options (kafka-python's names), which every client the CLI makes gets;
 - error reporting (`reporting_errors`): a `freshet.client.errors.FreshetError` becomes one line on
   stderr, `error: <what went wrong>; <what to do>`, and exit code 1 (the server said no, or
   could not be reached: the line names the bootstrap addresses tried); a bad argument found
@@ -34,6 +38,47 @@ from freshet.client import errors
 DEBUG = {"enabled": os.environ.get("FRESHET_DEBUG", "") not in ("", "0")}
 
 BOOTSTRAP_HELP = "Any live node(s), host:port[,host:port]. Env: FRESHET_BOOTSTRAP."
+
+#: Global client options that take a value: flag -> (CLIENT_SECURITY key, environment variable).
+#: main() accepts them after the command too; the root callback defines them for --help.
+GLOBAL_CLIENT_OPTIONS = {
+    "--tls-ca": ("tls_ca", "FRESHET_TLS_CA"),
+}
+#: The global client options' values (set by the root callback; None: not given).
+CLIENT_SECURITY: dict[str, str | None] = {"tls_ca": None}
+
+
+def lift_global_options(argv: list[str]) -> list[str]:
+    """Move global client options written after the command (`freshet topic list --tls-ca X`) in
+    front of it, where the root callback parses them. `--flag VALUE` and `--flag=VALUE`."""
+    lifted: list[str] = []
+    rest: list[str] = []
+    index = 0
+    while index < len(argv):
+        item = argv[index]
+        name, equals, value = item.partition("=")
+        if name in GLOBAL_CLIENT_OPTIONS and index > 0:
+            if equals:
+                lifted += [name, value]
+                index += 1
+                continue
+            if index + 1 < len(argv):
+                lifted += [name, argv[index + 1]]
+                index += 2
+                continue
+        rest.append(item)
+        index += 1
+    return lifted + rest
+
+
+def client_security() -> dict[str, str]:
+    """The SDK's security keyword options from the global client options: `--tls-ca FILE` means
+    TLS (security_protocol="SSL") trusting FILE."""
+    options: dict[str, str] = {}
+    if CLIENT_SECURITY.get("tls_ca"):
+        options["security_protocol"] = "SSL"
+        options["ssl_cafile"] = str(CLIENT_SECURITY["tls_ca"])
+    return options
 
 
 class OutputFormat(StrEnum):
@@ -112,6 +157,8 @@ def error_line(error: BaseException) -> str:
     if isinstance(error, errors.FreshetError):
         for cls, hint in _HINTS:
             if isinstance(error, cls):
+                if cls is errors.BrokerUnavailableError and not CLIENT_SECURITY.get("tls_ca"):
+                    hint += " (a TLS cluster needs --tls-ca FILE)"
                 return f"error: {message}; {hint}"
         if error.retriable:
             return f"error: {message}; this may pass if retried"
@@ -152,9 +199,12 @@ def make_admin(bootstrap: str, timeout_ms: int = 30000):
     """An Admin client for `bootstrap`; a malformed bootstrap list is a usage error."""
     from freshet.client import Admin
 
+    security = client_security()
     try:
-        return Admin(bootstrap, client_id="freshet-cli", request_timeout_ms=timeout_ms)
+        return Admin(bootstrap, client_id="freshet-cli", request_timeout_ms=timeout_ms, **security)
     except ValueError as error:
+        if security and str(error).startswith("ssl_"):
+            usage_error(f"--tls-ca: {error}")
         usage_error(f"--bootstrap {bootstrap!r}: {error}")
 
 

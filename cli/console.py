@@ -265,6 +265,7 @@ def _open_producer(bootstrap: str, acks: str, compression: str, linger_ms: int):
     return Producer(
         bootstrap,
         client_id="freshet-console-producer",
+        **common.client_security(),
         acks=_ACKS[acks],
         compression=compression,
         linger_ms=linger_ms,
@@ -468,6 +469,7 @@ def _open_consumer(bootstrap: str, topic: str, group, partition, start, from_beg
             client_id="freshet-console-consumer",
             auto_offset_reset="earliest" if from_beginning else "latest",
             enable_auto_commit=True,
+            **common.client_security(),
         )
         consumer.subscribe([topic])
         return consumer
@@ -485,6 +487,7 @@ def _open_consumer(bootstrap: str, topic: str, group, partition, start, from_beg
         client_id="freshet-console-consumer",
         auto_offset_reset="earliest" if from_beginning else "latest",
         enable_auto_commit=False,
+        **common.client_security(),
     )
     consumer.assign(partitions)
     if isinstance(start, int):

@@ -52,6 +52,14 @@ def _root(
     debug: bool = typer.Option(
         False, "--debug", help="Print tracebacks with errors (also accepted after the command; env FRESHET_DEBUG=1)."
     ),
+    tls_ca: str = typer.Option(
+        None,
+        "--tls-ca",
+        envvar="FRESHET_TLS_CA",
+        metavar="FILE",
+        help="Connect with TLS, trusting the CA certificate(s) in FILE (a secure cluster's ca.pem; "
+        "also accepted after the command). Env: FRESHET_TLS_CA.",
+    ),
 ) -> None:
     """Freshet: a Kafka-style replicated commit log whose cluster coordinates itself.
 
@@ -71,6 +79,7 @@ def _root(
     """
     if debug:
         common.DEBUG["enabled"] = True
+    common.CLIENT_SECURITY["tls_ca"] = tls_ca or None
 
 
 app.add_typer(perf_app, name="perf")
@@ -92,6 +101,7 @@ def main() -> None:
     if "--debug" in sys.argv[2:]:  # --debug after the command: the same as before it
         common.DEBUG["enabled"] = True
         sys.argv = [sys.argv[0], *[a for a in sys.argv[1:] if a != "--debug"]]
+    sys.argv = [sys.argv[0], *common.lift_global_options(sys.argv[1:])]
     try:
         code = app(standalone_mode=False)
     except BrokenPipeError:

@@ -27,9 +27,10 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import grpc
+from freshet.client._security import SecurityConfig
 from freshet.client.errors import (
     BrokerUnavailableError,
     CorruptRecordError,
@@ -286,15 +287,28 @@ def translate_rpc_error(error: grpc.RpcError, address: str, what: str) -> Freshe
 
 
 def client_transport(
-    bootstrap_servers: str | Sequence[str] | None, transport: Transport | None, *, client_id: str
+    bootstrap_servers: str | Sequence[str] | None,
+    transport: Transport | None,
+    *,
+    client_id: str,
+    security: Mapping[str, object] | None = None,
 ) -> tuple[Transport, bool]:
     """The transport a client uses, and whether the client owns (and so closes) it.
 
+    Args:
+        security: the client's security keyword options (security_protocol, ssl_cafile, ...;
+            see freshet.client._security), used for the channels of a transport built here.
+
     Raises:
-        ValueError: both bootstrap_servers and transport given, or a malformed bootstrap list.
+        ValueError: both bootstrap_servers and transport given, security options with a
+            transport, a malformed bootstrap list, or a bad security option.
+        TypeError: an unknown keyword option.
     """
+    security_config = SecurityConfig.from_options(security or {})
     if transport is None:
-        return Transport(bootstrap_servers, client_id=client_id), True
+        return Transport(bootstrap_servers, client_id=client_id, channel_factory=security_config.channel_factory()), True
     if bootstrap_servers is not None:
         raise ValueError("give bootstrap_servers or transport, not both (the transport has its bootstrap list)")
+    if security:
+        raise ValueError("give security options or transport, not both (the transport has its channels)")
     return transport, False

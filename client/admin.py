@@ -107,6 +107,7 @@ class Admin(TopicAdmin, PartitionAdmin):
         client_id: str = "freshet-admin",
         request_timeout_ms: int = 30000,
         transport: Transport | None = None,
+        **security,
     ) -> None:
         """Create an admin client; it connects lazily.
 
@@ -118,6 +119,8 @@ class Admin(TopicAdmin, PartitionAdmin):
             transport: the connections to use instead of opening gRPC channels to
                 bootstrap_servers (tests pass one over an in-memory channel); its bootstrap list is
                 used, and closing it is left to the caller.
+            **security: security_protocol ("PLAINTEXT", "SSL", "SASL_SSL"), ssl_cafile,
+                ssl_certfile, ssl_keyfile: kafka-python's names (freshet.client._security).
 
         Raises:
             ValueError: a malformed bootstrap list, a non-positive timeout, or both
@@ -125,7 +128,11 @@ class Admin(TopicAdmin, PartitionAdmin):
         """
         AdminConfig(client_id=client_id, request_timeout_ms=request_timeout_ms)  # raises ValueError
         super().__init__(
-            bootstrap_servers, client_id=client_id, request_timeout_ms=request_timeout_ms, transport=transport
+            bootstrap_servers,
+            client_id=client_id,
+            request_timeout_ms=request_timeout_ms,
+            transport=transport,
+            **security,
         )
 
     # ---------------------------------------------------------------------------------------------

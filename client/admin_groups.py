@@ -128,9 +128,13 @@ class GroupAdmin:
         client_id: str = "freshet-admin",
         request_timeout_ms: int = 30000,
         transport: Transport | None = None,
+        **security,
     ) -> None:
-        """Args as Admin's; `transport` replaces the channels to bootstrap_servers (see Admin)."""
-        self._transport, self._owns_transport = client_transport(bootstrap_servers, transport, client_id=client_id)
+        """Args as Admin's; `transport` replaces the channels to bootstrap_servers (see Admin),
+        `security` are the security options (see Admin)."""
+        self._transport, self._owns_transport = client_transport(
+            bootstrap_servers, transport, client_id=client_id, security=security
+        )
         self._timeout_s = request_timeout_ms / 1000
 
     def close(self) -> None:

@@ -128,6 +128,7 @@ class Consumer:
         max_poll_interval_ms: int = 300000,
         group_remote_assignor: str = "uniform",
         transport: Transport | None = None,
+        **security,
     ) -> None:
         """Create a consumer; it connects lazily, once partitions are assigned or subscribed.
 
@@ -160,6 +161,8 @@ class Consumer:
             transport: the connections to use instead of opening gRPC channels to
                 bootstrap_servers (tests pass one over an in-memory channel); its bootstrap list is
                 used, and closing it is left to the caller.
+            **security: security_protocol ("PLAINTEXT", "SSL", "SASL_SSL"), ssl_cafile,
+                ssl_certfile, ssl_keyfile: kafka-python's names (freshet.client._security).
 
         Raises:
             ValueError: an option out of range, or both bootstrap_servers and transport.
@@ -191,7 +194,7 @@ class Consumer:
         # A response holds at most fetch_max_bytes plus one batch per partition beyond its share:
         # the transport's default max_receive_bytes (-1, unbounded) must stay, as gRPC's 4 MiB
         # default would refuse ordinary fetches.
-        self._transport, self._owns_transport = client_transport(bootstrap_servers, transport, client_id=client_id)
+        self._transport, self._owns_transport = client_transport(bootstrap_servers, transport, client_id=client_id, security=security)
         self._build(options)
 
     def _build(self, options: ConsumerConfig) -> None:

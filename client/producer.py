@@ -94,6 +94,7 @@ class Producer:
         metadata_max_age_ms: int = 300000,
         topic_metadata_propagation_max_ms: int = 5000,
         transport: Transport | None = None,
+        **security,
     ) -> None:
         """Create a producer; it connects lazily, on the first send.
 
@@ -127,6 +128,8 @@ class Producer:
             transport: the connections to use instead of opening gRPC channels to
                 bootstrap_servers (tests pass one over an in-memory channel); its bootstrap list is
                 used, and closing it is left to the caller.
+            **security: security_protocol ("PLAINTEXT", "SSL", "SASL_SSL"), ssl_cafile,
+                ssl_certfile, ssl_keyfile: kafka-python's names (freshet.client._security).
 
         Raises:
             ValueError: an option out of range, or options that contradict each other (e.g.
@@ -152,7 +155,7 @@ class Producer:
             topic_metadata_propagation_max_ms=topic_metadata_propagation_max_ms,
         )
         self.config = options.as_dict()
-        self._transport, self._owns_transport = client_transport(bootstrap_servers, transport, client_id=client_id)
+        self._transport, self._owns_transport = client_transport(bootstrap_servers, transport, client_id=client_id, security=security)
         self._partitioner = partitioner
         self._build(options)
 

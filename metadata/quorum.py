@@ -26,7 +26,10 @@ How pysyncobj is used (each point neutralises a measured defect of ../shared/not
   pysyncobj every tick forever; anything that still escapes stops this voter (fatal) instead.
 - Security: `password` is mandatory (pysyncobj unpickles whatever reaches the Raft port; with a
   password every frame is authenticated by Fernet before it is unpickled) and the port binds to
-  an explicit address, never 0.0.0.0 by accident.
+  an explicit address, never 0.0.0.0 by accident. With `tls` (the node runs SSL / SASL_SSL)
+  pysyncobj binds to a loopback port only and every byte between voters goes through the TLS
+  tunnel of raft_tunnel.py (mTLS against the cluster's CA); the transport connects to the
+  tunnel's local forwarders instead of the voters' addresses, which stay their identities.
 - Speed and failover: appendEntriesUseBatch=False (sub-ms commits instead of one per heartbeat),
   tuned election timeouts, a long connectionTimeout with TCP keepalive (idle follower-follower
   links survive, so the first RequestVote after a leader dies is delivered), a short
@@ -91,11 +94,14 @@ from freshet.metadata.quorum_publication import (
     ResetListener,
 )
 from freshet.metadata.quorum_snapshots import SnapshotStore
+from freshet.metadata.raft_tunnel import LOOPBACK, RaftTls, RaftTunnel, free_loopback_port
 from freshet.v1 import metadata_pb2
 from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, replicated
 from pysyncobj import syncobj as pysyncobj_syncobj
+from pysyncobj.monotonic import monotonic as pysyncobj_monotonic
 from pysyncobj.poller import POLL_EVENT_TYPE
 from pysyncobj.syncobj import SyncObjException
+from pysyncobj.tcp_connection import CONNECTION_STATE
 from pysyncobj.transport import TCPTransport
 
 logger = logging.getLogger(__name__)
@@ -139,6 +145,7 @@ class QuorumConfig:
         proposal_queue_max: proposals waiting for the quorum thread before QuorumBusyError.
         tick_interval_s: longest the quorum thread sleeps when nothing happens.
         bind_timeout_s: how long to wait for the Raft port to become free at start.
+        tls: TLS contexts for the Raft tunnel (None: pysyncobj's own plaintext TCP, with Fernet).
     """
 
     node_id: int
@@ -161,6 +168,7 @@ class QuorumConfig:
     proposal_queue_max: int = 10_000
     tick_interval_s: float = 0.02
     bind_timeout_s: float = 10.0
+    tls: RaftTls | None = None
 
     def validate(self) -> None:
         """Assert the relationships between the settings (a wrong config is a bug)."""
@@ -322,8 +330,12 @@ class _DurableTransport(TCPTransport):
     Not thread-safe: used by the quorum thread only.
     """
 
-    def __init__(self, syncObj, selfNode, otherNodes, *, journal: RaftJournal) -> None:  # noqa: N803
+    def __init__(
+        self, syncObj, selfNode, otherNodes, *, journal: RaftJournal,  # noqa: N803
+        connect_address: Callable[[str], tuple[str, int]] | None = None,
+    ) -> None:
         self._journal = journal
+        self._connect_address = connect_address
         self._deferred: dict = {}
         self.acknowledgements_sent = 0
         self.unverified_commits_stripped = 0
@@ -344,6 +356,25 @@ class _DurableTransport(TCPTransport):
                 self.rewinds_prevented += 1
             return
         super()._onMessageReceived(node, message)
+
+    def _connectIfNecessarySingle(self, node) -> bool:  # noqa: N802 - pysyncobj's name
+        """pysyncobj's, except that with the TLS tunnel it connects to the local forwarder of
+        `node` (the node keeps its address as identity: pysyncobj sends its self address first)."""
+        if self._connect_address is None:
+            return super()._connectIfNecessarySingle(node)
+        connection = self._connections.get(node)
+        if connection is not None and connection.state != CONNECTION_STATE.DISCONNECTED:
+            return True
+        if not self._shouldConnect(node):
+            return False
+        assert connection is not None       # pysyncobj makes one for every node it should connect to
+        now = pysyncobj_monotonic()
+        last = self._lastConnectAttempt.get(node)
+        if last is not None and now - last < self._syncObj.conf.connectionRetryTime:
+            return False
+        self._lastConnectAttempt[node] = now
+        host, port = self._connect_address(node.address)
+        return connection.connect(host, port)
 
     def send(self, node, message) -> bool:
         kind = message.get("type") if isinstance(message, dict) else None
@@ -401,12 +432,17 @@ _JOURNAL_INJECTION_LOCK = threading.Lock()
 
 
 def _build_raft_node(
-    quorum: MetadataQuorum, journal: RaftJournal, self_address: str, others: list[str], conf: SyncObjConf
+    quorum: MetadataQuorum,
+    journal: RaftJournal,
+    self_address: str,
+    others: list[str],
+    conf: SyncObjConf,
+    connect_address: Callable[[str], tuple[str, int]] | None = None,
 ) -> tuple[_RaftNode, _DurableTransport]:
     transports: list[_DurableTransport] = []
 
     def make_transport(sync_obj, self_node, other_nodes) -> _DurableTransport:
-        transport = _DurableTransport(sync_obj, self_node, other_nodes, journal=journal)
+        transport = _DurableTransport(sync_obj, self_node, other_nodes, journal=journal, connect_address=connect_address)
         transports.append(transport)
         return transport
 
@@ -554,11 +590,25 @@ class MetadataQuorum:
         self._io_lock = threading.Lock()
 
         _wait_until_bindable(self._bind_address, config.bind_timeout_s)
-        conf = _syncobj_conf(config, self._bind_address, self._snapshots, self._write_snapshot_file, self._load_snapshot_file)
         others = [address for node_id, address in self._voters.items() if node_id != self.node_id]
+        self._tunnel: RaftTunnel | None = None
+        raft_bind_address, connect_address = self._bind_address, None
+        if config.tls is not None:
+            local_port = free_loopback_port()
+            self._tunnel = RaftTunnel(config.tls, self._bind_address, local_port, {peer: peer for peer in others})
+            try:
+                self._tunnel.start()
+            except OSError as error:
+                raise RaftBindError(self._bind_address, str(error)) from error
+            raft_bind_address, connect_address = f"{LOOPBACK}:{local_port}", self._tunnel.forwarder_address
+        conf = _syncobj_conf(config, raft_bind_address, self._snapshots, self._write_snapshot_file, self._load_snapshot_file)
         try:
-            self._node, self._transport = _build_raft_node(self, self._journal, self._self_address, others, conf)
+            self._node, self._transport = _build_raft_node(
+                self, self._journal, self._self_address, others, conf, connect_address
+            )
         except SyncObjException as error:
+            if self._tunnel is not None:
+                self._tunnel.close()
             raise RaftBindError(self._bind_address, str(error)) from error
         assert len(self._node._idToMethod) == 1, "exactly one replicated dispatcher"
         self._journal.applied_index = lambda: self._node.raftLastApplied
@@ -971,6 +1021,8 @@ class MetadataQuorum:
             os.close(self._wake_read)
             os.close(self._wake_write)
             self._wake_read = self._wake_write = -1
+        if self._tunnel is not None:
+            self._tunnel.close()
         reason = self._failure or "closed"
         self._proposals.fail_all(reason)
         while self._tasks:

@@ -10,7 +10,11 @@ Owns every setting of `freshet server start`, its parsing, precedence and valida
 - Node keys (this module): node.id, data.dir, listen, controller.quorum, raft.listen, http.listen,
   advertised, kafka.listen, kafka.advertised, roles, rack, controller.listeners, cluster.secret, cluster.secret.file,
   broker.reconnect.grace.ms, controlled.shutdown.timeout.ms, shutdown.timeout.ms,
-  request.timeout.ms, metadata.fsync, log.level.
+  request.timeout.ms, metadata.fsync, log.level; security: security.protocol
+  (PLAINTEXT | SSL | SASL_SSL, every port of the node), ssl.certificate.location,
+  ssl.key.location, ssl.ca.location, ssl.client.auth (none | requested | required) and
+  http.metrics.plaintext.listen (an opt-in plaintext listener serving only /metrics, /healthz and
+  /readyz when TLS is on).
 - Broker keys (freshet.metadata.configs, broker and cluster scope): the node's static values, the
   layer between the schema default and the dynamic values stored in metadata (Kafka's order:
   default < static < dynamic cluster < dynamic broker). Topic keys are refused here: topic
@@ -25,7 +29,8 @@ Unknown keys and bad values raise NodeConfigError naming the key (the CLI exits 
 `NodeConfig.validate()` checks the relationships between settings (heartbeat interval < session
 timeout, ports distinct, node id among the voters for the controller role, ...).
 
-Imports: standard library, freshet.metadata (configs, image), freshet.server.errors.
+Imports: standard library, freshet.metadata (configs, image), freshet.server.errors,
+freshet.server.security.tls (TlsSettings and the check that the TLS files load).
 Thread-safety: NodeConfig is immutable; functions are pure (they read files and the environment
 they are given).
 """
@@ -44,6 +49,7 @@ from freshet.metadata import configs
 from freshet.metadata.errors import InvalidConfigError
 from freshet.metadata.image import MetadataImage
 from freshet.server.errors import NodeConfigError
+from freshet.server.security.tls import CLIENT_AUTH_REQUESTED, CLIENT_AUTH_VALUES, TlsSettings, check_files
 
 SECRET_ENV = "FRESHET_CLUSTER_SECRET"
 ROLE_BROKER = "broker"
@@ -52,6 +58,11 @@ ROLES = (ROLE_BROKER, ROLE_CONTROLLER)
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 #: The registered listener name of the Kafka protocol endpoint (BrokerRegistration.listeners).
 KAFKA_LISTENER = "kafka"
+PROTOCOL_PLAINTEXT = "PLAINTEXT"
+PROTOCOL_SSL = "SSL"
+PROTOCOL_SASL_SSL = "SASL_SSL"
+SECURITY_PROTOCOLS = (PROTOCOL_PLAINTEXT, PROTOCOL_SSL, PROTOCOL_SASL_SSL)
+SSL_FILE_KEYS = ("ssl.certificate.location", "ssl.key.location", "ssl.ca.location")
 
 # Flag spelling of each node key, for messages ("--node-id" rather than "node.id").
 FLAG_NAMES = {
@@ -181,6 +192,20 @@ def _rack(text: str) -> str:
     return str(text)
 
 
+def _security_protocol(text: str) -> str:
+    protocol = str(text).strip().upper()
+    if protocol not in SECURITY_PROTOCOLS:
+        raise ValueError(f"{text!r} is not one of {', '.join(SECURITY_PROTOCOLS)}")
+    return protocol
+
+
+def _client_auth(text: str) -> str:
+    value = str(text).strip().lower()
+    if value not in CLIENT_AUTH_VALUES:
+        raise ValueError(f"{text!r} is not one of {', '.join(CLIENT_AUTH_VALUES)}")
+    return value
+
+
 def _log_level(text: str) -> str:
     level = str(text).strip().upper()
     if level not in LOG_LEVELS:
@@ -209,6 +234,12 @@ NODE_KEYS: Mapping[str, Callable[[str], Any]] = {
     "request.timeout.ms": _int(1),
     "metadata.fsync": _bool,
     "log.level": _log_level,
+    "security.protocol": _security_protocol,
+    "ssl.certificate.location": _non_empty(4096),
+    "ssl.key.location": _non_empty(4096),
+    "ssl.ca.location": _non_empty(4096),
+    "ssl.client.auth": _client_auth,
+    "http.metrics.plaintext.listen": parse_host_port,
 }
 
 NODE_DEFAULTS: Mapping[str, str] = {
@@ -220,6 +251,8 @@ NODE_DEFAULTS: Mapping[str, str] = {
     "request.timeout.ms": "30000",
     "metadata.fsync": "true",
     "log.level": "INFO",
+    "security.protocol": PROTOCOL_PLAINTEXT,
+    "ssl.client.auth": CLIENT_AUTH_REQUESTED,
 }
 
 
@@ -250,6 +283,9 @@ class NodeConfig:
         log_level: DEBUG, INFO, WARNING or ERROR.
         kafka_listen: where the Kafka protocol listener binds (None: no Kafka listener).
         kafka_advertised: where Kafka clients reach it (default: kafka_listen).
+        security_protocol: PLAINTEXT, SSL or SASL_SSL (every port of the node).
+        tls: the TLS files and client-auth setting (None with PLAINTEXT).
+        http_metrics_plaintext_listen: the opt-in plaintext /metrics listener (None: none).
     """
 
     node_id: int
@@ -273,6 +309,14 @@ class NodeConfig:
     log_level: str
     kafka_listen: HostPort | None = None
     kafka_advertised: HostPort | None = None
+    security_protocol: str = PROTOCOL_PLAINTEXT
+    tls: TlsSettings | None = None
+    http_metrics_plaintext_listen: HostPort | None = None
+
+    @property
+    def is_tls(self) -> bool:
+        """TLS on every port (SSL or SASL_SSL)."""
+        return self.security_protocol != PROTOCOL_PLAINTEXT
 
     @property
     def listeners(self) -> tuple[tuple[str, str, int], ...]:
@@ -355,6 +399,14 @@ class NodeConfig:
             endpoints.append(("kafka.listen", self.kafka_listen))
         if self.raft_listen is not None:
             endpoints.append(("raft.listen", self.raft_listen))
+        if self.http_metrics_plaintext_listen is not None:
+            if not self.is_tls:
+                raise NodeConfigError(
+                    "http.metrics.plaintext.listen",
+                    "only with security.protocol SSL or SASL_SSL (with PLAINTEXT, http.listen serves /metrics already)",
+                )
+            endpoints.append(("http.metrics.plaintext.listen", self.http_metrics_plaintext_listen))
+        assert self.is_tls == (self.tls is not None)
         for index, (name, endpoint) in enumerate(endpoints):
             for other_name, other in endpoints[:index]:
                 if endpoint.port == other.port and (
@@ -520,6 +572,9 @@ def load_node_config(
         log_level=parsed["log.level"],
         kafka_listen=kafka_listen,
         kafka_advertised=kafka_advertised,
+        security_protocol=parsed["security.protocol"],
+        tls=_resolve_tls(parsed, layers),
+        http_metrics_plaintext_listen=parsed.get("http.metrics.plaintext.listen"),
     )
     config.validate()
     return config
@@ -629,6 +684,35 @@ def _resolve_kafka_listener(parsed: Mapping[str, Any]) -> tuple[HostPort | None,
             raise NodeConfigError("--kafka-advertised", f"is required when --kafka-listen binds every interface ({kafka_listen})")
         kafka_advertised = kafka_listen
     return kafka_listen, kafka_advertised
+
+
+def _resolve_tls(parsed: Mapping[str, Any], layers: list[tuple[str, Mapping[str, Any]]]) -> TlsSettings | None:
+    """The TLS settings of an SSL or SASL_SSL node, after checking that its files exist, parse and
+    belong together; None with PLAINTEXT. Raises NodeConfigError (one line naming the key)."""
+    if parsed["security.protocol"] == PROTOCOL_PLAINTEXT:
+        return None
+    protocol_origin = _lookup(layers, "security.protocol")
+    assert protocol_origin is not None
+    missing = [key for key in SSL_FILE_KEYS if key not in parsed]
+    if missing:
+        raise NodeConfigError(
+            _display("security.protocol", protocol_origin.origin),
+            f"{parsed['security.protocol']} needs {', '.join(missing)} (PEM files: the node's certificate, its key, "
+            f"the CA bundle that signs the nodes' and clients' certificates)",
+        )
+    settings = TlsSettings(
+        certificate_location=parsed["ssl.certificate.location"],
+        key_location=parsed["ssl.key.location"],
+        ca_location=parsed["ssl.ca.location"],
+        client_auth=parsed["ssl.client.auth"],
+    )
+    try:
+        check_files(settings)
+    except ValueError as error:
+        key = next((key for key in SSL_FILE_KEYS if str(error).startswith(key)), "ssl.certificate.location")
+        found = _lookup(layers, key)
+        raise NodeConfigError(_display(key, found.origin) if found else key, str(error).removeprefix(key + " ")) from None
+    return settings
 
 
 def _choose_secret(

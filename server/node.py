@@ -22,6 +22,12 @@ The whole stop is bounded by shutdown.timeout.ms (a watchdog exits the process i
 hangs). Exit code 0 on a clean stop, 1 when the node could not start or had to stop on a fatal
 error.
 
+TLS (security.protocol SSL or SASL_SSL): one `TlsMaterial` serves every port: the gRPC port
+(add_secure_port with credentials that pick up rotated files), the Kafka listener, HTTP, the Raft
+port (a TLS tunnel in front of pysyncobj, metadata/raft_tunnel.py) and every inter-node channel
+(controller channels, replica fetchers: mTLS with the node's certificate). No port listens in
+plaintext, except the opt-in http.metrics.plaintext.listen (/metrics /healthz /readyz only).
+
 Logs: one line per event on stderr: UTC time, level, node id, component, message.
 
 Imports: everything below server (storage, metadata, wire types), grpc, asyncio.
@@ -46,6 +52,7 @@ import time
 import grpc
 from freshet.metadata.errors import MetadataError, TransferDeniedError
 from freshet.metadata.quorum import MetadataQuorum, QuorumConfig
+from freshet.metadata.raft_tunnel import RaftTls
 from freshet.server.broker.data_plane import DataPlane
 from freshet.server.broker.hosted_replicas import HostedReplicas
 from freshet.server.broker.lifecycle import BrokerLifecycle
@@ -61,6 +68,7 @@ from freshet.server.http.server import NodeHttpServer, NodeView
 from freshet.server.kafka.front_end import KafkaFrontEnd
 from freshet.server.metrics import BrokerMetrics
 from freshet.server.replication.leader_sessions import ReplicationService
+from freshet.server.security.tls import CLIENT_AUTH_REQUIRED, TlsMaterial
 from freshet.storage.errors import StorageError
 from freshet.storage.log_manager import LogManager
 from freshet.v1 import controller_pb2_grpc, replication_pb2_grpc
@@ -139,7 +147,13 @@ class Node:
         self.log_manager: LogManager | None = None
         self.quorum: MetadataQuorum | None = None
         self.publisher: MetadataPublisher | None = None
-        self.channels = ControllerChannels(config.controller_listeners, config.node_id)
+        self.tls: TlsMaterial | None = None
+        if config.tls is not None:
+            try:
+                self.tls = TlsMaterial(config.tls)
+            except ValueError as error:             # the files changed since the config was checked
+                raise NodeStartError(f"cannot load the TLS files: {error}") from error
+        self.channels = ControllerChannels(config.controller_listeners, config.node_id, self.tls)
         self.controller: ActiveController | None = None
         self.controller_service: ControllerService | None = None
         self.lifecycle: BrokerLifecycle | None = None
@@ -151,6 +165,7 @@ class Node:
         self.metrics = BrokerMetrics(self.registry)
         self.grpc_server: grpc.aio.Server | None = None
         self.http: NodeHttpServer | None = None
+        self.plaintext_metrics: NodeHttpServer | None = None
         self.is_started = False
         self.is_stopping = False
         self.fatal: str | None = None
@@ -183,8 +198,9 @@ class Node:
             raise
         self.is_started = True
         logger.info(
-            "node %d started: roles %s, gRPC %s (advertised %s), HTTP %s%s",
+            "node %d started (%s): roles %s, gRPC %s (advertised %s), HTTP %s%s",
             config.node_id,
+            config.security_protocol,
             ",".join(sorted(config.roles)),
             config.listen,
             config.advertised,
@@ -217,11 +233,25 @@ class Node:
         if self.controller is not None:
             self.controller.start()
         await self._start_grpc(self._grpc_server())
+        view = self._view()
         try:
-            self.http = NodeHttpServer(config.http_listen.host, config.http_listen.port, self._view(), self.registry)
+            self.http = NodeHttpServer(
+                config.http_listen.host,
+                config.http_listen.port,
+                view,
+                self.registry,
+                ssl_context=self.tls.server_context() if self.tls is not None else None,
+            )
         except OSError as error:
             raise NodeStartError(f"cannot listen on {config.http_listen} (HTTP): {error.strerror}") from error
         self.http.start()
+        plaintext = config.http_metrics_plaintext_listen
+        if plaintext is not None:
+            try:
+                self.plaintext_metrics = NodeHttpServer(plaintext.host, plaintext.port, view, self.registry, metrics_only=True)
+            except OSError as error:
+                raise NodeStartError(f"cannot listen on {plaintext} (plaintext metrics): {error.strerror}") from error
+            self.plaintext_metrics.start()
         if config.is_broker:
             assert self.lifecycle is not None and self.hosted_replicas is not None and self.data_plane is not None
             await self.lifecycle.start()
@@ -263,6 +293,7 @@ class Node:
             password=config.cluster_secret,
             bind_address=str(config.raft_listen),
             fsync=config.metadata_fsync,
+            tls=self._raft_tls(),
         )
         try:
             self.quorum = await loop.run_in_executor(None, MetadataQuorum, quorum_config)
@@ -278,6 +309,17 @@ class Node:
         self.publisher = QuorumPublisher(self.quorum, loop)
         self.controller = ActiveController(config, self.quorum, loop)
         self.publisher.add_listener(self.controller.on_image)
+
+    def _raft_tls(self) -> RaftTls | None:
+        """The Raft tunnel's contexts: only nodes talk on the Raft port, so a client certificate
+        signed by the CA is required there whatever ssl.client.auth says."""
+        material = self.tls
+        if material is None:
+            return None
+        return RaftTls(
+            server_context=lambda: material.server_context(client_auth=CLIENT_AUTH_REQUIRED),
+            client_context=material.client_context,
+        )
 
     def _grpc_server(self) -> grpc.aio.Server:
         """The gRPC server with the Controller service and, on a broker, the broker's parts and services."""
@@ -308,13 +350,16 @@ class Node:
             self.groups.register(server)
             if config.kafka_listen is not None:
                 self.kafka = KafkaFrontEnd(
-                    config, self.publisher, self.data_plane, self.channels, self._controller_hint, self.groups
+                    config, self.publisher, self.data_plane, self.channels, self._controller_hint, self.groups, self.tls
                 )
         return server
 
     async def _start_grpc(self, server: grpc.aio.Server) -> None:
         try:
-            server.add_insecure_port(str(self.config.listen))
+            if self.tls is not None:
+                server.add_secure_port(str(self.config.listen), self.tls.grpc_server_credentials())
+            else:
+                server.add_insecure_port(str(self.config.listen))
         except RuntimeError as error:
             raise NodeStartError(f"cannot listen on {self.config.listen} (gRPC): is another process using it?") from error
         self.grpc_server = server
@@ -461,6 +506,8 @@ class Node:
             await self.publisher.close()
         if self.http is not None:
             await loop.run_in_executor(None, self.http.stop)
+        if self.plaintext_metrics is not None:
+            await loop.run_in_executor(None, self.plaintext_metrics.stop)
         if self.quorum is not None:
             await loop.run_in_executor(None, self.quorum.close)
         if self.log_manager is not None:
@@ -617,7 +664,11 @@ class Node:
 
 async def serve(config: NodeConfig) -> int:
     """Run a node until SIGTERM/SIGINT (or a fatal error); the process exit code."""
-    node = Node(config)
+    try:
+        node = Node(config)
+    except NodeStartError as error:
+        logger.error("cannot start: %s", error)
+        return 1
     loop = asyncio.get_running_loop()
     signals_seen = []
 

@@ -79,7 +79,7 @@ class DataPlane:
         self.table = PartitionTable(config.node_id, publisher, metrics)
         self.partitions: dict[TopicPartition, Partition] = self.table.partitions
         self.sessions: set = set()                         # leader side: FollowerSession per stream
-        self.fetcher = ReplicaFetcherManager(self, config.node_id, broker_epoch)
+        self.fetcher = ReplicaFetcherManager(self, config.node_id, broker_epoch, channels.tls)
         self.producer_ids = ProducerIdManager(
             channels, config.node_id, broker_epoch, controller_hint, config.request_timeout_ms / 1000
         )

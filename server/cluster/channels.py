@@ -4,13 +4,15 @@ Owns:
 - `ControllerChannels`: lazily created, reused channels to every controller's gRPC endpoint
   (`NodeConfig.controller_listeners`), with short reconnect backoffs so that a restarted
   controller is reachable again within ~0.1-1 s (gRPC's default backoff grows to 120 s), and the
-  order in which to try controllers (the hint first, then the others);
+  order in which to try controllers (the hint first, then the others). With TLS the channels
+  present this node's certificate (mTLS); after a certificate rotation new channels are made
+  with the new one (calls already running finish on the old ones, closed with the rest);
 - `forward`: Kafka's KIP-590 forwarding of a unary request to the active controller. It tries
   the best known controller, follows NOT_CONTROLLER hints, skips unreachable ones and retries
   with a short backoff until the request's deadline; errors other than "not the controller" or
   "unreachable" are the answer and pass through unchanged (code and ErrorDetail).
 
-Imports: asyncio, grpc, freshet.server (config, errors, status), wire types.
+Imports: asyncio, grpc, freshet.server (config, errors, status, security), wire types.
 Thread-safety: not thread-safe; used on the node's event loop only.
 """
 
@@ -25,6 +27,8 @@ import grpc
 from freshet.server import limits, status
 from freshet.server.config import HostPort
 from freshet.server.errors import ForwardedError, NotControllerError, RequestTimedOutError
+from freshet.server.security.node_identity import inter_node_channel
+from freshet.server.security.tls import TlsMaterial
 from freshet.v1 import common_pb2, controller_pb2_grpc
 
 logger = logging.getLogger(__name__)
@@ -43,10 +47,13 @@ RETRY_BACKOFF_S = 0.05
 class ControllerChannels:
     """Channels to the controllers' gRPC endpoints. Not thread-safe (the node's loop)."""
 
-    def __init__(self, listeners: Mapping[int, HostPort], self_id: int) -> None:
+    def __init__(self, listeners: Mapping[int, HostPort], self_id: int, tls: TlsMaterial | None = None) -> None:
         assert listeners
         self.listeners = dict(sorted(listeners.items()))
         self.self_id = self_id
+        self.tls = tls
+        self._generation = tls.generation if tls is not None else 0
+        self._retired: list[grpc.aio.Channel] = []
         self._channels: dict[int, grpc.aio.Channel] = {}
         self._stubs: dict[int, controller_pb2_grpc.ControllerStub] = {}
         self._rotation = 0
@@ -55,9 +62,13 @@ class ControllerChannels:
         return self.listeners.get(node_id)
 
     def stub(self, node_id: int) -> controller_pb2_grpc.ControllerStub:
+        if self.tls is not None and self.tls.generation != self._generation:
+            self._generation = self.tls.generation           # rotated: new channels, new certificate
+            self._retired.extend(self._channels.values())
+            self._channels, self._stubs = {}, {}
         stub = self._stubs.get(node_id)
         if stub is None:
-            channel = grpc.aio.insecure_channel(str(self.listeners[node_id]), options=CHANNEL_OPTIONS)
+            channel = inter_node_channel(str(self.listeners[node_id]), CHANNEL_OPTIONS, self.tls)
             self._channels[node_id] = channel
             stub = self._stubs[node_id] = controller_pb2_grpc.ControllerStub(channel)
         return stub
@@ -77,7 +88,8 @@ class ControllerChannels:
 
     async def close(self) -> None:
         channels, self._channels, self._stubs = self._channels, {}, {}
-        for channel in channels.values():
+        retired, self._retired = self._retired, []
+        for channel in [*channels.values(), *retired]:
             await channel.close()
 
 

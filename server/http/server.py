@@ -25,7 +25,14 @@ The data plane's counters and histograms (server/metrics.py) are registered in t
 
 The node provides the readers (`NodeView`); this module imports nothing of the node.
 
-Imports: stdlib http.server, threading, json, prometheus_client, freshet.metadata.image, freshet.server.http.console.
+TLS: given an `ssl_context` (security.protocol SSL / SASL_SSL), every accepted connection is
+wrapped in it and its handshake runs on the connection's own thread (bounded by
+HANDSHAKE_TIMEOUT_S), so a slow or plaintext client never blocks the accept loop; the context
+swaps in the current certificate per handshake (rotation without restart). `metrics_only` makes
+the opt-in plaintext listener (http.metrics.plaintext.listen): /metrics, /healthz and /readyz,
+404 for everything else (no console, no /status).
+
+Imports: stdlib http.server, ssl, threading, json, prometheus_client, freshet.metadata.image, freshet.server.http.console.
 Thread-safety: the server runs on its own threads; every reader it calls must be thread-safe
 (they read immutable images and plain attributes).
 """
@@ -37,6 +44,7 @@ import http.server
 import json
 import logging
 import socket
+import ssl
 import threading
 from collections.abc import Callable
 
@@ -46,6 +54,10 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 logger = logging.getLogger(__name__)
+
+#: A client gets this long to complete its TLS handshake (and to send each request after it).
+HANDSHAKE_TIMEOUT_S = 10.0
+METRICS_ONLY_PATHS = ("/metrics", "/healthz", "/readyz")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,9 +155,20 @@ class NodeCollector:
 class NodeHttpServer:
     """The HTTP listener on its own thread. Thread-safe (start/stop from one thread)."""
 
-    def __init__(self, host: str, port: int, view: NodeView, registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        view: NodeView,
+        registry: CollectorRegistry | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        metrics_only: bool = False,
+    ) -> None:
+        """`registry`: where the node's metrics are; the NodeCollector is registered in it unless
+        `metrics_only` (the plaintext metrics listener shares the main listener's registry)."""
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=False)
-        self.registry.register(NodeCollector(view))
+        if not metrics_only:
+            self.registry.register(NodeCollector(view))
         registry = self.registry
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -153,7 +176,9 @@ class NodeHttpServer:
 
             def do_GET(self) -> None:  # noqa: N802 - http.server's name
                 path = self.path.split("?", 1)[0]
-                if path == "/healthz":
+                if metrics_only and path not in METRICS_ONLY_PATHS:
+                    self._send(404, b"not found: this plaintext listener serves /metrics /healthz /readyz only\n", "text/plain; charset=utf-8")
+                elif path == "/healthz":
                     self._send(200, b"ok\n", "text/plain; charset=utf-8")
                 elif path == "/readyz":
                     ready, reason = view.readiness()
@@ -178,12 +203,33 @@ class NodeHttpServer:
             def log_message(self, format: str, *args) -> None:  # noqa: A002 - http.server's name
                 logger.debug("http %s %s", self.address_string(), format % args)
 
-        server_class = http.server.ThreadingHTTPServer
-        if ":" in host:
+        class server_class(http.server.ThreadingHTTPServer):  # noqa: N801 - a local class
+            address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
 
-            class server_class(http.server.ThreadingHTTPServer):  # noqa: N801 - a local class
-                address_family = socket.AF_INET6
+            def finish_request(self, request, client_address) -> None:
+                # On the connection's thread: the TLS handshake first (a failure only ends this one).
+                if ssl_context is None:
+                    super().finish_request(request, client_address)
+                    return
+                request.settimeout(HANDSHAKE_TIMEOUT_S)
+                try:
+                    tls_socket = ssl_context.wrap_socket(request, server_side=True)
+                except (ssl.SSLError, OSError) as error:
+                    logger.debug("http %s: TLS handshake failed: %s", client_address[0], error)
+                    return                          # wrap_socket closed it; shutdown_request copes
+                try:
+                    tls_socket.settimeout(None)
+                    super().finish_request(tls_socket, client_address)
+                finally:
+                    tls_socket.close()
 
+            def shutdown_request(self, request) -> None:
+                try:
+                    super().shutdown_request(request)
+                except OSError:
+                    pass
+
+        self.is_tls = ssl_context is not None
         self._server = server_class((host, port), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="http", daemon=True)

@@ -31,6 +31,7 @@ from freshet.server.kafka.log_dirs_api import DescribeLogDirsHandler, DescribePr
 from freshet.server.kafka.metadata_api import DescribeClusterHandler, MetadataHandler
 from freshet.server.kafka.produce_api import InitProducerIdHandler, ProduceHandler
 from freshet.server.kafka.transactions_api import REFUSED_APIS
+from freshet.server.security.tls import TlsMaterial
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +47,7 @@ class KafkaFrontEnd:
         channels: ControllerChannels,
         controller_hint,
         groups: GroupRuntime,
+        tls: TlsMaterial | None = None,
     ) -> None:
         assert config.kafka_listen is not None
         self.config = config
@@ -74,7 +76,12 @@ class KafkaFrontEnd:
             self.apis.add(handler)
         for refused in REFUSED_APIS:
             self.apis.refuse(refused)
-        self.listener = KafkaListener(config.kafka_listen.host, config.kafka_listen.port, self.apis)
+        self.listener = KafkaListener(
+            config.kafka_listen.host,
+            config.kafka_listen.port,
+            self.apis,
+            ssl_context=tls.server_context() if tls is not None else None,
+        )
 
     async def _auto_create(self, names: list[str]) -> bool:
         if not self._data_plane.broker_config().auto_create_topics_enable:

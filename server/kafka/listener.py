@@ -14,12 +14,16 @@ Owns the connection life cycle of Kafka's binary protocol (Kafka's SocketServer 
   reading stops until the oldest is written (backpressure). Requests that get no response (acks=0
   produce) take no place in the order;
 - a bug while answering closes the connection (logged with its traceback); other connections and
-  the node are untouched.
+  the node are untouched;
+- TLS (security.protocol SSL / SASL_SSL): the listener is given a server SSLContext (from
+  security.tls, which swaps in the current certificate per handshake, so rotation needs no
+  restart); a client that does not complete the TLS handshake within HANDSHAKE_TIMEOUT_S (a
+  plaintext client, an untrusted certificate) is dropped before any request is read.
 
 What each API does is the dispatcher's (`KafkaApis`, server/kafka/apis.py); this module knows no
 API but ApiVersions' error answer.
 
-Imports: asyncio, logging, freshet.server.kafka. Thread-safety: not thread-safe; runs on the node's
+Imports: asyncio, logging, ssl, freshet.server.kafka. Thread-safety: not thread-safe; runs on the node's
 event loop.
 """
 
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Awaitable
 from typing import Protocol
 
@@ -39,6 +44,8 @@ REQUEST_BYTES_MAX_DEFAULT = 100 * 1024 * 1024
 #: Unanswered requests per connection before reading pauses (librdkafka sends at most 5 produce
 #: requests per connection in flight; metadata and fetches add a few).
 IN_FLIGHT_MAX = 64
+#: A client gets this long to complete its TLS handshake.
+HANDSHAKE_TIMEOUT_S = 10.0
 _END = object()
 
 
@@ -71,8 +78,10 @@ class KafkaListener:
         dispatcher: Dispatcher,
         request_bytes_max: int = REQUEST_BYTES_MAX_DEFAULT,
         in_flight_max: int = IN_FLIGHT_MAX,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         assert request_bytes_max > 0 and in_flight_max > 0
+        self.ssl_context = ssl_context
         self.host = host
         self.port = port
         self._dispatcher = dispatcher
@@ -91,9 +100,16 @@ class KafkaListener:
         Raises:
             OSError: the address cannot be bound.
         """
-        self._server = await asyncio.start_server(self._accept, self.host, self.port, reuse_address=True)
+        self._server = await asyncio.start_server(
+            self._accept,
+            self.host,
+            self.port,
+            reuse_address=True,
+            ssl=self.ssl_context,
+            ssl_handshake_timeout=HANDSHAKE_TIMEOUT_S if self.ssl_context is not None else None,
+        )
         self.port = self._server.sockets[0].getsockname()[1]
-        logger.info("Kafka protocol listener on %s:%d", self.host, self.port)
+        logger.info("Kafka protocol listener on %s:%d%s", self.host, self.port, " (TLS)" if self.ssl_context else "")
 
     async def close(self) -> None:
         """Stop accepting and close every connection."""

@@ -52,6 +52,8 @@ from freshet.server.replication.core import (
 )
 from freshet.server.replication.host import ReplicaHost
 from freshet.server.replication.partition import Partition
+from freshet.server.security.node_identity import inter_node_channel
+from freshet.server.security.tls import TlsMaterial
 from freshet.server.tasks import cancel_and_wait
 from freshet.storage.errors import LogOffsetGapError, StorageError
 from freshet.storage.record_batch import LOG_OVERHEAD, parse_header
@@ -375,8 +377,13 @@ class ReplicaFetcherManager:
     """Which partitions this broker follows from which leader (see the module docstring).
     Not thread-safe (loop)."""
 
-    def __init__(self, host: ReplicaHost, node_id: int, broker_epoch: Callable[[], int]) -> None:
+    def __init__(
+        self, host: ReplicaHost, node_id: int, broker_epoch: Callable[[], int], tls: TlsMaterial | None = None
+    ) -> None:
         self.host = host
+        self.tls = tls
+        self._generation = tls.generation if tls is not None else 0
+        self._retired: list[grpc.aio.Channel] = []
         self.node_id = node_id
         self.broker_epoch = broker_epoch
         self.links: dict[int, LeaderLink] = {}
@@ -437,9 +444,13 @@ class ReplicaFetcherManager:
         if broker is None:
             return None
         address = broker.address
+        if self.tls is not None and self.tls.generation != self._generation:
+            self._generation = self.tls.generation           # rotated: new channels, new certificate
+            self._retired.extend(self._channels.values())
+            self._channels, self._stubs = {}, {}
         stub = self._stubs.get(address)
         if stub is None:
-            channel = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+            channel = inter_node_channel(address, CHANNEL_OPTIONS, self.tls)
             self._channels[address] = channel
             stub = self._stubs[address] = replication_pb2_grpc.ReplicationStub(channel)
         return stub
@@ -464,7 +475,8 @@ class ReplicaFetcherManager:
             await link.close()
         for task in list(self._closing):
             await task
-        for channel in self._channels.values():
+        for channel in [*self._channels.values(), *self._retired]:
             await channel.close()
         self._channels.clear()
+        self._retired.clear()
         self._stubs.clear()

@@ -10,21 +10,31 @@ then SIGKILL after a bound). Re-running with the same data directory restarts th
 with its data; <data-dir>/cluster.json remembers the node count, which may not change (the voter
 set of the metadata quorum is static).
 
+`--secure` (TLS, and authentication once it is built): <data-dir>/security/ (mode 0700) holds a CA
+(ca.pem, ca.key), one node certificate shared by the local nodes (node.pem, node.key: CN
+freshet-node, SANs localhost, 127.0.0.1, ::1) and the superuser's generated password
+(admin.password), every file mode 0600, made once and reused; every node starts with
+security.protocol=SECURE_PROTOCOL and the ssl.* keys, plus the superuser and bootstrap-user keys
+when this build's node config has them. The CA key stays there so an operator can issue a
+rotated node certificate (`freshet.server.security.certificates.issue`).
+
 Children run in their own session (Ctrl-C reaches only the supervisor, which stops them in order)
 and, on Linux, get SIGTERM if the supervisor dies (PR_SET_PDEATHSIG).
 
-Imports: standard library and freshet.server.config. Thread-safety: single-threaded (the
+Imports: standard library, freshet.server.config, freshet.server.security.certificates. Thread-safety: single-threaded (the
 supervisor's main thread; signal handlers only set a flag).
 """
 
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import json
 import os
 import secrets
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -32,13 +42,88 @@ import urllib.error
 import urllib.request
 from typing import TextIO
 
-from freshet.server.config import SECRET_ENV, HostPort, format_node_addresses
+from freshet.server.config import NODE_KEYS, SECRET_ENV, HostPort, format_node_addresses
 
 HOST = "127.0.0.1"
 READY_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 30.0
 LAYOUT_FILE_NAME = "cluster.json"
 SECRET_FILE_NAME = "cluster.secret"
+SECURITY_DIR_NAME = "security"
+#: security.protocol of a `--secure` cluster. TLS only until authentication is merged; then
+#: "SASL_SSL" (TLS and authentication on every port).
+SECURE_PROTOCOL = "SSL"
+SUPERUSER = "admin"
+NODE_COMMON_NAME = "freshet-node"
+NODE_HOSTS = ("localhost", "127.0.0.1", "::1")
+
+
+@dataclasses.dataclass(frozen=True)
+class SecurityFiles:
+    """Paths of a `--secure` cluster's files. Thread-safe (immutable)."""
+
+    directory: str
+
+    @property
+    def ca_file(self) -> str:
+        return os.path.join(self.directory, "ca.pem")
+
+    @property
+    def ca_key_file(self) -> str:
+        return os.path.join(self.directory, "ca.key")
+
+    @property
+    def certificate_file(self) -> str:
+        return os.path.join(self.directory, "node.pem")
+
+    @property
+    def key_file(self) -> str:
+        return os.path.join(self.directory, "node.key")
+
+    @property
+    def password_file(self) -> str:
+        return os.path.join(self.directory, f"{SUPERUSER}.password")
+
+    def node_settings(self) -> list[str]:
+        """The `--set key=value` options of every node: TLS, and the superuser and bootstrap
+        user keys when this build's node config knows them (authentication)."""
+        settings = {
+            "security.protocol": SECURE_PROTOCOL,
+            "ssl.certificate.location": self.certificate_file,
+            "ssl.key.location": self.key_file,
+            "ssl.ca.location": self.ca_file,
+            "super.users": f"User:{SUPERUSER};User:{NODE_COMMON_NAME}",
+            "security.bootstrap.user": SUPERUSER,
+            "security.bootstrap.password.file": self.password_file,
+        }
+        return [f"{key}={value}" for key, value in settings.items() if key in NODE_KEYS]
+
+    def client_context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=self.ca_file)
+
+
+def prepare_security(data_dir: str) -> SecurityFiles:
+    """Create <data-dir>/security/ with the CA, the node certificate and the superuser's password,
+    or reuse what is there. Raises ClusterStartError (a half-made directory) or OSError."""
+    from freshet.server.security import certificates
+
+    files = SecurityFiles(os.path.join(data_dir, SECURITY_DIR_NAME))
+    os.makedirs(files.directory, mode=0o700, exist_ok=True)
+    os.chmod(files.directory, 0o700)
+    if os.path.exists(files.ca_file) != os.path.exists(files.ca_key_file):
+        raise ClusterStartError(f"{files.directory} has only one of ca.pem and ca.key: delete the directory to start over")
+    if not os.path.exists(files.ca_file):
+        ca = certificates.create_ca()
+        certificates.write_private(files.ca_key_file, ca.key_pem)
+        certificates.write_private(files.ca_file, ca.certificate_pem)
+    if not (os.path.exists(files.certificate_file) and os.path.exists(files.key_file)):
+        ca = certificates.read_issued(files.ca_file, files.ca_key_file)
+        node = certificates.issue(ca, NODE_COMMON_NAME, NODE_HOSTS)
+        certificates.write_private(files.key_file, node.key_pem)
+        certificates.write_private(files.certificate_file, node.certificate_pem)
+    if not os.path.exists(files.password_file):
+        certificates.write_private(files.password_file, (secrets.token_urlsafe(24) + "\n").encode())
+    return files
 
 
 class ClusterUsageError(Exception):
@@ -121,9 +206,11 @@ def _die_with_parent() -> None:
         pass
 
 
-def _ready(http_port: int) -> bool:
+def _ready(http_port: int, security: SecurityFiles | None) -> bool:
+    scheme = "https" if security is not None else "http"
+    context = security.client_context() if security is not None else None
     try:
-        with urllib.request.urlopen(f"http://{HOST}:{http_port}/readyz", timeout=1) as response:
+        with urllib.request.urlopen(f"{scheme}://{HOST}:{http_port}/readyz", timeout=1, context=context) as response:
             return response.status == 200
     except (urllib.error.URLError, OSError):
         return False
@@ -151,8 +238,10 @@ def run(
     as_json: bool,
     out: TextIO = sys.stdout,
     err: TextIO = sys.stderr,
+    secure: bool = False,
 ) -> int:
-    """Run the cluster in the foreground; the exit code (0 after a clean stop).
+    """Run the cluster in the foreground; the exit code (0 after a clean stop). `secure`: TLS
+    (and authentication) with the files of <data-dir>/security/.
 
     Raises:
         ClusterUsageError: bad arguments (the CLI exits 2).
@@ -162,18 +251,25 @@ def run(
     secret = _prepare(nodes, data_dir, base_port, err)
     if secret is None:
         return 1
+    security: SecurityFiles | None = None
+    if secure:
+        try:
+            security = prepare_security(data_dir)
+        except (ClusterStartError, OSError) as error:
+            print(f"freshet cluster up: cannot prepare {data_dir}/{SECURITY_DIR_NAME}: {error}", file=err)
+            return 1
     stop = _Stop()
     previous = _catch_stop_signals(stop)
     children: dict[int, subprocess.Popen] = {}
     logs: dict[int, str] = {}
     print(f"starting {nodes} nodes in {data_dir} (logs: {data_dir}/node-<i>/node.log)", file=err, flush=True)
     try:
-        _start_children(nodes, data_dir, base_port, secret, children, logs)
+        _start_children(nodes, data_dir, base_port, secret, children, logs, security)
         started = time.monotonic()
-        failed = _wait_until_ready(children, logs, base_port, stop, started, err)
+        failed = _wait_until_ready(children, logs, base_port, stop, started, err, security)
         if failed is not None:
             return failed
-        _print_ready(nodes, base_port, children, as_json, started, out)
+        _print_ready(nodes, base_port, children, as_json, started, out, security)
         _supervise(children, logs, stop, err)
         print(f"freshet cluster up: {stop.signal_name}: stopping {len(children)} nodes", file=err, flush=True)
         return _stop_all(children, err, failed=False)
@@ -215,7 +311,13 @@ def _catch_stop_signals(stop: _Stop) -> dict:
 
 
 def _start_children(
-    nodes: int, data_dir: str, base_port: int, secret: str, children: dict[int, subprocess.Popen], logs: dict[int, str]
+    nodes: int,
+    data_dir: str,
+    base_port: int,
+    secret: str,
+    children: dict[int, subprocess.Popen],
+    logs: dict[int, str],
+    security: SecurityFiles | None = None,
 ) -> None:
     """Start every node; fills `children` and `logs` as it goes so the caller can kill the ones
     already started if a later one fails."""
@@ -236,6 +338,8 @@ def _start_children(
             "--kafka-listen", f"{HOST}:{kafka_port(base_port, index)}",
             "--controller-quorum", quorum,
         ]
+        for setting in security.node_settings() if security is not None else []:
+            argv += ["--set", setting]
         with open(logs[index], "ab") as log:
             children[index] = subprocess.Popen(
                 argv,
@@ -249,7 +353,13 @@ def _start_children(
 
 
 def _wait_until_ready(
-    children: dict[int, subprocess.Popen], logs: dict[int, str], base_port: int, stop: _Stop, started: float, err: TextIO
+    children: dict[int, subprocess.Popen],
+    logs: dict[int, str],
+    base_port: int,
+    stop: _Stop,
+    started: float,
+    err: TextIO,
+    security: SecurityFiles | None = None,
 ) -> int | None:
     """Poll every node's /readyz until all answer; None then, else the exit code after stopping
     every child (a stop signal, a node that exited, or READY_TIMEOUT_S passed)."""
@@ -268,7 +378,7 @@ def _wait_until_ready(
                     end="",
                 )
                 return _stop_all(children, err, failed=True)
-            if _ready(node_ports(base_port, index)[2]):
+            if _ready(node_ports(base_port, index)[2], security):
                 waiting.discard(index)
         if time.monotonic() - started > READY_TIMEOUT_S:
             print(
@@ -281,44 +391,72 @@ def _wait_until_ready(
 
 
 def _print_ready(
-    nodes: int, base_port: int, children: dict[int, subprocess.Popen], as_json: bool, started: float, out: TextIO
+    nodes: int,
+    base_port: int,
+    children: dict[int, subprocess.Popen],
+    as_json: bool,
+    started: float,
+    out: TextIO,
+    security: SecurityFiles | None = None,
 ) -> None:
-    """The bootstrap string and each node's addresses: a table, or one JSON line."""
+    """The bootstrap string and each node's addresses (and how to connect to a secure cluster):
+    a table, or one JSON line."""
     bootstrap = ",".join(f"{HOST}:{node_ports(base_port, i)[0]}" for i in sorted(children))
     kafka_bootstrap = ",".join(f"{HOST}:{kafka_port(base_port, i)}" for i in sorted(children))
+    scheme = "https" if security is not None else "http"
     if as_json:
-        print(
-            json.dumps(
+        document: dict = {
+            "bootstrap": bootstrap,
+            "kafka_bootstrap": kafka_bootstrap,
+            "nodes": [
                 {
-                    "bootstrap": bootstrap,
-                    "kafka_bootstrap": kafka_bootstrap,
-                    "nodes": [
-                        {
-                            "id": index,
-                            "listen": f"{HOST}:{node_ports(base_port, index)[0]}",
-                            "http": f"http://{HOST}:{node_ports(base_port, index)[2]}",
-                            "kafka": f"{HOST}:{kafka_port(base_port, index)}",
-                            "pid": children[index].pid,
-                        }
-                        for index in sorted(children)
-                    ],
+                    "id": index,
+                    "listen": f"{HOST}:{node_ports(base_port, index)[0]}",
+                    "http": f"{scheme}://{HOST}:{node_ports(base_port, index)[2]}",
+                    "kafka": f"{HOST}:{kafka_port(base_port, index)}",
+                    "pid": children[index].pid,
                 }
-            ),
-            file=out,
-            flush=True,
-        )
+                for index in sorted(children)
+            ],
+        }
+        if security is not None:
+            document["security"] = {
+                "ca_file": security.ca_file,
+                "user": SUPERUSER,
+                "password_file": security.password_file,
+                "protocol": SECURE_PROTOCOL,
+            }
+        print(json.dumps(document), file=out, flush=True)
         return
     print(f"{nodes} nodes ready in {time.monotonic() - started:.1f} s", file=out)
     for index in sorted(children):
         grpc_port, raft_port, http_port = node_ports(base_port, index)
         print(
             f"  node {index}: gRPC {HOST}:{grpc_port}  raft {HOST}:{raft_port}  "
-            f"http://{HOST}:{http_port}  kafka {HOST}:{kafka_port(base_port, index)}  pid {children[index].pid}",
+            f"{scheme}://{HOST}:{http_port}  kafka {HOST}:{kafka_port(base_port, index)}  pid {children[index].pid}",
             file=out,
         )
     print(f"bootstrap: {bootstrap}", file=out)
     print(f"kafka bootstrap: {kafka_bootstrap}", file=out)
+    if security is not None:
+        _print_how_to_connect(security, bootstrap, out)
     print("Ctrl-C stops the cluster.", file=out, flush=True)
+
+
+def _print_how_to_connect(security: SecurityFiles, bootstrap: str, out: TextIO) -> None:
+    """The CLI flags and a Kafka client properties snippet for the secure cluster (the password
+    is named by its file, never printed)."""
+    is_sasl = SECURE_PROTOCOL == "SASL_SSL"
+    user_flags = f" --user {SUPERUSER} --password-file {security.password_file}" if is_sasl else ""
+    print(f"security: {SECURE_PROTOCOL} on every port; CA {security.ca_file}", file=out)
+    print(f"  freshet --tls-ca {security.ca_file}{user_flags} cluster status -b {bootstrap}", file=out)
+    print("  Kafka clients (properties):", file=out)
+    print(f"    security.protocol={SECURE_PROTOCOL}", file=out)
+    print(f"    ssl.ca.location={security.ca_file}", file=out)
+    if is_sasl:
+        print("    sasl.mechanism=SCRAM-SHA-512", file=out)
+        print(f"    sasl.username={SUPERUSER}", file=out)
+        print(f"    sasl.password=<the contents of {security.password_file}>", file=out)
 
 
 def _supervise(children: dict[int, subprocess.Popen], logs: dict[int, str], stop: _Stop, err: TextIO) -> None:

@@ -123,7 +123,7 @@ def test_error_line_says_what_and_what_to_do():
         "brokers (see freshet cluster status)"
     )
     assert common.error_line(errors.BrokerUnavailableError("cannot reach any broker at localhost:9092")).endswith(
-        "; is the cluster running? pass --bootstrap HOST:PORT or set FRESHET_BOOTSTRAP"
+        "; is the cluster running? pass --bootstrap HOST:PORT or set FRESHET_BOOTSTRAP (a TLS cluster needs --tls-ca FILE)"
     )
     assert common.error_line(errors.LeaderNotAvailableError("no leader\nfor orders-0")) == (
         "error: no leader for orders-0; this may pass if retried"

@@ -1,0 +1,76 @@
+"""client/_security.py and the CLI's global --tls-ca: the SDK's security options (kafka-python's
+names) and how the CLI hands them to every client.
+
+Goal: bad options fail at construction with one line naming the option; TLS options make TLS
+channels; the CLI accepts --tls-ca before or after the command. Method: build configs and clients
+directly (no network: channels connect lazily), and call the CLI's argv lifting.
+"""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+from freshet.cli import common
+from freshet.client import Admin, Consumer, Producer
+from freshet.client._security import SecurityConfig
+from freshet.server.security import certificates
+
+
+@pytest.fixture
+def ca_file(tmp_path):
+    path = tmp_path / "ca.pem"
+    path.write_bytes(certificates.create_ca().certificate_pem)
+    return str(path)
+
+
+def test_plaintext_is_the_default_and_makes_no_credentials():
+    config = SecurityConfig()
+    assert not config.is_tls and config.channel_credentials() is None
+
+
+def test_ssl_reads_the_ca_and_makes_tls_channels(ca_file):
+    config = SecurityConfig(security_protocol="ssl", ssl_cafile=ca_file)
+    assert config.security_protocol == "SSL" and config.is_tls
+    assert isinstance(config.channel_credentials(), grpc.ChannelCredentials)
+    channel = config.channel_factory()("127.0.0.1:1", [])
+    channel.close()
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"security_protocol": "TLS"}, "security_protocol must be one of PLAINTEXT, SSL, SASL_SSL"),
+        ({"security_protocol": "SSL", "ssl_cafile": "/nonexistent.pem"}, "ssl_cafile: cannot read /nonexistent.pem"),
+        ({"security_protocol": "SSL", "ssl_certfile": "/x.pem"}, "ssl_certfile and ssl_keyfile go together"),
+        ({"ssl_cafile": "/x.pem"}, "ssl_cafile needs security_protocol='SSL' or 'SASL_SSL'"),
+    ],
+)
+def test_bad_options_are_one_line_value_errors(options, message):
+    with pytest.raises(ValueError) as error:
+        SecurityConfig(**options)
+    assert str(error.value).startswith(message) and "\n" not in str(error.value)
+
+
+def test_every_client_takes_the_options_and_refuses_unknown_ones(ca_file):
+    for client in (
+        Admin("127.0.0.1:1", security_protocol="SSL", ssl_cafile=ca_file),
+        Producer("127.0.0.1:1", security_protocol="SSL", ssl_cafile=ca_file),
+        Consumer("127.0.0.1:1", security_protocol="SSL", ssl_cafile=ca_file),
+    ):
+        client.close()
+    with pytest.raises(TypeError, match="unexpected keyword argument 'ssl_truststore'"):
+        Admin("127.0.0.1:1", ssl_truststore="x")
+    with pytest.raises(ValueError, match="ssl_cafile: cannot read"):
+        Producer("127.0.0.1:1", security_protocol="SSL", ssl_cafile="/nonexistent.pem")
+
+
+def test_the_cli_lifts_tls_ca_from_after_the_command(monkeypatch):
+    assert common.lift_global_options(["topic", "list", "--tls-ca", "ca.pem", "-b", "h:1"]) == [
+        "--tls-ca", "ca.pem", "topic", "list", "-b", "h:1",
+    ]
+    assert common.lift_global_options(["cluster", "status", "--tls-ca=ca.pem"]) == ["--tls-ca", "ca.pem", "cluster", "status"]
+    assert common.lift_global_options(["--tls-ca", "ca.pem", "topic", "list"]) == ["--tls-ca", "ca.pem", "topic", "list"]
+    monkeypatch.setitem(common.CLIENT_SECURITY, "tls_ca", None)
+    assert common.client_security() == {}
+    monkeypatch.setitem(common.CLIENT_SECURITY, "tls_ca", "ca.pem")
+    assert common.client_security() == {"security_protocol": "SSL", "ssl_cafile": "ca.pem"}
