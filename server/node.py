@@ -45,6 +45,7 @@ import time
 
 import grpc
 from freshet.metadata.errors import MetadataError, TransferDeniedError
+from freshet.metadata.image import EMPTY_IMAGE, MetadataImage
 from freshet.metadata.quorum import MetadataQuorum, QuorumConfig
 from freshet.server.broker.data_plane import DataPlane
 from freshet.server.broker.hosted_replicas import HostedReplicas
@@ -61,6 +62,7 @@ from freshet.server.http.server import NodeHttpServer, NodeView
 from freshet.server.kafka.front_end import KafkaFrontEnd
 from freshet.server.metrics import BrokerMetrics
 from freshet.server.replication.leader_sessions import ReplicationService
+from freshet.server.security.authorizer import Authorizer, SecuritySettings
 from freshet.storage.errors import StorageError
 from freshet.storage.log_manager import LogManager
 from freshet.v1 import controller_pb2_grpc, replication_pb2_grpc
@@ -149,6 +151,10 @@ class Node:
         self.kafka: KafkaFrontEnd | None = None
         self.registry = CollectorRegistry(auto_describe=False)
         self.metrics = BrokerMetrics(self.registry)
+        # The node's one Authorizer, shared by every front-end (gRPC services, Kafka listener).
+        # TODO(sec-auth): SecuritySettings from the node's security.protocol / super.users /
+        # allow.everyone.if.no.acl.found keys; off (PLAINTEXT) until those keys exist. #15
+        self.authorizer = Authorizer(SecuritySettings(), self._authorization_image, self.registry)
         self.grpc_server: grpc.aio.Server | None = None
         self.http: NodeHttpServer | None = None
         self.is_started = False
@@ -283,7 +289,7 @@ class Node:
         """The gRPC server with the Controller service and, on a broker, the broker's parts and services."""
         config = self.config
         self.controller_service = ControllerService(
-            config, self.publisher, self.channels, self.controller, self.quorum, self._controller_hint
+            config, self.publisher, self.channels, self.controller, self.quorum, self._controller_hint, self.authorizer
         )
         server = grpc.aio.server(options=SERVER_OPTIONS)
         controller_pb2_grpc.add_ControllerServicer_to_server(self.controller_service, server)
@@ -302,13 +308,17 @@ class Node:
                 self._may_delete_logs,
                 self.metrics,
             )
-            BrokerService(config, self.publisher, self.channels, self._controller_hint, self.data_plane).register(server)
-            replication_pb2_grpc.add_ReplicationServicer_to_server(ReplicationService(self.data_plane), server)
-            self.groups = GroupRuntime(config, self.publisher, self.data_plane, self.channels, self._controller_hint)
+            BrokerService(
+                config, self.publisher, self.channels, self._controller_hint, self.data_plane, self.authorizer
+            ).register(server)
+            replication_pb2_grpc.add_ReplicationServicer_to_server(ReplicationService(self.data_plane, self.authorizer), server)
+            self.groups = GroupRuntime(
+                config, self.publisher, self.data_plane, self.channels, self._controller_hint, self.authorizer
+            )
             self.groups.register(server)
             if config.kafka_listen is not None:
                 self.kafka = KafkaFrontEnd(
-                    config, self.publisher, self.data_plane, self.channels, self._controller_hint, self.groups
+                    config, self.publisher, self.data_plane, self.channels, self._controller_hint, self.groups, self.authorizer
                 )
         return server
 
@@ -350,6 +360,9 @@ class Node:
                 file.flush()
                 os.fsync(file.fileno())
             os.replace(identity_path + ".tmp", identity_path)
+
+    def _authorization_image(self) -> MetadataImage:
+        return self.publisher.image if self.publisher is not None else EMPTY_IMAGE
 
     def _controller_hint(self) -> int | None:
         """The controller to try first: the Raft leader (controller nodes), else the one whose
