@@ -51,6 +51,7 @@ import time
 
 import grpc
 from freshet.metadata.errors import MetadataError, TransferDeniedError
+from freshet.metadata.image import EMPTY_IMAGE, MetadataImage
 from freshet.metadata.quorum import MetadataQuorum, QuorumConfig
 from freshet.metadata.raft_tunnel import RaftTls
 from freshet.server.broker.data_plane import DataPlane
@@ -68,6 +69,7 @@ from freshet.server.http.server import NodeHttpServer, NodeView
 from freshet.server.kafka.front_end import KafkaFrontEnd
 from freshet.server.metrics import BrokerMetrics
 from freshet.server.replication.leader_sessions import ReplicationService
+from freshet.server.security.authorizer import Authorizer, SecuritySettings
 from freshet.server.security.tls import CLIENT_AUTH_REQUIRED, TlsMaterial
 from freshet.storage.errors import StorageError
 from freshet.storage.log_manager import LogManager
@@ -163,6 +165,10 @@ class Node:
         self.kafka: KafkaFrontEnd | None = None
         self.registry = CollectorRegistry(auto_describe=False)
         self.metrics = BrokerMetrics(self.registry)
+        # The node's one Authorizer, shared by every front-end (gRPC services, Kafka listener).
+        # TODO(sec-auth): SecuritySettings from the node's security.protocol / super.users /
+        # allow.everyone.if.no.acl.found keys; off (PLAINTEXT) until those keys exist. #15
+        self.authorizer = Authorizer(SecuritySettings(), self._authorization_image, self.registry)
         self.grpc_server: grpc.aio.Server | None = None
         self.http: NodeHttpServer | None = None
         self.plaintext_metrics: NodeHttpServer | None = None
@@ -325,7 +331,7 @@ class Node:
         """The gRPC server with the Controller service and, on a broker, the broker's parts and services."""
         config = self.config
         self.controller_service = ControllerService(
-            config, self.publisher, self.channels, self.controller, self.quorum, self._controller_hint
+            config, self.publisher, self.channels, self.controller, self.quorum, self._controller_hint, self.authorizer
         )
         server = grpc.aio.server(options=SERVER_OPTIONS)
         controller_pb2_grpc.add_ControllerServicer_to_server(self.controller_service, server)
@@ -344,13 +350,18 @@ class Node:
                 self._may_delete_logs,
                 self.metrics,
             )
-            BrokerService(config, self.publisher, self.channels, self._controller_hint, self.data_plane).register(server)
-            replication_pb2_grpc.add_ReplicationServicer_to_server(ReplicationService(self.data_plane), server)
-            self.groups = GroupRuntime(config, self.publisher, self.data_plane, self.channels, self._controller_hint)
+            BrokerService(
+                config, self.publisher, self.channels, self._controller_hint, self.data_plane, self.authorizer
+            ).register(server)
+            replication_pb2_grpc.add_ReplicationServicer_to_server(ReplicationService(self.data_plane, self.authorizer), server)
+            self.groups = GroupRuntime(
+                config, self.publisher, self.data_plane, self.channels, self._controller_hint, self.authorizer
+            )
             self.groups.register(server)
             if config.kafka_listen is not None:
                 self.kafka = KafkaFrontEnd(
-                    config, self.publisher, self.data_plane, self.channels, self._controller_hint, self.groups, self.tls
+                    config, self.publisher, self.data_plane, self.channels, self._controller_hint, self.groups, self.tls,
+                    self.authorizer,
                 )
         return server
 
@@ -395,6 +406,9 @@ class Node:
                 file.flush()
                 os.fsync(file.fileno())
             os.replace(identity_path + ".tmp", identity_path)
+
+    def _authorization_image(self) -> MetadataImage:
+        return self.publisher.image if self.publisher is not None else EMPTY_IMAGE
 
     def _controller_hint(self) -> int | None:
         """The controller to try first: the Raft leader (controller nodes), else the one whose

@@ -27,7 +27,7 @@ HostedReplicas listener, which only hops onto the loop, and the HTTP readers of 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from freshet.metadata import configs
 from freshet.metadata.errors import StaleBrokerEpochError
@@ -156,9 +156,14 @@ class DataPlane:
 
     # -- client paths ----------------------------------------------------------------------------
 
-    def produce(self, request: broker_pb2.ProduceRequest, on_done: Callable[[broker_pb2.ProduceResponse], None]):
+    def produce(
+        self,
+        request: broker_pb2.ProduceRequest,
+        on_done: Callable[[broker_pb2.ProduceResponse], None],
+        refused: Mapping[str, str] | None = None,
+    ):
         """See ProducePath.produce."""
-        return self.produce_path.produce(request, on_done)
+        return self.produce_path.produce(request, on_done, refused)
 
     def produce_waiting(self) -> int:
         return self.produce_path.produce_waiting()

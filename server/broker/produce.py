@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from freshet.server import status
 from freshet.server.broker.partition_table import PartitionTable
@@ -44,12 +44,17 @@ class ProducePath:
         self._loop = loop
 
     def produce(
-        self, request: broker_pb2.ProduceRequest, on_done: Callable[[broker_pb2.ProduceResponse], None]
+        self,
+        request: broker_pb2.ProduceRequest,
+        on_done: Callable[[broker_pb2.ProduceResponse], None],
+        refused: Mapping[str, str] | None = None,
     ) -> ProduceOperation:
         """Append a produce request's batches now (synchronously: requests on a stream are appended
         in stream order) and call on_done(response) when it is answered: at once for acks 0 and 1,
         when every partition is committed, failed or timed out for acks=all. on_done may be
-        called before this returns.
+        called before this returns. `refused` names topics the caller may not write (topic ->
+        the front-end's one-line reason): their partitions answer TOPIC_AUTHORIZATION_FAILED
+        and nothing of them is appended (Kafka answers per partition, the others proceed).
 
         Raises:
             InvalidRequiredAcksError: acks is not 0, 1 or -1.
@@ -76,6 +81,11 @@ class ProducePath:
                 )
                 continue
             seen.add(key)
+            if refused and topic in refused:
+                result.error.CopyFrom(
+                    status.detail(E.TOPIC_AUTHORIZATION_FAILED, refused[topic], partition=common_pb2.TopicPartition(topic=topic, partition=number))
+                )
+                continue
             partition, refusal = self._table.leader_partition(topic, number)
             if partition is None:
                 result.error.CopyFrom(refusal)

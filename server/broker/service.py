@@ -30,17 +30,21 @@ import asyncio
 import collections
 import logging
 import time
+from collections.abc import Callable, Mapping
 
 import grpc
 from freshet.metadata import commands
 from freshet.metadata import controller as logic
 from freshet.metadata.image import NO_LEADER, MetadataImage
+from freshet.metadata.security import Operation, ResourceType
 from freshet.server import status
 from freshet.server.broker.data_plane import DataPlane
 from freshet.server.cluster.channels import ControllerChannels, forward
 from freshet.server.cluster.publisher import MetadataPublisher
 from freshet.server.config import NodeConfig
 from freshet.server.errors import ForwardedError, PartitionRequestError
+from freshet.server.security import rules
+from freshet.server.security.authorizer import Authorizer
 from freshet.v1 import broker_pb2, broker_pb2_grpc, common_pb2, controller_pb2
 
 logger = logging.getLogger(__name__)
@@ -50,9 +54,16 @@ AUTO_CREATE_TIMEOUT_S = 10.0
 
 
 def metadata_response(
-    image: MetadataImage, config: NodeConfig, topics: list[str], include_internal: bool
+    image: MetadataImage,
+    config: NodeConfig,
+    topics: list[str],
+    include_internal: bool,
+    refused: Mapping[str, str] | None = None,
+    describable: Callable[[list[str]], list[str]] | None = None,
 ) -> broker_pb2.MetadataResponse:
-    """The Metadata answer from an image (pure)."""
+    """The Metadata answer from an image (pure). `refused`: requested topics the caller may not
+    see (or auto-create), answered TOPIC_AUTHORIZATION_FAILED with the reason; `describable`
+    filters the listing of every topic (Kafka leaves out what the caller may not Describe)."""
     response = broker_pb2.MetadataResponse(
         cluster_id=image.cluster_id, controller_id=image.controller_id, metadata_offset=image.offset
     )
@@ -65,7 +76,12 @@ def metadata_response(
         broker = image.brokers[node_id]
         response.brokers.add(node_id=node_id, host=broker.host, port=broker.port, rack=broker.rack)
     names = topics or [name for name in image.topic_names() if include_internal or not logic.is_internal_topic(name)]
+    if not topics and describable is not None:
+        names = describable(names)
     for name in names:
+        if refused and name in refused:
+            response.topics.add(name=name, error=status.detail(E.TOPIC_AUTHORIZATION_FAILED, refused[name]))
+            continue
         topic = image.topic(name)
         if topic is None:
             response.topics.add(name=name, error=status.detail(E.UNKNOWN_TOPIC, f"topic {name!r} does not exist"))
@@ -130,8 +146,10 @@ class BrokerService(broker_pb2_grpc.BrokerServicer):
         channels: ControllerChannels,
         controller_hint,
         data_plane: DataPlane,
+        authorizer: Authorizer | None = None,
     ) -> None:
         self.config = config
+        self.authorizer = authorizer or rules.allow_all()
         self.node_id = config.node_id
         self._publisher = publisher
         self._channels = channels
@@ -148,11 +166,22 @@ class BrokerService(broker_pb2_grpc.BrokerServicer):
     @status.handler("Metadata")
     async def Metadata(self, request: broker_pb2.MetadataRequest, context) -> broker_pb2.MetadataResponse:  # noqa: N802
         image = self._publisher.image
-        missing = [name for name in request.topics if image.topic(name) is None]
+        authorizer = self.authorizer
+        requested = list(request.topics)
+        refused = rules.denials(authorizer, Operation.DESCRIBE, ResourceType.TOPIC, requested)
+        missing = [name for name in requested if name not in refused and image.topic(name) is None]
         if missing and self._data_plane.broker_config().auto_create_topics_enable:
-            await self._auto_create(missing, context)
-            image = self._publisher.image
-        return metadata_response(image, self.config, list(request.topics), request.include_internal)
+            not_creatable = rules.create_denials(authorizer, missing)
+            refused.update(not_creatable)
+            missing = [name for name in missing if name not in not_creatable]
+            if missing:
+                await self._auto_create(missing, context)
+                image = self._publisher.image
+        describable = None
+        if authorizer.enabled:
+            def describable(names: list[str]) -> list[str]:
+                return authorizer.filter(Operation.DESCRIBE, ResourceType.TOPIC, names)
+        return metadata_response(image, self.config, requested, request.include_internal, refused, describable)
 
     # -- produce ---------------------------------------------------------------------------------
 
@@ -164,8 +193,12 @@ class BrokerService(broker_pb2_grpc.BrokerServicer):
             if not answered.done():
                 answered.set_result(response)
 
-        self._produce(request, done)
+        refused = self._write_denials(request) if self.authorizer.enabled else None
+        self._produce(request, done, refused)
         return await answered
+
+    def _write_denials(self, request: broker_pb2.ProduceRequest) -> dict[str, str]:
+        return rules.denials(self.authorizer, Operation.WRITE, ResourceType.TOPIC, (p.topic for p in request.partitions))
 
     @status.handler()
     async def ProduceStream(self, request_iterator, context):  # noqa: N802
@@ -213,7 +246,8 @@ class BrokerService(broker_pb2_grpc.BrokerServicer):
                     break
                 in_flight += 1
                 try:
-                    self._produce(request, done_for(time.monotonic(), request.acks))
+                    refused = self._write_denials(request) if self.authorizer.enabled else None
+                    self._produce(request, done_for(time.monotonic(), request.acks), refused)
                 except Exception as error:  # noqa: BLE001 - a refused request: answer it, keep the stream
                     in_flight -= 1
                     detail = status.detail_for(error, self.node_id)
@@ -239,22 +273,72 @@ class BrokerService(broker_pb2_grpc.BrokerServicer):
 
     @status.handler("Fetch")
     async def Fetch(self, request: broker_pb2.FetchRequest, context) -> broker_pb2.FetchResponse:  # noqa: N802
-        return await self._data_plane.fetch(request)
+        if not self.authorizer.enabled:
+            return await self._data_plane.fetch(request)
+        allowed, denied = self._split(request, Operation.READ)
+        if not denied:
+            return await self._data_plane.fetch(request)
+        response = await self._data_plane.fetch(allowed) if allowed.partitions else broker_pb2.FetchResponse()
+        response.results.extend(denied)
+        return response
 
     @status.handler()
     async def FetchStream(self, request: broker_pb2.FetchRequest, context):  # noqa: N802
+        if self.authorizer.enabled:
+            request, denied = self._split(request, Operation.READ)
+            if denied:
+                # A refused partition answers once and leaves the feed, as a failed one does.
+                await context.write(broker_pb2.FetchResponse(results=denied))
+            if not request.partitions:
+                return
         await self._data_plane.fetch_stream(request, context.write)
+
+    def _split(self, request: broker_pb2.FetchRequest, operation: Operation):
+        """(the request without the partitions of topics the caller may not `operation`, their
+        TOPIC_AUTHORIZATION_FAILED results)."""
+        refused = rules.denials(self.authorizer, operation, ResourceType.TOPIC, (p.topic for p in request.partitions))
+        if not refused:
+            return request, []
+        allowed = broker_pb2.FetchRequest()
+        allowed.CopyFrom(request)
+        del allowed.partitions[:]
+        denied = []
+        for wanted in request.partitions:
+            if wanted.topic in refused:
+                denied.append(broker_pb2.PartitionFetchResult(
+                    topic=wanted.topic, partition=wanted.partition, high_watermark=-1, log_start_offset=-1,
+                    error=status.detail(E.TOPIC_AUTHORIZATION_FAILED, refused[wanted.topic]),
+                ))
+            else:
+                allowed.partitions.append(wanted)
+        return allowed, denied
 
     @status.handler("ListOffsets")
     async def ListOffsets(self, request: broker_pb2.ListOffsetsRequest, context) -> broker_pb2.ListOffsetsResponse:  # noqa: N802
-        return self._data_plane.list_offsets(request)
+        refused = rules.denials(self.authorizer, Operation.DESCRIBE, ResourceType.TOPIC, (q.topic for q in request.partitions))
+        if not refused:
+            return self._data_plane.list_offsets(request)
+        allowed = broker_pb2.ListOffsetsRequest(partitions=[q for q in request.partitions if q.topic not in refused])
+        answered = iter(self._data_plane.list_offsets(allowed).results if allowed.partitions else ())
+        response = broker_pb2.ListOffsetsResponse()
+        for query in request.partitions:
+            if query.topic in refused:
+                response.results.add(
+                    topic=query.topic, partition=query.partition, offset=-1, timestamp=-1,
+                    error=status.detail(E.TOPIC_AUTHORIZATION_FAILED, refused[query.topic]),
+                )
+            else:
+                response.results.append(next(answered))
+        return response
 
     @status.handler("DescribeLogDirs")
     async def DescribeLogDirs(self, request: broker_pb2.DescribeLogDirsRequest, context) -> broker_pb2.DescribeLogDirsResponse:  # noqa: N802
+        self.authorizer.check(Operation.DESCRIBE, ResourceType.CLUSTER)
         return self._data_plane.describe_log_dirs(request)
 
     @status.handler("InitProducerId")
     async def InitProducerId(self, request: broker_pb2.InitProducerIdRequest, context) -> broker_pb2.InitProducerIdResponse:  # noqa: N802
+        rules.check_idempotent_write(self.authorizer)
         remaining = context.time_remaining()
         timeout_s = self.config.request_timeout_ms / 1000 if remaining is None else min(remaining, self.config.request_timeout_ms / 1000)
         producer_id = await self._data_plane.producer_ids.next_id(time.monotonic() + timeout_s)

@@ -36,12 +36,15 @@ from freshet.metadata import controller as logic
 from freshet.metadata.errors import ControllerRequestError, OutcomeUnknownError
 from freshet.metadata.image import NO_LEADER, MetadataImage
 from freshet.metadata.quorum import MetadataQuorum
+from freshet.metadata.security import Operation, ResourceType
 from freshet.server import limits, status
 from freshet.server.cluster.channels import FORWARDED_METADATA_KEY, ControllerChannels, forward
 from freshet.server.cluster.publisher import WATCH_KEEPALIVE_S, MetadataPublisher
 from freshet.server.config import NodeConfig
 from freshet.server.controller.active import ActiveController
 from freshet.server.errors import InvalidRequestError, NotControllerError, RequestTimedOutError
+from freshet.server.security import rules
+from freshet.server.security.authorizer import DENIAL_CODES, Authorizer
 from freshet.v1 import common_pb2, controller_pb2, controller_pb2_grpc, metadata_pb2
 
 logger = logging.getLogger(__name__)
@@ -70,8 +73,10 @@ class ControllerService(controller_pb2_grpc.ControllerServicer):
         controller: ActiveController | None,
         quorum: MetadataQuorum | None,
         controller_hint: Callable[[], int | None],
+        authorizer: Authorizer | None = None,
     ) -> None:
         self.config = config
+        self.authorizer = authorizer or rules.allow_all()
         self.node_id = config.node_id
         self._publisher = publisher
         self._channels = channels
@@ -143,46 +148,58 @@ class ControllerService(controller_pb2_grpc.ControllerServicer):
 
     @status.handler()
     async def CreateTopics(self, request, context):
+        rules.refuse(rules.create_denials(self.authorizer, (t.name for t in request.topics)), ResourceType.TOPIC)
         return await self._route("CreateTopics", self._with_request_id(request), context, self._local("create_topics"))
 
     @status.handler()
     async def DeleteTopics(self, request, context):
+        rules.refuse(rules.denials(self.authorizer, Operation.DELETE, ResourceType.TOPIC, request.names), ResourceType.TOPIC)
         return await self._route("DeleteTopics", self._with_request_id(request), context, self._local("delete_topics"))
 
     @status.handler()
     async def CreatePartitions(self, request, context):
+        refused = rules.denials(self.authorizer, Operation.ALTER, ResourceType.TOPIC, (t.topic for t in request.topics))
+        rules.refuse(refused, ResourceType.TOPIC)
         return await self._route(
             "CreatePartitions", self._with_request_id(request), context, self._local("create_partitions")
         )
 
     @status.handler()
     async def ElectLeaders(self, request, context):
+        self.authorizer.check(Operation.ALTER, ResourceType.CLUSTER)
         return await self._route("ElectLeaders", self._with_request_id(request), context, self._local("elect_leaders"))
 
     @status.handler()
     async def AlterPartitionReassignments(self, request, context):
+        self.authorizer.check(Operation.ALTER, ResourceType.CLUSTER)
         return await self._route(
             "AlterPartitionReassignments", self._with_request_id(request), context, self._local("alter_reassignments")
         )
 
     @status.handler()
     async def IncrementalAlterConfigs(self, request, context):
+        image = self._publisher.image
+        for resource in request.resources:
+            self.authorizer.check(Operation.ALTER_CONFIGS, *rules.config_resource(image, resource.resource))
         return await self._route(
             "IncrementalAlterConfigs", self._with_request_id(request), context, self._local("incremental_alter_configs")
         )
 
     @status.handler()
     async def AlterPartition(self, request, context):
+        self.authorizer.check(Operation.CLUSTER_ACTION, ResourceType.CLUSTER)
         return await self._route("AlterPartition", self._with_request_id(request), context, self._local("alter_partition"))
 
     @status.handler()
     async def AllocateProducerIds(self, request, context):
+        self.authorizer.check(Operation.CLUSTER_ACTION, ResourceType.CLUSTER)
         return await self._route(
             "AllocateProducerIds", self._with_request_id(request), context, self._local("allocate_producer_ids")
         )
 
     @status.handler()
     async def DescribeQuorum(self, request, context):
+        self.authorizer.check(Operation.DESCRIBE, ResourceType.CLUSTER)
         controller = self._controller
         local = None if controller is None else (lambda _request: controller.describe_quorum())
         return await self._route("DescribeQuorum", request, context, local)
@@ -191,6 +208,7 @@ class ControllerService(controller_pb2_grpc.ControllerServicer):
 
     @status.handler()
     async def DescribeCluster(self, request, context):
+        self.authorizer.check(Operation.DESCRIBE, ResourceType.CLUSTER)
         return describe_cluster(self._publisher.image, self.config)
 
     @status.handler()
@@ -199,6 +217,11 @@ class ControllerService(controller_pb2_grpc.ControllerServicer):
         response = controller_pb2.DescribeConfigsResponse(metadata_offset=image.offset)
         for resource in request.resources:
             result = response.results.add(resource=resource)
+            resource_type, name = rules.config_resource(image, resource)
+            refused = rules.denials(self.authorizer, Operation.DESCRIBE_CONFIGS, resource_type, (name,))
+            if refused:
+                result.error.CopyFrom(status.detail(DENIAL_CODES[resource_type], refused[name]))
+                continue
             is_self = resource.type == metadata_pb2.CONFIG_RESOURCE_BROKER and resource.broker_id == self.config.node_id
             try:
                 described = logic.describe_configs(
@@ -214,6 +237,7 @@ class ControllerService(controller_pb2_grpc.ControllerServicer):
 
     @status.handler()
     async def ListPartitionReassignments(self, request, context):
+        self.authorizer.check(Operation.DESCRIBE, ResourceType.CLUSTER)
         image = self._publisher.image
         response = controller_pb2.ListPartitionReassignmentsResponse(metadata_offset=image.offset)
         if request.partitions:
@@ -237,6 +261,7 @@ class ControllerService(controller_pb2_grpc.ControllerServicer):
 
     @status.handler()
     async def BrokerHeartbeat(self, request_iterator, context):
+        self.authorizer.check(Operation.CLUSTER_ACTION, ResourceType.CLUSTER)
         controller = self._controller
         if controller is None or not controller.is_active:
             raise self.not_controller_error()
@@ -249,6 +274,8 @@ class ControllerService(controller_pb2_grpc.ControllerServicer):
 
     @status.handler()
     async def WatchMetadata(self, request, context):
+        # Brokers watch as nodes (super users); `freshet metadata dump` needs Describe on the cluster.
+        self.authorizer.check(Operation.DESCRIBE, ResourceType.CLUSTER)
         quorum = self._quorum
         if quorum is None:
             raise self.not_controller_error()

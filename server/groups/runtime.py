@@ -43,6 +43,8 @@ from freshet.server.errors import (
 from freshet.server.groups.coordinator import CoordinatorConfig, GroupCoordinator
 from freshet.server.groups.records import OFFSETS_TOPIC, coordinator_partition
 from freshet.server.groups.service import GroupService
+from freshet.server.security import rules
+from freshet.server.security.authorizer import Authorizer
 from freshet.v1 import common_pb2, controller_pb2, group_pb2, metadata_pb2
 
 logger = logging.getLogger(__name__)
@@ -101,7 +103,13 @@ class GroupRuntime:
     """The coordinator of one broker node and its wiring. Event-loop only."""
 
     def __init__(
-        self, config: NodeConfig, publisher: MetadataPublisher, data_plane, channels: ControllerChannels, controller_hint
+        self,
+        config: NodeConfig,
+        publisher: MetadataPublisher,
+        data_plane,
+        channels: ControllerChannels,
+        controller_hint,
+        authorizer: Authorizer | None = None,
     ) -> None:
         self._config = config
         self._publisher = publisher
@@ -127,7 +135,8 @@ class GroupRuntime:
                 offsets_retention_ms=broker.offsets_retention_minutes * 60000,
             ),
         )
-        self.service = GroupService(self.coordinator, self.locate, config.node_id)
+        self.authorizer = authorizer or rules.allow_all()
+        self.service = GroupService(self.coordinator, self.locate, config.node_id, self.authorizer)
         self._data_plane = data_plane
         self._create_lock = asyncio.Lock()
 

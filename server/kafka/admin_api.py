@@ -35,15 +35,20 @@ from freshet.metadata import commands
 from freshet.metadata import controller as logic
 from freshet.metadata.errors import ControllerRequestError
 from freshet.metadata.image import MetadataImage
+from freshet.metadata.security import CLUSTER_NAME, Operation, ResourceType
 from freshet.server import status
 from freshet.server.cluster.channels import ControllerChannels, forward
 from freshet.server.cluster.publisher import MetadataPublisher
 from freshet.server.errors import ServerError
 from freshet.server.kafka import codec
+from freshet.server.security import rules
+from freshet.server.security.authorizer import Authorizer
 from freshet.v1 import common_pb2, controller_pb2
 from kio.schema.errors import ErrorCode
 
 ZERO_UUID = uuid.UUID(int=0)
+TOPIC_AUTHORIZATION_FAILED = 29
+CLUSTER_AUTHORIZATION_FAILED = 31
 NO_VALUE = -1                                    # Kafka's "broker default" partitions / RF
 
 
@@ -182,18 +187,28 @@ class CreateTopicsHandler:
     name = "CreateTopics"
     versions = (2, 7)
 
-    def __init__(self, link: ControllerLink, topic_configs: Callable[[MetadataImage, dict[str, str]], list]) -> None:
+    def __init__(
+        self,
+        link: ControllerLink,
+        topic_configs: Callable[[MetadataImage, dict[str, str]], list],
+        authorizer: Authorizer | None = None,
+    ) -> None:
         """`topic_configs(image, topic values)` gives a new topic's effective configs as
         (key, value, Kafka config source, read only) (config_api.topic_config_entries)."""
         self._link = link
         self._topic_configs = topic_configs
+        self.authorizer = authorizer or rules.allow_all()
 
     async def handle(self, request: codec.Request) -> Any:
         body = request.body
         refused: dict[int, tuple[int, str | None]] = {}
         asked: list[int] = []
         outgoing = controller_pb2.CreateTopicsRequest(request_id=commands.new_request_id(), validate_only=body.validate_only)
+        denied = rules.create_denials(self.authorizer, (topic.name for topic in body.topics))
         for index, topic in enumerate(body.topics):
+            if topic.name in denied:
+                refused[index] = (TOPIC_AUTHORIZATION_FAILED, denied[topic.name])
+                continue
             try:
                 outgoing.topics.append(creatable_topic(topic))
                 asked.append(index)
@@ -251,8 +266,9 @@ class DeleteTopicsHandler:
     name = "DeleteTopics"
     versions = (1, 6)
 
-    def __init__(self, link: ControllerLink) -> None:
+    def __init__(self, link: ControllerLink, authorizer: Authorizer | None = None) -> None:
         self._link = link
+        self.authorizer = authorizer or rules.allow_all()
 
     def _targets(self, body, api_version: int) -> list[tuple[str | None, uuid.UUID]]:
         """(name, topic id) per requested topic (v6 lists either; older versions names only)."""
@@ -279,6 +295,10 @@ class DeleteTopicsHandler:
             for index, candidate in enumerate(names):
                 if candidate == name:
                     refused[index] = (ErrorCode.invalid_request, f"topic {name!r} appears more than once in the request")
+        denied = rules.denials(self.authorizer, Operation.DELETE, ResourceType.TOPIC, (n for n in names if n is not None))
+        for index, name in enumerate(names):
+            if name in denied and index not in refused:
+                refused[index] = (TOPIC_AUTHORIZATION_FAILED, denied[name])
         asked = [index for index in range(len(targets)) if index not in refused]
         outgoing = controller_pb2.DeleteTopicsRequest(
             request_id=commands.new_request_id(), names=[names[index] for index in asked]
@@ -313,8 +333,9 @@ class CreatePartitionsHandler:
     name = "CreatePartitions"
     versions = (0, 3)
 
-    def __init__(self, link: ControllerLink) -> None:
+    def __init__(self, link: ControllerLink, authorizer: Authorizer | None = None) -> None:
         self._link = link
+        self.authorizer = authorizer or rules.allow_all()
 
     async def handle(self, request: codec.Request) -> Any:
         body = request.body
@@ -322,9 +343,13 @@ class CreatePartitionsHandler:
         refused: dict[int, tuple[int, str]] = {}
         asked: list[int] = []
         outgoing = controller_pb2.CreatePartitionsRequest(request_id=commands.new_request_id(), validate_only=body.validate_only)
+        denied = rules.denials(self.authorizer, Operation.ALTER, ResourceType.TOPIC, (topic.name for topic in body.topics))
         for index, topic in enumerate(body.topics):
             if topic.name in twice:
                 refused[index] = (ErrorCode.invalid_request, f"topic {topic.name!r} appears more than once in the request")
+                continue
+            if topic.name in denied:
+                refused[index] = (TOPIC_AUTHORIZATION_FAILED, denied[topic.name])
                 continue
             increase = outgoing.topics.add(topic=topic.name, count=topic.count)
             for assignment in topic.assignments or ():
@@ -359,8 +384,9 @@ class ElectLeadersHandler:
     name = "ElectLeaders"
     versions = (0, 2)
 
-    def __init__(self, link: ControllerLink) -> None:
+    def __init__(self, link: ControllerLink, authorizer: Authorizer | None = None) -> None:
         self._link = link
+        self.authorizer = authorizer or rules.allow_all()
 
     async def handle(self, request: codec.Request) -> Any:
         body = request.body
@@ -368,6 +394,12 @@ class ElectLeadersHandler:
         asked = [] if body.topic_partitions is None else [
             (topic.topic, number) for topic in body.topic_partitions for number in topic.partitions
         ]
+        denied = rules.denials(self.authorizer, Operation.ALTER, ResourceType.CLUSTER, (CLUSTER_NAME,))
+        if denied:
+            message = denied[CLUSTER_NAME]
+            return self.response(
+                request.api_version, CLUSTER_AUTHORIZATION_FAILED, [(tp, CLUSTER_AUTHORIZATION_FAILED, message) for tp in asked]
+            )
         if kind not in _ELECTION_TYPES:
             message = f"election type {kind} is neither preferred (0) nor unclean (1)"
             return self.response(request.api_version, ErrorCode.invalid_request, [(tp, ErrorCode.invalid_request, message) for tp in asked])
@@ -416,8 +448,9 @@ class AlterPartitionReassignmentsHandler:
     name = "AlterPartitionReassignments"
     versions = (0, 1)
 
-    def __init__(self, link: ControllerLink) -> None:
+    def __init__(self, link: ControllerLink, authorizer: Authorizer | None = None) -> None:
         self._link = link
+        self.authorizer = authorizer or rules.allow_all()
 
     def _check(self, image: MetadataImage, topic: str, partition, allow_rf_change: bool) -> None:
         """Kafka's request rules the controller request cannot express.
@@ -448,7 +481,15 @@ class AlterPartitionReassignmentsHandler:
         refused: dict[int, tuple[int, str]] = {}
         asked: list[int] = []
         outgoing = controller_pb2.AlterPartitionReassignmentsRequest(request_id=commands.new_request_id())
+        top_code, top_message = 0, None
+        denied = rules.denials(self.authorizer, Operation.ALTER, ResourceType.CLUSTER, (CLUSTER_NAME,))
+        if denied:
+            # Kafka: the whole request, top-level and every partition.
+            top_code, top_message = CLUSTER_AUTHORIZATION_FAILED, denied[CLUSTER_NAME]
+            refused = {index: (top_code, top_message) for index in range(len(items))}
         for index, (topic, partition) in enumerate(items):
+            if denied:
+                break
             try:
                 self._check(image, topic, partition, allow_rf_change)
             except _Refused as error:
@@ -460,7 +501,6 @@ class AlterPartitionReassignmentsHandler:
             )
             asked.append(index)
         answered: dict[int, controller_pb2.ReassignmentResult] = {}
-        top_code, top_message = 0, None
         if asked:
             try:
                 response = await self._link.call("AlterPartitionReassignments", outgoing, codec.milliseconds(body.timeout))
@@ -498,12 +538,19 @@ class ListPartitionReassignmentsHandler:
     name = "ListPartitionReassignments"
     versions = (0, 0)
 
-    def __init__(self, link: ControllerLink) -> None:
+    def __init__(self, link: ControllerLink, authorizer: Authorizer | None = None) -> None:
         self._link = link
+        self.authorizer = authorizer or rules.allow_all()
 
     def handle(self, request: codec.Request) -> Any:
         body = request.body
         image = self._link.image
+        denied = rules.denials(self.authorizer, Operation.DESCRIBE, ResourceType.CLUSTER, (CLUSTER_NAME,))
+        if denied:
+            schema = codec.response_schema(self.api_key, request.api_version)
+            return codec.build(
+                schema, throttle_time=0, error_code=CLUSTER_AUTHORIZATION_FAILED, error_message=denied[CLUSTER_NAME], topics=()
+            )
         if body.topics is None:
             wanted = list(logic.all_partitions(image))
         else:

@@ -20,9 +20,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from freshet.metadata.security import Operation, ResourceType
 from freshet.server import status
 from freshet.server.groups.coordinator import GroupCoordinator
 from freshet.server.kafka import codec
+from freshet.server.security import rules
+from freshet.server.security.authorizer import Authorizer
 
 logger = logging.getLogger(__name__)
 
@@ -40,8 +43,9 @@ class JoinGroupHandler:
     name = "JoinGroup"
     versions = (0, 9)
 
-    def __init__(self, coordinator: GroupCoordinator) -> None:
+    def __init__(self, coordinator: GroupCoordinator, authorizer: Authorizer | None = None) -> None:
         self._coordinator = coordinator
+        self.authorizer = authorizer or rules.allow_all()
 
     async def handle(self, request: codec.Request) -> Any:
         body = request.body
@@ -52,6 +56,7 @@ class JoinGroupHandler:
             codec.milliseconds(body.rebalance_timeout) if hasattr(body, "rebalance_timeout") else session_timeout_ms
         )
         try:
+            self.authorizer.check(Operation.READ, ResourceType.GROUP, body.group_id)
             result = await self._coordinator.classic_join(
                 body.group_id,
                 member_id=body.member_id,
@@ -96,13 +101,15 @@ class SyncGroupHandler:
     name = "SyncGroup"
     versions = (0, 5)
 
-    def __init__(self, coordinator: GroupCoordinator) -> None:
+    def __init__(self, coordinator: GroupCoordinator, authorizer: Authorizer | None = None) -> None:
         self._coordinator = coordinator
+        self.authorizer = authorizer or rules.allow_all()
 
     async def handle(self, request: codec.Request) -> Any:
         body = request.body
         schema = codec.response_schema(self.api_key, request.api_version)
         try:
+            self.authorizer.check(Operation.READ, ResourceType.GROUP, body.group_id)
             result = await self._coordinator.classic_sync(
                 body.group_id,
                 member_id=body.member_id,
@@ -130,13 +137,15 @@ class HeartbeatHandler:
     name = "Heartbeat"
     versions = (0, 4)
 
-    def __init__(self, coordinator: GroupCoordinator) -> None:
+    def __init__(self, coordinator: GroupCoordinator, authorizer: Authorizer | None = None) -> None:
         self._coordinator = coordinator
+        self.authorizer = authorizer or rules.allow_all()
 
     def handle(self, request: codec.Request) -> Any:
         body = request.body
         schema = codec.response_schema(self.api_key, request.api_version)
         try:
+            self.authorizer.check(Operation.READ, ResourceType.GROUP, body.group_id)
             error = self._coordinator.classic_heartbeat(
                 body.group_id,
                 member_id=body.member_id,
@@ -155,8 +164,9 @@ class LeaveGroupHandler:
     name = "LeaveGroup"
     versions = (0, 5)
 
-    def __init__(self, coordinator: GroupCoordinator) -> None:
+    def __init__(self, coordinator: GroupCoordinator, authorizer: Authorizer | None = None) -> None:
         self._coordinator = coordinator
+        self.authorizer = authorizer or rules.allow_all()
 
     async def handle(self, request: codec.Request) -> Any:
         body = request.body
@@ -166,6 +176,7 @@ class LeaveGroupHandler:
         else:
             members = [(body.member_id, "")]
         try:
+            self.authorizer.check(Operation.READ, ResourceType.GROUP, body.group_id)
             errors = await self._coordinator.classic_leave(body.group_id, members)
         except Exception as failure:
             return codec.build(schema, throttle_time=0, error_code=_error_of(failure), members=())
@@ -183,10 +194,11 @@ class LeaveGroupHandler:
         )
 
 
-def classic_group_handlers(coordinator: GroupCoordinator) -> list:
+def classic_group_handlers(coordinator: GroupCoordinator, authorizer: Authorizer | None = None) -> list:
+    """The classic group handlers; each needs Read on its group (Kafka: GROUP_AUTHORIZATION_FAILED)."""
     return [
-        JoinGroupHandler(coordinator),
-        SyncGroupHandler(coordinator),
-        HeartbeatHandler(coordinator),
-        LeaveGroupHandler(coordinator),
+        JoinGroupHandler(coordinator, authorizer),
+        SyncGroupHandler(coordinator, authorizer),
+        HeartbeatHandler(coordinator, authorizer),
+        LeaveGroupHandler(coordinator, authorizer),
     ]

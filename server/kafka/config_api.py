@@ -37,10 +37,13 @@ from freshet.metadata import commands, configs
 from freshet.metadata import controller as logic
 from freshet.metadata.errors import ControllerRequestError
 from freshet.metadata.image import MetadataImage
+from freshet.metadata.security import Operation
 from freshet.server import status
 from freshet.server.errors import ServerError
 from freshet.server.kafka import codec
 from freshet.server.kafka.admin_api import ControllerLink, _Refused, detail_error
+from freshet.server.security import rules
+from freshet.server.security.authorizer import DENIAL_CODES, Authorizer
 from freshet.v1 import controller_pb2, metadata_pb2
 from kio.schema.errors import ErrorCode
 
@@ -174,8 +177,9 @@ class DescribeConfigsHandler:
     name = "DescribeConfigs"
     versions = (1, 4)
 
-    def __init__(self, link: ControllerLink) -> None:
+    def __init__(self, link: ControllerLink, authorizer: Authorizer | None = None) -> None:
         self._link = link
+        self.authorizer = authorizer or rules.allow_all()
 
     def handle(self, request: codec.Request) -> Any:
         body = request.body
@@ -186,6 +190,7 @@ class DescribeConfigsHandler:
         for asked in body.resources:
             try:
                 resource = config_resource(asked.resource_type, asked.resource_name)
+                authorize_config(self.authorizer, Operation.DESCRIBE_CONFIGS, image, resource)
                 is_self = resource.type == metadata_pb2.CONFIG_RESOURCE_BROKER and resource.broker_id == self._link.node_id
                 static = self._link.static_broker_configs if is_self else None
                 described = logic.describe_configs(image, resource, (), static)
@@ -236,6 +241,19 @@ class DescribeConfigsHandler:
         return tuple(entries)
 
 
+def authorize_config(authorizer: Authorizer, operation: Operation, image: MetadataImage, resource) -> None:
+    """Kafka's rule for config resources: `operation` on the topic, or on the cluster for broker
+    and cluster configs (CLUSTER/TOPIC_AUTHORIZATION_FAILED for that resource only).
+
+    Raises:
+        _Refused: the caller may not.
+    """
+    resource_type, name = rules.config_resource(image, resource)
+    refused = rules.denials(authorizer, operation, resource_type, (name,))
+    if refused:
+        raise _Refused(status.kafka_code(DENIAL_CODES[resource_type]), refused[name])
+
+
 def _resource_key(resource) -> tuple[int, str]:
     return resource.resource_type, resource.resource_name
 
@@ -246,8 +264,9 @@ class _AlterConfigs(abc.ABC):
 
     api_key: int
 
-    def __init__(self, link: ControllerLink) -> None:
+    def __init__(self, link: ControllerLink, authorizer: Authorizer | None = None) -> None:
         self._link = link
+        self.authorizer = authorizer or rules.allow_all()
 
     @abc.abstractmethod
     def alteration(self, image: MetadataImage, asked, resource: metadata_pb2.ConfigResource) -> controller_pb2.AlterConfigsResource | None:
@@ -268,6 +287,7 @@ class _AlterConfigs(abc.ABC):
                 if counts[_resource_key(asked)] > 1:
                     raise _Refused(ErrorCode.invalid_request, f"resource {asked.resource_name!r} appears more than once in the request")
                 resource = config_resource(asked.resource_type, asked.resource_name)
+                authorize_config(self.authorizer, Operation.ALTER_CONFIGS, image, resource)
                 change = self.alteration(image, asked, resource)
             except _Refused as error:
                 answers[index] = (error.code, error.message)

@@ -35,6 +35,7 @@ from collections.abc import Callable
 from typing import Any
 
 from freshet.metadata.image import MetadataImage
+from freshet.metadata.security import Operation, ResourceType
 from freshet.server import status
 from freshet.server.errors import InvalidRequestError, UnsupportedAssignorError
 from freshet.server.groups import assignors as group_assignors
@@ -42,6 +43,8 @@ from freshet.server.groups import state as group_state
 from freshet.server.groups.coordinator import GroupCoordinator
 from freshet.server.kafka import codec
 from freshet.server.kafka.metadata_api import topic_uuid
+from freshet.server.security import rules
+from freshet.server.security.authorizer import Authorizer
 from freshet.v1 import common_pb2, group_pb2
 
 logger = logging.getLogger(__name__)
@@ -124,10 +127,17 @@ class ConsumerGroupHeartbeatHandler:
     name = "ConsumerGroupHeartbeat"
     versions = (0, 1)
 
-    def __init__(self, coordinator: GroupCoordinator, image: Callable[[], MetadataImage], node_id: int = -1) -> None:
+    def __init__(
+        self,
+        coordinator: GroupCoordinator,
+        image: Callable[[], MetadataImage],
+        node_id: int = -1,
+        authorizer: Authorizer | None = None,
+    ) -> None:
         self._coordinator = coordinator
         self._image = image
         self._node_id = node_id
+        self.authorizer = authorizer or rules.allow_all()
 
     def handle(self, request: codec.Request) -> Any:
         return self._respond(request.api_version, request.body)
@@ -136,7 +146,12 @@ class ConsumerGroupHeartbeatHandler:
         schema = codec.response_schema(self.api_key, api_version)
         try:
             _validate(body, api_version)
-            answer = await self._coordinator.heartbeat(to_coordinator_request(body, self._image()))
+            # Kafka: Read on the group, Describe on every subscribed topic, before anything changes.
+            self.authorizer.check(Operation.READ, ResourceType.GROUP, body.group_id)
+            wanted = to_coordinator_request(body, self._image())
+            refused = rules.denials(self.authorizer, Operation.DESCRIBE, ResourceType.TOPIC, wanted.subscribed_topic_names)
+            rules.refuse(refused, ResourceType.TOPIC)
+            answer = await self._coordinator.heartbeat(wanted)
         except Exception as error:  # a Kafka broker answers every failure with its code
             code, message = status.kafka_error_of(error, self._node_id)
             if code == status.kafka_code(common_pb2.UNKNOWN_SERVER_ERROR):

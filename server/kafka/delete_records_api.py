@@ -15,9 +15,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from freshet.metadata.security import Operation, ResourceType
 from freshet.server import status
 from freshet.server.broker.data_plane import DataPlane
 from freshet.server.kafka import codec
+from freshet.server.security import rules
+from freshet.server.security.authorizer import Authorizer
+from freshet.v1 import common_pb2
 
 
 class DeleteRecordsHandler:
@@ -27,8 +31,9 @@ class DeleteRecordsHandler:
     name = "DeleteRecords"
     versions = (0, 2)
 
-    def __init__(self, data_plane: DataPlane) -> None:
+    def __init__(self, data_plane: DataPlane, authorizer: Authorizer | None = None) -> None:
         self._data_plane = data_plane
+        self.authorizer = authorizer or rules.allow_all()
 
     def handle(self, request: codec.Request) -> Any:
         body = request.body
@@ -37,10 +42,17 @@ class DeleteRecordsHandler:
             for topic in body.topics
             for partition in topic.partitions
         ]
-        return self._respond(request.api_version, wanted, codec.milliseconds(body.timeout))
+        # Kafka: Delete on each topic; refused partitions answer TOPIC_AUTHORIZATION_FAILED, untouched.
+        refused = rules.denials(self.authorizer, Operation.DELETE, ResourceType.TOPIC, (topic.name for topic in body.topics))
+        return self._respond(request.api_version, wanted, codec.milliseconds(body.timeout), refused)
 
-    async def _respond(self, api_version: int, wanted: list[tuple[str, int, int]], timeout_ms: int) -> Any:
-        results = await self._data_plane.delete_records(wanted, timeout_ms)
+    async def _respond(
+        self, api_version: int, wanted: list[tuple[str, int, int]], timeout_ms: int, refused: dict[str, str]
+    ) -> Any:
+        allowed = [item for item in wanted if item[0] not in refused]
+        done = iter(await self._data_plane.delete_records(allowed, timeout_ms) if allowed else ())
+        denied = (-1, common_pb2.ErrorDetail(code=common_pb2.TOPIC_AUTHORIZATION_FAILED))
+        results = [denied if item[0] in refused else next(done) for item in wanted]
         schema = codec.response_schema(self.api_key, api_version)
         topic_type = codec.nested(schema, "DeleteRecordsTopicResult")
         partition_type = codec.nested(schema, "DeleteRecordsPartitionResult")

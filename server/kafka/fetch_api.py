@@ -31,15 +31,19 @@ from collections.abc import Callable
 from typing import Any
 
 from freshet.metadata.image import MetadataImage
+from freshet.metadata.security import Operation, ResourceType
 from freshet.server import status
 from freshet.server.broker.data_plane import DataPlane
 from freshet.server.kafka import codec
 from freshet.server.kafka.metadata_api import kafka_brokers, topic_key_and_name
+from freshet.server.security import rules
+from freshet.server.security.authorizer import Authorizer
 from freshet.storage.log import EARLIEST_TIMESTAMP
 from freshet.v1 import broker_pb2, common_pb2
 
 E = common_pb2.ErrorCode
 UNKNOWN_TOPIC_ID = 100
+TOPIC_AUTHORIZATION_FAILED = 29
 FETCH_SESSION_ID_NOT_FOUND = 70
 INVALID_FETCH_SESSION_EPOCH = 71
 READ_COMMITTED = 1
@@ -56,9 +60,10 @@ class FetchHandler:
     name = "Fetch"
     versions = (4, 18)
 
-    def __init__(self, data_plane: DataPlane, image: Callable[[], MetadataImage]) -> None:
+    def __init__(self, data_plane: DataPlane, image: Callable[[], MetadataImage], authorizer: Authorizer | None = None) -> None:
         self._data_plane = data_plane
         self._image = image
+        self.authorizer = authorizer or rules.allow_all()
 
     def handle(self, request: codec.Request) -> Any:
         body = request.body
@@ -74,11 +79,18 @@ class FetchHandler:
             max_wait_ms=codec.milliseconds(body.max_wait), min_bytes=max(body.min_bytes, 0),
             max_bytes=max(body.max_bytes, 0), client_id=request.client_id,
         )
+        refused: dict[str, str] = {}
+        if self.authorizer.enabled:
+            names = (topic_key_and_name(topic, image, "topic")[1] for topic in body.topics)
+            refused = rules.denials(self.authorizer, Operation.READ, ResourceType.TOPIC, (n for n in names if n is not None))
         for topic in body.topics:
             key, name = topic_key_and_name(topic, image, "topic")
             for wanted in topic.partitions:
                 if name is None:
                     slots.append((key, wanted.partition, UNKNOWN_TOPIC_ID))
+                    continue
+                if name in refused:
+                    slots.append((key, wanted.partition, TOPIC_AUTHORIZATION_FAILED))
                     continue
                 slots.append((key, wanted.partition, 0))
                 wire.partitions.add(
@@ -147,16 +159,20 @@ class ListOffsetsHandler:
     name = "ListOffsets"
     versions = (1, 10)
 
-    def __init__(self, data_plane: DataPlane) -> None:
+    def __init__(self, data_plane: DataPlane, authorizer: Authorizer | None = None) -> None:
         self._data_plane = data_plane
+        self.authorizer = authorizer or rules.allow_all()
 
     def handle(self, request: codec.Request) -> Any:
         body = request.body
+        refused = rules.denials(self.authorizer, Operation.DESCRIBE, ResourceType.TOPIC, (topic.name for topic in body.topics))
         schema = codec.response_schema(self.api_key, request.api_version)
         topic_type = codec.nested(schema, "ListOffsetsTopicResponse")
         partition_type = codec.nested(schema, "ListOffsetsPartitionResponse")
         wire = broker_pb2.ListOffsetsRequest()
         for topic in body.topics:
+            if topic.name in refused:
+                continue
             for query in topic.partitions:
                 timestamp = query.timestamp
                 if timestamp == EARLIEST_LOCAL_TIMESTAMP and request.api_version >= 8:
@@ -165,12 +181,18 @@ class ListOffsetsHandler:
                 epoch = getattr(query, "current_leader_epoch", -1)
                 if epoch >= 0:
                     item.current_leader_epoch = epoch
-        answer = self._data_plane.list_offsets(wire)
+        answer = self._data_plane.list_offsets(wire) if wire.partitions else broker_pb2.ListOffsetsResponse()
         results = iter(answer.results)
         topics = []
         for topic in body.topics:
             partitions = []
             for query in topic.partitions:
+                if topic.name in refused:
+                    partitions.append(codec.build(
+                        partition_type, partition_index=query.partition_index, error_code=TOPIC_AUTHORIZATION_FAILED,
+                        timestamp=-1, offset=-1, leader_epoch=-1,
+                    ))
+                    continue
                 result = next(results)
                 code = status.kafka_code(result.error.code)
                 ok = code == 0

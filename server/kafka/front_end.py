@@ -31,6 +31,8 @@ from freshet.server.kafka.log_dirs_api import DescribeLogDirsHandler, DescribePr
 from freshet.server.kafka.metadata_api import DescribeClusterHandler, MetadataHandler
 from freshet.server.kafka.produce_api import InitProducerIdHandler, ProduceHandler
 from freshet.server.kafka.transactions_api import REFUSED_APIS
+from freshet.server.security import rules
+from freshet.server.security.authorizer import Authorizer
 from freshet.server.security.tls import TlsMaterial
 
 logger = logging.getLogger(__name__)
@@ -48,8 +50,10 @@ class KafkaFrontEnd:
         controller_hint,
         groups: GroupRuntime,
         tls: TlsMaterial | None = None,
+        authorizer: Authorizer | None = None,
     ) -> None:
         assert config.kafka_listen is not None
+        self.authorizer = authorizer = authorizer or rules.allow_all()
         self.config = config
         self._publisher = publisher
         self._data_plane = data_plane
@@ -59,20 +63,23 @@ class KafkaFrontEnd:
         def image():
             return publisher.image
 
-        self.apis.add(MetadataHandler(config.node_id, image, self._auto_create))
-        self.apis.add(ProduceHandler(data_plane, image))
-        self.apis.add(FetchHandler(data_plane, image))
-        self.apis.add(ListOffsetsHandler(data_plane))
-        self.apis.add(InitProducerIdHandler(data_plane, config.request_timeout_ms))
-        self.apis.add(DescribeLogDirsHandler(data_plane, config.logs_dir))
-        self.apis.add(DescribeProducersHandler(data_plane))
-        self.apis.add(DeleteRecordsHandler(data_plane))
-        self.apis.add(ConsumerGroupHeartbeatHandler(groups.coordinator, image, config.node_id))
-        for handler in classic_group_handlers(groups.coordinator):
+        def may_auto_create() -> bool:
+            return data_plane.broker_config().auto_create_topics_enable
+
+        self.apis.add(MetadataHandler(config.node_id, image, self._auto_create, authorizer, may_auto_create))
+        self.apis.add(ProduceHandler(data_plane, image, authorizer))
+        self.apis.add(FetchHandler(data_plane, image, authorizer))
+        self.apis.add(ListOffsetsHandler(data_plane, authorizer))
+        self.apis.add(InitProducerIdHandler(data_plane, config.request_timeout_ms, authorizer))
+        self.apis.add(DescribeLogDirsHandler(data_plane, config.logs_dir, authorizer))
+        self.apis.add(DescribeProducersHandler(data_plane, authorizer))
+        self.apis.add(DeleteRecordsHandler(data_plane, authorizer))
+        self.apis.add(ConsumerGroupHeartbeatHandler(groups.coordinator, image, config.node_id, authorizer))
+        for handler in classic_group_handlers(groups.coordinator, authorizer):
             self.apis.add(handler)
-        for handler in admin_handlers(config, publisher, channels, controller_hint):
+        for handler in admin_handlers(config, publisher, channels, controller_hint, authorizer):
             self.apis.add(handler)
-        for handler in groups_api.group_handlers(groups.locate, groups.coordinator, image, config.node_id):
+        for handler in groups_api.group_handlers(groups.locate, groups.coordinator, image, config.node_id, authorizer):
             self.apis.add(handler)
         for refused in REFUSED_APIS:
             self.apis.refuse(refused)
@@ -103,20 +110,26 @@ class KafkaFrontEnd:
         await self.listener.close()
 
 
-def admin_handlers(config: NodeConfig, publisher: MetadataPublisher, channels: ControllerChannels, controller_hint) -> list:
+def admin_handlers(
+    config: NodeConfig,
+    publisher: MetadataPublisher,
+    channels: ControllerChannels,
+    controller_hint,
+    authorizer: Authorizer | None = None,
+) -> list:
     """The Kafka admin APIs: topics, partitions, configs, cluster (admin_api, config_api)."""
     link = admin_api.ControllerLink(
         config.node_id, channels, controller_hint, publisher, config.request_timeout_ms, config.broker_configs
     )
     return [
-        admin_api.CreateTopicsHandler(link, config_api.topic_config_entries),
-        admin_api.DeleteTopicsHandler(link),
-        config_api.DescribeConfigsHandler(link),
-        config_api.AlterConfigsHandler(link),
-        admin_api.CreatePartitionsHandler(link),
-        admin_api.ElectLeadersHandler(link),
-        config_api.IncrementalAlterConfigsHandler(link),
-        admin_api.AlterPartitionReassignmentsHandler(link),
-        admin_api.ListPartitionReassignmentsHandler(link),
-        DescribeClusterHandler(config.node_id, lambda: publisher.image),
+        admin_api.CreateTopicsHandler(link, config_api.topic_config_entries, authorizer),
+        admin_api.DeleteTopicsHandler(link, authorizer),
+        config_api.DescribeConfigsHandler(link, authorizer),
+        config_api.AlterConfigsHandler(link, authorizer),
+        admin_api.CreatePartitionsHandler(link, authorizer),
+        admin_api.ElectLeadersHandler(link, authorizer),
+        config_api.IncrementalAlterConfigsHandler(link, authorizer),
+        admin_api.AlterPartitionReassignmentsHandler(link, authorizer),
+        admin_api.ListPartitionReassignmentsHandler(link, authorizer),
+        DescribeClusterHandler(config.node_id, lambda: publisher.image, authorizer),
     ]

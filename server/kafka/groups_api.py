@@ -33,6 +33,13 @@ Mapping decisions:
   Subscription (v0: the subscribed topic names) and as member assignment a ConsumerProtocol
   Assignment (v0: the partitions it owns), so Kafka tools show KIP-848 members' assignments.
 - OffsetDelete keeps (GROUP_SUBSCRIBED_TO_TOPIC, 86) partitions of topics a member subscribes to.
+- Authorization (Kafka's KafkaApis rules, server/security/rules.py): FindCoordinator Describe on
+  each group; OffsetCommit Read on the group (else every partition GROUP_AUTHORIZATION_FAILED) and
+  Read on each topic (TOPIC_AUTHORIZATION_FAILED per partition); OffsetFetch Describe on the group
+  (GROUP_AUTHORIZATION_FAILED) and Describe per topic (asked partitions answer
+  TOPIC_AUTHORIZATION_FAILED, a fetch of all leaves hidden topics out); OffsetDelete Delete on the
+  group and Read per topic; ListGroups everything with Describe on the cluster, else the groups
+  the caller may Describe; DescribeGroups Describe and DeleteGroups Delete per group.
 
 Imports: struct, freshet.server (errors, status, groups, kafka). Thread-safety: not thread-safe;
 runs on the node's event loop, as the coordinator does.
@@ -45,16 +52,22 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from freshet.metadata.image import MetadataImage
+from freshet.metadata.security import CLUSTER_NAME, Operation, ResourceType
 from freshet.server import status
+from freshet.server.errors import AuthorizationError
 from freshet.server.groups.coordinator import GroupCoordinator
 from freshet.server.kafka import codec
 from freshet.server.kafka.metadata_api import AUTHORIZED_OPERATIONS_OMITTED, kafka_brokers
+from freshet.server.security import rules
+from freshet.server.security.authorizer import Authorizer
 from freshet.v1 import common_pb2, group_pb2
 
 E = common_pb2.ErrorCode
 NONE = 0
 COORDINATOR_NOT_AVAILABLE = 15
 INVALID_REQUEST = 42
+TOPIC_AUTHORIZATION_FAILED = 29
+GROUP_AUTHORIZATION_FAILED = 30
 TRANSACTIONAL_ID_AUTHORIZATION_FAILED = 53
 GROUP_SUBSCRIBED_TO_TOPIC = 86
 KEY_TYPE_GROUP = 0
@@ -109,9 +122,10 @@ class FindCoordinatorHandler:
     name = "FindCoordinator"
     versions = (0, 6)
 
-    def __init__(self, locate: Locate, image: Callable[[], MetadataImage]) -> None:
+    def __init__(self, locate: Locate, image: Callable[[], MetadataImage], authorizer: Authorizer | None = None) -> None:
         self._locate = locate
         self._image = image
+        self.authorizer = authorizer or rules.allow_all()
 
     async def handle(self, request: codec.Request) -> Any:
         body = request.body
@@ -136,6 +150,9 @@ class FindCoordinatorHandler:
             return -1, "", -1, TRANSACTIONAL_ID_AUTHORIZATION_FAILED, "Freshet has no transactions (no transaction coordinator)"
         if key_type != KEY_TYPE_GROUP:
             return -1, "", -1, INVALID_REQUEST, f"key type {key_type} is not supported (group: 0)"
+        refused = rules.denials(self.authorizer, Operation.DESCRIBE, ResourceType.GROUP, (key,))
+        if refused:
+            return -1, "", -1, GROUP_AUTHORIZATION_FAILED, refused[key]
         found: group_pb2.Coordinator = await self._locate(key)
         if found.error.code != E.NONE:
             return -1, "", -1, status.kafka_code(found.error.code), found.error.message or None
@@ -154,31 +171,42 @@ class OffsetCommitHandler:
     name = "OffsetCommit"
     versions = (2, 9)
 
-    def __init__(self, coordinator: GroupCoordinator, node_id: int) -> None:
+    def __init__(self, coordinator: GroupCoordinator, node_id: int, authorizer: Authorizer | None = None) -> None:
         self._coordinator = coordinator
         self._node_id = node_id
+        self.authorizer = authorizer or rules.allow_all()
 
     async def handle(self, request: codec.Request) -> Any:
         body = request.body
         schema = codec.response_schema(self.api_key, request.api_version)
+        group_refused = rules.denials(self.authorizer, Operation.READ, ResourceType.GROUP, (body.group_id,))
+        refused = {} if group_refused else rules.denials(
+            self.authorizer, Operation.READ, ResourceType.TOPIC, (topic.name for topic in body.topics)
+        )
         epoch = getattr(body, "generation_id_or_member_epoch", None)
         if epoch is None:
             epoch = getattr(body, "generation_id", -1)
         commit = group_pb2.OffsetCommitRequest(group_id=body.group_id, member_id=body.member_id or "", member_epoch=epoch)
+        codes: dict[tuple[str, int], int] = {}
         for topic in body.topics:
             for item in topic.partitions:
+                if topic.name in refused:
+                    codes[(topic.name, item.partition_index)] = TOPIC_AUTHORIZATION_FAILED
+                    continue
                 commit.partitions.add(
                     topic=topic.name, partition=item.partition_index, offset=item.committed_offset,
                     leader_epoch=getattr(item, "committed_leader_epoch", -1), metadata=item.committed_metadata or "",
                 )
-        codes: dict[tuple[str, int], int] = {}
-        try:
-            answer = await self._coordinator.commit(commit)
-            for result in answer.results:
-                codes[(result.topic, result.partition)] = status.kafka_code(result.error.code)
-            default = NONE
-        except Exception as error:
-            default = _error(error, self._node_id)[0]
+        default = NONE
+        if group_refused:
+            default = GROUP_AUTHORIZATION_FAILED
+        elif commit.partitions or not refused:
+            try:
+                answer = await self._coordinator.commit(commit)
+                for result in answer.results:
+                    codes[(result.topic, result.partition)] = status.kafka_code(result.error.code)
+            except Exception as error:
+                default = _error(error, self._node_id)[0]
         topic_type = codec.nested(schema, "OffsetCommitResponseTopic")
         partition_type = codec.nested(schema, "OffsetCommitResponsePartition")
         topics = tuple(
@@ -199,9 +227,10 @@ class OffsetFetchHandler:
     name = "OffsetFetch"
     versions = (1, 9)
 
-    def __init__(self, coordinator: GroupCoordinator, node_id: int) -> None:
+    def __init__(self, coordinator: GroupCoordinator, node_id: int, authorizer: Authorizer | None = None) -> None:
         self._coordinator = coordinator
         self._node_id = node_id
+        self.authorizer = authorizer or rules.allow_all()
 
     async def handle(self, request: codec.Request) -> Any:
         body = request.body
@@ -234,20 +263,38 @@ class OffsetFetchHandler:
         )
 
     async def _fetch(self, schema: type, group_id: str, asked, topic_name: str, partition_name: str) -> tuple[int, tuple]:
+        authorizer = self.authorizer
+        if rules.denials(authorizer, Operation.DESCRIBE, ResourceType.GROUP, (group_id,)):
+            return GROUP_AUTHORIZATION_FAILED, ()
+        refused = rules.denials(authorizer, Operation.DESCRIBE, ResourceType.TOPIC, (topic.name for topic in asked or ()))
         fetch = group_pb2.OffsetFetchRequest(group_id=group_id)
         for topic in asked or ():
+            if topic.name in refused:
+                continue
             for index in topic.partition_indexes:
                 fetch.partitions.add(topic=topic.name, partition=index)
+        topic_type = codec.nested(schema, topic_name)
+        partition_type = codec.nested(schema, partition_name)
+        by_topic: dict[str, list] = {}
+        for topic in asked or ():
+            if topic.name in refused:
+                by_topic[topic.name] = [codec.build(
+                    partition_type, partition_index=index, committed_offset=-1, committed_leader_epoch=-1, metadata="",
+                    error_code=TOPIC_AUTHORIZATION_FAILED,
+                ) for index in topic.partition_indexes]
         if asked is not None and not fetch.partitions:
-            return NONE, ()                     # an empty list asks for nothing
+            # an empty list asks for nothing
+            return NONE, tuple(codec.build(topic_type, name=name, partitions=tuple(items)) for name, items in by_topic.items())
         try:
             answer = await self._coordinator.fetch_offsets(fetch)
         except Exception as error:
             return _error(error, self._node_id)[0], ()
-        topic_type = codec.nested(schema, topic_name)
-        partition_type = codec.nested(schema, partition_name)
-        by_topic: dict[str, list] = {}
-        for result in answer.results:
+        results = list(answer.results)
+        if asked is None and authorizer.enabled:
+            # Every committed partition: leave out the topics the caller may not see (Kafka).
+            visible = set(authorizer.filter(Operation.DESCRIBE, ResourceType.TOPIC, {r.topic for r in results}))
+            results = [result for result in results if result.topic in visible]
+        for result in results:
             by_topic.setdefault(result.topic, []).append(codec.build(
                 partition_type, partition_index=result.partition, committed_offset=result.offset,
                 committed_leader_epoch=result.leader_epoch, metadata=result.metadata,
@@ -263,24 +310,36 @@ class OffsetDeleteHandler:
     name = "OffsetDelete"
     versions = (0, 0)
 
-    def __init__(self, coordinator: GroupCoordinator, node_id: int) -> None:
+    def __init__(self, coordinator: GroupCoordinator, node_id: int, authorizer: Authorizer | None = None) -> None:
         self._coordinator = coordinator
         self._node_id = node_id
+        self.authorizer = authorizer or rules.allow_all()
 
     async def handle(self, request: codec.Request) -> Any:
         body = request.body
         schema = codec.response_schema(self.api_key, request.api_version)
-        wanted = [(topic.name, item.partition_index) for topic in body.topics for item in topic.partitions]
+        if rules.denials(self.authorizer, Operation.DELETE, ResourceType.GROUP, (body.group_id,)):
+            return codec.build(schema, throttle_time=0, error_code=GROUP_AUTHORIZATION_FAILED, topics=())
+        denied = rules.denials(self.authorizer, Operation.READ, ResourceType.TOPIC, (topic.name for topic in body.topics))
+        wanted = [
+            (topic.name, item.partition_index) for topic in body.topics if topic.name not in denied for item in topic.partitions
+        ]
         try:
-            refused = await self._coordinator.delete_offsets(body.group_id, wanted)
+            refused = await self._coordinator.delete_offsets(body.group_id, wanted) if wanted or not denied else set()
         except Exception as error:
             return codec.build(schema, throttle_time=0, error_code=_error(error, self._node_id)[0], topics=())
         topic_type = codec.nested(schema, "OffsetDeleteResponseTopic")
         partition_type = codec.nested(schema, "OffsetDeleteResponsePartition")
+
+        def code_of(topic: str, partition: int) -> int:
+            if topic in denied:
+                return TOPIC_AUTHORIZATION_FAILED
+            return GROUP_SUBSCRIBED_TO_TOPIC if (topic, partition) in refused else NONE
+
         topics = tuple(
             codec.build(topic_type, name=topic.name, partitions=tuple(
                 codec.build(partition_type, partition_index=item.partition_index,
-                            error_code=GROUP_SUBSCRIBED_TO_TOPIC if (topic.name, item.partition_index) in refused else NONE)
+                            error_code=code_of(topic.name, item.partition_index))
                 for item in topic.partitions
             ))
             for topic in body.topics
@@ -297,8 +356,15 @@ class ListGroupsHandler:
     name = "ListGroups"
     versions = (0, 5)
 
-    def __init__(self, coordinator: GroupCoordinator) -> None:
+    def __init__(self, coordinator: GroupCoordinator, authorizer: Authorizer | None = None) -> None:
         self._coordinator = coordinator
+        self.authorizer = authorizer or rules.allow_all()
+
+    def _visible(self, group_ids: list[str]) -> set[str]:
+        authorizer = self.authorizer
+        if not authorizer.enabled or authorizer.allows(Operation.DESCRIBE, ResourceType.CLUSTER, CLUSTER_NAME):
+            return set(group_ids)
+        return set(authorizer.filter(Operation.DESCRIBE, ResourceType.GROUP, group_ids))
 
     def handle(self, request: codec.Request) -> Any:
         body = request.body
@@ -308,7 +374,11 @@ class ListGroupsHandler:
         entry = codec.nested(schema, "ListedGroup")
         groups = []
         if not types or "consumer" in types:
-            for group in self._coordinator.list_groups().groups:
+            listed = self._coordinator.list_groups().groups
+            visible = self._visible([group.group_id for group in listed])
+            for group in listed:
+                if group.group_id not in visible:
+                    continue
                 if states and group.state.lower() not in states:
                     continue
                 groups.append(codec.build(entry, group_id=group.group_id, protocol_type=PROTOCOL_TYPE,
@@ -323,17 +393,21 @@ class DescribeGroupsHandler:
     name = "DescribeGroups"
     versions = (0, 6)
 
-    def __init__(self, coordinator: GroupCoordinator, node_id: int) -> None:
+    def __init__(self, coordinator: GroupCoordinator, node_id: int, authorizer: Authorizer | None = None) -> None:
         self._coordinator = coordinator
         self._node_id = node_id
+        self.authorizer = authorizer or rules.allow_all()
 
     def handle(self, request: codec.Request) -> Any:
         schema = codec.response_schema(self.api_key, request.api_version)
         group_type = codec.nested(schema, "DescribedGroup")
         member_type = codec.nested(schema, "DescribedGroupMember")
         groups = []
+        refused = rules.denials(self.authorizer, Operation.DESCRIBE, ResourceType.GROUP, request.body.groups)
         for group_id in request.body.groups:
             try:
+                if group_id in refused:
+                    raise AuthorizationError(E.GROUP_AUTHORIZATION_FAILED, refused[group_id])
                 described = self._coordinator.describe_group(group_id)
             except Exception as error:
                 code, message = _error(error, self._node_id)
@@ -367,15 +441,20 @@ class DeleteGroupsHandler:
     name = "DeleteGroups"
     versions = (0, 2)
 
-    def __init__(self, coordinator: GroupCoordinator, node_id: int) -> None:
+    def __init__(self, coordinator: GroupCoordinator, node_id: int, authorizer: Authorizer | None = None) -> None:
         self._coordinator = coordinator
         self._node_id = node_id
+        self.authorizer = authorizer or rules.allow_all()
 
     async def handle(self, request: codec.Request) -> Any:
         schema = codec.response_schema(self.api_key, request.api_version)
         entry = codec.nested(schema, "DeletableGroupResult")
         results = []
+        refused = rules.denials(self.authorizer, Operation.DELETE, ResourceType.GROUP, request.body.groups_names)
         for group_id in request.body.groups_names:
+            if group_id in refused:
+                results.append(codec.build(entry, group_id=group_id, error_code=GROUP_AUTHORIZATION_FAILED))
+                continue
             try:
                 await self._coordinator.delete_group(group_id)
                 code = NONE
@@ -385,14 +464,21 @@ class DeleteGroupsHandler:
         return codec.build(schema, throttle_time=0, results=tuple(results))
 
 
-def group_handlers(locate: Locate, coordinator: GroupCoordinator, image: Callable[[], MetadataImage], node_id: int) -> list:
+def group_handlers(
+    locate: Locate,
+    coordinator: GroupCoordinator,
+    image: Callable[[], MetadataImage],
+    node_id: int,
+    authorizer: Authorizer | None = None,
+) -> list:
     """Every consumer-group handler of this module, over one coordinator."""
+    authorizer = authorizer or rules.allow_all()
     return [
-        FindCoordinatorHandler(locate, image),
-        OffsetCommitHandler(coordinator, node_id),
-        OffsetFetchHandler(coordinator, node_id),
-        OffsetDeleteHandler(coordinator, node_id),
-        ListGroupsHandler(coordinator),
-        DescribeGroupsHandler(coordinator, node_id),
-        DeleteGroupsHandler(coordinator, node_id),
+        FindCoordinatorHandler(locate, image, authorizer),
+        OffsetCommitHandler(coordinator, node_id, authorizer),
+        OffsetFetchHandler(coordinator, node_id, authorizer),
+        OffsetDeleteHandler(coordinator, node_id, authorizer),
+        ListGroupsHandler(coordinator, authorizer),
+        DescribeGroupsHandler(coordinator, node_id, authorizer),
+        DeleteGroupsHandler(coordinator, node_id, authorizer),
     ]

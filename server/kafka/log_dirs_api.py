@@ -21,12 +21,17 @@ from __future__ import annotations
 import shutil
 from typing import Any
 
+from freshet.metadata.security import CLUSTER_NAME, Operation, ResourceType
 from freshet.server import status
 from freshet.server.broker.data_plane import DataPlane
 from freshet.server.kafka import codec
+from freshet.server.security import rules
+from freshet.server.security.authorizer import Authorizer
 from freshet.v1 import broker_pb2, common_pb2
 
 E = common_pb2.ErrorCode
+TOPIC_AUTHORIZATION_FAILED = 29
+CLUSTER_AUTHORIZATION_FAILED = 31
 
 
 class DescribeLogDirsHandler:
@@ -36,13 +41,17 @@ class DescribeLogDirsHandler:
     name = "DescribeLogDirs"
     versions = (1, 4)
 
-    def __init__(self, data_plane: DataPlane, logs_dir: str) -> None:
+    def __init__(self, data_plane: DataPlane, logs_dir: str, authorizer: Authorizer | None = None) -> None:
         self._data_plane = data_plane
         self._logs_dir = logs_dir
+        self.authorizer = authorizer or rules.allow_all()
 
     def handle(self, request: codec.Request) -> Any:
         body = request.body
         schema = codec.response_schema(self.api_key, request.api_version)
+        if rules.denials(self.authorizer, Operation.DESCRIBE, ResourceType.CLUSTER, (CLUSTER_NAME,)):
+            # Kafka: no result, CLUSTER_AUTHORIZATION_FAILED at the top (v3+).
+            return codec.build(schema, throttle_time=0, error_code=CLUSTER_AUTHORIZATION_FAILED, results=())
         result_type = codec.nested(schema, "DescribeLogDirsResult")
         topic_type = codec.nested(schema, "DescribeLogDirsTopic")
         partition_type = codec.nested(schema, "DescribeLogDirsPartition")
@@ -80,11 +89,13 @@ class DescribeProducersHandler:
     name = "DescribeProducers"
     versions = (0, 0)
 
-    def __init__(self, data_plane: DataPlane) -> None:
+    def __init__(self, data_plane: DataPlane, authorizer: Authorizer | None = None) -> None:
         self._data_plane = data_plane
+        self.authorizer = authorizer or rules.allow_all()
 
     def handle(self, request: codec.Request) -> Any:
         schema = codec.response_schema(self.api_key, request.api_version)
+        refused = rules.denials(self.authorizer, Operation.READ, ResourceType.TOPIC, (t.name for t in request.body.topics))
         topic_type = codec.nested(schema, "TopicResponse")
         partition_type = codec.nested(schema, "PartitionResponse")
         producer_type = codec.nested(schema, "ProducerState")
@@ -92,6 +103,12 @@ class DescribeProducersHandler:
         for topic in request.body.topics:
             partitions = []
             for number in topic.partition_indexes:
+                if topic.name in refused:
+                    partitions.append(codec.build(
+                        partition_type, partition_index=number, error_code=TOPIC_AUTHORIZATION_FAILED,
+                        error_message=refused[topic.name], active_producers=(),
+                    ))
+                    continue
                 detail, producers = self._data_plane.describe_producers(topic.name, number)
                 code = status.kafka_code(detail.code)
                 partitions.append(codec.build(

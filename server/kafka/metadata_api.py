@@ -21,11 +21,16 @@ from typing import Any
 
 from freshet.metadata import controller as logic
 from freshet.metadata.image import NO_LEADER, MetadataImage
+from freshet.metadata.security import CLUSTER_NAME, Operation, ResourceType
 from freshet.server.config import KAFKA_LISTENER
 from freshet.server.kafka import codec
+from freshet.server.security import rules
+from freshet.server.security.authorizer import Authorizer
 
 UNKNOWN_TOPIC_OR_PARTITION = 3
 LEADER_NOT_AVAILABLE = 5
+TOPIC_AUTHORIZATION_FAILED = 29
+CLUSTER_AUTHORIZATION_FAILED = 31
 #: Kafka's "authorized operations not requested" sentinel.
 AUTHORIZED_OPERATIONS_OMITTED = -(2**31)
 
@@ -77,24 +82,37 @@ class MetadataHandler:
     name = "Metadata"
     versions = (0, 12)
 
-    def __init__(self, node_id: int, image, auto_create) -> None:
+    def __init__(self, node_id: int, image, auto_create, authorizer: Authorizer | None = None, may_auto_create=None) -> None:
         """`image()` is the broker's current MetadataImage; `auto_create(names)` an awaitable that
-        creates topics when the broker allows it (returns whether it tried)."""
+        creates topics when the broker allows it (returns whether it tried); `may_auto_create()`
+        whether it does (auto.create.topics.enable), for the Create check."""
         self._node_id = node_id
         self._image = image
         self._auto_create = auto_create
+        self._may_auto_create = may_auto_create or (lambda: True)
+        self.authorizer = authorizer or rules.allow_all()
 
     async def handle(self, request: codec.Request) -> Any:
         body = request.body
         image = self._image()
         names = requested_names(body, request.api_version, image)
+        authorizer = self.authorizer
+        # Kafka: asked topics without Describe answer TOPIC_AUTHORIZATION_FAILED (before their
+        # existence is looked at); auto-creating one needs Create (cluster, else the topic).
+        refused = rules.denials(authorizer, Operation.DESCRIBE, ResourceType.TOPIC, names or ())
         if names and getattr(body, "allow_auto_topic_creation", True):
-            missing = [name for name in names if image.topic(name) is None]
+            missing = [name for name in names if name not in refused and image.topic(name) is None]
+            if missing and authorizer.enabled and self._may_auto_create():
+                not_creatable = rules.create_denials(authorizer, missing)
+                refused.update(not_creatable)
+                missing = [name for name in missing if name not in not_creatable]
             if missing and await self._auto_create(missing):
                 image = self._image()
-        return self.response(request.api_version, image, names)
+        if names is None and authorizer.enabled:
+            names = authorizer.filter(Operation.DESCRIBE, ResourceType.TOPIC, image.topic_names())
+        return self.response(request.api_version, image, names, refused)
 
-    def response(self, api_version: int, image: MetadataImage, names: list[str] | None) -> Any:
+    def response(self, api_version: int, image: MetadataImage, names: list[str] | None, refused: dict[str, str] | None = None) -> Any:
         schema = codec.response_schema(self.api_key, api_version)
         broker_type = codec.nested(schema, "MetadataResponseBroker")
         brokers = tuple(
@@ -104,7 +122,14 @@ class MetadataHandler:
         if names is None:
             names = [name for name in image.topic_names()]
         live = {node_id for node_id, _, _, _ in kafka_brokers(image)}
-        topics = tuple(self._topic(schema, image, name, live) for name in names)
+        topic_type = codec.nested(schema, "MetadataResponseTopic")
+        topics = tuple(
+            codec.build(
+                topic_type, error_code=TOPIC_AUTHORIZATION_FAILED, name=name, topic_id=uuid.UUID(int=0),
+                is_internal=False, partitions=(), topic_authorized_operations=AUTHORIZED_OPERATIONS_OMITTED,
+            ) if refused and name in refused else self._topic(schema, image, name, live)
+            for name in names
+        )
         return codec.build(
             schema,
             throttle_time=0,
@@ -167,14 +192,22 @@ class DescribeClusterHandler:
     name = "DescribeCluster"
     versions = (0, 2)
 
-    def __init__(self, node_id: int, image) -> None:
+    def __init__(self, node_id: int, image, authorizer: Authorizer | None = None) -> None:
         self._node_id = node_id
         self._image = image
+        self.authorizer = authorizer or rules.allow_all()
 
     def handle(self, request: codec.Request) -> Any:
         body = request.body
         image = self._image()
         schema = codec.response_schema(self.api_key, request.api_version)
+        denied = rules.denials(self.authorizer, Operation.DESCRIBE, ResourceType.CLUSTER, (CLUSTER_NAME,))
+        if denied:
+            return codec.build(
+                schema, throttle_time=0, error_code=CLUSTER_AUTHORIZATION_FAILED, error_message=denied[CLUSTER_NAME],
+                endpoint_type=getattr(body, "endpoint_type", ENDPOINT_BROKERS), cluster_id=image.cluster_id,
+                controller_id=-1, brokers=(), cluster_authorized_operations=AUTHORIZED_OPERATIONS_OMITTED,
+            )
         endpoint_type = getattr(body, "endpoint_type", ENDPOINT_BROKERS)
         if endpoint_type != ENDPOINT_BROKERS:
             return codec.build(

@@ -34,15 +34,20 @@ from collections.abc import Callable
 from typing import Any
 
 from freshet.metadata.image import MetadataImage
+from freshet.metadata.security import Operation, ResourceType
 from freshet.server import status
 from freshet.server.broker.data_plane import DataPlane
+from freshet.server.errors import AuthorizationError
 from freshet.server.kafka import codec
 from freshet.server.kafka.apis import CLOSE_CONNECTION, NO_RESPONSE
 from freshet.server.kafka.metadata_api import kafka_brokers, topic_key_and_name
+from freshet.server.security import rules
+from freshet.server.security.authorizer import Authorizer
 from freshet.v1 import broker_pb2, common_pb2
 
 E = common_pb2.ErrorCode
 UNKNOWN_TOPIC_ID = 100
+TOPIC_AUTHORIZATION_FAILED = 29
 TRANSACTIONAL_ID_AUTHORIZATION_FAILED = 53
 TRANSACTIONS_UNSUPPORTED_MESSAGE = (
     "transactions are not supported by this cluster (Freshet); use an idempotent producer without a transactional.id"
@@ -52,13 +57,14 @@ TRANSACTIONS_UNSUPPORTED_MESSAGE = (
 class _Slot:
     """One partition of a Kafka produce request and where its answer goes."""
 
-    __slots__ = ("topic_key", "name", "index", "error")
+    __slots__ = ("topic_key", "name", "index", "error", "message")
 
-    def __init__(self, topic_key: Any, name: str | None, index: int, error: int = 0) -> None:
+    def __init__(self, topic_key: Any, name: str | None, index: int, error: int = 0, message: str | None = None) -> None:
         self.topic_key = topic_key              # the name (v3-v12) or topic id (v13) as asked
         self.name = name                        # None: an unknown topic id
         self.index = index
         self.error = error                      # a Kafka code decided before the produce path
+        self.message = message                  # its message
 
 
 class ProduceHandler:
@@ -68,13 +74,18 @@ class ProduceHandler:
     name = "Produce"
     versions = (3, 13)
 
-    def __init__(self, data_plane: DataPlane, image: Callable[[], MetadataImage]) -> None:
+    def __init__(self, data_plane: DataPlane, image: Callable[[], MetadataImage], authorizer: Authorizer | None = None) -> None:
         self._data_plane = data_plane
         self._image = image
+        self.authorizer = authorizer or rules.allow_all()
 
     def handle(self, request: codec.Request) -> Any:
         body = request.body
         image = self._image()
+        refused: dict[str, str] = {}
+        if self.authorizer.enabled:
+            names = (topic_key_and_name(topic, image)[1] for topic in body.topic_data)
+            refused = rules.denials(self.authorizer, Operation.WRITE, ResourceType.TOPIC, (n for n in names if n is not None))
         slots: list[_Slot] = []
         wire = broker_pb2.ProduceRequest(
             acks=body.acks, timeout_ms=codec.milliseconds(body.timeout), client_id=request.client_id,
@@ -84,7 +95,11 @@ class ProduceHandler:
             key, name = topic_key_and_name(topic, image)
             for data in topic.partition_data:
                 if name is None:
-                    slots.append(_Slot(key, None, data.index, UNKNOWN_TOPIC_ID))
+                    slots.append(_Slot(key, None, data.index, UNKNOWN_TOPIC_ID, f"unknown topic id {key}"))
+                    continue
+                if name in refused:
+                    # Kafka: TOPIC_AUTHORIZATION_FAILED per partition, nothing of it appended.
+                    slots.append(_Slot(key, name, data.index, TOPIC_AUTHORIZATION_FAILED, refused[name]))
                     continue
                 slots.append(_Slot(key, name, data.index))
                 wire.partitions.add(topic=name, partition=data.index, records=bytes(data.records or b""))
@@ -134,7 +149,7 @@ class ProduceHandler:
             fields: dict[str, Any] = {"index": slot.index, "base_offset": -1, "log_append_time": -1,
                                       "log_start_offset": -1, "record_errors": ()}
             if slot.error:
-                fields.update(error_code=slot.error, error_message=f"unknown topic id {slot.topic_key}")
+                fields.update(error_code=slot.error, error_message=slot.message)
             elif whole is not None:
                 fields.update(error_code=whole[0], error_message=whole[1])
             else:
@@ -174,15 +189,20 @@ class InitProducerIdHandler:
     name = "InitProducerId"
     versions = (0, 5)
 
-    def __init__(self, data_plane: DataPlane, request_timeout_ms: int) -> None:
+    def __init__(self, data_plane: DataPlane, request_timeout_ms: int, authorizer: Authorizer | None = None) -> None:
         self._data_plane = data_plane
         self._request_timeout_ms = request_timeout_ms
+        self.authorizer = authorizer or rules.allow_all()
 
     def handle(self, request: codec.Request) -> Any:
         schema = codec.response_schema(self.api_key, request.api_version)
         if request.body.transactional_id is not None:
             return codec.build(schema, throttle_time=0, error_code=TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
                                producer_id=-1, producer_epoch=-1)
+        try:
+            rules.check_idempotent_write(self.authorizer)
+        except AuthorizationError as error:
+            return codec.build(schema, throttle_time=0, error_code=error.error_code, producer_id=-1, producer_epoch=-1)
         return self._new_id(schema)
 
     async def _new_id(self, schema: type) -> Any:

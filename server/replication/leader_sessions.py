@@ -30,11 +30,14 @@ import asyncio
 import logging
 
 import grpc
+from freshet.metadata.security import Operation, ResourceType
 from freshet.server import limits, status
 from freshet.server.errors import InvalidRequestError
 from freshet.server.replication.core import PushCursor, check_follower_position
 from freshet.server.replication.host import ReplicaHost
 from freshet.server.replication.partition import Partition
+from freshet.server.security import rules
+from freshet.server.security.authorizer import Authorizer
 from freshet.storage.errors import OffsetOutOfRangeError, StorageError
 from freshet.storage.log import LogReadResult
 from freshet.v1 import common_pb2, replication_pb2, replication_pb2_grpc
@@ -413,12 +416,15 @@ class FollowerSession:
 class ReplicationService(replication_pb2_grpc.ReplicationServicer):
     """freshet.v1.Replication on a broker. Not thread-safe (loop)."""
 
-    def __init__(self, host: ReplicaHost) -> None:
+    def __init__(self, host: ReplicaHost, authorizer: Authorizer | None = None) -> None:
         self.host = host
         self.node_id = host.node_id
+        self.authorizer = authorizer or rules.allow_all()
 
     @status.handler()
     async def ReplicaFetch(self, request_iterator, context):  # noqa: N802 - gRPC method name
+        # Only brokers replicate (Kafka: ClusterAction on the cluster for follower fetches).
+        self.authorizer.check(Operation.CLUSTER_ACTION, ResourceType.CLUSTER)
         host = self.host
         session: FollowerSession | None = None
         writer: asyncio.Task | None = None

@@ -114,6 +114,10 @@ class Authorizer:
     def enabled(self) -> bool:
         return self.settings.enabled
 
+    def image(self) -> MetadataImage:
+        """The metadata image decisions are taken on (the node's current one)."""
+        return self._image()
+
     def allows(self, operation: Operation, resource_type: ResourceType, name: str, caller: Caller | None = None) -> bool:
         """Whether the caller (the current one by default) may; no audit, no metric (for filtering
         listings, as Kafka filters Metadata and ListGroups)."""
