@@ -61,6 +61,7 @@ from freshet.server.http.server import NodeHttpServer, NodeView
 from freshet.server.kafka.front_end import KafkaFrontEnd
 from freshet.server.metrics import BrokerMetrics
 from freshet.server.replication.leader_sessions import ReplicationService
+from freshet.server.security.authorizer import Authorizer, SecuritySettings
 from freshet.storage.errors import StorageError
 from freshet.storage.log_manager import LogManager
 from freshet.v1 import controller_pb2_grpc, replication_pb2_grpc
@@ -149,6 +150,9 @@ class Node:
         self.kafka: KafkaFrontEnd | None = None
         self.registry = CollectorRegistry(auto_describe=False)
         self.metrics = BrokerMetrics(self.registry)
+        # The node's Authorizer, handed to every front-end (here: HTTP). Security off until the
+        # node's security settings come from its config (sec-auth builds them there).
+        self.authorizer = Authorizer(SecuritySettings(), lambda: self.publisher.image, self.registry)
         self.grpc_server: grpc.aio.Server | None = None
         self.http: NodeHttpServer | None = None
         self.is_started = False
@@ -218,7 +222,9 @@ class Node:
             self.controller.start()
         await self._start_grpc(self._grpc_server())
         try:
-            self.http = NodeHttpServer(config.http_listen.host, config.http_listen.port, self._view(), self.registry)
+            self.http = NodeHttpServer(
+                config.http_listen.host, config.http_listen.port, self._view(), self.registry, authorizer=self.authorizer
+            )
         except OSError as error:
             raise NodeStartError(f"cannot listen on {config.http_listen} (HTTP): {error.strerror}") from error
         self.http.start()
