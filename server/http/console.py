@@ -150,10 +150,10 @@ def _header(viewer: Viewer | None) -> str:
     if viewer is None:
         return "<h1>Freshet</h1>"
     return (
-        f'<h1>Freshet</h1><p>signed in as <b id="principal">{_e(viewer.principal)}</b>'
+        f'<h1>Freshet</h1><div>signed in as <b id="principal">{_e(viewer.principal)}</b>'
         '<form class="inline" method="post" action="/logout">'
         f'<input type="hidden" name="csrf" value="{_e(viewer.csrf_token)}">'
-        '<button type="submit" id="logout">Log out</button></form></p>'
+        '<button type="submit" id="logout">Log out</button></form></div>'
     )
 
 
