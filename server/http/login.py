@@ -167,7 +167,7 @@ class HttpGuard:
             self._failed("password", user, host, "bad credentials")
             return LoginOutcome(message="invalid user name or password")
         self.limiter.succeeded(host)
-        token, session = self.sessions.create(user_principal(user), "password", host)
+        token, session = self.sessions.create(user_principal(user), "password", host, self._salts(user))
         self._succeeded("password", session.principal, host)
         return LoginOutcome(token=token, session=session)
 
@@ -178,8 +178,19 @@ class HttpGuard:
         return token, session
 
     def session(self, cookies: Mapping[str, str]) -> ConsoleSession | None:
-        """The live session named by the request's session cookie, or None."""
-        return self.sessions.get(cookies.get(SESSION_COOKIE, ""))
+        """The live session named by the request's session cookie, or None. A password session
+        ends once the user's credentials changed or the user was deleted (audited as a logout):
+        a changed password logs out every browser that used the old one."""
+        token = cookies.get(SESSION_COOKIE, "")
+        session = self.sessions.get(token)
+        if session is None or session.method != "password":
+            return session
+        user = session.principal.partition(":")[2]
+        if self._salts(user) != session.credential_salts:
+            self.sessions.end(token)
+            audit("logout", principal=session.principal, host=session.host, via="http", reason="credentials changed")
+            return None
+        return session
 
     def logout(self, cookies: Mapping[str, str], host: str) -> None:
         ended = self.sessions.end(cookies.get(SESSION_COOKIE, ""))
@@ -227,6 +238,10 @@ class HttpGuard:
         return False
 
     # -- helpers --------------------------------------------------------------------------------
+
+    def _salts(self, user: str) -> frozenset[bytes]:
+        """The salts of the user's credentials in the current image (fresh on every change)."""
+        return frozenset(credential.salt for credential in self._image().users.get(user, {}).values())
 
     def _password_matches(self, user: str, password: str) -> bool:
         if not user or len(user) > CREDENTIAL_CHARS_MAX or len(password) > CREDENTIAL_CHARS_MAX:

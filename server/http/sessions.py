@@ -42,6 +42,8 @@ class ConsoleSession:
         host: the client address it logged in from.
         csrf_token: echoed by every POST of this session (never the session token itself).
         expires_s: the clock time at which it ends whatever its use.
+        credential_salts: for a password login, the salts of the user's credentials then; when the
+            image's differ (password changed, user deleted) the session ends. Empty otherwise.
         audited: views refused to this session whose denial was already audited (a page that
             refreshes every few seconds writes one audit line per refused view, not one a refresh).
     """
@@ -49,8 +51,9 @@ class ConsoleSession:
     principal: str
     method: str
     host: str
-    csrf_token: str
+    csrf_token: str = dataclasses.field(repr=False)
     expires_s: float
+    credential_salts: frozenset[bytes] = dataclasses.field(default=frozenset(), repr=False)
     audited: set = dataclasses.field(default_factory=set)
 
     def csrf_matches(self, token: str) -> bool:
@@ -82,12 +85,16 @@ class ConsoleSessions:
         # SHA-256(token) -> (session, last use); insertion order is not use order.
         self._sessions: dict[bytes, tuple[ConsoleSession, float]] = {}
 
-    def create(self, principal: str, method: str, host: str) -> tuple[str, ConsoleSession]:
+    def create(
+        self, principal: str, method: str, host: str, credential_salts: frozenset[bytes] = frozenset()
+    ) -> tuple[str, ConsoleSession]:
         """A new session; returns (token for the cookie, session)."""
         token = secrets.token_urlsafe(TOKEN_BYTES)
         with self._lock:
             now = self._clock()
-            session = ConsoleSession(principal, method, host, secrets.token_urlsafe(TOKEN_BYTES), now + self.lifetime_s)
+            session = ConsoleSession(
+                principal, method, host, secrets.token_urlsafe(TOKEN_BYTES), now + self.lifetime_s, credential_salts
+            )
             self._expire(now)
             while len(self._sessions) >= self.sessions_max:
                 least_recent = min(self._sessions, key=lambda key: self._sessions[key][1])

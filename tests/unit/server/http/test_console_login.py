@@ -8,7 +8,8 @@ import json
 import logging
 
 import pytest
-from freshet.metadata.security import CLUSTER_NAME
+from freshet.metadata import commands
+from freshet.metadata.security import CLUSTER_NAME, ScramCredential, ScramMechanism
 from freshet.server.http import console
 from freshet.server.http.login import (
     HttpGuard,
@@ -22,9 +23,11 @@ from freshet.server.security.authorizer import Authorizer, Caller
 from freshet.server.security.rate_limit import LoginRateLimiter
 from prometheus_client import CollectorRegistry
 
+from tests.support.metadata_script import Script
 from tests.support.secure_images import GROUPS, SETTINGS, password, secure_image
 
 IMAGE = secure_image()
+SESSION = "__Host-freshet-session"
 STATUS = {"node_id": 1, "roles": ["broker", "controller"], "ready": True, "controller_id": 1,
           "quorum": {"leader": 1, "term": 5}}
 
@@ -242,3 +245,30 @@ def test_the_login_page_escapes_and_embeds_the_login_token():
     assert 'name="csrf" value="tok&lt;en&gt;"' in page
     assert 'type="password" name="password"' in page and 'action="/login"' in page
     assert "User:&lt;carol&gt;" in page and "invalid user name or password" in page
+
+
+def test_a_password_change_or_user_deletion_ends_the_users_sessions(caplog):
+    current = {"image": IMAGE}
+    clock = FakeClock()
+    g = HttpGuard(
+        Authorizer(SETTINGS, lambda: current["image"]), lambda: current["image"],
+        ConsoleSessions(clock=clock), LoginRateLimiter(clock=clock),
+    )
+    alice = {SESSION: g.login("alice", password("alice"), "h").token}
+    bob = {SESSION: g.login("bob", password("bob"), "h").token}
+    script = Script(IMAGE)
+    script.rid = lambda: f"later-{script.offset}"      # fresh request ids (the image remembers req-N)
+    rotated = ScramCredential.from_password(ScramMechanism.SCRAM_SHA_256, "new-pw", 4096)
+    script.ok(commands.upsert_user_credential(script.rid(), script.image.controller_epoch, "alice", rotated))
+    current["image"] = script.image
+    with caplog.at_level(logging.INFO, logger="freshet.audit"):
+        assert g.session(alice) is None
+    assert g.session(bob) is not None                                  # other users keep theirs
+    assert audit_lines(caplog) == [{"event": "logout", "principal": "User:alice", "host": "h", "via": "http",
+                                    "reason": "credentials changed"}]
+    assert g.session({SESSION: g.login("alice", "new-pw", "h").token}) is not None
+    for mechanism in ScramMechanism:
+        if script.image.scram_credential("bob", mechanism) is not None:
+            script.ok(commands.delete_user_credential(script.rid(), script.image.controller_epoch, "bob", mechanism))
+    current["image"] = script.image
+    assert g.session(bob) is None
