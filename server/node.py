@@ -247,6 +247,7 @@ class Node:
                 view,
                 self.registry,
                 ssl_context=self.tls.server_context() if self.tls is not None else None,
+                authorizer=self.authorizer,
             )
         except OSError as error:
             raise NodeStartError(f"cannot listen on {config.http_listen} (HTTP): {error.strerror}") from error

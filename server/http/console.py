@@ -6,16 +6,25 @@ flagged), and the consumer groups this node coordinates with their lag. It is se
 HTML with no script and no external asset (a console must work on an air-gapped cluster), and it
 refreshes itself every few seconds. Every value is HTML-escaped.
 
-Imports: standard library, freshet.metadata (image, controller.is_internal_topic). Thread-safety: pure functions.
+With security on, the page is rendered for a `Viewer` (a logged-in principal) and shows only what
+the CLI would show that principal: topics it may Describe, groups it may Describe, and the cluster
+panels (brokers, controller, quorum, the cluster summary) only with Describe on the cluster; a
+refused panel says so in one line. The console has no actions (no form but logout), so there is
+no other right to check. The login page is rendered here too.
+
+Imports: standard library, freshet.metadata (image, security, controller.is_internal_topic).
+Thread-safety: pure functions (a Viewer's callbacks are the caller's and must be thread-safe).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import html
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from freshet.metadata.controller import is_internal_topic
-from freshet.metadata.image import NO_LEADER, MetadataImage
+from freshet.metadata.image import NO_LEADER, MetadataImage, TopicImage
+from freshet.metadata.security import CLUSTER_NAME, Operation, ResourceType
 
 REFRESH_SECONDS = 5
 
@@ -25,7 +34,39 @@ h1{font-size:1.4em;margin:0 0 .2em}h2{font-size:1.1em;margin:1.4em 0 .4em}
 table{border-collapse:collapse}th,td{padding:.2em .8em;text-align:left;border-bottom:1px solid #ddd}
 th{background:#f4f4f4}td.num{text-align:right;font-variant-numeric:tabular-nums}
 .bad{color:#b00020;font-weight:600}.warn{color:#9a6700}.ok{color:#1a7f37}.muted{color:#777}
+.denied{color:#777;font-style:italic}form.inline{display:inline;margin-left:1em}
+label{display:block;margin:.5em 0}input{font:inherit;padding:.2em}
 """
+
+
+@dataclasses.dataclass(frozen=True)
+class Viewer:
+    """The logged-in principal a page is rendered for (security on). Thread-safe (immutable).
+
+    Attributes:
+        principal: "User:alice", shown at the top with the logout button.
+        csrf_token: the session's CSRF token, embedded in the logout form.
+        allows: whether the principal may (operation, resource type, resource name).
+        refused: called once per refused cluster panel (the caller audits it).
+    """
+
+    principal: str
+    csrf_token: str
+    allows: Callable[[Operation, ResourceType, str], bool]
+    refused: Callable[[Operation, ResourceType, str], None] = lambda operation, resource_type, name: None
+
+    def may_describe_cluster(self) -> bool:
+        if self.allows(Operation.DESCRIBE, ResourceType.CLUSTER, CLUSTER_NAME):
+            return True
+        self.refused(Operation.DESCRIBE, ResourceType.CLUSTER, CLUSTER_NAME)
+        return False
+
+    def denial(self, what: str) -> str:
+        """One line saying that `what` needs Describe on the cluster, which the principal lacks."""
+        return (
+            f'<p class="denied">{_e(self.principal)} is not authorized to Describe the cluster: '
+            f"{_e(what)} not shown.</p>"
+        )
 
 
 def _e(value: object) -> str:
@@ -69,9 +110,8 @@ def _quorum(status: Mapping) -> str:
     return "<p>" + " &middot; ".join(lines) + "</p>"
 
 
-def _topics(image: MetadataImage) -> str:
+def _topics(topics: Sequence[TopicImage], empty: str) -> str:
     sections = []
-    topics = sorted(image.topics_by_id.values(), key=lambda t: t.name)
     for topic in topics:
         rows = []
         for partition in topic.partitions:
@@ -90,10 +130,10 @@ def _topics(image: MetadataImage) -> str:
             f"<h3>{_e(topic.name)}{internal} <span class=\"muted\">{len(topic.partitions)} partitions</span></h3>"
             + _table(["partition", "leader", "epoch", "replicas", "isr", "state"], rows, "no partitions")
         )
-    return "".join(sections) or '<p class="muted">no topics</p>'
+    return "".join(sections) or f'<p class="muted">{_e(empty)}</p>'
 
 
-def _groups(groups: Sequence[Mapping] | None) -> str:
+def _groups(groups: Sequence[Mapping] | None, empty: str = "no group coordinated by this node") -> str:
     if groups is None:
         return '<p class="muted">no group coordinator on this node</p>'
     rows = []
@@ -103,14 +143,43 @@ def _groups(groups: Sequence[Mapping] | None) -> str:
             _e(group.get("group")), _e(group.get("state")), _e(group.get("generation")),
             _e(group.get("members")), f'<span class="num">{_e("-" if lag is None else lag)}</span>',
         ])
-    return _table(["group", "state", "generation", "members", "lag"], rows, "no group coordinated by this node")
+    return _table(["group", "state", "generation", "members", "lag"], rows, empty)
 
 
-def render(image: MetadataImage, status: Mapping, groups: Sequence[Mapping] | None) -> bytes:
-    """The console page (UTF-8 HTML) for this node's image, /status and coordinated groups."""
-    offline = sum(p.leader == NO_LEADER for t in image.topics_by_id.values() for p in t.partitions)
-    short = sum(len(p.isr) < len(p.replicas) for t in image.topics_by_id.values() for p in t.partitions)
-    partitions = sum(len(t.partitions) for t in image.topics_by_id.values())
+def _header(viewer: Viewer | None) -> str:
+    if viewer is None:
+        return "<h1>Freshet</h1>"
+    return (
+        f'<h1>Freshet</h1><div>signed in as <b id="principal">{_e(viewer.principal)}</b>'
+        '<form class="inline" method="post" action="/logout">'
+        f'<input type="hidden" name="csrf" value="{_e(viewer.csrf_token)}">'
+        '<button type="submit" id="logout">Log out</button></form></div>'
+    )
+
+
+def render(
+    image: MetadataImage, status: Mapping, groups: Sequence[Mapping] | None, viewer: Viewer | None = None
+) -> bytes:
+    """The console page (UTF-8 HTML) for this node's image, /status and coordinated groups.
+
+    Args:
+        viewer: the logged-in principal (security on): the page then shows only the topics and
+            groups it may Describe and the cluster panels only with Describe on the cluster.
+            None (security off): everything.
+    """
+    topics = sorted(image.topics_by_id.values(), key=lambda t: t.name)
+    topics_empty, groups_empty = "no topics", "no group coordinated by this node"
+    may_describe_cluster = True
+    if viewer is not None:
+        topics = [t for t in topics if viewer.allows(Operation.DESCRIBE, ResourceType.TOPIC, t.name)]
+        if groups is not None:
+            groups = [g for g in groups if viewer.allows(Operation.DESCRIBE, ResourceType.GROUP, str(g.get("group")))]
+        topics_empty = "no topic that you may Describe"
+        groups_empty = "no group that you may Describe is coordinated by this node"
+        may_describe_cluster = viewer.may_describe_cluster()
+    offline = sum(p.leader == NO_LEADER for t in topics for p in t.partitions)
+    short = sum(len(p.isr) < len(p.replicas) for t in topics for p in t.partitions)
+    partitions = sum(len(t.partitions) for t in topics)
     if status.get("ready"):
         readiness = '<span class="ok">ready</span>'
     else:
@@ -119,20 +188,58 @@ def render(image: MetadataImage, status: Mapping, groups: Sequence[Mapping] | No
     summary = (
         f"node {_e(status.get('node_id'))} ({_e(', '.join(status.get('roles', [])))}) &middot; {readiness}"
         f" &middot; cluster {_e(image.cluster_id or '-')} &middot; metadata offset {_e(image.offset)}<br>"
-        f"{len(image.topics_by_id)} topics, {partitions} partitions, "
+        f"{len(topics)} topics, {partitions} partitions, "
         f'<span class="{offline_class}">{offline} offline</span>, '
         f'<span class="{short_class}">{short} under-replicated</span>'
     )
+    if may_describe_cluster:
+        cluster = (
+            f"<h2>Controller and quorum</h2>{_quorum(status)}"
+            f"<h2>Brokers</h2>{_brokers(image)}"
+        )
+    else:
+        assert viewer is not None
+        cluster = (
+            f"<h2>Controller and quorum</h2>{viewer.denial('the controller and the quorum are')}"
+            f"<h2>Brokers</h2>{viewer.denial('brokers are')}"
+        )
     page = (
         "<!doctype html><html><head><meta charset=\"utf-8\">"
         f"<meta http-equiv=\"refresh\" content=\"{REFRESH_SECONDS}\"><title>Freshet</title>"
         f"<style>{_STYLE}</style></head><body>"
-        f"<h1>Freshet</h1><p>{summary}</p>"
-        f"<h2>Controller and quorum</h2>{_quorum(status)}"
-        f"<h2>Brokers</h2>{_brokers(image)}"
-        f"<h2>Consumer groups</h2>{_groups(groups)}"
-        f"<h2>Topics</h2>{_topics(image)}"
+        f"{_header(viewer)}<p>{summary}</p>"
+        f"{cluster}"
+        f"<h2>Consumer groups</h2>{_groups(groups, groups_empty)}"
+        f"<h2>Topics</h2>{_topics(topics, topics_empty)}"
         "<p class=\"muted\">read-only; also /status (JSON), /metrics, /healthz, /readyz</p>"
+        "</body></html>"
+    )
+    return page.encode()
+
+
+def render_login(csrf_token: str, message: str = "", certificate_principal: str | None = None) -> bytes:
+    """The login page (UTF-8 HTML): user and password, posted with the login CSRF token.
+
+    Args:
+        message: one line above the form (why the last attempt failed), or "".
+        certificate_principal: the principal of the browser's verified client certificate, offered
+            as a way in without a password.
+    """
+    notice = f'<p class="bad" id="message">{_e(message)}</p>' if message else ""
+    certificate = ""
+    if certificate_principal is not None:
+        certificate = (
+            f'<p>Your client certificate identifies you as <b>{_e(certificate_principal)}</b>: '
+            '<a href="/">continue without a password</a>.</p>'
+        )
+    page = (
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Freshet: log in</title>"
+        f"<style>{_STYLE}</style></head><body><h1>Freshet</h1>{notice}{certificate}"
+        '<form method="post" action="/login">'
+        '<label>User <input name="user" id="user" autocomplete="username" required autofocus></label>'
+        '<label>Password <input type="password" name="password" id="password" autocomplete="current-password" required></label>'
+        f'<input type="hidden" name="csrf" value="{_e(csrf_token)}">'
+        '<button type="submit" id="login">Log in</button></form>'
         "</body></html>"
     )
     return page.encode()

@@ -32,7 +32,13 @@ swaps in the current certificate per handshake (rotation without restart). `metr
 the opt-in plaintext listener (http.metrics.plaintext.listen): /metrics, /healthz and /readyz,
 404 for everything else (no console, no /status).
 
-Imports: stdlib http.server, ssl, threading, json, prometheus_client, freshet.metadata.image, freshet.server.http.console.
+
+With security on, module `login` authenticates callers (console sessions, HTTP Basic, client
+certificates) and the node's `Authorizer` decides what they see; /healthz and /readyz stay open
+(Kubernetes probes; they reveal readiness only).
+
+Imports: stdlib http.server, ssl, threading, json, prometheus_client, freshet.metadata (image, security),
+freshet.server.security (authorizer, rate_limit), freshet.server.http (console, login, sessions).
 Thread-safety: the server runs on its own threads; every reader it calls must be thread-safe
 (they read immutable images and plain attributes).
 """
@@ -43,13 +49,35 @@ import dataclasses
 import http.server
 import json
 import logging
+import math
+import secrets
 import socket
 import ssl
 import threading
-from collections.abc import Callable
+import urllib.parse
+from collections.abc import Callable, Sequence
 
 from freshet.metadata.image import NO_LEADER, MetadataImage
+from freshet.metadata.security import CLUSTER_NAME, Operation, ResourceType
 from freshet.server.http import console
+from freshet.server.http.login import (
+    LOGIN_COOKIE,
+    SESSION_COOKIE,
+    HttpGuard,
+    certificate_principal,
+    cookies_of,
+)
+from freshet.server.http.sessions import ConsoleSessions
+from freshet.server.security.authorizer import (
+    Authorizer,
+    Caller,
+    SecuritySettings,
+    audit,
+    bind_caller,
+    denial_message,
+    unbind_caller,
+)
+from freshet.server.security.rate_limit import LoginRateLimiter
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
@@ -58,6 +86,30 @@ logger = logging.getLogger(__name__)
 #: A client gets this long to complete its TLS handshake (and to send each request after it).
 HANDSHAKE_TIMEOUT_S = 10.0
 METRICS_ONLY_PATHS = ("/metrics", "/healthz", "/readyz")
+
+TEXT = "text/plain; charset=utf-8"
+HTML = "text/html; charset=utf-8"
+#: Bounds of a POSTed form (login: user, password, CSRF token).
+FORM_BYTES_MAX = 8192
+FORM_FIELDS_MAX = 16
+#: How long a login form stays valid (its CSRF cookie's lifetime).
+LOGIN_FORM_MAX_AGE_S = 600
+#: With security on, every answer: never cached, never framed (clickjacking), no script at all.
+SECURE_HEADERS = (
+    ("Cache-Control", "no-store"),
+    ("X-Frame-Options", "DENY"),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "no-referrer"),
+    (
+        "Content-Security-Policy",
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    ),
+)
+
+
+def _cookie(name: str, value: str, max_age_s: int) -> str:
+    """A Set-Cookie value: script cannot read it, only HTTPS carries it, no other site sends it."""
+    return f"{name}={value}; Path=/; Max-Age={max_age_s}; HttpOnly; Secure; SameSite=Strict"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -153,7 +205,13 @@ class NodeCollector:
 
 
 class NodeHttpServer:
-    """The HTTP listener on its own thread. Thread-safe (start/stop from one thread)."""
+    """The HTTP listener on its own thread. Thread-safe (start/stop from one thread).
+
+    With security on (`authorizer.enabled`) every page but /healthz and /readyz needs a principal:
+    the console (`/`) a login session (form at /login, or a verified client certificate), /metrics
+    and /status HTTP Basic, a session or a certificate plus Describe on the cluster (module
+    `login` decides; this class does the HTTP). With security off nothing changes.
+    """
 
     def __init__(
         self,
@@ -163,13 +221,23 @@ class NodeHttpServer:
         registry: CollectorRegistry | None = None,
         ssl_context: ssl.SSLContext | None = None,
         metrics_only: bool = False,
+        authorizer: Authorizer | None = None,
+        sessions: ConsoleSessions | None = None,
+        limiter: LoginRateLimiter | None = None,
     ) -> None:
         """`registry`: where the node's metrics are; the NodeCollector is registered in it unless
-        `metrics_only` (the plaintext metrics listener shares the main listener's registry)."""
+        `metrics_only` (the plaintext metrics listener shares the main listener's registry; it
+        serves /metrics, /healthz and /readyz without authentication: the documented opt-in)."""
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=False)
         if not metrics_only:
             self.registry.register(NodeCollector(view))
         registry = self.registry
+        if authorizer is None:
+            authorizer = Authorizer(SecuritySettings(), view.image)     # security off: allow-all
+        # The authentication counter exists only with security on: /metrics stays as it was without.
+        guard = HttpGuard(authorizer, view.image, sessions, limiter, registry if authorizer.enabled else None)
+        self.guard = guard
+        session_cookie_max_age_s = int(guard.sessions.lifetime_s)
 
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -177,26 +245,192 @@ class NodeHttpServer:
             def do_GET(self) -> None:  # noqa: N802 - http.server's name
                 path = self.path.split("?", 1)[0]
                 if metrics_only and path not in METRICS_ONLY_PATHS:
-                    self._send(404, b"not found: this plaintext listener serves /metrics /healthz /readyz only\n", "text/plain; charset=utf-8")
+                    self._send(404, b"not found: this plaintext listener serves /metrics /healthz /readyz only\n", TEXT)
                 elif path == "/healthz":
-                    self._send(200, b"ok\n", "text/plain; charset=utf-8")
+                    self._send(200, b"ok\n", TEXT)
                 elif path == "/readyz":
                     ready, reason = view.readiness()
-                    self._send(200 if ready else 503, (reason + "\n").encode(), "text/plain; charset=utf-8")
-                elif path == "/metrics":
-                    self._send(200, generate_latest(registry), "text/plain; version=0.0.4; charset=utf-8")
+                    self._send(200 if ready else 503, (reason + "\n").encode(), TEXT)
+                elif path in ("/metrics", "/status"):
+                    if guard.enabled and not self._scraper_is_allowed():
+                        return
+                    if path == "/metrics":
+                        self._send(200, generate_latest(registry), "text/plain; version=0.0.4; charset=utf-8")
+                    else:
+                        self._send(200, (json.dumps(view.status(), indent=2) + "\n").encode(), "application/json")
                 elif path == "/":
-                    page = console.render(view.image(), view.status(), view.groups())
-                    self._send(200, page, "text/html; charset=utf-8")
-                elif path == "/status":
-                    self._send(200, (json.dumps(view.status(), indent=2) + "\n").encode(), "application/json")
+                    self._console()
+                elif path == "/login" and guard.enabled:
+                    self._login_page()
                 else:
-                    self._send(404, b"not found: try / /healthz /readyz /metrics /status\n", "text/plain; charset=utf-8")
+                    self._send(404, b"not found: try / /healthz /readyz /metrics /status\n", TEXT)
 
-            def _send(self, code: int, body: bytes, content_type: str) -> None:
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                if not guard.enabled:
+                    # What http.server answers for a method without a handler, as before.
+                    self.send_error(501, f"Unsupported method ({self.command!r})")
+                    return
+                path = self.path.split("?", 1)[0]
+                form = self._read_form()
+                if form is None:
+                    return
+                if path == "/login":
+                    self._login(form)
+                elif path == "/logout":
+                    self._logout(form)
+                else:
+                    self._send(404, b"not found: POST /login or /logout\n", TEXT)
+
+            # -- console -------------------------------------------------------------------------
+
+            def _console(self) -> None:
+                if not guard.enabled:
+                    self._send(200, console.render(view.image(), view.status(), view.groups()), HTML)
+                    return
+                host = self.client_address[0]
+                headers: list[tuple[str, str]] = []
+                session = guard.session(self._cookies())
+                if session is None:
+                    principal = certificate_principal(self._peer_certificate())
+                    if principal is None:
+                        self._redirect("/login")
+                        return
+                    token, session = guard.certificate_login(principal, host)
+                    headers.append(("Set-Cookie", _cookie(SESSION_COOKIE, token, session_cookie_max_age_s)))
+                caller = Caller(session.principal, host)
+                viewer = console.Viewer(
+                    session.principal,
+                    session.csrf_token,
+                    allows=lambda operation, resource_type, name: guard.allows(caller, operation, resource_type, name),
+                    refused=lambda operation, resource_type, name: guard.refused_view(session, caller, operation, resource_type, name),
+                )
+                # Bound for the request, so anything deeper that asks current_caller() sees the viewer.
+                token_of_caller = bind_caller(caller)
+                try:
+                    page = console.render(view.image(), view.status(), view.groups(), viewer)
+                finally:
+                    unbind_caller(token_of_caller)
+                self._send(200, page, HTML, headers)
+
+            def _login_page(self, message: str = "", code: int = 200, headers: Sequence[tuple[str, str]] = ()) -> None:
+                if code == 200 and guard.session(self._cookies()) is not None:
+                    self._redirect("/")
+                    return
+                csrf = secrets.token_urlsafe(32)
+                page = console.render_login(csrf, message, certificate_principal(self._peer_certificate()))
+                cookie = _cookie(LOGIN_COOKIE, csrf, LOGIN_FORM_MAX_AGE_S)
+                self._send(code, page, HTML, [("Set-Cookie", cookie), *headers])
+
+            def _login(self, form: dict[str, str]) -> None:
+                expected = self._cookies().get(LOGIN_COOKIE, "")
+                if not expected or not secrets.compare_digest(expected.encode(), form.get("csrf", "").encode()):
+                    audit("csrf_rejected", host=self.client_address[0], path="/login", via="http")
+                    self._login_page("the login form expired or came from another site: please log in again", 403)
+                    return
+                outcome = guard.login(form.get("user", ""), form.get("password", ""), self.client_address[0])
+                if outcome.ok:
+                    assert outcome.token is not None
+                    self._redirect("/", [
+                        ("Set-Cookie", _cookie(SESSION_COOKIE, outcome.token, session_cookie_max_age_s)),
+                        ("Set-Cookie", _cookie(LOGIN_COOKIE, "", 0)),
+                    ])
+                elif outcome.retry_after_s > 0:
+                    self._login_page(outcome.message, 429, [("Retry-After", str(math.ceil(outcome.retry_after_s)))])
+                else:
+                    self._login_page(outcome.message, 401)
+
+            def _logout(self, form: dict[str, str]) -> None:
+                cookies = self._cookies()
+                session = guard.session(cookies)
+                if session is not None and not session.csrf_matches(form.get("csrf", "")):
+                    audit("csrf_rejected", principal=session.principal, host=self.client_address[0], path="/logout", via="http")
+                    self._send(403, b"refused: this logout form does not belong to your session; reload the page\n", TEXT)
+                    return
+                guard.logout(cookies, self.client_address[0])
+                self._redirect("/login", [("Set-Cookie", _cookie(SESSION_COOKIE, "", 0))])
+
+            # -- scrapers ------------------------------------------------------------------------
+
+            def _scraper_is_allowed(self) -> bool:
+                """Authenticate and authorize a /metrics or /status request; answer it if refused."""
+                host = self.client_address[0]
+                header = self.headers.get("Authorization")
+                if header:
+                    principal, retry_after_s = guard.basic(header, host)
+                    if principal is None and retry_after_s > 0:
+                        retry = [("Retry-After", str(math.ceil(retry_after_s)))]
+                        self._send(429, b"too many failed logins from this address: try again later\n", TEXT, retry)
+                        return False
+                else:
+                    session = guard.session(self._cookies())
+                    principal = session.principal if session is not None else certificate_principal(self._peer_certificate())
+                if principal is None:
+                    challenge = [("WWW-Authenticate", 'Basic realm="freshet", charset="UTF-8"')]
+                    self._send(401, b"authentication required: HTTP Basic with a user's password\n", TEXT, challenge)
+                    return False
+                caller = Caller(principal, host)
+                if not guard.may_scrape(caller):
+                    line = denial_message(caller, Operation.DESCRIBE, ResourceType.CLUSTER, CLUSTER_NAME)
+                    self._send(403, (line + "\n").encode(), TEXT)
+                    return False
+                return True
+
+            # -- plumbing ------------------------------------------------------------------------
+
+            def _cookies(self) -> dict[str, str]:
+                return cookies_of(self.headers.get("Cookie", ""))
+
+            def _peer_certificate(self) -> dict | None:
+                """The client's verified certificate on a TLS connection (mTLS), else None."""
+                getpeercert = getattr(self.connection, "getpeercert", None)
+                if getpeercert is None:
+                    return None
+                try:
+                    return getpeercert() or None
+                except (ValueError, OSError):      # not connected / handshake not done
+                    return None
+
+            def _read_form(self) -> dict[str, str] | None:
+                """The urlencoded form of a POST (first value of each field); None once refused."""
+                if self.headers.get("Transfer-Encoding"):
+                    self._refuse_body(411, b"send the form with a Content-Length\n")
+                    return None
+                try:
+                    length = int(self.headers.get("Content-Length", ""))
+                except ValueError:
+                    self._refuse_body(411, b"send the form with a Content-Length\n")
+                    return None
+                if not 0 <= length <= FORM_BYTES_MAX:
+                    self._refuse_body(413, f"a form is at most {FORM_BYTES_MAX} bytes\n".encode())
+                    return None
+                body = self.rfile.read(length)
+                if self.headers.get_content_type() != "application/x-www-form-urlencoded":
+                    self._send(415, b"send an application/x-www-form-urlencoded form\n", TEXT)
+                    return None
+                try:
+                    fields = urllib.parse.parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=FORM_FIELDS_MAX)
+                except (UnicodeDecodeError, ValueError):
+                    self._send(400, b"the form is not valid UTF-8 urlencoded fields\n", TEXT)
+                    return None
+                return {name: values[0] for name, values in fields.items()}
+
+            def _refuse_body(self, code: int, body: bytes) -> None:
+                # The request body was not read: the connection cannot carry another request.
+                self.close_connection = True
+                self._send(code, body, TEXT, [("Connection", "close")])
+
+            def _redirect(self, location: str, headers: Sequence[tuple[str, str]] = ()) -> None:
+                self._send(303, b"", TEXT, [("Location", location), *headers])
+
+            def _send(self, code: int, body: bytes, content_type: str, headers: Sequence[tuple[str, str]] = ()) -> None:
                 self.send_response(code)
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(body)))
+                if guard.enabled:
+                    for name, value in SECURE_HEADERS:
+                        self.send_header(name, value)
+                for name, value in headers:
+                    self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(body)
 
