@@ -2,12 +2,14 @@
 
     .venv/bin/python -m tests.bench.kafka_client_perf produce|sync|consume --bootstrap HOST:PORT,...
         --topic T [--num-records 100000] [--record-size 1024] [--batch-size 262144] [--linger-ms 5]
+        [-X security.protocol=SASL_SSL -X sasl.mechanism=SCRAM-SHA-512 -X ... (librdkafka settings)]
 
 tests/bench/kafka_vs_grpc.py runs it as a child process, one phase per run, so that the client's
 CPU is measured apart from the benchmark driver's and the brokers' (the counterpart of
 `freshet perf produce` / `perf consume` for the SDK over gRPC). Prints ONE JSON line on stdout with
 the same keys as `freshet perf ... --json` (records, records_per_s, mb_per_s, p50_ms..max_ms,
-client_cpu_us_per_record, errors, first_error) plus the client settings used.
+client_cpu_us_per_record, errors, first_error) plus the client settings used (any setting
+whose name says password is printed as "<secret>").
 
 - produce: a Producer with acks=all, enable.idempotence, linger.ms, batch.size (and
   batch.num.messages = batch.size / record size: the SDK's perf batches are 256 KiB),
@@ -54,6 +56,22 @@ def percentiles(latencies_ms: list[float]) -> dict[str, float]:
             "max_ms": round(ordered[-1], 3)}
 
 
+def shown(config: dict) -> dict:
+    """The config as printed: secrets (sasl.password) replaced by a marker."""
+    return {key: "<secret>" if "password" in key else value for key, value in config.items()}
+
+
+def extra_settings(pairs: list[str]) -> dict[str, str]:
+    """`-X key=value` librdkafka settings (security.protocol, sasl.*, ssl.ca.location, ...)."""
+    settings = {}
+    for pair in pairs:
+        key, equals, value = pair.partition("=")
+        if not equals:
+            raise SystemExit(f"-X {pair!r}: expected key=value")
+        settings[key] = value
+    return settings
+
+
 def producer_config(args, sync: bool, on_delivery) -> dict:
     return {
         "bootstrap.servers": args.bootstrap,
@@ -67,6 +85,7 @@ def producer_config(args, sync: bool, on_delivery) -> dict:
         "compression.type": "none",
         "queue.buffering.max.kbytes": 32 * 1024,
         "on_delivery": on_delivery,
+        **args.extra,
     }
 
 
@@ -119,6 +138,7 @@ def produce(args, sync: bool) -> dict:
     if left:
         errors.append(f"{left} records still unacknowledged after flush(60)")
     config.pop("on_delivery")
+    config = shown(config)
     return {
         "client": "confluent-kafka", "mode": "sync" if sync else "async", "topic": topic, "records": records,
         "record_size": args.record_size, "acks": "all", "batch_size": args.batch_size, "seconds": round(seconds, 3),
@@ -138,6 +158,7 @@ def consume(args) -> dict:
         "enable.auto.offset.store": False,
         "max.partition.fetch.bytes": 1024 * 1024,          # the SDK's max_partition_fetch_bytes
         "fetch.max.bytes": 50 * 1024 * 1024,               # the SDK's fetch_max_bytes
+        **args.extra,
     }
     consumer = Consumer(config)
     consumer.list_topics(args.topic, timeout=10)           # metadata first: not part of the clock
@@ -164,6 +185,7 @@ def consume(args) -> dict:
     seconds = time.perf_counter() - started
     consumer.close()
     cpu = time.process_time() - cpu_before
+    config = shown(config)
     return {
         "client": "confluent-kafka", "topic": args.topic, "records": count, "bytes": size,
         "bytes_ok": size == count * args.record_size, "seconds": round(seconds, 3),
@@ -182,7 +204,10 @@ def main() -> None:
     parser.add_argument("--record-size", type=int, default=1024)
     parser.add_argument("--batch-size", type=int, default=262144)
     parser.add_argument("--linger-ms", type=int, default=5)
+    parser.add_argument("-X", dest="extra_pairs", action="append", default=[],
+                        help="a librdkafka setting key=value (repeatable), e.g. security.protocol=SASL_SSL")
     args = parser.parse_args()
+    args.extra = extra_settings(args.extra_pairs)
     result = consume(args) if args.phase == "consume" else produce(args, sync=args.phase == "sync")
     print(json.dumps(result), flush=True)
     sys.exit(1 if result["errors"] else 0)
