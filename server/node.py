@@ -61,6 +61,7 @@ from freshet.server.http.server import NodeHttpServer, NodeView
 from freshet.server.kafka.front_end import KafkaFrontEnd
 from freshet.server.metrics import BrokerMetrics
 from freshet.server.replication.leader_sessions import ReplicationService
+from freshet.server.security.changes import SecurityChanges
 from freshet.storage.errors import StorageError
 from freshet.storage.log_manager import LogManager
 from freshet.v1 import controller_pb2_grpc, replication_pb2_grpc
@@ -149,6 +150,7 @@ class Node:
         self.kafka: KafkaFrontEnd | None = None
         self.registry = CollectorRegistry(auto_describe=False)
         self.metrics = BrokerMetrics(self.registry)
+        self.security_changes = SecurityChanges(self.registry)   # audit + metric of user and ACL changes
         self.grpc_server: grpc.aio.Server | None = None
         self.http: NodeHttpServer | None = None
         self.is_started = False
@@ -283,7 +285,8 @@ class Node:
         """The gRPC server with the Controller service and, on a broker, the broker's parts and services."""
         config = self.config
         self.controller_service = ControllerService(
-            config, self.publisher, self.channels, self.controller, self.quorum, self._controller_hint
+            config, self.publisher, self.channels, self.controller, self.quorum, self._controller_hint,
+            security_changes=self.security_changes,
         )
         server = grpc.aio.server(options=SERVER_OPTIONS)
         controller_pb2_grpc.add_ControllerServicer_to_server(self.controller_service, server)
@@ -308,7 +311,8 @@ class Node:
             self.groups.register(server)
             if config.kafka_listen is not None:
                 self.kafka = KafkaFrontEnd(
-                    config, self.publisher, self.data_plane, self.channels, self._controller_hint, self.groups
+                    config, self.publisher, self.data_plane, self.channels, self._controller_hint, self.groups,
+                    security_changes=self.security_changes,
                 )
         return server
 
