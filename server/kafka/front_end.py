@@ -3,9 +3,9 @@ and the listener serving it.
 
 Owns which handlers a broker serves and what each is given (the metadata image, the data plane,
 the controller channels, the group runtime: group coordination, offsets and the classic group
-protocol), and the start and stop of the listener. The node creates one when `kafka.listen` is set.
+protocol, the authorizer and the audit of user and ACL changes), and the start and stop of the listener. The node creates one when `kafka.listen` is set.
 
-Imports: freshet.server (broker, cluster, config, groups, kafka, metrics). Thread-safety: not
+Imports: freshet.server (broker, cluster, config, groups, kafka, metrics, security). Thread-safety: not
 thread-safe (loop).
 """
 
@@ -20,7 +20,7 @@ from freshet.server.cluster.publisher import MetadataPublisher
 from freshet.server.config import NodeConfig
 from freshet.server.errors import NodeStartError
 from freshet.server.groups.runtime import GroupRuntime
-from freshet.server.kafka import admin_api, config_api, groups_api
+from freshet.server.kafka import acls_api, admin_api, config_api, groups_api, scram_credentials_api
 from freshet.server.kafka.apis import KafkaApis
 from freshet.server.kafka.classic_group_api import classic_group_handlers
 from freshet.server.kafka.consumer_group_api import ConsumerGroupHeartbeatHandler
@@ -31,6 +31,8 @@ from freshet.server.kafka.log_dirs_api import DescribeLogDirsHandler, DescribePr
 from freshet.server.kafka.metadata_api import DescribeClusterHandler, MetadataHandler
 from freshet.server.kafka.produce_api import InitProducerIdHandler, ProduceHandler
 from freshet.server.kafka.transactions_api import REFUSED_APIS
+from freshet.server.security.authorizer import Authorizer, SecuritySettings
+from freshet.server.security.changes import SecurityChanges
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +48,8 @@ class KafkaFrontEnd:
         channels: ControllerChannels,
         controller_hint,
         groups: GroupRuntime,
+        authorizer: Authorizer | None = None,
+        security_changes: SecurityChanges | None = None,
     ) -> None:
         assert config.kafka_listen is not None
         self.config = config
@@ -69,6 +73,11 @@ class KafkaFrontEnd:
         for handler in classic_group_handlers(groups.coordinator):
             self.apis.add(handler)
         for handler in admin_handlers(config, publisher, channels, controller_hint):
+            self.apis.add(handler)
+        # Until the node hands over its own (security on), an authorizer that allows everything.
+        self.authorizer = authorizer if authorizer is not None else Authorizer(SecuritySettings(), image)
+        changes = security_changes if security_changes is not None else SecurityChanges()
+        for handler in security_handlers(config, publisher, channels, controller_hint, self.authorizer, changes):
             self.apis.add(handler)
         for handler in groups_api.group_handlers(groups.locate, groups.coordinator, image, config.node_id):
             self.apis.add(handler)
@@ -112,4 +121,19 @@ def admin_handlers(config: NodeConfig, publisher: MetadataPublisher, channels: C
         admin_api.AlterPartitionReassignmentsHandler(link),
         admin_api.ListPartitionReassignmentsHandler(link),
         DescribeClusterHandler(config.node_id, lambda: publisher.image),
+    ]
+
+
+def security_handlers(
+    config: NodeConfig, publisher: MetadataPublisher, channels: ControllerChannels, controller_hint,
+    authorizer: Authorizer, changes: SecurityChanges,
+) -> list:
+    """The Kafka APIs of users and ACLs (acls_api, scram_credentials_api)."""
+    link = admin_api.ControllerLink(config.node_id, channels, controller_hint, publisher, config.request_timeout_ms)
+    return [
+        acls_api.DescribeAclsHandler(link, authorizer),
+        acls_api.CreateAclsHandler(link, authorizer, changes),
+        acls_api.DeleteAclsHandler(link, authorizer, changes),
+        scram_credentials_api.DescribeUserScramCredentialsHandler(link, authorizer),
+        scram_credentials_api.AlterUserScramCredentialsHandler(link, authorizer, changes),
     ]
