@@ -16,8 +16,8 @@ Owns what the Raft leader does once its ClaimController is applied (KRaft's Quor
   request work: `heartbeat_streams` (`serve_heartbeats`: registration, session renewal, replies)
   and `admin_requests` (create/delete topics, partitions, elections, reassignments, configs,
   AlterPartition, producer ids, DescribeQuorum), with `security_requests` (users and ACLs). They
-  reach the role through its
-  "for the controller's parts" section: the write lock, the current core, proposals, waking work.
+  reach the role through its "for the controller's parts" section: the write lock, the current
+  core, proposals, waking work.
 
 All writes are serialised by one asyncio lock (`lock`) and computed from the newest image
 (`quorum.image`), so a command never races another of this controller's commands.

@@ -37,16 +37,17 @@ class SecurityChanges:
     """Audit lines and counters of accepted user and ACL changes. Thread-safe."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self._registry = CollectorRegistry() if registry is None else registry
         self._changes = Counter(
             "freshet_security_changes",
             "user credential and ACL changes accepted, by event (user_changed, acl_created, acl_deleted)",
             ["event"],
-            registry=CollectorRegistry() if registry is None else registry,
+            registry=self._registry,
         )
 
     def count(self, event: str) -> float:
         """How many changes of `event` were recorded (for /metrics readers and tests)."""
-        return self._changes.labels(event)._value.get()
+        return self._registry.get_sample_value("freshet_security_changes_total", {"event": event}) or 0.0
 
     def user_changed(self, user: str, action: str, mechanism: ScramMechanism | None, caller: Caller | None = None) -> None:
         """A credential of `user` was set ("upsert") or removed ("delete"; mechanism None: all)."""
