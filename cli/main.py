@@ -21,6 +21,7 @@ from freshet.cli.group import app as group_app
 from freshet.cli.metadata import app as metadata_app
 from freshet.cli.partition import app as partition_app
 from freshet.cli.perf import app as perf_app
+from freshet.cli.security import acl_app, user_app
 from freshet.cli.server import app as server_app
 from freshet.cli.topic import app as topic_app
 
@@ -92,6 +93,8 @@ app.add_typer(metadata_app, name="metadata")
 app.command("produce")(produce_command)
 app.command("consume")(consume_command)
 app.add_typer(group_app, name="group")
+app.add_typer(user_app, name="user")
+app.add_typer(acl_app, name="acl")
 
 
 def main() -> None:

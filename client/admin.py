@@ -7,6 +7,7 @@ one class per concern, which `Admin` inherits:
 - `admin_topics.TopicAdmin`: topics and configs;
 - `admin_partitions.PartitionAdmin`: leader elections and reassignments;
 - `admin_groups.GroupAdmin`: consumer groups;
+- `admin_security.SecurityAdmin`: users (SCRAM credentials) and ACLs;
 - `_admin_calls.AdminCalls` (their common base): calling nodes within the deadline.
 
 The typed results live in `admin_results` and are re-exported here. Every method is one blocking
@@ -23,7 +24,9 @@ call (or a few) with a deadline (`request_timeout_ms`):
   `freshet.client.admin_groups.GroupAdmin`, which `Admin` inherits: they go to each group's
   coordinator (`freshet.v1.Group`);
 - `metadata_image()` reads the metadata snapshot a controller node streams on `WatchMetadata`
-  (the first message, from offset -1), decoded into a plain dict.
+  (the first message, from offset -1), decoded into a plain dict. It asks the node to redact
+  secrets (SCRAM salts and keys) and strips any that still arrive (an older node), so a dump
+  never holds one.
 
 Errors are `freshet.client.errors` classes only: a node that cannot be reached becomes
 BrokerUnavailableError naming every address tried; a refused request becomes the class of its
@@ -69,6 +72,19 @@ from freshet.client.admin_results import (
     TopicListing,
     VoterDescription,
 )
+from freshet.client.admin_security import (
+    ACL,
+    ACLFilter,
+    ACLOperation,
+    ACLPermissionType,
+    ACLResourcePatternType,
+    ResourcePattern,
+    ResourcePatternFilter,
+    ResourceType,
+    ScramCredentialInfo,
+    SecurityAdmin,
+    UserScramCredentials,
+)
 from freshet.client.admin_topics import TopicAdmin
 from freshet.client.errors import (
     BrokerUnavailableError,
@@ -88,8 +104,9 @@ _BROKER_STATES = {
 # The client.
 
 
-class Admin(TopicAdmin, PartitionAdmin):
-    """Administration of a Freshet cluster (group methods: see GroupAdmin). Thread-safe.
+class Admin(TopicAdmin, PartitionAdmin, SecurityAdmin):
+    """Administration of a Freshet cluster (group methods: see GroupAdmin; users and ACLs: see
+    SecurityAdmin). Thread-safe.
 
     Example::
 
@@ -210,7 +227,7 @@ class Admin(TopicAdmin, PartitionAdmin):
             if remaining <= 0:
                 break
             stream = self._controller(address).WatchMetadata(
-                controller_pb2.WatchMetadataRequest(from_offset=-1, watcher="freshet metadata dump"),
+                controller_pb2.WatchMetadataRequest(from_offset=-1, watcher="freshet metadata dump", redact_secrets=True),
                 timeout=remaining,
             )
             try:
@@ -223,7 +240,7 @@ class Admin(TopicAdmin, PartitionAdmin):
                             always_print_fields_with_no_presence=True,
                         )
                         image["offset"] = message.snapshot.offset
-                        return image
+                        return redact_secrets(image)
                     break
             except grpc.RpcError as rpc_error:
                 failures.append(
@@ -237,8 +254,32 @@ class Admin(TopicAdmin, PartitionAdmin):
         )
 
 
+#: Fields of a SCRAM credential that must never reach a dump.
+SECRET_CREDENTIAL_FIELDS = ("salt", "stored_key", "server_key")
+
+
+def redact_secrets(image: dict[str, Any]) -> dict[str, Any]:
+    """`image` (a snapshot as a dict) without any SCRAM salt or key: users keep their names,
+    mechanisms and iterations."""
+    for user in image.get("users", ()):
+        for credential in user.get("credentials", ()):
+            for field in SECRET_CREDENTIAL_FIELDS:
+                credential.pop(field, None)
+    return image
+
+
 __all__ = [
+    "ACL",
+    "ACLFilter",
+    "ACLOperation",
+    "ACLPermissionType",
+    "ACLResourcePatternType",
     "Admin",
+    "ResourcePattern",
+    "ResourcePatternFilter",
+    "ResourceType",
+    "ScramCredentialInfo",
+    "UserScramCredentials",
     "BrokerDescription",
     "ClusterDescription",
     "ConfigEntry",

@@ -70,6 +70,7 @@ from freshet.server.kafka.front_end import KafkaFrontEnd
 from freshet.server.metrics import BrokerMetrics
 from freshet.server.replication.leader_sessions import ReplicationService
 from freshet.server.security.authorizer import Authorizer, SecuritySettings
+from freshet.server.security.changes import SecurityChanges
 from freshet.server.security.tls import CLIENT_AUTH_REQUIRED, TlsMaterial
 from freshet.storage.errors import StorageError
 from freshet.storage.log_manager import LogManager
@@ -169,6 +170,7 @@ class Node:
         # TODO(sec-auth): SecuritySettings from the node's security.protocol / super.users /
         # allow.everyone.if.no.acl.found keys; off (PLAINTEXT) until those keys exist. #15
         self.authorizer = Authorizer(SecuritySettings(), self._authorization_image, self.registry)
+        self.security_changes = SecurityChanges(self.registry)   # audit + metric of user and ACL changes
         self.grpc_server: grpc.aio.Server | None = None
         self.http: NodeHttpServer | None = None
         self.plaintext_metrics: NodeHttpServer | None = None
@@ -332,7 +334,8 @@ class Node:
         """The gRPC server with the Controller service and, on a broker, the broker's parts and services."""
         config = self.config
         self.controller_service = ControllerService(
-            config, self.publisher, self.channels, self.controller, self.quorum, self._controller_hint, self.authorizer
+            config, self.publisher, self.channels, self.controller, self.quorum, self._controller_hint, self.authorizer,
+            security_changes=self.security_changes,
         )
         server = grpc.aio.server(options=SERVER_OPTIONS)
         controller_pb2_grpc.add_ControllerServicer_to_server(self.controller_service, server)
@@ -363,6 +366,7 @@ class Node:
                 self.kafka = KafkaFrontEnd(
                     config, self.publisher, self.data_plane, self.channels, self._controller_hint, self.groups, self.tls,
                     self.authorizer,
+                    security_changes=self.security_changes,
                 )
         return server
 

@@ -15,8 +15,9 @@ Owns what the Raft leader does once its ClaimController is applied (KRaft's Quor
 - The public API of the role (used by the Controller servicer and the node). Two parts do the
   request work: `heartbeat_streams` (`serve_heartbeats`: registration, session renewal, replies)
   and `admin_requests` (create/delete topics, partitions, elections, reassignments, configs,
-  AlterPartition, producer ids, DescribeQuorum). They reach the role through its
-  "for the controller's parts" section: the write lock, the current core, proposals, waking work.
+  AlterPartition, producer ids, DescribeQuorum), with `security_requests` (users and ACLs). They
+  reach the role through its "for the controller's parts" section: the write lock, the current
+  core, proposals, waking work.
 
 All writes are serialised by one asyncio lock (`lock`) and computed from the newest image
 (`quorum.image`), so a command never races another of this controller's commands.
@@ -47,6 +48,7 @@ from freshet.server import limits
 from freshet.server.config import NodeConfig
 from freshet.server.controller.admin_requests import AdminRequests
 from freshet.server.controller.heartbeat_streams import HeartbeatStreams
+from freshet.server.controller.security_requests import SecurityRequests
 from freshet.server.errors import NotControllerError
 from freshet.v1 import common_pb2, controller_pb2, metadata_pb2
 
@@ -95,6 +97,7 @@ class ActiveController:
         self._pending_brokers: set[int] = set()
         self._heartbeat_streams = HeartbeatStreams(self, quorum, loop)
         self._admin = AdminRequests(self, quorum, loop)
+        self._security = SecurityRequests(self, quorum, loop)
         self._tasks: set[asyncio.Task] = set()
         self._work_task: asyncio.Task | None = None
         self._closed = False
@@ -358,6 +361,24 @@ class ActiveController:
 
     async def describe_quorum(self) -> controller_pb2.DescribeQuorumResponse:
         return await self._admin.describe_quorum()
+
+    # -- users and ACLs (see security_requests) --------------------------------------------------
+
+    async def upsert_user_scram_credentials(
+        self, request: controller_pb2.UpsertUserScramCredentialsRequest
+    ) -> controller_pb2.UpsertUserScramCredentialsResponse:
+        return await self._security.upsert_user_scram_credentials(request)
+
+    async def delete_user_scram_credentials(
+        self, request: controller_pb2.DeleteUserScramCredentialsRequest
+    ) -> controller_pb2.DeleteUserScramCredentialsResponse:
+        return await self._security.delete_user_scram_credentials(request)
+
+    async def create_acls(self, request: controller_pb2.CreateAclsRequest) -> controller_pb2.CreateAclsResponse:
+        return await self._security.create_acls(request)
+
+    async def delete_acls(self, request: controller_pb2.DeleteAclsRequest) -> controller_pb2.DeleteAclsResponse:
+        return await self._security.delete_acls(request)
 
     # -- for the controller's parts (heartbeat streams, admin requests) --------------------------
 

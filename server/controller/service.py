@@ -15,6 +15,13 @@ Owns the servicer of `freshet.v1.Controller` (proto/freshet/v1/controller.proto)
 - WatchMetadata is served by any node with the controller role from its local voter (snapshot,
   then deltas from the quorum's recent-command ring, keepalives when idle).
 - DescribeCluster, DescribeConfigs and ListPartitionReassignments answer from this node's image.
+- Users and ACLs (security_requests): changes need Alter on the cluster and are routed like the
+  other admin RPCs; DescribeUserScramCredentials and DescribeAcls need Describe on the cluster and
+  answer from this node's image. The node the client called (not the active controller, which sees
+  a forwarding node) writes one audit line and counts a metric per accepted change
+  (server.security.changes). With security off (PLAINTEXT) every check passes: users can be
+  prepared before security is turned on, as Kafka allows.
+- WatchMetadata with `redact_secrets` serves snapshots and deltas without SCRAM salts and keys.
 
 Every failure leaves through `status.handler` as a gRPC status with a freshet.v1.ErrorDetail
 (server/status.py); a forwarded request's error keeps the active controller's gRPC code.
@@ -36,7 +43,7 @@ from freshet.metadata import controller as logic
 from freshet.metadata.errors import ControllerRequestError, OutcomeUnknownError
 from freshet.metadata.image import NO_LEADER, MetadataImage
 from freshet.metadata.quorum import MetadataQuorum
-from freshet.metadata.security import Operation, ResourceType
+from freshet.metadata.security import Operation, ResourceType, ScramMechanism
 from freshet.server import limits, status
 from freshet.server.cluster.channels import FORWARDED_METADATA_KEY, ControllerChannels, forward
 from freshet.server.cluster.publisher import WATCH_KEEPALIVE_S, MetadataPublisher
@@ -45,6 +52,16 @@ from freshet.server.controller.active import ActiveController
 from freshet.server.errors import InvalidRequestError, NotControllerError, RequestTimedOutError
 from freshet.server.security import rules
 from freshet.server.security.authorizer import DENIAL_CODES, Authorizer
+from freshet.server.security.changes import SecurityChanges
+from freshet.server.security.management import (
+    ALL_MECHANISMS,
+    binding_of,
+    describe_acls,
+    describe_users,
+    filter_of,
+    redacted_command,
+    redacted_image,
+)
 from freshet.v1 import common_pb2, controller_pb2, controller_pb2_grpc, metadata_pb2
 
 logger = logging.getLogger(__name__)
@@ -74,9 +91,11 @@ class ControllerService(controller_pb2_grpc.ControllerServicer):
         quorum: MetadataQuorum | None,
         controller_hint: Callable[[], int | None],
         authorizer: Authorizer | None = None,
+        security_changes: SecurityChanges | None = None,
     ) -> None:
         self.config = config
         self.authorizer = authorizer or rules.allow_all()
+        self.security_changes = security_changes if security_changes is not None else SecurityChanges()
         self.node_id = config.node_id
         self._publisher = publisher
         self._channels = channels
@@ -99,11 +118,15 @@ class ControllerService(controller_pb2_grpc.ControllerServicer):
             f"node {self.config.node_id} is not a controller",
         )
 
+    @staticmethod
+    def _is_forwarded(context) -> bool:
+        return any(key == FORWARDED_METADATA_KEY for key, _ in (context.invocation_metadata() or ()))
+
     async def _route(self, method: str, request, context, local: Callable[[object], Awaitable] | None):
         remaining = context.time_remaining()
         timeout_s = self.config.request_timeout_ms / 1000 if remaining is None else remaining
         deadline = time.monotonic() + timeout_s
-        is_forwarded = any(key == FORWARDED_METADATA_KEY for key, _ in (context.invocation_metadata() or ()))
+        is_forwarded = self._is_forwarded(context)
         while True:
             controller = self._controller
             if local is not None and controller is not None and controller.is_active:
@@ -204,6 +227,63 @@ class ControllerService(controller_pb2_grpc.ControllerServicer):
         local = None if controller is None else (lambda _request: controller.describe_quorum())
         return await self._route("DescribeQuorum", request, context, local)
 
+    # -- users and ACLs ---------------------------------------------------------------------------
+
+    @status.handler()
+    async def UpsertUserScramCredentials(self, request, context):
+        self.authorizer.check(Operation.ALTER, ResourceType.CLUSTER)
+        response = await self._route(
+            "UpsertUserScramCredentials", self._with_request_id(request), context, self._local("upsert_user_scram_credentials")
+        )
+        if not self._is_forwarded(context):
+            for result in response.results:
+                if result.error.code == E.NONE:
+                    self.security_changes.user_changed(result.user, "upsert", ScramMechanism(result.mechanism))
+        return response
+
+    @status.handler()
+    async def DeleteUserScramCredentials(self, request, context):
+        self.authorizer.check(Operation.ALTER, ResourceType.CLUSTER)
+        response = await self._route(
+            "DeleteUserScramCredentials", self._with_request_id(request), context, self._local("delete_user_scram_credentials")
+        )
+        if not self._is_forwarded(context):
+            for result in response.results:
+                if result.error.code == E.NONE:
+                    mechanism = None if result.mechanism == ALL_MECHANISMS else ScramMechanism(result.mechanism)
+                    self.security_changes.user_changed(result.user, "delete", mechanism)
+        return response
+
+    @status.handler()
+    async def DescribeUserScramCredentials(self, request, context):
+        self.authorizer.check(Operation.DESCRIBE, ResourceType.CLUSTER)
+        return describe_users(self._publisher.image, request.names)
+
+    @status.handler()
+    async def CreateAcls(self, request, context):
+        self.authorizer.check(Operation.ALTER, ResourceType.CLUSTER)
+        response = await self._route("CreateAcls", self._with_request_id(request), context, self._local("create_acls"))
+        if not self._is_forwarded(context):
+            self.security_changes.acls_created(
+                binding_of(result.acl) for result in response.results if result.error.code == E.NONE
+            )
+        return response
+
+    @status.handler()
+    async def DescribeAcls(self, request, context):
+        self.authorizer.check(Operation.DESCRIBE, ResourceType.CLUSTER)
+        return describe_acls(self._publisher.image, filter_of(request.filter))
+
+    @status.handler()
+    async def DeleteAcls(self, request, context):
+        self.authorizer.check(Operation.ALTER, ResourceType.CLUSTER)
+        response = await self._route("DeleteAcls", self._with_request_id(request), context, self._local("delete_acls"))
+        if not self._is_forwarded(context):
+            self.security_changes.acls_deleted(
+                binding_of(record) for result in response.results if result.error.code == E.NONE for record in result.acls
+            )
+        return response
+
     # -- read-only, from this node's image -------------------------------------------------------
 
     @status.handler()
@@ -291,7 +371,8 @@ class ControllerService(controller_pb2_grpc.ControllerServicer):
                 applied = None if sent < 0 else quorum.recent_commands(sent)
                 if applied is None:
                     image = quorum.image
-                    data = await loop.run_in_executor(None, snapshot.encode_snapshot, image)
+                    served = redacted_image(image) if request.redact_secrets else image
+                    data = await loop.run_in_executor(None, snapshot.encode_snapshot, served)
                     await context.write(
                         controller_pb2.WatchMetadataResponse(
                             snapshot=controller_pb2.MetadataSnapshotData(offset=image.offset, snapshot=data)
@@ -306,7 +387,8 @@ class ControllerService(controller_pb2_grpc.ControllerServicer):
                         size = 0
                         while start < len(applied) and len(batch.deltas) < limits.WATCH_DELTAS_PER_MESSAGE_MAX and size < limits.WATCH_DELTA_BYTES_PER_MESSAGE_MAX:
                             item = applied[start]
-                            batch.deltas.add(offset=item.offset, command=item.command)
+                            command = redacted_command(item.command) if request.redact_secrets else item.command
+                            batch.deltas.add(offset=item.offset, command=command)
                             size += len(item.command)
                             sent = item.offset
                             start += 1

@@ -3,9 +3,9 @@ and the listener serving it.
 
 Owns which handlers a broker serves and what each is given (the metadata image, the data plane,
 the controller channels, the group runtime: group coordination, offsets and the classic group
-protocol), and the start and stop of the listener. The node creates one when `kafka.listen` is set.
+protocol, the authorizer and the audit of user and ACL changes), and the start and stop of the listener. The node creates one when `kafka.listen` is set.
 
-Imports: freshet.server (broker, cluster, config, groups, kafka, metrics). Thread-safety: not
+Imports: freshet.server (broker, cluster, config, groups, kafka, metrics, security). Thread-safety: not
 thread-safe (loop).
 """
 
@@ -20,7 +20,7 @@ from freshet.server.cluster.publisher import MetadataPublisher
 from freshet.server.config import NodeConfig
 from freshet.server.errors import NodeStartError
 from freshet.server.groups.runtime import GroupRuntime
-from freshet.server.kafka import admin_api, config_api, groups_api
+from freshet.server.kafka import acls_api, admin_api, config_api, groups_api, scram_credentials_api
 from freshet.server.kafka.apis import KafkaApis
 from freshet.server.kafka.classic_group_api import classic_group_handlers
 from freshet.server.kafka.consumer_group_api import ConsumerGroupHeartbeatHandler
@@ -33,6 +33,7 @@ from freshet.server.kafka.produce_api import InitProducerIdHandler, ProduceHandl
 from freshet.server.kafka.transactions_api import REFUSED_APIS
 from freshet.server.security import rules
 from freshet.server.security.authorizer import Authorizer
+from freshet.server.security.changes import SecurityChanges
 from freshet.server.security.tls import TlsMaterial
 
 logger = logging.getLogger(__name__)
@@ -51,6 +52,7 @@ class KafkaFrontEnd:
         groups: GroupRuntime,
         tls: TlsMaterial | None = None,
         authorizer: Authorizer | None = None,
+        security_changes: SecurityChanges | None = None,
     ) -> None:
         assert config.kafka_listen is not None
         self.authorizer = authorizer = authorizer or rules.allow_all()
@@ -78,6 +80,9 @@ class KafkaFrontEnd:
         for handler in classic_group_handlers(groups.coordinator, authorizer):
             self.apis.add(handler)
         for handler in admin_handlers(config, publisher, channels, controller_hint, authorizer):
+            self.apis.add(handler)
+        changes = security_changes if security_changes is not None else SecurityChanges()
+        for handler in security_handlers(config, publisher, channels, controller_hint, authorizer, changes):
             self.apis.add(handler)
         for handler in groups_api.group_handlers(groups.locate, groups.coordinator, image, config.node_id, authorizer):
             self.apis.add(handler)
@@ -132,4 +137,19 @@ def admin_handlers(
         admin_api.AlterPartitionReassignmentsHandler(link, authorizer),
         admin_api.ListPartitionReassignmentsHandler(link, authorizer),
         DescribeClusterHandler(config.node_id, lambda: publisher.image, authorizer),
+    ]
+
+
+def security_handlers(
+    config: NodeConfig, publisher: MetadataPublisher, channels: ControllerChannels, controller_hint,
+    authorizer: Authorizer, changes: SecurityChanges,
+) -> list:
+    """The Kafka APIs of users and ACLs (acls_api, scram_credentials_api)."""
+    link = admin_api.ControllerLink(config.node_id, channels, controller_hint, publisher, config.request_timeout_ms)
+    return [
+        acls_api.DescribeAclsHandler(link, authorizer),
+        acls_api.CreateAclsHandler(link, authorizer, changes),
+        acls_api.DeleteAclsHandler(link, authorizer, changes),
+        scram_credentials_api.DescribeUserScramCredentialsHandler(link, authorizer),
+        scram_credentials_api.AlterUserScramCredentialsHandler(link, authorizer, changes),
     ]

@@ -92,12 +92,14 @@ class BrokerHeartbeatResponse(_message.Message):
     def __init__(self, broker_epoch: _Optional[int] = ..., is_fenced: _Optional[bool] = ..., should_shut_down: _Optional[bool] = ..., controller_id: _Optional[int] = ..., controller_epoch: _Optional[int] = ..., is_caught_up: _Optional[bool] = ...) -> None: ...
 
 class WatchMetadataRequest(_message.Message):
-    __slots__ = ("from_offset", "watcher")
+    __slots__ = ("from_offset", "watcher", "redact_secrets")
     FROM_OFFSET_FIELD_NUMBER: _ClassVar[int]
     WATCHER_FIELD_NUMBER: _ClassVar[int]
+    REDACT_SECRETS_FIELD_NUMBER: _ClassVar[int]
     from_offset: int
     watcher: str
-    def __init__(self, from_offset: _Optional[int] = ..., watcher: _Optional[str] = ...) -> None: ...
+    redact_secrets: bool
+    def __init__(self, from_offset: _Optional[int] = ..., watcher: _Optional[str] = ..., redact_secrets: _Optional[bool] = ...) -> None: ...
 
 class MetadataSnapshotData(_message.Message):
     __slots__ = ("offset", "snapshot")
@@ -512,6 +514,182 @@ class DescribeQuorumResponse(_message.Message):
     has_quorum: bool
     snapshot_raft_index: int
     def __init__(self, leader_id: _Optional[int] = ..., term: _Optional[int] = ..., commit_raft_index: _Optional[int] = ..., last_raft_index: _Optional[int] = ..., applied_offset: _Optional[int] = ..., voters: _Optional[_Iterable[_Union[VoterDescription, _Mapping]]] = ..., has_quorum: _Optional[bool] = ..., snapshot_raft_index: _Optional[int] = ...) -> None: ...
+
+class ScramCredentialUpsertion(_message.Message):
+    __slots__ = ("name", "mechanism", "iterations", "salt", "salted_password")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    MECHANISM_FIELD_NUMBER: _ClassVar[int]
+    ITERATIONS_FIELD_NUMBER: _ClassVar[int]
+    SALT_FIELD_NUMBER: _ClassVar[int]
+    SALTED_PASSWORD_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    mechanism: int
+    iterations: int
+    salt: bytes
+    salted_password: bytes
+    def __init__(self, name: _Optional[str] = ..., mechanism: _Optional[int] = ..., iterations: _Optional[int] = ..., salt: _Optional[bytes] = ..., salted_password: _Optional[bytes] = ...) -> None: ...
+
+class UpsertUserScramCredentialsRequest(_message.Message):
+    __slots__ = ("request_id", "upsertions")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    UPSERTIONS_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    upsertions: _containers.RepeatedCompositeFieldContainer[ScramCredentialUpsertion]
+    def __init__(self, request_id: _Optional[str] = ..., upsertions: _Optional[_Iterable[_Union[ScramCredentialUpsertion, _Mapping]]] = ...) -> None: ...
+
+class UserScramCredentialResult(_message.Message):
+    __slots__ = ("user", "mechanism", "error")
+    USER_FIELD_NUMBER: _ClassVar[int]
+    MECHANISM_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    user: str
+    mechanism: int
+    error: _common_pb2.ErrorDetail
+    def __init__(self, user: _Optional[str] = ..., mechanism: _Optional[int] = ..., error: _Optional[_Union[_common_pb2.ErrorDetail, _Mapping]] = ...) -> None: ...
+
+class UpsertUserScramCredentialsResponse(_message.Message):
+    __slots__ = ("results", "metadata_offset")
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    METADATA_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[UserScramCredentialResult]
+    metadata_offset: int
+    def __init__(self, results: _Optional[_Iterable[_Union[UserScramCredentialResult, _Mapping]]] = ..., metadata_offset: _Optional[int] = ...) -> None: ...
+
+class ScramCredentialDeletion(_message.Message):
+    __slots__ = ("name", "mechanism")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    MECHANISM_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    mechanism: int
+    def __init__(self, name: _Optional[str] = ..., mechanism: _Optional[int] = ...) -> None: ...
+
+class DeleteUserScramCredentialsRequest(_message.Message):
+    __slots__ = ("request_id", "deletions")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    DELETIONS_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    deletions: _containers.RepeatedCompositeFieldContainer[ScramCredentialDeletion]
+    def __init__(self, request_id: _Optional[str] = ..., deletions: _Optional[_Iterable[_Union[ScramCredentialDeletion, _Mapping]]] = ...) -> None: ...
+
+class DeleteUserScramCredentialsResponse(_message.Message):
+    __slots__ = ("results", "metadata_offset")
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    METADATA_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[UserScramCredentialResult]
+    metadata_offset: int
+    def __init__(self, results: _Optional[_Iterable[_Union[UserScramCredentialResult, _Mapping]]] = ..., metadata_offset: _Optional[int] = ...) -> None: ...
+
+class DescribeUserScramCredentialsRequest(_message.Message):
+    __slots__ = ("names",)
+    NAMES_FIELD_NUMBER: _ClassVar[int]
+    names: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, names: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ScramCredentialInfo(_message.Message):
+    __slots__ = ("mechanism", "iterations")
+    MECHANISM_FIELD_NUMBER: _ClassVar[int]
+    ITERATIONS_FIELD_NUMBER: _ClassVar[int]
+    mechanism: int
+    iterations: int
+    def __init__(self, mechanism: _Optional[int] = ..., iterations: _Optional[int] = ...) -> None: ...
+
+class DescribedUser(_message.Message):
+    __slots__ = ("name", "error", "credentials")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    CREDENTIALS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    error: _common_pb2.ErrorDetail
+    credentials: _containers.RepeatedCompositeFieldContainer[ScramCredentialInfo]
+    def __init__(self, name: _Optional[str] = ..., error: _Optional[_Union[_common_pb2.ErrorDetail, _Mapping]] = ..., credentials: _Optional[_Iterable[_Union[ScramCredentialInfo, _Mapping]]] = ...) -> None: ...
+
+class DescribeUserScramCredentialsResponse(_message.Message):
+    __slots__ = ("users", "metadata_offset")
+    USERS_FIELD_NUMBER: _ClassVar[int]
+    METADATA_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    users: _containers.RepeatedCompositeFieldContainer[DescribedUser]
+    metadata_offset: int
+    def __init__(self, users: _Optional[_Iterable[_Union[DescribedUser, _Mapping]]] = ..., metadata_offset: _Optional[int] = ...) -> None: ...
+
+class CreateAclsRequest(_message.Message):
+    __slots__ = ("request_id", "acls")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    ACLS_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    acls: _containers.RepeatedCompositeFieldContainer[_metadata_pb2.AclBindingRecord]
+    def __init__(self, request_id: _Optional[str] = ..., acls: _Optional[_Iterable[_Union[_metadata_pb2.AclBindingRecord, _Mapping]]] = ...) -> None: ...
+
+class AclResult(_message.Message):
+    __slots__ = ("acl", "error")
+    ACL_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    acl: _metadata_pb2.AclBindingRecord
+    error: _common_pb2.ErrorDetail
+    def __init__(self, acl: _Optional[_Union[_metadata_pb2.AclBindingRecord, _Mapping]] = ..., error: _Optional[_Union[_common_pb2.ErrorDetail, _Mapping]] = ...) -> None: ...
+
+class CreateAclsResponse(_message.Message):
+    __slots__ = ("results", "metadata_offset")
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    METADATA_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[AclResult]
+    metadata_offset: int
+    def __init__(self, results: _Optional[_Iterable[_Union[AclResult, _Mapping]]] = ..., metadata_offset: _Optional[int] = ...) -> None: ...
+
+class AclBindingFilter(_message.Message):
+    __slots__ = ("resource_type", "resource_name", "pattern_type", "principal", "host", "operation", "permission")
+    RESOURCE_TYPE_FIELD_NUMBER: _ClassVar[int]
+    RESOURCE_NAME_FIELD_NUMBER: _ClassVar[int]
+    PATTERN_TYPE_FIELD_NUMBER: _ClassVar[int]
+    PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    OPERATION_FIELD_NUMBER: _ClassVar[int]
+    PERMISSION_FIELD_NUMBER: _ClassVar[int]
+    resource_type: int
+    resource_name: str
+    pattern_type: int
+    principal: str
+    host: str
+    operation: int
+    permission: int
+    def __init__(self, resource_type: _Optional[int] = ..., resource_name: _Optional[str] = ..., pattern_type: _Optional[int] = ..., principal: _Optional[str] = ..., host: _Optional[str] = ..., operation: _Optional[int] = ..., permission: _Optional[int] = ...) -> None: ...
+
+class DescribeAclsRequest(_message.Message):
+    __slots__ = ("filter",)
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    filter: AclBindingFilter
+    def __init__(self, filter: _Optional[_Union[AclBindingFilter, _Mapping]] = ...) -> None: ...
+
+class DescribeAclsResponse(_message.Message):
+    __slots__ = ("acls", "metadata_offset")
+    ACLS_FIELD_NUMBER: _ClassVar[int]
+    METADATA_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    acls: _containers.RepeatedCompositeFieldContainer[_metadata_pb2.AclBindingRecord]
+    metadata_offset: int
+    def __init__(self, acls: _Optional[_Iterable[_Union[_metadata_pb2.AclBindingRecord, _Mapping]]] = ..., metadata_offset: _Optional[int] = ...) -> None: ...
+
+class DeleteAclsRequest(_message.Message):
+    __slots__ = ("request_id", "filters")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    FILTERS_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    filters: _containers.RepeatedCompositeFieldContainer[AclBindingFilter]
+    def __init__(self, request_id: _Optional[str] = ..., filters: _Optional[_Iterable[_Union[AclBindingFilter, _Mapping]]] = ...) -> None: ...
+
+class DeleteAclsFilterResult(_message.Message):
+    __slots__ = ("error", "acls")
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    ACLS_FIELD_NUMBER: _ClassVar[int]
+    error: _common_pb2.ErrorDetail
+    acls: _containers.RepeatedCompositeFieldContainer[_metadata_pb2.AclBindingRecord]
+    def __init__(self, error: _Optional[_Union[_common_pb2.ErrorDetail, _Mapping]] = ..., acls: _Optional[_Iterable[_Union[_metadata_pb2.AclBindingRecord, _Mapping]]] = ...) -> None: ...
+
+class DeleteAclsResponse(_message.Message):
+    __slots__ = ("results", "metadata_offset")
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    METADATA_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[DeleteAclsFilterResult]
+    metadata_offset: int
+    def __init__(self, results: _Optional[_Iterable[_Union[DeleteAclsFilterResult, _Mapping]]] = ..., metadata_offset: _Optional[int] = ...) -> None: ...
 
 class PartitionIsrChange(_message.Message):
     __slots__ = ("topic_id", "partition", "leader_epoch", "partition_epoch", "new_isr")

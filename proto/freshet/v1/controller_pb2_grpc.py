@@ -94,6 +94,36 @@ class ControllerStub:
                 request_serializer=freshet_dot_v1_dot_controller__pb2.DescribeQuorumRequest.SerializeToString,
                 response_deserializer=freshet_dot_v1_dot_controller__pb2.DescribeQuorumResponse.FromString,
                 _registered_method=True)
+        self.UpsertUserScramCredentials = channel.unary_unary(
+                '/freshet.v1.Controller/UpsertUserScramCredentials',
+                request_serializer=freshet_dot_v1_dot_controller__pb2.UpsertUserScramCredentialsRequest.SerializeToString,
+                response_deserializer=freshet_dot_v1_dot_controller__pb2.UpsertUserScramCredentialsResponse.FromString,
+                _registered_method=True)
+        self.DeleteUserScramCredentials = channel.unary_unary(
+                '/freshet.v1.Controller/DeleteUserScramCredentials',
+                request_serializer=freshet_dot_v1_dot_controller__pb2.DeleteUserScramCredentialsRequest.SerializeToString,
+                response_deserializer=freshet_dot_v1_dot_controller__pb2.DeleteUserScramCredentialsResponse.FromString,
+                _registered_method=True)
+        self.DescribeUserScramCredentials = channel.unary_unary(
+                '/freshet.v1.Controller/DescribeUserScramCredentials',
+                request_serializer=freshet_dot_v1_dot_controller__pb2.DescribeUserScramCredentialsRequest.SerializeToString,
+                response_deserializer=freshet_dot_v1_dot_controller__pb2.DescribeUserScramCredentialsResponse.FromString,
+                _registered_method=True)
+        self.CreateAcls = channel.unary_unary(
+                '/freshet.v1.Controller/CreateAcls',
+                request_serializer=freshet_dot_v1_dot_controller__pb2.CreateAclsRequest.SerializeToString,
+                response_deserializer=freshet_dot_v1_dot_controller__pb2.CreateAclsResponse.FromString,
+                _registered_method=True)
+        self.DescribeAcls = channel.unary_unary(
+                '/freshet.v1.Controller/DescribeAcls',
+                request_serializer=freshet_dot_v1_dot_controller__pb2.DescribeAclsRequest.SerializeToString,
+                response_deserializer=freshet_dot_v1_dot_controller__pb2.DescribeAclsResponse.FromString,
+                _registered_method=True)
+        self.DeleteAcls = channel.unary_unary(
+                '/freshet.v1.Controller/DeleteAcls',
+                request_serializer=freshet_dot_v1_dot_controller__pb2.DeleteAclsRequest.SerializeToString,
+                response_deserializer=freshet_dot_v1_dot_controller__pb2.DeleteAclsResponse.FromString,
+                _registered_method=True)
         self.AlterPartition = channel.unary_unary(
                 '/freshet.v1.Controller/AlterPartition',
                 request_serializer=freshet_dot_v1_dot_controller__pb2.AlterPartitionRequest.SerializeToString,
@@ -187,6 +217,47 @@ class ControllerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UpsertUserScramCredentials(self, request, context):
+        """Users and ACLs (Kafka's AlterUserScramCredentials / DescribeUserScramCredentials, CreateAcls /
+        DescribeAcls / DeleteAcls). Changes need Alter on the cluster, describes Describe on the
+        cluster (when security is on). Changes are forwarded to the active controller; describes are
+        answered from the receiving node's image. Credentials never travel back: a describe names
+        the mechanisms and iterations only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteUserScramCredentials(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DescribeUserScramCredentials(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateAcls(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DescribeAcls(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteAcls(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def AlterPartition(self, request, context):
         """From partition leaders: change the ISR of partitions they lead (compare-and-set on the
         partition epoch, fenced by leader epoch and broker epoch).
@@ -264,6 +335,36 @@ def add_ControllerServicer_to_server(servicer, server):
                     servicer.DescribeQuorum,
                     request_deserializer=freshet_dot_v1_dot_controller__pb2.DescribeQuorumRequest.FromString,
                     response_serializer=freshet_dot_v1_dot_controller__pb2.DescribeQuorumResponse.SerializeToString,
+            ),
+            'UpsertUserScramCredentials': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpsertUserScramCredentials,
+                    request_deserializer=freshet_dot_v1_dot_controller__pb2.UpsertUserScramCredentialsRequest.FromString,
+                    response_serializer=freshet_dot_v1_dot_controller__pb2.UpsertUserScramCredentialsResponse.SerializeToString,
+            ),
+            'DeleteUserScramCredentials': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteUserScramCredentials,
+                    request_deserializer=freshet_dot_v1_dot_controller__pb2.DeleteUserScramCredentialsRequest.FromString,
+                    response_serializer=freshet_dot_v1_dot_controller__pb2.DeleteUserScramCredentialsResponse.SerializeToString,
+            ),
+            'DescribeUserScramCredentials': grpc.unary_unary_rpc_method_handler(
+                    servicer.DescribeUserScramCredentials,
+                    request_deserializer=freshet_dot_v1_dot_controller__pb2.DescribeUserScramCredentialsRequest.FromString,
+                    response_serializer=freshet_dot_v1_dot_controller__pb2.DescribeUserScramCredentialsResponse.SerializeToString,
+            ),
+            'CreateAcls': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateAcls,
+                    request_deserializer=freshet_dot_v1_dot_controller__pb2.CreateAclsRequest.FromString,
+                    response_serializer=freshet_dot_v1_dot_controller__pb2.CreateAclsResponse.SerializeToString,
+            ),
+            'DescribeAcls': grpc.unary_unary_rpc_method_handler(
+                    servicer.DescribeAcls,
+                    request_deserializer=freshet_dot_v1_dot_controller__pb2.DescribeAclsRequest.FromString,
+                    response_serializer=freshet_dot_v1_dot_controller__pb2.DescribeAclsResponse.SerializeToString,
+            ),
+            'DeleteAcls': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteAcls,
+                    request_deserializer=freshet_dot_v1_dot_controller__pb2.DeleteAclsRequest.FromString,
+                    response_serializer=freshet_dot_v1_dot_controller__pb2.DeleteAclsResponse.SerializeToString,
             ),
             'AlterPartition': grpc.unary_unary_rpc_method_handler(
                     servicer.AlterPartition,
@@ -600,6 +701,168 @@ class Controller:
             '/freshet.v1.Controller/DescribeQuorum',
             freshet_dot_v1_dot_controller__pb2.DescribeQuorumRequest.SerializeToString,
             freshet_dot_v1_dot_controller__pb2.DescribeQuorumResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpsertUserScramCredentials(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/freshet.v1.Controller/UpsertUserScramCredentials',
+            freshet_dot_v1_dot_controller__pb2.UpsertUserScramCredentialsRequest.SerializeToString,
+            freshet_dot_v1_dot_controller__pb2.UpsertUserScramCredentialsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteUserScramCredentials(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/freshet.v1.Controller/DeleteUserScramCredentials',
+            freshet_dot_v1_dot_controller__pb2.DeleteUserScramCredentialsRequest.SerializeToString,
+            freshet_dot_v1_dot_controller__pb2.DeleteUserScramCredentialsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DescribeUserScramCredentials(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/freshet.v1.Controller/DescribeUserScramCredentials',
+            freshet_dot_v1_dot_controller__pb2.DescribeUserScramCredentialsRequest.SerializeToString,
+            freshet_dot_v1_dot_controller__pb2.DescribeUserScramCredentialsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateAcls(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/freshet.v1.Controller/CreateAcls',
+            freshet_dot_v1_dot_controller__pb2.CreateAclsRequest.SerializeToString,
+            freshet_dot_v1_dot_controller__pb2.CreateAclsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DescribeAcls(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/freshet.v1.Controller/DescribeAcls',
+            freshet_dot_v1_dot_controller__pb2.DescribeAclsRequest.SerializeToString,
+            freshet_dot_v1_dot_controller__pb2.DescribeAclsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteAcls(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/freshet.v1.Controller/DeleteAcls',
+            freshet_dot_v1_dot_controller__pb2.DeleteAclsRequest.SerializeToString,
+            freshet_dot_v1_dot_controller__pb2.DeleteAclsResponse.FromString,
             options,
             channel_credentials,
             insecure,
