@@ -90,6 +90,7 @@ Tree (code in brackets; * retriable)::
     |-- SecurityDisabledError                      [SECURITY_DISABLED]
     |-- ResourceNotFoundError                      [RESOURCE_NOT_FOUND]
     |-- UnacceptableCredentialError                [UNACCEPTABLE_CREDENTIAL]
+    |-- DuplicateResourceError                     [DUPLICATE_RESOURCE]
     |-- GroupSubscribedToTopicError                [GROUP_SUBSCRIBED_TO_TOPIC]
     |-- CommitFailedError                          a commit the group fenced (partitions moved away)
     |-- ProducerClosedError                        send() after close(), or records a forced close dropped
@@ -629,6 +630,12 @@ class UnacceptableCredentialError(FreshetError):
     """UNACCEPTABLE_CREDENTIAL: SCRAM iterations or salt out of bounds, or a bad user name."""
 
     code = _ErrorCode.UNACCEPTABLE_CREDENTIAL
+
+
+class DuplicateResourceError(FreshetError):
+    """DUPLICATE_RESOURCE: the same resource (user and mechanism, ...) twice in one request."""
+
+    code = _ErrorCode.DUPLICATE_RESOURCE
 
 
 class GroupSubscribedToTopicError(FreshetError):

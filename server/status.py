@@ -118,6 +118,7 @@ ERROR_CODES: Mapping[int, grpc.StatusCode] = {
     E.SECURITY_DISABLED: S.FAILED_PRECONDITION,
     E.RESOURCE_NOT_FOUND: S.NOT_FOUND,
     E.UNACCEPTABLE_CREDENTIAL: S.INVALID_ARGUMENT,
+    E.DUPLICATE_RESOURCE: S.INVALID_ARGUMENT,
     E.GROUP_SUBSCRIBED_TO_TOPIC: S.FAILED_PRECONDITION,
 }
 
@@ -215,7 +216,6 @@ def grpc_code(error_code: int) -> grpc.StatusCode:
 
 # The Kafka protocol's table, beside the gRPC one. Freshet's ErrorCode numbers are Kafka's
 # (common.proto), so a Kafka client gets the same number, except for the Freshet-only codes:
-KAFKA_UNACCEPTABLE_CREDENTIAL = 93
 KAFKA_REQUEST_TIMED_OUT = 7
 _KAFKA_CODES: dict[int, int] = {
     # No metadata quorum: the request could not be ordered. Kafka clients retry REQUEST_TIMED_OUT.
@@ -224,9 +224,6 @@ _KAFKA_CODES: dict[int, int] = {
     # forwards admin requests (KIP-590) and answers REQUEST_TIMED_OUT then; NOT_CONTROLLER is
     # only what a controller tells a broker, never what a Kafka client of a broker sees.
     E.NOT_CONTROLLER: KAFKA_REQUEST_TIMED_OUT,
-    # Freshet numbers UNACCEPTABLE_CREDENTIAL 94 (taken before anyone noticed); Kafka's is 93
-    # (94 is Kafka's INCONSISTENT_VOTER_SET), which is what a Kafka client must get.
-    E.UNACCEPTABLE_CREDENTIAL: KAFKA_UNACCEPTABLE_CREDENTIAL,
 }
 
 
