@@ -61,6 +61,9 @@ from freshet.server.http.server import NodeHttpServer, NodeView
 from freshet.server.kafka.front_end import KafkaFrontEnd
 from freshet.server.metrics import BrokerMetrics
 from freshet.server.replication.leader_sessions import ReplicationService
+from freshet.server.security.authentication import Authenticator
+from freshet.server.security.authorizer import Authorizer, SecuritySettings
+from freshet.server.security.grpc_auth import AuthenticationService
 from freshet.storage.errors import StorageError
 from freshet.storage.log_manager import LogManager
 from freshet.v1 import controller_pb2_grpc, replication_pb2_grpc
@@ -92,6 +95,8 @@ _COMPONENTS = (
     ("freshet.server.cluster.publisher", "metadata"),
     ("freshet.server.http.server", "http"),
     ("freshet.server.node", "node"),
+    ("freshet.server.security", "security"),
+    ("freshet.audit", "audit"),
     ("freshet.metadata", "quorum"),
     ("freshet.storage", "storage"),
     ("pysyncobj", "raft"),
@@ -149,6 +154,12 @@ class Node:
         self.kafka: KafkaFrontEnd | None = None
         self.registry = CollectorRegistry(auto_describe=False)
         self.metrics = BrokerMetrics(self.registry)
+        self.authorizer = Authorizer(security_settings(config), self._image, self.registry)
+        # PLAINTEXT: no Authenticator at all, so gRPC handlers and Kafka connections skip it.
+        self.authenticator = (
+            Authenticator(config.security_protocol, config.sasl_enabled_mechanisms, self._image, self.registry)
+            if config.is_secure else None
+        )
         self.grpc_server: grpc.aio.Server | None = None
         self.http: NodeHttpServer | None = None
         self.is_started = False
@@ -279,14 +290,27 @@ class Node:
         self.controller = ActiveController(config, self.quorum, loop)
         self.publisher.add_listener(self.controller.on_image)
 
+    def _image(self):
+        """The node's current metadata image (the security front-ends read it per request)."""
+        assert self.publisher is not None
+        return self.publisher.image
+
+    def _secure(self, front_end):
+        """Hand the node's `authenticator` (who is calling) and `authorizer` (may they) to a
+        front-end: a servicer (status.handler uses `authenticator`) or the Kafka front end."""
+        front_end.authenticator = self.authenticator
+        front_end.authorizer = self.authorizer
+        return front_end
+
     def _grpc_server(self) -> grpc.aio.Server:
         """The gRPC server with the Controller service and, on a broker, the broker's parts and services."""
         config = self.config
-        self.controller_service = ControllerService(
+        self.controller_service = self._secure(ControllerService(
             config, self.publisher, self.channels, self.controller, self.quorum, self._controller_hint
-        )
+        ))
         server = grpc.aio.server(options=SERVER_OPTIONS)
         controller_pb2_grpc.add_ControllerServicer_to_server(self.controller_service, server)
+        AuthenticationService(config.node_id, self.authenticator, config.security_protocol).register(server)
         if config.is_broker:
             assert self.log_manager is not None
             self.lifecycle = BrokerLifecycle(config, self.publisher, self.channels, self._controller_hint, self._fatal)
@@ -302,13 +326,17 @@ class Node:
                 self._may_delete_logs,
                 self.metrics,
             )
-            BrokerService(config, self.publisher, self.channels, self._controller_hint, self.data_plane).register(server)
-            replication_pb2_grpc.add_ReplicationServicer_to_server(ReplicationService(self.data_plane), server)
+            self._secure(
+                BrokerService(config, self.publisher, self.channels, self._controller_hint, self.data_plane)
+            ).register(server)
+            replication_pb2_grpc.add_ReplicationServicer_to_server(self._secure(ReplicationService(self.data_plane)), server)
             self.groups = GroupRuntime(config, self.publisher, self.data_plane, self.channels, self._controller_hint)
+            self._secure(self.groups.service)
             self.groups.register(server)
             if config.kafka_listen is not None:
                 self.kafka = KafkaFrontEnd(
-                    config, self.publisher, self.data_plane, self.channels, self._controller_hint, self.groups
+                    config, self.publisher, self.data_plane, self.channels, self._controller_hint, self.groups,
+                    authenticator=self.authenticator, authorizer=self.authorizer,
                 )
         return server
 
@@ -613,6 +641,15 @@ class Node:
             data_plane=data_plane,
             groups=groups,
         )
+
+
+def security_settings(config: NodeConfig) -> SecuritySettings:
+    """The node's authorization switches: enforced when security.protocol is SSL or SASL_SSL."""
+    return SecuritySettings(
+        enabled=config.is_secure,
+        super_users=config.super_users,
+        allow_if_no_acl=config.allow_everyone_if_no_acl_found,
+    )
 
 
 async def serve(config: NodeConfig) -> int:
