@@ -48,9 +48,11 @@ class AdminCalls(GroupAdmin):
         client_id: str = "freshet-admin",
         request_timeout_ms: int = 30000,
         transport: Transport | None = None,
+        **security,
     ) -> None:
+        """`security`: the security options (security_protocol, sasl_*), as GroupAdmin takes them."""
         super().__init__(
-            bootstrap_servers, client_id=client_id, request_timeout_ms=request_timeout_ms, transport=transport
+            bootstrap_servers, client_id=client_id, request_timeout_ms=request_timeout_ms, transport=transport, **security
         )
         self._controller_stubs: dict[str, controller_pb2_grpc.ControllerStub] = {}
 

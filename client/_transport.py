@@ -30,6 +30,7 @@ import threading
 from collections.abc import Callable, Sequence
 
 import grpc
+from freshet.client._security import SecurityConfig, authenticated_channel
 from freshet.client.errors import (
     BrokerUnavailableError,
     CorruptRecordError,
@@ -130,8 +131,12 @@ class Transport:
         client_id: str,
         max_receive_bytes: int = -1,
         channel_factory: ChannelFactory = insecure_channel,
+        security: SecurityConfig | None = None,
     ) -> None:
+        """`security`: the client's security options; with SASL_SSL every channel authenticates
+        with its node and sends the session token with each call (client/_security.py)."""
         self.bootstrap_addresses = parse_bootstrap(bootstrap)
+        self.security = security or SecurityConfig()
         self.client_id = client_id
         self._channel_factory = channel_factory
         self._options = channel_options(max_receive_bytes)
@@ -153,7 +158,7 @@ class Transport:
         with self._lock:
             stub = self._stubs.get(address)
             if stub is None:
-                channel = self._channel_factory(address, self._options)
+                channel = authenticated_channel(self._channel_factory(address, self._options), address, self.security)
                 if self._is_closed:
                     channel.close()
                 self._channels[address] = channel
@@ -286,15 +291,20 @@ def translate_rpc_error(error: grpc.RpcError, address: str, what: str) -> Freshe
 
 
 def client_transport(
-    bootstrap_servers: str | Sequence[str] | None, transport: Transport | None, *, client_id: str
+    bootstrap_servers: str | Sequence[str] | None,
+    transport: Transport | None,
+    *,
+    client_id: str,
+    security: SecurityConfig | None = None,
 ) -> tuple[Transport, bool]:
-    """The transport a client uses, and whether the client owns (and so closes) it.
+    """The transport a client uses, and whether the client owns (and so closes) it. A given
+    transport keeps its own security options.
 
     Raises:
         ValueError: both bootstrap_servers and transport given, or a malformed bootstrap list.
     """
     if transport is None:
-        return Transport(bootstrap_servers, client_id=client_id), True
+        return Transport(bootstrap_servers, client_id=client_id, security=security), True
     if bootstrap_servers is not None:
         raise ValueError("give bootstrap_servers or transport, not both (the transport has its bootstrap list)")
     return transport, False

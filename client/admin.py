@@ -106,6 +106,10 @@ class Admin(TopicAdmin, PartitionAdmin):
         *,
         client_id: str = "freshet-admin",
         request_timeout_ms: int = 30000,
+        security_protocol: str = "PLAINTEXT",
+        sasl_mechanism: str | None = None,
+        sasl_plain_username: str | None = None,
+        sasl_plain_password: str | None = None,
         transport: Transport | None = None,
     ) -> None:
         """Create an admin client; it connects lazily.
@@ -115,6 +119,11 @@ class Admin(TopicAdmin, PartitionAdmin):
                 `FRESHET_BOOTSTRAP`, else "localhost:9092".
             client_id: names this client in node logs.
             request_timeout_ms: bound on each method (across retries on other nodes).
+            security_protocol: "PLAINTEXT" (default), "SSL" or "SASL_SSL" (kafka-python's name).
+            sasl_mechanism: "SCRAM-SHA-512" (default with SASL_SSL), "SCRAM-SHA-256" or "PLAIN".
+            sasl_plain_username: the user to log in as (SASL_SSL).
+            sasl_plain_password: its password (SASL_SSL; never logged or shown). Wrong
+                credentials fail the first call with SaslAuthenticationFailedError (not retriable).
             transport: the connections to use instead of opening gRPC channels to
                 bootstrap_servers (tests pass one over an in-memory channel); its bootstrap list is
                 used, and closing it is left to the caller.
@@ -125,7 +134,14 @@ class Admin(TopicAdmin, PartitionAdmin):
         """
         AdminConfig(client_id=client_id, request_timeout_ms=request_timeout_ms)  # raises ValueError
         super().__init__(
-            bootstrap_servers, client_id=client_id, request_timeout_ms=request_timeout_ms, transport=transport
+            bootstrap_servers,
+            client_id=client_id,
+            request_timeout_ms=request_timeout_ms,
+            security_protocol=security_protocol,
+            sasl_mechanism=sasl_mechanism,
+            sasl_plain_username=sasl_plain_username,
+            sasl_plain_password=sasl_plain_password,
+            transport=transport,
         )
 
     # ---------------------------------------------------------------------------------------------

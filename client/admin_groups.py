@@ -27,6 +27,7 @@ from typing import Self
 
 import grpc
 from freshet.client._group import CoordinatorClient
+from freshet.client._security import SecurityConfig
 from freshet.client._transport import Transport, client_transport, raise_for_detail, translate_rpc_error
 from freshet.client.consumer import Consumer
 from freshet.client.errors import FreshetError, GroupIdNotFoundError, NonEmptyGroupError
@@ -127,10 +128,17 @@ class GroupAdmin:
         *,
         client_id: str = "freshet-admin",
         request_timeout_ms: int = 30000,
+        security_protocol: str = "PLAINTEXT",
+        sasl_mechanism: str | None = None,
+        sasl_plain_username: str | None = None,
+        sasl_plain_password: str | None = None,
         transport: Transport | None = None,
     ) -> None:
         """Args as Admin's; `transport` replaces the channels to bootstrap_servers (see Admin)."""
-        self._transport, self._owns_transport = client_transport(bootstrap_servers, transport, client_id=client_id)
+        self._transport, self._owns_transport = client_transport(
+            bootstrap_servers, transport, client_id=client_id,
+            security=SecurityConfig(security_protocol, sasl_mechanism, sasl_plain_username, sasl_plain_password),
+        )
         self._timeout_s = request_timeout_ms / 1000
 
     def close(self) -> None:

@@ -75,6 +75,7 @@ from freshet.client._reconciler import (
     GroupReconciler,
     subscription_arguments,
 )
+from freshet.client._security import SecurityConfig
 from freshet.client._subscription import EARLIEST, LATEST, RESETS, SubscriptionState
 from freshet.client._transport import Transport, client_transport
 from freshet.client.errors import FreshetError, IllegalStateError
@@ -127,6 +128,10 @@ class Consumer:
         session_timeout_ms: int = 45000,
         max_poll_interval_ms: int = 300000,
         group_remote_assignor: str = "uniform",
+        security_protocol: str = "PLAINTEXT",
+        sasl_mechanism: str | None = None,
+        sasl_plain_username: str | None = None,
+        sasl_plain_password: str | None = None,
         transport: Transport | None = None,
     ) -> None:
         """Create a consumer; it connects lazily, once partitions are assigned or subscribed.
@@ -157,6 +162,11 @@ class Consumer:
                 heartbeat (bounded by the brokers' group.min/max.session.timeout.ms).
             max_poll_interval_ms: a consumer that does not call poll() for this long leaves the group.
             group_remote_assignor: the coordinator's assignor: "uniform" (cooperative-sticky) or "range".
+            security_protocol: "PLAINTEXT" (default), "SSL" or "SASL_SSL" (kafka-python's name).
+            sasl_mechanism: "SCRAM-SHA-512" (default with SASL_SSL), "SCRAM-SHA-256" or "PLAIN".
+            sasl_plain_username: the user to log in as (SASL_SSL).
+            sasl_plain_password: its password (SASL_SSL; never logged or shown). Wrong
+                credentials fail the first call with SaslAuthenticationFailedError (not retriable).
             transport: the connections to use instead of opening gRPC channels to
                 bootstrap_servers (tests pass one over an in-memory channel); its bootstrap list is
                 used, and closing it is left to the caller.
@@ -191,7 +201,10 @@ class Consumer:
         # A response holds at most fetch_max_bytes plus one batch per partition beyond its share:
         # the transport's default max_receive_bytes (-1, unbounded) must stay, as gRPC's 4 MiB
         # default would refuse ordinary fetches.
-        self._transport, self._owns_transport = client_transport(bootstrap_servers, transport, client_id=client_id)
+        self._transport, self._owns_transport = client_transport(
+            bootstrap_servers, transport, client_id=client_id,
+            security=SecurityConfig(security_protocol, sasl_mechanism, sasl_plain_username, sasl_plain_password),
+        )
         self._build(options)
 
     def _build(self, options: ConsumerConfig) -> None:

@@ -45,6 +45,7 @@ from freshet.client._accumulator import (
 )
 from freshet.client._config import INT32_MAX, MAX_IN_FLIGHT_FOR_IDEMPOTENCE, ProducerConfig
 from freshet.client._metadata import Metadata
+from freshet.client._security import SecurityConfig
 from freshet.client._sender import Sender
 from freshet.client._transport import Transport, client_transport
 from freshet.client.errors import (
@@ -93,6 +94,10 @@ class Producer:
         partitioner: PartitionerFunction | None = None,
         metadata_max_age_ms: int = 300000,
         topic_metadata_propagation_max_ms: int = 5000,
+        security_protocol: str = "PLAINTEXT",
+        sasl_mechanism: str | None = None,
+        sasl_plain_username: str | None = None,
+        sasl_plain_password: str | None = None,
         transport: Transport | None = None,
     ) -> None:
         """Create a producer; it connects lazily, on the first send.
@@ -124,6 +129,11 @@ class Producer:
             metadata_max_age_ms: refresh metadata at least this often.
             topic_metadata_propagation_max_ms: how long send() waits for a topic that brokers say
                 does not exist (it may have been created a moment ago).
+            security_protocol: "PLAINTEXT" (default), "SSL" or "SASL_SSL" (kafka-python's name).
+            sasl_mechanism: "SCRAM-SHA-512" (default with SASL_SSL), "SCRAM-SHA-256" or "PLAIN".
+            sasl_plain_username: the user to log in as (SASL_SSL).
+            sasl_plain_password: its password (SASL_SSL; never logged or shown). Wrong
+                credentials fail the first call with SaslAuthenticationFailedError (not retriable).
             transport: the connections to use instead of opening gRPC channels to
                 bootstrap_servers (tests pass one over an in-memory channel); its bootstrap list is
                 used, and closing it is left to the caller.
@@ -152,7 +162,10 @@ class Producer:
             topic_metadata_propagation_max_ms=topic_metadata_propagation_max_ms,
         )
         self.config = options.as_dict()
-        self._transport, self._owns_transport = client_transport(bootstrap_servers, transport, client_id=client_id)
+        self._transport, self._owns_transport = client_transport(
+            bootstrap_servers, transport, client_id=client_id,
+            security=SecurityConfig(security_protocol, sasl_mechanism, sasl_plain_username, sasl_plain_password),
+        )
         self._partitioner = partitioner
         self._build(options)
 
