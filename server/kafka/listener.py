@@ -47,6 +47,8 @@ REQUEST_BYTES_MAX_DEFAULT = 100 * 1024 * 1024
 #: Unanswered requests per connection before reading pauses (librdkafka sends at most 5 produce
 #: requests per connection in flight; metadata and fetches add a few).
 IN_FLIGHT_MAX = 64
+#: Kafka's connection.failed.authentication.delay.ms default (100 ms).
+FAILED_AUTHENTICATION_DELAY_S = 0.1
 _END = object()
 
 
@@ -280,7 +282,11 @@ class _Connection:
                 self._writer.write(data)
                 await self._writer.drain()
             if self._auth is not None and self._auth.is_failed:
-                return                          # a failed login: its answer is written, close
+                # A failed login: its answer is written; close after a pause, as Kafka does
+                # (connection.failed.authentication.delay.ms), which also slows password guessing
+                # and lets the client read the answer before the connection goes.
+                await asyncio.sleep(FAILED_AUTHENTICATION_DELAY_S)
+                return
 
 
 def _ready(data: bytes) -> Awaitable[bytes]:
