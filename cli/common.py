@@ -11,7 +11,11 @@ Owns
   line, or FRESHET_DEBUG=1) the traceback is printed too;
 - rendering for people (`print_table`, rich, colour only on a terminal, NO_COLOR respected) and
   for scripts (`print_json`: one JSON document on stdout, keys in a stable order);
-- small parsers (`parse_pairs` for k=v lists) and humanisers (`human_count`, `human_bytes`).
+- small parsers (`parse_pairs` for k=v lists) and humanisers (`human_count`, `human_bytes`);
+- the client security options every cluster command takes (`--user NAME`, `--password-file FILE`,
+  env FRESHET_USER / FRESHET_PASSWORD_FILE, or Kafka's `--command-config FILE`): main() accepts
+  them before or after the command, the root callback parses them once into `SECURITY`
+  (`set_client_security`), and every client the CLI builds gets them (`client_security()`).
 
 Imports: typer, rich, `freshet.client` only. Thread-safety: single-threaded (one CLI command).
 """
@@ -21,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import sys
 import traceback
 from collections.abc import Iterable, Iterator, Sequence
@@ -102,6 +107,10 @@ _HINTS: list[tuple[type[errors.FreshetError], str]] = [
         "the cluster did not answer in time: check freshet cluster status, then retry",
     ),
     (errors.BrokerUnavailableError, _CONNECT_HINT),
+    (
+        errors.SaslAuthenticationFailedError,
+        "check --user and --password-file (or FRESHET_USER / FRESHET_PASSWORD_FILE, or --command-config)",
+    ),
 ]
 
 
@@ -148,12 +157,130 @@ def reporting_errors() -> Iterator[None]:
         raise typer.Exit(EXIT_USAGE) from None
 
 
+# =================================================================================================
+# Client security options (--user, --password-file, --command-config).
+
+#: The SDK keyword arguments of every client this command builds (set by the root callback).
+SECURITY: dict[str, str] = {}
+#: Global options taking a value that main() moves in front of the command.
+SECURITY_OPTIONS = ("--user", "--password-file", "--command-config")
+_JAAS_FIELD = re.compile(r'\b(username|password)\s*=\s*"((?:[^"\\]|\\.)*)"')
+
+
+def read_properties(path: str) -> dict[str, str]:
+    """A Java properties file (key=value or key: value; # and ! comments) as a dict.
+
+    Raises:
+        ValueError: the file cannot be read (one line naming it).
+    """
+    try:
+        with open(path, encoding="utf-8") as file:
+            lines = file.read().splitlines()
+    except OSError as error:
+        raise ValueError(f"cannot read {path}: {error.strerror}") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{path} is not UTF-8 text") from None
+    properties: dict[str, str] = {}
+    for line in lines:
+        text = line.strip()
+        if not text or text[0] in "#!":
+            continue
+        match = re.match(r"([^=:\s]+)\s*[=:]?\s*(.*)$", text)
+        if match:
+            properties[match.group(1)] = match.group(2).strip()
+    return properties
+
+
+def _read_password(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as file:
+            password = file.read().rstrip("\r\n")
+    except OSError as error:
+        raise ValueError(f"--password-file: cannot read {path}: {error.strerror}") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"--password-file: {path} is not UTF-8 text") from None
+    if not password:
+        raise ValueError(f"--password-file: {path} is empty")
+    return password
+
+
+def security_options(user: str | None, password_file: str | None, command_config: str | None) -> dict[str, str]:
+    """The SDK's security kwargs from the global options; --user/--password-file win over the
+    --command-config file's sasl.username/sasl.password (or sasl.jaas.config's username="..."
+    password="...", as Kafka's tools read it).
+
+    Raises:
+        ValueError: an unreadable file, a user without a password (or the reverse), an unknown
+            security.protocol or sasl.mechanism (the message never holds the password).
+    """
+    options: dict[str, str] = {}
+    if command_config:
+        properties = read_properties(command_config)
+        jaas = dict(_JAAS_FIELD.findall(properties.get("sasl.jaas.config", "")))
+        for key, name in (("security.protocol", "security_protocol"), ("sasl.mechanism", "sasl_mechanism")):
+            if properties.get(key):
+                options[name] = properties[key].upper()
+        username = properties.get("sasl.username") or jaas.get("username")
+        password = properties.get("sasl.password") or jaas.get("password")
+        if username:
+            options["sasl_plain_username"] = username
+        if password:
+            options["sasl_plain_password"] = password
+        if properties.get("ssl.ca.location"):
+            options["ssl_cafile"] = properties["ssl.ca.location"]
+    if user:
+        options["sasl_plain_username"] = user
+    if password_file:
+        options["sasl_plain_password"] = _read_password(password_file)
+    has_user, has_password = "sasl_plain_username" in options, "sasl_plain_password" in options
+    if has_user and not has_password:
+        raise ValueError("--user needs --password-file FILE (or FRESHET_PASSWORD_FILE, or sasl.password in --command-config)")
+    if has_password and not has_user:
+        raise ValueError("--password-file needs --user NAME (or FRESHET_USER, or sasl.username in --command-config)")
+    if has_user:
+        options.setdefault("security_protocol", "SASL_SSL")
+        options.setdefault("sasl_mechanism", "SCRAM-SHA-512")
+    from freshet.client._security import SecurityConfig
+
+    SecurityConfig(
+        options.get("security_protocol", "PLAINTEXT"),
+        options.get("sasl_mechanism"),
+        options.get("sasl_plain_username"),
+        options.get("sasl_plain_password"),
+    )                                                        # raises ValueError
+    return options
+
+
+def set_client_security(user: str | None, password_file: str | None, command_config: str | None) -> None:
+    """Parse the global security options once (root callback); a bad one is a usage error."""
+    try:
+        SECURITY.clear()
+        SECURITY.update(security_options(user, password_file, command_config))
+    except ValueError as error:
+        usage_error(str(error))
+
+
+def client_security() -> dict[str, str]:
+    """The security kwargs for a Producer, Consumer or Admin of this command.
+
+    TODO(sec-tls): ssl_cafile is passed on once the SDK takes it (client/_security.py). #15
+    """
+    import inspect
+
+    from freshet.client import Admin
+
+    options = dict(SECURITY)
+    if "ssl_cafile" in options and "ssl_cafile" not in inspect.signature(Admin.__init__).parameters:
+        del options["ssl_cafile"]
+    return options
+
+
 def make_admin(bootstrap: str, timeout_ms: int = 30000):
     """An Admin client for `bootstrap`; a malformed bootstrap list is a usage error."""
     from freshet.client import Admin
 
     try:
-        return Admin(bootstrap, client_id="freshet-cli", request_timeout_ms=timeout_ms)
+        return Admin(bootstrap, client_id="freshet-cli", request_timeout_ms=timeout_ms, **client_security())
     except ValueError as error:
         usage_error(f"--bootstrap {bootstrap!r}: {error}")
 

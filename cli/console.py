@@ -265,6 +265,7 @@ def _open_producer(bootstrap: str, acks: str, compression: str, linger_ms: int):
     return Producer(
         bootstrap,
         client_id="freshet-console-producer",
+        **common.client_security(),
         acks=_ACKS[acks],
         compression=compression,
         linger_ms=linger_ms,
@@ -466,6 +467,7 @@ def _open_consumer(bootstrap: str, topic: str, group, partition, start, from_beg
             bootstrap,
             group_id=group,
             client_id="freshet-console-consumer",
+            **common.client_security(),
             auto_offset_reset="earliest" if from_beginning else "latest",
             enable_auto_commit=True,
         )
@@ -483,6 +485,7 @@ def _open_consumer(bootstrap: str, topic: str, group, partition, start, from_beg
     consumer = Consumer(
         bootstrap,
         client_id="freshet-console-consumer",
+        **common.client_security(),
         auto_offset_reset="earliest" if from_beginning else "latest",
         enable_auto_commit=False,
     )

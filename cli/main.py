@@ -52,6 +52,19 @@ def _root(
     debug: bool = typer.Option(
         False, "--debug", help="Print tracebacks with errors (also accepted after the command; env FRESHET_DEBUG=1)."
     ),
+    user: str = typer.Option(
+        None, "--user", envvar="FRESHET_USER", show_envvar=False,
+        help="Log in as this user (SASL SCRAM-SHA-512). Env: FRESHET_USER. Also accepted after the command.",
+    ),
+    password_file: str = typer.Option(
+        None, "--password-file", envvar="FRESHET_PASSWORD_FILE", show_envvar=False,
+        help="File holding the user's password. Env: FRESHET_PASSWORD_FILE.",
+    ),
+    command_config: str = typer.Option(
+        None, "--command-config",
+        help="Kafka client properties: security.protocol, sasl.mechanism, sasl.username, sasl.password "
+        "(or sasl.jaas.config), ssl.ca.location.",
+    ),
 ) -> None:
     """Freshet: a Kafka-style replicated commit log whose cluster coordinates itself.
 
@@ -71,6 +84,32 @@ def _root(
     """
     if debug:
         common.DEBUG["enabled"] = True
+    common.set_client_security(user, password_file, command_config)
+
+
+def _hoist_global_options(argv: list[str]) -> list[str]:
+    """`argv` with the security options (common.SECURITY_OPTIONS and their values) moved in
+    front of the command, so `freshet topic list --user alice` means `freshet --user alice topic
+    list`. Nothing after `--` moves."""
+    hoisted: list[str] = []
+    rest: list[str] = []
+    index = 1
+    while index < len(argv):
+        item = argv[index]
+        if item == "--":
+            rest += argv[index:]
+            break
+        name = item.split("=", 1)[0]
+        if name in common.SECURITY_OPTIONS:
+            if "=" in item:
+                hoisted.append(item)
+            else:
+                hoisted += argv[index:index + 2]
+                index += 1
+        else:
+            rest.append(item)
+        index += 1
+    return [argv[0], *hoisted, *rest]
 
 
 app.add_typer(perf_app, name="perf")
@@ -92,6 +131,7 @@ def main() -> None:
     if "--debug" in sys.argv[2:]:  # --debug after the command: the same as before it
         common.DEBUG["enabled"] = True
         sys.argv = [sys.argv[0], *[a for a in sys.argv[1:] if a != "--debug"]]
+    sys.argv = _hoist_global_options(sys.argv)
     try:
         code = app(standalone_mode=False)
     except BrokenPipeError:

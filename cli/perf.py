@@ -24,6 +24,7 @@ import threading
 import time
 
 import typer
+from freshet.cli import common
 from freshet.cli.common import DEFAULT_BOOTSTRAP, Bootstrap
 from freshet.client.errors import FreshetError
 
@@ -203,6 +204,7 @@ def _open_producer(
             compression=compression,
             max_in_flight=1 if sync else max_in_flight,
             client_id="freshet-perf-producer",
+            **common.client_security(),
         )
     except ValueError as error:
         raise typer.BadParameter(str(error)) from None
@@ -329,6 +331,7 @@ def _open_consumer(bootstrap: str, topic: str, group: str | None):
             enable_auto_commit=group is not None,
             auto_offset_reset="earliest",
             client_id="freshet-perf-consumer",
+            **common.client_security(),
             max_poll_records=10000,
         )
     except FreshetError as error:

@@ -381,3 +381,65 @@ def test_sasl_apis_are_advertised_only_with_sasl(secure):
     handlers = {handler.api_key for handler in secure.nodes[1].kafka.apis.handlers()}
     assert {17, 36} <= handlers
     assert common_pb2.SASL_AUTHENTICATION_FAILED == 58
+
+
+# -- the CLI --------------------------------------------------------------------------------------
+
+
+def test_the_cli_logs_in_with_user_and_password_file(secure, tmp_path):
+    from tests.support.cli_harness import run_cli
+
+    password_file = tmp_path / "password"
+    password_file.write_text(ADMIN_PASSWORD + "\n")
+    topic = f"auth-cli-{uuid.uuid4().hex[:6]}"
+    created = run_cli(
+        ["topic", "create", topic, "--partitions", "1", "--replication-factor", "1",
+         "--user", "admin", "--password-file", str(password_file)],
+        secure.grpc_bootstrap,
+    )
+    assert created.returncode == 0, created.stderr
+    assert topic in topic_names(secure)
+    produced = run_cli(
+        ["produce", topic], secure.grpc_bootstrap, input="one\n",
+        env={"FRESHET_USER": "admin", "FRESHET_PASSWORD_FILE": str(password_file)},
+    )
+    assert produced.returncode == 0, produced.stderr
+
+
+@pytest.mark.parametrize("form", ["sasl.username", "sasl.jaas.config"])
+def test_the_cli_logs_in_with_a_kafka_command_config(secure, tmp_path, form):
+    from tests.support.cli_harness import run_cli
+
+    properties = tmp_path / "client.properties"
+    if form == "sasl.username":
+        credentials = f"sasl.username=admin\nsasl.password={ADMIN_PASSWORD}\n"
+    else:
+        credentials = (
+            "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required "
+            f'username="admin" password="{ADMIN_PASSWORD}";\n'
+        )
+    properties.write_text(f"# a Kafka client config\nsecurity.protocol=SASL_SSL\nsasl.mechanism=SCRAM-SHA-256\n{credentials}")
+    listed = run_cli(["topic", "list", "--command-config", str(properties), "--output", "json"], secure.grpc_bootstrap)
+    assert listed.returncode == 0, listed.stderr
+    assert isinstance(json.loads(listed.stdout), list)
+
+
+def test_the_cli_with_a_wrong_password_exits_1_with_one_line(secure, tmp_path):
+    from tests.support.cli_harness import one_error_line, run_cli
+
+    password_file = tmp_path / "password"
+    password_file.write_text("not-the-password\n")
+    topic = f"auth-cli-refused-{uuid.uuid4().hex[:6]}"
+    refused = run_cli(
+        ["--user", "admin", "--password-file", str(password_file), "topic", "create", topic,
+         "--partitions", "1", "--replication-factor", "1"],
+        secure.grpc_bootstrap,
+    )
+    assert refused.returncode == 1
+    line = one_error_line(refused)
+    assert "'admin'" in line and "invalid credentials" in line and "--password-file" in line
+    assert "not-the-password" not in refused.stderr
+    assert topic not in topic_names(secure)
+    missing = run_cli(["topic", "list", "--user", "admin"], secure.grpc_bootstrap)
+    assert missing.returncode == 2
+    assert "--password-file" in one_error_line(missing)
