@@ -4,10 +4,12 @@ Owns
 
 - the common options: `--bootstrap/-b` (also `FRESHET_BOOTSTRAP`, default localhost:9092) and
   `--output/-o table|json` (`OutputOption`), so every command spells them the same way;
-- the global client security options (`GLOBAL_CLIENT_OPTIONS`: `--tls-ca FILE`, env
-  FRESHET_TLS_CA), accepted before the command (the root callback) or anywhere after it (main()
-  lifts them out of argv, as --debug), kept in `CLIENT_SECURITY`; `client_security()` turns them
-  into the SDK's keyword options (kafka-python's names), which every client the CLI makes gets;
+- the global client security options (`GLOBAL_CLIENT_OPTIONS`: `--tls-ca FILE`, `--user NAME`,
+  `--password-file FILE`, env FRESHET_TLS_CA / FRESHET_USER / FRESHET_PASSWORD_FILE, or Kafka's
+  `--command-config FILE`), accepted before the command (the root callback) or anywhere after it
+  (main() lifts them out of argv, as --debug); `set_client_security` turns them into the SDK's
+  keyword options (kafka-python's names) once, and `client_security()` gives them to every client
+  the CLI makes;
 - error reporting (`reporting_errors`): a `freshet.client.errors.FreshetError` becomes one line on
   stderr, `error: <what went wrong>; <what to do>`, and exit code 1 (the server said no, or
   could not be reached: the line names the bootstrap addresses tried); a bad argument found
@@ -15,7 +17,11 @@ Owns
   line, or FRESHET_DEBUG=1) the traceback is printed too;
 - rendering for people (`print_table`, rich, colour only on a terminal, NO_COLOR respected) and
   for scripts (`print_json`: one JSON document on stdout, keys in a stable order);
-- small parsers (`parse_pairs` for k=v lists) and humanisers (`human_count`, `human_bytes`).
+- small parsers (`parse_pairs` for k=v lists) and humanisers (`human_count`, `human_bytes`);
+- the client security options every cluster command takes (`--user NAME`, `--password-file FILE`,
+  env FRESHET_USER / FRESHET_PASSWORD_FILE, or Kafka's `--command-config FILE`): main() accepts
+  them before or after the command, the root callback parses them once into `SECURITY`
+  (`set_client_security`), and every client the CLI builds gets them (`client_security()`).
 
 Imports: typer, rich, `freshet.client` only. Thread-safety: single-threaded (one CLI command).
 """
@@ -25,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import sys
 import traceback
 from collections.abc import Iterable, Iterator, Sequence
@@ -43,9 +50,12 @@ BOOTSTRAP_HELP = "Any live node(s), host:port[,host:port]. Env: FRESHET_BOOTSTRA
 #: main() accepts them after the command too; the root callback defines them for --help.
 GLOBAL_CLIENT_OPTIONS = {
     "--tls-ca": ("tls_ca", "FRESHET_TLS_CA"),
+    "--user": ("user", "FRESHET_USER"),
+    "--password-file": ("password_file", "FRESHET_PASSWORD_FILE"),
+    "--command-config": ("command_config", None),
 }
 #: The global client options' values (set by the root callback; None: not given).
-CLIENT_SECURITY: dict[str, str | None] = {"tls_ca": None}
+CLIENT_SECURITY: dict[str, str | None] = {"tls_ca": None, "user": None, "password_file": None, "command_config": None}
 
 
 def lift_global_options(argv: list[str]) -> list[str]:
@@ -56,6 +66,9 @@ def lift_global_options(argv: list[str]) -> list[str]:
     index = 0
     while index < len(argv):
         item = argv[index]
+        if item == "--":                                    # nothing after -- moves
+            rest += argv[index:]
+            break
         name, equals, value = item.partition("=")
         if name in GLOBAL_CLIENT_OPTIONS and index > 0:
             if equals:
@@ -69,16 +82,6 @@ def lift_global_options(argv: list[str]) -> list[str]:
         rest.append(item)
         index += 1
     return lifted + rest
-
-
-def client_security() -> dict[str, str]:
-    """The SDK's security keyword options from the global client options: `--tls-ca FILE` means
-    TLS (security_protocol="SSL") trusting FILE."""
-    options: dict[str, str] = {}
-    if CLIENT_SECURITY.get("tls_ca"):
-        options["security_protocol"] = "SSL"
-        options["ssl_cafile"] = str(CLIENT_SECURITY["tls_ca"])
-    return options
 
 
 class OutputFormat(StrEnum):
@@ -147,6 +150,10 @@ _HINTS: list[tuple[type[errors.FreshetError], str]] = [
         "the cluster did not answer in time: check freshet cluster status, then retry",
     ),
     (errors.BrokerUnavailableError, _CONNECT_HINT),
+    (
+        errors.SaslAuthenticationFailedError,
+        "check --user and --password-file (or FRESHET_USER / FRESHET_PASSWORD_FILE, or --command-config)",
+    ),
 ]
 
 
@@ -193,6 +200,122 @@ def reporting_errors() -> Iterator[None]:
             traceback.print_exc()
         print(f"error: {error}", file=sys.stderr)
         raise typer.Exit(EXIT_USAGE) from None
+
+
+# =================================================================================================
+# Client security options (--user, --password-file, --command-config).
+
+#: The SDK keyword arguments of every client this command builds (set by the root callback).
+SECURITY: dict[str, str] = {}
+_JAAS_FIELD = re.compile(r'\b(username|password)\s*=\s*"((?:[^"\\]|\\.)*)"')
+
+
+def read_properties(path: str) -> dict[str, str]:
+    """A Java properties file (key=value or key: value; # and ! comments) as a dict.
+
+    Raises:
+        ValueError: the file cannot be read (one line naming it).
+    """
+    try:
+        with open(path, encoding="utf-8") as file:
+            lines = file.read().splitlines()
+    except OSError as error:
+        raise ValueError(f"cannot read {path}: {error.strerror}") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{path} is not UTF-8 text") from None
+    properties: dict[str, str] = {}
+    for line in lines:
+        text = line.strip()
+        if not text or text[0] in "#!":
+            continue
+        match = re.match(r"([^=:\s]+)\s*[=:]?\s*(.*)$", text)
+        if match:
+            properties[match.group(1)] = match.group(2).strip()
+    return properties
+
+
+def _read_password(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as file:
+            password = file.read().rstrip("\r\n")
+    except OSError as error:
+        raise ValueError(f"--password-file: cannot read {path}: {error.strerror}") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"--password-file: {path} is not UTF-8 text") from None
+    if not password:
+        raise ValueError(f"--password-file: {path} is empty")
+    return password
+
+
+def security_options(
+    tls_ca: str | None, user: str | None, password_file: str | None, command_config: str | None
+) -> dict[str, str]:
+    """The SDK's security kwargs from the global options; --tls-ca/--user/--password-file win
+    over the --command-config file's ssl.ca.location/sasl.username/sasl.password (or
+    sasl.jaas.config's username="..." password="...", as Kafka's tools read it). `--tls-ca FILE`
+    alone means TLS (security_protocol SSL) trusting FILE; a user means SASL_SSL.
+
+    Raises:
+        ValueError: an unreadable file, a user without a password (or the reverse), an unknown
+            security.protocol or sasl.mechanism (the message never holds the password).
+    """
+    options: dict[str, str] = {}
+    if command_config:
+        properties = read_properties(command_config)
+        jaas = dict(_JAAS_FIELD.findall(properties.get("sasl.jaas.config", "")))
+        for key, name in (("security.protocol", "security_protocol"), ("sasl.mechanism", "sasl_mechanism")):
+            if properties.get(key):
+                options[name] = properties[key].upper()
+        username = properties.get("sasl.username") or jaas.get("username")
+        password = properties.get("sasl.password") or jaas.get("password")
+        if username:
+            options["sasl_plain_username"] = username
+        if password:
+            options["sasl_plain_password"] = password
+        if properties.get("ssl.ca.location"):
+            options["ssl_cafile"] = properties["ssl.ca.location"]
+    if tls_ca:
+        options["ssl_cafile"] = tls_ca
+    if user:
+        options["sasl_plain_username"] = user
+    if password_file:
+        options["sasl_plain_password"] = _read_password(password_file)
+    has_user, has_password = "sasl_plain_username" in options, "sasl_plain_password" in options
+    if has_user and not has_password:
+        raise ValueError("--user needs --password-file FILE (or FRESHET_PASSWORD_FILE, or sasl.password in --command-config)")
+    if has_password and not has_user:
+        raise ValueError("--password-file needs --user NAME (or FRESHET_USER, or sasl.username in --command-config)")
+    if has_user:
+        options.setdefault("security_protocol", "SASL_SSL")
+        options.setdefault("sasl_mechanism", "SCRAM-SHA-512")
+    elif "ssl_cafile" in options:
+        options.setdefault("security_protocol", "SSL")
+    from freshet.client._security import SecurityConfig
+
+    try:
+        SecurityConfig.from_options(options)                 # raises ValueError
+    except ValueError as error:
+        if str(error).startswith("ssl_cafile") and tls_ca:
+            raise ValueError(f"--tls-ca: {error}") from None
+        raise
+    return options
+
+
+def set_client_security(
+    tls_ca: str | None, user: str | None, password_file: str | None, command_config: str | None
+) -> None:
+    """Parse the global security options once (root callback); a bad one is a usage error."""
+    CLIENT_SECURITY.update(tls_ca=tls_ca, user=user, password_file=password_file, command_config=command_config)
+    try:
+        SECURITY.clear()
+        SECURITY.update(security_options(tls_ca, user, password_file, command_config))
+    except ValueError as error:
+        usage_error(str(error))
+
+
+def client_security() -> dict[str, str]:
+    """The security kwargs for a Producer, Consumer or Admin of this command."""
+    return dict(SECURITY)
 
 
 def make_admin(bootstrap: str, timeout_ms: int = 30000):

@@ -467,6 +467,7 @@ def _open_consumer(bootstrap: str, topic: str, group, partition, start, from_beg
             bootstrap,
             group_id=group,
             client_id="freshet-console-consumer",
+            **common.client_security(),
             auto_offset_reset="earliest" if from_beginning else "latest",
             enable_auto_commit=True,
             **common.client_security(),
@@ -485,6 +486,7 @@ def _open_consumer(bootstrap: str, topic: str, group, partition, start, from_beg
     consumer = Consumer(
         bootstrap,
         client_id="freshet-console-consumer",
+        **common.client_security(),
         auto_offset_reset="earliest" if from_beginning else "latest",
         enable_auto_commit=False,
         **common.client_security(),

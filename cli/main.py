@@ -61,6 +61,19 @@ def _root(
         help="Connect with TLS, trusting the CA certificate(s) in FILE (a secure cluster's ca.pem; "
         "also accepted after the command). Env: FRESHET_TLS_CA.",
     ),
+    user: str = typer.Option(
+        None, "--user", envvar="FRESHET_USER", show_envvar=False,
+        help="Log in as this user (SASL SCRAM-SHA-512). Env: FRESHET_USER. Also accepted after the command.",
+    ),
+    password_file: str = typer.Option(
+        None, "--password-file", envvar="FRESHET_PASSWORD_FILE", show_envvar=False,
+        help="File holding the user's password. Env: FRESHET_PASSWORD_FILE.",
+    ),
+    command_config: str = typer.Option(
+        None, "--command-config",
+        help="Kafka client properties: security.protocol, sasl.mechanism, sasl.username, sasl.password "
+        "(or sasl.jaas.config), ssl.ca.location.",
+    ),
 ) -> None:
     """Freshet: a Kafka-style replicated commit log whose cluster coordinates itself.
 
@@ -80,7 +93,7 @@ def _root(
     """
     if debug:
         common.DEBUG["enabled"] = True
-    common.CLIENT_SECURITY["tls_ca"] = tls_ca or None
+    common.set_client_security(tls_ca or None, user or None, password_file or None, command_config or None)
 
 
 app.add_typer(perf_app, name="perf")

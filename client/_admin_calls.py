@@ -50,6 +50,7 @@ class AdminCalls(GroupAdmin):
         transport: Transport | None = None,
         **security,
     ) -> None:
+        """`security`: the security options (security_protocol, sasl_*), as GroupAdmin takes them."""
         super().__init__(
             bootstrap_servers,
             client_id=client_id,

@@ -30,7 +30,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 
 import grpc
-from freshet.client._security import SecurityConfig
+from freshet.client._security import SecurityConfig, authenticated_channel
 from freshet.client.errors import (
     BrokerUnavailableError,
     CorruptRecordError,
@@ -131,8 +131,12 @@ class Transport:
         client_id: str,
         max_receive_bytes: int = -1,
         channel_factory: ChannelFactory = insecure_channel,
+        security: SecurityConfig | None = None,
     ) -> None:
+        """`security`: the client's security options; with SASL_SSL every channel authenticates
+        with its node and sends the session token with each call (client/_security.py)."""
         self.bootstrap_addresses = parse_bootstrap(bootstrap)
+        self.security = security or SecurityConfig()
         self.client_id = client_id
         self._channel_factory = channel_factory
         self._options = channel_options(max_receive_bytes)
@@ -154,7 +158,7 @@ class Transport:
         with self._lock:
             stub = self._stubs.get(address)
             if stub is None:
-                channel = self._channel_factory(address, self._options)
+                channel = authenticated_channel(self._channel_factory(address, self._options), address, self.security)
                 if self._is_closed:
                     channel.close()
                 self._channels[address] = channel
@@ -293,7 +297,8 @@ def client_transport(
     client_id: str,
     security: Mapping[str, object] | None = None,
 ) -> tuple[Transport, bool]:
-    """The transport a client uses, and whether the client owns (and so closes) it.
+    """The transport a client uses, and whether the client owns (and so closes) it. A given
+    transport keeps its own security options.
 
     Args:
         security: the client's security keyword options (security_protocol, ssl_cafile, ...;
@@ -306,7 +311,9 @@ def client_transport(
     """
     security_config = SecurityConfig.from_options(security or {})
     if transport is None:
-        return Transport(bootstrap_servers, client_id=client_id, channel_factory=security_config.channel_factory()), True
+        return Transport(
+            bootstrap_servers, client_id=client_id, channel_factory=security_config.channel_factory(), security=security_config
+        ), True
     if bootstrap_servers is not None:
         raise ValueError("give bootstrap_servers or transport, not both (the transport has its bootstrap list)")
     if security:

@@ -128,8 +128,11 @@ class Producer:
             transport: the connections to use instead of opening gRPC channels to
                 bootstrap_servers (tests pass one over an in-memory channel); its bootstrap list is
                 used, and closing it is left to the caller.
-            **security: security_protocol ("PLAINTEXT", "SSL", "SASL_SSL"), ssl_cafile,
-                ssl_certfile, ssl_keyfile: kafka-python's names (freshet.client._security).
+            **security: kafka-python's names (freshet.client._security): security_protocol
+                ("PLAINTEXT", "SSL", "SASL_SSL"), ssl_cafile, ssl_certfile, ssl_keyfile,
+                sasl_mechanism ("SCRAM-SHA-512" default, "SCRAM-SHA-256", "PLAIN"),
+                sasl_plain_username, sasl_plain_password (never logged or shown). Wrong
+                credentials fail the first call with SaslAuthenticationFailedError (not retriable).
 
         Raises:
             ValueError: an option out of range, or options that contradict each other (e.g.

@@ -10,11 +10,13 @@ Owns every setting of `freshet server start`, its parsing, precedence and valida
 - Node keys (this module): node.id, data.dir, listen, controller.quorum, raft.listen, http.listen,
   advertised, kafka.listen, kafka.advertised, roles, rack, controller.listeners, cluster.secret, cluster.secret.file,
   broker.reconnect.grace.ms, controlled.shutdown.timeout.ms, shutdown.timeout.ms,
-  request.timeout.ms, metadata.fsync, log.level; security: security.protocol
+  request.timeout.ms, metadata.fsync, log.level; security (README, Security): security.protocol
   (PLAINTEXT | SSL | SASL_SSL, every port of the node), ssl.certificate.location,
-  ssl.key.location, ssl.ca.location, ssl.client.auth (none | requested | required) and
+  ssl.key.location, ssl.ca.location, ssl.client.auth (none | requested | required),
   http.metrics.plaintext.listen (an opt-in plaintext listener serving only /metrics, /healthz and
-  /readyz when TLS is on).
+  /readyz when TLS is on), super.users, allow.everyone.if.no.acl.found, sasl.enabled.mechanisms,
+  security.bootstrap.user, security.bootstrap.password.file (read at load time; the password is
+  kept out of repr and never logged).
 - Broker keys (freshet.metadata.configs, broker and cluster scope): the node's static values, the
   layer between the schema default and the dynamic values stored in metadata (Kafka's order:
   default < static < dynamic cluster < dynamic broker). Topic keys are refused here: topic
@@ -48,6 +50,7 @@ from typing import Any
 from freshet.metadata import configs
 from freshet.metadata.errors import InvalidConfigError
 from freshet.metadata.image import MetadataImage
+from freshet.metadata.security import parse_super_users, user_name_problem
 from freshet.server.errors import NodeConfigError
 from freshet.server.security.tls import CLIENT_AUTH_REQUESTED, CLIENT_AUTH_VALUES, TlsSettings, check_files
 
@@ -192,6 +195,10 @@ def _rack(text: str) -> str:
     return str(text)
 
 
+#: SASL mechanisms a node can enable (sasl.enabled.mechanisms).
+SASL_MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN")
+
+
 def _security_protocol(text: str) -> str:
     protocol = str(text).strip().upper()
     if protocol not in SECURITY_PROTOCOLS:
@@ -204,6 +211,25 @@ def _client_auth(text: str) -> str:
     if value not in CLIENT_AUTH_VALUES:
         raise ValueError(f"{text!r} is not one of {', '.join(CLIENT_AUTH_VALUES)}")
     return value
+
+
+def _super_users(text: str) -> frozenset[str]:
+    return parse_super_users(str(text))
+
+
+def _sasl_mechanisms(text: str) -> tuple[str, ...]:
+    mechanisms = tuple(dict.fromkeys(part.strip().upper() for part in str(text).split(",") if part.strip()))
+    unknown = [m for m in mechanisms if m not in SASL_MECHANISMS]
+    if unknown or not mechanisms:
+        raise ValueError(f"{text!r}: a comma-separated subset of {', '.join(SASL_MECHANISMS)}")
+    return mechanisms
+
+
+def _user_name(text: str) -> str:
+    problem = user_name_problem(str(text))
+    if problem is not None:
+        raise ValueError(problem)
+    return str(text)
 
 
 def _log_level(text: str) -> str:
@@ -240,6 +266,11 @@ NODE_KEYS: Mapping[str, Callable[[str], Any]] = {
     "ssl.ca.location": _non_empty(4096),
     "ssl.client.auth": _client_auth,
     "http.metrics.plaintext.listen": parse_host_port,
+    "super.users": _super_users,
+    "allow.everyone.if.no.acl.found": _bool,
+    "sasl.enabled.mechanisms": _sasl_mechanisms,
+    "security.bootstrap.user": _user_name,
+    "security.bootstrap.password.file": _non_empty(4096),
 }
 
 NODE_DEFAULTS: Mapping[str, str] = {
@@ -253,6 +284,9 @@ NODE_DEFAULTS: Mapping[str, str] = {
     "log.level": "INFO",
     "security.protocol": PROTOCOL_PLAINTEXT,
     "ssl.client.auth": CLIENT_AUTH_REQUESTED,
+    "super.users": "",
+    "allow.everyone.if.no.acl.found": "false",
+    "sasl.enabled.mechanisms": ",".join(SASL_MECHANISMS),
 }
 
 
@@ -286,6 +320,12 @@ class NodeConfig:
         security_protocol: PLAINTEXT, SSL or SASL_SSL (every port of the node).
         tls: the TLS files and client-auth setting (None with PLAINTEXT).
         http_metrics_plaintext_listen: the opt-in plaintext /metrics listener (None: none).
+        super_users: principals that may do everything (super.users, "User:a;User:b").
+        allow_everyone_if_no_acl_found: Kafka's allow.everyone.if.no.acl.found.
+        sasl_enabled_mechanisms: the SASL mechanisms clients may use, in preference order.
+        bootstrap_user: the user the active controller creates when it does not exist (or None).
+        bootstrap_password: that user's password, read from security.bootstrap.password.file
+            (never in repr or logs).
     """
 
     node_id: int
@@ -312,11 +352,26 @@ class NodeConfig:
     security_protocol: str = PROTOCOL_PLAINTEXT
     tls: TlsSettings | None = None
     http_metrics_plaintext_listen: HostPort | None = None
+    super_users: frozenset[str] = frozenset()
+    allow_everyone_if_no_acl_found: bool = False
+    sasl_enabled_mechanisms: tuple[str, ...] = SASL_MECHANISMS
+    bootstrap_user: str | None = None
+    bootstrap_password: str | None = dataclasses.field(default=None, repr=False)
 
     @property
     def is_tls(self) -> bool:
         """TLS on every port (SSL or SASL_SSL)."""
         return self.security_protocol != PROTOCOL_PLAINTEXT
+
+    @property
+    def is_secure(self) -> bool:
+        """Whether security is on (SSL or SASL_SSL): TLS, and authorization enforced."""
+        return self.security_protocol != PROTOCOL_PLAINTEXT
+
+    @property
+    def is_sasl(self) -> bool:
+        """Whether clients must authenticate (SASL_SSL)."""
+        return self.security_protocol == PROTOCOL_SASL_SSL
 
     @property
     def listeners(self) -> tuple[tuple[str, str, int], ...]:
@@ -575,6 +630,10 @@ def load_node_config(
         security_protocol=parsed["security.protocol"],
         tls=_resolve_tls(parsed, layers),
         http_metrics_plaintext_listen=parsed.get("http.metrics.plaintext.listen"),
+        super_users=parsed["super.users"],
+        allow_everyone_if_no_acl_found=parsed["allow.everyone.if.no.acl.found"],
+        sasl_enabled_mechanisms=parsed["sasl.enabled.mechanisms"],
+        **_bootstrap_user(layers, parsed),
     )
     config.validate()
     return config
@@ -647,6 +706,23 @@ def _parse_broker_keys(layers: list[tuple[str, Mapping[str, Any]]]) -> dict[str,
             raise NodeConfigError(_display(key, found.origin), error.reason) from None
         broker_values[key] = str(found.text)
     return broker_values
+
+
+def _bootstrap_user(layers: list[tuple[str, Mapping[str, Any]]], parsed: Mapping[str, Any]) -> dict[str, Any]:
+    """bootstrap_user and bootstrap_password (read from its file now, so a missing file stops the
+    start with one line). Raises NodeConfigError when only one of the two keys is given."""
+    user, path = parsed.get("security.bootstrap.user"), parsed.get("security.bootstrap.password.file")
+    if user is None and path is None:
+        return {}
+    if user is None or path is None:
+        given, missing = ("security.bootstrap.user", "security.bootstrap.password.file")
+        if user is None:
+            given, missing = missing, given
+        raise NodeConfigError(given, f"needs {missing} too")
+    found = _lookup(layers, "security.bootstrap.password.file")
+    assert found is not None
+    password = _read_secret_file(path, _display("security.bootstrap.password.file", found.origin))
+    return {"bootstrap_user": user, "bootstrap_password": password}
 
 
 def _resolve_listeners(parsed: Mapping[str, Any]) -> tuple[HostPort, HostPort | None, HostPort]:

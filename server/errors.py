@@ -20,6 +20,8 @@ Tree::
     |-- CoordinatorNotAvailableError     no broker coordinates the group now
     |-- ForwardedError           the active controller answered a forwarded request with an error
     |-- AuthenticationError      bad credentials, unknown user, expired session (SASL_AUTHENTICATION_FAILED)
+    |-- IllegalSaslStateError    a SASL message out of order (ILLEGAL_SASL_STATE)
+    |-- UnsupportedSaslMechanismError  a mechanism the node does not enable (UNSUPPORTED_SASL_MECHANISM)
     |-- AuthorizationError       the principal lacks a right (TOPIC/GROUP/CLUSTER_AUTHORIZATION_FAILED)
     |-- SecurityDisabledError    a user or ACL operation on a cluster without authentication
     `-- GroupError               a request a consumer group refuses (server/groups/state.py)
@@ -52,6 +54,15 @@ class AuthenticationError(ServerError):
     """The caller could not be authenticated. The message says what failed in general terms
     ("authentication failed for user 'bob'") and never carries a secret or which part was wrong.
     Thread-safe (immutable)."""
+
+
+class IllegalSaslStateError(ServerError):
+    """A SASL message that the exchange's state does not expect (a second client-first, a final
+    message before the first, a message after completion). Thread-safe (immutable)."""
+
+
+class UnsupportedSaslMechanismError(ServerError):
+    """A SASL mechanism the node does not enable (sasl.enabled.mechanisms). Thread-safe."""
 
 
 class AuthorizationError(ServerError):

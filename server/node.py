@@ -69,8 +69,11 @@ from freshet.server.http.server import NodeHttpServer, NodeView
 from freshet.server.kafka.front_end import KafkaFrontEnd
 from freshet.server.metrics import BrokerMetrics
 from freshet.server.replication.leader_sessions import ReplicationService
+from freshet.server.security.authentication import Authenticator
 from freshet.server.security.authorizer import Authorizer, SecuritySettings
 from freshet.server.security.changes import SecurityChanges
+from freshet.server.security.grpc_auth import AuthenticationService
+from freshet.server.security.node_identity import NodeProofVerifier
 from freshet.server.security.tls import CLIENT_AUTH_REQUIRED, TlsMaterial
 from freshet.storage.errors import StorageError
 from freshet.storage.log_manager import LogManager
@@ -103,6 +106,8 @@ _COMPONENTS = (
     ("freshet.server.cluster.publisher", "metadata"),
     ("freshet.server.http.server", "http"),
     ("freshet.server.node", "node"),
+    ("freshet.server.security", "security"),
+    ("freshet.audit", "audit"),
     ("freshet.metadata", "quorum"),
     ("freshet.storage", "storage"),
     ("pysyncobj", "raft"),
@@ -166,11 +171,17 @@ class Node:
         self.kafka: KafkaFrontEnd | None = None
         self.registry = CollectorRegistry(auto_describe=False)
         self.metrics = BrokerMetrics(self.registry)
-        # The node's one Authorizer, shared by every front-end (gRPC services, Kafka listener).
-        # TODO(sec-auth): SecuritySettings from the node's security.protocol / super.users /
-        # allow.everyone.if.no.acl.found keys; off (PLAINTEXT) until those keys exist. #15
-        self.authorizer = Authorizer(SecuritySettings(), self._authorization_image, self.registry)
+        # The node's one Authorizer, shared by every front-end (gRPC services, Kafka listener, HTTP).
+        self.authorizer = Authorizer(security_settings(config), self._authorization_image, self.registry)
         self.security_changes = SecurityChanges(self.registry)   # audit + metric of user and ACL changes
+        # PLAINTEXT: no Authenticator at all, so gRPC handlers and Kafka connections skip it.
+        self.authenticator = (
+            Authenticator(
+                config.security_protocol, config.sasl_enabled_mechanisms, self._authorization_image, self.registry,
+                node_proofs=NodeProofVerifier(self.tls) if self.tls is not None else None,
+            )
+            if config.is_secure else None
+        )
         self.grpc_server: grpc.aio.Server | None = None
         self.http: NodeHttpServer | None = None
         self.plaintext_metrics: NodeHttpServer | None = None
@@ -250,6 +261,8 @@ class Node:
                 self.registry,
                 ssl_context=self.tls.server_context() if self.tls is not None else None,
                 authorizer=self.authorizer,
+                # One failed-login budget per client address across every port of the node.
+                limiter=self.authenticator.limiter if self.authenticator is not None else None,
             )
         except OSError as error:
             raise NodeStartError(f"cannot listen on {config.http_listen} (HTTP): {error.strerror}") from error
@@ -330,15 +343,22 @@ class Node:
             client_context=material.client_context,
         )
 
+    def _authenticated(self, servicer):
+        """Hand the node's `authenticator` (who is calling: status.handler binds the caller from it)
+        to a gRPC servicer; servicers take the `authorizer` (may they) in their constructors."""
+        servicer.authenticator = self.authenticator
+        return servicer
+
     def _grpc_server(self) -> grpc.aio.Server:
         """The gRPC server with the Controller service and, on a broker, the broker's parts and services."""
         config = self.config
-        self.controller_service = ControllerService(
+        self.controller_service = self._authenticated(ControllerService(
             config, self.publisher, self.channels, self.controller, self.quorum, self._controller_hint, self.authorizer,
             security_changes=self.security_changes,
-        )
+        ))
         server = grpc.aio.server(options=SERVER_OPTIONS)
         controller_pb2_grpc.add_ControllerServicer_to_server(self.controller_service, server)
+        AuthenticationService(config.node_id, self.authenticator, config.security_protocol).register(server)
         if config.is_broker:
             assert self.log_manager is not None
             self.lifecycle = BrokerLifecycle(config, self.publisher, self.channels, self._controller_hint, self._fatal)
@@ -354,19 +374,23 @@ class Node:
                 self._may_delete_logs,
                 self.metrics,
             )
-            BrokerService(
+            self._authenticated(BrokerService(
                 config, self.publisher, self.channels, self._controller_hint, self.data_plane, self.authorizer
-            ).register(server)
-            replication_pb2_grpc.add_ReplicationServicer_to_server(ReplicationService(self.data_plane, self.authorizer), server)
+            )).register(server)
+            replication_pb2_grpc.add_ReplicationServicer_to_server(
+                self._authenticated(ReplicationService(self.data_plane, self.authorizer)), server
+            )
             self.groups = GroupRuntime(
                 config, self.publisher, self.data_plane, self.channels, self._controller_hint, self.authorizer
             )
+            self._authenticated(self.groups.service)
             self.groups.register(server)
             if config.kafka_listen is not None:
                 self.kafka = KafkaFrontEnd(
                     config, self.publisher, self.data_plane, self.channels, self._controller_hint, self.groups, self.tls,
                     self.authorizer,
                     security_changes=self.security_changes,
+                    authenticator=self.authenticator,
                 )
         return server
 
@@ -413,6 +437,7 @@ class Node:
             os.replace(identity_path + ".tmp", identity_path)
 
     def _authorization_image(self) -> MetadataImage:
+        """The node's current metadata image (the security front-ends read it per request)."""
         return self.publisher.image if self.publisher is not None else EMPTY_IMAGE
 
     def _controller_hint(self) -> int | None:
@@ -679,6 +704,15 @@ class Node:
             data_plane=data_plane,
             groups=groups,
         )
+
+
+def security_settings(config: NodeConfig) -> SecuritySettings:
+    """The node's authorization switches: enforced when security.protocol is SSL or SASL_SSL."""
+    return SecuritySettings(
+        enabled=config.is_secure,
+        super_users=config.super_users,
+        allow_if_no_acl=config.allow_everyone_if_no_acl_found,
+    )
 
 
 async def serve(config: NodeConfig) -> int:

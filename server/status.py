@@ -188,6 +188,8 @@ DOMAIN_ERRORS: Mapping[type[Exception], int | None] = {
     server_errors.IllegalGenerationError: E.ILLEGAL_GENERATION,
     # the Kafka listener (server/kafka): the connection is closed; INVALID_REQUEST if ever answered
     server_errors.AuthenticationError: E.SASL_AUTHENTICATION_FAILED,
+    server_errors.IllegalSaslStateError: E.ILLEGAL_SASL_STATE,
+    server_errors.UnsupportedSaslMechanismError: E.UNSUPPORTED_SASL_MECHANISM,
     server_errors.AuthorizationError: None,                     # the resource type's code
     server_errors.SecurityDisabledError: E.SECURITY_DISABLED,
     server_errors.KafkaFrameError: E.INVALID_REQUEST,
@@ -319,6 +321,11 @@ def handler(api: str | None = None) -> Callable[[Handler], Handler]:
     happened, on the controller, and passes on as it came). A call the handler aborted itself, or that was
     cancelled, passes through.
 
+    Who is calling: when the servicer has an `authenticator` (server/security/authentication.py;
+    None or absent on a PLAINTEXT node), `authenticator.enter(context)` binds the call's Caller
+    before the handler runs and `authenticator.exit(...)` unbinds it after; an unauthenticated
+    call on a SASL_SSL node ends there with UNAUTHENTICATED / SASL_AUTHENTICATION_FAILED.
+
     The servicer provides `node_id` (named in INTERNAL messages) and, when `api` is given,
     `metrics` (server/metrics.py): the call is then counted and timed under `api`, whatever its
     outcome. Streaming handlers count their messages themselves and pass no `api`.
@@ -330,7 +337,11 @@ def handler(api: str | None = None) -> Callable[[Handler], Handler]:
         @functools.wraps(method)
         async def handle(self, request, context: grpc.aio.ServicerContext):
             started = time.monotonic()
+            authenticator = getattr(self, "authenticator", None)
+            bound = None
             try:
+                if authenticator is not None:
+                    bound = authenticator.enter(context)     # raises AuthenticationError
                 return await method(self, request, context)
             except grpc.aio.AbortError:
                 raise
@@ -341,6 +352,8 @@ def handler(api: str | None = None) -> Callable[[Handler], Handler]:
                 rpc = to_rpc_status(code, error_detail)
                 await context.abort(rpc.code, rpc.details, rpc.trailing_metadata)
             finally:
+                if bound is not None:
+                    authenticator.exit(bound)
                 if api is not None:
                     self.metrics.observe_request(api, time.monotonic() - started)
 

@@ -12,6 +12,12 @@ Owns what the Raft leader does once its ClaimController is applied (KRaft's Quor
   anyone is judged; brokers on voters the Raft layer cannot reach get the shorter takeover grace.
 - One work task proposes what ControllerCore decides (fencing on expiry, unfencing, controlled
   shutdown, leaderless elections, reassignment completion, rebalance), one command at a time.
+- The bootstrap user (security.bootstrap.user + security.bootstrap.password.file): after each
+  activation, the controller proposes a SCRAM-SHA-256 and a SCRAM-SHA-512 credential for that
+  user for each mechanism the user has none of, so `cluster up --secure` and the Kubernetes
+  Secret have a superuser to log in with. Idempotent across failovers (the next controller finds
+  the credentials in the image); an existing credential is never overwritten; the password is
+  only hashed, never logged.
 - The public API of the role (used by the Controller servicer and the node). Two parts do the
   request work: `heartbeat_streams` (`serve_heartbeats`: registration, session renewal, replies)
   and `admin_requests` (create/delete topics, partitions, elections, reassignments, configs,
@@ -44,6 +50,7 @@ from freshet.metadata.clock import SystemClock
 from freshet.metadata.errors import NotLeaderError, QuorumClosedError
 from freshet.metadata.image import MetadataImage
 from freshet.metadata.quorum import LeadershipChange, MetadataQuorum
+from freshet.metadata.security import ScramCredential, ScramMechanism
 from freshet.server import limits
 from freshet.server.config import NodeConfig
 from freshet.server.controller.admin_requests import AdminRequests
@@ -234,6 +241,37 @@ class ActiveController:
             f"; brokers on unreachable voters {sorted(unreachable)} get {self.settings.reconnect_grace_ms} ms" if unreachable else "",
         )
         self._work_task = self._spawn(self._work(core), f"controller-work-{term}")
+        if self.config.bootstrap_user is not None:
+            self._spawn(self._ensure_bootstrap_user(core), f"controller-bootstrap-user-{term}")
+
+    async def _ensure_bootstrap_user(self, core: logic.ControllerCore) -> None:
+        """Create the bootstrap user's missing SCRAM credentials (module docstring); retried while
+        this activation lasts and a proposal fails."""
+        user, password = self.config.bootstrap_user, self.config.bootstrap_password
+        assert user is not None and password is not None
+        for mechanism in (ScramMechanism.SCRAM_SHA_256, ScramMechanism.SCRAM_SHA_512):
+            while self.core is core and not self._closed:
+                if self._quorum.image.scram_credential(user, mechanism) is not None:
+                    break
+                credential = await self._loop.run_in_executor(None, ScramCredential.from_password, mechanism, password)
+                async with self.lock:
+                    if self.core is not core or not self.is_active:
+                        return
+                    if self._quorum.image.scram_credential(user, mechanism) is not None:
+                        break
+                    command = commands.upsert_user_credential(commands.new_request_id(), core.controller_epoch, user, credential)
+                    try:
+                        result = await self._propose(command)
+                    except Exception as error:
+                        logger.warning("creating the bootstrap user %r: %s; retrying", user, error)
+                        result = None
+                if result is not None and result.error_code == E.NONE:
+                    logger.info("created the bootstrap user %r (%s)", user, mechanism.mechanism_name)
+                    break
+                if result is not None:
+                    logger.warning("creating the bootstrap user %r refused: %s", user, result.error_message)
+                    return
+                await asyncio.sleep(0.5)
 
     async def _unreachable_voters(self) -> list[int]:
         """Voters (other than this one) the Raft layer has no connection to right now."""

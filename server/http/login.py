@@ -72,18 +72,6 @@ def _dummy_credential() -> ScramCredential:
         return _dummy[0]
 
 
-def certificate_principal(certificate: Mapping | None) -> str | None:
-    """The principal of a verified peer certificate (`ssl.SSLSocket.getpeercert()`): "User:<CN>"
-    (Kafka's common `RULE:^CN=(.*?),.*$/$1/`), or None without a certificate or a common name."""
-    if not certificate:
-        return None
-    for rdn in certificate.get("subject", ()):
-        for key, value in rdn:
-            if key == "commonName" and value:
-                return user_principal(value)
-    return None
-
-
 def basic_credentials(header: str) -> tuple[str, str] | None:
     """(user, password) of an `Authorization: Basic ...` header value, or None if it is not one."""
     scheme, _, encoded = header.strip().partition(" ")

@@ -64,7 +64,6 @@ from freshet.server.http.login import (
     LOGIN_COOKIE,
     SESSION_COOKIE,
     HttpGuard,
-    certificate_principal,
     cookies_of,
 )
 from freshet.server.http.sessions import ConsoleSessions
@@ -78,6 +77,7 @@ from freshet.server.security.authorizer import (
     unbind_caller,
 )
 from freshet.server.security.rate_limit import LoginRateLimiter
+from freshet.server.security.tls import principal_from_peercert
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
@@ -291,7 +291,7 @@ class NodeHttpServer:
                 headers: list[tuple[str, str]] = []
                 session = guard.session(self._cookies())
                 if session is None:
-                    principal = certificate_principal(self._peer_certificate())
+                    principal = principal_from_peercert(self._peer_certificate())
                     if principal is None:
                         self._redirect("/login")
                         return
@@ -317,7 +317,7 @@ class NodeHttpServer:
                     self._redirect("/")
                     return
                 csrf = secrets.token_urlsafe(32)
-                page = console.render_login(csrf, message, certificate_principal(self._peer_certificate()))
+                page = console.render_login(csrf, message, principal_from_peercert(self._peer_certificate()))
                 cookie = _cookie(LOGIN_COOKIE, csrf, LOGIN_FORM_MAX_AGE_S)
                 self._send(code, page, HTML, [("Set-Cookie", cookie), *headers])
 
@@ -363,7 +363,7 @@ class NodeHttpServer:
                         return False
                 else:
                     session = guard.session(self._cookies())
-                    principal = session.principal if session is not None else certificate_principal(self._peer_certificate())
+                    principal = session.principal if session is not None else principal_from_peercert(self._peer_certificate())
                 if principal is None:
                     challenge = [("WWW-Authenticate", 'Basic realm="freshet", charset="UTF-8"')]
                     self._send(401, b"authentication required: HTTP Basic with a user's password\n", TEXT, challenge)

@@ -3,7 +3,10 @@ and the listener serving it.
 
 Owns which handlers a broker serves and what each is given (the metadata image, the data plane,
 the controller channels, the group runtime: group coordination, offsets and the classic group
-protocol, the authorizer and the audit of user and ACL changes), and the start and stop of the listener. The node creates one when `kafka.listen` is set.
+protocol, the authorizer and the audit of user and ACL changes), and the start and stop of the
+listener. The node creates one when `kafka.listen` is set. With security on it also holds the
+node's `authenticator` (each connection gets a ConnectionAuth; SaslHandshake and SaslAuthenticate
+are served, and advertised, only with SASL_SSL).
 
 Imports: freshet.server (broker, cluster, config, groups, kafka, metrics, security). Thread-safety: not
 thread-safe (loop).
@@ -30,8 +33,10 @@ from freshet.server.kafka.listener import KafkaListener
 from freshet.server.kafka.log_dirs_api import DescribeLogDirsHandler, DescribeProducersHandler
 from freshet.server.kafka.metadata_api import DescribeClusterHandler, MetadataHandler
 from freshet.server.kafka.produce_api import InitProducerIdHandler, ProduceHandler
+from freshet.server.kafka.sasl_api import ConnectionAuth, SaslAuthenticateHandler, SaslHandshakeHandler
 from freshet.server.kafka.transactions_api import REFUSED_APIS
 from freshet.server.security import rules
+from freshet.server.security.authentication import Authenticator
 from freshet.server.security.authorizer import Authorizer
 from freshet.server.security.changes import SecurityChanges
 from freshet.server.security.tls import TlsMaterial
@@ -53,8 +58,10 @@ class KafkaFrontEnd:
         tls: TlsMaterial | None = None,
         authorizer: Authorizer | None = None,
         security_changes: SecurityChanges | None = None,
+        authenticator: Authenticator | None = None,
     ) -> None:
         assert config.kafka_listen is not None
+        self.authenticator = authenticator
         self.authorizer = authorizer = authorizer or rules.allow_all()
         self.config = config
         self._publisher = publisher
@@ -88,11 +95,21 @@ class KafkaFrontEnd:
             self.apis.add(handler)
         for refused in REFUSED_APIS:
             self.apis.refuse(refused)
+        connection_auth = None
+        if authenticator is not None:
+            if authenticator.is_sasl:
+                self.apis.add(SaslHandshakeHandler(authenticator.mechanisms))
+                self.apis.add(SaslAuthenticateHandler())
+
+            def connection_auth(host: str, ssl_object) -> ConnectionAuth:
+                return ConnectionAuth(authenticator, host, ssl_object)
+
         self.listener = KafkaListener(
             config.kafka_listen.host,
             config.kafka_listen.port,
             self.apis,
             ssl_context=tls.server_context() if tls is not None else None,
+            connection_auth=connection_auth,
         )
 
     async def _auto_create(self, names: list[str]) -> bool:

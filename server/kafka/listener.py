@@ -19,11 +19,17 @@ Owns the connection life cycle of Kafka's binary protocol (Kafka's SocketServer 
   security.tls, which swaps in the current certificate per handshake, so rotation needs no
   restart); a client that does not complete the TLS handshake within HANDSHAKE_TIMEOUT_S (a
   plaintext client, an untrusted certificate) is dropped before any request is read.
+- authentication, when the node has security on (`connection_auth`, server/kafka/sasl_api.py):
+  each connection gets a ConnectionAuth; before it is authenticated only ApiVersions,
+  SaslHandshake and SaslAuthenticate are served (anything else closes the connection, as Kafka),
+  raw SASL frames after a v0 handshake go to it, a failed login closes the connection once its
+  answer is written, and once authenticated its Caller is bound in the reader task, so every
+  later request and the tasks it spawns see it (`current_caller()`).
 
 What each API does is the dispatcher's (`KafkaApis`, server/kafka/apis.py); this module knows no
 API but ApiVersions' error answer.
 
-Imports: asyncio, logging, ssl, freshet.server.kafka. Thread-safety: not thread-safe; runs on the node's
+Imports: asyncio, logging, ssl, freshet.server.kafka, freshet.server.security (the caller). Thread-safety: not thread-safe; runs on the node's
 event loop.
 """
 
@@ -32,10 +38,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from freshet.server.kafka import codec
+from freshet.server.kafka.sasl_api import ConnectionAuth, enter_connection
+from freshet.server.security.authorizer import bind_caller
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +54,8 @@ REQUEST_BYTES_MAX_DEFAULT = 100 * 1024 * 1024
 IN_FLIGHT_MAX = 64
 #: A client gets this long to complete its TLS handshake.
 HANDSHAKE_TIMEOUT_S = 10.0
+#: Kafka's connection.failed.authentication.delay.ms default (100 ms).
+FAILED_AUTHENTICATION_DELAY_S = 0.1
 _END = object()
 
 
@@ -79,9 +89,13 @@ class KafkaListener:
         request_bytes_max: int = REQUEST_BYTES_MAX_DEFAULT,
         in_flight_max: int = IN_FLIGHT_MAX,
         ssl_context: ssl.SSLContext | None = None,
+        connection_auth: Callable[[str, object], ConnectionAuth] | None = None,
     ) -> None:
+        """`connection_auth(host, ssl_object)`: a connection's authentication state (None: the
+        node has security off and every request is served)."""
         assert request_bytes_max > 0 and in_flight_max > 0
         self.ssl_context = ssl_context
+        self._connection_auth = connection_auth
         self.host = host
         self.port = port
         self._dispatcher = dispatcher
@@ -133,7 +147,11 @@ class KafkaListener:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peername = writer.get_extra_info("peername")
         peer = f"{peername[0]}:{peername[1]}" if isinstance(peername, tuple) else str(peername)
-        connection = _Connection(reader, writer, peer, self._dispatcher, self._request_bytes_max, self._in_flight_max)
+        auth = None
+        if self._connection_auth is not None:
+            host = peername[0] if isinstance(peername, tuple) else ""
+            auth = self._connection_auth(host, writer.get_extra_info("ssl_object"))
+        connection = _Connection(reader, writer, peer, self._dispatcher, self._request_bytes_max, self._in_flight_max, auth)
         try:
             await connection.run()
         finally:
@@ -155,7 +173,10 @@ class _Connection:
         dispatcher: Dispatcher,
         request_bytes_max: int,
         in_flight_max: int,
+        auth: ConnectionAuth | None = None,
     ) -> None:
+        self._auth = auth
+        self._is_caller_bound = False
         self._reader = reader
         self._writer = writer
         self._peer = peer
@@ -187,12 +208,18 @@ class _Connection:
     async def _read_loop(self) -> bool:
         """Read and dispatch requests until EOF (True: answer what is queued, then close) or a
         protocol violation (False: close now)."""
+        auth = self._auth
+        if auth is not None:
+            enter_connection(auth)              # this task's context: the SASL handlers find it
         while True:
             frame = await self._read_frame()
             if frame is None:
                 return True
             if frame is False:
                 return False
+            if auth is not None and auth.expects_raw_token:
+                await self._order.put(asyncio.get_running_loop().create_task(auth.raw_token(frame)))
+                continue
             pending = self._start(frame)
             if pending is False:
                 return False
@@ -241,6 +268,17 @@ class _Connection:
                 self._peer, request.client_id, request.api_key, request.api_version,
             )
             return False
+        auth = self._auth
+        if auth is not None:
+            if not auth.may_serve(request.api_key):
+                logger.warning(
+                    "Kafka connection from %s (client %r): API key %d before authenticating; closing",
+                    self._peer, request.client_id, request.api_key,
+                )
+                return False
+            if auth.caller is not None and not self._is_caller_bound:
+                bind_caller(auth.caller)        # the reader task's context, copied by what it spawns
+                self._is_caller_bound = True
         return self._dispatcher.dispatch(request, self._peer)
 
     async def _write_loop(self) -> None:
@@ -259,6 +297,12 @@ class _Connection:
             if data is not None:
                 self._writer.write(data)
                 await self._writer.drain()
+            if self._auth is not None and self._auth.is_failed:
+                # A failed login: its answer is written; close after a pause, as Kafka does
+                # (connection.failed.authentication.delay.ms), which also slows password guessing
+                # and lets the client read the answer before the connection goes.
+                await asyncio.sleep(FAILED_AUTHENTICATION_DELAY_S)
+                return
 
 
 def _ready(data: bytes) -> Awaitable[bytes]:

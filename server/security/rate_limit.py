@@ -1,8 +1,9 @@
 """Failed logins, rate limited per source: a password guesser gets a few tries, then waits.
 
 Owns `LoginRateLimiter`, the policy every front-end that checks a password applies per client
-address (the console's login form, HTTP Basic on /metrics; the Kafka and gRPC listeners may share
-it): at most `failures_max` failed attempts per source within a sliding `window_s`; once a source
+address: the node has one, shared by the Kafka listener's SASL, the gRPC Authenticate RPC, the
+console's login form and HTTP Basic on /metrics, so a guesser cannot spread its tries over the
+ports. At most `failures_max` failed attempts per source within a sliding `window_s`; once a source
 has reached that many, further attempts are refused without checking the password until its oldest
 counted failure leaves the window. A success forgets the source's failures (a user who mistyped
 once is not punished later). Refusing *before* the password check also bounds the CPU a guesser
@@ -23,8 +24,8 @@ import threading
 import time
 from collections.abc import Callable
 
-#: Defaults: 5 failures a minute per source, 10 000 sources remembered.
-FAILURES_MAX = 5
+#: Defaults: 10 failures a minute per source, 10 000 sources remembered.
+FAILURES_MAX = 10
 WINDOW_S = 60.0
 SOURCES_MAX = 10_000
 

@@ -42,7 +42,7 @@ import urllib.error
 import urllib.request
 from typing import TextIO
 
-from freshet.server.config import NODE_KEYS, SECRET_ENV, HostPort, format_node_addresses
+from freshet.server.config import SECRET_ENV, HostPort, format_node_addresses
 
 HOST = "127.0.0.1"
 READY_TIMEOUT_S = 90.0
@@ -50,9 +50,8 @@ STOP_TIMEOUT_S = 30.0
 LAYOUT_FILE_NAME = "cluster.json"
 SECRET_FILE_NAME = "cluster.secret"
 SECURITY_DIR_NAME = "security"
-#: security.protocol of a `--secure` cluster. TLS only until authentication is merged; then
-#: "SASL_SSL" (TLS and authentication on every port).
-SECURE_PROTOCOL = "SSL"
+#: security.protocol of a `--secure` cluster: TLS and authentication on every port.
+SECURE_PROTOCOL = "SASL_SSL"
 SUPERUSER = "admin"
 NODE_COMMON_NAME = "freshet-node"
 NODE_HOSTS = ("localhost", "127.0.0.1", "::1")
@@ -85,8 +84,9 @@ class SecurityFiles:
         return os.path.join(self.directory, f"{SUPERUSER}.password")
 
     def node_settings(self) -> list[str]:
-        """The `--set key=value` options of every node: TLS, and the superuser and bootstrap
-        user keys when this build's node config knows them (authentication)."""
+        """The `--set key=value` options of every node: TLS and authentication on every port, the
+        superuser (created by the active controller from its password file) and the node
+        certificate's principal as super users."""
         settings = {
             "security.protocol": SECURE_PROTOCOL,
             "ssl.certificate.location": self.certificate_file,
@@ -96,7 +96,7 @@ class SecurityFiles:
             "security.bootstrap.user": SUPERUSER,
             "security.bootstrap.password.file": self.password_file,
         }
-        return [f"{key}={value}" for key, value in settings.items() if key in NODE_KEYS]
+        return [f"{key}={value}" for key, value in settings.items()]
 
     def client_context(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=self.ca_file)
