@@ -6,7 +6,8 @@ Owns:
   listeners. A unit test checks that every method of every gRPC service (proto descriptors) and
   every API the Kafka front-end serves has a row, and drives each one with a denied principal to
   check that the handler refuses with the operation and resource type of its row; so a new RPC
-  cannot silently skip authorization.
+  cannot silently skip authorization. (The Authentication service's Authenticate RPC and Kafka's
+  SaslHandshake/SaslAuthenticate are authentication itself: served before a caller is known.)
 - Helpers shared by the handlers: `denials` (per-item answers, Kafka's "filterByAuthorized" with
   a denial audit per refused item), `allows_any` (Kafka's authorizeByResourceType, for
   InitProducerId), `create_denials` (Create on the cluster, else per topic), `allow_all`.
@@ -105,6 +106,13 @@ GRPC_RULES: dict[str, tuple[Rule, ...]] = {
     "/freshet.v1.Controller/DescribeCluster": (_r(Op.DESCRIBE, R.CLUSTER, S.REQUEST),),
     "/freshet.v1.Controller/DescribeQuorum": (_r(Op.DESCRIBE, R.CLUSTER, S.REQUEST),),
     "/freshet.v1.Controller/WatchMetadata": (_r(Op.DESCRIBE, R.CLUSTER, S.REQUEST),),
+    # Controller: users and ACLs (Kafka: Alter on the cluster to change, Describe to list)
+    "/freshet.v1.Controller/UpsertUserScramCredentials": (_r(Op.ALTER, R.CLUSTER, S.REQUEST),),
+    "/freshet.v1.Controller/DeleteUserScramCredentials": (_r(Op.ALTER, R.CLUSTER, S.REQUEST),),
+    "/freshet.v1.Controller/DescribeUserScramCredentials": (_r(Op.DESCRIBE, R.CLUSTER, S.REQUEST),),
+    "/freshet.v1.Controller/CreateAcls": (_r(Op.ALTER, R.CLUSTER, S.REQUEST),),
+    "/freshet.v1.Controller/DeleteAcls": (_r(Op.ALTER, R.CLUSTER, S.REQUEST),),
+    "/freshet.v1.Controller/DescribeAcls": (_r(Op.DESCRIBE, R.CLUSTER, S.REQUEST),),
     # Controller: inter-node
     "/freshet.v1.Controller/BrokerHeartbeat": _CLUSTER_ACTION,
     "/freshet.v1.Controller/AlterPartition": _CLUSTER_ACTION,
@@ -124,6 +132,13 @@ GRPC_RULES: dict[str, tuple[Rule, ...]] = {
 #: Kafka API name (as KafkaApis serves it) -> the rules its handler enforces.
 KAFKA_RULES: dict[str, tuple[Rule, ...]] = {
     "ApiVersions": (),                                   # before authentication too, as Kafka
+    "SaslHandshake": (),                                 # authentication itself
+    "SaslAuthenticate": (),
+    "CreateAcls": (_r(Op.ALTER, R.CLUSTER, S.REQUEST),),
+    "DeleteAcls": (_r(Op.ALTER, R.CLUSTER, S.REQUEST),),
+    "DescribeAcls": (_r(Op.DESCRIBE, R.CLUSTER, S.REQUEST),),
+    "AlterUserScramCredentials": (_r(Op.ALTER, R.CLUSTER, S.REQUEST),),
+    "DescribeUserScramCredentials": (_r(Op.DESCRIBE, R.CLUSTER, S.REQUEST),),
     "Produce": (_r(Op.WRITE, R.TOPIC),),
     "Fetch": (_r(Op.READ, R.TOPIC),),
     "ListOffsets": (_r(Op.DESCRIBE, R.TOPIC),),

@@ -64,13 +64,16 @@ def test_every_client_takes_the_options_and_refuses_unknown_ones(ca_file):
         Producer("127.0.0.1:1", security_protocol="SSL", ssl_cafile="/nonexistent.pem")
 
 
-def test_the_cli_lifts_tls_ca_from_after_the_command(monkeypatch):
+def test_the_cli_lifts_tls_ca_from_after_the_command(monkeypatch, tmp_path):
     assert common.lift_global_options(["topic", "list", "--tls-ca", "ca.pem", "-b", "h:1"]) == [
         "--tls-ca", "ca.pem", "topic", "list", "-b", "h:1",
     ]
     assert common.lift_global_options(["cluster", "status", "--tls-ca=ca.pem"]) == ["--tls-ca", "ca.pem", "cluster", "status"]
     assert common.lift_global_options(["--tls-ca", "ca.pem", "topic", "list"]) == ["--tls-ca", "ca.pem", "topic", "list"]
-    monkeypatch.setitem(common.CLIENT_SECURITY, "tls_ca", None)
+    monkeypatch.setattr(common, "SECURITY", {})
+    common.set_client_security(None, None, None, None)
     assert common.client_security() == {}
-    monkeypatch.setitem(common.CLIENT_SECURITY, "tls_ca", "ca.pem")
-    assert common.client_security() == {"security_protocol": "SSL", "ssl_cafile": "ca.pem"}
+    ca = tmp_path / "ca.pem"
+    ca.write_bytes(certificates.create_ca().certificate_pem)
+    common.set_client_security(str(ca), None, None, None)
+    assert common.client_security() == {"security_protocol": "SSL", "ssl_cafile": str(ca)}

@@ -14,13 +14,13 @@ from freshet.server.http import console
 from freshet.server.http.login import (
     HttpGuard,
     basic_credentials,
-    certificate_principal,
     cookies_of,
     verify_password,
 )
 from freshet.server.http.sessions import ConsoleSessions
 from freshet.server.security.authorizer import Authorizer, Caller
 from freshet.server.security.rate_limit import LoginRateLimiter
+from freshet.server.security.tls import principal_from_peercert
 from prometheus_client import CollectorRegistry
 
 from tests.support.metadata_script import Script
@@ -72,9 +72,9 @@ def test_header_parsers_take_only_what_they_should():
     assert basic_credentials("Basic " + base64.b64encode(b"nocolon").decode()) is None
     assert cookies_of('a=1; b="2"; a=3; junk') == {"a": "1", "b": "2"}
     subject = ((("countryName", "NO"),), (("commonName", "carol"),))
-    assert certificate_principal({"subject": subject}) == "User:carol"
-    assert certificate_principal({}) is None and certificate_principal(None) is None
-    assert certificate_principal({"subject": ((("organizationName", "x"),),)}) is None
+    assert principal_from_peercert({"subject": subject}) == "User:carol"
+    assert principal_from_peercert({}) is None and principal_from_peercert(None) is None
+    assert principal_from_peercert({"subject": ((("organizationName", "x"),),)}) is None
 
 
 # -- login, sessions, audit ------------------------------------------------------------------------

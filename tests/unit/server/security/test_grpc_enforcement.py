@@ -160,7 +160,11 @@ class Backend:
             name: _async(lambda request: types.SimpleNamespace(metadata_offset=0))
             for name in ("create_topics", "delete_topics", "create_partitions", "elect_leaders", "alter_reassignments",
                          "incremental_alter_configs", "alter_partition", "allocate_producer_ids")
-        }, describe_quorum=_async(lambda: controller_pb2.DescribeQuorumResponse()),
+        }, upsert_user_scram_credentials=_async(lambda request: controller_pb2.UpsertUserScramCredentialsResponse()),
+           delete_user_scram_credentials=_async(lambda request: controller_pb2.DeleteUserScramCredentialsResponse()),
+           create_acls=_async(lambda request: controller_pb2.CreateAclsResponse()),
+           delete_acls=_async(lambda request: controller_pb2.DeleteAclsResponse()),
+           describe_quorum=_async(lambda: controller_pb2.DescribeQuorumResponse()),
            serve_heartbeats=_async(lambda context, first: None))
         self.controller.__dict__["is_active"] = True
         self.quorum = Recorder(recent_commands=lambda offset: None)
@@ -235,6 +239,12 @@ CASES: dict[str, tuple[object, bool]] = {
     "/freshet.v1.Controller/DescribeQuorum": (controller_pb2.DescribeQuorumRequest(), False),
     # from_offset -5 is invalid: a caller who gets past the check is refused INVALID_ARGUMENT at once
     "/freshet.v1.Controller/WatchMetadata": (controller_pb2.WatchMetadataRequest(from_offset=-5), True),
+    "/freshet.v1.Controller/UpsertUserScramCredentials": (controller_pb2.UpsertUserScramCredentialsRequest(), False),
+    "/freshet.v1.Controller/DeleteUserScramCredentials": (controller_pb2.DeleteUserScramCredentialsRequest(), False),
+    "/freshet.v1.Controller/DescribeUserScramCredentials": (controller_pb2.DescribeUserScramCredentialsRequest(), False),
+    "/freshet.v1.Controller/CreateAcls": (controller_pb2.CreateAclsRequest(), False),
+    "/freshet.v1.Controller/DeleteAcls": (controller_pb2.DeleteAclsRequest(), False),
+    "/freshet.v1.Controller/DescribeAcls": (controller_pb2.DescribeAclsRequest(), False),
     "/freshet.v1.Controller/BrokerHeartbeat": ([controller_pb2.BrokerHeartbeatRequest()], True),
     "/freshet.v1.Controller/AlterPartition": (controller_pb2.AlterPartitionRequest(), False),
     "/freshet.v1.Controller/AllocateProducerIds": (controller_pb2.AllocateProducerIdsRequest(), False),

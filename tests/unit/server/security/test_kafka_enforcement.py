@@ -90,7 +90,7 @@ def test_every_served_kafka_api_has_a_decision_and_takes_the_authorizer():
     classes = handler_classes()
     assert set(classes) == set(KAFKA_RULES), "a new Kafka API needs a row in KAFKA_RULES"
     for name, cls in classes.items():
-        if name == "ApiVersions":
+        if name in ("ApiVersions", "SaslHandshake", "SaslAuthenticate"):
             continue                              # answered before authentication, as Kafka
         assert "authorizer" in inspect.signature(cls.__init__).parameters, f"{name} takes no authorizer"
 

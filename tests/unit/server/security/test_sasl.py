@@ -17,7 +17,7 @@ from freshet.client._security import ScramClient
 from freshet.metadata.security import ScramCredential, ScramMechanism
 from freshet.server.errors import AuthenticationError, IllegalSaslStateError, UnsupportedSaslMechanismError
 from freshet.server.security import sasl
-from freshet.server.security.sessions import LoginRateLimiter, SessionTable
+from freshet.server.security.sessions import SessionTable
 
 SHA256 = ScramMechanism.SCRAM_SHA_256
 SHA512 = ScramMechanism.SCRAM_SHA_512
@@ -259,27 +259,4 @@ def test_the_session_table_is_bounded_and_drops_expired_then_oldest():
     assert table.principal(newest) is None
 
 
-def test_the_rate_limiter_blocks_a_host_after_its_failures_and_refills():
-    clock = FakeClock()
-    limiter = LoginRateLimiter(failures_max=3, window_ms=60_000, clock=clock)
-    for _ in range(3):
-        assert not limiter.is_blocked("10.0.0.1")
-        limiter.record_failure("10.0.0.1")
-    assert limiter.is_blocked("10.0.0.1")
-    assert not limiter.is_blocked("10.0.0.2")                      # per host
-    assert 19 < limiter.retry_after_s("10.0.0.1") <= 20
-    clock.now += 20.1                                              # one attempt regained per 20 s
-    assert not limiter.is_blocked("10.0.0.1")
-    limiter.record_failure("10.0.0.1")
-    assert limiter.is_blocked("10.0.0.1")
 
-
-def test_the_rate_limiter_is_bounded():
-    clock = FakeClock()
-    limiter = LoginRateLimiter(failures_max=2, window_ms=1000, hosts_max=10, clock=clock)
-    for n in range(100):
-        limiter.record_failure(f"10.0.0.{n}")
-    assert len(limiter) <= 10
-    assert limiter.is_blocked("10.0.0.99") is False                 # one failure of two
-    limiter.record_failure("10.0.0.99")
-    assert limiter.is_blocked("10.0.0.99")

@@ -11,6 +11,7 @@ import pytest
 from freshet.server.config import load_node_config
 from freshet.server.errors import NodeConfigError
 from freshet.server.node import security_settings
+from freshet.server.security import certificates
 
 QUORUM = "1@127.0.0.1:9093"
 
@@ -34,8 +35,15 @@ def test_security_is_off_by_default():
 def test_security_keys_are_parsed(tmp_path):
     password_file = tmp_path / "admin.password"
     password_file.write_text("correct horse battery staple\n")
+    ca = certificates.create_ca()
+    node = certificates.issue(ca, "freshet-node", ("localhost", "127.0.0.1"))
+    for name, data in (("ca.pem", ca.certificate_pem), ("node.pem", node.certificate_pem), ("node.key", node.key_pem)):
+        certificates.write_private(str(tmp_path / name), data)
     config = load(
         "security.protocol=sasl_ssl",
+        f"ssl.certificate.location={tmp_path / 'node.pem'}",
+        f"ssl.key.location={tmp_path / 'node.key'}",
+        f"ssl.ca.location={tmp_path / 'ca.pem'}",
         "super.users=User:admin; User:freshet-node",
         "allow.everyone.if.no.acl.found=true",
         "sasl.enabled.mechanisms=SCRAM-SHA-512,plain",
