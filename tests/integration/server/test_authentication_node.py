@@ -38,8 +38,6 @@ from tests.support.inprocess_nodes import InProcessCluster
 from tests.support.ports import free_ports
 from tests.support.waiting import wait_until
 
-pytestmark = pytest.mark.slow
-
 ADMIN_PASSWORD = "admin-secret-Pa55"
 NODE_PRINCIPAL = "User:freshet-node"
 
