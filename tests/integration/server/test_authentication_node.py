@@ -7,12 +7,11 @@ SASL_AUTHENTICATION_FAILED and change nothing; failed logins are rate limited pe
 bootstrap user exists without anyone creating it. Method: one combined node (broker + controller)
 started from the same NodeConfig loader as `freshet server start`, real clients on loopback.
 
-BEFORE THE TLS MERGE (sec-tls): the node's ports are not TLS yet, so the Kafka clients use
-SASL_PLAINTEXT and the SDK a plain channel. Nodes prove who they are with their certificates
-(mTLS) then; until that exists, `node_certificates` stands in for it: a call that does not come
-from the test's SDK channels (user agent "freshet-sdk-test") counts as the node principal
-User:freshet-node. After the merge: give the node sec-tls's ssl.* keys, switch the Kafka clients
-to SASL_SSL with the CA, drop `node_certificates` (see the report of branch sec-auth).
+Everything runs over TLS, as in production: the module makes a CA and a node certificate (CN
+freshet-node, SANs localhost and 127.0.0.1) with server/security/certificates.py; the node gets
+the ssl.* keys and `User:freshet-node` as a super user (its own inter-node calls carry the node
+proof of server/security/node_identity.py); the SDK, the CLI, kafka-python, confluent-kafka and
+the raw socket trust the CA and present no client certificate, so only a login names them.
 """
 
 from __future__ import annotations
@@ -20,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import ssl
 import struct
 import uuid
 
@@ -27,45 +27,48 @@ import grpc
 import pytest
 from freshet.client import Admin, Consumer, Producer, TopicPartition
 from freshet.client import errors as client_errors
+from freshet.client._security import SecurityConfig
 from freshet.client._transport import Transport
 from freshet.metadata.security import ScramMechanism
-from freshet.server.security import authentication
-from freshet.server.security.sessions import LoginRateLimiter
+from freshet.server.security import certificates
+from freshet.server.security.rate_limit import LoginRateLimiter
 from freshet.v1 import broker_pb2, broker_pb2_grpc, common_pb2
 
 from tests.support.inprocess_nodes import InProcessCluster
 from tests.support.ports import free_ports
 from tests.support.waiting import wait_until
 
-pytestmark = pytest.mark.slow
-
 ADMIN_PASSWORD = "admin-secret-Pa55"
-TEST_AGENT = "freshet-sdk-test"
+NODE_PRINCIPAL = "User:freshet-node"
+
+
+def write_tls_files(directory) -> dict[str, str]:
+    """A CA and a node certificate signed by it (CN freshet-node, as `cluster up --secure` makes),
+    written as PEM files; their paths by node config key."""
+    ca = certificates.create_ca("auth-test-ca")
+    node = certificates.issue(ca, "freshet-node", hosts=("localhost", "127.0.0.1"))
+    paths = {
+        "ssl.ca.location": str(directory / "ca.pem"),
+        "ssl.certificate.location": str(directory / "node.pem"),
+        "ssl.key.location": str(directory / "node-key.pem"),
+    }
+    certificates.write_private(paths["ssl.ca.location"], ca.certificate_pem)
+    certificates.write_private(paths["ssl.certificate.location"], node.certificate_pem)
+    certificates.write_private(paths["ssl.key.location"], node.key_pem)
+    return paths
 
 
 @pytest.fixture(scope="module")
-def node_certificates():
-    """Stand-in for mTLS until sec-tls is merged (module docstring)."""
-    original = authentication.certificate_principal
-
-    def principal(context):
-        agents = [value for key, value in context.invocation_metadata() or () if key == "user-agent"]
-        return None if any(TEST_AGENT in agent for agent in agents) else "User:freshet-node"
-
-    authentication.certificate_principal = principal
-    yield
-    authentication.certificate_principal = original
-
-
-@pytest.fixture(scope="module")
-def secure(tmp_path_factory, node_certificates):
+def secure(tmp_path_factory):
     root = tmp_path_factory.mktemp("auth-node")
+    tls_files = write_tls_files(root)
     password_file = root / "admin.password"
     password_file.write_text(ADMIN_PASSWORD + "\n")
     kafka_port = free_ports(1)[0]
     sets = [
         "security.protocol=SASL_SSL",
-        "super.users=User:admin;User:freshet-node",
+        *(f"{key}={path}" for key, path in tls_files.items()),
+        f"super.users=User:admin;{NODE_PRINCIPAL}",
         "security.bootstrap.user=admin",
         f"security.bootstrap.password.file={password_file}",
         f"kafka.listen=127.0.0.1:{kafka_port}",
@@ -78,6 +81,7 @@ def secure(tmp_path_factory, node_certificates):
         )
         nodes.kafka_bootstrap = f"127.0.0.1:{kafka_port}"
         nodes.grpc_bootstrap = f"127.0.0.1:{nodes.ports[1]}"
+        nodes.ca_file = tls_files["ssl.ca.location"]
         yield nodes
 
 
@@ -86,21 +90,19 @@ def fresh_rate_limit(secure):
     secure.nodes[1].authenticator.limiter = LoginRateLimiter()
 
 
-def sdk_channel(address, options):
-    return grpc.insecure_channel(address, options=[*options, ("grpc.primary_user_agent", TEST_AGENT)])
-
-
 def transport(secure, **security) -> Transport:
-    from freshet.client._security import SecurityConfig
-
+    """A Transport to the node whose channels are made as the public constructors make them."""
+    config = SecurityConfig(**security)
     return Transport(
-        secure.grpc_bootstrap, client_id="auth-test", channel_factory=sdk_channel,
-        security=SecurityConfig(**security) if security else None,
+        secure.grpc_bootstrap, client_id="auth-test", channel_factory=config.channel_factory(), security=config
     )
 
 
-def admin_security(password=ADMIN_PASSWORD, user="admin", mechanism="SCRAM-SHA-512") -> dict:
-    return {"security_protocol": "SASL_SSL", "sasl_mechanism": mechanism, "sasl_plain_username": user, "sasl_plain_password": password}
+def admin_security(secure, password=ADMIN_PASSWORD, user="admin", mechanism="SCRAM-SHA-512") -> dict:
+    return {
+        "security_protocol": "SASL_SSL", "ssl_cafile": secure.ca_file, "sasl_mechanism": mechanism,
+        "sasl_plain_username": user, "sasl_plain_password": password,
+    }
 
 
 def topic_names(secure) -> set[str]:
@@ -116,7 +118,7 @@ def test_the_bootstrap_user_is_created_once_with_both_mechanisms(secure):
 @pytest.mark.parametrize("mechanism", ["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"])
 def test_the_sdk_logs_in_and_produces_and_consumes(secure, mechanism):
     topic = f"auth-sdk-{mechanism.lower()}-{uuid.uuid4().hex[:6]}"
-    security = admin_security(mechanism=mechanism)
+    security = admin_security(secure, mechanism=mechanism)
     with Admin(transport=transport(secure, **security)) as admin:
         admin.create_topic(topic, partitions=1, replication_factor=1)
     producer_transport = transport(secure, **security)
@@ -134,14 +136,14 @@ def test_the_sdk_logs_in_and_produces_and_consumes(secure, mechanism):
 
 def test_the_sdk_options_on_the_public_constructors(secure):
     """Producer/Consumer/Admin take kafka-python's option names (their transport gets them)."""
-    admin = Admin(secure.grpc_bootstrap, **admin_security())
+    admin = Admin(secure.grpc_bootstrap, **admin_security(secure))
     try:
         assert admin._transport.security.sasl_plain_username == "admin"
         assert "admin-secret" not in repr(admin._transport.security)
     finally:
         admin.close()
     with pytest.raises(ValueError, match="sasl_plain_password"):
-        Producer(secure.grpc_bootstrap, security_protocol="SASL_SSL", sasl_plain_username="admin")
+        Producer(secure.grpc_bootstrap, security_protocol="SASL_SSL", ssl_cafile=secure.ca_file, sasl_plain_username="admin")
     with pytest.raises(ValueError, match="SASL_PLAINTEXT"):
         Consumer(secure.grpc_bootstrap, security_protocol="SASL_PLAINTEXT")
 
@@ -149,7 +151,7 @@ def test_the_sdk_options_on_the_public_constructors(secure):
 @pytest.mark.parametrize(("user", "password"), [("admin", "wrong-password"), ("nobody", ADMIN_PASSWORD)])
 def test_the_sdk_with_bad_credentials_is_refused_and_nothing_changes(secure, user, password):
     topic = f"auth-refused-{uuid.uuid4().hex[:6]}"
-    with Admin(transport=transport(secure, **admin_security(password, user)), request_timeout_ms=5000) as admin:
+    with Admin(transport=transport(secure, **admin_security(secure, password, user)), request_timeout_ms=5000) as admin:
         with pytest.raises(client_errors.SaslAuthenticationFailedError) as refused:
             admin.create_topic(topic, partitions=1, replication_factor=1)
     assert refused.value.retriable is False
@@ -160,7 +162,8 @@ def test_the_sdk_with_bad_credentials_is_refused_and_nothing_changes(secure, use
 
 
 def test_a_grpc_call_without_credentials_is_unauthenticated(secure):
-    channel = sdk_channel(secure.grpc_bootstrap, [])
+    """TLS alone (the CA trusted, no client certificate, no node proof) names nobody."""
+    channel = SecurityConfig(security_protocol="SSL", ssl_cafile=secure.ca_file).channel_factory()(secure.grpc_bootstrap, [])
     try:
         with pytest.raises(grpc.RpcError) as refused:
             broker_pb2_grpc.BrokerStub(channel).Metadata(broker_pb2.MetadataRequest(), timeout=5)
@@ -175,7 +178,7 @@ def test_a_grpc_call_without_credentials_is_unauthenticated(secure):
 
 def test_the_sdk_authenticates_again_when_the_node_forgot_its_token(secure):
     node = secure.nodes[1]
-    with Admin(transport=transport(secure, **admin_security())) as admin:
+    with Admin(transport=transport(secure, **admin_security(secure))) as admin:
         admin.list_topics()
         for token_digest in list(node.authenticator.sessions._sessions):
             del node.authenticator.sessions._sessions[token_digest]           # as after a node restart
@@ -184,12 +187,12 @@ def test_the_sdk_authenticates_again_when_the_node_forgot_its_token(secure):
 
 def test_failed_logins_are_rate_limited_per_host(secure):
     node = secure.nodes[1]
-    node.authenticator.limiter = LoginRateLimiter(failures_max=3, window_ms=60_000)
+    node.authenticator.limiter = LoginRateLimiter(failures_max=3, window_s=60)
     for _ in range(3):
-        with Admin(transport=transport(secure, **admin_security("wrong")), request_timeout_ms=5000) as admin:
+        with Admin(transport=transport(secure, **admin_security(secure, "wrong")), request_timeout_ms=5000) as admin:
             with pytest.raises(client_errors.SaslAuthenticationFailedError, match="invalid credentials"):
                 admin.list_topics()
-    with Admin(transport=transport(secure, **admin_security()), request_timeout_ms=5000) as admin:
+    with Admin(transport=transport(secure, **admin_security(secure)), request_timeout_ms=5000) as admin:
         with pytest.raises(client_errors.SaslAuthenticationFailedError, match="too many failed"):
             admin.list_topics()                                               # even the right password, for now
     assert "too many failed authentication attempts" in kafka_python_refused(secure, ADMIN_PASSWORD)
@@ -197,10 +200,10 @@ def test_failed_logins_are_rate_limited_per_host(secure):
 
 def test_logins_are_audited_and_counted_without_secrets(secure, caplog):
     with caplog.at_level(logging.INFO, logger="freshet.audit"):
-        with Admin(transport=transport(secure, **admin_security("wrong-one")), request_timeout_ms=5000) as admin:
+        with Admin(transport=transport(secure, **admin_security(secure, "wrong-one")), request_timeout_ms=5000) as admin:
             with pytest.raises(client_errors.SaslAuthenticationFailedError):
                 admin.list_topics()
-        with Admin(transport=transport(secure, **admin_security())) as admin:
+        with Admin(transport=transport(secure, **admin_security(secure))) as admin:
             admin.list_topics()
     lines = [json.loads(record.getMessage()) for record in caplog.records if record.name == "freshet.audit"]
     events = {(line["event"], line.get("mechanism"), line.get("user") or line.get("principal")) for line in lines}
@@ -218,17 +221,19 @@ def test_logins_are_audited_and_counted_without_secrets(secure, caplog):
 # -- the Kafka listener -------------------------------------------------------------------------
 
 
-def kafka_python_producer(secure, password, user="admin", mechanism="SCRAM-SHA-512"):
+def kafka_python_producer(secure, password, user="admin", mechanism="SCRAM-SHA-512", **overrides):
     from kafka import KafkaProducer
 
     return KafkaProducer(
         bootstrap_servers=secure.kafka_bootstrap,
-        security_protocol="SASL_PLAINTEXT",           # SASL_SSL once sec-tls is merged
+        security_protocol="SASL_SSL",
+        ssl_cafile=secure.ca_file,
         sasl_mechanism=mechanism,
         sasl_plain_username=user,
         sasl_plain_password=password,
         request_timeout_ms=10000,
         max_block_ms=5000,
+        **overrides,
     )
 
 
@@ -237,7 +242,7 @@ def test_kafka_python_logs_in_and_produces_and_consumes(secure, mechanism):
     from kafka import KafkaConsumer
 
     topic = f"auth-kp-{mechanism.lower()}-{uuid.uuid4().hex[:6]}"
-    with Admin(transport=transport(secure, **admin_security())) as admin:
+    with Admin(transport=transport(secure, **admin_security(secure))) as admin:
         admin.create_topic(topic, partitions=1, replication_factor=1)
     producer = kafka_python_producer(secure, ADMIN_PASSWORD, mechanism=mechanism)
     try:
@@ -247,7 +252,8 @@ def test_kafka_python_logs_in_and_produces_and_consumes(secure, mechanism):
     consumer = KafkaConsumer(
         topic,
         bootstrap_servers=secure.kafka_bootstrap,
-        security_protocol="SASL_PLAINTEXT",
+        security_protocol="SASL_SSL",
+        ssl_cafile=secure.ca_file,
         sasl_mechanism=mechanism,
         sasl_plain_username="admin",
         sasl_plain_password=ADMIN_PASSWORD,
@@ -268,15 +274,16 @@ def _first(consumer):
 
 
 def kafka_python_refused(secure, password, user="admin") -> str:
-    """Produce with kafka-python; the log text of its refusal (it retries the login in the
-    background, so the send times out)."""
+    """Produce with kafka-python; the log text of its refusal. kafka-python (3.x) bootstraps in
+    the constructor and retries a refused login until `bootstrap_timeout_ms` (default 30 s), so
+    the bound is short here: the first refusal is logged within a second."""
     from kafka.errors import KafkaError
 
     handler = _Collect()
     logging.getLogger("kafka").addHandler(handler)
     try:
         with pytest.raises(KafkaError):
-            producer = kafka_python_producer(secure, password, user=user)
+            producer = kafka_python_producer(secure, password, user=user, bootstrap_timeout_ms=3000)
             try:
                 producer.send("auth-never", b"x").get(timeout=6)
             finally:
@@ -309,11 +316,12 @@ def test_confluent_kafka_scram_sha_512_produces_and_consumes(secure):
     from confluent_kafka import Producer as KafkaProducer
 
     topic = f"auth-ck-{uuid.uuid4().hex[:6]}"
-    with Admin(transport=transport(secure, **admin_security())) as admin:
+    with Admin(transport=transport(secure, **admin_security(secure))) as admin:
         admin.create_topic(topic, partitions=1, replication_factor=1)
     common = {
         "bootstrap.servers": secure.kafka_bootstrap,
-        "security.protocol": "SASL_PLAINTEXT",          # SASL_SSL + ssl.ca.location once sec-tls is merged
+        "security.protocol": "SASL_SSL",
+        "ssl.ca.location": secure.ca_file,
         "sasl.mechanism": "SCRAM-SHA-512",
         "sasl.username": "admin",
         "sasl.password": ADMIN_PASSWORD,
@@ -343,7 +351,8 @@ def test_confluent_kafka_with_a_wrong_password_gets_sasl_authentication_failed(s
     errors = []
     producer = KafkaProducer({
         "bootstrap.servers": secure.kafka_bootstrap,
-        "security.protocol": "SASL_PLAINTEXT",
+        "security.protocol": "SASL_SSL",
+        "ssl.ca.location": secure.ca_file,
         "sasl.mechanism": "SCRAM-SHA-512",
         "sasl.username": "admin",
         "sasl.password": "wrong-password",
@@ -366,7 +375,8 @@ def _frame(api_key: int, api_version: int, correlation_id: int, body: bytes = b"
 
 def test_the_kafka_listener_serves_nothing_but_sasl_before_authentication(secure):
     host, port = secure.kafka_bootstrap.split(":")
-    with socket.create_connection((host, int(port)), timeout=5) as connection:
+    context = ssl.create_default_context(cafile=secure.ca_file)
+    with socket.create_connection((host, int(port)), timeout=5) as raw, context.wrap_socket(raw, server_hostname=host) as connection:
         connection.sendall(_frame(18, 0, 1))                     # ApiVersions v0: answered
         size = struct.unpack(">i", connection.recv(4))[0]
         body = b""
@@ -394,14 +404,14 @@ def test_the_cli_logs_in_with_user_and_password_file(secure, tmp_path):
     topic = f"auth-cli-{uuid.uuid4().hex[:6]}"
     created = run_cli(
         ["topic", "create", topic, "--partitions", "1", "--replication-factor", "1",
-         "--user", "admin", "--password-file", str(password_file)],
+         "--tls-ca", secure.ca_file, "--user", "admin", "--password-file", str(password_file)],
         secure.grpc_bootstrap,
     )
     assert created.returncode == 0, created.stderr
     assert topic in topic_names(secure)
     produced = run_cli(
         ["produce", topic], secure.grpc_bootstrap, input="one\n",
-        env={"FRESHET_USER": "admin", "FRESHET_PASSWORD_FILE": str(password_file)},
+        env={"FRESHET_TLS_CA": secure.ca_file, "FRESHET_USER": "admin", "FRESHET_PASSWORD_FILE": str(password_file)},
     )
     assert produced.returncode == 0, produced.stderr
 
@@ -418,7 +428,10 @@ def test_the_cli_logs_in_with_a_kafka_command_config(secure, tmp_path, form):
             "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required "
             f'username="admin" password="{ADMIN_PASSWORD}";\n'
         )
-    properties.write_text(f"# a Kafka client config\nsecurity.protocol=SASL_SSL\nsasl.mechanism=SCRAM-SHA-256\n{credentials}")
+    properties.write_text(
+        "# a Kafka client config\nsecurity.protocol=SASL_SSL\nsasl.mechanism=SCRAM-SHA-256\n"
+        f"ssl.ca.location={secure.ca_file}\n{credentials}"
+    )
     listed = run_cli(["topic", "list", "--command-config", str(properties), "--output", "json"], secure.grpc_bootstrap)
     assert listed.returncode == 0, listed.stderr
     assert isinstance(json.loads(listed.stdout), list)
@@ -431,7 +444,7 @@ def test_the_cli_with_a_wrong_password_exits_1_with_one_line(secure, tmp_path):
     password_file.write_text("not-the-password\n")
     topic = f"auth-cli-refused-{uuid.uuid4().hex[:6]}"
     refused = run_cli(
-        ["--user", "admin", "--password-file", str(password_file), "topic", "create", topic,
+        ["--tls-ca", secure.ca_file, "--user", "admin", "--password-file", str(password_file), "topic", "create", topic,
          "--partitions", "1", "--replication-factor", "1"],
         secure.grpc_bootstrap,
     )
@@ -440,6 +453,6 @@ def test_the_cli_with_a_wrong_password_exits_1_with_one_line(secure, tmp_path):
     assert "'admin'" in line and "invalid credentials" in line and "--password-file" in line
     assert "not-the-password" not in refused.stderr
     assert topic not in topic_names(secure)
-    missing = run_cli(["topic", "list", "--user", "admin"], secure.grpc_bootstrap)
+    missing = run_cli(["topic", "list", "--tls-ca", secure.ca_file, "--user", "admin"], secure.grpc_bootstrap)
     assert missing.returncode == 2
     assert "--password-file" in one_error_line(missing)
