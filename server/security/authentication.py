@@ -26,6 +26,7 @@ rate limiter lock; everything else is immutable or a prometheus metric).
 from __future__ import annotations
 
 import contextvars
+import hashlib
 import logging
 from collections.abc import Callable
 
@@ -177,9 +178,11 @@ class Authenticator:
         host = grpc_peer_host(context.peer())
         token = bearer_token(context) if self.is_sasl else None
         if token is not None:
-            principal = self.sessions.principal(token)
-            if principal is not None:
-                return Caller(principal, host)
+            session = self.sessions.session(token)
+            if session is not None:
+                if session.credentials == self.credentials_fingerprint(session.principal):
+                    return Caller(session.principal, host)
+                self.sessions.revoke(token)         # password changed or user deleted since login
         certificate = principal_from_call(context, self._node_proofs)
         if certificate is not None:
             return Caller(certificate, host)
@@ -189,6 +192,22 @@ class Authenticator:
         audit("authentication_failed", listener=LISTENER_GRPC, mechanism="token" if token is not None else "none",
               host=host, user=None, reason="expired or unknown session token" if token is not None else "no credentials")
         raise AuthenticationError(EXPIRED_TOKEN_MESSAGE if token is not None else UNAUTHENTICATED_MESSAGE)
+
+    def issue_session(self, principal: str) -> str:
+        """A session token for `principal`, bound to its user's current credentials: changing the
+        password or deleting the user ends the session at the next call (the client logs in
+        again, and fails if its password is no longer right)."""
+        return self.sessions.issue(principal, self.credentials_fingerprint(principal))
+
+    def credentials_fingerprint(self, principal: str) -> bytes:
+        """A digest of the user's current SCRAM stored keys (b"" for no such user)."""
+        credentials = self._image().users.get(principal.partition(":")[2])
+        if not credentials:
+            return b""
+        digest = hashlib.sha256()
+        for mechanism, credential in sorted(credentials.items()):
+            digest.update(bytes([mechanism]) + credential.stored_key)
+        return digest.digest()
 
     def enter(self, context) -> contextvars.Token:
         """Bind the call's caller (see caller_of; raises AuthenticationError); `exit` undoes it."""

@@ -89,7 +89,7 @@ class AuthenticationService(authentication_pb2_grpc.AuthenticationServicer):
         return authentication_pb2.AuthenticateResponse(
             message=answer,
             is_complete=True,
-            token=authenticator.sessions.issue(caller.principal),
+            token=authenticator.issue_session(caller.principal),
             session_lifetime_ms=authenticator.sessions.lifetime_ms,
             principal=caller.principal,
         )

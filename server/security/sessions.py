@@ -31,6 +31,9 @@ class Session:
 
     principal: str
     expires_at_s: float
+    # What the user's credentials were when the session began (Authenticator.credentials_fingerprint):
+    # a session whose user changed password or was deleted since is no longer honoured.
+    credentials: bytes = b""
 
 
 def _digest(token: str) -> bytes:
@@ -61,8 +64,9 @@ class SessionTable:
     def __repr__(self) -> str:
         return f"SessionTable({len(self._sessions)} sessions)"
 
-    def issue(self, principal: str) -> str:
-        """A new token for `principal`, valid for lifetime_ms."""
+    def issue(self, principal: str, credentials: bytes = b"") -> str:
+        """A new token for `principal`, valid for lifetime_ms; `credentials`: the fingerprint of the
+        user's credentials now (see Session)."""
         token = secrets.token_urlsafe(TOKEN_BYTES)
         now = self._clock()
         with self._lock:
@@ -70,11 +74,16 @@ class SessionTable:
                 self._purge_expired(now)
             while len(self._sessions) >= self.sessions_max:
                 self._sessions.popitem(last=False)
-            self._sessions[_digest(token)] = Session(principal, now + self.lifetime_ms / 1000)
+            self._sessions[_digest(token)] = Session(principal, now + self.lifetime_ms / 1000, credentials)
         return token
 
     def principal(self, token: str) -> str | None:
         """The principal of a valid token; None when unknown or expired (an expired one is dropped)."""
+        session = self.session(token)
+        return None if session is None else session.principal
+
+    def session(self, token: str) -> Session | None:
+        """The session of a valid token; None when unknown or expired (an expired one is dropped)."""
         key = _digest(token)
         now = self._clock()
         with self._lock:
@@ -84,7 +93,12 @@ class SessionTable:
             if session.expires_at_s <= now:
                 del self._sessions[key]
                 return None
-            return session.principal
+            return session
+
+    def revoke(self, token: str) -> None:
+        """Forget one token (its user's credentials changed)."""
+        with self._lock:
+            self._sessions.pop(_digest(token), None)
 
     def revoke_principal(self, principal: str) -> int:
         """Drop every session of `principal` (its user was deleted); how many there were."""

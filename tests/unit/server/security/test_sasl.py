@@ -11,12 +11,15 @@ malformed messages.
 from __future__ import annotations
 
 import base64
+import dataclasses
 
 import pytest
 from freshet.client._security import ScramClient
+from freshet.metadata.image import EMPTY_IMAGE
 from freshet.metadata.security import ScramCredential, ScramMechanism
 from freshet.server.errors import AuthenticationError, IllegalSaslStateError, UnsupportedSaslMechanismError
 from freshet.server.security import sasl
+from freshet.server.security.authentication import Authenticator
 from freshet.server.security.sessions import SessionTable
 
 SHA256 = ScramMechanism.SCRAM_SHA_256
@@ -260,3 +263,35 @@ def test_the_session_table_is_bounded_and_drops_expired_then_oldest():
 
 
 
+
+
+class _Call:
+    """The little of a grpc ServicerContext that Authenticator.caller_of reads."""
+
+    def __init__(self, token: str) -> None:
+        self._metadata = (("authorization", f"Bearer {token}"),)
+
+    def peer(self):
+        return "ipv4:10.0.0.5:4242"
+
+    def invocation_metadata(self):
+        return self._metadata
+
+    def auth_context(self):
+        return {}
+
+
+def test_a_session_ends_when_its_users_password_changes_or_the_user_goes():
+    images = {"now": dataclasses.replace(EMPTY_IMAGE, users={"alice": {SHA512: ScramCredential.from_password(SHA512, "pw", 4096)}})}
+    authenticator = Authenticator("SASL_SSL", ("SCRAM-SHA-512",), lambda: images["now"])
+    token = authenticator.issue_session("User:alice")
+    assert authenticator.caller_of(_Call(token)).principal == "User:alice"
+    images["now"] = dataclasses.replace(images["now"], users={"alice": {SHA512: ScramCredential.from_password(SHA512, "new", 4096)}})
+    with pytest.raises(AuthenticationError, match="authenticate again"):
+        authenticator.caller_of(_Call(token))
+    assert authenticator.sessions.session(token) is None             # revoked, not just refused
+    token = authenticator.issue_session("User:alice")
+    assert authenticator.caller_of(_Call(token)).principal == "User:alice"
+    images["now"] = dataclasses.replace(images["now"], users={})
+    with pytest.raises(AuthenticationError):
+        authenticator.caller_of(_Call(token))
