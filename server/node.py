@@ -27,6 +27,8 @@ TLS (security.protocol SSL or SASL_SSL): one `TlsMaterial` serves every port: th
 port (a TLS tunnel in front of pysyncobj, metadata/raft_tunnel.py) and every inter-node channel
 (controller channels, replica fetchers: mTLS with the node's certificate). No port listens in
 plaintext, except the opt-in http.metrics.plaintext.listen (/metrics /healthz /readyz only).
+`NodeSecurity` (server/node_security.py) owns that material, the Authorizer, the Authenticator and
+the HTTP listeners; this module hands them to the roles it wires.
 
 Logs: one line per event on stderr: UTC time, level, node id, component, message.
 
@@ -53,7 +55,6 @@ import grpc
 from freshet.metadata.errors import MetadataError, TransferDeniedError
 from freshet.metadata.image import EMPTY_IMAGE, MetadataImage
 from freshet.metadata.quorum import MetadataQuorum, QuorumConfig
-from freshet.metadata.raft_tunnel import RaftTls
 from freshet.server.broker.data_plane import DataPlane
 from freshet.server.broker.hosted_replicas import HostedReplicas
 from freshet.server.broker.lifecycle import BrokerLifecycle
@@ -65,16 +66,12 @@ from freshet.server.controller.active import ActiveController
 from freshet.server.controller.service import ControllerService
 from freshet.server.errors import NodeStartError
 from freshet.server.groups.runtime import GroupRuntime
-from freshet.server.http.server import NodeHttpServer, NodeView
+from freshet.server.http.server import NodeView
 from freshet.server.kafka.front_end import KafkaFrontEnd
 from freshet.server.metrics import BrokerMetrics
+from freshet.server.node_security import NodeSecurity
 from freshet.server.replication.leader_sessions import ReplicationService
-from freshet.server.security.authentication import Authenticator
-from freshet.server.security.authorizer import Authorizer, SecuritySettings
-from freshet.server.security.changes import SecurityChanges
 from freshet.server.security.grpc_auth import AuthenticationService
-from freshet.server.security.node_identity import NodeProofVerifier
-from freshet.server.security.tls import CLIENT_AUTH_REQUIRED, TlsMaterial
 from freshet.storage.errors import StorageError
 from freshet.storage.log_manager import LogManager
 from freshet.v1 import controller_pb2_grpc, replication_pb2_grpc
@@ -155,13 +152,11 @@ class Node:
         self.log_manager: LogManager | None = None
         self.quorum: MetadataQuorum | None = None
         self.publisher: MetadataPublisher | None = None
-        self.tls: TlsMaterial | None = None
-        if config.tls is not None:
-            try:
-                self.tls = TlsMaterial(config.tls)
-            except ValueError as error:             # the files changed since the config was checked
-                raise NodeStartError(f"cannot load the TLS files: {error}") from error
-        self.channels = ControllerChannels(config.controller_listeners, config.node_id, self.tls)
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.metrics = BrokerMetrics(self.registry)
+        # TLS material, Authorizer, Authenticator, SecurityChanges and the HTTP listeners.
+        self.security = NodeSecurity(config, self.registry, self._authorization_image)
+        self.channels = ControllerChannels(config.controller_listeners, config.node_id, self.security.tls)
         self.controller: ActiveController | None = None
         self.controller_service: ControllerService | None = None
         self.lifecycle: BrokerLifecycle | None = None
@@ -169,22 +164,7 @@ class Node:
         self.data_plane: DataPlane | None = None
         self.groups: GroupRuntime | None = None
         self.kafka: KafkaFrontEnd | None = None
-        self.registry = CollectorRegistry(auto_describe=False)
-        self.metrics = BrokerMetrics(self.registry)
-        # The node's one Authorizer, shared by every front-end (gRPC services, Kafka listener, HTTP).
-        self.authorizer = Authorizer(security_settings(config), self._authorization_image, self.registry)
-        self.security_changes = SecurityChanges(self.registry)   # audit + metric of user and ACL changes
-        # PLAINTEXT: no Authenticator at all, so gRPC handlers and Kafka connections skip it.
-        self.authenticator = (
-            Authenticator(
-                config.security_protocol, config.sasl_enabled_mechanisms, self._authorization_image, self.registry,
-                node_proofs=NodeProofVerifier(self.tls) if self.tls is not None else None,
-            )
-            if config.is_secure else None
-        )
         self.grpc_server: grpc.aio.Server | None = None
-        self.http: NodeHttpServer | None = None
-        self.plaintext_metrics: NodeHttpServer | None = None
         self.is_started = False
         self.is_stopping = False
         self.fatal: str | None = None
@@ -252,28 +232,7 @@ class Node:
         if self.controller is not None:
             self.controller.start()
         await self._start_grpc(self._grpc_server())
-        view = self._view()
-        try:
-            self.http = NodeHttpServer(
-                config.http_listen.host,
-                config.http_listen.port,
-                view,
-                self.registry,
-                ssl_context=self.tls.server_context() if self.tls is not None else None,
-                authorizer=self.authorizer,
-                # One failed-login budget per client address across every port of the node.
-                limiter=self.authenticator.limiter if self.authenticator is not None else None,
-            )
-        except OSError as error:
-            raise NodeStartError(f"cannot listen on {config.http_listen} (HTTP): {error.strerror}") from error
-        self.http.start()
-        plaintext = config.http_metrics_plaintext_listen
-        if plaintext is not None:
-            try:
-                self.plaintext_metrics = NodeHttpServer(plaintext.host, plaintext.port, view, self.registry, metrics_only=True)
-            except OSError as error:
-                raise NodeStartError(f"cannot listen on {plaintext} (plaintext metrics): {error.strerror}") from error
-            self.plaintext_metrics.start()
+        self.security.start_http(self._view())
         if config.is_broker:
             assert self.lifecycle is not None and self.hosted_replicas is not None and self.data_plane is not None
             await self.lifecycle.start()
@@ -315,7 +274,7 @@ class Node:
             password=config.cluster_secret,
             bind_address=str(config.raft_listen),
             fsync=config.metadata_fsync,
-            tls=self._raft_tls(),
+            tls=self.security.raft_tls(),
         )
         try:
             self.quorum = await loop.run_in_executor(None, MetadataQuorum, quorum_config)
@@ -332,33 +291,17 @@ class Node:
         self.controller = ActiveController(config, self.quorum, loop)
         self.publisher.add_listener(self.controller.on_image)
 
-    def _raft_tls(self) -> RaftTls | None:
-        """The Raft tunnel's contexts: only nodes talk on the Raft port, so a client certificate
-        signed by the CA is required there whatever ssl.client.auth says."""
-        material = self.tls
-        if material is None:
-            return None
-        return RaftTls(
-            server_context=lambda: material.server_context(client_auth=CLIENT_AUTH_REQUIRED),
-            client_context=material.client_context,
-        )
-
-    def _authenticated(self, servicer):
-        """Hand the node's `authenticator` (who is calling: status.handler binds the caller from it)
-        to a gRPC servicer; servicers take the `authorizer` (may they) in their constructors."""
-        servicer.authenticator = self.authenticator
-        return servicer
-
     def _grpc_server(self) -> grpc.aio.Server:
         """The gRPC server with the Controller service and, on a broker, the broker's parts and services."""
         config = self.config
-        self.controller_service = self._authenticated(ControllerService(
-            config, self.publisher, self.channels, self.controller, self.quorum, self._controller_hint, self.authorizer,
-            security_changes=self.security_changes,
+        security = self.security
+        self.controller_service = security.authenticated(ControllerService(
+            config, self.publisher, self.channels, self.controller, self.quorum, self._controller_hint, security.authorizer,
+            security_changes=security.security_changes,
         ))
         server = grpc.aio.server(options=SERVER_OPTIONS)
         controller_pb2_grpc.add_ControllerServicer_to_server(self.controller_service, server)
-        AuthenticationService(config.node_id, self.authenticator, config.security_protocol).register(server)
+        AuthenticationService(config.node_id, security.authenticator, config.security_protocol).register(server)
         if config.is_broker:
             assert self.log_manager is not None
             self.lifecycle = BrokerLifecycle(config, self.publisher, self.channels, self._controller_hint, self._fatal)
@@ -374,34 +317,28 @@ class Node:
                 self._may_delete_logs,
                 self.metrics,
             )
-            self._authenticated(BrokerService(
-                config, self.publisher, self.channels, self._controller_hint, self.data_plane, self.authorizer
+            security.authenticated(BrokerService(
+                config, self.publisher, self.channels, self._controller_hint, self.data_plane, security.authorizer
             )).register(server)
             replication_pb2_grpc.add_ReplicationServicer_to_server(
-                self._authenticated(ReplicationService(self.data_plane, self.authorizer)), server
+                security.authenticated(ReplicationService(self.data_plane, security.authorizer)), server
             )
             self.groups = GroupRuntime(
-                config, self.publisher, self.data_plane, self.channels, self._controller_hint, self.authorizer
+                config, self.publisher, self.data_plane, self.channels, self._controller_hint, security.authorizer
             )
-            self._authenticated(self.groups.service)
+            security.authenticated(self.groups.service)
             self.groups.register(server)
             if config.kafka_listen is not None:
                 self.kafka = KafkaFrontEnd(
-                    config, self.publisher, self.data_plane, self.channels, self._controller_hint, self.groups, self.tls,
-                    self.authorizer,
-                    security_changes=self.security_changes,
-                    authenticator=self.authenticator,
+                    config, self.publisher, self.data_plane, self.channels, self._controller_hint, self.groups, security.tls,
+                    security.authorizer,
+                    security_changes=security.security_changes,
+                    authenticator=security.authenticator,
                 )
         return server
 
     async def _start_grpc(self, server: grpc.aio.Server) -> None:
-        try:
-            if self.tls is not None:
-                server.add_secure_port(str(self.config.listen), self.tls.grpc_server_credentials())
-            else:
-                server.add_insecure_port(str(self.config.listen))
-        except RuntimeError as error:
-            raise NodeStartError(f"cannot listen on {self.config.listen} (gRPC): is another process using it?") from error
+        self.security.add_grpc_port(server)
         self.grpc_server = server
         await server.start()
 
@@ -548,10 +485,7 @@ class Node:
             await self.grpc_server.stop(GRPC_STOP_GRACE_S)
         if self.publisher is not None:
             await self.publisher.close()
-        if self.http is not None:
-            await loop.run_in_executor(None, self.http.stop)
-        if self.plaintext_metrics is not None:
-            await loop.run_in_executor(None, self.plaintext_metrics.stop)
+        await self.security.close_http(loop)
         if self.quorum is not None:
             await loop.run_in_executor(None, self.quorum.close)
         if self.log_manager is not None:
@@ -704,15 +638,6 @@ class Node:
             data_plane=data_plane,
             groups=groups,
         )
-
-
-def security_settings(config: NodeConfig) -> SecuritySettings:
-    """The node's authorization switches: enforced when security.protocol is SSL or SASL_SSL."""
-    return SecuritySettings(
-        enabled=config.is_secure,
-        super_users=config.super_users,
-        allow_if_no_acl=config.allow_everyone_if_no_acl_found,
-    )
 
 
 async def serve(config: NodeConfig) -> int:
