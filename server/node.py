@@ -211,7 +211,8 @@ class Node:
         config = self.config
         loop = self.loop
         assert loop is not None
-        self._lock_data_dir()
+        self._lock_fd = _lock_data_dir(self.config)
+        _claim_node_identity(self.config)
         if config.is_controller and config.cluster_secret_source == "derived":
             logger.warning(
                 "no cluster secret given: using one derived from the controller quorum string; it is NOT secret "
@@ -341,37 +342,6 @@ class Node:
         self.security.add_grpc_port(server)
         self.grpc_server = server
         await server.start()
-
-    def _lock_data_dir(self) -> None:
-        config = self.config
-        try:
-            os.makedirs(config.data_dir, exist_ok=True)
-            fd = os.open(os.path.join(config.data_dir, NODE_LOCK_FILE_NAME), os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as error:
-            raise NodeStartError(f"cannot use data directory {config.data_dir}: {error.strerror}") from error
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            raise NodeStartError(f"data directory {config.data_dir} is in use by another node process") from None
-        self._lock_fd = fd
-        identity_path = os.path.join(config.data_dir, NODE_IDENTITY_FILE_NAME)
-        if os.path.exists(identity_path):
-            try:
-                with open(identity_path, encoding="utf-8") as file:
-                    identity = json.load(file)
-            except (OSError, ValueError) as error:
-                raise NodeStartError(f"{identity_path} is unreadable: {error}") from error
-            if identity.get("node_id") != config.node_id:
-                raise NodeStartError(
-                    f"data directory {config.data_dir} belongs to node {identity.get('node_id')}, not node {config.node_id}"
-                )
-        else:
-            with open(identity_path + ".tmp", "w", encoding="utf-8") as file:
-                json.dump({"node_id": config.node_id, "version": 1}, file)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(identity_path + ".tmp", identity_path)
 
     def _authorization_image(self) -> MetadataImage:
         """The node's current metadata image (the security front-ends read it per request)."""
@@ -674,6 +644,50 @@ async def serve(config: NodeConfig) -> int:
     finally:
         watchdog.cancel()
     return 1 if node.fatal is not None else 0
+
+
+def _lock_data_dir(config: NodeConfig) -> int:
+    """Create the data directory if needed and lock it for this process; the lock's descriptor.
+
+    Raises:
+        NodeStartError: the directory cannot be used, or another node process holds it.
+    """
+    try:
+        os.makedirs(config.data_dir, exist_ok=True)
+        fd = os.open(os.path.join(config.data_dir, NODE_LOCK_FILE_NAME), os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as error:
+        raise NodeStartError(f"cannot use data directory {config.data_dir}: {error.strerror}") from error
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise NodeStartError(f"data directory {config.data_dir} is in use by another node process") from None
+    return fd
+
+
+def _claim_node_identity(config: NodeConfig) -> None:
+    """Check that the (locked) data directory belongs to this node id, or claim a new one for it.
+
+    Raises:
+        NodeStartError: the identity file is unreadable or names another node.
+    """
+    identity_path = os.path.join(config.data_dir, NODE_IDENTITY_FILE_NAME)
+    if os.path.exists(identity_path):
+        try:
+            with open(identity_path, encoding="utf-8") as file:
+                identity = json.load(file)
+        except (OSError, ValueError) as error:
+            raise NodeStartError(f"{identity_path} is unreadable: {error}") from error
+        if identity.get("node_id") != config.node_id:
+            raise NodeStartError(
+                f"data directory {config.data_dir} belongs to node {identity.get('node_id')}, not node {config.node_id}"
+            )
+    else:
+        with open(identity_path + ".tmp", "w", encoding="utf-8") as file:
+            json.dump({"node_id": config.node_id, "version": 1}, file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(identity_path + ".tmp", identity_path)
 
 
 def _end_offset(log) -> int | None:
