@@ -19,7 +19,8 @@ enforce the arrows):
     tools/        entry points the CLI runs besides `server start`: `cluster up`, the pod
                   environment (`--from-env`), the storage benchmark
 
-Top level: `node.py` (wiring and lifecycle), `config.py` (NodeConfig), `limits.py` (every bound),
+Top level: `node.py` (wiring and lifecycle), `node_security.py` (the node's TLS material,
+Authorizer, Authenticator and HTTP listeners, which node.py wires into every front-end), `config.py` (NodeConfig), `limits.py` (every bound),
 `clock.py` (injected time), `errors.py` + `status.py` (domain errors and the single table mapping
 them to the wire), `metrics.py`, `tasks.py`.
 

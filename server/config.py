@@ -414,6 +414,13 @@ class NodeConfig:
         Raises:
             NodeConfigError: naming the key whose value breaks a relationship.
         """
+        # One concern at a time, in this order: the first broken relationship is the one named.
+        self._validate_quorum()
+        self._validate_endpoints()
+        self._validate_timeouts()
+
+    def _validate_quorum(self) -> None:
+        """The metadata quorum, this node's place in it, and the controllers' gRPC endpoints."""
         quorum = self.controller_quorum
         if len(quorum) % 2 == 0:
             raise NodeConfigError(
@@ -447,6 +454,9 @@ class NodeConfig:
                 )
             assert self.raft_listen is not None
             assert self.cluster_secret, "the controller role always has a secret (load_node_config)"
+
+    def _validate_endpoints(self) -> None:
+        """Which listeners this node may have, and that no two of them share a port."""
         endpoints = [("listen", self.listen), ("http.listen", self.http_listen)]
         if self.kafka_listen is not None:
             if not self.is_broker:
@@ -468,6 +478,10 @@ class NodeConfig:
                     endpoint.host == other.host or endpoint.is_wildcard or other.is_wildcard
                 ):
                     raise NodeConfigError(name, f"{endpoint} is also {other_name}")
+
+    def _validate_timeouts(self) -> None:
+        """The timeouts that must nest: heartbeat < session, reconnect grace < session, controlled
+        shutdown < shutdown."""
         broker = self.static_broker_config
         if broker.broker_heartbeat_interval_ms >= broker.broker_session_timeout_ms:
             raise NodeConfigError(

@@ -27,6 +27,8 @@ TLS (security.protocol SSL or SASL_SSL): one `TlsMaterial` serves every port: th
 port (a TLS tunnel in front of pysyncobj, metadata/raft_tunnel.py) and every inter-node channel
 (controller channels, replica fetchers: mTLS with the node's certificate). No port listens in
 plaintext, except the opt-in http.metrics.plaintext.listen (/metrics /healthz /readyz only).
+`NodeSecurity` (server/node_security.py) owns that material, the Authorizer, the Authenticator and
+the HTTP listeners; this module hands them to the roles it wires.
 
 Logs: one line per event on stderr: UTC time, level, node id, component, message.
 
@@ -53,7 +55,6 @@ import grpc
 from freshet.metadata.errors import MetadataError, TransferDeniedError
 from freshet.metadata.image import EMPTY_IMAGE, MetadataImage
 from freshet.metadata.quorum import MetadataQuorum, QuorumConfig
-from freshet.metadata.raft_tunnel import RaftTls
 from freshet.server.broker.data_plane import DataPlane
 from freshet.server.broker.hosted_replicas import HostedReplicas
 from freshet.server.broker.lifecycle import BrokerLifecycle
@@ -65,16 +66,12 @@ from freshet.server.controller.active import ActiveController
 from freshet.server.controller.service import ControllerService
 from freshet.server.errors import NodeStartError
 from freshet.server.groups.runtime import GroupRuntime
-from freshet.server.http.server import NodeHttpServer, NodeView
+from freshet.server.http.server import NodeView
 from freshet.server.kafka.front_end import KafkaFrontEnd
 from freshet.server.metrics import BrokerMetrics
+from freshet.server.node_security import NodeSecurity
 from freshet.server.replication.leader_sessions import ReplicationService
-from freshet.server.security.authentication import Authenticator
-from freshet.server.security.authorizer import Authorizer, SecuritySettings
-from freshet.server.security.changes import SecurityChanges
 from freshet.server.security.grpc_auth import AuthenticationService
-from freshet.server.security.node_identity import NodeProofVerifier
-from freshet.server.security.tls import CLIENT_AUTH_REQUIRED, TlsMaterial
 from freshet.storage.errors import StorageError
 from freshet.storage.log_manager import LogManager
 from freshet.v1 import controller_pb2_grpc, replication_pb2_grpc
@@ -155,13 +152,11 @@ class Node:
         self.log_manager: LogManager | None = None
         self.quorum: MetadataQuorum | None = None
         self.publisher: MetadataPublisher | None = None
-        self.tls: TlsMaterial | None = None
-        if config.tls is not None:
-            try:
-                self.tls = TlsMaterial(config.tls)
-            except ValueError as error:             # the files changed since the config was checked
-                raise NodeStartError(f"cannot load the TLS files: {error}") from error
-        self.channels = ControllerChannels(config.controller_listeners, config.node_id, self.tls)
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.metrics = BrokerMetrics(self.registry)
+        # TLS material, Authorizer, Authenticator, SecurityChanges and the HTTP listeners.
+        self.security = NodeSecurity(config, self.registry, self._authorization_image)
+        self.channels = ControllerChannels(config.controller_listeners, config.node_id, self.security.tls)
         self.controller: ActiveController | None = None
         self.controller_service: ControllerService | None = None
         self.lifecycle: BrokerLifecycle | None = None
@@ -169,22 +164,7 @@ class Node:
         self.data_plane: DataPlane | None = None
         self.groups: GroupRuntime | None = None
         self.kafka: KafkaFrontEnd | None = None
-        self.registry = CollectorRegistry(auto_describe=False)
-        self.metrics = BrokerMetrics(self.registry)
-        # The node's one Authorizer, shared by every front-end (gRPC services, Kafka listener, HTTP).
-        self.authorizer = Authorizer(security_settings(config), self._authorization_image, self.registry)
-        self.security_changes = SecurityChanges(self.registry)   # audit + metric of user and ACL changes
-        # PLAINTEXT: no Authenticator at all, so gRPC handlers and Kafka connections skip it.
-        self.authenticator = (
-            Authenticator(
-                config.security_protocol, config.sasl_enabled_mechanisms, self._authorization_image, self.registry,
-                node_proofs=NodeProofVerifier(self.tls) if self.tls is not None else None,
-            )
-            if config.is_secure else None
-        )
         self.grpc_server: grpc.aio.Server | None = None
-        self.http: NodeHttpServer | None = None
-        self.plaintext_metrics: NodeHttpServer | None = None
         self.is_started = False
         self.is_stopping = False
         self.fatal: str | None = None
@@ -231,7 +211,8 @@ class Node:
         config = self.config
         loop = self.loop
         assert loop is not None
-        self._lock_data_dir()
+        self._lock_fd = _lock_data_dir(self.config)
+        _claim_node_identity(self.config)
         if config.is_controller and config.cluster_secret_source == "derived":
             logger.warning(
                 "no cluster secret given: using one derived from the controller quorum string; it is NOT secret "
@@ -252,28 +233,7 @@ class Node:
         if self.controller is not None:
             self.controller.start()
         await self._start_grpc(self._grpc_server())
-        view = self._view()
-        try:
-            self.http = NodeHttpServer(
-                config.http_listen.host,
-                config.http_listen.port,
-                view,
-                self.registry,
-                ssl_context=self.tls.server_context() if self.tls is not None else None,
-                authorizer=self.authorizer,
-                # One failed-login budget per client address across every port of the node.
-                limiter=self.authenticator.limiter if self.authenticator is not None else None,
-            )
-        except OSError as error:
-            raise NodeStartError(f"cannot listen on {config.http_listen} (HTTP): {error.strerror}") from error
-        self.http.start()
-        plaintext = config.http_metrics_plaintext_listen
-        if plaintext is not None:
-            try:
-                self.plaintext_metrics = NodeHttpServer(plaintext.host, plaintext.port, view, self.registry, metrics_only=True)
-            except OSError as error:
-                raise NodeStartError(f"cannot listen on {plaintext} (plaintext metrics): {error.strerror}") from error
-            self.plaintext_metrics.start()
+        self.security.start_http(self._view())
         if config.is_broker:
             assert self.lifecycle is not None and self.hosted_replicas is not None and self.data_plane is not None
             await self.lifecycle.start()
@@ -315,7 +275,7 @@ class Node:
             password=config.cluster_secret,
             bind_address=str(config.raft_listen),
             fsync=config.metadata_fsync,
-            tls=self._raft_tls(),
+            tls=self.security.raft_tls(),
         )
         try:
             self.quorum = await loop.run_in_executor(None, MetadataQuorum, quorum_config)
@@ -332,33 +292,17 @@ class Node:
         self.controller = ActiveController(config, self.quorum, loop)
         self.publisher.add_listener(self.controller.on_image)
 
-    def _raft_tls(self) -> RaftTls | None:
-        """The Raft tunnel's contexts: only nodes talk on the Raft port, so a client certificate
-        signed by the CA is required there whatever ssl.client.auth says."""
-        material = self.tls
-        if material is None:
-            return None
-        return RaftTls(
-            server_context=lambda: material.server_context(client_auth=CLIENT_AUTH_REQUIRED),
-            client_context=material.client_context,
-        )
-
-    def _authenticated(self, servicer):
-        """Hand the node's `authenticator` (who is calling: status.handler binds the caller from it)
-        to a gRPC servicer; servicers take the `authorizer` (may they) in their constructors."""
-        servicer.authenticator = self.authenticator
-        return servicer
-
     def _grpc_server(self) -> grpc.aio.Server:
         """The gRPC server with the Controller service and, on a broker, the broker's parts and services."""
         config = self.config
-        self.controller_service = self._authenticated(ControllerService(
-            config, self.publisher, self.channels, self.controller, self.quorum, self._controller_hint, self.authorizer,
-            security_changes=self.security_changes,
+        security = self.security
+        self.controller_service = security.authenticated(ControllerService(
+            config, self.publisher, self.channels, self.controller, self.quorum, self._controller_hint, security.authorizer,
+            security_changes=security.security_changes,
         ))
         server = grpc.aio.server(options=SERVER_OPTIONS)
         controller_pb2_grpc.add_ControllerServicer_to_server(self.controller_service, server)
-        AuthenticationService(config.node_id, self.authenticator, config.security_protocol).register(server)
+        AuthenticationService(config.node_id, security.authenticator, config.security_protocol).register(server)
         if config.is_broker:
             assert self.log_manager is not None
             self.lifecycle = BrokerLifecycle(config, self.publisher, self.channels, self._controller_hint, self._fatal)
@@ -374,67 +318,30 @@ class Node:
                 self._may_delete_logs,
                 self.metrics,
             )
-            self._authenticated(BrokerService(
-                config, self.publisher, self.channels, self._controller_hint, self.data_plane, self.authorizer
+            security.authenticated(BrokerService(
+                config, self.publisher, self.channels, self._controller_hint, self.data_plane, security.authorizer
             )).register(server)
             replication_pb2_grpc.add_ReplicationServicer_to_server(
-                self._authenticated(ReplicationService(self.data_plane, self.authorizer)), server
+                security.authenticated(ReplicationService(self.data_plane, security.authorizer)), server
             )
             self.groups = GroupRuntime(
-                config, self.publisher, self.data_plane, self.channels, self._controller_hint, self.authorizer
+                config, self.publisher, self.data_plane, self.channels, self._controller_hint, security.authorizer
             )
-            self._authenticated(self.groups.service)
+            security.authenticated(self.groups.service)
             self.groups.register(server)
             if config.kafka_listen is not None:
                 self.kafka = KafkaFrontEnd(
-                    config, self.publisher, self.data_plane, self.channels, self._controller_hint, self.groups, self.tls,
-                    self.authorizer,
-                    security_changes=self.security_changes,
-                    authenticator=self.authenticator,
+                    config, self.publisher, self.data_plane, self.channels, self._controller_hint, self.groups, security.tls,
+                    security.authorizer,
+                    security_changes=security.security_changes,
+                    authenticator=security.authenticator,
                 )
         return server
 
     async def _start_grpc(self, server: grpc.aio.Server) -> None:
-        try:
-            if self.tls is not None:
-                server.add_secure_port(str(self.config.listen), self.tls.grpc_server_credentials())
-            else:
-                server.add_insecure_port(str(self.config.listen))
-        except RuntimeError as error:
-            raise NodeStartError(f"cannot listen on {self.config.listen} (gRPC): is another process using it?") from error
+        self.security.add_grpc_port(server)
         self.grpc_server = server
         await server.start()
-
-    def _lock_data_dir(self) -> None:
-        config = self.config
-        try:
-            os.makedirs(config.data_dir, exist_ok=True)
-            fd = os.open(os.path.join(config.data_dir, NODE_LOCK_FILE_NAME), os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as error:
-            raise NodeStartError(f"cannot use data directory {config.data_dir}: {error.strerror}") from error
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            raise NodeStartError(f"data directory {config.data_dir} is in use by another node process") from None
-        self._lock_fd = fd
-        identity_path = os.path.join(config.data_dir, NODE_IDENTITY_FILE_NAME)
-        if os.path.exists(identity_path):
-            try:
-                with open(identity_path, encoding="utf-8") as file:
-                    identity = json.load(file)
-            except (OSError, ValueError) as error:
-                raise NodeStartError(f"{identity_path} is unreadable: {error}") from error
-            if identity.get("node_id") != config.node_id:
-                raise NodeStartError(
-                    f"data directory {config.data_dir} belongs to node {identity.get('node_id')}, not node {config.node_id}"
-                )
-        else:
-            with open(identity_path + ".tmp", "w", encoding="utf-8") as file:
-                json.dump({"node_id": config.node_id, "version": 1}, file)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(identity_path + ".tmp", identity_path)
 
     def _authorization_image(self) -> MetadataImage:
         """The node's current metadata image (the security front-ends read it per request)."""
@@ -548,10 +455,7 @@ class Node:
             await self.grpc_server.stop(GRPC_STOP_GRACE_S)
         if self.publisher is not None:
             await self.publisher.close()
-        if self.http is not None:
-            await loop.run_in_executor(None, self.http.stop)
-        if self.plaintext_metrics is not None:
-            await loop.run_in_executor(None, self.plaintext_metrics.stop)
+        await self.security.close_http(loop)
         if self.quorum is not None:
             await loop.run_in_executor(None, self.quorum.close)
         if self.log_manager is not None:
@@ -706,15 +610,6 @@ class Node:
         )
 
 
-def security_settings(config: NodeConfig) -> SecuritySettings:
-    """The node's authorization switches: enforced when security.protocol is SSL or SASL_SSL."""
-    return SecuritySettings(
-        enabled=config.is_secure,
-        super_users=config.super_users,
-        allow_if_no_acl=config.allow_everyone_if_no_acl_found,
-    )
-
-
 async def serve(config: NodeConfig) -> int:
     """Run a node until SIGTERM/SIGINT (or a fatal error); the process exit code."""
     try:
@@ -749,6 +644,50 @@ async def serve(config: NodeConfig) -> int:
     finally:
         watchdog.cancel()
     return 1 if node.fatal is not None else 0
+
+
+def _lock_data_dir(config: NodeConfig) -> int:
+    """Create the data directory if needed and lock it for this process; the lock's descriptor.
+
+    Raises:
+        NodeStartError: the directory cannot be used, or another node process holds it.
+    """
+    try:
+        os.makedirs(config.data_dir, exist_ok=True)
+        fd = os.open(os.path.join(config.data_dir, NODE_LOCK_FILE_NAME), os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as error:
+        raise NodeStartError(f"cannot use data directory {config.data_dir}: {error.strerror}") from error
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise NodeStartError(f"data directory {config.data_dir} is in use by another node process") from None
+    return fd
+
+
+def _claim_node_identity(config: NodeConfig) -> None:
+    """Check that the (locked) data directory belongs to this node id, or claim a new one for it.
+
+    Raises:
+        NodeStartError: the identity file is unreadable or names another node.
+    """
+    identity_path = os.path.join(config.data_dir, NODE_IDENTITY_FILE_NAME)
+    if os.path.exists(identity_path):
+        try:
+            with open(identity_path, encoding="utf-8") as file:
+                identity = json.load(file)
+        except (OSError, ValueError) as error:
+            raise NodeStartError(f"{identity_path} is unreadable: {error}") from error
+        if identity.get("node_id") != config.node_id:
+            raise NodeStartError(
+                f"data directory {config.data_dir} belongs to node {identity.get('node_id')}, not node {config.node_id}"
+            )
+    else:
+        with open(identity_path + ".tmp", "w", encoding="utf-8") as file:
+            json.dump({"node_id": config.node_id, "version": 1}, file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(identity_path + ".tmp", identity_path)
 
 
 def _end_offset(log) -> int | None:

@@ -18,11 +18,13 @@ Requests and answers are `freshet.v1.group_pb2` messages; failures are domain er
 Classic groups (Kafka's JoinGroup/SyncGroup protocol, `server/groups/classic.py`) live in the same
 per-partition group table, so one group id names one group whichever protocol it speaks: an empty
 group of either kind becomes the other kind when a member of that kind arrives (offsets kept); a
-group with members refuses the other kind (INCONSISTENT_GROUP_PROTOCOL). `classic_join` and
-`classic_sync` park their caller on a future until the barrier answers it (`Completions`); the
-expiry loop ticks classic groups too (sessions, rebalance timeouts); resigning a partition answers
-parked requests NOT_COORDINATOR. Classic membership is not persisted (only offsets are): after a
-failover members get UNKNOWN_MEMBER_ID and rejoin, which every Kafka client handles.
+group with members refuses the other kind (INCONSISTENT_GROUP_PROTOCOL). Their operations are
+`ClassicCoordinator`'s (classic_coordinator.py), over this class's table and locks, exposed here
+as `classic_join`, `classic_sync`, `classic_heartbeat` and `classic_leave`: join and sync park their
+caller on a future until the barrier answers it (`Completions`); the expiry loop here ticks classic
+groups too (sessions, rebalance timeouts); resigning a partition answers parked requests
+NOT_COORDINATOR. Classic membership is not persisted (only offsets are): after a failover members
+get UNKNOWN_MEMBER_ID and rejoin, which every Kafka client handles.
 
 Imports: asyncio, freshet.v1, freshet.server. Thread-safety: not thread-safe; every method runs on
 the node's event loop (the fake broker runs one loop per broker). One asyncio lock per group
@@ -55,13 +57,13 @@ from freshet.server.groups import classic as group_classic
 from freshet.server.groups import records as group_records
 from freshet.server.groups import state as group_state
 from freshet.server.groups.classic import ClassicGroup
+from freshet.server.groups.classic_coordinator import ClassicCoordinator
 from freshet.server.groups.state import ConsumerGroup, OffsetAndMetadata
 from freshet.server.tasks import cancel_and_wait
 from freshet.v1 import common_pb2, group_pb2
 
 logger = logging.getLogger(__name__)
 
-E = common_pb2.ErrorCode
 
 
 class OffsetsLog(Protocol):
@@ -136,8 +138,14 @@ class GroupCoordinator:
         self._locks: dict[str, asyncio.Lock] = {}
         self._expiry_task: asyncio.Task | None = None
         self._load_tasks: dict[int, asyncio.Task] = {}
-        self._join_waiters: dict[tuple[str, str], asyncio.Future] = {}
-        self._sync_waiters: dict[tuple[str, str], asyncio.Future] = {}
+        # Kafka's classic protocol on the same group table, under the names its callers use.
+        self.classic = ClassicCoordinator(
+            self.config, owning=self._owning, lock=self._lock, clock_ms=clock_ms, new_member_id=new_member_id
+        )
+        self.classic_join = self.classic.join
+        self.classic_sync = self.classic.sync
+        self.classic_heartbeat = self.classic.heartbeat
+        self.classic_leave = self.classic.leave
 
     # ---- lifecycle and leadership ----------------------------------------------------------------
 
@@ -166,7 +174,7 @@ class GroupCoordinator:
         state = self._partitions.get(partition)
         for group_id, group in (state.groups.items() if state is not None else ()):
             if isinstance(group, ClassicGroup):
-                self._release(group_id, group.fail_parked(group_classic.NOT_COORDINATOR))
+                self.classic.release(group_id, group.fail_parked(group_classic.NOT_COORDINATOR))
         if self._partitions.pop(partition, None) is not None:
             logger.info("no longer coordinating the groups of __consumer_offsets-%d", partition)
 
@@ -351,7 +359,7 @@ class GroupCoordinator:
                             if self._partitions.get(partition) is not state:
                                 break
                             expired, done = group.tick(self._clock_ms())
-                            self._release(group_id, done)
+                            self.classic.release(group_id, done)
                         if expired:
                             logger.info("classic group %s: %s removed (session or rebalance timeout)", group_id, ", ".join(expired))
                     continue
@@ -444,7 +452,7 @@ class GroupCoordinator:
         if group is None:
             raise GroupIdNotFoundError(f"group {group_id!r} does not exist")
         if isinstance(group, ClassicGroup):
-            return self._describe_classic(group)
+            return self.classic.describe(group)
         described = group_pb2.DescribedGroup(
             group_id=group_id,
             state=group.state,
@@ -498,39 +506,6 @@ class GroupCoordinator:
                     group.offsets.pop(tp, None)
         return refused
 
-    def _describe_classic(self, group: ClassicGroup) -> group_pb2.DescribedGroup:
-        """A classic group in the same message: its Kafka state name ("Stable", ...), generation
-        as group and assignment epoch, the selected protocol (the client-side assignor) as assignor,
-        and per member the topics and partitions decoded from the consumer protocol's metadata."""
-        described = group_pb2.DescribedGroup(
-            group_id=group.group_id,
-            state=group.state,
-            group_epoch=group.generation_id,
-            assignment_epoch=group.generation_id,
-            assignor=group.protocol_name or "",
-            error=status.ok_detail(),
-        )
-        for member in sorted(group.members.values(), key=lambda m: m.member_id):
-            assignment = [
-                common_pb2.TopicPartition(topic=t, partition=p) for t, p in group_classic.consumer_assignment(member.assignment)
-            ]
-            described.members.add(
-                member_id=member.member_id,
-                instance_id=member.instance_id,
-                client_id=member.client_id,
-                client_host=member.client_host,
-                member_epoch=group.generation_id,
-                subscribed_topic_names=group_classic.consumer_topics(member.metadata(group.protocol_name or "")),
-                assignment=assignment,
-                target_assignment=assignment,
-            )
-        for tp, value in sorted(group.offsets.items()):
-            described.offsets.add(
-                topic=tp[0], partition=tp[1], offset=value.offset, leader_epoch=value.leader_epoch,
-                metadata=value.metadata, error=status.ok_detail(),
-            )
-        return described
-
     async def delete_group(self, group_id: str) -> None:
         """Delete an empty group: tombstones for its membership and every committed offset."""
         async with self._lock(group_id):
@@ -546,164 +521,3 @@ class GroupCoordinator:
             records += [(group_records.offset_key(group_id, *tp), None) for tp in sorted(group.offsets)]
             await self._persist(partition, state, records)
             del state.groups[group_id]
-
-    # ---- classic groups (JoinGroup / SyncGroup / Heartbeat / LeaveGroup) -------------------------
-
-    def _classic_group(self, state: _Partition, group_id: str, *, create: bool) -> ClassicGroup | None:
-        """The classic group `group_id` (an empty consumer group becomes one, keeping its offsets).
-
-        Raises:
-            InconsistentGroupProtocolError: a consumer-protocol (KIP-848) group with members.
-        """
-        group = state.groups.get(group_id)
-        if isinstance(group, ClassicGroup):
-            return group
-        if group is not None and group.members:
-            raise InconsistentGroupProtocolError(
-                f"group {group_id!r} is a consumer-protocol group with members; a classic member cannot join it"
-            )
-        if group is None and not create:
-            return None
-        classic_group = ClassicGroup(group_id)
-        if group is not None:
-            classic_group.offsets = group.offsets
-        if create:
-            state.groups[group_id] = classic_group
-        return classic_group
-
-    def _release(self, group_id: str, done: group_classic.Completions) -> None:
-        """Answer the parked JoinGroup / SyncGroup requests a decision released."""
-        for member_id, result in done.joins.items():
-            future = self._join_waiters.pop((group_id, member_id), None)
-            if future is not None and not future.done():
-                future.set_result(result)
-        for member_id, result in done.syncs.items():
-            future = self._sync_waiters.pop((group_id, member_id), None)
-            if future is not None and not future.done():
-                future.set_result(result)
-
-    def _park(self, waiters: dict, group_id: str, member_id: str) -> asyncio.Future:
-        future = asyncio.get_running_loop().create_future()
-        old = waiters.pop((group_id, member_id), None)
-        if old is not None and not old.done():
-            old.set_result(None)
-        waiters[(group_id, member_id)] = future
-        return future
-
-    async def classic_join(
-        self,
-        group_id: str,
-        *,
-        member_id: str,
-        instance_id: str,
-        protocol_type: str,
-        protocols: list[tuple[str, bytes]],
-        session_timeout_ms: int,
-        rebalance_timeout_ms: int,
-        require_known_member_id: bool,
-        client_id: str = "",
-        client_host: str = "",
-    ) -> group_classic.JoinResult:
-        """JoinGroup: answered when the rebalance barrier completes (or at once, on an error).
-
-        Raises:
-            NotCoordinatorError, CoordinatorLoadInProgressError, InvalidRequestError,
-            InconsistentGroupProtocolError.
-        """
-        if not self.config.min_session_timeout_ms <= session_timeout_ms <= self.config.max_session_timeout_ms:
-            return group_classic.JoinResult(E.INVALID_SESSION_TIMEOUT, member_id)
-        async with self._lock(group_id):
-            _, state = self._owning(group_id)
-            group = self._classic_group(state, group_id, create=True)
-            assert group is not None
-            if (
-                not member_id
-                and len(group.members) + len(group.pending) >= self.config.max_group_size
-                and group.by_instance(instance_id) is None
-            ):
-                return group_classic.JoinResult(E.GROUP_MAX_SIZE_REACHED, member_id)
-            new_member_id = f"{client_id or 'member'}-{self._new_member_id()}"
-            result, done = group.join(
-                member_id=member_id,
-                instance_id=instance_id,
-                protocol_type=protocol_type,
-                protocols=protocols,
-                new_member_id=new_member_id,
-                now_ms=self._clock_ms(),
-                session_timeout_ms=session_timeout_ms,
-                rebalance_timeout_ms=rebalance_timeout_ms or session_timeout_ms,
-                require_known_member_id=require_known_member_id,
-                client_id=client_id,
-                client_host=client_host,
-            )
-            # Release first: `done` may answer this member's previous, replaced request.
-            self._release(group_id, done)
-            future = None
-            if result is None:
-                future = self._park(self._join_waiters, group_id, member_id or new_member_id)
-            if not group.members and not group.pending and not group.offsets and group.state == group_classic.EMPTY:
-                state.groups.pop(group_id, None)
-        if future is not None:
-            result = await future
-            if result is None:   # replaced by a newer join of the same member
-                return group_classic.JoinResult(E.REBALANCE_IN_PROGRESS, member_id or new_member_id)
-        return result
-
-    async def classic_sync(
-        self, group_id: str, *, member_id: str, generation_id: int, instance_id: str, assignments: dict[str, bytes]
-    ) -> group_classic.SyncResult:
-        """SyncGroup: answered once the leader's assignments are in (or at once).
-
-        Raises:
-            NotCoordinatorError, CoordinatorLoadInProgressError, InvalidRequestError,
-            InconsistentGroupProtocolError.
-        """
-        async with self._lock(group_id):
-            _, state = self._owning(group_id)
-            group = self._classic_group(state, group_id, create=False)
-            if group is None:
-                return group_classic.SyncResult(E.UNKNOWN_MEMBER)
-            result, done = group.sync(
-                member_id=member_id, generation_id=generation_id, instance_id=instance_id,
-                assignments=assignments, now_ms=self._clock_ms(),
-            )
-            self._release(group_id, done)
-            future = None
-            if result is None:
-                future = self._park(self._sync_waiters, group_id, member_id)
-        if future is not None:
-            result = await future
-            if result is None:
-                return group_classic.SyncResult(E.REBALANCE_IN_PROGRESS)
-        return result
-
-    def classic_heartbeat(self, group_id: str, *, member_id: str, generation_id: int, instance_id: str) -> int:
-        """Heartbeat: its error code (REBALANCE_IN_PROGRESS asks the member to rejoin).
-
-        Raises:
-            NotCoordinatorError, CoordinatorLoadInProgressError, InvalidRequestError,
-            InconsistentGroupProtocolError.
-        """
-        _, state = self._owning(group_id)
-        group = self._classic_group(state, group_id, create=False)
-        if group is None:
-            return E.UNKNOWN_MEMBER
-        return group.heartbeat(
-            member_id=member_id, generation_id=generation_id, instance_id=instance_id, now_ms=self._clock_ms()
-        )
-
-    async def classic_leave(self, group_id: str, members: list[tuple[str, str]]) -> list[int]:
-        """LeaveGroup of (member id, instance id) pairs: an error code per pair.
-
-        Raises:
-            NotCoordinatorError, CoordinatorLoadInProgressError, InvalidRequestError,
-            InconsistentGroupProtocolError.
-        """
-        async with self._lock(group_id):
-            _, state = self._owning(group_id)
-            group = self._classic_group(state, group_id, create=False)
-            if group is None:
-                return [E.UNKNOWN_MEMBER for _ in members]
-            errors, done = group.leave(members, self._clock_ms())
-            self._release(group_id, done)
-        return errors

@@ -25,6 +25,11 @@ The data plane's counters and histograms (server/metrics.py) are registered in t
 
 The node provides the readers (`NodeView`); this module imports nothing of the node.
 
+Classes: `NodeHttpServer` (one listener's lifecycle: bind, serve on a thread, stop), `_Listener`
+(the socket server: TLS handshake per connection, and the state every request reads through
+`handler.server`: the view, the registry, the guard), `_Handler` (a connection's requests:
+routing, the console's login/logout flow, scraper authentication, forms, answers).
+
 TLS: given an `ssl_context` (security.protocol SSL / SASL_SSL), every accepted connection is
 wrapped in it and its handshake runs on the connection's own thread (bounded by
 HANDSHAKE_TIMEOUT_S), so a slow or plaintext client never blocks the accept loop; the context
@@ -204,6 +209,276 @@ class NodeCollector:
             yield lag
 
 
+class _Listener(http.server.ThreadingHTTPServer):
+    """The socket server: accepts, runs the TLS handshake on the connection's thread, and carries
+    what every request's handler reads through `self.server` (the node's readers, the registry,
+    the guard). Thread-safe (its attributes are set once, before serve_forever)."""
+
+    daemon_threads = True
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        view: NodeView,
+        registry: CollectorRegistry,
+        guard: HttpGuard,
+        ssl_context: ssl.SSLContext | None,
+        metrics_only: bool,
+    ) -> None:
+        # TCPServer.__init__ creates the socket from address_family: set it before binding.
+        self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.view = view
+        self.registry = registry
+        self.guard = guard
+        self.ssl_context = ssl_context
+        self.metrics_only = metrics_only
+        self.session_cookie_max_age_s = int(guard.sessions.lifetime_s)
+        super().__init__((host, port), _Handler)
+
+    def finish_request(self, request, client_address) -> None:
+        # On the connection's thread: the TLS handshake first (a failure only ends this one).
+        if self.ssl_context is None:
+            super().finish_request(request, client_address)
+            return
+        request.settimeout(HANDSHAKE_TIMEOUT_S)
+        try:
+            tls_socket = self.ssl_context.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError) as error:
+            logger.debug("http %s: TLS handshake failed: %s", client_address[0], error)
+            return                          # wrap_socket closed it; shutdown_request copes
+        try:
+            tls_socket.settimeout(None)
+            super().finish_request(tls_socket, client_address)
+        finally:
+            tls_socket.close()
+
+    def shutdown_request(self, request) -> None:
+        try:
+            super().shutdown_request(request)
+        except OSError:
+            pass
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    """One connection's requests: routing, the console's login/logout flow (CSRF, session
+    cookies), the scrapers' authentication, forms and answers. Reaches the node's state through
+    `self.server` (a `_Listener`). Not thread-safe: http.server makes one per connection, on that
+    connection's thread."""
+
+    server: _Listener
+
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        metrics_only = self.server.metrics_only
+        view = self.server.view
+        guard = self.server.guard
+        registry = self.server.registry
+        path = self.path.split("?", 1)[0]
+        if metrics_only and path not in METRICS_ONLY_PATHS:
+            self._send(404, b"not found: this plaintext listener serves /metrics /healthz /readyz only\n", TEXT)
+        elif path == "/healthz":
+            self._send(200, b"ok\n", TEXT)
+        elif path == "/readyz":
+            ready, reason = view.readiness()
+            self._send(200 if ready else 503, (reason + "\n").encode(), TEXT)
+        elif path in ("/metrics", "/status"):
+            if guard.enabled and not self._scraper_is_allowed():
+                return
+            if path == "/metrics":
+                self._send(200, generate_latest(registry), "text/plain; version=0.0.4; charset=utf-8")
+            else:
+                self._send(200, (json.dumps(view.status(), indent=2) + "\n").encode(), "application/json")
+        elif path == "/":
+            self._console()
+        elif path == "/login" and guard.enabled:
+            self._login_page()
+        else:
+            self._send(404, b"not found: try / /healthz /readyz /metrics /status\n", TEXT)
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        guard = self.server.guard
+        if not guard.enabled:
+            # What http.server answers for a method without a handler, as before.
+            self.send_error(501, f"Unsupported method ({self.command!r})")
+            return
+        path = self.path.split("?", 1)[0]
+        form = self._read_form()
+        if form is None:
+            return
+        if path == "/login":
+            self._login(form)
+        elif path == "/logout":
+            self._logout(form)
+        else:
+            self._send(404, b"not found: POST /login or /logout\n", TEXT)
+
+    # -- console -------------------------------------------------------------------------
+
+    def _console(self) -> None:
+        view = self.server.view
+        guard = self.server.guard
+        session_cookie_max_age_s = self.server.session_cookie_max_age_s
+        if not guard.enabled:
+            self._send(200, console.render(view.image(), view.status(), view.groups()), HTML)
+            return
+        host = self.client_address[0]
+        headers: list[tuple[str, str]] = []
+        session = guard.session(self._cookies())
+        if session is None:
+            principal = principal_from_peercert(self._peer_certificate())
+            if principal is None:
+                self._redirect("/login")
+                return
+            token, session = guard.certificate_login(principal, host)
+            headers.append(("Set-Cookie", _cookie(SESSION_COOKIE, token, session_cookie_max_age_s)))
+        caller = Caller(session.principal, host)
+        viewer = console.Viewer(
+            session.principal,
+            session.csrf_token,
+            allows=lambda operation, resource_type, name: guard.allows(caller, operation, resource_type, name),
+            refused=lambda operation, resource_type, name: guard.refused_view(session, caller, operation, resource_type, name),
+        )
+        # Bound for the request, so anything deeper that asks current_caller() sees the viewer.
+        token_of_caller = bind_caller(caller)
+        try:
+            page = console.render(view.image(), view.status(), view.groups(), viewer)
+        finally:
+            unbind_caller(token_of_caller)
+        self._send(200, page, HTML, headers)
+
+    def _login_page(self, message: str = "", code: int = 200, headers: Sequence[tuple[str, str]] = ()) -> None:
+        guard = self.server.guard
+        if code == 200 and guard.session(self._cookies()) is not None:
+            self._redirect("/")
+            return
+        csrf = secrets.token_urlsafe(32)
+        page = console.render_login(csrf, message, principal_from_peercert(self._peer_certificate()))
+        cookie = _cookie(LOGIN_COOKIE, csrf, LOGIN_FORM_MAX_AGE_S)
+        self._send(code, page, HTML, [("Set-Cookie", cookie), *headers])
+
+    def _login(self, form: dict[str, str]) -> None:
+        guard, session_cookie_max_age_s = self.server.guard, self.server.session_cookie_max_age_s
+        expected = self._cookies().get(LOGIN_COOKIE, "")
+        if not expected or not secrets.compare_digest(expected.encode(), form.get("csrf", "").encode()):
+            audit("csrf_rejected", host=self.client_address[0], path="/login", via="http")
+            self._login_page("the login form expired or came from another site: please log in again", 403)
+            return
+        outcome = guard.login(form.get("user", ""), form.get("password", ""), self.client_address[0])
+        if outcome.ok:
+            assert outcome.token is not None
+            self._redirect("/", [
+                ("Set-Cookie", _cookie(SESSION_COOKIE, outcome.token, session_cookie_max_age_s)),
+                ("Set-Cookie", _cookie(LOGIN_COOKIE, "", 0)),
+            ])
+        elif outcome.retry_after_s > 0:
+            self._login_page(outcome.message, 429, [("Retry-After", str(math.ceil(outcome.retry_after_s)))])
+        else:
+            self._login_page(outcome.message, 401)
+
+    def _logout(self, form: dict[str, str]) -> None:
+        guard = self.server.guard
+        cookies = self._cookies()
+        session = guard.session(cookies)
+        if session is not None and not session.csrf_matches(form.get("csrf", "")):
+            audit("csrf_rejected", principal=session.principal, host=self.client_address[0], path="/logout", via="http")
+            self._send(403, b"refused: this logout form does not belong to your session; reload the page\n", TEXT)
+            return
+        guard.logout(cookies, self.client_address[0])
+        self._redirect("/login", [("Set-Cookie", _cookie(SESSION_COOKIE, "", 0))])
+
+    # -- scrapers ------------------------------------------------------------------------
+
+    def _scraper_is_allowed(self) -> bool:
+        """Authenticate and authorize a /metrics or /status request; answer it if refused."""
+        guard = self.server.guard
+        host = self.client_address[0]
+        header = self.headers.get("Authorization")
+        if header:
+            principal, retry_after_s = guard.basic(header, host)
+            if principal is None and retry_after_s > 0:
+                retry = [("Retry-After", str(math.ceil(retry_after_s)))]
+                self._send(429, b"too many failed logins from this address: try again later\n", TEXT, retry)
+                return False
+        else:
+            session = guard.session(self._cookies())
+            principal = session.principal if session is not None else principal_from_peercert(self._peer_certificate())
+        if principal is None:
+            challenge = [("WWW-Authenticate", 'Basic realm="freshet", charset="UTF-8"')]
+            self._send(401, b"authentication required: HTTP Basic with a user's password\n", TEXT, challenge)
+            return False
+        caller = Caller(principal, host)
+        if not guard.may_scrape(caller):
+            line = denial_message(caller, Operation.DESCRIBE, ResourceType.CLUSTER, CLUSTER_NAME)
+            self._send(403, (line + "\n").encode(), TEXT)
+            return False
+        return True
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    def _cookies(self) -> dict[str, str]:
+        return cookies_of(self.headers.get("Cookie", ""))
+
+    def _peer_certificate(self) -> dict | None:
+        """The client's verified certificate on a TLS connection (mTLS), else None."""
+        getpeercert = getattr(self.connection, "getpeercert", None)
+        if getpeercert is None:
+            return None
+        try:
+            return getpeercert() or None
+        except (ValueError, OSError):      # not connected / handshake not done
+            return None
+
+    def _read_form(self) -> dict[str, str] | None:
+        """The urlencoded form of a POST (first value of each field); None once refused."""
+        if self.headers.get("Transfer-Encoding"):
+            self._refuse_body(411, b"send the form with a Content-Length\n")
+            return None
+        try:
+            length = int(self.headers.get("Content-Length", ""))
+        except ValueError:
+            self._refuse_body(411, b"send the form with a Content-Length\n")
+            return None
+        if not 0 <= length <= FORM_BYTES_MAX:
+            self._refuse_body(413, f"a form is at most {FORM_BYTES_MAX} bytes\n".encode())
+            return None
+        body = self.rfile.read(length)
+        if self.headers.get_content_type() != "application/x-www-form-urlencoded":
+            self._send(415, b"send an application/x-www-form-urlencoded form\n", TEXT)
+            return None
+        try:
+            fields = urllib.parse.parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=FORM_FIELDS_MAX)
+        except (UnicodeDecodeError, ValueError):
+            self._send(400, b"the form is not valid UTF-8 urlencoded fields\n", TEXT)
+            return None
+        return {name: values[0] for name, values in fields.items()}
+
+    def _refuse_body(self, code: int, body: bytes) -> None:
+        # The request body was not read: the connection cannot carry another request.
+        self.close_connection = True
+        self._send(code, body, TEXT, [("Connection", "close")])
+
+    def _redirect(self, location: str, headers: Sequence[tuple[str, str]] = ()) -> None:
+        self._send(303, b"", TEXT, [("Location", location), *headers])
+
+    def _send(self, code: int, body: bytes, content_type: str, headers: Sequence[tuple[str, str]] = ()) -> None:
+        guard = self.server.guard
+        self.send_response(code)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        if guard.enabled:
+            for name, value in SECURE_HEADERS:
+                self.send_header(name, value)
+        for name, value in headers:
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args) -> None:  # noqa: A002 - http.server's name
+        logger.debug("http %s %s", self.address_string(), format % args)
+
+
 class NodeHttpServer:
     """The HTTP listener on its own thread. Thread-safe (start/stop from one thread).
 
@@ -235,237 +510,9 @@ class NodeHttpServer:
         if authorizer is None:
             authorizer = Authorizer(SecuritySettings(), view.image)     # security off: allow-all
         # The authentication counter exists only with security on: /metrics stays as it was without.
-        guard = HttpGuard(authorizer, view.image, sessions, limiter, registry if authorizer.enabled else None)
-        self.guard = guard
-        session_cookie_max_age_s = int(guard.sessions.lifetime_s)
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_GET(self) -> None:  # noqa: N802 - http.server's name
-                path = self.path.split("?", 1)[0]
-                if metrics_only and path not in METRICS_ONLY_PATHS:
-                    self._send(404, b"not found: this plaintext listener serves /metrics /healthz /readyz only\n", TEXT)
-                elif path == "/healthz":
-                    self._send(200, b"ok\n", TEXT)
-                elif path == "/readyz":
-                    ready, reason = view.readiness()
-                    self._send(200 if ready else 503, (reason + "\n").encode(), TEXT)
-                elif path in ("/metrics", "/status"):
-                    if guard.enabled and not self._scraper_is_allowed():
-                        return
-                    if path == "/metrics":
-                        self._send(200, generate_latest(registry), "text/plain; version=0.0.4; charset=utf-8")
-                    else:
-                        self._send(200, (json.dumps(view.status(), indent=2) + "\n").encode(), "application/json")
-                elif path == "/":
-                    self._console()
-                elif path == "/login" and guard.enabled:
-                    self._login_page()
-                else:
-                    self._send(404, b"not found: try / /healthz /readyz /metrics /status\n", TEXT)
-
-            def do_POST(self) -> None:  # noqa: N802 - http.server's name
-                if not guard.enabled:
-                    # What http.server answers for a method without a handler, as before.
-                    self.send_error(501, f"Unsupported method ({self.command!r})")
-                    return
-                path = self.path.split("?", 1)[0]
-                form = self._read_form()
-                if form is None:
-                    return
-                if path == "/login":
-                    self._login(form)
-                elif path == "/logout":
-                    self._logout(form)
-                else:
-                    self._send(404, b"not found: POST /login or /logout\n", TEXT)
-
-            # -- console -------------------------------------------------------------------------
-
-            def _console(self) -> None:
-                if not guard.enabled:
-                    self._send(200, console.render(view.image(), view.status(), view.groups()), HTML)
-                    return
-                host = self.client_address[0]
-                headers: list[tuple[str, str]] = []
-                session = guard.session(self._cookies())
-                if session is None:
-                    principal = principal_from_peercert(self._peer_certificate())
-                    if principal is None:
-                        self._redirect("/login")
-                        return
-                    token, session = guard.certificate_login(principal, host)
-                    headers.append(("Set-Cookie", _cookie(SESSION_COOKIE, token, session_cookie_max_age_s)))
-                caller = Caller(session.principal, host)
-                viewer = console.Viewer(
-                    session.principal,
-                    session.csrf_token,
-                    allows=lambda operation, resource_type, name: guard.allows(caller, operation, resource_type, name),
-                    refused=lambda operation, resource_type, name: guard.refused_view(session, caller, operation, resource_type, name),
-                )
-                # Bound for the request, so anything deeper that asks current_caller() sees the viewer.
-                token_of_caller = bind_caller(caller)
-                try:
-                    page = console.render(view.image(), view.status(), view.groups(), viewer)
-                finally:
-                    unbind_caller(token_of_caller)
-                self._send(200, page, HTML, headers)
-
-            def _login_page(self, message: str = "", code: int = 200, headers: Sequence[tuple[str, str]] = ()) -> None:
-                if code == 200 and guard.session(self._cookies()) is not None:
-                    self._redirect("/")
-                    return
-                csrf = secrets.token_urlsafe(32)
-                page = console.render_login(csrf, message, principal_from_peercert(self._peer_certificate()))
-                cookie = _cookie(LOGIN_COOKIE, csrf, LOGIN_FORM_MAX_AGE_S)
-                self._send(code, page, HTML, [("Set-Cookie", cookie), *headers])
-
-            def _login(self, form: dict[str, str]) -> None:
-                expected = self._cookies().get(LOGIN_COOKIE, "")
-                if not expected or not secrets.compare_digest(expected.encode(), form.get("csrf", "").encode()):
-                    audit("csrf_rejected", host=self.client_address[0], path="/login", via="http")
-                    self._login_page("the login form expired or came from another site: please log in again", 403)
-                    return
-                outcome = guard.login(form.get("user", ""), form.get("password", ""), self.client_address[0])
-                if outcome.ok:
-                    assert outcome.token is not None
-                    self._redirect("/", [
-                        ("Set-Cookie", _cookie(SESSION_COOKIE, outcome.token, session_cookie_max_age_s)),
-                        ("Set-Cookie", _cookie(LOGIN_COOKIE, "", 0)),
-                    ])
-                elif outcome.retry_after_s > 0:
-                    self._login_page(outcome.message, 429, [("Retry-After", str(math.ceil(outcome.retry_after_s)))])
-                else:
-                    self._login_page(outcome.message, 401)
-
-            def _logout(self, form: dict[str, str]) -> None:
-                cookies = self._cookies()
-                session = guard.session(cookies)
-                if session is not None and not session.csrf_matches(form.get("csrf", "")):
-                    audit("csrf_rejected", principal=session.principal, host=self.client_address[0], path="/logout", via="http")
-                    self._send(403, b"refused: this logout form does not belong to your session; reload the page\n", TEXT)
-                    return
-                guard.logout(cookies, self.client_address[0])
-                self._redirect("/login", [("Set-Cookie", _cookie(SESSION_COOKIE, "", 0))])
-
-            # -- scrapers ------------------------------------------------------------------------
-
-            def _scraper_is_allowed(self) -> bool:
-                """Authenticate and authorize a /metrics or /status request; answer it if refused."""
-                host = self.client_address[0]
-                header = self.headers.get("Authorization")
-                if header:
-                    principal, retry_after_s = guard.basic(header, host)
-                    if principal is None and retry_after_s > 0:
-                        retry = [("Retry-After", str(math.ceil(retry_after_s)))]
-                        self._send(429, b"too many failed logins from this address: try again later\n", TEXT, retry)
-                        return False
-                else:
-                    session = guard.session(self._cookies())
-                    principal = session.principal if session is not None else principal_from_peercert(self._peer_certificate())
-                if principal is None:
-                    challenge = [("WWW-Authenticate", 'Basic realm="freshet", charset="UTF-8"')]
-                    self._send(401, b"authentication required: HTTP Basic with a user's password\n", TEXT, challenge)
-                    return False
-                caller = Caller(principal, host)
-                if not guard.may_scrape(caller):
-                    line = denial_message(caller, Operation.DESCRIBE, ResourceType.CLUSTER, CLUSTER_NAME)
-                    self._send(403, (line + "\n").encode(), TEXT)
-                    return False
-                return True
-
-            # -- plumbing ------------------------------------------------------------------------
-
-            def _cookies(self) -> dict[str, str]:
-                return cookies_of(self.headers.get("Cookie", ""))
-
-            def _peer_certificate(self) -> dict | None:
-                """The client's verified certificate on a TLS connection (mTLS), else None."""
-                getpeercert = getattr(self.connection, "getpeercert", None)
-                if getpeercert is None:
-                    return None
-                try:
-                    return getpeercert() or None
-                except (ValueError, OSError):      # not connected / handshake not done
-                    return None
-
-            def _read_form(self) -> dict[str, str] | None:
-                """The urlencoded form of a POST (first value of each field); None once refused."""
-                if self.headers.get("Transfer-Encoding"):
-                    self._refuse_body(411, b"send the form with a Content-Length\n")
-                    return None
-                try:
-                    length = int(self.headers.get("Content-Length", ""))
-                except ValueError:
-                    self._refuse_body(411, b"send the form with a Content-Length\n")
-                    return None
-                if not 0 <= length <= FORM_BYTES_MAX:
-                    self._refuse_body(413, f"a form is at most {FORM_BYTES_MAX} bytes\n".encode())
-                    return None
-                body = self.rfile.read(length)
-                if self.headers.get_content_type() != "application/x-www-form-urlencoded":
-                    self._send(415, b"send an application/x-www-form-urlencoded form\n", TEXT)
-                    return None
-                try:
-                    fields = urllib.parse.parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=FORM_FIELDS_MAX)
-                except (UnicodeDecodeError, ValueError):
-                    self._send(400, b"the form is not valid UTF-8 urlencoded fields\n", TEXT)
-                    return None
-                return {name: values[0] for name, values in fields.items()}
-
-            def _refuse_body(self, code: int, body: bytes) -> None:
-                # The request body was not read: the connection cannot carry another request.
-                self.close_connection = True
-                self._send(code, body, TEXT, [("Connection", "close")])
-
-            def _redirect(self, location: str, headers: Sequence[tuple[str, str]] = ()) -> None:
-                self._send(303, b"", TEXT, [("Location", location), *headers])
-
-            def _send(self, code: int, body: bytes, content_type: str, headers: Sequence[tuple[str, str]] = ()) -> None:
-                self.send_response(code)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                if guard.enabled:
-                    for name, value in SECURE_HEADERS:
-                        self.send_header(name, value)
-                for name, value in headers:
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args) -> None:  # noqa: A002 - http.server's name
-                logger.debug("http %s %s", self.address_string(), format % args)
-
-        class server_class(http.server.ThreadingHTTPServer):  # noqa: N801 - a local class
-            address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
-
-            def finish_request(self, request, client_address) -> None:
-                # On the connection's thread: the TLS handshake first (a failure only ends this one).
-                if ssl_context is None:
-                    super().finish_request(request, client_address)
-                    return
-                request.settimeout(HANDSHAKE_TIMEOUT_S)
-                try:
-                    tls_socket = ssl_context.wrap_socket(request, server_side=True)
-                except (ssl.SSLError, OSError) as error:
-                    logger.debug("http %s: TLS handshake failed: %s", client_address[0], error)
-                    return                          # wrap_socket closed it; shutdown_request copes
-                try:
-                    tls_socket.settimeout(None)
-                    super().finish_request(tls_socket, client_address)
-                finally:
-                    tls_socket.close()
-
-            def shutdown_request(self, request) -> None:
-                try:
-                    super().shutdown_request(request)
-                except OSError:
-                    pass
-
+        self.guard = HttpGuard(authorizer, view.image, sessions, limiter, registry if authorizer.enabled else None)
         self.is_tls = ssl_context is not None
-        self._server = server_class((host, port), Handler)
-        self._server.daemon_threads = True
+        self._server = _Listener(host, port, view, registry, self.guard, ssl_context, metrics_only)
         self._thread = threading.Thread(target=self._server.serve_forever, name="http", daemon=True)
 
     @property

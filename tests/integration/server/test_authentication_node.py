@@ -87,7 +87,7 @@ def secure(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def fresh_rate_limit(secure):
-    secure.nodes[1].authenticator.limiter = LoginRateLimiter()
+    secure.nodes[1].security.authenticator.limiter = LoginRateLimiter()
 
 
 def transport(secure, **security) -> Transport:
@@ -180,14 +180,14 @@ def test_the_sdk_authenticates_again_when_the_node_forgot_its_token(secure):
     node = secure.nodes[1]
     with Admin(transport=transport(secure, **admin_security(secure))) as admin:
         admin.list_topics()
-        for token_digest in list(node.authenticator.sessions._sessions):
-            del node.authenticator.sessions._sessions[token_digest]           # as after a node restart
+        for token_digest in list(node.security.authenticator.sessions._sessions):
+            del node.security.authenticator.sessions._sessions[token_digest]           # as after a node restart
         admin.list_topics()                                                   # re-authenticates, retries
 
 
 def test_failed_logins_are_rate_limited_per_host(secure):
     node = secure.nodes[1]
-    node.authenticator.limiter = LoginRateLimiter(failures_max=3, window_s=60)
+    node.security.authenticator.limiter = LoginRateLimiter(failures_max=3, window_s=60)
     for _ in range(3):
         with Admin(transport=transport(secure, **admin_security(secure, "wrong")), request_timeout_ms=5000) as admin:
             with pytest.raises(client_errors.SaslAuthenticationFailedError, match="invalid credentials"):

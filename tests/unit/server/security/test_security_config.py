@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from freshet.server.config import load_node_config
 from freshet.server.errors import NodeConfigError
-from freshet.server.node import security_settings
+from freshet.server.node_security import security_settings
 from freshet.server.security import certificates
 
 QUORUM = "1@127.0.0.1:9093"
