@@ -83,8 +83,8 @@ def admin_options(cluster) -> list[str]:
     return ["--tls-ca", security["ca_file"], "--user", security["user"], "--password-file", security["password_file"]]
 
 
-def as_admin(cluster, args: list[str], **kwargs) -> subprocess.CompletedProcess:
-    return run_cli([*admin_options(cluster), *args], cluster.bootstrap, **kwargs)
+def as_admin(cluster, args: list[str], bootstrap: str | None = None, **kwargs) -> subprocess.CompletedProcess:
+    return run_cli([*admin_options(cluster), *args], bootstrap or cluster.bootstrap, **kwargs)
 
 
 def as_reader(cluster, args: list[str], password_file, **kwargs) -> subprocess.CompletedProcess:
@@ -405,9 +405,14 @@ def test_the_superuser_can_do_everything(secure):
     assert topic_configs(secure, "su")["retention.ms"] == {"value": "60000", "source": "dynamic_topic"}
     ok(as_admin(secure, ["topic", "alter", "su", "-p", "3"]))
     ok(as_admin(secure, ["user", "create", "temp", "--password-stdin"], input="temp-secret-42\n"))
-    ok(as_admin(secure, ["acl", "add", "--allow", "--principal", "User:temp", "--operation", "Read", "--topic", "su"]))
-    ok(as_admin(secure, ["acl", "remove", "--allow", "--principal", "User:temp", "--operation", "Read", "--topic", "su"]))
-    ok(as_admin(secure, ["user", "delete", "temp"]))
+    # Through nodes 2 and 3 only: at least one of them forwards to the active controller, which
+    # must accept the forwarding node (node certificate over SASL_SSL) and not audit it twice.
+    node_2, node_3 = secure.bootstrap.split(",")[1:]
+    ok(as_admin(secure, ["acl", "add", "--allow", "--principal", "User:temp", "--operation", "Read", "--topic", "su"], node_2))
+    ok(as_admin(secure, ["acl", "remove", "--allow", "--principal", "User:temp", "--operation", "Read", "--topic", "su"], node_3))
+    ok(as_admin(secure, ["user", "delete", "temp"], node_3))
+    ok(as_admin(secure, ["topic", "create", "su-forwarded", "-p", "1", "-r", "3"], node_2))
+    ok(as_admin(secure, ["topic", "delete", "su-forwarded"], node_3))
     ok(as_admin(secure, ["acl", "list"]))
     ok(as_admin(secure, ["topic", "delete", "su"]))
     assert "su" not in topics_of(secure) and "temp" not in users_of(secure)
