@@ -470,7 +470,6 @@ def _open_consumer(bootstrap: str, topic: str, group, partition, start, from_beg
             **common.client_security(),
             auto_offset_reset="earliest" if from_beginning else "latest",
             enable_auto_commit=True,
-            **common.client_security(),
         )
         consumer.subscribe([topic])
         return consumer
@@ -489,7 +488,6 @@ def _open_consumer(bootstrap: str, topic: str, group, partition, start, from_beg
         **common.client_security(),
         auto_offset_reset="earliest" if from_beginning else "latest",
         enable_auto_commit=False,
-        **common.client_security(),
     )
     consumer.assign(partitions)
     if isinstance(start, int):

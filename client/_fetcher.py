@@ -37,6 +37,7 @@ from freshet.client._metadata import Metadata
 from freshet.client._subscription import PartitionState, SubscriptionState, no_offset_error
 from freshet.client._transport import Transport, error_from_detail, translate_rpc_error
 from freshet.client.errors import (
+    AuthorizationError,
     CorruptRecordError,
     FreshetError,
     InvalidMetadataError,
@@ -260,6 +261,13 @@ class Fetcher:
                 continue  # auto_offset_reset="none": poll() raises until seek()
             leader = view.leader(tp.topic, tp.partition)
             if leader is None:
+                refused = view.topics.get(tp.topic)
+                if refused is not None and isinstance(refused.error, AuthorizationError):
+                    # Not allowed to Describe the topic: no leader will ever show up, so poll()
+                    # raises the refusal (as Kafka's consumer does) instead of returning nothing.
+                    state.error = refused.error
+                    self._subscription.data_ready.notify_all()
+                    continue
                 self._needs_metadata = True
                 continue
             node, epoch = leader

@@ -24,7 +24,9 @@ Owns
   (proto/freshet/v1/authentication.proto), obtained on the channel's first call, renewed before it
   expires (at 80% of its lifetime), and dropped when a call is refused UNAUTHENTICATED (the node
   restarted and forgot it): a blocking unary call is then retried once with a fresh token; other
-  calls fail once and the next call authenticates again. Tokens are per broker: each channel
+  calls (futures, streams) fail once, as retriable (UNAVAILABLE / BROKER_NOT_AVAILABLE, like a
+  dropped connection), and the next call authenticates again. A rolling restart of the nodes is
+  then invisible to producers and consumers, as in Kafka. Tokens are per broker: each channel
   authenticates with the node it talks to.
   PLAIN on gRPC sends "\\0user\\0password" to the node over the channel (TLS with SASL_SSL), which
   checks it against the user's SCRAM credential, as Kafka's SASL/PLAIN does.
@@ -467,6 +469,83 @@ def _with_token(details: grpc.ClientCallDetails, token: str) -> _CallDetails:
     )
 
 
+def _session_refused(call) -> AuthenticationFailure | None:
+    """What a call made with a session token reports when the node refused that token, else None.
+
+    UNAUTHENTICATED on a call that carried a token means the node no longer knows the session (it
+    restarted, or the session expired): like a dropped connection in Kafka, where the client logs
+    in again. So it reads as UNAVAILABLE / BROKER_NOT_AVAILABLE, which every client retries; the
+    retry authenticates afresh and surfaces a real credential problem (a deleted user, a changed
+    password) as the Authenticate RPC's own SASL_AUTHENTICATION_FAILED.
+    """
+    try:
+        code = call.code()
+    except Exception:  # noqa: BLE001 - a call that never started has no code
+        return None
+    if code != grpc.StatusCode.UNAUTHENTICATED:
+        return None
+    return AuthenticationFailure(
+        grpc.StatusCode.UNAVAILABLE,
+        common_pb2.ErrorDetail(
+            code=common_pb2.BROKER_NOT_AVAILABLE,
+            message="the node no longer knows this session (it restarted, or the session expired): logging in again",
+        ),
+    )
+
+
+class _SessionCall:
+    """A streaming call or future made with a session token, whose refusal of the token reads as
+    retriable (`_session_refused`); everything else is the call's own. Thread-safe as the call."""
+
+    def __init__(self, call) -> None:
+        self._call = call
+
+    def __getattr__(self, name: str):
+        return getattr(self._call, name)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        try:
+            return next(self._call)
+        except grpc.RpcError:
+            refused = _session_refused(self._call)
+            if refused is not None:
+                raise refused from None
+            raise
+
+    def code(self):
+        refused = _session_refused(self._call)
+        return self._call.code() if refused is None else refused.code()
+
+    def details(self):
+        refused = _session_refused(self._call)
+        return self._call.details() if refused is None else refused.details()
+
+    def trailing_metadata(self):
+        refused = _session_refused(self._call)
+        return self._call.trailing_metadata() if refused is None else refused.trailing_metadata()
+
+    def result(self, timeout=None):
+        try:
+            return self._call.result(timeout)
+        except grpc.RpcError:
+            refused = _session_refused(self._call)
+            if refused is not None:
+                raise refused from None
+            raise
+
+    def exception(self, timeout=None):
+        error = self._call.exception(timeout)
+        if error is None:
+            return None
+        return _session_refused(self._call) or error
+
+    def add_done_callback(self, fn) -> None:
+        self._call.add_done_callback(lambda _call: fn(self))
+
+
 class _BearerInterceptor(
     grpc.UnaryUnaryClientInterceptor,
     grpc.UnaryStreamClientInterceptor,
@@ -499,7 +578,7 @@ class _BearerInterceptor(
         outcome = continuation(_with_token(client_call_details, token), request)
         if not outcome.done():                  # a future: it cannot be retried from here
             self._forget_if_refused(outcome, token)
-            return outcome
+            return _SessionCall(outcome)
         if outcome.code() != grpc.StatusCode.UNAUTHENTICATED:
             return outcome
         # The node no longer knows the token (it restarted, or the token expired): once more.
@@ -515,7 +594,7 @@ class _BearerInterceptor(
             return token
         call = continuation(_with_token(client_call_details, token), request)
         self._forget_if_refused(call, token)
-        return call
+        return _SessionCall(call)
 
     def intercept_stream_unary(self, continuation, client_call_details, request_iterator):
         token = self._source.token()
@@ -523,7 +602,7 @@ class _BearerInterceptor(
             return token
         call = continuation(_with_token(client_call_details, token), request_iterator)
         self._forget_if_refused(call, token)
-        return call
+        return _SessionCall(call)
 
     def intercept_stream_stream(self, continuation, client_call_details, request_iterator):
         token = self._source.token()
@@ -531,7 +610,7 @@ class _BearerInterceptor(
             return token
         call = continuation(_with_token(client_call_details, token), request_iterator)
         self._forget_if_refused(call, token)
-        return call
+        return _SessionCall(call)
 
 
 def authenticated_channel(channel: grpc.Channel, address: str, security: SecurityConfig) -> grpc.Channel:

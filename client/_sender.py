@@ -63,6 +63,7 @@ from freshet.client._idempotence import PartitionState, ProducerIdManager
 from freshet.client._metadata import Metadata
 from freshet.client._transport import Transport, error_from_detail, translate_rpc_error
 from freshet.client.errors import (
+    AuthorizationError,
     BrokerUnavailableError,
     DeliveryTimeoutError,
     FreshetError,
@@ -327,6 +328,8 @@ class Sender:
             self._on_stream_closed(event[1], event[2])
         elif kind == "producer_id":
             self._producer_ids.on_producer_id(event[1], event[2], event[3])
+            if isinstance(self._producer_ids.error, AuthorizationError):
+                self._fail_unsent(self._producer_ids.error)
         elif kind == "fail_batches":
             for batch in event[1]:
                 error = DeliveryTimeoutError(
@@ -616,6 +619,25 @@ class Sender:
         else:
             final = error
         self._fail_batch(batch, final)
+
+    def _fail_unsent(self, error: AuthorizationError) -> None:
+        """Fail every queued batch never sent (it waits for a producer id) with `error` now.
+
+        A principal without IdempotentWrite on the cluster (or Write on some topic) is refused a
+        producer id. Retrying cannot help, so waiting delivery_timeout_ms for it only hides the
+        reason; Kafka's producer makes the same refusal fatal. Unlike Kafka, a later send asks
+        again (after an `acl add` it succeeds without a new producer).
+        """
+        with self._accumulator.lock:
+            unsent = [batch for queue in self._accumulator.queues.values() for batch in queue if batch.base_sequence < 0]
+            for queue in self._accumulator.queues.values():
+                kept = [batch for batch in queue if batch.base_sequence >= 0]
+                queue.clear()
+                queue.extend(kept)
+            for batch in unsent:
+                batch.is_closed = True
+        for batch in unsent:
+            self._fail_batch(batch, error)
 
     def _fail_batch(self, batch: ProducerBatch, error: FreshetError) -> None:
         if self._is_idempotent and batch.base_sequence >= 0:

@@ -118,9 +118,14 @@ class ControllerService(controller_pb2_grpc.ControllerServicer):
             f"node {self.config.node_id} is not a controller",
         )
 
-    @staticmethod
-    def _is_forwarded(context) -> bool:
-        return any(key == FORWARDED_METADATA_KEY for key, _ in (context.invocation_metadata() or ()))
+    def _is_forwarded(self, context) -> bool:
+        """Whether another node forwarded this request: it then goes no further (NOT_CONTROLLER
+        instead), and the node the client called writes the audit line of a user or ACL change.
+        Only a node may say so. From any other caller the header is ignored: otherwise a client
+        could send it and make its change leave no audit line."""
+        if not any(key == FORWARDED_METADATA_KEY for key, _ in (context.invocation_metadata() or ())):
+            return False
+        return self.authorizer.is_node()
 
     async def _route(self, method: str, request, context, local: Callable[[object], Awaitable] | None):
         remaining = context.time_remaining()

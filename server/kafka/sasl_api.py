@@ -72,7 +72,8 @@ class ConnectionAuth:
         self.is_failed = False              # close once the answer is written
         self.caller: Caller | None = None
         if not authenticator.is_sasl:
-            self.caller = Caller(principal_from_ssl(ssl_object) or ANONYMOUS, host)
+            principal = principal_from_ssl(ssl_object)
+            self.caller = Caller(principal or ANONYMOUS, host, is_from_certificate=principal is not None)
 
     def may_serve(self, api_key: int) -> bool:
         """Whether a request of `api_key` may be served now (False: close the connection)."""

@@ -185,7 +185,7 @@ class Authenticator:
                 self.sessions.revoke(token)         # password changed or user deleted since login
         certificate = principal_from_call(context, self._node_proofs)
         if certificate is not None:
-            return Caller(certificate, host)
+            return Caller(certificate, host, is_from_certificate=True)
         if not self.is_sasl:
             return Caller(ANONYMOUS, host)
         self._failures.labels(LISTENER_GRPC, "token" if token is not None else "none").inc()

@@ -51,11 +51,13 @@ DENIAL_CODES = {
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Caller:
-    """Who sent the request being served: a principal ("User:alice") and the client's IP address
-    ("" when unknown, e.g. a unix socket). Thread-safe (immutable)."""
+    """Who sent the request being served: a principal ("User:alice"), the client's IP address
+    ("" when unknown, e.g. a unix socket), and whether a certificate proved the principal (a TLS
+    client certificate or a node proof) rather than a login. Thread-safe (immutable)."""
 
     principal: str = ANONYMOUS
     host: str = ""
+    is_from_certificate: bool = False
 
 
 ANONYMOUS_CALLER = Caller()
@@ -134,6 +136,16 @@ class Authorizer:
             self.settings.super_users,
             self.settings.allow_if_no_acl,
         )
+
+    def is_node(self, caller: Caller | None = None) -> bool:
+        """Whether the caller (the current one by default) is a node: a super user whose principal
+        a certificate proved (nodes call each other with their certificate; a user who logs in
+        with a password is never one, whatever its name). Always True with security off, where
+        nothing is authenticated and every caller may do everything anyway."""
+        if not self.settings.enabled:
+            return True
+        caller = current_caller() if caller is None else caller
+        return caller.is_from_certificate and caller.principal in self.settings.super_users
 
     def check(self, operation: Operation, resource_type: ResourceType, name: str = CLUSTER_NAME) -> None:
         """Return when the current caller may; else audit, count and raise AuthorizationError."""

@@ -9,13 +9,14 @@ gRPC, Kafka, HTTP and Raft ports without a restart while the cluster keeps worki
 
 Method: one 3-node `cluster up --secure --json` per module on a free port block (every process
 killed by pid at the end); refusals are checked both ways (the refused call fails within a bound
-AND the cluster shows no effect). Clients speak the protocol the cluster reports (SSL today,
-SASL_SSL with the superuser once authentication is on), so these tests keep their meaning then.
+AND the cluster shows no effect). Clients speak the protocol the cluster reports (SASL_SSL: TLS
+plus the superuser's SCRAM login), so a refusal proves the TLS layer refused, not the login.
 The rotation test runs last: it replaces the shared node certificate.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -196,17 +197,19 @@ def test_a_client_trusting_another_ca_is_refused(cluster, tmp_path):
 def test_the_cli_reaches_the_secure_cluster_with_tls_ca_and_fails_without(cluster):
     bootstrap = cluster.info["bootstrap"]
     environment = {**os.environ, "NO_COLOR": "1"}
-    environment.pop("FRESHET_TLS_CA", None)
+    for name in ("FRESHET_TLS_CA", "FRESHET_USER", "FRESHET_PASSWORD_FILE"):
+        environment.pop(name, None)
+    login = ["--user", cluster.security["user"], "--password-file", cluster.security["password_file"]]
     with_ca = subprocess.run(
-        [sys.executable, "-m", "freshet.cli.main", "cluster", "status", "-b", bootstrap, "--tls-ca", cluster.ca_file, "-o", "json"],
+        [sys.executable, "-m", "freshet.cli.main", "cluster", "status", "-b", bootstrap, "--tls-ca", cluster.ca_file,
+         *login, "-o", "json"],
         capture_output=True, text=True, timeout=60, env=environment,
     )
-    if cluster.security.get("protocol") == "SASL_SSL":
-        pytest.skip("the CLI needs --user/--password-file too: tested with authentication")
     assert with_ca.returncode == 0, with_ca.stderr
     assert len(json.loads(with_ca.stdout)["brokers"]) == 3
+    # The right credentials without the CA: the TLS handshake (not the login) is what fails.
     without = subprocess.run(
-        [sys.executable, "-m", "freshet.cli.main", "cluster", "status", "-b", bootstrap],
+        [sys.executable, "-m", "freshet.cli.main", "cluster", "status", "-b", bootstrap, *login],
         capture_output=True, text=True, timeout=60, env=environment,
     )
     assert without.returncode == 1
@@ -313,10 +316,17 @@ def test_kafka_clients_produce_and_consume_over_tls(cluster, client):
 def test_https_console_and_metrics_with_the_ca_and_plaintext_refused(cluster):
     context = ssl.create_default_context(cafile=cluster.ca_file)
     port = cluster.port(1, 2)
-    for path, expected in (("/metrics", b"freshet_metadata_offset"), ("/", b"<html"), ("/readyz", b"ready")):
-        with urllib.request.urlopen(f"https://127.0.0.1:{port}{path}", context=context, timeout=10) as response:
+    credentials = base64.b64encode(f"{cluster.security['user']}:{cluster.password()}".encode()).decode()
+    basic = {"Authorization": f"Basic {credentials}"}
+    # "/" without a session answers the login page (over HTTPS); /metrics takes HTTP Basic.
+    for path, expected, headers in (("/metrics", b"freshet_metadata_offset", basic), ("/", b"<html", {}), ("/readyz", b"ready", {})):
+        request = urllib.request.Request(f"https://127.0.0.1:{port}{path}", headers=headers)
+        with urllib.request.urlopen(request, context=context, timeout=10) as response:
             assert response.status == 200
             assert expected in response.read()
+    with pytest.raises(urllib.error.HTTPError) as anonymous:
+        urllib.request.urlopen(f"https://127.0.0.1:{port}/metrics", context=context, timeout=10)
+    assert anonymous.value.code == 401
     with pytest.raises((urllib.error.URLError, ConnectionError, http_client_errors())):
         urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read()
     with pytest.raises(urllib.error.URLError):      # a client that does not trust the CA

@@ -101,6 +101,8 @@ class Faults:
         self.drop_after_append_on: set[tuple[str, int]] = set()
         """Break the stream after appending any request that contains one of these partitions."""
         self.drop_after_append_count = 0
+        self.producer_id_errors: list[int] = []
+        """Codes for the next InitProducerId requests (PERMISSION_DENIED for the *_AUTHORIZATION_FAILED ones)."""
 
     def take_drop(self, keys: Iterable[tuple[str, int]]) -> bool:
         with self._lock:
@@ -125,6 +127,10 @@ class Faults:
     def take_metadata_error(self) -> int:
         with self._lock:
             return self.metadata_errors.pop(0) if self.metadata_errors else common_pb2.NONE
+
+    def take_producer_id_error(self) -> int:
+        with self._lock:
+            return self.producer_id_errors.pop(0) if self.producer_id_errors else common_pb2.NONE
 
 
 class FakeCluster:
@@ -650,6 +656,9 @@ class BrokerServicer(broker_pb2_grpc.BrokerServicer):
     def InitProducerId(self, request, context):  # noqa: N802
         cluster = self.cluster
         cluster.count_request("InitProducerId")
+        code = cluster.faults.take_producer_id_error()
+        if code != common_pb2.NONE:
+            _abort(context, grpc.StatusCode.PERMISSION_DENIED, _detail(code, "injected InitProducerId refusal"))
         with cluster.lock:
             producer_id = cluster.next_producer_id
             cluster.next_producer_id += 1

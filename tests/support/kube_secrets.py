@@ -3,9 +3,11 @@
 Not a test module. The deploy tests (tests/unit/deploy, tests/cluster/test_deploy_pods.py) run the
 manifests' node configuration outside Kubernetes; what the kubelet would provide, this makes:
 
-- `TestCa`: a private CA (the `cryptography` package) that issues certificates with a common name,
-  DNS and IP subject alternative names and both server and client auth usages, as the
-  cert-manager Certificate of deploy/kubernetes/components/cert-manager does.
+- `TestCa`: a private CA that issues certificates with a common name, DNS and IP subject
+  alternative names and both server and client auth usages, as the cert-manager Certificate of
+  deploy/kubernetes/components/cert-manager does. The x509 work is the product's own
+  (freshet.server.security.certificates, which `cluster up --secure` uses); this only shapes its
+  output as a kubernetes.io/tls Secret.
 - `SecretVolume`: a Secret mounted the way the kubelet's AtomicWriter lays it out: the data in a
   timestamped directory `..2026_...`, a `..data` symlink to it, and one symlink per key through
   `..data`. `update()` swaps `..data` atomically as the kubelet does when the Secret changes, so
@@ -20,22 +22,16 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import ipaddress
 import itertools
 import os
 import pathlib
 from collections.abc import Mapping, Sequence
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from freshet.server.security import certificates
 
-_VALIDITY = datetime.timedelta(days=2)
-
-
-def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+#: Test certificates outlive any test run, and no longer.
+_VALIDITY_DAYS = 2
 
 
 @dataclasses.dataclass
@@ -45,62 +41,23 @@ class TestCa:
     __test__ = False   # not a pytest test class
 
     common_name: str = "freshet-test-ca"
-    key: ec.EllipticCurvePrivateKey = dataclasses.field(default_factory=lambda: ec.generate_private_key(ec.SECP256R1()))
 
     def __post_init__(self) -> None:
-        now = datetime.datetime.now(datetime.UTC)
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, self.common_name)])
-        self.certificate = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(self.key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + _VALIDITY)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True, content_commitment=False, key_encipherment=False,
-                    data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
-                    encipher_only=False, decipher_only=False,
-                ),
-                critical=True,
-            )
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(self.key.public_key()), critical=False)
-            .sign(self.key, hashes.SHA256())
-        )
+        self.issued = certificates.create_ca(self.common_name)
+
+    @property
+    def certificate(self) -> x509.Certificate:
+        return self.issued.certificate
 
     @property
     def certificate_pem(self) -> bytes:
-        return self.certificate.public_bytes(serialization.Encoding.PEM)
+        return self.issued.certificate_pem
 
     def issue(self, common_name: str, dns_names: Sequence[str] = (), ip_addresses: Sequence[str] = ()) -> tuple[bytes, bytes]:
         """(certificate PEM, private key PEM) for COMMON_NAME, usable as server and client."""
-        key = ec.generate_private_key(ec.SECP256R1())
-        now = datetime.datetime.now(datetime.UTC)
-        names: list[x509.GeneralName] = [x509.DNSName(name) for name in dns_names]
-        names += [x509.IPAddress(ipaddress.ip_address(address)) for address in ip_addresses]
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
-            .issuer_name(self.certificate.subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + _VALIDITY)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(
-                x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
-            )
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()), critical=False
-            )
-        )
-        if names:
-            builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
-        certificate = builder.sign(self.key, hashes.SHA256())
-        return certificate.public_bytes(serialization.Encoding.PEM), _pem_key(key)
+        hosts = tuple(dict.fromkeys([*dns_names, *ip_addresses]))      # in order, once each
+        leaf = certificates.issue(self.issued, common_name, hosts, validity_days=_VALIDITY_DAYS)
+        return leaf.certificate_pem, leaf.key_pem
 
     def tls_secret(self, common_name: str, dns_names: Sequence[str] = (), ip_addresses: Sequence[str] = ()) -> dict[str, bytes]:
         """The data of a kubernetes.io/tls Secret as cert-manager writes it: tls.crt, tls.key, ca.crt."""

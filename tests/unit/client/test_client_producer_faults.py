@@ -20,6 +20,7 @@ import grpc
 import pytest
 from freshet.client.errors import (
     BrokerUnavailableError,
+    ClusterAuthorizationFailedError,
     DeliveryTimeoutError,
     FreshetError,
     InvalidRecordError,
@@ -353,3 +354,20 @@ def test_a_producer_with_no_reachable_broker_names_the_addresses_tried():
     assert "127.0.0.1:1" in message and "127.0.0.1:2" in message
     assert isinstance(caught.value.__cause__, BrokerUnavailableError)
     assert not isinstance(caught.value, grpc.RpcError)
+
+
+def test_a_refused_producer_id_fails_waiting_records_at_once_and_a_later_send_asks_again(cluster):
+    """A principal refused IdempotentWrite (CLUSTER_AUTHORIZATION_FAILED, not retriable) learns it
+    from its send, not from DeliveryTimeoutError after delivery_timeout_ms; once the right is
+    granted the same producer gets an id and delivers (Kafka's producer would need a new one)."""
+    cluster.create_topic("refused", 1)
+    cluster.faults.producer_id_errors = [common_pb2.CLUSTER_AUTHORIZATION_FAILED]
+    with Producer(cluster.bootstrap, delivery_timeout_ms=60000, retry_backoff_ms=10) as producer:
+        started = time.monotonic()
+        future = producer.send("refused", value=b"no")
+        with pytest.raises(ClusterAuthorizationFailedError):
+            future.result(10)
+        assert time.monotonic() - started < 5
+        assert producer.send("refused", value=b"yes").result(10).offset == 0
+    assert _values(cluster, "refused", 0) == [b"yes"]
+    assert cluster.count("InitProducerId") == 2

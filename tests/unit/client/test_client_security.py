@@ -77,3 +77,57 @@ def test_the_cli_lifts_tls_ca_from_after_the_command(monkeypatch, tmp_path):
     ca.write_bytes(certificates.create_ca().certificate_pem)
     common.set_client_security(str(ca), None, None, None)
     assert common.client_security() == {"security_protocol": "SSL", "ssl_cafile": str(ca)}
+
+
+class _RefusedCall(grpc.RpcError, grpc.Call):
+    """A streaming call the node refused (`code`), as grpc's rendezvous raises itself."""
+
+    def __init__(self, code: grpc.StatusCode) -> None:
+        self._code = code
+
+    def code(self):
+        return self._code
+
+    def details(self):
+        return "the session token is expired or unknown to this node: authenticate again"
+
+    def trailing_metadata(self):
+        return ()
+
+    def initial_metadata(self):
+        return ()
+
+    def is_active(self):
+        return False
+
+    def time_remaining(self):
+        return None
+
+    def cancel(self):
+        return False
+
+    def add_callback(self, callback):
+        return False
+
+    def __next__(self):
+        raise self
+
+
+def test_a_stream_refused_for_its_session_token_fails_retriable_and_other_refusals_pass_through():
+    """A node that forgot the session (restart, expiry) refuses the token UNAUTHENTICATED: for the
+    clients that is a dropped connection (retriable BrokerUnavailableError), as a Kafka client
+    logs in again after a broker restart. Any other status is the call's own."""
+    from freshet.client._security import _SessionCall
+    from freshet.client._transport import translate_rpc_error
+    from freshet.client.errors import BrokerUnavailableError
+
+    refused = _SessionCall(_RefusedCall(grpc.StatusCode.UNAUTHENTICATED))
+    with pytest.raises(grpc.RpcError) as raised:
+        next(iter(refused))
+    error = translate_rpc_error(raised.value, "127.0.0.1:1", "produce stream")
+    assert isinstance(error, BrokerUnavailableError) and error.retriable
+    assert refused.code() == grpc.StatusCode.UNAVAILABLE
+    other = _SessionCall(_RefusedCall(grpc.StatusCode.PERMISSION_DENIED))
+    with pytest.raises(grpc.RpcError) as raised:
+        next(iter(other))
+    assert raised.value.code() == grpc.StatusCode.PERMISSION_DENIED

@@ -148,3 +148,31 @@ def test_with_security_off_user_changes_are_allowed_and_audited_once_on_the_entr
     assert [(line["event"], line["user"], line["mechanism"]) for line in lines] == [("user_changed", "carol", "SCRAM-SHA-256")]
     assert b"x" * 32 not in caplog.text.encode()
     assert changes.count("user_changed") == 1
+
+
+def _upsert_as(servicer, caller: Caller, forwarded: bool):
+    request = controller_pb2.UpsertUserScramCredentialsRequest(
+        upsertions=[controller_pb2.ScramCredentialUpsertion(name="dave", mechanism=2, iterations=4096, salt=b"s", salted_password=b"y" * 64)]
+    )
+    token = bind_caller(caller)
+    try:
+        return asyncio.run(servicer.UpsertUserScramCredentials(request, FakeContext(forwarded=forwarded)))
+    finally:
+        unbind_caller(token)
+
+
+def test_only_a_node_may_mark_a_change_forwarded_so_a_client_cannot_skip_its_audit_line(caplog):
+    """The forwarded header (which skips the audit line: the calling node writes it) counts only
+    from a super user proved by a certificate (a node). A logged-in super user sending it, even
+    one named like the node principal, is audited as any client."""
+    controller = FakeController()
+    servicer, changes = service(enabled=True, controller=controller)
+    with caplog.at_level(logging.INFO, logger="freshet.audit"):
+        _upsert_as(servicer, Caller("User:admin", "10.0.0.4"), forwarded=True)                        # logged in: forged
+        _upsert_as(servicer, Caller("User:admin", "10.0.0.5", is_from_certificate=True), forwarded=True)  # a node
+        with pytest.raises(grpc.aio.AbortError):                                                      # not a super user
+            _upsert_as(servicer, Caller("User:alice", "10.0.0.6", is_from_certificate=True), forwarded=True)
+    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "freshet.audit"]
+    assert [(line["event"], line["host"]) for line in lines if line["event"] == "user_changed"] == [("user_changed", "10.0.0.4")]
+    assert changes.count("user_changed") == 1
+    assert len(controller.requests) == 2                     # alice (no Alter on the cluster) was refused first
