@@ -69,6 +69,15 @@ def cluster_denial(authorizer: Authorizer, operation: Operation) -> tuple[int, s
     return None
 
 
+def _alter_refusals(authorizer: Authorizer, count: int) -> tuple[list[int], dict[int, tuple[int, str]]]:
+    """(the items to send to the controller, refusals by item): without Alter on the cluster
+    every item is refused with the same (code, message), as Kafka answers each one."""
+    denied = cluster_denial(authorizer, Operation.ALTER)
+    if denied:
+        return [], dict.fromkeys(range(count), denied)
+    return list(range(count)), {}
+
+
 class CreateAclsHandler:
     """CreateAcls v1-v3: one result per creation, in order."""
 
@@ -83,11 +92,7 @@ class CreateAclsHandler:
 
     async def handle(self, request: codec.Request) -> Any:
         creations = request.body.creations
-        refused: dict[int, tuple[int, str]] = {}
-        denied = cluster_denial(self._authorizer, Operation.ALTER)
-        asked = [] if denied else list(range(len(creations)))
-        if denied:
-            refused = dict.fromkeys(range(len(creations)), denied)
+        asked, refused = _alter_refusals(self._authorizer, len(creations))
         outgoing = controller_pb2.CreateAclsRequest(
             request_id=commands.new_request_id(),
             acls=[
@@ -173,11 +178,7 @@ class DeleteAclsHandler:
 
     async def handle(self, request: codec.Request) -> Any:
         filters = request.body.filters
-        refused: dict[int, tuple[int, str]] = {}
-        denied = cluster_denial(self._authorizer, Operation.ALTER)
-        asked = [] if denied else list(range(len(filters)))
-        if denied:
-            refused = dict.fromkeys(range(len(filters)), denied)
+        asked, refused = _alter_refusals(self._authorizer, len(filters))
         outgoing = controller_pb2.DeleteAclsRequest(
             request_id=commands.new_request_id(),
             filters=[
