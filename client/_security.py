@@ -588,29 +588,19 @@ class _BearerInterceptor(
             return token
         return continuation(_with_token(client_call_details, token), request)
 
-    def intercept_unary_stream(self, continuation, client_call_details, request):
+    def _streaming(self, continuation, client_call_details, request_or_iterator):
+        """A call that cannot be retried from here (a stream, either way): sent with the token; a
+        refusal for a forgotten token fails it retriable and the next call logs in again."""
         token = self._source.token()
         if isinstance(token, AuthenticationFailure):
             return token
-        call = continuation(_with_token(client_call_details, token), request)
+        call = continuation(_with_token(client_call_details, token), request_or_iterator)
         self._forget_if_refused(call, token)
         return _SessionCall(call)
 
-    def intercept_stream_unary(self, continuation, client_call_details, request_iterator):
-        token = self._source.token()
-        if isinstance(token, AuthenticationFailure):
-            return token
-        call = continuation(_with_token(client_call_details, token), request_iterator)
-        self._forget_if_refused(call, token)
-        return _SessionCall(call)
-
-    def intercept_stream_stream(self, continuation, client_call_details, request_iterator):
-        token = self._source.token()
-        if isinstance(token, AuthenticationFailure):
-            return token
-        call = continuation(_with_token(client_call_details, token), request_iterator)
-        self._forget_if_refused(call, token)
-        return _SessionCall(call)
+    intercept_unary_stream = _streaming
+    intercept_stream_unary = _streaming
+    intercept_stream_stream = _streaming
 
 
 def authenticated_channel(channel: grpc.Channel, address: str, security: SecurityConfig) -> grpc.Channel:

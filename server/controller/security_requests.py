@@ -23,6 +23,9 @@ Thread-safety: not thread-safe; runs on the node's event loop.
 
 from __future__ import annotations
 
+import collections
+import functools
+
 from freshet.metadata import commands
 from freshet.metadata import controller as logic
 from freshet.metadata.errors import ControllerRequestError
@@ -50,48 +53,38 @@ class SecurityRequests(AdminRequests):
     async def upsert_user_scram_credentials(
         self, request: controller_pb2.UpsertUserScramCredentialsRequest
     ) -> controller_pb2.UpsertUserScramCredentialsResponse:
-        logic.check_request_id(request.request_id)
         response = controller_pb2.UpsertUserScramCredentialsResponse()
-        keys = [(u.name, u.mechanism) for u in request.upsertions]
-        async with self._controller.lock:
-            core = self._controller.require_active()
-            for item, upsertion in enumerate(request.upsertions):
-                rid = logic.item_request_id(request.request_id, item)
-                result = response.results.add(user=upsertion.name, mechanism=upsertion.mechanism)
-                if keys.count((upsertion.name, upsertion.mechanism)) > 1:
-                    result.error.CopyFrom(status.detail(
-                        E.INVALID_REQUEST, f"user {upsertion.name!r} and mechanism {upsertion.mechanism} appear more than once"
-                    ))
-                    continue
 
-                def build(upsertion=upsertion, rid=rid) -> metadata_pb2.MetadataCommand:
-                    return commands.upsert_user_credential(rid, core.controller_epoch, upsertion.name, credential_of(upsertion))
+        def build(upsertion, rid: str, epoch: int) -> metadata_pb2.MetadataCommand:
+            return commands.upsert_user_credential(rid, epoch, upsertion.name, credential_of(upsertion))
 
-                await self._item(rid, result.error, response, build)
+        await self._per_credential(request.request_id, request.upsertions, response, build)
         return response
 
     async def delete_user_scram_credentials(
         self, request: controller_pb2.DeleteUserScramCredentialsRequest
     ) -> controller_pb2.DeleteUserScramCredentialsResponse:
-        logic.check_request_id(request.request_id)
         response = controller_pb2.DeleteUserScramCredentialsResponse()
-        keys = [(d.name, d.mechanism) for d in request.deletions]
+        await self._per_credential(request.request_id, request.deletions, response, self._deletion)
+        return response
+
+    async def _per_credential(self, request_id: str, items, response, build) -> None:
+        """One command per (user, mechanism) item, each with its own request id and result; an
+        item named twice in the request is refused (both times) and the others go ahead.
+        `build(item, rid, controller_epoch)` makes the item's command."""
+        logic.check_request_id(request_id)
+        named = collections.Counter((item.name, item.mechanism) for item in items)
         async with self._controller.lock:
             core = self._controller.require_active()
-            for item, deletion in enumerate(request.deletions):
-                rid = logic.item_request_id(request.request_id, item)
-                result = response.results.add(user=deletion.name, mechanism=deletion.mechanism)
-                if keys.count((deletion.name, deletion.mechanism)) > 1:
+            for index, item in enumerate(items):
+                rid = logic.item_request_id(request_id, index)
+                result = response.results.add(user=item.name, mechanism=item.mechanism)
+                if named[(item.name, item.mechanism)] > 1:
                     result.error.CopyFrom(status.detail(
-                        E.INVALID_REQUEST, f"user {deletion.name!r} and mechanism {deletion.mechanism} appear more than once"
+                        E.INVALID_REQUEST, f"user {item.name!r} and mechanism {item.mechanism} appear more than once"
                     ))
                     continue
-
-                def build(deletion=deletion, rid=rid) -> metadata_pb2.MetadataCommand:
-                    return self._deletion(deletion, rid, core.controller_epoch)
-
-                await self._item(rid, result.error, response, build)
-        return response
+                await self._item(rid, result.error, response, functools.partial(build, item, rid, core.controller_epoch))
 
     def _deletion(self, deletion: controller_pb2.ScramCredentialDeletion, rid: str, epoch: int) -> metadata_pb2.MetadataCommand:
         check_user_name(deletion.name)
