@@ -51,6 +51,7 @@ quorum thread (other threads may read the integer statistics).
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -58,7 +59,7 @@ import struct
 import time
 import zlib
 
-from freshet.metadata.errors import JournalError
+from freshet.metadata.errors import JournalError, JournalFullError
 
 logger = logging.getLogger(__name__)
 
@@ -229,7 +230,17 @@ class RaftJournal:
                 written = os.write(self._fd, view)
                 view = view[written:]
         except OSError as error:
+            if error.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise JournalFullError(self.path, f"write failed: {error}") from error
             raise JournalError(self.path, f"write failed: {error}") from error
+
+    def _cut_back_to_last_record(self) -> None:
+        """Remove a partly written tail (a full disk): the file ends at its last whole record
+        again, so the retried write does not follow a torn record that recovery would stop at."""
+        try:
+            os.ftruncate(self._fd, self._file_bytes)
+        except OSError as error:
+            raise JournalError(self.path, f"cannot cut a partial write back: {error}") from error
 
     def _fsync_file(self) -> None:
         if not self.is_fsync_enabled:
@@ -260,7 +271,11 @@ class RaftJournal:
         if not self.is_dirty:
             return False
         if self._pending:
-            self._write(self._pending)
+            try:
+                self._write(self._pending)
+            except JournalFullError:
+                self._cut_back_to_last_record()
+                raise
             self._file_bytes += len(self._pending)
             self._pending.clear()
         self._fsync_file()
