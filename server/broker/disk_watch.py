@@ -97,3 +97,29 @@ class DiskWatch:
 
     def state(self) -> DiskSpaceState:
         return self.monitor.state()
+
+
+def describe_disk(state: DiskSpaceState) -> dict:
+    """The JSON form of a disk state (/status "disk", the console)."""
+    return {
+        "directory": state.directory,
+        "state": state.label,
+        "free_bytes": state.free_bytes,
+        "total_bytes": state.total_bytes,
+        "low_water_bytes": state.low_water_bytes,
+        "high_water_bytes": state.high_water_bytes,
+        "reserve_bytes": state.reserve_bytes,
+        "error": state.error,
+    }
+
+
+def readiness_note(state: DiskSpaceState) -> str:
+    """What /readyz adds while the directory is full ("" while it is not). A full disk does not
+    make a node unready: it still serves reads, replication and metadata, and Kubernetes must not
+    restart it for that (a restart frees nothing)."""
+    if not state.is_full:
+        return ""
+    return (
+        f"log directory {state.directory} full: {state.free_bytes} bytes free, below the low-water mark of "
+        f"{state.low_water_bytes} bytes; produce refused until {state.high_water_bytes} bytes are free, reads served"
+    )
