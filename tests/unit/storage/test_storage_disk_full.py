@@ -1,0 +1,143 @@
+"""A write that hits ENOSPC: rolled back, the log stays online, recovery finds a clean log.
+
+Goal: a full disk (another process ate the space, or a burst outran the monitor) must not tear a
+batch, take the log offline or lose an appended record (README "A full disk").
+Method: `os.pwrite` / `os.write` are replaced for one call by a fake that writes part of the bytes
+and then raises ENOSPC, as a filling filesystem does; the log is then used, closed or crashed and
+reopened. Reference: Kafka LogSegment.recover (a torn tail is what recovery cuts; here none is left).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+
+import pytest
+from freshet.storage.checkpoint import write_atomically
+from freshet.storage.errors import LogDirFullError
+from freshet.storage.log import PartitionLog
+
+from tests.support.storage_helpers import SMALL_CONFIG, batch, crash, headers_of, read_all, segment_files
+
+
+class _FillingDisk:
+    """Replaces an os write function: after `room` more bytes every write raises ENOSPC."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, name: str, room: int) -> None:
+        self.real = getattr(os, name)
+        self.room = room
+        self.failures = 0
+        monkeypatch.setattr(os, name, self)
+
+    def __call__(self, fd, data, *position):
+        view = memoryview(data)
+        if self.room <= 0:
+            self.failures += 1
+            raise OSError(errno.ENOSPC, "No space left on device")
+        taken = min(self.room, len(view))
+        written = self.real(fd, view[:taken], *position)
+        self.room -= written
+        return written
+
+
+def test_append_that_hits_enospc_is_cut_back_and_the_log_stays_online(tmp_path, monkeypatch):
+    directory = str(tmp_path / "t-0")
+    log = PartitionLog.open(directory, SMALL_CONFIG)
+    log.append_as_leader(batch(3, tag=1), leader_epoch=0)
+    end, size = log.log_end_offset, log.size_bytes
+    disk = _FillingDisk(monkeypatch, "pwrite", room=40)       # part of the next batch fits
+    with pytest.raises(LogDirFullError) as raised:
+        log.append_as_leader(batch(3, tag=2), leader_epoch=0)
+    assert disk.failures == 1
+    assert "no space left during append" in str(raised.value)
+    assert log.log_end_offset == end
+    assert log.size_bytes == size
+    active = [name for name in segment_files(directory) if name.endswith(".log")][-1]
+    assert os.path.getsize(os.path.join(directory, active)) == size    # no torn bytes on disk
+    monkeypatch.undo()                                                 # space is back
+    info = log.append_as_leader(batch(3, tag=3), leader_epoch=0)
+    assert info.first_offset == end
+    crash(log)
+    reopened = PartitionLog.open(directory, SMALL_CONFIG)
+    assert reopened.repairs == []                                      # recovery found nothing to cut
+    assert [h.base_offset for h in headers_of(read_all(reopened))] == [0, 3]
+    reopened.close()
+
+
+def test_follower_append_that_hits_enospc_can_be_retried(tmp_path, monkeypatch):
+    leader = PartitionLog.open(str(tmp_path / "leader"), SMALL_CONFIG)
+    leader.append_as_leader(batch(2, tag=1), leader_epoch=4)
+    leader.append_as_leader(batch(2, tag=2), leader_epoch=4)
+    data = read_all(leader)
+    follower = PartitionLog.open(str(tmp_path / "follower"), SMALL_CONFIG)
+    _FillingDisk(monkeypatch, "pwrite", room=10)
+    with pytest.raises(LogDirFullError):
+        follower.append_as_follower(data)
+    assert follower.log_end_offset == 0
+    monkeypatch.undo()
+    follower.append_as_follower(data)
+    assert read_all(follower) == data
+    assert follower.leader_epoch_entries == [(4, 0)]
+    leader.close()
+    follower.close()
+
+
+def test_roll_whose_index_write_hits_enospc_leaves_the_active_segment_usable(tmp_path, monkeypatch):
+    directory = str(tmp_path / "t-0")
+    log = PartitionLog.open(directory, SMALL_CONFIG)
+    appended = 0
+    while log.segment_count == 1:                                     # fill the first segment, indexes included
+        log.append_as_leader(batch(4, value_size=200, tag=appended), leader_epoch=0)
+        appended += 1
+    log.roll()
+    before_segments, end = log.segment_count, log.log_end_offset
+    for _ in range(3):
+        log.append_as_leader(batch(4, value_size=200), leader_epoch=0)
+    end = log.log_end_offset
+    disk = _FillingDisk(monkeypatch, "pwrite", room=0)                # the seal's index flush fails first
+    with pytest.raises(LogDirFullError):
+        while True:
+            log.append_as_leader(batch(4, value_size=200), leader_epoch=0)
+    assert disk.failures >= 1
+    assert log.segment_count == before_segments                       # no roll happened
+    end = log.log_end_offset
+    monkeypatch.undo()
+    for _ in range(6):                                                # the roll and appends now succeed
+        log.append_as_leader(batch(4, value_size=200), leader_epoch=0)
+    assert log.segment_count > before_segments
+    assert log.log_end_offset == end + 24
+    crash(log)
+    reopened = PartitionLog.open(directory, SMALL_CONFIG)
+    assert reopened.repairs == []
+    offsets = [h.base_offset for h in headers_of(read_all(reopened))]
+    assert offsets == list(range(0, reopened.log_end_offset, 4))      # no gap, no duplicate
+    reopened.close()
+
+
+def test_checkpoint_write_that_hits_enospc_keeps_the_old_file_and_no_temp_file(tmp_path, monkeypatch):
+    path = str(tmp_path / "leader-epoch-checkpoint")
+    write_atomically(path, b"0\n1\n0 0\n")
+    _FillingDisk(monkeypatch, "write", room=3)
+    with pytest.raises(LogDirFullError):
+        write_atomically(path, b"0\n2\n0 0\n1 10\n")
+    monkeypatch.undo()
+    assert open(path, "rb").read() == b"0\n1\n0 0\n"
+    assert os.listdir(tmp_path) == ["leader-epoch-checkpoint"]
+
+
+def test_new_epoch_whose_checkpoint_write_fails_writes_nothing_and_is_retried(tmp_path, monkeypatch):
+    directory = str(tmp_path / "t-0")
+    log = PartitionLog.open(directory, SMALL_CONFIG)
+    log.append_as_leader(batch(1), leader_epoch=1)
+    _FillingDisk(monkeypatch, "write", room=0)                        # the epoch checkpoint cannot be written
+    with pytest.raises(LogDirFullError):
+        log.append_as_leader(batch(1), leader_epoch=2)
+    assert log.log_end_offset == 1
+    assert log.leader_epoch_entries == [(1, 0)]
+    monkeypatch.undo()
+    log.append_as_leader(batch(1), leader_epoch=2)
+    assert log.leader_epoch_entries == [(1, 0), (2, 1)]
+    log.close()
+    reopened = PartitionLog.open(directory, SMALL_CONFIG)
+    assert reopened.leader_epoch_entries == [(1, 0), (2, 1)]
+    reopened.close()
