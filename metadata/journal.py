@@ -51,6 +51,7 @@ quorum thread (other threads may read the integer statistics).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import logging
@@ -97,6 +98,10 @@ def write_file_atomically(path: str, data: bytes, fsync: bool) -> None:
             view = view[written:]
         if fsync:
             os.fsync(fd)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)        # a full disk: give the space back, the old file stays
+        raise
     finally:
         os.close(fd)
     os.replace(temporary, path)
@@ -413,10 +418,15 @@ class RaftJournal:
         return self._meta["voted_for"]
 
     def onOneSecondTimer(self) -> None:  # noqa: N802
-        """Persist the commit index hint (never above the durable end of the log)."""
-        self.sync()
-        if self._meta["commit_raft_index"] != self._meta_saved_commit:
-            self._save_meta()
+        """Persist the commit index hint (never above the durable end of the log). A full disk
+        defers both to a later second: the hint is not needed for safety, and unwritten records
+        stay buffered and unacknowledged (the quorum's tick retries them)."""
+        try:
+            self.sync()
+            if self._meta["commit_raft_index"] != self._meta_saved_commit:
+                self._save_meta()
+        except JournalFullError as error:
+            logger.warning("raft journal: %s; retrying later", error)
 
     def _save_meta(self) -> None:
         meta = dict(self._meta)
@@ -425,6 +435,8 @@ class RaftJournal:
         try:
             write_file_atomically(self.meta_path, json.dumps(meta, sort_keys=True).encode(), self.is_fsync_enabled)
         except OSError as error:
+            if error.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise JournalFullError(self.meta_path, f"writing meta failed: {error}") from error
             raise JournalError(self.meta_path, f"writing meta failed: {error}") from error
         if self.is_fsync_enabled:
             self.fsync_count += 2

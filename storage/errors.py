@@ -286,7 +286,7 @@ class LogDirFullError(KafkaStorageError):
                 f"{low_water_bytes} bytes; {operation} is refused until space is freed (retriable)"
             )
         else:
-            message = f"log directory {path} is full: no space left during {operation}; nothing was written (retriable)"
+            message = f"no space left on device writing {path} during {operation}; nothing was written (retriable)"
         self.args = (message,)
 
 

@@ -49,7 +49,7 @@ def test_append_that_hits_enospc_is_cut_back_and_the_log_stays_online(tmp_path, 
     with pytest.raises(LogDirFullError) as raised:
         log.append_as_leader(batch(3, tag=2), leader_epoch=0)
     assert disk.failures == 1
-    assert "no space left during append" in str(raised.value)
+    assert "no space left on device writing" in str(raised.value)
     assert log.log_end_offset == end
     assert log.size_bytes == size
     active = [name for name in segment_files(directory) if name.endswith(".log")][-1]
