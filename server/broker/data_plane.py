@@ -34,8 +34,8 @@ from freshet.metadata import configs
 from freshet.metadata.errors import StaleBrokerEpochError
 from freshet.metadata.image import MetadataImage
 from freshet.server.broker.alter_partition import AlterPartitionManager
-from freshet.server.broker.disk_watch import DiskWatch
 from freshet.server.broker.delete_records import DeleteRecordsPath, DeleteRecordsResult
+from freshet.server.broker.disk_watch import DiskWatch
 from freshet.server.broker.fetch import FetchPath
 from freshet.server.broker.hosted_replicas import HostedReplicas
 from freshet.server.broker.housekeeping import Housekeeping

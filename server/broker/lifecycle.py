@@ -34,8 +34,8 @@ from freshet.server import status
 from freshet.server.cluster.channels import ControllerChannels
 from freshet.server.cluster.publisher import MetadataPublisher
 from freshet.server.config import NodeConfig
-from freshet.storage.disk_space import DiskSpaceState
 from freshet.server.tasks import cancel_and_wait
+from freshet.storage.disk_space import DiskSpaceState
 from freshet.v1 import common_pb2, controller_pb2
 
 logger = logging.getLogger(__name__)

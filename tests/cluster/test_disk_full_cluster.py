@@ -184,7 +184,7 @@ def _run_scenario(cluster: NodeCluster, root) -> None:
                        configs={"min.insync.replicas": "2", "segment.bytes": str(4 * MIB)})
     admin.create_topic("scratch", partitions=1, replication_factor=3)
     with Producer(bootstrap, acks="all") as producer:                 # 6 MiB that deleting gives back
-        for n in range(6000):
+        for _ in range(6000):
             producer.send("scratch", value=b"s" * VALUE_BYTES)
         producer.flush()
     workload = Workload(bootstrap, "events")

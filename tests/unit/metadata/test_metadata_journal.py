@@ -6,7 +6,6 @@ Reference: Raft §5 (persistent state: currentTerm, votedFor, log[] before answe
 
 from __future__ import annotations
 
-import errno
 import json
 import logging
 import os
@@ -15,6 +14,8 @@ import pytest
 from freshet.metadata import journal as journal_module
 from freshet.metadata.errors import JournalError, JournalFullError
 from freshet.metadata.journal import RaftJournal
+
+from tests.support.filling_disk import FillingDisk
 
 
 @pytest.fixture
@@ -227,30 +228,20 @@ def test_an_applied_entry_may_be_truncated_and_rewritten_only_with_itself(tmp_pa
 def test_a_full_disk_cuts_the_partial_write_back_and_the_next_sync_writes_everything(tmp_path, monkeypatch):
     """Goal: ENOSPC in the middle of a sync neither stops the voter nor leaves a torn record
     before later ones (recovery would stop there and drop them). Method: os.write writes 10
-    bytes, then raises ENOSPC; the entries stay buffered, nothing counts as durable, the file
+    bytes, then raises ENOSPC (FillingDisk); the entries stay buffered, nothing counts as durable, the file
     ends at its last whole record; once space is back, sync writes them and a reopen reads all."""
     journal = RaftJournal(str(tmp_path))
     fill(journal, 1, 3)
     journal.sync()
     size = os.path.getsize(journal.path)
     fill(journal, 4, 8)
-    real_write = os.write
-    room = [10]
-
-    def filling_write(fd, data):
-        if room[0] <= 0:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        written = real_write(fd, memoryview(data)[: room[0]])
-        room[0] -= written
-        return written
-
-    monkeypatch.setattr(journal_module.os, "write", filling_write)
+    disk = FillingDisk(monkeypatch, "write", room=10)
     with pytest.raises(JournalFullError):
         journal.sync()
     assert os.path.getsize(journal.path) == size
     assert journal.durable_last_index == 3
     assert journal.is_dirty
-    monkeypatch.setattr(journal_module.os, "write", real_write)
+    monkeypatch.setattr(journal_module.os, "write", disk.real)
     assert journal.sync()
     assert journal.durable_last_index == 8
     journal.close()

@@ -9,7 +9,6 @@ reopened. Reference: Kafka LogSegment.recover (a torn tail is what recovery cuts
 
 from __future__ import annotations
 
-import errno
 import os
 
 import pytest
@@ -17,27 +16,8 @@ from freshet.storage.checkpoint import write_atomically
 from freshet.storage.errors import LogDirFullError
 from freshet.storage.log import PartitionLog
 
+from tests.support.filling_disk import FillingDisk
 from tests.support.storage_helpers import SMALL_CONFIG, batch, crash, headers_of, read_all, segment_files
-
-
-class _FillingDisk:
-    """Replaces an os write function: after `room` more bytes every write raises ENOSPC."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch, name: str, room: int) -> None:
-        self.real = getattr(os, name)
-        self.room = room
-        self.failures = 0
-        monkeypatch.setattr(os, name, self)
-
-    def __call__(self, fd, data, *position):
-        view = memoryview(data)
-        if self.room <= 0:
-            self.failures += 1
-            raise OSError(errno.ENOSPC, "No space left on device")
-        taken = min(self.room, len(view))
-        written = self.real(fd, view[:taken], *position)
-        self.room -= written
-        return written
 
 
 def test_append_that_hits_enospc_is_cut_back_and_the_log_stays_online(tmp_path, monkeypatch):
@@ -45,7 +25,7 @@ def test_append_that_hits_enospc_is_cut_back_and_the_log_stays_online(tmp_path, 
     log = PartitionLog.open(directory, SMALL_CONFIG)
     log.append_as_leader(batch(3, tag=1), leader_epoch=0)
     end, size = log.log_end_offset, log.size_bytes
-    disk = _FillingDisk(monkeypatch, "pwrite", room=40)       # part of the next batch fits
+    disk = FillingDisk(monkeypatch, "pwrite", room=40)       # part of the next batch fits
     with pytest.raises(LogDirFullError) as raised:
         log.append_as_leader(batch(3, tag=2), leader_epoch=0)
     assert disk.failures == 1
@@ -70,7 +50,7 @@ def test_follower_append_that_hits_enospc_can_be_retried(tmp_path, monkeypatch):
     leader.append_as_leader(batch(2, tag=2), leader_epoch=4)
     data = read_all(leader)
     follower = PartitionLog.open(str(tmp_path / "follower"), SMALL_CONFIG)
-    _FillingDisk(monkeypatch, "pwrite", room=10)
+    FillingDisk(monkeypatch, "pwrite", room=10)
     with pytest.raises(LogDirFullError):
         follower.append_as_follower(data)
     assert follower.log_end_offset == 0
@@ -94,7 +74,7 @@ def test_roll_whose_index_write_hits_enospc_leaves_the_active_segment_usable(tmp
     for _ in range(3):
         log.append_as_leader(batch(4, value_size=200), leader_epoch=0)
     end = log.log_end_offset
-    disk = _FillingDisk(monkeypatch, "pwrite", room=0)                # the seal's index flush fails first
+    disk = FillingDisk(monkeypatch, "pwrite", room=0)                # the seal's index flush fails first
     with pytest.raises(LogDirFullError):
         while True:
             log.append_as_leader(batch(4, value_size=200), leader_epoch=0)
@@ -117,7 +97,7 @@ def test_roll_whose_index_write_hits_enospc_leaves_the_active_segment_usable(tmp
 def test_checkpoint_write_that_hits_enospc_keeps_the_old_file_and_no_temp_file(tmp_path, monkeypatch):
     path = str(tmp_path / "leader-epoch-checkpoint")
     write_atomically(path, b"0\n1\n0 0\n")
-    _FillingDisk(monkeypatch, "write", room=3)
+    FillingDisk(monkeypatch, "write", room=3)
     with pytest.raises(LogDirFullError):
         write_atomically(path, b"0\n2\n0 0\n1 10\n")
     monkeypatch.undo()
@@ -129,7 +109,7 @@ def test_new_epoch_whose_checkpoint_write_fails_writes_nothing_and_is_retried(tm
     directory = str(tmp_path / "t-0")
     log = PartitionLog.open(directory, SMALL_CONFIG)
     log.append_as_leader(batch(1), leader_epoch=1)
-    _FillingDisk(monkeypatch, "write", room=0)                        # the epoch checkpoint cannot be written
+    FillingDisk(monkeypatch, "write", room=0)                        # the epoch checkpoint cannot be written
     with pytest.raises(LogDirFullError):
         log.append_as_leader(batch(1), leader_epoch=2)
     assert log.log_end_offset == 1
