@@ -302,8 +302,8 @@ class ControllerService(controller_pb2_grpc.ControllerServicer):
         self.authorizer.check(Operation.DESCRIBE, ResourceType.CLUSTER)
         response = describe_cluster(self._publisher.image, self.config)
         controller = self._controller
-        if controller is not None and controller.is_active and controller.core is not None:
-            add_disk_reports(response, {n: s.disk for n, s in controller.core.sessions.items()})
+        if controller is not None and controller.is_active:
+            add_disk_reports(response, controller.disk_reports())
         elif not self._is_forwarded(context):
             deadline = time.monotonic() + DISK_REPORT_WAIT_S
             try:
