@@ -7,7 +7,7 @@ keeps serving reads, keeps the metadata quorum writable, keeps deleting, shows t
 every acknowledged record is then read back exactly once and in order, and a node killed and
 restarted afterwards recovers without cutting a torn batch.
 
-Method: three combined nodes, each data directory on its own 80 MiB tmpfs (mounted by the test
+Method: three combined nodes (gRPC and Kafka listeners), each data directory on its own 80 MiB tmpfs (mounted by the test
 under its tmp_path and always unmounted), low-water 16 MiB, reserve 4 MiB. An idempotent acks=all
 producer runs throughout in a thread. The test writes a filler file on every tmpfs until ENOSPC
 (free space zero, as if another process filled the disk), checks the full state, deletes a topic
@@ -26,12 +26,15 @@ import sys
 import threading
 import time
 
+import kafka
+import kafka.errors
 import pytest
 from freshet.client import Admin, Consumer, Producer, TopicPartition
 from freshet.storage.record_batch import Record, encode_batch
 from freshet.v1 import broker_pb2, common_pb2
 
 from tests.support.node_cluster import NodeCluster
+from tests.support.ports import free_port_block
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.cluster
@@ -61,6 +64,17 @@ class TmpfsMounts:
             if subprocess.run(["umount", directory], capture_output=True).returncode != 0:
                 subprocess.run(["umount", "-l", directory], check=True)
         self.mounted.clear()
+
+
+class KafkaNodeCluster(NodeCluster):
+    """NodeCluster whose nodes also serve the Kafka protocol (`kafka_ports`)."""
+
+    def __init__(self, root, sets: list[str]) -> None:
+        super().__init__(root, sets=sets)
+        self.kafka_ports = {node_id: free_port_block(1) for node_id in self.ports}
+
+    def argv(self, node_id: int, roles: str) -> list[str]:
+        return super().argv(node_id, roles) + ["--kafka-listen", f"127.0.0.1:{self.kafka_ports[node_id]}"]
 
 
 class Workload:
@@ -168,7 +182,7 @@ def test_a_full_disk_refuses_produce_retriably_and_loses_nothing(tmp_path):
     try:
         for node_id in NODES:
             mounts.mount(tmp_path / f"node-{node_id}", TMPFS_BYTES)
-        with NodeCluster(tmp_path, sets=SETS) as cluster:
+        with KafkaNodeCluster(tmp_path, SETS) as cluster:
             for node_id in NODES:
                 cluster.start(node_id)
             cluster.wait_ready()
@@ -177,7 +191,7 @@ def test_a_full_disk_refuses_produce_retriably_and_loses_nothing(tmp_path):
         mounts.close()
 
 
-def _run_scenario(cluster: NodeCluster, root) -> None:
+def _run_scenario(cluster: KafkaNodeCluster, root) -> None:
     bootstrap = ",".join(f"127.0.0.1:{cluster.ports[n]}" for n in NODES)
     admin = Admin(bootstrap)
     admin.create_topic("events", partitions=3, replication_factor=3,
@@ -214,7 +228,7 @@ def _run_scenario(cluster: NodeCluster, root) -> None:
           f"{resumed_s:.2f} s after freeing; {len(workload.acked)} acknowledged; errors {dict(workload.errors)}")
 
 
-def _check_while_full(cluster: NodeCluster, admin: Admin, workload: Workload, bootstrap: str) -> None:
+def _check_while_full(cluster: KafkaNodeCluster, admin: Admin, workload: Workload, bootstrap: str) -> None:
     """Produce refused (retriably, nothing acknowledged), reads served, metadata writable,
     deletion frees space, and the state visible in /metrics, /readyz and cluster status."""
     time.sleep(1.0)                                                    # in-flight acknowledgements settle
@@ -222,6 +236,15 @@ def _check_while_full(cluster: NodeCluster, admin: Admin, workload: Workload, bo
     error = _raw_produce_error(cluster, admin, "events")
     assert error.code == common_pb2.ErrorCode.KAFKA_STORAGE_ERROR, error
     assert re.search(r"log directory \S+/logs is full: \d+ bytes free", error.message), error.message
+    kafka_producer = kafka.KafkaProducer(
+        bootstrap_servers=",".join(f"127.0.0.1:{cluster.kafka_ports[n]}" for n in NODES), acks="all", retries=0,
+    )
+    try:
+        with pytest.raises(kafka.errors.KafkaStorageError):            # Kafka error 56, retriable
+            kafka_producer.send("events", value=b"k" * 100, partition=1).get(timeout=30)
+    finally:
+        kafka_producer.close(timeout=5)
+    assert kafka.errors.KafkaStorageError.retriable
     assert cluster.alive() == list(NODES), "a node died when its disk filled"
     acked_before = list(workload.acked)
     for partition in range(3):                                         # reads still served
