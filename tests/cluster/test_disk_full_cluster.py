@@ -9,8 +9,8 @@ restarted afterwards recovers without cutting a torn batch.
 
 Method: three combined nodes (gRPC and Kafka listeners), each data directory on its own 80 MiB tmpfs (mounted by the test
 under its tmp_path and always unmounted), low-water 16 MiB, reserve 4 MiB. An idempotent acks=all
-producer runs throughout in a thread. The test writes a filler file on every tmpfs until ENOSPC
-(free space zero, as if another process filled the disk), checks the full state, deletes a topic
+producer runs throughout in a thread. The test writes a filler file on every tmpfs as large as its
+free space (free space zero, as if another process filled the disk), checks the full state, deletes a topic
 while full, then removes the fillers and checks that produce resumes. Needs root (mount).
 """
 
@@ -30,6 +30,7 @@ import kafka
 import kafka.errors
 import pytest
 from freshet.client import Admin, Consumer, Producer, TopicPartition
+from freshet.client.admin import ConfigResource
 from freshet.storage.record_batch import Record, encode_batch
 from freshet.v1 import broker_pb2, common_pb2
 
@@ -124,22 +125,20 @@ class Workload:
 
 
 def _fill(directory: str) -> int:
-    """Write `<directory>/filler` until the filesystem is full (ENOSPC); the bytes written."""
-    path = os.path.join(directory, "filler")
+    """Write `<directory>/filler` with as many bytes as the filesystem had free when it started (or
+    until ENOSPC): free space drops to zero, as when another process fills the disk. It stops
+    there, so the disk reserve the node releases on seeing "full" stays free for the node."""
+    found = os.statvfs(directory)
+    target = found.f_bavail * found.f_frsize
     chunk = b"\0" * MIB
     written = 0
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    fd = os.open(os.path.join(directory, "filler"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     try:
-        while True:
+        while written < target:
             try:
-                written += os.write(fd, chunk)
+                written += os.write(fd, chunk[: min(MIB, target - written)])
             except OSError as error:
                 assert error.errno == errno.ENOSPC, error
-                break
-        while True:                                   # the last partial MiB, to zero free bytes
-            try:
-                written += os.write(fd, b"\0" * 4096)
-            except OSError:
                 break
     finally:
         os.close(fd)
@@ -221,6 +220,7 @@ def _run_scenario(cluster: KafkaNodeCluster, root) -> None:
                    "the disk reserve re-created", 0.1)
     finally:
         workload.close()
+    _check_limits_change_at_run_time(cluster, admin)
     assert cluster.alive() == list(NODES), "a node died"
     _check_every_acknowledged_record_once_in_order(bootstrap, workload)
     _check_restart_recovers_without_cutting(cluster)
@@ -253,6 +253,11 @@ def _check_while_full(cluster: KafkaNodeCluster, admin: Admin, workload: Workloa
             if acked_partition == partition:
                 assert read.get(offset) == number, f"events-{partition}@{offset} not readable while full"
     admin.create_topic("created-while-full", partitions=1, replication_factor=3)   # metadata writable
+    tp = TopicPartition("events", 0)
+    with Consumer(bootstrap, group_id="while-full", enable_auto_commit=False) as consumer:   # offsets commit
+        consumer.assign([tp])
+        consumer.commit({tp: 5})
+        assert consumer.committed(tp) == 5
     before = {n: _disk(cluster, n)["free_bytes"] for n in NODES}
     admin.delete_topic("scratch")
     wait_until(lambda: all(_disk(cluster, n)["free_bytes"] >= before[n] + 4 * MIB for n in NODES), 15,
@@ -274,6 +279,16 @@ def _check_while_full(cluster: KafkaNodeCluster, admin: Admin, workload: Workloa
     assert [(b["id"], b["disk_state"]) for b in brokers] == [(n, "full") for n in NODES], brokers
     assert all(b["disk_free_bytes"] < LOW_WATER_BYTES and b["disk_total_bytes"] > 0 for b in brokers), brokers
     assert workload.acked_count(since=quiet_from) == 0, "a produce was acknowledged while every disk was full"
+
+
+def _check_limits_change_at_run_time(cluster: KafkaNodeCluster, admin: Admin) -> None:
+    """disk.free.min.percent is a dynamic broker config: raising it on one broker makes that
+    broker full at its next look, deleting it makes it ok again; no restart."""
+    admin.alter_configs(ConfigResource.broker(3), set={"disk.free.min.percent": "99"})
+    wait_until(lambda: _disk(cluster, 3)["state"] == "full", 10, "broker 3 full under a 99 % low-water mark", 0.1)
+    assert [_disk(cluster, n)["state"] for n in (1, 2)] == ["ok", "ok"]
+    admin.alter_configs(ConfigResource.broker(3), delete=["disk.free.min.percent"])
+    wait_until(lambda: _disk(cluster, 3)["state"] == "ok", 10, "broker 3 ok with its static marks again", 0.1)
 
 
 def _check_every_acknowledged_record_once_in_order(bootstrap: str, workload: Workload) -> None:
