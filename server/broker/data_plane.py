@@ -243,6 +243,10 @@ class DataPlane:
         if broker is not None and broker.broker_epoch > broker_epoch:
             raise StaleBrokerEpochError(replica_id, broker_epoch, broker.broker_epoch)
 
+    def note_appended(self, size_bytes: int) -> None:
+        """A follower append's bytes count against the log directory's free space until the next look."""
+        self.disk.note_appended(size_bytes)
+
     # -- views (HTTP thread: plain reads) --------------------------------------------------------
 
     def under_replicated_partitions(self) -> int:

@@ -32,7 +32,7 @@ import pytest
 from freshet.client import Admin, Consumer, Producer, TopicPartition
 from freshet.client.admin import ConfigResource
 from freshet.storage.record_batch import Record, encode_batch
-from freshet.v1 import broker_pb2, common_pb2
+from freshet.v1 import broker_pb2, common_pb2, controller_pb2
 
 from tests.support.node_cluster import NodeCluster
 from tests.support.ports import free_port_block
@@ -270,6 +270,10 @@ def _check_while_full(cluster: KafkaNodeCluster, admin: Admin, workload: Workloa
         code, readiness = cluster.http(node_id, "/readyz")
         assert code == 200, readiness                                  # still ready: reads are served
         assert "full" in readiness and "produce refused" in readiness, readiness
+    for node_id in NODES:                     # the active controller answers from heartbeats, the others ask it
+        described = cluster.admin(node_id).DescribeCluster(controller_pb2.DescribeClusterRequest(), timeout=10)
+        reports = [(b.endpoint.node_id, b.has_disk_report, b.is_log_dir_full) for b in described.brokers]
+        assert reports == [(n, True, True) for n in NODES], (node_id, reports)
     status = subprocess.run(
         [sys.executable, "-m", "freshet.cli.main", "cluster", "status", "--bootstrap", bootstrap, "--output", "json"],
         capture_output=True, text=True, timeout=60,
