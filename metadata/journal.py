@@ -280,9 +280,12 @@ class RaftJournal:
                 self._write(self._pending)
             except JournalFullError:
                 self._cut_back_to_last_record()
+                # A fresh buffer: the failed write's memoryviews may outlive this call (the
+                # exception's traceback holds them), and a bytearray with views cannot grow.
+                self._pending = bytearray(self._pending)
                 raise
             self._file_bytes += len(self._pending)
-            self._pending.clear()
+            self._pending = bytearray()
         self._fsync_file()
         self._needs_fsync = False
         self.durable_last_index = self.last_index
