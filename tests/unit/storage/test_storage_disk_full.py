@@ -65,32 +65,26 @@ def test_follower_append_that_hits_enospc_can_be_retried(tmp_path, monkeypatch):
 def test_roll_whose_index_write_hits_enospc_leaves_the_active_segment_usable(tmp_path, monkeypatch):
     directory = str(tmp_path / "t-0")
     log = PartitionLog.open(directory, SMALL_CONFIG)
-    appended = 0
-    while log.segment_count == 1:                                     # fill the first segment, indexes included
-        log.append_as_leader(batch(4, value_size=200, tag=appended), leader_epoch=0)
-        appended += 1
-    log.roll()
-    before_segments, end = log.segment_count, log.log_end_offset
-    for _ in range(3):
-        log.append_as_leader(batch(4, value_size=200), leader_epoch=0)
-    end = log.log_end_offset
-    disk = FillingDisk(monkeypatch, "pwrite", room=0)                # the seal's index flush fails first
-    with pytest.raises(LogDirFullError):
-        while True:
-            log.append_as_leader(batch(4, value_size=200), leader_epoch=0)
-    assert disk.failures >= 1
-    assert log.segment_count == before_segments                       # no roll happened
-    end = log.log_end_offset
+    for number in range(3):                                           # index entries not yet on disk
+        log.append_as_leader(batch(4, value_size=100, tag=number), leader_epoch=0)
+    disk = FillingDisk(monkeypatch, "pwrite", room=0)                 # sealing writes the indexes first
+    with pytest.raises(LogDirFullError) as raised:                    # kept: its traceback holds views
+        log.roll()
+    assert "flush index" in str(raised.value)
+    assert disk.failures == 1
+    assert log.segment_count == 1                                     # no roll happened
     monkeypatch.undo()
-    for _ in range(6):                                                # the roll and appends now succeed
-        log.append_as_leader(batch(4, value_size=200), leader_epoch=0)
-    assert log.segment_count > before_segments
-    assert log.log_end_offset == end + 24
+    for number in range(3, 6):                                        # the same segment takes appends
+        log.append_as_leader(batch(4, value_size=100, tag=number), leader_epoch=0)
+    log.roll()
+    log.append_as_leader(batch(4, value_size=100, tag=6), leader_epoch=0)
+    assert log.segment_count == 2
+    assert log.log_end_offset == 28
     crash(log)
     reopened = PartitionLog.open(directory, SMALL_CONFIG)
     assert reopened.repairs == []
-    offsets = [h.base_offset for h in headers_of(read_all(reopened))]
-    assert offsets == list(range(0, reopened.log_end_offset, 4))      # no gap, no duplicate
+    assert [h.base_offset for h in headers_of(read_all(reopened))] == list(range(0, 28, 4))
+    assert reopened.read(8, 100).first_offset == 8                    # the rebuilt offset index finds it
     reopened.close()
 
 
