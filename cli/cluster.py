@@ -108,6 +108,9 @@ def _status_document(cluster, quorum, quorum_error: str | None) -> dict:
                 "state": "fenced" if b.state == "fenced" else "active",
                 "is_shutting_down": b.state == "controlled_shutdown",
                 "broker_epoch": b.broker_epoch,
+                "disk_state": b.disk_state,
+                "disk_free_bytes": b.disk_free_bytes,
+                "disk_total_bytes": b.disk_total_bytes,
             }
             for b in cluster.brokers
         ],
@@ -142,7 +145,7 @@ def _print_status(cluster, quorum, quorum_error: str | None, brokers: list[dict]
             title=f"quorum: term {quorum.term}, leader {quorum.leader_id if quorum.leader_id is not None else 'none'}",
         )
     common.print_table(
-        ["BROKER", "ADDRESS", "RACK", "STATE"],
+        ["BROKER", "ADDRESS", "RACK", "STATE", "DISK"],
         [
             (
                 b["id"],
@@ -152,8 +155,18 @@ def _print_status(cluster, quorum, quorum_error: str | None, brokers: list[dict]
                     b["state"] + (" (shutting down)" if b["is_shutting_down"] else ""),
                     "red" if b["state"] == "fenced" else ("yellow" if b["is_shutting_down"] else "green"),
                 ),
+                _disk_cell(b),
             )
             for b in brokers
         ],
         title="brokers",
     )
+
+
+def _disk_cell(broker: dict) -> common.Styled | str:
+    """"ok, 1.2 GiB free of 10.0 GiB" / "FULL, ..." (red), or "unknown" without a report."""
+    if broker["disk_state"] is None:
+        return "unknown"
+    free, total = broker["disk_free_bytes"], broker["disk_total_bytes"]
+    text = f"{broker['disk_state']}, {free / 2**30:.2f} GiB free of {total / 2**30:.2f} GiB"
+    return common.Styled(text, "red" if broker["disk_state"] == "full" else "green")

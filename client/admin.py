@@ -167,7 +167,8 @@ class Admin(TopicAdmin, PartitionAdmin, SecurityAdmin):
             controller_epoch=response.controller_epoch,
             brokers=[
                 BrokerDescription(
-                    node_from_endpoint(b.endpoint), _BROKER_STATES.get(b.state, str(b.state)), b.broker_epoch
+                    node_from_endpoint(b.endpoint), _BROKER_STATES.get(b.state, str(b.state)), b.broker_epoch,
+                    **_disk_report(b),
                 )
                 for b in sorted(response.brokers, key=lambda b: b.endpoint.node_id)
             ],
@@ -300,3 +301,13 @@ __all__ = [
     "VoterDescription",
 ]
 
+
+def _disk_report(broker) -> dict:
+    """A DescribedBroker's log-directory report as BrokerDescription fields (None: not reported)."""
+    if not broker.has_disk_report:
+        return {}
+    return {
+        "disk_state": "full" if broker.is_log_dir_full else "ok",
+        "disk_free_bytes": broker.log_dir_free_bytes,
+        "disk_total_bytes": broker.log_dir_total_bytes,
+    }

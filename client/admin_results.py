@@ -47,6 +47,10 @@ class BrokerDescription:
     state: str
     """"active", "fenced" or "controlled_shutdown"."""
     broker_epoch: int
+    disk_state: str | None = None
+    """The log directory: "ok", "full" (produce refused), or None when not reported."""
+    disk_free_bytes: int | None = None
+    disk_total_bytes: int | None = None
 
 
 @dataclass(frozen=True)

@@ -194,6 +194,15 @@ _BROKER_KEYS = [
               "session timeout of members that do not ask for one"),
     ConfigKey("group.consumer.max.size", ConfigType.INT, 1000, BROKER_SCOPES, _at_least(1),
               "most members a consumer group may have"),
+    # A full disk (README "A full disk"; Kafka has no such marks and its brokers die at ENOSPC).
+    # low-water = max(disk.free.min.bytes, disk.free.min.percent of the filesystem); produce is
+    # refused below it and accepted again at low-water + max(low-water / 4, 1 MiB).
+    ConfigKey("disk.free.min.bytes", ConfigType.LONG, 256 * 1024 * 1024, BROKER_SCOPES, _at_least(0),
+              "refuse produce when the log directory has fewer free bytes than this"),
+    ConfigKey("disk.free.min.percent", ConfigType.DOUBLE, 5.0, BROKER_SCOPES, _between(0.0, 100.0),
+              "refuse produce when the log directory has less than this percentage of its filesystem free"),
+    ConfigKey("disk.reserve.bytes", ConfigType.LONG, 64 * 1024 * 1024, BROKER_SCOPES, _at_least(0),
+              "space held in a reserve file and released when the log directory is full"),
 ]
 
 SCHEMA: Mapping[str, ConfigKey] = {key.name: key for key in _TOPIC_KEYS + _BROKER_KEYS}
@@ -340,6 +349,9 @@ class BrokerConfig:
     group_consumer_heartbeat_interval_ms: int
     group_consumer_session_timeout_ms: int
     group_consumer_max_size: int
+    disk_free_min_bytes: int
+    disk_free_min_percent: float
+    disk_reserve_bytes: int
 
 
 assert [f.name for f in dataclasses.fields(TopicConfig)] == [SCHEMA[k].attribute for k in TOPIC_KEYS]

@@ -109,6 +109,12 @@ class JournalError(MetadataError):
         super().__init__(f"raft journal {path}: {reason}")
 
 
+class JournalFullError(JournalError):
+    """The journal's filesystem is full: the buffered records were not written (the file was cut
+    back to its last whole record) and stay buffered; the quorum retries at its next tick instead
+    of stopping. Nothing unwritten is acknowledged meanwhile. Thread-safe (immutable)."""
+
+
 class DataDirectoryError(MetadataError):
     """The quorum's data directory cannot be used. Thread-safe (immutable).
 

@@ -51,6 +51,8 @@ quorum thread (other threads may read the integer statistics).
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import logging
 import os
@@ -58,7 +60,7 @@ import struct
 import time
 import zlib
 
-from freshet.metadata.errors import JournalError
+from freshet.metadata.errors import JournalError, JournalFullError
 
 logger = logging.getLogger(__name__)
 
@@ -96,6 +98,10 @@ def write_file_atomically(path: str, data: bytes, fsync: bool) -> None:
             view = view[written:]
         if fsync:
             os.fsync(fd)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)        # a full disk: give the space back, the old file stays
+        raise
     finally:
         os.close(fd)
     os.replace(temporary, path)
@@ -229,7 +235,17 @@ class RaftJournal:
                 written = os.write(self._fd, view)
                 view = view[written:]
         except OSError as error:
+            if error.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise JournalFullError(self.path, f"write failed: {error}") from error
             raise JournalError(self.path, f"write failed: {error}") from error
+
+    def _cut_back_to_last_record(self) -> None:
+        """Remove a partly written tail (a full disk): the file ends at its last whole record
+        again, so the retried write does not follow a torn record that recovery would stop at."""
+        try:
+            os.ftruncate(self._fd, self._file_bytes)
+        except OSError as error:
+            raise JournalError(self.path, f"cannot cut a partial write back: {error}") from error
 
     def _fsync_file(self) -> None:
         if not self.is_fsync_enabled:
@@ -260,9 +276,16 @@ class RaftJournal:
         if not self.is_dirty:
             return False
         if self._pending:
-            self._write(self._pending)
+            try:
+                self._write(self._pending)
+            except JournalFullError:
+                self._cut_back_to_last_record()
+                # A fresh buffer: the failed write's memoryviews may outlive this call (the
+                # exception's traceback holds them), and a bytearray with views cannot grow.
+                self._pending = bytearray(self._pending)
+                raise
             self._file_bytes += len(self._pending)
-            self._pending.clear()
+            self._pending = bytearray()
         self._fsync_file()
         self._needs_fsync = False
         self.durable_last_index = self.last_index
@@ -398,10 +421,15 @@ class RaftJournal:
         return self._meta["voted_for"]
 
     def onOneSecondTimer(self) -> None:  # noqa: N802
-        """Persist the commit index hint (never above the durable end of the log)."""
-        self.sync()
-        if self._meta["commit_raft_index"] != self._meta_saved_commit:
-            self._save_meta()
+        """Persist the commit index hint (never above the durable end of the log). A full disk
+        defers both to a later second: the hint is not needed for safety, and unwritten records
+        stay buffered and unacknowledged (the quorum's tick retries them)."""
+        try:
+            self.sync()
+            if self._meta["commit_raft_index"] != self._meta_saved_commit:
+                self._save_meta()
+        except JournalFullError as error:
+            logger.warning("raft journal: %s; retrying later", error)
 
     def _save_meta(self) -> None:
         meta = dict(self._meta)
@@ -410,6 +438,8 @@ class RaftJournal:
         try:
             write_file_atomically(self.meta_path, json.dumps(meta, sort_keys=True).encode(), self.is_fsync_enabled)
         except OSError as error:
+            if error.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise JournalFullError(self.meta_path, f"writing meta failed: {error}") from error
             raise JournalError(self.meta_path, f"writing meta failed: {error}") from error
         if self.is_fsync_enabled:
             self.fsync_count += 2

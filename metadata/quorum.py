@@ -71,6 +71,7 @@ from freshet.metadata.errors import (
     CommandDiscardedError,
     CommandTooLargeError,
     DataDirectoryError,
+    JournalFullError,
     LeaderChangedError,
     MetadataError,
     NotLeaderError,
@@ -586,6 +587,7 @@ class MetadataQuorum:
         self._proposals = _PendingProposals()
         self._tasks: collections.deque[tuple[Callable[[], object], Future]] = collections.deque()
         self.tick_errors = 0
+        self.journal_full_errors = 0          # journal writes deferred by a full disk (retried each tick)
         # Held while writing to pipes that shutdown closes: a closed fd number may be reused at once.
         self._io_lock = threading.Lock()
 
@@ -881,7 +883,15 @@ class MetadataQuorum:
         # Runs after pysyncobj appended entries in a tick (as an on-tick callback, so the leader's
         # fdatasync overlaps its followers' work) and after each tick's poll: the leader counts its
         # own log towards the commit index only at the start of a tick, hence only durable entries.
-        self._journal.sync()
+        try:
+            self._journal.sync()
+        except JournalFullError as error:
+            # A full disk: the records stay buffered and unacknowledged; the next tick retries
+            # (the node's disk reserve is released below the low-water mark to make room).
+            self.journal_full_errors += 1
+            if self.journal_full_errors == 1 or self.journal_full_errors % 100 == 0:
+                logger.error("metadata journal write deferred (%d times so far): %s", self.journal_full_errors, error)
+            return
         self._transport.flush_deferred()
 
     def _after_tick(self) -> None:

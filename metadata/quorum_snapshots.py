@@ -15,6 +15,7 @@ Not thread-safe: the quorum thread only (and the constructor's thread before tha
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -95,8 +96,17 @@ class SnapshotStore:
                 view = view[os.write(fd, view) :]
             if self._fsync:
                 os.fsync(fd)
-        finally:
+        except OSError:
+            # A full disk: give the space back. pysyncobj keeps the previous snapshot and the
+            # whole journal, and compacts again later.
             os.close(fd)
+            fd = -1
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+            raise
+        finally:
+            if fd >= 0:
+                os.close(fd)
         # The journal trim that follows (RaftJournal.deleteEntriesTo) fsyncs the directory before
         # dropping any entry.
         self.raft_index = last_applied.raft_index

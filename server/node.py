@@ -56,6 +56,7 @@ from freshet.metadata.errors import MetadataError, TransferDeniedError
 from freshet.metadata.image import EMPTY_IMAGE, MetadataImage
 from freshet.metadata.quorum import MetadataQuorum, QuorumConfig
 from freshet.server.broker.data_plane import DataPlane
+from freshet.server.broker.disk_watch import describe_disk, readiness_note
 from freshet.server.broker.hosted_replicas import HostedReplicas
 from freshet.server.broker.lifecycle import BrokerLifecycle
 from freshet.server.broker.service import BrokerService
@@ -318,6 +319,7 @@ class Node:
                 self._may_delete_logs,
                 self.metrics,
             )
+            self.lifecycle.disk_state = self.data_plane.disk.state
             security.authenticated(BrokerService(
                 config, self.publisher, self.channels, self._controller_hint, self.data_plane, security.authorizer
             )).register(server)
@@ -498,6 +500,10 @@ class Node:
                 reasons.append("broker: partition roles not applied yet")
         if reasons:
             return False, "not ready: " + "; ".join(reasons)
+        if self.data_plane is not None:
+            note = readiness_note(self.data_plane.disk.state())
+            if note:
+                return True, "ready; " + note
         return True, "ready"
 
     def status(self) -> dict:
@@ -557,6 +563,7 @@ class Node:
                 "produce_purgatory": data_plane.produce_waiting(),
                 "fetch_purgatory": data_plane.fetch_waiting,
             }
+            result["disk"] = describe_disk(data_plane.disk.state())
         return result
 
     def _view(self) -> NodeView:
@@ -580,6 +587,7 @@ class Node:
                 "produce_purgatory": plane.produce_waiting(),
                 "fetch_purgatory": plane.fetch_waiting,
                 "max_follower_lag": plane.fetcher.max_lag(),
+                "disk": plane.disk.state(),
             }
 
         def groups() -> list[dict] | None:

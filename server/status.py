@@ -141,12 +141,14 @@ DOMAIN_ERRORS: Mapping[type[Exception], int | None] = {
     storage_errors.InconsistentTopicIdError: E.UNKNOWN_TOPIC_ID,
     storage_errors.LogClosedError: E.NOT_LEADER,                # the replica moved away meanwhile
     storage_errors.KafkaStorageError: E.KAFKA_STORAGE_ERROR,
+    storage_errors.LogDirFullError: E.KAFKA_STORAGE_ERROR,     # travels as RESOURCE_EXHAUSTED (status_of)
     # metadata/
     metadata_errors.MetadataError: E.UNKNOWN_SERVER_ERROR,
     metadata_errors.InvalidConfigError: E.INVALID_CONFIG,
     metadata_errors.CommandFailedError: None,
     metadata_errors.SnapshotFormatError: E.UNKNOWN_SERVER_ERROR,
     metadata_errors.JournalError: E.NO_QUORUM,
+    metadata_errors.JournalFullError: E.NO_QUORUM,
     metadata_errors.DataDirectoryError: E.KAFKA_STORAGE_ERROR,
     metadata_errors.RaftBindError: E.UNKNOWN_SERVER_ERROR,
     metadata_errors.ControllerRequestError: None,
@@ -307,6 +309,10 @@ def status_of(error: Exception, node_id: int = -1) -> tuple[grpc.StatusCode, com
     error_detail = detail_for(error, node_id)
     if isinstance(error, server_errors.ForwardedError):
         return error.code, error_detail
+    if isinstance(error, storage_errors.LogDirFullError):
+        # A full disk is not a broken one (STYLE.md §3: RESOURCE_EXHAUSTED, back off); the
+        # ErrorCode stays Kafka's KAFKA_STORAGE_ERROR, which clients retry.
+        return S.RESOURCE_EXHAUSTED, error_detail
     return grpc_code(error_detail.code), error_detail
 
 

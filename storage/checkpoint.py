@@ -30,7 +30,7 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from typing import TypeVar
 
-from freshet.storage.errors import CorruptCheckpointError, KafkaStorageError
+from freshet.storage.errors import CorruptCheckpointError, KafkaStorageError, LogDirFullError, is_disk_full
 
 T = TypeVar("T")
 
@@ -50,6 +50,8 @@ def write_atomically(path: str, data: bytes) -> None:
     """Replace the file at `path` with `data`: temp file, fsync, rename, fsync the directory.
 
     Raises:
+        LogDirFullError: the filesystem is full (the old file, if any, is left intact and the
+            temp file removed).
         KafkaStorageError: the write failed (the old file, if any, is left intact).
     """
     temp_path = path + TEMP_SUFFIX
@@ -66,6 +68,12 @@ def write_atomically(path: str, data: bytes) -> None:
         os.replace(temp_path, path)
         fsync_directory(os.path.dirname(path) or ".")
     except OSError as error:
+        try:
+            os.unlink(temp_path)        # give back the space; the old file is intact
+        except OSError:
+            pass
+        if is_disk_full(error):
+            raise LogDirFullError(path, "write checkpoint", cause=error) from error
         raise KafkaStorageError(path, "write checkpoint", error) from error
 
 

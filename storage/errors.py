@@ -23,6 +23,7 @@ Tree::
     |-- InconsistentTopicIdError      a partition directory that belongs to another topic id
     |-- LogClosedError                the log was closed or deleted
     `-- KafkaStorageError             the disk failed (an OSError underneath)
+        `-- LogDirFullError           the log directory is (nearly) full; nothing was written
 
 Imports: standard library only. This module is shared with the client SDK, which imports
 `record_batch`, `compression` and `errors` and nothing else from storage, so it must import no other
@@ -33,6 +34,8 @@ Thread-safety: exception classes are immutable after construction.
 """
 
 from __future__ import annotations
+
+import errno
 
 
 class StorageError(Exception):
@@ -256,3 +259,37 @@ class KafkaStorageError(StorageError):
         self.operation = operation
         detail = f": {cause}" if cause is not None else ""
         super().__init__(f"storage failure during {operation} on {path}{detail}")
+
+
+class LogDirFullError(KafkaStorageError):
+    """The log directory has no room: free space is below the low-water mark (refused before any
+    write), or a write hit ENOSPC and was rolled back. Unlike its parent, the log stays online:
+    nothing was written, so a retry succeeds once space is back.
+
+    Attributes:
+        path: the log directory (or the file whose write hit ENOSPC).
+        operation: what was refused ("produce", "append", "write checkpoint", ...).
+        free_bytes: free bytes of the filesystem when refused (-1 if unknown).
+        low_water_bytes: the low-water mark it was under (-1 for an ENOSPC).
+    """
+
+    def __init__(
+        self, path: str, operation: str, free_bytes: int = -1, low_water_bytes: int = -1,
+        cause: BaseException | None = None,
+    ) -> None:
+        self.free_bytes = free_bytes
+        self.low_water_bytes = low_water_bytes
+        super().__init__(path, operation, cause)
+        if low_water_bytes >= 0:
+            message = (
+                f"log directory {path} is full: {free_bytes} bytes free, below the low-water mark of "
+                f"{low_water_bytes} bytes; {operation} is refused until space is freed (retriable)"
+            )
+        else:
+            message = f"no space left on device writing {path} during {operation}; nothing was written (retriable)"
+        self.args = (message,)
+
+
+def is_disk_full(error: BaseException) -> bool:
+    """Whether an OSError means the filesystem is out of space (ENOSPC, or EDQUOT: a quota)."""
+    return isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT)

@@ -24,7 +24,7 @@ import mmap
 import os
 import struct
 
-from freshet.storage.errors import CorruptIndexError, KafkaStorageError
+from freshet.storage.errors import CorruptIndexError, KafkaStorageError, LogDirFullError, is_disk_full
 
 logger = logging.getLogger(__name__)
 
@@ -203,6 +203,13 @@ class IndexFile:
             finally:
                 os.close(fd)
         except OSError as error:
+            if is_disk_full(error):
+                # The entries stay in memory and `_persisted_bytes` where it was: the next flush
+                # rewrites them (a half-written entry on disk is overwritten or cut by ftruncate).
+                # A fresh buffer, because this failure's traceback may keep views of the old one
+                # alive, and a bytearray with views cannot grow (the next entry would fail).
+                self._buffer = bytearray(buffer)
+                raise LogDirFullError(self.path, "flush index", cause=error) from error
             raise KafkaStorageError(self.path, "flush index", error) from error
         self._persisted_bytes = len(buffer)
 

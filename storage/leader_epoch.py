@@ -17,7 +17,7 @@ import logging
 import os
 
 from freshet.storage.checkpoint import parse_int_fields, read_checkpoint, write_checkpoint
-from freshet.storage.errors import CorruptCheckpointError
+from freshet.storage.errors import CorruptCheckpointError, KafkaStorageError
 
 logger = logging.getLogger(__name__)
 
@@ -90,8 +90,13 @@ class LeaderEpochCache:
         Returns:
             Whether the cache changed.
         """
+        before = list(self._entries)
         if self.assign_in_memory(epoch, start_offset):
-            self.flush()
+            try:
+                self.flush()
+            except KafkaStorageError:
+                self._entries = before  # memory matches the file: a retry assigns and writes again
+                raise
             return True
         return False
 

@@ -78,6 +78,7 @@ from freshet.storage.config import LONG_MAX, LogConfig
 from freshet.storage.errors import (
     KafkaStorageError,
     LogClosedError,
+    LogDirFullError,
     OffsetOutOfRangeError,
     RecordTooLargeError,
 )
@@ -217,6 +218,8 @@ class TimestampAndOffset(NamedTuple):
 class _OfflineGuard:
     """Takes its log offline when a `KafkaStorageError` leaves a `with` block; the error still propagates.
 
+    A `LogDirFullError` (a full disk; the failed write was rolled back) keeps the log online.
+
     Kafka's maybeHandleIOException: every change to the log's files runs inside one, so a failed
     write, read, rename or delete leaves the log offline (`error` set) instead of half-changed and
     still in use. Not thread-safe: used under the log's lock.
@@ -235,7 +238,11 @@ class _OfflineGuard:
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, traceback: object
     ) -> bool:
-        if isinstance(error, KafkaStorageError):
+        if isinstance(error, LogDirFullError):
+            # Nothing was written (the append was cut back, the roll undone): the log stays online
+            # and the caller retries once space is back.
+            logger.warning("log %s: %s", self.directory, error)
+        elif isinstance(error, KafkaStorageError):
             logger.error("log %s goes offline: %s", self.directory, error)
             self.error = error
         return False
@@ -423,9 +430,13 @@ class PartitionLog:
             if isinstance(plan, BatchMetadata):
                 return LogAppendInfo.of_duplicate(plan, is_log_append_time, self.log_start_offset)
             stamp_batches(view, plan.placements, leader_epoch, now_ms if is_log_append_time else None)
-            self._write(view, plan.placements, plan.max_timestamp, now_ms)
             if leader_epoch >= 0:
-                self._epoch_cache.assign(leader_epoch, first_offset)
+                # Before the write, as Kafka's UnifiedLog.append: an epoch that starts at the log
+                # end with nothing written yet is harmless; an append whose epoch file write
+                # failed afterwards (a full disk) would leave the log and its state apart.
+                with self._offline_guard:
+                    self._epoch_cache.assign(leader_epoch, first_offset)
+            self._write(view, plan.placements, plan.max_timestamp, now_ms)
             self._producer_state.commit(producer_append, plan.end_offset)
             self._after_append(plan.record_count)
             log_append_time_ms = now_ms if is_log_append_time else -1
@@ -465,9 +476,10 @@ class PartitionLog:
                 verify_crc=verify_crc,
             )
             now_ms = self._clock.now_ms()
+            with self._offline_guard:
+                for epoch, start_offset in plan.epochs:
+                    self._epoch_cache.assign(epoch, start_offset)
             self._write(view, plan.placements, plan.max_timestamp, now_ms)
-            for epoch, start_offset in plan.epochs:
-                self._epoch_cache.assign(epoch, start_offset)
             self._producer_state.apply_headers(plan.headers)
             self._after_append(plan.record_count)
             return LogAppendInfo.of_plan(
@@ -496,7 +508,12 @@ class PartitionLog:
         if segment is not active:
             self._producer_state.map_end_offset = segment.base_offset
             self._producer_state.remove_expired_producers(now_ms)
-            self._producer_state.take_snapshot()
+            try:
+                self._producer_state.take_snapshot()
+            except LogDirFullError as error:
+                # The snapshot only shortens recovery, which rebuilds producer state from the
+                # segments when it is missing; the roll itself is done and must not be undone.
+                logger.warning("%s: no producer-state snapshot at %d: %s", self.directory, segment.base_offset, error)
         return segment
 
     def _after_append(self, record_count: int) -> None:

@@ -26,6 +26,7 @@ from collections.abc import Iterator, Sequence
 
 from freshet.storage.checkpoint import fsync_directory
 from freshet.storage.config import LogConfig
+from freshet.storage.errors import KafkaStorageError, LogDirFullError
 from freshet.storage.record_batch import NO_TIMESTAMP, BatchHeader
 from freshet.storage.segment import SWAP_FILE_SUFFIX, LogSegment
 
@@ -147,7 +148,13 @@ class LogSegments:
             self._base_offsets.pop()
         else:
             active.seal()
-        segment = LogSegment.create(self.directory, base_offset, config, now_ms)
+        try:
+            segment = LogSegment.create(self.directory, base_offset, config, now_ms)
+        except LogDirFullError as error:
+            if active.size == 0:        # the empty active segment is gone: the log needs a restart
+                raise KafkaStorageError(self.directory, "roll", error) from error
+            active.unseal()             # no roll happened: the old segment takes appends again
+            raise
         self._segments.append(segment)
         self._base_offsets.append(base_offset)
         fsync_directory(self.directory)

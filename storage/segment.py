@@ -33,7 +33,13 @@ from collections.abc import Iterator, Sequence
 
 from freshet.storage import segment_reader
 from freshet.storage.config import LogConfig
-from freshet.storage.errors import CorruptIndexError, CorruptRecordError, KafkaStorageError
+from freshet.storage.errors import (
+    CorruptIndexError,
+    CorruptRecordError,
+    KafkaStorageError,
+    LogDirFullError,
+    is_disk_full,
+)
 from freshet.storage.offset_index import RELATIVE_OFFSET_MAX, OffsetIndex
 from freshet.storage.record_batch import BATCH_HEADER_SIZE, NO_TIMESTAMP, BatchHeader, parse_header
 from freshet.storage.segment_scan import RecoveryScan, scan_headers
@@ -122,6 +128,8 @@ class LogSegment:
         try:
             segment._fd = os.open(segment.log_path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
         except OSError as error:
+            if is_disk_full(error):
+                raise LogDirFullError(segment.log_path, "create segment", cause=error) from error
             raise KafkaStorageError(segment.log_path, "create segment", error) from error
         for path in (segment._offset_index_path(), segment._time_index_path()):
             if os.path.exists(path):
@@ -331,7 +339,9 @@ class LogSegment:
                 in order; offsets increase and fit this segment.
 
         Raises:
-            KafkaStorageError: the write failed; the file is cut back to its previous size.
+            LogDirFullError: the filesystem is full; the file was cut back to its previous size
+                and the segment is unchanged (a retry may succeed).
+            KafkaStorageError: the write failed otherwise (the file is cut back if possible).
         """
         assert self._is_active
         assert batches
@@ -353,6 +363,10 @@ class LogSegment:
                 logger.exception(
                     "could not cut %s back to %d bytes after a failed append", self.log_path, start
                 )
+                raise KafkaStorageError(self.log_path, "append", error) from error
+            if is_disk_full(error):
+                # Cut back to the previous end: no torn batch, the segment is as before the append.
+                raise LogDirFullError(self.log_path, "append", cause=error) from error
             raise KafkaStorageError(self.log_path, "append", error) from error
         if self.size == 0:
             self._first_batch_timestamp = batches[0][4]
@@ -548,11 +562,16 @@ class LogSegment:
             raise KafkaStorageError(self.log_path, "flush", error) from error
 
     def seal(self) -> None:
-        """Stop taking appends: record the final max timestamp, fsync the log and both indexes."""
+        """Stop taking appends: record the final max timestamp, fsync the log and both indexes.
+
+        Both indexes are written before either turns read-only, so a write that fails (a full
+        disk) leaves the segment active and unchanged: sealing can be retried."""
         if not self._is_active:
             return
         self._append_final_time_index_entry()
         self.flush()
+        self.offset_index.flush()
+        self.time_index.flush()
         self.offset_index.seal()
         self.time_index.seal()
         self._is_active = False

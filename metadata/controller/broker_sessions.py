@@ -57,6 +57,8 @@ class BrokerSession:
         metadata_offset: the offset of the broker's metadata image at its last heartbeat (-1: none).
         want_shutdown: the broker asked for a controlled shutdown.
         is_connected: a heartbeat stream is open.
+        disk: (free bytes, total bytes, is full) of the broker's log directory at its last
+            heartbeat, None before a heartbeat reported one (for DescribeCluster only).
     """
 
     node_id: int
@@ -66,6 +68,7 @@ class BrokerSession:
     metadata_offset: int = -1
     want_shutdown: bool = False
     is_connected: bool = False
+    disk: tuple[int, int, bool] | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

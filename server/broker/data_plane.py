@@ -11,6 +11,7 @@ Wires, on the node's event loop, the parts that each own one job:
 - `DeleteRecordsPath` (delete_records.py): DeleteRecords on leaders and its wait for the replicas;
 - `AlterPartitionManager` (alter_partition.py): ISR shrink and expand through the controller;
 - `Housekeeping` (housekeeping.py): flush.ms, high-watermark checkpoints, retention;
+- `DiskWatch` (disk_watch.py): the log directory's free space, the full state and the disk reserve;
 - the replication streams: `ReplicaFetcherManager` (the follower side) and the leader's
   `FollowerSession`s, which reach back only through the `ReplicaHost` protocol this class
   implements (server/replication/host.py).
@@ -34,6 +35,7 @@ from freshet.metadata.errors import StaleBrokerEpochError
 from freshet.metadata.image import MetadataImage
 from freshet.server.broker.alter_partition import AlterPartitionManager
 from freshet.server.broker.delete_records import DeleteRecordsPath, DeleteRecordsResult
+from freshet.server.broker.disk_watch import DiskWatch
 from freshet.server.broker.fetch import FetchPath
 from freshet.server.broker.hosted_replicas import HostedReplicas
 from freshet.server.broker.housekeeping import Housekeeping
@@ -76,6 +78,8 @@ class DataPlane:
         self.clock = clock or SystemClock()
         self._publisher = publisher
         self._hosted_replicas = hosted_replicas
+        self._broker_config_key: tuple | None = None
+        self._broker_config: configs.BrokerConfig = config.static_broker_config
         self.table = PartitionTable(config.node_id, publisher, metrics)
         self.partitions: dict[TopicPartition, Partition] = self.table.partitions
         self.sessions: set = set()                         # leader side: FollowerSession per stream
@@ -84,15 +88,14 @@ class DataPlane:
             channels, config.node_id, broker_epoch, controller_hint, config.request_timeout_ms / 1000
         )
         self.roles = ReplicaRoles(self.table, publisher, self.fetcher, may_act, self.clock)
-        self.produce_path = ProducePath(self.table, self.clock)
+        self.housekeeping = Housekeeping(log_manager, self._high_watermarks, self.clock, config.node_id)
+        self.disk = DiskWatch(config.logs_dir, config.data_dir, self.broker_config, self.housekeeping.request_retention)
+        self.produce_path = ProducePath(self.table, self.clock, self.disk)
         self.fetch_path = FetchPath(self.table, metrics)
         self.delete_records_path = DeleteRecordsPath(self.table, self._is_live_broker)
         self.alter_partition = AlterPartitionManager(
             self.table, channels, controller_hint, broker_epoch, self.broker_config, self.clock
         )
-        self.housekeeping = Housekeeping(log_manager, self._high_watermarks, self.clock, config.node_id)
-        self._broker_config_key: tuple | None = None
-        self._broker_config: configs.BrokerConfig = config.static_broker_config
         self._loop: asyncio.AbstractEventLoop | None = None
         self._is_closed = False
 
@@ -122,6 +125,7 @@ class DataPlane:
         self.fetch_path.start(loop)
         self.alter_partition.start(loop)
         self.housekeeping.start(loop)
+        self.disk.start(loop)
         self.roles.start(loop)
 
     async def close(self) -> None:
@@ -140,6 +144,7 @@ class DataPlane:
         await self.fetcher.close()
         await self.producer_ids.close()
         self.roles.stop_all("the broker is stopping")
+        await self.disk.close()
         await self.housekeeping.close()
 
     def _high_watermarks(self) -> dict[TopicPartition, int]:
@@ -237,6 +242,10 @@ class DataPlane:
         broker = self.image.brokers.get(replica_id)
         if broker is not None and broker.broker_epoch > broker_epoch:
             raise StaleBrokerEpochError(replica_id, broker_epoch, broker.broker_epoch)
+
+    def note_appended(self, size_bytes: int) -> None:
+        """A follower append's bytes count against the log directory's free space until the next look."""
+        self.disk.note_appended(size_bytes)
 
     # -- views (HTTP thread: plain reads) --------------------------------------------------------
 

@@ -38,6 +38,11 @@ class Housekeeping:
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"data-plane-{node_id}")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task | None = None
+        self._is_retention_requested = False
+
+    def request_retention(self) -> None:
+        """Run retention at the next pass (within FLUSH_CHECK_INTERVAL_MS): the disk became full."""
+        self._is_retention_requested = True
 
     async def read_checkpoint(self, loop: asyncio.AbstractEventLoop) -> dict[TopicPartition, int]:
         """The checkpointed high watermarks ({} when the checkpoint is unreadable: logged)."""
@@ -77,6 +82,9 @@ class Housekeeping:
                 if now_ms >= next_checkpoint_ms:
                     next_checkpoint_ms = now_ms + limits.HIGH_WATERMARK_CHECKPOINT_INTERVAL_MS
                     await run(self._executor, self._log_manager.checkpoint_high_watermarks, self._high_watermarks())
+                if self._is_retention_requested:
+                    self._is_retention_requested = False
+                    next_retention_ms = now_ms
                 if now_ms >= next_retention_ms:
                     next_retention_ms = now_ms + limits.RETENTION_CHECK_INTERVAL_MS
                     deleted = await run(self._executor, self._log_manager.run_retention, self._clock.now_ms(), self._high_watermarks())

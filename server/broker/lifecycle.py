@@ -35,6 +35,7 @@ from freshet.server.cluster.channels import ControllerChannels
 from freshet.server.cluster.publisher import MetadataPublisher
 from freshet.server.config import NodeConfig
 from freshet.server.tasks import cancel_and_wait
+from freshet.storage.disk_space import DiskSpaceState
 from freshet.v1 import common_pb2, controller_pb2
 
 logger = logging.getLogger(__name__)
@@ -67,6 +68,8 @@ class BrokerLifecycle:
         self.want_shutdown = False
         self.controller_id = -1
         self.controller_epoch = 0                # the newest controller epoch a reply carried
+        #: The log directory's state for heartbeats (the node sets it once the data plane exists).
+        self.disk_state: Callable[[], DiskSpaceState | None] = lambda: None
         self.connected_controller: int | None = None
         self.sessions_opened = 0
         self._send_now = asyncio.Event()
@@ -176,6 +179,11 @@ class BrokerLifecycle:
             metadata_offset=self._publisher.image.offset,
             want_shutdown=self.want_shutdown,
         )
+        disk = self.disk_state()
+        if disk is not None and disk.total_bytes > 0:
+            request.log_dir_free_bytes = disk.free_bytes
+            request.log_dir_total_bytes = disk.total_bytes
+            request.is_log_dir_full = disk.is_full
         if registration:
             advertised = self.config.advertised
             request.registration.CopyFrom(

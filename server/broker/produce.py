@@ -2,7 +2,7 @@
 
 Owns, per produce request (Kafka's ReplicaManager.appendRecords): per partition NOT_LEADER with the
 leader hint, exactly one batch (else INVALID_RECORD), NOT_ENOUGH_REPLICAS before appending for
-acks=all with a short ISR, then `append_as_leader` (CRC, size, sequences in storage), wake the
+acks=all with a short ISR, KAFKA_STORAGE_ERROR while the log directory is full (disk_watch.py), then `append_as_leader` (CRC, size, sequences in storage), wake the
 follower sessions, answer acks=0/1 at once and acks=all through the produce purgatory
 (server/replication/partition.py) when the high watermark passes the batch.
 
@@ -17,6 +17,7 @@ import logging
 from collections.abc import Callable, Mapping
 
 from freshet.server import status
+from freshet.server.broker.disk_watch import DiskWatch
 from freshet.server.broker.partition_table import PartitionTable
 from freshet.server.errors import InvalidRequestError, InvalidRequiredAcksError, PartitionRequestError
 from freshet.server.replication.partition import Partition, ProduceOperation, ProduceWaiter
@@ -35,9 +36,11 @@ _OK = status.ok_detail()
 class ProducePath:
     """Appends produce requests as leader (module docstring). Not thread-safe (loop)."""
 
-    def __init__(self, table: PartitionTable, clock: Clock) -> None:
+    def __init__(self, table: PartitionTable, clock: Clock, disk: DiskWatch | None = None) -> None:
+        """`disk` None: no free-space check (unit tests of the path over fakes)."""
         self._table = table
         self._clock = clock
+        self._disk = disk
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -116,12 +119,17 @@ class ProducePath:
         if refusal is not None:
             return refusal
         try:
+            # A full log directory refuses before anything is written (KAFKA_STORAGE_ERROR, retriable).
+            if self._disk is not None:
+                self._disk.check_produce(partition.topic, len(data))
             info = partition.log.append_as_leader(bytearray(data), partition.leader_epoch)
         except StorageError as error:
             detail = self._table.storage_detail(partition, error)
             if detail.code == E.UNKNOWN_SERVER_ERROR:
                 logger.error("%s-%d: append failed", partition.topic, partition.partition, exc_info=error)
             return detail
+        if self._disk is not None:
+            self._disk.note_appended(info.size_bytes)
         result.error.CopyFrom(_OK)
         result.base_offset = info.first_offset
         result.log_append_time_ms = info.log_append_time_ms

@@ -136,6 +136,14 @@ class ActiveController:
             and self._quorum.image.controller_id == self.node_id
         )
 
+    def disk_reports(self) -> dict[int, tuple[int, int, bool] | None]:
+        """Per broker with a session: its log directory (free bytes, total bytes, is full) from its
+        last heartbeat, None before one reported it; {} when this node is not the active controller."""
+        core = self.core
+        if core is None or not self.is_active:
+            return {}
+        return {node_id: session.disk for node_id, session in list(core.sessions.items())}
+
     def describe(self) -> dict:
         """The controller part of /status (any thread: copies of plain values)."""
         core = self.core

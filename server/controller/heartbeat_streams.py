@@ -169,6 +169,8 @@ class HeartbeatStreams:
                 session = core.heartbeat(
                     self._quorum.image, request.node_id, request.broker_epoch, request.metadata_offset, request.want_shutdown
                 )
+                if request.log_dir_total_bytes > 0:
+                    session.disk = (request.log_dir_free_bytes, request.log_dir_total_bytes, request.is_log_dir_full)
                 stream.needs_reply = True
                 stream.event.set()
                 if session.want_shutdown or self._quorum.image.brokers[stream.node_id].is_fenced:

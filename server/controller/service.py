@@ -66,6 +66,9 @@ from freshet.v1 import common_pb2, controller_pb2, controller_pb2_grpc, metadata
 
 logger = logging.getLogger(__name__)
 
+#: How long DescribeCluster on a node that is not the active controller waits for its disk reports.
+DISK_REPORT_WAIT_S = 1.0
+
 E = common_pb2.ErrorCode
 READ_YOUR_WRITE_WAIT_S = 1.0
 LOCAL_RETRY_S = 0.05
@@ -293,8 +296,27 @@ class ControllerService(controller_pb2_grpc.ControllerServicer):
 
     @status.handler()
     async def DescribeCluster(self, request, context):
+        """From this node's image; the brokers' disk reports are the active controller's (from
+        heartbeats, memory only): asked of it with a short deadline when this node is not it, and
+        left unknown (has_disk_report false) when it cannot be reached."""
         self.authorizer.check(Operation.DESCRIBE, ResourceType.CLUSTER)
-        return describe_cluster(self._publisher.image, self.config)
+        response = describe_cluster(self._publisher.image, self.config)
+        controller = self._controller
+        if controller is not None and controller.is_active:
+            add_disk_reports(response, controller.disk_reports())
+        elif not self._is_forwarded(context):
+            deadline = time.monotonic() + DISK_REPORT_WAIT_S
+            try:
+                answer = await forward(self._channels, "DescribeCluster", request, deadline, self.controller_hint,
+                                       skip_self=controller is not None)
+            except Exception as error:  # noqa: BLE001 - the reports are optional; the rest answers
+                logger.debug("no disk reports from the active controller: %s", error)
+            else:
+                add_disk_reports(response, {
+                    b.endpoint.node_id: (b.log_dir_free_bytes, b.log_dir_total_bytes, b.is_log_dir_full)
+                    for b in answer.brokers if b.has_disk_report
+                })
+        return response
 
     @status.handler()
     async def DescribeConfigs(self, request, context):
@@ -408,6 +430,16 @@ class ControllerService(controller_pb2_grpc.ControllerServicer):
         finally:
             self.watchers -= 1
             logger.info("%s stopped watching metadata at offset %d", request.watcher or context.peer(), sent)
+
+
+def add_disk_reports(response: controller_pb2.DescribeClusterResponse, reports: dict) -> None:
+    """Fill each described broker's log-directory report from `reports` (node id -> (free bytes,
+    total bytes, is full), or None: no report)."""
+    for broker in response.brokers:
+        report = reports.get(broker.endpoint.node_id)
+        if report is not None:
+            broker.has_disk_report = True
+            broker.log_dir_free_bytes, broker.log_dir_total_bytes, broker.is_log_dir_full = report
 
 
 def describe_cluster(image: MetadataImage, config: NodeConfig) -> controller_pb2.DescribeClusterResponse:

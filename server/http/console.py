@@ -146,6 +146,21 @@ def _groups(groups: Sequence[Mapping] | None, empty: str = "no group coordinated
     return _table(["group", "state", "generation", "members", "lag"], rows, empty)
 
 
+def _disk(disk: Mapping | None) -> str:
+    """This node's log directory (/status "disk"): free space and whether produce is refused."""
+    if not disk or disk.get("total_bytes", -1) < 0:
+        return ""
+    free, total = disk["free_bytes"] / 2**30, disk["total_bytes"] / 2**30
+    if disk["state"] == "full":
+        state = (
+            f'<span class="bad" id="disk-state">disk full</span>: produce refused until '
+            f"{disk['high_water_bytes'] / 2**30:.2f} GiB are free"
+        )
+    else:
+        state = '<span class="ok" id="disk-state">disk ok</span>'
+    return f"<br>log directory {_e(disk['directory'])}: {state}, {free:.2f} GiB free of {total:.2f} GiB"
+
+
 def _header(viewer: Viewer | None) -> str:
     if viewer is None:
         return "<h1>Freshet</h1>"
@@ -191,6 +206,7 @@ def render(
         f"{len(topics)} topics, {partitions} partitions, "
         f'<span class="{offline_class}">{offline} offline</span>, '
         f'<span class="{short_class}">{short} under-replicated</span>'
+        f"{_disk(status.get('disk'))}"
     )
     if may_describe_cluster:
         cluster = (

@@ -193,6 +193,7 @@ class NodeCollector:
                 "largest number of offsets a followed partition is behind its leader",
                 plane["max_follower_lag"],
             )
+            yield from _disk_gauges(plane["disk"])
         groups = view.groups()
         if groups is not None:
             yield gauge("freshet_group_count", "consumer groups this node coordinates", len(groups))
@@ -207,6 +208,22 @@ class NodeCollector:
                     lag.add_metric([group["group"]], group["lag"])
             yield members
             yield lag
+
+
+def _disk_gauges(disk) -> list[GaugeMetricFamily]:
+    """The log directory's space (a DiskSpaceState, storage/disk_space.py), labelled by directory."""
+    families = []
+    for name, documentation, value in (
+        ("freshet_log_dir_free_bytes", "free bytes of the log directory's filesystem (-1: not looked at yet)", disk.free_bytes),
+        ("freshet_log_dir_total_bytes", "size of the log directory's filesystem", disk.total_bytes),
+        ("freshet_log_dir_low_water_bytes", "produce is refused below this many free bytes", disk.low_water_bytes),
+        ("freshet_log_dir_full", "1 while the log directory is full and produce is refused", int(disk.is_full)),
+        ("freshet_log_dir_reserve_bytes", "bytes held by the disk reserve file (0 once released)", disk.reserve_bytes),
+    ):
+        family = GaugeMetricFamily(name, documentation, labels=["dir"])
+        family.add_metric([disk.directory], value)
+        families.append(family)
+    return families
 
 
 class _Listener(http.server.ThreadingHTTPServer):

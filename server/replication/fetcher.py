@@ -273,6 +273,7 @@ class LeaderLink:
                 state.needs_ack = True
                 needs_request = True
                 partition.counters.replication_bytes_in.inc(info.size_bytes)
+                self.manager.note_appended(info.size_bytes)
             elif records:
                 # A gap: pushes sent before the leader saw our last reset. Ask once.
                 if not state.is_reset_outstanding:
@@ -391,6 +392,10 @@ class ReplicaFetcherManager:
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._stubs: dict[str, replication_pb2_grpc.ReplicationStub] = {}
         self._closing: set[asyncio.Task] = set()
+
+    def note_appended(self, size_bytes: int) -> None:
+        """A follower append wrote `size_bytes` (the host counts them against free space)."""
+        self.host.note_appended(size_bytes)
 
     def add(self, partition: Partition, leader_id: int, leader_epoch: int) -> None:
         """Follow `partition` from `leader_id` at `leader_epoch` (moving it from another link)."""

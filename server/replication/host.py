@@ -48,3 +48,7 @@ class ReplicaHost(Protocol):
     def check_follower_broker(self, replica_id: int, broker_epoch: int) -> None:
         """Raise StaleBrokerEpochError for a replaced incarnation of a follower."""
         ...
+
+    def note_appended(self, size_bytes: int) -> None:
+        """A follower append wrote `size_bytes` to the log directory (free-space accounting)."""
+        ...

@@ -62,18 +62,24 @@ class BrokerRegistrationRequest(_message.Message):
     def __init__(self, node_id: _Optional[int] = ..., incarnation_id: _Optional[bytes] = ..., host: _Optional[str] = ..., port: _Optional[int] = ..., rack: _Optional[str] = ..., listeners: _Optional[_Iterable[_Union[_common_pb2.Listener, _Mapping]]] = ...) -> None: ...
 
 class BrokerHeartbeatRequest(_message.Message):
-    __slots__ = ("registration", "node_id", "broker_epoch", "metadata_offset", "want_shutdown")
+    __slots__ = ("registration", "node_id", "broker_epoch", "metadata_offset", "want_shutdown", "log_dir_free_bytes", "log_dir_total_bytes", "is_log_dir_full")
     REGISTRATION_FIELD_NUMBER: _ClassVar[int]
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     BROKER_EPOCH_FIELD_NUMBER: _ClassVar[int]
     METADATA_OFFSET_FIELD_NUMBER: _ClassVar[int]
     WANT_SHUTDOWN_FIELD_NUMBER: _ClassVar[int]
+    LOG_DIR_FREE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    LOG_DIR_TOTAL_BYTES_FIELD_NUMBER: _ClassVar[int]
+    IS_LOG_DIR_FULL_FIELD_NUMBER: _ClassVar[int]
     registration: BrokerRegistrationRequest
     node_id: int
     broker_epoch: int
     metadata_offset: int
     want_shutdown: bool
-    def __init__(self, registration: _Optional[_Union[BrokerRegistrationRequest, _Mapping]] = ..., node_id: _Optional[int] = ..., broker_epoch: _Optional[int] = ..., metadata_offset: _Optional[int] = ..., want_shutdown: _Optional[bool] = ...) -> None: ...
+    log_dir_free_bytes: int
+    log_dir_total_bytes: int
+    is_log_dir_full: bool
+    def __init__(self, registration: _Optional[_Union[BrokerRegistrationRequest, _Mapping]] = ..., node_id: _Optional[int] = ..., broker_epoch: _Optional[int] = ..., metadata_offset: _Optional[int] = ..., want_shutdown: _Optional[bool] = ..., log_dir_free_bytes: _Optional[int] = ..., log_dir_total_bytes: _Optional[int] = ..., is_log_dir_full: _Optional[bool] = ...) -> None: ...
 
 class BrokerHeartbeatResponse(_message.Message):
     __slots__ = ("broker_epoch", "is_fenced", "should_shut_down", "controller_id", "controller_epoch", "is_caught_up")
@@ -424,16 +430,24 @@ class DescribeConfigsResponse(_message.Message):
     def __init__(self, results: _Optional[_Iterable[_Union[DescribeConfigsResult, _Mapping]]] = ..., metadata_offset: _Optional[int] = ...) -> None: ...
 
 class DescribedBroker(_message.Message):
-    __slots__ = ("endpoint", "state", "broker_epoch", "incarnation_id")
+    __slots__ = ("endpoint", "state", "broker_epoch", "incarnation_id", "has_disk_report", "log_dir_free_bytes", "log_dir_total_bytes", "is_log_dir_full")
     ENDPOINT_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     BROKER_EPOCH_FIELD_NUMBER: _ClassVar[int]
     INCARNATION_ID_FIELD_NUMBER: _ClassVar[int]
+    HAS_DISK_REPORT_FIELD_NUMBER: _ClassVar[int]
+    LOG_DIR_FREE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    LOG_DIR_TOTAL_BYTES_FIELD_NUMBER: _ClassVar[int]
+    IS_LOG_DIR_FULL_FIELD_NUMBER: _ClassVar[int]
     endpoint: _common_pb2.BrokerEndpoint
     state: BrokerState
     broker_epoch: int
     incarnation_id: bytes
-    def __init__(self, endpoint: _Optional[_Union[_common_pb2.BrokerEndpoint, _Mapping]] = ..., state: _Optional[_Union[BrokerState, str]] = ..., broker_epoch: _Optional[int] = ..., incarnation_id: _Optional[bytes] = ...) -> None: ...
+    has_disk_report: bool
+    log_dir_free_bytes: int
+    log_dir_total_bytes: int
+    is_log_dir_full: bool
+    def __init__(self, endpoint: _Optional[_Union[_common_pb2.BrokerEndpoint, _Mapping]] = ..., state: _Optional[_Union[BrokerState, str]] = ..., broker_epoch: _Optional[int] = ..., incarnation_id: _Optional[bytes] = ..., has_disk_report: _Optional[bool] = ..., log_dir_free_bytes: _Optional[int] = ..., log_dir_total_bytes: _Optional[int] = ..., is_log_dir_full: _Optional[bool] = ...) -> None: ...
 
 class ControllerNode(_message.Message):
     __slots__ = ("node_id", "host", "port")

@@ -12,8 +12,10 @@ import os
 
 import pytest
 from freshet.metadata import journal as journal_module
-from freshet.metadata.errors import JournalError
+from freshet.metadata.errors import JournalError, JournalFullError
 from freshet.metadata.journal import RaftJournal
+
+from tests.support.filling_disk import FillingDisk
 
 
 @pytest.fixture
@@ -221,3 +223,51 @@ def test_an_applied_entry_may_be_truncated_and_rewritten_only_with_itself(tmp_pa
     journal.add(b"cmd-5", 5, 1)
     with pytest.raises(AssertionError, match="applied raft entry 6 replaced"):
         journal.add(b"a different command", 6, 3)
+
+
+def test_a_full_disk_cuts_the_partial_write_back_and_the_next_sync_writes_everything(tmp_path, monkeypatch):
+    """Goal: ENOSPC in the middle of a sync neither stops the voter nor leaves a torn record
+    before later ones (recovery would stop there and drop them). Method: os.write writes 10
+    bytes, then raises ENOSPC (FillingDisk); the entries stay buffered, nothing counts as durable, the file
+    ends at its last whole record; once space is back, sync writes them and a reopen reads all."""
+    journal = RaftJournal(str(tmp_path))
+    fill(journal, 1, 3)
+    journal.sync()
+    size = os.path.getsize(journal.path)
+    fill(journal, 4, 8)
+    disk = FillingDisk(monkeypatch, "write", room=10)
+    with pytest.raises(JournalFullError) as raised:   # kept: its traceback holds the write's buffers
+        journal.sync()
+    assert os.path.getsize(journal.path) == size
+    assert journal.durable_last_index == 3
+    assert journal.is_dirty
+    fill(journal, 9, 10)                              # the quorum keeps appending meanwhile
+    assert "write failed" in str(raised.value)
+    monkeypatch.setattr(journal_module.os, "write", disk.real)
+    assert journal.sync()
+    assert journal.durable_last_index == 10
+    journal.close()
+    reopened = RaftJournal(str(tmp_path))
+    assert [reopened[i][1] for i in range(len(reopened))] == list(range(1, 11))
+    reopened.close()
+
+
+def test_the_once_a_second_writes_wait_out_a_full_disk_and_leave_no_temp_file(tmp_path, monkeypatch):
+    """Goal: the commit-index hint and the buffered records written once a second do not stop the
+    voter on ENOSPC (a hint is not needed for safety; the records stay unacknowledged), and the
+    meta file's temp file does not keep the space. Method: FillingDisk with no room at all."""
+    journal = RaftJournal(str(tmp_path))
+    fill(journal, 1, 3)
+    journal.sync()
+    journal.setRaftCommitIndex(3)
+    fill(journal, 4, 5)
+    disk = FillingDisk(monkeypatch, "write", room=0)
+    journal.onOneSecondTimer()                        # returns: deferred, not raised
+    assert disk.failures >= 1
+    assert journal.durable_last_index == 3
+    assert not [name for name in os.listdir(tmp_path) if name.endswith(".tmp")]
+    monkeypatch.setattr(journal_module.os, "write", disk.real)
+    journal.onOneSecondTimer()
+    assert journal.durable_last_index == 5
+    assert json.loads(open(journal.meta_path).read())["commit_raft_index"] == 3
+    journal.close()

@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 
 import pytest
+from freshet.metadata import configs
 from freshet.metadata.image import NO_LEADER
+from freshet.server.broker.disk_watch import DiskWatch
 from freshet.server.broker.fetch import FetchPath
 from freshet.server.broker.hosted_replicas import HostedReplica
 from freshet.server.broker.partition_table import PartitionTable
@@ -26,6 +29,7 @@ from freshet.server.metrics import BrokerMetrics
 from freshet.server.replication.core import LeaderState
 from freshet.server.replication.partition import FOLLOWER, LEADER, STOPPED, Partition
 from freshet.storage.clock import ManualClock
+from freshet.storage.disk_space import DiskSpaceMonitor
 from freshet.storage.errors import OffsetOutOfRangeError
 from freshet.storage.log import LogAppendInfo, LogReadResult
 from freshet.v1 import broker_pb2, common_pb2
@@ -431,3 +435,36 @@ def test_a_lagging_follower_is_shrunk_out_through_alter_partition(loop, monkeypa
     manager.check([partition])                            # nothing more to change
     loop.run_until_complete(asyncio.sleep(0))
     assert len(sent) == 1
+
+
+def test_produce_to_a_full_log_directory_is_a_retriable_storage_error_and_nothing_is_written(loop, tmp_path):
+    """Goal: below the low-water mark a client's produce fails fast, before any write, with
+    KAFKA_STORAGE_ERROR naming the directory and the free bytes, and succeeds by itself once space
+    is back above high-water; __consumer_offsets is not refused. Method: the DiskWatch's monitor
+    looks at an injected statvfs."""
+    free = [500_000]
+    broker_config = configs.broker_config({"disk.free.min.bytes": "1000000", "disk.free.min.percent": "0", "disk.reserve.bytes": "0"}, {})
+    watch = DiskWatch(str(tmp_path), str(tmp_path), lambda: broker_config, lambda: None)
+    watch.monitor = DiskSpaceMonitor(
+        str(tmp_path), watch.monitor.limits,
+        statvfs=lambda path: os.statvfs_result((1, 1, 10**9, free[0], free[0], 0, 0, 0, 0, 255)),
+    )
+    watch.monitor.poll()
+    broker = make_broker(loop)
+    broker.produce = ProducePath(broker.table, broker.clock, watch)
+    broker.produce.start(loop)
+    apply(broker, hosted(broker, leader=NODE, epoch=1, isr=(1,), min_isr=1))
+    (response,) = produce(broker, acks=1)
+    error = response.results[0].error
+    assert error.code == E.KAFKA_STORAGE_ERROR
+    assert str(tmp_path) in error.message
+    assert "500000 bytes free" in error.message
+    assert broker.log.log_end_offset == 0
+    watch.check_produce("__consumer_offsets", 100)                   # internal topics are not refused
+    free[0] = 1_200_000                                               # above low, below high (low + 1 MiB)
+    watch.monitor.poll()
+    assert produce(broker, acks=1)[0].results[0].error.code == E.KAFKA_STORAGE_ERROR
+    free[0] = 2_100_000
+    watch.monitor.poll()
+    assert produce(broker, acks=1)[0].results[0].error.code == E.NONE
+    assert broker.log.log_end_offset == 1

@@ -122,3 +122,17 @@ def test_a_detail_survives_the_round_trip_through_trailing_metadata():
     assert rpc_status.code == grpc.StatusCode.UNAVAILABLE and rpc_status.details == "no controller"
     assert status.detail_from_metadata(rpc_status.trailing_metadata) == original
     assert status.detail_from_metadata(()) is None
+
+
+def test_a_full_log_directory_is_resource_exhausted_with_kafka_storage_error():
+    """STYLE.md §3: disk full is RESOURCE_EXHAUSTED (back off); the ErrorCode stays Kafka's
+    KAFKA_STORAGE_ERROR (56), which the SDK and Kafka clients retry."""
+    error = storage_errors.LogDirFullError("/data/logs", "produce to t", free_bytes=123, low_water_bytes=456)
+    code, detail = status.status_of(error, node_id=1)
+    assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert detail.code == common_pb2.ErrorCode.KAFKA_STORAGE_ERROR
+    assert "/data/logs" in detail.message
+    assert "123 bytes free" in detail.message
+    assert status.kafka_error_of(error)[0] == 56
+    broken = storage_errors.KafkaStorageError("/data/logs/t-0", "read")
+    assert status.status_of(broken)[0] == grpc.StatusCode.UNAVAILABLE

@@ -50,3 +50,16 @@ def test_a_node_that_is_not_ready_or_not_a_voter_says_so():
     assert '<span class="bad">not ready</span>: catching up on metadata' in page
     assert "this node is not a voter" in page and "no topics" in page and "no broker registered" in page
     assert "no group coordinator on this node" in page
+
+
+def test_the_summary_shows_this_nodes_log_directory_and_flags_a_full_one():
+    disk = {"directory": "/data/logs", "state": "full", "free_bytes": 2**29, "total_bytes": 10 * 2**30,
+            "low_water_bytes": 2**30, "high_water_bytes": 5 * 2**28, "reserve_bytes": 0, "error": ""}
+    status = {"node_id": 1, "roles": ["broker"], "ready": True, "disk": disk}
+    page = console.render(EMPTY_IMAGE, status, None).decode()
+    assert ('log directory /data/logs: <span class="bad" id="disk-state">disk full</span>: produce refused until '
+            "1.25 GiB are free, 0.50 GiB free of 10.00 GiB") in page
+    status["disk"] = dict(disk, state="ok", free_bytes=8 * 2**30)
+    page = console.render(EMPTY_IMAGE, status, None).decode()
+    assert '<span class="ok" id="disk-state">disk ok</span>, 8.00 GiB free of 10.00 GiB' in page
+    assert "log directory" not in console.render(EMPTY_IMAGE, {"node_id": 2, "roles": ["controller"]}, None).decode()

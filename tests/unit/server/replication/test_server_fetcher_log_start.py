@@ -28,6 +28,7 @@ class FakeManager:
         return 7
 
     position = staticmethod(lambda state, is_reset: _position(state, is_reset))
+    note_appended = staticmethod(lambda size_bytes: None)
 
 
 def _position(state: FetchState, is_reset: bool) -> replication_pb2.ReplicaPosition:

@@ -165,7 +165,8 @@ class Backend:
            create_acls=_async(lambda request: controller_pb2.CreateAclsResponse()),
            delete_acls=_async(lambda request: controller_pb2.DeleteAclsResponse()),
            describe_quorum=_async(lambda: controller_pb2.DescribeQuorumResponse()),
-           serve_heartbeats=_async(lambda context, first: None))
+           serve_heartbeats=_async(lambda context, first: None),
+           disk_reports=lambda: {})
         self.controller.__dict__["is_active"] = True
         self.quorum = Recorder(recent_commands=lambda offset: None)
         self.coordinator = Recorder(
