@@ -211,8 +211,12 @@ class GroupRuntime:
     def console_groups(self) -> list[dict]:
         """The groups coordinated here for the web console: group, state, generation, members, and
         lag (sum of high watermark - committed offset over committed partitions, from the replicas
-        this node hosts; None when one of them is not hosted here). Event loop only."""
+        this node hosts; None when one of them is not hosted here), plus lag in time (`_lag_view`).
+        Event loop only."""
         found = []
+        summaries: dict[str, list[TopicLag]] = {}
+        for summary in self.lag.topic_summaries():
+            summaries.setdefault(summary.group, []).append(summary)
         for group in self.coordinator.loaded_groups():
             lag: int | None = 0
             for (topic, partition), value in group.offsets.items():
@@ -227,8 +231,27 @@ class GroupRuntime:
                 "generation": group.group_epoch,
                 "members": len(group.members),
                 "lag": lag,
+                **self._lag_view(group.group_id, summaries.get(group.group_id, [])),
             })
         return sorted(found, key=lambda item: item["group"])
+
+    def _lag_view(self, group_id: str, summaries: list[TopicLag]) -> dict:
+        """A group's lag in time for the console and /metrics: lag_alert_seconds (0: none),
+        is_lag_alerting, lag_topics (per topic: worst lag_seconds, lag_records, is_alerting) and
+        lag_partitions (per partition: committed offset, lag_seconds, lag_records; None unknown)."""
+        return {
+            "lag_alert_seconds": self.lag.alert_seconds(group_id),
+            "is_lag_alerting": any(s.is_alerting for s in summaries),
+            "lag_topics": [
+                {"topic": s.topic, "lag_seconds": s.lag_seconds, "lag_records": s.lag_records, "is_alerting": s.is_alerting}
+                for s in summaries
+            ],
+            "lag_partitions": [
+                {"topic": topic, "partition": partition, "committed_offset": lag.committed_offset,
+                 "lag_seconds": lag.lag_seconds, "lag_records": lag.lag_records}
+                for (topic, partition), lag in sorted(self.lag.lag_of(group_id).items())
+            ],
+        }
 
     def _on_leadership(self, topic: str, partition: int, is_leader: bool, leader_epoch: int) -> None:
         if topic != OFFSETS_TOPIC:
