@@ -44,7 +44,7 @@ from freshet.server.security.authorizer import (
     current_caller,
     denial_message,
 )
-from freshet.v1.metadata_pb2 import CONFIG_RESOURCE_BROKER, CONFIG_RESOURCE_CLUSTER
+from freshet.v1.metadata_pb2 import CONFIG_RESOURCE_BROKER, CONFIG_RESOURCE_CLUSTER, CONFIG_RESOURCE_GROUP
 
 Op = Operation
 R = ResourceType
@@ -101,8 +101,10 @@ GRPC_RULES: dict[str, tuple[Rule, ...]] = {
     "/freshet.v1.Controller/ElectLeaders": (_r(Op.ALTER, R.CLUSTER, S.REQUEST),),
     "/freshet.v1.Controller/AlterPartitionReassignments": (_r(Op.ALTER, R.CLUSTER, S.REQUEST),),
     "/freshet.v1.Controller/ListPartitionReassignments": (_r(Op.DESCRIBE, R.CLUSTER, S.REQUEST),),
-    "/freshet.v1.Controller/IncrementalAlterConfigs": (_r(Op.ALTER_CONFIGS, R.TOPIC, S.REQUEST), _r(Op.ALTER_CONFIGS, R.CLUSTER, S.REQUEST)),
-    "/freshet.v1.Controller/DescribeConfigs": (_r(Op.DESCRIBE_CONFIGS, R.TOPIC), _r(Op.DESCRIBE_CONFIGS, R.CLUSTER)),
+    "/freshet.v1.Controller/IncrementalAlterConfigs": (
+        _r(Op.ALTER_CONFIGS, R.TOPIC, S.REQUEST), _r(Op.ALTER_CONFIGS, R.CLUSTER, S.REQUEST), _r(Op.ALTER_CONFIGS, R.GROUP, S.REQUEST)),
+    "/freshet.v1.Controller/DescribeConfigs": (
+        _r(Op.DESCRIBE_CONFIGS, R.TOPIC), _r(Op.DESCRIBE_CONFIGS, R.CLUSTER), _r(Op.DESCRIBE_CONFIGS, R.GROUP)),
     "/freshet.v1.Controller/DescribeCluster": (_r(Op.DESCRIBE, R.CLUSTER, S.REQUEST),),
     "/freshet.v1.Controller/DescribeQuorum": (_r(Op.DESCRIBE, R.CLUSTER, S.REQUEST),),
     "/freshet.v1.Controller/WatchMetadata": (_r(Op.DESCRIBE, R.CLUSTER, S.REQUEST),),
@@ -257,10 +259,13 @@ def check_idempotent_write(authorizer: Authorizer) -> None:
 
 def config_resource(image, resource) -> tuple[ResourceType, str]:
     """The ACL resource of a freshet.v1.ConfigResource: the cluster for cluster and broker
-    configs, else the topic (by name, or named from the image by id; an unknown id keeps its hex,
-    which no ACL names)."""
+    configs, the group for group configs (Kafka 4: AlterConfigs / DescribeConfigs on the group),
+    else the topic (by name, or named from the image by id; an unknown id keeps its hex, which no
+    ACL names)."""
     if resource.type in (CONFIG_RESOURCE_CLUSTER, CONFIG_RESOURCE_BROKER):
         return R.CLUSTER, CLUSTER_NAME
+    if resource.type == CONFIG_RESOURCE_GROUP:
+        return R.GROUP, resource.group_id
     if resource.topic_name:
         return R.TOPIC, resource.topic_name
     topic = image.topic_by_id(bytes(resource.topic_id)) if resource.topic_id else None
