@@ -47,14 +47,6 @@ NO_LEADER = -1
 NO_TIMESTAMP = -1
 
 
-class LeaderUnreachableError(Exception):
-    """`ask` has no way to reach that broker now (not in this node's metadata)."""
-
-    def __init__(self, broker_id: int) -> None:
-        super().__init__(f"broker {broker_id} is not in this node's metadata")
-        self.broker_id = broker_id
-
-
 @dataclasses.dataclass(frozen=True, slots=True)
 class PartitionLag:
     """One group's lag on one partition at one measurement. Thread-safe (immutable)."""
@@ -249,7 +241,7 @@ class LagTracker:
         )
         try:
             response = await asyncio.wait_for(self._ask(leader, request), self._ask_timeout_s)
-        except (grpc.RpcError, TimeoutError, LeaderUnreachableError) as error:
+        except (grpc.RpcError, TimeoutError) as error:
             logger.info("consumer lag: broker %d did not answer RecordTimestamps: %r", leader, error)
             return []
         return list(response.results)

@@ -45,7 +45,7 @@ from freshet.server.errors import (
     RequestTimedOutError,
 )
 from freshet.server.groups.coordinator import CoordinatorConfig, GroupCoordinator
-from freshet.server.groups.lag import LagTracker, LeaderUnreachableError, TopicLag
+from freshet.server.groups.lag import LagTracker, TopicLag
 from freshet.server.groups.records import OFFSETS_TOPIC, coordinator_partition
 from freshet.server.groups.service import GroupService
 from freshet.server.security import rules
@@ -201,7 +201,14 @@ class GroupRuntime:
             return self._data_plane.record_timestamps(request)
         stub = self._data_plane.fetcher.stub(leader)
         if stub is None:
-            raise LeaderUnreachableError(leader)
+            # Not in this node's metadata (yet): every query answers that; the next refresh retries.
+            unknown = status.detail(E.BROKER_NOT_AVAILABLE, f"broker {leader} is not in this node's metadata")
+            return replication_pb2.RecordTimestampsResponse(results=[
+                replication_pb2.RecordTimestampResult(
+                    topic=q.topic, partition=q.partition, offset=q.offset, error=unknown, high_watermark=-1, timestamp=-1
+                )
+                for q in request.queries
+            ])
         return await stub.RecordTimestamps(request, timeout=self._config.request_timeout_ms / 1000)
 
     def lag_summaries(self) -> list[TopicLag]:

@@ -20,7 +20,6 @@ from freshet.server import status
 from freshet.server.groups.lag import (
     NO_LEADER,
     LagTracker,
-    LeaderUnreachableError,
     add_lag_times,
     lag_seconds_of,
     summarize,
@@ -46,7 +45,7 @@ class FakeLeaders:
     async def ask(self, leader, request):
         self.requests.append((leader, [(q.topic, q.partition, q.offset) for q in request.queries]))
         if leader in self.failing:
-            raise LeaderUnreachableError(leader)
+            raise TimeoutError(f"broker {leader} did not answer")
         response = replication_pb2.RecordTimestampsResponse()
         for query in request.queries:
             if self.leaders.get((query.topic, query.partition)) != leader:
