@@ -211,10 +211,6 @@ class GroupRuntime:
             ])
         return await stub.RecordTimestamps(request, timeout=self._config.request_timeout_ms / 1000)
 
-    def lag_summaries(self) -> list[TopicLag]:
-        """Per (group, topic) coordinated here: lag in time and records, alert (the gauges)."""
-        return self.lag.topic_summaries()
-
     def console_groups(self) -> list[dict]:
         """The groups coordinated here for the web console: group, state, generation, members, and
         lag (sum of high watermark - committed offset over committed partitions, from the replicas
