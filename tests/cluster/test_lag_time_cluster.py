@@ -151,3 +151,30 @@ def test_lag_in_time_in_describe_metrics_alerts_and_the_cli(cluster):
         assert metric(cluster, coordinator, "freshet_consumer_group_lag_records") == 0
     finally:
         admin.close()
+
+
+def test_kafka_clients_set_and_describe_group_configs(kafka_cluster):
+    """Goal: Kafka 4's group configs through an unmodified Kafka client: librdkafka's
+    IncrementalAlterConfigs and DescribeConfigs on a GROUP resource (wire type 32) set and read
+    lag.alert.seconds, with Kafka's GROUP_CONFIG source (8); the SDK sees the same value."""
+    from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry
+    from confluent_kafka.admin import ConfigResource as KafkaConfigResource
+
+    kafka_admin = AdminClient({"bootstrap.servers": kafka_cluster.kafka_bootstrap})
+    change = KafkaConfigResource(
+        KafkaConfigResource.Type.GROUP, "billing",
+        incremental_configs=[ConfigEntry("lag.alert.seconds", "42", incremental_operation=AlterConfigOpType.SET)],
+    )
+    assert kafka_admin.incremental_alter_configs([change])[change].result(timeout=30) is None
+    wanted = KafkaConfigResource(KafkaConfigResource.Type.GROUP, "billing")
+    found = kafka_admin.describe_configs([wanted])[wanted].result(timeout=30)
+    assert (found["lag.alert.seconds"].value, int(found["lag.alert.seconds"].source)) == ("42", 8)
+    with Admin(kafka_cluster.bootstrap) as admin:
+        (entry,) = admin.describe_configs(ConfigResource.group("billing"))
+        assert (entry.key, entry.value, entry.source) == ("lag.alert.seconds", "42", "dynamic_group")
+    refused = KafkaConfigResource(
+        KafkaConfigResource.Type.GROUP, "billing",
+        incremental_configs=[ConfigEntry("lag.alert.seconds", "-1", incremental_operation=AlterConfigOpType.SET)],
+    )
+    with pytest.raises(Exception, match="must be >= 0"):
+        kafka_admin.incremental_alter_configs([refused])[refused].result(timeout=30)
