@@ -157,6 +157,7 @@ def test_kafka_clients_set_and_describe_group_configs(kafka_cluster):
     """Goal: Kafka 4's group configs through an unmodified Kafka client: librdkafka's
     IncrementalAlterConfigs and DescribeConfigs on a GROUP resource (wire type 32) set and read
     lag.alert.seconds, with Kafka's GROUP_CONFIG source (8); the SDK sees the same value."""
+    from confluent_kafka import KafkaException
     from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry
     from confluent_kafka.admin import ConfigResource as KafkaConfigResource
 
@@ -176,5 +177,5 @@ def test_kafka_clients_set_and_describe_group_configs(kafka_cluster):
         KafkaConfigResource.Type.GROUP, "billing",
         incremental_configs=[ConfigEntry("lag.alert.seconds", "-1", incremental_operation=AlterConfigOpType.SET)],
     )
-    with pytest.raises(Exception, match="must be >= 0"):
+    with pytest.raises(KafkaException, match="must be >= 0"):
         kafka_admin.incremental_alter_configs([refused])[refused].result(timeout=30)
