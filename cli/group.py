@@ -42,7 +42,11 @@ def describe(
     bootstrap: Bootstrap = DEFAULT_BOOTSTRAP,
     output: Output = OutputFormat.table,
 ) -> None:
-    """Members and, per partition: committed offset, log end, lag and owner.
+    """Members and, per partition: committed offset, log end, lag, lag in time and owner.
+
+    LAG-TIME is the age of the oldest record the group has not committed yet (0s when caught up),
+    as the group's coordinator last measured it (every group.lag.refresh.interval.ms); "-" when not
+    measured yet. A "!" marks partitions over the group's lag.alert.seconds.
 
     Examples:
 
@@ -62,7 +66,7 @@ def describe(
     )
     clients = {m.member_id: f"{m.client_id}@{m.host}" for m in described.members}
     common.print_table(
-        ["TOPIC", "PARTITION", "COMMITTED", "LOG-END", "LAG", "OWNER"],
+        ["TOPIC", "PARTITION", "COMMITTED", "LOG-END", "LAG", "LAG-TIME", "OWNER"],
         [
             (
                 o.topic,
@@ -70,11 +74,33 @@ def describe(
                 o.committed_offset,
                 o.log_end_offset,
                 o.lag,
+                format_lag_time(o.lag_seconds) + ("!" if described.is_lag_alerting(o) else ""),
                 None if o.member_id is None else f"{o.member_id[:12]} ({clients.get(o.member_id, '?')})",
             )
             for o in described.offsets
         ],
     )
+    alerting = sorted({o.topic for o in described.offsets if described.is_lag_alerting(o)})
+    if alerting:
+        typer.echo(
+            f"warning: group {described.group} is more than {described.lag_alert_seconds:g}s behind "
+            f"(lag.alert.seconds) on {', '.join(alerting)}",
+            err=True,
+        )
+
+
+def format_lag_time(seconds: float | None) -> str:
+    """A lag in time for people: 0s, 12s, 3m04s, 2h01m, 3d04h; "-" when unknown."""
+    if seconds is None:
+        return "-"
+    whole = int(seconds)
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    if whole < 86400:
+        return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+    return f"{whole // 86400}d{whole % 86400 // 3600:02d}h"
 
 
 @app.command("delete")

@@ -8,7 +8,9 @@ up. `GroupAdmin` also works alone.
 - `list_groups` asks every broker (each coordinates the groups of the __consumer_offsets partitions
   it leads) and merges the answers;
 - `describe_group` asks the group's coordinator, then the partitions' leaders for their log end
-  offsets (the high watermark): lag = log end - committed;
+  offsets (the high watermark): lag = log end - committed; lag_seconds (the age of the oldest
+  uncommitted record) is the coordinator's last measurement (README "Consumer lag in time"), 0 when
+  the lag in records is 0 now;
 - `reset_offsets` computes the new offsets (earliest, latest, an offset clamped to
   [log start, log end], or the first offset at/after a time) and, with `execute=True`, commits
   them as an admin commit (no member), which the coordinator refuses with NonEmptyGroupError while
@@ -64,6 +66,9 @@ class PartitionOffsets:
     lag: int | None
     member_id: str | None
     """The member that owns the partition now, None when unowned."""
+    lag_seconds: float | None = None
+    """Age of the oldest uncommitted record, as the coordinator last measured it; 0 when caught up;
+    None when nothing is committed or not measured yet."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,6 +81,13 @@ class GroupDescription:
     coordinator: str
     members: tuple[MemberDescription, ...]
     offsets: tuple[PartitionOffsets, ...]
+    lag_alert_seconds: float | None = None
+    """The group's lag.alert.seconds (its own, else the cluster's); None: no alert configured."""
+
+    def is_lag_alerting(self, offset: PartitionOffsets) -> bool:
+        """The partition's lag in time is above the group's lag.alert.seconds."""
+        threshold = self.lag_alert_seconds
+        return threshold is not None and offset.lag_seconds is not None and offset.lag_seconds > threshold
 
     def to_json(self) -> dict:
         """INTERFACE.md's `group describe --output json` shape."""
@@ -85,6 +97,7 @@ class GroupDescription:
             "generation": self.generation,
             "assignor": self.assignor,
             "coordinator": self.coordinator,
+            "lag_alert_seconds": self.lag_alert_seconds,
             "members": [
                 {
                     "member_id": m.member_id,
@@ -103,6 +116,8 @@ class GroupDescription:
                     "committed_offset": o.committed_offset,
                     "log_end_offset": o.log_end_offset,
                     "lag": o.lag,
+                    "lag_seconds": o.lag_seconds,
+                    "lag_alert": self.is_lag_alerting(o),
                     "member_id": o.member_id,
                 }
                 for o in self.offsets
@@ -223,16 +238,22 @@ class GroupAdmin:
         committed = {TopicPartition(o.topic, o.partition): o.offset for o in described.offsets}
         partitions = sorted(set(committed) | set(owners))
         ends = self._end_offsets(partitions)
+        measured = {TopicPartition(m.topic, m.partition): m.lag_seconds for m in described.lag_times if m.is_known}
         offsets = []
         for tp in partitions:
             value = committed.get(tp)
             value = value if value is not None and value >= 0 else None
             end = ends.get(tp)
             lag = end - value if end is not None and value is not None else None
-            offsets.append(PartitionOffsets(tp.topic, tp.partition, value, end, lag, owners.get(tp)))
+            # The coordinator measured on its last refresh; a partition caught up now is 0 now.
+            if lag is not None and lag <= 0:
+                lag_seconds = 0.0
+            else:
+                lag_seconds = measured.get(tp) if value is not None else None
+            offsets.append(PartitionOffsets(tp.topic, tp.partition, value, end, lag, owners.get(tp), lag_seconds))
         return GroupDescription(
             described.group_id, described.state, described.group_epoch, described.assignor, coordinator,
-            tuple(members), tuple(offsets),
+            tuple(members), tuple(offsets), described.lag_alert_seconds or None,
         )
 
     def delete_group(self, group_id: str) -> None:

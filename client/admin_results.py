@@ -134,18 +134,19 @@ class ConfigEntry:
     key: str
     value: str
     source: str
-    """"default", "static_broker", "dynamic_cluster", "dynamic_broker" or "dynamic_topic"."""
+    """"default", "static_broker", "dynamic_cluster", "dynamic_broker", "dynamic_topic" or "dynamic_group"."""
     doc: str = ""
 
 
 @dataclass(frozen=True)
 class ConfigResource:
-    """What a config applies to: the cluster, one broker, or one topic. Use the constructors."""
+    """What a config applies to: the cluster, one broker, one topic, or one consumer group (Kafka
+    4's GROUP resource: lag.alert.seconds). Use the constructors."""
 
     type: str
-    """"cluster", "broker" or "topic"."""
+    """"cluster", "broker", "topic" or "group"."""
     name: str = ""
-    """The broker id (as text) or the topic name; empty for the cluster."""
+    """The broker id (as text), the topic name or the group id; empty for the cluster."""
 
     @staticmethod
     def cluster() -> ConfigResource:
@@ -159,6 +160,12 @@ class ConfigResource:
     def topic(name: str) -> ConfigResource:
         return ConfigResource("topic", name)
 
+    @staticmethod
+    def group(group_id: str) -> ConfigResource:
+        if not isinstance(group_id, str) or not group_id:
+            raise ValueError(f"group id must be a non-empty string, not {group_id!r}")
+        return ConfigResource("group", group_id)
+
     def to_proto(self) -> metadata_pb2.ConfigResource:
         if self.type == "cluster":
             return metadata_pb2.ConfigResource(type=metadata_pb2.CONFIG_RESOURCE_CLUSTER)
@@ -168,7 +175,9 @@ class ConfigResource:
             )
         if self.type == "topic":
             return metadata_pb2.ConfigResource(type=metadata_pb2.CONFIG_RESOURCE_TOPIC, topic_name=self.name)
-        raise ValueError(f"config resource type must be cluster, broker or topic, not {self.type!r}")
+        if self.type == "group":
+            return metadata_pb2.ConfigResource(type=metadata_pb2.CONFIG_RESOURCE_GROUP, group_id=self.name)
+        raise ValueError(f"config resource type must be cluster, broker, topic or group, not {self.type!r}")
 
     def __str__(self) -> str:
         return self.type if self.type == "cluster" else f"{self.type} {self.name}"

@@ -46,6 +46,7 @@ _CONFIG_SOURCES = {
     controller_pb2.CONFIG_SOURCE_DYNAMIC_CLUSTER: "dynamic_cluster",
     controller_pb2.CONFIG_SOURCE_DYNAMIC_BROKER: "dynamic_broker",
     controller_pb2.CONFIG_SOURCE_DYNAMIC_TOPIC: "dynamic_topic",
+    controller_pb2.CONFIG_SOURCE_DYNAMIC_GROUP: "dynamic_group",
 }
 
 

@@ -254,6 +254,10 @@ def topic_resource(topic_id: bytes = b"", topic_name: str = "") -> metadata_pb2.
     return metadata_pb2.ConfigResource(type=metadata_pb2.CONFIG_RESOURCE_TOPIC, topic_id=topic_id, topic_name=topic_name)
 
 
+def group_resource(group_id: str) -> metadata_pb2.ConfigResource:
+    return metadata_pb2.ConfigResource(type=metadata_pb2.CONFIG_RESOURCE_GROUP, group_id=group_id)
+
+
 def allocate_producer_ids(request_id: str, controller_epoch: int, broker_id: int, broker_epoch: int) -> MetadataCommand:
     command = _command(request_id, controller_epoch)
     command.allocate_producer_ids.broker_id = broker_id

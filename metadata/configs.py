@@ -8,12 +8,13 @@ the server reuses it to validate `--set key=value` and requests before proposing
 Scopes:
     topic    set on one topic (AlterConfigs on a topic, or CreateTopic's configs).
     broker   set on one broker id.
+    group    set on one consumer group (Kafka 4's GROUP config resource, KIP-848): group keys.
     cluster  set cluster-wide. Broker keys set here apply to every broker without an override of
              its own; topic keys set here become the default of every topic without an override
              (Kafka spells those defaults differently, e.g. log.retention.ms; Freshet uses the topic
-             key itself at cluster scope).
+             key itself at cluster scope); group keys set here are every group's default.
 
-Merge order (later wins): schema default, cluster value, broker/topic value.
+Merge order (later wins): schema default, cluster value, broker/topic/group value.
 
 Values are stored as the strings the user gave (after validation), as Kafka does, and parsed on
 read. Imports only the standard library and freshet.metadata.errors. Thread-safe: module-level
@@ -50,11 +51,13 @@ class ConfigScope(enum.Enum):
     TOPIC = "topic"
     BROKER = "broker"
     CLUSTER = "cluster"
+    GROUP = "group"
 
 
 TOPIC_SCOPES = frozenset({ConfigScope.TOPIC, ConfigScope.CLUSTER})
 BROKER_SCOPES = frozenset({ConfigScope.BROKER, ConfigScope.CLUSTER})
 CLUSTER_ONLY = frozenset({ConfigScope.CLUSTER})
+GROUP_SCOPES = frozenset({ConfigScope.GROUP, ConfigScope.CLUSTER})
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -203,13 +206,23 @@ _BROKER_KEYS = [
               "refuse produce when the log directory has less than this percentage of its filesystem free"),
     ConfigKey("disk.reserve.bytes", ConfigType.LONG, 64 * 1024 * 1024, BROKER_SCOPES, _at_least(0),
               "space held in a reserve file and released when the log directory is full"),
+    # Consumer lag in time (README "Consumer lag in time"): one RPC per leader broker per refresh.
+    ConfigKey("group.lag.refresh.interval.ms", ConfigType.INT, 5000, BROKER_SCOPES, _at_least(100),
+              "how often a group coordinator measures the lag in time of its groups"),
 ]
 
-SCHEMA: Mapping[str, ConfigKey] = {key.name: key for key in _TOPIC_KEYS + _BROKER_KEYS}
+# Group keys (set on one group, or cluster-wide as every group's default).
+_GROUP_KEYS = [
+    ConfigKey("lag.alert.seconds", ConfigType.DOUBLE, 0.0, GROUP_SCOPES, _at_least(0),
+              "alert when the group's oldest uncommitted record is older than this; 0: no alert"),
+]
+
+SCHEMA: Mapping[str, ConfigKey] = {key.name: key for key in _TOPIC_KEYS + _BROKER_KEYS + _GROUP_KEYS}
 TOPIC_KEYS: tuple[str, ...] = tuple(key.name for key in _TOPIC_KEYS)
 BROKER_KEYS: tuple[str, ...] = tuple(key.name for key in _BROKER_KEYS)
+GROUP_KEYS: tuple[str, ...] = tuple(key.name for key in _GROUP_KEYS)
 
-assert len(SCHEMA) == len(_TOPIC_KEYS) + len(_BROKER_KEYS), "duplicate config key"
+assert len(SCHEMA) == len(_TOPIC_KEYS) + len(_BROKER_KEYS) + len(_GROUP_KEYS), "duplicate config key"
 for _key in SCHEMA.values():
     assert _key.check(_key.default) is None, f"default of {_key.name} fails its own validator"
 
@@ -352,10 +365,19 @@ class BrokerConfig:
     disk_free_min_bytes: int
     disk_free_min_percent: float
     disk_reserve_bytes: int
+    group_lag_refresh_interval_ms: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class GroupConfig:
+    """Typed configuration of one consumer group with defaults merged. Thread-safe (immutable)."""
+
+    lag_alert_seconds: float
 
 
 assert [f.name for f in dataclasses.fields(TopicConfig)] == [SCHEMA[k].attribute for k in TOPIC_KEYS]
 assert [f.name for f in dataclasses.fields(BrokerConfig)] == [SCHEMA[k].attribute for k in BROKER_KEYS]
+assert [f.name for f in dataclasses.fields(GroupConfig)] == [SCHEMA[k].attribute for k in GROUP_KEYS]
 
 
 def topic_config(cluster_values: Mapping[str, str], topic_values: Mapping[str, str]) -> TopicConfig:
@@ -370,3 +392,8 @@ def topic_config(cluster_values: Mapping[str, str], topic_values: Mapping[str, s
 def broker_config(cluster_values: Mapping[str, str], broker_values: Mapping[str, str]) -> BrokerConfig:
     """The typed configuration of a broker: defaults, then cluster values, then the broker's own."""
     return BrokerConfig(**_merged(BROKER_KEYS, cluster_values, broker_values))
+
+
+def group_config(cluster_values: Mapping[str, str], group_values: Mapping[str, str]) -> GroupConfig:
+    """The typed configuration of a group: defaults, then cluster values, then the group's own."""
+    return GroupConfig(**_merged(GROUP_KEYS, cluster_values, group_values))

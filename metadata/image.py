@@ -233,6 +233,8 @@ class MetadataImage:
         recent_requests: the dedup table.
         users: user name -> {SCRAM mechanism: credential} (never a password).
         acls: every ACL binding, indexed for `security.authorize`.
+        group_configs: consumer group id -> that group's config overrides (GROUP scope, KIP-848;
+            only groups with overrides).
     """
 
     offset: int
@@ -248,6 +250,7 @@ class MetadataImage:
     recent_requests: RequestLog
     users: Mapping[str, Mapping[ScramMechanism, ScramCredential]] = dataclasses.field(default_factory=lambda: EMPTY_MAPPING)
     acls: AclSet = EMPTY_ACLS
+    group_configs: Mapping[str, Mapping[str, str]] = dataclasses.field(default_factory=lambda: EMPTY_MAPPING)
 
     def topic(self, name: str) -> TopicImage | None:
         """The topic called `name`, or None."""
@@ -293,6 +296,10 @@ class MetadataImage:
     def broker_config(self, node_id: int) -> configs.BrokerConfig:
         """Typed config of a broker (registered or not) with defaults and cluster values merged."""
         return configs.broker_config(self.cluster_configs, self.broker_configs.get(node_id, EMPTY_MAPPING))
+
+    def group_config(self, group_id: str) -> configs.GroupConfig:
+        """Typed config of a consumer group (existing or not) with defaults and cluster values merged."""
+        return configs.group_config(self.cluster_configs, self.group_configs.get(group_id, EMPTY_MAPPING))
 
     def scram_credential(self, user: str, mechanism: ScramMechanism) -> ScramCredential | None:
         """The credential of `user` for `mechanism`, or None (unknown user or mechanism)."""

@@ -153,6 +153,13 @@ def encode_snapshot(image: MetadataImage) -> bytes:
         acls=[commands.acl_binding_record(binding) for binding in image.acls],
     )
     parts.append(security_part.SerializeToString(deterministic=True))   # fields 11, 12: after 10
+    group_part = metadata_pb2.MetadataSnapshot(
+        group_configs=[
+            metadata_pb2.GroupConfigRecord(group_id=group_id, configs=_sorted_configs(image.group_configs[group_id]))
+            for group_id in sorted(image.group_configs)
+        ],
+    )
+    parts.append(group_part.SerializeToString(deterministic=True))      # field 13: after 12, before 100
     for topic_id in sorted(image.topics_by_id):
         parts.append(_length_delimited(_TOPICS_FIELD, encode_topic(image.topics_by_id[topic_id])))
     return b"".join(parts)
@@ -229,6 +236,8 @@ def decode_snapshot(data: bytes) -> MetadataImage:
     broker_configs = {
         c.broker_id: _configs_from(c.configs, f"broker {c.broker_id}") for c in snapshot.broker_configs
     }
+    _check(_strictly_sorted(g.group_id for g in snapshot.group_configs), "group configs not sorted")
+    group_configs = {g.group_id: _configs_from(g.configs, f"group {g.group_id}") for g in snapshot.group_configs}
     _check(_strictly_sorted(t.topic_id for t in snapshot.topics), "topics not sorted by topic id")
     topics_by_id: dict[bytes, TopicImage] = {}
     names: dict[str, bytes] = {}
@@ -267,6 +276,7 @@ def decode_snapshot(data: bytes) -> MetadataImage:
         recent_requests=RequestLog.from_items(items),
         users=frozen_mapping(users),
         acls=AclSet(acls),
+        group_configs=frozen_mapping(group_configs),
     )
 
 

@@ -675,6 +675,9 @@ def _alter_configs(image: MetadataImage, command, offset: int, result) -> Metada
             _require(topic is not None, E.UNKNOWN_TOPIC, f"topic {resource.topic_name!r} does not exist")
         assert topic is not None
         scope, current = configs.ConfigScope.TOPIC, topic.configs
+    elif kind == metadata_pb2.CONFIG_RESOURCE_GROUP:
+        _require(bool(resource.group_id), E.INVALID_REQUEST, "group id is empty")
+        scope, current = configs.ConfigScope.GROUP, image.group_configs.get(resource.group_id, {})
     else:
         raise _Rejected(E.INVALID_REQUEST, f"unknown config resource type {kind}")
     _check_config_problem(topic_rules.config_problem(scope, to_set, to_delete))
@@ -693,6 +696,13 @@ def _alter_configs(image: MetadataImage, command, offset: int, result) -> Metada
         else:
             del broker_configs[resource.broker_id]
         return dataclasses.replace(image, broker_configs=frozen_mapping(broker_configs))
+    if scope is configs.ConfigScope.GROUP:
+        group_configs = dict(image.group_configs)
+        if updated:
+            group_configs[resource.group_id] = frozen_mapping(updated)
+        else:
+            del group_configs[resource.group_id]
+        return dataclasses.replace(image, group_configs=frozen_mapping(group_configs))
     assert topic is not None
     topics_by_id = dict(image.topics_by_id)
     topics_by_id[topic.topic_id] = TopicImage(topic.topic_id, topic.name, topic.partitions, frozen_mapping(updated))

@@ -676,6 +676,12 @@ def _layers(
                         "a topic configuration: set topic defaults for the whole cluster with "
                         "`freshet config --cluster`, or per topic",
                     )
+                if key in configs.GROUP_KEYS:
+                    raise NodeConfigError(
+                        _display(key, origin),
+                        "a consumer group configuration: set it per group with `freshet config --group G`, "
+                        "or as every group's default with `freshet config --cluster`",
+                    )
                 raise NodeConfigError(_display(key, origin), "unknown configuration key")
     return layers
 

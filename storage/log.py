@@ -604,6 +604,40 @@ class PartitionLog:
                 found = self._segments.find_offset_by_timestamp(timestamp, self.log_start_offset)
             return None if found is None else TimestampAndOffset(*found)
 
+    def timestamp_at(self, offset: int, high_watermark: int) -> int | None:
+        """The timestamp of the batch holding `offset`, for consumer lag in time; headers only.
+
+        The offset index gives a position at or before `offset` and a short header scan finds the
+        batch holding it; nothing is decoded. The answer is that batch's first record timestamp
+        (`BatchHeader.first_record_timestamp`): for an offset inside a batch it is at or before the
+        record's own CreateTime when producers stamp in order, so the age it gives over-estimates
+        by at most the batch's time span (max timestamp - base timestamp); LogAppendTime batches
+        carry one append time for every record, so the answer is exact there.
+
+        Args:
+            offset: the first offset not yet consumed (a group's committed offset).
+            high_watermark: the partition's high watermark; records at or above it do not count.
+
+        Returns:
+            None when nothing in [max(offset, log_start_offset), high_watermark) exists (caught
+            up); an `offset` below the log start (retention deleted it) answers for the first
+            record still there; NO_TIMESTAMP when that batch carries no timestamp.
+
+        Raises:
+            CorruptRecordError: a batch header on the way does not parse.
+            KafkaStorageError: the read failed; the log goes offline.
+            LogClosedError: the log was closed.
+        """
+        with self._lock:
+            self._check_usable()
+            offset = max(offset, self._log_start_offset)
+            if offset >= min(high_watermark, self._segments.end_offset):
+                return None
+            with self._offline_guard:
+                for header in self._segments.iter_headers_from(offset):
+                    return header.first_record_timestamp
+            return None
+
     def end_offset_for_epoch(self, leader_epoch: int) -> tuple[int, int]:
         """OffsetsForLeaderEpoch: (largest epoch <= `leader_epoch`, its end offset); see LeaderEpochCache.end_offset_for."""
         with self._lock:

@@ -190,6 +190,15 @@ class BatchHeader(NamedTuple):
         )
 
     @property
+    def first_record_timestamp(self) -> int:
+        """The first record's timestamp read from the header alone: the base timestamp for
+        CreateTime batches (record timestamps are deltas from it), the batch's max timestamp for
+        LogAppendTime batches (every record carries the append time). NO_TIMESTAMP when unset."""
+        if self.timestamp_type == TimestampType.LOG_APPEND_TIME:
+            return self.max_timestamp
+        return self.base_timestamp
+
+    @property
     def is_transactional(self) -> bool:
         return bool(self.attributes & TRANSACTIONAL_MASK)
 

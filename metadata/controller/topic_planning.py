@@ -229,7 +229,11 @@ def config_resource_scope(image: MetadataImage, resource: metadata_pb2.ConfigRes
                 raise ControllerRequestError(E.UNKNOWN_TOPIC_ID, f"no topic has id {bytes(resource.topic_id).hex()}")
             return configs.ConfigScope.TOPIC, topic
         return configs.ConfigScope.TOPIC, topic_by_name(image, resource.topic_name)
-    raise ControllerRequestError(E.INVALID_REQUEST, "config resource type must be cluster, broker or topic")
+    if kind == metadata_pb2.CONFIG_RESOURCE_GROUP:
+        if not resource.group_id:
+            raise ControllerRequestError(E.INVALID_REQUEST, "group id is empty")
+        return configs.ConfigScope.GROUP, None
+    raise ControllerRequestError(E.INVALID_REQUEST, "config resource type must be cluster, broker, topic or group")
 
 
 def check_config_changes(
@@ -250,7 +254,7 @@ def check_config_changes(
     if both:
         raise ControllerRequestError(E.INVALID_REQUEST, f"configuration {both[0]!r} is both set and deleted")
     _raise_problem(topic_rules.config_problem(scope, to_set, to_delete))
-    if scope is configs.ConfigScope.TOPIC:
+    if scope in (configs.ConfigScope.TOPIC, configs.ConfigScope.GROUP):
         return
     cluster = dict(image.cluster_configs)
     if scope is configs.ConfigScope.CLUSTER:
@@ -282,6 +286,7 @@ class ConfigSource(enum.Enum):
     DYNAMIC_CLUSTER = "cluster"
     DYNAMIC_BROKER = "broker"
     DYNAMIC_TOPIC = "topic"
+    DYNAMIC_GROUP = "group"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -310,6 +315,7 @@ def describe_configs(
 
     Topic: default < cluster < topic. Broker: default < static (only when `static_broker_configs`
     is given: the answering node describes itself) < cluster < broker. Cluster: default < cluster.
+    Group: default < cluster < group.
 
     Raises:
         ControllerRequestError: UNKNOWN_TOPIC, INVALID_REQUEST, INVALID_CONFIG (unknown key asked).
@@ -327,6 +333,12 @@ def describe_configs(
         layers += [
             (ConfigSource.DYNAMIC_CLUSTER, image.cluster_configs),
             (ConfigSource.DYNAMIC_BROKER, image.broker_configs.get(resource.broker_id, {})),
+        ]
+    elif scope is configs.ConfigScope.GROUP:
+        names = configs.GROUP_KEYS
+        layers = [
+            (ConfigSource.DYNAMIC_CLUSTER, image.cluster_configs),
+            (ConfigSource.DYNAMIC_GROUP, image.group_configs.get(resource.group_id, {})),
         ]
     else:
         names = tuple(name for name in configs.SCHEMA if configs.ConfigScope.CLUSTER in configs.SCHEMA[name].scopes)

@@ -52,7 +52,7 @@ from freshet.server.replication.partition import Partition
 from freshet.storage.clock import Clock, SystemClock
 from freshet.storage.errors import StorageError
 from freshet.storage.log_manager import LogManager
-from freshet.v1 import broker_pb2, common_pb2
+from freshet.v1 import broker_pb2, common_pb2, replication_pb2
 
 
 class DataPlane:
@@ -231,6 +231,10 @@ class DataPlane:
 
     def request_isr_check(self, partition: Partition) -> None:
         self.alter_partition.request_check(partition)
+
+    def record_timestamps(self, request: replication_pb2.RecordTimestampsRequest) -> replication_pb2.RecordTimestampsResponse:
+        """See FetchPath.record_timestamps."""
+        return self.fetch_path.record_timestamps(request)
 
     def check_follower_broker(self, replica_id: int, broker_epoch: int) -> None:
         """A follower opening a replication stream: refuse a replaced incarnation (a newer

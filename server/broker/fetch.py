@@ -24,7 +24,7 @@ from freshet.server.metrics import BrokerMetrics
 from freshet.server.replication.partition import STOPPED, Partition
 from freshet.storage.errors import OffsetOutOfRangeError, StorageError
 from freshet.storage.log import EARLIEST_TIMESTAMP, LATEST_TIMESTAMP, TIMESTAMP_MAX
-from freshet.v1 import broker_pb2, common_pb2
+from freshet.v1 import broker_pb2, common_pb2, replication_pb2
 
 E = common_pb2.ErrorCode
 _OK = status.ok_detail()
@@ -281,6 +281,32 @@ class FetchPath:
             return _OK, hosted.log.active_producers()
         except StorageError as error:
             return self._table.storage_detail(hosted, error), []
+
+    def record_timestamps(self, request: replication_pb2.RecordTimestampsRequest) -> replication_pb2.RecordTimestampsResponse:
+        """Replication.RecordTimestamps: per query, the timestamp of the record at the offset in a
+        partition this broker leads (`PartitionLog.timestamp_at`: one offset-index lookup and a
+        short header scan, nothing decoded), with the high watermark; others answer NOT_LEADER
+        with the hint or a storage error, per query."""
+        response = replication_pb2.RecordTimestampsResponse()
+        for query in request.queries:
+            result = response.results.add(
+                topic=query.topic, partition=query.partition, offset=query.offset, high_watermark=-1, timestamp=-1
+            )
+            hosted, refusal = self._table.leader_partition(query.topic, query.partition)
+            if hosted is None:
+                result.error.CopyFrom(refusal)
+                continue
+            high_watermark = hosted.high_watermark
+            try:
+                found = hosted.log.timestamp_at(query.offset, high_watermark)
+            except StorageError as error:
+                result.error.CopyFrom(self._table.storage_detail(hosted, error))
+                continue
+            result.high_watermark = high_watermark
+            result.is_caught_up = found is None
+            result.timestamp = -1 if found is None else found
+            result.error.CopyFrom(_OK)
+        return response
 
     def read_committed(self, topic: str, partition: int, offset: int, max_bytes: int = 1024 * 1024) -> tuple[bytes, int, int]:
         """Committed record batches of a partition hosted here (leader or follower), from the

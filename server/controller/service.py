@@ -79,6 +79,7 @@ _SOURCES = {
     logic.ConfigSource.DYNAMIC_CLUSTER: controller_pb2.CONFIG_SOURCE_DYNAMIC_CLUSTER,
     logic.ConfigSource.DYNAMIC_BROKER: controller_pb2.CONFIG_SOURCE_DYNAMIC_BROKER,
     logic.ConfigSource.DYNAMIC_TOPIC: controller_pb2.CONFIG_SOURCE_DYNAMIC_TOPIC,
+    logic.ConfigSource.DYNAMIC_GROUP: controller_pb2.CONFIG_SOURCE_DYNAMIC_GROUP,
 }
 
 

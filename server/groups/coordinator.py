@@ -58,6 +58,7 @@ from freshet.server.groups import records as group_records
 from freshet.server.groups import state as group_state
 from freshet.server.groups.classic import ClassicGroup
 from freshet.server.groups.classic_coordinator import ClassicCoordinator
+from freshet.server.groups.lag import LagTracker, add_lag_times
 from freshet.server.groups.state import ConsumerGroup, OffsetAndMetadata
 from freshet.server.tasks import cancel_and_wait
 from freshet.v1 import common_pb2, group_pb2
@@ -138,6 +139,8 @@ class GroupCoordinator:
         self._locks: dict[str, asyncio.Lock] = {}
         self._expiry_task: asyncio.Task | None = None
         self._load_tasks: dict[int, asyncio.Task] = {}
+        self.lag: LagTracker | None = None
+        """Consumer lag in time of the groups here (server/groups/lag.py); the runtime sets it."""
         # Kafka's classic protocol on the same group table, under the names its callers use.
         self.classic = ClassicCoordinator(
             self.config, owning=self._owning, lock=self._lock, clock_ms=clock_ms, new_member_id=new_member_id
@@ -452,7 +455,7 @@ class GroupCoordinator:
         if group is None:
             raise GroupIdNotFoundError(f"group {group_id!r} does not exist")
         if isinstance(group, ClassicGroup):
-            return self.classic.describe(group)
+            return add_lag_times(self.classic.describe(group), self.lag)
         described = group_pb2.DescribedGroup(
             group_id=group_id,
             state=group.state,
@@ -480,7 +483,7 @@ class GroupCoordinator:
                 topic=tp[0], partition=tp[1], offset=value.offset, leader_epoch=value.leader_epoch,
                 metadata=value.metadata, error=status.ok_detail(),
             )
-        return described
+        return add_lag_times(described, self.lag)
 
     async def delete_offsets(self, group_id: str, partitions: Iterable[tuple[str, int]]) -> set[tuple[str, int]]:
         """Delete the committed offsets of `partitions` (Kafka's OffsetDelete): tombstones for those

@@ -14,7 +14,11 @@ Owns
   __consumer_offsets partition), and `locate` for FindCoordinator: the leader of partition
   `coordinator_partition(group, partitions)` in this node's metadata image; the first lookup creates
   __consumer_offsets through the active controller (compacted, RF min(offsets.topic.replication.factor,
-  live brokers), offsets.topic.num.partitions partitions, min.insync.replicas min(2, RF)).
+  live brokers), offsets.topic.num.partitions partitions, min.insync.replicas min(2, RF));
+- the coordinator's `LagTracker` (server/groups/lag.py: consumer lag in time) and its seams: the
+  committed offsets of the loaded groups, partition leaders from the image, RecordTimestamps asked
+  locally when this broker leads the partition, else over the replica fetcher's channel to the
+  leader (inter-node credentials), and each group's lag.alert.seconds from metadata.
 
 Imports: asyncio, freshet.metadata (commands, controller, image), freshet.v1, freshet.server.
 Thread-safety: event loop only, except `read_committed` (a worker thread; the log is thread-safe).
@@ -41,11 +45,12 @@ from freshet.server.errors import (
     RequestTimedOutError,
 )
 from freshet.server.groups.coordinator import CoordinatorConfig, GroupCoordinator
+from freshet.server.groups.lag import LagTracker, TopicLag
 from freshet.server.groups.records import OFFSETS_TOPIC, coordinator_partition
 from freshet.server.groups.service import GroupService
 from freshet.server.security import rules
 from freshet.server.security.authorizer import Authorizer
-from freshet.v1 import common_pb2, controller_pb2, group_pb2, metadata_pb2
+from freshet.v1 import common_pb2, controller_pb2, group_pb2, metadata_pb2, replication_pb2
 
 logger = logging.getLogger(__name__)
 
@@ -136,6 +141,16 @@ class GroupRuntime:
             ),
         )
         self.authorizer = authorizer or rules.allow_all()
+        self.lag = LagTracker(
+            committed=self._committed_offsets,
+            leader_of=self._leader_of,
+            ask=self._ask_record_timestamps,
+            wall_clock_ms=lambda: int(time.time() * 1000),
+            interval_ms=lambda: self._broker_config().group_lag_refresh_interval_ms,
+            alert_seconds=self.lag_alert_seconds,
+            ask_timeout_s=config.request_timeout_ms / 1000,
+        )
+        self.coordinator.lag = self.lag
         self.service = GroupService(self.coordinator, self.locate, config.node_id, self.authorizer)
         self._data_plane = data_plane
         self._create_lock = asyncio.Lock()
@@ -150,19 +165,61 @@ class GroupRuntime:
     async def start(self) -> None:
         await self.coordinator.start()
         self._data_plane.add_leadership_listener(self._on_leadership)
+        self.lag.start()
 
     async def close(self) -> None:
+        await self.lag.close()
         try:
             self._data_plane.remove_leadership_listener(self._on_leadership)
         except ValueError:
             pass
         await self.coordinator.close()
 
+    # ---- consumer lag in time (LagTracker's seams) ---------------------------------------------
+
+    def lag_alert_seconds(self, group_id: str) -> float:
+        """The group's lag.alert.seconds: its own value, else the cluster's, else 0 (no alert)."""
+        image = self._publisher.image
+        return image.group_config(group_id).lag_alert_seconds
+
+    def _committed_offsets(self) -> dict[str, dict[tuple[str, int], int]]:
+        return {
+            group.group_id: {tp: value.offset for tp, value in group.offsets.items()}
+            for group in self.coordinator.loaded_groups()
+        }
+
+    def _leader_of(self, topic: str, partition: int) -> int:
+        found = self._publisher.image.topic(topic)
+        if found is None or not 0 <= partition < len(found.partitions):
+            return NO_LEADER
+        return found.partitions[partition].leader
+
+    async def _ask_record_timestamps(
+        self, leader: int, request: replication_pb2.RecordTimestampsRequest
+    ) -> replication_pb2.RecordTimestampsResponse:
+        if leader == self._config.node_id:
+            return self._data_plane.record_timestamps(request)
+        stub = self._data_plane.fetcher.stub(leader)
+        if stub is None:
+            # Not in this node's metadata (yet): every query answers that; the next refresh retries.
+            unknown = status.detail(E.BROKER_NOT_AVAILABLE, f"broker {leader} is not in this node's metadata")
+            return replication_pb2.RecordTimestampsResponse(results=[
+                replication_pb2.RecordTimestampResult(
+                    topic=q.topic, partition=q.partition, offset=q.offset, error=unknown, high_watermark=-1, timestamp=-1
+                )
+                for q in request.queries
+            ])
+        return await stub.RecordTimestamps(request, timeout=self._config.request_timeout_ms / 1000)
+
     def console_groups(self) -> list[dict]:
         """The groups coordinated here for the web console: group, state, generation, members, and
         lag (sum of high watermark - committed offset over committed partitions, from the replicas
-        this node hosts; None when one of them is not hosted here). Event loop only."""
+        this node hosts; None when one of them is not hosted here), plus lag in time (`_lag_view`).
+        Event loop only."""
         found = []
+        summaries: dict[str, list[TopicLag]] = {}
+        for summary in self.lag.topic_summaries():
+            summaries.setdefault(summary.group, []).append(summary)
         for group in self.coordinator.loaded_groups():
             lag: int | None = 0
             for (topic, partition), value in group.offsets.items():
@@ -177,8 +234,27 @@ class GroupRuntime:
                 "generation": group.group_epoch,
                 "members": len(group.members),
                 "lag": lag,
+                **self._lag_view(group.group_id, summaries.get(group.group_id, [])),
             })
         return sorted(found, key=lambda item: item["group"])
+
+    def _lag_view(self, group_id: str, summaries: list[TopicLag]) -> dict:
+        """A group's lag in time for the console and /metrics: lag_alert_seconds (0: none),
+        is_lag_alerting, lag_topics (per topic: worst lag_seconds, lag_records, is_alerting) and
+        lag_partitions (per partition: committed offset, lag_seconds, lag_records; None unknown)."""
+        return {
+            "lag_alert_seconds": self.lag.alert_seconds(group_id),
+            "is_lag_alerting": any(s.is_alerting for s in summaries),
+            "lag_topics": [
+                {"topic": s.topic, "lag_seconds": s.lag_seconds, "lag_records": s.lag_records, "is_alerting": s.is_alerting}
+                for s in summaries
+            ],
+            "lag_partitions": [
+                {"topic": topic, "partition": partition, "committed_offset": lag.committed_offset,
+                 "lag_seconds": lag.lag_seconds, "lag_records": lag.lag_records}
+                for (topic, partition), lag in sorted(self.lag.lag_of(group_id).items())
+            ],
+        }
 
     def _on_leadership(self, topic: str, partition: int, is_leader: bool, leader_epoch: int) -> None:
         if topic != OFFSETS_TOPIC:

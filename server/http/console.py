@@ -143,7 +143,40 @@ def _groups(groups: Sequence[Mapping] | None, empty: str = "no group coordinated
             _e(group.get("group")), _e(group.get("state")), _e(group.get("generation")),
             _e(group.get("members")), f'<span class="num">{_e("-" if lag is None else lag)}</span>',
         ])
-    return _table(["group", "state", "generation", "members", "lag"], rows, empty)
+    return _table(["group", "state", "generation", "members", "lag"], rows, empty) + _group_lag_times(groups)
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f} s"
+
+
+def _group_lag_times(groups: Sequence[Mapping]) -> str:
+    """Per group: a warning when over its lag.alert.seconds, and LAG-TIME per partition."""
+    sections = []
+    for group in groups:
+        partitions = group.get("lag_partitions") or []
+        if not partitions:
+            continue
+        name, threshold = group.get("group"), group.get("lag_alert_seconds") or 0
+        warning = ""
+        if group.get("is_lag_alerting"):
+            late = ", ".join(t["topic"] for t in group.get("lag_topics", ()) if t["is_alerting"])
+            warning = (
+                f'<p class="bad lag-alert">warning: group {_e(name)} is more than {_e(f"{threshold:g}")} s behind '
+                f"(lag.alert.seconds) on {_e(late)}</p>"
+            )
+        rows = [
+            [_e(p["topic"]), _e(p["partition"]), f'<span class="num">{_e(p["committed_offset"])}</span>',
+             f'<span class="num">{_e("-" if p["lag_records"] is None else p["lag_records"])}</span>',
+             f'<span class="num">{_e(_seconds(p["lag_seconds"]))}</span>']
+            for p in partitions
+        ]
+        alert = f" alert above {threshold:g} s" if threshold else ""
+        sections.append(
+            f'<h3>{_e(name)} <span class="muted">lag in time{_e(alert)}</span></h3>{warning}'
+            + _table(["topic", "partition", "committed", "lag", "LAG-TIME"], rows, "no committed offsets")
+        )
+    return "".join(sections)
 
 
 def _disk(disk: Mapping | None) -> str:

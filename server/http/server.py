@@ -20,6 +20,10 @@ Prometheus collector that reads the node's state at scrape time (no gauges to ke
                                           (Kafka's per-broker UnderReplicatedPartitions)
     freshet_purgatory_size{type}          produce: acks=all partitions waiting; fetch: long polls waiting
     freshet_replica_fetcher_max_lag       largest (leader LEO - own LEO) over followed partitions
+    freshet_consumer_group_lag_seconds{group,topic}  age of the oldest uncommitted record (max
+                                          over partitions) of the groups coordinated here
+    freshet_consumer_group_lag_records{group,topic}  high watermark - committed offset (sum)
+    freshet_consumer_group_lag_alert{group,topic}    1 when above the group's lag.alert.seconds
 
 The data plane's counters and histograms (server/metrics.py) are registered in the same registry.
 
@@ -208,6 +212,34 @@ class NodeCollector:
                     lag.add_metric([group["group"]], group["lag"])
             yield members
             yield lag
+            yield from _lag_time_gauges(groups)
+
+
+def _lag_time_gauges(groups: Sequence[dict]) -> list[GaugeMetricFamily]:
+    """Consumer lag in time per (group, topic) coordinated here (README "Consumer lag in time"):
+    the worst partition's age of the oldest uncommitted record, the records lag as last measured,
+    and 1/0 for "above the group's lag.alert.seconds". Topics not measured yet are left out."""
+    labels = ["group", "topic"]
+    seconds = GaugeMetricFamily(
+        "freshet_consumer_group_lag_seconds",
+        "age of the oldest uncommitted record, max over the topic's partitions (0 when caught up)", labels=labels,
+    )
+    records = GaugeMetricFamily(
+        "freshet_consumer_group_lag_records", "sum over the topic's partitions of high watermark - committed offset",
+        labels=labels,
+    )
+    alert = GaugeMetricFamily(
+        "freshet_consumer_group_lag_alert", "1 when the group's lag in time is above its lag.alert.seconds", labels=labels,
+    )
+    for group in groups:
+        for topic in group.get("lag_topics", ()):
+            key = [group["group"], topic["topic"]]
+            if topic["lag_seconds"] is not None:
+                seconds.add_metric(key, topic["lag_seconds"])
+            if topic["lag_records"] is not None:
+                records.add_metric(key, topic["lag_records"])
+            alert.add_metric(key, int(topic["is_alerting"]))
+    return [seconds, records, alert]
 
 
 def _disk_gauges(disk) -> list[GaugeMetricFamily]:

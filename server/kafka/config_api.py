@@ -5,8 +5,9 @@ Kafka's config changes into the controller's IncrementalAlterConfigs (SET and DE
 like every admin write (admin_api.ControllerLink).
 
 - Resources: a TOPIC (2) by name; a BROKER (4) by its id, or with the empty name the cluster-wide
-  default (Kafka's `--entity-default`), which is Freshet's cluster resource. Other types
-  (BROKER_LOGGER, CLIENT_METRICS, GROUP) are INVALID_REQUEST: Freshet has no such configs.
+  default (Kafka's `--entity-default`), which is Freshet's cluster resource; a GROUP (32, Kafka
+  4's group configs, KIP-848) by group id (lag.alert.seconds; source GROUP_CONFIG). Other types
+  (BROKER_LOGGER, CLIENT_METRICS) are INVALID_REQUEST: Freshet has no such configs.
 - DescribeConfigs answers from this broker's image through the controller logic's
   `describe_configs` (as the gRPC service), with Kafka's config sources (topic override:
   DYNAMIC_TOPIC_CONFIG, per-broker: DYNAMIC_BROKER_CONFIG, cluster-wide:
@@ -50,6 +51,7 @@ from kio.schema.errors import ErrorCode
 # Kafka's ConfigResource.Type.
 TOPIC = 2
 BROKER = 4
+GROUP = 32
 
 # Kafka's DescribeConfigsResponse ConfigSource.
 DYNAMIC_TOPIC_CONFIG = 1
@@ -57,7 +59,9 @@ DYNAMIC_BROKER_CONFIG = 2
 DYNAMIC_DEFAULT_BROKER_CONFIG = 3
 STATIC_BROKER_CONFIG = 4
 DEFAULT_CONFIG = 5
+GROUP_CONFIG = 8
 KAFKA_SOURCES: Mapping[logic.ConfigSource, int] = {
+    logic.ConfigSource.DYNAMIC_GROUP: GROUP_CONFIG,
     logic.ConfigSource.DYNAMIC_TOPIC: DYNAMIC_TOPIC_CONFIG,
     logic.ConfigSource.DYNAMIC_BROKER: DYNAMIC_BROKER_CONFIG,
     logic.ConfigSource.DYNAMIC_CLUSTER: DYNAMIC_DEFAULT_BROKER_CONFIG,
@@ -99,7 +103,12 @@ def config_resource(resource_type: int, name: str) -> metadata_pb2.ConfigResourc
         if not name.isdigit():
             raise _Refused(ErrorCode.invalid_request, f"broker resource name {name!r} is not a broker id")
         return metadata_pb2.ConfigResource(type=metadata_pb2.CONFIG_RESOURCE_BROKER, broker_id=int(name))
-    raise _Refused(ErrorCode.invalid_request, f"unsupported config resource type {resource_type} (Freshet has topic and broker configs)")
+    if resource_type == GROUP:
+        return metadata_pb2.ConfigResource(type=metadata_pb2.CONFIG_RESOURCE_GROUP, group_id=name)
+    raise _Refused(
+        ErrorCode.invalid_request,
+        f"unsupported config resource type {resource_type} (Freshet has topic, broker and group configs)",
+    )
 
 
 def default_text(value: object) -> str:
@@ -114,6 +123,8 @@ def _scope(resource: metadata_pb2.ConfigResource) -> configs.ConfigScope:
         return configs.ConfigScope.TOPIC
     if resource.type == metadata_pb2.CONFIG_RESOURCE_BROKER:
         return configs.ConfigScope.BROKER
+    if resource.type == metadata_pb2.CONFIG_RESOURCE_GROUP:
+        return configs.ConfigScope.GROUP
     return configs.ConfigScope.CLUSTER
 
 
@@ -124,6 +135,8 @@ def own_values(image: MetadataImage, resource: metadata_pb2.ConfigResource) -> M
         return {} if topic is None else topic.configs
     if resource.type == metadata_pb2.CONFIG_RESOURCE_BROKER:
         return image.broker_configs.get(resource.broker_id, {})
+    if resource.type == metadata_pb2.CONFIG_RESOURCE_GROUP:
+        return image.group_configs.get(resource.group_id, {})
     return image.cluster_configs
 
 
@@ -135,6 +148,8 @@ def layers(
     scope = _scope(resource)
     if scope is configs.ConfigScope.TOPIC:
         return [(DYNAMIC_TOPIC_CONFIG, own_values(image, resource)), (DYNAMIC_DEFAULT_BROKER_CONFIG, image.cluster_configs)]
+    if scope is configs.ConfigScope.GROUP:
+        return [(GROUP_CONFIG, own_values(image, resource)), (DYNAMIC_DEFAULT_BROKER_CONFIG, image.cluster_configs)]
     if scope is configs.ConfigScope.BROKER:
         found = [(DYNAMIC_BROKER_CONFIG, own_values(image, resource)), (DYNAMIC_DEFAULT_BROKER_CONFIG, image.cluster_configs)]
         return found + ([(STATIC_BROKER_CONFIG, static)] if static is not None else [])
@@ -242,8 +257,8 @@ class DescribeConfigsHandler:
 
 
 def authorize_config(authorizer: Authorizer, operation: Operation, image: MetadataImage, resource) -> None:
-    """Kafka's rule for config resources: `operation` on the topic, or on the cluster for broker
-    and cluster configs (CLUSTER/TOPIC_AUTHORIZATION_FAILED for that resource only).
+    """Kafka's rule for config resources: `operation` on the topic or the group, or on the cluster
+    for broker and cluster configs (CLUSTER/TOPIC/GROUP_AUTHORIZATION_FAILED for that resource only).
 
     Raises:
         _Refused: the caller may not.

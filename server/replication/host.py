@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from freshet.server.metrics import BrokerMetrics
     from freshet.server.replication.partition import Partition
     from freshet.storage.clock import Clock
-    from freshet.v1 import common_pb2
+    from freshet.v1 import common_pb2, replication_pb2
 
 
 class ReplicaHost(Protocol):
@@ -43,6 +43,10 @@ class ReplicaHost(Protocol):
 
     def request_isr_check(self, partition: Partition) -> None:
         """A follower outside the ISR acknowledged: check soon whether it may rejoin."""
+        ...
+
+    def record_timestamps(self, request: replication_pb2.RecordTimestampsRequest) -> replication_pb2.RecordTimestampsResponse:
+        """Replication.RecordTimestamps, answered from the partitions this broker leads."""
         ...
 
     def check_follower_broker(self, replica_id: int, broker_epoch: int) -> None:

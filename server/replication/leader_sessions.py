@@ -422,6 +422,13 @@ class ReplicationService(replication_pb2_grpc.ReplicationServicer):
         self.authorizer = authorizer or rules.allow_all()
 
     @status.handler()
+    async def RecordTimestamps(self, request, context):  # noqa: N802 - gRPC method name
+        # Group coordinators ask for consumer lag in time: inter-broker, as ReplicaFetch.
+        self.authorizer.check(Operation.CLUSTER_ACTION, ResourceType.CLUSTER)
+        self.host.metrics.count_request("RecordTimestamps")
+        return self.host.record_timestamps(request)
+
+    @status.handler()
     async def ReplicaFetch(self, request_iterator, context):  # noqa: N802 - gRPC method name
         # Only brokers replicate (Kafka: ClusterAction on the cluster for follower fetches).
         self.authorizer.check(Operation.CLUSTER_ACTION, ResourceType.CLUSTER)

@@ -44,7 +44,7 @@ from freshet.server.security.authorizer import (
     current_caller,
     denial_message,
 )
-from freshet.v1.metadata_pb2 import CONFIG_RESOURCE_BROKER, CONFIG_RESOURCE_CLUSTER
+from freshet.v1.metadata_pb2 import CONFIG_RESOURCE_BROKER, CONFIG_RESOURCE_CLUSTER, CONFIG_RESOURCE_GROUP
 
 Op = Operation
 R = ResourceType
@@ -101,8 +101,10 @@ GRPC_RULES: dict[str, tuple[Rule, ...]] = {
     "/freshet.v1.Controller/ElectLeaders": (_r(Op.ALTER, R.CLUSTER, S.REQUEST),),
     "/freshet.v1.Controller/AlterPartitionReassignments": (_r(Op.ALTER, R.CLUSTER, S.REQUEST),),
     "/freshet.v1.Controller/ListPartitionReassignments": (_r(Op.DESCRIBE, R.CLUSTER, S.REQUEST),),
-    "/freshet.v1.Controller/IncrementalAlterConfigs": (_r(Op.ALTER_CONFIGS, R.TOPIC, S.REQUEST), _r(Op.ALTER_CONFIGS, R.CLUSTER, S.REQUEST)),
-    "/freshet.v1.Controller/DescribeConfigs": (_r(Op.DESCRIBE_CONFIGS, R.TOPIC), _r(Op.DESCRIBE_CONFIGS, R.CLUSTER)),
+    "/freshet.v1.Controller/IncrementalAlterConfigs": (
+        _r(Op.ALTER_CONFIGS, R.TOPIC, S.REQUEST), _r(Op.ALTER_CONFIGS, R.CLUSTER, S.REQUEST), _r(Op.ALTER_CONFIGS, R.GROUP, S.REQUEST)),
+    "/freshet.v1.Controller/DescribeConfigs": (
+        _r(Op.DESCRIBE_CONFIGS, R.TOPIC), _r(Op.DESCRIBE_CONFIGS, R.CLUSTER), _r(Op.DESCRIBE_CONFIGS, R.GROUP)),
     "/freshet.v1.Controller/DescribeCluster": (_r(Op.DESCRIBE, R.CLUSTER, S.REQUEST),),
     "/freshet.v1.Controller/DescribeQuorum": (_r(Op.DESCRIBE, R.CLUSTER, S.REQUEST),),
     "/freshet.v1.Controller/WatchMetadata": (_r(Op.DESCRIBE, R.CLUSTER, S.REQUEST),),
@@ -119,6 +121,7 @@ GRPC_RULES: dict[str, tuple[Rule, ...]] = {
     "/freshet.v1.Controller/AllocateProducerIds": _CLUSTER_ACTION,
     # Replication
     "/freshet.v1.Replication/ReplicaFetch": _CLUSTER_ACTION,
+    "/freshet.v1.Replication/RecordTimestamps": _CLUSTER_ACTION,
     # Group
     "/freshet.v1.Group/FindCoordinator": (_r(Op.DESCRIBE, R.GROUP),),
     "/freshet.v1.Group/ConsumerGroupHeartbeat": (_r(Op.READ, R.GROUP, S.REQUEST), _r(Op.DESCRIBE, R.TOPIC, S.REQUEST)),
@@ -156,13 +159,13 @@ KAFKA_RULES: dict[str, tuple[Rule, ...]] = {
     "DeleteTopics": (_r(Op.DELETE, R.TOPIC),),
     "DeleteRecords": (_r(Op.DELETE, R.TOPIC),),
     "InitProducerId": _INIT_PRODUCER_ID,
-    "DescribeConfigs": (_r(Op.DESCRIBE_CONFIGS, R.TOPIC), _r(Op.DESCRIBE_CONFIGS, R.CLUSTER)),
-    "AlterConfigs": (_r(Op.ALTER_CONFIGS, R.TOPIC), _r(Op.ALTER_CONFIGS, R.CLUSTER)),
+    "DescribeConfigs": (_r(Op.DESCRIBE_CONFIGS, R.TOPIC), _r(Op.DESCRIBE_CONFIGS, R.CLUSTER), _r(Op.DESCRIBE_CONFIGS, R.GROUP)),
+    "AlterConfigs": (_r(Op.ALTER_CONFIGS, R.TOPIC), _r(Op.ALTER_CONFIGS, R.CLUSTER), _r(Op.ALTER_CONFIGS, R.GROUP)),
     "DescribeLogDirs": (_r(Op.DESCRIBE, R.CLUSTER, S.REQUEST),),
     "CreatePartitions": (_r(Op.ALTER, R.TOPIC),),
     "DeleteGroups": (_r(Op.DELETE, R.GROUP),),
     "ElectLeaders": (_r(Op.ALTER, R.CLUSTER, S.REQUEST),),
-    "IncrementalAlterConfigs": (_r(Op.ALTER_CONFIGS, R.TOPIC), _r(Op.ALTER_CONFIGS, R.CLUSTER)),
+    "IncrementalAlterConfigs": (_r(Op.ALTER_CONFIGS, R.TOPIC), _r(Op.ALTER_CONFIGS, R.CLUSTER), _r(Op.ALTER_CONFIGS, R.GROUP)),
     "AlterPartitionReassignments": (_r(Op.ALTER, R.CLUSTER, S.REQUEST),),
     "ListPartitionReassignments": (_r(Op.DESCRIBE, R.CLUSTER, S.REQUEST),),
     "OffsetDelete": (_r(Op.DELETE, R.GROUP, S.REQUEST), _r(Op.READ, R.TOPIC)),
@@ -256,10 +259,13 @@ def check_idempotent_write(authorizer: Authorizer) -> None:
 
 def config_resource(image, resource) -> tuple[ResourceType, str]:
     """The ACL resource of a freshet.v1.ConfigResource: the cluster for cluster and broker
-    configs, else the topic (by name, or named from the image by id; an unknown id keeps its hex,
-    which no ACL names)."""
+    configs, the group for group configs (Kafka 4: AlterConfigs / DescribeConfigs on the group),
+    else the topic (by name, or named from the image by id; an unknown id keeps its hex, which no
+    ACL names)."""
     if resource.type in (CONFIG_RESOURCE_CLUSTER, CONFIG_RESOURCE_BROKER):
         return R.CLUSTER, CLUSTER_NAME
+    if resource.type == CONFIG_RESOURCE_GROUP:
+        return R.GROUP, resource.group_id
     if resource.topic_name:
         return R.TOPIC, resource.topic_name
     topic = image.topic_by_id(bytes(resource.topic_id)) if resource.topic_id else None

@@ -26,6 +26,7 @@ class ConfigSource(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CONFIG_SOURCE_DYNAMIC_CLUSTER: _ClassVar[ConfigSource]
     CONFIG_SOURCE_DYNAMIC_BROKER: _ClassVar[ConfigSource]
     CONFIG_SOURCE_DYNAMIC_TOPIC: _ClassVar[ConfigSource]
+    CONFIG_SOURCE_DYNAMIC_GROUP: _ClassVar[ConfigSource]
 
 class BrokerState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -41,6 +42,7 @@ CONFIG_SOURCE_STATIC_BROKER: ConfigSource
 CONFIG_SOURCE_DYNAMIC_CLUSTER: ConfigSource
 CONFIG_SOURCE_DYNAMIC_BROKER: ConfigSource
 CONFIG_SOURCE_DYNAMIC_TOPIC: ConfigSource
+CONFIG_SOURCE_DYNAMIC_GROUP: ConfigSource
 BROKER_ACTIVE: BrokerState
 BROKER_FENCED: BrokerState
 BROKER_CONTROLLED_SHUTDOWN: BrokerState

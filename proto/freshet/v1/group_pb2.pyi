@@ -202,7 +202,7 @@ class DescribedMember(_message.Message):
     def __init__(self, member_id: _Optional[str] = ..., instance_id: _Optional[str] = ..., client_id: _Optional[str] = ..., client_host: _Optional[str] = ..., member_epoch: _Optional[int] = ..., subscribed_topic_names: _Optional[_Iterable[str]] = ..., subscribed_topic_regex: _Optional[str] = ..., assignment: _Optional[_Iterable[_Union[_common_pb2.TopicPartition, _Mapping]]] = ..., target_assignment: _Optional[_Iterable[_Union[_common_pb2.TopicPartition, _Mapping]]] = ...) -> None: ...
 
 class DescribedGroup(_message.Message):
-    __slots__ = ("group_id", "state", "group_epoch", "assignment_epoch", "assignor", "members", "offsets", "error")
+    __slots__ = ("group_id", "state", "group_epoch", "assignment_epoch", "assignor", "members", "offsets", "error", "lag_times", "lag_alert_seconds")
     GROUP_ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     GROUP_EPOCH_FIELD_NUMBER: _ClassVar[int]
@@ -211,6 +211,8 @@ class DescribedGroup(_message.Message):
     MEMBERS_FIELD_NUMBER: _ClassVar[int]
     OFFSETS_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    LAG_TIMES_FIELD_NUMBER: _ClassVar[int]
+    LAG_ALERT_SECONDS_FIELD_NUMBER: _ClassVar[int]
     group_id: str
     state: str
     group_epoch: int
@@ -219,7 +221,25 @@ class DescribedGroup(_message.Message):
     members: _containers.RepeatedCompositeFieldContainer[DescribedMember]
     offsets: _containers.RepeatedCompositeFieldContainer[OffsetFetchResult]
     error: _common_pb2.ErrorDetail
-    def __init__(self, group_id: _Optional[str] = ..., state: _Optional[str] = ..., group_epoch: _Optional[int] = ..., assignment_epoch: _Optional[int] = ..., assignor: _Optional[str] = ..., members: _Optional[_Iterable[_Union[DescribedMember, _Mapping]]] = ..., offsets: _Optional[_Iterable[_Union[OffsetFetchResult, _Mapping]]] = ..., error: _Optional[_Union[_common_pb2.ErrorDetail, _Mapping]] = ...) -> None: ...
+    lag_times: _containers.RepeatedCompositeFieldContainer[PartitionLagTime]
+    lag_alert_seconds: float
+    def __init__(self, group_id: _Optional[str] = ..., state: _Optional[str] = ..., group_epoch: _Optional[int] = ..., assignment_epoch: _Optional[int] = ..., assignor: _Optional[str] = ..., members: _Optional[_Iterable[_Union[DescribedMember, _Mapping]]] = ..., offsets: _Optional[_Iterable[_Union[OffsetFetchResult, _Mapping]]] = ..., error: _Optional[_Union[_common_pb2.ErrorDetail, _Mapping]] = ..., lag_times: _Optional[_Iterable[_Union[PartitionLagTime, _Mapping]]] = ..., lag_alert_seconds: _Optional[float] = ...) -> None: ...
+
+class PartitionLagTime(_message.Message):
+    __slots__ = ("topic", "partition", "lag_seconds", "is_known", "high_watermark", "measured_at_ms")
+    TOPIC_FIELD_NUMBER: _ClassVar[int]
+    PARTITION_FIELD_NUMBER: _ClassVar[int]
+    LAG_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    IS_KNOWN_FIELD_NUMBER: _ClassVar[int]
+    HIGH_WATERMARK_FIELD_NUMBER: _ClassVar[int]
+    MEASURED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    topic: str
+    partition: int
+    lag_seconds: float
+    is_known: bool
+    high_watermark: int
+    measured_at_ms: int
+    def __init__(self, topic: _Optional[str] = ..., partition: _Optional[int] = ..., lag_seconds: _Optional[float] = ..., is_known: _Optional[bool] = ..., high_watermark: _Optional[int] = ..., measured_at_ms: _Optional[int] = ...) -> None: ...
 
 class DescribeGroupsResponse(_message.Message):
     __slots__ = ("groups",)

@@ -14,10 +14,12 @@ class ConfigResourceType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CONFIG_RESOURCE_CLUSTER: _ClassVar[ConfigResourceType]
     CONFIG_RESOURCE_BROKER: _ClassVar[ConfigResourceType]
     CONFIG_RESOURCE_TOPIC: _ClassVar[ConfigResourceType]
+    CONFIG_RESOURCE_GROUP: _ClassVar[ConfigResourceType]
 CONFIG_RESOURCE_UNSPECIFIED: ConfigResourceType
 CONFIG_RESOURCE_CLUSTER: ConfigResourceType
 CONFIG_RESOURCE_BROKER: ConfigResourceType
 CONFIG_RESOURCE_TOPIC: ConfigResourceType
+CONFIG_RESOURCE_GROUP: ConfigResourceType
 
 class MetadataCommand(_message.Message):
     __slots__ = ("request_id", "controller_epoch", "noop", "init_cluster", "claim_controller", "register_broker", "fence_broker", "unfence_broker", "begin_controlled_shutdown", "create_topic", "delete_topic", "create_partitions", "change_partition", "reassign_partition", "alter_configs", "allocate_producer_ids", "atomic_batch", "upsert_user_credential", "delete_user_credential", "create_acls", "delete_acls")
@@ -204,16 +206,18 @@ class ReassignPartition(_message.Message):
     def __init__(self, topic_id: _Optional[bytes] = ..., partition: _Optional[int] = ..., target_replicas: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class ConfigResource(_message.Message):
-    __slots__ = ("type", "broker_id", "topic_id", "topic_name")
+    __slots__ = ("type", "broker_id", "topic_id", "topic_name", "group_id")
     TYPE_FIELD_NUMBER: _ClassVar[int]
     BROKER_ID_FIELD_NUMBER: _ClassVar[int]
     TOPIC_ID_FIELD_NUMBER: _ClassVar[int]
     TOPIC_NAME_FIELD_NUMBER: _ClassVar[int]
+    GROUP_ID_FIELD_NUMBER: _ClassVar[int]
     type: ConfigResourceType
     broker_id: int
     topic_id: bytes
     topic_name: str
-    def __init__(self, type: _Optional[_Union[ConfigResourceType, str]] = ..., broker_id: _Optional[int] = ..., topic_id: _Optional[bytes] = ..., topic_name: _Optional[str] = ...) -> None: ...
+    group_id: str
+    def __init__(self, type: _Optional[_Union[ConfigResourceType, str]] = ..., broker_id: _Optional[int] = ..., topic_id: _Optional[bytes] = ..., topic_name: _Optional[str] = ..., group_id: _Optional[str] = ...) -> None: ...
 
 class AlterConfigs(_message.Message):
     __slots__ = ("resource", "set_configs", "delete_keys")
@@ -411,6 +415,14 @@ class BrokerConfigRecord(_message.Message):
     configs: _containers.RepeatedCompositeFieldContainer[ConfigEntry]
     def __init__(self, broker_id: _Optional[int] = ..., configs: _Optional[_Iterable[_Union[ConfigEntry, _Mapping]]] = ...) -> None: ...
 
+class GroupConfigRecord(_message.Message):
+    __slots__ = ("group_id", "configs")
+    GROUP_ID_FIELD_NUMBER: _ClassVar[int]
+    CONFIGS_FIELD_NUMBER: _ClassVar[int]
+    group_id: str
+    configs: _containers.RepeatedCompositeFieldContainer[ConfigEntry]
+    def __init__(self, group_id: _Optional[str] = ..., configs: _Optional[_Iterable[_Union[ConfigEntry, _Mapping]]] = ...) -> None: ...
+
 class UserRecord(_message.Message):
     __slots__ = ("name", "credentials")
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -428,7 +440,7 @@ class RequestRecord(_message.Message):
     def __init__(self, request_id: _Optional[str] = ..., result: _Optional[_Union[MetadataResult, _Mapping]] = ...) -> None: ...
 
 class MetadataSnapshot(_message.Message):
-    __slots__ = ("format_version", "offset", "cluster_id", "controller_id", "controller_epoch", "next_producer_id", "brokers", "cluster_configs", "broker_configs", "recent_requests", "users", "acls", "topics")
+    __slots__ = ("format_version", "offset", "cluster_id", "controller_id", "controller_epoch", "next_producer_id", "brokers", "cluster_configs", "broker_configs", "recent_requests", "users", "acls", "group_configs", "topics")
     FORMAT_VERSION_FIELD_NUMBER: _ClassVar[int]
     OFFSET_FIELD_NUMBER: _ClassVar[int]
     CLUSTER_ID_FIELD_NUMBER: _ClassVar[int]
@@ -441,6 +453,7 @@ class MetadataSnapshot(_message.Message):
     RECENT_REQUESTS_FIELD_NUMBER: _ClassVar[int]
     USERS_FIELD_NUMBER: _ClassVar[int]
     ACLS_FIELD_NUMBER: _ClassVar[int]
+    GROUP_CONFIGS_FIELD_NUMBER: _ClassVar[int]
     TOPICS_FIELD_NUMBER: _ClassVar[int]
     format_version: int
     offset: int
@@ -454,8 +467,9 @@ class MetadataSnapshot(_message.Message):
     recent_requests: _containers.RepeatedCompositeFieldContainer[RequestRecord]
     users: _containers.RepeatedCompositeFieldContainer[UserRecord]
     acls: _containers.RepeatedCompositeFieldContainer[AclBindingRecord]
+    group_configs: _containers.RepeatedCompositeFieldContainer[GroupConfigRecord]
     topics: _containers.RepeatedCompositeFieldContainer[TopicRecord]
-    def __init__(self, format_version: _Optional[int] = ..., offset: _Optional[int] = ..., cluster_id: _Optional[str] = ..., controller_id: _Optional[int] = ..., controller_epoch: _Optional[int] = ..., next_producer_id: _Optional[int] = ..., brokers: _Optional[_Iterable[_Union[BrokerRecord, _Mapping]]] = ..., cluster_configs: _Optional[_Iterable[_Union[ConfigEntry, _Mapping]]] = ..., broker_configs: _Optional[_Iterable[_Union[BrokerConfigRecord, _Mapping]]] = ..., recent_requests: _Optional[_Iterable[_Union[RequestRecord, _Mapping]]] = ..., users: _Optional[_Iterable[_Union[UserRecord, _Mapping]]] = ..., acls: _Optional[_Iterable[_Union[AclBindingRecord, _Mapping]]] = ..., topics: _Optional[_Iterable[_Union[TopicRecord, _Mapping]]] = ...) -> None: ...
+    def __init__(self, format_version: _Optional[int] = ..., offset: _Optional[int] = ..., cluster_id: _Optional[str] = ..., controller_id: _Optional[int] = ..., controller_epoch: _Optional[int] = ..., next_producer_id: _Optional[int] = ..., brokers: _Optional[_Iterable[_Union[BrokerRecord, _Mapping]]] = ..., cluster_configs: _Optional[_Iterable[_Union[ConfigEntry, _Mapping]]] = ..., broker_configs: _Optional[_Iterable[_Union[BrokerConfigRecord, _Mapping]]] = ..., recent_requests: _Optional[_Iterable[_Union[RequestRecord, _Mapping]]] = ..., users: _Optional[_Iterable[_Union[UserRecord, _Mapping]]] = ..., acls: _Optional[_Iterable[_Union[AclBindingRecord, _Mapping]]] = ..., group_configs: _Optional[_Iterable[_Union[GroupConfigRecord, _Mapping]]] = ..., topics: _Optional[_Iterable[_Union[TopicRecord, _Mapping]]] = ...) -> None: ...
 
 class RaftEntry(_message.Message):
     __slots__ = ("raft_index", "term", "data")

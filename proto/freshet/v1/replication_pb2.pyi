@@ -7,6 +7,46 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class RecordTimestampQuery(_message.Message):
+    __slots__ = ("topic", "partition", "offset")
+    TOPIC_FIELD_NUMBER: _ClassVar[int]
+    PARTITION_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    topic: str
+    partition: int
+    offset: int
+    def __init__(self, topic: _Optional[str] = ..., partition: _Optional[int] = ..., offset: _Optional[int] = ...) -> None: ...
+
+class RecordTimestampsRequest(_message.Message):
+    __slots__ = ("queries",)
+    QUERIES_FIELD_NUMBER: _ClassVar[int]
+    queries: _containers.RepeatedCompositeFieldContainer[RecordTimestampQuery]
+    def __init__(self, queries: _Optional[_Iterable[_Union[RecordTimestampQuery, _Mapping]]] = ...) -> None: ...
+
+class RecordTimestampResult(_message.Message):
+    __slots__ = ("topic", "partition", "offset", "error", "high_watermark", "is_caught_up", "timestamp")
+    TOPIC_FIELD_NUMBER: _ClassVar[int]
+    PARTITION_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    HIGH_WATERMARK_FIELD_NUMBER: _ClassVar[int]
+    IS_CAUGHT_UP_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    topic: str
+    partition: int
+    offset: int
+    error: _common_pb2.ErrorDetail
+    high_watermark: int
+    is_caught_up: bool
+    timestamp: int
+    def __init__(self, topic: _Optional[str] = ..., partition: _Optional[int] = ..., offset: _Optional[int] = ..., error: _Optional[_Union[_common_pb2.ErrorDetail, _Mapping]] = ..., high_watermark: _Optional[int] = ..., is_caught_up: _Optional[bool] = ..., timestamp: _Optional[int] = ...) -> None: ...
+
+class RecordTimestampsResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[RecordTimestampResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[RecordTimestampResult, _Mapping]]] = ...) -> None: ...
+
 class ReplicaPosition(_message.Message):
     __slots__ = ("topic", "partition", "topic_id", "current_leader_epoch", "fetch_offset", "last_fetched_epoch", "log_start_offset", "is_reset")
     TOPIC_FIELD_NUMBER: _ClassVar[int]

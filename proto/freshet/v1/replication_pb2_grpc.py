@@ -39,6 +39,11 @@ class ReplicationStub:
                 request_serializer=freshet_dot_v1_dot_replication__pb2.ReplicaFetchRequest.SerializeToString,
                 response_deserializer=freshet_dot_v1_dot_replication__pb2.ReplicaFetchResponse.FromString,
                 _registered_method=True)
+        self.RecordTimestamps = channel.unary_unary(
+                '/freshet.v1.Replication/RecordTimestamps',
+                request_serializer=freshet_dot_v1_dot_replication__pb2.RecordTimestampsRequest.SerializeToString,
+                response_deserializer=freshet_dot_v1_dot_replication__pb2.RecordTimestampsResponse.FromString,
+                _registered_method=True)
 
 
 class ReplicationServicer:
@@ -50,6 +55,17 @@ class ReplicationServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RecordTimestamps(self, request, context):
+        """Consumer lag in time: per (topic, partition, offset), the timestamp of the record at that
+        offset (a group's committed offset), read from the header of the batch holding it. Answered by
+        partition leaders only (others: NOT_LEADER with the hint, per query). A group coordinator asks
+        each leader broker once per refresh for every committed offset of the groups it coordinates.
+        Inter-broker: ClusterAction on the cluster, like ReplicaFetch.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ReplicationServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -57,6 +73,11 @@ def add_ReplicationServicer_to_server(servicer, server):
                     servicer.ReplicaFetch,
                     request_deserializer=freshet_dot_v1_dot_replication__pb2.ReplicaFetchRequest.FromString,
                     response_serializer=freshet_dot_v1_dot_replication__pb2.ReplicaFetchResponse.SerializeToString,
+            ),
+            'RecordTimestamps': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordTimestamps,
+                    request_deserializer=freshet_dot_v1_dot_replication__pb2.RecordTimestampsRequest.FromString,
+                    response_serializer=freshet_dot_v1_dot_replication__pb2.RecordTimestampsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -86,6 +107,33 @@ class Replication:
             '/freshet.v1.Replication/ReplicaFetch',
             freshet_dot_v1_dot_replication__pb2.ReplicaFetchRequest.SerializeToString,
             freshet_dot_v1_dot_replication__pb2.ReplicaFetchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordTimestamps(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/freshet.v1.Replication/RecordTimestamps',
+            freshet_dot_v1_dot_replication__pb2.RecordTimestampsRequest.SerializeToString,
+            freshet_dot_v1_dot_replication__pb2.RecordTimestampsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -236,3 +236,27 @@ def test_produce_and_perf_produce_write_snappy_batches(tmp_path):
         assert json.loads(perf.stdout)["records"] == 50
         assert len(cluster.records("bench", 0)) == 50
         assert _codecs_stored(cluster, "bench") == {2}
+
+
+def test_lag_time_is_printed_for_people():
+    """Goal: `group describe`'s LAG-TIME column: seconds, then minutes, hours and days, each with
+    the next unit zero-padded; "-" when not measured."""
+    from freshet.cli.group import format_lag_time
+
+    assert [format_lag_time(s) for s in (None, 0.0, 0.4, 12.9, 60, 184, 3599, 3600, 7260, 86400 + 4 * 3600 + 59)] == [
+        "-", "0s", "0s", "12s", "1m00s", "3m04s", "59m59s", "1h00m", "2h01m", "1d04h",
+    ]
+
+
+@pytest.mark.parametrize("args", [
+    ["config", "--group", "g", "--cluster"],
+    ["config", "--group", "g", "--broker", "1"],
+    ["config"],
+    ["config", "--group", ""],
+])
+def test_config_takes_exactly_one_resource(args):
+    """Goal: `freshet config` names one resource (--broker, --group or --cluster): usage error 2
+    with one line, before any network call."""
+    result = CliRunner().invoke(app, [*args, "--bootstrap", "127.0.0.1:1"])
+    assert result.exit_code == 2, result.output
+    assert "--group" in result.output and "Traceback" not in result.output

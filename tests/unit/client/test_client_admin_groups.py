@@ -102,7 +102,8 @@ def test_cli_group_commands(cluster, groups):
     document = json.loads(described.stdout)
     assert document["group"] == "cli" and document["members"] == []
     assert document["offsets"] == [
-        {"topic": "orders", "partition": 0, "committed_offset": 2, "log_end_offset": 5, "lag": 3, "member_id": None}
+        {"topic": "orders", "partition": 0, "committed_offset": 2, "log_end_offset": 5, "lag": 3, "lag_seconds": None,
+         "lag_alert": False, "member_id": None}
     ]
     listed = run_cli(cluster, "list", "--output", "json")
     assert json.loads(listed.stdout) == [{"group": "cli", "state": "empty", "members": 0}]
@@ -140,3 +141,25 @@ def test_cli_consume_with_a_group_resumes_from_its_committed_offset(cluster, gro
         assert [(o.partition, o.committed_offset) for o in admin.describe_group("console").offsets] == [(0, 6)]
     finally:
         admin.close()
+
+
+def test_describe_reports_lag_seconds_zero_when_caught_up_and_none_when_unmeasured(cluster, groups):
+    """Goal: JSON "lag_seconds" on every offsets row (INTERFACE.md): 0 for a partition whose
+    committed offset is the log end, null while the coordinator has not measured (the fake
+    cluster's coordinator has no lag tracker); the CLI prints the LAG-TIME column."""
+    cluster.create_topic("orders", 2)
+    cluster.append("orders", 0, [b"a"] * 5)
+    cluster.append("orders", 1, [b"b"] * 3)
+    admin = Admin(cluster.bootstrap)
+    try:
+        admin.reset_offsets("g", "orders", to_offset=3, execute=True)
+        rows = {o["partition"]: o for o in admin.describe_group("g").to_json()["offsets"]}
+        assert rows[1]["lag"] == 0 and rows[1]["lag_seconds"] == 0
+        assert rows[0]["lag"] == 2 and rows[0]["lag_seconds"] is None
+        assert rows[0]["lag_alert"] is False
+    finally:
+        admin.close()
+    table = run_cli(cluster, "describe", "g")
+    assert table.returncode == 0, table.stderr
+    header = table.stdout.splitlines()[1].split()
+    assert header == ["TOPIC", "PARTITION", "COMMITTED", "LOG-END", "LAG", "LAG-TIME", "OWNER"]

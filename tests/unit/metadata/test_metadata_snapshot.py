@@ -50,6 +50,8 @@ def build_busy_image() -> Script:
     s.ok(c.create_partitions(s.rid(), EPOCH, ids[2], 3, [([4, 1, 2], [4, 1], 4)]))
     s.ok(c.alter_configs(s.rid(), EPOCH, c.cluster_resource(), {"num.partitions": "4", "min.insync.replicas": "2"}))
     s.ok(c.alter_configs(s.rid(), EPOCH, c.broker_resource(2), {"num.partitions": "5"}))
+    for group_id in ("zz-billing", "audit"):
+        s.ok(c.alter_configs(s.rid(), EPOCH, c.group_resource(group_id), {"lag.alert.seconds": str(len(group_id))}))
     s.ok(c.allocate_producer_ids(s.rid(), EPOCH, 2, s.image.brokers[2].broker_epoch))
     s.ok(c.fence_broker(s.rid(), EPOCH, 4, s.image.brokers[4].broker_epoch))
     s.ok(c.begin_controlled_shutdown(s.rid(), EPOCH, 4, s.image.brokers[4].broker_epoch))
@@ -78,6 +80,8 @@ def test_snapshot_bytes_are_exactly_protobuf_deterministic_serialization():
     assert [u.name for u in message.users] == ["adam", "zoe"]
     assert [cr.mechanism for cr in message.users[0].credentials] == [1, 2]
     assert len(message.acls) == 3
+    assert [g.group_id for g in message.group_configs] == ["audit", "zz-billing"]
+    assert message.group_configs[0].configs[0].value == "5"
     assert message.format_version == snapshot.SNAPSHOT_FORMAT_VERSION
 
 

@@ -403,6 +403,22 @@ def test_alter_configs_on_cluster_broker_and_topic_with_merged_typed_views():
     assert s.image.topic_config("missing") is None
 
 
+def test_group_configs_are_per_group_with_the_cluster_value_as_default():
+    """Goal: the GROUP config scope (Kafka 4, KIP-848): lag.alert.seconds set on one group, the
+    cluster value is every other group's default, deleting the last key forgets the group."""
+    s = Script()
+    s.cluster(1)
+    assert s.image.group_config("billing").lag_alert_seconds == 0.0
+    s.ok(c.alter_configs(s.rid(), EPOCH, c.cluster_resource(), {"lag.alert.seconds": "300"}))
+    s.ok(c.alter_configs(s.rid(), EPOCH, c.group_resource("billing"), {"lag.alert.seconds": "60"}))
+    assert s.image.group_config("billing").lag_alert_seconds == 60.0
+    assert s.image.group_config("shipping").lag_alert_seconds == 300.0
+    assert dict(s.image.group_configs) == {"billing": {"lag.alert.seconds": "60"}}
+    s.ok(c.alter_configs(s.rid(), EPOCH, c.group_resource("billing"), delete_keys=["lag.alert.seconds"]))
+    assert "billing" not in s.image.group_configs
+    assert s.image.group_config("billing").lag_alert_seconds == 300.0
+
+
 @pytest.mark.parametrize(
     "resource, to_set, to_delete, code, fragment",
     [
@@ -420,6 +436,10 @@ def test_alter_configs_on_cluster_broker_and_topic_with_merged_typed_views():
         (c.topic_resource(topic_id=b"t" + bytes(15), topic_name="u"), {}, [], E.INVALID_REQUEST, "not 'u'"),
         (metadata_pb2.ConfigResource(), {}, [], E.INVALID_REQUEST, "resource type"),
         (c.broker_resource(-1), {}, [], E.INVALID_REQUEST, "negative"),
+        (c.group_resource(""), {"lag.alert.seconds": "1"}, [], E.INVALID_REQUEST, "group id is empty"),
+        (c.group_resource("g"), {"retention.ms": "1"}, [], E.INVALID_CONFIG, "cannot be set on a group"),
+        (c.group_resource("g"), {"lag.alert.seconds": "-1"}, [], E.INVALID_CONFIG, "must be >= 0"),
+        (c.broker_resource(1), {"lag.alert.seconds": "5"}, [], E.INVALID_CONFIG, "cannot be set on a broker"),
     ],
 )
 def test_alter_configs_rejects_invalid_keys_values_and_resources(resource, to_set, to_delete, code, fragment):

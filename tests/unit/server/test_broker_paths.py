@@ -32,7 +32,7 @@ from freshet.storage.clock import ManualClock
 from freshet.storage.disk_space import DiskSpaceMonitor
 from freshet.storage.errors import OffsetOutOfRangeError
 from freshet.storage.log import LogAppendInfo, LogReadResult
-from freshet.v1 import broker_pb2, common_pb2
+from freshet.v1 import broker_pb2, common_pb2, replication_pb2
 from prometheus_client import CollectorRegistry
 
 E = common_pb2.ErrorCode
@@ -65,6 +65,11 @@ class FakeLog:
         self.batches.append(bytes(data))
         self.size_bytes += len(data)
         return LogAppendInfo(offset, offset, -1, offset, -1, self.log_start_offset, 1, len(data))
+
+    def timestamp_at(self, offset: int, high_watermark: int) -> int | None:
+        """Record n is stamped 5000 + n (PartitionLog.timestamp_at's contract, in memory)."""
+        offset = max(offset, self.log_start_offset)
+        return None if offset >= min(high_watermark, self.log_end_offset) else 5000 + offset
 
     def read(self, offset: int, max_bytes: int, max_offset: int | None = None) -> LogReadResult:
         end = self.log_end_offset if max_offset is None else max_offset
@@ -468,3 +473,32 @@ def test_produce_to_a_full_log_directory_is_a_retriable_storage_error_and_nothin
     watch.monitor.poll()
     assert produce(broker, acks=1)[0].results[0].error.code == E.NONE
     assert broker.log.log_end_offset == 1
+
+
+# -- record timestamps (consumer lag in time) ----------------------------------------------------
+
+
+def test_record_timestamps_answer_from_the_leader_below_the_high_watermark(loop):
+    """Goal: Replication.RecordTimestamps as the group coordinator uses it: per query (a partition
+    may come twice), the timestamp at the offset and the high watermark, is_caught_up at the high
+    watermark (records above it do not count); a follower answers NOT_LEADER with the hint."""
+    broker = make_broker(loop)
+    apply(broker, hosted(broker, leader=NODE, epoch=1, isr=(1, 2), min_isr=1))
+    partition = broker.table.partitions[("t", 0)]
+    partition.leader.isr = (1,)
+    produce(broker, acks=1)
+    produce(broker, acks=1)
+    partition.leader.isr = (1, 2)                          # the third record waits for the follower
+    produce(broker, acks=1)
+    assert (partition.high_watermark, broker.log.log_end_offset) == (2, 3)
+    query = replication_pb2.RecordTimestampQuery
+    response = broker.fetch.record_timestamps(replication_pb2.RecordTimestampsRequest(queries=[
+        query(topic="t", partition=0, offset=1), query(topic="t", partition=0, offset=2), query(topic="u", partition=0),
+    ]))
+    first, caught_up, unknown = response.results
+    assert (first.error.code, first.offset, first.timestamp, first.high_watermark, first.is_caught_up) == (E.NONE, 1, 5001, 2, False)
+    assert (caught_up.error.code, caught_up.timestamp, caught_up.is_caught_up) == (E.NONE, -1, True)
+    assert unknown.error.code != E.NONE and unknown.high_watermark == -1
+    apply(broker, hosted(broker, leader=3, epoch=2))
+    (moved,) = broker.fetch.record_timestamps(replication_pb2.RecordTimestampsRequest(queries=[query(topic="t", partition=0)])).results
+    assert (moved.error.code, moved.error.leader_id) == (E.NOT_LEADER, 3)

@@ -221,3 +221,27 @@ def test_a_resource_twice_in_one_request_is_invalid(link, fake_forward):
 def test_kafka_clients_get_request_timed_out_when_no_controller_answered():
     assert status.kafka_code(E.NOT_CONTROLLER) == ErrorCode.request_timed_out
     assert status.kafka_code(E.INVALID_REPLICATION_FACTOR) == ErrorCode.invalid_replication_factor
+
+
+def test_group_configs_describe_and_incremental_alter(script, fake_forward):
+    """Goal: Kafka 4's GROUP config resource (type 32, KIP-848): lag.alert.seconds described with
+    the group's own value (GROUP_CONFIG) over the cluster default, and changed through
+    IncrementalAlterConfigs as Freshet's group resource."""
+    script.ok(commands.alter_configs(script.rid(), EPOCH, commands.cluster_resource(), {"lag.alert.seconds": "300"}))
+    script.ok(commands.alter_configs(script.rid(), EPOCH, commands.group_resource("billing"), {"lag.alert.seconds": "60"}))
+    link = admin_api.ControllerLink(1, None, lambda: None, FakePublisher(script.image), 30_000, {})
+    billing, other = describe(link, 4, [(config_api.GROUP, "billing", None), (config_api.GROUP, "other", None)]).results
+    assert list(by_name(billing)) == ["lag.alert.seconds"]
+    entry = by_name(billing)["lag.alert.seconds"]
+    assert (entry.value, entry.config_source, entry.read_only) == ("60", config_api.GROUP_CONFIG, False)
+    assert [(s.value, s.source) for s in entry.synonyms] == [
+        ("60", config_api.GROUP_CONFIG), ("300", config_api.DYNAMIC_DEFAULT_BROKER_CONFIG), ("0.0", config_api.DEFAULT_CONFIG),
+    ]
+    assert by_name(other)["lag.alert.seconds"].config_source == config_api.DYNAMIC_DEFAULT_BROKER_CONFIG
+    answer_all_ok(fake_forward, 1)
+    run(config_api.IncrementalAlterConfigsHandler(link), 1, alter_body(44, 1, [(config_api.GROUP, "billing", [
+        {"name": "lag.alert.seconds", "config_operation": config_api.SET, "value": "90"},
+    ])]))
+    resource = fake_forward.calls[-1][1].resources[0].resource
+    assert (resource.type, resource.group_id) == (metadata_pb2.CONFIG_RESOURCE_GROUP, "billing")
+    assert sent_changes(fake_forward) == {"lag.alert.seconds": (controller_pb2.CONFIG_SET, "90")}

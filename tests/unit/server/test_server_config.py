@@ -75,6 +75,8 @@ def test_node_keys_may_all_come_from_the_file(tmp_path):
     [
         (dict(sets=["no.such.key=1"]), "--set no.such.key: unknown configuration key"),
         (dict(sets=["retention.ms=5"]), "--set retention.ms: a topic configuration"),
+        (dict(sets=["lag.alert.seconds=5"]), "--set lag.alert.seconds: a consumer group configuration"),
+        (dict(sets=["group.lag.refresh.interval.ms=50"]), "--set group.lag.refresh.interval.ms: must be >= 100"),
         (dict(sets=["broker.session.timeout.ms=soon"]), "--set broker.session.timeout.ms: must be an integer"),
         (dict(sets=["novalue"]), "--set: expected key=value"),
         (dict(flag_values=flags(listen="nowhere")), "--listen"),

@@ -63,3 +63,30 @@ def test_the_summary_shows_this_nodes_log_directory_and_flags_a_full_one():
     page = console.render(EMPTY_IMAGE, status, None).decode()
     assert '<span class="ok" id="disk-state">disk ok</span>, 8.00 GiB free of 10.00 GiB' in page
     assert "log directory" not in console.render(EMPTY_IMAGE, {"node_id": 2, "roles": ["controller"]}, None).decode()
+
+
+def _lag_group(is_alerting: bool) -> dict:
+    return {
+        "group": "billing<b>", "state": "stable", "generation": 3, "members": 2, "lag": 17,
+        "lag_alert_seconds": 60.0, "is_lag_alerting": is_alerting,
+        "lag_topics": [{"topic": "orders", "lag_seconds": 184.4, "lag_records": 17, "is_alerting": is_alerting}],
+        "lag_partitions": [
+            {"topic": "orders", "partition": 0, "committed_offset": 5, "lag_seconds": 184.4, "lag_records": 12},
+            {"topic": "orders", "partition": 1, "committed_offset": 9, "lag_seconds": None, "lag_records": None},
+        ],
+    }
+
+
+def test_the_groups_view_shows_lag_time_per_partition_and_warns_over_the_threshold():
+    """Goal: consumer lag in time in the console: LAG-TIME per partition ("-" when unknown) and a
+    visible warning naming the topic while the group is over its lag.alert.seconds."""
+    status = {"node_id": 1, "roles": ["broker"], "ready": True, "controller_id": 1}
+    page = console.render(EMPTY_IMAGE, status, [_lag_group(True)]).decode()
+    assert "<th>LAG-TIME</th>" in page and "alert above 60 s" in page
+    assert '<td>orders</td><td>0</td><td><span class="num">5</span></td><td><span class="num">12</span></td>' \
+        '<td><span class="num">184 s</span></td>' in page
+    assert '<td>orders</td><td>1</td><td><span class="num">9</span></td><td><span class="num">-</span></td>' \
+        '<td><span class="num">-</span></td>' in page
+    assert 'class="bad lag-alert">warning: group billing&lt;b&gt; is more than 60 s behind (lag.alert.seconds) on orders' in page
+    calm = console.render(EMPTY_IMAGE, status, [_lag_group(False)]).decode()
+    assert "<th>LAG-TIME</th>" in calm and "lag-alert" not in calm

@@ -185,8 +185,12 @@ class Backend:
             delete_group=_async(lambda group_id: None),
         )
         self.locate = Recorder(locate=_async(lambda group_id: group_pb2.Coordinator(group_id=group_id, error=status.ok_detail())))
-        self.host = Recorder(check_follower_broker=lambda replica_id, epoch: None)
+        self.host = Recorder(
+            check_follower_broker=lambda replica_id, epoch: None,
+            record_timestamps=lambda request: replication_pb2.RecordTimestampsResponse(),
+        )
         self.host.__dict__["node_id"] = 1
+        self.host.__dict__["metrics"] = types.SimpleNamespace(count_request=lambda api: None)
 
     def _produce(self, request, done, refused=None):
         self.data_plane.calls.append(("produce", (request,)))
@@ -250,6 +254,8 @@ CASES: dict[str, tuple[object, bool]] = {
     "/freshet.v1.Controller/AlterPartition": (controller_pb2.AlterPartitionRequest(), False),
     "/freshet.v1.Controller/AllocateProducerIds": (controller_pb2.AllocateProducerIdsRequest(), False),
     "/freshet.v1.Replication/ReplicaFetch": ([], True),
+    "/freshet.v1.Replication/RecordTimestamps": (
+        replication_pb2.RecordTimestampsRequest(queries=[replication_pb2.RecordTimestampQuery(topic="a")]), False),
     "/freshet.v1.Group/FindCoordinator": (group_pb2.FindCoordinatorRequest(group_ids=["h"]), False),
     "/freshet.v1.Group/ConsumerGroupHeartbeat": (group_pb2.ConsumerGroupHeartbeatRequest(group_id="h"), False),
     "/freshet.v1.Group/OffsetCommit": (group_pb2.OffsetCommitRequest(group_id="h", partitions=[group_pb2.OffsetCommitPartition(topic="a")]), False),
