@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import dataclasses
 import logging
 from collections.abc import Callable, Mapping
@@ -42,6 +43,10 @@ from freshet.storage.log import PartitionLog
 from freshet.storage.log_manager import LogManager
 
 logger = logging.getLogger(__name__)
+
+# How soon a replica that could not be hosted (its log could not be created or opened: a full disk,
+# an older topic's log still in the way) is looked at again when no new metadata arrives.
+RETRY_UNHOSTED_S = 2.0
 
 TopicPartition = tuple[str, int]
 
@@ -138,18 +143,25 @@ class HostedReplicas:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
+        pending = False
         while True:
-            await self._dirty.wait()
+            if pending:       # a replica could not be hosted (e.g. ENOSPC): look again without a new image
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._dirty.wait(), RETRY_UNHOSTED_S)
+            else:
+                await self._dirty.wait()
             self._dirty.clear()
             image = self._publisher.image
             allow_deletes = self._may_delete(image)
             try:
-                await loop.run_in_executor(self._executor, self.reconcile, image, allow_deletes)
+                pending = await loop.run_in_executor(self._executor, self.reconcile, image, allow_deletes)
             except Exception:
                 logger.exception("reconciling replicas with metadata offset %d failed", image.offset)
+                pending = True
 
-    def reconcile(self, image: MetadataImage, allow_deletes: bool) -> None:
-        """Bring the hosted replicas in line with `image` (worker thread, or a test's thread).
+    def reconcile(self, image: MetadataImage, allow_deletes: bool) -> bool:
+        """Bring the hosted replicas in line with `image` (worker thread, or a test's thread);
+        True when some replica could not be hosted yet (the caller looks again soon).
 
         Incremental: images share unchanged TopicImage objects, so only topics that are new,
         changed or gone since the last pass are looked at (a broker with 10,000 replicas does not
@@ -186,6 +198,7 @@ class HostedReplicas:
         self._cluster_configs = image.cluster_configs
         self._deletes_done = self._deletes_done or (allow_deletes and full)
         self.reconciled_offset = image.offset
+        return bool(incomplete)
 
     def _wanted(self, topics: list[TopicImage]) -> dict[TopicPartition, tuple[TopicImage, object]]:
         """The partitions of `topics` that place a replica on this node."""

@@ -9,8 +9,13 @@ metadata images (no network) reconciled into a real LogManager in a temporary di
 
 from __future__ import annotations
 
+import asyncio
+import errno
+
 from freshet.metadata import commands as c
+from freshet.server.broker import hosted_replicas
 from freshet.server.broker.hosted_replicas import FOLLOWER, LEADER, HostedReplicas, log_config
+from freshet.storage.errors import KafkaStorageError
 from freshet.storage.log_manager import LogManager
 
 from tests.support.metadata_script import EPOCH, Script
@@ -131,4 +136,53 @@ def test_only_changed_topics_are_looked_at_except_when_cluster_configs_change(tm
     manager.reconcile(s.image, allow_deletes=True)
     assert len(calls) == 7
     assert {r.log.config.retention_ms for r in manager.replicas.values()} == {5000}
+    manager.log_manager.close()
+
+
+class ListeningPublisher(StaticPublisher):
+    """A publisher the replica manager's task can subscribe to (no image ever changes here)."""
+
+    def add_listener(self, listener) -> None:
+        pass
+
+    def remove_listener(self, listener) -> None:
+        pass
+
+
+def test_a_replica_whose_log_could_not_be_created_is_hosted_once_the_disk_has_room_again(tmp_path, monkeypatch):
+    """Goal: a replica whose log could not be created (ENOSPC on a full disk) is looked at again
+    by itself, without waiting for the next metadata change (a quiet cluster may have none), and
+    is hosted once the disk has room. Method: get_or_create fails twice as a full disk does; the
+    manager's own task runs with no new image; the retry interval is shortened."""
+    s = Script()
+    s.cluster(3)
+    s.topic("t", [([2, 1], [2, 1], 2)])
+    manager = HostedReplicas(NODE, LogManager.open(str(tmp_path / "logs")), ListeningPublisher(s.image), lambda image: True)
+    failures = [2]
+    real_get_or_create = LogManager.get_or_create
+
+    def full_then_room(self, topic, partition, topic_id, config):
+        if failures[0] > 0:
+            failures[0] -= 1
+            raise KafkaStorageError(str(tmp_path), "create", OSError(errno.ENOSPC, "No space left on device"))
+        return real_get_or_create(self, topic, partition, topic_id, config)
+
+    monkeypatch.setattr(LogManager, "get_or_create", full_then_room)
+    monkeypatch.setattr(hosted_replicas, "RETRY_UNHOSTED_S", 0.05)
+    assert manager.reconcile(s.image, allow_deletes=True) is True, "one replica could not be hosted"
+    assert ("t", 0) not in manager.replicas
+
+    async def run() -> None:
+        await manager.start()
+        try:
+            for _ in range(100):
+                if ("t", 0) in manager.replicas:
+                    return
+                await asyncio.sleep(0.02)
+        finally:
+            await manager.close()
+
+    asyncio.run(run())
+    assert failures == [0] and manager.replicas[("t", 0)].role == LEADER
+    assert manager.reconcile(s.image, allow_deletes=True) is False, "nothing left to retry"
     manager.log_manager.close()
