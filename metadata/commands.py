@@ -147,6 +147,18 @@ def begin_controlled_shutdown(request_id: str, controller_epoch: int, node_id: i
     return command
 
 
+def decommission_broker(request_id: str, controller_epoch: int, node_id: int) -> MetadataCommand:
+    command = _command(request_id, controller_epoch)
+    command.decommission_broker.node_id = node_id
+    return command
+
+
+def cancel_decommission_broker(request_id: str, controller_epoch: int, node_id: int) -> MetadataCommand:
+    command = _command(request_id, controller_epoch)
+    command.cancel_decommission_broker.node_id = node_id
+    return command
+
+
 def create_topic(
     request_id: str,
     controller_epoch: int,

@@ -133,6 +133,7 @@ def encode_snapshot(image: MetadataImage) -> bytes:
             is_fenced=b.is_fenced,
             in_controlled_shutdown=b.in_controlled_shutdown,
             listeners=[common_pb2.Listener(name=n, host=h, port=p) for n, h, p in b.listeners],
+            is_decommissioning=b.is_decommissioning,
         )
     for broker_id in sorted(image.broker_configs):
         head.broker_configs.add(broker_id=broker_id, configs=_sorted_configs(image.broker_configs[broker_id]))
@@ -222,6 +223,7 @@ def decode_snapshot(data: bytes) -> MetadataImage:
             is_fenced=b.is_fenced,
             in_controlled_shutdown=b.in_controlled_shutdown,
             listeners=tuple((listener.name, listener.host, listener.port) for listener in b.listeners),
+            is_decommissioning=b.is_decommissioning,
         )
         for b in snapshot.brokers
     }

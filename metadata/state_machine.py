@@ -488,6 +488,7 @@ def _register_broker(image: MetadataImage, command, offset: int, result) -> Meta
         is_fenced=True,
         in_controlled_shutdown=False,
         listeners=listeners,
+        is_decommissioning=existing is not None and existing.is_decommissioning,   # survives restarts
     )
     brokers = dict(image.brokers)
     brokers[body.node_id] = registration
@@ -537,6 +538,42 @@ def _begin_controlled_shutdown(image: MetadataImage, command, offset: int, resul
     body = command.begin_controlled_shutdown
     broker = _registered_broker(image, body.node_id, body.broker_epoch)
     return _replace_broker(image, broker, in_controlled_shutdown=True)
+
+
+def _known_broker(image: MetadataImage, node_id: int) -> BrokerRegistration:
+    broker = image.brokers.get(node_id)
+    _require(broker is not None, E.BROKER_NOT_AVAILABLE, f"broker {node_id} is not registered")
+    assert broker is not None
+    return broker
+
+
+def _decommission_broker(image: MetadataImage, command, offset: int, result) -> MetadataImage:
+    """Mark a broker decommissioning; refused when the brokers left could not hold every
+    partition's replicas (Kafka's INVALID_REPLICATION_FACTOR wording)."""
+    broker = _known_broker(image, command.decommission_broker.node_id)
+    if broker.is_decommissioning:
+        return image
+    remaining = sum(
+        1
+        for other in image.brokers.values()
+        if other.node_id != broker.node_id and not other.is_fenced and not other.is_decommissioning
+    )
+    widest = max(
+        ((len(p.target_replicas), topic.name) for topic in image.topics_by_id.values() for p in topic.partitions),
+        default=(0, ""),
+    )
+    _require(
+        widest[0] <= remaining,
+        E.INVALID_REPLICATION_FACTOR,
+        f"cannot decommission broker {broker.node_id}: topic {widest[1]!r} has replication factor {widest[0]} "
+        f"but only {remaining} available brokers would remain",
+    )
+    return _replace_broker(image, broker, is_decommissioning=True)
+
+
+def _cancel_decommission_broker(image: MetadataImage, command, offset: int, result) -> MetadataImage:
+    broker = _known_broker(image, command.cancel_decommission_broker.node_id)
+    return _replace_broker(image, broker, is_decommissioning=False)
 
 
 def _create_topic(image: MetadataImage, command, offset: int, result) -> MetadataImage:
@@ -880,6 +917,8 @@ _HANDLERS: Mapping[str, Handler] = {
     "delete_user_credential": _delete_user_credential,
     "create_acls": _create_acls,
     "delete_acls": _delete_acls,
+    "decommission_broker": _decommission_broker,
+    "cancel_decommission_broker": _cancel_decommission_broker,
 }
 
 assert set(_HANDLERS) == {

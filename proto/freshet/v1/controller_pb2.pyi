@@ -424,16 +424,40 @@ class DescribeConfigsResponse(_message.Message):
     def __init__(self, results: _Optional[_Iterable[_Union[DescribeConfigsResult, _Mapping]]] = ..., metadata_offset: _Optional[int] = ...) -> None: ...
 
 class DescribedBroker(_message.Message):
-    __slots__ = ("endpoint", "state", "broker_epoch", "incarnation_id")
+    __slots__ = ("endpoint", "state", "broker_epoch", "incarnation_id", "is_decommissioning", "replica_count", "leader_count")
     ENDPOINT_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     BROKER_EPOCH_FIELD_NUMBER: _ClassVar[int]
     INCARNATION_ID_FIELD_NUMBER: _ClassVar[int]
+    IS_DECOMMISSIONING_FIELD_NUMBER: _ClassVar[int]
+    REPLICA_COUNT_FIELD_NUMBER: _ClassVar[int]
+    LEADER_COUNT_FIELD_NUMBER: _ClassVar[int]
     endpoint: _common_pb2.BrokerEndpoint
     state: BrokerState
     broker_epoch: int
     incarnation_id: bytes
-    def __init__(self, endpoint: _Optional[_Union[_common_pb2.BrokerEndpoint, _Mapping]] = ..., state: _Optional[_Union[BrokerState, str]] = ..., broker_epoch: _Optional[int] = ..., incarnation_id: _Optional[bytes] = ...) -> None: ...
+    is_decommissioning: bool
+    replica_count: int
+    leader_count: int
+    def __init__(self, endpoint: _Optional[_Union[_common_pb2.BrokerEndpoint, _Mapping]] = ..., state: _Optional[_Union[BrokerState, str]] = ..., broker_epoch: _Optional[int] = ..., incarnation_id: _Optional[bytes] = ..., is_decommissioning: _Optional[bool] = ..., replica_count: _Optional[int] = ..., leader_count: _Optional[int] = ...) -> None: ...
+
+class DecommissionBrokerRequest(_message.Message):
+    __slots__ = ("request_id", "node_id", "cancel")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    CANCEL_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    node_id: int
+    cancel: bool
+    def __init__(self, request_id: _Optional[str] = ..., node_id: _Optional[int] = ..., cancel: _Optional[bool] = ...) -> None: ...
+
+class DecommissionBrokerResponse(_message.Message):
+    __slots__ = ("error", "metadata_offset")
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    METADATA_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    error: _common_pb2.ErrorDetail
+    metadata_offset: int
+    def __init__(self, error: _Optional[_Union[_common_pb2.ErrorDetail, _Mapping]] = ..., metadata_offset: _Optional[int] = ...) -> None: ...
 
 class ControllerNode(_message.Message):
     __slots__ = ("node_id", "host", "port")
