@@ -26,6 +26,8 @@ from collections.abc import Callable, Iterable, Mapping
 
 from freshet.metadata import commands, configs
 from freshet.metadata.clock import Clock
+from freshet.metadata.controller.auto_balance import AutoBalancer
+from freshet.metadata.controller.balancer import LEADER_BALANCE
 from freshet.metadata.controller.elections import (
     PartitionChange,
     broker_needing_repair,
@@ -87,6 +89,7 @@ class ActionKind(enum.Enum):
     REBALANCE = "rebalance"                # automatic preferred-leader election
     REGISTER = "register"
     REPAIR = "repair"                      # a fenced broker still leads or is in an ISR
+    BALANCE = "balance"                    # a batch of the replica balancer's reassignments
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -169,6 +172,7 @@ class ControllerCore:
         self.sessions: dict[int, BrokerSession] = {}
         self._scanned_offset = -1
         self._next_rebalance_ms: int | None = None
+        self.balancer = AutoBalancer(clock, new_request_id)
 
     # -- configuration ---------------------------------------------------------------------------
 
@@ -372,8 +376,9 @@ class ControllerCore:
     def poll(self, image: MetadataImage) -> ControllerAction | None:
         """The next thing to do, most urgent first: fence an expired broker, elect leaders for
         leaderless partitions, complete reassignments, rebalance preferred leaders (at most once
-        per leader.imbalance.check.interval.seconds). Call again with the new image after each
-        action is applied; None when there is nothing to do now."""
+        per leader.imbalance.check.interval.seconds), start the replica balancer's next batch.
+        Call again with the new image after each action is applied; None when there is nothing
+        to do now."""
         for node_id in self.expired(image):
             return self.fence(image, node_id)
         if image.offset != self._scanned_offset:
@@ -381,7 +386,26 @@ class ControllerCore:
             if action is not None:
                 return action
             self._scanned_offset = image.offset
-        return self._maybe_rebalance(image)
+        action = self._maybe_rebalance(image)
+        if action is not None:
+            return action
+        return self._maybe_balance(image)
+
+    def _maybe_balance(self, image: MetadataImage) -> ControllerAction | None:
+        planned = self.balancer.poll(image, self.broker_config(image, self.node_id), self.controller_epoch)
+        if planned is None:
+            return None
+        command, moves = planned
+        if any(move.reason == LEADER_BALANCE for move in moves):
+            self._next_rebalance_ms = self._clock.monotonic_ms()   # elect the new preferred leaders soon
+        described = ", ".join(
+            f"{m.topic}-{m.partition} {list(m.current_replicas)}->{list(m.target_replicas)} ({m.reason})" for m in moves[:5]
+        )
+        return ControllerAction(
+            ActionKind.BALANCE,
+            command,
+            f"balancer: {len(moves)} of {self.balancer.last_plan_size} planned moves start: {described}",
+        )
 
     def _scan(self, image: MetadataImage) -> ControllerAction | None:
         limit = self.settings.changes_per_batch_max

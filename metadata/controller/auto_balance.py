@@ -1,0 +1,92 @@
+"""When the active controller balances replicas: the trigger, the batch, the wait.
+
+Owns `AutoBalancer`, the active controller's schedule for the balancer planner (balancer.py):
+
+- Triggers: activation (a new controller resumes a decommission), a change in any broker's
+  registration state (a broker registers, is unfenced or fenced, starts or stops
+  decommissioning), the end of a batch, and otherwise every auto.balance.check.interval.seconds.
+- A batch: at most auto.balance.max.concurrent.moves partition reassignments in one AtomicBatch
+  of ReassignPartition commands (decommission moves first). The next batch is planned only when
+  no partition of the cluster is being reassigned any more, so the balancer never has more than
+  one batch in flight and never plans around a user's reassignment (whose partitions it would
+  skip anyway). After a failover the new controller sees the same rule in the image.
+- Off switch: auto.balance.enable=false (cluster config) stops new batches; reassignments already
+  started finish (or are cancelled with `freshet partition reassign --cancel`).
+
+Time enters through the injected Clock; request ids through an injected factory.
+Imports only the standard library and freshet.metadata. Forbidden: grpc, storage, server,
+client, cli, pysyncobj. Thread-safety: not thread-safe (one owner: the ControllerCore).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from freshet.metadata import commands, configs
+from freshet.metadata.clock import Clock
+from freshet.metadata.controller.balancer import Move, plan_moves
+from freshet.metadata.controller.elections import placement_brokers
+from freshet.metadata.image import MetadataImage
+
+BrokerStates = tuple[tuple[int, bytes, bool, bool], ...]
+
+
+def _broker_states(image: MetadataImage) -> BrokerStates:
+    return tuple(
+        (b.node_id, b.incarnation_id, b.is_fenced, b.is_decommissioning)
+        for b in (image.brokers[n] for n in sorted(image.brokers))
+    )
+
+
+def is_reassigning(image: MetadataImage) -> bool:
+    """Whether any partition of the cluster is being reassigned."""
+    return any(p.is_reassigning for topic in image.topics_by_id.values() for p in topic.partitions)
+
+
+def balance_plan(image: MetadataImage, threshold_percentage: int) -> list[Move]:
+    """The balancer's whole plan for `image`: eligible brokers are the available, not
+    decommissioning ones; every decommissioning broker is emptied."""
+    eligible = [(broker.node_id, broker.rack) for broker in placement_brokers(image)]
+    decommissioning = [node_id for node_id in sorted(image.brokers) if image.brokers[node_id].is_decommissioning]
+    return plan_moves(image, eligible, decommissioning, threshold_percentage)
+
+
+class AutoBalancer:
+    """The balancer's schedule for one controller activation (module docstring). Not thread-safe."""
+
+    def __init__(self, clock: Clock, new_request_id: Callable[[], str]) -> None:
+        self._clock = clock
+        self._new_request_id = new_request_id
+        self._is_due = True
+        self._next_check_ms = 0
+        self._broker_states: BrokerStates | None = None
+        self.batches_started = 0
+        self.moves_started = 0
+        self.last_plan_size = 0
+
+    def poll(self, image: MetadataImage, config: configs.BrokerConfig, controller_epoch: int) -> tuple[commands.MetadataCommand, list[Move]] | None:
+        """The next batch to propose (an AtomicBatch of reassignments and its moves), or None."""
+        now = self._clock.monotonic_ms()
+        states = _broker_states(image)
+        if states != self._broker_states:
+            self._broker_states = states
+            self._is_due = True
+        if now >= self._next_check_ms:
+            self._is_due = True
+        if not config.auto_balance_enable or not self._is_due or is_reassigning(image):
+            return None
+        self._next_check_ms = now + config.auto_balance_check_interval_seconds * 1000
+        moves = balance_plan(image, config.auto_balance_threshold_percentage)
+        self.last_plan_size = len(moves)
+        if not moves:
+            self._is_due = False
+            return None
+        batch = moves[: config.auto_balance_max_concurrent_moves]
+        inner = [
+            commands.reassign_partition(*commands.INNER, move.topic_id, move.partition, move.target_replicas)
+            for move in batch
+        ]
+        # Still due: once this batch completes (no partition reassigning) the next one is planned.
+        self.batches_started += 1
+        self.moves_started += len(batch)
+        return commands.atomic_batch(self._new_request_id(), controller_epoch, inner), batch
