@@ -167,7 +167,12 @@ class Admin(TopicAdmin, PartitionAdmin, SecurityAdmin):
             controller_epoch=response.controller_epoch,
             brokers=[
                 BrokerDescription(
-                    node_from_endpoint(b.endpoint), _BROKER_STATES.get(b.state, str(b.state)), b.broker_epoch
+                    node_from_endpoint(b.endpoint),
+                    _BROKER_STATES.get(b.state, str(b.state)),
+                    b.broker_epoch,
+                    b.is_decommissioning,
+                    b.replica_count,
+                    b.leader_count,
                 )
                 for b in sorted(response.brokers, key=lambda b: b.endpoint.node_id)
             ],

@@ -1,7 +1,8 @@
 """Admin: partition leadership and replica reassignment.
 
 Owns `PartitionAdmin`, the Admin methods that move partitions: `elect_leaders` (preferred or
-unclean), `reassign_partitions`, `list_partition_reassignments` and `verify_reassignment`. Each
+unclean), `reassign_partitions`, `list_partition_reassignments`, `verify_reassignment` and
+`decommission_broker`. Each
 goes to the controller (`freshet.v1.Controller`, any node forwards); changes carry a request id.
 
 Imports: grpc (through the transport), `freshet.v1`, `freshet.client`.
@@ -93,6 +94,21 @@ class PartitionAdmin(AdminCalls):
             ),
             key=lambda r: (r.topic, r.partition),
         )
+
+    def decommission_broker(self, node_id: int, *, cancel: bool = False) -> None:
+        """Mark broker `node_id` decommissioning: it gets no new replicas and the controller's
+        balancer moves every replica off it (then it may be stopped). `cancel=True` clears the
+        mark; replicas already moved stay where they are.
+
+        Raises:
+            BrokerIdNotRegisteredError: no broker `node_id` is registered.
+            InvalidReplicationFactorError: the brokers left could not hold some topic's replicas.
+        """
+        request = controller_pb2.DecommissionBrokerRequest(request_id=self._request_id(), node_id=node_id, cancel=cancel)
+        response = self._call("controller", "DecommissionBroker", request)
+        error = error_from_detail(response.error, f"broker {node_id}")
+        if error is not None:
+            raise error
 
     def list_partition_reassignments(
         self, partitions: Iterable[TopicPartition] | None = None

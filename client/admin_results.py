@@ -47,6 +47,20 @@ class BrokerDescription:
     state: str
     """"active", "fenced" or "controlled_shutdown"."""
     broker_epoch: int
+    is_decommissioning: bool = False
+    """`decommission_broker` marked it: it gets no new replicas and the balancer empties it."""
+    replica_count: int = 0
+    """Partitions with a replica on it (including replicas being added)."""
+    leader_count: int = 0
+    """Partitions it leads."""
+
+    @property
+    def balance_state(self) -> str:
+        """`freshet broker list`'s state: "decommissioned" (marked, no replica left),
+        "decommissioning", "fenced" (also in controlled shutdown) or "active"."""
+        if self.is_decommissioning:
+            return "decommissioned" if self.replica_count == 0 else "decommissioning"
+        return "active" if self.state == "active" else "fenced"
 
 
 @dataclass(frozen=True)

@@ -542,7 +542,7 @@ def _begin_controlled_shutdown(image: MetadataImage, command, offset: int, resul
 
 def _known_broker(image: MetadataImage, node_id: int) -> BrokerRegistration:
     broker = image.brokers.get(node_id)
-    _require(broker is not None, E.BROKER_NOT_AVAILABLE, f"broker {node_id} is not registered")
+    _require(broker is not None, E.BROKER_ID_NOT_REGISTERED, f"broker {node_id} is not registered")
     assert broker is not None
     return broker
 

@@ -389,6 +389,11 @@ class ActiveController:
     ) -> controller_pb2.IncrementalAlterConfigsResponse:
         return await self._admin.incremental_alter_configs(request)
 
+    async def decommission_broker(
+        self, request: controller_pb2.DecommissionBrokerRequest
+    ) -> controller_pb2.DecommissionBrokerResponse:
+        return await self._admin.decommission_broker(request)
+
     async def alter_partition(self, request: controller_pb2.AlterPartitionRequest) -> controller_pb2.AlterPartitionResponse:
         return await self._admin.alter_partition(request)
 

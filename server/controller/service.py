@@ -205,6 +205,13 @@ class ControllerService(controller_pb2_grpc.ControllerServicer):
         )
 
     @status.handler()
+    async def DecommissionBroker(self, request, context):
+        self.authorizer.check(Operation.ALTER, ResourceType.CLUSTER)
+        return await self._route(
+            "DecommissionBroker", self._with_request_id(request), context, self._local("decommission_broker")
+        )
+
+    @status.handler()
     async def IncrementalAlterConfigs(self, request, context):
         image = self._publisher.image
         for resource in request.resources:
@@ -425,6 +432,13 @@ def describe_cluster(image: MetadataImage, config: NodeConfig) -> controller_pb2
         response.controller.CopyFrom(
             common_pb2.BrokerEndpoint(node_id=image.controller_id, host=endpoint.host, port=endpoint.port)
         )
+    replica_counts: dict[int, int] = {}
+    leader_counts: dict[int, int] = {}
+    for topic in image.topics_by_id.values():
+        for partition in topic.partitions:
+            for replica in partition.replicas:
+                replica_counts[replica] = replica_counts.get(replica, 0) + 1
+            leader_counts[partition.leader] = leader_counts.get(partition.leader, 0) + 1
     for node_id in sorted(image.brokers):
         broker = image.brokers[node_id]
         if broker.in_controlled_shutdown:
@@ -438,6 +452,9 @@ def describe_cluster(image: MetadataImage, config: NodeConfig) -> controller_pb2
             state=state,
             broker_epoch=broker.broker_epoch,
             incarnation_id=broker.incarnation_id,
+            is_decommissioning=broker.is_decommissioning,
+            replica_count=replica_counts.get(node_id, 0),
+            leader_count=leader_counts.get(node_id, 0),
         )
     for node_id, address in sorted(config.controller_listeners.items()):
         response.controllers.add(node_id=node_id, host=address.host, port=address.port)

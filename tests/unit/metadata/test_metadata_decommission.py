@@ -34,7 +34,7 @@ def test_decommission_marks_the_broker_and_is_idempotent():
 
 def test_decommission_of_an_unregistered_broker_fails_naming_it():
     s = _four_brokers_with_rf3_topic()
-    s.fails(c.decommission_broker(s.rid(), EPOCH, 9), E.BROKER_NOT_AVAILABLE, "broker 9 is not registered")
+    s.fails(c.decommission_broker(s.rid(), EPOCH, 9), E.BROKER_ID_NOT_REGISTERED, "broker 9 is not registered")
 
 
 def test_decommission_refused_when_too_few_brokers_would_remain_for_the_replication_factor():
@@ -56,7 +56,7 @@ def test_cancel_clears_the_mark():
     s.ok(c.decommission_broker(s.rid(), EPOCH, 2))
     s.ok(c.cancel_decommission_broker(s.rid(), EPOCH, 2))
     assert not s.image.brokers[2].is_decommissioning
-    s.fails(c.cancel_decommission_broker(s.rid(), EPOCH, 9), E.BROKER_NOT_AVAILABLE, "broker 9")
+    s.fails(c.cancel_decommission_broker(s.rid(), EPOCH, 9), E.BROKER_ID_NOT_REGISTERED, "broker 9")
 
 
 def test_the_mark_survives_a_new_incarnation_registering():

@@ -159,7 +159,7 @@ class Backend:
         self.controller = Recorder(**{
             name: _async(lambda request: types.SimpleNamespace(metadata_offset=0))
             for name in ("create_topics", "delete_topics", "create_partitions", "elect_leaders", "alter_reassignments",
-                         "incremental_alter_configs", "alter_partition", "allocate_producer_ids")
+                         "incremental_alter_configs", "alter_partition", "allocate_producer_ids", "decommission_broker")
         }, upsert_user_scram_credentials=_async(lambda request: controller_pb2.UpsertUserScramCredentialsResponse()),
            delete_user_scram_credentials=_async(lambda request: controller_pb2.DeleteUserScramCredentialsResponse()),
            create_acls=_async(lambda request: controller_pb2.CreateAclsResponse()),
@@ -237,6 +237,7 @@ CASES: dict[str, tuple[object, bool]] = {
     "/freshet.v1.Controller/DescribeConfigs": (controller_pb2.DescribeConfigsRequest(resources=[TOPIC_CONFIG]), False),
     "/freshet.v1.Controller/DescribeCluster": (controller_pb2.DescribeClusterRequest(), False),
     "/freshet.v1.Controller/DescribeQuorum": (controller_pb2.DescribeQuorumRequest(), False),
+    "/freshet.v1.Controller/DecommissionBroker": (controller_pb2.DecommissionBrokerRequest(node_id=1), False),
     # from_offset -5 is invalid: a caller who gets past the check is refused INVALID_ARGUMENT at once
     "/freshet.v1.Controller/WatchMetadata": (controller_pb2.WatchMetadataRequest(from_offset=-5), True),
     "/freshet.v1.Controller/UpsertUserScramCredentials": (controller_pb2.UpsertUserScramCredentialsRequest(), False),
