@@ -63,6 +63,15 @@ class AutoBalancer:
         self.batches_started = 0
         self.moves_started = 0
         self.last_plan_size = 0
+        self._has_unsettled_batches = False
+
+    def take_settled(self) -> bool:
+        """True once after the batches started so far are done and the plan came back empty:
+        the moment to elect the preferred leaders the moves chose."""
+        if self._has_unsettled_batches and not self._is_due:
+            self._has_unsettled_batches = False
+            return True
+        return False
 
     def poll(self, image: MetadataImage, config: configs.BrokerConfig, controller_epoch: int) -> tuple[commands.MetadataCommand, list[Move]] | None:
         """The next batch to propose (an AtomicBatch of reassignments and its moves), or None."""
@@ -89,4 +98,5 @@ class AutoBalancer:
         # Still due: once this batch completes (no partition reassigning) the next one is planned.
         self.batches_started += 1
         self.moves_started += len(batch)
+        self._has_unsettled_batches = True
         return commands.atomic_batch(self._new_request_id(), controller_epoch, inner), batch

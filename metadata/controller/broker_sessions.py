@@ -27,7 +27,6 @@ from collections.abc import Callable, Iterable, Mapping
 from freshet.metadata import commands, configs
 from freshet.metadata.clock import Clock
 from freshet.metadata.controller.auto_balance import AutoBalancer
-from freshet.metadata.controller.balancer import LEADER_BALANCE
 from freshet.metadata.controller.elections import (
     PartitionChange,
     broker_needing_repair,
@@ -394,10 +393,10 @@ class ControllerCore:
     def _maybe_balance(self, image: MetadataImage) -> ControllerAction | None:
         planned = self.balancer.poll(image, self.broker_config(image, self.node_id), self.controller_epoch)
         if planned is None:
+            if self.balancer.take_settled():
+                self._next_rebalance_ms = self._clock.monotonic_ms()   # elect the new preferred leaders now
             return None
         command, moves = planned
-        if any(move.reason == LEADER_BALANCE for move in moves):
-            self._next_rebalance_ms = self._clock.monotonic_ms()   # elect the new preferred leaders soon
         described = ", ".join(
             f"{m.topic}-{m.partition} {list(m.current_replicas)}->{list(m.target_replicas)} ({m.reason})" for m in moves[:5]
         )
