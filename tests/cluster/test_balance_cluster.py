@@ -16,11 +16,13 @@ Reference: Kafka's reassignment steps (KIP-455) and Cruise Control's broker add/
 from __future__ import annotations
 
 import json
+import pathlib
 import threading
 import time
 
 import pytest
 from freshet.client import Admin, Consumer, Producer, TopicPartition
+from freshet.client.admin_results import ConfigResource
 from freshet.client.errors import FreshetError
 
 from tests.support.cli_harness import run_cli
@@ -31,6 +33,8 @@ pytestmark = pytest.mark.cluster
 
 TOPIC = "moving"
 PARTITIONS = 6
+PRELOAD_BYTES_PER_PARTITION = 1536 * 1024      # what each move copies (plus what the producer adds)
+THROTTLE_BYTES_PER_SECOND = 1024 * 1024
 
 
 class ProducerLoop:
@@ -82,6 +86,54 @@ def _no_reassignment(admin: Admin) -> bool:
     return not admin.list_partition_reassignments()
 
 
+class DiskSampler:
+    """Samples the bytes of TOPIC's log segments under one node's data dir every 0.1 s (the bytes a
+    new replica has received), on a thread until stopped."""
+
+    def __init__(self, data_dir: pathlib.Path) -> None:
+        self.data_dir = data_dir
+        self.samples: list[tuple[float, int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="disk-sampler", daemon=True)
+        self._thread.start()
+
+    def _bytes(self) -> int:
+        total = 0
+        for path in self.data_dir.rglob("*.log"):
+            if path.parent.name.startswith(TOPIC + "-"):
+                try:
+                    total += path.stat().st_size
+                except OSError:
+                    pass
+        return total
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.samples.append((time.monotonic(), self._bytes()))
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def rate(self) -> tuple[float, int, float]:
+        """(bytes/s, bytes, seconds) from the first byte to 95% of the last sample's bytes."""
+        final = self.samples[-1][1]
+        first = next(i for i, (_, size) in enumerate(self.samples) if size > 0)
+        last = next(i for i, (_, size) in enumerate(self.samples) if size >= 0.95 * final)
+        (t0, b0), (t1, b1) = self.samples[max(0, first - 1)], self.samples[last]
+        return (b1 - b0) / (t1 - t0), b1 - b0, t1 - t0
+
+
+def _preload(bootstrap: str) -> None:
+    value = b"p" * 1024
+    with Producer(bootstrap, acks="all", linger_ms=20, batch_size=65536) as producer:
+        for partition in range(PARTITIONS):
+            for _ in range(PRELOAD_BYTES_PER_PARTITION // len(value)):
+                producer.send(TOPIC, value=value, partition=partition)
+        producer.flush()
+
+
 def _read_all(bootstrap: str, ends: dict[int, int]) -> dict[int, list[tuple[int, bytes]]]:
     """Every record of every partition, [0, end), as (offset, value)."""
     found: dict[int, list[tuple[int, bytes]]] = {p: [] for p in range(PARTITIONS)}
@@ -103,12 +155,19 @@ def test_balancer_fills_a_new_broker_and_empties_a_decommissioned_one_without_lo
         bootstrap = ",".join(f"127.0.0.1:{cluster.ports[n]}" for n in (1, 2, 3))
         admin = Admin(bootstrap)
         admin.create_topic(TOPIC, partitions=PARTITIONS, replication_factor=3, configs={"min.insync.replicas": "2"})
+        _preload(bootstrap)
+        # One move at a time, throttled: bytes/s into the new replica should stay near the rate.
+        admin.alter_configs(ConfigResource.cluster(), set={
+            "replication.throttle.bytes.per.second": str(THROTTLE_BYTES_PER_SECOND),
+            "auto.balance.max.concurrent.moves": "1",
+        })
         producer = ProducerLoop(bootstrap)
         producer.start()
         try:
             wait_until(lambda: len(producer.acknowledged) > 200, 30, "the producer's first acknowledgements")
 
             started = time.monotonic()
+            sampler = DiskSampler(tmp_path / "node-4")
             cluster.start(4, "broker")
             cluster.wait_ready([4])
             wait_until(
@@ -120,6 +179,16 @@ def test_balancer_fills_a_new_broker_and_empties_a_decommissioned_one_without_lo
                 "broker 4 to hold its share of replicas (>= 4 of 18) and lead some",
             )
             join_s = time.monotonic() - started
+            sampler.stop()
+            rate, copied, seconds = sampler.rate()
+            print(f"broker 4 received {copied} bytes in {seconds:.1f} s: {rate / 1024:.0f} KiB/s "
+                  f"(throttle {THROTTLE_BYTES_PER_SECOND // 1024} KiB/s)")
+            assert copied >= 4 * PRELOAD_BYTES_PER_PARTITION
+            assert 0.5 * THROTTLE_BYTES_PER_SECOND <= rate <= 1.25 * THROTTLE_BYTES_PER_SECOND
+            # Unthrottled, five moves at a time, for the decommission.
+            admin.alter_configs(ConfigResource.cluster(), delete=[
+                "replication.throttle.bytes.per.second", "auto.balance.max.concurrent.moves",
+            ])
 
             started = time.monotonic()
             result = run_cli(["broker", "decommission", "2"], bootstrap)
@@ -154,7 +223,7 @@ def test_balancer_fills_a_new_broker_and_empties_a_decommissioned_one_without_lo
             ends[partition] = max(ends[partition], offset + 1)
         found = _read_all(bootstrap, ends)
         for partition in range(PARTITIONS):
-            values = [value for _, value in sorted(found[partition])]
+            values = [value for _, value in sorted(found[partition]) if not value.startswith(b"p")]   # not the preload
             assert len(values) == len(set(values)), f"partition {partition}: a record appears twice"
             sequences = [int(value.split(b":")[1]) for value in values]
             assert sequences == sorted(sequences), f"partition {partition}: records out of order"
