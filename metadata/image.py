@@ -100,6 +100,7 @@ class PartitionImage:
     partition_epoch: int
     adding_replicas: tuple[int, ...] = ()
     removing_replicas: tuple[int, ...] = ()
+    is_balancer_move: bool = False          # the reassignment in progress is the balancer's (False when none)
 
     @property
     def is_reassigning(self) -> bool:

@@ -104,6 +104,7 @@ def encode_topic(topic: TopicImage) -> bytes:
             partition_epoch=p.partition_epoch,
             adding_replicas=p.adding_replicas,
             removing_replicas=p.removing_replicas,
+            is_balancer_move=p.is_balancer_move,
         )
     encoded = record.SerializeToString(deterministic=True)
     object.__setattr__(topic, "encoded", encoded)   # idempotent cache on an immutable object
@@ -185,6 +186,7 @@ def _partition_from(record: metadata_pb2.PartitionRecord, number: int, what: str
         partition_epoch=record.partition_epoch,
         adding_replicas=tuple(record.adding_replicas),
         removing_replicas=tuple(record.removing_replicas),
+        is_balancer_move=record.is_balancer_move,
     )
     where = f"{what}-{number}"
     _check(p.partition == number, f"{where}: partitions out of order")
@@ -192,6 +194,7 @@ def _partition_from(record: metadata_pb2.PartitionRecord, number: int, what: str
     _check(set(p.isr) <= set(p.replicas), f"{where}: ISR is not a subset of replicas")
     _check(p.leader == NO_LEADER or p.leader in p.replicas, f"{where}: leader is not a replica")
     _check(set(p.adding_replicas) | set(p.removing_replicas) <= set(p.replicas), f"{where}: bad reassignment")
+    _check(p.is_reassigning or not p.is_balancer_move, f"{where}: a balancer move without a reassignment")
     return p
 
 

@@ -364,7 +364,10 @@ def _changed_partition(
     if changed:
         lost_replica = any(r not in replicas for r in old.replicas)
         leader_epoch = old.leader_epoch + 1 if (leader != old.leader or lost_replica) else old.leader_epoch
-        new = PartitionImage(old.partition, replicas, isr, leader, leader_epoch, old.partition_epoch + 1, adding, removing)
+        is_balancer_move = old.is_balancer_move and bool(adding or removing)   # ends with the reassignment
+        new = PartitionImage(
+            old.partition, replicas, isr, leader, leader_epoch, old.partition_epoch + 1, adding, removing, is_balancer_move
+        )
         assert len(set(new.replicas)) == len(new.replicas)
         assert set(new.isr) <= set(new.replicas)
         assert new.leader == NO_LEADER or new.leader in new.replicas
@@ -682,7 +685,12 @@ def _reassign_partition(image: MetadataImage, command, offset: int, result) -> M
     leader = old.leader
     if leader != NO_LEADER and leader not in replicas:
         leader = _elect(image, replicas, isr)
-    return _with_partition(image, topic, old, replicas, isr, leader, adding, removing, result)
+    new = _changed_partition(old, replicas, isr, leader, adding, removing, result)
+    is_balancer_move = body.by_balancer and new.is_reassigning
+    if new.is_balancer_move != is_balancer_move:
+        # Who started it; a user's reassignment of the same partition takes it over.
+        new = dataclasses.replace(new, is_balancer_move=is_balancer_move)
+    return image if new is old else _replace_partitions(image, topic, {old.partition: new})
 
 
 def _alter_configs(image: MetadataImage, command, offset: int, result) -> MetadataImage:

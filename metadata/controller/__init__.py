@@ -10,6 +10,8 @@ their public names so that `from freshet.metadata import controller` and
                         and unclean elections, reassignment steps: pure functions of the image
     topic_planning.py   admin requests: create topics and partitions (placement), config changes
                         and descriptions, request ids
+    balancer.py         the replica balancer's planner (pure) and --generate on it
+    auto_balance.py     when the active controller runs it: triggers, batches, the wait
 
 The server (server/active_controller.py) proposes the commands and feeds the results back as new
 images. Time enters only through the injected `Clock` (freshet.metadata.clock); request ids come
@@ -22,6 +24,8 @@ are not thread-safe: one owner (the node's event loop) calls them.
 """
 
 from freshet.metadata.clock import Clock
+from freshet.metadata.controller.auto_balance import balance_plan
+from freshet.metadata.controller.balancer import Move, generate_reassignment, plan_moves
 from freshet.metadata.controller.broker_sessions import (
     CHANGES_PER_BATCH_MAX,
     ActionKind,
@@ -71,6 +75,10 @@ from freshet.metadata.controller.topic_planning import (
 
 __all__ = [
     "Clock",
+    "Move",
+    "balance_plan",
+    "generate_reassignment",
+    "plan_moves",
     "ActionKind",
     "BrokerSession",
     "CHANGES_PER_BATCH_MAX",

@@ -92,7 +92,7 @@ class AutoBalancer:
             return None
         batch = moves[: config.auto_balance_max_concurrent_moves]
         inner = [
-            commands.reassign_partition(*commands.INNER, move.topic_id, move.partition, move.target_replicas)
+            commands.reassign_partition(*commands.INNER, move.topic_id, move.partition, move.target_replicas, by_balancer=True)
             for move in batch
         ]
         # Still due: once this batch completes (no partition reassigning) the next one is planned.

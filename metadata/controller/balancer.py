@@ -22,7 +22,9 @@ Kafka's kafka-reassign-partitions --generate and Cruise Control's goals (RackAwa
 ReplicaDistributionGoal, LeaderReplicaDistributionGoal) are the references; unlike --generate,
 which computes a fresh assignment and so moves most replicas, this moves as few as it can.
 
-Imports only the standard library and freshet.metadata (image). Forbidden: grpc, storage, server,
+Also owns `generate_reassignment` (kafka-reassign-partitions --generate on the same planner).
+
+Imports only the standard library, freshet.metadata (errors, image) and wire types. Forbidden: grpc, storage, server,
 client, cli, pysyncobj. Thread-safety: pure functions; `Move` is immutable.
 """
 
@@ -32,7 +34,11 @@ import dataclasses
 import math
 from collections.abc import Collection, Iterable, Mapping, Sequence
 
+from freshet.metadata.errors import ControllerRequestError
 from freshet.metadata.image import NO_LEADER, MetadataImage
+from freshet.v1 import common_pb2
+
+E = common_pb2.ErrorCode
 
 DECOMMISSION = "decommission"
 REPLICA_BALANCE = "replica balance"
@@ -261,3 +267,46 @@ def plan_moves(
         assert len(move.target_replicas) == len(move.current_replicas)
         assert len(set(move.target_replicas)) == len(move.target_replicas)
     return moves
+
+
+def generate_reassignment(
+    image: MetadataImage, topics: Sequence[str], broker_ids: Sequence[int], threshold_percentage: int
+) -> list[tuple[str, int, tuple[int, ...], tuple[int, ...]]]:
+    """Kafka's --generate on the balancer's planner: every partition of `topics` as (topic,
+    partition, current replicas, proposed replicas), the proposal keeping the topics' replicas on
+    `broker_ids` only, balanced among them, with as few moves as possible.
+
+    Raises:
+        ControllerRequestError: INVALID_REQUEST (no topics or brokers, duplicates),
+            UNKNOWN_TOPIC, BROKER_ID_NOT_REGISTERED, INVALID_REPLICATION_FACTOR (a topic has more
+            replicas than the broker list has brokers).
+    """
+    if not topics or not broker_ids:
+        raise ControllerRequestError(E.INVALID_REQUEST, "give at least one topic and one broker id")
+    if len(set(broker_ids)) != len(broker_ids) or len(set(topics)) != len(topics):
+        raise ControllerRequestError(E.INVALID_REQUEST, "a topic or broker id appears twice")
+    for node_id in broker_ids:
+        if node_id not in image.brokers:
+            raise ControllerRequestError(E.BROKER_ID_NOT_REGISTERED, f"broker {node_id} is not registered")
+    replicas_now: set[int] = set()
+    for name in topics:
+        topic = image.topic(name)
+        if topic is None:
+            raise ControllerRequestError(E.UNKNOWN_TOPIC, f"topic {name!r} does not exist")
+        if topic.replication_factor > len(broker_ids):
+            raise ControllerRequestError(
+                E.INVALID_REPLICATION_FACTOR,
+                f"replication factor: {topic.replication_factor} larger than available brokers: {len(broker_ids)} "
+                f"(topic {name!r})",
+            )
+        replicas_now.update(r for p in topic.partitions for r in p.target_replicas)
+    eligible = [(node_id, image.brokers[node_id].rack) for node_id in sorted(broker_ids)]
+    leaving = replicas_now - set(broker_ids)
+    moves = {(m.topic, m.partition): m for m in plan_moves(image, eligible, leaving, threshold_percentage, set(topics))}
+    proposal = []
+    for name in sorted(topics):
+        for partition in image.topic(name).partitions:
+            current = partition.target_replicas
+            move = moves.get((name, partition.partition))
+            proposal.append((name, partition.partition, current, current if move is None else move.target_replicas))
+    return proposal

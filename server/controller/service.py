@@ -328,6 +328,21 @@ class ControllerService(controller_pb2_grpc.ControllerServicer):
         return response
 
     @status.handler()
+    async def GenerateReassignment(self, request, context):
+        self.authorizer.check(Operation.DESCRIBE, ResourceType.CLUSTER)
+        image = self._publisher.image
+        threshold = image.broker_config(self.node_id).auto_balance_threshold_percentage
+        proposal = logic.generate_reassignment(image, list(request.topics), list(request.broker_ids), threshold)
+        response = controller_pb2.GenerateReassignmentResponse(metadata_offset=image.offset)
+        for topic, partition, current, proposed in proposal:
+            response.partitions.add(
+                partition=common_pb2.TopicPartition(topic=topic, partition=partition),
+                current_replicas=current,
+                proposed_replicas=proposed,
+            )
+        return response
+
+    @status.handler()
     async def ListPartitionReassignments(self, request, context):
         self.authorizer.check(Operation.DESCRIBE, ResourceType.CLUSTER)
         image = self._publisher.image
@@ -346,6 +361,7 @@ class ControllerService(controller_pb2_grpc.ControllerServicer):
                 removing_replicas=partition.removing_replicas,
                 isr=partition.isr,
                 leader=partition.leader,
+                by_balancer=partition.is_balancer_move,
             )
         return response
 

@@ -72,6 +72,10 @@ def _drive(core: ControllerCore, s: Script, clock: ManualClock, batch_max: int =
             assert 1 <= len(batch) <= batch_max                                       # the configured bound
         kinds.append(action.kind)
         s.ok(action.command)
+        if action.kind is ActionKind.BALANCE:
+            # The image records who started each move (what `partition reassign --verify` shows).
+            moving = [p for p in s.image.topic("t").partitions if p.is_reassigning]
+            assert all(p.is_balancer_move for p in moving)
         clock.advance(10)
     raise AssertionError("the balancer did not settle")
 
@@ -121,6 +125,7 @@ def test_no_batch_starts_while_a_user_reassignment_is_in_progress():
     topic = s.image.topic("t")
     first = topic.partitions[0]
     s.ok(c.reassign_partition(s.rid(), EPOCH, topic.topic_id, 0, [4, *first.replicas[1:]]))
+    assert not s.image.partition("t", 0).is_balancer_move                     # a user's
     for _ in range(5):
         _heartbeats(core, s)
         action = core.poll(s.image)

@@ -13,11 +13,13 @@ from __future__ import annotations
 import math
 from collections import Counter
 
+import pytest
 from freshet.metadata import commands as c
 from freshet.metadata import configs, placement
 from freshet.metadata.controller import balancer, placement_brokers, plan_topic
+from freshet.metadata.errors import ControllerRequestError
 
-from tests.support.metadata_script import EPOCH, Script
+from tests.support.metadata_script import EPOCH, E, Script
 
 
 def _image(racks: dict[int, str], layout: dict[str, list[tuple[int, ...]]], fenced=(), decommissioning=()):
@@ -190,3 +192,25 @@ def test_placement_of_new_topics_skips_decommissioning_brokers():
     s = _image(brokers, {}, decommissioning=[2])
     plan = plan_topic(s.image, "fresh", 6, 3, [], {}, configs.broker_config({}, {}))
     assert all(2 not in replicas for replicas, _, _ in plan.assignments)
+
+
+def test_generate_proposes_every_partition_and_refuses_bad_input_clearly():
+    brokers = {1: "", 2: "", 3: "", 4: ""}
+    layout = {"a": _placed(brokers, 4, 2), "b": _placed(brokers, 2, 3)}
+    s = _image(brokers, layout)
+    proposal = balancer.generate_reassignment(s.image, ["a"], [1, 2, 3], 10)
+    assert [(topic, partition) for topic, partition, _, _ in proposal] == [("a", n) for n in range(4)]
+    assert all(4 not in proposed and len(proposed) == 2 for _, _, _, proposed in proposal)
+    assert [current for _, _, current, _ in proposal] == layout["a"]
+    cases = [
+        ((["nope"], [1, 2, 3]), E.UNKNOWN_TOPIC, "topic 'nope' does not exist"),
+        ((["a"], [1, 9]), E.BROKER_ID_NOT_REGISTERED, "broker 9 is not registered"),
+        ((["b"], [1, 2]), E.INVALID_REPLICATION_FACTOR, "replication factor: 3 larger than available brokers: 2"),
+        (([], [1]), E.INVALID_REQUEST, "at least one topic"),
+        ((["a"], [1, 1]), E.INVALID_REQUEST, "appears twice"),
+    ]
+    for (topics, broker_ids), code, fragment in cases:
+        with pytest.raises(ControllerRequestError) as raised:
+            balancer.generate_reassignment(s.image, topics, broker_ids, 10)
+        assert raised.value.error_code == code
+        assert fragment in str(raised.value)

@@ -80,3 +80,23 @@ def test_snapshot_round_trip_keeps_the_mark_and_is_byte_deterministic():
     assert snapshot.encode_snapshot(decoded) == data
     replayed = state_machine.replay(EMPTY_IMAGE, s.log)
     assert snapshot.encode_snapshot(replayed) == data
+
+
+def test_a_balancer_move_is_recorded_until_it_completes_and_survives_a_snapshot():
+    s = _four_brokers_with_rf3_topic()
+    topic_id = s.image.topic("t").topic_id
+    s.ok(c.reassign_partition(s.rid(), EPOCH, topic_id, 0, [1, 2, 4], by_balancer=True))
+    assert s.image.partition("t", 0).is_balancer_move
+    decoded = snapshot.decode_snapshot(snapshot.encode_snapshot(s.image))
+    assert decoded.partition("t", 0).is_balancer_move
+    # A user's reassignment of the same partition takes it over.
+    s.ok(c.reassign_partition(s.rid(), EPOCH, topic_id, 0, [1, 4, 3]))
+    assert s.image.partition("t", 0).is_reassigning and not s.image.partition("t", 0).is_balancer_move
+    s.ok(c.reassign_partition(s.rid(), EPOCH, topic_id, 0, [4, 2, 3], by_balancer=True))
+    p = s.image.partition("t", 0)
+    s.ok(c.change_partition(s.rid(), EPOCH, topic_id, 0, p.partition_epoch, isr=list(p.replicas)))
+    assert s.image.partition("t", 0).is_balancer_move                       # still moving
+    p = s.image.partition("t", 0)
+    s.ok(c.change_partition(s.rid(), EPOCH, topic_id, 0, p.partition_epoch, replicas=[4, 2, 3], isr=[4, 2, 3], leader=4))
+    assert not s.image.partition("t", 0).is_reassigning
+    assert not s.image.partition("t", 0).is_balancer_move
