@@ -215,6 +215,34 @@ class OngoingReassignment:
     removing_replicas: list[int]
     isr: list[int]
     leader: int | None
+    by_balancer: bool = False
+    """Started by the controller's replica balancer (else by a user)."""
+    progress: list[ReplicaProgress] = field(default_factory=list)
+    """One entry per adding replica, with `list_partition_reassignments(with_progress=True)`."""
+
+
+@dataclass(frozen=True)
+class ReplicaProgress:
+    """How far a replica a reassignment adds has caught up with the leader."""
+
+    broker_id: int
+    log_end_offset: int | None
+    offsets_left: int | None
+    """The leader's log end offset minus the replica's."""
+    bytes_left: int | None
+    """The leader's segment bytes minus the replica's (approximate: segments roll independently)."""
+    error: str | None = None
+    """Why the numbers are missing (a broker did not answer)."""
+
+
+@dataclass(frozen=True)
+class ProposedReassignment:
+    """One partition of `generate_reassignment`: its replicas now and proposed."""
+
+    topic: str
+    partition: int
+    current_replicas: list[int]
+    proposed_replicas: list[int]
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 Owns `AutoBalancer`, the active controller's schedule for the balancer planner (balancer.py):
 
+- What: `balance_plan` (decommission moves only while a non-decommissioning broker is fenced).
 - Triggers: activation (a new controller resumes a decommission), a change in any broker's
   registration state (a broker registers, is unfenced or fenced, starts or stops
   decommissioning), the end of a batch, and otherwise every auto.balance.check.interval.seconds.
@@ -45,10 +46,15 @@ def is_reassigning(image: MetadataImage) -> bool:
 
 def balance_plan(image: MetadataImage, threshold_percentage: int) -> list[Move]:
     """The balancer's whole plan for `image`: eligible brokers are the available, not
-    decommissioning ones; every decommissioning broker is emptied."""
+    decommissioning ones; every decommissioning broker is emptied. While a broker that is not
+    decommissioning is fenced (most likely restarting) only decommission moves are planned:
+    balancing around it would move data twice (Cruise Control likewise waits before it heals a
+    broker failure). A broker that is gone for good is decommissioned to move its replicas."""
     eligible = [(broker.node_id, broker.rack) for broker in placement_brokers(image)]
-    decommissioning = [node_id for node_id in sorted(image.brokers) if image.brokers[node_id].is_decommissioning]
-    return plan_moves(image, eligible, decommissioning, threshold_percentage)
+    brokers = [image.brokers[node_id] for node_id in sorted(image.brokers)]
+    decommissioning = [b.node_id for b in brokers if b.is_decommissioning]
+    is_balancing = not any(b.is_fenced and not b.is_decommissioning for b in brokers)
+    return plan_moves(image, eligible, decommissioning, threshold_percentage, is_balancing=is_balancing)
 
 
 class AutoBalancer:

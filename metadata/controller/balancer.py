@@ -241,6 +241,7 @@ def plan_moves(
     decommissioning: Collection[int] = (),
     threshold_percentage: int = 10,
     topics: Collection[str] | None = None,
+    is_balancing: bool = True,
 ) -> list[Move]:
     """The moves that balance the cluster (see the module docstring), decommission moves first.
 
@@ -252,6 +253,7 @@ def plan_moves(
             not listed here stays where it is: a fenced broker may come back).
         threshold_percentage: allowed distance of a broker's count from the mean, in percent.
         topics: only these topics' partitions are counted and moved (None: every topic).
+        is_balancing: False plans the decommission moves only (steps 2 and 3 are skipped).
 
     Returns:
         The moves in order: decommissioning, then replica balance, then leader balance; each
@@ -260,8 +262,9 @@ def plan_moves(
     assert 0 <= threshold_percentage <= 100
     plan = _Plan(image, dict(eligible), topics)
     _empty_decommissioning(plan, decommissioning)
-    _balance_replicas(plan, threshold_percentage)
-    _balance_preferred_leaders(plan, threshold_percentage)
+    if is_balancing:
+        _balance_replicas(plan, threshold_percentage)
+        _balance_preferred_leaders(plan, threshold_percentage)
     moves = plan.moves()
     for move in moves:
         assert len(move.target_replicas) == len(move.current_replicas)

@@ -25,7 +25,7 @@ from freshet.client import Admin, Consumer, Producer, TopicPartition
 from freshet.client.admin_results import ConfigResource
 from freshet.client.errors import FreshetError
 
-from tests.support.cli_harness import run_cli
+from tests.support.cli_harness import one_error_line, run_cli
 from tests.support.node_cluster import NodeCluster
 from tests.support.waiting import wait_until
 
@@ -134,6 +134,13 @@ def _preload(bootstrap: str) -> None:
         producer.flush()
 
 
+def _balancer_row(bootstrap: str) -> dict | None:
+    """The first balancer reassignment `freshet partition reassign --verify -o json` lists."""
+    listed = run_cli(["partition", "reassign", "--verify", "-o", "json"], bootstrap)
+    assert listed.returncode == 0, listed.stderr
+    return next((row for row in json.loads(listed.stdout) if row["started_by"] == "balancer"), None)
+
+
 def _read_all(bootstrap: str, ends: dict[int, int]) -> dict[int, list[tuple[int, bytes]]]:
     """Every record of every partition, [0, end), as (offset, value)."""
     found: dict[int, list[tuple[int, bytes]]] = {p: [] for p in range(PARTITIONS)}
@@ -170,6 +177,12 @@ def test_balancer_fills_a_new_broker_and_empties_a_decommissioned_one_without_lo
             sampler = DiskSampler(tmp_path / "node-4")
             cluster.start(4, "broker")
             cluster.wait_ready([4])
+            # `partition reassign --verify` without a plan lists the balancer's move and its progress.
+            moving = wait_until(lambda: _balancer_row(bootstrap), 30, "a balancer move listed by --verify", 0.1)
+            assert moving["adding_replicas"] == [4] and len(moving["removing_replicas"]) == 1
+            [progress] = moving["progress"]
+            assert progress["broker"] == 4 and progress["error"] is None, progress
+            assert progress["offsets_left"] >= 0 and progress["bytes_left"] >= 0
             wait_until(
                 lambda: _brokers(admin).get(4) is not None
                 and _brokers(admin)[4].replica_count >= 4
@@ -177,6 +190,7 @@ def test_balancer_fills_a_new_broker_and_empties_a_decommissioned_one_without_lo
                 and _no_reassignment(admin),
                 60,
                 "broker 4 to hold its share of replicas (>= 4 of 18) and lead some",
+                0.2,
             )
             join_s = time.monotonic() - started
             sampler.stop()
@@ -185,15 +199,30 @@ def test_balancer_fills_a_new_broker_and_empties_a_decommissioned_one_without_lo
                   f"(throttle {THROTTLE_BYTES_PER_SECOND // 1024} KiB/s)")
             assert copied >= 4 * PRELOAD_BYTES_PER_PARTITION
             assert 0.5 * THROTTLE_BYTES_PER_SECOND <= rate <= 1.25 * THROTTLE_BYTES_PER_SECOND
-            # Unthrottled, five moves at a time, for the decommission.
-            admin.alter_configs(ConfigResource.cluster(), delete=[
-                "replication.throttle.bytes.per.second", "auto.balance.max.concurrent.moves",
-            ])
 
-            started = time.monotonic()
+            # Decommission with the balancer switched off: nothing moves until it is on again; then
+            # the user stops it again and cancels the (throttled) move in progress.
+            admin.alter_configs(ConfigResource.cluster(), set={"auto.balance.enable": "false"})
             result = run_cli(["broker", "decommission", "2"], bootstrap)
             assert result.returncode == 0, result.stderr
             assert "decommissioning" in result.stdout
+            time.sleep(1.0)
+            assert _no_reassignment(admin) and _brokers(admin)[2].replica_count > 0
+            admin.alter_configs(ConfigResource.cluster(), set={"auto.balance.enable": "true"})
+            wait_until(lambda: not _no_reassignment(admin), 15, "the balancer to start moving off broker 2", 0.05)
+            admin.alter_configs(ConfigResource.cluster(), set={"auto.balance.enable": "false"})
+            cancelled = run_cli(["partition", "reassign", "--cancel", "-o", "json"], bootstrap)
+            assert cancelled.returncode == 0, cancelled.stderr
+            assert [row["result"] for row in json.loads(cancelled.stdout)] == ["ok"]
+            assert _no_reassignment(admin) and _brokers(admin)[2].replica_count > 0
+            nothing = run_cli(["partition", "reassign", "--verify"], bootstrap)
+            assert nothing.returncode == 0 and "no reassignment in progress" in nothing.stdout
+
+            # Unthrottled, five moves at a time, balancer on: broker 2 empties.
+            started = time.monotonic()
+            admin.alter_configs(ConfigResource.cluster(), delete=[
+                "replication.throttle.bytes.per.second", "auto.balance.max.concurrent.moves", "auto.balance.enable",
+            ])
 
             def decommissioned():
                 listed = run_cli(["broker", "list", "--output", "json"], bootstrap)
@@ -210,6 +239,20 @@ def test_balancer_fills_a_new_broker_and_empties_a_decommissioned_one_without_lo
             admin.create_topic("after", partitions=3, replication_factor=3)
             placed = admin.describe_topics(["after"], with_offsets=False)[0]
             assert all(2 not in p.replicas for p in placed.partitions)
+            # --generate proposes, on the same planner, a plan that --file reads.
+            topics_file = tmp_path / "topics.json"
+            topics_file.write_text(json.dumps({"version": 1, "topics": [{"topic": TOPIC}]}))
+            generate = ["partition", "reassign", "--generate", "--topics-to-move-json-file", str(topics_file), "--broker-list"]
+            generated = run_cli([*generate, "1,2,3,4", "-o", "json"], bootstrap)
+            assert generated.returncode == 0, generated.stderr
+            document = json.loads(generated.stdout)
+            assert [p["partition"] for p in document["current"]["partitions"]] == list(range(PARTITIONS))
+            assert all(len(p["replicas"]) == 3 for p in document["proposed"]["partitions"])
+            # Balanced already among 1, 3, 4; broker 2 (empty) gets its share back only if listed.
+            assert sum(2 in p["replicas"] for p in document["proposed"]["partitions"]) >= 4
+            refused = run_cli([*generate, "1,3"], bootstrap)
+            assert refused.returncode == 1
+            assert "replication factor: 3 larger than available brokers: 2" in one_error_line(refused)
         finally:
             producer.stop()
             admin.close()

@@ -16,7 +16,7 @@ from collections import Counter
 import pytest
 from freshet.metadata import commands as c
 from freshet.metadata import configs, placement
-from freshet.metadata.controller import balancer, placement_brokers, plan_topic
+from freshet.metadata.controller import balance_plan, balancer, placement_brokers, plan_topic
 from freshet.metadata.errors import ControllerRequestError
 
 from tests.support.metadata_script import EPOCH, E, Script
@@ -174,6 +174,16 @@ def test_partitions_being_reassigned_and_fenced_brokers_replicas_are_left_alone(
     # A fenced broker that is not decommissioning keeps its replicas (it may come back).
     s2 = _image(brokers, layout, fenced=[3])
     assert all(3 in m.target_replicas for m in _plan(s2) if 3 in m.current_replicas)
+
+
+def test_while_a_broker_is_fenced_the_controller_plans_decommission_moves_only():
+    old = {1: "", 2: "", 3: ""}
+    layout = {"t": _placed(old, 6, 2)}
+    s = _image({**old, 4: "", 5: ""}, layout, fenced=[5], decommissioning=[1])
+    moves = balance_plan(s.image, 10)
+    assert moves and all(m.reason == balancer.DECOMMISSION for m in moves)
+    s.ok(c.unfence_broker(s.rid(), EPOCH, 5, s.image.brokers[5].broker_epoch))
+    assert any(m.reason == balancer.REPLICA_BALANCE for m in balance_plan(s.image, 10))
 
 
 def test_generate_style_planning_moves_only_the_given_topics_off_brokers_outside_the_list():
