@@ -580,6 +580,7 @@ class Node:
                 "produce_purgatory": plane.produce_waiting(),
                 "fetch_purgatory": plane.fetch_waiting,
                 "max_follower_lag": plane.fetcher.max_lag(),
+                "replication_throttled_bytes": plane.replication_throttle.throttled_bytes,
             }
 
         def groups() -> list[dict] | None:

@@ -20,6 +20,9 @@ Prometheus collector that reads the node's state at scrape time (no gauges to ke
                                           (Kafka's per-broker UnderReplicatedPartitions)
     freshet_purgatory_size{type}          produce: acks=all partitions waiting; fetch: long polls waiting
     freshet_replica_fetcher_max_lag       largest (leader LEO - own LEO) over followed partitions
+    freshet_reassigning_partitions{started_by}  partitions being reassigned (balancer, user)
+    freshet_decommissioning_broker_count  brokers marked decommissioning (this node's image)
+    freshet_replication_throttled_bytes_total  bytes this leader sent through the replication throttle
 
 The data plane's counters and histograms (server/metrics.py) are registered in the same registry.
 
@@ -161,6 +164,17 @@ class NodeCollector:
         yield gauge("freshet_under_replicated_partitions", "partitions whose ISR is smaller than the replica set", under_replicated)
         yield gauge("freshet_metadata_offset", "offset of this node's metadata image", image.offset)
         yield gauge("freshet_controller_epoch", "controller epoch in this node's image", image.controller_epoch)
+        reassigning = GaugeMetricFamily(
+            "freshet_reassigning_partitions", "partitions being reassigned, by who started it", labels=["started_by"]
+        )
+        moves = [p.is_balancer_move for t in image.topics_by_id.values() for p in t.partitions if p.is_reassigning]
+        reassigning.add_metric(["balancer"], sum(moves))
+        reassigning.add_metric(["user"], len(moves) - sum(moves))
+        yield reassigning
+        yield gauge(
+            "freshet_decommissioning_broker_count", "brokers marked decommissioning (this node's image)",
+            sum(1 for broker in image.brokers.values() if broker.is_decommissioning),
+        )
         clean, unclean = view.elections()
         elections = CounterMetricFamily(
             "freshet_leader_elections", "leader elections made by this node as active controller", labels=["type"]
@@ -193,6 +207,11 @@ class NodeCollector:
                 "largest number of offsets a followed partition is behind its leader",
                 plane["max_follower_lag"],
             )
+            throttled = CounterMetricFamily(
+                "freshet_replication_throttled_bytes", "bytes this leader sent to reassignment replicas through the throttle"
+            )
+            throttled.add_metric([], plane.get("replication_throttled_bytes", 0))
+            yield throttled
         groups = view.groups()
         if groups is not None:
             yield gauge("freshet_group_count", "consumer groups this node coordinates", len(groups))

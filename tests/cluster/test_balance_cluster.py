@@ -134,6 +134,16 @@ def _preload(bootstrap: str) -> None:
         producer.flush()
 
 
+def _metric(cluster: NodeCluster, node_id: int, name: str) -> float:
+    """One unlabelled sample of node `node_id`'s /metrics."""
+    answer = cluster.http(node_id, "/metrics")
+    assert answer is not None and answer[0] == 200
+    for line in answer[1].splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"node {node_id} exports no {name}")
+
+
 def _balancer_row(bootstrap: str) -> dict | None:
     """The first balancer reassignment `freshet partition reassign --verify -o json` lists."""
     listed = run_cli(["partition", "reassign", "--verify", "-o", "json"], bootstrap)
@@ -199,6 +209,8 @@ def test_balancer_fills_a_new_broker_and_empties_a_decommissioned_one_without_lo
                   f"(throttle {THROTTLE_BYTES_PER_SECOND // 1024} KiB/s)")
             assert copied >= 4 * PRELOAD_BYTES_PER_PARTITION
             assert 0.5 * THROTTLE_BYTES_PER_SECOND <= rate <= 1.25 * THROTTLE_BYTES_PER_SECOND
+            throttled = sum(_metric(cluster, n, "freshet_replication_throttled_bytes_total") for n in (1, 2, 3))
+            assert throttled >= 3 * PRELOAD_BYTES_PER_PARTITION, throttled      # the copies went through it
 
             # Decommission with the balancer switched off: nothing moves until it is on again; then
             # the user stops it again and cancels the (throttled) move in progress.
@@ -235,6 +247,7 @@ def test_balancer_fills_a_new_broker_and_empties_a_decommissioned_one_without_lo
             assert rows[2]["leaders"] == 0
             assert sum(row["replicas"] for row in rows.values()) == PARTITIONS * 3
             assert all(rows[n]["state"] == "active" for n in (1, 3, 4))
+            assert _metric(cluster, 1, "freshet_decommissioning_broker_count") == 1
             # Placement never chooses a decommissioning broker for new topics.
             admin.create_topic("after", partitions=3, replication_factor=3)
             placed = admin.describe_topics(["after"], with_offsets=False)[0]
