@@ -7,7 +7,8 @@ elects a new leader for every partition it led), unfencing (the broker caught up
 registration offset), controlled shutdown (one batch moves leaderships away, leaves ISRs and
 fences; then the broker may shut down); and `poll`, which turns the image into the next action:
 fence an expired broker, repair what a fencing left, elect leaders for leaderless partitions,
-complete reassignments, rebalance preferred leaders (the choices themselves are elections.py's).
+complete reassignments, rebalance preferred leaders (the choices themselves are elections.py's),
+start the replica balancer's next batch (auto_balance.py decides when, balancer.py what).
 
 Time enters only through the injected `Clock` (monotonic milliseconds); request ids come from an
 injected factory, so tests and transcripts are deterministic.

@@ -141,6 +141,12 @@ class ActiveController:
         core = self.core
         result: dict = {"is_active": self.is_active, "epoch": self.controller_epoch, "activations": self.metrics.activations}
         if core is not None:
+            balancer = core.balancer
+            result["balancer"] = {
+                "batches_started": balancer.batches_started,
+                "moves_started": balancer.moves_started,
+                "last_plan_size": balancer.last_plan_size,
+            }
             now = self._clock.monotonic_ms()
             result["sessions"] = [
                 {

@@ -164,6 +164,121 @@ def _read_all(bootstrap: str, ends: dict[int, int]) -> dict[int, list[tuple[int,
     return found
 
 
+def _join(cluster: NodeCluster, admin: Admin, bootstrap: str, tmp_path: pathlib.Path) -> float:
+    """Start broker 4; check --verify lists the balancer's throttled move with its progress, that
+    broker 4 gets its share and leads some, and the bytes/s it received. Returns the seconds taken."""
+    started = time.monotonic()
+    sampler = DiskSampler(tmp_path / "node-4")
+    cluster.start(4, "broker")
+    cluster.wait_ready([4])
+    # `partition reassign --verify` without a plan lists the balancer's move and its progress.
+    moving = wait_until(lambda: _balancer_row(bootstrap), 30, "a balancer move listed by --verify", 0.1)
+    assert moving["adding_replicas"] == [4] and len(moving["removing_replicas"]) == 1
+    [progress] = moving["progress"]
+    assert progress["broker"] == 4 and progress["error"] is None, progress
+    assert progress["offsets_left"] >= 0 and progress["bytes_left"] >= 0
+    wait_until(
+        lambda: _brokers(admin).get(4) is not None
+        and _brokers(admin)[4].replica_count >= 4
+        and _brokers(admin)[4].leader_count >= 1
+        and _no_reassignment(admin),
+        60,
+        "broker 4 to hold its share of replicas (>= 4 of 18) and lead some",
+        0.2,
+    )
+    join_s = time.monotonic() - started
+    sampler.stop()
+    rate, copied, seconds = sampler.rate()
+    print(f"broker 4 received {copied} bytes in {seconds:.1f} s: {rate / 1024:.0f} KiB/s "
+          f"(throttle {THROTTLE_BYTES_PER_SECOND // 1024} KiB/s)")
+    assert copied >= 4 * PRELOAD_BYTES_PER_PARTITION
+    assert 0.5 * THROTTLE_BYTES_PER_SECOND <= rate <= 1.25 * THROTTLE_BYTES_PER_SECOND
+    throttled = sum(_metric(cluster, n, "freshet_replication_throttled_bytes_total") for n in (1, 2, 3))
+    assert throttled >= 3 * PRELOAD_BYTES_PER_PARTITION, throttled      # the copies went through it
+    return join_s
+
+
+def _decommission_stopped_and_cancelled(admin: Admin, bootstrap: str) -> None:
+    """Decommission broker 2 with the balancer switched off: nothing moves until it is on again;
+    then the user stops it again and cancels the (throttled) move in progress."""
+    unknown = run_cli(["broker", "decommission", "9"], bootstrap)
+    assert unknown.returncode == 1 and "broker 9 is not registered" in one_error_line(unknown)
+    admin.alter_configs(ConfigResource.cluster(), set={"auto.balance.enable": "false"})
+    result = run_cli(["broker", "decommission", "2"], bootstrap)
+    assert result.returncode == 0, result.stderr
+    assert "decommissioning" in result.stdout
+    time.sleep(1.0)
+    assert _no_reassignment(admin) and _brokers(admin)[2].replica_count > 0
+    admin.alter_configs(ConfigResource.cluster(), set={"auto.balance.enable": "true"})
+    wait_until(lambda: not _no_reassignment(admin), 15, "the balancer to start moving off broker 2", 0.05)
+    admin.alter_configs(ConfigResource.cluster(), set={"auto.balance.enable": "false"})
+    cancelled = run_cli(["partition", "reassign", "--cancel", "-o", "json"], bootstrap)
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert [row["result"] for row in json.loads(cancelled.stdout)] == ["ok"]
+    assert _no_reassignment(admin) and _brokers(admin)[2].replica_count > 0
+    nothing = run_cli(["partition", "reassign", "--verify"], bootstrap)
+    assert nothing.returncode == 0 and "no reassignment in progress" in nothing.stdout
+
+
+def _decommission(cluster: NodeCluster, admin: Admin, bootstrap: str) -> float:
+    """Unthrottled, five moves at a time, balancer on: broker 2 empties. Returns the seconds taken."""
+    started = time.monotonic()
+    admin.alter_configs(ConfigResource.cluster(), delete=[
+        "replication.throttle.bytes.per.second", "auto.balance.max.concurrent.moves", "auto.balance.enable",
+    ])
+
+    def decommissioned():
+        listed = run_cli(["broker", "list", "--output", "json"], bootstrap)
+        assert listed.returncode == 0, listed.stderr
+        rows = {row["id"]: row for row in json.loads(listed.stdout)}
+        return rows if rows[2]["state"] == "decommissioned" and rows[2]["replicas"] == 0 else None
+
+    rows = wait_until(decommissioned, 60, "broker 2 to end with 0 replicas", 0.5)
+    leave_s = time.monotonic() - started
+    assert rows[2]["leaders"] == 0
+    assert sum(row["replicas"] for row in rows.values()) == PARTITIONS * 3
+    assert all(rows[n]["state"] == "active" for n in (1, 3, 4))
+    assert _metric(cluster, 1, "freshet_decommissioning_broker_count") == 1
+    # Placement never chooses a decommissioning broker for new topics.
+    admin.create_topic("after", partitions=3, replication_factor=3)
+    placed = admin.describe_topics(["after"], with_offsets=False)[0]
+    assert all(2 not in p.replicas for p in placed.partitions)
+    return leave_s
+
+
+def _generate(bootstrap: str, tmp_path: pathlib.Path) -> None:
+    """--generate proposes, on the same planner, a plan that --file reads."""
+    topics_file = tmp_path / "topics.json"
+    topics_file.write_text(json.dumps({"version": 1, "topics": [{"topic": TOPIC}]}))
+    generate = ["partition", "reassign", "--generate", "--topics-to-move-json-file", str(topics_file), "--broker-list"]
+    generated = run_cli([*generate, "1,2,3,4", "-o", "json"], bootstrap)
+    assert generated.returncode == 0, generated.stderr
+    document = json.loads(generated.stdout)
+    assert [p["partition"] for p in document["current"]["partitions"]] == list(range(PARTITIONS))
+    assert all(len(p["replicas"]) == 3 for p in document["proposed"]["partitions"])
+    # Balanced among 1, 3, 4; broker 2 (empty) gets its share back because it is listed.
+    assert sum(2 in p["replicas"] for p in document["proposed"]["partitions"]) >= 4
+    refused = run_cli([*generate, "1,3"], bootstrap)
+    assert refused.returncode == 1
+    assert "replication factor: 3 larger than available brokers: 2" in one_error_line(refused)
+
+
+def _check_everything_acknowledged_is_read_once_in_order(bootstrap: str, producer: ProducerLoop) -> None:
+    ends: dict[int, int] = {p: 0 for p in range(PARTITIONS)}
+    for partition, offset, _ in producer.acknowledged:
+        ends[partition] = max(ends[partition], offset + 1)
+    found = _read_all(bootstrap, ends)
+    for partition in range(PARTITIONS):
+        values = [value for _, value in sorted(found[partition]) if not value.startswith(b"p")]   # not the preload
+        assert len(values) == len(set(values)), f"partition {partition}: a record appears twice"
+        sequences = [int(value.split(b":")[1]) for value in values]
+        assert sequences == sorted(sequences), f"partition {partition}: records out of order"
+    for partition, offset, value in producer.acknowledged:
+        assert found[partition] and dict(found[partition]).get(offset) == value, (
+            f"acknowledged record {partition}@{offset} is missing or different"
+        )
+
+
 def test_balancer_fills_a_new_broker_and_empties_a_decommissioned_one_without_losing_acks(tmp_path):
     with NodeCluster(tmp_path, controllers=3, extra_nodes=1) as cluster:
         for node_id in (1, 2, 3):
@@ -182,108 +297,14 @@ def test_balancer_fills_a_new_broker_and_empties_a_decommissioned_one_without_lo
         producer.start()
         try:
             wait_until(lambda: len(producer.acknowledged) > 200, 30, "the producer's first acknowledgements")
-
-            started = time.monotonic()
-            sampler = DiskSampler(tmp_path / "node-4")
-            cluster.start(4, "broker")
-            cluster.wait_ready([4])
-            # `partition reassign --verify` without a plan lists the balancer's move and its progress.
-            moving = wait_until(lambda: _balancer_row(bootstrap), 30, "a balancer move listed by --verify", 0.1)
-            assert moving["adding_replicas"] == [4] and len(moving["removing_replicas"]) == 1
-            [progress] = moving["progress"]
-            assert progress["broker"] == 4 and progress["error"] is None, progress
-            assert progress["offsets_left"] >= 0 and progress["bytes_left"] >= 0
-            wait_until(
-                lambda: _brokers(admin).get(4) is not None
-                and _brokers(admin)[4].replica_count >= 4
-                and _brokers(admin)[4].leader_count >= 1
-                and _no_reassignment(admin),
-                60,
-                "broker 4 to hold its share of replicas (>= 4 of 18) and lead some",
-                0.2,
-            )
-            join_s = time.monotonic() - started
-            sampler.stop()
-            rate, copied, seconds = sampler.rate()
-            print(f"broker 4 received {copied} bytes in {seconds:.1f} s: {rate / 1024:.0f} KiB/s "
-                  f"(throttle {THROTTLE_BYTES_PER_SECOND // 1024} KiB/s)")
-            assert copied >= 4 * PRELOAD_BYTES_PER_PARTITION
-            assert 0.5 * THROTTLE_BYTES_PER_SECOND <= rate <= 1.25 * THROTTLE_BYTES_PER_SECOND
-            throttled = sum(_metric(cluster, n, "freshet_replication_throttled_bytes_total") for n in (1, 2, 3))
-            assert throttled >= 3 * PRELOAD_BYTES_PER_PARTITION, throttled      # the copies went through it
-
-            # Decommission with the balancer switched off: nothing moves until it is on again; then
-            # the user stops it again and cancels the (throttled) move in progress.
-            admin.alter_configs(ConfigResource.cluster(), set={"auto.balance.enable": "false"})
-            result = run_cli(["broker", "decommission", "2"], bootstrap)
-            assert result.returncode == 0, result.stderr
-            assert "decommissioning" in result.stdout
-            time.sleep(1.0)
-            assert _no_reassignment(admin) and _brokers(admin)[2].replica_count > 0
-            admin.alter_configs(ConfigResource.cluster(), set={"auto.balance.enable": "true"})
-            wait_until(lambda: not _no_reassignment(admin), 15, "the balancer to start moving off broker 2", 0.05)
-            admin.alter_configs(ConfigResource.cluster(), set={"auto.balance.enable": "false"})
-            cancelled = run_cli(["partition", "reassign", "--cancel", "-o", "json"], bootstrap)
-            assert cancelled.returncode == 0, cancelled.stderr
-            assert [row["result"] for row in json.loads(cancelled.stdout)] == ["ok"]
-            assert _no_reassignment(admin) and _brokers(admin)[2].replica_count > 0
-            nothing = run_cli(["partition", "reassign", "--verify"], bootstrap)
-            assert nothing.returncode == 0 and "no reassignment in progress" in nothing.stdout
-
-            # Unthrottled, five moves at a time, balancer on: broker 2 empties.
-            started = time.monotonic()
-            admin.alter_configs(ConfigResource.cluster(), delete=[
-                "replication.throttle.bytes.per.second", "auto.balance.max.concurrent.moves", "auto.balance.enable",
-            ])
-
-            def decommissioned():
-                listed = run_cli(["broker", "list", "--output", "json"], bootstrap)
-                assert listed.returncode == 0, listed.stderr
-                rows = {row["id"]: row for row in json.loads(listed.stdout)}
-                return rows if rows[2]["state"] == "decommissioned" and rows[2]["replicas"] == 0 else None
-
-            rows = wait_until(decommissioned, 60, "broker 2 to end with 0 replicas", 0.5)
-            leave_s = time.monotonic() - started
-            assert rows[2]["leaders"] == 0
-            assert sum(row["replicas"] for row in rows.values()) == PARTITIONS * 3
-            assert all(rows[n]["state"] == "active" for n in (1, 3, 4))
-            assert _metric(cluster, 1, "freshet_decommissioning_broker_count") == 1
-            # Placement never chooses a decommissioning broker for new topics.
-            admin.create_topic("after", partitions=3, replication_factor=3)
-            placed = admin.describe_topics(["after"], with_offsets=False)[0]
-            assert all(2 not in p.replicas for p in placed.partitions)
-            # --generate proposes, on the same planner, a plan that --file reads.
-            topics_file = tmp_path / "topics.json"
-            topics_file.write_text(json.dumps({"version": 1, "topics": [{"topic": TOPIC}]}))
-            generate = ["partition", "reassign", "--generate", "--topics-to-move-json-file", str(topics_file), "--broker-list"]
-            generated = run_cli([*generate, "1,2,3,4", "-o", "json"], bootstrap)
-            assert generated.returncode == 0, generated.stderr
-            document = json.loads(generated.stdout)
-            assert [p["partition"] for p in document["current"]["partitions"]] == list(range(PARTITIONS))
-            assert all(len(p["replicas"]) == 3 for p in document["proposed"]["partitions"])
-            # Balanced already among 1, 3, 4; broker 2 (empty) gets its share back only if listed.
-            assert sum(2 in p["replicas"] for p in document["proposed"]["partitions"]) >= 4
-            refused = run_cli([*generate, "1,3"], bootstrap)
-            assert refused.returncode == 1
-            assert "replication factor: 3 larger than available brokers: 2" in one_error_line(refused)
+            join_s = _join(cluster, admin, bootstrap, tmp_path)
+            _decommission_stopped_and_cancelled(admin, bootstrap)
+            leave_s = _decommission(cluster, admin, bootstrap)
+            _generate(bootstrap, tmp_path)
         finally:
             producer.stop()
             admin.close()
-
         print(f"broker 4 got its share in {join_s:.1f} s; broker 2 emptied in {leave_s:.1f} s; "
               f"{len(producer.acknowledged)} records acknowledged, {len(producer.errors)} errors")
         assert all(error.retriable for error in producer.errors), [repr(e) for e in producer.errors]
-
-        ends: dict[int, int] = {p: 0 for p in range(PARTITIONS)}
-        for partition, offset, _ in producer.acknowledged:
-            ends[partition] = max(ends[partition], offset + 1)
-        found = _read_all(bootstrap, ends)
-        for partition in range(PARTITIONS):
-            values = [value for _, value in sorted(found[partition]) if not value.startswith(b"p")]   # not the preload
-            assert len(values) == len(set(values)), f"partition {partition}: a record appears twice"
-            sequences = [int(value.split(b":")[1]) for value in values]
-            assert sequences == sorted(sequences), f"partition {partition}: records out of order"
-        for partition, offset, value in producer.acknowledged:
-            assert found[partition] and dict(found[partition]).get(offset) == value, (
-                f"acknowledged record {partition}@{offset} is missing or different"
-            )
+        _check_everything_acknowledged_is_read_once_in_order(bootstrap, producer)
