@@ -3,9 +3,11 @@
 Owns `AutoBalancer`, the active controller's schedule for the balancer planner (balancer.py):
 
 - What: `balance_plan` (decommission moves only while a non-decommissioning broker is fenced).
-- Triggers: activation (a new controller resumes a decommission), a change in any broker's
-  registration state (a broker registers, is unfenced or fenced, starts or stops
-  decommissioning), the end of a batch, and otherwise every auto.balance.check.interval.seconds.
+- Triggers: a broker starts or stops decommissioning; an available broker without any replica
+  appears (a new broker, once unfenced); the end of a batch (the next one is planned); a new
+  controller with a decommission under way; otherwise every auto.balance.check.interval.seconds.
+  A broker restart or a controller failover alone is not a trigger: it changes no load, and
+  moving data then would only add to the disturbance.
 - A batch: at most auto.balance.max.concurrent.moves partition reassignments in one AtomicBatch
   of ReassignPartition commands (decommission moves first). The next batch is planned only when
   no partition of the cluster is being reassigned any more, so the balancer never has more than
@@ -29,14 +31,16 @@ from freshet.metadata.controller.balancer import Move, plan_moves
 from freshet.metadata.controller.elections import placement_brokers
 from freshet.metadata.image import MetadataImage
 
-BrokerStates = tuple[tuple[int, bytes, bool, bool], ...]
 
-
-def _broker_states(image: MetadataImage) -> BrokerStates:
-    return tuple(
-        (b.node_id, b.incarnation_id, b.is_fenced, b.is_decommissioning)
-        for b in (image.brokers[n] for n in sorted(image.brokers))
-    )
+def _watched(image: MetadataImage) -> tuple[frozenset[int], frozenset[int]]:
+    """(decommissioning brokers, available non-decommissioning brokers that hold no replica)."""
+    hosting: set[int] = set()
+    for topic in image.topics_by_id.values():
+        for partition in topic.partitions:
+            hosting.update(partition.replicas)
+    decommissioning = frozenset(node_id for node_id, b in image.brokers.items() if b.is_decommissioning)
+    empty = frozenset(b.node_id for b in placement_brokers(image) if b.node_id not in hosting)
+    return decommissioning, empty
 
 
 def is_reassigning(image: MetadataImage) -> bool:
@@ -63,9 +67,11 @@ class AutoBalancer:
     def __init__(self, clock: Clock, new_request_id: Callable[[], str]) -> None:
         self._clock = clock
         self._new_request_id = new_request_id
-        self._is_due = True
-        self._next_check_ms = 0
-        self._broker_states: BrokerStates | None = None
+        self._is_due = False
+        self._next_check_ms: int | None = None
+        self._seen_offset = -1
+        self._decommissioning: frozenset[int] | None = None
+        self._empty: frozenset[int] = frozenset()
         self.batches_started = 0
         self.moves_started = 0
         self.last_plan_size = 0
@@ -82,10 +88,16 @@ class AutoBalancer:
     def poll(self, image: MetadataImage, config: configs.BrokerConfig, controller_epoch: int) -> tuple[commands.MetadataCommand, list[Move]] | None:
         """The next batch to propose (an AtomicBatch of reassignments and its moves), or None."""
         now = self._clock.monotonic_ms()
-        states = _broker_states(image)
-        if states != self._broker_states:
-            self._broker_states = states
-            self._is_due = True
+        if image.offset != self._seen_offset:
+            self._seen_offset = image.offset
+            decommissioning, empty = _watched(image)
+            if self._decommissioning is None:
+                self._is_due = bool(decommissioning)            # a new controller resumes a decommission
+            elif decommissioning != self._decommissioning or empty - self._empty:
+                self._is_due = True                              # (un)marked, or a new, empty broker
+            self._decommissioning, self._empty = decommissioning, empty
+        if self._next_check_ms is None:
+            self._next_check_ms = now + config.auto_balance_check_interval_seconds * 1000
         if now >= self._next_check_ms:
             self._is_due = True
         if not config.auto_balance_enable or not self._is_due or is_reassigning(image):

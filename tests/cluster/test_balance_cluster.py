@@ -9,7 +9,8 @@ Method: 3 combined nodes (the Raft voters) and a 4th broker-only node started la
 6 partitions, replication factor 3; a producer thread writes small records at a bounded rate the
 whole time. Broker 4 starts -> wait (bounded) until it holds its share of replicas and leads some;
 `freshet broker decommission 2` (the CLI) -> wait until `freshet broker list` shows broker 2
-decommissioned with 0 replicas; then stop the producer and read every partition from offset 0.
+decommissioned with 0 replicas; restart the active controller and broker 2: the mark survives;
+then stop the producer and read every partition from offset 0.
 Reference: Kafka's reassignment steps (KIP-455) and Cruise Control's broker add/remove.
 """
 
@@ -263,6 +264,30 @@ def _generate(bootstrap: str, tmp_path: pathlib.Path) -> None:
     assert "replication factor: 3 larger than available brokers: 2" in one_error_line(refused)
 
 
+def _failover_keeps_the_mark(cluster: NodeCluster, bootstrap: str) -> None:
+    """Stop the active controller and broker 2 (SIGTERM), start them again: the decommissioning
+    mark is metadata, so broker 2 registers again still decommissioned, and the new controller's
+    balancer puts nothing back on it."""
+    controller = cluster.active_controller([1, 2, 3])
+    for node_id in sorted({controller, 2}):
+        assert cluster.processes[node_id].terminate(30) == 0
+    for node_id in sorted({controller, 2}):
+        cluster.start(node_id)
+    cluster.wait_ready([1, 2, 3, 4])
+    assert cluster.active_controller([1, 2, 3]) in (1, 2, 3)
+
+    def settled():
+        listed = run_cli(["broker", "list", "--output", "json"], bootstrap)
+        assert listed.returncode == 0, listed.stderr
+        rows = {row["id"]: row for row in json.loads(listed.stdout)}
+        return rows if all(rows[n]["state"] == "active" for n in (1, 3, 4)) and rows[2]["state"] == "decommissioned" else None
+
+    wait_until(settled, 60, "every broker back, broker 2 still decommissioned", 0.5)
+    time.sleep(2.0)                                     # a balancer that forgot would move now
+    rows = settled()
+    assert rows is not None and rows[2]["replicas"] == 0 and rows[2]["is_decommissioning"], rows
+
+
 def _check_everything_acknowledged_is_read_once_in_order(bootstrap: str, producer: ProducerLoop) -> None:
     ends: dict[int, int] = {p: 0 for p in range(PARTITIONS)}
     for partition, offset, _ in producer.acknowledged:
@@ -280,7 +305,7 @@ def _check_everything_acknowledged_is_read_once_in_order(bootstrap: str, produce
 
 
 def test_balancer_fills_a_new_broker_and_empties_a_decommissioned_one_without_losing_acks(tmp_path):
-    with NodeCluster(tmp_path, controllers=3, extra_nodes=1) as cluster:
+    with NodeCluster(tmp_path, controllers=3, extra_nodes=1, auto_balance=True) as cluster:
         for node_id in (1, 2, 3):
             cluster.start(node_id)
         cluster.wait_ready([1, 2, 3])
@@ -301,6 +326,7 @@ def test_balancer_fills_a_new_broker_and_empties_a_decommissioned_one_without_lo
             _decommission_stopped_and_cancelled(admin, bootstrap)
             leave_s = _decommission(cluster, admin, bootstrap)
             _generate(bootstrap, tmp_path)
+            _failover_keeps_the_mark(cluster, bootstrap)
         finally:
             producer.stop()
             admin.close()

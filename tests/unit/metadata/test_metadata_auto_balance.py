@@ -135,3 +135,28 @@ def test_no_batch_starts_while_a_user_reassignment_is_in_progress():
     clock.advance(301_000)
     _heartbeats(core, s)
     assert core.poll(s.image) is None                                 # still waiting for the user's move
+
+
+def test_restarts_and_failovers_are_not_triggers_but_the_interval_is():
+    """A skew that is already there when a controller takes over (pinned assignments, say) waits
+    for auto.balance.check.interval.seconds; a broker restart changes no load and triggers
+    nothing; an empty broker that appears does."""
+    s = Script()
+    s.cluster(4)
+    s.topic("t", [([1, 2, 3], [1, 2, 3], 1)] + [([2, 3, 1], [2, 3, 1], 2)] * 5)
+    clock = ManualClock()
+    core = _core(clock)
+    core.activate(s.image)
+    _heartbeats(core, s)
+    assert core.poll(s.image) is None                               # broker 4 is empty, but was already
+    s.ok(c.fence_broker(s.rid(), EPOCH, 3, s.image.brokers[3].broker_epoch))
+    s.ok(c.register_broker(s.rid(), EPOCH, 3, b"\x33" * 16, "localhost", 9003))
+    s.ok(c.unfence_broker(s.rid(), EPOCH, 3, s.image.brokers[3].broker_epoch))
+    core.open_session(s.image, 3)
+    _heartbeats(core, s)
+    action = core.poll(s.image)
+    assert action is None or action.kind is not ActionKind.BALANCE    # a restart is not a trigger
+    clock.advance(300_000)
+    _heartbeats(core, s)
+    action = core.poll(s.image)
+    assert action is not None and action.kind is ActionKind.BALANCE
