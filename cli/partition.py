@@ -111,6 +111,11 @@ def reassign(
             _in_progress(bootstrap, output, cancel=cancel)
             return
         common.usage_error("give --file plan.json (or --generate; --verify and --cancel alone cover every reassignment)")
+    _with_plan(file, execute=execute, verify=verify, cancel=cancel, bootstrap=bootstrap, output=output)
+
+
+def _with_plan(file: str, *, execute: bool, verify: bool, cancel: bool, bootstrap: str, output: OutputFormat) -> None:
+    """--file: the dry run, --execute, --verify or --cancel of the plan's partitions."""
     plan = read_plan(file)
     admin = common.make_admin(bootstrap)
     with reporting_errors():

@@ -136,6 +136,22 @@ class NodeView:
     groups: Callable[[], list[dict] | None] = lambda: None  # groups coordinated here (console); None: no coordinator
 
 
+def _balance_families(image: MetadataImage):
+    """Self-balancing gauges from the image: reassignments by who started them, decommissioning brokers."""
+    reassigning = GaugeMetricFamily(
+        "freshet_reassigning_partitions", "partitions being reassigned, by who started it", labels=["started_by"]
+    )
+    moves = [p.is_balancer_move for t in image.topics_by_id.values() for p in t.partitions if p.is_reassigning]
+    reassigning.add_metric(["balancer"], sum(moves))
+    reassigning.add_metric(["user"], len(moves) - sum(moves))
+    yield reassigning
+    decommissioning = GaugeMetricFamily(
+        "freshet_decommissioning_broker_count", "brokers marked decommissioning (this node's image)"
+    )
+    decommissioning.add_metric([], sum(1 for broker in image.brokers.values() if broker.is_decommissioning))
+    yield decommissioning
+
+
 class NodeCollector:
     """A Prometheus collector reading a NodeView at scrape time. Thread-safe (reads only)."""
 
@@ -164,17 +180,7 @@ class NodeCollector:
         yield gauge("freshet_under_replicated_partitions", "partitions whose ISR is smaller than the replica set", under_replicated)
         yield gauge("freshet_metadata_offset", "offset of this node's metadata image", image.offset)
         yield gauge("freshet_controller_epoch", "controller epoch in this node's image", image.controller_epoch)
-        reassigning = GaugeMetricFamily(
-            "freshet_reassigning_partitions", "partitions being reassigned, by who started it", labels=["started_by"]
-        )
-        moves = [p.is_balancer_move for t in image.topics_by_id.values() for p in t.partitions if p.is_reassigning]
-        reassigning.add_metric(["balancer"], sum(moves))
-        reassigning.add_metric(["user"], len(moves) - sum(moves))
-        yield reassigning
-        yield gauge(
-            "freshet_decommissioning_broker_count", "brokers marked decommissioning (this node's image)",
-            sum(1 for broker in image.brokers.values() if broker.is_decommissioning),
-        )
+        yield from _balance_families(image)
         clean, unclean = view.elections()
         elections = CounterMetricFamily(
             "freshet_leader_elections", "leader elections made by this node as active controller", labels=["type"]
