@@ -25,7 +25,7 @@ are not thread-safe: one owner (the node's event loop) calls them.
 
 from freshet.metadata.clock import Clock
 from freshet.metadata.controller.auto_balance import balance_plan
-from freshet.metadata.controller.balancer import Move, generate_reassignment, plan_moves
+from freshet.metadata.controller.balancer import Move, broker_loads, generate_reassignment, plan_moves
 from freshet.metadata.controller.broker_sessions import (
     CHANGES_PER_BATCH_MAX,
     ActionKind,
@@ -77,6 +77,7 @@ __all__ = [
     "Clock",
     "Move",
     "balance_plan",
+    "broker_loads",
     "generate_reassignment",
     "plan_moves",
     "ActionKind",

@@ -27,17 +27,14 @@ from collections.abc import Callable
 
 from freshet.metadata import commands, configs
 from freshet.metadata.clock import Clock
-from freshet.metadata.controller.balancer import Move, plan_moves
+from freshet.metadata.controller.balancer import Move, broker_loads, plan_moves
 from freshet.metadata.controller.elections import placement_brokers
 from freshet.metadata.image import MetadataImage
 
 
 def _watched(image: MetadataImage) -> tuple[frozenset[int], frozenset[int]]:
     """(decommissioning brokers, available non-decommissioning brokers that hold no replica)."""
-    hosting: set[int] = set()
-    for topic in image.topics_by_id.values():
-        for partition in topic.partitions:
-            hosting.update(partition.replicas)
+    hosting, _ = broker_loads(image)
     decommissioning = frozenset(node_id for node_id, b in image.brokers.items() if b.is_decommissioning)
     empty = frozenset(b.node_id for b in placement_brokers(image) if b.node_id not in hosting)
     return decommissioning, empty

@@ -22,7 +22,8 @@ Kafka's kafka-reassign-partitions --generate and Cruise Control's goals (RackAwa
 ReplicaDistributionGoal, LeaderReplicaDistributionGoal) are the references; unlike --generate,
 which computes a fresh assignment and so moves most replicas, this moves as few as it can.
 
-Also owns `generate_reassignment` (kafka-reassign-partitions --generate on the same planner).
+Also owns `broker_loads` (replica and leader counts per broker, for `broker list`, the console and
+the balancer's triggers) and `generate_reassignment` (kafka-reassign-partitions --generate on the same planner).
 
 Imports only the standard library, freshet.metadata (errors, image) and wire types. Forbidden: grpc, storage, server,
 client, cli, pysyncobj. Thread-safety: pure functions; `Move` is immutable.
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections import Counter
 from collections.abc import Collection, Iterable, Mapping, Sequence
 
 from freshet.metadata.errors import ControllerRequestError
@@ -137,6 +139,19 @@ class _Plan:
             Move(key[0], self.topic_ids[key[0]], key[1], self.original[key], tuple(self.working[key]), self.reasons[key])
             for key in changed
         ]
+
+
+def broker_loads(image: MetadataImage) -> tuple[Counter[int], Counter[int]]:
+    """(replicas, leaders) per broker id: partitions with a replica on it (including replicas being
+    added) and partitions it leads. Brokers with neither are absent (a Counter answers 0)."""
+    replicas: Counter[int] = Counter()
+    leaders: Counter[int] = Counter()
+    for topic in image.topics_by_id.values():
+        for partition in topic.partitions:
+            replicas.update(partition.replicas)
+            if partition.leader != NO_LEADER:
+                leaders[partition.leader] += 1
+    return replicas, leaders
 
 
 def _bounds(counts: Mapping[int, int], threshold_percentage: int) -> tuple[int, int]:

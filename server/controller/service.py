@@ -448,13 +448,7 @@ def describe_cluster(image: MetadataImage, config: NodeConfig) -> controller_pb2
         response.controller.CopyFrom(
             common_pb2.BrokerEndpoint(node_id=image.controller_id, host=endpoint.host, port=endpoint.port)
         )
-    replica_counts: dict[int, int] = {}
-    leader_counts: dict[int, int] = {}
-    for topic in image.topics_by_id.values():
-        for partition in topic.partitions:
-            for replica in partition.replicas:
-                replica_counts[replica] = replica_counts.get(replica, 0) + 1
-            leader_counts[partition.leader] = leader_counts.get(partition.leader, 0) + 1
+    replica_counts, leader_counts = logic.broker_loads(image)
     for node_id in sorted(image.brokers):
         broker = image.brokers[node_id]
         if broker.in_controlled_shutdown:
@@ -469,8 +463,8 @@ def describe_cluster(image: MetadataImage, config: NodeConfig) -> controller_pb2
             broker_epoch=broker.broker_epoch,
             incarnation_id=broker.incarnation_id,
             is_decommissioning=broker.is_decommissioning,
-            replica_count=replica_counts.get(node_id, 0),
-            leader_count=leader_counts.get(node_id, 0),
+            replica_count=replica_counts[node_id],
+            leader_count=leader_counts[node_id],
         )
     for node_id, address in sorted(config.controller_listeners.items()):
         response.controllers.add(node_id=node_id, host=address.host, port=address.port)

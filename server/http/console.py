@@ -20,10 +20,9 @@ from __future__ import annotations
 
 import dataclasses
 import html
-from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from freshet.metadata.controller import is_internal_topic
+from freshet.metadata.controller import broker_loads, is_internal_topic
 from freshet.metadata.image import NO_LEADER, MetadataImage, TopicImage
 from freshet.metadata.security import CLUSTER_NAME, Operation, ResourceType
 
@@ -87,12 +86,7 @@ def _table(headers: Sequence[str], rows: Iterable[Sequence[str]], empty: str) ->
 
 
 def _brokers(image: MetadataImage) -> str:
-    replicas: Counter[int] = Counter()
-    leaders: Counter[int] = Counter()
-    for topic in image.topics_by_id.values():
-        for partition in topic.partitions:
-            replicas.update(partition.replicas)
-            leaders[partition.leader] += 1
+    replicas, leaders = broker_loads(image)
     rows = []
     for broker in sorted(image.brokers.values(), key=lambda b: b.node_id):
         if broker.is_decommissioning:

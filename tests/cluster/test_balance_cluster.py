@@ -135,6 +135,13 @@ def _preload(bootstrap: str) -> None:
         producer.flush()
 
 
+def _broker_rows(bootstrap: str) -> dict[int, dict]:
+    """`freshet broker list --output json` by broker id."""
+    listed = run_cli(["broker", "list", "--output", "json"], bootstrap)
+    assert listed.returncode == 0, listed.stderr
+    return {row["id"]: row for row in json.loads(listed.stdout)}
+
+
 def _metric(cluster: NodeCluster, node_id: int, name: str) -> float:
     """One unlabelled sample of node `node_id`'s /metrics."""
     answer = cluster.http(node_id, "/metrics")
@@ -229,9 +236,7 @@ def _decommission(cluster: NodeCluster, admin: Admin, bootstrap: str) -> float:
     ])
 
     def decommissioned():
-        listed = run_cli(["broker", "list", "--output", "json"], bootstrap)
-        assert listed.returncode == 0, listed.stderr
-        rows = {row["id"]: row for row in json.loads(listed.stdout)}
+        rows = _broker_rows(bootstrap)
         return rows if rows[2]["state"] == "decommissioned" and rows[2]["replicas"] == 0 else None
 
     rows = wait_until(decommissioned, 60, "broker 2 to end with 0 replicas", 0.5)
@@ -277,9 +282,7 @@ def _failover_keeps_the_mark(cluster: NodeCluster, bootstrap: str) -> None:
     assert cluster.active_controller([1, 2, 3]) in (1, 2, 3)
 
     def settled():
-        listed = run_cli(["broker", "list", "--output", "json"], bootstrap)
-        assert listed.returncode == 0, listed.stderr
-        rows = {row["id"]: row for row in json.loads(listed.stdout)}
+        rows = _broker_rows(bootstrap)
         return rows if all(rows[n]["state"] == "active" for n in (1, 3, 4)) and rows[2]["state"] == "decommissioned" else None
 
     wait_until(settled, 60, "every broker back, broker 2 still decommissioned", 0.5)
