@@ -18,7 +18,7 @@ _STATE_STYLES = {"active": "green", "fenced": "red", "decommissioning": "yellow"
 
 @app.command("list")
 def list_brokers(bootstrap: Bootstrap = DEFAULT_BOOTSTRAP, output: Output = OutputFormat.table) -> None:
-    """Every broker: address, rack, state, replica and leader counts.
+    """Every broker: address, rack, state, replica and leader counts, bytes on disk.
 
     State is active, fenced, decommissioning, or decommissioned (marked and no replica left).
 
@@ -31,6 +31,8 @@ def list_brokers(bootstrap: Bootstrap = DEFAULT_BOOTSTRAP, output: Output = Outp
     admin = common.make_admin(bootstrap)
     with reporting_errors():
         cluster = admin.describe_cluster()
+        # Bytes on disk from the brokers that are up (a fenced one would only cost a timeout).
+        sizes = admin.broker_log_bytes({b.node.node_id: b.node.address for b in cluster.brokers if b.state == "active"})
     rows = [
         {
             "id": b.node.node_id,
@@ -39,6 +41,7 @@ def list_brokers(bootstrap: Bootstrap = DEFAULT_BOOTSTRAP, output: Output = Outp
             "state": b.balance_state,
             "replicas": b.replica_count,
             "leaders": b.leader_count,
+            "bytes": sizes.get(b.node.node_id),
             "is_decommissioning": b.is_decommissioning,
             "broker_epoch": b.broker_epoch,
         }
@@ -48,9 +51,12 @@ def list_brokers(bootstrap: Bootstrap = DEFAULT_BOOTSTRAP, output: Output = Outp
         common.print_json(rows)
         return
     common.print_table(
-        ["ID", "ADDRESS", "RACK", "STATE", "REPLICAS", "LEADERS"],
+        ["ID", "ADDRESS", "RACK", "STATE", "REPLICAS", "LEADERS", "SIZE"],
         [
-            (r["id"], r["address"], r["rack"] or "-", common.Styled(r["state"], _STATE_STYLES.get(r["state"], "")), r["replicas"], r["leaders"])
+            (
+                r["id"], r["address"], r["rack"] or "-", common.Styled(r["state"], _STATE_STYLES.get(r["state"], "")),
+                r["replicas"], r["leaders"], "-" if r["bytes"] is None else common.human_bytes(r["bytes"]),
+            )
             for r in rows
         ],
     )

@@ -139,21 +139,27 @@ class AdminCalls(GroupAdmin):
             is_cause_kept=False,
         )
 
+    def _log_dirs(self, address: str, partitions: Sequence[TopicPartition]) -> broker_pb2.DescribeLogDirsResponse | str:
+        """One DescribeLogDirs to the broker at `address` (empty `partitions`: every replica it
+        hosts); the error text when it cannot answer."""
+        request = broker_pb2.DescribeLogDirsRequest(
+            partitions=[common_pb2.TopicPartition(topic=tp.topic, partition=tp.partition) for tp in partitions]
+        )
+        try:
+            return self._transport.stub(address).DescribeLogDirs(request, timeout=min(self._timeout_s, 5.0))
+        except ValueError as closed:
+            raise BrokerUnavailableError("the admin client is closed (DescribeLogDirs)") from closed
+        except grpc.RpcError as rpc_error:
+            return str(translate_rpc_error(rpc_error, address, "DescribeLogDirs"))
+
     def _describe_replicas(
         self, broker_id: int, address: str, partitions: Sequence[TopicPartition]
     ) -> dict[TopicPartition, broker_pb2.ReplicaLogInfo | str]:
         """{partition: broker `broker_id`'s replica info (log end, size, role)} or the error text,
         from one DescribeLogDirs to that broker."""
-        request = broker_pb2.DescribeLogDirsRequest(
-            partitions=[common_pb2.TopicPartition(topic=tp.topic, partition=tp.partition) for tp in partitions]
-        )
-        try:
-            response = self._transport.stub(address).DescribeLogDirs(request, timeout=min(self._timeout_s, 5.0))
-        except ValueError as closed:
-            raise BrokerUnavailableError("the admin client is closed (DescribeLogDirs)") from closed
-        except grpc.RpcError as rpc_error:
-            reason = str(translate_rpc_error(rpc_error, address, "DescribeLogDirs"))
-            return dict.fromkeys(partitions, reason)
+        response = self._log_dirs(address, partitions)
+        if isinstance(response, str):
+            return dict.fromkeys(partitions, response)
         answered = {TopicPartition(r.topic, r.partition): r for r in response.replicas}
         out: dict[TopicPartition, broker_pb2.ReplicaLogInfo | str] = {}
         for tp in partitions:

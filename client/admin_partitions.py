@@ -181,6 +181,17 @@ class PartitionAdmin(AdminCalls):
             result.append(dataclasses.replace(r, progress=progress))
         return result
 
+    def broker_log_bytes(self, addresses: Mapping[int, str]) -> dict[int, int | None]:
+        """{broker id: bytes of the replicas' segment files it hosts} (DescribeLogDirs to each);
+        None for a broker that did not answer."""
+        sizes: dict[int, int | None] = {}
+        for broker_id, address in sorted(addresses.items()):
+            response = self._log_dirs(address, ())
+            sizes[broker_id] = None if isinstance(response, str) else sum(
+                r.size_bytes for r in response.replicas if r.error.code == common_pb2.NONE
+            )
+        return sizes
+
     def generate_reassignment(self, topics: Iterable[str], broker_ids: Iterable[int]) -> list[ProposedReassignment]:
         """Propose moving `topics` onto `broker_ids` (kafka-reassign-partitions --generate), from
         the controller balancer's planner: balanced, rack-aware, as few moves as possible. Changes

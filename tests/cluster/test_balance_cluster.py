@@ -244,6 +244,7 @@ def _decommission(cluster: NodeCluster, admin: Admin, bootstrap: str) -> float:
     assert rows[2]["leaders"] == 0
     assert sum(row["replicas"] for row in rows.values()) == PARTITIONS * 3
     assert all(rows[n]["state"] == "active" for n in (1, 3, 4))
+    assert rows[4]["bytes"] >= 4 * PRELOAD_BYTES_PER_PARTITION, rows[4]        # what it received, on disk
     assert _metric(cluster, 1, "freshet_decommissioning_broker_count") == 1
     # Placement never chooses a decommissioning broker for new topics.
     admin.create_topic("after", partitions=3, replication_factor=3)

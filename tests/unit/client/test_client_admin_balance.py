@@ -119,3 +119,17 @@ def test_progress_is_the_leaders_log_end_and_size_minus_the_adding_replicas(admi
     assert asked == [(1, "127.0.0.1:9001"), (4, "127.0.0.1:9004")]
     [plain] = admin.list_partition_reassignments()
     assert plain.progress == [] and plain.by_balancer
+
+
+def test_broker_log_bytes_sums_the_replicas_a_broker_answers_for(admin, monkeypatch):
+    answers = {
+        "h:1": broker_pb2.DescribeLogDirsResponse(broker_id=1, replicas=[
+            broker_pb2.ReplicaLogInfo(topic="a", partition=0, size_bytes=100, error=OK),
+            broker_pb2.ReplicaLogInfo(topic="a", partition=1, size_bytes=50, error=OK),
+            broker_pb2.ReplicaLogInfo(topic="b", partition=0, size_bytes=999,
+                                      error=common_pb2.ErrorDetail(code=E.KAFKA_STORAGE_ERROR)),
+        ]),
+        "h:2": "h:2: connection refused",
+    }
+    monkeypatch.setattr(admin, "_log_dirs", lambda address, partitions: answers[address])
+    assert admin.broker_log_bytes({1: "h:1", 2: "h:2"}) == {1: 150, 2: None}
