@@ -13,6 +13,7 @@ from importlib import metadata
 
 import typer
 from freshet.cli import common
+from freshet.cli.broker import app as broker_app
 from freshet.cli.cluster import app as cluster_app
 from freshet.cli.config import config as config_command
 from freshet.cli.console import consume as consume_command
@@ -108,6 +109,7 @@ app.command("consume")(consume_command)
 app.add_typer(group_app, name="group")
 app.add_typer(user_app, name="user")
 app.add_typer(acl_app, name="acl")
+app.add_typer(broker_app, name="broker")
 
 
 def main() -> None:

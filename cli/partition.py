@@ -61,10 +61,19 @@ def read_plan(path: str) -> dict[TopicPartition, list[int]]:
 
 @app.command("reassign", epilog=PLAN_HELP)
 def reassign(
-    file: str = typer.Option(..., "--file", "-f", help="The reassignment plan (JSON, Kafka's format)."),
+    file: str | None = typer.Option(None, "--file", "-f", help="The reassignment plan (JSON, Kafka's format)."),
     execute: bool = typer.Option(False, "--execute", help="Start the reassignment."),
-    verify: bool = typer.Option(False, "--verify", help="Show whether each partition of the plan has moved."),
-    cancel: bool = typer.Option(False, "--cancel", help="Cancel the reassignments of the plan's partitions."),
+    verify: bool = typer.Option(
+        False, "--verify", help="Show whether each partition of the plan has moved; without --file, every reassignment in progress."
+    ),
+    cancel: bool = typer.Option(
+        False, "--cancel", help="Cancel the reassignments of the plan's partitions; without --file, every one in progress."
+    ),
+    generate: bool = typer.Option(False, "--generate", help="Propose a plan moving the topics onto --broker-list."),
+    topics_file: str | None = typer.Option(
+        None, "--topics-to-move-json-file", help='With --generate: {"version": 1, "topics": [{"topic": "orders"}]}.'
+    ),
+    broker_list: str | None = typer.Option(None, "--broker-list", help="With --generate: broker ids, e.g. 1,2,3."),
     bootstrap: Bootstrap = DEFAULT_BOOTSTRAP,
     output: Output = OutputFormat.table,
 ) -> None:
@@ -72,18 +81,41 @@ def reassign(
     current replicas next to the plan and change nothing.
 
     The controller adds the new replicas, waits until they are in the ISR, then moves leadership
-    off the replicas being removed and drops them (Kafka's steps).
+    off the replicas being removed and drops them (Kafka's steps). --verify and --cancel without
+    --file cover every reassignment in progress, the balancer's too (to stop the balancer from
+    starting its next batch: freshet config --cluster --set auto.balance.enable=false).
 
     Examples:
+
+      freshet partition reassign --generate --topics-to-move-json-file topics.json --broker-list 1,2,3
 
       freshet partition reassign --file plan.json             # dry run: current vs proposed
 
       freshet partition reassign --file plan.json --execute
 
       freshet partition reassign --file plan.json --verify
+
+      freshet partition reassign --verify                     # every reassignment in progress
+
+      freshet partition reassign --cancel                     # cancel them all
     """
-    if execute + verify + cancel > 1:
-        common.usage_error("give at most one of --execute, --verify, --cancel")
+    if execute + verify + cancel + generate > 1:
+        common.usage_error("give at most one of --execute, --verify, --cancel, --generate")
+    if generate:
+        _generate(topics_file, broker_list, file, bootstrap, output)
+        return
+    if topics_file is not None or broker_list is not None:
+        common.usage_error("--topics-to-move-json-file and --broker-list go with --generate")
+    if file is None:
+        if verify or cancel:
+            _in_progress(bootstrap, output, cancel=cancel)
+            return
+        common.usage_error("give --file plan.json (or --generate; --verify and --cancel alone cover every reassignment)")
+    _with_plan(file, execute=execute, verify=verify, cancel=cancel, bootstrap=bootstrap, output=output)
+
+
+def _with_plan(file: str, *, execute: bool, verify: bool, cancel: bool, bootstrap: str, output: OutputFormat) -> None:
+    """--file: the dry run, --execute, --verify or --cancel of the plan's partitions."""
     plan = read_plan(file)
     admin = common.make_admin(bootstrap)
     with reporting_errors():
@@ -104,6 +136,121 @@ def reassign(
     _print_reassignment_states(rows, verify=verify, output=output)
     if verify and any(r["state"] == "failed" for r in rows):
         raise typer.Exit(common.EXIT_FAILED)
+
+
+def read_topics_to_move(path: str) -> list[str]:
+    """Kafka's --topics-to-move-json-file: {"version": 1, "topics": [{"topic": "orders"}, ...]}."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            document = json.load(file)
+    except OSError as error:
+        common.usage_error(f"--topics-to-move-json-file {path}: {error.strerror or error}")
+    except json.JSONDecodeError as error:
+        common.usage_error(f"--topics-to-move-json-file {path}: not JSON ({error.msg} at line {error.lineno})")
+    entries = document.get("topics") if isinstance(document, dict) else None
+    if not isinstance(entries, list) or not entries or not all(
+        isinstance(e, dict) and isinstance(e.get("topic"), str) and e["topic"] for e in entries
+    ):
+        common.usage_error(f'--topics-to-move-json-file {path}: expected {{"topics": [{{"topic": "NAME"}}, ...]}}')
+    names = [e["topic"] for e in entries]
+    if len(set(names)) != len(names):
+        common.usage_error(f"--topics-to-move-json-file {path}: a topic appears twice")
+    return names
+
+
+def _plan_document(rows: list[tuple[str, int, list[int]]]) -> dict:
+    """A plan in Kafka's JSON format (what --file reads)."""
+    return {
+        "version": 1,
+        "partitions": [
+            {"topic": topic, "partition": partition, "replicas": replicas, "log_dirs": ["any"] * len(replicas)}
+            for topic, partition, replicas in rows
+        ],
+    }
+
+
+def _generate(topics_file: str | None, broker_list: str | None, file: str | None, bootstrap: str, output: OutputFormat) -> None:
+    """--generate: print the current assignment and the proposed one (Kafka's two JSON plans)."""
+    if file is not None:
+        common.usage_error("--generate takes --topics-to-move-json-file, not --file")
+    if topics_file is None or broker_list is None:
+        common.usage_error("--generate needs --topics-to-move-json-file FILE and --broker-list 1,2,3")
+    topics = read_topics_to_move(topics_file)
+    broker_ids = common.parse_int_list(broker_list, "--broker-list")
+    admin = common.make_admin(bootstrap)
+    with reporting_errors():
+        proposal = admin.generate_reassignment(topics, broker_ids)
+    current = _plan_document([(p.topic, p.partition, p.current_replicas) for p in proposal])
+    proposed = _plan_document([(p.topic, p.partition, p.proposed_replicas) for p in proposal])
+    if output == OutputFormat.json:
+        common.print_json({"current": current, "proposed": proposed})
+        return
+    moved = sum(1 for p in proposal if p.current_replicas != p.proposed_replicas)
+    typer.echo("Current partition replica assignment")
+    typer.echo(json.dumps(current, separators=(",", ":")))
+    typer.echo("")
+    typer.echo(f"Proposed partition reassignment configuration ({moved} of {len(proposal)} partitions move)")
+    typer.echo(json.dumps(proposed, separators=(",", ":")))
+
+
+def _in_progress(bootstrap: str, output: OutputFormat, *, cancel: bool) -> None:
+    """--verify / --cancel without --file: every reassignment in progress (who started it, the
+    adding replicas' distance to the leader), or cancel them all."""
+    admin = common.make_admin(bootstrap)
+    with reporting_errors():
+        ongoing = admin.list_partition_reassignments(with_progress=not cancel)
+        if cancel:
+            if not ongoing:
+                typer.echo("no reassignment in progress")
+                return
+            plan = {TopicPartition(r.topic, r.partition): r.replicas for r in ongoing}
+            _submit_reassignments(admin, plan, cancel=True, output=output)
+            return
+    rows = [
+        {
+            "topic": r.topic,
+            "partition": r.partition,
+            "started_by": "balancer" if r.by_balancer else "user",
+            "replicas": r.replicas,
+            "adding_replicas": r.adding_replicas,
+            "removing_replicas": r.removing_replicas,
+            "isr": r.isr,
+            "leader": r.leader,
+            "progress": [
+                {"broker": p.broker_id, "log_end_offset": p.log_end_offset, "offsets_left": p.offsets_left,
+                 "bytes_left": p.bytes_left, "error": p.error}
+                for p in r.progress
+            ],
+        }
+        for r in ongoing
+    ]
+    if output == OutputFormat.json:
+        common.print_json(rows)
+        return
+    if not rows:
+        typer.echo("no reassignment in progress")
+        return
+    common.print_table(
+        ["TOPIC", "PARTITION", "BY", "ADDING", "REMOVING", "ISR", "LEFT (per adding replica)"],
+        [
+            (
+                r["topic"],
+                r["partition"],
+                r["started_by"],
+                common.join_ids(r["adding_replicas"]),
+                common.join_ids(r["removing_replicas"]),
+                common.join_ids(r["isr"]),
+                ", ".join(_progress_text(p) for p in r["progress"]) or "-",
+            )
+            for r in rows
+        ],
+    )
+
+
+def _progress_text(progress: dict) -> str:
+    if progress["error"] is not None:
+        return f"{progress['broker']}: ? ({progress['error']})"
+    return f"{progress['broker']}: {progress['offsets_left']} offsets, {common.human_bytes(progress['bytes_left'])}"
 
 
 def _submit_reassignments(

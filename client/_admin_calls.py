@@ -22,6 +22,7 @@ import grpc
 from freshet.client._retry import Deadline, Retry, retry_until_deadline
 from freshet.client._transport import (
     Transport,
+    error_from_detail,
     translate_rpc_error,
 )
 from freshet.client.admin_groups import GroupAdmin
@@ -32,7 +33,8 @@ from freshet.client.errors import (
     RequestTimedOutError,
     UnknownServerError,
 )
-from freshet.v1 import controller_pb2_grpc
+from freshet.client.structs import TopicPartition
+from freshet.v1 import broker_pb2, common_pb2, controller_pb2_grpc
 
 #: Rounds over the node list before `_call` gives up (time permitting), 0.2 s x round apart.
 _CALL_ROUNDS = 3
@@ -136,6 +138,40 @@ class AdminCalls(GroupAdmin):
             max_attempts=_CALL_ROUNDS,
             is_cause_kept=False,
         )
+
+    def _log_dirs(self, address: str, partitions: Sequence[TopicPartition]) -> broker_pb2.DescribeLogDirsResponse | str:
+        """One DescribeLogDirs to the broker at `address` (empty `partitions`: every replica it
+        hosts); the error text when it cannot answer."""
+        request = broker_pb2.DescribeLogDirsRequest(
+            partitions=[common_pb2.TopicPartition(topic=tp.topic, partition=tp.partition) for tp in partitions]
+        )
+        try:
+            return self._transport.stub(address).DescribeLogDirs(request, timeout=min(self._timeout_s, 5.0))
+        except ValueError as closed:
+            raise BrokerUnavailableError("the admin client is closed (DescribeLogDirs)") from closed
+        except grpc.RpcError as rpc_error:
+            return str(translate_rpc_error(rpc_error, address, "DescribeLogDirs"))
+
+    def _describe_replicas(
+        self, broker_id: int, address: str, partitions: Sequence[TopicPartition]
+    ) -> dict[TopicPartition, broker_pb2.ReplicaLogInfo | str]:
+        """{partition: broker `broker_id`'s replica info (log end, size, role)} or the error text,
+        from one DescribeLogDirs to that broker."""
+        response = self._log_dirs(address, partitions)
+        if isinstance(response, str):
+            return dict.fromkeys(partitions, response)
+        answered = {TopicPartition(r.topic, r.partition): r for r in response.replicas}
+        out: dict[TopicPartition, broker_pb2.ReplicaLogInfo | str] = {}
+        for tp in partitions:
+            info = answered.get(tp)
+            error = None if info is None else error_from_detail(info.error)
+            if info is None:
+                out[tp] = f"broker {broker_id} did not describe {tp.topic}-{tp.partition}"
+            elif error is not None:
+                out[tp] = str(error)
+            else:
+                out[tp] = info
+        return out
 
     @staticmethod
     def _request_id() -> str:

@@ -167,7 +167,12 @@ class Admin(TopicAdmin, PartitionAdmin, SecurityAdmin):
             controller_epoch=response.controller_epoch,
             brokers=[
                 BrokerDescription(
-                    node_from_endpoint(b.endpoint), _BROKER_STATES.get(b.state, str(b.state)), b.broker_epoch,
+                    node_from_endpoint(b.endpoint),
+                    _BROKER_STATES.get(b.state, str(b.state)),
+                    b.broker_epoch,
+                    is_decommissioning=b.is_decommissioning,
+                    replica_count=b.replica_count,
+                    leader_count=b.leader_count,
                     **_disk_report(b),
                 )
                 for b in sorted(response.brokers, key=lambda b: b.endpoint.node_id)

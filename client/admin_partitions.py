@@ -1,7 +1,8 @@
 """Admin: partition leadership and replica reassignment.
 
 Owns `PartitionAdmin`, the Admin methods that move partitions: `elect_leaders` (preferred or
-unclean), `reassign_partitions`, `list_partition_reassignments` and `verify_reassignment`. Each
+unclean), `reassign_partitions`, `list_partition_reassignments`, `verify_reassignment` and
+`decommission_broker`. Each
 goes to the controller (`freshet.v1.Controller`, any node forwards); changes carry a request id.
 
 Imports: grpc (through the transport), `freshet.v1`, `freshet.client`.
@@ -12,6 +13,7 @@ Thread-safety: thread-safe (see AdminCalls).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 
 from freshet.client._admin_calls import AdminCalls
@@ -21,8 +23,10 @@ from freshet.client._transport import (
 from freshet.client.admin_results import (
     ElectionResult,
     OngoingReassignment,
+    ProposedReassignment,
     ReassignmentResult,
     ReassignmentStatus,
+    ReplicaProgress,
 )
 from freshet.client.structs import TopicPartition
 from freshet.v1 import common_pb2, controller_pb2
@@ -94,15 +98,35 @@ class PartitionAdmin(AdminCalls):
             key=lambda r: (r.topic, r.partition),
         )
 
+    def decommission_broker(self, node_id: int, *, cancel: bool = False) -> None:
+        """Mark broker `node_id` decommissioning: it gets no new replicas and the controller's
+        balancer moves every replica off it (then it may be stopped). `cancel=True` clears the
+        mark; replicas already moved stay where they are.
+
+        Raises:
+            BrokerIdNotRegisteredError: no broker `node_id` is registered.
+            InvalidReplicationFactorError: the brokers left could not hold some topic's replicas.
+        """
+        request = controller_pb2.DecommissionBrokerRequest(request_id=self._request_id(), node_id=node_id, cancel=cancel)
+        response = self._call("controller", "DecommissionBroker", request)
+        error = error_from_detail(response.error, f"broker {node_id}")
+        if error is not None:
+            raise error
+
     def list_partition_reassignments(
-        self, partitions: Iterable[TopicPartition] | None = None
+        self, partitions: Iterable[TopicPartition] | None = None, *, with_progress: bool = False
     ) -> list[OngoingReassignment]:
-        """Reassignments in progress (of `partitions`, or all)."""
+        """Reassignments in progress (of `partitions`, or all); who started each (`by_balancer`).
+
+        Args:
+            with_progress: also ask the leaders and the adding replicas' brokers (DescribeLogDirs)
+                how far each adding replica is behind (`progress`).
+        """
         request = controller_pb2.ListPartitionReassignmentsRequest(
             partitions=[common_pb2.TopicPartition(topic=tp[0], partition=tp[1]) for tp in partitions or ()]
         )
         response = self._call("controller", "ListPartitionReassignments", request)
-        return sorted(
+        ongoing = sorted(
             (
                 OngoingReassignment(
                     r.partition.topic,
@@ -112,11 +136,77 @@ class PartitionAdmin(AdminCalls):
                     list(r.removing_replicas),
                     list(r.isr),
                     r.leader if r.leader >= 0 else None,
+                    r.by_balancer,
                 )
                 for r in response.reassignments
             ),
             key=lambda r: (r.topic, r.partition),
         )
+        return self._with_progress(ongoing) if with_progress and ongoing else ongoing
+
+    def _with_progress(self, ongoing: list[OngoingReassignment]) -> list[OngoingReassignment]:
+        """`ongoing` with each adding replica's distance to its leader (one DescribeLogDirs per
+        broker involved)."""
+        addresses = {b.node.node_id: b.node.address for b in self.describe_cluster().brokers}
+        wanted: dict[int, list[TopicPartition]] = {}
+        for r in ongoing:
+            tp = TopicPartition(r.topic, r.partition)
+            for broker_id in ([r.leader] if r.leader is not None else []) + r.adding_replicas:
+                wanted.setdefault(broker_id, []).append(tp)
+        infos = {
+            broker_id: (
+                self._describe_replicas(broker_id, addresses[broker_id], tps)
+                if broker_id in addresses
+                else dict.fromkeys(tps, f"broker {broker_id} is not registered")
+            )
+            for broker_id, tps in sorted(wanted.items())
+        }
+        result = []
+        for r in ongoing:
+            tp = TopicPartition(r.topic, r.partition)
+            leader = infos[r.leader][tp] if r.leader is not None else "no leader"
+            progress = []
+            for broker_id in r.adding_replicas:
+                replica = infos[broker_id][tp]
+                problem = next((x for x in (leader, replica) if isinstance(x, str)), None)
+                if problem is not None:
+                    progress.append(ReplicaProgress(broker_id, None, None, None, problem))
+                    continue
+                progress.append(ReplicaProgress(
+                    broker_id,
+                    replica.log_end_offset,
+                    max(0, leader.log_end_offset - replica.log_end_offset),
+                    max(0, leader.size_bytes - replica.size_bytes),
+                ))
+            result.append(dataclasses.replace(r, progress=progress))
+        return result
+
+    def broker_log_bytes(self, addresses: Mapping[int, str]) -> dict[int, int | None]:
+        """{broker id: bytes of the replicas' segment files it hosts} (DescribeLogDirs to each);
+        None for a broker that did not answer."""
+        sizes: dict[int, int | None] = {}
+        for broker_id, address in sorted(addresses.items()):
+            response = self._log_dirs(address, ())
+            sizes[broker_id] = None if isinstance(response, str) else sum(
+                r.size_bytes for r in response.replicas if r.error.code == common_pb2.NONE
+            )
+        return sizes
+
+    def generate_reassignment(self, topics: Iterable[str], broker_ids: Iterable[int]) -> list[ProposedReassignment]:
+        """Propose moving `topics` onto `broker_ids` (kafka-reassign-partitions --generate), from
+        the controller balancer's planner: balanced, rack-aware, as few moves as possible. Changes
+        nothing; pass the proposed replicas to `reassign_partitions` to carry it out.
+
+        Raises:
+            UnknownTopicError, BrokerIdNotRegisteredError, InvalidReplicationFactorError,
+            InvalidRequestError.
+        """
+        request = controller_pb2.GenerateReassignmentRequest(topics=list(topics), broker_ids=list(broker_ids))
+        response = self._call("controller", "GenerateReassignment", request)
+        return [
+            ProposedReassignment(p.partition.topic, p.partition.partition, list(p.current_replicas), list(p.proposed_replicas))
+            for p in response.partitions
+        ]
 
     def verify_reassignment(self, plan: Mapping[TopicPartition, Sequence[int]]) -> list[ReassignmentStatus]:
         """Where each partition of a plan stands: complete, in progress, or failed (kafka-reassign-

@@ -51,6 +51,20 @@ class BrokerDescription:
     """The log directory: "ok", "full" (produce refused), or None when not reported."""
     disk_free_bytes: int | None = None
     disk_total_bytes: int | None = None
+    is_decommissioning: bool = False
+    """`decommission_broker` marked it: it gets no new replicas and the balancer empties it."""
+    replica_count: int = 0
+    """Partitions with a replica on it (including replicas being added)."""
+    leader_count: int = 0
+    """Partitions it leads."""
+
+    @property
+    def balance_state(self) -> str:
+        """`freshet broker list`'s state: "decommissioned" (marked, no replica left),
+        "decommissioning", "fenced" (also in controlled shutdown) or "active"."""
+        if self.is_decommissioning:
+            return "decommissioned" if self.replica_count == 0 else "decommissioning"
+        return "active" if self.state == "active" else "fenced"
 
 
 @dataclass(frozen=True)
@@ -214,6 +228,34 @@ class OngoingReassignment:
     removing_replicas: list[int]
     isr: list[int]
     leader: int | None
+    by_balancer: bool = False
+    """Started by the controller's replica balancer (else by a user)."""
+    progress: list[ReplicaProgress] = field(default_factory=list)
+    """One entry per adding replica, with `list_partition_reassignments(with_progress=True)`."""
+
+
+@dataclass(frozen=True)
+class ReplicaProgress:
+    """How far a replica a reassignment adds has caught up with the leader."""
+
+    broker_id: int
+    log_end_offset: int | None
+    offsets_left: int | None
+    """The leader's log end offset minus the replica's."""
+    bytes_left: int | None
+    """The leader's segment bytes minus the replica's (approximate: segments roll independently)."""
+    error: str | None = None
+    """Why the numbers are missing (a broker did not answer)."""
+
+
+@dataclass(frozen=True)
+class ProposedReassignment:
+    """One partition of `generate_reassignment`: its replicas now and proposed."""
+
+    topic: str
+    partition: int
+    current_replicas: list[int]
+    proposed_replicas: list[int]
 
 
 @dataclass(frozen=True)

@@ -16,13 +16,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
-import grpc
 from freshet.client._admin_calls import AdminCalls, single_result
 from freshet.client._transport import (
     error_from_detail,
     node_from_endpoint,
     raise_for_detail,
-    translate_rpc_error,
 )
 from freshet.client.admin_results import (
     ConfigEntry,
@@ -33,7 +31,6 @@ from freshet.client.admin_results import (
     TopicListing,
 )
 from freshet.client.errors import (
-    BrokerUnavailableError,
     InvalidRequestError,
     UnknownTopicError,
 )
@@ -242,31 +239,10 @@ class TopicAdmin(AdminCalls):
                 else:
                     by_leader.setdefault(p.leader_id, []).append(tp)
         for leader_id, tps in sorted(by_leader.items()):
-            address = brokers[leader_id].address
-            request = broker_pb2.DescribeLogDirsRequest(
-                partitions=[common_pb2.TopicPartition(topic=tp.topic, partition=tp.partition) for tp in tps]
-            )
-            try:
-                response = self._transport.stub(address).DescribeLogDirs(request, timeout=min(self._timeout_s, 5.0))
-            except ValueError as closed:
-                raise BrokerUnavailableError("the admin client is closed (DescribeLogDirs)") from closed
-            except grpc.RpcError as rpc_error:
-                reason = str(translate_rpc_error(rpc_error, address, "DescribeLogDirs"))
-                for tp in tps:
-                    out[tp] = reason
-                continue
-            answered = {TopicPartition(r.topic, r.partition): r for r in response.replicas}
-            for tp in tps:
-                info = answered.get(tp)
-                error = None if info is None else error_from_detail(info.error)
-                if info is None:
-                    out[tp] = f"broker {leader_id} did not describe {tp.topic}-{tp.partition}"
-                elif error is not None:
-                    out[tp] = str(error)
-                elif not info.is_leader:
-                    out[tp] = f"broker {leader_id} no longer leads {tp.topic}-{tp.partition}"
-                else:
-                    out[tp] = info
+            for tp, info in self._describe_replicas(leader_id, brokers[leader_id].address, tps).items():
+                if not isinstance(info, str) and not info.is_leader:
+                    info = f"broker {leader_id} no longer leads {tp.topic}-{tp.partition}"
+                out[tp] = info
         return out
 
     def _topic_overrides(self, names: list[str]) -> dict[str, dict[str, str]]:

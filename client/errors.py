@@ -89,6 +89,7 @@ Tree (code in brackets; * retriable)::
     |-- IllegalSaslStateError                      [ILLEGAL_SASL_STATE]
     |-- SecurityDisabledError                      [SECURITY_DISABLED]
     |-- ResourceNotFoundError                      [RESOURCE_NOT_FOUND]
+    |-- BrokerIdNotRegisteredError                 [BROKER_ID_NOT_REGISTERED]
     |-- UnacceptableCredentialError                [UNACCEPTABLE_CREDENTIAL]
     |-- DuplicateResourceError                     [DUPLICATE_RESOURCE]
     |-- GroupSubscribedToTopicError                [GROUP_SUBSCRIBED_TO_TOPIC]
@@ -624,6 +625,12 @@ class ResourceNotFoundError(FreshetError):
     """RESOURCE_NOT_FOUND: e.g. deleting a user or credential that does not exist."""
 
     code = _ErrorCode.RESOURCE_NOT_FOUND
+
+
+class BrokerIdNotRegisteredError(FreshetError):
+    """BROKER_ID_NOT_REGISTERED: no broker with this id is registered (e.g. decommissioning it)."""
+
+    code = _ErrorCode.BROKER_ID_NOT_REGISTERED
 
 
 class UnacceptableCredentialError(FreshetError):

@@ -147,6 +147,18 @@ def begin_controlled_shutdown(request_id: str, controller_epoch: int, node_id: i
     return command
 
 
+def decommission_broker(request_id: str, controller_epoch: int, node_id: int) -> MetadataCommand:
+    command = _command(request_id, controller_epoch)
+    command.decommission_broker.node_id = node_id
+    return command
+
+
+def cancel_decommission_broker(request_id: str, controller_epoch: int, node_id: int) -> MetadataCommand:
+    command = _command(request_id, controller_epoch)
+    command.cancel_decommission_broker.node_id = node_id
+    return command
+
+
 def create_topic(
     request_id: str,
     controller_epoch: int,
@@ -215,14 +227,21 @@ def change_partition(
 
 
 def reassign_partition(
-    request_id: str, controller_epoch: int, topic_id: bytes, partition: int, target_replicas: Sequence[int]
+    request_id: str,
+    controller_epoch: int,
+    topic_id: bytes,
+    partition: int,
+    target_replicas: Sequence[int],
+    by_balancer: bool = False,
 ) -> MetadataCommand:
-    """Start a reassignment to `target_replicas`, or cancel the current one when it is empty."""
+    """Start a reassignment to `target_replicas`, or cancel the current one when it is empty;
+    `by_balancer` records that the controller's replica balancer started it."""
     command = _command(request_id, controller_epoch)
     body = command.reassign_partition
     body.topic_id = topic_id
     body.partition = partition
     body.target_replicas.extend(target_replicas)
+    body.by_balancer = by_balancer
     return command
 
 

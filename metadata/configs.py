@@ -209,6 +209,23 @@ _BROKER_KEYS = [
     # Consumer lag in time (README "Consumer lag in time"): one RPC per leader broker per refresh.
     ConfigKey("group.lag.refresh.interval.ms", ConfigType.INT, 5000, BROKER_SCOPES, _at_least(100),
               "how often a group coordinator measures the lag in time of its groups"),
+    # Self-balancing (README "Self-balancing"). Names follow Kafka's auto.leader.rebalance.* and
+    # Cruise Control's thresholds: Cruise Control's replica.count.balance.threshold is 1.10 (10%
+    # above the mean), its num.concurrent.partition.movements.per.broker is 5, its anomaly
+    # detection interval 5 minutes. Events (a broker registers or unfences, a decommission)
+    # trigger a check at once; the interval only catches skew that builds up slowly.
+    ConfigKey("auto.balance.enable", ConfigType.BOOLEAN, True, CLUSTER_ONLY, _any,
+              "move replicas off decommissioning brokers, onto new ones, and even out skew"),
+    ConfigKey("auto.balance.threshold.percentage", ConfigType.INT, 10, CLUSTER_ONLY, _between(0, 100),
+              "a broker is imbalanced when its replica or preferred-leader count is this far from the mean"),
+    ConfigKey("auto.balance.max.concurrent.moves", ConfigType.INT, 5, CLUSTER_ONLY, _at_least(1),
+              "partition reassignments the balancer starts in one batch (the next after they complete)"),
+    ConfigKey("auto.balance.check.interval.seconds", ConfigType.LONG, 300, CLUSTER_ONLY, _at_least(1),
+              "how often the controller checks replica balance without a triggering event"),
+    # Kafka's leader.replication.throttled.rate (applied to the replicas a reassignment adds, as
+    # Kafka's reassignment tool sets up). 0 turns throttling off.
+    ConfigKey("replication.throttle.bytes.per.second", ConfigType.LONG, 10 * 1024 * 1024, BROKER_SCOPES,
+              _at_least(0), "bytes/s a leader sends to replicas a reassignment adds (0: unlimited)"),
 ]
 
 # Group keys (set on one group, or cluster-wide as every group's default).
@@ -366,6 +383,11 @@ class BrokerConfig:
     disk_free_min_percent: float
     disk_reserve_bytes: int
     group_lag_refresh_interval_ms: int
+    auto_balance_enable: bool
+    auto_balance_threshold_percentage: int
+    auto_balance_max_concurrent_moves: int
+    auto_balance_check_interval_seconds: int
+    replication_throttle_bytes_per_second: int
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

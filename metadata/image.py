@@ -54,6 +54,9 @@ class BrokerRegistration:
         in_controlled_shutdown: set by BeginControlledShutdown, cleared by a new incarnation.
         listeners: further endpoints as (name, host, port), sorted by name ("kafka": the Kafka
             protocol's advertised address).
+        is_decommissioning: set by DecommissionBroker, cleared by CancelDecommissionBroker; kept
+            when a new incarnation registers. Placement gives it nothing new; the balancer moves
+            every replica off it.
     """
 
     node_id: int
@@ -65,6 +68,7 @@ class BrokerRegistration:
     is_fenced: bool
     in_controlled_shutdown: bool
     listeners: tuple[tuple[str, str, int], ...] = ()
+    is_decommissioning: bool = False
 
     @property
     def address(self) -> str:
@@ -96,6 +100,7 @@ class PartitionImage:
     partition_epoch: int
     adding_replicas: tuple[int, ...] = ()
     removing_replicas: tuple[int, ...] = ()
+    is_balancer_move: bool = False          # the reassignment in progress is the balancer's (False when none)
 
     @property
     def is_reassigning(self) -> bool:

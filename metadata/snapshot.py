@@ -104,6 +104,7 @@ def encode_topic(topic: TopicImage) -> bytes:
             partition_epoch=p.partition_epoch,
             adding_replicas=p.adding_replicas,
             removing_replicas=p.removing_replicas,
+            is_balancer_move=p.is_balancer_move,
         )
     encoded = record.SerializeToString(deterministic=True)
     object.__setattr__(topic, "encoded", encoded)   # idempotent cache on an immutable object
@@ -133,6 +134,7 @@ def encode_snapshot(image: MetadataImage) -> bytes:
             is_fenced=b.is_fenced,
             in_controlled_shutdown=b.in_controlled_shutdown,
             listeners=[common_pb2.Listener(name=n, host=h, port=p) for n, h, p in b.listeners],
+            is_decommissioning=b.is_decommissioning,
         )
     for broker_id in sorted(image.broker_configs):
         head.broker_configs.add(broker_id=broker_id, configs=_sorted_configs(image.broker_configs[broker_id]))
@@ -191,6 +193,7 @@ def _partition_from(record: metadata_pb2.PartitionRecord, number: int, what: str
         partition_epoch=record.partition_epoch,
         adding_replicas=tuple(record.adding_replicas),
         removing_replicas=tuple(record.removing_replicas),
+        is_balancer_move=record.is_balancer_move,
     )
     where = f"{what}-{number}"
     _check(p.partition == number, f"{where}: partitions out of order")
@@ -198,6 +201,7 @@ def _partition_from(record: metadata_pb2.PartitionRecord, number: int, what: str
     _check(set(p.isr) <= set(p.replicas), f"{where}: ISR is not a subset of replicas")
     _check(p.leader == NO_LEADER or p.leader in p.replicas, f"{where}: leader is not a replica")
     _check(set(p.adding_replicas) | set(p.removing_replicas) <= set(p.replicas), f"{where}: bad reassignment")
+    _check(p.is_reassigning or not p.is_balancer_move, f"{where}: a balancer move without a reassignment")
     return p
 
 
@@ -229,6 +233,7 @@ def decode_snapshot(data: bytes) -> MetadataImage:
             is_fenced=b.is_fenced,
             in_controlled_shutdown=b.in_controlled_shutdown,
             listeners=tuple((listener.name, listener.host, listener.port) for listener in b.listeners),
+            is_decommissioning=b.is_decommissioning,
         )
         for b in snapshot.brokers
     }

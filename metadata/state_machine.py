@@ -364,7 +364,10 @@ def _changed_partition(
     if changed:
         lost_replica = any(r not in replicas for r in old.replicas)
         leader_epoch = old.leader_epoch + 1 if (leader != old.leader or lost_replica) else old.leader_epoch
-        new = PartitionImage(old.partition, replicas, isr, leader, leader_epoch, old.partition_epoch + 1, adding, removing)
+        is_balancer_move = old.is_balancer_move and bool(adding or removing)   # ends with the reassignment
+        new = PartitionImage(
+            old.partition, replicas, isr, leader, leader_epoch, old.partition_epoch + 1, adding, removing, is_balancer_move
+        )
         assert len(set(new.replicas)) == len(new.replicas)
         assert set(new.isr) <= set(new.replicas)
         assert new.leader == NO_LEADER or new.leader in new.replicas
@@ -488,6 +491,7 @@ def _register_broker(image: MetadataImage, command, offset: int, result) -> Meta
         is_fenced=True,
         in_controlled_shutdown=False,
         listeners=listeners,
+        is_decommissioning=existing is not None and existing.is_decommissioning,   # survives restarts
     )
     brokers = dict(image.brokers)
     brokers[body.node_id] = registration
@@ -537,6 +541,42 @@ def _begin_controlled_shutdown(image: MetadataImage, command, offset: int, resul
     body = command.begin_controlled_shutdown
     broker = _registered_broker(image, body.node_id, body.broker_epoch)
     return _replace_broker(image, broker, in_controlled_shutdown=True)
+
+
+def _known_broker(image: MetadataImage, node_id: int) -> BrokerRegistration:
+    broker = image.brokers.get(node_id)
+    _require(broker is not None, E.BROKER_ID_NOT_REGISTERED, f"broker {node_id} is not registered")
+    assert broker is not None
+    return broker
+
+
+def _decommission_broker(image: MetadataImage, command, offset: int, result) -> MetadataImage:
+    """Mark a broker decommissioning; refused when the brokers left could not hold every
+    partition's replicas (Kafka's INVALID_REPLICATION_FACTOR wording)."""
+    broker = _known_broker(image, command.decommission_broker.node_id)
+    if broker.is_decommissioning:
+        return image
+    remaining = sum(
+        1
+        for other in image.brokers.values()
+        if other.node_id != broker.node_id and not other.is_fenced and not other.is_decommissioning
+    )
+    widest = max(
+        ((len(p.target_replicas), topic.name) for topic in image.topics_by_id.values() for p in topic.partitions),
+        default=(0, ""),
+    )
+    _require(
+        widest[0] <= remaining,
+        E.INVALID_REPLICATION_FACTOR,
+        f"cannot decommission broker {broker.node_id}: topic {widest[1]!r} has replication factor {widest[0]} "
+        f"but only {remaining} available brokers would remain",
+    )
+    return _replace_broker(image, broker, is_decommissioning=True)
+
+
+def _cancel_decommission_broker(image: MetadataImage, command, offset: int, result) -> MetadataImage:
+    broker = _known_broker(image, command.cancel_decommission_broker.node_id)
+    return _replace_broker(image, broker, is_decommissioning=False)
 
 
 def _create_topic(image: MetadataImage, command, offset: int, result) -> MetadataImage:
@@ -645,7 +685,12 @@ def _reassign_partition(image: MetadataImage, command, offset: int, result) -> M
     leader = old.leader
     if leader != NO_LEADER and leader not in replicas:
         leader = _elect(image, replicas, isr)
-    return _with_partition(image, topic, old, replicas, isr, leader, adding, removing, result)
+    new = _changed_partition(old, replicas, isr, leader, adding, removing, result)
+    is_balancer_move = body.by_balancer and new.is_reassigning
+    if new.is_balancer_move != is_balancer_move:
+        # Who started it; a user's reassignment of the same partition takes it over.
+        new = dataclasses.replace(new, is_balancer_move=is_balancer_move)
+    return image if new is old else _replace_partitions(image, topic, {old.partition: new})
 
 
 def _alter_configs(image: MetadataImage, command, offset: int, result) -> MetadataImage:
@@ -890,6 +935,8 @@ _HANDLERS: Mapping[str, Handler] = {
     "delete_user_credential": _delete_user_credential,
     "create_acls": _create_acls,
     "delete_acls": _delete_acls,
+    "decommission_broker": _decommission_broker,
+    "cancel_decommission_broker": _cancel_decommission_broker,
 }
 
 assert set(_HANDLERS) == {

@@ -588,6 +588,7 @@ class Node:
                 "fetch_purgatory": plane.fetch_waiting,
                 "max_follower_lag": plane.fetcher.max_lag(),
                 "disk": plane.disk.state(),
+                "replication_throttled_bytes": plane.replication_throttle.throttled_bytes,
             }
 
         def groups() -> list[dict] | None:

@@ -10,6 +10,8 @@ their public names so that `from freshet.metadata import controller` and
                         and unclean elections, reassignment steps: pure functions of the image
     topic_planning.py   admin requests: create topics and partitions (placement), config changes
                         and descriptions, request ids
+    balancer.py         the replica balancer's planner (pure) and --generate on it
+    auto_balance.py     when the active controller runs it: triggers, batches, the wait
 
 The server (server/active_controller.py) proposes the commands and feeds the results back as new
 images. Time enters only through the injected `Clock` (freshet.metadata.clock); request ids come
@@ -22,6 +24,8 @@ are not thread-safe: one owner (the node's event loop) calls them.
 """
 
 from freshet.metadata.clock import Clock
+from freshet.metadata.controller.auto_balance import balance_plan
+from freshet.metadata.controller.balancer import Move, broker_loads, generate_reassignment, plan_moves
 from freshet.metadata.controller.broker_sessions import (
     CHANGES_PER_BATCH_MAX,
     ActionKind,
@@ -44,6 +48,7 @@ from freshet.metadata.controller.elections import (
     is_available,
     is_unclean_allowed,
     leaderless_elections,
+    placement_brokers,
     preferred_election,
     preferred_leader_change,
     reassignment_completions,
@@ -70,6 +75,11 @@ from freshet.metadata.controller.topic_planning import (
 
 __all__ = [
     "Clock",
+    "Move",
+    "balance_plan",
+    "broker_loads",
+    "generate_reassignment",
+    "plan_moves",
     "ActionKind",
     "BrokerSession",
     "CHANGES_PER_BATCH_MAX",
@@ -101,6 +111,7 @@ __all__ = [
     "is_unclean_allowed",
     "item_request_id",
     "leaderless_elections",
+    "placement_brokers",
     "partition_of",
     "plan_partitions",
     "plan_topic",

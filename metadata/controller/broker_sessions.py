@@ -7,7 +7,8 @@ elects a new leader for every partition it led), unfencing (the broker caught up
 registration offset), controlled shutdown (one batch moves leaderships away, leaves ISRs and
 fences; then the broker may shut down); and `poll`, which turns the image into the next action:
 fence an expired broker, repair what a fencing left, elect leaders for leaderless partitions,
-complete reassignments, rebalance preferred leaders (the choices themselves are elections.py's).
+complete reassignments, rebalance preferred leaders (the choices themselves are elections.py's),
+start the replica balancer's next batch (auto_balance.py decides when, balancer.py what).
 
 Time enters only through the injected `Clock` (monotonic milliseconds); request ids come from an
 injected factory, so tests and transcripts are deterministic.
@@ -26,6 +27,7 @@ from collections.abc import Callable, Iterable, Mapping
 
 from freshet.metadata import commands, configs
 from freshet.metadata.clock import Clock
+from freshet.metadata.controller.auto_balance import AutoBalancer
 from freshet.metadata.controller.elections import (
     PartitionChange,
     broker_needing_repair,
@@ -90,6 +92,7 @@ class ActionKind(enum.Enum):
     REBALANCE = "rebalance"                # automatic preferred-leader election
     REGISTER = "register"
     REPAIR = "repair"                      # a fenced broker still leads or is in an ISR
+    BALANCE = "balance"                    # a batch of the replica balancer's reassignments
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -172,6 +175,7 @@ class ControllerCore:
         self.sessions: dict[int, BrokerSession] = {}
         self._scanned_offset = -1
         self._next_rebalance_ms: int | None = None
+        self.balancer = AutoBalancer(clock, new_request_id)
 
     # -- configuration ---------------------------------------------------------------------------
 
@@ -375,8 +379,9 @@ class ControllerCore:
     def poll(self, image: MetadataImage) -> ControllerAction | None:
         """The next thing to do, most urgent first: fence an expired broker, elect leaders for
         leaderless partitions, complete reassignments, rebalance preferred leaders (at most once
-        per leader.imbalance.check.interval.seconds). Call again with the new image after each
-        action is applied; None when there is nothing to do now."""
+        per leader.imbalance.check.interval.seconds), start the replica balancer's next batch.
+        Call again with the new image after each action is applied; None when there is nothing
+        to do now."""
         for node_id in self.expired(image):
             return self.fence(image, node_id)
         if image.offset != self._scanned_offset:
@@ -384,7 +389,26 @@ class ControllerCore:
             if action is not None:
                 return action
             self._scanned_offset = image.offset
-        return self._maybe_rebalance(image)
+        action = self._maybe_rebalance(image)
+        if action is not None:
+            return action
+        return self._maybe_balance(image)
+
+    def _maybe_balance(self, image: MetadataImage) -> ControllerAction | None:
+        planned = self.balancer.poll(image, self.broker_config(image, self.node_id), self.controller_epoch)
+        if planned is None:
+            if self.balancer.take_settled():
+                self._next_rebalance_ms = self._clock.monotonic_ms()   # elect the new preferred leaders now
+            return None
+        command, moves = planned
+        described = ", ".join(
+            f"{m.topic}-{m.partition} {list(m.current_replicas)}->{list(m.target_replicas)} ({m.reason})" for m in moves[:5]
+        )
+        return ControllerAction(
+            ActionKind.BALANCE,
+            command,
+            f"balancer: {len(moves)} of {self.balancer.last_plan_size} planned moves start: {described}",
+        )
 
     def _scan(self, image: MetadataImage) -> ControllerAction | None:
         limit = self.settings.changes_per_batch_max

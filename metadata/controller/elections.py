@@ -39,6 +39,12 @@ def available_brokers(image: MetadataImage) -> list[BrokerRegistration]:
     return [image.brokers[node_id] for node_id in sorted(image.brokers) if is_available(image.brokers[node_id])]
 
 
+def placement_brokers(image: MetadataImage) -> list[BrokerRegistration]:
+    """Brokers that may receive new replicas (new topics, new partitions, the balancer's moves):
+    available and not decommissioning, by id. A decommissioning broker may still lead."""
+    return [broker for broker in available_brokers(image) if not broker.is_decommissioning]
+
+
 def election_order(partition: PartitionImage) -> tuple[int, ...]:
     """Replicas in the order leaders are chosen: the target replicas (preferred first), then
     replicas being removed by a reassignment."""

@@ -23,7 +23,7 @@ import enum
 from collections.abc import Iterator, Mapping, Sequence
 
 from freshet.metadata import commands, configs, placement, topic_rules
-from freshet.metadata.controller.elections import available_brokers, is_available
+from freshet.metadata.controller.elections import is_available, placement_brokers
 from freshet.metadata.errors import ControllerRequestError, InvalidReplicationFactorError
 from freshet.metadata.image import MetadataImage, PartitionImage, TopicImage
 from freshet.v1 import common_pb2, metadata_pb2
@@ -152,7 +152,7 @@ def plan_topic(
             INVALID_PARTITIONS, INVALID_REPLICATION_FACTOR, INVALID_REPLICA_ASSIGNMENT, INVALID_CONFIG).
     """
     _raise_problem(topic_rules.new_topic_name_problem(image, name))
-    available = available_brokers(image)
+    available = placement_brokers(image)
     if assignments:
         if num_partitions is not None and num_partitions != len(assignments):
             raise ControllerRequestError(
@@ -199,7 +199,7 @@ def plan_partitions(
             )
         replicas = _explicit_assignment(image, assignments, factor, current)
     else:
-        available = available_brokers(image)
+        available = placement_brokers(image)
         if factor > len(available):
             raise InvalidReplicationFactorError(factor, len(available))
         racks = [(broker.node_id, broker.rack) for broker in available]

@@ -49,6 +49,7 @@ from freshet.server.config import NodeConfig
 from freshet.server.metrics import BrokerMetrics
 from freshet.server.replication.fetcher import ReplicaFetcherManager
 from freshet.server.replication.partition import Partition
+from freshet.server.replication.throttle import ReplicationThrottle
 from freshet.storage.clock import Clock, SystemClock
 from freshet.storage.errors import StorageError
 from freshet.storage.log_manager import LogManager
@@ -83,6 +84,9 @@ class DataPlane:
         self.table = PartitionTable(config.node_id, publisher, metrics)
         self.partitions: dict[TopicPartition, Partition] = self.table.partitions
         self.sessions: set = set()                         # leader side: FollowerSession per stream
+        self.replication_throttle = ReplicationThrottle(
+            lambda: self.broker_config().replication_throttle_bytes_per_second, lambda: self.image, self.clock.monotonic_ms
+        )
         self.fetcher = ReplicaFetcherManager(self, config.node_id, broker_epoch, channels.tls)
         self.producer_ids = ProducerIdManager(
             channels, config.node_id, broker_epoch, controller_hint, config.request_timeout_ms / 1000

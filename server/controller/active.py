@@ -149,6 +149,12 @@ class ActiveController:
         core = self.core
         result: dict = {"is_active": self.is_active, "epoch": self.controller_epoch, "activations": self.metrics.activations}
         if core is not None:
+            balancer = core.balancer
+            result["balancer"] = {
+                "batches_started": balancer.batches_started,
+                "moves_started": balancer.moves_started,
+                "last_plan_size": balancer.last_plan_size,
+            }
             now = self._clock.monotonic_ms()
             result["sessions"] = [
                 {
@@ -396,6 +402,11 @@ class ActiveController:
         self, request: controller_pb2.IncrementalAlterConfigsRequest
     ) -> controller_pb2.IncrementalAlterConfigsResponse:
         return await self._admin.incremental_alter_configs(request)
+
+    async def decommission_broker(
+        self, request: controller_pb2.DecommissionBrokerRequest
+    ) -> controller_pb2.DecommissionBrokerResponse:
+        return await self._admin.decommission_broker(request)
 
     async def alter_partition(self, request: controller_pb2.AlterPartitionRequest) -> controller_pb2.AlterPartitionResponse:
         return await self._admin.alter_partition(request)

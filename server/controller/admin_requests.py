@@ -2,7 +2,7 @@
 
 Owns the Controller RPCs a client or broker sends to change metadata (KRaft's
 ReplicationControlManager and ConfigurationControlManager seen from the RPC side): CreateTopics,
-DeleteTopics, CreatePartitions, ElectLeaders, AlterPartitionReassignments,
+DeleteTopics, CreatePartitions, ElectLeaders, AlterPartitionReassignments, DecommissionBroker,
 IncrementalAlterConfigs, AlterPartition, AllocateProducerIds, and DescribeQuorum.
 
 - Each item of a request is one command with request id "<request id>/<item>", validated and
@@ -211,6 +211,22 @@ class AdminRequests:
                     return commands.reassign_partition(rid, core.controller_epoch, topic.topic_id, partition.partition, targets)
 
                 await self._item(rid, result.error, response, build)
+        self._controller.wake_work()
+        return response
+
+    async def decommission_broker(
+        self, request: controller_pb2.DecommissionBrokerRequest
+    ) -> controller_pb2.DecommissionBrokerResponse:
+        """Mark (or, with `cancel`, unmark) a broker decommissioning; the balancer then empties it.
+        The state machine refuses an unknown broker and a decommission that would leave too few
+        brokers for some topic's replication factor."""
+        logic.check_request_id(request.request_id)
+        response = controller_pb2.DecommissionBrokerResponse()
+        rid = logic.item_request_id(request.request_id, 0)
+        async with self._controller.lock:
+            core = self._controller.require_active()
+            build_command = commands.cancel_decommission_broker if request.cancel else commands.decommission_broker
+            await self._item(rid, response.error, response, lambda: build_command(rid, core.controller_epoch, request.node_id))
         self._controller.wake_work()
         return response
 

@@ -209,6 +209,13 @@ class ControllerService(controller_pb2_grpc.ControllerServicer):
         )
 
     @status.handler()
+    async def DecommissionBroker(self, request, context):
+        self.authorizer.check(Operation.ALTER, ResourceType.CLUSTER)
+        return await self._route(
+            "DecommissionBroker", self._with_request_id(request), context, self._local("decommission_broker")
+        )
+
+    @status.handler()
     async def IncrementalAlterConfigs(self, request, context):
         image = self._publisher.image
         for resource in request.resources:
@@ -344,6 +351,21 @@ class ControllerService(controller_pb2_grpc.ControllerServicer):
         return response
 
     @status.handler()
+    async def GenerateReassignment(self, request, context):
+        self.authorizer.check(Operation.DESCRIBE, ResourceType.CLUSTER)
+        image = self._publisher.image
+        threshold = image.broker_config(self.node_id).auto_balance_threshold_percentage
+        proposal = logic.generate_reassignment(image, list(request.topics), list(request.broker_ids), threshold)
+        response = controller_pb2.GenerateReassignmentResponse(metadata_offset=image.offset)
+        for topic, partition, current, proposed in proposal:
+            response.partitions.add(
+                partition=common_pb2.TopicPartition(topic=topic, partition=partition),
+                current_replicas=current,
+                proposed_replicas=proposed,
+            )
+        return response
+
+    @status.handler()
     async def ListPartitionReassignments(self, request, context):
         self.authorizer.check(Operation.DESCRIBE, ResourceType.CLUSTER)
         image = self._publisher.image
@@ -362,6 +384,7 @@ class ControllerService(controller_pb2_grpc.ControllerServicer):
                 removing_replicas=partition.removing_replicas,
                 isr=partition.isr,
                 leader=partition.leader,
+                by_balancer=partition.is_balancer_move,
             )
         return response
 
@@ -458,6 +481,7 @@ def describe_cluster(image: MetadataImage, config: NodeConfig) -> controller_pb2
         response.controller.CopyFrom(
             common_pb2.BrokerEndpoint(node_id=image.controller_id, host=endpoint.host, port=endpoint.port)
         )
+    replica_counts, leader_counts = logic.broker_loads(image)
     for node_id in sorted(image.brokers):
         broker = image.brokers[node_id]
         if broker.in_controlled_shutdown:
@@ -471,6 +495,9 @@ def describe_cluster(image: MetadataImage, config: NodeConfig) -> controller_pb2
             state=state,
             broker_epoch=broker.broker_epoch,
             incarnation_id=broker.incarnation_id,
+            is_decommissioning=broker.is_decommissioning,
+            replica_count=replica_counts[node_id],
+            leader_count=leader_counts[node_id],
         )
     for node_id, address in sorted(config.controller_listeners.items()):
         response.controllers.add(node_id=node_id, host=address.host, port=address.port)

@@ -22,7 +22,7 @@ import dataclasses
 import html
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from freshet.metadata.controller import is_internal_topic
+from freshet.metadata.controller import broker_loads, is_internal_topic
 from freshet.metadata.image import NO_LEADER, MetadataImage, TopicImage
 from freshet.metadata.security import CLUSTER_NAME, Operation, ResourceType
 
@@ -86,17 +86,39 @@ def _table(headers: Sequence[str], rows: Iterable[Sequence[str]], empty: str) ->
 
 
 def _brokers(image: MetadataImage) -> str:
+    replicas, leaders = broker_loads(image)
     rows = []
     for broker in sorted(image.brokers.values(), key=lambda b: b.node_id):
-        if broker.is_fenced:
+        if broker.is_decommissioning:
+            done = replicas[broker.node_id] == 0
+            state = '<span class="muted">decommissioned</span>' if done else '<span class="warn">decommissioning</span>'
+        elif broker.is_fenced:
             state = '<span class="bad">fenced</span>'
         elif broker.in_controlled_shutdown:
             state = '<span class="warn">shutting down</span>'
         else:
             state = '<span class="ok">active</span>'
         controller = " (active controller)" if broker.node_id == image.controller_id else ""
-        rows.append([_e(broker.node_id) + _e(controller), _e(f"{broker.host}:{broker.port}"), _e(broker.rack or "-"), state])
-    return _table(["id", "address", "rack", "state"], rows, "no broker registered")
+        rows.append([
+            _e(broker.node_id) + _e(controller), _e(f"{broker.host}:{broker.port}"), _e(broker.rack or "-"), state,
+            f'<span class="num">{replicas[broker.node_id]}</span>', f'<span class="num">{leaders[broker.node_id]}</span>',
+        ])
+    return _table(["id", "address", "rack", "state", "replicas", "leaders"], rows, "no broker registered")
+
+
+def _reassignments(image: MetadataImage) -> str:
+    """Reassignments in progress: who started them (the balancer or a user) and what moves."""
+    rows = [
+        [
+            _e(f"{topic.name}-{partition.partition}"),
+            _e("balancer" if partition.is_balancer_move else "user"),
+            _e(_ids(partition.adding_replicas)), _e(_ids(partition.removing_replicas)), _e(_ids(partition.isr)),
+        ]
+        for topic in sorted(image.topics_by_id.values(), key=lambda t: t.name)
+        for partition in topic.partitions
+        if partition.is_reassigning
+    ]
+    return _table(["partition", "started by", "adding", "removing", "isr"], rows, "no reassignment in progress")
 
 
 def _quorum(status: Mapping) -> str:
@@ -245,6 +267,7 @@ def render(
         cluster = (
             f"<h2>Controller and quorum</h2>{_quorum(status)}"
             f"<h2>Brokers</h2>{_brokers(image)}"
+            f"<h2>Reassignments</h2>{_reassignments(image)}"
         )
     else:
         assert viewer is not None

@@ -24,6 +24,9 @@ Prometheus collector that reads the node's state at scrape time (no gauges to ke
                                           over partitions) of the groups coordinated here
     freshet_consumer_group_lag_records{group,topic}  high watermark - committed offset (sum)
     freshet_consumer_group_lag_alert{group,topic}    1 when above the group's lag.alert.seconds
+    freshet_reassigning_partitions{started_by}  partitions being reassigned (balancer, user)
+    freshet_decommissioning_broker_count  brokers marked decommissioning (this node's image)
+    freshet_replication_throttled_bytes_total  bytes this leader sent through the replication throttle
 
 The data plane's counters and histograms (server/metrics.py) are registered in the same registry.
 
@@ -137,6 +140,22 @@ class NodeView:
     groups: Callable[[], list[dict] | None] = lambda: None  # groups coordinated here (console); None: no coordinator
 
 
+def _balance_families(image: MetadataImage):
+    """Self-balancing gauges from the image: reassignments by who started them, decommissioning brokers."""
+    reassigning = GaugeMetricFamily(
+        "freshet_reassigning_partitions", "partitions being reassigned, by who started it", labels=["started_by"]
+    )
+    moves = [p.is_balancer_move for t in image.topics_by_id.values() for p in t.partitions if p.is_reassigning]
+    reassigning.add_metric(["balancer"], sum(moves))
+    reassigning.add_metric(["user"], len(moves) - sum(moves))
+    yield reassigning
+    decommissioning = GaugeMetricFamily(
+        "freshet_decommissioning_broker_count", "brokers marked decommissioning (this node's image)"
+    )
+    decommissioning.add_metric([], sum(1 for broker in image.brokers.values() if broker.is_decommissioning))
+    yield decommissioning
+
+
 class NodeCollector:
     """A Prometheus collector reading a NodeView at scrape time. Thread-safe (reads only)."""
 
@@ -165,6 +184,7 @@ class NodeCollector:
         yield gauge("freshet_under_replicated_partitions", "partitions whose ISR is smaller than the replica set", under_replicated)
         yield gauge("freshet_metadata_offset", "offset of this node's metadata image", image.offset)
         yield gauge("freshet_controller_epoch", "controller epoch in this node's image", image.controller_epoch)
+        yield from _balance_families(image)
         clean, unclean = view.elections()
         elections = CounterMetricFamily(
             "freshet_leader_elections", "leader elections made by this node as active controller", labels=["type"]
@@ -198,6 +218,11 @@ class NodeCollector:
                 plane["max_follower_lag"],
             )
             yield from _disk_gauges(plane["disk"])
+            throttled = CounterMetricFamily(
+                "freshet_replication_throttled_bytes", "bytes this leader sent to reassignment replicas through the throttle"
+            )
+            throttled.add_metric([], plane.get("replication_throttled_bytes", 0))
+            yield throttled
         groups = view.groups()
         if groups is not None:
             yield gauge("freshet_group_count", "consumer groups this node coordinates", len(groups))

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from freshet.metadata.image import MetadataImage
     from freshet.server.metrics import BrokerMetrics
     from freshet.server.replication.partition import Partition
+    from freshet.server.replication.throttle import ReplicationThrottle
     from freshet.storage.clock import Clock
     from freshet.v1 import common_pb2, replication_pb2
 
@@ -31,6 +32,8 @@ class ReplicaHost(Protocol):
     partitions: Mapping[tuple[str, int], Partition]
     #: The leader's open FollowerSessions (one per follower stream).
     sessions: MutableSet
+    #: The leader's throttle for replicas a reassignment adds (replication.throttle.bytes.per.second).
+    replication_throttle: ReplicationThrottle
 
     @property
     def image(self) -> MetadataImage:

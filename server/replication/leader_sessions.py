@@ -14,7 +14,9 @@ every partition it follows here; replication.proto is the contract):
   partition and sent as stored. Unacknowledged bytes are bounded per partition
   (`limits.REPLICATION_PARTITION_WINDOW_BYTES`) and per stream (`limits.REPLICATION_STREAM_WINDOW_BYTES`); a message holds at most
   `limits.REPLICATION_MESSAGE_BYTES_TARGET` of records; a high watermark that moved without data is sent alone after
-  `HIGH_WATERMARK_PUSH_DELAY_S` (coalesced), since data pushes carry it anyway. The log start
+  `HIGH_WATERMARK_PUSH_DELAY_S` (coalesced), since data pushes carry it anyway. Pushes to a
+  replica a reassignment is adding (not in the ISR) go through the broker's replication throttle
+  (throttle.py): a partition without tokens stays dirty and the writer looks again when they refill. The log start
   offset travels the same way: every push carries it, and when DeleteRecords moves it without
   data or a high watermark change it is sent alone like a high watermark;
 - the follower's log start offset from every position, which DeleteRecords waits on (the low
@@ -63,6 +65,7 @@ class FollowerSession:
         self._high_watermark_timer: asyncio.TimerHandle | None = None
         self._is_high_watermark_due = False
         self._wake = asyncio.Event()
+        self._throttle_timer: asyncio.TimerHandle | None = None
         self.in_flight_bytes = 0
         self.messages_sent = 0
 
@@ -283,6 +286,18 @@ class FollowerSession:
         if self._high_watermark_timer is not None:
             self._high_watermark_timer.cancel()
             self._high_watermark_timer = None
+        if self._throttle_timer is not None:
+            self._throttle_timer.cancel()
+            self._throttle_timer = None
+
+    def _wake_after_throttle(self, wait_ms: int) -> None:
+        """A throttled partition stays dirty; look again once the throttle has tokens."""
+        if self._throttle_timer is None:
+            self._throttle_timer = asyncio.get_running_loop().call_later(max(wait_ms, 1) / 1000, self._throttle_due)
+
+    def _throttle_due(self) -> None:
+        self._throttle_timer = None
+        self._wake.set()
 
     async def run_writer(self) -> None:
         """Write messages as partitions have news, one at a time (awaiting flow control)."""
@@ -318,6 +333,7 @@ class FollowerSession:
         leaves the dirty set once it has nothing more to send (or is refused)."""
         size = 0
         dirty = self._dirty
+        throttle = self.host.replication_throttle
         for key in list(dirty):
             entry = self.cursors.get(key)
             if entry is None or not entry[0].is_leader:
@@ -326,8 +342,13 @@ class FollowerSession:
             partition, cursor = entry
             if size >= limits.REPLICATION_MESSAGE_BYTES_TARGET or self.in_flight_bytes >= limits.REPLICATION_STREAM_WINDOW_BYTES:
                 break                    # the rest stays dirty: the next message, or the next ack
+            is_throttled = throttle.is_throttled(partition.topic, partition.partition, self.replica_id)
+            allowance = throttle.allowance() if is_throttled else None
+            if allowance == 0:
+                self._wake_after_throttle(throttle.wait_ms())
+                continue                 # stays dirty until the throttle has tokens
             try:
-                read = self._read_next(partition, cursor)
+                read = self._read_next(partition, cursor, allowance)
             except StorageError as error:
                 dirty.discard(key)
                 parts.append(self._refusal(key, partition, error))
@@ -337,13 +358,16 @@ class FollowerSession:
                 continue
             parts.append(self._records_sent(partition, cursor, read))
             size += len(read.records)
+            if is_throttled:
+                throttle.consume(len(read.records))
             if not cursor.wants_data(read.log_end_offset, limits.REPLICATION_PARTITION_WINDOW_BYTES):
                 dirty.discard(key)
         return size
 
     @staticmethod
-    def _read_next(partition: Partition, cursor: PushCursor) -> LogReadResult | None:
-        """The follower's next records within its partition window; None when it wants none.
+    def _read_next(partition: Partition, cursor: PushCursor, limit_bytes: int | None = None) -> LogReadResult | None:
+        """The follower's next records within its partition window (and `limit_bytes`, the
+        throttle's allowance, when given: at least one whole batch is read); None when it wants none.
 
         Raises:
             StorageError: the read failed (OffsetOutOfRangeError: the cursor is outside the log).
@@ -352,7 +376,10 @@ class FollowerSession:
         end = log.log_end_offset
         if not cursor.wants_data(end, limits.REPLICATION_PARTITION_WINDOW_BYTES):
             return None
-        return log.read(cursor.next_offset, limits.REPLICATION_PARTITION_WINDOW_BYTES - cursor.in_flight_bytes)
+        max_bytes = limits.REPLICATION_PARTITION_WINDOW_BYTES - cursor.in_flight_bytes
+        if limit_bytes is not None:
+            max_bytes = min(max_bytes, limit_bytes)
+        return log.read(cursor.next_offset, max_bytes)
 
     def _refusal(
         self, key: tuple[str, int], partition: Partition, error: StorageError

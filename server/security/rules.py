@@ -107,6 +107,8 @@ GRPC_RULES: dict[str, tuple[Rule, ...]] = {
         _r(Op.DESCRIBE_CONFIGS, R.TOPIC), _r(Op.DESCRIBE_CONFIGS, R.CLUSTER), _r(Op.DESCRIBE_CONFIGS, R.GROUP)),
     "/freshet.v1.Controller/DescribeCluster": (_r(Op.DESCRIBE, R.CLUSTER, S.REQUEST),),
     "/freshet.v1.Controller/DescribeQuorum": (_r(Op.DESCRIBE, R.CLUSTER, S.REQUEST),),
+    "/freshet.v1.Controller/DecommissionBroker": (_r(Op.ALTER, R.CLUSTER, S.REQUEST),),
+    "/freshet.v1.Controller/GenerateReassignment": (_r(Op.DESCRIBE, R.CLUSTER, S.REQUEST),),
     "/freshet.v1.Controller/WatchMetadata": (_r(Op.DESCRIBE, R.CLUSTER, S.REQUEST),),
     # Controller: users and ACLs (Kafka: Alter on the cluster to change, Describe to list)
     "/freshet.v1.Controller/UpsertUserScramCredentials": (_r(Op.ALTER, R.CLUSTER, S.REQUEST),),

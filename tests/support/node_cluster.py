@@ -82,13 +82,22 @@ class NodeProcess:
 class NodeCluster:
     """Nodes of one cluster (processes), restartable by id. Not thread-safe."""
 
-    def __init__(self, root: pathlib.Path, controllers: int = 3, extra_nodes: int = 0, sets: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        root: pathlib.Path,
+        controllers: int = 3,
+        extra_nodes: int = 0,
+        sets: list[str] | None = None,
+        auto_balance: bool = False,
+    ) -> None:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
         self.controller_ids = list(range(1, controllers + 1))
         self.ports = {node_id: free_port_block(3) for node_id in range(1, controllers + extra_nodes + 1)}
         self.quorum = ",".join(f"{n}@127.0.0.1:{self.ports[n] + 1}" for n in self.controller_ids)
-        self.sets = list(sets or [])
+        # Cluster tests pin replica assignments to stage their faults; the replica balancer (on by
+        # default in a real cluster) would move those replicas. Tests of the balancer turn it on.
+        self.sets = list(sets or []) + ([] if auto_balance else ["auto.balance.enable=false"])
         self.roles: dict[int, str] = {}
         self.processes: dict[int, NodeProcess] = {}
         self.all_processes: list[NodeProcess] = []

@@ -326,20 +326,22 @@ class ListPartitionReassignmentsRequest(_message.Message):
     def __init__(self, partitions: _Optional[_Iterable[_Union[_common_pb2.TopicPartition, _Mapping]]] = ...) -> None: ...
 
 class OngoingReassignment(_message.Message):
-    __slots__ = ("partition", "replicas", "adding_replicas", "removing_replicas", "isr", "leader")
+    __slots__ = ("partition", "replicas", "adding_replicas", "removing_replicas", "isr", "leader", "by_balancer")
     PARTITION_FIELD_NUMBER: _ClassVar[int]
     REPLICAS_FIELD_NUMBER: _ClassVar[int]
     ADDING_REPLICAS_FIELD_NUMBER: _ClassVar[int]
     REMOVING_REPLICAS_FIELD_NUMBER: _ClassVar[int]
     ISR_FIELD_NUMBER: _ClassVar[int]
     LEADER_FIELD_NUMBER: _ClassVar[int]
+    BY_BALANCER_FIELD_NUMBER: _ClassVar[int]
     partition: _common_pb2.TopicPartition
     replicas: _containers.RepeatedScalarFieldContainer[int]
     adding_replicas: _containers.RepeatedScalarFieldContainer[int]
     removing_replicas: _containers.RepeatedScalarFieldContainer[int]
     isr: _containers.RepeatedScalarFieldContainer[int]
     leader: int
-    def __init__(self, partition: _Optional[_Union[_common_pb2.TopicPartition, _Mapping]] = ..., replicas: _Optional[_Iterable[int]] = ..., adding_replicas: _Optional[_Iterable[int]] = ..., removing_replicas: _Optional[_Iterable[int]] = ..., isr: _Optional[_Iterable[int]] = ..., leader: _Optional[int] = ...) -> None: ...
+    by_balancer: bool
+    def __init__(self, partition: _Optional[_Union[_common_pb2.TopicPartition, _Mapping]] = ..., replicas: _Optional[_Iterable[int]] = ..., adding_replicas: _Optional[_Iterable[int]] = ..., removing_replicas: _Optional[_Iterable[int]] = ..., isr: _Optional[_Iterable[int]] = ..., leader: _Optional[int] = ..., by_balancer: _Optional[bool] = ...) -> None: ...
 
 class ListPartitionReassignmentsResponse(_message.Message):
     __slots__ = ("reassignments", "metadata_offset")
@@ -432,7 +434,7 @@ class DescribeConfigsResponse(_message.Message):
     def __init__(self, results: _Optional[_Iterable[_Union[DescribeConfigsResult, _Mapping]]] = ..., metadata_offset: _Optional[int] = ...) -> None: ...
 
 class DescribedBroker(_message.Message):
-    __slots__ = ("endpoint", "state", "broker_epoch", "incarnation_id", "has_disk_report", "log_dir_free_bytes", "log_dir_total_bytes", "is_log_dir_full")
+    __slots__ = ("endpoint", "state", "broker_epoch", "incarnation_id", "has_disk_report", "log_dir_free_bytes", "log_dir_total_bytes", "is_log_dir_full", "is_decommissioning", "replica_count", "leader_count")
     ENDPOINT_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     BROKER_EPOCH_FIELD_NUMBER: _ClassVar[int]
@@ -441,6 +443,9 @@ class DescribedBroker(_message.Message):
     LOG_DIR_FREE_BYTES_FIELD_NUMBER: _ClassVar[int]
     LOG_DIR_TOTAL_BYTES_FIELD_NUMBER: _ClassVar[int]
     IS_LOG_DIR_FULL_FIELD_NUMBER: _ClassVar[int]
+    IS_DECOMMISSIONING_FIELD_NUMBER: _ClassVar[int]
+    REPLICA_COUNT_FIELD_NUMBER: _ClassVar[int]
+    LEADER_COUNT_FIELD_NUMBER: _ClassVar[int]
     endpoint: _common_pb2.BrokerEndpoint
     state: BrokerState
     broker_epoch: int
@@ -449,7 +454,54 @@ class DescribedBroker(_message.Message):
     log_dir_free_bytes: int
     log_dir_total_bytes: int
     is_log_dir_full: bool
-    def __init__(self, endpoint: _Optional[_Union[_common_pb2.BrokerEndpoint, _Mapping]] = ..., state: _Optional[_Union[BrokerState, str]] = ..., broker_epoch: _Optional[int] = ..., incarnation_id: _Optional[bytes] = ..., has_disk_report: _Optional[bool] = ..., log_dir_free_bytes: _Optional[int] = ..., log_dir_total_bytes: _Optional[int] = ..., is_log_dir_full: _Optional[bool] = ...) -> None: ...
+    is_decommissioning: bool
+    replica_count: int
+    leader_count: int
+    def __init__(self, endpoint: _Optional[_Union[_common_pb2.BrokerEndpoint, _Mapping]] = ..., state: _Optional[_Union[BrokerState, str]] = ..., broker_epoch: _Optional[int] = ..., incarnation_id: _Optional[bytes] = ..., has_disk_report: _Optional[bool] = ..., log_dir_free_bytes: _Optional[int] = ..., log_dir_total_bytes: _Optional[int] = ..., is_log_dir_full: _Optional[bool] = ..., is_decommissioning: _Optional[bool] = ..., replica_count: _Optional[int] = ..., leader_count: _Optional[int] = ...) -> None: ...
+
+class GenerateReassignmentRequest(_message.Message):
+    __slots__ = ("topics", "broker_ids")
+    TOPICS_FIELD_NUMBER: _ClassVar[int]
+    BROKER_IDS_FIELD_NUMBER: _ClassVar[int]
+    topics: _containers.RepeatedScalarFieldContainer[str]
+    broker_ids: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, topics: _Optional[_Iterable[str]] = ..., broker_ids: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class ProposedReassignment(_message.Message):
+    __slots__ = ("partition", "current_replicas", "proposed_replicas")
+    PARTITION_FIELD_NUMBER: _ClassVar[int]
+    CURRENT_REPLICAS_FIELD_NUMBER: _ClassVar[int]
+    PROPOSED_REPLICAS_FIELD_NUMBER: _ClassVar[int]
+    partition: _common_pb2.TopicPartition
+    current_replicas: _containers.RepeatedScalarFieldContainer[int]
+    proposed_replicas: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, partition: _Optional[_Union[_common_pb2.TopicPartition, _Mapping]] = ..., current_replicas: _Optional[_Iterable[int]] = ..., proposed_replicas: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class GenerateReassignmentResponse(_message.Message):
+    __slots__ = ("partitions", "metadata_offset")
+    PARTITIONS_FIELD_NUMBER: _ClassVar[int]
+    METADATA_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    partitions: _containers.RepeatedCompositeFieldContainer[ProposedReassignment]
+    metadata_offset: int
+    def __init__(self, partitions: _Optional[_Iterable[_Union[ProposedReassignment, _Mapping]]] = ..., metadata_offset: _Optional[int] = ...) -> None: ...
+
+class DecommissionBrokerRequest(_message.Message):
+    __slots__ = ("request_id", "node_id", "cancel")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    CANCEL_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    node_id: int
+    cancel: bool
+    def __init__(self, request_id: _Optional[str] = ..., node_id: _Optional[int] = ..., cancel: _Optional[bool] = ...) -> None: ...
+
+class DecommissionBrokerResponse(_message.Message):
+    __slots__ = ("error", "metadata_offset")
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    METADATA_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    error: _common_pb2.ErrorDetail
+    metadata_offset: int
+    def __init__(self, error: _Optional[_Union[_common_pb2.ErrorDetail, _Mapping]] = ..., metadata_offset: _Optional[int] = ...) -> None: ...
 
 class ControllerNode(_message.Message):
     __slots__ = ("node_id", "host", "port")

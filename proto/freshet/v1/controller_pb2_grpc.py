@@ -94,6 +94,16 @@ class ControllerStub:
                 request_serializer=freshet_dot_v1_dot_controller__pb2.DescribeQuorumRequest.SerializeToString,
                 response_deserializer=freshet_dot_v1_dot_controller__pb2.DescribeQuorumResponse.FromString,
                 _registered_method=True)
+        self.DecommissionBroker = channel.unary_unary(
+                '/freshet.v1.Controller/DecommissionBroker',
+                request_serializer=freshet_dot_v1_dot_controller__pb2.DecommissionBrokerRequest.SerializeToString,
+                response_deserializer=freshet_dot_v1_dot_controller__pb2.DecommissionBrokerResponse.FromString,
+                _registered_method=True)
+        self.GenerateReassignment = channel.unary_unary(
+                '/freshet.v1.Controller/GenerateReassignment',
+                request_serializer=freshet_dot_v1_dot_controller__pb2.GenerateReassignmentRequest.SerializeToString,
+                response_deserializer=freshet_dot_v1_dot_controller__pb2.GenerateReassignmentResponse.FromString,
+                _registered_method=True)
         self.UpsertUserScramCredentials = channel.unary_unary(
                 '/freshet.v1.Controller/UpsertUserScramCredentials',
                 request_serializer=freshet_dot_v1_dot_controller__pb2.UpsertUserScramCredentialsRequest.SerializeToString,
@@ -217,6 +227,21 @@ class ControllerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DecommissionBroker(self, request, context):
+        """Mark a broker decommissioning (or cancel it): the balancer then moves every replica off it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GenerateReassignment(self, request, context):
+        """Propose a reassignment of some topics onto a broker list (kafka-reassign-partitions --generate),
+        computed by the balancer's planner from the answering node's image; changes nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def UpsertUserScramCredentials(self, request, context):
         """Users and ACLs (Kafka's AlterUserScramCredentials / DescribeUserScramCredentials, CreateAcls /
         DescribeAcls / DeleteAcls). Changes need Alter on the cluster, describes Describe on the
@@ -335,6 +360,16 @@ def add_ControllerServicer_to_server(servicer, server):
                     servicer.DescribeQuorum,
                     request_deserializer=freshet_dot_v1_dot_controller__pb2.DescribeQuorumRequest.FromString,
                     response_serializer=freshet_dot_v1_dot_controller__pb2.DescribeQuorumResponse.SerializeToString,
+            ),
+            'DecommissionBroker': grpc.unary_unary_rpc_method_handler(
+                    servicer.DecommissionBroker,
+                    request_deserializer=freshet_dot_v1_dot_controller__pb2.DecommissionBrokerRequest.FromString,
+                    response_serializer=freshet_dot_v1_dot_controller__pb2.DecommissionBrokerResponse.SerializeToString,
+            ),
+            'GenerateReassignment': grpc.unary_unary_rpc_method_handler(
+                    servicer.GenerateReassignment,
+                    request_deserializer=freshet_dot_v1_dot_controller__pb2.GenerateReassignmentRequest.FromString,
+                    response_serializer=freshet_dot_v1_dot_controller__pb2.GenerateReassignmentResponse.SerializeToString,
             ),
             'UpsertUserScramCredentials': grpc.unary_unary_rpc_method_handler(
                     servicer.UpsertUserScramCredentials,
@@ -701,6 +736,60 @@ class Controller:
             '/freshet.v1.Controller/DescribeQuorum',
             freshet_dot_v1_dot_controller__pb2.DescribeQuorumRequest.SerializeToString,
             freshet_dot_v1_dot_controller__pb2.DescribeQuorumResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DecommissionBroker(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/freshet.v1.Controller/DecommissionBroker',
+            freshet_dot_v1_dot_controller__pb2.DecommissionBrokerRequest.SerializeToString,
+            freshet_dot_v1_dot_controller__pb2.DecommissionBrokerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GenerateReassignment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/freshet.v1.Controller/GenerateReassignment',
+            freshet_dot_v1_dot_controller__pb2.GenerateReassignmentRequest.SerializeToString,
+            freshet_dot_v1_dot_controller__pb2.GenerateReassignmentResponse.FromString,
             options,
             channel_credentials,
             insecure,

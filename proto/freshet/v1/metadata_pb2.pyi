@@ -22,7 +22,7 @@ CONFIG_RESOURCE_TOPIC: ConfigResourceType
 CONFIG_RESOURCE_GROUP: ConfigResourceType
 
 class MetadataCommand(_message.Message):
-    __slots__ = ("request_id", "controller_epoch", "noop", "init_cluster", "claim_controller", "register_broker", "fence_broker", "unfence_broker", "begin_controlled_shutdown", "create_topic", "delete_topic", "create_partitions", "change_partition", "reassign_partition", "alter_configs", "allocate_producer_ids", "atomic_batch", "upsert_user_credential", "delete_user_credential", "create_acls", "delete_acls")
+    __slots__ = ("request_id", "controller_epoch", "noop", "init_cluster", "claim_controller", "register_broker", "fence_broker", "unfence_broker", "begin_controlled_shutdown", "create_topic", "delete_topic", "create_partitions", "change_partition", "reassign_partition", "alter_configs", "allocate_producer_ids", "atomic_batch", "upsert_user_credential", "delete_user_credential", "create_acls", "delete_acls", "decommission_broker", "cancel_decommission_broker")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     CONTROLLER_EPOCH_FIELD_NUMBER: _ClassVar[int]
     NOOP_FIELD_NUMBER: _ClassVar[int]
@@ -44,6 +44,8 @@ class MetadataCommand(_message.Message):
     DELETE_USER_CREDENTIAL_FIELD_NUMBER: _ClassVar[int]
     CREATE_ACLS_FIELD_NUMBER: _ClassVar[int]
     DELETE_ACLS_FIELD_NUMBER: _ClassVar[int]
+    DECOMMISSION_BROKER_FIELD_NUMBER: _ClassVar[int]
+    CANCEL_DECOMMISSION_BROKER_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     controller_epoch: int
     noop: Noop
@@ -65,7 +67,9 @@ class MetadataCommand(_message.Message):
     delete_user_credential: DeleteUserCredential
     create_acls: CreateAcls
     delete_acls: DeleteAcls
-    def __init__(self, request_id: _Optional[str] = ..., controller_epoch: _Optional[int] = ..., noop: _Optional[_Union[Noop, _Mapping]] = ..., init_cluster: _Optional[_Union[InitCluster, _Mapping]] = ..., claim_controller: _Optional[_Union[ClaimController, _Mapping]] = ..., register_broker: _Optional[_Union[RegisterBroker, _Mapping]] = ..., fence_broker: _Optional[_Union[FenceBroker, _Mapping]] = ..., unfence_broker: _Optional[_Union[UnfenceBroker, _Mapping]] = ..., begin_controlled_shutdown: _Optional[_Union[BeginControlledShutdown, _Mapping]] = ..., create_topic: _Optional[_Union[CreateTopic, _Mapping]] = ..., delete_topic: _Optional[_Union[DeleteTopic, _Mapping]] = ..., create_partitions: _Optional[_Union[CreatePartitions, _Mapping]] = ..., change_partition: _Optional[_Union[ChangePartition, _Mapping]] = ..., reassign_partition: _Optional[_Union[ReassignPartition, _Mapping]] = ..., alter_configs: _Optional[_Union[AlterConfigs, _Mapping]] = ..., allocate_producer_ids: _Optional[_Union[AllocateProducerIds, _Mapping]] = ..., atomic_batch: _Optional[_Union[AtomicBatch, _Mapping]] = ..., upsert_user_credential: _Optional[_Union[UpsertUserCredential, _Mapping]] = ..., delete_user_credential: _Optional[_Union[DeleteUserCredential, _Mapping]] = ..., create_acls: _Optional[_Union[CreateAcls, _Mapping]] = ..., delete_acls: _Optional[_Union[DeleteAcls, _Mapping]] = ...) -> None: ...
+    decommission_broker: DecommissionBroker
+    cancel_decommission_broker: CancelDecommissionBroker
+    def __init__(self, request_id: _Optional[str] = ..., controller_epoch: _Optional[int] = ..., noop: _Optional[_Union[Noop, _Mapping]] = ..., init_cluster: _Optional[_Union[InitCluster, _Mapping]] = ..., claim_controller: _Optional[_Union[ClaimController, _Mapping]] = ..., register_broker: _Optional[_Union[RegisterBroker, _Mapping]] = ..., fence_broker: _Optional[_Union[FenceBroker, _Mapping]] = ..., unfence_broker: _Optional[_Union[UnfenceBroker, _Mapping]] = ..., begin_controlled_shutdown: _Optional[_Union[BeginControlledShutdown, _Mapping]] = ..., create_topic: _Optional[_Union[CreateTopic, _Mapping]] = ..., delete_topic: _Optional[_Union[DeleteTopic, _Mapping]] = ..., create_partitions: _Optional[_Union[CreatePartitions, _Mapping]] = ..., change_partition: _Optional[_Union[ChangePartition, _Mapping]] = ..., reassign_partition: _Optional[_Union[ReassignPartition, _Mapping]] = ..., alter_configs: _Optional[_Union[AlterConfigs, _Mapping]] = ..., allocate_producer_ids: _Optional[_Union[AllocateProducerIds, _Mapping]] = ..., atomic_batch: _Optional[_Union[AtomicBatch, _Mapping]] = ..., upsert_user_credential: _Optional[_Union[UpsertUserCredential, _Mapping]] = ..., delete_user_credential: _Optional[_Union[DeleteUserCredential, _Mapping]] = ..., create_acls: _Optional[_Union[CreateAcls, _Mapping]] = ..., delete_acls: _Optional[_Union[DeleteAcls, _Mapping]] = ..., decommission_broker: _Optional[_Union[DecommissionBroker, _Mapping]] = ..., cancel_decommission_broker: _Optional[_Union[CancelDecommissionBroker, _Mapping]] = ...) -> None: ...
 
 class Noop(_message.Message):
     __slots__ = ()
@@ -124,6 +128,18 @@ class BeginControlledShutdown(_message.Message):
     node_id: int
     broker_epoch: int
     def __init__(self, node_id: _Optional[int] = ..., broker_epoch: _Optional[int] = ...) -> None: ...
+
+class DecommissionBroker(_message.Message):
+    __slots__ = ("node_id",)
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    node_id: int
+    def __init__(self, node_id: _Optional[int] = ...) -> None: ...
+
+class CancelDecommissionBroker(_message.Message):
+    __slots__ = ("node_id",)
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    node_id: int
+    def __init__(self, node_id: _Optional[int] = ...) -> None: ...
 
 class PartitionAssignment(_message.Message):
     __slots__ = ("replicas", "isr", "leader")
@@ -196,14 +212,16 @@ class ChangePartition(_message.Message):
     def __init__(self, topic_id: _Optional[bytes] = ..., partition: _Optional[int] = ..., expected_partition_epoch: _Optional[int] = ..., leader: _Optional[int] = ..., isr: _Optional[_Union[ReplicaList, _Mapping]] = ..., replicas: _Optional[_Union[ReplicaList, _Mapping]] = ..., is_unclean: _Optional[bool] = ...) -> None: ...
 
 class ReassignPartition(_message.Message):
-    __slots__ = ("topic_id", "partition", "target_replicas")
+    __slots__ = ("topic_id", "partition", "target_replicas", "by_balancer")
     TOPIC_ID_FIELD_NUMBER: _ClassVar[int]
     PARTITION_FIELD_NUMBER: _ClassVar[int]
     TARGET_REPLICAS_FIELD_NUMBER: _ClassVar[int]
+    BY_BALANCER_FIELD_NUMBER: _ClassVar[int]
     topic_id: bytes
     partition: int
     target_replicas: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, topic_id: _Optional[bytes] = ..., partition: _Optional[int] = ..., target_replicas: _Optional[_Iterable[int]] = ...) -> None: ...
+    by_balancer: bool
+    def __init__(self, topic_id: _Optional[bytes] = ..., partition: _Optional[int] = ..., target_replicas: _Optional[_Iterable[int]] = ..., by_balancer: _Optional[bool] = ...) -> None: ...
 
 class ConfigResource(_message.Message):
     __slots__ = ("type", "broker_id", "topic_id", "topic_name", "group_id")
@@ -354,7 +372,7 @@ class AtomicBatchResult(_message.Message):
     def __init__(self, results: _Optional[_Iterable[_Union[MetadataResult, _Mapping]]] = ...) -> None: ...
 
 class BrokerRecord(_message.Message):
-    __slots__ = ("node_id", "incarnation_id", "host", "port", "rack", "broker_epoch", "is_fenced", "in_controlled_shutdown", "listeners")
+    __slots__ = ("node_id", "incarnation_id", "host", "port", "rack", "broker_epoch", "is_fenced", "in_controlled_shutdown", "listeners", "is_decommissioning")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     INCARNATION_ID_FIELD_NUMBER: _ClassVar[int]
     HOST_FIELD_NUMBER: _ClassVar[int]
@@ -364,6 +382,7 @@ class BrokerRecord(_message.Message):
     IS_FENCED_FIELD_NUMBER: _ClassVar[int]
     IN_CONTROLLED_SHUTDOWN_FIELD_NUMBER: _ClassVar[int]
     LISTENERS_FIELD_NUMBER: _ClassVar[int]
+    IS_DECOMMISSIONING_FIELD_NUMBER: _ClassVar[int]
     node_id: int
     incarnation_id: bytes
     host: str
@@ -373,10 +392,11 @@ class BrokerRecord(_message.Message):
     is_fenced: bool
     in_controlled_shutdown: bool
     listeners: _containers.RepeatedCompositeFieldContainer[_common_pb2.Listener]
-    def __init__(self, node_id: _Optional[int] = ..., incarnation_id: _Optional[bytes] = ..., host: _Optional[str] = ..., port: _Optional[int] = ..., rack: _Optional[str] = ..., broker_epoch: _Optional[int] = ..., is_fenced: _Optional[bool] = ..., in_controlled_shutdown: _Optional[bool] = ..., listeners: _Optional[_Iterable[_Union[_common_pb2.Listener, _Mapping]]] = ...) -> None: ...
+    is_decommissioning: bool
+    def __init__(self, node_id: _Optional[int] = ..., incarnation_id: _Optional[bytes] = ..., host: _Optional[str] = ..., port: _Optional[int] = ..., rack: _Optional[str] = ..., broker_epoch: _Optional[int] = ..., is_fenced: _Optional[bool] = ..., in_controlled_shutdown: _Optional[bool] = ..., listeners: _Optional[_Iterable[_Union[_common_pb2.Listener, _Mapping]]] = ..., is_decommissioning: _Optional[bool] = ...) -> None: ...
 
 class PartitionRecord(_message.Message):
-    __slots__ = ("partition", "replicas", "isr", "leader", "leader_epoch", "partition_epoch", "adding_replicas", "removing_replicas")
+    __slots__ = ("partition", "replicas", "isr", "leader", "leader_epoch", "partition_epoch", "adding_replicas", "removing_replicas", "is_balancer_move")
     PARTITION_FIELD_NUMBER: _ClassVar[int]
     REPLICAS_FIELD_NUMBER: _ClassVar[int]
     ISR_FIELD_NUMBER: _ClassVar[int]
@@ -385,6 +405,7 @@ class PartitionRecord(_message.Message):
     PARTITION_EPOCH_FIELD_NUMBER: _ClassVar[int]
     ADDING_REPLICAS_FIELD_NUMBER: _ClassVar[int]
     REMOVING_REPLICAS_FIELD_NUMBER: _ClassVar[int]
+    IS_BALANCER_MOVE_FIELD_NUMBER: _ClassVar[int]
     partition: int
     replicas: _containers.RepeatedScalarFieldContainer[int]
     isr: _containers.RepeatedScalarFieldContainer[int]
@@ -393,7 +414,8 @@ class PartitionRecord(_message.Message):
     partition_epoch: int
     adding_replicas: _containers.RepeatedScalarFieldContainer[int]
     removing_replicas: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, partition: _Optional[int] = ..., replicas: _Optional[_Iterable[int]] = ..., isr: _Optional[_Iterable[int]] = ..., leader: _Optional[int] = ..., leader_epoch: _Optional[int] = ..., partition_epoch: _Optional[int] = ..., adding_replicas: _Optional[_Iterable[int]] = ..., removing_replicas: _Optional[_Iterable[int]] = ...) -> None: ...
+    is_balancer_move: bool
+    def __init__(self, partition: _Optional[int] = ..., replicas: _Optional[_Iterable[int]] = ..., isr: _Optional[_Iterable[int]] = ..., leader: _Optional[int] = ..., leader_epoch: _Optional[int] = ..., partition_epoch: _Optional[int] = ..., adding_replicas: _Optional[_Iterable[int]] = ..., removing_replicas: _Optional[_Iterable[int]] = ..., is_balancer_move: _Optional[bool] = ...) -> None: ...
 
 class TopicRecord(_message.Message):
     __slots__ = ("topic_id", "name", "partitions", "configs")

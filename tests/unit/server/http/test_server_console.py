@@ -90,3 +90,32 @@ def test_the_groups_view_shows_lag_time_per_partition_and_warns_over_the_thresho
     assert 'class="bad lag-alert">warning: group billing&lt;b&gt; is more than 60 s behind (lag.alert.seconds) on orders' in page
     calm = console.render(EMPTY_IMAGE, status, [_lag_group(False)]).decode()
     assert "<th>LAG-TIME</th>" in calm and "lag-alert" not in calm
+
+
+def test_brokers_show_load_and_decommissioning_and_reassignments_are_listed():
+    """Self-balancing on the console: per broker replica and leader counts and the decommission
+    state; every reassignment in progress with who started it."""
+    image = _image()
+    brokers = dict(image.brokers)
+    brokers[3] = dataclasses.replace(brokers[3], is_decommissioning=True)
+    brokers[4] = dataclasses.replace(brokers[2], node_id=4, port=9094, is_decommissioning=True)
+    topic = next(iter(image.topics_by_id.values()))
+    moving = PartitionImage(
+        partition=0, replicas=(1, 2, 4, 3), isr=(1, 2, 3), leader=1, leader_epoch=4, partition_epoch=8,
+        adding_replicas=(4,), removing_replicas=(3,), is_balancer_move=True,
+    )
+    topic = dataclasses.replace(topic, partitions=(moving, *topic.partitions[1:]))
+    image = dataclasses.replace(image, brokers=brokers, topics_by_id={topic.topic_id: topic})
+    page = console.render(image, {"node_id": 1, "roles": ["broker"], "ready": True}, None).decode()
+    assert '<td>1</td><td>127.0.0.1:9091</td><td>r&lt;1&gt;</td><td><span class="ok">active</span></td>' \
+        '<td><span class="num">2</span></td><td><span class="num">1</span></td>' in page
+    assert '<span class="warn">decommissioning</span></td><td><span class="num">3</span></td>' in page
+    assert '<td>4</td><td>127.0.0.1:9094</td><td>-</td><td><span class="warn">decommissioning</span>' in page
+    assert "<h2>Reassignments</h2>" in page
+    assert "<td>orders&lt;script&gt;-0</td><td>balancer</td><td>4</td><td>3</td><td>1,2,3</td>" in page
+    plain = console.render(_image(), {"node_id": 1, "roles": ["broker"], "ready": True}, None).decode()
+    assert "no reassignment in progress" in plain
+    assert '<span class="muted">decommissioned</span>' in console.render(
+        dataclasses.replace(_image(), brokers={**_image().brokers, 5: dataclasses.replace(brokers[2], node_id=5, is_decommissioning=True)}),
+        {"node_id": 1, "roles": ["broker"], "ready": True}, None,
+    ).decode()

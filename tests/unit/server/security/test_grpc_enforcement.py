@@ -159,7 +159,7 @@ class Backend:
         self.controller = Recorder(**{
             name: _async(lambda request: types.SimpleNamespace(metadata_offset=0))
             for name in ("create_topics", "delete_topics", "create_partitions", "elect_leaders", "alter_reassignments",
-                         "incremental_alter_configs", "alter_partition", "allocate_producer_ids")
+                         "incremental_alter_configs", "alter_partition", "allocate_producer_ids", "decommission_broker")
         }, upsert_user_scram_credentials=_async(lambda request: controller_pb2.UpsertUserScramCredentialsResponse()),
            delete_user_scram_credentials=_async(lambda request: controller_pb2.DeleteUserScramCredentialsResponse()),
            create_acls=_async(lambda request: controller_pb2.CreateAclsResponse()),
@@ -242,6 +242,9 @@ CASES: dict[str, tuple[object, bool]] = {
     "/freshet.v1.Controller/DescribeConfigs": (controller_pb2.DescribeConfigsRequest(resources=[TOPIC_CONFIG]), False),
     "/freshet.v1.Controller/DescribeCluster": (controller_pb2.DescribeClusterRequest(), False),
     "/freshet.v1.Controller/DescribeQuorum": (controller_pb2.DescribeQuorumRequest(), False),
+    "/freshet.v1.Controller/DecommissionBroker": (controller_pb2.DecommissionBrokerRequest(node_id=1), False),
+    # no topics: a caller who gets past the check is refused INVALID_ARGUMENT at once
+    "/freshet.v1.Controller/GenerateReassignment": (controller_pb2.GenerateReassignmentRequest(), True),
     # from_offset -5 is invalid: a caller who gets past the check is refused INVALID_ARGUMENT at once
     "/freshet.v1.Controller/WatchMetadata": (controller_pb2.WatchMetadataRequest(from_offset=-5), True),
     "/freshet.v1.Controller/UpsertUserScramCredentials": (controller_pb2.UpsertUserScramCredentialsRequest(), False),
@@ -356,7 +359,7 @@ def test_a_principal_without_rights_is_refused_by_every_method_and_nothing_happe
 def test_a_super_user_gets_through_every_method(method):
     answer, context, audit = invoke(ADMIN, method)
     assert audit == []
-    expected = [grpc.StatusCode.INVALID_ARGUMENT] if method.endswith("/WatchMetadata") else []
+    expected = [grpc.StatusCode.INVALID_ARGUMENT] if method.endswith(("/WatchMetadata", "/GenerateReassignment")) else []
     assert [code for code, _, _ in context.aborts] == expected, (method, context.aborts)
     if not context.aborts:
         assert not refusal_codes(answer, context) & AUTHORIZATION_CODES
