@@ -125,7 +125,8 @@ def _index_document(index, emit, entries: bool = True) -> dict:
     return {
         "file": index.path,
         "type": index.kind,
-        "entries": [dict(zip(key, entry)) for entry in index.entries] if entries else len(index.entries),
+        "entry_count": len(index.entries),
+        **({"entries": [dict(zip(key, entry, strict=True)) for entry in index.entries]} if entries else {}),
         "mismatches": index.mismatches,
         "checked_against": index.checked_against,
     }
