@@ -106,3 +106,27 @@ def test_zstd_topic_stores_zstd_on_leader_and_followers_and_clients_read_it(kafk
     finally:
         consumer.close()
     assert got == [(k, v, h, t) for k, v, h, t in sent] + [(b"sdk", b"from-grpc", [], BASE_TIMESTAMP_MS + COUNT)]
+
+
+def test_a_batch_too_large_once_recompressed_is_refused_over_the_kafka_listener(kafka_cluster):
+    """Goal: as Kafka, a gzip batch that fits max.message.bytes but not once stored uncompressed
+    gets MESSAGE_TOO_LARGE (code 10) and nothing is written; a small record is accepted after.
+
+    Method: compression.type=uncompressed, max.message.bytes=4096; kafka-python sends 64 KiB of
+    zeros with gzip (about 100 bytes on the wire); then a 10-byte record; read back the offsets.
+    """
+    topic = f"uncompressed-{uuid.uuid4().hex[:8]}"
+    created = run_cli(["topic", "create", topic, "-p", "1", "-r", "3", "--config", "compression.type=uncompressed",
+                       "--config", "max.message.bytes=4096"], kafka_cluster.bootstrap)
+    assert created.returncode == 0, created.stderr
+    producer = kafka.KafkaProducer(bootstrap_servers=kafka_cluster.kafka_bootstrap, acks="all", compression_type="gzip",
+                                   retries=0)
+    try:
+        refused = producer.send(topic, value=bytes(64 * 1024), partition=0)
+        producer.flush(30)
+        with pytest.raises(kafka.errors.MessageSizeTooLargeError):
+            refused.get(30)
+        accepted = producer.send(topic, value=b"small-one!", partition=0).get(30)
+    finally:
+        producer.close(10)
+    assert accepted.offset == 0, "the refused batch must not have taken an offset"
