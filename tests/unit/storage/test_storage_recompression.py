@@ -200,3 +200,11 @@ def test_control_batches_keep_their_codec():
     assert [header.compression for _, header in placed] == [CompressionType.NONE, CompressionType.ZSTD]
     assert placed[1][0] == len(control)
     assert len(buffer) > BATCH_HEADER_SIZE * 2
+
+
+def test_topic_config_compression_type_reaches_the_log_config():
+    """Goal: the topic's compression.type (a Kafka name) lands in LogConfig, default producer."""
+    assert LogConfig().compression_type == "producer"
+    assert LogConfig.from_kafka_names({"compression.type": "snappy"}).compression_type == "snappy"
+    with pytest.raises(AssertionError):
+        LogConfig(compression_type="brotli")
