@@ -61,7 +61,10 @@ def dump_log(
     is_valid = True
     for segment in segments:
         emit = None if output == OutputFormat.json else _TextPrinter(print_data).line
-        document = _dump(tool, segment, print_data, deep_iteration, emit)
+        try:
+            document = _dump(tool, segment, print_data, deep_iteration, emit)
+        except OSError as error:  # e.g. retention deleted the segment of a live broker meanwhile
+            common.fail(f"{segment.path}: {error.strerror or error}")
         is_valid = is_valid and document["is_valid"]
         documents.append(document)
     if output == OutputFormat.json:
@@ -74,27 +77,28 @@ def _dump(tool, segment, print_data: bool, deep_iteration: bool, emit) -> dict:
     document: dict = {"file": segment.path, "type": segment.kind, "base_offset": segment.base_offset}
     if emit is not None:
         emit(f"Dumping {segment.path}")
-        emit(f"Log starting offset: {segment.base_offset}")
     if segment.kind != tool.KIND_LOG:
         index = tool.dump_index(segment)
         document.update(_index_document(index, emit))
         document["is_valid"] = not index.mismatches
         return document
+    if emit is not None:
+        emit(f"Log starting offset: {segment.base_offset}")
     decode = print_data or deep_iteration
     log = tool.LogDump(segment, decode_records=decode)
     topic, partition = segment.topic_partition
     batches = []
     for batch in log.batches():
+        if emit is not None:
+            emit(batch)
+            continue
         entry = batch.summary()
-        records = None if batch.records is None else [_record(topic, partition, batch, r) for r in batch.records]
         if batch.error is not None:
             entry["error"] = batch.error
         if decode:
-            entry["records"] = records if print_data else [_without_data(r) for r in records or ()]
-        if emit is not None:
-            emit(batch)
-        else:
-            batches.append(entry)
+            records = [_record(topic, partition, batch, record) for record in batch.records or ()]
+            entry["records"] = records if print_data else [_without_data(record) for record in records]
+        batches.append(entry)
     document["batches"] = batches
     document["size_bytes"] = log.size_bytes
     document["tail"] = None if log.tail is None else {"position": log.tail[0], "reason": log.tail[1]}
