@@ -173,3 +173,40 @@ def test_uncompressed_and_gzip_codecs_are_named(tmp_path):
     code, document = _json(str(tmp_path / "t-3" / LOG))
     assert code == 0
     assert [batch["compression"] for batch in document["files"][0]["batches"]] == ["none", "gzip"]
+
+
+def test_records_that_do_not_decode_under_a_valid_crc_are_a_problem(tmp_path):
+    """Goal: with --print-data a batch whose CRC holds but whose records do not parse is reported
+    (exit 1) and the scan goes on to the next batch.
+
+    Method: a follower append (no record check) of a batch cut by one byte with batch_length and
+    CRC fixed up, then a good batch.
+    """
+    from freshet.storage.record_batch import CRC_POSITION, compute_crc
+
+    bad = bytearray(encode_batch([Record(1, b"k", b"value")])[:-1])
+    bad[8:12] = (len(bad) - 12).to_bytes(4, "big")
+    bad[CRC_POSITION : CRC_POSITION + 4] = compute_crc(bad).to_bytes(4, "big")
+    log = PartitionLog.open(str(tmp_path / "t-0"), LogConfig(), ManualClock(1))
+    log.append_as_follower(bytes(bad) + bytes(encode_batch([Record(2, None, b"ok")], base_offset=1)))
+    log.close()
+    result = _run(str(tmp_path / "t-0" / LOG), "--print-data")
+    assert result.exit_code == 1
+    assert "| records do not decode: corrupt record batch: record at byte 0 of the records section declares length 12, 11 bytes remain" in result.stdout
+    assert "| offset: 1 CreateTime: 2 keySize: -1 valueSize: 2" in result.stdout
+    code, document = _json(str(tmp_path / "t-0" / LOG), "--print-data")
+    assert code == 1 and [batch["is_valid"] for batch in document["files"][0]["batches"]] == [True, True]
+    assert "error" in document["files"][0]["batches"][0]
+
+
+def test_log_append_time_batches_print_their_timestamp_type(tmp_path):
+    from freshet.storage.record_batch import TimestampType
+
+    config = LogConfig(message_timestamp_type=TimestampType.LOG_APPEND_TIME)
+    log = PartitionLog.open(str(tmp_path / "t-0"), config, ManualClock(1_234))
+    log.append_as_leader(encode_batch([Record(1, None, b"a")]), 0)
+    log.close()
+    result = _run(str(tmp_path / "t-0" / LOG), "--deep-iteration")
+    assert result.exit_code == 0, result.output
+    assert "position: 0 LogAppendTime: 1234 size:" in result.stdout
+    assert "| offset: 0 LogAppendTime: 1234 keySize: -1 valueSize: 1" in result.stdout
