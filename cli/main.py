@@ -18,6 +18,7 @@ from freshet.cli.cluster import app as cluster_app
 from freshet.cli.config import config as config_command
 from freshet.cli.console import consume as consume_command
 from freshet.cli.console import produce as produce_command
+from freshet.cli.dump_log import dump_log as dump_log_command
 from freshet.cli.group import app as group_app
 from freshet.cli.metadata import app as metadata_app
 from freshet.cli.partition import app as partition_app
@@ -106,6 +107,7 @@ app.command("config")(config_command)
 app.add_typer(metadata_app, name="metadata")
 app.command("produce")(produce_command)
 app.command("consume")(consume_command)
+app.command("dump-log")(dump_log_command)
 app.add_typer(group_app, name="group")
 app.add_typer(user_app, name="user")
 app.add_typer(acl_app, name="acl")

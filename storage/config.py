@@ -25,6 +25,9 @@ _DAY_MS = 24 * 60 * 60 * 1000
 
 CLEANUP_POLICY_DELETE = "delete"
 CLEANUP_POLICY_COMPACT = "compact"
+#: Values of compression.type: "producer" (keep the batch's codec) or a codec to store batches in.
+COMPRESSION_TYPE_PRODUCER = "producer"
+COMPRESSION_TYPES = frozenset({COMPRESSION_TYPE_PRODUCER, "uncompressed", "gzip", "snappy", "lz4", "zstd"})
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -66,6 +69,9 @@ class LogConfig:
     """message.timestamp.type: CreateTime keeps producer timestamps, LogAppendTime stamps the broker's."""
     producer_id_expiration_ms: int = _DAY_MS
     """producer.id.expiration.ms: forget idempotent producers idle for this long."""
+    compression_type: str = "producer"
+    """compression.type: "producer" stores batches with the producer's codec; a codec name
+    ("uncompressed", "gzip", "snappy", "lz4", "zstd") makes the leader re-encode other batches in it."""
 
     def __post_init__(self) -> None:
         # Typed values come from validated configs; a violation here is a bug in the caller.
@@ -88,6 +94,7 @@ class LogConfig:
         assert self.flush_ms >= 0
         assert isinstance(self.message_timestamp_type, TimestampType)
         assert self.producer_id_expiration_ms >= 1
+        assert self.compression_type in COMPRESSION_TYPES, self.compression_type
 
     @property
     def is_compacted(self) -> bool:

@@ -88,6 +88,7 @@ from freshet.storage.log_append import (
     Placement,
     plan_follower_append,
     plan_leader_append,
+    recompress_leader_batches,
     stamp_batches,
     validate_leader_batches,
 )
@@ -391,7 +392,9 @@ class PartitionLog:
         transactional batches, and the idempotent-producer rules. Nothing is written unless every
         batch passes. Batches keep their bytes except the stamped base offset and partition leader
         epoch (outside the CRC), and for message.timestamp.type=LogAppendTime the timestamp type and
-        max timestamp (whose CRC is then recomputed).
+        max timestamp (whose CRC is then recomputed). When compression.type names a codec, a batch
+        in another codec is re-encoded in it first (`recompress_leader_batches`; its size is
+        checked against max.message.bytes again), so the stored bytes differ from `data`.
 
         Args:
             data: one or more concatenated batches. A bytearray is stamped in place (no copy); other
@@ -404,7 +407,7 @@ class PartitionLog:
             (nothing is written; the original offsets are returned).
 
         Raises:
-            CorruptRecordError: bad framing or CRC.
+            CorruptRecordError: bad framing or CRC (or, when re-encoding, records that do not decode).
             InvalidRecordError: counts that do not add up, control/transactional batches, an empty
                 append, idempotent fields missing.
             RecordTooLargeError: a batch above max.message.bytes, or an append above segment.bytes.
@@ -419,6 +422,12 @@ class PartitionLog:
             self._check_usable()
             config = self._config
             batches = validate_leader_batches(view, config.max_message_bytes)
+            recompressed = recompress_leader_batches(
+                view, batches, config.compression_type, config.max_message_bytes
+            )
+            if recompressed is not None:
+                buffer, batches = recompressed
+                view = memoryview(buffer)
             total = len(buffer)
             if total > config.segment_bytes:
                 raise RecordTooLargeError(total, config.segment_bytes, what="append")

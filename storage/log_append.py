@@ -4,14 +4,17 @@ Owns the checks and arithmetic of the two append paths, as functions over the re
 batch headers (no files, no log state beyond what is passed in):
 
 - leader: `validate_leader_batches` (framing, CRC, size, counts, codec, no control/transactional
-  batches, idempotent fields present), `plan_leader_append` (assign offsets, run the idempotence
+  batches, idempotent fields present), `recompress_leader_batches` (the topic's compression.type,
+  when it names a codec other than a batch's), `plan_leader_append` (assign offsets, run the idempotence
   checks through a `ProducerAppend`, find duplicates) and `stamp_batches` (base offset, leader epoch
   and, for LogAppendTime, the append time);
 - follower: `plan_follower_append` (framing, optional CRC, offsets continuing the log, epoch changes).
 
 Both return an `AppendPlan`; `PartitionLog` writes it through `LogSegments` and then applies the
 bookkeeping (leader-epoch cache, producer state, flush policy). Only batch headers are read: one
-header parse per batch, never a per-record loop, and the data is neither copied nor re-encoded.
+header parse per batch, never a per-record loop, and the data is neither copied nor re-encoded,
+except when compression.type names a codec a batch is not in (then that batch is decoded and
+re-encoded once, as Kafka's LogValidator does); compression.type=producer stays zero-decode.
 
 Imports: standard library and `freshet.storage`. Forbidden: grpc, wire types (freshet.v1), metadata,
 server, client, cli (import-linter contract).
@@ -24,7 +27,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from freshet.storage.compression import SUPPORTED_COMPRESSION_TYPES
+from freshet.storage.compression import SUPPORTED_COMPRESSION_TYPES, CompressionType
+from freshet.storage.config import COMPRESSION_TYPE_PRODUCER
 from freshet.storage.errors import (
     CorruptRecordError,
     InvalidRecordError,
@@ -38,6 +42,7 @@ from freshet.storage.record_batch import (
     NO_TIMESTAMP,
     BatchHeader,
     parse_header,
+    recompress_batch,
     stamp_batch,
     stamp_log_append_time,
 )
@@ -110,6 +115,50 @@ def validate_leader_batches(view: memoryview, max_message_bytes: int) -> list[tu
     if not batches:
         raise InvalidRecordError("an append needs at least one batch")
     return batches
+
+
+def recompress_leader_batches(
+    view: memoryview, batches: list[tuple[int, BatchHeader]], compression_type: str, max_message_bytes: int
+) -> tuple[bytearray, list[tuple[int, BatchHeader]]] | None:
+    """Re-encode the batches whose codec is not the topic's compression.type; None when none is.
+
+    Control batches keep their codec, as in Kafka. Each re-encoded batch keeps its records and
+    header fields (`recompress_batch`); the others are copied as they are.
+
+    Args:
+        view: the validated producer batches.
+        batches: their (position, header), from `validate_leader_batches`.
+        compression_type: the topic's compression.type ("producer" returns None at once).
+        max_message_bytes: the topic's max.message.bytes, checked again on the re-encoded batches
+            (Kafka's UnifiedLog.append does the same when the size "maybe changed").
+
+    Returns:
+        (new buffer, (position, header) of each batch in it), or None when nothing changes.
+
+    Raises:
+        CorruptRecordError: records that do not decode.
+        RecordTooLargeError: a re-encoded batch above `max_message_bytes`, or a batch whose
+            records decompress past the decompression bound.
+    """
+    if compression_type == COMPRESSION_TYPE_PRODUCER:
+        return None
+    target = CompressionType.NONE if compression_type == "uncompressed" else CompressionType.from_name(compression_type)
+    if all(header.is_control or header.compression == target for _, header in batches):
+        return None
+    buffer = bytearray()
+    placed: list[tuple[int, BatchHeader]] = []
+    for position, header in batches:
+        original = view[position : position + header.batch_length + LOG_OVERHEAD]
+        if header.is_control or header.compression == target:
+            placed.append((len(buffer), header))
+            buffer += original
+            continue
+        batch = recompress_batch(original, target)
+        if len(batch) > max_message_bytes:
+            raise RecordTooLargeError(len(batch), max_message_bytes, what=f"batch recompressed as {compression_type}")
+        placed.append((len(buffer), parse_header(batch)))
+        buffer += batch
+    return buffer, placed
 
 
 def plan_leader_append(

@@ -685,6 +685,51 @@ def rebuild_batch(
     return batch
 
 
+def recompress_batch(
+    batch: bytes | bytearray | memoryview,
+    compression: int,
+    *,
+    compression_level: int | None = None,
+    max_decompressed_bytes: int = DECOMPRESSED_BYTES_MAX,
+) -> bytearray:
+    """The same batch with its records section re-encoded in `compression` (topic compression.type).
+
+    Kafka's LogValidator does this on the leader when a topic's compression.type names a codec other
+    than the batch's. Every record is parsed first (a batch whose records do not decode exactly is
+    refused, as Kafka refuses it while re-encoding), then the uncompressed section is compressed as
+    it is: each record keeps its bytes, so offset and timestamp deltas, keys, values and headers are
+    unchanged. Every header field is kept except the codec bits of `attributes`, `batch_length` and
+    the CRC, which is computed once over the new batch. The caller verified the CRC already.
+
+    Args:
+        batch: exactly one batch (control batches are the caller's to skip: Kafka leaves them be).
+        compression: the target CompressionType (NONE for compression.type=uncompressed).
+        compression_level: codec level, None for the codec's default.
+        max_decompressed_bytes: bound on the decompressed records section.
+
+    Raises:
+        CorruptRecordError: records that do not parse, or malformed compressed data.
+        RecordTooLargeError: decompression would exceed `max_decompressed_bytes`, or the result
+            overflows the int32 batch_length.
+        UnsupportedCompressionError: an unknown codec id, source or target.
+    """
+    header, section, _ = decode_raw_records(
+        batch, verify_crc=False, max_decompressed_bytes=max_decompressed_bytes
+    )
+    attributes = (header.attributes & ~COMPRESSION_MASK) | _attributes(
+        compression, TimestampType.CREATE_TIME, False, False
+    )
+    payload = section if compression == CompressionType.NONE else compress(compression, section, compression_level)
+    result = bytearray(BATCH_HEADER_SIZE)
+    result += payload
+    if len(result) - LOG_OVERHEAD > BATCH_LENGTH_MAX:
+        raise RecordTooLargeError(len(result), BATCH_LENGTH_MAX + LOG_OVERHEAD, what="recompressed batch")
+    fields = header._replace(batch_length=len(result) - LOG_OVERHEAD, crc=0, attributes=attributes)
+    _HEADER.pack_into(result, 0, *fields)
+    _CRC.pack_into(result, CRC_POSITION, _crc32c(memoryview(result)[ATTRIBUTES_POSITION:]))
+    return result
+
+
 # --------------------------------------------------------------------------------------------------
 # Decoding.
 
