@@ -209,6 +209,10 @@ _BROKER_KEYS = [
     # Consumer lag in time (README "Consumer lag in time"): one RPC per leader broker per refresh.
     ConfigKey("group.lag.refresh.interval.ms", ConfigType.INT, 5000, BROKER_SCOPES, _at_least(100),
               "how often a group coordinator measures the lag in time of its groups"),
+    # Kafka's name and default; before, a fixed 300 s (server/limits.py). Read at every pass, so a
+    # dynamic change applies from the next check on.
+    ConfigKey("log.retention.check.interval.ms", ConfigType.LONG, 300_000, BROKER_SCOPES, _at_least(1),
+              "how often the broker deletes segments past retention.ms / retention.bytes"),
 ]
 
 # Group keys (set on one group, or cluster-wide as every group's default).
@@ -366,6 +370,7 @@ class BrokerConfig:
     disk_free_min_percent: float
     disk_reserve_bytes: int
     group_lag_refresh_interval_ms: int
+    log_retention_check_interval_ms: int
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
