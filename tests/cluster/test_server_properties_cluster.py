@@ -155,3 +155,31 @@ def test_retention_runs_at_the_configured_check_interval(cluster):
         waited_s = time.monotonic() - produced_at
     assert 10 <= start <= 12, start       # 12: the log end offset
     assert waited_s < 30
+
+
+def test_a_later_cluster_value_survives_a_controller_failover(cluster):
+    """The file's defaults are written only where the cluster has no value: after `config
+    --cluster` changes retention.ms, the next active controller (same file) must not undo it."""
+    changed = "123456789"
+    with Admin(cluster.bootstrap()) as admin:
+        wait_until(lambda: admin.describe_configs(ConfigResource.cluster(), ["retention.ms"])[0].source == "dynamic_cluster",
+                   20, "the file's retention.ms written", 0.2)
+        admin.alter_configs(ConfigResource.cluster(), set={"retention.ms": changed})
+    active = cluster.active_controller()
+    cluster.processes[active].kill()
+    survivors = [node_id for node_id in cluster.controller_ids if node_id != active]
+    successor = cluster.active_controller(among=survivors, timeout_s=30)
+    assert successor != active
+    bootstrap = ",".join(f"127.0.0.1:{cluster.ports[n]}" for n in survivors)
+    with Admin(bootstrap) as admin:
+        # The successor's activation (and its topic-defaults pass) is done once it serves requests.
+        wait_until(lambda: admin.describe_cluster().controller_id == successor, 30, "the successor serves", 0.2)
+        time.sleep(2.0)
+        (entry,) = admin.describe_configs(ConfigResource.cluster(), ["retention.ms"])
+        assert (entry.value, entry.source) == (changed, "dynamic_cluster")
+        assert "auto-created" in {topic.name for topic in admin.list_topics()}
+    cluster.start(active)
+    cluster.wait_ready([active], timeout_s=60)
+    with Admin(cluster.bootstrap()) as admin:
+        (entry,) = admin.describe_configs(ConfigResource.cluster(), ["retention.ms"])
+        assert entry.value == changed
