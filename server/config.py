@@ -1,16 +1,21 @@
-"""The node's configuration: one NodeConfig from flags, `--set key=value`, a TOML file and defaults.
+"""The node's configuration: one NodeConfig from flags, `--set key=value`, a config file and defaults.
 
 Owns every setting of `freshet server start`, its parsing, precedence and validation:
 
-- Precedence: flags > `--set` > the `--config FILE.toml` file > defaults. The cluster secret also
+- Precedence: flags > `--set` > the `--config FILE` file > defaults. The cluster secret also
   reads FRESHET_CLUSTER_SECRET, between `--set` and the file (a Kubernetes Secret in the
   environment overrides a ConfigMap file); `--cluster-secret-file PATH` is a flag.
+- The file is TOML, or Kafka's server.properties (extension `.properties`, or text that is not
+  TOML): freshet.server.properties parses it and maps Kafka's names; each of its keys is a layer of
+  its own so that an error names the file and the line. Its topic defaults (Kafka's
+  log.retention.ms, ...) become NodeConfig.topic_defaults, which the active controller writes as
+  cluster-wide configs; its ignored Kafka keys become NodeConfig.config_warnings.
 - Keys are dotted names. In the TOML file nested tables are flattened (`[broker.session]
   timeout.ms = 3000` is `broker.session.timeout.ms`); lists of strings are joined with ",".
 - Node keys (this module): node.id, data.dir, listen, controller.quorum, raft.listen, http.listen,
   advertised, kafka.listen, kafka.advertised, roles, rack, controller.listeners, cluster.secret, cluster.secret.file,
   broker.reconnect.grace.ms, controlled.shutdown.timeout.ms, shutdown.timeout.ms,
-  request.timeout.ms, metadata.fsync, log.level; security (README, Security): security.protocol
+  request.timeout.ms, metadata.fsync, log.level, log.cleaner.enable; security (README, Security): security.protocol
   (PLAINTEXT | SSL | SASL_SSL, every port of the node), ssl.certificate.location,
   ssl.key.location, ssl.ca.location, ssl.client.auth (none | requested | required),
   http.metrics.plaintext.listen (an opt-in plaintext listener serving only /metrics, /healthz and
@@ -31,7 +36,7 @@ Unknown keys and bad values raise NodeConfigError naming the key (the CLI exits 
 `NodeConfig.validate()` checks the relationships between settings (heartbeat interval < session
 timeout, ports distinct, node id among the voters for the controller role, ...).
 
-Imports: standard library, freshet.metadata (configs, image), freshet.server.errors,
+Imports: standard library, freshet.metadata (configs, image), freshet.server (errors, properties),
 freshet.server.security.tls (TlsSettings and the check that the TLS files load).
 Thread-safety: NodeConfig is immutable; functions are pure (they read files and the environment
 they are given).

@@ -366,3 +366,17 @@ def test_cli_exits_2_with_one_line(tmp_path, extra, fragment):
     assert lines[0].startswith("freshet server start: ")
     assert fragment in lines[0]
     assert "Traceback" not in result.stderr
+
+
+def test_the_readme_table_names_every_mapped_kafka_key():
+    """The README's "Kafka's server.properties" section lists every key the mapping tables know."""
+    import pathlib
+
+    from freshet.server.properties import KAFKA_RENAMED, KAFKA_TIME_KEYS, KAFKA_TOPIC_DEFAULTS
+
+    readme = (pathlib.Path(__file__).resolve().parents[3] / "README.md").read_text()
+    section = readme.split("### Kafka's server.properties", 1)[1].split("\n## ", 1)[0]
+    keys = set(KAFKA_RENAMED) | set(KAFKA_TOPIC_DEFAULTS) | set(KAFKA_TOPIC_DEFAULTS.values())
+    keys |= {kafka_key for spellings in KAFKA_TIME_KEYS.values() for kafka_key, _unit in spellings}
+    missing = sorted(key for key in keys if f"`{key}`" not in section)
+    assert missing == []
