@@ -380,3 +380,23 @@ def test_the_readme_table_names_every_mapped_kafka_key():
     keys |= {kafka_key for spellings in KAFKA_TIME_KEYS.values() for kafka_key, _unit in spellings}
     missing = sorted(key for key in keys if f"`{key}`" not in section)
     assert missing == []
+
+
+def test_a_pem_key_store_holding_key_and_chain_starts_an_ssl_node(tmp_path):
+    """Kafka's PEM key store is one file with the private key and the certificate chain; Freshet
+    reads it as both its certificate and its key file (the TLS check loads both from it)."""
+    from freshet.server.security import certificates
+
+    ca = certificates.create_ca()
+    node = certificates.issue(ca, "freshet-node", ("localhost", "127.0.0.1"))
+    store, trust = tmp_path / "node-store.pem", tmp_path / "ca.pem"
+    certificates.write_private(str(store), node.key_pem + node.certificate_pem)
+    certificates.write_private(str(trust), ca.certificate_pem)
+    base = listeners_base(
+        "FRESHET://127.0.0.1:9092,SSL://127.0.0.1:9095,CONTROLLER://127.0.0.1:9093",
+        f"ssl.keystore.type=PEM\nssl.keystore.location={store}\nssl.truststore.type=PEM\nssl.truststore.location={trust}\n",
+    )
+    config = load(tmp_path, base=base)
+    assert config.security_protocol == "SSL"
+    assert config.tls is not None
+    assert (config.tls.certificate_location, config.tls.key_location, config.tls.ca_location) == (str(store), str(store), str(trust))
