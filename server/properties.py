@@ -204,6 +204,9 @@ KAFKA_IGNORED: Mapping[str, str] = {
     "inter.broker.protocol.version": "Freshet nodes speak one protocol version",
     "auto.include.jmx.reporter": "metrics are served on /metrics (Prometheus)",
     "metric.reporters": "metrics are served on /metrics (Prometheus)",
+    "share.": "Freshet has no share groups (KIP-932)",
+    "remote.log.": "Freshet has no tiered storage: every segment stays in log.dirs",
+    "log.local.retention.": "Freshet has no tiered storage: retention.ms / retention.bytes apply",
 }
 
 #: Keys read by the special-case functions below (listeners, log directories, key stores).
@@ -336,7 +339,12 @@ def _names(entry: Entry | None, default: set[str]) -> set[str]:
 
 
 def _protocol_map(mapper: _Mapper) -> dict[str, str]:
-    protocols = dict(DEFAULT_PROTOCOL_MAP)
+    return {**DEFAULT_PROTOCOL_MAP, **_explicit_protocols(mapper)}
+
+
+def _explicit_protocols(mapper: _Mapper) -> dict[str, str]:
+    """listener.security.protocol.map as given ({} when absent)."""
+    protocols: dict[str, str] = {}
     entry = mapper.last.get("listener.security.protocol.map")
     if entry is not None:
         for part in (part.strip() for part in entry.value.split(",")):
@@ -373,6 +381,9 @@ def _map_listeners(mapper: _Mapper) -> None:
     if kafka:
         mapper.put("kafka.listen", listeners[kafka[0]], entry)
         _map_protocol(mapper, kafka[0], entry)
+    elif FRESHET_LISTENER in _explicit_protocols(mapper):
+        map_entry = mapper.last["listener.security.protocol.map"]
+        mapper.put("security.protocol", _explicit_protocols(mapper)[FRESHET_LISTENER], map_entry)
     if advertised_entry is None:
         return
     for name, address in _listener_list(mapper, advertised_entry).items():

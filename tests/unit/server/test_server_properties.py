@@ -400,3 +400,18 @@ def test_a_pem_key_store_holding_key_and_chain_starts_an_ssl_node(tmp_path):
     assert config.security_protocol == "SSL"
     assert config.tls is not None
     assert (config.tls.certificate_location, config.tls.key_location, config.tls.ca_location) == (str(store), str(store), str(trust))
+
+
+def test_without_a_kafka_listener_the_freshet_listener_gives_the_protocol(tmp_path):
+    base = listeners_base("FRESHET://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093", "listener.security.protocol.map=FRESHET:SSL\n")
+    assert "SSL needs ssl.certificate.location" in refused(tmp_path, "", base=base)
+    plain = load(tmp_path, base=listeners_base("FRESHET://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093"))
+    assert (plain.security_protocol, plain.kafka_listen) == ("PLAINTEXT", None)
+
+
+def test_tiered_storage_and_share_group_keys_are_ignored(tmp_path):
+    config = load(tmp_path, "share.coordinator.state.topic.replication.factor=1\nremote.log.storage.system.enable=false\n")
+    assert [warning.split(" (")[0] for warning in config.config_warnings] == [
+        "ignoring Kafka setting share.coordinator.state.topic.replication.factor",
+        "ignoring Kafka setting remote.log.storage.system.enable",
+    ]
