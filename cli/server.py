@@ -1,8 +1,10 @@
 """`freshet server start`: run one node in the foreground (thin: parse, build NodeConfig, run).
 
 Flags are INTERFACE.md's ("Running nodes"); every node key can also come from `--config
-FILE.toml` or `--set key=value` (precedence: flags > --set > file > defaults; see
-freshet.server.config). A bad value exits 2 with one line naming the key.
+FILE.toml`, `--config server.properties` (Kafka's names, freshet.server.properties) or `--set
+key=value` (precedence: flags > --set > file > defaults; see freshet.server.config). A bad value
+exits 2 with one line naming the key; every Kafka setting that has no effect prints one warning
+line on stderr.
 """
 
 from __future__ import annotations
@@ -41,7 +43,9 @@ def start(
     cluster_secret_file: str | None = typer.Option(
         None, "--cluster-secret-file", help="File holding the cluster secret (the Raft password)."
     ),
-    config_file: str | None = typer.Option(None, "--config", help="A TOML file of settings."),
+    config_file: str | None = typer.Option(
+        None, "--config", help="A TOML file of settings, or Kafka's server.properties (by extension or content)."
+    ),
     set_values: list[str] | None = _SET_OPTION,
     from_env: bool = typer.Option(
         False,
@@ -88,4 +92,6 @@ def start(
     except NodeConfigError as error:
         print(f"freshet server start: {error}", file=sys.stderr)
         raise typer.Exit(2) from None
+    for warning in config.config_warnings:
+        print(f"freshet server start: warning: {warning}", file=sys.stderr)
     raise typer.Exit(node.run(config))

@@ -226,6 +226,10 @@ _BROKER_KEYS = [
     # Kafka's reassignment tool sets up). 0 turns throttling off.
     ConfigKey("replication.throttle.bytes.per.second", ConfigType.LONG, 10 * 1024 * 1024, BROKER_SCOPES,
               _at_least(0), "bytes/s a leader sends to replicas a reassignment adds (0: unlimited)"),
+    # Kafka's name and default; before, a fixed 300 s (server/limits.py). Read at every pass, so a
+    # dynamic change applies from the next check on.
+    ConfigKey("log.retention.check.interval.ms", ConfigType.LONG, 300_000, BROKER_SCOPES, _at_least(1),
+              "how often the broker deletes segments past retention.ms / retention.bytes"),
 ]
 
 # Group keys (set on one group, or cluster-wide as every group's default).
@@ -388,6 +392,7 @@ class BrokerConfig:
     auto_balance_max_concurrent_moves: int
     auto_balance_check_interval_seconds: int
     replication_throttle_bytes_per_second: int
+    log_retention_check_interval_ms: int
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

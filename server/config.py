@@ -1,16 +1,21 @@
-"""The node's configuration: one NodeConfig from flags, `--set key=value`, a TOML file and defaults.
+"""The node's configuration: one NodeConfig from flags, `--set key=value`, a config file and defaults.
 
 Owns every setting of `freshet server start`, its parsing, precedence and validation:
 
-- Precedence: flags > `--set` > the `--config FILE.toml` file > defaults. The cluster secret also
+- Precedence: flags > `--set` > the `--config FILE` file > defaults. The cluster secret also
   reads FRESHET_CLUSTER_SECRET, between `--set` and the file (a Kubernetes Secret in the
   environment overrides a ConfigMap file); `--cluster-secret-file PATH` is a flag.
+- The file is TOML, or Kafka's server.properties (extension `.properties`, or text that is not
+  TOML): freshet.server.properties parses it and maps Kafka's names; each of its keys is a layer of
+  its own so that an error names the file and the line. Its topic defaults (Kafka's
+  log.retention.ms, ...) become NodeConfig.topic_defaults, which the active controller writes as
+  cluster-wide configs; its ignored Kafka keys become NodeConfig.config_warnings.
 - Keys are dotted names. In the TOML file nested tables are flattened (`[broker.session]
   timeout.ms = 3000` is `broker.session.timeout.ms`); lists of strings are joined with ",".
 - Node keys (this module): node.id, data.dir, listen, controller.quorum, raft.listen, http.listen,
   advertised, kafka.listen, kafka.advertised, roles, rack, controller.listeners, cluster.secret, cluster.secret.file,
   broker.reconnect.grace.ms, controlled.shutdown.timeout.ms, shutdown.timeout.ms,
-  request.timeout.ms, metadata.fsync, log.level; security (README, Security): security.protocol
+  request.timeout.ms, metadata.fsync, log.level, log.cleaner.enable; security (README, Security): security.protocol
   (PLAINTEXT | SSL | SASL_SSL, every port of the node), ssl.certificate.location,
   ssl.key.location, ssl.ca.location, ssl.client.auth (none | requested | required),
   http.metrics.plaintext.listen (an opt-in plaintext listener serving only /metrics, /healthz and
@@ -31,7 +36,7 @@ Unknown keys and bad values raise NodeConfigError naming the key (the CLI exits 
 `NodeConfig.validate()` checks the relationships between settings (heartbeat interval < session
 timeout, ports distinct, node id among the voters for the controller role, ...).
 
-Imports: standard library, freshet.metadata (configs, image), freshet.server.errors,
+Imports: standard library, freshet.metadata (configs, image), freshet.server (errors, properties),
 freshet.server.security.tls (TlsSettings and the check that the TLS files load).
 Thread-safety: NodeConfig is immutable; functions are pure (they read files and the environment
 they are given).
@@ -51,6 +56,7 @@ from freshet.metadata import configs
 from freshet.metadata.errors import InvalidConfigError
 from freshet.metadata.image import MetadataImage
 from freshet.metadata.security import parse_super_users, user_name_problem
+from freshet.server import properties
 from freshet.server.errors import NodeConfigError
 from freshet.server.security.tls import CLIENT_AUTH_REQUESTED, CLIENT_AUTH_VALUES, TlsSettings, check_files
 
@@ -82,6 +88,14 @@ FLAG_NAMES = {
     "rack": "--rack",
     "controller.listeners": "--controller-listeners",
     "cluster.secret.file": "--cluster-secret-file",
+}
+
+# Where a required key comes from in Kafka's server.properties, for the "is required" message.
+_PROPERTIES_HINTS = {
+    "node.id": "; node.id in server.properties",
+    "data.dir": "; log.dirs in server.properties",
+    "listen": f"; a {properties.FRESHET_LISTENER}://HOST:PORT entry of listeners in server.properties",
+    "controller.quorum": "; controller.quorum.voters in server.properties",
 }
 
 
@@ -271,6 +285,7 @@ NODE_KEYS: Mapping[str, Callable[[str], Any]] = {
     "sasl.enabled.mechanisms": _sasl_mechanisms,
     "security.bootstrap.user": _user_name,
     "security.bootstrap.password.file": _non_empty(4096),
+    "log.cleaner.enable": _bool,
 }
 
 NODE_DEFAULTS: Mapping[str, str] = {
@@ -287,6 +302,7 @@ NODE_DEFAULTS: Mapping[str, str] = {
     "super.users": "",
     "allow.everyone.if.no.acl.found": "false",
     "sasl.enabled.mechanisms": ",".join(SASL_MECHANISMS),
+    "log.cleaner.enable": "true",
 }
 
 
@@ -326,6 +342,11 @@ class NodeConfig:
         bootstrap_user: the user the active controller creates when it does not exist (or None).
         bootstrap_password: that user's password, read from security.bootstrap.password.file
             (never in repr or logs).
+        log_cleaner_enable: run the compaction cleaner (Kafka's log.cleaner.enable).
+        topic_defaults: cluster-wide topic defaults from a server.properties file (Kafka's
+            log.retention.ms, ...): the active controller writes each one the cluster has no value
+            for yet (README, Kafka's server.properties).
+        config_warnings: one line per Kafka setting of the file that has no effect.
     """
 
     node_id: int
@@ -357,6 +378,9 @@ class NodeConfig:
     sasl_enabled_mechanisms: tuple[str, ...] = SASL_MECHANISMS
     bootstrap_user: str | None = None
     bootstrap_password: str | None = dataclasses.field(default=None, repr=False)
+    log_cleaner_enable: bool = True
+    topic_defaults: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    config_warnings: tuple[str, ...] = ()
 
     @property
     def is_tls(self) -> bool:
@@ -533,22 +557,69 @@ def _flatten(table: Mapping[str, Any], prefix: str, into: dict[str, Any], path: 
             raise NodeConfigError(f"{name} (in {path})", f"unsupported TOML value {value!r}")
 
 
-def read_config_file(path: str) -> dict[str, str]:
-    """The flattened keys of a TOML config file.
+@dataclasses.dataclass(frozen=True)
+class ConfigFile:
+    """What `--config FILE` gave: layers of node and broker keys (one layer per key for a
+    properties file, so that an error names its line), topic defaults and warnings."""
+
+    layers: list[tuple[str, Mapping[str, Any]]]
+    topic_defaults: Mapping[str, tuple[str, str]] = dataclasses.field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+
+
+def read_config_file(path: str) -> ConfigFile:
+    """Read `--config FILE`: Kafka's server.properties (by the extension `.properties`, or, for
+    another extension, when the text is not TOML) or Freshet's TOML (`.toml`, or text that parses).
 
     Raises:
-        NodeConfigError: the file cannot be read or is not TOML.
+        NodeConfigError: the file cannot be read, does not parse, or holds a Kafka setting Freshet
+            cannot honour.
     """
     try:
         with open(path, "rb") as file:
-            table = tomllib.load(file)
+            data = file.read()
     except OSError as error:
         raise NodeConfigError("--config", f"cannot read {path}: {error.strerror}") from None
-    except tomllib.TOMLDecodeError as error:
-        raise NodeConfigError("--config", f"{path} is not valid TOML: {error}") from None
-    flat: dict[str, str] = {}
-    _flatten(table, "", flat, path)
-    return flat
+    is_properties = path.endswith(".properties")
+    if not is_properties:
+        try:
+            table = tomllib.loads(data.decode("utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+            if path.endswith(".toml"):
+                raise NodeConfigError("--config", f"{path} is not valid TOML: {error}") from None
+            is_properties = True
+        else:
+            flat: dict[str, str] = {}
+            _flatten(table, "", flat, path)
+            return ConfigFile([(f"config file {path}", flat)])
+    return _read_properties(path, data)
+
+
+def _read_properties(path: str, data: bytes) -> ConfigFile:
+    """A server.properties file (UTF-8; Latin-1, java.util.Properties' encoding, when not UTF-8)."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        text = data.decode("latin-1")
+    try:
+        entries = properties.parse_properties(text)
+    except ValueError as error:
+        raise NodeConfigError("--config", f"{path}: {error}") from None
+    mapped = properties.map_kafka_properties(entries, path)
+    layers: list[tuple[str, Mapping[str, Any]]] = [(origin, {key: value}) for key, value, origin in mapped.values]
+    return ConfigFile(layers, mapped.topic_defaults, tuple(mapped.warnings))
+
+
+def _topic_defaults(config_file: ConfigFile | None) -> dict[str, str]:
+    """The file's topic defaults, validated. Raises NodeConfigError naming Kafka's key and line."""
+    result: dict[str, str] = {}
+    for key, (value, origin) in (config_file.topic_defaults.items() if config_file else ()):
+        try:
+            configs.parse_value(key, value)
+        except InvalidConfigError as error:
+            raise NodeConfigError(_display(key, origin), error.reason) from None
+        result[key] = value
+    return result
 
 
 def parse_set_options(options: Sequence[str]) -> dict[str, str]:
@@ -603,7 +674,8 @@ def load_node_config(
         NodeConfigError: naming the first bad key.
     """
     environ = os.environ if environ is None else environ
-    layers = _layers(flags, set_options, config_file)
+    file = read_config_file(config_file) if config_file else None
+    layers = _layers(flags, set_options, file)
     parsed = _parse_node_keys(layers)
     broker_values = _parse_broker_keys(layers)
     node_id: int = parsed["node.id"]
@@ -648,13 +720,16 @@ def load_node_config(
         allow_everyone_if_no_acl_found=parsed["allow.everyone.if.no.acl.found"],
         sasl_enabled_mechanisms=parsed["sasl.enabled.mechanisms"],
         **_bootstrap_user(layers, parsed),
+        log_cleaner_enable=parsed["log.cleaner.enable"],
+        topic_defaults=_topic_defaults(file),
+        config_warnings=file.warnings if file else (),
     )
     config.validate()
     return config
 
 
 def _layers(
-    flags: Mapping[str, Any | None], set_options: Sequence[str], config_file: str | None
+    flags: Mapping[str, Any | None], set_options: Sequence[str], config_file: ConfigFile | None
 ) -> list[tuple[str, Mapping[str, Any]]]:
     """(origin, values) of every source, highest precedence first: flags, --set, the config file.
 
@@ -664,8 +739,7 @@ def _layers(
     layers: list[tuple[str, Mapping[str, Any]]] = []        # highest precedence first
     layers.append(("flag", {k: v for k, v in flags.items() if v is not None}))
     layers.append(("--set", parse_set_options(set_options)))
-    file_values = read_config_file(config_file) if config_file else {}
-    layers.append((f"config file {config_file}", file_values))
+    layers.extend(config_file.layers if config_file else [("config file", {})])
 
     for origin, values in layers:
         for key in values:
@@ -709,7 +783,8 @@ def _parse_node_keys(layers: list[tuple[str, Mapping[str, Any]]]) -> dict[str, A
             raise NodeConfigError(_display(key, found.origin), str(error)) from None
     for key in ("node.id", "data.dir", "listen", "controller.quorum"):
         if key not in parsed:
-            raise NodeConfigError(FLAG_NAMES[key], f"is required (or {key} in --config / --set)")
+            hint = _PROPERTIES_HINTS.get(key, "")
+            raise NodeConfigError(FLAG_NAMES[key], f"is required (or {key} in --config / --set{hint})")
     return parsed
 
 

@@ -49,7 +49,6 @@ ISR_CHECK_INTERVAL_MS_MIN = 50
 ISR_CHECK_INTERVAL_MS_MAX = 2_500
 ALTER_PARTITION_TIMEOUT_MS = 10_000
 HIGH_WATERMARK_CHECKPOINT_INTERVAL_MS = 5_000     # Kafka's replica.high.watermark.checkpoint.interval.ms
-RETENTION_CHECK_INTERVAL_MS = 300_000              # Kafka's log.retention.check.interval.ms
 FLUSH_CHECK_INTERVAL_MS = 1_000                    # how often flush.ms is checked
 DISK_CHECK_INTERVAL_MS = 250                       # how often the log directory's free space is looked at
 

@@ -92,7 +92,14 @@ class DataPlane:
             channels, config.node_id, broker_epoch, controller_hint, config.request_timeout_ms / 1000
         )
         self.roles = ReplicaRoles(self.table, publisher, self.fetcher, may_act, self.clock)
-        self.housekeeping = Housekeeping(log_manager, self._high_watermarks, self.clock, config.node_id)
+        self.housekeeping = Housekeeping(
+            log_manager,
+            self._high_watermarks,
+            self.clock,
+            config.node_id,
+            lambda: self.broker_config().log_retention_check_interval_ms,
+            config.log_cleaner_enable,
+        )
         self.disk = DiskWatch(config.logs_dir, config.data_dir, self.broker_config, self.housekeeping.request_retention)
         self.produce_path = ProducePath(self.table, self.clock, self.disk)
         self.fetch_path = FetchPath(self.table, metrics)

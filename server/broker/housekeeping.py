@@ -2,8 +2,10 @@
 
 Owns, on one worker thread so the event loop never waits on the disk: the flush.ms policy (every
 `limits.FLUSH_CHECK_INTERVAL_MS`), the high-watermark checkpoint (Kafka's
-replica.high.watermark.checkpoint.interval.ms, and once more at close) and retention (Kafka's
-log.retention.check.interval.ms). The compaction cleaner has its own thread (LogManager).
+replica.high.watermark.checkpoint.interval.ms, and once more at close) and retention (every
+log.retention.check.interval.ms, the broker config, read again at every pass so a dynamic change
+applies from the next check). The compaction cleaner has its own thread (LogManager), started only
+with log.cleaner.enable.
 
 Imports: asyncio, concurrent.futures, freshet.server (broker, limits), freshet.storage.
 Thread-safety: not thread-safe; schedule from the node's event loop.
@@ -30,9 +32,22 @@ class Housekeeping:
     """Periodic flushes, checkpoints and retention on a worker thread. Not thread-safe (loop)."""
 
     def __init__(
-        self, log_manager: LogManager, high_watermarks: Callable[[], dict[TopicPartition, int]], clock: Clock, node_id: int
+        self,
+        log_manager: LogManager,
+        high_watermarks: Callable[[], dict[TopicPartition, int]],
+        clock: Clock,
+        node_id: int,
+        retention_check_interval_ms: Callable[[], int],
+        is_cleaner_enabled: bool,
     ) -> None:
+        """Args:
+            retention_check_interval_ms: the current log.retention.check.interval.ms (called at
+                every pass; passes run every FLUSH_CHECK_INTERVAL_MS, so that is the finest grain).
+            is_cleaner_enabled: start the compaction cleaner thread (log.cleaner.enable).
+        """
         self._log_manager = log_manager
+        self._retention_check_interval_ms = retention_check_interval_ms
+        self._is_cleaner_enabled = is_cleaner_enabled
         self._high_watermarks = high_watermarks
         self._clock = clock
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"data-plane-{node_id}")
@@ -54,7 +69,10 @@ class Housekeeping:
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
-        self._log_manager.start_cleaner()
+        if self._is_cleaner_enabled:
+            self._log_manager.start_cleaner()
+        else:
+            logger.warning("log.cleaner.enable is false: compacted topics are not compacted")
         self._task = loop.create_task(self._run(), name="data-plane-housekeeping")
 
     async def close(self) -> None:
@@ -73,7 +91,7 @@ class Housekeeping:
         run = loop.run_in_executor
         now_ms = self._clock.monotonic_ms()
         next_checkpoint_ms = now_ms + limits.HIGH_WATERMARK_CHECKPOINT_INTERVAL_MS
-        next_retention_ms = now_ms + limits.RETENTION_CHECK_INTERVAL_MS
+        last_retention_ms = now_ms
         while True:
             await asyncio.sleep(limits.FLUSH_CHECK_INTERVAL_MS / 1000)
             try:
@@ -82,11 +100,10 @@ class Housekeeping:
                 if now_ms >= next_checkpoint_ms:
                     next_checkpoint_ms = now_ms + limits.HIGH_WATERMARK_CHECKPOINT_INTERVAL_MS
                     await run(self._executor, self._log_manager.checkpoint_high_watermarks, self._high_watermarks())
-                if self._is_retention_requested:
+                is_due = now_ms - last_retention_ms >= self._retention_check_interval_ms()
+                if self._is_retention_requested or is_due:
                     self._is_retention_requested = False
-                    next_retention_ms = now_ms
-                if now_ms >= next_retention_ms:
-                    next_retention_ms = now_ms + limits.RETENTION_CHECK_INTERVAL_MS
+                    last_retention_ms = now_ms
                     deleted = await run(self._executor, self._log_manager.run_retention, self._clock.now_ms(), self._high_watermarks())
                     if deleted:
                         logger.info("retention deleted %d segments", deleted)

@@ -18,6 +18,10 @@ Owns what the Raft leader does once its ClaimController is applied (KRaft's Quor
   Secret have a superuser to log in with. Idempotent across failovers (the next controller finds
   the credentials in the image); an existing credential is never overwritten; the password is
   only hashed, never logged.
+- Topic defaults of a server.properties file (NodeConfig.topic_defaults, e.g. Kafka's
+  log.retention.ms as retention.ms): after each activation, the controller writes as cluster-wide
+  configs those the cluster has no value for yet, in one AlterConfigs. A value set later with
+  `freshet config --cluster` is never overwritten by a restart; the first controller's file wins.
 - The public API of the role (used by the Controller servicer and the node). Two parts do the
   request work: `heartbeat_streams` (`serve_heartbeats`: registration, session renewal, replies)
   and `admin_requests` (create/delete topics, partitions, elections, reassignments, configs,
@@ -257,6 +261,35 @@ class ActiveController:
         self._work_task = self._spawn(self._work(core), f"controller-work-{term}")
         if self.config.bootstrap_user is not None:
             self._spawn(self._ensure_bootstrap_user(core), f"controller-bootstrap-user-{term}")
+        if self.config.topic_defaults:
+            self._spawn(self._ensure_topic_defaults(core), f"controller-topic-defaults-{term}")
+
+    async def _ensure_topic_defaults(self, core: logic.ControllerCore) -> None:
+        """Write the file's topic defaults the cluster has no value for (module docstring); retried
+        while this activation lasts and a proposal fails."""
+        while self.core is core and not self._closed:
+            async with self.lock:
+                if self.core is not core or not self.is_active:
+                    return
+                present = self._quorum.image.cluster_configs
+                missing = {key: value for key, value in self.config.topic_defaults.items() if key not in present}
+                if not missing:
+                    return
+                command = commands.alter_configs(
+                    commands.new_request_id(), core.controller_epoch, commands.cluster_resource(), missing
+                )
+                try:
+                    result = await self._propose(command)
+                except Exception as error:
+                    logger.warning("writing the topic defaults of the config file: %s; retrying", error)
+                    result = None
+            if result is not None and result.error_code == E.NONE:
+                logger.info("cluster-wide topic defaults from the config file: %s", ", ".join(f"{k}={v}" for k, v in sorted(missing.items())))
+                return
+            if result is not None:
+                logger.warning("writing the topic defaults of the config file refused: %s", result.error_message)
+                return
+            await asyncio.sleep(0.5)
 
     async def _ensure_bootstrap_user(self, core: logic.ControllerCore) -> None:
         """Create the bootstrap user's missing SCRAM credentials (module docstring); retried while
