@@ -153,9 +153,12 @@ def read_lines(fd: int, interrupts: Interrupts, poll_s: float = 0.2):
     pending = b""
     while True:
         # Once a stop is requested, take only what is already there (typed or piped), then end.
-        readable, _, _ = select.select([fd], [], [], 0 if interrupts.requested else poll_s)
+        # The request is read before the select: a stop requested while a waiting select timed out
+        # gets one more look, so a line written just before the request is not dropped.
+        stopping = interrupts.requested
+        readable, _, _ = select.select([fd], [], [], 0 if stopping else poll_s)
         if not readable:
-            if interrupts.requested:
+            if stopping:
                 break
             continue
         chunk = os.read(fd, 1 << 16)
