@@ -44,7 +44,7 @@ from freshet.client import errors
 #: Set by main() when --debug is on the command line (or FRESHET_DEBUG=1): print tracebacks.
 DEBUG = {"enabled": os.environ.get("FRESHET_DEBUG", "") not in ("", "0")}
 
-BOOTSTRAP_HELP = "Any live node(s), host:port[,host:port]. Env: FRESHET_BOOTSTRAP."
+BOOTSTRAP_HELP = "Any live node(s), host:port[,host:port] (also --broker-list). Env: FRESHET_BOOTSTRAP."
 
 #: Global client options that take a value: flag -> (CLIENT_SECURITY key, environment variable).
 #: main() accepts them after the command too; the root callback defines them for --help.
