@@ -17,7 +17,7 @@ from typing import get_args, get_origin
 from typer import core
 
 #: What the help must never show (tests/unit/cli/test_kafka_spellings.py checks every command).
-NOISE = ("<str>", "<bool>", "<int", "<float", "<list", " range", "[x>", "[x<", "TEXT", "INTEGER")
+NOISE = ("<str>", "<bool>", "<int", "<float", "<list", "<path", "[x>", "[x<", "[x=", "TEXT", "INTEGER", "BOOLEAN")
 
 
 def _plain_metavar(param, ctx) -> str | None:
