@@ -463,13 +463,16 @@ def consume(
         common.usage_error(str(error))
     render = _record_renderer(as_json=output == OutputFormat.json, form=form)
     commits = options.get("enable_auto_commit", is_named_group) and group is not None
+    # A generated group that committed nothing is deleted on exit (Kafka drops an empty group
+    # without offsets by itself; Freshet's coordinator keeps it, so `group list` would fill up).
+    generated = (bootstrap, group) if group is not None and not is_named_group and not commits else None
     consumer = None
     with reporting_errors(), Interrupts() as interrupts:
         try:
             consumer = _open_consumer(bootstrap, topic, group, partition, start, from_beginning, options, commits)
             count = _print_records(consumer, render, max_messages, timeout_ms, interrupts)
         except BrokenPipeError:
-            _finish(consumer, commits)
+            _finish(consumer, commits, generated)
             consumer = None
             from freshet.cli.main import _quiet_broken_pipe
 
@@ -477,7 +480,7 @@ def consume(
             raise typer.Exit(0) from None
         finally:
             if consumer is not None:
-                _finish(consumer, commits)
+                _finish(consumer, commits, generated)
     print(f"Processed a total of {count} message{'s' if count != 1 else ''}", file=sys.stderr)
 
 
@@ -601,8 +604,9 @@ def _open_consumer(bootstrap: str, topic: str, group, partition, start, from_beg
     return consumer
 
 
-def _finish(consumer, commits: bool) -> None:
-    """Commit the group's position (what was printed) and close; a failed commit is reported."""
+def _finish(consumer, commits: bool, generated: tuple[str, str] | None) -> None:
+    """Commit the group's position (what was printed) and close; a failed commit is reported.
+    `generated`: (bootstrap, group) of a console-consumer-NNNNN group to delete after closing."""
     try:
         if commits:
             try:
@@ -611,3 +615,11 @@ def _finish(consumer, commits: bool) -> None:
                 print(f"{common.error_line(error)} (offsets not committed)", file=sys.stderr)
     finally:
         consumer.close()
+    if generated is not None:
+        admin = common.make_admin(generated[0], timeout_ms=5000)
+        try:
+            admin.delete_group(generated[1])
+        except errors.FreshetError:
+            pass  # already gone, or another member (same name by chance) still in it: leave it
+        finally:
+            admin.close()

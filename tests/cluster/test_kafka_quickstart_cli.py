@@ -127,6 +127,7 @@ def test_console_consumer_without_group_shows_a_generated_group_and_kafka_errors
     kafka(cluster, "bin/kafka-topics.sh --create --topic idle --partitions 1 --replication-factor 1 "
                    "--bootstrap-server localhost:9092")
     # While a console consumer without --group runs, its console-consumer-NNNNN group is listed.
+    names: list[str] = []
     environment_args = [*CLI, "consume", "--topic", "idle", "--bootstrap-server", cluster.bootstrap, "--timeout-ms", "60000"]
     reader = subprocess.Popen(environment_args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -143,6 +144,10 @@ def test_console_consumer_without_group_shows_a_generated_group_and_kafka_errors
         out, err = reader.communicate(timeout=60)
     assert reader.returncode == 0, err
     assert "Processed a total of 0 messages" in err
+    # It committed nothing, and its group is gone once it ended (as Kafka drops such a group).
+    [generated] = [name for name in names if name.startswith("console-consumer-")]
+    remaining = [g["group"] for g in json.loads(run_cli(["group", "list", "-o", "json"], cluster.bootstrap).stdout)]
+    assert generated not in remaining, remaining
     # Unknown properties, two actions: exit 2 with one line naming them.
     bad = kafka(cluster, "bin/kafka-console-consumer.sh --topic idle --bootstrap-server localhost:9092 "
                          "--property print.colour=true", expect=2)
