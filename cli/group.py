@@ -151,13 +151,13 @@ def reset_offsets(
         None, "--to-offset", min=0, help="This offset (clamped to each partition's range)."
     ),
     to_datetime: str | None = typer.Option(
-        None, "--to-datetime", help="ISO 8601 time: the first offset at or after it (UTC when no zone is given)."
+        None, "--to-datetime", metavar="ISO", help="ISO 8601 time: the first offset at or after it (UTC when no zone is given)."
     ),
     shift_by: int | None = typer.Option(
         None, "--shift-by", help="Move the committed offset by N (negative: back), clamped to the log."
     ),
     by_duration: str | None = typer.Option(
-        None, "--by-duration", help="ISO 8601 duration PnDTnHnMnS: the first offset at or after now minus it."
+        None, "--by-duration", metavar="PnDTnHnM", help="ISO 8601 duration PnDTnHnMnS: the first offset at or after now minus it."
     ),
     execute: bool = typer.Option(False, "--execute", help="Commit the new offsets."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan only (the default, as Kafka's)."),
