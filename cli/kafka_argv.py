@@ -9,7 +9,8 @@ Owns the one table of aliases (`ACTION_FLAGS`, `POSITIONAL_OPTIONS`, `RENAMED_OP
 - an option that names what Freshet takes as a positional argument becomes that argument:
   `--topic T` (topic commands, produce, consume), `--group G` (group describe/delete/reset-offsets);
 - a renamed option: `--broker-list` is `--bootstrap` (except `partition reassign`, where
-  `--broker-list` is Kafka's list of broker ids);
+  `--broker-list` is Kafka's list of broker ids); per command (`COMMAND_OPTIONS`):
+  `--under-replicated-partitions`, `--unavailable-partitions`, `--request-required-acks`;
 - kafka-producer-perf-test's `--producer-props k=v k=v ...` (several values after one flag) becomes
   the `freshet perf produce` options.
 
@@ -60,6 +61,15 @@ POSITIONAL_OPTIONS: dict[tuple[str, ...], str] = {
 #: Renamed options: Kafka's name -> (Freshet's name, command paths where it keeps its own meaning).
 RENAMED_OPTIONS: dict[str, tuple[str, frozenset[tuple[str, ...]]]] = {
     "--broker-list": ("--bootstrap", frozenset({("partition", "reassign")})),
+}
+
+#: Kafka's names of options one command has: command path -> {Kafka's name: Freshet's name}.
+COMMAND_OPTIONS: dict[tuple[str, ...], dict[str, str]] = {
+    ("topic", "describe"): {
+        "--under-replicated-partitions": "--under-replicated",
+        "--unavailable-partitions": "--unavailable",
+    },
+    ("produce",): {"--request-required-acks": "--acks"},
 }
 
 #: kafka-producer-perf-test's --producer-props keys -> `freshet perf produce` options.
@@ -132,14 +142,18 @@ def _action_to_subcommand(command: str, body: list[str]) -> list[str]:
 
 
 def _rename_options(path: tuple[str, ...], body: list[str]) -> list[str]:
-    """Kafka's option names as Freshet's, except on the command paths where they keep their own."""
+    """Kafka's option names as Freshet's: everywhere (except on the command paths where they keep
+    their own meaning), and those of this command."""
     leading = (path[0], *body[:1])
+    own = COMMAND_OPTIONS.get(path, {})
     renamed = []
     for item in body:
         name, equals, value = item.partition("=")
         target = RENAMED_OPTIONS.get(name)
         if target is not None and leading not in target[1]:
             item = target[0] + equals + value
+        elif name in own:
+            item = own[name] + equals + value
         renamed.append(item)
     return renamed
 

@@ -69,6 +69,10 @@ def run_main(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
          "--linger-ms 5 --batch-size 1000 --compression lz4 --json"),
         ("perf consume --bootstrap-server b --topic t --messages 5", "perf consume --bootstrap-server b --topic t --messages 5"),
         ("cluster status", "cluster status"),
+        ("topic --describe --under-replicated-partitions", "topic describe --under-replicated"),
+        ("topic --describe --unavailable-partitions --topic t", "topic describe t --unavailable"),
+        ("produce --topic t --request-required-acks 1", "produce t --acks 1"),
+        ("consume --topic t --request-required-acks 1", "consume t --request-required-acks 1"),
     ],
 )
 def test_rewrite_maps_kafkas_spellings(kafka, freshet):
@@ -86,6 +90,12 @@ def test_every_action_flag_and_positional_option_names_a_real_command():
             target = target.commands[name]
         assert any(p.param_type_name == "argument" for p in target.params), path
         assert all(option not in p.opts for p in target.params), (path, option)  # else the option would be lost
+    for path, renames in kafka_argv.COMMAND_OPTIONS.items():
+        target = root.commands[path[0]]
+        for name in path[1:]:
+            target = target.commands[name]
+        options = {opt for p in target.params for opt in p.opts}
+        assert set(renames.values()) <= options and not set(renames) & options, path
 
 
 def test_rewrite_refuses_two_actions_and_unknown_producer_props():
