@@ -165,7 +165,8 @@ def read_client_properties(config_file: str | None, pairs: list[str] | None, fla
     """The properties of a --*.config FILE, then the --*-property k=v items over them (Kafka's order).
 
     Raises:
-        PropertyError: an unreadable file or an item without '='.
+        PropertyError: an unreadable file.
+        typer.Exit: an item without '=' (exit 2, after one line on stderr).
     """
     properties: dict[str, str] = {}
     if config_file:
@@ -173,11 +174,7 @@ def read_client_properties(config_file: str | None, pairs: list[str] | None, fla
             properties.update(common.read_properties(config_file))
         except ValueError as error:
             raise PropertyError(str(error)) from None
-    for item in pairs or ():
-        key, separator, value = item.partition("=")
-        if not separator or not key.strip():
-            raise PropertyError(f"{flag} {item!r}: expected key=value")
-        properties[key.strip()] = value
+    properties.update(common.parse_pairs(pairs, flag))      # an item without '=': usage error, exit 2
     return properties
 
 
