@@ -177,7 +177,7 @@ def read_lines(fd: int, interrupts: Interrupts, poll_s: float = 0.2):
 #: `--property k=v` (repeatable) on both console tools.
 Properties = Annotated[
     list[str] | None,
-    typer.Option("--property", help="A console tool property k=v (Kafka's names, repeatable): see the list above."),
+    typer.Option("--property", help="A console tool property k=v (Kafka's names; repeatable): see the list above."),
 ]
 
 
@@ -206,7 +206,10 @@ def produce(
     properties: Properties = None,
     producer_property: Annotated[
         list[str] | None,
-        typer.Option("--producer-property", help="A Kafka producer property k=v (acks, linger.ms, compression.type, ...; repeatable)."),
+        typer.Option(
+            "--producer-property",
+            help="A Kafka producer property k=v (acks, linger.ms, compression.type, ...; repeatable).",
+        ),
     ] = None,
     producer_config: str | None = typer.Option(
         None, "--producer.config", metavar="FILE", help="A Kafka producer properties file."
@@ -230,7 +233,9 @@ def produce(
 
       freshet produce orders --acks 1 --compression zstd < records.txt
     """
-    options, bootstrap = _producer_options(bootstrap, producer_config, producer_property, acks, compression, linger_ms)
+    options, bootstrap = _producer_options(
+        bootstrap, producer_config, producer_property, acks, compression, linger_ms
+    )
     key_separator = _line_key_separator(properties, key_separator)
     separator = _produce_separator(str(options["acks"]), options["compression"], key_separator)
     common.make_admin(bootstrap).close()  # a malformed bootstrap list is a usage error
@@ -269,14 +274,23 @@ def _producer_options(
     properties (--producer.config, then --producer-property), under the explicit options
     (--acks, --compression, --linger-ms); and the bootstrap (bootstrap.servers when --bootstrap
     was not given)."""
-    options, bootstrap = _client_options(bootstrap, config_file, pairs, "--producer-property", kafka_properties.PRODUCER_PROPERTIES)
-    options = {"client_id": "freshet-console-producer", "acks": "all", "compression": "none", "linger_ms": 5, **options}
-    explicit = {"acks": None if acks is None else _ACKS.get(acks, acks), "compression": compression, "linger_ms": linger_ms}
+    options, bootstrap = _client_options(
+        bootstrap, config_file, pairs, "--producer-property", kafka_properties.PRODUCER_PROPERTIES
+    )
+    defaults = {"client_id": "freshet-console-producer", "acks": "all", "compression": "none", "linger_ms": 5}
+    options = {**defaults, **options}
+    explicit = {
+        "acks": None if acks is None else _ACKS.get(acks, acks),
+        "compression": compression,
+        "linger_ms": linger_ms,
+    }
     options.update({name: value for name, value in explicit.items() if value is not None})
     return options, bootstrap
 
 
-def _client_options(bootstrap: str, config_file: str | None, pairs: list[str] | None, flag: str, table) -> tuple[dict, str]:
+def _client_options(
+    bootstrap: str, config_file: str | None, pairs: list[str] | None, flag: str, table
+) -> tuple[dict, str]:
     """SDK options (security merged over the global options) from Kafka client properties; a
     bad property is a usage error, an ignored one a warning line on stderr."""
     try:
@@ -289,7 +303,8 @@ def _client_options(bootstrap: str, config_file: str | None, pairs: list[str] | 
     servers = options.pop("bootstrap_servers", None)
     if servers and bootstrap == DEFAULT_BOOTSTRAP and "FRESHET_BOOTSTRAP" not in os.environ:
         bootstrap = servers
-    security = {name: options.pop(name) for name in list(options) if name.startswith(("ssl_", "sasl_", "security_"))}
+    security_names = [name for name in options if name.startswith(("ssl_", "sasl_", "security_"))]
+    security = {name: options.pop(name) for name in security_names}
     try:
         options.update(common.complete_security({**common.client_security(), **security}))
     except ValueError as error:
@@ -332,7 +347,8 @@ class _Deliveries:
 def _open_producer(bootstrap: str, options: dict):
     from freshet.client import Producer
 
-    options = {"max_block_ms": 30000, "delivery_timeout_ms": max(60000, options["linger_ms"] + 30000), **options}
+    delivery_timeout_ms = max(60000, options["linger_ms"] + 30000)
+    options = {"max_block_ms": 30000, "delivery_timeout_ms": delivery_timeout_ms, **options}
     return Producer(bootstrap, **options)
 
 
@@ -414,7 +430,10 @@ def consume(
     properties: Properties = None,
     consumer_property: Annotated[
         list[str] | None,
-        typer.Option("--consumer-property", help="A Kafka consumer property k=v (group.id, auto.offset.reset, ...; repeatable)."),
+        typer.Option(
+            "--consumer-property",
+            help="A Kafka consumer property k=v (group.id, auto.offset.reset, ...; repeatable).",
+        ),
     ] = None,
     consumer_config: str | None = typer.Option(
         None, "--consumer.config", metavar="FILE", help="A Kafka consumer properties file."
@@ -469,7 +488,9 @@ def consume(
     consumer = None
     with reporting_errors(), Interrupts() as interrupts:
         try:
-            consumer = _open_consumer(bootstrap, topic, group, partition, start, from_beginning, options, commits)
+            consumer = _open_consumer(
+                bootstrap, topic, group, partition, start, from_beginning, options, commits
+            )
             count = _print_records(consumer, render, max_messages, timeout_ms, interrupts)
         except BrokenPipeError:
             _finish(consumer, commits, generated)
@@ -561,7 +582,9 @@ def _print_records(
     return count
 
 
-def _open_consumer(bootstrap: str, topic: str, group, partition, start, from_beginning: bool, options: dict, commits: bool):
+def _open_consumer(
+    bootstrap: str, topic: str, group, partition, start, from_beginning: bool, options: dict, commits: bool
+):
     """A Consumer of `topic`: subscribed in `group`, or (--partition, no group) assigned
     directly and positioned at `start` / the beginning / the end."""
     from freshet.client import Consumer

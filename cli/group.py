@@ -151,13 +151,19 @@ def reset_offsets(
         None, "--to-offset", min=0, help="This offset (clamped to each partition's range)."
     ),
     to_datetime: str | None = typer.Option(
-        None, "--to-datetime", metavar="ISO", help="ISO 8601 time: the first offset at or after it (UTC when no zone is given)."
+        None,
+        "--to-datetime",
+        metavar="ISO",
+        help="ISO 8601 time: the first offset at or after it (UTC when no zone is given).",
     ),
     shift_by: int | None = typer.Option(
         None, "--shift-by", help="Move the committed offset by N (negative: back), clamped to the log."
     ),
     by_duration: str | None = typer.Option(
-        None, "--by-duration", metavar="PnDTnHnM", help="ISO 8601 duration PnDTnHnMnS: the first offset at or after now minus it."
+        None,
+        "--by-duration",
+        metavar="PnDTnHnM",
+        help="ISO 8601 duration PnDTnHnMnS: the first offset at or after now minus it.",
     ),
     execute: bool = typer.Option(False, "--execute", help="Commit the new offsets."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan only (the default, as Kafka's)."),
@@ -186,7 +192,8 @@ def reset_offsets(
     plan = []
     with reporting_errors():
         if all_topics:
-            committed = {o.topic for o in admin.describe_group(group).offsets if o.committed_offset is not None}
+            offsets = admin.describe_group(group).offsets
+            committed = {o.topic for o in offsets if o.committed_offset is not None}
             selections = [(name, None) for name in sorted(committed)]
         for name, partitions in selections:
             plan += admin.reset_offsets(group, name, partitions=partitions, execute=execute, **target)

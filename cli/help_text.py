@@ -17,14 +17,31 @@ from typing import get_args, get_origin
 from typer import core
 
 #: What the help must never show (tests/unit/cli/test_kafka_spellings.py checks every command).
-NOISE = ("<str>", "<bool>", "<int", "<float", "<list", "<path", "[x>", "[x<", "[x=", "TEXT", "INTEGER", "BOOLEAN")
+NOISE = (
+    "<str>",
+    "<bool>",
+    "<int",
+    "<float",
+    "<list",
+    "<path",
+    "[x>",
+    "[x<",
+    "[x=",
+    "TEXT",
+    "INTEGER",
+    "BOOLEAN",
+)
 
 
 def _plain_metavar(param, ctx) -> str | None:
     """The label shown after an option in --help (None: no label)."""
     if param.metavar is not None:
         return param.metavar
-    if isinstance(param, core.TyperArgument) or getattr(param, "is_flag", False) or getattr(param, "count", False):
+    if (
+        isinstance(param, core.TyperArgument)
+        or getattr(param, "is_flag", False)
+        or getattr(param, "count", False)
+    ):
         return None
     descriptor = param.type_descriptor
     if descriptor.is_choice:

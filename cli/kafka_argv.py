@@ -185,7 +185,9 @@ def _expand_producer_props(body: list[str]) -> list[str]:
             key, equals, value = body[index].partition("=")
             if not equals or key not in PERF_PRODUCER_PROPS:
                 known = ", ".join(PERF_PRODUCER_PROPS)
-                raise KafkaSpellingError(f"--producer-props {body[index]!r}: freshet perf produce takes {known}")
+                raise KafkaSpellingError(
+                    f"--producer-props {body[index]!r}: freshet perf produce takes {known}"
+                )
             expanded += [PERF_PRODUCER_PROPS[key], value]
             index += 1
     return expanded

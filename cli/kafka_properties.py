@@ -109,30 +109,74 @@ CONSUMER_PROPERTIES: dict[str, tuple[str, Parser]] = {
 }
 
 #: Security keys, read by `common.properties_security` (the --command-config parser).
-SECURITY_PROPERTIES = frozenset({
-    "security.protocol", "sasl.mechanism", "sasl.jaas.config", "sasl.username", "sasl.password",
-    "ssl.ca.location", "ssl.truststore.location", "ssl.truststore.type", "ssl.certificate.location",
-    "ssl.key.location",
-})
+SECURITY_PROPERTIES = frozenset(
+    {
+        "security.protocol",
+        "sasl.mechanism",
+        "sasl.jaas.config",
+        "sasl.username",
+        "sasl.password",
+        "ssl.ca.location",
+        "ssl.truststore.location",
+        "ssl.truststore.type",
+        "ssl.certificate.location",
+        "ssl.key.location",
+    }
+)
 
 #: Keys a Kafka client accepts that Freshet's SDK has no use for: a warning, not an error.
-KAFKA_ONLY_PROPERTIES = frozenset({
-    "key.serializer", "value.serializer", "key.deserializer", "value.deserializer", "partitioner.class",
-    "partitioner.ignore.keys", "partitioner.adaptive.partitioning.enable", "interceptor.classes",
-    "transactional.id", "transaction.timeout.ms", "isolation.level", "send.buffer.bytes",
-    "receive.buffer.bytes", "reconnect.backoff.ms", "reconnect.backoff.max.ms", "retry.backoff.max.ms",
-    "connections.max.idle.ms", "metrics.sample.window.ms", "metrics.num.samples", "metrics.recording.level",
-    "metric.reporters", "client.dns.lookup", "socket.connection.setup.timeout.ms",
-    "socket.connection.setup.timeout.max.ms", "heartbeat.interval.ms", "partition.assignment.strategy",
-    "exclude.internal.topics", "allow.auto.create.topics", "client.rack", "group.protocol",
-    "metadata.max.idle.ms", "auto.include.jmx.reporter", "ssl.endpoint.identification.algorithm",
-    "ssl.truststore.password", "ssl.keystore.location", "ssl.keystore.password", "ssl.keystore.type",
-    "ssl.key.password", "ssl.protocol", "ssl.enabled.protocols", "sasl.login.callback.handler.class",
-    "sasl.client.callback.handler.class", "enable.metrics.push",
-})
+KAFKA_ONLY_PROPERTIES = frozenset(
+    {
+        "key.serializer",
+        "value.serializer",
+        "key.deserializer",
+        "value.deserializer",
+        "partitioner.class",
+        "partitioner.ignore.keys",
+        "partitioner.adaptive.partitioning.enable",
+        "interceptor.classes",
+        "transactional.id",
+        "transaction.timeout.ms",
+        "isolation.level",
+        "send.buffer.bytes",
+        "receive.buffer.bytes",
+        "reconnect.backoff.ms",
+        "reconnect.backoff.max.ms",
+        "retry.backoff.max.ms",
+        "connections.max.idle.ms",
+        "metrics.sample.window.ms",
+        "metrics.num.samples",
+        "metrics.recording.level",
+        "metric.reporters",
+        "client.dns.lookup",
+        "socket.connection.setup.timeout.ms",
+        "socket.connection.setup.timeout.max.ms",
+        "heartbeat.interval.ms",
+        "partition.assignment.strategy",
+        "exclude.internal.topics",
+        "allow.auto.create.topics",
+        "client.rack",
+        "group.protocol",
+        "metadata.max.idle.ms",
+        "auto.include.jmx.reporter",
+        "ssl.endpoint.identification.algorithm",
+        "ssl.truststore.password",
+        "ssl.keystore.location",
+        "ssl.keystore.password",
+        "ssl.keystore.type",
+        "ssl.key.password",
+        "ssl.protocol",
+        "ssl.enabled.protocols",
+        "sasl.login.callback.handler.class",
+        "sasl.client.callback.handler.class",
+        "enable.metrics.push",
+    }
+)
 
 
-def client_options(properties: dict[str, str], table: dict[str, tuple[str, Parser]]) -> tuple[dict, list[str]]:
+def client_options(
+    properties: dict[str, str], table: dict[str, tuple[str, Parser]]
+) -> tuple[dict, list[str]]:
     """SDK keyword options (security included) for Kafka client `properties`, and one warning
     line per key a Kafka client accepts but Freshet ignores. `bootstrap.servers` comes back as
     the "bootstrap_servers" keyword.
@@ -174,7 +218,7 @@ def read_client_properties(config_file: str | None, pairs: list[str] | None, fla
             properties.update(common.read_properties(config_file))
         except ValueError as error:
             raise PropertyError(str(error)) from None
-    properties.update(common.parse_pairs(pairs, flag))      # an item without '=': usage error, exit 2
+    properties.update(common.parse_pairs(pairs, flag))  # an item without '=': usage error, exit 2
     return properties
 
 
@@ -192,7 +236,9 @@ def producer_line_format(pairs: dict[str, str]) -> str | None:
     supported = ("parse.key", "key.separator")
     for key in pairs:
         if key not in supported:
-            raise PropertyError(f"--property {key}: not supported by freshet produce (it takes {', '.join(supported)})")
+            raise PropertyError(
+                f"--property {key}: not supported by freshet produce (it takes {', '.join(supported)})"
+            )
     is_keyed = parse_bool("parse.key", pairs["parse.key"]) if "parse.key" in pairs else False
     separator = pairs.get("key.separator", "\t")
     if not separator:

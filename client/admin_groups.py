@@ -331,7 +331,9 @@ class GroupAdmin:
                 current = None
             if shift_by is not None:
                 if current is None:
-                    raise ValueError(f"cannot shift the offset of {tp.topic}-{tp.partition}: the group has no committed offset there")
+                    raise ValueError(
+                        f"cannot shift the offset of {tp.topic}-{tp.partition}: the group has no committed offset there"
+                    )
                 new = min(max(current + shift_by, starts[tp]), ends[tp])
             elif to_earliest:
                 new = starts[tp]

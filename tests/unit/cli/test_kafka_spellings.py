@@ -40,8 +40,10 @@ def run_main(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
 @pytest.mark.parametrize(
     ("kafka", "freshet"),
     [
-        ("topic --create --topic t --bootstrap-server b --partitions 3 --replication-factor 2 --config a=1",
-         "topic create t --bootstrap-server b --partitions 3 --replication-factor 2 --config a=1"),
+        (
+            "topic --create --topic t --bootstrap-server b --partitions 3 --replication-factor 2 --config a=1",
+            "topic create t --bootstrap-server b --partitions 3 --replication-factor 2 --config a=1",
+        ),
         ("topic --describe --topic t", "topic describe t"),
         ("topic --describe", "topic describe"),
         ("topic --list --bootstrap-server b", "topic list --bootstrap-server b"),
@@ -49,26 +51,41 @@ def run_main(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
         ("topic --alter --topic=t --partitions 6", "topic alter t --partitions 6"),
         ("topic create --topic t -p 1", "topic create t -p 1"),
         ("topic config --topic t --set a=1", "topic config t --set a=1"),
-        ("topic config t --delete retention.ms", "topic config t --delete retention.ms"),  # not an action here
+        (
+            "topic config t --delete retention.ms",
+            "topic config t --delete retention.ms",
+        ),  # not an action here
         ("produce --topic t --broker-list b", "produce t --bootstrap b"),
         ("produce --broker-list=b --topic t", "produce t --bootstrap=b"),
-        ("consume --topic t --from-beginning --property print.key=true",
-         "consume t --from-beginning --property print.key=true"),
+        (
+            "consume --topic t --from-beginning --property print.key=true",
+            "consume t --from-beginning --property print.key=true",
+        ),
         ("consume --topic t -- --topic x", "consume t -- --topic x"),
         ("group --list", "group list"),
         ("group --describe --group g", "group describe g"),
         ("group --describe --all-groups", "group describe --all-groups"),
         ("group --delete --group g", "group delete g"),
-        ("group --reset-offsets --group g --topic t:0,2 --shift-by -1 --execute",
-         "group reset-offsets g --topic t:0,2 --shift-by -1 --execute"),
+        (
+            "group --reset-offsets --group g --topic t:0,2 --shift-by -1 --execute",
+            "group reset-offsets g --topic t:0,2 --shift-by -1 --execute",
+        ),
         ("--tls-ca ca.pem --debug topic --list", "--tls-ca ca.pem --debug topic list"),
         ("--command-config=c.properties group --list", "--command-config=c.properties group list"),
-        ("partition reassign --generate --broker-list 1,2,3", "partition reassign --generate --broker-list 1,2,3"),
-        ("perf produce --topic t --num-records 10 --record-size 100 --throughput -1 --producer-props "
-         "bootstrap.servers=b acks=all linger.ms=5 batch.size=1000 compression.type=lz4 --json",
-         "perf produce --topic t --num-records 10 --record-size 100 --throughput -1 --bootstrap b --acks all "
-         "--linger-ms 5 --batch-size 1000 --compression lz4 --json"),
-        ("perf consume --bootstrap-server b --topic t --messages 5", "perf consume --bootstrap-server b --topic t --messages 5"),
+        (
+            "partition reassign --generate --broker-list 1,2,3",
+            "partition reassign --generate --broker-list 1,2,3",
+        ),
+        (
+            "perf produce --topic t --num-records 10 --record-size 100 --throughput -1 --producer-props "
+            "bootstrap.servers=b acks=all linger.ms=5 batch.size=1000 compression.type=lz4 --json",
+            "perf produce --topic t --num-records 10 --record-size 100 --throughput -1 --bootstrap b --acks all "
+            "--linger-ms 5 --batch-size 1000 --compression lz4 --json",
+        ),
+        (
+            "perf consume --bootstrap-server b --topic t --messages 5",
+            "perf consume --bootstrap-server b --topic t --messages 5",
+        ),
         ("cluster status", "cluster status"),
         ("topic --describe --under-replicated-partitions", "topic describe --under-replicated"),
         ("topic --describe --unavailable-partitions --topic t", "topic describe t --unavailable"),
@@ -90,7 +107,10 @@ def test_every_action_flag_and_positional_option_names_a_real_command():
         for name in path[1:]:
             target = target.commands[name]
         assert any(p.param_type_name == "argument" for p in target.params), path
-        assert all(option not in p.opts for p in target.params), (path, option)  # else the option would be lost
+        assert all(option not in p.opts for p in target.params), (
+            path,
+            option,
+        )  # else the option would be lost
     for path, renames in kafka_argv.COMMAND_OPTIONS.items():
         target = root.commands[path[0]]
         for name in path[1:]:
@@ -111,20 +131,45 @@ def test_rewrite_refuses_two_actions_and_unknown_producer_props():
 def test_usage_errors_through_the_console_script_are_one_line_exit_2(monkeypatch, capsys):
     code, out, err = run_main(monkeypatch, capsys, "topic", "--create", "--delete", "--topic", "t")
     assert (code, err) == (2, "error: freshet topic: give one action, not --create and --delete\n")
-    code, out, err = run_main(monkeypatch, capsys, "consume", "--topic", "t", "--broker-list", "127.0.0.1:1",
-                              "--property", "print.colour=true")
+    code, out, err = run_main(
+        monkeypatch,
+        capsys,
+        "consume",
+        "--topic",
+        "t",
+        "--broker-list",
+        "127.0.0.1:1",
+        "--property",
+        "print.colour=true",
+    )
     assert code == 2 and err.count("\n") == 1 and "--property print.colour" in err
-    code, out, err = run_main(monkeypatch, capsys, "produce", "--topic", "t", "--bootstrap-server", "127.0.0.1:1",
-                              "--property", "parse.headers=true")
+    code, out, err = run_main(
+        monkeypatch,
+        capsys,
+        "produce",
+        "--topic",
+        "t",
+        "--bootstrap-server",
+        "127.0.0.1:1",
+        "--property",
+        "parse.headers=true",
+    )
     assert code == 2 and "--property parse.headers: not supported by freshet produce" in err
-    code, out, err = run_main(monkeypatch, capsys, "produce", "--topic", "t", "--producer-property", "acks=most")
+    code, out, err = run_main(
+        monkeypatch, capsys, "produce", "--topic", "t", "--producer-property", "acks=most"
+    )
     assert code == 2 and "acks='most'" in err
-    code, out, err = run_main(monkeypatch, capsys, "consume", "--topic", "t", "--consumer-property", "no.such.key=1")
+    code, out, err = run_main(
+        monkeypatch, capsys, "consume", "--topic", "t", "--consumer-property", "no.such.key=1"
+    )
     assert code == 2 and "unknown client property 'no.such.key'" in err
-    code, out, err = run_main(monkeypatch, capsys, "consume", "--topic", "t", "--group", "a",
-                              "--consumer-property", "group.id=b")
+    code, out, err = run_main(
+        monkeypatch, capsys, "consume", "--topic", "t", "--group", "a", "--consumer-property", "group.id=b"
+    )
     assert code == 2 and "differ" in err
-    code, out, err = run_main(monkeypatch, capsys, "produce", "--topic", "t", "--producer.config", "/no/such/file")
+    code, out, err = run_main(
+        monkeypatch, capsys, "produce", "--topic", "t", "--producer.config", "/no/such/file"
+    )
     assert code == 2 and "cannot read /no/such/file" in err
     code, out, err = run_main(monkeypatch, capsys, "perf", "produce", "--producer-props", "nope=1")
     assert code == 2 and "nope=1" in err
@@ -177,16 +222,26 @@ def consumer_record(key=b"k", value=b"v", headers=()) -> ConsumerRecord:
 
 def test_console_consumer_properties_print_as_kafkas_default_message_formatter():
     every = kafka_properties.consumer_record_format(
-        {"print.timestamp": "true", "print.partition": "true", "print.offset": "true", "print.key": "true",
-         "print.headers": "true"},
+        {
+            "print.timestamp": "true",
+            "print.partition": "true",
+            "print.offset": "true",
+            "print.key": "true",
+            "print.headers": "true",
+        },
         RecordFormat(),
     )
     line = console.format_record(consumer_record(headers=[("h1", b"x"), ("h2", None)]), every)
     assert line == b"CreateTime:1700000000000\tPartition:1\tOffset:3\th1:x,h2:null\tk\tv\n"
     assert console.format_record(consumer_record(), every).split(b"\t")[3] == b"NO_HEADERS"
     custom = kafka_properties.consumer_record_format(
-        {"print.key": "true", "print.value": "false", "key.separator": " | ", "line.separator": ";",
-         "null.literal": "<none>"},
+        {
+            "print.key": "true",
+            "print.value": "false",
+            "key.separator": " | ",
+            "line.separator": ";",
+            "null.literal": "<none>",
+        },
         RecordFormat(),
     )
     assert console.format_record(consumer_record(key=None), custom) == b"<none>;"
@@ -206,20 +261,44 @@ def test_console_consumer_properties_print_as_kafkas_default_message_formatter()
 
 def test_producer_and_consumer_properties_map_to_sdk_options():
     options, warnings = kafka_properties.client_options(
-        {"acks": "-1", "linger.ms": "20", "batch.size": "16384", "compression.type": "ZSTD", "enable.idempotence": "true",
-         "client.id": "me", "bootstrap.servers": "h:1", "key.serializer": "org.apache.kafka.StringSerializer"},
+        {
+            "acks": "-1",
+            "linger.ms": "20",
+            "batch.size": "16384",
+            "compression.type": "ZSTD",
+            "enable.idempotence": "true",
+            "client.id": "me",
+            "bootstrap.servers": "h:1",
+            "key.serializer": "org.apache.kafka.StringSerializer",
+        },
         kafka_properties.PRODUCER_PROPERTIES,
     )
-    assert options == {"acks": "all", "linger_ms": 20, "batch_size": 16384, "compression": "zstd",
-                       "enable_idempotence": True, "client_id": "me", "bootstrap_servers": "h:1"}
+    assert options == {
+        "acks": "all",
+        "linger_ms": 20,
+        "batch_size": 16384,
+        "compression": "zstd",
+        "enable_idempotence": True,
+        "client_id": "me",
+        "bootstrap_servers": "h:1",
+    }
     assert warnings == ["warning: key.serializer is not used by freshet (ignored)"]
     options, warnings = kafka_properties.client_options(
-        {"group.id": "g", "auto.offset.reset": "earliest", "enable.auto.commit": "false", "max.poll.records": "10",
-         "acks": "1"},
+        {
+            "group.id": "g",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": "false",
+            "max.poll.records": "10",
+            "acks": "1",
+        },
         kafka_properties.CONSUMER_PROPERTIES,
     )
-    assert options == {"group_id": "g", "auto_offset_reset": "earliest", "enable_auto_commit": False,
-                       "max_poll_records": 10}
+    assert options == {
+        "group_id": "g",
+        "auto_offset_reset": "earliest",
+        "enable_auto_commit": False,
+        "max_poll_records": 10,
+    }
     assert warnings == ["warning: acks is not used by freshet (ignored)"]
     with pytest.raises(PropertyError, match="unknown client property 'lingerms'"):
         kafka_properties.client_options({"lingerms": "5"}, kafka_properties.PRODUCER_PROPERTIES)
@@ -228,16 +307,30 @@ def test_producer_and_consumer_properties_map_to_sdk_options():
 
 
 def test_client_security_properties_use_the_command_config_parser(tmp_path):
-    jaas = 'org.apache.kafka.common.security.scram.ScramLoginModule required username="alice" password="s3cret";'
+    jaas = (
+        'org.apache.kafka.common.security.scram.ScramLoginModule required username="alice" password="s3cret";'
+    )
     options, _ = kafka_properties.client_options(
-        {"security.protocol": "sasl_ssl", "sasl.mechanism": "SCRAM-SHA-512", "sasl.jaas.config": jaas,
-         "ssl.truststore.location": "/ca.pem", "ssl.truststore.type": "PEM"},
+        {
+            "security.protocol": "sasl_ssl",
+            "sasl.mechanism": "SCRAM-SHA-512",
+            "sasl.jaas.config": jaas,
+            "ssl.truststore.location": "/ca.pem",
+            "ssl.truststore.type": "PEM",
+        },
         kafka_properties.CONSUMER_PROPERTIES,
     )
-    assert options == {"security_protocol": "SASL_SSL", "sasl_mechanism": "SCRAM-SHA-512",
-                       "sasl_plain_username": "alice", "sasl_plain_password": "s3cret", "ssl_cafile": "/ca.pem"}
+    assert options == {
+        "security_protocol": "SASL_SSL",
+        "sasl_mechanism": "SCRAM-SHA-512",
+        "sasl_plain_username": "alice",
+        "sasl_plain_password": "s3cret",
+        "ssl_cafile": "/ca.pem",
+    }
     with pytest.raises(PropertyError, match="ssl.truststore.type=PEM"):
-        kafka_properties.client_options({"ssl.truststore.location": "/x.jks"}, kafka_properties.CONSUMER_PROPERTIES)
+        kafka_properties.client_options(
+            {"ssl.truststore.location": "/x.jks"}, kafka_properties.CONSUMER_PROPERTIES
+        )
     config = tmp_path / "producer.properties"
     config.write_text("# a comment\nacks=1\nlinger.ms = 7\n")
     properties = kafka_properties.read_client_properties(str(config), ["linger.ms=9"], "--producer-property")
@@ -251,12 +344,24 @@ def test_producer_options_layer_defaults_properties_and_explicit_flags(monkeypat
     monkeypatch.delenv("FRESHET_BOOTSTRAP", raising=False)
     monkeypatch.setattr(common, "SECURITY", {})
     options, bootstrap = console._producer_options(
-        common.DEFAULT_BOOTSTRAP, None, ["acks=1", "linger.ms=50", "bootstrap.servers=h:9"], None, "gzip", None
+        common.DEFAULT_BOOTSTRAP,
+        None,
+        ["acks=1", "linger.ms=50", "bootstrap.servers=h:9"],
+        None,
+        "gzip",
+        None,
     )
     assert bootstrap == "h:9"
     assert (options["acks"], options["linger_ms"], options["compression"]) == (1, 50, "gzip")
-    options, bootstrap = console._producer_options("other:1", None, ["bootstrap.servers=h:9"], "0", None, None)
-    assert (bootstrap, options["acks"], options["compression"], options["linger_ms"]) == ("other:1", 0, "none", 5)
+    options, bootstrap = console._producer_options(
+        "other:1", None, ["bootstrap.servers=h:9"], "0", None, None
+    )
+    assert (bootstrap, options["acks"], options["compression"], options["linger_ms"]) == (
+        "other:1",
+        0,
+        "none",
+        5,
+    )
 
 
 # -------------------------------------------------------------------------------------------------
@@ -273,7 +378,9 @@ def test_consume_without_group_joins_a_generated_console_consumer_group():
 
 def test_iso_durations_and_topic_selections():
     assert group.parse_iso_duration("PT1H") == datetime.timedelta(hours=1)
-    assert group.parse_iso_duration("P1DT2H3M4.5S") == datetime.timedelta(days=1, hours=2, minutes=3, seconds=4.5)
+    assert group.parse_iso_duration("P1DT2H3M4.5S") == datetime.timedelta(
+        days=1, hours=2, minutes=3, seconds=4.5
+    )
     assert group.parse_iso_duration("pt30m") == datetime.timedelta(minutes=30)
     for bad in ("P", "PT", "1H", "PT1X", "P1W", ""):
         with pytest.raises(ValueError, match="ISO 8601 duration"):
