@@ -25,6 +25,7 @@ import base64
 import functools
 import json
 import os
+import random
 import select
 import signal
 import sys
@@ -516,8 +517,6 @@ def _consumer_group(group: str | None, group_id: str | None, partition: int | No
         return named, True
     if partition is not None:
         return None, False
-    import random
-
     return f"console-consumer-{random.randrange(100000)}", False
 
 
