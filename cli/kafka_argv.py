@@ -12,7 +12,10 @@ Owns the one table of aliases (`ACTION_FLAGS`, `POSITIONAL_OPTIONS`, `RENAMED_OP
   `--broker-list` is Kafka's list of broker ids); per command (`COMMAND_OPTIONS`):
   `--under-replicated-partitions`, `--unavailable-partitions`, `--request-required-acks`;
 - kafka-producer-perf-test's `--producer-props k=v k=v ...` (several values after one flag) becomes
-  the `freshet perf produce` options.
+  the `freshet perf produce` options;
+- kafka-configs.sh's line (`freshet config --entity-type topics --entity-name T --alter
+  --add-config k=v`) becomes `freshet topic config T --set k=v` (brokers, their default and groups:
+  `freshet config --broker ID | --cluster | --group G`).
 
 Options that mean the same in both spellings (`--bootstrap-server`, `--partitions`, `--from-beginning`,
 `--property`, ...) are declared on the commands themselves. The rewrite is pure (argv in, argv out)
@@ -103,6 +106,8 @@ def rewrite(argv: list[str]) -> list[str]:
         cut = body.index("--")
         body, tail = body[:cut], body[cut:]
     command = argv[start]
+    if command == "config" and any(item.partition("=")[0] in _CONFIGS_OPTIONS for item in body):
+        return rewrite(head[:-1] + _kafka_configs(body) + tail)
     if command in ACTION_FLAGS and (not body or body[0].startswith("-")):
         body = _action_to_subcommand(command, body)
     path = (command, body[0]) if command in ACTION_FLAGS and body else (command,)
@@ -191,3 +196,97 @@ def _expand_producer_props(body: list[str]) -> list[str]:
             expanded += [PERF_PRODUCER_PROPS[key], value]
             index += 1
     return expanded
+
+
+# =================================================================================================
+# kafka-configs.sh
+
+
+#: kafka-configs.sh's options that `freshet config` does not have; any of them means Kafka's spelling.
+_CONFIGS_OPTIONS = frozenset(
+    {
+        "--entity-type",
+        "--entity-name",
+        "--entity-default",
+        "--topic",
+        "--broker-defaults",
+        "--describe",
+        "--alter",
+        "--add-config",
+        "--delete-config",
+    }
+)
+_CONFIGS_FLAGS = frozenset({"--entity-default", "--broker-defaults", "--describe", "--alter"})
+
+
+def _kafka_configs(body: list[str]) -> list[str]:
+    """kafka-configs.sh's line as `topic config NAME` / `config --broker ID|--cluster|--group G`
+    (the command and its options, without the root options): --entity-type topics|brokers|groups
+    with --entity-name NAME or --entity-default (the shortcuts --topic, --broker, --group,
+    --broker-defaults too), --add-config k=v,k2=[a,b] as --set, --delete-config k,k2 as --delete;
+    --describe and --alter are implied by whether anything is set or deleted.
+
+    Raises:
+        KafkaSpellingError: an entity type Freshet has no configs for, or a topic without a name.
+    """
+    values: dict[str, str] = {}
+    flags: set[str] = set()
+    changes: list[str] = []
+    rest: list[str] = []
+    index = 0
+    while index < len(body):
+        name, equals, value = body[index].partition("=")
+        index += 1
+        if name in _CONFIGS_FLAGS:
+            flags.add(name)
+            continue
+        if name not in _CONFIGS_OPTIONS:
+            rest.append(body[index - 1])
+            continue
+        if not equals:
+            if index >= len(body):
+                raise KafkaSpellingError(f"{name} needs a value")
+            value, index = body[index], index + 1
+        if name == "--add-config":
+            changes += [item for pair in _split_config_list(value) for item in ("--set", pair)]
+        elif name == "--delete-config":
+            changes += [item for key in value.split(",") if key.strip() for item in ("--delete", key.strip())]
+        else:
+            values[name] = value
+    entity = values.get("--entity-type", "topics" if "--topic" in values else None)
+    entity_name = values.get("--entity-name", values.get("--topic"))
+    if entity is None:  # --broker N / --group G / --broker-defaults
+        return ["config", *(["--cluster"] if "--broker-defaults" in flags else []), *rest, *changes]
+    if entity in ("topics", "topic"):
+        if entity_name is None:
+            raise KafkaSpellingError("kafka-configs --entity-type topics needs --entity-name TOPIC")
+        return ["topic", "config", entity_name, *rest, *changes]
+    if entity in ("brokers", "broker"):
+        is_default = entity_name is None or "--entity-default" in flags
+        target = ["--cluster"] if is_default else ["--broker", entity_name]
+        return ["config", *target, *rest, *changes]
+    if entity in ("groups", "group") and entity_name is not None:
+        return ["config", "--group", entity_name, *rest, *changes]
+    raise KafkaSpellingError(
+        f"kafka-configs --entity-type {entity}: freshet has configs for topics, brokers (and their default) and groups"
+    )
+
+
+def _split_config_list(text: str) -> list[str]:
+    """Kafka's --add-config list: `k1=v1,k2=[a,b],k3=v3` -> ["k1=v1", "k2=a,b", "k3=v3"]."""
+    pairs: list[str] = []
+    current = ""
+    depth = 0
+    for char in text:
+        if char == "," and depth == 0:
+            pairs.append(current)
+            current = ""
+            continue
+        depth += {"[": 1, "]": -1}.get(char, 0)
+        current += char
+    pairs.append(current)
+    return [
+        pair.replace("=[", "=", 1).removesuffix("]") if "=[" in pair else pair
+        for pair in pairs
+        if pair.strip()
+    ]

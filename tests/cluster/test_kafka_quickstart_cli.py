@@ -31,6 +31,7 @@ SCRIPTS = {
     "bin/kafka-consumer-groups.sh": ["group"],
     "bin/kafka-producer-perf-test.sh": ["perf", "produce"],
     "bin/kafka-consumer-perf-test.sh": ["perf", "consume"],
+    "bin/kafka-configs.sh": ["config"],
 }
 
 
@@ -160,6 +161,30 @@ def test_kafka_quickstart_command_lines(cluster):
         "--messages 204",
     )
 
+    # kafka-configs: set, show and remove a topic config.
+    kafka(
+        cluster,
+        "bin/kafka-configs.sh --bootstrap-server localhost:9092 --entity-type topics "
+        "--entity-name quickstart-events --alter --add-config retention.ms=86400000,segment.ms=3600000",
+    )
+    shown = kafka(
+        cluster,
+        "bin/kafka-configs.sh --bootstrap-server localhost:9092 --entity-type topics "
+        "--entity-name quickstart-events --describe",
+    )
+    assert "86400000" in shown.stdout and "3600000" in shown.stdout
+    assert (topic_configs(cluster)["retention.ms"], topic_configs(cluster)["segment.ms"]) == (
+        "86400000",
+        "3600000",
+    )
+    kafka(
+        cluster,
+        "bin/kafka-configs.sh --bootstrap-server localhost:9092 --entity-type topics "
+        "--entity-name quickstart-events --alter --delete-config segment.ms",
+    )
+    configs = topic_configs(cluster)
+    assert configs["retention.ms"] == "86400000" and configs["segment.ms"] != "3600000", configs
+
     # Alter, then delete.
     kafka(
         cluster,
@@ -238,3 +263,10 @@ def committed_offsets(cluster) -> dict[int, int]:
         for o in document["offsets"]
         if o["committed_offset"] is not None
     }
+
+
+def topic_configs(cluster) -> dict[str, str]:
+    """{key: value} of the quick start topic's configs (`topic config NAME -o json`)."""
+    result = run_cli(["topic", "config", "quickstart-events", "-o", "json"], cluster.bootstrap)
+    assert result.returncode == 0, result.stderr
+    return {key: str(entry["value"]) for key, entry in json.loads(result.stdout).items()}

@@ -97,6 +97,50 @@ def test_rewrite_maps_kafkas_spellings(kafka, freshet):
     assert kafka_argv.rewrite(kafka.split()) == freshet.split()
 
 
+@pytest.mark.parametrize(
+    ("kafka", "freshet"),
+    [
+        (
+            "config --bootstrap-server b --entity-type topics --entity-name t --alter "
+            "--add-config retention.ms=1000,cleanup.policy=[compact,delete]",
+            "topic config t --bootstrap-server b --set retention.ms=1000 --set cleanup.policy=compact,delete",
+        ),
+        (
+            "config --bootstrap-server b --entity-type topics --entity-name t --describe",
+            "topic config t --bootstrap-server b",
+        ),
+        (
+            "config --topic t --alter --delete-config retention.ms,segment.ms",
+            "topic config t --delete retention.ms --delete segment.ms",
+        ),
+        (
+            "config --entity-type brokers --entity-name 2 --alter --add-config a=5",
+            "config --broker 2 --set a=5",
+        ),
+        ("config --entity-type brokers --entity-default --describe", "config --cluster"),
+        ("config --broker-defaults --alter --add-config=a=1", "config --cluster --set a=1"),
+        (
+            "config --entity-type groups --entity-name g --alter --add-config x=60",
+            "config --group g --set x=60",
+        ),
+        ("config --broker 1 --alter --add-config a=1", "config --broker 1 --set a=1"),
+        ("config --cluster --set a=1", "config --cluster --set a=1"),
+        ("--debug config --entity-type topics --entity-name t -o json", "--debug topic config t -o json"),
+    ],
+)
+def test_rewrite_maps_kafka_configs(kafka, freshet):
+    assert kafka_argv.rewrite(kafka.split()) == freshet.split()
+
+
+def test_kafka_configs_errors():
+    with pytest.raises(kafka_argv.KafkaSpellingError, match="--entity-type users"):
+        kafka_argv.rewrite("config --entity-type users --entity-name alice --describe".split())
+    with pytest.raises(kafka_argv.KafkaSpellingError, match="needs --entity-name TOPIC"):
+        kafka_argv.rewrite("config --entity-type topics --describe".split())
+    with pytest.raises(kafka_argv.KafkaSpellingError, match="--add-config needs a value"):
+        kafka_argv.rewrite("config --topic t --add-config".split())
+
+
 def test_every_action_flag_and_positional_option_names_a_real_command():
     root = get_command(app)
     for command, flags in kafka_argv.ACTION_FLAGS.items():
