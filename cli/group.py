@@ -42,6 +42,9 @@ def list_groups(bootstrap: Bootstrap = DEFAULT_BOOTSTRAP, output: Output = Outpu
 def describe(
     group: str | None = typer.Argument(None, help="The group id (or --group G)."),
     all_groups: bool = typer.Option(False, "--all-groups", help="Describe every group."),
+    members: bool = typer.Option(False, "--members", help="Only the members: id, host, client id, partitions."),
+    state: bool = typer.Option(False, "--state", help="Only the summary line: state, members, assignor."),
+    offsets: bool = typer.Option(False, "--offsets", help="The per-partition offsets (the default view)."),
     bootstrap: Bootstrap = DEFAULT_BOOTSTRAP,
     output: Output = OutputFormat.table,
 ) -> None:
@@ -50,7 +53,8 @@ def describe(
     LAG-TIME is the age of the oldest record the group has not committed yet (0s when caught up),
     as the group's coordinator last measured it (every group.lag.refresh.interval.ms); "-" when not
     measured yet. A "!" marks partitions over the group's lag.alert.seconds. With --all-groups,
-    every group in turn (JSON: a list of the per-group documents).
+    every group in turn (JSON: a list of the per-group documents). --members and --state show
+    only the members or only the summary line (kafka-consumer-groups' views); JSON is always whole.
 
     Examples:
 
@@ -59,9 +63,13 @@ def describe(
       freshet group describe billing --output json
 
       freshet group --describe --all-groups
+
+      freshet group --describe --group billing --members
     """
     if (group is None) == (not all_groups):
         common.usage_error("give a group id (or --group G), or --all-groups")
+    if members + state + offsets > 1:
+        common.usage_error("give at most one of --members, --state, --offsets")
     admin = common.make_admin(bootstrap)
     with reporting_errors():
         ids = [group] if group is not None else [g.group_id for g in admin.list_groups()]
@@ -75,15 +83,24 @@ def describe(
     for index, one in enumerate(described):
         if index:
             typer.echo("")
-        _print_group(one)
+        _print_group(one, members=members, state=state)
 
 
-def _print_group(described) -> None:
-    """One group's summary line, its per-partition table and its lag alert (stderr)."""
+def _print_group(described, *, members: bool = False, state: bool = False) -> None:
+    """One group's summary line, then (kafka-consumer-groups' views) its members (`members`),
+    nothing more (`state`), or its per-partition table and its lag alert (stderr)."""
     typer.echo(
         f"group {described.group}: {described.state}, generation {described.generation}, "
         f"{len(described.members)} member(s), assignor {described.assignor}, coordinator {described.coordinator}"
     )
+    if state:
+        return
+    if members:
+        common.print_table(
+            ["MEMBER", "HOST", "CLIENT", "PARTITIONS"],
+            [(m.member_id, m.host, m.client_id, len(m.assignment)) for m in described.members],
+        )
+        return
     clients = {m.member_id: f"{m.client_id}@{m.host}" for m in described.members}
     common.print_table(
         ["TOPIC", "PARTITION", "COMMITTED", "LOG-END", "LAG", "LAG-TIME", "OWNER"],

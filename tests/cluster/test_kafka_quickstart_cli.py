@@ -118,6 +118,18 @@ def test_kafka_quickstart_command_lines(cluster):
         cluster, "bin/kafka-consumer-groups.sh --bootstrap-server localhost:9092 --describe --group my-group"
     )
     assert "quickstart-events" in group.stdout
+    state = kafka(
+        cluster,
+        "bin/kafka-consumer-groups.sh --bootstrap-server localhost:9092 --describe --group my-group --state",
+    )
+    assert state.stdout.startswith("group my-group: empty") and "quickstart-events" not in state.stdout, (
+        state.stdout
+    )
+    members = kafka(
+        cluster,
+        "bin/kafka-consumer-groups.sh --bootstrap-server localhost:9092 --describe --group my-group --members",
+    )
+    assert "MEMBER" in members.stdout and "quickstart-events" not in members.stdout, members.stdout
     every = kafka(
         cluster, "bin/kafka-consumer-groups.sh --bootstrap-server localhost:9092 --describe --all-groups"
     )

@@ -453,7 +453,11 @@ def test_reset_offsets_usage_errors(args, message):
     assert message in result.output
 
 
-def test_describe_takes_a_group_or_all_groups():
+def test_describe_takes_a_group_or_all_groups_and_one_view():
     for args in ([], ["g", "--all-groups"]):
         result = CliRunner().invoke(app, ["group", "describe", *args, "--bootstrap", "127.0.0.1:1"])
         assert result.exit_code == 2 and "--all-groups" in result.output
+    result = CliRunner().invoke(
+        app, ["group", "describe", "g", "--members", "--state", "--bootstrap", "127.0.0.1:1"]
+    )
+    assert result.exit_code == 2 and "at most one of --members, --state, --offsets" in result.output
