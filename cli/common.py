@@ -44,7 +44,7 @@ from freshet.client import errors
 #: Set by main() when --debug is on the command line (or FRESHET_DEBUG=1): print tracebacks.
 DEBUG = {"enabled": os.environ.get("FRESHET_DEBUG", "") not in ("", "0")}
 
-BOOTSTRAP_HELP = "Any live node(s), host:port[,host:port]. Env: FRESHET_BOOTSTRAP."
+BOOTSTRAP_HELP = "Any live node(s), host:port[,host:port] (also --broker-list). Env: FRESHET_BOOTSTRAP."
 
 #: Global client options that take a value: flag -> (CLIENT_SECURITY key, environment variable).
 #: main() accepts them after the command too; the root callback defines them for --help.
@@ -247,39 +247,77 @@ def _read_password(path: str) -> str:
     return password
 
 
+def properties_security(properties: dict[str, str]) -> dict[str, str]:
+    """The SDK's security kwargs named by Kafka client properties (a --command-config,
+    --producer.config or --consumer.config file, or --producer-property/--consumer-property):
+    security.protocol, sasl.mechanism, sasl.username / sasl.password (or sasl.jaas.config's
+    username="..." password="...", as Kafka's tools read it), ssl.ca.location (or
+    ssl.truststore.location with ssl.truststore.type=PEM), ssl.certificate.location and
+    ssl.key.location.
+
+    Raises:
+        ValueError: a JKS/PKCS12 truststore (the SDK reads PEM).
+    """
+    options: dict[str, str] = {}
+    jaas = dict(_JAAS_FIELD.findall(properties.get("sasl.jaas.config", "")))
+    for key, name in (("security.protocol", "security_protocol"), ("sasl.mechanism", "sasl_mechanism")):
+        if properties.get(key):
+            options[name] = properties[key].upper()
+    username = properties.get("sasl.username") or jaas.get("username")
+    password = properties.get("sasl.password") or jaas.get("password")
+    if username:
+        options["sasl_plain_username"] = username
+    if password:
+        options["sasl_plain_password"] = password
+    if properties.get("ssl.truststore.location"):
+        if properties.get("ssl.truststore.type", "JKS").upper() != "PEM":
+            raise ValueError(
+                "ssl.truststore.location: only ssl.truststore.type=PEM is supported (or ssl.ca.location, or --tls-ca)"
+            )
+        options["ssl_cafile"] = properties["ssl.truststore.location"]
+    for key, name in (
+        ("ssl.ca.location", "ssl_cafile"),
+        ("ssl.certificate.location", "ssl_certfile"),
+        ("ssl.key.location", "ssl_keyfile"),
+    ):
+        if properties.get(key):
+            options[name] = properties[key]
+    return options
+
+
 def security_options(
     tls_ca: str | None, user: str | None, password_file: str | None, command_config: str | None
 ) -> dict[str, str]:
     """The SDK's security kwargs from the global options; --tls-ca/--user/--password-file win
-    over the --command-config file's ssl.ca.location/sasl.username/sasl.password (or
-    sasl.jaas.config's username="..." password="...", as Kafka's tools read it). `--tls-ca FILE`
-    alone means TLS (security_protocol SSL) trusting FILE; a user means SASL_SSL.
+    over the --command-config file's properties (`properties_security`).
 
     Raises:
         ValueError: an unreadable file, a user without a password (or the reverse), an unknown
             security.protocol or sasl.mechanism (the message never holds the password).
     """
-    options: dict[str, str] = {}
-    if command_config:
-        properties = read_properties(command_config)
-        jaas = dict(_JAAS_FIELD.findall(properties.get("sasl.jaas.config", "")))
-        for key, name in (("security.protocol", "security_protocol"), ("sasl.mechanism", "sasl_mechanism")):
-            if properties.get(key):
-                options[name] = properties[key].upper()
-        username = properties.get("sasl.username") or jaas.get("username")
-        password = properties.get("sasl.password") or jaas.get("password")
-        if username:
-            options["sasl_plain_username"] = username
-        if password:
-            options["sasl_plain_password"] = password
-        if properties.get("ssl.ca.location"):
-            options["ssl_cafile"] = properties["ssl.ca.location"]
+    options = properties_security(read_properties(command_config)) if command_config else {}
     if tls_ca:
         options["ssl_cafile"] = tls_ca
     if user:
         options["sasl_plain_username"] = user
     if password_file:
         options["sasl_plain_password"] = _read_password(password_file)
+    try:
+        return complete_security(options)
+    except ValueError as error:
+        if str(error).startswith("ssl_cafile") and tls_ca:
+            raise ValueError(f"--tls-ca: {error}") from None
+        raise
+
+
+def complete_security(options: dict[str, str]) -> dict[str, str]:
+    """Check security kwargs and fill in what they imply: a user means SASL_SSL with
+    SCRAM-SHA-512, a CA file alone means SSL (`--tls-ca FILE` alone is TLS).
+
+    Raises:
+        ValueError: a user without a password (or the reverse), a bad protocol or mechanism.
+    """
+    options = dict(options)
     has_user, has_password = "sasl_plain_username" in options, "sasl_plain_password" in options
     if has_user and not has_password:
         raise ValueError("--user needs --password-file FILE (or FRESHET_PASSWORD_FILE, or sasl.password in --command-config)")
@@ -292,12 +330,7 @@ def security_options(
         options.setdefault("security_protocol", "SSL")
     from freshet.client._security import SecurityConfig
 
-    try:
-        SecurityConfig.from_options(options)                 # raises ValueError
-    except ValueError as error:
-        if str(error).startswith("ssl_cafile") and tls_ca:
-            raise ValueError(f"--tls-ca: {error}") from None
-        raise
+    SecurityConfig.from_options(options)                     # raises ValueError
     return options
 
 

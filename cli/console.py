@@ -25,15 +25,18 @@ import base64
 import functools
 import json
 import os
+import random
 import select
 import signal
 import sys
 import time
 from collections.abc import Callable
+from typing import Annotated
 
 import typer
-from freshet.cli import common
+from freshet.cli import common, kafka_properties
 from freshet.cli.common import DEFAULT_BOOTSTRAP, Bootstrap, Output, OutputFormat, reporting_errors
+from freshet.cli.kafka_properties import PropertyError, RecordFormat
 from freshet.client import errors
 from freshet.client.structs import ConsumerRecord, TopicPartition
 
@@ -92,29 +95,28 @@ def _b64(data: bytes | None) -> str | None:
     return None if data is None else base64.b64encode(data).decode("ascii")
 
 
-def format_record(
-    record: ConsumerRecord,
-    *,
-    print_key: bool,
-    print_offset: bool,
-    print_partition: bool,
-    print_timestamp: bool,
-    separator: bytes,
-) -> bytes:
-    """One output line (without the newline) in Kafka's DefaultMessageFormatter order:
-    timestamp, partition, offset, key, value; a null key or value prints as `null`."""
+def format_record(record: ConsumerRecord, form: RecordFormat) -> bytes:
+    """One output line, with its line separator, as Kafka's DefaultMessageFormatter writes it:
+    timestamp, partition, offset, headers, key, value, each only when asked for, joined by the
+    key separator; a null key, value or header value prints as the null literal, a record without
+    headers as NO_HEADERS."""
+    null = form.null_literal.encode()
     parts: list[bytes] = []
-    if print_timestamp:
+    if form.print_timestamp:
         kind = "LogAppendTime" if record.timestamp_type == 1 else "CreateTime"
         parts.append(f"{kind}:{record.timestamp}".encode())
-    if print_partition:
+    if form.print_partition:
         parts.append(f"Partition:{record.partition}".encode())
-    if print_offset:
+    if form.print_offset:
         parts.append(f"Offset:{record.offset}".encode())
-    if print_key:
-        parts.append(b"null" if record.key is None else record.key)
-    parts.append(b"null" if record.value is None else record.value)
-    return separator.join(parts)
+    if form.print_headers:
+        headers = [name.encode() + b":" + (null if data is None else data) for name, data in record.headers]
+        parts.append(form.headers_separator.encode().join(headers) if headers else b"NO_HEADERS")
+    if form.print_key:
+        parts.append(null if record.key is None else record.key)
+    if form.print_value:
+        parts.append(null if record.value is None else record.value)
+    return form.key_separator.encode().join(parts) + form.line_separator.encode()
 
 
 class Interrupts:
@@ -176,23 +178,45 @@ def read_lines(fd: int, interrupts: Interrupts, poll_s: float = 0.2):
 # produce
 
 
+#: `--property k=v` (repeatable) on both console tools.
+Properties = Annotated[
+    list[str] | None,
+    typer.Option("--property", help="A console tool property k=v (Kafka's names; repeatable): see the list above."),
+]
+
+
 def produce(
-    topic: str = typer.Argument(..., help="The topic to write to."),
+    topic: str = typer.Argument(..., help="The topic to write to (or --topic TOPIC)."),
     key_separator: str | None = typer.Option(
         None,
         "--key-separator",
         help="Split each line at the first SEP into key and value (e.g. ':' or a tab).",
     ),
-    acks: str = typer.Option("all", "--acks", help="0 (no wait), 1 (leader) or all (every in-sync replica)."),
+    acks: str | None = typer.Option(
+        None, "--acks", help="0 (no wait), 1 (leader) or all (every in-sync replica; the default)."
+    ),
     partition: int | None = typer.Option(
         None, "--partition", min=0, help="Write every record to this partition."
     ),
-    compression: str = typer.Option("none", "--compression", help="none, gzip, snappy, lz4 or zstd (per batch)."),
-    linger_ms: int = typer.Option(
-        5, "--linger-ms", min=0, help="How long a batch may wait for more records."
+    compression: str | None = typer.Option(
+        None, "--compression", help="none (the default), gzip, snappy, lz4 or zstd (per batch)."
+    ),
+    linger_ms: int | None = typer.Option(
+        None, "--linger-ms", min=0, help="How long a batch may wait for more records (default 5)."
     ),
     verbose: bool = typer.Option(
         False, "--verbose", "-v", help="Print a summary on stderr (also printed when stdin is a terminal)."
+    ),
+    properties: Properties = None,
+    producer_property: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--producer-property",
+            help="A Kafka producer property k=v (acks, linger.ms, compression.type, ...; repeatable).",
+        ),
+    ] = None,
+    producer_config: str | None = typer.Option(
+        None, "--producer.config", metavar="FILE", help="A Kafka producer properties file."
     ),
     bootstrap: Bootstrap = DEFAULT_BOOTSTRAP,
 ) -> None:
@@ -201,22 +225,30 @@ def produce(
     End of input, Ctrl-C or SIGTERM flush every line read before exiting. Exit 1 if any record
     could not be delivered (the first error is printed).
 
+    --property (kafka-console-producer's): parse.key=true, key.separator=SEP (default a tab).
+
     Examples:
 
       echo hello | freshet produce orders
 
       printf 'k1:v1\\nk2:v2\\n' | freshet produce orders --key-separator :
 
+      freshet produce --topic orders --property parse.key=true --property key.separator=: < keyed.txt
+
       freshet produce orders --acks 1 --compression zstd < records.txt
     """
-    separator = _produce_separator(acks, compression, key_separator)
+    options, bootstrap = _producer_options(
+        bootstrap, producer_config, producer_property, acks, compression, linger_ms
+    )
+    key_separator = _line_key_separator(properties, key_separator)
+    separator = _produce_separator(str(options["acks"]), options["compression"], key_separator)
     common.make_admin(bootstrap).close()  # a malformed bootstrap list is a usage error
     is_interactive = sys.stdin.isatty()
     if is_interactive:
         print(f"type records for {topic}, one per line; Ctrl-D or Ctrl-C to finish", file=sys.stderr)
     outcome = _Deliveries()
     with reporting_errors(), Interrupts() as interrupts:
-        producer = _open_producer(bootstrap, acks, compression, linger_ms)
+        producer = _open_producer(bootstrap, options)
         try:
             if verbose:
                 print(f"producing to {topic}: one record per line of stdin", file=sys.stderr, flush=True)
@@ -228,6 +260,60 @@ def produce(
     if verbose or is_interactive:
         _print_produce_summary(topic, outcome, interrupted=interrupts.requested)
     _exit_on_produce_failure(outcome, bad_line, key_separator)
+
+
+def _line_key_separator(properties: list[str] | None, key_separator: str | None) -> str | None:
+    """--key-separator, or the separator `--property parse.key=true [key.separator=SEP]` names."""
+    try:
+        from_properties = kafka_properties.producer_line_format(common.parse_pairs(properties, "--property"))
+    except PropertyError as error:
+        common.usage_error(str(error))
+    return key_separator if key_separator is not None else from_properties
+
+
+def _producer_options(
+    bootstrap: str, config_file: str | None, pairs: list[str] | None, acks, compression, linger_ms
+) -> tuple[dict, str]:
+    """The Producer's keyword options: the console producer's defaults, under the Kafka
+    properties (--producer.config, then --producer-property), under the explicit options
+    (--acks, --compression, --linger-ms); and the bootstrap (bootstrap.servers when --bootstrap
+    was not given)."""
+    options, bootstrap = _client_options(
+        bootstrap, config_file, pairs, "--producer-property", kafka_properties.PRODUCER_PROPERTIES
+    )
+    defaults = {"client_id": "freshet-console-producer", "acks": "all", "compression": "none", "linger_ms": 5}
+    options = {**defaults, **options}
+    explicit = {
+        "acks": None if acks is None else _ACKS.get(acks, acks),
+        "compression": compression,
+        "linger_ms": linger_ms,
+    }
+    options.update({name: value for name, value in explicit.items() if value is not None})
+    return options, bootstrap
+
+
+def _client_options(
+    bootstrap: str, config_file: str | None, pairs: list[str] | None, flag: str, table
+) -> tuple[dict, str]:
+    """SDK options (security merged over the global options) from Kafka client properties; a
+    bad property is a usage error, an ignored one a warning line on stderr."""
+    try:
+        properties = kafka_properties.read_client_properties(config_file, pairs, flag)
+        options, warnings = kafka_properties.client_options(properties, table)
+    except PropertyError as error:
+        common.usage_error(str(error))
+    for warning in warnings:
+        print(warning, file=sys.stderr)
+    servers = options.pop("bootstrap_servers", None)
+    if servers and bootstrap == DEFAULT_BOOTSTRAP and "FRESHET_BOOTSTRAP" not in os.environ:
+        bootstrap = servers
+    security_names = [name for name in options if name.startswith(("ssl_", "sasl_", "security_"))]
+    security = {name: options.pop(name) for name in security_names}
+    try:
+        options.update(common.complete_security({**common.client_security(), **security}))
+    except ValueError as error:
+        common.usage_error(str(error))
+    return options, bootstrap
 
 
 def _produce_separator(acks: str, compression: str, key_separator: str | None) -> bytes | None:
@@ -262,19 +348,12 @@ class _Deliveries:
                 self.first_error = error
 
 
-def _open_producer(bootstrap: str, acks: str, compression: str, linger_ms: int):
+def _open_producer(bootstrap: str, options: dict):
     from freshet.client import Producer
 
-    return Producer(
-        bootstrap,
-        client_id="freshet-console-producer",
-        **common.client_security(),
-        acks=_ACKS[acks],
-        compression=compression,
-        linger_ms=linger_ms,
-        max_block_ms=30000,
-        delivery_timeout_ms=max(60000, linger_ms + 30000),
-    )
+    delivery_timeout_ms = max(60000, options["linger_ms"] + 30000)
+    options = {"max_block_ms": 30000, "delivery_timeout_ms": delivery_timeout_ms, **options}
+    return Producer(bootstrap, **options)
 
 
 def _send_lines(
@@ -326,9 +405,9 @@ def _exit_on_produce_failure(outcome: _Deliveries, bad_line: str | None, key_sep
 
 
 def consume(
-    topic: str = typer.Argument(..., help="The topic to read."),
+    topic: str = typer.Argument(..., help="The topic to read (or --topic TOPIC)."),
     group: str | None = typer.Option(
-        None, "--group", "-g", help="Consume as a member of this consumer group."
+        None, "--group", "-g", help="Consume as a member of this consumer group (and commit)."
     ),
     from_beginning: bool = typer.Option(
         False,
@@ -352,6 +431,17 @@ def consume(
         False, "--print-timestamp", help="Print CreateTime:MS (or LogAppendTime)."
     ),
     separator: str = typer.Option("\t", "--separator", help="Between the printed fields (default: a tab)."),
+    properties: Properties = None,
+    consumer_property: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--consumer-property",
+            help="A Kafka consumer property k=v (group.id, auto.offset.reset, ...; repeatable).",
+        ),
+    ] = None,
+    consumer_config: str | None = typer.Option(
+        None, "--consumer.config", metavar="FILE", help="A Kafka consumer properties file."
+    ),
     bootstrap: Bootstrap = DEFAULT_BOOTSTRAP,
     output: Output = OutputFormat.table,
 ) -> None:
@@ -360,8 +450,15 @@ def consume(
     With --output json, one JSON object per line: topic, partition, offset, timestamp, key, value,
     headers, encoding (utf-8, or base64 when a key or value is not UTF-8).
 
-    Without --group it starts at the end (new records only) unless --from-beginning or --offset.
-    Ctrl-C / SIGTERM end it cleanly (the group's position is committed first).
+    Without --group it joins a new group console-consumer-NNNNN (as Kafka's console consumer:
+    it shows in freshet group list while it runs, and commits nothing unless
+    --consumer-property enable.auto.commit=true); with --partition it reads that partition
+    directly. It starts at the end (new records only) unless --from-beginning or --offset.
+    Ctrl-C / SIGTERM end it cleanly (a named group's position is committed first).
+
+    --property (kafka-console-consumer's): print.timestamp, print.partition, print.offset,
+    print.headers, print.key, print.value (true|false), key.separator, line.separator,
+    headers.separator, null.literal.
 
     Examples:
 
@@ -369,25 +466,38 @@ def consume(
 
       freshet consume orders --partition 0 --offset 42 --max-messages 10 --print-offset
 
+      freshet consume --topic orders --from-beginning --property print.key=true --property print.offset=true
+
       freshet consume orders --group billing --from-beginning --output json | head -5
     """
-    start = _consume_start(group, partition, offset, from_beginning)
-    common.make_admin(bootstrap).close()  # a malformed bootstrap list is a usage error
-    render = _record_renderer(
-        as_json=output == OutputFormat.json,
-        print_key=print_key,
-        print_offset=print_offset,
-        print_partition=print_partition,
-        print_timestamp=print_timestamp,
-        separator=separator.encode(),
+    options, bootstrap = _client_options(
+        bootstrap, consumer_config, consumer_property, "--consumer-property", kafka_properties.CONSUMER_PROPERTIES
     )
+    group, is_named_group = _consumer_group(group, options.pop("group_id", None), partition)
+    start = _consume_start(group if is_named_group else None, partition, offset, from_beginning)
+    common.make_admin(bootstrap).close()  # a malformed bootstrap list is a usage error
+    base = RecordFormat(
+        print_timestamp=print_timestamp, print_partition=print_partition, print_offset=print_offset,
+        print_key=print_key, key_separator=separator,
+    )
+    try:
+        form = kafka_properties.consumer_record_format(common.parse_pairs(properties, "--property"), base)
+    except PropertyError as error:
+        common.usage_error(str(error))
+    render = _record_renderer(as_json=output == OutputFormat.json, form=form)
+    commits = options.get("enable_auto_commit", is_named_group) and group is not None
+    # A generated group that committed nothing is deleted on exit (Kafka drops an empty group
+    # without offsets by itself; Freshet's coordinator keeps it, so `group list` would fill up).
+    generated = (bootstrap, group) if group is not None and not is_named_group and not commits else None
     consumer = None
     with reporting_errors(), Interrupts() as interrupts:
         try:
-            consumer = _open_consumer(bootstrap, topic, group, partition, start, from_beginning)
+            consumer = _open_consumer(
+                bootstrap, topic, group, partition, start, from_beginning, options, commits
+            )
             count = _print_records(consumer, render, max_messages, timeout_ms, interrupts)
         except BrokenPipeError:
-            _finish(consumer, group)
+            _finish(consumer, commits, generated)
             consumer = None
             from freshet.cli.main import _quiet_broken_pipe
 
@@ -395,8 +505,22 @@ def consume(
             raise typer.Exit(0) from None
         finally:
             if consumer is not None:
-                _finish(consumer, group)
+                _finish(consumer, commits, generated)
     print(f"Processed a total of {count} message{'s' if count != 1 else ''}", file=sys.stderr)
+
+
+def _consumer_group(group: str | None, group_id: str | None, partition: int | None) -> tuple[str | None, bool]:
+    """The group to consume in and whether the user named it (--group, or group.id in the
+    consumer properties: they must agree, as in Kafka). Unnamed and without --partition: a new
+    console-consumer-NNNNN group, as kafka-console-consumer; with --partition: no group."""
+    if group is not None and group_id is not None and group != group_id:
+        common.usage_error(f"--group {group!r} and group.id={group_id!r} in the consumer properties differ")
+    named = group if group is not None else group_id
+    if named is not None:
+        return named, True
+    if partition is not None:
+        return None, False
+    return f"console-consumer-{random.randrange(100000)}", False
 
 
 def _consume_start(
@@ -421,12 +545,12 @@ def _consume_start(
     return start
 
 
-def _record_renderer(*, as_json: bool, **format_options) -> Callable[[ConsumerRecord], bytes]:
-    """The function that turns one record into its output line (without the newline): the
-    INTERFACE.md JSON object, or `format_record` with `format_options`."""
+def _record_renderer(*, as_json: bool, form: RecordFormat) -> Callable[[ConsumerRecord], bytes]:
+    """The function that turns one record into its output line (with its line separator): the
+    INTERFACE.md JSON object, or `format_record` in `form`."""
     if as_json:
-        return lambda record: json.dumps(record_json(record)).encode()
-    return functools.partial(format_record, **format_options)
+        return lambda record: json.dumps(record_json(record)).encode() + b"\n"
+    return functools.partial(format_record, form=form)
 
 
 def _print_records(
@@ -454,44 +578,46 @@ def _print_records(
             continue
         last_record_s = time.monotonic()
         for record in records:
-            out.write(render(record) + b"\n")
+            out.write(render(record))
             count += 1
         out.flush()
     return count
 
 
-def _open_consumer(bootstrap: str, topic: str, group, partition, start, from_beginning: bool):
+def _open_consumer(
+    bootstrap: str, topic: str, group, partition, start, from_beginning: bool, options: dict, commits: bool
+):
+    """A Consumer of `topic`: subscribed in `group`, or (--partition, no group) assigned
+    directly and positioned at `start` / the beginning / the end."""
     from freshet.client import Consumer
 
-    if group is not None:
-        # As kafka-console-consumer: auto commit (which also commits before a rebalance takes a
-        # partition away, so members never re-read each other's records), and a commit on exit.
-        consumer = Consumer(
-            bootstrap,
-            group_id=group,
-            client_id="freshet-console-consumer",
-            **common.client_security(),
-            auto_offset_reset="earliest" if from_beginning else "latest",
-            enable_auto_commit=True,
-        )
+    options = {
+        "client_id": "freshet-console-consumer",
+        "auto_offset_reset": "earliest" if from_beginning else "latest",
+        **options,
+        "enable_auto_commit": commits,
+    }
+    if group is not None and commits:
+        # As kafka-console-consumer: a named group commits automatically (which also commits
+        # before a rebalance takes a partition away, so members never re-read each other's
+        # records) and once more on exit; it waits for a topic that does not exist yet.
+        consumer = Consumer(bootstrap, group_id=group, **options)
         consumer.subscribe([topic])
         return consumer
     admin = common.make_admin(bootstrap)
     try:
-        described = admin.describe_topics([topic], with_offsets=False)[0]
+        described = admin.describe_topics([topic], with_offsets=False)[0]   # an unknown topic fails here
     finally:
         admin.close()
+    if group is not None:
+        consumer = Consumer(bootstrap, group_id=group, **options)
+        consumer.subscribe([topic])
+        return consumer
     known = [p.partition for p in described.partitions]
     if partition is not None and partition not in known:
         raise errors.UnknownTopicError(f"topic {topic!r} has no partition {partition} (it has {len(known)})")
     partitions = [TopicPartition(topic, p) for p in known if partition is None or p == partition]
-    consumer = Consumer(
-        bootstrap,
-        client_id="freshet-console-consumer",
-        **common.client_security(),
-        auto_offset_reset="earliest" if from_beginning else "latest",
-        enable_auto_commit=False,
-    )
+    consumer = Consumer(bootstrap, **options)
     consumer.assign(partitions)
     if isinstance(start, int):
         for tp in partitions:
@@ -503,13 +629,22 @@ def _open_consumer(bootstrap: str, topic: str, group, partition, start, from_beg
     return consumer
 
 
-def _finish(consumer, group: str | None) -> None:
-    """Commit the group's position (what was printed) and close; a failed commit is reported."""
+def _finish(consumer, commits: bool, generated: tuple[str, str] | None) -> None:
+    """Commit the group's position (what was printed) and close; a failed commit is reported.
+    `generated`: (bootstrap, group) of a console-consumer-NNNNN group to delete after closing."""
     try:
-        if group is not None:
+        if commits:
             try:
                 consumer.commit()
             except errors.FreshetError as error:
                 print(f"{common.error_line(error)} (offsets not committed)", file=sys.stderr)
     finally:
         consumer.close()
+    if generated is not None:
+        admin = common.make_admin(generated[0], timeout_ms=5000)
+        try:
+            admin.delete_group(generated[1])
+        except errors.FreshetError:
+            pass  # already gone, or another member (same name by chance) still in it: leave it
+        finally:
+            admin.close()

@@ -12,7 +12,7 @@ import traceback
 from importlib import metadata
 
 import typer
-from freshet.cli import common
+from freshet.cli import common, help_text, kafka_argv
 from freshet.cli.broker import app as broker_app
 from freshet.cli.cluster import app as cluster_app
 from freshet.cli.config import config as config_command
@@ -31,6 +31,8 @@ try:  # typer >= 0.20 carries its own copy of click; older releases use click it
     from typer._click import exceptions as click_exceptions
 except ImportError:  # pragma: no cover - depends on the installed typer
     from click import exceptions as click_exceptions
+
+help_text.use_plain_metavars()  # --help without typer's <str>/<bool>/<int range> labels
 
 app = typer.Typer(
     name="freshet",
@@ -122,6 +124,11 @@ def main() -> None:
         common.DEBUG["enabled"] = True
         sys.argv = [sys.argv[0], *[a for a in sys.argv[1:] if a != "--debug"]]
     sys.argv = [sys.argv[0], *common.lift_global_options(sys.argv[1:])]
+    try:  # Kafka's spellings (kafka-topics.sh --create --topic T ...): cli/kafka_argv.py
+        sys.argv = [sys.argv[0], *kafka_argv.rewrite(sys.argv[1:])]
+    except kafka_argv.KafkaSpellingError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
     try:
         code = app(standalone_mode=False)
     except BrokenPipeError:

@@ -279,18 +279,22 @@ class GroupAdmin:
         to_datetime: datetime.datetime | str | None = None,
         partitions: Iterable[int] | None = None,
         execute: bool = False,
+        shift_by: int | None = None,
     ) -> list[OffsetReset]:
-        """Plan (and with execute=True, commit) new offsets of `topic`'s partitions for a group
-        without active members. Exactly one of the to_* options.
+        """Plan (and with execute=True, commit) new offsets of `topic`'s partitions (all, or
+        `partitions`) for a group without active members. Exactly one of the to_* options or
+        shift_by (the committed offset plus shift_by, which may be negative, as Kafka's
+        --shift-by). Every new offset is clamped to the partition's [log start, log end].
 
         Raises:
-            ValueError: not exactly one target, a negative offset, an unparseable datetime.
+            ValueError: not exactly one target, a negative offset, an unparseable datetime, or
+                shift_by for a partition without a committed offset.
             NonEmptyGroupError: the group has active members.
             UnknownTopicError: the topic does not exist.
         """
-        chosen = [to_earliest, to_latest, to_offset is not None, to_datetime is not None]
+        chosen = [to_earliest, to_latest, to_offset is not None, to_datetime is not None, shift_by is not None]
         if sum(bool(c) for c in chosen) != 1:
-            raise ValueError("give exactly one of to_earliest, to_latest, to_offset, to_datetime")
+            raise ValueError("give exactly one of to_earliest, to_latest, to_offset, to_datetime, shift_by")
         if to_offset is not None and (not isinstance(to_offset, int) or to_offset < 0):
             raise ValueError(f"to_offset must be an int >= 0, not {to_offset!r}")
         timestamp_ms = None
@@ -313,13 +317,25 @@ class GroupAdmin:
             reader._metadata.add_topics({topic})
             counts = reader._metadata.wait_for_topic(topic, self._timeout_s, min(self._timeout_s, 5.0))
             numbers = sorted(partitions) if partitions is not None else list(range(len(counts.partitions)))
+            missing = [p for p in numbers if not 0 <= p < len(counts.partitions)]
+            if missing:
+                raise ValueError(f"topic {topic!r} has no partition {missing[0]} (it has {len(counts.partitions)})")
             tps = [TopicPartition(topic, p) for p in numbers]
             starts = reader.beginning_offsets(tps)
             ends = reader.end_offsets(tps)
             by_time = reader.offsets_for_times({tp: timestamp_ms for tp in tps}) if timestamp_ms is not None else {}
         plan = []
         for tp in tps:
-            if to_earliest:
+            current = committed.get((tp.topic, tp.partition))
+            if current is not None and current < 0:
+                current = None
+            if shift_by is not None:
+                if current is None:
+                    raise ValueError(
+                        f"cannot shift the offset of {tp.topic}-{tp.partition}: the group has no committed offset there"
+                    )
+                new = min(max(current + shift_by, starts[tp]), ends[tp])
+            elif to_earliest:
                 new = starts[tp]
             elif to_latest:
                 new = ends[tp]
@@ -328,8 +344,7 @@ class GroupAdmin:
             else:
                 found = by_time.get(tp)
                 new = found.offset if found is not None else ends[tp]
-            current = committed.get((tp.topic, tp.partition))
-            plan.append(OffsetReset(tp.topic, tp.partition, current if current is not None and current >= 0 else None, new))
+            plan.append(OffsetReset(tp.topic, tp.partition, current, new))
         if execute:
             request = group_pb2.OffsetCommitRequest(
                 group_id=group_id,

@@ -87,18 +87,12 @@ def test_a_second_interrupt_raises_at_once():
 
 
 def test_format_record_follows_kafkas_field_order_and_prints_null():
-    line = console.format_record(
-        record(key=None), print_key=True, print_offset=True, print_partition=True, print_timestamp=True,
-        separator=b"\t",
-    )
-    assert line == b"CreateTime:1700000000123\tPartition:2\tOffset:7\tnull\tv"
+    every = console.RecordFormat(print_key=True, print_offset=True, print_partition=True, print_timestamp=True)
+    assert console.format_record(record(key=None), every) == b"CreateTime:1700000000123\tPartition:2\tOffset:7\tnull\tv\n"
     assert console.format_record(
-        record(value=None, timestamp_type=1), print_key=False, print_offset=False, print_partition=False,
-        print_timestamp=True, separator=b" | ",
-    ) == b"LogAppendTime:1700000000123 | null"
-    assert console.format_record(
-        record(), print_key=False, print_offset=False, print_partition=False, print_timestamp=False, separator=b"\t"
-    ) == b"v"
+        record(value=None, timestamp_type=1), console.RecordFormat(print_timestamp=True, key_separator=" | ")
+    ) == b"LogAppendTime:1700000000123 | null\n"
+    assert console.format_record(record(), console.RecordFormat()) == b"v\n"
 
 
 def test_record_json_has_interface_keys_and_base64_when_not_utf8():

@@ -75,7 +75,16 @@ def test_delete_and_reset_need_an_empty_group(cluster, groups):
         assert {(o.partition, o.committed_offset) for o in admin.describe_group("g").offsets} == {(0, 3), (1, 3)}
         with pytest.raises(ValueError, match="exactly one"):
             admin.reset_offsets("g", "orders", to_earliest=True, to_latest=True)
+        # --shift-by: from the committed offset, clamped to the log; one partition only.
+        plan = admin.reset_offsets("g", "orders", shift_by=-2, partitions=[0], execute=True)
+        assert [(r.partition, r.current_offset, r.new_offset) for r in plan] == [(0, 3, 1)]
+        plan = admin.reset_offsets("g", "orders", shift_by=100)
+        assert [(r.partition, r.current_offset, r.new_offset) for r in plan] == [(0, 1, 10), (1, 3, 4)]
+        with pytest.raises(ValueError, match="no partition 5"):
+            admin.reset_offsets("g", "orders", to_earliest=True, partitions=[5])
         admin.delete_group("g")
+        with pytest.raises(ValueError, match="no committed offset"):
+            admin.reset_offsets("g", "orders", shift_by=1)
         with pytest.raises(GroupIdNotFoundError):
             admin.describe_group("g")
     finally:
