@@ -209,6 +209,18 @@ def plan_partitions(
     return topic, states
 
 
+def own_config_values(image: MetadataImage, resource: metadata_pb2.ConfigResource) -> Mapping[str, str]:
+    """The dynamic values set on the resource itself (not inherited); {} for an unknown topic."""
+    if resource.type == metadata_pb2.CONFIG_RESOURCE_TOPIC:
+        topic = image.topic(resource.topic_name)
+        return {} if topic is None else topic.configs
+    if resource.type == metadata_pb2.CONFIG_RESOURCE_BROKER:
+        return image.broker_configs.get(resource.broker_id, {})
+    if resource.type == metadata_pb2.CONFIG_RESOURCE_GROUP:
+        return image.group_configs.get(resource.group_id, {})
+    return image.cluster_configs
+
+
 def config_resource_scope(image: MetadataImage, resource: metadata_pb2.ConfigResource) -> tuple[configs.ConfigScope, TopicImage | None]:
     """The scope of a config resource (and its topic).
 

@@ -251,6 +251,9 @@ class AdminRequests:
                             to_delete.append(entry.key)
                         else:
                             to_set[entry.key] = entry.value
+                    if resource.replace_all:
+                        own = logic.own_config_values(self._quorum.image, resource.resource)
+                        to_delete += sorted(set(own) - set(to_set) - set(to_delete))
                     logic.check_config_changes(
                         self._quorum.image, resource.resource, to_set, to_delete, self._controller.settings.static_broker_configs
                     )

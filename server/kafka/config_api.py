@@ -17,9 +17,9 @@ like every admin write (admin_api.ControllerLink).
   (cluster-only keys of one broker); nothing is sensitive. Unknown requested keys are left out,
   as Kafka.
 - AlterConfigs keeps Kafka's legacy whole-set semantics: the resource's dynamic keys not given
-  are deleted. The set of keys to delete is read from this broker's image, so a key set at the
-  same moment through another node may survive (Kafka decides it on the controller; Freshet's
-  controller request names keys).
+  are deleted. As in Kafka, the active controller decides which keys those are, against its own
+  image when it builds the command (`replace_all`); a broker's image may not have caught up yet
+  with a topic or a key set a moment earlier through another node.
 - IncrementalAlterConfigs: SET and DELETE pass through; APPEND and SUBTRACT are allowed on
   Kafka's list-typed keys only (cleanup.policy) and become a SET of the resulting list computed
   from the effective value in this broker's image (the controller then validates that value).
@@ -128,18 +128,6 @@ def _scope(resource: metadata_pb2.ConfigResource) -> configs.ConfigScope:
     return configs.ConfigScope.CLUSTER
 
 
-def own_values(image: MetadataImage, resource: metadata_pb2.ConfigResource) -> Mapping[str, str]:
-    """The dynamic values set on the resource itself (not inherited); {} for an unknown topic."""
-    if resource.type == metadata_pb2.CONFIG_RESOURCE_TOPIC:
-        topic = image.topic(resource.topic_name)
-        return {} if topic is None else topic.configs
-    if resource.type == metadata_pb2.CONFIG_RESOURCE_BROKER:
-        return image.broker_configs.get(resource.broker_id, {})
-    if resource.type == metadata_pb2.CONFIG_RESOURCE_GROUP:
-        return image.group_configs.get(resource.group_id, {})
-    return image.cluster_configs
-
-
 def layers(
     image: MetadataImage, resource: metadata_pb2.ConfigResource, static: Mapping[str, str] | None
 ) -> list[tuple[int, Mapping[str, str]]]:
@@ -147,11 +135,11 @@ def layers(
     precedence `describe_configs` applies (topic > cluster; broker > cluster > static)."""
     scope = _scope(resource)
     if scope is configs.ConfigScope.TOPIC:
-        return [(DYNAMIC_TOPIC_CONFIG, own_values(image, resource)), (DYNAMIC_DEFAULT_BROKER_CONFIG, image.cluster_configs)]
+        return [(DYNAMIC_TOPIC_CONFIG, logic.own_config_values(image, resource)), (DYNAMIC_DEFAULT_BROKER_CONFIG, image.cluster_configs)]
     if scope is configs.ConfigScope.GROUP:
-        return [(GROUP_CONFIG, own_values(image, resource)), (DYNAMIC_DEFAULT_BROKER_CONFIG, image.cluster_configs)]
+        return [(GROUP_CONFIG, logic.own_config_values(image, resource)), (DYNAMIC_DEFAULT_BROKER_CONFIG, image.cluster_configs)]
     if scope is configs.ConfigScope.BROKER:
-        found = [(DYNAMIC_BROKER_CONFIG, own_values(image, resource)), (DYNAMIC_DEFAULT_BROKER_CONFIG, image.cluster_configs)]
+        found = [(DYNAMIC_BROKER_CONFIG, logic.own_config_values(image, resource)), (DYNAMIC_DEFAULT_BROKER_CONFIG, image.cluster_configs)]
         return found + ([(STATIC_BROKER_CONFIG, static)] if static is not None else [])
     return [(DYNAMIC_DEFAULT_BROKER_CONFIG, image.cluster_configs)]
 
@@ -354,11 +342,7 @@ class AlterConfigsHandler(_AlterConfigs):
                 raise _Refused(ErrorCode.invalid_request, f"null value not supported for configuration {config.name!r}")
             given.add(config.name)
             change.configs.add(key=config.name, value=config.value, operation=controller_pb2.CONFIG_SET)
-        for key in sorted(set(own_values(image, resource)) - given):
-            change.configs.add(key=key, operation=controller_pb2.CONFIG_DELETE)
-        if not change.configs:
-            logic.config_resource_scope(image, resource)          # an unknown topic still fails
-            return None
+        change.replace_all = True         # the keys not given are deleted by the active controller
         return change
 
 

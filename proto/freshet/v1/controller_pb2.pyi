@@ -362,12 +362,14 @@ class AlterableConfig(_message.Message):
     def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ..., operation: _Optional[_Union[ConfigOperation, str]] = ...) -> None: ...
 
 class AlterConfigsResource(_message.Message):
-    __slots__ = ("resource", "configs")
+    __slots__ = ("resource", "configs", "replace_all")
     RESOURCE_FIELD_NUMBER: _ClassVar[int]
     CONFIGS_FIELD_NUMBER: _ClassVar[int]
+    REPLACE_ALL_FIELD_NUMBER: _ClassVar[int]
     resource: _metadata_pb2.ConfigResource
     configs: _containers.RepeatedCompositeFieldContainer[AlterableConfig]
-    def __init__(self, resource: _Optional[_Union[_metadata_pb2.ConfigResource, _Mapping]] = ..., configs: _Optional[_Iterable[_Union[AlterableConfig, _Mapping]]] = ...) -> None: ...
+    replace_all: bool
+    def __init__(self, resource: _Optional[_Union[_metadata_pb2.ConfigResource, _Mapping]] = ..., configs: _Optional[_Iterable[_Union[AlterableConfig, _Mapping]]] = ..., replace_all: _Optional[bool] = ...) -> None: ...
 
 class IncrementalAlterConfigsRequest(_message.Message):
     __slots__ = ("request_id", "resources", "validate_only")

@@ -148,6 +148,35 @@ def test_configs_are_validated_altered_and_described_with_their_source(cluster):
     }
 
 
+def test_replace_all_deletes_every_override_not_given_as_the_controller_sees_them(cluster):
+    """Kafka's legacy AlterConfigs (whole set): the keys to delete are decided by the active
+    controller from its own image, so an override set a moment ago through another node, which the
+    forwarding broker may not have seen yet, is deleted too."""
+    topic_resource = metadata_pb2.ConfigResource(type=metadata_pb2.CONFIG_RESOURCE_TOPIC, topic_name="replaced")
+    cluster.create_topic(1, "replaced", 1, 1)
+    overrides = [controller_pb2.AlterableConfig(key="retention.ms", value="90000"),
+                 controller_pb2.AlterableConfig(key="cleanup.policy", value="compact")]
+    first = cluster.admin(1).IncrementalAlterConfigs(
+        controller_pb2.IncrementalAlterConfigsRequest(
+            resources=[controller_pb2.AlterConfigsResource(resource=topic_resource, configs=overrides)]
+        ),
+        timeout=10,
+    )
+    assert first.results[0].error.code == E.NONE
+    replaced = cluster.admin(non_controller(cluster)).IncrementalAlterConfigs(
+        controller_pb2.IncrementalAlterConfigsRequest(
+            resources=[controller_pb2.AlterConfigsResource(
+                resource=topic_resource, replace_all=True,
+                configs=[controller_pb2.AlterableConfig(key="segment.ms", value="7200000")],
+            )]
+        ),
+        timeout=10,
+    )
+    assert replaced.results[0].error.code == E.NONE
+    topic = cluster.active_controller().quorum.image.topic("replaced")
+    assert dict(topic.configs) == {"segment.ms": "7200000"}
+
+
 def test_preferred_leader_election_and_a_reassignment_that_moves_data_to_a_new_replica(cluster):
     """Goal: elections on request, and a reassignment that adds a replica completes once the new
     replica caught up through replication and joined the ISR (the leader's AlterPartition); its
