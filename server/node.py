@@ -67,6 +67,7 @@ from freshet.server.controller.active import ActiveController
 from freshet.server.controller.service import ControllerService
 from freshet.server.errors import NodeStartError
 from freshet.server.groups.runtime import GroupRuntime
+from freshet.server.http.console_admin import ConsoleAdmin
 from freshet.server.http.server import NodeView
 from freshet.server.kafka.front_end import KafkaFrontEnd
 from freshet.server.metrics import BrokerMetrics
@@ -616,6 +617,7 @@ class Node:
             is_broker_fenced=is_fenced,
             data_plane=data_plane,
             groups=groups,
+            admin=ConsoleAdmin(self.controller_service, lambda: self.loop),
         )
 
 

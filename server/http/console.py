@@ -216,11 +216,20 @@ def _disk(disk: Mapping | None) -> str:
     return f"<br>log directory {_e(disk['directory'])}: {state}, {free:.2f} GiB free of {total:.2f} GiB"
 
 
+#: The console's pages (console_pages.py renders all but this one), linked from every page.
+NAV_LINKS = (("/", "Overview"), ("/brokers", "Brokers"), ("/topics", "Topics"), ("/groups", "Consumer groups"),
+             ("/charts", "Charts"))
+
+
+def _nav() -> str:
+    return '<nav class="pages">' + " &middot; ".join(f'<a href="{href}">{label}</a>' for href, label in NAV_LINKS) + "</nav>"
+
+
 def _header(viewer: Viewer | None) -> str:
     if viewer is None:
-        return "<h1>Freshet</h1>"
+        return "<h1>Freshet</h1>" + _nav()
     return (
-        f'<h1>Freshet</h1><div>signed in as <b id="principal">{_e(viewer.principal)}</b>'
+        f'<h1>Freshet</h1>{_nav()}<div>signed in as <b id="principal">{_e(viewer.principal)}</b>'
         '<form class="inline" method="post" action="/logout">'
         f'<input type="hidden" name="csrf" value="{_e(viewer.csrf_token)}">'
         '<button type="submit" id="logout">Log out</button></form></div>'
@@ -283,7 +292,7 @@ def render(
         f"{cluster}"
         f"<h2>Consumer groups</h2>{_groups(groups, groups_empty)}"
         f"<h2>Topics</h2>{_topics(topics, topics_empty)}"
-        "<p class=\"muted\">read-only; also /status (JSON), /metrics, /healthz, /readyz</p>"
+        "<p class=\"muted\">actions are on the topic and group pages; also /status (JSON), /metrics, /healthz, /readyz</p>"
         "</body></html>"
     )
     return page.encode()

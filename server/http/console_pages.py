@@ -1,0 +1,217 @@
+"""The console's pages beyond the overview, rendered server-side with Jinja2 templates.
+
+Owns the Jinja2 environment (templates in server/http/templates/, package data; autoescape on,
+undefined names are errors) and, per page, the function that turns the node's state into the
+template's rows: brokers, topics with a server-side search, one topic (partitions, reassignments
+with progress, configs with their source), the confirmation and result pages of actions.
+
+What a viewer may see: the same filter as the overview (console.Viewer): topics and groups it may
+Describe, the brokers with Describe on the cluster. What it may do is not decided here: actions go
+to the node's admin handlers as the viewer (console_admin.py), which refuse like the CLI.
+
+Imports: jinja2, freshet.metadata (image, configs, controller, security), console (Viewer, style).
+Thread-safety: pure functions over immutable inputs; the Environment is thread-safe once built.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+
+import jinja2
+from freshet.metadata.configs import SCHEMA, TOPIC_KEYS
+from freshet.metadata.controller import broker_loads, is_internal_topic
+from freshet.metadata.image import NO_LEADER, MetadataImage, PartitionImage, TopicImage
+from freshet.metadata.security import Operation, ResourceType
+from freshet.server.http.console import _STYLE as BASE_STYLE
+from freshet.server.http.console import NAV_LINKS, Viewer
+
+_ENVIRONMENT = jinja2.Environment(
+    loader=jinja2.PackageLoader("freshet.server.http", "templates"),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+NAV = NAV_LINKS
+
+STYLE = BASE_STYLE + """
+header{display:flex;gap:1.5em;align-items:center;border-bottom:1px solid #ddd;padding-bottom:.5em;margin-bottom:1em}
+nav a{margin-right:1em;text-decoration:none;color:#0550ae}nav a.current{font-weight:700;color:#222}
+.who{margin-left:auto}.brand{font-size:1.2em}form.action{margin:.6em 0}label.inline{display:inline;margin-right:1em}
+button.danger{color:#fff;background:#b00020;border:1px solid #b00020}.confirm{font-size:1.1em}
+form.bar{margin:.4em 0}
+"""
+
+
+@dataclasses.dataclass(frozen=True)
+class Chrome:
+    """What every page shows around its body: who is signed in and the form token. Thread-safe.
+
+    Attributes:
+        viewer: the logged-in principal (security on), None with security off.
+        csrf_token: put in every form; the server refuses a POST without it.
+    """
+
+    viewer: Viewer | None
+    csrf_token: str
+
+    def may_describe(self, resource_type: ResourceType, name: str) -> bool:
+        return self.viewer is None or self.viewer.allows(Operation.DESCRIBE, resource_type, name)
+
+    def may_describe_cluster(self) -> bool:
+        return self.viewer is None or self.viewer.may_describe_cluster()
+
+
+def render(template: str, chrome: Chrome, title: str, section: str, **context) -> bytes:
+    """A page (UTF-8 HTML): `template` inside the layout (navigation, principal, logout)."""
+    page = _ENVIRONMENT.get_template(template).render(
+        title=title, section=section, nav=NAV, style=STYLE, viewer=chrome.viewer,
+        csrf_token=chrome.csrf_token, refresh_seconds=context.pop("refresh_seconds", 0), **context,
+    )
+    return page.encode()
+
+
+def _ids(ids: Sequence[int]) -> str:
+    return ",".join(str(node_id) for node_id in ids) or "-"
+
+
+def brokers_page(chrome: Chrome, image: MetadataImage, status: Mapping) -> bytes:
+    if not chrome.may_describe_cluster():
+        assert chrome.viewer is not None
+        denied = f"{chrome.viewer.principal} is not authorized to Describe the cluster: brokers are not shown."
+        return render("brokers.html", chrome, "Brokers", "/brokers", denied=denied)
+    replicas, leaders = broker_loads(image)
+    rows = []
+    for broker in sorted(image.brokers.values(), key=lambda b: b.node_id):
+        if broker.is_decommissioning:
+            state, state_class = ("decommissioned", "muted") if replicas[broker.node_id] == 0 else ("decommissioning", "warn")
+        elif broker.is_fenced:
+            state, state_class = "fenced", "bad"
+        elif broker.in_controlled_shutdown:
+            state, state_class = "shutting down", "warn"
+        else:
+            state, state_class = "active", "ok"
+        rows.append({
+            "node_id": broker.node_id, "is_controller": broker.node_id == image.controller_id,
+            "address": f"{broker.host}:{broker.port}", "rack": broker.rack or "-", "state": state,
+            "state_class": state_class, "epoch": broker.broker_epoch,
+            "replicas": replicas[broker.node_id], "leaders": leaders[broker.node_id],
+        })
+    controller = status.get("controller_id")
+    return render(
+        "brokers.html", chrome, "Brokers", "/brokers", denied="", brokers=rows,
+        controller=controller if controller not in (None, -1) else "none", quorum=status.get("quorum"),
+    )
+
+
+def _topic_row(topic: TopicImage) -> dict:
+    partitions = topic.partitions
+    return {
+        "name": topic.name, "is_internal": is_internal_topic(topic.name), "partitions": len(partitions),
+        "replication": max((len(p.replicas) for p in partitions), default=0),
+        "offline": sum(p.leader == NO_LEADER for p in partitions),
+        "short": sum(len(p.isr) < len(p.replicas) for p in partitions),
+        "reassigning": sum(p.is_reassigning for p in partitions),
+    }
+
+
+def topics_page(chrome: Chrome, image: MetadataImage, search: str, show_internal: bool) -> bytes:
+    """Topics the viewer may Describe whose name contains `search` (case-insensitive)."""
+    visible = [
+        t for t in sorted(image.topics_by_id.values(), key=lambda t: t.name)
+        if chrome.may_describe(ResourceType.TOPIC, t.name)
+    ]
+    needle = search.strip().lower()
+    shown = [
+        _topic_row(t) for t in visible
+        if needle in t.name.lower() and (show_internal or needle or not is_internal_topic(t.name))
+    ]
+    empty = "no topic matches" if needle else ("no topic that you may Describe" if chrome.viewer else "no topics")
+    return render(
+        "topics.html", chrome, "Topics", "/topics", topics=shown, total=len(visible), search=search,
+        show_internal=show_internal, empty=empty,
+    )
+
+
+def _partition_row(partition: PartitionImage, offsets: Mapping[int, Mapping] | None) -> dict:
+    if partition.leader == NO_LEADER:
+        state, state_class = "offline", "bad"
+    elif len(partition.isr) < len(partition.replicas):
+        state, state_class = "under-replicated", "warn"
+    else:
+        state, state_class = "ok", "ok"
+    found = (offsets or {}).get(partition.partition) or {}
+    preferred = partition.replicas[0] if partition.replicas else NO_LEADER
+
+    def number(key: str) -> str:
+        value = found.get(key)
+        return "-" if value is None else f"{value:,}"
+
+    return {
+        "partition": partition.partition, "leader": None if partition.leader == NO_LEADER else partition.leader,
+        "preferred": preferred, "is_preferred": partition.leader == preferred,
+        "leader_epoch": partition.leader_epoch, "replicas": _ids(partition.replicas), "isr": _ids(partition.isr),
+        "state": state, "state_class": state_class, "log_start": number("log_start_offset"),
+        "high_watermark": number("high_watermark"), "log_end": number("log_end_offset"), "size": number("size_bytes"),
+    }
+
+
+def _reassignment_row(partition: PartitionImage) -> dict:
+    """An in-progress move: progress is how many adding replicas have joined the ISR."""
+    adding = partition.adding_replicas
+    joined = sum(replica in partition.isr for replica in adding)
+    target = [r for r in partition.replicas if r not in partition.removing_replicas]
+    return {
+        "partition": partition.partition, "started_by": "balancer" if partition.is_balancer_move else "user",
+        "target": _ids(target), "adding": _ids(adding), "removing": _ids(partition.removing_replicas),
+        "isr": _ids(partition.isr), "progress": f"{joined}/{len(adding)} new replicas in sync",
+    }
+
+
+def _config_rows(image: MetadataImage, topic: TopicImage) -> list[dict]:
+    rows = []
+    for key in TOPIC_KEYS:
+        if key in topic.configs:
+            value, source = topic.configs[key], "topic"
+        elif key in image.cluster_configs:
+            value, source = image.cluster_configs[key], "cluster"
+        else:
+            default = SCHEMA[key].default
+            value, source = (str(default).lower() if isinstance(default, bool) else str(default)), "default"
+        rows.append({"key": key, "value": value, "source": source, "doc": SCHEMA[key].doc})
+    return rows
+
+
+def topic_page(chrome: Chrome, image: MetadataImage, name: str, offsets: Mapping[int, Mapping] | None,
+               offsets_note: str) -> tuple[int, bytes]:
+    """The topic's page, or 404 when it does not exist or the viewer may not Describe it (the
+    same answer for both, as the CLI gives: no way to probe for names)."""
+    topic = image.topic(name)
+    if topic is None or not chrome.may_describe(ResourceType.TOPIC, name):
+        return 404, result_page(chrome, "Topic not found", f"no topic {name} (or you may not Describe it)", False,
+                                "/topics", "back to topics")
+    return 200, render(
+        "topic.html", chrome, f"Topic {name}", "/topics", name=name, topic_id=topic.topic_id.hex(),
+        is_internal=is_internal_topic(name),
+        partitions=[_partition_row(p, offsets) for p in topic.partitions],
+        reassignments=[_reassignment_row(p) for p in topic.partitions if p.is_reassigning],
+        configs=_config_rows(image, topic), offsets_note=offsets_note,
+    )
+
+
+def confirm_page(chrome: Chrome, question: str, action: str, fields: Sequence[tuple[str, str]], back: str,
+                 button: str, details: Sequence[str] = (), dangerous: bool = False) -> bytes:
+    """The confirmation step of an action: the same fields again, with `confirmed=yes`."""
+    return render(
+        "confirm.html", chrome, "Confirm", back, question=question, action=action, fields=fields,
+        back=back, button=button, details=details, dangerous=dangerous,
+    )
+
+
+def result_page(chrome: Chrome, title: str, message: str, ok: bool, back: str, back_label: str,
+                details: Sequence[str] = ()) -> bytes:
+    return render("result.html", chrome, title, back, message=message, ok=ok, back=back,
+                  back_label=back_label, details=details)
+

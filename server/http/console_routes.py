@@ -1,0 +1,264 @@
+"""The console's URLs beyond `/`: which page a GET shows and what a POSTed action does.
+
+Owns the routing table of the console's pages (GET /brokers, /topics?search=, /topics/NAME, ...)
+and of its actions (POST /actions/NAME). Every action takes two POSTs: the first (from the form on
+a page) validates the fields and answers a confirmation page that repeats them with
+`confirmed=yes`; the second runs the action through `ConsoleAdmin` (the node's gRPC admin handlers,
+as the viewer) and answers a result page: what happened, or the node's one-line refusal. The HTTP
+server (server.py) authenticates the visitor and checks the CSRF token before calling in here.
+
+Imports: urllib, freshet.server.http (console_pages, console_admin), freshet.server.security.
+Thread-safety: `ConsoleRoutes` is thread-safe (it keeps no state of its own between requests).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import urllib.parse
+from collections.abc import Callable, Mapping, Sequence
+
+from freshet.server.http import console_pages
+from freshet.server.http.console_admin import ActionError, ConsoleAdmin
+from freshet.server.http.console_pages import Chrome
+from freshet.server.security.authorizer import Caller
+
+#: GET paths the console answers besides `/` (a topic's pages are under /topics/).
+PAGE_PREFIXES = ("/brokers", "/topics", "/groups", "/charts")
+
+
+@dataclasses.dataclass(frozen=True)
+class Answer:
+    """An HTTP answer of the console: status code and UTF-8 HTML."""
+
+    code: int
+    body: bytes
+
+
+class FormError(ValueError):
+    """A field of an action's form is missing or malformed; str() names it."""
+
+
+def _field(form: Mapping[str, str], name: str) -> str:
+    value = form.get(name, "").strip()
+    if not value:
+        raise FormError(f"the form has no {name}")
+    return value
+
+
+def _integer(form: Mapping[str, str], name: str, minimum: int, required: bool = True) -> int | None:
+    text = form.get(name, "").strip()
+    if not text and not required:
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise FormError(f"{name} must be a whole number, not {text!r}") from None
+    if value < minimum:
+        raise FormError(f"{name} must be at least {minimum}, not {value}")
+    return value
+
+
+def _replica_list(text: str) -> list[int]:
+    try:
+        replicas = [int(part) for part in text.replace(" ", "").split(",") if part]
+    except ValueError:
+        raise FormError(f"replicas must be broker ids separated by commas, not {text!r}") from None
+    if len(set(replicas)) != len(replicas):
+        raise FormError(f"replicas list a broker twice: {text!r}")
+    return replicas
+
+
+def _config_pairs(text: str) -> list[tuple[str, str]]:
+    pairs = []
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        key, equals, value = item.partition("=")
+        if not equals or not key.strip():
+            raise FormError(f"configs are key=value pairs separated by commas, not {item!r}")
+        pairs.append((key.strip(), value.strip()))
+    return pairs
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """A validated action, ready to confirm and then run.
+
+    Attributes:
+        question: what the confirmation page asks ("Delete topic orders and all its records?").
+        details: lines under the question.
+        back: where the result page links back to.
+        run: runs the action as the caller; returns the result message and detail lines.
+        dangerous: the confirmation button is red (deletes, resets).
+    """
+
+    question: str
+    details: Sequence[str]
+    back: str
+    button: str
+    run: Callable[[ConsoleAdmin, Caller], tuple[str, Sequence[str]]]
+    dangerous: bool = False
+
+
+def _topic_back(topic: str) -> str:
+    return "/topics/" + urllib.parse.quote(topic, safe="")
+
+
+def _create_topic(form: Mapping[str, str]) -> Plan:
+    name = _field(form, "topic")
+    partitions = _integer(form, "partitions", 1, required=False)
+    replication = _integer(form, "replication_factor", 1, required=False)
+    configs = _config_pairs(form.get("configs", ""))
+    details = [
+        f"partitions: {partitions if partitions is not None else 'the cluster default (num.partitions)'}",
+        f"replication factor: {replication if replication is not None else 'the cluster default'}",
+    ] + [f"{key} = {value}" for key, value in configs]
+
+    def run(admin: ConsoleAdmin, caller: Caller) -> tuple[str, Sequence[str]]:
+        result = admin.create_topic(caller, name, partitions, replication, configs)
+        return (f"created topic {name} with {result.num_partitions} partitions, "
+                f"replication factor {result.replication_factor}"), ()
+
+    return Plan(f"Create topic {name}?", details, _topic_back(name), "Create topic", run)
+
+
+def _delete_topic(form: Mapping[str, str]) -> Plan:
+    name = _field(form, "topic")
+
+    def run(admin: ConsoleAdmin, caller: Caller) -> tuple[str, Sequence[str]]:
+        admin.delete_topic(caller, name)
+        return f"deleted topic {name}", ()
+
+    return Plan(f"Delete topic {name} and every record in it?", ["This cannot be undone."], "/topics",
+                "Delete topic", run, dangerous=True)
+
+
+def _add_partitions(form: Mapping[str, str]) -> Plan:
+    name = _field(form, "topic")
+    count = _integer(form, "count", 1)
+    assert count is not None
+
+    def run(admin: ConsoleAdmin, caller: Caller) -> tuple[str, Sequence[str]]:
+        admin.add_partitions(caller, name, count)
+        return f"topic {name} now has {count} partitions", ()
+
+    details = ["Keys map to partitions by hash: records with a key may now go to another partition."]
+    return Plan(f"Grow topic {name} to {count} partitions?", details, _topic_back(name), "Add partitions", run)
+
+
+def _alter_config(form: Mapping[str, str]) -> Plan:
+    name, key = _field(form, "topic"), _field(form, "key")
+    operation = form.get("operation", "set")
+    if operation not in ("set", "delete"):
+        raise FormError(f"operation must be set or delete, not {operation!r}")
+    value = None if operation == "delete" else form.get("value", "").strip()
+
+    def run(admin: ConsoleAdmin, caller: Caller) -> tuple[str, Sequence[str]]:
+        admin.alter_topic_config(caller, name, key, value)
+        if value is None:
+            return f"{key} of topic {name} is back to the cluster value or default", ()
+        return f"{key} of topic {name} is now {value}", ()
+
+    question = (f"Remove the override of {key} on topic {name}?" if value is None
+                else f"Set {key} = {value} on topic {name}?")
+    return Plan(question, [], _topic_back(name), "Change config", run)
+
+
+def _elect_leaders(form: Mapping[str, str]) -> Plan:
+    name = _field(form, "topic")
+
+    def run(admin: ConsoleAdmin, caller: Caller) -> tuple[str, Sequence[str]]:
+        return f"preferred-leader election on topic {name}", admin.elect_preferred_leaders(caller, name, [])
+
+    return Plan(f"Move leadership of every partition of {name} to its preferred replica?",
+                ["A partition whose preferred replica is out of the ISR keeps its leader."],
+                _topic_back(name), "Elect preferred leaders", run)
+
+
+def _reassign(form: Mapping[str, str]) -> Plan:
+    name = _field(form, "topic")
+    partition = _integer(form, "partition", 0)
+    assert partition is not None
+    replicas = _replica_list(form.get("replicas", ""))
+
+    def run(admin: ConsoleAdmin, caller: Caller) -> tuple[str, Sequence[str]]:
+        admin.reassign(caller, name, partition, replicas)
+        if not replicas:
+            return f"cancelled the reassignment of {name}-{partition}", ()
+        return f"reassigning {name}-{partition} to {','.join(map(str, replicas))}: progress on the topic page", ()
+
+    if not replicas:
+        return Plan(f"Cancel the reassignment in progress of {name}-{partition}?", [], _topic_back(name),
+                    "Cancel reassignment", run)
+    return Plan(f"Move {name}-{partition} to replicas {','.join(map(str, replicas))}?",
+                ["New replicas copy the log first; the old ones leave once they are in sync."],
+                _topic_back(name), "Reassign", run)
+
+
+#: POST /actions/NAME -> builds the action's plan from its form (raises FormError).
+ACTIONS: dict[str, Callable[[Mapping[str, str]], Plan]] = {
+    "create-topic": _create_topic,
+    "delete-topic": _delete_topic,
+    "add-partitions": _add_partitions,
+    "alter-config": _alter_config,
+    "elect-leaders": _elect_leaders,
+    "reassign": _reassign,
+}
+
+
+class ConsoleRoutes:
+    """The console's pages and actions over the node's readers. Thread-safe.
+
+    Args:
+        view: the node's NodeView (server.py): image, status and the console's data sources.
+        admin: the node's admin handlers for actions; None where the node has none (a test of
+            pages only), and then every action answers that it is not possible here.
+    """
+
+    def __init__(self, view, admin: ConsoleAdmin | None) -> None:
+        self._view = view
+        self._admin = admin
+
+    @staticmethod
+    def serves(path: str) -> bool:
+        return any(path == prefix or path.startswith(prefix + "/") for prefix in PAGE_PREFIXES)
+
+    def get(self, path: str, query: str, chrome: Chrome) -> Answer:
+        params = {name: values[0] for name, values in urllib.parse.parse_qs(query, keep_blank_values=True).items()}
+        view = self._view
+        if path == "/brokers":
+            return Answer(200, console_pages.brokers_page(chrome, view.image(), view.status()))
+        if path == "/topics":
+            page = console_pages.topics_page(chrome, view.image(), params.get("search", ""), params.get("internal") == "1")
+            return Answer(200, page)
+        if path.startswith("/topics/"):
+            name = urllib.parse.unquote(path[len("/topics/"):])
+            if "/" not in name:
+                code, page = console_pages.topic_page(chrome, view.image(), name, None,
+                                                      "log offsets and sizes: see the message browser")
+                return Answer(code, page)
+        return Answer(404, console_pages.result_page(chrome, "Not found", f"no console page at {path}", False, "/", "overview"))
+
+    def post(self, path: str, form: Mapping[str, str], chrome: Chrome, caller: Caller) -> Answer:
+        """An action (CSRF already checked): the confirmation page, or with `confirmed=yes` the result."""
+        name = path[len("/actions/"):] if path.startswith("/actions/") else ""
+        builder = ACTIONS.get(name)
+        if builder is None:
+            return Answer(404, console_pages.result_page(chrome, "Unknown action", f"no action {name or path}", False, "/", "overview"))
+        try:
+            plan = builder(form)
+        except FormError as error:
+            return Answer(400, console_pages.result_page(chrome, "Bad form", str(error), False, "/topics", "back"))
+        if form.get("confirmed") != "yes":
+            fields = [(key, value) for key, value in form.items() if key not in ("csrf", "confirmed")]
+            page = console_pages.confirm_page(chrome, plan.question, path, fields, plan.back, plan.button,
+                                              plan.details, plan.dangerous)
+            return Answer(200, page)
+        if self._admin is None:
+            return Answer(503, console_pages.result_page(chrome, "Not possible here", "this node runs no admin service",
+                                                         False, plan.back, "back"))
+        try:
+            message, details = plan.run(self._admin, caller)
+        except ActionError as error:
+            return Answer(409, console_pages.result_page(chrome, "Refused", str(error), False, plan.back, "back"))
+        return Answer(200, console_pages.result_page(chrome, "Done", message, True, plan.back, "continue", details))

@@ -1,0 +1,207 @@
+"""The console's pages and actions over HTTP: routing, rendering, CSRF, the confirmation step, and
+that an action runs the node's real admin handler as the logged-in principal, so a principal
+without the right gets the CLI's refusal line and nothing changes.
+
+Method: the node's real HTTP server in-process (tests/support/console_server.py) over the image of
+tests/support/secure_images.py; the real ControllerService (its handlers, status.handler, the
+authorizer) over a recording fake controller, on an event loop in a thread (as in the node);
+plain http.client requests that carry the session cookies by hand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import http.client
+import re
+import threading
+import types
+import urllib.parse
+
+import pytest
+from freshet.server import status
+from freshet.server.controller.service import ControllerService
+from freshet.server.http.console_admin import ActionError, ConsoleAdmin
+from freshet.server.security.authentication import Authenticator
+from freshet.server.security.authorizer import Authorizer, Caller
+from freshet.v1 import common_pb2, controller_pb2
+from prometheus_client import CollectorRegistry
+
+from tests.support.console_server import console_server
+from tests.support.secure_images import SETTINGS, password, secure_image
+
+
+class FakeController:
+    """The active controller behind the ControllerService: records what it was asked."""
+
+    is_active = True
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, object]] = []
+
+    async def delete_topics(self, request):
+        self.calls.append(("delete_topics", list(request.names)))
+        return controller_pb2.DeleteTopicsResponse(results=[
+            controller_pb2.DeleteTopicResult(name=name, error=status.ok_detail()) for name in request.names
+        ])
+
+    async def create_topics(self, request):
+        self.calls.append(("create_topics", [(t.name, t.num_partitions) for t in request.topics]))
+        return controller_pb2.CreateTopicsResponse(results=[
+            controller_pb2.CreateTopicResult(name=t.name, error=status.ok_detail(), num_partitions=t.num_partitions,
+                                             replication_factor=1) for t in request.topics
+        ])
+
+    async def create_partitions(self, request):
+        self.calls.append(("create_partitions", [(t.topic, t.count) for t in request.topics]))
+        return controller_pb2.CreatePartitionsResponse(results=[
+            controller_pb2.CreatePartitionsResult(
+                topic=t.topic, error=status.detail(common_pb2.INVALID_PARTITIONS, "orders has 3 partitions; it can only grow"))
+            for t in request.topics
+        ])
+
+
+@contextlib.contextmanager
+def admin_on_a_loop(secure: bool):
+    """A ConsoleAdmin over the real ControllerService (security on or off) and its fake controller."""
+    image = secure_image()
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    controller = FakeController()
+    config = types.SimpleNamespace(node_id=1, request_timeout_ms=2000, controller_listeners={}, broker_configs={})
+    authorizer = Authorizer(SETTINGS if secure else type(SETTINGS)(), lambda: image, CollectorRegistry())
+    service = ControllerService(config, types.SimpleNamespace(image=image), None, controller, None, lambda: 1, authorizer)
+    service.authenticator = Authenticator("SASL_SSL", ("SCRAM-SHA-512",), lambda: image, CollectorRegistry()) if secure else None
+    try:
+        yield ConsoleAdmin(service, lambda: loop), controller
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        loop.close()
+
+
+def test_an_action_runs_the_real_handler_as_the_viewer_and_a_refusal_is_the_clis_line():
+    with admin_on_a_loop(secure=True) as (admin, controller):
+        with pytest.raises(ActionError) as refused:
+            admin.delete_topic(Caller("User:alice", "127.0.0.1"), "orders")
+        assert str(refused.value) == "User:alice is not authorized to Delete topic 'orders'"
+        assert controller.calls == []                              # refused before any side effect
+        admin.delete_topic(Caller("User:admin", "127.0.0.1"), "orders")
+        assert controller.calls == [("delete_topics", ["orders"])]
+        with pytest.raises(ActionError) as invalid:                 # a per-result error, in one line
+            admin.add_partitions(Caller("User:admin", "127.0.0.1"), "orders", 2)
+        assert str(invalid.value) == (
+            "cannot grow topic orders to 2 partitions: orders has 3 partitions; it can only grow (INVALID_PARTITIONS)"
+        )
+
+
+def test_without_security_everyone_may_act_as_with_the_cli():
+    with admin_on_a_loop(secure=False) as (admin, controller):
+        result = admin.create_topic(Caller("User:ANONYMOUS", "127.0.0.1"), "fresh", 4, None)
+        assert result.num_partitions == 4
+        assert controller.calls == [("create_topics", [("fresh", 4)])]
+
+
+# -- over HTTP -------------------------------------------------------------------------------------
+
+
+class Browser:
+    """Requests to one server, keeping its cookies (Secure ones included: 127.0.0.1 only)."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.cookies: dict[str, str] = {}
+
+    def request(self, method: str, path: str, form: dict | None = None) -> tuple[int, str, dict]:
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items())}
+        body = None
+        if form is not None:
+            body = urllib.parse.urlencode(form)
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        connection.request(method, path, body=body, headers=headers)
+        response = connection.getresponse()
+        text = response.read().decode()
+        for header, value in response.getheaders():
+            if header.lower() == "set-cookie":
+                name, _, rest = value.partition("=")
+                self.cookies[name] = rest.split(";", 1)[0]
+        connection.close()
+        return response.status, text, dict(response.getheaders())
+
+    def log_in(self, user: str) -> None:
+        _, page, _ = self.request("GET", "/login")
+        status_code, _, _ = self.request("POST", "/login", {"user": user, "password": password(user), "csrf": csrf_of(page)})
+        assert status_code == 303
+
+
+def csrf_of(page: str) -> str:
+    return re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+
+
+@contextlib.contextmanager
+def server_with_admin(secure: bool):
+    with admin_on_a_loop(secure) as (admin, controller), console_server(secure=secure, admin=admin) as server:
+        yield Browser(server.port), controller
+
+
+def test_every_page_renders_and_the_topic_search_filters_on_the_server():
+    with server_with_admin(secure=False) as (browser, _):
+        for path in ("/", "/brokers", "/topics", "/topics/orders"):
+            code, page, headers = browser.request("GET", path)
+            assert code == 200, path
+            assert headers["Content-Type"] == "text/html; charset=utf-8"
+            assert '<a href="/topics">Topics</a>' in page or 'href="/topics" class="current"' in page
+        _, page, _ = browser.request("GET", "/topics?search=PAY")
+        assert re.findall(r'<a href="/topics/([^"]+)">', page) == ["payments"]
+        assert "1 of 3 topics matching" in page
+        _, page, _ = browser.request("GET", "/topics/orders")
+        assert '<td title="' in page and ">retention.ms</td>" in page and "default" in page
+        code, page, _ = browser.request("GET", "/topics/nope%3Cb%3E")
+        assert code == 404 and "no topic nope&lt;b&gt;" in page
+
+
+def test_an_action_needs_the_form_token_then_a_confirmation_then_runs():
+    with server_with_admin(secure=False) as (browser, controller):
+        _, page, _ = browser.request("GET", "/topics/orders")
+        token = csrf_of(page)
+        code, _, _ = browser.request("POST", "/actions/delete-topic", {"topic": "orders", "csrf": "forged"})
+        assert code == 403 and controller.calls == []
+        code, page, _ = browser.request("POST", "/actions/delete-topic", {"topic": "orders", "csrf": token})
+        assert code == 200 and "Delete topic orders and every record in it?" in page
+        assert controller.calls == []                              # asking is not doing
+        code, page, _ = browser.request("POST", "/actions/delete-topic",
+                                        {"topic": "orders", "csrf": token, "confirmed": "yes"})
+        assert code == 200 and "deleted topic orders" in page
+        assert controller.calls == [("delete_topics", ["orders"])]
+        code, page, _ = browser.request("POST", "/actions/add-partitions", {"topic": "orders", "count": "two", "csrf": token})
+        assert code == 400 and "count must be a whole number, not &#39;two&#39;" in page
+
+
+def test_with_security_a_principal_without_the_right_sees_the_refusal_and_nothing_changes():
+    with server_with_admin(secure=True) as (browser, controller):
+        code, _, headers = browser.request("GET", "/topics")
+        assert code == 303 and headers["Location"] == "/login"
+        code, _, _ = browser.request("POST", "/actions/delete-topic", {"topic": "orders", "csrf": "x"})
+        assert code == 403                                          # no session: no action
+        browser.log_in("alice")
+        _, page, _ = browser.request("GET", "/topics")
+        assert re.findall(r'<a href="/topics/([^"]+)">', page) == ["orders", "payments"]
+        token = csrf_of(page)
+        code, page, _ = browser.request("POST", "/actions/delete-topic",
+                                        {"topic": "orders", "csrf": token, "confirmed": "yes"})
+        assert code == 409 and "User:alice is not authorized to Delete topic &#39;orders&#39;" in page
+        assert controller.calls == []
+        _, page, _ = browser.request("GET", "/brokers")
+        assert "User:alice is not authorized to Describe the cluster" in page
+
+
+def test_the_admin_may_act_with_security_on():
+    with server_with_admin(secure=True) as (browser, controller):
+        browser.log_in("admin")
+        _, page, _ = browser.request("GET", "/topics/orders")
+        code, page, _ = browser.request("POST", "/actions/delete-topic",
+                                        {"topic": "orders", "csrf": csrf_of(page), "confirmed": "yes"})
+        assert code == 200 and "deleted topic orders" in page
+        assert controller.calls == [("delete_topics", ["orders"])]
