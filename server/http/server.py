@@ -374,6 +374,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 self._send(200, (json.dumps(view.status(), indent=2) + "\n").encode(), "application/json")
         elif path == "/":
             self._console()
+        elif path == "/favicon.ico":
+            self._send(204, b"", TEXT)           # browsers ask on every page: no icon, and no error
         elif self.server.routes.serves(path):
             self._console_page(path, self.path.partition("?")[2])
         elif path == "/login" and guard.enabled:

@@ -19,22 +19,14 @@ webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is in the
 from selenium.webdriver.common.by import By  # noqa: E402 - after the importorskip above
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
+from tests.support.browser import chrome  # noqa: E402 - imports selenium
+
 
 @pytest.fixture
-def browser(chromium, tmp_path, monkeypatch):
+def browser(chromium, tmp_path):
     binary, driver_path = chromium
-    monkeypatch.setenv("SE_OFFLINE", "true")   # never let Selenium Manager download a browser or driver
-    options = webdriver.ChromeOptions()
-    options.binary_location = binary
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                     "--no-first-run", "--disable-extensions", f"--user-data-dir={tmp_path / 'profile'}"):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=driver_path))
-    driver.set_page_load_timeout(20)
-    try:
+    with chrome(binary, driver_path, tmp_path / "profile") as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 def log_in(driver, user: str, secret: str) -> None:

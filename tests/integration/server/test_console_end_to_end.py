@@ -1,0 +1,107 @@
+"""The console end to end in a real browser against a real node: every page renders without a
+script error, and an operator creates a topic through the UI (form, confirmation, result), sees
+it in the topic list and on its page, and changes one of its configs.
+
+Method: one in-process combined node (tests/support/inprocess_nodes.py: real gRPC, HTTP, Raft),
+Debian's headless Chromium driven by Selenium (tests/support/browser.py), the browser console's
+log checked for SEVERE entries after every page. With FRESHET_UPDATE_SCREENSHOTS=1 the test also
+writes the README's screenshots (tests/screenshots/console-*.png).
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+
+import pytest
+
+from tests.support.inprocess_nodes import InProcessCluster
+from tests.support.waiting import wait_until
+
+pytest.importorskip("selenium.webdriver", reason="selenium is in the dev extras: pip install -e '.[dev]'")
+from selenium.webdriver.common.by import By  # noqa: E402 - after the importorskip above
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+from tests.support.browser import chrome, severe_log_entries  # noqa: E402 - imports selenium
+
+SCREENSHOTS = pathlib.Path(__file__).resolve().parents[2] / "screenshots"
+
+
+@pytest.fixture
+def node(tmp_path):
+    with InProcessCluster(tmp_path / "nodes", controllers=1) as nodes:
+        nodes.start_all()
+        yield nodes
+
+
+@pytest.fixture
+def browser(chromium, tmp_path):
+    binary, driver_path = chromium
+    with chrome(binary, driver_path, tmp_path / "profile") as driver:
+        yield driver
+
+
+def screenshot(driver, name: str) -> None:
+    if os.environ.get("FRESHET_UPDATE_SCREENSHOTS") == "1":
+        SCREENSHOTS.mkdir(exist_ok=True)
+        assert driver.save_screenshot(str(SCREENSHOTS / f"console-{name}.png"))
+
+
+def visit(driver, url: str, title: str) -> None:
+    """Load a page and check it: its title, and no script error in the browser console."""
+    driver.get(url)
+    assert driver.find_element(By.TAG_NAME, "title").get_attribute("textContent").startswith(title), url
+    assert severe_log_entries(driver) == [], url
+
+
+def submit_and_confirm(driver, form_id: str) -> str:
+    """Submit a form, check the confirmation page, confirm; the result line."""
+    driver.find_element(By.CSS_SELECTOR, f"#{form_id} button[type=submit]").click()
+    WebDriverWait(driver, 10).until(lambda d: d.find_elements(By.ID, "confirm"))
+    assert severe_log_entries(driver) == []
+    driver.find_element(By.ID, "confirm").click()
+    WebDriverWait(driver, 20).until(lambda d: d.find_elements(By.ID, "result"))
+    assert severe_log_entries(driver) == []
+    return driver.find_element(By.ID, "result").text
+
+
+def test_every_page_renders_and_a_topic_is_created_and_configured_through_the_ui(node, browser):
+    base = f"http://127.0.0.1:{node.ports[1] + 2}"
+    visit(browser, base + "/", "Freshet")
+    visit(browser, base + "/brokers", "Brokers")
+    assert "active" in browser.find_element(By.ID, "brokers").text
+    screenshot(browser, "brokers")
+
+    visit(browser, base + "/topics", "Topics")
+    browser.find_element(By.ID, "new-topic").send_keys("orders")
+    browser.find_element(By.ID, "new-partitions").send_keys("3")
+    browser.find_element(By.ID, "new-replication").send_keys("1")
+    assert submit_and_confirm(browser, "create-topic") == "created topic orders with 3 partitions, replication factor 1"
+    wait_until(lambda: node.nodes[1].publisher.image.topic("orders") is not None, 10, "orders in the image")
+
+    visit(browser, base + "/topics?search=ord", "Topics")
+    assert [a.text for a in browser.find_elements(By.CSS_SELECTOR, "#topics a")] == ["orders"]
+    screenshot(browser, "topics")
+    browser.find_element(By.LINK_TEXT, "orders").click()
+    WebDriverWait(browser, 10).until(lambda d: d.find_elements(By.ID, "partitions"))
+    assert severe_log_entries(browser) == []
+    rows = browser.find_elements(By.CSS_SELECTOR, "#partitions tbody tr")
+    assert [row.find_elements(By.TAG_NAME, "td")[1].text for row in rows] == ["1", "1", "1"]   # the leader
+    screenshot(browser, "topic")
+
+    field = browser.find_element(By.CSS_SELECTOR, "input[aria-label='retention.ms']")
+    field.clear()
+    field.send_keys("3600000")
+    field.find_element(By.XPATH, "./following-sibling::button[@value='set']").click()
+    WebDriverWait(browser, 10).until(lambda d: d.find_elements(By.ID, "confirm"))
+    assert browser.find_element(By.ID, "question").text == "Set retention.ms = 3600000 on topic orders?"
+    browser.find_element(By.ID, "confirm").click()
+    WebDriverWait(browser, 20).until(lambda d: d.find_elements(By.ID, "result"))
+    assert browser.find_element(By.ID, "result").text == "retention.ms of topic orders is now 3600000"
+    wait_until(lambda: node.nodes[1].publisher.image.topic("orders").configs.get("retention.ms") == "3600000",
+               10, "retention.ms in the image")
+
+    visit(browser, base + "/topics/orders", "Topic orders")
+    assert submit_and_confirm(browser, "add-partitions") == "topic orders now has 4 partitions"
+    visit(browser, base + "/topics/orders", "Topic orders")
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#partitions tbody tr")) == 4
