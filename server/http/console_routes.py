@@ -234,10 +234,17 @@ class ConsoleRoutes:
         if path.startswith("/topics/"):
             name = urllib.parse.unquote(path[len("/topics/"):])
             if "/" not in name:
-                code, page = console_pages.topic_page(chrome, view.image(), name, None,
-                                                      "log offsets and sizes: see the message browser")
+                offsets = self._led_here(view.status(), name)
+                note = "log offsets and sizes of the partitions this node leads; - where another broker leads"
+                code, page = console_pages.topic_page(chrome, view.image(), name, offsets, note)
                 return Answer(code, page)
         return Answer(404, console_pages.result_page(chrome, "Not found", f"no console page at {path}", False, "/", "overview"))
+
+    @staticmethod
+    def _led_here(status: Mapping, topic: str) -> dict[int, Mapping]:
+        """partition -> this node's /status entry (offsets, size) of the topic's partitions it leads."""
+        partitions = (status.get("data_plane") or {}).get("partitions") or ()
+        return {p["partition"]: p for p in partitions if p.get("topic") == topic and p.get("role") == "leader"}
 
     def post(self, path: str, form: Mapping[str, str], chrome: Chrome, caller: Caller) -> Answer:
         """An action (CSRF already checked): the confirmation page, or with `confirmed=yes` the result."""

@@ -86,7 +86,9 @@ def test_every_page_renders_and_a_topic_is_created_and_configured_through_the_ui
     WebDriverWait(browser, 10).until(lambda d: d.find_elements(By.ID, "partitions"))
     assert severe_log_entries(browser) == []
     rows = browser.find_elements(By.CSS_SELECTOR, "#partitions tbody tr")
-    assert [row.find_elements(By.TAG_NAME, "td")[1].text for row in rows] == ["1", "1", "1"]   # the leader
+    cells = [[cell.text for cell in row.find_elements(By.TAG_NAME, "td")] for row in rows]
+    assert [c[1] for c in cells] == ["1", "1", "1"]                 # the leader
+    assert [c[6:9] for c in cells] == [["0", "0", "0"]] * 3         # log start, high watermark, log end
     screenshot(browser, "topic")
 
     field = browser.find_element(By.CSS_SELECTOR, "input[aria-label='retention.ms']")
