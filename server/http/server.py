@@ -138,6 +138,8 @@ class NodeView:
     is_broker_fenced: Callable[[], bool | None]       # None without the broker role
     data_plane: Callable[[], dict | None] = lambda: None   # gauges of the data plane; None without the broker role
     groups: Callable[[], list[dict] | None] = lambda: None  # groups coordinated here (console); None: no coordinator
+    # The console's data layer (server/http/console_data/backend.py ConsoleBackend); None without the broker role.
+    console_data: Callable[[], object | None] = lambda: None
 
 
 def _balance_families(image: MetadataImage):
