@@ -3,11 +3,12 @@
 Owns the routing table of the console's pages (GET /brokers, /topics?search=, /topics/NAME, ...)
 and of its actions (POST /actions/NAME). Every action takes two POSTs: the first (from the form on
 a page) validates the fields and answers a confirmation page that repeats them with
-`confirmed=yes`; the second runs the action through `ConsoleAdmin` (the node's gRPC admin handlers,
-as the viewer) and answers a result page: what happened, or the node's one-line refusal. The HTTP
+`confirmed=yes`; the second runs the action through console_data.actions (the node's gRPC admin
+handlers as the viewer, the SDK's group admin after the viewer's rights are checked) and answers a
+result page: what happened, or the node's one-line refusal. The HTTP
 server (server.py) authenticates the visitor and checks the CSRF token before calling in here.
 
-Imports: urllib, freshet.server.http (console_pages, console_admin), freshet.server.security.
+Imports: urllib, freshet.server.http (console_pages, console_data), freshet.server.security.
 Thread-safety: `ConsoleRoutes` is thread-safe (it keeps no state of its own between requests).
 """
 
@@ -18,7 +19,8 @@ import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 
 from freshet.server.http import console_pages
-from freshet.server.http.console_admin import ActionError, ConsoleAdmin
+from freshet.server.http.console_data import actions
+from freshet.server.http.console_data.backend import ActionRefused, ConsoleBackend
 from freshet.server.http.console_pages import Chrome
 from freshet.server.security.authorizer import Caller
 
@@ -96,7 +98,7 @@ class Plan:
     details: Sequence[str]
     back: str
     button: str
-    run: Callable[[ConsoleAdmin, Caller], tuple[str, Sequence[str]]]
+    run: Callable[[ConsoleBackend, Caller], tuple[str, Sequence[str]]]
     dangerous: bool = False
 
 
@@ -114,9 +116,9 @@ def _create_topic(form: Mapping[str, str]) -> Plan:
         f"replication factor: {replication if replication is not None else 'the cluster default'}",
     ] + [f"{key} = {value}" for key, value in configs]
 
-    def run(admin: ConsoleAdmin, caller: Caller) -> tuple[str, Sequence[str]]:
-        result = admin.create_topic(caller, name, partitions, replication, configs)
-        return (f"created topic {name} with {result.num_partitions} partitions, "
+    def run(backend: ConsoleBackend, caller: Caller) -> tuple[str, Sequence[str]]:
+        result = actions.create_topic(backend, caller, name, partitions, replication, dict(configs))
+        return (f"created topic {name} with {result.partitions} partitions, "
                 f"replication factor {result.replication_factor}"), ()
 
     return Plan(f"Create topic {name}?", details, _topic_back(name), "Create topic", run)
@@ -125,8 +127,8 @@ def _create_topic(form: Mapping[str, str]) -> Plan:
 def _delete_topic(form: Mapping[str, str]) -> Plan:
     name = _field(form, "topic")
 
-    def run(admin: ConsoleAdmin, caller: Caller) -> tuple[str, Sequence[str]]:
-        admin.delete_topic(caller, name)
+    def run(backend: ConsoleBackend, caller: Caller) -> tuple[str, Sequence[str]]:
+        actions.delete_topic(backend, caller, name)
         return f"deleted topic {name}", ()
 
     return Plan(f"Delete topic {name} and every record in it?", ["This cannot be undone."], "/topics",
@@ -138,8 +140,8 @@ def _add_partitions(form: Mapping[str, str]) -> Plan:
     count = _integer(form, "count", 1)
     assert count is not None
 
-    def run(admin: ConsoleAdmin, caller: Caller) -> tuple[str, Sequence[str]]:
-        admin.add_partitions(caller, name, count)
+    def run(backend: ConsoleBackend, caller: Caller) -> tuple[str, Sequence[str]]:
+        actions.add_partitions(backend, caller, name, count)
         return f"topic {name} now has {count} partitions", ()
 
     details = ["Keys map to partitions by hash: records with a key may now go to another partition."]
@@ -153,10 +155,11 @@ def _alter_config(form: Mapping[str, str]) -> Plan:
         raise FormError(f"operation must be set or delete, not {operation!r}")
     value = None if operation == "delete" else form.get("value", "").strip()
 
-    def run(admin: ConsoleAdmin, caller: Caller) -> tuple[str, Sequence[str]]:
-        admin.alter_topic_config(caller, name, key, value)
+    def run(backend: ConsoleBackend, caller: Caller) -> tuple[str, Sequence[str]]:
         if value is None:
+            actions.alter_configs(backend, caller, "topic", name, delete_configs=[key])
             return f"{key} of topic {name} is back to the cluster value or default", ()
+        actions.alter_configs(backend, caller, "topic", name, set_configs={key: value})
         return f"{key} of topic {name} is now {value}", ()
 
     question = (f"Remove the override of {key} on topic {name}?" if value is None
@@ -167,8 +170,17 @@ def _alter_config(form: Mapping[str, str]) -> Plan:
 def _elect_leaders(form: Mapping[str, str]) -> Plan:
     name = _field(form, "topic")
 
-    def run(admin: ConsoleAdmin, caller: Caller) -> tuple[str, Sequence[str]]:
-        return f"preferred-leader election on topic {name}", admin.elect_preferred_leaders(caller, name, [])
+    def run(backend: ConsoleBackend, caller: Caller) -> tuple[str, Sequence[str]]:
+        lines = []
+        for result in actions.elect_preferred(backend, caller, name):
+            where = f"{result.topic}-{result.partition}"
+            if result.error is None:
+                lines.append(f"{where}: leader is now {result.leader}")
+            elif result.error == "ELECTION_NOT_NEEDED":
+                lines.append(f"{where}: already led by its preferred replica {result.leader}")
+            else:
+                lines.append(f"{where}: not moved ({result.error})")
+        return f"preferred-leader election on topic {name}", lines
 
     return Plan(f"Move leadership of every partition of {name} to its preferred replica?",
                 ["A partition whose preferred replica is out of the ISR keeps its leader."],
@@ -181,8 +193,8 @@ def _reassign(form: Mapping[str, str]) -> Plan:
     assert partition is not None
     replicas = _replica_list(form.get("replicas", ""))
 
-    def run(admin: ConsoleAdmin, caller: Caller) -> tuple[str, Sequence[str]]:
-        admin.reassign(caller, name, partition, replicas)
+    def run(backend: ConsoleBackend, caller: Caller) -> tuple[str, Sequence[str]]:
+        actions.reassign(backend, caller, name, partition, replicas)
         if not replicas:
             return f"cancelled the reassignment of {name}-{partition}", ()
         return f"reassigning {name}-{partition} to {','.join(map(str, replicas))}: progress on the topic page", ()
@@ -210,14 +222,12 @@ class ConsoleRoutes:
     """The console's pages and actions over the node's readers. Thread-safe.
 
     Args:
-        view: the node's NodeView (server.py): image, status and the console's data sources.
-        admin: the node's admin handlers for actions; None where the node has none (a test of
-            pages only), and then every action answers that it is not possible here.
+        view: the node's NodeView (server.py): image, status and `console_data()`, the data
+            layer's backend (None on a node without the broker role: no action there).
     """
 
-    def __init__(self, view, admin: ConsoleAdmin | None) -> None:
+    def __init__(self, view) -> None:
         self._view = view
-        self._admin = admin
 
     @staticmethod
     def serves(path: str) -> bool:
@@ -261,11 +271,16 @@ class ConsoleRoutes:
             page = console_pages.confirm_page(chrome, plan.question, path, fields, plan.back, plan.button,
                                               plan.details, plan.dangerous)
             return Answer(200, page)
-        if self._admin is None:
-            return Answer(503, console_pages.result_page(chrome, "Not possible here", "this node runs no admin service",
-                                                         False, plan.back, "back"))
+        backend = self._view.console_data()
+        if backend is None:
+            return Answer(503, console_pages.result_page(
+                chrome, "Not possible here", "this node has no broker role: use the console of a broker", False,
+                plan.back, "back"))
         try:
-            message, details = plan.run(self._admin, caller)
-        except ActionError as error:
-            return Answer(409, console_pages.result_page(chrome, "Refused", str(error), False, plan.back, "back"))
+            message, details = plan.run(backend, caller)
+        except ActionRefused as error:
+            return Answer(409, console_pages.result_page(chrome, "Refused", error.message, False, plan.back, "back",
+                                                         [error.code_name]))
+        except ValueError as error:
+            return Answer(400, console_pages.result_page(chrome, "Bad form", str(error), False, plan.back, "back"))
         return Answer(200, console_pages.result_page(chrome, "Done", message, True, plan.back, "continue", details))

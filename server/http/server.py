@@ -72,7 +72,6 @@ from collections.abc import Callable, Sequence
 from freshet.metadata.image import NO_LEADER, MetadataImage
 from freshet.metadata.security import ANONYMOUS, CLUSTER_NAME, Operation, ResourceType
 from freshet.server.http import console
-from freshet.server.http.console_admin import ConsoleAdmin
 from freshet.server.http.console_pages import Chrome
 from freshet.server.http.console_routes import ConsoleRoutes
 from freshet.server.http.login import (
@@ -141,7 +140,8 @@ class NodeView:
     is_broker_fenced: Callable[[], bool | None]       # None without the broker role
     data_plane: Callable[[], dict | None] = lambda: None   # gauges of the data plane; None without the broker role
     groups: Callable[[], list[dict] | None] = lambda: None  # groups coordinated here (console); None: no coordinator
-    admin: ConsoleAdmin | None = None                # the console's actions (the node's admin handlers); None: none
+    # The console's data layer (server/http/console_data/backend.py ConsoleBackend); None without the broker role.
+    console_data: Callable[[], object | None] = lambda: None
 
 
 def _balance_families(image: MetadataImage):
@@ -312,7 +312,7 @@ class _Listener(http.server.ThreadingHTTPServer):
         self.ssl_context = ssl_context
         self.metrics_only = metrics_only
         self.session_cookie_max_age_s = int(guard.sessions.lifetime_s)
-        self.routes = ConsoleRoutes(view, view.admin)
+        self.routes = ConsoleRoutes(view)
         # Security off: no session to bind a CSRF token to; the forms carry this listener's own
         # token, which another site cannot read (same-origin policy), so it cannot forge a POST.
         self.form_token = secrets.token_urlsafe(32)

@@ -82,40 +82,6 @@ def bearer_token(context) -> str | None:
     return None
 
 
-class InProcessCall:
-    """The context of a gRPC handler called inside the node, not over the wire (the web console's
-    actions, server/http/console_admin.py): it names its caller itself, the principal of the
-    console's login session, so the handler authorizes that principal exactly as it would the
-    CLI's. Only code in this process can make one; nothing on the wire maps to it. Not
-    thread-safe (one call)."""
-
-    def __init__(self, caller: Caller) -> None:
-        self.caller = caller
-
-    def peer(self) -> str:
-        return ""
-
-    def invocation_metadata(self) -> tuple:
-        return ()
-
-    def time_remaining(self) -> float | None:
-        return None
-
-    async def abort(self, code, details: str = "", trailing_metadata=()) -> None:
-        raise InProcessCallError(code, details, tuple(trailing_metadata or ()))
-
-
-class InProcessCallError(Exception):
-    """A handler called through an InProcessCall ended the call with a gRPC status (`code`, the
-    one-line `details`, the trailing metadata carrying the ErrorDetail)."""
-
-    def __init__(self, code, details: str, trailing_metadata: tuple) -> None:
-        super().__init__(details)
-        self.code = code
-        self.details = details
-        self.trailing_metadata = trailing_metadata
-
-
 class Authenticator:
     """The node's authentication (module docstring). Thread-safe."""
 
@@ -209,8 +175,6 @@ class Authenticator:
         Raises:
             AuthenticationError: SASL_SSL and neither a valid session token nor a client certificate.
         """
-        if isinstance(context, InProcessCall):
-            return context.caller          # the console authenticated its user (login session)
         host = grpc_peer_host(context.peer())
         token = bearer_token(context) if self.is_sasl else None
         if token is not None:

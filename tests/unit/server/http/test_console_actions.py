@@ -21,8 +21,8 @@ import urllib.parse
 import pytest
 from freshet.server import status
 from freshet.server.controller.service import ControllerService
-from freshet.server.http.console_admin import ActionError, ConsoleAdmin
-from freshet.server.security.authentication import Authenticator
+from freshet.server.http.console_data import actions
+from freshet.server.http.console_data.backend import ActionRefused, ConsoleBackend
 from freshet.server.security.authorizer import Authorizer, Caller
 from freshet.v1 import common_pb2, controller_pb2
 from prometheus_client import CollectorRegistry
@@ -63,7 +63,8 @@ class FakeController:
 
 @contextlib.contextmanager
 def admin_on_a_loop(secure: bool):
-    """A ConsoleAdmin over the real ControllerService (security on or off) and its fake controller."""
+    """A ConsoleBackend over the real ControllerService (security on or off) and its fake controller.
+    Its transport (the group actions' SDK channels) is None: these tests act on topics only."""
     image = secure_image()
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
@@ -72,9 +73,10 @@ def admin_on_a_loop(secure: bool):
     config = types.SimpleNamespace(node_id=1, request_timeout_ms=2000, controller_listeners={}, broker_configs={})
     authorizer = Authorizer(SETTINGS if secure else type(SETTINGS)(), lambda: image, CollectorRegistry())
     service = ControllerService(config, types.SimpleNamespace(image=image), None, controller, None, lambda: 1, authorizer)
-    service.authenticator = Authenticator("SASL_SSL", ("SCRAM-SHA-512",), lambda: image, CollectorRegistry()) if secure else None
+    backend = ConsoleBackend(node_id=1, image=lambda: image, authorizer=authorizer, loop=loop,
+                             controller_service=service, transport=None)
     try:
-        yield ConsoleAdmin(service, lambda: loop), controller
+        yield backend, controller
     finally:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(5)
@@ -82,24 +84,22 @@ def admin_on_a_loop(secure: bool):
 
 
 def test_an_action_runs_the_real_handler_as_the_viewer_and_a_refusal_is_the_clis_line():
-    with admin_on_a_loop(secure=True) as (admin, controller):
-        with pytest.raises(ActionError) as refused:
-            admin.delete_topic(Caller("User:alice", "127.0.0.1"), "orders")
-        assert str(refused.value) == "User:alice is not authorized to Delete topic 'orders'"
+    with admin_on_a_loop(secure=True) as (backend, controller):
+        with pytest.raises(ActionRefused) as refused:
+            actions.delete_topic(backend, Caller("User:alice", "127.0.0.1"), "orders")
+        assert refused.value.message == "User:alice is not authorized to Delete topic 'orders'"
         assert controller.calls == []                              # refused before any side effect
-        admin.delete_topic(Caller("User:admin", "127.0.0.1"), "orders")
+        actions.delete_topic(backend, Caller("User:admin", "127.0.0.1"), "orders")
         assert controller.calls == [("delete_topics", ["orders"])]
-        with pytest.raises(ActionError) as invalid:                 # a per-result error, in one line
-            admin.add_partitions(Caller("User:admin", "127.0.0.1"), "orders", 2)
-        assert str(invalid.value) == (
-            "cannot grow topic orders to 2 partitions: orders has 3 partitions; it can only grow (INVALID_PARTITIONS)"
-        )
+        with pytest.raises(ActionRefused) as invalid:               # a per-result error
+            actions.add_partitions(backend, Caller("User:admin", "127.0.0.1"), "orders", 2)
+        assert str(invalid.value) == "INVALID_PARTITIONS: orders has 3 partitions; it can only grow"
 
 
 def test_without_security_everyone_may_act_as_with_the_cli():
-    with admin_on_a_loop(secure=False) as (admin, controller):
-        result = admin.create_topic(Caller("User:ANONYMOUS", "127.0.0.1"), "fresh", 4, None)
-        assert result.num_partitions == 4
+    with admin_on_a_loop(secure=False) as (backend, controller):
+        result = actions.create_topic(backend, Caller(), "fresh", 4, None)
+        assert result.partitions == 4
         assert controller.calls == [("create_topics", [("fresh", 4)])]
 
 
@@ -142,7 +142,7 @@ def csrf_of(page: str) -> str:
 
 @contextlib.contextmanager
 def server_with_admin(secure: bool):
-    with admin_on_a_loop(secure) as (admin, controller), console_server(secure=secure, admin=admin) as server:
+    with admin_on_a_loop(secure) as (backend, controller), console_server(secure=secure, backend=backend) as server:
         yield Browser(server.port), controller
 
 
