@@ -201,6 +201,24 @@ def topic_page(chrome: Chrome, image: MetadataImage, name: str, offsets: Mapping
     )
 
 
+def groups_page(chrome: Chrome, found, unavailable: str = "") -> bytes:
+    """Every group of the cluster the viewer may Describe (`found`: console_data.groups.ClusterGroups),
+    or one line saying why there is no list on this node."""
+    if found is None:
+        return render("groups.html", chrome, "Consumer groups", "/groups", unavailable=unavailable)
+    empty = "no group that you may Describe" if chrome.viewer else "no consumer group"
+    return render(
+        "groups.html", chrome, "Consumer groups", "/groups", unavailable="", groups=found.groups,
+        failures=found.failures, elapsed_s=found.elapsed_s, empty=empty,
+    )
+
+
+def group_page(chrome: Chrome, detail) -> bytes:
+    """One group (`detail`: console_data.groups.GroupDetail): members, assignment, lag; actions."""
+    topics = sorted({p.topic for p in detail.partitions} | {t for m in detail.members for t, _ in m.assignment})
+    return render("group.html", chrome, f"Group {detail.group}", "/groups", g=detail, topics=topics)
+
+
 def confirm_page(chrome: Chrome, question: str, action: str, fields: Sequence[tuple[str, str]], back: str,
                  button: str, details: Sequence[str] = (), dangerous: bool = False) -> bytes:
     """The confirmation step of an action: the same fields again, with `confirmed=yes`."""

@@ -15,11 +15,12 @@ Thread-safety: `ConsoleRoutes` is thread-safe (it keeps no state of its own betw
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 
 from freshet.server.http import console_pages
-from freshet.server.http.console_data import actions
+from freshet.server.http.console_data import actions, groups
 from freshet.server.http.console_data.backend import ActionRefused, ConsoleBackend
 from freshet.server.http.console_pages import Chrome
 from freshet.server.security.authorizer import Caller
@@ -92,6 +93,7 @@ class Plan:
         back: where the result page links back to.
         run: runs the action as the caller; returns the result message and detail lines.
         dangerous: the confirmation button is red (deletes, resets).
+        preview: what the action would change, computed for the confirmation page (a dry run).
     """
 
     question: str
@@ -100,6 +102,7 @@ class Plan:
     button: str
     run: Callable[[ConsoleBackend, Caller], tuple[str, Sequence[str]]]
     dangerous: bool = False
+    preview: Callable[[ConsoleBackend, Caller], Sequence[str]] | None = None
 
 
 def _topic_back(topic: str) -> str:
@@ -207,6 +210,70 @@ def _reassign(form: Mapping[str, str]) -> Plan:
                 _topic_back(name), "Reassign", run)
 
 
+def _group_back(group: str) -> str:
+    return "/groups/" + urllib.parse.quote(group, safe="")
+
+
+def _reset_offsets(form: Mapping[str, str]) -> Plan:
+    """Reset a group's offsets of one topic: earliest, latest, an offset, a date and time, or a
+    shift of each partition's committed offset by N (clamped to the log, as the CLI clamps)."""
+    group, topic = _field(form, "group"), _field(form, "topic")
+    mode = form.get("mode", "")
+    value = form.get("value", "").strip()
+    if mode not in ("earliest", "latest", "offset", "datetime", "shift"):
+        raise FormError(f"mode must be earliest, latest, offset, datetime or shift, not {mode!r}")
+    target: dict = {}
+    if mode in ("earliest", "latest"):
+        target = {f"to_{mode}": True}
+    elif mode == "offset":
+        target = {"to_offset": _integer(form, "value", 0)}
+    elif mode == "datetime":
+        if not value:
+            raise FormError("a date and time is needed, e.g. 2026-12-07T09:00 (UTC)")
+        try:
+            datetime.datetime.fromisoformat(value)
+        except ValueError:
+            raise FormError(f"value must be an ISO date and time such as 2026-12-07T09:00, not {value!r}") from None
+        target = {"to_datetime": value}
+    else:
+        shift = _integer(form, "value", -(2**63))
+        assert shift is not None
+
+    def plans(backend: ConsoleBackend, caller: Caller, execute: bool) -> list:
+        if mode != "shift":
+            return actions.reset_group_offsets(backend, caller, group, topic, execute=execute, **target)
+        committed = {p.partition: p.committed_offset for p in groups.describe_group(backend, caller, group).partitions
+                     if p.topic == topic and p.committed_offset is not None}
+        if not committed:
+            raise FormError(f"group {group} has no committed offset on {topic} to shift")
+        return [plan for partition, offset in sorted(committed.items())
+                for plan in actions.reset_group_offsets(backend, caller, group, topic, to_offset=max(0, offset + shift),
+                                                        partitions=[partition], execute=execute)]
+
+    def lines(found: list) -> list[str]:
+        return [f"{p.topic}-{p.partition}: {'-' if p.current_offset is None else p.current_offset} -> {p.new_offset}"
+                for p in found]
+
+    def run(backend: ConsoleBackend, caller: Caller) -> tuple[str, Sequence[str]]:
+        return f"reset the offsets of group {group} on {topic}", lines(plans(backend, caller, True))
+
+    what = {"earliest": "the earliest offsets", "latest": "the latest offsets", "offset": f"offset {value}",
+            "datetime": f"the first offsets at or after {value} UTC", "shift": f"their committed offsets shifted by {value}"}
+    return Plan(f"Reset the offsets of group {group} on topic {topic} to {what[mode]}?", [], _group_back(group),
+                "Reset offsets", run, dangerous=True, preview=lambda backend, caller: lines(plans(backend, caller, False)))
+
+
+def _delete_group(form: Mapping[str, str]) -> Plan:
+    group = _field(form, "group")
+
+    def run(backend: ConsoleBackend, caller: Caller) -> tuple[str, Sequence[str]]:
+        actions.delete_group(backend, caller, group)
+        return f"deleted group {group} and its committed offsets", ()
+
+    return Plan(f"Delete group {group} and its committed offsets?", ["This cannot be undone."], "/groups",
+                "Delete group", run, dangerous=True)
+
+
 #: POST /actions/NAME -> builds the action's plan from its form (raises FormError).
 ACTIONS: dict[str, Callable[[Mapping[str, str]], Plan]] = {
     "create-topic": _create_topic,
@@ -215,6 +282,8 @@ ACTIONS: dict[str, Callable[[Mapping[str, str]], Plan]] = {
     "alter-config": _alter_config,
     "elect-leaders": _elect_leaders,
     "reassign": _reassign,
+    "reset-offsets": _reset_offsets,
+    "delete-group": _delete_group,
 }
 
 
@@ -233,7 +302,7 @@ class ConsoleRoutes:
     def serves(path: str) -> bool:
         return any(path == prefix or path.startswith(prefix + "/") for prefix in PAGE_PREFIXES)
 
-    def get(self, path: str, query: str, chrome: Chrome) -> Answer:
+    def get(self, path: str, query: str, chrome: Chrome, caller: Caller) -> Answer:
         params = {name: values[0] for name, values in urllib.parse.parse_qs(query, keep_blank_values=True).items()}
         view = self._view
         if path == "/brokers":
@@ -248,7 +317,25 @@ class ConsoleRoutes:
                 note = "log offsets and sizes of the partitions this node leads; - where another broker leads"
                 code, page = console_pages.topic_page(chrome, view.image(), name, offsets, note)
                 return Answer(code, page)
+        if path == "/groups" or path.startswith("/groups/"):
+            return self._groups(path, chrome, caller)
         return Answer(404, console_pages.result_page(chrome, "Not found", f"no console page at {path}", False, "/", "overview"))
+
+    def _groups(self, path: str, chrome: Chrome, caller: Caller) -> Answer:
+        backend = self._view.console_data()
+        if backend is None:
+            line = "this node has no broker role, so no view of the consumer groups: use the console of a broker"
+            return Answer(200, console_pages.groups_page(chrome, None, line))
+        if path == "/groups":
+            return Answer(200, console_pages.groups_page(chrome, groups.cluster_groups(backend, caller)))
+        name = urllib.parse.unquote(path[len("/groups/"):])
+        try:
+            detail = groups.describe_group(backend, caller, name)
+        except ActionRefused as error:
+            code = 404 if error.code_name in ("GROUP_ID_NOT_FOUND", "GROUP_AUTHORIZATION_FAILED") else 503
+            return Answer(code, console_pages.result_page(chrome, f"Group {name}", error.message, False, "/groups",
+                                                          "back to groups", [error.code_name]))
+        return Answer(200, console_pages.group_page(chrome, detail))
 
     @staticmethod
     def _led_here(status: Mapping, topic: str) -> dict[int, Mapping]:
@@ -266,21 +353,22 @@ class ConsoleRoutes:
             plan = builder(form)
         except FormError as error:
             return Answer(400, console_pages.result_page(chrome, "Bad form", str(error), False, "/topics", "back"))
-        if form.get("confirmed") != "yes":
-            fields = [(key, value) for key, value in form.items() if key not in ("csrf", "confirmed")]
-            page = console_pages.confirm_page(chrome, plan.question, path, fields, plan.back, plan.button,
-                                              plan.details, plan.dangerous)
-            return Answer(200, page)
         backend = self._view.console_data()
         if backend is None:
             return Answer(503, console_pages.result_page(
                 chrome, "Not possible here", "this node has no broker role: use the console of a broker", False,
                 plan.back, "back"))
         try:
+            if form.get("confirmed") != "yes":
+                details = list(plan.details) + list(plan.preview(backend, caller) if plan.preview else ())
+                fields = [(key, value) for key, value in form.items() if key not in ("csrf", "confirmed")]
+                page = console_pages.confirm_page(chrome, plan.question, path, fields, plan.back, plan.button,
+                                                  details, plan.dangerous)
+                return Answer(200, page)
             message, details = plan.run(backend, caller)
         except ActionRefused as error:
             return Answer(409, console_pages.result_page(chrome, "Refused", error.message, False, plan.back, "back",
                                                          [error.code_name]))
-        except ValueError as error:
+        except ValueError as error:            # FormError too (found while planning)
             return Answer(400, console_pages.result_page(chrome, "Bad form", str(error), False, plan.back, "back"))
         return Answer(200, console_pages.result_page(chrome, "Done", message, True, plan.back, "continue", details))

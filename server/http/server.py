@@ -454,7 +454,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         chrome = Chrome(viewer, viewer.csrf_token if viewer is not None else self.server.form_token)
         token_of_caller = bind_caller(caller)
         try:
-            answer = self.server.routes.get(path, query, chrome)
+            answer = self.server.routes.get(path, query, chrome, caller)
         finally:
             unbind_caller(token_of_caller)
         self._send(answer.code, answer.body, HTML, headers)
