@@ -18,7 +18,7 @@ from freshet.client.admin_groups import GroupAdmin
 from freshet.client.admin_security import ACL, ACLOperation, ACLPermissionType, ResourcePattern, ResourceType
 from freshet.client.errors import FreshetError
 from freshet.metadata.security import ScramMechanism
-from freshet.server.http.console_data import actions, groups
+from freshet.server.http.console_data import actions, groups, messages
 from freshet.server.http.console_data.backend import ActionRefused
 from freshet.server.security.authorizer import Caller
 
@@ -119,3 +119,14 @@ def test_groups_show_only_what_the_viewer_may_describe(secure):
         actions.reset_group_offsets(backend, BOB, mine, topic, to_latest=True, execute=True)
     assert reset.value.code_name == "GROUP_AUTHORIZATION_FAILED"
     assert groups.describe_group(backend, ADMIN, mine).partitions[0].committed_offset == 0
+
+
+def test_browsing_needs_read_on_the_topic(secure):
+    backend = secure.nodes[1].console
+    topic = f"console-sec-m-{uuid.uuid4().hex[:6]}"
+    actions.create_topic(backend, ADMIN, topic, partitions=1, replication_factor=1)
+    with pytest.raises(ActionRefused) as refused:
+        messages.browse(backend, BOB, messages.BrowseQuery(topic))
+    assert refused.value.code_name == "TOPIC_AUTHORIZATION_FAILED"
+    assert refused.value.message == f"User:bob is not authorized to Read topic {topic!r}"
+    assert messages.browse(backend, ADMIN, messages.BrowseQuery(topic)).rows == ()
