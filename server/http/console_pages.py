@@ -16,6 +16,7 @@ Thread-safety: pure functions over immutable inputs; the Environment is thread-s
 from __future__ import annotations
 
 import dataclasses
+import datetime
 from collections.abc import Mapping, Sequence
 
 import jinja2
@@ -41,7 +42,8 @@ header{display:flex;gap:1.5em;align-items:center;border-bottom:1px solid #ddd;pa
 nav a{margin-right:1em;text-decoration:none;color:#0550ae}nav a.current{font-weight:700;color:#222}
 .who{margin-left:auto}.brand{font-size:1.2em}form.action{margin:.6em 0}label.inline{display:inline;margin-right:1em}
 button.danger{color:#fff;background:#b00020;border:1px solid #b00020}.confirm{font-size:1.1em}
-form.bar{margin:.4em 0}
+form.bar{margin:.4em 0}td pre{margin:0;white-space:pre-wrap;word-break:break-all;max-width:48em;font-size:12px}
+.header pre{display:inline}pre.hex{color:#555}
 """
 
 
@@ -217,6 +219,33 @@ def group_page(chrome: Chrome, detail) -> bytes:
     """One group (`detail`: console_data.groups.GroupDetail): members, assignment, lag; actions."""
     topics = sorted({p.topic for p in detail.partitions} | {t for m in detail.members for t, _ in m.assignment})
     return render("group.html", chrome, f"Group {detail.group}", "/groups", g=detail, topics=topics)
+
+
+SEARCH_FIELDS = (("all", "key, value and headers"), ("key", "key"), ("value", "value"), ("headers", "headers"))
+
+
+def _utc(timestamp_ms: int) -> str:
+    moment = datetime.datetime.fromtimestamp(timestamp_ms / 1000, datetime.UTC)
+    return moment.strftime("%Y-%m-%d %H:%M:%S.") + f"{timestamp_ms % 1000:03d}"
+
+
+def messages_page(chrome: Chrome, topic: TopicImage, form: Mapping[str, object], result, error: str,
+                  older: str) -> bytes:
+    """The message browser of `topic`: the query form (`form`: its current values), then the
+    page `result` (console_data.messages.BrowseResult) with what the scan cost, or `error`."""
+    rows = [] if result is None else [
+        {"partition": r.partition, "offset": r.offset, "time": _utc(r.timestamp_ms), "timestamp_type": r.timestamp_type,
+         "key": r.key, "value": r.value, "headers": r.headers}
+        for r in result.rows
+    ]
+    stopped = {"limit": "the row limit", "start_of_log": "the start of the log", "records": "the record budget",
+               "bytes": "the byte budget", "seconds": "the time budget"}
+    return render(
+        "messages.html", chrome, f"Messages of {topic.name}", "/topics", topic=topic.name,
+        partitions=[p.partition for p in topic.partitions], result=result, rows=rows, error=error, older=older,
+        stopped_by="" if result is None else stopped.get(result.stopped_by, result.stopped_by),
+        search_fields=SEARCH_FIELDS, **form,
+    )
 
 
 def confirm_page(chrome: Chrome, question: str, action: str, fields: Sequence[tuple[str, str]], back: str,

@@ -19,8 +19,9 @@ import datetime
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 
+from freshet.metadata.security import ResourceType
 from freshet.server.http import console_pages
-from freshet.server.http.console_data import actions, groups
+from freshet.server.http.console_data import actions, groups, messages
 from freshet.server.http.console_data.backend import ActionRefused, ConsoleBackend
 from freshet.server.http.console_pages import Chrome
 from freshet.server.security.authorizer import Caller
@@ -274,6 +275,37 @@ def _delete_group(form: Mapping[str, str]) -> Plan:
                 "Delete group", run, dangerous=True)
 
 
+def _browse_query(topic: str, params: Mapping[str, str], form: dict) -> messages.BrowseQuery:
+    """The browser form's query (`form` gets the parsed partition back). Raises FormError."""
+    partition = _integer(params, "partition", 0, required=False)
+    form["partition"] = partition
+    offset = _integer(params, "offset", 0, required=False)
+    limit = _integer(params, "limit", 1, required=False) or 50
+    timestamp_ms = None
+    if params.get("time", "").strip() and offset is None:
+        try:
+            moment = datetime.datetime.fromisoformat(params["time"].strip()).replace(tzinfo=datetime.UTC)
+        except ValueError:
+            raise FormError(f"time must be a date and time such as 2026-12-07T09:00, not {params['time']!r}") from None
+        timestamp_ms = (moment - datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)) // datetime.timedelta(milliseconds=1)
+    search = None
+    if params.get("search", ""):
+        where = params.get("in", "all")
+        if where not in ("all", "key", "value", "headers"):
+            raise FormError(f"search in must be all, key, value or headers, not {where!r}")
+        search = messages.SearchSpec(
+            params["search"], is_regex=params.get("regex") == "1", ignore_case=params.get("icase") == "1",
+            in_keys=where in ("all", "key"), in_values=where in ("all", "value"), in_headers=where in ("all", "headers"),
+        )
+    resume = None
+    if params.get("resume"):
+        try:
+            resume = {int(p): int(o) for p, _, o in (item.partition(":") for item in params["resume"].split(","))}
+        except ValueError:
+            raise FormError(f"resume must be partition:offset pairs, not {params['resume']!r}") from None
+    return messages.BrowseQuery(topic, partition, offset, timestamp_ms, limit, search, resume=resume)
+
+
 #: POST /actions/NAME -> builds the action's plan from its form (raises FormError).
 ACTIONS: dict[str, Callable[[Mapping[str, str]], Plan]] = {
     "create-topic": _create_topic,
@@ -310,6 +342,8 @@ class ConsoleRoutes:
         if path == "/topics":
             page = console_pages.topics_page(chrome, view.image(), params.get("search", ""), params.get("internal") == "1")
             return Answer(200, page)
+        if path.startswith("/topics/") and path.endswith("/messages"):
+            return self._messages(urllib.parse.unquote(path[len("/topics/"):-len("/messages")]), params, chrome, caller)
         if path.startswith("/topics/"):
             name = urllib.parse.unquote(path[len("/topics/"):])
             if "/" not in name:
@@ -320,6 +354,37 @@ class ConsoleRoutes:
         if path == "/groups" or path.startswith("/groups/"):
             return self._groups(path, chrome, caller)
         return Answer(404, console_pages.result_page(chrome, "Not found", f"no console page at {path}", False, "/", "overview"))
+
+    def _messages(self, name: str, params: Mapping[str, str], chrome: Chrome, caller: Caller) -> Answer:
+        """The message browser: the form's fields become a BrowseQuery; "older" links carry
+        `resume` (partition:next_offset,...) so the next page continues where this one stopped."""
+        topic = self._view.image().topic(name)
+        if topic is None or not chrome.may_describe(ResourceType.TOPIC, name):
+            return Answer(404, console_pages.result_page(chrome, "Topic not found", f"no topic {name} (or you may not Describe it)",
+                                                         False, "/topics", "back to topics"))
+        form = {
+            "partition": None, "offset": params.get("offset", ""), "time": params.get("time", ""),
+            "limit": params.get("limit", "") or "50", "search": params.get("search", ""),
+            "is_regex": params.get("regex") == "1", "ignore_case": params.get("icase") == "1",
+            "search_in": params.get("in", "all"), "limit_max": messages.LIMIT_MAX,
+        }
+        result, error, older = None, "", ""
+        backend = self._view.console_data()
+        try:
+            query = _browse_query(name, params, form)
+            if backend is None:
+                error = "this node has no broker role, so no message browser: use the console of a broker"
+            else:
+                result = messages.browse(backend, caller, query)
+        except (FormError, ValueError) as problem:
+            error = str(problem)
+        except ActionRefused as refused:
+            error = f"{refused.message} ({refused.code_name})"
+        if result is not None and result.has_older:
+            resume = ",".join(f"{p.partition}:{p.next_offset}" for p in result.positions if p.next_offset is not None)
+            kept = {key: value for key, value in params.items() if key not in ("resume", "offset", "time")}
+            older = f"/topics/{urllib.parse.quote(name, safe='')}/messages?" + urllib.parse.urlencode({**kept, "resume": resume})
+        return Answer(200, console_pages.messages_page(chrome, topic, form, result, error, older))
 
     def _groups(self, path: str, chrome: Chrome, caller: Caller) -> Answer:
         backend = self._view.console_data()

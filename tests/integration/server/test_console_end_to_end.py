@@ -107,3 +107,78 @@ def test_every_page_renders_and_a_topic_is_created_and_configured_through_the_ui
     assert submit_and_confirm(browser, "add-partitions") == "topic orders now has 4 partitions"
     visit(browser, base + "/topics/orders", "Topic orders")
     assert len(browser.find_elements(By.CSS_SELECTOR, "#partitions tbody tr")) == 4
+
+
+def produce_and_consume(bootstrap: str) -> None:
+    """Three records on orders-0 (JSON, text with headers, binary), read and committed by group
+    billing, whose consumer then leaves (an empty group: its offsets may be reset)."""
+    from freshet.client import Consumer, Producer
+
+    producer = Producer(bootstrap)
+    try:
+        producer.send("orders", b'{"id": 7, "item": "kettle"}', key=b"order-7", partition=0)
+        producer.send("orders", b"paid in full", key=b"order-8", headers=[("source", b"web")], partition=0)
+        producer.send("orders", bytes([0, 1, 2, 255]), key=None, partition=0)
+        producer.flush(30)
+    finally:
+        producer.close(10)
+    consumer = Consumer(bootstrap, group_id="billing", auto_offset_reset="earliest")
+    try:
+        consumer.subscribe(["orders"])
+        seen: list = []
+        wait_until(lambda: seen.extend(consumer.poll(500)) or len(seen) >= 3, 30, "three records consumed")
+        consumer.commit()
+    finally:
+        consumer.close()
+
+
+def test_create_topic_produce_browse_and_reset_offsets_end_to_end(node, browser):
+    base = f"http://127.0.0.1:{node.ports[1] + 2}"
+    visit(browser, base + "/topics", "Topics")
+    browser.find_element(By.ID, "new-topic").send_keys("orders")
+    browser.find_element(By.ID, "new-partitions").send_keys("2")
+    assert submit_and_confirm(browser, "create-topic").startswith("created topic orders with 2 partitions")
+    wait_until(lambda: node.nodes[1].publisher.image.topic("orders") is not None, 10, "orders in the image")
+    produce_and_consume(f"127.0.0.1:{node.ports[1]}")
+
+    visit(browser, base + "/topics/orders/messages", "Messages of orders")
+    rows = [[cell.text for cell in row.find_elements(By.TAG_NAME, "td")]
+            for row in browser.find_elements(By.CSS_SELECTOR, "#messages tbody tr")]
+    assert [row[:2] for row in rows] == [["0", "2"], ["0", "1"], ["0", "0"]]     # newest first
+    assert rows[0][3:] == ["null", "00 01 02 ff", "-"]                           # binary as hex
+    assert rows[1][3:] == ["order-8", "paid in full", "source: web"]
+    assert rows[2][4] == '{\n  "id": 7,\n  "item": "kettle"\n}'                  # JSON pretty-printed
+    screenshot(browser, "messages")
+
+    browser.find_element(By.ID, "search").send_keys("WEB")
+    browser.find_element(By.CSS_SELECTOR, "input[name=icase]").click()
+    browser.find_element(By.ID, "browse-button").click()
+    WebDriverWait(browser, 10).until(lambda d: "search=WEB" in d.current_url)
+    assert severe_log_entries(browser) == []
+    offsets = [row.find_elements(By.TAG_NAME, "td")[1].text for row in browser.find_elements(By.CSS_SELECTOR, "#messages tbody tr")]
+    assert offsets == ["1"]                                                      # found in a header, on the server
+    assert "scanned 3 records" in browser.find_element(By.ID, "scan-stats").text
+
+    visit(browser, base + "/groups", "Consumer groups")
+    assert [a.text for a in browser.find_elements(By.CSS_SELECTOR, "#groups a")] == ["billing"]
+    screenshot(browser, "groups")
+    browser.find_element(By.LINK_TEXT, "billing").click()
+    WebDriverWait(browser, 10).until(lambda d: d.find_elements(By.ID, "lag"))
+    assert severe_log_entries(browser) == []
+    lag = {row.find_elements(By.TAG_NAME, "td")[1].text: row.find_elements(By.TAG_NAME, "td")[2].text
+           for row in browser.find_elements(By.CSS_SELECTOR, "#lag tbody tr")}
+    assert lag["0"] == "3"                                                       # committed after the three records
+    screenshot(browser, "group")
+
+    browser.find_element(By.CSS_SELECTOR, "#reset-mode option[value=earliest]").click()
+    browser.find_element(By.ID, "reset-button").click()
+    WebDriverWait(browser, 20).until(lambda d: d.find_elements(By.ID, "confirm"))
+    assert "orders-0: 3 -> 0" in browser.find_element(By.TAG_NAME, "ul").text   # the dry run, before anything changes
+    browser.find_element(By.ID, "confirm").click()
+    WebDriverWait(browser, 20).until(lambda d: d.find_elements(By.ID, "result"))
+    assert browser.find_element(By.ID, "result").text == "reset the offsets of group billing on orders"
+    assert "orders-0: 3 -> 0" in browser.find_element(By.ID, "result-details").text
+    visit(browser, base + "/groups/billing", "Group billing")
+    lag = {row.find_elements(By.TAG_NAME, "td")[1].text: row.find_elements(By.TAG_NAME, "td")[4].text
+           for row in browser.find_elements(By.CSS_SELECTOR, "#lag tbody tr")}
+    assert lag["0"] == "3"                                                       # three records to read again
