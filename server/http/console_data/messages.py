@@ -39,11 +39,12 @@ import time
 from collections.abc import Mapping
 
 import grpc
-from freshet.client._transport import translate_rpc_error
+from freshet.client._transport import raise_for_detail, translate_rpc_error
+from freshet.client.errors import LeaderNotAvailableError, UnknownTopicError
 from freshet.metadata.image import NO_LEADER
 from freshet.metadata.security import Operation, ResourceType
 from freshet.server.errors import AuthorizationError
-from freshet.server.http.console_data.backend import ActionRefused, ConsoleBackend, viewer_bound
+from freshet.server.http.console_data.backend import ActionRefused, ConsoleBackend, sdk_call, viewer_bound
 from freshet.server.security import rules
 from freshet.server.security.authorizer import Caller
 from freshet.storage.errors import StorageError
@@ -318,7 +319,8 @@ class _Partition:
         self.backend = backend
         self.topic = topic
         self.partition = partition
-        self.address = _leader_address(backend, topic, partition)
+        self.address = ""                     # the leader's, looked up by each call
+        self.high_watermark = -1
         self.log_start_offset = self.list_offset(-2)
         self.high_watermark = self.list_offset(-1)
         self.upper = self.high_watermark
@@ -332,16 +334,32 @@ class _Partition:
         """ListOffsets on the leader: -2 log start, -1 high watermark, else the first offset with a
         timestamp at or after `timestamp` (the high watermark when there is none)."""
         query = broker_pb2.PartitionOffsetQuery(topic=self.topic, partition=self.partition, timestamp=timestamp)
-        try:
-            response = self.backend.transport.stub(self.address).ListOffsets(
-                broker_pb2.ListOffsetsRequest(partitions=[query]), timeout=self.backend.request_timeout_s
-            )
-        except grpc.RpcError as error:
-            raise ActionRefused.from_error(translate_rpc_error(error, self.address, "ListOffsets")) from None
-        result = response.results[0]
-        if result.error.code != common_pb2.NONE:
-            raise ActionRefused.from_detail(result.error)
+        request = broker_pb2.ListOffsetsRequest(partitions=[query])
+        result = self._call("ListOffsets", request)
         return result.offset if result.offset >= 0 else self.high_watermark
+
+    def _call(self, method: str, request):
+        """`method` on the partition's leader: its one partition result. Retriable errors (a
+        leader moving or taking over) are retried for up to backend.request_timeout_s, the leader
+        looked up again each time.
+
+        Raises:
+            ActionRefused: the error's code and message.
+        """
+
+        def attempt():
+            self.address = _leader_address(self.backend, self.topic, self.partition)
+            try:
+                response = getattr(self.backend.transport.stub(self.address), method)(
+                    request, timeout=self.backend.request_timeout_s
+                )
+            except grpc.RpcError as error:
+                raise translate_rpc_error(error, self.address, method) from None
+            result = response.results[0]
+            raise_for_detail(result.error, f"{self.topic}-{self.partition}")
+            return result
+
+        return sdk_call(attempt, self.backend.request_timeout_s)
 
     def batches(self, lo: int, hi: int) -> list[tuple]:
         """The batches holding offsets [lo, hi), in offset order: (header, view) pairs."""
@@ -352,13 +370,7 @@ class _Partition:
                 topic=self.topic, partition=self.partition, fetch_offset=offset, current_leader_epoch=-1
             )
             request = broker_pb2.FetchRequest(max_wait_ms=0, min_bytes=0, max_bytes=FETCH_BYTES_MAX, partitions=[wanted])
-            try:
-                response = self.backend.transport.stub(self.address).Fetch(request, timeout=self.backend.request_timeout_s)
-            except grpc.RpcError as error:
-                raise ActionRefused.from_error(translate_rpc_error(error, self.address, "Fetch")) from None
-            result = response.results[0]
-            if result.error.code != common_pb2.NONE:
-                raise ActionRefused.from_detail(result.error)
+            result = self._call("Fetch", request)
             if not result.records:
                 break
             try:
@@ -374,16 +386,21 @@ class _Partition:
 
 
 def _leader_address(backend: ConsoleBackend, topic: str, partition: int) -> str:
+    """The gRPC address of the partition's leader in this node's image.
+
+    Raises:
+        UnknownTopicError: no such topic or partition; LeaderNotAvailableError (retriable): none.
+    """
     image = backend.image()
     found = image.topic(topic)
     if found is None:
-        raise ActionRefused(common_pb2.UNKNOWN_TOPIC, f"topic {topic!r} does not exist")
+        raise UnknownTopicError(f"topic {topic!r} does not exist")
     if not 0 <= partition < len(found.partitions):
-        raise ActionRefused(common_pb2.UNKNOWN_TOPIC, f"topic {topic!r} has no partition {partition}")
+        raise UnknownTopicError(f"topic {topic!r} has no partition {partition}")
     leader = found.partitions[partition].leader
     broker = image.brokers.get(leader) if leader != NO_LEADER else None
     if broker is None:
-        raise ActionRefused(common_pb2.LEADER_NOT_AVAILABLE, f"{topic}-{partition} has no leader")
+        raise LeaderNotAvailableError(f"{topic}-{partition} has no leader")
     return f"{broker.host}:{broker.port}"
 
 
@@ -487,6 +504,8 @@ def browse(backend: ConsoleBackend, caller: Caller, query: BrowseQuery) -> Brows
     topic = backend.image().topic(query.topic)
     if topic is None:
         raise ActionRefused(common_pb2.UNKNOWN_TOPIC, f"topic {query.topic!r} does not exist")
+    if query.partition is not None and not 0 <= query.partition < len(topic.partitions):
+        raise ActionRefused(common_pb2.UNKNOWN_TOPIC, f"topic {query.topic!r} has no partition {query.partition}")
     numbers = [query.partition] if query.partition is not None else [p.partition for p in topic.partitions]
     parts = [_Partition(backend, query.topic, number) for number in numbers]
     for part in parts:
