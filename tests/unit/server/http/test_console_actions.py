@@ -205,3 +205,27 @@ def test_the_admin_may_act_with_security_on():
                                         {"topic": "orders", "csrf": csrf_of(page), "confirmed": "yes"})
         assert code == 200 and "deleted topic orders" in page
         assert controller.calls == [("delete_topics", ["orders"])]
+
+
+def test_the_browser_and_group_pages_say_why_they_cannot_answer_in_one_line():
+    with console_server(secure=False) as server:                   # no data layer: a controller-only node
+        browser = Browser(server.port)
+        code, page, _ = browser.request("GET", "/topics/orders/messages?offset=ten")
+        assert code == 200 and 'id="browse-error">offset must be a whole number, not &#39;ten&#39;<' in page
+        code, page, _ = browser.request("GET", "/topics/orders/messages?time=yesterday")
+        assert "time must be a date and time such as 2026-12-07T09:00, not &#39;yesterday&#39;" in page
+        code, page, _ = browser.request("GET", "/topics/orders/messages")
+        assert "this node has no broker role, so no message browser" in page
+        code, page, _ = browser.request("GET", "/groups")
+        assert code == 200 and "this node has no broker role, so no view of the consumer groups" in page
+        code, page, _ = browser.request("GET", "/topics/missing/messages")
+        assert code == 404
+
+
+def test_a_viewer_cannot_open_the_browser_of_a_topic_it_may_not_describe():
+    with server_with_admin(secure=True) as (browser, _):
+        browser.log_in("alice")
+        code, page, _ = browser.request("GET", "/topics/audit-log/messages")
+        assert code == 404 and "no topic audit-log (or you may not Describe it)" in page
+        code, _, _ = browser.request("GET", "/topics/audit-log")
+        assert code == 404                                          # the same answer as for a missing topic
