@@ -68,6 +68,7 @@ from freshet.server.controller.service import ControllerService
 from freshet.server.errors import NodeStartError
 from freshet.server.groups.runtime import GroupRuntime
 from freshet.server.http.console_data.backend import ConsoleBackend, node_transport
+from freshet.server.http.console_data.history import History
 from freshet.server.http.server import NodeView
 from freshet.server.kafka.front_end import KafkaFrontEnd
 from freshet.server.metrics import BrokerMetrics
@@ -247,6 +248,8 @@ class Node:
             await self.hosted_replicas.start()
             if self.kafka is not None:
                 await self.kafka.start()
+            if self.console is not None and self.console.history is not None:
+                self.console.history.start()
         self._watch_task = loop.create_task(self._watch_quorum(), name="quorum-watch")
 
     async def _open_logs(self) -> None:
@@ -462,6 +465,8 @@ class Node:
             await self.publisher.close()
         await self.security.close_http(loop)
         if self.console is not None:
+            if self.console.history is not None:
+                await loop.run_in_executor(None, self.console.history.stop)
             await loop.run_in_executor(None, self.console.transport.close)
         if self.quorum is not None:
             await loop.run_in_executor(None, self.quorum.close)
@@ -490,6 +495,7 @@ class Node:
             transport=node_transport(str(config.advertised), self.security.tls),
             registry=self.registry,
             coordinated_groups=self._coordinated_groups,
+            history=History(self.metrics, self._coordinated_groups),
         )
 
     def is_active_controller(self) -> bool:

@@ -38,6 +38,7 @@ from freshet.client._transport import Transport
 from freshet.client.errors import FreshetError
 from freshet.metadata.image import MetadataImage
 from freshet.server import status
+from freshet.server.http.console_data.history import History
 from freshet.server.security.authorizer import Authorizer, Caller, bind_caller, unbind_caller
 from freshet.server.security.node_identity import node_call_credentials
 from freshet.server.security.tls import TlsMaterial
@@ -168,6 +169,7 @@ class ConsoleBackend:
         registry: the node's metrics (history samples its counters).
         coordinated_groups: the groups this node coordinates with their lag (NodeView.groups).
         request_timeout_s: bound of one call that reaches other nodes.
+        history: the throughput and lag sampler (history.py), started and stopped by the node.
     """
 
     node_id: int
@@ -179,6 +181,7 @@ class ConsoleBackend:
     registry: CollectorRegistry | None = None
     coordinated_groups: Callable[[], list[dict] | None] = lambda: None
     request_timeout_s: float = REQUEST_TIMEOUT_S
+    history: History | None = None
 
     def run_handler(self, caller: Caller, method: str, request, timeout_s: float | None = None):
         """Run the Controller handler `method` ("CreateTopics") in-process as `caller` and return

@@ -156,3 +156,18 @@ def test_bad_queries_name_the_problem(cluster, topic):
     with pytest.raises(ActionRefused) as no_partition:
         messages.browse(backend, VIEWER, BrowseQuery(topic, partition=9))
     assert no_partition.value.code_name == "UNKNOWN_TOPIC"
+
+
+def test_the_nodes_history_samples_its_leaders_throughput(cluster, topic):
+    """Every broker runs the sampler; the leader of a partition sees its records in."""
+    backend = cluster.nodes[1].console
+    leader = backend.image().topic(topic).partitions[0].leader
+    history = cluster.nodes[leader].console.history
+    assert history._thread is not None and history._thread.is_alive()
+    history.sample()
+    with Producer(_bootstrap(cluster), acks="all") as producer:
+        for i in range(10):
+            producer.send(topic, b"history %d" % i, partition=0).result(timeout=15)
+    history.sample()
+    assert history.series("records_in_per_s", topic).last > 0
+    assert history.series("bytes_in_per_s", topic).last > 0
