@@ -26,6 +26,7 @@ from freshet.metadata.image import NO_LEADER, MetadataImage, PartitionImage, Top
 from freshet.metadata.security import Operation, ResourceType
 from freshet.server.http.console import _STYLE as BASE_STYLE
 from freshet.server.http.console import NAV_LINKS, Viewer
+from freshet.server.http.console_data.history import render_svg
 
 _ENVIRONMENT = jinja2.Environment(
     loader=jinja2.PackageLoader("freshet.server.http", "templates"),
@@ -43,7 +44,7 @@ nav a{margin-right:1em;text-decoration:none;color:#0550ae}nav a.current{font-wei
 .who{margin-left:auto}.brand{font-size:1.2em}form.action{margin:.6em 0}label.inline{display:inline;margin-right:1em}
 button.danger{color:#fff;background:#b00020;border:1px solid #b00020}.confirm{font-size:1.1em}
 form.bar{margin:.4em 0}td pre{margin:0;white-space:pre-wrap;word-break:break-all;max-width:48em;font-size:12px}
-.header pre{display:inline}pre.hex{color:#555}
+.header pre{display:inline}pre.hex{color:#555}figure.chart{display:inline-block;margin:.3em}
 """
 
 
@@ -245,6 +246,35 @@ def messages_page(chrome: Chrome, topic: TopicImage, form: Mapping[str, object],
         partitions=[p.partition for p in topic.partitions], result=result, rows=rows, error=error, older=older,
         stopped_by="" if result is None else stopped.get(result.stopped_by, result.stopped_by),
         search_fields=SEARCH_FIELDS, **form,
+    )
+
+
+_SERIES_TITLES = {"bytes_in_per_s": "bytes in", "records_in_per_s": "records in", "bytes_out_per_s": "bytes out",
+                  "lag_records": "lag", "lag_seconds": "lag time"}
+
+
+def charts_page(chrome: Chrome, history, search: str, unavailable: str = "") -> bytes:
+    """Throughput per topic and lag per (group, topic) from `history` (console_data.history.History)
+    as inline SVG, for the topics and groups the viewer may Describe whose name contains `search`."""
+    if history is None:
+        return render("charts.html", chrome, "Charts", "/charts", unavailable=unavailable)
+    needle = search.strip().lower()
+    throughput, lag = [], []
+    for key in history.keys():
+        kind, labels = key[0], key[1:]
+        if kind in ("lag_records", "lag_seconds"):
+            group, topic = labels
+            if not (chrome.may_describe(ResourceType.GROUP, group) and chrome.may_describe(ResourceType.TOPIC, topic)):
+                continue
+            if needle and needle not in group.lower() and needle not in topic.lower():
+                continue
+            lag.append(render_svg(history.series(*key), title=f"{group} on {topic}: {_SERIES_TITLES[kind]}"))
+        elif (len(labels) == 1 and chrome.may_describe(ResourceType.TOPIC, labels[0]) and needle in labels[0].lower()
+              and (needle or not is_internal_topic(labels[0]))):      # internal topics when searched for
+            throughput.append(render_svg(history.series(*key), title=f"{labels[0]}: {_SERIES_TITLES.get(kind, kind)}"))
+    return render(
+        "charts.html", chrome, "Charts", "/charts", unavailable="", throughput=throughput, lag=lag, search=search,
+        hours=f"{history.points * history.interval_s / 3600:g}", interval_s=history.interval_s,
     )
 
 

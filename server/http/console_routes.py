@@ -351,6 +351,11 @@ class ConsoleRoutes:
                 note = "log offsets and sizes of the partitions this node leads; - where another broker leads"
                 code, page = console_pages.topic_page(chrome, view.image(), name, offsets, note)
                 return Answer(code, page)
+        if path == "/charts":
+            backend = view.console_data()
+            history = None if backend is None else backend.history
+            line = "this node has no broker role, so it samples no throughput or lag: use the console of a broker"
+            return Answer(200, console_pages.charts_page(chrome, history, params.get("search", ""), line))
         if path == "/groups" or path.startswith("/groups/"):
             return self._groups(path, chrome, caller)
         return Answer(404, console_pages.result_page(chrome, "Not found", f"no console page at {path}", False, "/", "overview"))

@@ -1,6 +1,8 @@
 """The console end to end in a real browser against a real node: every page renders without a
-script error, and an operator creates a topic through the UI (form, confirmation, result), sees
-it in the topic list and on its page, and changes one of its configs.
+script error; an operator creates a topic through the UI (form, confirmation, result), sees it in
+the topic list and on its page, changes one of its configs and adds partitions; and the issue's
+flow: create topic -> produce (SDK) -> browse and search the messages -> the group's page ->
+reset its offsets -> the charts.
 
 Method: one in-process combined node (tests/support/inprocess_nodes.py: real gRPC, HTTP, Raft),
 Debian's headless Chromium driven by Selenium (tests/support/browser.py), the browser console's
@@ -139,7 +141,10 @@ def test_create_topic_produce_browse_and_reset_offsets_end_to_end(node, browser)
     browser.find_element(By.ID, "new-partitions").send_keys("2")
     assert submit_and_confirm(browser, "create-topic").startswith("created topic orders with 2 partitions")
     wait_until(lambda: node.nodes[1].publisher.image.topic("orders") is not None, 10, "orders in the image")
+    history = node.nodes[1].console.history
+    history.sample()                            # the sampler's own 10 s tick, taken now: rates need two
     produce_and_consume(f"127.0.0.1:{node.ports[1]}")
+    history.sample()
 
     visit(browser, base + "/topics/orders/messages", "Messages of orders")
     rows = [[cell.text for cell in row.find_elements(By.TAG_NAME, "td")]
@@ -182,3 +187,8 @@ def test_create_topic_produce_browse_and_reset_offsets_end_to_end(node, browser)
     lag = {row.find_elements(By.TAG_NAME, "td")[1].text: row.find_elements(By.TAG_NAME, "td")[4].text
            for row in browser.find_elements(By.CSS_SELECTOR, "#lag tbody tr")}
     assert lag["0"] == "3"                                                       # three records to read again
+
+    visit(browser, base + "/charts", "Charts")
+    labels = [svg.get_attribute("aria-label") for svg in browser.find_elements(By.CSS_SELECTOR, "figure.chart svg")]
+    assert {"orders: bytes in", "orders: records in", "orders: bytes out"} <= set(labels)
+    screenshot(browser, "charts")

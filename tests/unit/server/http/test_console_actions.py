@@ -23,6 +23,8 @@ from freshet.server import status
 from freshet.server.controller.service import ControllerService
 from freshet.server.http.console_data import actions
 from freshet.server.http.console_data.backend import ActionRefused, ConsoleBackend
+from freshet.server.http.console_data.history import History
+from freshet.server.metrics import BrokerMetrics
 from freshet.server.security.authorizer import Authorizer, Caller
 from freshet.v1 import common_pb2, controller_pb2
 from prometheus_client import CollectorRegistry
@@ -229,3 +231,31 @@ def test_a_viewer_cannot_open_the_browser_of_a_topic_it_may_not_describe():
         assert code == 404 and "no topic audit-log (or you may not Describe it)" in page
         code, _, _ = browser.request("GET", "/topics/audit-log")
         assert code == 404                                          # the same answer as for a missing topic
+
+
+def test_charts_show_the_sampled_series_as_inline_svg_only_for_what_the_viewer_may_describe():
+    metrics = BrokerMetrics(CollectorRegistry())
+    groups_here = [{"group": "billing", "lag_topics": [
+        {"topic": "orders", "lag_records": 42, "lag_seconds": 3.5, "is_alerting": False}]}]
+    clock = iter(range(1_700_000_000, 1_700_001_000, 10))
+    history = History(metrics, lambda: groups_here, clock=lambda: float(next(clock)))
+    for topic in ("orders", "audit-log"):
+        metrics.bytes_in.labels(topic).inc(1000)
+    history.sample()
+    for topic in ("orders", "audit-log"):
+        metrics.bytes_in.labels(topic).inc(5000)
+    history.sample()
+    backend = types.SimpleNamespace(history=history)
+    with console_server(secure=True, backend=backend) as server:
+        browser = Browser(server.port)
+        browser.log_in("alice")                                     # Describe orders and billing, not audit-log
+        code, page, _ = browser.request("GET", "/charts")
+        assert code == 200
+        labels = re.findall(r'<svg [^>]*aria-label="([^"]+)"', page)
+        assert labels == ["orders: bytes in", "billing on orders: lag", "billing on orders: lag time"]
+        assert ">500 B/s<" in page                                 # the last value beside the line
+        _, page, _ = browser.request("GET", "/charts?search=zzz")
+        assert 'id="no-throughput"' in page and 'id="no-lag"' in page
+    with console_server(secure=False) as server:
+        _, page, _ = Browser(server.port).request("GET", "/charts")
+        assert "this node has no broker role, so it samples no throughput or lag" in page
