@@ -48,6 +48,14 @@ form.bar{margin:.4em 0}td pre{margin:0;white-space:pre-wrap;word-break:break-all
 """
 
 
+#: Pages without forms to fill reload themselves (a meta refresh: no script) this often.
+PAGE_REFRESH_SECONDS = 10
+#: The charts reload a little slower than the history samples (every 10 s).
+CHARTS_REFRESH_SECONDS = 30
+#: A topic page reloads itself this often while one of its partitions is being reassigned (progress).
+REASSIGNMENT_REFRESH_SECONDS = 5
+
+
 @dataclasses.dataclass(frozen=True)
 class Chrome:
     """What every page shows around its body: who is signed in and the form token. Thread-safe.
@@ -104,7 +112,7 @@ def brokers_page(chrome: Chrome, image: MetadataImage, status: Mapping) -> bytes
         })
     controller = status.get("controller_id")
     return render(
-        "brokers.html", chrome, "Brokers", "/brokers", denied="", brokers=rows,
+        "brokers.html", chrome, "Brokers", "/brokers", denied="", brokers=rows, refresh_seconds=PAGE_REFRESH_SECONDS,
         controller=controller if controller not in (None, -1) else "none", quorum=status.get("quorum"),
     )
 
@@ -195,11 +203,13 @@ def topic_page(chrome: Chrome, image: MetadataImage, name: str, offsets: Mapping
     if topic is None or not chrome.may_describe(ResourceType.TOPIC, name):
         return 404, result_page(chrome, "Topic not found", f"no topic {name} (or you may not Describe it)", False,
                                 "/topics", "back to topics")
+    reassignments = [_reassignment_row(p) for p in topic.partitions if p.is_reassigning]
     return 200, render(
         "topic.html", chrome, f"Topic {name}", "/topics", name=name, topic_id=topic.topic_id.hex(),
+        refresh_seconds=REASSIGNMENT_REFRESH_SECONDS if reassignments else 0,
         is_internal=is_internal_topic(name),
         partitions=[_partition_row(p, offsets) for p in topic.partitions],
-        reassignments=[_reassignment_row(p) for p in topic.partitions if p.is_reassigning],
+        reassignments=reassignments,
         configs=_config_rows(image, topic), offsets_note=offsets_note,
     )
 
@@ -274,6 +284,7 @@ def charts_page(chrome: Chrome, history, search: str, unavailable: str = "") -> 
             throughput.append(render_svg(history.series(*key), title=f"{labels[0]}: {_SERIES_TITLES.get(kind, kind)}"))
     return render(
         "charts.html", chrome, "Charts", "/charts", unavailable="", throughput=throughput, lag=lag, search=search,
+        refresh_seconds=CHARTS_REFRESH_SECONDS,
         hours=f"{history.points * history.interval_s / 3600:g}", interval_s=history.interval_s,
     )
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import http.client
 import re
 import threading
@@ -21,6 +22,7 @@ import urllib.parse
 import pytest
 from freshet.server import status
 from freshet.server.controller.service import ControllerService
+from freshet.server.http import console_pages
 from freshet.server.http.console_data import actions
 from freshet.server.http.console_data.backend import ActionRefused, ConsoleBackend
 from freshet.server.http.console_data.history import History
@@ -259,3 +261,19 @@ def test_charts_show_the_sampled_series_as_inline_svg_only_for_what_the_viewer_m
     with console_server(secure=False) as server:
         _, page, _ = Browser(server.port).request("GET", "/charts")
         assert "this node has no broker role, so it samples no throughput or lag" in page
+
+
+def test_a_reassignment_in_progress_shows_its_target_and_progress_and_the_page_refreshes():
+    image = secure_image()
+    orders = image.topic("orders")
+    moving = dataclasses.replace(orders.partitions[0], replicas=(1, 2, 3), isr=(1, 2), leader=1,
+                                 adding_replicas=(3,), removing_replicas=(2,))
+    topic = dataclasses.replace(orders, partitions=(moving, *orders.partitions[1:]))
+    image = dataclasses.replace(image, topics_by_id={**image.topics_by_id, topic.topic_id: topic})
+    code, page = console_pages.topic_page(console_pages.Chrome(None, "t"), image, "orders", None, "")
+    assert code == 200
+    assert ("<td>0</td><td>user</td><td>1,3</td><td>3</td><td>2</td><td>1,2</td><td>0/1 new replicas in sync</td>"
+            in page.decode())
+    assert '<meta http-equiv="refresh" content="5">' in page.decode()
+    _, quiet = console_pages.topic_page(console_pages.Chrome(None, "t"), secure_image(), "orders", None, "")
+    assert b'http-equiv="refresh"' not in quiet and b'id="no-reassignment"' in quiet
