@@ -256,9 +256,7 @@ class _Matcher:
             pattern = re.compile(source, re.IGNORECASE if spec.ignore_case else 0)
         except re.error as error:
             raise ValueError(f"not a valid regular expression: {error}") from error
-        if self._literal is needle:
-            self._search = lambda data: needle in data      # a substring test beats the regex engine
-        elif is_text:
+        if is_text:
             self._search = lambda data: pattern.search(data.decode("utf-8", "replace"))
         else:
             self._search = pattern.search
@@ -405,13 +403,21 @@ def _leader_address(backend: ConsoleBackend, topic: str, partition: int) -> str:
 
 
 def _scan_chunk(part: _Partition, chunk: int, matcher: _Matcher | None, limit: int, budget: _Budget) -> str | None:
-    """Read the `chunk` offsets below `part.upper`, newest first, adding matching records to
-    `part.found` and moving `part.upper` down past what was read. Returns "limit" when the
-    partition has `limit` rows, the budget bound reached, or None."""
+    """Read about `chunk` offsets below `part.upper`, newest first, adding matching records to
+    `part.found` and moving `part.upper` down past what was read. The lowest batch fetched is
+    read whole (its records below the chunk too), so the next chunk starts at a batch boundary and
+    no batch is fetched or decoded twice. Returns "limit" when the partition has `limit` rows, the
+    budget bound reached, or None."""
     hi = part.upper
-    lo = max(part.log_start_offset, hi - chunk)
-    for header, view in reversed(part.batches(lo, hi)):
-        budget.records += header.record_count
+    floor = part.log_start_offset
+    lo = max(floor, hi - chunk)
+    batches = part.batches(lo, hi)
+    if not batches:                          # no record left in [lo, hi) (compaction, control batches)
+        part.upper = lo
+        return None
+    for header, view in reversed(batches):
+        base = max(floor, header.base_offset)
+        budget.records += min(hi, header.base_offset + header.last_offset_delta + 1) - base
         budget.bytes += len(view)
         if matcher is not None and not matcher.batch_may_match(view, header.attributes):
             budget.batches_skipped += 1
@@ -423,18 +429,17 @@ def _scan_chunk(part: _Partition, chunk: int, matcher: _Matcher | None, limit: i
             timestamp_type = header.attributes >> 3 & 1
             for record in reversed(records):
                 offset = record[0]
-                if not lo <= offset < hi:
+                if not floor <= offset < hi:
                     continue
                 if matcher is None or matcher.matches(record[2], record[3], record[4]):
                     part.found.append((*record, timestamp_type))
                     if len(part.found) >= limit:
                         part.upper = offset
                         return "limit"
-        part.upper = max(lo, header.base_offset)
+        part.upper = base
         reached = budget.reached()
         if reached is not None:
             return reached
-    part.upper = lo
     return None
 
 
