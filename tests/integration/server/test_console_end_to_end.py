@@ -26,6 +26,8 @@ from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 from tests.support.browser import chrome, severe_log_entries  # noqa: E402 - imports selenium
 
+pytestmark = pytest.mark.slow                   # a node and a browser per test: about 7 s each
+
 SCREENSHOTS = pathlib.Path(__file__).resolve().parents[2] / "screenshots"
 
 
