@@ -11,5 +11,10 @@ Modules (each docstring says what its functions return; the UI renders them):
 - `messages`: the message browser and the server-side search, with a scan budget;
 - `history`: the in-memory sampler of throughput and lag, and `render_svg` for one series.
 
+Every public function takes the backend and the viewer as a `Caller` (server/security/authorizer.py):
+`Caller(session.principal, client_host)` as server.py's `_console` builds it, `Caller()` (anonymous,
+allowed everything) with security off. Refusals are `backend.ActionRefused` (code_name, message:
+show them as the CLI prints them); bad input is ValueError naming the problem.
+
 Thread-safety: every public function is called from the HTTP thread; each says what it blocks on.
 """
