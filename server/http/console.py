@@ -1,6 +1,8 @@
-"""The read-only web console at `/` on every node: one HTML page rendered from the node's state.
+"""The console's overview at `/` on every node (the other pages: console_pages.py, routed by
+console_routes.py), the login page, and what every page shares: the Viewer, the style, the
+navigation links, a broker's state label.
 
-Owns the page's content and layout only: brokers, the active controller, the metadata quorum,
+The overview owns its content and layout only: brokers, the active controller, the metadata quorum,
 topics with per-partition leader / replicas / ISR (offline and under-replicated partitions
 flagged), and the consumer groups this node coordinates with their lag. It is server-rendered
 HTML with no script and no external asset (a console must work on an air-gapped cluster), and it
@@ -9,8 +11,8 @@ refreshes itself every few seconds. Every value is HTML-escaped.
 With security on, the page is rendered for a `Viewer` (a logged-in principal) and shows only what
 the CLI would show that principal: topics it may Describe, groups it may Describe, and the cluster
 panels (brokers, controller, quorum, the cluster summary) only with Describe on the cluster; a
-refused panel says so in one line. The console has no actions (no form but logout), so there is
-no other right to check. The login page is rendered here too.
+refused panel says so in one line. The overview has no actions (no form but logout); the
+actions are on the topic and group pages, decided by the admin handlers (console_routes.py).
 
 Imports: standard library, freshet.metadata (image, security, controller.is_internal_topic).
 Thread-safety: pure functions (a Viewer's callbacks are the caller's and must be thread-safe).
@@ -28,7 +30,7 @@ from freshet.metadata.security import CLUSTER_NAME, Operation, ResourceType
 
 REFRESH_SECONDS = 5
 
-_STYLE = """
+STYLE = """
 body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222}
 h1{font-size:1.4em;margin:0 0 .2em}h2{font-size:1.1em;margin:1.4em 0 .4em}
 table{border-collapse:collapse}th,td{padding:.2em .8em;text-align:left;border-bottom:1px solid #ddd}
@@ -73,7 +75,8 @@ def _e(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
-def _ids(ids: Iterable[int]) -> str:
+def ids_text(ids: Iterable[int]) -> str:
+    """Broker ids as "1,2,3", "-" for none."""
     return ",".join(str(node_id) for node_id in ids) or "-"
 
 
@@ -85,19 +88,24 @@ def _table(headers: Sequence[str], rows: Iterable[Sequence[str]], empty: str) ->
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def broker_state(broker, replicas_hosted: int) -> tuple[str, str]:
+    """A broker's state for the console and its CSS class: decommissioned (no replica left),
+    decommissioning, fenced, shutting down or active."""
+    if broker.is_decommissioning:
+        return ("decommissioned", "muted") if replicas_hosted == 0 else ("decommissioning", "warn")
+    if broker.is_fenced:
+        return "fenced", "bad"
+    if broker.in_controlled_shutdown:
+        return "shutting down", "warn"
+    return "active", "ok"
+
+
 def _brokers(image: MetadataImage) -> str:
     replicas, leaders = broker_loads(image)
     rows = []
     for broker in sorted(image.brokers.values(), key=lambda b: b.node_id):
-        if broker.is_decommissioning:
-            done = replicas[broker.node_id] == 0
-            state = '<span class="muted">decommissioned</span>' if done else '<span class="warn">decommissioning</span>'
-        elif broker.is_fenced:
-            state = '<span class="bad">fenced</span>'
-        elif broker.in_controlled_shutdown:
-            state = '<span class="warn">shutting down</span>'
-        else:
-            state = '<span class="ok">active</span>'
+        label, css_class = broker_state(broker, replicas[broker.node_id])
+        state = f'<span class="{css_class}">{label}</span>'
         controller = " (active controller)" if broker.node_id == image.controller_id else ""
         rows.append([
             _e(broker.node_id) + _e(controller), _e(f"{broker.host}:{broker.port}"), _e(broker.rack or "-"), state,
@@ -112,7 +120,7 @@ def _reassignments(image: MetadataImage) -> str:
         [
             _e(f"{topic.name}-{partition.partition}"),
             _e("balancer" if partition.is_balancer_move else "user"),
-            _e(_ids(partition.adding_replicas)), _e(_ids(partition.removing_replicas)), _e(_ids(partition.isr)),
+            _e(ids_text(partition.adding_replicas)), _e(ids_text(partition.removing_replicas)), _e(ids_text(partition.isr)),
         ]
         for topic in sorted(image.topics_by_id.values(), key=lambda t: t.name)
         for partition in topic.partitions
@@ -145,7 +153,7 @@ def _topics(topics: Sequence[TopicImage], empty: str) -> str:
                 state = '<span class="warn">under-replicated</span>' if short else '<span class="ok">ok</span>'
             rows.append([
                 _e(partition.partition), leader, _e(partition.leader_epoch),
-                _e(_ids(partition.replicas)), _e(_ids(partition.isr)), state,
+                _e(ids_text(partition.replicas)), _e(ids_text(partition.isr)), state,
             ])
         internal = ' <span class="muted">(internal)</span>' if is_internal_topic(topic.name) else ""
         sections.append(
@@ -287,7 +295,7 @@ def render(
     page = (
         "<!doctype html><html><head><meta charset=\"utf-8\">"
         f"<meta http-equiv=\"refresh\" content=\"{REFRESH_SECONDS}\"><title>Freshet</title>"
-        f"<style>{_STYLE}</style></head><body>"
+        f"<style>{STYLE}</style></head><body>"
         f"{_header(viewer)}<p>{summary}</p>"
         f"{cluster}"
         f"<h2>Consumer groups</h2>{_groups(groups, groups_empty)}"
@@ -315,7 +323,7 @@ def render_login(csrf_token: str, message: str = "", certificate_principal: str 
         )
     page = (
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>Freshet: log in</title>"
-        f"<style>{_STYLE}</style></head><body><h1>Freshet</h1>{notice}{certificate}"
+        f"<style>{STYLE}</style></head><body><h1>Freshet</h1>{notice}{certificate}"
         '<form method="post" action="/login">'
         '<label>User <input name="user" id="user" autocomplete="username" required autofocus></label>'
         '<label>Password <input type="password" name="password" id="password" autocomplete="current-password" required></label>'

@@ -24,8 +24,8 @@ from freshet.metadata.configs import SCHEMA, TOPIC_KEYS
 from freshet.metadata.controller import broker_loads, is_internal_topic
 from freshet.metadata.image import NO_LEADER, MetadataImage, PartitionImage, TopicImage
 from freshet.metadata.security import Operation, ResourceType
-from freshet.server.http.console import _STYLE as BASE_STYLE
-from freshet.server.http.console import NAV_LINKS, Viewer
+from freshet.server.http.console import NAV_LINKS, Viewer, broker_state, ids_text
+from freshet.server.http.console import STYLE as BASE_STYLE
 from freshet.server.http.console_data.history import render_svg
 
 _ENVIRONMENT = jinja2.Environment(
@@ -84,10 +84,6 @@ def render(template: str, chrome: Chrome, title: str, section: str, **context) -
     return page.encode()
 
 
-def _ids(ids: Sequence[int]) -> str:
-    return ",".join(str(node_id) for node_id in ids) or "-"
-
-
 def brokers_page(chrome: Chrome, image: MetadataImage, status: Mapping) -> bytes:
     if not chrome.may_describe_cluster():
         assert chrome.viewer is not None
@@ -96,14 +92,7 @@ def brokers_page(chrome: Chrome, image: MetadataImage, status: Mapping) -> bytes
     replicas, leaders = broker_loads(image)
     rows = []
     for broker in sorted(image.brokers.values(), key=lambda b: b.node_id):
-        if broker.is_decommissioning:
-            state, state_class = ("decommissioned", "muted") if replicas[broker.node_id] == 0 else ("decommissioning", "warn")
-        elif broker.is_fenced:
-            state, state_class = "fenced", "bad"
-        elif broker.in_controlled_shutdown:
-            state, state_class = "shutting down", "warn"
-        else:
-            state, state_class = "active", "ok"
+        state, state_class = broker_state(broker, replicas[broker.node_id])
         rows.append({
             "node_id": broker.node_id, "is_controller": broker.node_id == image.controller_id,
             "address": f"{broker.host}:{broker.port}", "rack": broker.rack or "-", "state": state,
@@ -163,7 +152,7 @@ def _partition_row(partition: PartitionImage, offsets: Mapping[int, Mapping] | N
     return {
         "partition": partition.partition, "leader": None if partition.leader == NO_LEADER else partition.leader,
         "preferred": preferred, "is_preferred": partition.leader == preferred,
-        "leader_epoch": partition.leader_epoch, "replicas": _ids(partition.replicas), "isr": _ids(partition.isr),
+        "leader_epoch": partition.leader_epoch, "replicas": ids_text(partition.replicas), "isr": ids_text(partition.isr),
         "state": state, "state_class": state_class, "log_start": number("log_start_offset"),
         "high_watermark": number("high_watermark"), "log_end": number("log_end_offset"), "size": number("size_bytes"),
     }
@@ -176,8 +165,8 @@ def _reassignment_row(partition: PartitionImage) -> dict:
     target = [r for r in partition.replicas if r not in partition.removing_replicas]
     return {
         "partition": partition.partition, "started_by": "balancer" if partition.is_balancer_move else "user",
-        "target": _ids(target), "adding": _ids(adding), "removing": _ids(partition.removing_replicas),
-        "isr": _ids(partition.isr), "progress": f"{joined}/{len(adding)} new replicas in sync",
+        "target": ids_text(target), "adding": ids_text(adding), "removing": ids_text(partition.removing_replicas),
+        "isr": ids_text(partition.isr), "progress": f"{joined}/{len(adding)} new replicas in sync",
     }
 
 
