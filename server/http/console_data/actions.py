@@ -30,6 +30,7 @@ from freshet.server.http.console_data.backend import (
     ActionRefused,
     ConsoleBackend,
     raise_for_detail,
+    refused_by_error,
     sdk_call,
     viewer_bound,
 )
@@ -214,7 +215,7 @@ def _check_as_viewer(backend: ConsoleBackend, caller: Caller, checks: Sequence[t
             for operation, resource_type, name in checks:
                 rules.refuse(rules.denials(backend.authorizer, operation, resource_type, [name]), resource_type)
         except AuthorizationError as error:
-            raise ActionRefused.from_error(error, backend.node_id) from error
+            raise refused_by_error(error, backend.node_id) from error
 
 
 def reset_group_offsets(

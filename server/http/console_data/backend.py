@@ -38,6 +38,7 @@ from freshet.client._transport import Transport
 from freshet.client.errors import FreshetError
 from freshet.metadata.image import MetadataImage
 from freshet.server import status
+from freshet.server.errors import ActionRefusedError
 from freshet.server.http.console_data.history import History
 from freshet.server.security.authorizer import Authorizer, Caller, bind_caller, unbind_caller
 from freshet.server.security.node_identity import node_call_credentials
@@ -53,49 +54,31 @@ RETRY_BACKOFF_S = 0.1
 T = TypeVar("T")
 
 
-class ActionRefused(Exception):
-    """A refusal as the CLI would show it: the Freshet ErrorCode, its name, and the message.
+#: What every console function raises when refused: `code`, `code_name`, `message` (the CLI's).
+ActionRefused = ActionRefusedError
 
-    Attributes:
-        code: the protocol ErrorCode number (common.proto), e.g. TOPIC_AUTHORIZATION_FAILED.
-        code_name: its name ("TOPIC_AUTHORIZATION_FAILED").
-        message: the server's one-line message ("User:bob is not authorized to Delete topic 'a'").
-    """
 
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+def refused_by_detail(detail: common_pb2.ErrorDetail) -> ActionRefusedError:
+    """The refusal an ErrorDetail describes."""
+    return ActionRefusedError(detail.code, detail.message)
 
-    @property
-    def code_name(self) -> str:
-        try:
-            return common_pb2.ErrorCode.Name(self.code)
-        except ValueError:
-            return f"UNKNOWN_CODE_{self.code}"
 
-    def __str__(self) -> str:
-        return f"{self.code_name}: {self.message}"
-
-    @classmethod
-    def from_detail(cls, detail: common_pb2.ErrorDetail) -> ActionRefused:
-        return cls(detail.code, detail.message)
-
-    @classmethod
-    def from_error(cls, error: Exception, node_id: int = -1) -> ActionRefused:
-        """The refusal a gRPC client would get for a handler's exception (server/status.py's
-        table), or for an SDK error (its code; UNKNOWN_SERVER_ERROR when it has none)."""
-        if isinstance(error, FreshetError):
-            code = error.code if error.code is not None else common_pb2.UNKNOWN_SERVER_ERROR
-            return cls(code, error.message)
-        _, detail = status.status_of(error, node_id)
-        return cls(detail.code, detail.message)
+def refused_by_error(error: Exception, node_id: int = -1) -> ActionRefusedError:
+    """The refusal a gRPC client would get for a handler's exception (server/status.py's table),
+    or for an SDK error (its code; UNKNOWN_SERVER_ERROR when it has none)."""
+    if isinstance(error, ActionRefusedError):
+        return error
+    if isinstance(error, FreshetError):
+        code = error.code if error.code is not None else common_pb2.UNKNOWN_SERVER_ERROR
+        return ActionRefusedError(code, error.message)
+    _, detail = status.status_of(error, node_id)
+    return ActionRefusedError(detail.code, detail.message)
 
 
 def raise_for_detail(detail: common_pb2.ErrorDetail) -> None:
     """Raise ActionRefused for a per-item ErrorDetail that is not NONE."""
     if detail.code != common_pb2.NONE:
-        raise ActionRefused.from_detail(detail)
+        raise refused_by_detail(detail)
 
 
 def sdk_call(call: Callable[[], T], timeout_s: float) -> T:
@@ -111,7 +94,7 @@ def sdk_call(call: Callable[[], T], timeout_s: float) -> T:
             return call()
         except FreshetError as error:
             if not error.retriable or time.monotonic() + RETRY_BACKOFF_S >= deadline:
-                raise ActionRefused.from_error(error) from error
+                raise refused_by_error(error) from error
         time.sleep(RETRY_BACKOFF_S)
 
 
@@ -196,11 +179,9 @@ class ConsoleBackend:
         handle = getattr(type(service), method).__wrapped__       # under status.handler's wrapper
 
         async def call():
-            token = bind_caller(caller)
-            try:
-                return await handle(service, request, _LocalContext(timeout_s, caller.host))
-            finally:
-                unbind_caller(token)
+            # The task has its own copy of the context: the binding ends with it.
+            bind_caller(caller)
+            return await handle(service, request, _LocalContext(timeout_s, caller.host))
 
         future = asyncio.run_coroutine_threadsafe(call(), self.loop)
         try:
@@ -209,4 +190,4 @@ class ConsoleBackend:
             future.cancel()
             raise ActionRefused(common_pb2.REQUEST_TIMED_OUT, f"{method} did not complete within {timeout_s:.0f} s") from None
         except Exception as error:                 # noqa: BLE001 - every handler error maps to a refusal
-            raise ActionRefused.from_error(error, self.node_id) from error
+            raise refused_by_error(error, self.node_id) from error

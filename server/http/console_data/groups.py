@@ -31,7 +31,13 @@ from freshet.client.admin_groups import GroupAdmin, GroupDescription
 from freshet.client.errors import FreshetError
 from freshet.metadata.security import CLUSTER_NAME, Operation, ResourceType
 from freshet.server.errors import AuthorizationError
-from freshet.server.http.console_data.backend import ActionRefused, ConsoleBackend, sdk_call, viewer_bound
+from freshet.server.http.console_data.backend import (
+    ActionRefused,
+    ConsoleBackend,
+    refused_by_error,
+    sdk_call,
+    viewer_bound,
+)
 from freshet.server.security import rules
 from freshet.server.security.authorizer import Caller
 from freshet.v1 import group_pb2
@@ -152,7 +158,7 @@ def describe_group(backend: ConsoleBackend, caller: Caller, group: str) -> Group
             rules.refuse(rules.denials(backend.authorizer, Operation.DESCRIBE, ResourceType.GROUP, [group]),
                          ResourceType.GROUP)
         except AuthorizationError as error:
-            raise ActionRefused.from_error(error, backend.node_id) from error
+            raise refused_by_error(error, backend.node_id) from error
     return _detail(sdk_call(lambda: _admin(backend).describe_group(group), backend.request_timeout_s))
 
 
@@ -183,7 +189,7 @@ def visible_groups(backend: ConsoleBackend, caller: Caller, names: list[str]) ->
 
 
 def _failure(subject: str, error: Exception) -> Failure:
-    refused = error if isinstance(error, ActionRefused) else ActionRefused.from_error(error)
+    refused = error if isinstance(error, ActionRefused) else refused_by_error(error)
     return Failure(subject, refused.code_name, refused.message)
 
 

@@ -44,7 +44,13 @@ from freshet.client.errors import LeaderNotAvailableError, UnknownTopicError
 from freshet.metadata.image import NO_LEADER
 from freshet.metadata.security import Operation, ResourceType
 from freshet.server.errors import AuthorizationError
-from freshet.server.http.console_data.backend import ActionRefused, ConsoleBackend, sdk_call, viewer_bound
+from freshet.server.http.console_data.backend import (
+    ActionRefused,
+    ConsoleBackend,
+    refused_by_error,
+    sdk_call,
+    viewer_bound,
+)
 from freshet.server.security import rules
 from freshet.server.security.authorizer import Caller
 from freshet.storage.errors import StorageError
@@ -489,7 +495,7 @@ def _check_read(backend: ConsoleBackend, caller: Caller, topic: str) -> None:
         try:
             rules.refuse(rules.denials(backend.authorizer, Operation.READ, ResourceType.TOPIC, [topic]), ResourceType.TOPIC)
         except AuthorizationError as error:
-            raise ActionRefused.from_error(error, backend.node_id) from error
+            raise refused_by_error(error, backend.node_id) from error
 
 
 def browse(backend: ConsoleBackend, caller: Caller, query: BrowseQuery) -> BrowseResult:
