@@ -20,9 +20,10 @@ import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 
 from freshet.metadata.security import ResourceType
+from freshet.server.errors import ActionRefusedError
 from freshet.server.http import console_pages
 from freshet.server.http.console_data import actions, groups, messages
-from freshet.server.http.console_data.backend import ActionRefused, ConsoleBackend
+from freshet.server.http.console_data.backend import ConsoleBackend
 from freshet.server.http.console_pages import Chrome
 from freshet.server.security.authorizer import Caller
 
@@ -38,14 +39,14 @@ class Answer:
     body: bytes
 
 
-class FormError(ValueError):
+class _FormError(ValueError):
     """A field of an action's form is missing or malformed; str() names it."""
 
 
 def _field(form: Mapping[str, str], name: str) -> str:
     value = form.get(name, "").strip()
     if not value:
-        raise FormError(f"the form has no {name}")
+        raise _FormError(f"the form has no {name}")
     return value
 
 
@@ -56,9 +57,9 @@ def _integer(form: Mapping[str, str], name: str, minimum: int, required: bool = 
     try:
         value = int(text)
     except ValueError:
-        raise FormError(f"{name} must be a whole number, not {text!r}") from None
+        raise _FormError(f"{name} must be a whole number, not {text!r}") from None
     if value < minimum:
-        raise FormError(f"{name} must be at least {minimum}, not {value}")
+        raise _FormError(f"{name} must be at least {minimum}, not {value}")
     return value
 
 
@@ -66,9 +67,9 @@ def _replica_list(text: str) -> list[int]:
     try:
         replicas = [int(part) for part in text.replace(" ", "").split(",") if part]
     except ValueError:
-        raise FormError(f"replicas must be broker ids separated by commas, not {text!r}") from None
+        raise _FormError(f"replicas must be broker ids separated by commas, not {text!r}") from None
     if len(set(replicas)) != len(replicas):
-        raise FormError(f"replicas list a broker twice: {text!r}")
+        raise _FormError(f"replicas list a broker twice: {text!r}")
     return replicas
 
 
@@ -79,7 +80,7 @@ def _config_pairs(text: str) -> list[tuple[str, str]]:
             continue
         key, equals, value = item.partition("=")
         if not equals or not key.strip():
-            raise FormError(f"configs are key=value pairs separated by commas, not {item!r}")
+            raise _FormError(f"configs are key=value pairs separated by commas, not {item!r}")
         pairs.append((key.strip(), value.strip()))
     return pairs
 
@@ -156,7 +157,7 @@ def _alter_config(form: Mapping[str, str]) -> Plan:
     name, key = _field(form, "topic"), _field(form, "key")
     operation = form.get("operation", "set")
     if operation not in ("set", "delete"):
-        raise FormError(f"operation must be set or delete, not {operation!r}")
+        raise _FormError(f"operation must be set or delete, not {operation!r}")
     value = None if operation == "delete" else form.get("value", "").strip()
 
     def run(backend: ConsoleBackend, caller: Caller) -> tuple[str, Sequence[str]]:
@@ -222,7 +223,7 @@ def _reset_offsets(form: Mapping[str, str]) -> Plan:
     mode = form.get("mode", "")
     value = form.get("value", "").strip()
     if mode not in ("earliest", "latest", "offset", "datetime", "shift"):
-        raise FormError(f"mode must be earliest, latest, offset, datetime or shift, not {mode!r}")
+        raise _FormError(f"mode must be earliest, latest, offset, datetime or shift, not {mode!r}")
     target: dict = {}
     if mode in ("earliest", "latest"):
         target = {f"to_{mode}": True}
@@ -230,11 +231,11 @@ def _reset_offsets(form: Mapping[str, str]) -> Plan:
         target = {"to_offset": _integer(form, "value", 0)}
     elif mode == "datetime":
         if not value:
-            raise FormError("a date and time is needed, e.g. 2026-12-07T09:00 (UTC)")
+            raise _FormError("a date and time is needed, e.g. 2026-12-07T09:00 (UTC)")
         try:
             datetime.datetime.fromisoformat(value)
         except ValueError:
-            raise FormError(f"value must be an ISO date and time such as 2026-12-07T09:00, not {value!r}") from None
+            raise _FormError(f"value must be an ISO date and time such as 2026-12-07T09:00, not {value!r}") from None
         target = {"to_datetime": value}
     else:
         shift = _integer(form, "value", -(2**63))
@@ -246,7 +247,7 @@ def _reset_offsets(form: Mapping[str, str]) -> Plan:
         committed = {p.partition: p.committed_offset for p in groups.describe_group(backend, caller, group).partitions
                      if p.topic == topic and p.committed_offset is not None}
         if not committed:
-            raise FormError(f"group {group} has no committed offset on {topic} to shift")
+            raise _FormError(f"group {group} has no committed offset on {topic} to shift")
         return [plan for partition, offset in sorted(committed.items())
                 for plan in actions.reset_group_offsets(backend, caller, group, topic, to_offset=max(0, offset + shift),
                                                         partitions=[partition], execute=execute)]
@@ -276,7 +277,7 @@ def _delete_group(form: Mapping[str, str]) -> Plan:
 
 
 def _browse_query(topic: str, params: Mapping[str, str], form: dict) -> messages.BrowseQuery:
-    """The browser form's query (`form` gets the parsed partition back). Raises FormError."""
+    """The browser form's query (`form` gets the parsed partition back). Raises _FormError."""
     partition = _integer(params, "partition", 0, required=False)
     form["partition"] = partition
     offset = _integer(params, "offset", 0, required=False)
@@ -286,13 +287,13 @@ def _browse_query(topic: str, params: Mapping[str, str], form: dict) -> messages
         try:
             moment = datetime.datetime.fromisoformat(params["time"].strip()).replace(tzinfo=datetime.UTC)
         except ValueError:
-            raise FormError(f"time must be a date and time such as 2026-12-07T09:00, not {params['time']!r}") from None
+            raise _FormError(f"time must be a date and time such as 2026-12-07T09:00, not {params['time']!r}") from None
         timestamp_ms = (moment - datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)) // datetime.timedelta(milliseconds=1)
     search = None
     if params.get("search", ""):
         where = params.get("in", "all")
         if where not in ("all", "key", "value", "headers"):
-            raise FormError(f"search in must be all, key, value or headers, not {where!r}")
+            raise _FormError(f"search in must be all, key, value or headers, not {where!r}")
         search = messages.SearchSpec(
             params["search"], is_regex=params.get("regex") == "1", ignore_case=params.get("icase") == "1",
             in_keys=where in ("all", "key"), in_values=where in ("all", "value"), in_headers=where in ("all", "headers"),
@@ -302,11 +303,11 @@ def _browse_query(topic: str, params: Mapping[str, str], form: dict) -> messages
         try:
             resume = {int(p): int(o) for p, _, o in (item.partition(":") for item in params["resume"].split(","))}
         except ValueError:
-            raise FormError(f"resume must be partition:offset pairs, not {params['resume']!r}") from None
+            raise _FormError(f"resume must be partition:offset pairs, not {params['resume']!r}") from None
     return messages.BrowseQuery(topic, partition, offset, timestamp_ms, limit, search, resume=resume)
 
 
-#: POST /actions/NAME -> builds the action's plan from its form (raises FormError).
+#: POST /actions/NAME -> builds the action's plan from its form (raises _FormError).
 ACTIONS: dict[str, Callable[[Mapping[str, str]], Plan]] = {
     "create-topic": _create_topic,
     "delete-topic": _delete_topic,
@@ -381,9 +382,9 @@ class ConsoleRoutes:
                 error = "this node has no broker role, so no message browser: use the console of a broker"
             else:
                 result = messages.browse(backend, caller, query)
-        except (FormError, ValueError) as problem:
+        except (_FormError, ValueError) as problem:
             error = str(problem)
-        except ActionRefused as refused:
+        except ActionRefusedError as refused:
             error = f"{refused.message} ({refused.code_name})"
         if result is not None and result.has_older:
             resume = ",".join(f"{p.partition}:{p.next_offset}" for p in result.positions if p.next_offset is not None)
@@ -401,7 +402,7 @@ class ConsoleRoutes:
         name = urllib.parse.unquote(path[len("/groups/"):])
         try:
             detail = groups.describe_group(backend, caller, name)
-        except ActionRefused as error:
+        except ActionRefusedError as error:
             code = 404 if error.code_name in ("GROUP_ID_NOT_FOUND", "GROUP_AUTHORIZATION_FAILED") else 503
             return Answer(code, console_pages.result_page(chrome, f"Group {name}", error.message, False, "/groups",
                                                           "back to groups", [error.code_name]))
@@ -421,7 +422,7 @@ class ConsoleRoutes:
             return Answer(404, console_pages.result_page(chrome, "Unknown action", f"no action {name or path}", False, "/", "overview"))
         try:
             plan = builder(form)
-        except FormError as error:
+        except _FormError as error:
             return Answer(400, console_pages.result_page(chrome, "Bad form", str(error), False, "/topics", "back"))
         backend = self._view.console_data()
         if backend is None:
@@ -436,9 +437,9 @@ class ConsoleRoutes:
                                                   details, plan.dangerous)
                 return Answer(200, page)
             message, details = plan.run(backend, caller)
-        except ActionRefused as error:
+        except ActionRefusedError as error:
             return Answer(409, console_pages.result_page(chrome, "Refused", error.message, False, plan.back, "back",
                                                          [error.code_name]))
-        except ValueError as error:            # FormError too (found while planning)
+        except ValueError as error:            # _FormError too (found while planning)
             return Answer(400, console_pages.result_page(chrome, "Bad form", str(error), False, plan.back, "back"))
         return Answer(200, console_pages.result_page(chrome, "Done", message, True, plan.back, "continue", details))

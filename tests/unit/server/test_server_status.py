@@ -58,14 +58,11 @@ def domain_error_classes() -> list[type[Exception]]:
 def test_public_exceptions_are_defined_only_in_errors_modules():
     """A public exception class elsewhere (as the group errors once were in server/groups/state.py)
     would escape the table: it must move to its layer's errors.py. Private ones (`_Truncated`)
-    never leave their module; server/tools/ are command-line helpers that serve no gRPC, and the
-    web console's modules (server/http/console*) serve none either: their errors (a bad form field,
-    a refusal already carrying the handler's code) end as an HTML page, never as a gRPC status."""
+    never leave their module; server/tools/ are command-line helpers that serve no gRPC."""
     stray = [
         f"{module.__name__}.{cls.__qualname__}"
         for module in layer_modules()
-        if module.__name__.rsplit(".", 1)[-1] != "errors"
-        and not module.__name__.startswith(("freshet.server.tools", "freshet.server.http.console"))
+        if module.__name__.rsplit(".", 1)[-1] != "errors" and not module.__name__.startswith("freshet.server.tools")
         for cls in exception_classes_defined_in(module)
         if not cls.__name__.startswith("_")
     ]
