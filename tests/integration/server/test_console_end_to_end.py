@@ -109,6 +109,9 @@ def test_every_page_renders_and_a_topic_is_created_and_configured_through_the_ui
 
     visit(browser, base + "/topics/orders", "Topic orders")
     assert submit_and_confirm(browser, "add-partitions") == "topic orders now has 4 partitions"
+    visit(browser, base + "/", "Freshet")
+    assert "1 topics, 4 partitions" in browser.find_element(By.TAG_NAME, "body").text
+    screenshot(browser, "overview")
     visit(browser, base + "/topics/orders", "Topic orders")
     assert len(browser.find_elements(By.CSS_SELECTOR, "#partitions tbody tr")) == 4
 
