@@ -447,6 +447,9 @@ class Node:
         assert loop is not None
         if self._watch_task is not None:
             self._watch_task.cancel()
+        if self.console is not None and self.console.history is not None:
+            # First: its samples read the group coordinator, which closes next.
+            await loop.run_in_executor(None, self.console.history.stop)
         if self.lifecycle is not None:
             await self.lifecycle.close()
         if self.kafka is not None:
@@ -465,8 +468,6 @@ class Node:
             await self.publisher.close()
         await self.security.close_http(loop)
         if self.console is not None:
-            if self.console.history is not None:
-                await loop.run_in_executor(None, self.console.history.stop)
             await loop.run_in_executor(None, self.console.transport.close)
         if self.quorum is not None:
             await loop.run_in_executor(None, self.quorum.close)
