@@ -135,19 +135,23 @@ def topics_page(chrome: Chrome, image: MetadataImage, search: str, show_internal
     )
 
 
-def _partition_row(partition: PartitionImage, offsets: Mapping[int, Mapping] | None) -> dict:
+def _partition_row(partition: PartitionImage, logs) -> dict:
+    """A partition's row; its log numbers from `logs` (console_data.logs.TopicLogs): "?" when its
+    leader did not answer (the reason in the cell's title), "-" without a leader or without logs."""
     if partition.leader == NO_LEADER:
         state, state_class = "offline", "bad"
     elif len(partition.isr) < len(partition.replicas):
         state, state_class = "under-replicated", "warn"
     else:
         state, state_class = "ok", "ok"
-    found = (offsets or {}).get(partition.partition) or {}
+    found = None if logs is None else logs.partitions.get(partition.partition)
+    why = "" if logs is None or partition.leader == NO_LEADER else logs.unknown.get(partition.partition, "")
     preferred = partition.replicas[0] if partition.replicas else NO_LEADER
 
     def number(key: str) -> str:
-        value = found.get(key)
-        return "-" if value is None else f"{value:,}"
+        if found is None:
+            return "?" if why else "-"
+        return f"{getattr(found, key):,}"
 
     return {
         "partition": partition.partition, "leader": None if partition.leader == NO_LEADER else partition.leader,
@@ -155,6 +159,7 @@ def _partition_row(partition: PartitionImage, offsets: Mapping[int, Mapping] | N
         "leader_epoch": partition.leader_epoch, "replicas": ids_text(partition.replicas), "isr": ids_text(partition.isr),
         "state": state, "state_class": state_class, "log_start": number("log_start_offset"),
         "high_watermark": number("high_watermark"), "log_end": number("log_end_offset"), "size": number("size_bytes"),
+        "unknown": why,
     }
 
 
@@ -184,10 +189,11 @@ def _config_rows(image: MetadataImage, topic: TopicImage) -> list[dict]:
     return rows
 
 
-def topic_page(chrome: Chrome, image: MetadataImage, name: str, offsets: Mapping[int, Mapping] | None,
-               offsets_note: str) -> tuple[int, bytes]:
+def topic_page(chrome: Chrome, image: MetadataImage, name: str, logs=None,
+               logs_note: str = "") -> tuple[int, bytes]:
     """The topic's page, or 404 when it does not exist or the viewer may not Describe it (the
-    same answer for both, as the CLI gives: no way to probe for names)."""
+    same answer for both, as the CLI gives: no way to probe for names). `logs`: the partitions'
+    logs (console_data.logs.TopicLogs; None: not looked up, "-" shown), `logs_note` says why not."""
     topic = image.topic(name)
     if topic is None or not chrome.may_describe(ResourceType.TOPIC, name):
         return 404, result_page(chrome, "Topic not found", f"no topic {name} (or you may not Describe it)", False,
@@ -197,10 +203,20 @@ def topic_page(chrome: Chrome, image: MetadataImage, name: str, offsets: Mapping
         "topic.html", chrome, f"Topic {name}", "/topics", name=name, topic_id=topic.topic_id.hex(),
         refresh_seconds=REASSIGNMENT_REFRESH_SECONDS if reassignments else 0,
         is_internal=is_internal_topic(name),
-        partitions=[_partition_row(p, offsets) for p in topic.partitions],
+        partitions=[_partition_row(p, logs) for p in topic.partitions],
         reassignments=reassignments,
-        configs=_config_rows(image, topic), offsets_note=offsets_note,
+        configs=_config_rows(image, topic), logs_note=_logs_note(logs, logs_note),
     )
+
+
+def _logs_note(logs, note: str) -> str:
+    """The line under the partitions: why numbers are missing ("?": which broker did not answer)."""
+    if logs is None:
+        return note
+    reasons = sorted({why for partition, why in logs.unknown.items() if why != "no leader"})
+    if not reasons:
+        return note
+    return f"? where the leader's log is not known (asked for {logs.elapsed_s:.1f} s): " + "; ".join(reasons)
 
 
 def groups_page(chrome: Chrome, found, unavailable: str = "") -> bytes:

@@ -23,6 +23,7 @@ from freshet.metadata.security import ResourceType
 from freshet.server.errors import ActionRefusedError
 from freshet.server.http import console_pages
 from freshet.server.http.console_data import actions, groups, messages
+from freshet.server.http.console_data import logs as console_logs
 from freshet.server.http.console_data.backend import ConsoleBackend
 from freshet.server.http.console_pages import Chrome
 from freshet.server.security.authorizer import Caller
@@ -348,10 +349,7 @@ class ConsoleRoutes:
         if path.startswith("/topics/"):
             name = urllib.parse.unquote(path[len("/topics/"):])
             if "/" not in name:
-                offsets = self._led_here(view.status(), name)
-                note = "log offsets and sizes of the partitions this node leads; - where another broker leads"
-                code, page = console_pages.topic_page(chrome, view.image(), name, offsets, note)
-                return Answer(code, page)
+                return self._topic(name, chrome)
         if path == "/charts":
             backend = view.console_data()
             history = None if backend is None else backend.history
@@ -408,11 +406,19 @@ class ConsoleRoutes:
                                                           "back to groups", [error.code_name]))
         return Answer(200, console_pages.group_page(chrome, detail))
 
-    @staticmethod
-    def _led_here(status: Mapping, topic: str) -> dict[int, Mapping]:
-        """partition -> this node's /status entry (offsets, size) of the topic's partitions it leads."""
-        partitions = (status.get("data_plane") or {}).get("partitions") or ()
-        return {p["partition"]: p for p in partitions if p.get("topic") == topic and p.get("role") == "leader"}
+    def _topic(self, name: str, chrome: Chrome) -> Answer:
+        """The topic page with every partition's log from its leader (console_data.logs: the
+        CLI's DescribeLogDirs, bounded in time); looked up only for a viewer that may Describe it."""
+        image = self._view.image()
+        topic = image.topic(name)
+        backend = self._view.console_data()
+        logs, note = None, ""
+        if backend is None:
+            note = "this node has no broker role, so it asks no broker for log offsets and sizes: use the console of a broker"
+        elif topic is not None and chrome.may_describe(ResourceType.TOPIC, name):
+            logs = console_logs.topic_logs(backend, topic)
+        code, page = console_pages.topic_page(chrome, image, name, logs, note)
+        return Answer(code, page)
 
     def post(self, path: str, form: Mapping[str, str], chrome: Chrome, caller: Caller) -> Answer:
         """An action (CSRF already checked): the confirmation page, or with `confirmed=yes` the result."""

@@ -203,18 +203,18 @@ def cluster_groups(backend: ConsoleBackend, caller: Caller, budget_s: float = PA
     pool = concurrent.futures.ThreadPoolExecutor(DESCRIBE_THREADS, thread_name_prefix="console-groups")
     try:
         listings = {pool.submit(_list_on, backend, address): address for address in _broker_addresses(backend)}
-        for future, _ in _settle(listings, deadline, failures):
+        for future, _ in settle(listings, deadline, failures):
             names.update(future.result())
         visible = sorted(visible_groups(backend, caller, sorted(names)))
         describes = {pool.submit(describe_group, backend, caller, name): name for name in visible}
-        found = [future.result() for future, _ in _settle(describes, deadline, failures)]
+        found = [future.result() for future, _ in settle(describes, deadline, failures)]
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
     found.sort(key=lambda detail: detail.group)
     return ClusterGroups(tuple(found), tuple(sorted(failures, key=lambda f: f.subject)), time.monotonic() - started)
 
 
-def _settle(futures: dict, deadline: float, failures: list[Failure]):
+def settle(futures: dict, deadline: float, failures: list[Failure]):
     """The futures that succeeded by `deadline`, with their subject; the others become failures."""
     done, pending = concurrent.futures.wait(list(futures), timeout=max(0.0, deadline - time.monotonic()))
     for future in pending:

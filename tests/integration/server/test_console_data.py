@@ -19,7 +19,7 @@ import pytest
 from freshet.client import Producer
 from freshet.client.admin_groups import GroupAdmin
 from freshet.client.errors import FreshetError
-from freshet.server.http.console_data import actions, groups
+from freshet.server.http.console_data import actions, groups, logs
 from freshet.server.http.console_data.backend import ActionRefused
 from freshet.server.security.authorizer import Caller
 
@@ -164,3 +164,23 @@ def test_a_silent_broker_makes_the_list_partial_not_slow(cluster):
     assert found.is_partial
     assert [f.subject for f in found.failures] == [f"127.0.0.1:{extra.port}"]
     assert group in {g.group for g in found.groups}
+
+
+def test_the_topic_page_logs_come_from_every_partitions_leader(cluster):
+    """Every partition's log start, high watermark, log end and size, whoever leads it (the
+    partitions are spread over the 3 brokers, so node 2 leads at most some of them)."""
+    topic = _name("console-logs")
+    actions.create_topic(cluster.nodes[1].console, VIEWER, topic, partitions=3, replication_factor=2)
+    with Producer(_bootstrap(cluster), acks="all") as producer:
+        for partition in range(3):
+            for i in range(partition + 1):
+                producer.send(topic, value=f"v{i}".encode(), partition=partition).result(timeout=15)
+    backend = cluster.nodes[2].console
+    image = wait_until(lambda: (i := backend.image()).topic(topic) and i, 10, "topic in node 2's image")
+    assert len({p.leader for p in image.topic(topic).partitions}) > 1           # not all led by one node
+    found = logs.topic_logs(backend, image.topic(topic))
+    assert found.failures == () and found.unknown == {}
+    for partition in range(3):
+        log = found.partitions[partition]
+        assert (log.log_start_offset, log.high_watermark, log.log_end_offset) == (0, partition + 1, partition + 1)
+        assert log.size_bytes > 0

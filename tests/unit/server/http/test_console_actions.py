@@ -32,6 +32,7 @@ from freshet.v1 import common_pb2, controller_pb2
 from prometheus_client import CollectorRegistry
 
 from tests.support.console_server import console_server
+from tests.support.fake_log_dirs import FakeLogDirs
 from tests.support.secure_images import SETTINGS, password, secure_image
 
 
@@ -68,7 +69,8 @@ class FakeController:
 @contextlib.contextmanager
 def admin_on_a_loop(secure: bool):
     """A ConsoleBackend over the real ControllerService (security on or off) and its fake controller.
-    Its transport (the group actions' SDK channels) is None: these tests act on topics only."""
+    Its transport is a fake that answers DescribeLogDirs only (the topic page's logs): these tests act
+    on topics only."""
     image = secure_image()
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
@@ -78,7 +80,7 @@ def admin_on_a_loop(secure: bool):
     authorizer = Authorizer(SETTINGS if secure else type(SETTINGS)(), lambda: image, CollectorRegistry())
     service = ControllerService(config, types.SimpleNamespace(image=image), None, controller, None, lambda: 1, authorizer)
     backend = ConsoleBackend(node_id=1, image=lambda: image, authorizer=authorizer, loop=loop,
-                             controller_service=service, transport=None)
+                             controller_service=service, transport=FakeLogDirs())
     try:
         yield backend, controller
     finally:
