@@ -163,8 +163,27 @@ def _partition_row(partition: PartitionImage, logs) -> dict:
     }
 
 
-def _reassignment_row(partition: PartitionImage) -> dict:
-    """An in-progress move: progress is how many adding replicas have joined the ISR."""
+def _progress_lines(partition: PartitionImage, logs) -> list[str]:
+    """Per adding replica: offsets and bytes it still has to copy from the leader, "in sync" once
+    in the ISR, or why it is not known; without `logs` only whether it joined the ISR."""
+    progress = {} if logs is None else {r.broker_id: r for r in logs.progress.get(partition.partition, ())}
+    lines = []
+    for replica in partition.adding_replicas:
+        found = progress.get(replica)
+        if replica in partition.isr:
+            lines.append(f"{replica}: in sync")
+        elif found is None:
+            lines.append(f"{replica}: catching up")
+        elif found.error:
+            lines.append(f"{replica}: ? ({found.error})")
+        else:
+            lines.append(f"{replica}: {found.offsets_left:,} offsets, {found.bytes_left:,} bytes left")
+    return lines
+
+
+def _reassignment_row(partition: PartitionImage, logs) -> dict:
+    """An in-progress move: how many adding replicas joined the ISR, and per adding replica what
+    it still has to copy (from `logs`, console_data.logs.TopicLogs)."""
     adding = partition.adding_replicas
     joined = sum(replica in partition.isr for replica in adding)
     target = [r for r in partition.replicas if r not in partition.removing_replicas]
@@ -172,6 +191,7 @@ def _reassignment_row(partition: PartitionImage) -> dict:
         "partition": partition.partition, "started_by": "balancer" if partition.is_balancer_move else "user",
         "target": ids_text(target), "adding": ids_text(adding), "removing": ids_text(partition.removing_replicas),
         "isr": ids_text(partition.isr), "progress": f"{joined}/{len(adding)} new replicas in sync",
+        "left": _progress_lines(partition, logs),
     }
 
 
@@ -198,7 +218,7 @@ def topic_page(chrome: Chrome, image: MetadataImage, name: str, logs=None,
     if topic is None or not chrome.may_describe(ResourceType.TOPIC, name):
         return 404, result_page(chrome, "Topic not found", f"no topic {name} (or you may not Describe it)", False,
                                 "/topics", "back to topics")
-    reassignments = [_reassignment_row(p) for p in topic.partitions if p.is_reassigning]
+    reassignments = [_reassignment_row(p, logs) for p in topic.partitions if p.is_reassigning]
     return 200, render(
         "topic.html", chrome, f"Topic {name}", "/topics", name=name, topic_id=topic.topic_id.hex(),
         refresh_seconds=REASSIGNMENT_REFRESH_SECONDS if reassignments else 0,

@@ -1,4 +1,4 @@
-"""Every partition's log as its leader reports it: `topic_logs`.
+"""Every partition's log as its leader reports it, and each reassignment's progress: `topic_logs`.
 
 What the topic page shows per partition (log start offset, high watermark, log end offset, size
 on disk) for EVERY partition, not only those this node leads. Reached the way
@@ -6,7 +6,9 @@ on disk) for EVERY partition, not only those this node leads. Reached the way
 service DescribeLogDirs per broker naming the partitions wanted, answered from the broker's own
 logs (its ReplicaLogInfo; server/kafka/log_dirs_api.py serves the Kafka flavour of the same). The
 SDK's `_describe_replicas` makes each call (the CLI's code, not a copy). The leader's replica gives
-the row.
+the row; for partitions being reassigned the adding replicas' brokers are asked in the same call
+and each adding replica's distance to the leader (offsets and bytes left) is computed as
+`Admin.list_partition_reassignments(with_progress=True)` computes it.
 
 Why not the browser's ListOffsets (messages.py): it answers log start and high watermark only,
 neither log end nor size; one DescribeLogDirs per leader gives all four for all its partitions.
@@ -30,6 +32,7 @@ import time
 from collections.abc import Mapping
 
 from freshet.client.admin import Admin
+from freshet.client.admin_results import ReplicaProgress
 from freshet.client.structs import TopicPartition
 from freshet.metadata.image import NO_LEADER, TopicImage
 from freshet.server.http.console_data.backend import ConsoleBackend
@@ -57,22 +60,27 @@ class TopicLogs:
     Attributes:
         partitions: partition -> its leader's log (only the partitions whose leader answered).
         unknown: partition -> why its log is not known (no leader, a broker did not answer).
+        progress: partition being reassigned -> each adding replica's distance to the leader
+            (client ReplicaProgress: log end, offsets_left, bytes_left, or `error`).
         failures: brokers that did not answer within the budget.
         elapsed_s: the time the lookup took.
     """
 
     partitions: Mapping[int, PartitionLog]
     unknown: Mapping[int, str]
+    progress: Mapping[int, tuple[ReplicaProgress, ...]]
     failures: tuple[Failure, ...]
     elapsed_s: float
 
 
 def _wanted(topic: TopicImage) -> dict[int, list[TopicPartition]]:
-    """broker id -> the partitions to ask it about: those it leads."""
+    """broker id -> the partitions to ask it about: those it leads, those it is being added to."""
     wanted: dict[int, list[TopicPartition]] = {}
     for p in topic.partitions:
-        if p.leader != NO_LEADER:
-            wanted.setdefault(p.leader, []).append(TopicPartition(topic.name, p.partition))
+        brokers = [p.leader] if p.leader != NO_LEADER else []
+        brokers += [b for b in p.adding_replicas if b not in brokers]
+        for broker_id in brokers:
+            wanted.setdefault(broker_id, []).append(TopicPartition(topic.name, p.partition))
     return wanted
 
 
@@ -106,13 +114,29 @@ def _ask(backend: ConsoleBackend, wanted: dict[int, list[TopicPartition]], budge
     return infos, failures
 
 
+def _progress(info: dict, leader, tp: TopicPartition, adding) -> tuple[ReplicaProgress, ...]:
+    """Each adding replica's distance to the leader's log (as the SDK's `_with_progress`)."""
+    found = []
+    for broker_id in adding:
+        replica = info.get(broker_id, {}).get(tp, f"broker {broker_id} was not asked")
+        problem = next((x for x in (leader, replica) if isinstance(x, str)), None)
+        if problem is not None:
+            found.append(ReplicaProgress(broker_id, None, None, None, problem))
+            continue
+        found.append(ReplicaProgress(broker_id, replica.log_end_offset,
+                                     max(0, leader.log_end_offset - replica.log_end_offset),
+                                     max(0, leader.size_bytes - replica.size_bytes)))
+    return tuple(found)
+
+
 def topic_logs(backend: ConsoleBackend, topic: TopicImage, budget_s: float = PAGE_BUDGET_S) -> TopicLogs:
-    """Every partition's log (from its leader) of `topic`, within
+    """Every partition's log (from its leader) and the reassignments' progress of `topic`, within
     `budget_s` seconds (see the module docstring). The caller checked the viewer's Describe."""
     started = time.monotonic()
     infos, failures = _ask(backend, _wanted(topic), budget_s)
     partitions: dict[int, PartitionLog] = {}
     unknown: dict[int, str] = {}
+    progress: dict[int, tuple[ReplicaProgress, ...]] = {}
     for p in topic.partitions:
         tp = TopicPartition(topic.name, p.partition)
         leader: broker_pb2.ReplicaLogInfo | str = "no leader"
@@ -125,4 +149,6 @@ def topic_logs(backend: ConsoleBackend, topic: TopicImage, budget_s: float = PAG
         else:
             partitions[p.partition] = PartitionLog(leader.log_start_offset, leader.high_watermark,
                                                    leader.log_end_offset, leader.size_bytes)
-    return TopicLogs(partitions, unknown, tuple(failures), time.monotonic() - started)
+        if p.is_reassigning and p.adding_replicas:
+            progress[p.partition] = _progress(infos, leader, tp, p.adding_replicas)
+    return TopicLogs(partitions, unknown, progress, tuple(failures), time.monotonic() - started)

@@ -2,7 +2,7 @@
 
 Goal: log start, high watermark, log end and size are shown for EVERY partition, each from its
 leader (not only those this node leads), a mute broker costs at most the page's budget and makes
-its cells "?" with a note,.
+its cells "?" with a note, and a reassignment shows what each adding replica still has to copy.
 Method: secure_image's 3-broker cluster with topic "orders" re-led so that each broker leads one
 partition; tests/support/fake_log_dirs.py answers DescribeLogDirs per broker address.
 """
@@ -22,8 +22,9 @@ from tests.support.secure_images import secure_image
 CHROME = console_pages.Chrome(None, "t")
 
 
-def three_partitions():
-    """The image with "orders" in 3 partitions led by brokers 1, 2, 3."""
+def three_partitions(moving: bool = False):
+    """The image with "orders" in 3 partitions led by brokers 1, 2, 3; with `moving`, partition 2
+    is being moved from replicas 3,2 to 3,2,1 (broker 1 being added, not yet in the ISR)."""
     image = secure_image()
     orders = image.topic("orders")
     first = orders.partitions[0]
@@ -31,6 +32,8 @@ def three_partitions():
         dataclasses.replace(first, partition=i, leader=leader, replicas=(leader, *[r for r in (1, 2, 3) if r != leader]))
         for i, leader in enumerate((1, 2, 3))
     )
+    if moving:
+        partitions = (*partitions[:2], dataclasses.replace(partitions[2], replicas=(3, 2, 1), isr=(3, 2), adding_replicas=(1,)))
     topic = dataclasses.replace(orders, partitions=partitions)
     return dataclasses.replace(image, topics_by_id={**image.topics_by_id, topic.topic_id: topic})
 
@@ -116,3 +119,24 @@ def test_a_leaderless_partition_shows_dashes_and_asks_nobody():
     _, page = console_pages.topic_page(CHROME, image, "orders", found)
     row = page.decode()[page.decode().index("<tr><td>0</td>"):]
     assert row[:row.index("</tr>")].count('<td class="num">-</td>') == 4
+
+
+def test_a_reassignment_shows_what_each_adding_replica_still_has_to_copy():
+    image = three_partitions(moving=True)
+    fake = every_leader_answers(image)
+    fake.logs[(address(image, 1), "orders", 2)] = replica_log("orders", 2, False, 30, 250, 255, 2048)
+    found = logs.topic_logs(backend_over(image, fake), image.topic("orders"))
+    [progress] = found.progress[2]
+    assert (progress.broker_id, progress.log_end_offset, progress.offsets_left, progress.bytes_left) == (1, 255, 50, 10240)
+    assert sorted(fake.asked)[0] == (address(image, 1), [("orders", 0), ("orders", 2)])   # one call per broker
+    _, page = console_pages.topic_page(CHROME, image, "orders", found)
+    assert "<td>0/1 new replicas in sync</td><td>1: 50 offsets, 10,240 bytes left</td>" in page.decode()
+    fake.silent.add(address(image, 1))
+    try:
+        late = logs.topic_logs(backend_over(image, fake), image.topic("orders"), budget_s=0.3)
+    finally:
+        fake.release()
+    [unknown] = late.progress[2]
+    assert unknown.offsets_left is None and "no answer within" in unknown.error
+    _, page = console_pages.topic_page(CHROME, image, "orders", late)
+    assert "<td>1: ? (broker 1 at" in page.decode()
