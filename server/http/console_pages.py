@@ -48,6 +48,8 @@ form.bar{margin:.4em 0}td pre{margin:0;white-space:pre-wrap;word-break:break-all
 """
 
 
+#: The overview reloads itself this often (a meta refresh: no script).
+OVERVIEW_REFRESH_SECONDS = 5
 #: Pages without forms to fill reload themselves (a meta refresh: no script) this often.
 PAGE_REFRESH_SECONDS = 10
 #: The charts reload a little slower than the history samples (every 10 s).
@@ -78,17 +80,13 @@ class Chrome:
 def render(template: str, chrome: Chrome, title: str, section: str, **context) -> bytes:
     """A page (UTF-8 HTML): `template` inside the layout (navigation, principal, logout)."""
     page = _ENVIRONMENT.get_template(template).render(
-        title=title, section=section, nav=NAV, style=STYLE, viewer=chrome.viewer,
+        title=title, section=section, nav=context.pop("nav", NAV), style=STYLE, viewer=chrome.viewer,
         csrf_token=chrome.csrf_token, refresh_seconds=context.pop("refresh_seconds", 0), **context,
     )
     return page.encode()
 
 
-def brokers_page(chrome: Chrome, image: MetadataImage, status: Mapping) -> bytes:
-    if not chrome.may_describe_cluster():
-        assert chrome.viewer is not None
-        denied = f"{chrome.viewer.principal} is not authorized to Describe the cluster: brokers are not shown."
-        return render("brokers.html", chrome, "Brokers", "/brokers", denied=denied)
+def _broker_rows(image: MetadataImage) -> list[dict]:
     replicas, leaders = broker_loads(image)
     rows = []
     for broker in sorted(image.brokers.values(), key=lambda b: b.node_id):
@@ -99,10 +97,75 @@ def brokers_page(chrome: Chrome, image: MetadataImage, status: Mapping) -> bytes
             "state_class": state_class, "epoch": broker.broker_epoch,
             "replicas": replicas[broker.node_id], "leaders": leaders[broker.node_id],
         })
+    return rows
+
+
+def _controller(status: Mapping) -> object:
     controller = status.get("controller_id")
+    return controller if controller not in (None, -1) else "none"
+
+
+def brokers_page(chrome: Chrome, image: MetadataImage, status: Mapping) -> bytes:
+    if not chrome.may_describe_cluster():
+        assert chrome.viewer is not None
+        denied = f"{chrome.viewer.principal} is not authorized to Describe the cluster: brokers are not shown."
+        return render("brokers.html", chrome, "Brokers", "/brokers", denied=denied)
     return render(
-        "brokers.html", chrome, "Brokers", "/brokers", denied="", brokers=rows, refresh_seconds=PAGE_REFRESH_SECONDS,
-        controller=controller if controller not in (None, -1) else "none", quorum=status.get("quorum"),
+        "brokers.html", chrome, "Brokers", "/brokers", denied="", brokers=_broker_rows(image),
+        refresh_seconds=PAGE_REFRESH_SECONDS, controller=_controller(status), quorum=status.get("quorum"),
+    )
+
+
+def _disk(disk: Mapping | None) -> dict | None:
+    """This node's log directory (/status "disk") in GiB, None when not known."""
+    if not disk or disk.get("total_bytes", -1) < 0:
+        return None
+    return {"directory": disk["directory"], "is_full": disk["state"] == "full", "free_gib": disk["free_bytes"] / 2**30,
+            "total_gib": disk["total_bytes"] / 2**30, "high_water_gib": disk.get("high_water_bytes", 0) / 2**30}
+
+
+def _coordinated_group(group: Mapping) -> dict:
+    """A group of NodeView.groups() for the overview: lag, lag time per partition and whether it is
+    over its lag.alert.seconds (on which topics)."""
+    return {
+        "group": group.get("group"), "state": group.get("state"), "generation": group.get("generation"),
+        "members": group.get("members"), "lag": group.get("lag"), "lag_partitions": group.get("lag_partitions") or [],
+        "lag_alert_seconds": group.get("lag_alert_seconds") or 0, "is_lag_alerting": bool(group.get("is_lag_alerting")),
+        "late_topics": ", ".join(t["topic"] for t in group.get("lag_topics", ()) if t["is_alerting"]),
+    }
+
+
+def overview_page(chrome: Chrome, image: MetadataImage, status: Mapping, groups: Sequence[Mapping] | None) -> bytes:
+    """The overview at `/`: this node (readiness, disk), partition health counts, the controller,
+    the quorum, brokers and reassignments (with Describe on the cluster, else one line each), the
+    groups THIS node coordinates with lag and lag time (`groups`: NodeView.groups(), None without a
+    coordinator), and every topic's partitions; topics and groups filtered by Describe."""
+    topics = [t for t in sorted(image.topics_by_id.values(), key=lambda t: t.name)
+              if chrome.may_describe(ResourceType.TOPIC, t.name)]
+    if groups is not None:
+        groups = [_coordinated_group(g) for g in groups if chrome.may_describe(ResourceType.GROUP, str(g.get("group")))]
+    denied = ""
+    if not chrome.may_describe_cluster():
+        assert chrome.viewer is not None
+        denied = f"{chrome.viewer.principal} is not authorized to Describe the cluster"
+    partitions = [p for t in topics for p in t.partitions]
+    every_topic = sorted(image.topics_by_id.values(), key=lambda t: t.name)       # cluster view: every move
+    reassignments = [{"topic": t.name, **_reassignment_row(p, None)} for t in every_topic for p in t.partitions
+                     if p.is_reassigning] if not denied else []
+    return render(
+        "overview.html", chrome, "Overview", "/", refresh_seconds=OVERVIEW_REFRESH_SECONDS,
+        node={"id": status.get("node_id"), "roles": ", ".join(status.get("roles", [])), "ready": bool(status.get("ready")),
+              "readiness": status.get("readiness", "")},
+        cluster_id=image.cluster_id or "-", metadata_offset=image.offset, disk=_disk(status.get("disk")),
+        partitions=len(partitions), offline=sum(p.leader == NO_LEADER for p in partitions),
+        short=sum(len(p.isr) < len(p.replicas) for p in partitions), denied=denied,
+        controller=_controller(status), quorum=status.get("quorum"), brokers=_broker_rows(image) if not denied else [],
+        reassignments=reassignments, groups=groups,
+        groups_empty=("no group that you may Describe is coordinated by this node" if chrome.viewer
+                      else "no group coordinated by this node"),
+        topics=[{"name": t.name, "is_internal": is_internal_topic(t.name),
+                 "partitions": [_partition_row(p, None) for p in t.partitions]} for t in topics],
+        topics_empty="no topic that you may Describe" if chrome.viewer else "no topics",
     )
 
 
@@ -321,6 +384,19 @@ def confirm_page(chrome: Chrome, question: str, action: str, fields: Sequence[tu
         "confirm.html", chrome, "Confirm", back, question=question, action=action, fields=fields,
         back=back, button=button, details=details, dangerous=dangerous,
     )
+
+
+def login_page(csrf_token: str, message: str = "", certificate_principal: str | None = None) -> bytes:
+    """The login page: user and password, posted with the login CSRF token; no navigation (every
+    page needs a session).
+
+    Args:
+        message: one line above the form (why the last attempt failed), or "".
+        certificate_principal: the principal of the browser's verified client certificate, offered
+            as a way in without a password.
+    """
+    return render("login.html", Chrome(None, csrf_token), "Log in", "/login", nav=(), message=message,
+                  certificate_principal=certificate_principal)
 
 
 def result_page(chrome: Chrome, title: str, message: str, ok: bool, back: str, back_label: str,

@@ -71,7 +71,7 @@ from collections.abc import Callable, Sequence
 
 from freshet.metadata.image import NO_LEADER, MetadataImage
 from freshet.metadata.security import ANONYMOUS, CLUSTER_NAME, Operation, ResourceType
-from freshet.server.http import console
+from freshet.server.http import console, console_pages
 from freshet.server.http.console_pages import Chrome
 from freshet.server.http.console_routes import ConsoleRoutes
 from freshet.server.http.login import (
@@ -441,7 +441,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         # Bound for the request, so anything deeper that asks current_caller() sees the viewer.
         token_of_caller = bind_caller(caller)
         try:
-            page = console.render(view.image(), view.status(), view.groups(), viewer)
+            chrome = Chrome(viewer, viewer.csrf_token if viewer is not None else self.server.form_token)
+            page = console_pages.overview_page(chrome, view.image(), view.status(), view.groups())
         finally:
             unbind_caller(token_of_caller)
         self._send(200, page, HTML, headers)
@@ -480,7 +481,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._redirect("/")
             return
         csrf = secrets.token_urlsafe(32)
-        page = console.render_login(csrf, message, principal_from_peercert(self._peer_certificate()))
+        page = console_pages.login_page(csrf, message, principal_from_peercert(self._peer_certificate()))
         cookie = _cookie(LOGIN_COOKIE, csrf, LOGIN_FORM_MAX_AGE_S)
         self._send(code, page, HTML, [("Set-Cookie", cookie), *headers])
 
