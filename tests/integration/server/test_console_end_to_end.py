@@ -71,7 +71,7 @@ def submit_and_confirm(driver, form_id: str) -> str:
 
 def test_every_page_renders_and_a_topic_is_created_and_configured_through_the_ui(node, browser):
     base = f"http://127.0.0.1:{node.ports[1] + 2}"
-    visit(browser, base + "/", "Freshet")
+    visit(browser, base + "/", "Overview")
     visit(browser, base + "/brokers", "Brokers")
     assert "active" in browser.find_element(By.ID, "brokers").text
     screenshot(browser, "brokers")
@@ -109,7 +109,7 @@ def test_every_page_renders_and_a_topic_is_created_and_configured_through_the_ui
 
     visit(browser, base + "/topics/orders", "Topic orders")
     assert submit_and_confirm(browser, "add-partitions") == "topic orders now has 4 partitions"
-    visit(browser, base + "/", "Freshet")
+    visit(browser, base + "/", "Overview")
     assert "1 topics, 4 partitions" in browser.find_element(By.TAG_NAME, "body").text
     screenshot(browser, "overview")
     visit(browser, base + "/topics/orders", "Topic orders")
