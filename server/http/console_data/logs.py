@@ -7,8 +7,8 @@ service DescribeLogDirs per broker naming the partitions wanted, answered from t
 logs (its ReplicaLogInfo; server/kafka/log_dirs_api.py serves the Kafka flavour of the same). The
 SDK's `_describe_replicas` makes each call (the CLI's code, not a copy). The leader's replica gives
 the row; for partitions being reassigned the adding replicas' brokers are asked in the same call
-and each adding replica's distance to the leader (offsets and bytes left) is computed as
-`Admin.list_partition_reassignments(with_progress=True)` computes it.
+and each adding replica's distance to the leader (offsets and bytes left) is computed by the SDK
+function `Admin.list_partition_reassignments(with_progress=True)` uses (adding_replica_progress).
 
 Why not the browser's ListOffsets (messages.py): it answers log start and high watermark only,
 neither log end nor size; one DescribeLogDirs per leader gives all four for all its partitions.
@@ -32,6 +32,7 @@ import time
 from collections.abc import Mapping
 
 from freshet.client.admin import Admin
+from freshet.client.admin_partitions import adding_replica_progress
 from freshet.client.admin_results import ReplicaProgress
 from freshet.client.structs import TopicPartition
 from freshet.metadata.image import NO_LEADER, TopicImage
@@ -114,21 +115,6 @@ def _ask(backend: ConsoleBackend, wanted: dict[int, list[TopicPartition]], budge
     return infos, failures
 
 
-def _progress(info: dict, leader, tp: TopicPartition, adding) -> tuple[ReplicaProgress, ...]:
-    """Each adding replica's distance to the leader's log (as the SDK's `_with_progress`)."""
-    found = []
-    for broker_id in adding:
-        replica = info.get(broker_id, {}).get(tp, f"broker {broker_id} was not asked")
-        problem = next((x for x in (leader, replica) if isinstance(x, str)), None)
-        if problem is not None:
-            found.append(ReplicaProgress(broker_id, None, None, None, problem))
-            continue
-        found.append(ReplicaProgress(broker_id, replica.log_end_offset,
-                                     max(0, leader.log_end_offset - replica.log_end_offset),
-                                     max(0, leader.size_bytes - replica.size_bytes)))
-    return tuple(found)
-
-
 def topic_logs(backend: ConsoleBackend, topic: TopicImage, budget_s: float = PAGE_BUDGET_S) -> TopicLogs:
     """Every partition's log (from its leader) and the reassignments' progress of `topic`, within
     `budget_s` seconds (see the module docstring). The caller checked the viewer's Describe."""
@@ -150,5 +136,6 @@ def topic_logs(backend: ConsoleBackend, topic: TopicImage, budget_s: float = PAG
             partitions[p.partition] = PartitionLog(leader.log_start_offset, leader.high_watermark,
                                                    leader.log_end_offset, leader.size_bytes)
         if p.is_reassigning and p.adding_replicas:
-            progress[p.partition] = _progress(infos, leader, tp, p.adding_replicas)
+            replicas = {b: infos.get(b, {}).get(tp, f"broker {b} was not asked") for b in p.adding_replicas}
+            progress[p.partition] = tuple(adding_replica_progress(leader, replicas))
     return TopicLogs(partitions, unknown, progress, tuple(failures), time.monotonic() - started)
