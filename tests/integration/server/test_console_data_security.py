@@ -18,7 +18,7 @@ from freshet.client.admin_groups import GroupAdmin
 from freshet.client.admin_security import ACL, ACLOperation, ACLPermissionType, ResourcePattern, ResourceType
 from freshet.client.errors import FreshetError
 from freshet.metadata.security import ScramMechanism
-from freshet.server.http.console_data import actions, groups, messages
+from freshet.server.http.console_data import actions, groups, logs, messages
 from freshet.server.http.console_data.backend import ActionRefused
 from freshet.server.security.authorizer import Caller
 
@@ -130,3 +130,19 @@ def test_browsing_needs_read_on_the_topic(secure):
     assert refused.value.code_name == "TOPIC_AUTHORIZATION_FAILED"
     assert refused.value.message == f"User:bob is not authorized to Read topic {topic!r}"
     assert messages.browse(backend, ADMIN, messages.BrowseQuery(topic)).rows == ()
+
+
+def test_the_topic_pages_logs_are_read_with_the_nodes_identity(secure):
+    """DescribeLogDirs needs Describe on the cluster: the node's own identity (TLS certificate and
+    node proof) has it, so the topic page shows the logs to any viewer allowed to Describe the topic."""
+    backend = secure.nodes[1].console
+    topic = f"console-sec-l-{uuid.uuid4().hex[:6]}"
+    actions.create_topic(backend, ADMIN, topic, partitions=2, replication_factor=1)
+    image = wait_until(lambda: (i := backend.image()).topic(topic) and i, 10, "topic in the image")
+    first = logs.topic_logs(backend, image.topic(topic))
+    assert not any("AUTHORIZATION" in why for why in first.unknown.values()), first.unknown
+    # The broker creates a new partition's log right after the image has it: until then "?".
+    found = wait_until(lambda: (f := logs.topic_logs(backend, image.topic(topic))) and not f.unknown and f, 10,
+                       "both partitions' logs")
+    assert found.failures == ()
+    assert [(p.log_start_offset, p.high_watermark) for _, p in sorted(found.partitions.items())] == [(0, 0), (0, 0)]
