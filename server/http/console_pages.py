@@ -1,13 +1,15 @@
-"""The console's pages beyond the overview, rendered server-side with Jinja2 templates.
+"""Every console page, rendered server-side with Jinja2 templates (the one way the console renders).
 
 Owns the Jinja2 environment (templates in server/http/templates/, package data; autoescape on,
 undefined names are errors) and, per page, the function that turns the node's state into the
-template's rows: brokers, topics with a server-side search, one topic (partitions, reassignments
-with progress, configs with their source), the confirmation and result pages of actions.
+template's rows: the overview at `/`, the login page, brokers, topics with a server-side search,
+one topic (partitions with every leader's log, reassignments with progress per adding replica,
+configs with their source), groups, messages, charts, the confirmation and result pages of actions.
 
-What a viewer may see: the same filter as the overview (console.Viewer): topics and groups it may
-Describe, the brokers with Describe on the cluster. What it may do is not decided here: actions go
-to the node's admin handlers as the viewer (console_admin.py), which refuse like the CLI.
+What a viewer may see (console.Viewer): topics and groups it may Describe, the cluster panels
+(brokers, controller, quorum, reassignments) with Describe on the cluster. What it may do is not
+decided here: actions go to the node's admin handlers as the viewer (console_routes.py and
+console_data/actions.py), which refuse like the CLI.
 
 Imports: jinja2, freshet.metadata (image, configs, controller, security), console (Viewer, style).
 Thread-safety: pure functions over immutable inputs; the Environment is thread-safe once built.
@@ -27,6 +29,7 @@ from freshet.metadata.security import Operation, ResourceType
 from freshet.server.http.console import NAV_LINKS, Viewer, broker_state, ids_text
 from freshet.server.http.console import STYLE as BASE_STYLE
 from freshet.server.http.console_data.history import render_svg
+from freshet.server.http.console_data.logs import TopicLogs
 
 _ENVIRONMENT = jinja2.Environment(
     loader=jinja2.PackageLoader("freshet.server.http", "templates"),
@@ -198,7 +201,7 @@ def topics_page(chrome: Chrome, image: MetadataImage, search: str, show_internal
     )
 
 
-def _partition_row(partition: PartitionImage, logs) -> dict:
+def _partition_row(partition: PartitionImage, logs: TopicLogs | None) -> dict:
     """A partition's row; its log numbers from `logs` (console_data.logs.TopicLogs): "?" when its
     leader did not answer (the reason in the cell's title), "-" without a leader or without logs."""
     if partition.leader == NO_LEADER:
@@ -226,7 +229,7 @@ def _partition_row(partition: PartitionImage, logs) -> dict:
     }
 
 
-def _progress_lines(partition: PartitionImage, logs) -> list[str]:
+def _progress_lines(partition: PartitionImage, logs: TopicLogs | None) -> list[str]:
     """Per adding replica: offsets and bytes it still has to copy from the leader, "in sync" once
     in the ISR, or why it is not known; without `logs` only whether it joined the ISR."""
     progress = {} if logs is None else {r.broker_id: r for r in logs.progress.get(partition.partition, ())}
@@ -244,7 +247,7 @@ def _progress_lines(partition: PartitionImage, logs) -> list[str]:
     return lines
 
 
-def _reassignment_row(partition: PartitionImage, logs) -> dict:
+def _reassignment_row(partition: PartitionImage, logs: TopicLogs | None) -> dict:
     """An in-progress move: how many adding replicas joined the ISR, and per adding replica what
     it still has to copy (from `logs`, console_data.logs.TopicLogs)."""
     adding = partition.adding_replicas
@@ -272,7 +275,7 @@ def _config_rows(image: MetadataImage, topic: TopicImage) -> list[dict]:
     return rows
 
 
-def topic_page(chrome: Chrome, image: MetadataImage, name: str, logs=None,
+def topic_page(chrome: Chrome, image: MetadataImage, name: str, logs: TopicLogs | None = None,
                logs_note: str = "") -> tuple[int, bytes]:
     """The topic's page, or 404 when it does not exist or the viewer may not Describe it (the
     same answer for both, as the CLI gives: no way to probe for names). `logs`: the partitions'
@@ -292,7 +295,7 @@ def topic_page(chrome: Chrome, image: MetadataImage, name: str, logs=None,
     )
 
 
-def _logs_note(logs, note: str) -> str:
+def _logs_note(logs: TopicLogs | None, note: str) -> str:
     """The line under the partitions: why numbers are missing ("?": which broker did not answer)."""
     if logs is None:
         return note
