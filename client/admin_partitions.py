@@ -29,7 +29,7 @@ from freshet.client.admin_results import (
     ReplicaProgress,
 )
 from freshet.client.structs import TopicPartition
-from freshet.v1 import common_pb2, controller_pb2
+from freshet.v1 import broker_pb2, common_pb2, controller_pb2
 
 _ELECTION_TYPES = {"preferred": controller_pb2.ELECTION_PREFERRED, "unclean": controller_pb2.ELECTION_UNCLEAN}
 
@@ -165,19 +165,7 @@ class PartitionAdmin(AdminCalls):
         for r in ongoing:
             tp = TopicPartition(r.topic, r.partition)
             leader = infos[r.leader][tp] if r.leader is not None else "no leader"
-            progress = []
-            for broker_id in r.adding_replicas:
-                replica = infos[broker_id][tp]
-                problem = next((x for x in (leader, replica) if isinstance(x, str)), None)
-                if problem is not None:
-                    progress.append(ReplicaProgress(broker_id, None, None, None, problem))
-                    continue
-                progress.append(ReplicaProgress(
-                    broker_id,
-                    replica.log_end_offset,
-                    max(0, leader.log_end_offset - replica.log_end_offset),
-                    max(0, leader.size_bytes - replica.size_bytes),
-                ))
+            progress = adding_replica_progress(leader, {b: infos[b][tp] for b in r.adding_replicas})
             result.append(dataclasses.replace(r, progress=progress))
         return result
 
@@ -231,3 +219,24 @@ class PartitionAdmin(AdminCalls):
                 state = "failed"
             statuses.append(ReassignmentStatus(tp.topic, tp.partition, list(target), replicas, state))
         return sorted(statuses, key=lambda s: (s.topic, s.partition))
+
+
+def adding_replica_progress(
+    leader: broker_pb2.ReplicaLogInfo | str, replicas: Mapping[int, broker_pb2.ReplicaLogInfo | str]
+) -> list[ReplicaProgress]:
+    """How far each adding replica (broker id -> its DescribeLogDirs info) is behind the leader's
+    log: offsets and segment bytes left; the error text instead when either did not answer. Also
+    used by the node's console (server/http/console_data/logs.py)."""
+    progress = []
+    for broker_id, replica in replicas.items():
+        problem = next((x for x in (leader, replica) if isinstance(x, str)), None)
+        if problem is not None:
+            progress.append(ReplicaProgress(broker_id, None, None, None, problem))
+            continue
+        progress.append(ReplicaProgress(
+            broker_id,
+            replica.log_end_offset,
+            max(0, leader.log_end_offset - replica.log_end_offset),
+            max(0, leader.size_bytes - replica.size_bytes),
+        ))
+    return progress

@@ -24,6 +24,7 @@ Tree::
     |-- UnsupportedSaslMechanismError  a mechanism the node does not enable (UNSUPPORTED_SASL_MECHANISM)
     |-- AuthorizationError       the principal lacks a right (TOPIC/GROUP/CLUSTER_AUTHORIZATION_FAILED)
     |-- SecurityDisabledError    a user or ACL operation on a cluster without authentication
+    |-- ActionRefusedError       the console's read or action was refused (the CLI's code and message)
     `-- GroupError               a request a consumer group refuses (server/groups/state.py)
         |-- UnknownMemberError           the member id is not (or no longer) in the group
         |-- FencedMemberEpochError       the member epoch is not one the coordinator accepts
@@ -293,3 +294,33 @@ class UnsupportedKafkaRequestError(ServerError):
         self.api_key = api_key
         self.api_version = api_version
         self.correlation_id = correlation_id
+
+
+class ActionRefusedError(ServerError):
+    """A console read or action (server/http/console_data) was refused: the code and message the
+    CLI gets for the same request (the handler's, the SDK's, or the authorization rule's).
+
+    Attributes:
+        error_code: the protocol ErrorCode (TOPIC_AUTHORIZATION_FAILED, UNKNOWN_TOPIC, ...).
+        message: the one-line reason ("User:bob is not authorized to Delete topic 'a'").
+    """
+
+    def __init__(self, error_code: int, message: str) -> None:
+        super().__init__(message)
+        self.error_code = error_code
+        self.message = message
+
+    @property
+    def code(self) -> int:
+        return self.error_code
+
+    @property
+    def code_name(self) -> str:
+        """The ErrorCode's name ("TOPIC_AUTHORIZATION_FAILED"), as the CLI prints it."""
+        try:
+            return common_pb2.ErrorCode.Name(self.error_code)
+        except ValueError:
+            return f"UNKNOWN_CODE_{self.error_code}"
+
+    def __str__(self) -> str:
+        return f"{self.code_name}: {self.message}"

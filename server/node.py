@@ -67,6 +67,8 @@ from freshet.server.controller.active import ActiveController
 from freshet.server.controller.service import ControllerService
 from freshet.server.errors import NodeStartError
 from freshet.server.groups.runtime import GroupRuntime
+from freshet.server.http.console_data.backend import ConsoleBackend, node_transport
+from freshet.server.http.console_data.history import History
 from freshet.server.http.server import NodeView
 from freshet.server.kafka.front_end import KafkaFrontEnd
 from freshet.server.metrics import BrokerMetrics
@@ -165,6 +167,7 @@ class Node:
         self.data_plane: DataPlane | None = None
         self.groups: GroupRuntime | None = None
         self.kafka: KafkaFrontEnd | None = None
+        self.console: ConsoleBackend | None = None     # the console's data layer (broker role)
         self.grpc_server: grpc.aio.Server | None = None
         self.is_started = False
         self.is_stopping = False
@@ -234,6 +237,7 @@ class Node:
         if self.controller is not None:
             self.controller.start()
         await self._start_grpc(self._grpc_server())
+        self.console = self._console_backend()
         self.security.start_http(self._view())
         if config.is_broker:
             assert self.lifecycle is not None and self.hosted_replicas is not None and self.data_plane is not None
@@ -244,6 +248,8 @@ class Node:
             await self.hosted_replicas.start()
             if self.kafka is not None:
                 await self.kafka.start()
+            if self.console is not None and self.console.history is not None:
+                self.console.history.start()
         self._watch_task = loop.create_task(self._watch_quorum(), name="quorum-watch")
 
     async def _open_logs(self) -> None:
@@ -441,6 +447,9 @@ class Node:
         assert loop is not None
         if self._watch_task is not None:
             self._watch_task.cancel()
+        if self.console is not None and self.console.history is not None:
+            # First: its samples read the group coordinator, which closes next.
+            await loop.run_in_executor(None, self.console.history.stop)
         if self.lifecycle is not None:
             await self.lifecycle.close()
         if self.kafka is not None:
@@ -458,6 +467,8 @@ class Node:
         if self.publisher is not None:
             await self.publisher.close()
         await self.security.close_http(loop)
+        if self.console is not None:
+            await loop.run_in_executor(None, self.console.transport.close)
         if self.quorum is not None:
             await loop.run_in_executor(None, self.quorum.close)
         if self.log_manager is not None:
@@ -468,6 +479,25 @@ class Node:
             self._lock_fd = None
 
     # -- views for HTTP (thread-safe reads) ------------------------------------------------------
+
+    def _console_backend(self) -> ConsoleBackend | None:
+        """The console's data layer (server/http/console_data): a broker's, since groups and
+        messages are read through this node's Broker and Group services."""
+        config = self.config
+        if not config.is_broker:
+            return None
+        assert self.loop is not None and self.controller_service is not None
+        return ConsoleBackend(
+            node_id=config.node_id,
+            image=self._authorization_image,
+            authorizer=self.security.authorizer,
+            loop=self.loop,
+            controller_service=self.controller_service,
+            transport=node_transport(str(config.advertised), self.security.tls),
+            registry=self.registry,
+            coordinated_groups=self._coordinated_groups,
+            history=History(self.metrics, self._coordinated_groups),
+        )
 
     def is_active_controller(self) -> bool:
         return self.controller is not None and self.controller.is_active
@@ -566,6 +596,21 @@ class Node:
             result["disk"] = describe_disk(data_plane.disk.state())
         return result
 
+    def _coordinated_groups(self) -> list[dict] | None:
+        """The groups this node coordinates (console rows with lag); None without a coordinator."""
+        # Called on the HTTP thread: the coordinator's state lives on the event loop.
+        runtime, loop = self.groups, self.loop
+        if runtime is None or loop is None or loop.is_closed():
+            return None
+
+        async def snapshot() -> list[dict]:
+            return runtime.console_groups()
+
+        try:
+            return asyncio.run_coroutine_threadsafe(snapshot(), loop).result(2.0)
+        except (concurrent.futures.TimeoutError, RuntimeError):
+            return None
+
     def _view(self) -> NodeView:
         def elections() -> tuple[int, int]:
             metrics = self.controller.metrics if self.controller is not None else None
@@ -591,20 +636,6 @@ class Node:
                 "replication_throttled_bytes": plane.replication_throttle.throttled_bytes,
             }
 
-        def groups() -> list[dict] | None:
-            # Called on the HTTP thread: the coordinator's state lives on the event loop.
-            runtime, loop = self.groups, self.loop
-            if runtime is None or loop is None or loop.is_closed():
-                return None
-
-            async def snapshot() -> list[dict]:
-                return runtime.console_groups()
-
-            try:
-                return asyncio.run_coroutine_threadsafe(snapshot(), loop).result(2.0)
-            except (concurrent.futures.TimeoutError, RuntimeError):
-                return None
-
         return NodeView(
             image=lambda: self.publisher.image,
             readiness=self.readiness,
@@ -615,7 +646,8 @@ class Node:
             hosted=hosted,
             is_broker_fenced=is_fenced,
             data_plane=data_plane,
-            groups=groups,
+            groups=self._coordinated_groups,
+            console_data=lambda: self.console,
         )
 
 

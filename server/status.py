@@ -195,6 +195,7 @@ DOMAIN_ERRORS: Mapping[type[Exception], int | None] = {
     server_errors.UnsupportedSaslMechanismError: E.UNSUPPORTED_SASL_MECHANISM,
     server_errors.AuthorizationError: None,                     # the resource type's code
     server_errors.SecurityDisabledError: E.SECURITY_DISABLED,
+    server_errors.ActionRefusedError: None,                     # the refused request's own code
     server_errors.KafkaFrameError: E.INVALID_REQUEST,
     server_errors.UnsupportedKafkaRequestError: E.INVALID_REQUEST,
 }

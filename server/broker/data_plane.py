@@ -289,10 +289,12 @@ def describe_partition(partition: Partition) -> dict:
         "log_start_offset": None,
         "log_end_offset": None,
         "high_watermark": partition.high_watermark,
+        "size_bytes": None,
     }
     try:
         entry["log_start_offset"] = partition.log.log_start_offset
         entry["log_end_offset"] = partition.log.log_end_offset
+        entry["size_bytes"] = partition.log.size_bytes
     except StorageError:
         pass
     leader = partition.leader

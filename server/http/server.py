@@ -70,8 +70,10 @@ import urllib.parse
 from collections.abc import Callable, Sequence
 
 from freshet.metadata.image import NO_LEADER, MetadataImage
-from freshet.metadata.security import CLUSTER_NAME, Operation, ResourceType
-from freshet.server.http import console
+from freshet.metadata.security import ANONYMOUS, CLUSTER_NAME, Operation, ResourceType
+from freshet.server.http import console, console_pages
+from freshet.server.http.console_pages import Chrome
+from freshet.server.http.console_routes import ConsoleRoutes
 from freshet.server.http.login import (
     LOGIN_COOKIE,
     SESSION_COOKIE,
@@ -138,6 +140,8 @@ class NodeView:
     is_broker_fenced: Callable[[], bool | None]       # None without the broker role
     data_plane: Callable[[], dict | None] = lambda: None   # gauges of the data plane; None without the broker role
     groups: Callable[[], list[dict] | None] = lambda: None  # groups coordinated here (console); None: no coordinator
+    # The console's data layer (server/http/console_data/backend.py ConsoleBackend); None without the broker role.
+    console_data: Callable[[], object | None] = lambda: None
 
 
 def _balance_families(image: MetadataImage):
@@ -308,6 +312,10 @@ class _Listener(http.server.ThreadingHTTPServer):
         self.ssl_context = ssl_context
         self.metrics_only = metrics_only
         self.session_cookie_max_age_s = int(guard.sessions.lifetime_s)
+        self.routes = ConsoleRoutes(view)
+        # Security off: no session to bind a CSRF token to; the forms carry this listener's own
+        # token, which another site cannot read (same-origin policy), so it cannot forge a POST.
+        self.form_token = secrets.token_urlsafe(32)
         super().__init__((host, port), _Handler)
 
     def finish_request(self, request, client_address) -> None:
@@ -366,6 +374,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 self._send(200, (json.dumps(view.status(), indent=2) + "\n").encode(), "application/json")
         elif path == "/":
             self._console()
+        elif path == "/favicon.ico":
+            self._send(204, b"", TEXT)           # browsers ask on every page: no icon, and no error
+        elif self.server.routes.serves(path):
+            self._console_page(path, self.path.partition("?")[2])
         elif path == "/login" and guard.enabled:
             self._login_page()
         else:
@@ -373,40 +385,44 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:  # noqa: N802 - http.server's name
         guard = self.server.guard
-        if not guard.enabled:
+        path = self.path.split("?", 1)[0]
+        if self.server.metrics_only or not (guard.enabled or path.startswith("/actions/")):
             # What http.server answers for a method without a handler, as before.
             self.send_error(501, f"Unsupported method ({self.command!r})")
             return
-        path = self.path.split("?", 1)[0]
         form = self._read_form()
         if form is None:
             return
-        if path == "/login":
+        if path.startswith("/actions/"):
+            self._console_action(path, form)
+        elif path == "/login":
             self._login(form)
         elif path == "/logout":
             self._logout(form)
         else:
-            self._send(404, b"not found: POST /login or /logout\n", TEXT)
+            self._send(404, b"not found: POST /login, /logout or /actions/...\n", TEXT)
 
     # -- console -------------------------------------------------------------------------
 
-    def _console(self) -> None:
-        view = self.server.view
+    def _visitor(self, may_redirect: bool = True) -> tuple[Caller, console.Viewer | None, list[tuple[str, str]]] | None:
+        """Who is asking: the caller, the Viewer (None with security off) and the headers to add
+        (a session cookie made from a client certificate). None once answered (sent to /login)."""
         guard = self.server.guard
-        session_cookie_max_age_s = self.server.session_cookie_max_age_s
-        if not guard.enabled:
-            self._send(200, console.render(view.image(), view.status(), view.groups()), HTML)
-            return
         host = self.client_address[0]
+        if not guard.enabled:
+            return Caller(ANONYMOUS, host), None, []
         headers: list[tuple[str, str]] = []
         session = guard.session(self._cookies())
         if session is None:
             principal = principal_from_peercert(self._peer_certificate())
             if principal is None:
-                self._redirect("/login")
-                return
+                if may_redirect:
+                    self._redirect("/login")
+                else:
+                    self._send(403, b"refused: your session ended; log in again\n", TEXT)
+                return None
             token, session = guard.certificate_login(principal, host)
-            headers.append(("Set-Cookie", _cookie(SESSION_COOKIE, token, session_cookie_max_age_s)))
+            headers.append(("Set-Cookie", _cookie(SESSION_COOKIE, token, self.server.session_cookie_max_age_s)))
         caller = Caller(session.principal, host)
         viewer = console.Viewer(
             session.principal,
@@ -414,13 +430,50 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             allows=lambda operation, resource_type, name: guard.allows(caller, operation, resource_type, name),
             refused=lambda operation, resource_type, name: guard.refused_view(session, caller, operation, resource_type, name),
         )
+        return caller, viewer, headers
+
+    def _console(self) -> None:
+        view = self.server.view
+        visitor = self._visitor()
+        if visitor is None:
+            return
+        caller, viewer, headers = visitor
         # Bound for the request, so anything deeper that asks current_caller() sees the viewer.
         token_of_caller = bind_caller(caller)
         try:
-            page = console.render(view.image(), view.status(), view.groups(), viewer)
+            chrome = Chrome(viewer, viewer.csrf_token if viewer is not None else self.server.form_token)
+            page = console_pages.overview_page(chrome, view.image(), view.status(), view.groups())
         finally:
             unbind_caller(token_of_caller)
         self._send(200, page, HTML, headers)
+
+    def _console_page(self, path: str, query: str) -> None:
+        visitor = self._visitor()
+        if visitor is None:
+            return
+        caller, viewer, headers = visitor
+        chrome = Chrome(viewer, viewer.csrf_token if viewer is not None else self.server.form_token)
+        token_of_caller = bind_caller(caller)
+        try:
+            answer = self.server.routes.get(path, query, chrome, caller)
+        finally:
+            unbind_caller(token_of_caller)
+        self._send(answer.code, answer.body, HTML, headers)
+
+    def _console_action(self, path: str, form: dict[str, str]) -> None:
+        """POST /actions/NAME: the form's CSRF token must be the session's (security on) or this
+        listener's (off); then the confirmation page or, confirmed, the action as the visitor."""
+        visitor = self._visitor(may_redirect=False)
+        if visitor is None:
+            return
+        caller, viewer, headers = visitor
+        expected = viewer.csrf_token if viewer is not None else self.server.form_token
+        if not secrets.compare_digest(expected.encode(), form.get("csrf", "").encode()):
+            audit("csrf_rejected", principal=caller.principal, host=caller.host, path=path, via="http")
+            self._send(403, b"refused: this form does not belong to your session; reload the page\n", TEXT)
+            return
+        answer = self.server.routes.post(path, form, Chrome(viewer, expected), caller)
+        self._send(answer.code, answer.body, HTML, headers)
 
     def _login_page(self, message: str = "", code: int = 200, headers: Sequence[tuple[str, str]] = ()) -> None:
         guard = self.server.guard
@@ -428,7 +481,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._redirect("/")
             return
         csrf = secrets.token_urlsafe(32)
-        page = console.render_login(csrf, message, principal_from_peercert(self._peer_certificate()))
+        page = console_pages.login_page(csrf, message, principal_from_peercert(self._peer_certificate()))
         cookie = _cookie(LOGIN_COOKIE, csrf, LOGIN_FORM_MAX_AGE_S)
         self._send(code, page, HTML, [("Set-Cookie", cookie), *headers])
 

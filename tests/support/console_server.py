@@ -22,7 +22,7 @@ STATUS = {"node_id": 1, "roles": ["broker", "controller"], "ready": True, "readi
           "controller_id": 1, "quorum": {"leader": 1, "term": 5}}
 
 
-def node_view(image) -> NodeView:
+def node_view(image, backend=None) -> NodeView:
     return NodeView(
         image=lambda: image,
         readiness=lambda: (True, "ready"),
@@ -33,18 +33,20 @@ def node_view(image) -> NodeView:
         hosted=lambda: (3, 3),
         is_broker_fenced=lambda: False,
         groups=lambda: [dict(group) for group in GROUPS],
+        console_data=lambda: backend,
     )
 
 
 @contextlib.contextmanager
 def console_server(
-    secure: bool = True, limiter: LoginRateLimiter | None = None, sessions: ConsoleSessions | None = None
+    secure: bool = True, limiter: LoginRateLimiter | None = None, sessions: ConsoleSessions | None = None,
+    backend=None,
 ) -> Iterator[NodeHttpServer]:
     """A started server on 127.0.0.1 (port in `.port`), stopped on exit."""
     image = secure_image()
     registry = CollectorRegistry(auto_describe=False)
     authorizer = Authorizer(SETTINGS, lambda: image, registry) if secure else None
-    server = NodeHttpServer("127.0.0.1", 0, node_view(image), registry, authorizer=authorizer,
+    server = NodeHttpServer("127.0.0.1", 0, node_view(image, backend), registry, authorizer=authorizer,
                             sessions=sessions, limiter=limiter)
     server.start()
     try:

@@ -10,7 +10,7 @@ import logging
 import pytest
 from freshet.metadata import commands
 from freshet.metadata.security import CLUSTER_NAME, ScramCredential, ScramMechanism
-from freshet.server.http import console
+from freshet.server.http import console, console_pages
 from freshet.server.http.login import (
     HttpGuard,
     basic_credentials,
@@ -184,8 +184,14 @@ def viewer(g: HttpGuard, principal: str) -> console.Viewer:
     )
 
 
+def overview(v: console.Viewer | None) -> str:
+    """The overview as the server renders it for `v` (None: security off)."""
+    chrome = console_pages.Chrome(v, v.csrf_token if v is not None else "form-token")
+    return console_pages.overview_page(chrome, IMAGE, STATUS, GROUPS).decode()
+
+
 def page_for(g: HttpGuard, principal: str) -> str:
-    return console.render(IMAGE, STATUS, GROUPS, viewer(g, principal)).decode()
+    return overview(viewer(g, principal))
 
 
 def topics_on(page: str) -> set[str]:
@@ -225,7 +231,7 @@ def test_a_refused_panel_is_audited_once_per_session_not_on_every_refresh(caplog
     v = viewer(g, "User:alice")
     with caplog.at_level(logging.INFO, logger="freshet.audit"):
         for _ in range(3):
-            console.render(IMAGE, STATUS, GROUPS, v)
+            overview(v)
     denials = [line for line in audit_lines(caplog) if line["event"] == "authorization_denied"]
     assert denials == [{"event": "authorization_denied", "principal": "User:alice", "host": "h",
                         "operation": "Describe", "resource_type": "cluster", "resource": CLUSTER_NAME}]
@@ -234,14 +240,14 @@ def test_a_refused_panel_is_audited_once_per_session_not_on_every_refresh(caplog
 def test_the_logout_form_carries_the_sessions_csrf_token_and_the_page_without_viewer_has_none():
     g = guard()
     v = viewer(g, "User:bob")
-    page = console.render(IMAGE, STATUS, GROUPS, v).decode()
+    page = overview(v)
     assert f'<input type="hidden" name="csrf" value="{v.csrf_token}">' in page
     assert 'action="/logout"' in page
-    assert "/logout" not in console.render(IMAGE, STATUS, GROUPS).decode()
+    assert "/logout" not in overview(None)
 
 
 def test_the_login_page_escapes_and_embeds_the_login_token():
-    page = console.render_login("tok<en>", "invalid user name or password", "User:<carol>").decode()
+    page = console_pages.login_page("tok<en>", "invalid user name or password", "User:<carol>").decode()
     assert 'name="csrf" value="tok&lt;en&gt;"' in page
     assert 'type="password" name="password"' in page and 'action="/login"' in page
     assert "User:&lt;carol&gt;" in page and "invalid user name or password" in page
