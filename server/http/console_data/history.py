@@ -199,6 +199,23 @@ class History:
             )
         return SeriesData(tuple(key), UNITS.get(key[0], "") if key else "", points)
 
+    def export(self, kinds=(), topics=(), groups=(), since: float = 0.0) -> list[SeriesData]:
+        """Every series kept whose kind is in `kinds`, topic in `topics` and (lag series) group in
+        `groups` (an empty filter matches all), with its points after `since` (unix s) only;
+        series left with no point are left out. What the ConsoleSeries RPC answers."""
+        found = []
+        for key in self.keys():
+            kind, labels = key[0], key[1:]
+            if (kinds and kind not in kinds) or (topics and labels[-1] not in topics):
+                continue
+            if groups and (len(labels) != 2 or labels[0] not in groups):
+                continue
+            data = self.series(*key)
+            points = tuple(point for point in data.points if point[0] > since)
+            if points:
+                found.append(SeriesData(data.key, data.unit, points))
+        return found
+
     def memory_bytes(self) -> int:
         """Bytes the rings hold now (at most (series_max + 1) x points x 8)."""
         with self._lock:
