@@ -13,11 +13,12 @@ hours), all series sharing one ring of sample times:
 Sources: the rates are differences of the node's data-plane counters (server/metrics.py
 BrokerMetrics: messages_in, bytes_in, bytes_out) between two samples; the lags come from the lag
 tracker of the group coordinator on this node (NodeView.groups: the groups this node coordinates,
-measured by server/groups/lag.py on its own refresh). So a node's charts show what that node
-sees: the partitions it leads and the groups it coordinates; the cluster's total is the sum over
-the nodes (each node's console shows its part; the per-topic Prometheus counters of every node
-remain the place for cluster-wide dashboards). Records out are not counted by the data plane,
-so there is no records-out series.
+measured by server/groups/lag.py on its own refresh). So a node's History holds what that node
+sees: the partitions it leads and the groups it coordinates. The console's /charts page is
+cluster-wide: the serving node merges every live broker's History (cluster_charts.py, which asks
+the others over Replication.ConsoleSeries, answered from `export`); the per-topic Prometheus
+counters of every node remain the place for long-term dashboards. Records out are not counted
+by the data plane, so there is no records-out series.
 
 Memory is bounded: at most `series_max` (512) series of `points` doubles each plus the shared
 time ring: 513 x 2160 x 8 B = 8.9 MB at the defaults, whatever the number of topics and groups;
