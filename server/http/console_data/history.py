@@ -203,18 +203,20 @@ class History:
     def export(self, kinds=(), topics=(), groups=(), since: float = 0.0) -> list[SeriesData]:
         """Every series kept whose kind is in `kinds`, topic in `topics` and (lag series) group in
         `groups` (an empty filter matches all), with its points after `since` (unix s) only;
-        series left with no point are left out. What the ConsoleSeries RPC answers."""
+        series left with no point are left out. One snapshot (every series cut at the same
+        sample, so a caller may ask next for the points after the newest time it got). What the
+        ConsoleSeries RPC answers."""
+        with self._lock:
+            count = min(self._samples, self.points)
+            slots = [s for s in ((self._samples - count + i) % self.points for i in range(count)) if self._times[s] > since]
+            rows = [(key, [(self._times[s], ring.values[s]) for s in slots]) for key, ring in self._rings.items()
+                    if (not kinds or key[0] in kinds) and (not topics or key[-1] in topics)
+                    and (not groups or (len(key) == 3 and key[1] in groups))]
         found = []
-        for key in self.keys():
-            kind, labels = key[0], key[1:]
-            if (kinds and kind not in kinds) or (topics and labels[-1] not in topics):
-                continue
-            if groups and (len(labels) != 2 or labels[0] not in groups):
-                continue
-            data = self.series(*key)
-            points = tuple(point for point in data.points if point[0] > since)
-            if points:
-                found.append(SeriesData(data.key, data.unit, points))
+        for key, points in sorted(rows):
+            kept = tuple((t, v) for t, v in points if not math.isnan(v))
+            if kept:
+                found.append(SeriesData(key, UNITS.get(key[0], ""), kept))
         return found
 
     def memory_bytes(self) -> int:

@@ -54,6 +54,21 @@ def test_the_charts_page_merges_the_throughput_of_every_leader(cluster):
     assert charts.series[key].points == expected.points
     assert sum(v for _, v in expected.points) == pytest.approx(sum(data.last for s in local.values() for data in s if data.key == key))
 
+    # a repeat fetch asks only for the newer points and merges the same as a full one
+    time.sleep(1.0)
+    with Producer(bootstrap, acks="all") as producer:
+        producer.send(topic, value=b"more", partition=0).result(timeout=15)
+    for node in nodes.values():
+        node.history.sample()
+    local = {node_id: node.history.export(topics={topic}) for node_id, node in nodes.items()}
+    again = cluster_charts.cluster_charts(backend)
+    assert again.missing == ()
+    assert again.series[key].points == cluster_charts.merge(local, nodes[2].history.interval_s)[key].points
+    remote = cluster_charts.remote_series(nodes[2].history)
+    for node_id in (1, 3):                  # what node 2 holds of the others reaches their newest sample
+        newest = max(data.points[-1][0] for data in nodes[node_id].history.export())
+        assert remote.since(node_id) == newest
+
     code, page = cluster.http(2, f"/charts?search={topic}")
     assert code == 200
     assert "Cluster-wide" in page and "Brokers merged: 1, 2, 3." in page and 'id="charts-missing"' not in page

@@ -123,7 +123,7 @@ def test_brokers_are_asked_in_parallel_and_a_silent_one_is_named_missing(monkeyp
     release = threading.Event()
     asked = []
 
-    def fetch(backend_, address, timeout_s):
+    def fetch(backend_, remote, node_id, address, timeout_s):
         asked.append(address)
         if address.endswith("9003"):
             release.wait(10)                               # never answers within the budget
@@ -143,3 +143,20 @@ def test_brokers_are_asked_in_parallel_and_a_silent_one_is_named_missing(monkeyp
     # node 1 (local: 100 B/s) + node 2 (1, 2 B/s) on the grid
     assert charts.series[("bytes_in_per_s", "orders")].points == ((T0 + 10, 101.0), (T0 + 20, 102.0))
     assert charts.series[("lag_records", "billing", "orders")].points[-1] == (T0 + 20, 7.0)
+
+
+def test_repeat_fetches_ask_only_for_newer_points_and_keep_the_window():
+    remote = cluster_charts.RemoteSeries(window_s=60.0)
+    assert remote.since(2) == 0.0
+    first = remote.add(2, [rate("orders", (T0, 1.0), (T0 + 10, 2.0)), lag("billing", "orders", (T0, 5.0))], T0 + 10)
+    assert sorted(data.key for data in first) == [("bytes_in_per_s", "orders"), ("lag_records", "billing", "orders")]
+    assert remote.since(2) == T0 + 10
+    # the next answer: newer points only (a repeated one is not doubled)
+    now = remote.add(2, [rate("orders", (T0 + 10, 2.0), (T0 + 20, 3.0))], T0 + 20)
+    assert {data.key: data.points for data in now}[("bytes_in_per_s", "orders")] == ((T0, 1.0), (T0 + 10, 2.0), (T0 + 20, 3.0))
+    # 65 s later: the points older than the 60 s window are gone, and the series with none left
+    now = remote.add(2, [rate("orders", (T0 + 70, 4.0))], T0 + 75)
+    assert [(data.key, data.points) for data in now] == [(("bytes_in_per_s", "orders"), ((T0 + 20, 3.0), (T0 + 70, 4.0)))]
+    remote.add(3, [rate("orders", (T0, 9.0))], T0)
+    remote.keep_only([3])                                  # node 2 left the cluster
+    assert (remote.since(2), remote.since(3)) == (0.0, T0)
