@@ -30,12 +30,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Protocol
 
 import grpc
 from freshet.metadata.security import Operation, ResourceType
 from freshet.server import limits, status
 from freshet.server.errors import InvalidRequestError
-from freshet.server.http.console_data.history import History
 from freshet.server.replication.core import PushCursor, check_follower_position
 from freshet.server.replication.host import ReplicaHost
 from freshet.server.replication.partition import Partition
@@ -441,10 +441,19 @@ class FollowerSession:
         self._high_watermark_dirty.clear()
 
 
+class SeriesSource(Protocol):
+    """What ConsoleSeries answers from: the node's console History (server/http/console_data/
+    history.py; the HTTP layer sits above replication, so it is passed in, not imported)."""
+
+    interval_s: float
+
+    def export(self, kinds=(), topics=(), groups=(), since: float = 0.0) -> list: ...
+
+
 class ReplicationService(replication_pb2_grpc.ReplicationServicer):
     """freshet.v1.Replication on a broker. Not thread-safe (loop)."""
 
-    def __init__(self, host: ReplicaHost, authorizer: Authorizer | None = None, history: History | None = None) -> None:
+    def __init__(self, host: ReplicaHost, authorizer: Authorizer | None = None, history: SeriesSource | None = None) -> None:
         """`history`: the node's console sampler (server/http/console_data/history.py), which
         ConsoleSeries answers from."""
         self.host = host
