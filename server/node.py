@@ -167,6 +167,7 @@ class Node:
         self.data_plane: DataPlane | None = None
         self.groups: GroupRuntime | None = None
         self.kafka: KafkaFrontEnd | None = None
+        self.history: History | None = None           # the console's sampler (brokers), also answering ConsoleSeries
         self.console: ConsoleBackend | None = None     # the console's data layer (broker role)
         self.grpc_server: grpc.aio.Server | None = None
         self.is_started = False
@@ -312,6 +313,7 @@ class Node:
         AuthenticationService(config.node_id, security.authenticator, config.security_protocol).register(server)
         if config.is_broker:
             assert self.log_manager is not None
+            self.history = History(self.metrics, self._coordinated_groups)
             self.lifecycle = BrokerLifecycle(config, self.publisher, self.channels, self._controller_hint, self._fatal)
             self.hosted_replicas = HostedReplicas(config.node_id, self.log_manager, self.publisher, self._may_delete_logs)
             self.data_plane = DataPlane(
@@ -330,7 +332,7 @@ class Node:
                 config, self.publisher, self.channels, self._controller_hint, self.data_plane, security.authorizer
             )).register(server)
             replication_pb2_grpc.add_ReplicationServicer_to_server(
-                security.authenticated(ReplicationService(self.data_plane, security.authorizer)), server
+                security.authenticated(ReplicationService(self.data_plane, security.authorizer, self.history)), server
             )
             self.groups = GroupRuntime(
                 config, self.publisher, self.data_plane, self.channels, self._controller_hint, security.authorizer
@@ -496,7 +498,7 @@ class Node:
             transport=node_transport(str(config.advertised), self.security.tls),
             registry=self.registry,
             coordinated_groups=self._coordinated_groups,
-            history=History(self.metrics, self._coordinated_groups),
+            history=self.history,
         )
 
     def is_active_controller(self) -> bool:

@@ -354,14 +354,17 @@ _SERIES_TITLES = {"bytes_in_per_s": "bytes in", "records_in_per_s": "records in"
                   "lag_records": "lag", "lag_seconds": "lag time"}
 
 
-def charts_page(chrome: Chrome, history, search: str, unavailable: str = "") -> bytes:
-    """Throughput per topic and lag per (group, topic) from `history` (console_data.history.History)
-    as inline SVG, for the topics and groups the viewer may Describe whose name contains `search`."""
-    if history is None:
+def charts_page(chrome: Chrome, history, search: str, unavailable: str = "", charts=None) -> bytes:
+    """Throughput per topic and lag per (group, topic), cluster-wide: `charts`
+    (console_data.cluster_charts.ClusterCharts, every broker's series merged) sampled as `history`
+    (this node's History: its interval and window) says, as inline SVG, for the topics and groups
+    the viewer may Describe whose name contains `search`; the brokers missing from the merge are
+    named."""
+    if history is None or charts is None:
         return render("charts.html", chrome, "Charts", "/charts", unavailable=unavailable)
     needle = search.strip().lower()
     throughput, lag = [], []
-    for key in history.keys():
+    for key in sorted(charts.series):
         kind, labels = key[0], key[1:]
         if kind in ("lag_records", "lag_seconds"):
             group, topic = labels
@@ -369,13 +372,13 @@ def charts_page(chrome: Chrome, history, search: str, unavailable: str = "") -> 
                 continue
             if needle and needle not in group.lower() and needle not in topic.lower():
                 continue
-            lag.append(render_svg(history.series(*key), title=f"{group} on {topic}: {_SERIES_TITLES[kind]}"))
+            lag.append(render_svg(charts.series[key], title=f"{group} on {topic}: {_SERIES_TITLES[kind]}"))
         elif (len(labels) == 1 and chrome.may_describe(ResourceType.TOPIC, labels[0]) and needle in labels[0].lower()
               and (needle or not is_internal_topic(labels[0]))):      # internal topics when searched for
-            throughput.append(render_svg(history.series(*key), title=f"{labels[0]}: {_SERIES_TITLES.get(kind, kind)}"))
+            throughput.append(render_svg(charts.series[key], title=f"{labels[0]}: {_SERIES_TITLES.get(kind, kind)}"))
     return render(
         "charts.html", chrome, "Charts", "/charts", unavailable="", throughput=throughput, lag=lag, search=search,
-        refresh_seconds=CHARTS_REFRESH_SECONDS,
+        refresh_seconds=CHARTS_REFRESH_SECONDS, nodes=charts.nodes, missing=charts.missing,
         hours=f"{history.points * history.interval_s / 3600:g}", interval_s=history.interval_s,
     )
 

@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from freshet.metadata.security import ResourceType
 from freshet.server.errors import ActionRefusedError
 from freshet.server.http import console_pages
-from freshet.server.http.console_data import actions, groups, messages
+from freshet.server.http.console_data import actions, cluster_charts, groups, messages
 from freshet.server.http.console_data import logs as console_logs
 from freshet.server.http.console_data.backend import ConsoleBackend
 from freshet.server.http.console_pages import Chrome
@@ -354,7 +354,8 @@ class ConsoleRoutes:
             backend = view.console_data()
             history = None if backend is None else backend.history
             line = "this node has no broker role, so it samples no throughput or lag: use the console of a broker"
-            return Answer(200, console_pages.charts_page(chrome, history, params.get("search", ""), line))
+            charts = None if history is None else cluster_charts.cluster_charts(backend)
+            return Answer(200, console_pages.charts_page(chrome, history, params.get("search", ""), line, charts))
         if path == "/groups" or path.startswith("/groups/"):
             return self._groups(path, chrome, caller)
         return Answer(404, console_pages.result_page(chrome, "Not found", f"no console page at {path}", False, "/", "overview"))

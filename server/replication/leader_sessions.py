@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Protocol
 
 import grpc
 from freshet.metadata.security import Operation, ResourceType
@@ -440,13 +441,40 @@ class FollowerSession:
         self._high_watermark_dirty.clear()
 
 
+class SeriesSource(Protocol):
+    """What ConsoleSeries answers from: the node's console History (server/http/console_data/
+    history.py; the HTTP layer sits above replication, so it is passed in, not imported)."""
+
+    interval_s: float
+
+    def export(self, kinds=(), topics=(), groups=(), since: float = 0.0) -> list: ...
+
+
 class ReplicationService(replication_pb2_grpc.ReplicationServicer):
     """freshet.v1.Replication on a broker. Not thread-safe (loop)."""
 
-    def __init__(self, host: ReplicaHost, authorizer: Authorizer | None = None) -> None:
+    def __init__(self, host: ReplicaHost, authorizer: Authorizer | None = None, history: SeriesSource | None = None) -> None:
+        """`history`: the node's console sampler (server/http/console_data/history.py), which
+        ConsoleSeries answers from."""
         self.host = host
         self.node_id = host.node_id
         self.authorizer = authorizer or rules.allow_all()
+        self.history = history
+
+    @status.handler()
+    async def ConsoleSeries(self, request, context):  # noqa: N802 - gRPC method name
+        # The console of another node merges every broker's charts: inter-broker, as ReplicaFetch.
+        self.authorizer.check(Operation.CLUSTER_ACTION, ResourceType.CLUSTER)
+        self.host.metrics.count_request("ConsoleSeries")
+        history = self.history
+        if history is None:
+            raise InvalidRequestError(f"node {self.node_id} keeps no console history")
+        found = history.export(set(request.kinds), set(request.topics), set(request.groups), request.since)
+        return replication_pb2.ConsoleSeriesResponse(
+            node_id=self.node_id, interval_s=history.interval_s,
+            series=[replication_pb2.ConsoleSeries(key=list(data.key), unit=data.unit, times=[t for t, _ in data.points],
+                                                  values=[v for _, v in data.points]) for data in found],
+        )
 
     @status.handler()
     async def RecordTimestamps(self, request, context):  # noqa: N802 - gRPC method name

@@ -124,6 +124,7 @@ GRPC_RULES: dict[str, tuple[Rule, ...]] = {
     # Replication
     "/freshet.v1.Replication/ReplicaFetch": _CLUSTER_ACTION,
     "/freshet.v1.Replication/RecordTimestamps": _CLUSTER_ACTION,
+    "/freshet.v1.Replication/ConsoleSeries": _CLUSTER_ACTION,
     # Group
     "/freshet.v1.Group/FindCoordinator": (_r(Op.DESCRIBE, R.GROUP),),
     "/freshet.v1.Group/ConsumerGroupHeartbeat": (_r(Op.READ, R.GROUP, S.REQUEST), _r(Op.DESCRIBE, R.TOPIC, S.REQUEST)),

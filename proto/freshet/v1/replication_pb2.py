@@ -25,31 +25,37 @@ _sym_db = _symbol_database.Default()
 from freshet.v1 import common_pb2 as freshet_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x66reshet/v1/replication.proto\x12\nfreshet.v1\x1a\x17\x66reshet/v1/common.proto\"H\n\x14RecordTimestampQuery\x12\r\n\x05topic\x18\x01 \x01(\t\x12\x11\n\tpartition\x18\x02 \x01(\x05\x12\x0e\n\x06offset\x18\x03 \x01(\x03\"L\n\x17RecordTimestampsRequest\x12\x31\n\x07queries\x18\x01 \x03(\x0b\x32 .freshet.v1.RecordTimestampQuery\"\xb2\x01\n\x15RecordTimestampResult\x12\r\n\x05topic\x18\x01 \x01(\t\x12\x11\n\tpartition\x18\x02 \x01(\x05\x12\x0e\n\x06offset\x18\x03 \x01(\x03\x12&\n\x05\x65rror\x18\x04 \x01(\x0b\x32\x17.freshet.v1.ErrorDetail\x12\x16\n\x0ehigh_watermark\x18\x05 \x01(\x03\x12\x14\n\x0cis_caught_up\x18\x06 \x01(\x08\x12\x11\n\ttimestamp\x18\x07 \x01(\x03\"N\n\x18RecordTimestampsResponse\x12\x32\n\x07results\x18\x01 \x03(\x0b\x32!.freshet.v1.RecordTimestampResult\"\xc1\x01\n\x0fReplicaPosition\x12\r\n\x05topic\x18\x01 \x01(\t\x12\x11\n\tpartition\x18\x02 \x01(\x05\x12\x10\n\x08topic_id\x18\x03 \x01(\x0c\x12\x1c\n\x14\x63urrent_leader_epoch\x18\x04 \x01(\x05\x12\x14\n\x0c\x66\x65tch_offset\x18\x05 \x01(\x03\x12\x1a\n\x12last_fetched_epoch\x18\x06 \x01(\x05\x12\x18\n\x10log_start_offset\x18\x07 \x01(\x03\x12\x10\n\x08is_reset\x18\x08 \x01(\x08\"\x9c\x01\n\x13ReplicaFetchRequest\x12\x12\n\nreplica_id\x18\x01 \x01(\x05\x12\x14\n\x0c\x62roker_epoch\x18\x02 \x01(\x03\x12.\n\tpositions\x18\x03 \x03(\x0b\x32\x1b.freshet.v1.ReplicaPosition\x12+\n\x07removed\x18\x04 \x03(\x0b\x32\x1a.freshet.v1.TopicPartition\"3\n\x0e\x44ivergingEpoch\x12\r\n\x05\x65poch\x18\x01 \x01(\x05\x12\x12\n\nend_offset\x18\x02 \x01(\x03\"\xa2\x02\n\x14ReplicaPartitionData\x12\r\n\x05topic\x18\x01 \x01(\t\x12\x11\n\tpartition\x18\x02 \x01(\x05\x12&\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x17.freshet.v1.ErrorDetail\x12\x16\n\x0ehigh_watermark\x18\x04 \x01(\x03\x12\x18\n\x10log_start_offset\x18\x05 \x01(\x03\x12\x1d\n\x15leader_log_end_offset\x18\x06 \x01(\x03\x12\x0f\n\x07records\x18\x07 \x01(\x0c\x12\x33\n\x0f\x64iverging_epoch\x18\x08 \x01(\x0b\x32\x1a.freshet.v1.DivergingEpoch\x12\x13\n\x0b\x62\x61se_offset\x18\t \x01(\x03\x12\x14\n\x0cleader_epoch\x18\n \x01(\x05\"L\n\x14ReplicaFetchResponse\x12\x34\n\npartitions\x18\x01 \x03(\x0b\x32 .freshet.v1.ReplicaPartitionData2\xc3\x01\n\x0bReplication\x12U\n\x0cReplicaFetch\x12\x1f.freshet.v1.ReplicaFetchRequest\x1a .freshet.v1.ReplicaFetchResponse(\x01\x30\x01\x12]\n\x10RecordTimestamps\x12#.freshet.v1.RecordTimestampsRequest\x1a$.freshet.v1.RecordTimestampsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x66reshet/v1/replication.proto\x12\nfreshet.v1\x1a\x17\x66reshet/v1/common.proto\"T\n\x14\x43onsoleSeriesRequest\x12\r\n\x05kinds\x18\x01 \x03(\t\x12\x0e\n\x06topics\x18\x02 \x03(\t\x12\x0e\n\x06groups\x18\x03 \x03(\t\x12\r\n\x05since\x18\x04 \x01(\x01\"I\n\rConsoleSeries\x12\x0b\n\x03key\x18\x01 \x03(\t\x12\x0c\n\x04unit\x18\x02 \x01(\t\x12\r\n\x05times\x18\x03 \x03(\x01\x12\x0e\n\x06values\x18\x04 \x03(\x01\"g\n\x15\x43onsoleSeriesResponse\x12\x0f\n\x07node_id\x18\x01 \x01(\x05\x12\x12\n\ninterval_s\x18\x02 \x01(\x01\x12)\n\x06series\x18\x03 \x03(\x0b\x32\x19.freshet.v1.ConsoleSeries\"H\n\x14RecordTimestampQuery\x12\r\n\x05topic\x18\x01 \x01(\t\x12\x11\n\tpartition\x18\x02 \x01(\x05\x12\x0e\n\x06offset\x18\x03 \x01(\x03\"L\n\x17RecordTimestampsRequest\x12\x31\n\x07queries\x18\x01 \x03(\x0b\x32 .freshet.v1.RecordTimestampQuery\"\xb2\x01\n\x15RecordTimestampResult\x12\r\n\x05topic\x18\x01 \x01(\t\x12\x11\n\tpartition\x18\x02 \x01(\x05\x12\x0e\n\x06offset\x18\x03 \x01(\x03\x12&\n\x05\x65rror\x18\x04 \x01(\x0b\x32\x17.freshet.v1.ErrorDetail\x12\x16\n\x0ehigh_watermark\x18\x05 \x01(\x03\x12\x14\n\x0cis_caught_up\x18\x06 \x01(\x08\x12\x11\n\ttimestamp\x18\x07 \x01(\x03\"N\n\x18RecordTimestampsResponse\x12\x32\n\x07results\x18\x01 \x03(\x0b\x32!.freshet.v1.RecordTimestampResult\"\xc1\x01\n\x0fReplicaPosition\x12\r\n\x05topic\x18\x01 \x01(\t\x12\x11\n\tpartition\x18\x02 \x01(\x05\x12\x10\n\x08topic_id\x18\x03 \x01(\x0c\x12\x1c\n\x14\x63urrent_leader_epoch\x18\x04 \x01(\x05\x12\x14\n\x0c\x66\x65tch_offset\x18\x05 \x01(\x03\x12\x1a\n\x12last_fetched_epoch\x18\x06 \x01(\x05\x12\x18\n\x10log_start_offset\x18\x07 \x01(\x03\x12\x10\n\x08is_reset\x18\x08 \x01(\x08\"\x9c\x01\n\x13ReplicaFetchRequest\x12\x12\n\nreplica_id\x18\x01 \x01(\x05\x12\x14\n\x0c\x62roker_epoch\x18\x02 \x01(\x03\x12.\n\tpositions\x18\x03 \x03(\x0b\x32\x1b.freshet.v1.ReplicaPosition\x12+\n\x07removed\x18\x04 \x03(\x0b\x32\x1a.freshet.v1.TopicPartition\"3\n\x0e\x44ivergingEpoch\x12\r\n\x05\x65poch\x18\x01 \x01(\x05\x12\x12\n\nend_offset\x18\x02 \x01(\x03\"\xa2\x02\n\x14ReplicaPartitionData\x12\r\n\x05topic\x18\x01 \x01(\t\x12\x11\n\tpartition\x18\x02 \x01(\x05\x12&\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x17.freshet.v1.ErrorDetail\x12\x16\n\x0ehigh_watermark\x18\x04 \x01(\x03\x12\x18\n\x10log_start_offset\x18\x05 \x01(\x03\x12\x1d\n\x15leader_log_end_offset\x18\x06 \x01(\x03\x12\x0f\n\x07records\x18\x07 \x01(\x0c\x12\x33\n\x0f\x64iverging_epoch\x18\x08 \x01(\x0b\x32\x1a.freshet.v1.DivergingEpoch\x12\x13\n\x0b\x62\x61se_offset\x18\t \x01(\x03\x12\x14\n\x0cleader_epoch\x18\n \x01(\x05\"L\n\x14ReplicaFetchResponse\x12\x34\n\npartitions\x18\x01 \x03(\x0b\x32 .freshet.v1.ReplicaPartitionData2\x99\x02\n\x0bReplication\x12U\n\x0cReplicaFetch\x12\x1f.freshet.v1.ReplicaFetchRequest\x1a .freshet.v1.ReplicaFetchResponse(\x01\x30\x01\x12]\n\x10RecordTimestamps\x12#.freshet.v1.RecordTimestampsRequest\x1a$.freshet.v1.RecordTimestampsResponse\x12T\n\rConsoleSeries\x12 .freshet.v1.ConsoleSeriesRequest\x1a!.freshet.v1.ConsoleSeriesResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'freshet.v1.replication_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_RECORDTIMESTAMPQUERY']._serialized_start=69
-  _globals['_RECORDTIMESTAMPQUERY']._serialized_end=141
-  _globals['_RECORDTIMESTAMPSREQUEST']._serialized_start=143
-  _globals['_RECORDTIMESTAMPSREQUEST']._serialized_end=219
-  _globals['_RECORDTIMESTAMPRESULT']._serialized_start=222
-  _globals['_RECORDTIMESTAMPRESULT']._serialized_end=400
-  _globals['_RECORDTIMESTAMPSRESPONSE']._serialized_start=402
-  _globals['_RECORDTIMESTAMPSRESPONSE']._serialized_end=480
-  _globals['_REPLICAPOSITION']._serialized_start=483
-  _globals['_REPLICAPOSITION']._serialized_end=676
-  _globals['_REPLICAFETCHREQUEST']._serialized_start=679
-  _globals['_REPLICAFETCHREQUEST']._serialized_end=835
-  _globals['_DIVERGINGEPOCH']._serialized_start=837
-  _globals['_DIVERGINGEPOCH']._serialized_end=888
-  _globals['_REPLICAPARTITIONDATA']._serialized_start=891
-  _globals['_REPLICAPARTITIONDATA']._serialized_end=1181
-  _globals['_REPLICAFETCHRESPONSE']._serialized_start=1183
-  _globals['_REPLICAFETCHRESPONSE']._serialized_end=1259
-  _globals['_REPLICATION']._serialized_start=1262
-  _globals['_REPLICATION']._serialized_end=1457
+  _globals['_CONSOLESERIESREQUEST']._serialized_start=69
+  _globals['_CONSOLESERIESREQUEST']._serialized_end=153
+  _globals['_CONSOLESERIES']._serialized_start=155
+  _globals['_CONSOLESERIES']._serialized_end=228
+  _globals['_CONSOLESERIESRESPONSE']._serialized_start=230
+  _globals['_CONSOLESERIESRESPONSE']._serialized_end=333
+  _globals['_RECORDTIMESTAMPQUERY']._serialized_start=335
+  _globals['_RECORDTIMESTAMPQUERY']._serialized_end=407
+  _globals['_RECORDTIMESTAMPSREQUEST']._serialized_start=409
+  _globals['_RECORDTIMESTAMPSREQUEST']._serialized_end=485
+  _globals['_RECORDTIMESTAMPRESULT']._serialized_start=488
+  _globals['_RECORDTIMESTAMPRESULT']._serialized_end=666
+  _globals['_RECORDTIMESTAMPSRESPONSE']._serialized_start=668
+  _globals['_RECORDTIMESTAMPSRESPONSE']._serialized_end=746
+  _globals['_REPLICAPOSITION']._serialized_start=749
+  _globals['_REPLICAPOSITION']._serialized_end=942
+  _globals['_REPLICAFETCHREQUEST']._serialized_start=945
+  _globals['_REPLICAFETCHREQUEST']._serialized_end=1101
+  _globals['_DIVERGINGEPOCH']._serialized_start=1103
+  _globals['_DIVERGINGEPOCH']._serialized_end=1154
+  _globals['_REPLICAPARTITIONDATA']._serialized_start=1157
+  _globals['_REPLICAPARTITIONDATA']._serialized_end=1447
+  _globals['_REPLICAFETCHRESPONSE']._serialized_start=1449
+  _globals['_REPLICAFETCHRESPONSE']._serialized_end=1525
+  _globals['_REPLICATION']._serialized_start=1528
+  _globals['_REPLICATION']._serialized_end=1809
 # @@protoc_insertion_point(module_scope)

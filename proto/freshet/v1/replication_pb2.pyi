@@ -7,6 +7,40 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class ConsoleSeriesRequest(_message.Message):
+    __slots__ = ("kinds", "topics", "groups", "since")
+    KINDS_FIELD_NUMBER: _ClassVar[int]
+    TOPICS_FIELD_NUMBER: _ClassVar[int]
+    GROUPS_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    kinds: _containers.RepeatedScalarFieldContainer[str]
+    topics: _containers.RepeatedScalarFieldContainer[str]
+    groups: _containers.RepeatedScalarFieldContainer[str]
+    since: float
+    def __init__(self, kinds: _Optional[_Iterable[str]] = ..., topics: _Optional[_Iterable[str]] = ..., groups: _Optional[_Iterable[str]] = ..., since: _Optional[float] = ...) -> None: ...
+
+class ConsoleSeries(_message.Message):
+    __slots__ = ("key", "unit", "times", "values")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    UNIT_FIELD_NUMBER: _ClassVar[int]
+    TIMES_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    key: _containers.RepeatedScalarFieldContainer[str]
+    unit: str
+    times: _containers.RepeatedScalarFieldContainer[float]
+    values: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, key: _Optional[_Iterable[str]] = ..., unit: _Optional[str] = ..., times: _Optional[_Iterable[float]] = ..., values: _Optional[_Iterable[float]] = ...) -> None: ...
+
+class ConsoleSeriesResponse(_message.Message):
+    __slots__ = ("node_id", "interval_s", "series")
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    INTERVAL_S_FIELD_NUMBER: _ClassVar[int]
+    SERIES_FIELD_NUMBER: _ClassVar[int]
+    node_id: int
+    interval_s: float
+    series: _containers.RepeatedCompositeFieldContainer[ConsoleSeries]
+    def __init__(self, node_id: _Optional[int] = ..., interval_s: _Optional[float] = ..., series: _Optional[_Iterable[_Union[ConsoleSeries, _Mapping]]] = ...) -> None: ...
+
 class RecordTimestampQuery(_message.Message):
     __slots__ = ("topic", "partition", "offset")
     TOPIC_FIELD_NUMBER: _ClassVar[int]

@@ -44,6 +44,11 @@ class ReplicationStub:
                 request_serializer=freshet_dot_v1_dot_replication__pb2.RecordTimestampsRequest.SerializeToString,
                 response_deserializer=freshet_dot_v1_dot_replication__pb2.RecordTimestampsResponse.FromString,
                 _registered_method=True)
+        self.ConsoleSeries = channel.unary_unary(
+                '/freshet.v1.Replication/ConsoleSeries',
+                request_serializer=freshet_dot_v1_dot_replication__pb2.ConsoleSeriesRequest.SerializeToString,
+                response_deserializer=freshet_dot_v1_dot_replication__pb2.ConsoleSeriesResponse.FromString,
+                _registered_method=True)
 
 
 class ReplicationServicer:
@@ -66,6 +71,16 @@ class ReplicationServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ConsoleSeries(self, request, context):
+        """The console's charts, cluster-wide: this broker's in-memory throughput and lag series (what
+        it sampled: the partitions it leads, the groups it coordinates), for the node serving the
+        console's /charts page to merge. Inter-broker: ClusterAction on the cluster; the serving node
+        filters by the viewer's rights.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ReplicationServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -78,6 +93,11 @@ def add_ReplicationServicer_to_server(servicer, server):
                     servicer.RecordTimestamps,
                     request_deserializer=freshet_dot_v1_dot_replication__pb2.RecordTimestampsRequest.FromString,
                     response_serializer=freshet_dot_v1_dot_replication__pb2.RecordTimestampsResponse.SerializeToString,
+            ),
+            'ConsoleSeries': grpc.unary_unary_rpc_method_handler(
+                    servicer.ConsoleSeries,
+                    request_deserializer=freshet_dot_v1_dot_replication__pb2.ConsoleSeriesRequest.FromString,
+                    response_serializer=freshet_dot_v1_dot_replication__pb2.ConsoleSeriesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -134,6 +154,33 @@ class Replication:
             '/freshet.v1.Replication/RecordTimestamps',
             freshet_dot_v1_dot_replication__pb2.RecordTimestampsRequest.SerializeToString,
             freshet_dot_v1_dot_replication__pb2.RecordTimestampsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ConsoleSeries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/freshet.v1.Replication/ConsoleSeries',
+            freshet_dot_v1_dot_replication__pb2.ConsoleSeriesRequest.SerializeToString,
+            freshet_dot_v1_dot_replication__pb2.ConsoleSeriesResponse.FromString,
             options,
             channel_credentials,
             insecure,

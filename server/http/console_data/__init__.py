@@ -9,7 +9,8 @@ Modules (each docstring says what its functions return; the UI renders them):
   the console makes; they run the CLI's handlers and give the CLI's refusals (`ActionRefused`);
 - `groups`: every consumer group of the cluster with members, assignment and lag;
 - `messages`: the message browser and the server-side search, with a scan budget;
-- `history`: the in-memory sampler of throughput and lag, and `render_svg` for one series.
+- `history`: the in-memory sampler of throughput and lag, and `render_svg` for one series;
+- `cluster_charts`: every live broker's history fetched (Replication.ConsoleSeries) and merged.
 
 Every public function takes the backend and the viewer as a `Caller` (server/security/authorizer.py):
 `Caller(session.principal, client_host)` as server.py's `_console` builds it, `Caller()` (anonymous,

@@ -13,11 +13,12 @@ hours), all series sharing one ring of sample times:
 Sources: the rates are differences of the node's data-plane counters (server/metrics.py
 BrokerMetrics: messages_in, bytes_in, bytes_out) between two samples; the lags come from the lag
 tracker of the group coordinator on this node (NodeView.groups: the groups this node coordinates,
-measured by server/groups/lag.py on its own refresh). So a node's charts show what that node
-sees: the partitions it leads and the groups it coordinates; the cluster's total is the sum over
-the nodes (each node's console shows its part; the per-topic Prometheus counters of every node
-remain the place for cluster-wide dashboards). Records out are not counted by the data plane,
-so there is no records-out series.
+measured by server/groups/lag.py on its own refresh). So a node's History holds what that node
+sees: the partitions it leads and the groups it coordinates. The console's /charts page is
+cluster-wide: the serving node merges every live broker's History (cluster_charts.py, which asks
+the others over Replication.ConsoleSeries, answered from `export`); the per-topic Prometheus
+counters of every node remain the place for long-term dashboards. Records out are not counted
+by the data plane, so there is no records-out series.
 
 Memory is bounded: at most `series_max` (512) series of `points` doubles each plus the shared
 time ring: 513 x 2160 x 8 B = 8.9 MB at the defaults, whatever the number of topics and groups;
@@ -198,6 +199,25 @@ class History:
                 (self._times[s], ring.values[s]) for s in slots if not math.isnan(ring.values[s])
             )
         return SeriesData(tuple(key), UNITS.get(key[0], "") if key else "", points)
+
+    def export(self, kinds=(), topics=(), groups=(), since: float = 0.0) -> list[SeriesData]:
+        """Every series kept whose kind is in `kinds`, topic in `topics` and (lag series) group in
+        `groups` (an empty filter matches all), with its points after `since` (unix s) only;
+        series left with no point are left out. One snapshot (every series cut at the same
+        sample, so a caller may ask next for the points after the newest time it got). What the
+        ConsoleSeries RPC answers."""
+        with self._lock:
+            count = min(self._samples, self.points)
+            slots = [s for s in ((self._samples - count + i) % self.points for i in range(count)) if self._times[s] > since]
+            rows = [(key, [(self._times[s], ring.values[s]) for s in slots]) for key, ring in self._rings.items()
+                    if (not kinds or key[0] in kinds) and (not topics or key[-1] in topics)
+                    and (not groups or (len(key) == 3 and key[1] in groups))]
+        found = []
+        for key, points in sorted(rows):
+            kept = tuple((t, v) for t, v in points if not math.isnan(v))
+            if kept:
+                found.append(SeriesData(key, UNITS.get(key[0], ""), kept))
+        return found
 
     def memory_bytes(self) -> int:
         """Bytes the rings hold now (at most (series_max + 1) x points x 8)."""

@@ -24,7 +24,7 @@ from freshet.server import status
 from freshet.server.controller.service import ControllerService
 from freshet.server.http import console_pages
 from freshet.server.http.console_data import actions
-from freshet.server.http.console_data.backend import ActionRefused, ConsoleBackend
+from freshet.server.http.console_data.backend import ActionRefused, ConsoleBackend, node_transport
 from freshet.server.http.console_data.history import History
 from freshet.server.metrics import BrokerMetrics
 from freshet.server.security.authorizer import Authorizer, Caller
@@ -33,6 +33,7 @@ from prometheus_client import CollectorRegistry
 
 from tests.support.console_server import console_server
 from tests.support.fake_log_dirs import FakeLogDirs
+from tests.support.ports import free_ports
 from tests.support.secure_images import SETTINGS, password, secure_image
 
 
@@ -249,7 +250,10 @@ def test_charts_show_the_sampled_series_as_inline_svg_only_for_what_the_viewer_m
     for topic in ("orders", "audit-log"):
         metrics.bytes_in.labels(topic).inc(5000)
     history.sample()
-    backend = types.SimpleNamespace(history=history)
+    peer = types.SimpleNamespace(host="127.0.0.1", port=free_ports(1)[0], is_fenced=False)    # nothing listens there
+    image = types.SimpleNamespace(brokers={1: types.SimpleNamespace(host="127.0.0.1", port=1, is_fenced=False), 2: peer})
+    transport = node_transport(f"127.0.0.1:{peer.port}", None)
+    backend = types.SimpleNamespace(history=history, node_id=1, image=lambda: image, transport=transport)
     with console_server(secure=True, backend=backend) as server:
         browser = Browser(server.port)
         browser.log_in("alice")                                     # Describe orders and billing, not audit-log
@@ -258,6 +262,9 @@ def test_charts_show_the_sampled_series_as_inline_svg_only_for_what_the_viewer_m
         labels = re.findall(r'<svg [^>]*aria-label="([^"]+)"', page)
         assert labels == ["orders: bytes in", "billing on orders: lag", "billing on orders: lag time"]
         assert ">500 B/s<" in page                                 # the last value beside the line
+        assert "Cluster-wide" in page and "Brokers merged: 1." in page
+        missing = re.findall(r'<ul class="warn" id="charts-missing"><li>(node \d+ \([^)]*\)): ([A-Z_]+)', page)
+        assert missing == [(f"node 2 (127.0.0.1:{peer.port})", "BROKER_NOT_AVAILABLE")]
         _, page, _ = browser.request("GET", "/charts?search=zzz")
         assert 'id="no-throughput"' in page and 'id="no-lag"' in page
     with console_server(secure=False) as server:

@@ -28,6 +28,8 @@ from freshet.server.broker.produce import ProducePath
 from freshet.server.broker.service import BrokerService
 from freshet.server.controller.service import ControllerService
 from freshet.server.groups.service import GroupService
+from freshet.server.http.console_data.history import History
+from freshet.server.metrics import BrokerMetrics
 from freshet.server.replication.leader_sessions import ReplicationService
 from freshet.server.security.authorizer import (
     Authorizer,
@@ -214,7 +216,7 @@ def servicers(authorizer: Authorizer) -> dict[str, object]:
     broker = BrokerService(CONFIG, PUBLISHER, None, lambda: None, backend.data_plane, authorizer)
     controller = ControllerService(CONFIG, PUBLISHER, None, backend.controller, backend.quorum, lambda: 1, authorizer)
     groups = GroupService(backend.coordinator, backend.locate.locate, 1, authorizer)
-    replication = ReplicationService(backend.host, authorizer)
+    replication = ReplicationService(backend.host, authorizer, History(BrokerMetrics(CollectorRegistry()), lambda: None))
     return {"Broker": broker, "Controller": controller, "Group": groups, "Replication": replication}
 
 
@@ -259,6 +261,7 @@ CASES: dict[str, tuple[object, bool]] = {
     "/freshet.v1.Replication/ReplicaFetch": ([], True),
     "/freshet.v1.Replication/RecordTimestamps": (
         replication_pb2.RecordTimestampsRequest(queries=[replication_pb2.RecordTimestampQuery(topic="a")]), False),
+    "/freshet.v1.Replication/ConsoleSeries": (replication_pb2.ConsoleSeriesRequest(), False),
     "/freshet.v1.Group/FindCoordinator": (group_pb2.FindCoordinatorRequest(group_ids=["h"]), False),
     "/freshet.v1.Group/ConsumerGroupHeartbeat": (group_pb2.ConsumerGroupHeartbeatRequest(group_id="h"), False),
     "/freshet.v1.Group/OffsetCommit": (group_pb2.OffsetCommitRequest(group_id="h", partitions=[group_pb2.OffsetCommitPartition(topic="a")]), False),
