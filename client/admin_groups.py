@@ -133,6 +133,16 @@ class OffsetReset:
     new_offset: int
 
 
+def _epoch_ms(moment: datetime.datetime | str) -> int:
+    """Milliseconds since the epoch of a datetime or an ISO-8601 string (naive means UTC)."""
+    if isinstance(moment, str):
+        moment = datetime.datetime.fromisoformat(moment)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.UTC)
+    # Exact integer arithmetic: moment.timestamp() * 1000 can round 1.003 s down to 1002 ms.
+    return (moment - _EPOCH) // datetime.timedelta(milliseconds=1)
+
+
 class GroupAdmin:
     """Group administration over the Group service. Thread-safe."""
 
@@ -297,13 +307,7 @@ class GroupAdmin:
             raise ValueError("give exactly one of to_earliest, to_latest, to_offset, to_datetime, shift_by")
         if to_offset is not None and (not isinstance(to_offset, int) or to_offset < 0):
             raise ValueError(f"to_offset must be an int >= 0, not {to_offset!r}")
-        timestamp_ms = None
-        if to_datetime is not None:
-            moment = datetime.datetime.fromisoformat(to_datetime) if isinstance(to_datetime, str) else to_datetime
-            if moment.tzinfo is None:
-                moment = moment.replace(tzinfo=datetime.UTC)
-            # Exact integer arithmetic: moment.timestamp() * 1000 can round 1.003 s down to 1002 ms.
-            timestamp_ms = (moment - _EPOCH) // datetime.timedelta(milliseconds=1)
+        timestamp_ms = None if to_datetime is None else _epoch_ms(to_datetime)
         try:
             described, _ = self._describe_raw(group_id)
         except GroupIdNotFoundError:
@@ -313,17 +317,7 @@ class GroupAdmin:
                 f"group {group_id!r} has {len(described.members)} active member(s); stop its consumers first",
             )
         committed = {} if described is None else {(o.topic, o.partition): o.offset for o in described.offsets}
-        with self._offsets_reader() as reader:
-            reader._metadata.add_topics({topic})
-            counts = reader._metadata.wait_for_topic(topic, self._timeout_s, min(self._timeout_s, 5.0))
-            numbers = sorted(partitions) if partitions is not None else list(range(len(counts.partitions)))
-            missing = [p for p in numbers if not 0 <= p < len(counts.partitions)]
-            if missing:
-                raise ValueError(f"topic {topic!r} has no partition {missing[0]} (it has {len(counts.partitions)})")
-            tps = [TopicPartition(topic, p) for p in numbers]
-            starts = reader.beginning_offsets(tps)
-            ends = reader.end_offsets(tps)
-            by_time = reader.offsets_for_times({tp: timestamp_ms for tp in tps}) if timestamp_ms is not None else {}
+        tps, starts, ends, by_time = self._reset_bounds(topic, partitions, timestamp_ms)
         plan = []
         for tp in tps:
             current = committed.get((tp.topic, tp.partition))
@@ -346,19 +340,39 @@ class GroupAdmin:
                 new = found.offset if found is not None else ends[tp]
             plan.append(OffsetReset(tp.topic, tp.partition, current, new))
         if execute:
-            request = group_pb2.OffsetCommitRequest(
-                group_id=group_id,
-                member_id="",
-                member_epoch=-1,
-                partitions=[
-                    group_pb2.OffsetCommitPartition(topic=r.topic, partition=r.partition, offset=r.new_offset, leader_epoch=-1)
-                    for r in plan
-                ],
-            )
-            response = self._coordinator(group_id).call("OffsetCommit", request, self._timeout_s)
-            for result in response.results:
-                raise_for_detail(result.error, f"reset {result.topic}-{result.partition}")
+            self._commit_reset(group_id, plan)
         return plan
+
+    def _reset_bounds(self, topic: str, partitions: Iterable[int] | None, timestamp_ms: int | None):
+        """For a reset of `topic` (every partition, or `partitions`): the partitions, their log
+        start and end offsets, and the offsets at `timestamp_ms` (when given)."""
+        with self._offsets_reader() as reader:
+            reader._metadata.add_topics({topic})
+            counts = reader._metadata.wait_for_topic(topic, self._timeout_s, min(self._timeout_s, 5.0))
+            numbers = sorted(partitions) if partitions is not None else list(range(len(counts.partitions)))
+            missing = [p for p in numbers if not 0 <= p < len(counts.partitions)]
+            if missing:
+                raise ValueError(f"topic {topic!r} has no partition {missing[0]} (it has {len(counts.partitions)})")
+            tps = [TopicPartition(topic, p) for p in numbers]
+            starts = reader.beginning_offsets(tps)
+            ends = reader.end_offsets(tps)
+            by_time = reader.offsets_for_times({tp: timestamp_ms for tp in tps}) if timestamp_ms is not None else {}
+        return tps, starts, ends, by_time
+
+    def _commit_reset(self, group_id: str, plan: list[OffsetReset]) -> None:
+        """Commit a reset plan's new offsets as the group (no member: the group must be empty)."""
+        request = group_pb2.OffsetCommitRequest(
+            group_id=group_id,
+            member_id="",
+            member_epoch=-1,
+            partitions=[
+                group_pb2.OffsetCommitPartition(topic=r.topic, partition=r.partition, offset=r.new_offset, leader_epoch=-1)
+                for r in plan
+            ],
+        )
+        response = self._coordinator(group_id).call("OffsetCommit", request, self._timeout_s)
+        for result in response.results:
+            raise_for_detail(result.error, f"reset {result.topic}-{result.partition}")
 
     def _end_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
         if not partitions:

@@ -175,19 +175,13 @@ class NodeCollector:
             for partition in topic.partitions:
                 offline += partition.leader == NO_LEADER
                 under_replicated += len(partition.isr) < len(partition.replicas)
-
-        def gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
-            family = GaugeMetricFamily(name, documentation)
-            family.add_metric([], value)
-            return family
-
-        yield gauge("freshet_active_controller_count", "1 on the active controller, 0 elsewhere", int(view.is_active_controller()))
-        yield gauge("freshet_active_broker_count", "unfenced registered brokers (this node's image)", len(image.brokers) - fenced)
-        yield gauge("freshet_fenced_broker_count", "fenced registered brokers (this node's image)", fenced)
-        yield gauge("freshet_offline_partitions_count", "partitions without a leader", offline)
-        yield gauge("freshet_under_replicated_partitions", "partitions whose ISR is smaller than the replica set", under_replicated)
-        yield gauge("freshet_metadata_offset", "offset of this node's metadata image", image.offset)
-        yield gauge("freshet_controller_epoch", "controller epoch in this node's image", image.controller_epoch)
+        yield _gauge("freshet_active_controller_count", "1 on the active controller, 0 elsewhere", int(view.is_active_controller()))
+        yield _gauge("freshet_active_broker_count", "unfenced registered brokers (this node's image)", len(image.brokers) - fenced)
+        yield _gauge("freshet_fenced_broker_count", "fenced registered brokers (this node's image)", fenced)
+        yield _gauge("freshet_offline_partitions_count", "partitions without a leader", offline)
+        yield _gauge("freshet_under_replicated_partitions", "partitions whose ISR is smaller than the replica set", under_replicated)
+        yield _gauge("freshet_metadata_offset", "offset of this node's metadata image", image.offset)
+        yield _gauge("freshet_controller_epoch", "controller epoch in this node's image", image.controller_epoch)
         yield from _balance_families(image)
         clean, unclean = view.elections()
         elections = CounterMetricFamily(
@@ -200,48 +194,65 @@ class NodeCollector:
         fenced_family.add_metric([], view.fenced_by_this_controller())
         yield fenced_family
         partitions, leaders = view.hosted()
-        yield gauge("freshet_broker_partition_count", "partition replicas hosted by this broker", partitions)
-        yield gauge("freshet_broker_leader_count", "partitions led by this broker", leaders)
+        yield _gauge("freshet_broker_partition_count", "partition replicas hosted by this broker", partitions)
+        yield _gauge("freshet_broker_leader_count", "partitions led by this broker", leaders)
         is_fenced = view.is_broker_fenced()
         if is_fenced is not None:
-            yield gauge("freshet_broker_is_fenced", "1 while this broker is fenced", int(is_fenced))
+            yield _gauge("freshet_broker_is_fenced", "1 while this broker is fenced", int(is_fenced))
         plane = view.data_plane()
         if plane is not None:
-            yield gauge(
-                "freshet_replica_manager_under_replicated_partitions",
-                "partitions this broker leads whose ISR is smaller than the replica set",
-                plane["under_replicated_partitions"],
-            )
-            purgatory = GaugeMetricFamily("freshet_purgatory_size", "requests waiting in a purgatory", labels=["type"])
-            purgatory.add_metric(["produce"], plane["produce_purgatory"])
-            purgatory.add_metric(["fetch"], plane["fetch_purgatory"])
-            yield purgatory
-            yield gauge(
-                "freshet_replica_fetcher_max_lag",
-                "largest number of offsets a followed partition is behind its leader",
-                plane["max_follower_lag"],
-            )
-            yield from _disk_gauges(plane["disk"])
-            throttled = CounterMetricFamily(
-                "freshet_replication_throttled_bytes", "bytes this leader sent to reassignment replicas through the throttle"
-            )
-            throttled.add_metric([], plane.get("replication_throttled_bytes", 0))
-            yield throttled
+            yield from _data_plane_families(plane)
         groups = view.groups()
         if groups is not None:
-            yield gauge("freshet_group_count", "consumer groups this node coordinates", len(groups))
-            members = GaugeMetricFamily("freshet_group_members", "members of a group coordinated here", labels=["group"])
-            lag = GaugeMetricFamily(
-                "freshet_group_lag", "sum over a group's committed partitions of high watermark - committed offset",
-                labels=["group"],
-            )
-            for group in groups:
-                members.add_metric([group["group"]], group["members"])
-                if group["lag"] is not None:
-                    lag.add_metric([group["group"]], group["lag"])
-            yield members
-            yield lag
-            yield from _lag_time_gauges(groups)
+            yield from _group_families(groups)
+
+
+def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
+    family = GaugeMetricFamily(name, documentation)
+    family.add_metric([], value)
+    return family
+
+
+def _data_plane_families(plane: dict):
+    """The broker's data plane: under-replicated partitions it leads, purgatories, follower lag,
+    the log directory, the replication throttle."""
+    yield _gauge(
+        "freshet_replica_manager_under_replicated_partitions",
+        "partitions this broker leads whose ISR is smaller than the replica set",
+        plane["under_replicated_partitions"],
+    )
+    purgatory = GaugeMetricFamily("freshet_purgatory_size", "requests waiting in a purgatory", labels=["type"])
+    purgatory.add_metric(["produce"], plane["produce_purgatory"])
+    purgatory.add_metric(["fetch"], plane["fetch_purgatory"])
+    yield purgatory
+    yield _gauge(
+        "freshet_replica_fetcher_max_lag",
+        "largest number of offsets a followed partition is behind its leader",
+        plane["max_follower_lag"],
+    )
+    yield from _disk_gauges(plane["disk"])
+    throttled = CounterMetricFamily(
+        "freshet_replication_throttled_bytes", "bytes this leader sent to reassignment replicas through the throttle"
+    )
+    throttled.add_metric([], plane.get("replication_throttled_bytes", 0))
+    yield throttled
+
+
+def _group_families(groups: Sequence[dict]):
+    """The groups this node coordinates: count, members, records lag, lag in time."""
+    yield _gauge("freshet_group_count", "consumer groups this node coordinates", len(groups))
+    members = GaugeMetricFamily("freshet_group_members", "members of a group coordinated here", labels=["group"])
+    lag = GaugeMetricFamily(
+        "freshet_group_lag", "sum over a group's committed partitions of high watermark - committed offset",
+        labels=["group"],
+    )
+    for group in groups:
+        members.add_metric([group["group"]], group["members"])
+        if group["lag"] is not None:
+            lag.add_metric([group["group"]], group["lag"])
+    yield members
+    yield lag
+    yield from _lag_time_gauges(groups)
 
 
 def _lag_time_gauges(groups: Sequence[dict]) -> list[GaugeMetricFamily]:
