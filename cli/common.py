@@ -40,6 +40,7 @@ from typing import Annotated, Any, NamedTuple, NoReturn
 
 import typer
 from freshet.client import errors
+from freshet.server.properties import parse_properties
 
 #: Set by main() when --debug is on the command line (or FRESHET_DEBUG=1): print tracebacks.
 DEBUG = {"enabled": os.environ.get("FRESHET_DEBUG", "") not in ("", "0")}
@@ -211,27 +212,25 @@ _JAAS_FIELD = re.compile(r'\b(username|password)\s*=\s*"((?:[^"\\]|\\.)*)"')
 
 
 def read_properties(path: str) -> dict[str, str]:
-    """A Java properties file (key=value or key: value; # and ! comments) as a dict.
+    """A Java properties file as a dict, parsed as `server start --config` parses
+    server.properties (one parser: comments, `=`/`:`/space separators, backslash continuations
+    such as a multi-line sasl.jaas.config, escapes; a later duplicate wins).
 
     Raises:
-        ValueError: the file cannot be read (one line naming it).
+        ValueError: the file cannot be read or is malformed (one line naming it).
     """
     try:
         with open(path, encoding="utf-8") as file:
-            lines = file.read().splitlines()
+            text = file.read()
     except OSError as error:
         raise ValueError(f"cannot read {path}: {error.strerror}") from None
     except UnicodeDecodeError:
         raise ValueError(f"{path} is not UTF-8 text") from None
-    properties: dict[str, str] = {}
-    for line in lines:
-        text = line.strip()
-        if not text or text[0] in "#!":
-            continue
-        match = re.match(r"([^=:\s]+)\s*[=:]?\s*(.*)$", text)
-        if match:
-            properties[match.group(1)] = match.group(2).strip()
-    return properties
+    try:
+        entries = parse_properties(text)
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None
+    return {entry.key: entry.value for entry in entries}
 
 
 def _read_password(path: str) -> str:

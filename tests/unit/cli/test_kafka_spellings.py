@@ -461,3 +461,26 @@ def test_describe_takes_a_group_or_all_groups_and_one_view():
         app, ["group", "describe", "g", "--members", "--state", "--bootstrap", "127.0.0.1:1"]
     )
     assert result.exit_code == 2 and "at most one of --members, --state, --offsets" in result.output
+
+
+def test_a_command_config_file_is_read_as_java_properties_with_continuations(tmp_path):
+    """Kafka's client config files often split sasl.jaas.config over lines with a trailing
+    backslash; --command-config and --producer.config read them with server.properties' parser."""
+    config = tmp_path / "client.properties"
+    config.write_text(
+        "! a comment\n"
+        "security.protocol: SASL_SSL\n"
+        "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required \\\n"
+        '    username="alice" \\\n'
+        '    password="s3cret";\n'
+    )
+    properties = common.read_properties(str(config))
+    assert properties["security.protocol"] == "SASL_SSL"
+    assert properties["sasl.jaas.config"] == (
+        'org.apache.kafka.common.security.scram.ScramLoginModule required username="alice" password="s3cret";'
+    )
+    assert common.properties_security(properties)["sasl_plain_password"] == "s3cret"
+    bad = tmp_path / "bad.properties"
+    bad.write_text("key=\\u12g4\n")
+    with pytest.raises(ValueError, match="bad.properties: line 1: malformed"):
+        common.read_properties(str(bad))
