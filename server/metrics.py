@@ -13,6 +13,7 @@ own `CollectorRegistry` (never the process-global one, so in-process test nodes 
     freshet_network_request_latency_seconds{api}                  histogram: receipt to answer
     freshet_replica_manager_isr_shrinks_total / _isr_expands_total   ISR changes this leader made
     freshet_replica_manager_alter_partition_failures_total        AlterPartition items refused or lost
+    freshet_kafka_fetch_record_bytes_total{path}                  Kafka Fetch record bytes: sendfile | copy
 
 Gauges that are a function of current state (under-replicated and offline partitions, leader and
 partition counts, max follower lag, purgatory sizes) are read at scrape time by
@@ -63,6 +64,13 @@ class BrokerMetrics:
         self.alter_partition_failures = Counter(
             "freshet_replica_manager_alter_partition_failures",
             "AlterPartition items the controller refused or that got no answer",
+            registry=registry,
+        )
+        self.kafka_fetch_bytes = Counter(
+            "freshet_kafka_fetch_record_bytes",
+            "record bytes the Kafka listener sent in Fetch responses, by path (sendfile: zero-copy from the segment "
+            "file; copy: read into memory first, as on TLS connections)",
+            ["path"],
             registry=registry,
         )
         self._latency_children: dict[str, object] = {}

@@ -82,6 +82,7 @@ from freshet.storage.errors import (
     OffsetOutOfRangeError,
     RecordTooLargeError,
 )
+from freshet.storage.file_region import FileRegion
 from freshet.storage.leader_epoch import LeaderEpochCache
 from freshet.storage.log_append import (
     AppendPlan,
@@ -194,7 +195,8 @@ class LogReadResult(NamedTuple):
     """Bytes of whole batches and the log's bounds at the time of the read.
 
     Attributes:
-        records: concatenated whole batches, possibly empty.
+        records: concatenated whole batches, possibly empty; a FileRegion over them when the read
+            asked `as_region` and found any (its owner, the caller, closes it).
         first_offset: base offset of the first batch in `records`, -1 when empty.
         next_offset: where the next read should start: the base offset of the first batch not
             returned (or the end of the segment read), the requested offset when empty.
@@ -202,7 +204,7 @@ class LogReadResult(NamedTuple):
         log_end_offset: offset the next appended record gets.
     """
 
-    records: bytes
+    records: bytes | FileRegion
     first_offset: int
     next_offset: int
     log_start_offset: int
@@ -545,7 +547,7 @@ class PartitionLog:
     # =============================================================================================
     # Read.
 
-    def read(self, offset: int, max_bytes: int, max_offset: int | None = None) -> LogReadResult:
+    def read(self, offset: int, max_bytes: int, max_offset: int | None = None, as_region: bool = False) -> LogReadResult:
         """Read whole batches starting with the batch that contains `offset` (or the first after it).
 
         Returns at least one whole batch when one is available, even if it is larger than
@@ -557,6 +559,8 @@ class PartitionLog:
             max_bytes: soft bound on the bytes returned.
             max_offset: if set (the high watermark, for consumers), only batches whose last offset
                 is < `max_offset` are returned.
+            as_region: hand out the bytes unread, as a FileRegion over a duplicate of the
+                segment's descriptor taken under this lock (for a zero-copy send; storage/file_region.py).
 
         Returns:
             LogReadResult; `records` is empty at the log end or when `max_offset` stops the first batch.
@@ -576,7 +580,7 @@ class PartitionLog:
             if offset == end_offset or (max_offset is not None and offset >= max_offset):
                 return LogReadResult(b"", -1, offset, start_offset, end_offset)
             with self._offline_guard:
-                result = self._segments.read(offset, max_bytes, max_offset)
+                result = self._segments.read(offset, max_bytes, max_offset, as_region)
             if result is None or not result[0]:
                 return LogReadResult(b"", -1, offset, start_offset, end_offset)
             records, first_offset, next_offset = result

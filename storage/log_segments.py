@@ -27,6 +27,7 @@ from collections.abc import Iterator, Sequence
 from freshet.storage.checkpoint import fsync_directory
 from freshet.storage.config import LogConfig
 from freshet.storage.errors import KafkaStorageError, LogDirFullError
+from freshet.storage.file_region import FileRegion
 from freshet.storage.record_batch import NO_TIMESTAMP, BatchHeader
 from freshet.storage.segment import SWAP_FILE_SUFFIX, LogSegment
 
@@ -81,11 +82,13 @@ class LogSegments:
             for _, header in segment.iter_headers(start):
                 yield header
 
-    def read(self, offset: int, max_bytes: int, max_offset: int | None) -> tuple[bytes, int, int] | None:
+    def read(
+        self, offset: int, max_bytes: int, max_offset: int | None, as_region: bool = False
+    ) -> tuple[bytes | FileRegion, int, int] | None:
         """`LogSegment.read` on the first segment, from the one holding `offset`, that reaches `offset`."""
         number = bisect.bisect_right(self._base_offsets, offset) - 1
         for segment in self._segments[number:]:
-            result = segment.read(offset, max_bytes, max_offset)
+            result = segment.read(offset, max_bytes, max_offset, as_region)
             if result is not None:
                 return result
         return None

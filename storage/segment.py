@@ -40,6 +40,7 @@ from freshet.storage.errors import (
     LogDirFullError,
     is_disk_full,
 )
+from freshet.storage.file_region import FileRegion
 from freshet.storage.offset_index import RELATIVE_OFFSET_MAX, OffsetIndex
 from freshet.storage.record_batch import BATCH_HEADER_SIZE, NO_TIMESTAMP, BatchHeader, parse_header
 from freshet.storage.segment_scan import RecoveryScan, scan_headers
@@ -420,10 +421,14 @@ class LogSegment:
         return segment_reader.translate_offset(self, offset, start_position)
 
     def read(
-        self, offset: int, max_bytes: int, max_offset: int | None = None
-    ) -> tuple[bytes, int, int] | None:
-        """Whole batches from the one holding `offset`: (bytes, first offset, next offset); see `segment_reader.read`."""
-        return segment_reader.read(self, offset, max_bytes, max_offset)
+        self, offset: int, max_bytes: int, max_offset: int | None = None, as_region: bool = False
+    ) -> tuple[bytes | FileRegion, int, int] | None:
+        """Whole batches from the one holding `offset`: (bytes or region, first offset, next offset); see `segment_reader.read`."""
+        return segment_reader.read(self, offset, max_bytes, max_offset, as_region)
+
+    def region(self, position: int, count: int) -> FileRegion:
+        """`count` bytes from `position` as a FileRegion over a duplicate of this segment's descriptor."""
+        return FileRegion.of(self._open_fd(), position, count, self.log_path)
 
     def read_batch(self, position: int, header: BatchHeader) -> bytes:
         """The bytes of the batch at `position` whose header was already parsed."""

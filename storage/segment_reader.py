@@ -28,6 +28,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from freshet.storage.errors import CorruptRecordError
+from freshet.storage.file_region import FileRegion
 from freshet.storage.record_batch import LOG_OVERHEAD, BatchHeader, decode_batch
 from freshet.storage.segment_scan import last_boundary_at_or_before
 
@@ -52,8 +53,8 @@ def translate_offset(
 
 
 def read(
-    segment: LogSegment, offset: int, max_bytes: int, max_offset: int | None = None
-) -> tuple[bytes, int, int] | None:
+    segment: LogSegment, offset: int, max_bytes: int, max_offset: int | None = None, as_region: bool = False
+) -> tuple[bytes | FileRegion, int, int] | None:
     """Read whole batches starting with the batch that contains (or follows) `offset`.
 
     Args:
@@ -61,6 +62,8 @@ def read(
         offset: the first offset wanted.
         max_bytes: soft size limit; the first batch is returned whole even if it is larger.
         max_offset: if set, return only batches whose last offset is < `max_offset`.
+        as_region: return the byte range as a FileRegion over a duplicate descriptor (for a
+            zero-copy send) instead of reading it; empty ranges are still b"".
 
     Returns:
         (bytes, base offset of the first batch returned, next offset to read: the base offset
@@ -97,6 +100,10 @@ def read(
             end = boundary
             if boundary_offset is not None:
                 next_offset = boundary_offset
+    first_offset = first.base_offset
+    next_offset = segment.next_offset if next_offset is None else next_offset
+    if as_region:
+        return segment.region(start, end - start), first_offset, next_offset
     data = segment.pread(end - start, start)
     if len(data) != end - start:
         raise CorruptRecordError(
@@ -104,7 +111,7 @@ def read(
             position=start,
             path=segment.log_path,
         )
-    return data, first.base_offset, segment.next_offset if next_offset is None else next_offset
+    return data, first_offset, next_offset
 
 
 def _last_boundary_at_or_before(

@@ -188,6 +188,10 @@ class DataPlane:
         """See FetchPath.fetch."""
         return await self.fetch_path.fetch(request)
 
+    async def fetch_regions(self, request: broker_pb2.FetchRequest) -> tuple[broker_pb2.FetchResponse, list]:
+        """See FetchPath.fetch_regions."""
+        return await self.fetch_path.fetch_regions(request)
+
     async def fetch_stream(self, request: broker_pb2.FetchRequest, write: Callable) -> None:
         """See FetchPath.fetch_stream."""
         await self.fetch_path.fetch_stream(request, write)

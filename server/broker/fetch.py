@@ -23,6 +23,7 @@ from freshet.server.errors import InvalidRequestError, PartitionRequestError
 from freshet.server.metrics import BrokerMetrics
 from freshet.server.replication.partition import STOPPED, Partition
 from freshet.storage.errors import OffsetOutOfRangeError, StorageError
+from freshet.storage.file_region import FileRegion
 from freshet.storage.log import EARLIEST_TIMESTAMP, LATEST_TIMESTAMP, TIMESTAMP_MAX
 from freshet.v1 import broker_pb2, common_pb2, replication_pb2
 
@@ -45,23 +46,24 @@ class FetchPath:
     # -- one partition ---------------------------------------------------------------------------
 
     def _read(
-        self, wanted: broker_pb2.PartitionFetch, offset: int, limit: int
-    ) -> tuple[broker_pb2.PartitionFetchResult, int, bool]:
-        """One partition of a consumer fetch: (result, record bytes, is_error). Reads below the
-        high watermark only."""
+        self, wanted: broker_pb2.PartitionFetch, offset: int, limit: int, as_region: bool = False
+    ) -> tuple[broker_pb2.PartitionFetchResult, bytes | FileRegion, bool]:
+        """One partition of a consumer fetch: (result, records, is_error). Reads below the
+        high watermark only. With `as_region` the records are a FileRegion the caller owns (the
+        result's `records` field stays empty), else they are in the result too."""
         result = broker_pb2.PartitionFetchResult(topic=wanted.topic, partition=wanted.partition, next_fetch_offset=offset)
         partition, refusal = self._table.leader_partition(wanted.topic, wanted.partition)
         if partition is None:
             result.error.CopyFrom(refusal)
-            return result, 0, True
+            return result, b"", True
         fenced = _epoch_refusal(partition, wanted.current_leader_epoch, self._table.node_id)
         if fenced is not None:
             result.error.CopyFrom(fenced)
-            return result, 0, True
+            return result, b"", True
         high_watermark = partition.high_watermark
         result.high_watermark = high_watermark
         try:
-            read = partition.log.read(offset, limit, max_offset=high_watermark)
+            read = partition.log.read(offset, limit, max_offset=high_watermark, as_region=as_region)
         except OffsetOutOfRangeError as error:
             result.log_start_offset = error.log_start_offset
             result.error.CopyFrom(
@@ -74,21 +76,24 @@ class FetchPath:
                     log_end_offset=high_watermark,
                 )
             )
-            return result, 0, True
+            return result, b"", True
         except StorageError as error:
             result.error.CopyFrom(self._table.storage_detail(partition, error))
-            return result, 0, True
+            return result, b"", True
         result.log_start_offset = read.log_start_offset
         records = read.records
         if records:
-            result.records = records
+            if not as_region:
+                result.records = records
             result.next_fetch_offset = read.next_offset
             partition.counters.bytes_out.inc(len(records))
-        return result, len(records), False
+        return result, records, False
 
     def _read_all(
-        self, request: broker_pb2.FetchRequest, offsets: list[int], max_bytes: int
+        self, request: broker_pb2.FetchRequest, offsets: list[int], max_bytes: int, regions: list | None = None
     ) -> tuple[list[broker_pb2.PartitionFetchResult], int, bool]:
+        """Every partition of a fetch; with `regions` (an empty list) the records are appended to
+        it as FileRegions (None where a partition has none), one per result, and not copied."""
         results = []
         total = 0
         has_error = False
@@ -100,12 +105,16 @@ class FetchPath:
                 if partition is not None:
                     result.high_watermark = partition.high_watermark
                 results.append(result)
+                if regions is not None:
+                    regions.append(None)
                 continue
             limit = wanted.partition_max_bytes or max_bytes
             limit = min(limit, max_bytes - total)
-            result, size, is_error = self._read(wanted, offset, limit)
+            result, records, is_error = self._read(wanted, offset, limit, regions is not None)
             results.append(result)
-            total += size
+            if regions is not None:
+                regions.append(records or None)
+            total += len(records)
             has_error |= is_error
         return results, total, has_error
 
@@ -134,11 +143,28 @@ class FetchPath:
         Raises:
             InvalidRequestError: negative sizes or wait.
         """
+        response, _ = await self._fetch(request, False)
+        return response
+
+    async def fetch_regions(self, request: broker_pb2.FetchRequest) -> tuple[broker_pb2.FetchResponse, list[FileRegion | None]]:
+        """`fetch` for a zero-copy send (the Kafka listener): the records are not read but
+        returned as FileRegions, one per result (None: no records), which the caller owns and
+        closes; the results' `records` fields are empty.
+
+        Raises:
+            InvalidRequestError: negative sizes or wait.
+        """
+        return await self._fetch(request, True)
+
+    async def _fetch(
+        self, request: broker_pb2.FetchRequest, as_region: bool
+    ) -> tuple[broker_pb2.FetchResponse, list[FileRegion | None]]:
         max_bytes = _check_fetch(request)
         offsets = [wanted.fetch_offset for wanted in request.partitions]
-        results, total, has_error = self._read_all(request, offsets, max_bytes)
+        regions: list | None = [] if as_region else None
+        results, total, has_error = self._read_all(request, offsets, max_bytes, regions)
         if total >= request.min_bytes or has_error or request.max_wait_ms == 0:
-            return broker_pb2.FetchResponse(results=results)
+            return broker_pb2.FetchResponse(results=results), regions or []
         loop = self._loop
         assert loop is not None
         deadline = loop.time() + request.max_wait_ms / 1000
@@ -156,12 +182,17 @@ class FetchPath:
                 finally:
                     timer.cancel()
                     self._forget_future(keys, future)
-                results, total, has_error = self._read_all(request, offsets, max_bytes)
+                _close_regions(regions)
+                regions = [] if as_region else None
+                results, total, has_error = self._read_all(request, offsets, max_bytes, regions)
                 if total >= request.min_bytes or has_error:
                     break
+        except BaseException:
+            _close_regions(regions)
+            raise
         finally:
             self.fetch_waiting -= 1
-        return broker_pb2.FetchResponse(results=results)
+        return broker_pb2.FetchResponse(results=results), regions or []
 
     async def fetch_stream(self, request: broker_pb2.FetchRequest, write: Callable) -> None:
         """Push committed data from the requested offsets as the high watermarks advance, each
@@ -202,14 +233,14 @@ class FetchPath:
             if total >= max_bytes:
                 break
             limit = min(wanted.partition_max_bytes or max_bytes, max_bytes - total)
-            result, size, is_error = self._read(wanted, offset, limit)
+            result, records, is_error = self._read(wanted, offset, limit)
             if is_error:
                 del feed[key]
                 response.results.append(result)
-            elif size:
+            elif records:
                 feed[key] = (wanted, result.next_fetch_offset)
                 response.results.append(result)
-                total += size
+                total += len(records)
         return response
 
     # -- offsets and log dirs --------------------------------------------------------------------
@@ -374,6 +405,12 @@ def _list_offset(partition: Partition, timestamp: int, result: broker_pb2.Partit
             result.offset = found.offset
             result.timestamp = found.timestamp
     return _OK
+
+
+def _close_regions(regions: list[FileRegion | None] | None) -> None:
+    for region in regions or ():
+        if region is not None:
+            region.close()
 
 
 def _resolve(future: asyncio.Future) -> None:

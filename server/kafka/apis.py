@@ -7,7 +7,9 @@ request metrics (`Kafka<Name>`); and the ApiVersions answers, including UNSUPPOR
 the supported ranges for an ApiVersions version the broker cannot read.
 
 A handler is an object with `api_key`, `name`, `versions` and `handle(request)`, which returns
-the response body, an awaitable of it, `NO_RESPONSE` (acks=0 produce), or `CLOSE_CONNECTION`
+the response body, an awaitable of it (a handler with `has_file_regions` may put FileRegions in
+its records fields; its response is then encoded as `codec.ResponseParts`, which the listener
+writes with sendfile), `NO_RESPONSE` (acks=0 produce), or `CLOSE_CONNECTION`
 (an acks=0 produce that failed: Kafka closes the connection so that the client, which gets no
 answer, refreshes its metadata).
 
@@ -128,11 +130,15 @@ class KafkaApis:
             return None if answer is NO_RESPONSE else False
         return asyncio.get_running_loop().create_task(self._respond(handler, request, answer, started))
 
-    async def _respond(self, handler: ApiHandler, request: codec.Request, answer: Any, started: float) -> bytes | None:
+    async def _respond(
+        self, handler: ApiHandler, request: codec.Request, answer: Any, started: float
+    ) -> bytes | codec.ResponseParts | None:
         try:
             body = await answer if inspect.isawaitable(answer) else answer
             if body is NO_RESPONSE:
                 return None
+            if getattr(handler, "has_file_regions", False):
+                return codec.encode_response_parts(request.api_key, request.api_version, request.correlation_id, body)
             return codec.encode_response(request.api_key, request.api_version, request.correlation_id, body)
         finally:
             self._metrics.observe_request(f"Kafka{handler.name}", time.monotonic() - started)

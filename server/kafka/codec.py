@@ -6,13 +6,18 @@ from Apache Kafka's own JSON message schemas, with a native reader): the request
 v2 for flexible versions), the request body of (api key, version), the response header (v0, or
 v1 for flexible versions; ApiVersions always v0) and the response body.
 
+`encode_response_parts` encodes a response whose records fields are FileRegions (Fetch's
+zero-copy path) with the same kio writers into a `ResponseParts`: the framing as bytes, each
+region as a part of its own for the listener to `sendfile` (kio writes records as a length from
+`len(value)` followed by the value, so a region passes through unread).
+
 `build(cls, **fields)` makes a version's response from one set of keyword arguments: fields the
 version does not have are dropped (an older Metadata has no topic ids), nested entity classes are
 looked up by name in the same version's module, and millisecond ints become the timedeltas kio
 uses for `*_ms` fields, and millisecond ints for `datetime_i64` fields (log append times) become
 the datetimes kio writes (-1: null where the field is nullable, which kio writes as -1). Handlers therefore write one answer for every version they advertise.
 
-Imports: kio, standard library. Thread-safety: pure functions over immutable tables (caches are
+Imports: kio, freshet.storage (FileRegion), standard library. Thread-safety: pure functions over immutable tables (caches are
 filled once per (api, version) and never change).
 """
 
@@ -28,6 +33,7 @@ from typing import Any
 
 from freshet.server.errors import KafkaFrameError as FrameError
 from freshet.server.errors import UnsupportedKafkaRequestError as UnsupportedRequestError
+from freshet.storage.file_region import FileRegion
 from kio.index import load_request_schema, load_response_schema
 from kio.schema.errors import ErrorCode
 from kio.schema.request_header.v1.header import RequestHeader as RequestHeaderV1
@@ -125,6 +131,75 @@ def encode_response(api_key: int, api_version: int, correlation_id: int, body: A
     _SIZE.pack_into(frame, 0, len(frame) - 4)
     del frame
     return buffer.getvalue()
+
+
+class ResponseParts:
+    """A response frame as parts written in order: bytes, and FileRegions (records left in their
+    segment files for a zero-copy send). Owns the regions: `close` closes them (idempotent).
+    Not thread-safe (one connection's writer)."""
+
+    __slots__ = ("parts", "size")
+
+    def __init__(self, parts: list, size: int) -> None:
+        self.parts = parts
+        self.size = size                        # bytes of the frame, size prefix included
+
+    def regions(self) -> list[FileRegion]:
+        return [part for part in self.parts if isinstance(part, FileRegion)]
+
+    def close(self) -> None:
+        for region in self.regions():
+            region.close()
+
+
+class _PartsWriter:
+    """The buffer kio writes a response into: bytes gather into chunks, a FileRegion (a records
+    field's value; kio writes its length prefix from `len` and then passes the value whole to
+    `write`) becomes a part of its own."""
+
+    __slots__ = ("parts", "_chunk", "size")
+
+    def __init__(self) -> None:
+        self.parts: list = []
+        self._chunk = bytearray()
+        self.size = 0
+
+    def write(self, data: Any) -> int:
+        size = len(data)
+        if isinstance(data, FileRegion):
+            if self._chunk:
+                self.parts.append(bytes(self._chunk))
+                self._chunk.clear()
+            self.parts.append(data)
+        else:
+            self._chunk += data
+        self.size += size
+        return size
+
+    def finish(self) -> ResponseParts:
+        if self._chunk:
+            self.parts.append(bytes(self._chunk))
+        first = self.parts[0]
+        assert isinstance(first, bytes) and len(first) >= 4
+        self.parts[0] = _SIZE.pack(self.size - 4) + first[4:]
+        return ResponseParts(self.parts, self.size)
+
+
+def encode_response_parts(api_key: int, api_version: int, correlation_id: int, body: Any) -> ResponseParts:
+    """`encode_response` for a body whose records fields may be FileRegions: the same bytes
+    (kio writes every field but the regions), as parts. On an error the regions are closed."""
+    _, header_schema, write_header, write_body = _response_codec(api_key, api_version)
+    writer = _PartsWriter()
+    try:
+        writer.write(b"\0\0\0\0")
+        write_header(writer, header_schema(correlation_id=correlation_id))
+        write_body(writer, body)
+        return writer.finish()
+    except BaseException:
+        for part in writer.parts:
+            if isinstance(part, FileRegion):
+                part.close()
+        raise
 
 
 # -- building a version's response from one set of fields -------------------------------------------

@@ -16,7 +16,10 @@ and `FetchPath.list_offsets` (the very paths the gRPC Fetch and ListOffsets take
   current_leader_epoch fences (FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH); OFFSET_OUT_OF_RANGE
   carries the log start offset; NOT_LEADER_OR_FOLLOWER and the fencing errors carry the current
   leader (v12+) and its Kafka endpoint (v16+, KIP-951). preferred_read_replica is always -1 (no
-  follower fetching). Record batches pass as the bytes read from the segments.
+  follower fetching). Record batches are not read: the fetch path hands out FileRegions of the
+  segment files (`FetchPath.fetch_regions`), kio encodes everything around them
+  (`codec.encode_response_parts`) and the listener sends them with sendfile (zero-copy; a copy
+  on TLS connections), as Kafka's FileRecords.writeTo.
 - ListOffsets: earliest (-2), latest (-1, the high watermark), the record with the largest
   timestamp (-3, v7+), earliest local (-4, v8+: the log start offset, every segment is local), by
   timestamp; the leader epoch in every answer (v4+) and current_leader_epoch fencing.
@@ -38,6 +41,7 @@ from freshet.server.kafka import codec
 from freshet.server.kafka.metadata_api import kafka_brokers, topic_key_and_name
 from freshet.server.security import rules
 from freshet.server.security.authorizer import Authorizer
+from freshet.storage.file_region import FileRegion
 from freshet.storage.log import EARLIEST_TIMESTAMP
 from freshet.v1 import broker_pb2, common_pb2
 
@@ -59,6 +63,7 @@ class FetchHandler:
     api_key = 1
     name = "Fetch"
     versions = (4, 18)
+    has_file_regions = True                     # records go out with sendfile (codec.ResponseParts)
 
     def __init__(self, data_plane: DataPlane, image: Callable[[], MetadataImage], authorizer: Authorizer | None = None) -> None:
         self._data_plane = data_plane
@@ -102,17 +107,28 @@ class FetchHandler:
         return self._fetch(schema, wire, slots, is_read_committed)
 
     async def _fetch(self, schema: type, wire: broker_pb2.FetchRequest, slots: list, is_read_committed: bool) -> Any:
-        answer = await self._data_plane.fetch(wire) if wire.partitions else broker_pb2.FetchResponse()
-        return self.response(schema, slots, answer, is_read_committed, self._image())
+        if not wire.partitions:
+            return self.response(schema, slots, broker_pb2.FetchResponse(), is_read_committed, self._image())
+        answer, regions = await self._data_plane.fetch_regions(wire)
+        try:
+            return self.response(schema, slots, answer, is_read_committed, self._image(), regions)
+        except BaseException:
+            for region in regions:
+                if region is not None:
+                    region.close()
+            raise
 
     def response(
-        self, schema: type, slots: list, answer: broker_pb2.FetchResponse, is_read_committed: bool, image: MetadataImage
+        self, schema: type, slots: list, answer: broker_pb2.FetchResponse, is_read_committed: bool, image: MetadataImage,
+        regions: list[FileRegion | None] | None = None,
     ) -> Any:
-        """The Kafka response: `answer`'s results in request order (the fetch path keeps it)."""
+        """The Kafka response: `answer`'s results in request order (the fetch path keeps it), the
+        records of result i being `regions[i]` when given and not None (a FileRegion the
+        response then carries to the listener), else the result's bytes."""
         topic_type = codec.nested(schema, "FetchableTopicResponse")
         partition_type = codec.nested(schema, "PartitionData")
         leader_type = codec.nested(schema, "LeaderIdAndEpoch") if codec.has_field(partition_type, "current_leader") else None
-        results = iter(answer.results)
+        results = iter(enumerate(answer.results))
         by_topic: dict[Any, list] = {}
         leaders: set[int] = set()
         for key, number, decided in slots:
@@ -123,13 +139,14 @@ class FetchHandler:
             if decided:
                 fields["error_code"] = decided
             else:
-                result = next(results)
+                position, result = next(results)
                 assert result.partition == number
                 code = status.kafka_code(result.error.code)
                 fields["error_code"] = code
+                region = regions[position] if regions else None
                 if code == 0:
                     fields.update(high_watermark=result.high_watermark, last_stable_offset=result.high_watermark,
-                                  log_start_offset=result.log_start_offset, records=result.records)
+                                  log_start_offset=result.log_start_offset, records=region or result.records)
                 elif result.error.code == E.OFFSET_OUT_OF_RANGE:
                     fields["log_start_offset"] = result.log_start_offset
                 if result.error.code in _LEADER_HINT_CODES and leader_type is not None and result.error.leader_id >= 0:

@@ -110,6 +110,7 @@ class KafkaFrontEnd:
             self.apis,
             ssl_context=tls.server_context() if tls is not None else None,
             connection_auth=connection_auth,
+            metrics=data_plane.metrics,
         )
 
     async def _auto_create(self, names: list[str]) -> bool:

@@ -13,6 +13,12 @@ Owns the connection life cycle of Kafka's binary protocol (Kafka's SocketServer 
   request order from one writer. At most `in_flight_max` requests per connection are unanswered;
   reading stops until the oldest is written (backpressure). Requests that get no response (acks=0
   produce) take no place in the order;
+- zero-copy Fetch (Kafka's FileRecords.writeTo): a response may come as `codec.ResponseParts`,
+  the framing as bytes and the records as FileRegions of segment files; the writer sends each
+  region with `loop.sendfile` (os.sendfile from the file to the socket, after the bytes before it
+  left the transport's buffer), so the order of parts and of responses holds. TLS connections
+  copy instead (the bytes must pass through the cipher; asyncio has no kernel TLS), as does a
+  transport without native sendfile. Bytes per path are counted (`Transfers`);
 - a bug while answering closes the connection (logged with its traceback); other connections and
   the node are untouched;
 - TLS (security.protocol SSL / SASL_SSL): the listener is given a server SSLContext (from
@@ -29,7 +35,8 @@ Owns the connection life cycle of Kafka's binary protocol (Kafka's SocketServer 
 What each API does is the dispatcher's (`KafkaApis`, server/kafka/apis.py); this module knows no
 API but ApiVersions' error answer.
 
-Imports: asyncio, logging, ssl, freshet.server.kafka, freshet.server.security (the caller). Thread-safety: not thread-safe; runs on the node's
+Imports: asyncio, logging, ssl, freshet.server.kafka, freshet.server.metrics,
+freshet.server.security (the caller), freshet.storage (FileRegion). Thread-safety: not thread-safe; runs on the node's
 event loop.
 """
 
@@ -43,7 +50,9 @@ from typing import Protocol
 
 from freshet.server.kafka import codec
 from freshet.server.kafka.sasl_api import ConnectionAuth, enter_connection
+from freshet.server.metrics import BrokerMetrics
 from freshet.server.security.authorizer import bind_caller
+from freshet.storage.file_region import FileRegion
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +66,9 @@ HANDSHAKE_TIMEOUT_S = 10.0
 #: Kafka's connection.failed.authentication.delay.ms default (100 ms).
 FAILED_AUTHENTICATION_DELAY_S = 0.1
 _END = object()
+#: The two ways Fetch records leave (Transfers): zero-copy from the segment file, or read and copied.
+SENDFILE = "sendfile"
+COPY = "copy"
 
 
 class Dispatcher(Protocol):
@@ -78,6 +90,19 @@ class Dispatcher(Protocol):
         ...
 
 
+class Transfers:
+    """Counts the Fetch record bytes a listener sent, by path (SENDFILE or COPY), in the
+    broker's metrics (none: not counted). Thread-safe (prometheus_client)."""
+
+    def __init__(self, metrics: BrokerMetrics | None) -> None:
+        self._counters = {path: metrics.kafka_fetch_bytes.labels(path) for path in (SENDFILE, COPY)} if metrics else {}
+
+    def count(self, path: str, size: int) -> None:
+        counter = self._counters.get(path)
+        if counter is not None:
+            counter.inc(size)
+
+
 class KafkaListener:
     """The Kafka protocol's TCP server (see the module docstring). Not thread-safe (loop)."""
 
@@ -90,9 +115,11 @@ class KafkaListener:
         in_flight_max: int = IN_FLIGHT_MAX,
         ssl_context: ssl.SSLContext | None = None,
         connection_auth: Callable[[str, object], ConnectionAuth] | None = None,
+        metrics: BrokerMetrics | None = None,
     ) -> None:
         """`connection_auth(host, ssl_object)`: a connection's authentication state (None: the
-        node has security off and every request is served)."""
+        node has security off and every request is served). `metrics`: where the Fetch record
+        bytes are counted by path (sendfile or copy)."""
         assert request_bytes_max > 0 and in_flight_max > 0
         self.ssl_context = ssl_context
         self._connection_auth = connection_auth
@@ -103,6 +130,7 @@ class KafkaListener:
         self._in_flight_max = in_flight_max
         self._server: asyncio.AbstractServer | None = None
         self._connections: set[asyncio.Task] = set()
+        self._transfers = Transfers(metrics)
 
     @property
     def connection_count(self) -> int:
@@ -151,7 +179,9 @@ class KafkaListener:
         if self._connection_auth is not None:
             host = peername[0] if isinstance(peername, tuple) else ""
             auth = self._connection_auth(host, writer.get_extra_info("ssl_object"))
-        connection = _Connection(reader, writer, peer, self._dispatcher, self._request_bytes_max, self._in_flight_max, auth)
+        connection = _Connection(
+            reader, writer, peer, self._dispatcher, self._request_bytes_max, self._in_flight_max, auth, self._transfers
+        )
         try:
             await connection.run()
         finally:
@@ -174,8 +204,12 @@ class _Connection:
         request_bytes_max: int,
         in_flight_max: int,
         auth: ConnectionAuth | None = None,
+        transfers: Transfers | None = None,
     ) -> None:
         self._auth = auth
+        self._transfers = transfers or Transfers(None)
+        # sendfile bypasses the transport: a TLS connection's bytes must pass through its cipher.
+        self._is_zero_copy = writer.get_extra_info("sslcontext") is None
         self._is_caller_bound = False
         self._reader = reader
         self._writer = writer
@@ -204,6 +238,19 @@ class _Connection:
                     await task
                 except (asyncio.CancelledError, ConnectionError, OSError):
                     pass
+            self._drop_unwritten()
+
+    def _drop_unwritten(self) -> None:
+        """The connection is gone: cancel the answers nobody will write, and close the file
+        regions of those already made."""
+        while not self._order.empty():
+            pending = self._order.get_nowait()
+            if pending is _END:
+                continue
+            if not pending.done():
+                pending.cancel()
+            elif not pending.cancelled() and pending.exception() is None and isinstance(pending.result(), codec.ResponseParts):
+                pending.result().close()
 
     async def _read_loop(self) -> bool:
         """Read and dispatch requests until EOF (True: answer what is queued, then close) or a
@@ -294,7 +341,9 @@ class _Connection:
             except Exception:
                 logger.exception("Kafka connection from %s: answering a request failed; closing", self._peer)
                 return
-            if data is not None:
+            if isinstance(data, codec.ResponseParts):
+                await self._write_parts(data)
+            elif data is not None:
                 self._writer.write(data)
                 await self._writer.drain()
             if self._auth is not None and self._auth.is_failed:
@@ -303,6 +352,41 @@ class _Connection:
                 # and lets the client read the answer before the connection goes.
                 await asyncio.sleep(FAILED_AUTHENTICATION_DELAY_S)
                 return
+
+
+    async def _write_parts(self, response: codec.ResponseParts) -> None:
+        """Write a response's parts in order: bytes as they are, each FileRegion with sendfile
+        from its segment file (zero-copy) or, where sendfile cannot go (a TLS connection: the
+        bytes must pass through the cipher; a transport without native sendfile), read and
+        copied. A region the file cannot fill (cut short under us) ends the connection: its
+        length is already on the wire. The regions are closed in the end, whatever happens."""
+        writer = self._writer
+        try:
+            for part in response.parts:
+                if not isinstance(part, FileRegion):
+                    writer.write(part)
+                elif self._is_zero_copy:
+                    await self._sendfile(part)
+                else:
+                    writer.write(part.read())
+                    self._transfers.count(COPY, part.count)
+            await writer.drain()
+        finally:
+            response.close()
+
+    async def _sendfile(self, region: FileRegion) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            sent = await loop.sendfile(self._writer.transport, region.file, region.position, region.count, fallback=False)
+        except asyncio.SendfileNotAvailableError:
+            logger.info("Kafka connection from %s: no native sendfile on this transport; records are copied", self._peer)
+            self._is_zero_copy = False
+            self._writer.write(region.read())
+            self._transfers.count(COPY, region.count)
+            return
+        if sent != region.count:
+            raise ConnectionError(f"sendfile of {region!r} sent {sent} bytes: the file is shorter than the region")
+        self._transfers.count(SENDFILE, region.count)
 
 
 def _ready(data: bytes) -> Awaitable[bytes]:

@@ -31,6 +31,7 @@ from freshet.server.replication.partition import FOLLOWER, LEADER, STOPPED, Part
 from freshet.storage.clock import ManualClock
 from freshet.storage.disk_space import DiskSpaceMonitor
 from freshet.storage.errors import OffsetOutOfRangeError
+from freshet.storage.file_region import FileRegion
 from freshet.storage.log import LogAppendInfo, LogReadResult
 from freshet.v1 import broker_pb2, common_pb2, replication_pb2
 from prometheus_client import CollectorRegistry
@@ -71,13 +72,22 @@ class FakeLog:
         offset = max(offset, self.log_start_offset)
         return None if offset >= min(high_watermark, self.log_end_offset) else 5000 + offset
 
-    def read(self, offset: int, max_bytes: int, max_offset: int | None = None) -> LogReadResult:
+    def read(self, offset: int, max_bytes: int, max_offset: int | None = None, as_region: bool = False) -> LogReadResult:
         end = self.log_end_offset if max_offset is None else max_offset
         if not self.log_start_offset <= offset <= self.log_end_offset:
             raise OffsetOutOfRangeError(offset, self.log_start_offset, self.log_end_offset)
         records = b"".join(self.batches[offset:end])[: max(max_bytes, len(BATCH))]
         count = len(records) // len(BATCH)
+        if as_region and records:
+            records = memory_region(records)
         return LogReadResult(records, offset if count else -1, offset + count, self.log_start_offset, self.log_end_offset)
+
+
+def memory_region(data: bytes) -> FileRegion:
+    """`data` as a FileRegion over an anonymous in-memory file (what a segment read hands out)."""
+    fd = os.memfd_create("fake-segment", os.MFD_CLOEXEC)
+    os.write(fd, data)
+    return FileRegion(fd, 0, len(data), "<memory>")
 
 
 @dataclasses.dataclass

@@ -33,8 +33,10 @@ from freshet.server.kafka.produce_api import InitProducerIdHandler, ProduceHandl
 from freshet.server.kafka.transactions_api import REFUSED_APIS
 from freshet.server.metrics import BrokerMetrics
 from freshet.storage.errors import OffsetOutOfRangeError
+from freshet.storage.file_region import FileRegion
 from freshet.storage.log import EARLIEST_TIMESTAMP, LATEST_TIMESTAMP, TIMESTAMP_MAX, TimestampAndOffset
 from kio.index import load_request_schema
+from kio.serial import entity_reader
 from prometheus_client import CollectorRegistry
 
 from tests.unit.server.test_broker_paths import BATCH, NODE, TOPIC_ID, FakeLog, apply, hosted, make_broker
@@ -100,6 +102,9 @@ class FakeDataPlane:
     async def fetch(self, request):
         return await self._broker.fetch.fetch(request)
 
+    async def fetch_regions(self, request):
+        return await self._broker.fetch.fetch_regions(request)
+
     def list_offsets(self, request):
         return self._broker.fetch.list_offsets(request)
 
@@ -157,9 +162,24 @@ def call(loop, handler, api_key: int, version: int, entity):
             answer = await answer
         return answer
     answer = loop.run_until_complete(scenario())
+    if getattr(handler, "has_file_regions", False):
+        return sent(codec.encode_response_parts(api_key, version, 1, answer), api_key, version)
     if answer is not NO_RESPONSE and answer is not CLOSE_CONNECTION:
         codec.encode_response(api_key, version, 1, answer)
     return answer
+
+
+def sent(response: codec.ResponseParts, api_key: int, version: int):
+    """What a client decodes from a response written as parts (regions read, then closed)."""
+    frame = b"".join(part.read() if isinstance(part, FileRegion) else part for part in response.parts)
+    response.close()
+    assert codec.size_of(frame[:4]) == len(frame) - 4 == response.size - 4
+    _, header_schema, _, _ = codec._response_codec(api_key, version)
+    header, header_size = entity_reader(header_schema)(frame, 4)
+    assert header.correlation_id == 1
+    body, body_size = entity_reader(codec.response_schema(api_key, version))(frame, 4 + header_size)
+    assert 4 + header_size + body_size == len(frame)
+    return body
 
 
 # -- Produce ---------------------------------------------------------------------------------------
@@ -317,7 +337,7 @@ def test_fetch_long_poll_answers_when_data_is_committed(loop):
         ProduceHandler(plane, image).handle(request(0, 9, produce_body(9, 0)))
         return await asyncio.wait_for(waiting, 1.0)
 
-    answer = fetched(loop.run_until_complete(scenario()))
+    answer = fetched(sent(codec.encode_response_parts(1, 12, 1, loop.run_until_complete(scenario())), 1, 12))
     assert bytes(answer.records) == BATCH
 
 
