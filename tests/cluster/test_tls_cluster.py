@@ -310,6 +310,60 @@ def test_kafka_clients_produce_and_consume_over_tls(cluster, client):
     assert received == values
 
 
+def fetch_record_bytes(cluster: SecureCluster) -> dict[str, float]:
+    """freshet_kafka_fetch_record_bytes_total per path (sendfile, copy), summed over the nodes."""
+    context = ssl.create_default_context(cafile=cluster.ca_file)
+    credentials = base64.b64encode(f"{cluster.security['user']}:{cluster.password()}".encode()).decode()
+    totals = {"sendfile": 0.0, "copy": 0.0}
+    for index in (1, 2, 3):
+        request = urllib.request.Request(f"https://127.0.0.1:{cluster.port(index, 2)}/metrics",
+                                         headers={"Authorization": f"Basic {credentials}"})
+        with urllib.request.urlopen(request, context=context, timeout=10) as response:
+            for line in response.read().decode().splitlines():
+                for path in totals:
+                    if line.startswith(f'freshet_kafka_fetch_record_bytes_total{{path="{path}"}} '):
+                        totals[path] += float(line.rsplit(" ", 1)[1])
+    return totals
+
+
+def test_tls_fetch_copies_the_records_since_sendfile_would_bypass_the_cipher(cluster):
+    """Issue 20: on a TLS listener every Fetch record byte goes the copy path (none sendfile), and
+    confluent-kafka reads 64 KiB values byte for byte (check.crcs on)."""
+    import confluent_kafka
+
+    topic = f"tls-copy-{uuid.uuid4().hex[:6]}"
+    admin = cluster.admin()
+    try:
+        admin.create_topic(topic, 1, 3)
+    finally:
+        admin.close()
+    values = [bytes([n]) * 1000 + os.urandom(64 * 1024 - 1000) for n in range(20)]
+    with Producer(cluster.info["bootstrap"], **cluster.sdk_options()) as producer:
+        for value in values:
+            producer.send(topic, value=value, partition=0)
+        producer.flush(30)
+    before = fetch_record_bytes(cluster)
+    consumer = confluent_kafka.Consumer({
+        "bootstrap.servers": cluster.info["kafka_bootstrap"], "group.id": f"g-{topic}", "check.crcs": True,
+        "enable.auto.commit": False, **confluent_config(cluster),
+    })
+    consumer.assign([confluent_kafka.TopicPartition(topic, 0, confluent_kafka.OFFSET_BEGINNING)])
+    received = []
+    deadline = time.monotonic() + 30
+    try:
+        while len(received) < len(values) and time.monotonic() < deadline:
+            message = consumer.poll(1.0)
+            if message is not None:
+                assert message.error() is None, message.error()
+                received.append(message.value())
+    finally:
+        consumer.close()
+    after = fetch_record_bytes(cluster)
+    assert received == values
+    assert after["copy"] - before["copy"] >= sum(map(len, values))
+    assert after["sendfile"] == before["sendfile"] == 0
+
+
 # -- HTTP ----------------------------------------------------------------------------------------------
 
 
