@@ -278,6 +278,10 @@ def consume(
         help="Consume as a member of this group (subscribe: its committed offsets, else the beginning; auto commit).",
     ),
     timeout_ms: int = typer.Option(30000, "--timeout-ms", min=1, help="Give up when no record arrived for this long."),
+    check_crcs: bool = typer.Option(
+        True, "--check-crcs/--no-check-crcs",
+        help="Verify each batch's CRC-32C before decoding it (the SDK's check_crcs, Kafka's check.crcs; on by default).",
+    ),
     bootstrap: Bootstrap = DEFAULT_BOOTSTRAP,
     as_json: bool = typer.Option(False, "--json", help="Print one JSON line instead of the summary."),
 ) -> None:
@@ -288,9 +292,11 @@ def consume(
       freshet perf consume --topic bench --messages 100000
 
       freshet perf consume --topic bench --messages 100000 --group bench-readers --json
+
+      freshet perf consume --topic bench --messages 100000 --no-check-crcs
     """
     cpu_before = time.process_time()
-    consumer, partitions = _open_consumer(bootstrap, topic, group)
+    consumer, partitions = _open_consumer(bootstrap, topic, group, check_crcs)
     progress = _Progress("consume", messages, as_json)
     try:
         count, size, seconds = _read_records(
@@ -311,6 +317,7 @@ def consume(
         "records_per_s": round(count / seconds, 1) if seconds > 0 else 0.0,
         "mb_per_s": round(size / seconds / 1e6, 3) if seconds > 0 else 0.0,
         "client_cpu_us_per_record": round(cpu * 1e6 / max(count, 1), 1),
+        "check_crcs": check_crcs,
         "errors": 0 if count >= messages else 1,
         "first_error": None if count >= messages else f"only {count} of {messages} records within {timeout_ms} ms of silence",
     }
@@ -319,7 +326,7 @@ def consume(
         raise typer.Exit(1)
 
 
-def _open_consumer(bootstrap: str, topic: str, group: str | None):
+def _open_consumer(bootstrap: str, topic: str, group: str | None, check_crcs: bool = True):
     """The perf Consumer and the sorted partition numbers of `topic`; a client error is printed
     and exits 1."""
     from freshet.client import Consumer
@@ -333,6 +340,7 @@ def _open_consumer(bootstrap: str, topic: str, group: str | None):
             client_id="freshet-perf-consumer",
             **common.client_security(),
             max_poll_records=10000,
+            check_crcs=check_crcs,
         )
     except FreshetError as error:
         typer.echo(f"error: {error}", err=True)

@@ -46,12 +46,14 @@ class FetchPath:
     # -- one partition ---------------------------------------------------------------------------
 
     def _read(
-        self, wanted: broker_pb2.PartitionFetch, offset: int, limit: int, as_region: bool = False
+        self, results, wanted: broker_pb2.PartitionFetch, offset: int, limit: int, as_region: bool = False
     ) -> tuple[broker_pb2.PartitionFetchResult, bytes | FileRegion, bool]:
-        """One partition of a consumer fetch: (result, records, is_error). Reads below the
-        high watermark only. With `as_region` the records are a FileRegion the caller owns (the
-        result's `records` field stays empty), else they are in the result too."""
-        result = broker_pb2.PartitionFetchResult(topic=wanted.topic, partition=wanted.partition, next_fetch_offset=offset)
+        """One partition of a consumer fetch, added to `results` (a response's repeated field: a
+        result made apart and appended would be copied, records and all): (result, records,
+        is_error). Reads below the high watermark only. With `as_region` the records are a
+        FileRegion the caller owns (the result's `records` field stays empty), else they are in
+        the result too."""
+        result = results.add(topic=wanted.topic, partition=wanted.partition, next_fetch_offset=offset)
         partition, refusal = self._table.leader_partition(wanted.topic, wanted.partition)
         if partition is None:
             result.error.CopyFrom(refusal)
@@ -91,32 +93,31 @@ class FetchPath:
 
     def _read_all(
         self, request: broker_pb2.FetchRequest, offsets: list[int], max_bytes: int, regions: list | None = None
-    ) -> tuple[list[broker_pb2.PartitionFetchResult], int, bool]:
+    ) -> tuple[broker_pb2.FetchResponse, int, bool]:
         """Every partition of a fetch; with `regions` (an empty list) the records are appended to
         it as FileRegions (None where a partition has none), one per result, and not copied."""
-        results = []
+        response = broker_pb2.FetchResponse()
+        results = response.results
         total = 0
         has_error = False
         for wanted, offset in zip(request.partitions, offsets, strict=True):
             if total >= max_bytes:
                 # KIP-74: the response is full; the rest answer empty (their high watermark only).
-                result = broker_pb2.PartitionFetchResult(topic=wanted.topic, partition=wanted.partition, next_fetch_offset=offset)
+                result = results.add(topic=wanted.topic, partition=wanted.partition, next_fetch_offset=offset)
                 partition = self._table.get((wanted.topic, wanted.partition))
                 if partition is not None:
                     result.high_watermark = partition.high_watermark
-                results.append(result)
                 if regions is not None:
                     regions.append(None)
                 continue
             limit = wanted.partition_max_bytes or max_bytes
             limit = min(limit, max_bytes - total)
-            result, records, is_error = self._read(wanted, offset, limit, regions is not None)
-            results.append(result)
+            _, records, is_error = self._read(results, wanted, offset, limit, regions is not None)
             if regions is not None:
                 regions.append(records or None)
             total += len(records)
             has_error |= is_error
-        return results, total, has_error
+        return response, total, has_error
 
     # -- waiting on high watermarks --------------------------------------------------------------
 
@@ -162,9 +163,9 @@ class FetchPath:
         max_bytes = _check_fetch(request)
         offsets = [wanted.fetch_offset for wanted in request.partitions]
         regions: list | None = [] if as_region else None
-        results, total, has_error = self._read_all(request, offsets, max_bytes, regions)
+        response, total, has_error = self._read_all(request, offsets, max_bytes, regions)
         if total >= request.min_bytes or has_error or request.max_wait_ms == 0:
-            return broker_pb2.FetchResponse(results=results), regions or []
+            return response, regions or []
         loop = self._loop
         assert loop is not None
         deadline = loop.time() + request.max_wait_ms / 1000
@@ -184,7 +185,7 @@ class FetchPath:
                     self._forget_future(keys, future)
                 _close_regions(regions)
                 regions = [] if as_region else None
-                results, total, has_error = self._read_all(request, offsets, max_bytes, regions)
+                response, total, has_error = self._read_all(request, offsets, max_bytes, regions)
                 if total >= request.min_bytes or has_error:
                     break
         except BaseException:
@@ -192,7 +193,7 @@ class FetchPath:
             raise
         finally:
             self.fetch_waiting -= 1
-        return broker_pb2.FetchResponse(results=results), regions or []
+        return response, regions or []
 
     async def fetch_stream(self, request: broker_pb2.FetchRequest, write: Callable) -> None:
         """Push committed data from the requested offsets as the high watermarks advance, each
@@ -233,14 +234,14 @@ class FetchPath:
             if total >= max_bytes:
                 break
             limit = min(wanted.partition_max_bytes or max_bytes, max_bytes - total)
-            result, records, is_error = self._read(wanted, offset, limit)
+            result, records, is_error = self._read(response.results, wanted, offset, limit)
             if is_error:
                 del feed[key]
-                response.results.append(result)
             elif records:
                 feed[key] = (wanted, result.next_fetch_offset)
-                response.results.append(result)
                 total += len(records)
+            else:
+                del response.results[-1]                # nothing new: not in this message
         return response
 
     # -- offsets and log dirs --------------------------------------------------------------------

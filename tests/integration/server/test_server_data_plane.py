@@ -315,7 +315,12 @@ def test_perf_produce_and_consume_report_what_they_measured(cluster):
     consumed = runner.invoke(app, ["perf", "consume", "--topic", "perf", "--messages", "320", "--bootstrap-server", bootstrap, "--json"])
     assert consumed.exit_code == 0, consumed.output
     read = json.loads(consumed.stdout.strip().splitlines()[-1])
-    assert (read["records"], read["bytes"]) == (320, 300 * 100 + 20 * 10)
+    assert (read["records"], read["bytes"], read["check_crcs"]) == (320, 300 * 100 + 20 * 10, True)
+    unchecked = runner.invoke(app, ["perf", "consume", "--topic", "perf", "--messages", "320", "--no-check-crcs",
+                                    "--bootstrap-server", bootstrap, "--json"])
+    assert unchecked.exit_code == 0, unchecked.output
+    read = json.loads(unchecked.stdout.strip().splitlines()[-1])
+    assert (read["records"], read["bytes"], read["check_crcs"]) == (320, 300 * 100 + 20 * 10, False)
     missing = runner.invoke(app, ["perf", "consume", "--topic", "perf", "--messages", "999", "--timeout-ms", "500",
                                   "--bootstrap-server", bootstrap, "--json"])
     assert missing.exit_code == 1 and "only 320 of 999" in missing.stdout

@@ -1,0 +1,233 @@
+"""Consume 64 KiB records from the page cache: gRPC SDK, Kafka listener with sendfile, Kafka over TLS (not a test).
+
+    .venv/bin/python -m tests.bench.bytes_consume [--records 16384] [--record-size 65536]
+        [--tls-records 4096] [--skip-wait] [--max-wait 120] [--skip-limits] [--profile-dir DIR]
+
+Issue 20's consume half: how close do consumers get to the machine's limits when the records are
+in the page cache? In one run: `../shared/bench/limits.py --only disk,tcp` (page-cache read and
+loopback TCP), then a 3-node `freshet cluster up` (RF 3) whose one-partition topic is pre-filled
+with `freshet perf produce --acks all` (--records x --record-size bytes), read back from the
+beginning by
+
+- `grpc_sdk`: `freshet perf consume` (the Python SDK over gRPC Fetch);
+- `kafka_sendfile`: confluent-kafka (tests/bench/kafka_client_perf.py consume) through the Kafka
+  listener, whose Fetch sends the records with sendfile from the segment files;
+
+and a `cluster up --secure` cluster (SASL_SSL) with its own pre-filled topic (--tls-records), read by
+
+- `kafka_tls`: confluent-kafka over TLS: the listener copies the records (sendfile would bypass
+  the cipher).
+
+Each phase runs in its own child process (tests/bench/broker_vs_jetstream.measured: the 3 node
+processes' CPU from /proc, the client's CPU, and `other_cores_busy`, what the rest of the machine
+used meanwhile); the machine is gated idle first (wait_quiet.py, at most --max-wait s) and the
+load seen is recorded. Per phase: MB/s (record values), its fraction of loopback TCP and of the
+page-cache read rate, and CPU µs per MB for the servers and the client (holds up better under
+load than MB/s).
+
+`run(...)` is the entry point for a combined bytes benchmark: the consume phases against a
+running, pre-filled cluster, returning a dict.
+
+--profile-dir DIR: also `py-spy record` the partition leader during each phase (raw profiles in
+DIR); profiling perturbs the figures, so quote a run without it.
+
+Writes tests/bench/results/<date>-bytes-consume.json and prints ONE JSON line. Every process
+started is stopped by pid; temp dirs are removed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from importlib.metadata import version
+
+from tests.bench.broker_vs_jetstream import BENCH, FRESHET, PEER_PYTHON, log, measured, wait_for_quiet
+from tests.bench.security_overhead import cluster_up
+
+PY_SPY = str(pathlib.Path(sys.executable).with_name("py-spy"))
+RESULTS = pathlib.Path(__file__).with_name("results")
+MB = 1e6
+
+
+def prefill(info: dict, topic: str, records: int, record_size: int) -> dict:
+    """Create `topic` (1 partition, RF 3, min.insync.replicas 2) and fill it with `records` records
+    of `record_size` bytes (`freshet perf produce --acks all`); its JSON line."""
+    flags = ["--bootstrap-server", info["bootstrap"], *info["cli"]]
+    subprocess.run([FRESHET, "topic", "create", topic, "--partitions", "1", "--replication-factor", "3",
+                    "--config", "min.insync.replicas=2", *flags], check=True, capture_output=True, timeout=60)
+    time.sleep(1.0)
+    done = subprocess.run(
+        [FRESHET, "perf", "produce", "--topic", topic, "--num-records", str(records), "--record-size", str(record_size),
+         "--acks", "all", "--json", *flags],
+        capture_output=True, text=True, timeout=900,
+    )
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
+        raise RuntimeError(f"prefill of {topic} failed (exit {done.returncode}): {done.stderr[-2000:]}")
+    os.sync()
+    return json.loads(lines[-1])
+
+
+def kafka_security(info: dict) -> dict[str, str]:
+    """librdkafka settings for a `cluster up --secure` cluster's superuser (none when plaintext)."""
+    security = info.get("security")
+    if not security:
+        return {}
+    with open(security["password_file"], encoding="utf-8") as file:
+        password = file.read().strip()
+    return {"security.protocol": security.get("protocol", "SASL_SSL"), "sasl.mechanism": "SCRAM-SHA-512",
+            "sasl.username": security["user"], "sasl.password": password, "ssl.ca.location": security["ca_file"]}
+
+
+def grpc_consume_argv(info: dict, topic: str, records: int) -> list[str]:
+    return [FRESHET, "perf", "consume", "--topic", topic, "--messages", str(records),
+            "--bootstrap-server", info["bootstrap"], "--json", *info["cli"]]
+
+
+def kafka_consume_argv(info: dict, topic: str, records: int, record_size: int) -> list[str]:
+    argv = [sys.executable, "-m", "tests.bench.kafka_client_perf", "consume", "--bootstrap", info["kafka_bootstrap"],
+            "--topic", topic, "--num-records", str(records), "--record-size", str(record_size)]
+    for key, value in kafka_security(info).items():
+        argv += ["-X", f"{key}={value}"]
+    return argv
+
+
+def per_megabyte(result: dict, limits: dict) -> dict:
+    """The phase's MB/s, fractions of the limits, and CPU µs per MB (servers, client process)."""
+    megabytes = max(result.get("bytes", 0), 1) / MB
+    rate = result.get("mb_per_s") or 0.0
+    tcp = (limits.get("tcp_loopback_1MiB") or {}).get("MB_per_s")
+    cache = ((limits.get("disk") or {}).get("read_page_cache_1MiB") or {}).get("MB_per_s")
+    return {
+        "mb_per_s": rate,
+        "fraction_of_tcp_loopback": round(rate / tcp, 3) if tcp else None,
+        "fraction_of_page_cache_read": round(rate / cache, 3) if cache else None,
+        "servers_cpu_us_per_mb": round(result["servers_cpu_s"] * 1e6 / megabytes, 1),
+        "client_cpu_us_per_mb": round(result["client_process_cpu_s"] * 1e6 / megabytes, 1),
+        "other_cores_busy": result["other_cores_busy"],
+        "errors": result.get("errors"),
+    }
+
+
+def profiled(argv: list[str], pids: list[int], leader_pid: int | None, profile: str | None) -> dict:
+    """`measured(argv, pids)`, with py-spy on `leader_pid` meanwhile when `profile` names a file."""
+    if profile is None or leader_pid is None:
+        return measured(argv, pids)
+    spy = subprocess.Popen([PY_SPY, "record", "--pid", str(leader_pid), "-f", "raw", "--nonblocking", "--threads",
+                            "-r", "200", "-o", profile], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        return measured(argv, pids)
+    finally:
+        spy.send_signal(2)
+        try:
+            spy.wait(30)
+        except subprocess.TimeoutExpired:
+            spy.kill()
+            spy.wait(10)
+
+
+def leader_pid(info: dict, topic: str) -> int | None:
+    """The pid of the node leading partition 0 of `topic` (Kafka Metadata), None if unknown."""
+    from confluent_kafka.admin import AdminClient
+
+    metadata = AdminClient({"bootstrap.servers": info["kafka_bootstrap"], **kafka_security(info)}).list_topics(topic, timeout=10)
+    leader = metadata.topics[topic].partitions[0].leader
+    return next((node["pid"] for node in info["nodes"] if node["id"] == leader), None)
+
+
+def run(info: dict, topic: str, records: int, record_size: int, phases: tuple[str, ...] = ("grpc_sdk", "kafka"),
+        limits: dict | None = None, profile_dir: str | None = None, label: str = "") -> dict:
+    """The consume phases against a running cluster whose `topic` holds `records` records of
+    `record_size` bytes: `info` is `cluster up --json`'s line plus "pids" (node pids) and "cli"
+    (the CLI's connection flags). Returns {phase: measured result + "summary"}; `limits` (a
+    limits.py line) gives the fractions."""
+    argvs = {"grpc_sdk": grpc_consume_argv(info, topic, records), "kafka": kafka_consume_argv(info, topic, records, record_size)}
+    pid = leader_pid(info, topic) if profile_dir else None
+    out = {}
+    for phase in phases:
+        log(f"{label} {phase}: consume {records} x {record_size} B")
+        profile = os.path.join(profile_dir, f"{label}-{phase}.txt") if profile_dir else None
+        result = profiled(argvs[phase], info["pids"], pid, profile)
+        result["summary"] = per_megabyte(result, limits or {})
+        out[phase] = result
+        log(f"  {json.dumps(result['summary'])}")
+    return out
+
+
+def measure_limits(args) -> dict:
+    """`limits.py --only disk,tcp` (a smaller disk test: only the page-cache read matters here)."""
+    python = PEER_PYTHON if os.path.exists(PEER_PYTHON) else sys.executable
+    done = subprocess.run([python, str(BENCH / "limits.py"), "--only", "disk,tcp", "--disk-mib", "512", "--disk-seconds", "8",
+                           "--tmp", args.tmp], capture_output=True, text=True, timeout=200)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    return json.loads(lines[-1]) if lines else {"error": done.stderr[-2000:]}
+
+
+def one_cluster(args, secure: bool, limits: dict) -> dict:
+    label = "secure" if secure else "plaintext"
+    records = args.tls_records if secure else args.records
+    with cluster_up(args.tmp, secure) as info:
+        topic = "bytes-consume"
+        log(f"{label}: prefill {records} x {args.record_size} B")
+        filled = prefill(info, topic, records, args.record_size)
+        log(f"  prefill {filled.get('mb_per_s')} MB/s")
+        phases = ("kafka",) if secure else ("grpc_sdk", "kafka")
+        consumed = run(info, topic, records, args.record_size, phases, limits, args.profile_dir, label)
+    return {"prefill": filled, **consumed}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--records", type=int, default=16384, help="records in the plaintext cluster's topic")
+    parser.add_argument("--tls-records", type=int, default=4096, help="records in the TLS cluster's topic")
+    parser.add_argument("--record-size", type=int, default=65536)
+    parser.add_argument("--skip-wait", action="store_true")
+    parser.add_argument("--max-wait", type=int, default=120, help="seconds to wait for an idle machine (at most)")
+    parser.add_argument("--skip-limits", action="store_true")
+    parser.add_argument("--profile-dir", default=None)
+    parser.add_argument("--tmp", default=tempfile.gettempdir())
+    parser.add_argument("--out", default=str(RESULTS / f"{time.strftime('%Y-%m-%d')}-bytes-consume.json"))
+    args = parser.parse_args()
+    args.max_wait = min(args.max_wait, 120)
+    if args.profile_dir:
+        os.makedirs(args.profile_dir, exist_ok=True)
+    wait_for_quiet(args)
+    started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    limits = {} if args.skip_limits else measure_limits(args)
+    log(f"limits: tcp {limits.get('tcp_loopback_1MiB', {}).get('MB_per_s')} MB/s, page cache "
+        f"{limits.get('disk', {}).get('read_page_cache_1MiB', {}).get('MB_per_s')} MB/s")
+    plaintext = one_cluster(args, False, limits)
+    secure = one_cluster(args, True, limits)
+    table = {
+        "grpc_sdk": plaintext["grpc_sdk"]["summary"],
+        "kafka_sendfile": plaintext["kafka"]["summary"],
+        "kafka_tls_copy": secure["kafka"]["summary"],
+    }
+    goals = {
+        "grpc_sdk_400_mb_per_s": table["grpc_sdk"]["mb_per_s"] >= 400,
+        "kafka_sendfile_1000_mb_per_s": table["kafka_sendfile"]["mb_per_s"] >= 1000,
+    }
+    out = {
+        "bench": "bytes_consume", "time": started, "host": platform.node(), "cpus": os.cpu_count(),
+        "versions": {"freshet": version("freshet"), "confluent_kafka": version("confluent-kafka")},
+        "args": {k: v for k, v in vars(args).items() if k not in ("out",)},
+        "limits": limits, "plaintext": plaintext, "secure": secure, "table": table, "goals": goals,
+        "ratios": {
+            "kafka_sendfile_over_grpc_sdk": round(table["kafka_sendfile"]["mb_per_s"] / (table["grpc_sdk"]["mb_per_s"] or 1), 2),
+            "kafka_tls_over_sendfile": round(table["kafka_tls_copy"]["mb_per_s"] / (table["kafka_sendfile"]["mb_per_s"] or 1), 2),
+        },
+    }
+    pathlib.Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    pathlib.Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
+    print(json.dumps({"bench": "bytes_consume", "table": table, "goals": goals, "ratios": out["ratios"], "file": args.out}))
+
+
+if __name__ == "__main__":
+    main()
