@@ -1,7 +1,7 @@
 """Consume 64 KiB records from the page cache: gRPC SDK, Kafka listener with sendfile, Kafka over TLS (not a test).
 
-    .venv/bin/python -m tests.bench.bytes_consume [--records 16384] [--record-size 65536]
-        [--tls-records 4096] [--skip-wait] [--max-wait 120] [--skip-limits] [--profile-dir DIR]
+    .venv/bin/python -m tests.bench.bytes_consume [--records 8192] [--record-size 65536]
+        [--tls-records 2048] [--skip-wait] [--max-wait 120] [--skip-limits] [--profile-dir DIR]
 
 Issue 20's consume half: how close do consumers get to the machine's limits when the records are
 in the page cache? In one run: `../shared/bench/limits.py --only disk,tcp` (page-cache read and
@@ -9,7 +9,9 @@ loopback TCP), then a 3-node `freshet cluster up` (RF 3) whose one-partition top
 with `freshet perf produce --acks all` (--records x --record-size bytes), read back from the
 beginning by
 
-- `grpc_sdk`: `freshet perf consume` (the Python SDK over gRPC Fetch);
+- `grpc_sdk`: `freshet perf consume` (the Python SDK over gRPC Fetch, checking every batch's
+  CRC-32C with crcmod, the SDK's default check_crcs=True, as Kafka's Java consumer);
+- `grpc_sdk_no_crc`: the same with `--no-check-crcs` (librdkafka's default: no CRC check);
 - `kafka_sendfile`: confluent-kafka (tests/bench/kafka_client_perf.py consume) through the Kafka
   listener, whose Fetch sends the records with sendfile from the segment files;
 
@@ -23,7 +25,8 @@ processes' CPU from /proc, the client's CPU, and `other_cores_busy`, what the re
 used meanwhile); the machine is gated idle first (wait_quiet.py, at most --max-wait s) and the
 load seen is recorded. Per phase: MB/s (record values), its fraction of loopback TCP and of the
 page-cache read rate, and CPU µs per MB for the servers and the client (holds up better under
-load than MB/s).
+load than MB/s). crcmod's CRC-32C throughput over one record (MB per CPU second) is measured in
+the same run: it bounds a consumer that checks CRCs.
 
 `run(...)` is the entry point for a combined bytes benchmark: the consume phases against a
 running, pre-filled cluster, returning a dict.
@@ -86,9 +89,28 @@ def kafka_security(info: dict) -> dict[str, str]:
             "sasl.username": security["user"], "sasl.password": password, "ssl.ca.location": security["ca_file"]}
 
 
-def grpc_consume_argv(info: dict, topic: str, records: int) -> list[str]:
+def grpc_consume_argv(info: dict, topic: str, records: int, check_crcs: bool = True) -> list[str]:
     return [FRESHET, "perf", "consume", "--topic", topic, "--messages", str(records),
-            "--bootstrap-server", info["bootstrap"], "--json", *info["cli"]]
+            "--check-crcs" if check_crcs else "--no-check-crcs", "--bootstrap-server", info["bootstrap"], "--json", *info["cli"]]
+
+
+def crc_throughput(record_size: int, seconds: float = 1.0) -> dict:
+    """crcmod's CRC-32C (the one the SDK consumer checks batches with) over `record_size`-byte
+    buffers: MB per CPU second, and whether its C extension is the one in use."""
+    import crcmod.predefined
+
+    engine = sys.modules["crcmod.crcmod"]
+    crc32c = crcmod.predefined.mkCrcFun("crc-32c")
+    data = memoryview(os.urandom(record_size))
+    count = 0
+    cpu_before = time.process_time()
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        crc32c(data)
+        count += 1
+    cpu = time.process_time() - cpu_before
+    return {"record_size": record_size, "is_c_extension": bool(engine._usingExtension),
+            "mb_per_cpu_s": round(count * record_size / cpu / MB, 1)}
 
 
 def kafka_consume_argv(info: dict, topic: str, records: int, record_size: int) -> list[str]:
@@ -142,13 +164,17 @@ def leader_pid(info: dict, topic: str) -> int | None:
     return next((node["pid"] for node in info["nodes"] if node["id"] == leader), None)
 
 
-def run(info: dict, topic: str, records: int, record_size: int, phases: tuple[str, ...] = ("grpc_sdk", "kafka"),
+def run(info: dict, topic: str, records: int, record_size: int, phases: tuple[str, ...] = ("grpc_sdk", "grpc_sdk_no_crc", "kafka"),
         limits: dict | None = None, profile_dir: str | None = None, label: str = "") -> dict:
     """The consume phases against a running cluster whose `topic` holds `records` records of
     `record_size` bytes: `info` is `cluster up --json`'s line plus "pids" (node pids) and "cli"
     (the CLI's connection flags). Returns {phase: measured result + "summary"}; `limits` (a
     limits.py line) gives the fractions."""
-    argvs = {"grpc_sdk": grpc_consume_argv(info, topic, records), "kafka": kafka_consume_argv(info, topic, records, record_size)}
+    argvs = {
+        "grpc_sdk": grpc_consume_argv(info, topic, records),
+        "grpc_sdk_no_crc": grpc_consume_argv(info, topic, records, check_crcs=False),
+        "kafka": kafka_consume_argv(info, topic, records, record_size),
+    }
     pid = leader_pid(info, topic) if profile_dir else None
     out = {}
     for phase in phases:
@@ -178,15 +204,15 @@ def one_cluster(args, secure: bool, limits: dict) -> dict:
         log(f"{label}: prefill {records} x {args.record_size} B")
         filled = prefill(info, topic, records, args.record_size)
         log(f"  prefill {filled.get('mb_per_s')} MB/s")
-        phases = ("kafka",) if secure else ("grpc_sdk", "kafka")
+        phases = ("kafka",) if secure else ("grpc_sdk", "grpc_sdk_no_crc", "kafka")
         consumed = run(info, topic, records, args.record_size, phases, limits, args.profile_dir, label)
     return {"prefill": filled, **consumed}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--records", type=int, default=16384, help="records in the plaintext cluster's topic")
-    parser.add_argument("--tls-records", type=int, default=4096, help="records in the TLS cluster's topic")
+    parser.add_argument("--records", type=int, default=8192, help="records in the plaintext cluster's topic")
+    parser.add_argument("--tls-records", type=int, default=2048, help="records in the TLS cluster's topic")
     parser.add_argument("--record-size", type=int, default=65536)
     parser.add_argument("--skip-wait", action="store_true")
     parser.add_argument("--max-wait", type=int, default=120, help="seconds to wait for an idle machine (at most)")
@@ -205,20 +231,24 @@ def main() -> None:
         f"{limits.get('disk', {}).get('read_page_cache_1MiB', {}).get('MB_per_s')} MB/s")
     plaintext = one_cluster(args, False, limits)
     secure = one_cluster(args, True, limits)
+    crc = crc_throughput(args.record_size)
+    log(f"crcmod CRC-32C over {args.record_size} B: {crc}")
     table = {
         "grpc_sdk": plaintext["grpc_sdk"]["summary"],
+        "grpc_sdk_no_crc": plaintext["grpc_sdk_no_crc"]["summary"],
         "kafka_sendfile": plaintext["kafka"]["summary"],
         "kafka_tls_copy": secure["kafka"]["summary"],
     }
     goals = {
         "grpc_sdk_400_mb_per_s": table["grpc_sdk"]["mb_per_s"] >= 400,
+        "grpc_sdk_no_crc_400_mb_per_s": table["grpc_sdk_no_crc"]["mb_per_s"] >= 400,
         "kafka_sendfile_1000_mb_per_s": table["kafka_sendfile"]["mb_per_s"] >= 1000,
     }
     out = {
         "bench": "bytes_consume", "time": started, "host": platform.node(), "cpus": os.cpu_count(),
         "versions": {"freshet": version("freshet"), "confluent_kafka": version("confluent-kafka")},
         "args": {k: v for k, v in vars(args).items() if k not in ("out",)},
-        "limits": limits, "plaintext": plaintext, "secure": secure, "table": table, "goals": goals,
+        "limits": limits, "crcmod": crc, "plaintext": plaintext, "secure": secure, "table": table, "goals": goals,
         "ratios": {
             "kafka_sendfile_over_grpc_sdk": round(table["kafka_sendfile"]["mb_per_s"] / (table["grpc_sdk"]["mb_per_s"] or 1), 2),
             "kafka_tls_over_sendfile": round(table["kafka_tls_copy"]["mb_per_s"] / (table["kafka_sendfile"]["mb_per_s"] or 1), 2),
@@ -226,7 +256,8 @@ def main() -> None:
     }
     pathlib.Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     pathlib.Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
-    print(json.dumps({"bench": "bytes_consume", "table": table, "goals": goals, "ratios": out["ratios"], "file": args.out}))
+    print(json.dumps({"bench": "bytes_consume", "table": table, "goals": goals, "ratios": out["ratios"], "crcmod": crc,
+                      "file": args.out}))
 
 
 if __name__ == "__main__":
