@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Iterable
 
 from freshet.storage.errors import CorruptRecordError, KafkaStorageError
 
@@ -80,3 +81,10 @@ class FileRegion:
 
     def __repr__(self) -> str:
         return f"FileRegion({self.path!r}, position={self.position}, count={self.count})"
+
+
+def close_regions(parts: Iterable[object] | None) -> None:
+    """Close every FileRegion among `parts` (anything else is skipped)."""
+    for part in parts or ():
+        if isinstance(part, FileRegion):
+            part.close()

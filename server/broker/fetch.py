@@ -23,7 +23,7 @@ from freshet.server.errors import InvalidRequestError, PartitionRequestError
 from freshet.server.metrics import BrokerMetrics
 from freshet.server.replication.partition import STOPPED, Partition
 from freshet.storage.errors import OffsetOutOfRangeError, StorageError
-from freshet.storage.file_region import FileRegion
+from freshet.storage.file_region import FileRegion, close_regions
 from freshet.storage.log import EARLIEST_TIMESTAMP, LATEST_TIMESTAMP, TIMESTAMP_MAX
 from freshet.v1 import broker_pb2, common_pb2, replication_pb2
 
@@ -183,13 +183,13 @@ class FetchPath:
                 finally:
                     timer.cancel()
                     self._forget_future(keys, future)
-                _close_regions(regions)
+                close_regions(regions)
                 regions = [] if as_region else None
                 response, total, has_error = self._read_all(request, offsets, max_bytes, regions)
                 if total >= request.min_bytes or has_error:
                     break
         except BaseException:
-            _close_regions(regions)
+            close_regions(regions)
             raise
         finally:
             self.fetch_waiting -= 1
@@ -406,12 +406,6 @@ def _list_offset(partition: Partition, timestamp: int, result: broker_pb2.Partit
             result.offset = found.offset
             result.timestamp = found.timestamp
     return _OK
-
-
-def _close_regions(regions: list[FileRegion | None] | None) -> None:
-    for region in regions or ():
-        if region is not None:
-            region.close()
 
 
 def _resolve(future: asyncio.Future) -> None:

@@ -33,7 +33,7 @@ from typing import Any
 
 from freshet.server.errors import KafkaFrameError as FrameError
 from freshet.server.errors import UnsupportedKafkaRequestError as UnsupportedRequestError
-from freshet.storage.file_region import FileRegion
+from freshet.storage.file_region import FileRegion, close_regions
 from kio.index import load_request_schema, load_response_schema
 from kio.schema.errors import ErrorCode
 from kio.schema.request_header.v1.header import RequestHeader as RequestHeaderV1
@@ -148,8 +148,7 @@ class ResponseParts:
         return [part for part in self.parts if isinstance(part, FileRegion)]
 
     def close(self) -> None:
-        for region in self.regions():
-            region.close()
+        close_regions(self.parts)
 
 
 class _PartsWriter:
@@ -196,9 +195,7 @@ def encode_response_parts(api_key: int, api_version: int, correlation_id: int, b
         write_body(writer, body)
         return writer.finish()
     except BaseException:
-        for part in writer.parts:
-            if isinstance(part, FileRegion):
-                part.close()
+        close_regions(writer.parts)
         raise
 
 

@@ -41,7 +41,7 @@ from freshet.server.kafka import codec
 from freshet.server.kafka.metadata_api import kafka_brokers, topic_key_and_name
 from freshet.server.security import rules
 from freshet.server.security.authorizer import Authorizer
-from freshet.storage.file_region import FileRegion
+from freshet.storage.file_region import FileRegion, close_regions
 from freshet.storage.log import EARLIEST_TIMESTAMP
 from freshet.v1 import broker_pb2, common_pb2
 
@@ -113,9 +113,7 @@ class FetchHandler:
         try:
             return self.response(schema, slots, answer, is_read_committed, self._image(), regions)
         except BaseException:
-            for region in regions:
-                if region is not None:
-                    region.close()
+            close_regions(regions)
             raise
 
     def response(

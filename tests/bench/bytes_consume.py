@@ -25,7 +25,8 @@ processes' CPU from /proc, the client's CPU, and `other_cores_busy`, what the re
 used meanwhile); the machine is gated idle first (wait_quiet.py, at most --max-wait s) and the
 load seen is recorded. Per phase: MB/s (record values), its fraction of loopback TCP and of the
 page-cache read rate, and CPU µs per MB for the servers and the client (holds up better under
-load than MB/s). crcmod's CRC-32C throughput over one record (MB per CPU second) is measured in
+load than MB/s; also with the nodes' idle CPU, sampled before the phases, taken out, and for
+the partition leader alone). crcmod's CRC-32C throughput over one record (MB per CPU second) is measured in
 the same run: it bounds a consumer that checks CRCs.
 
 `run(...)` is the entry point for a combined bytes benchmark: the consume phases against a
@@ -51,7 +52,15 @@ import tempfile
 import time
 from importlib.metadata import version
 
-from tests.bench.broker_vs_jetstream import BENCH, FRESHET, PEER_PYTHON, log, measured, wait_for_quiet
+from tests.bench.broker_vs_jetstream import (
+    BENCH,
+    FRESHET,
+    PEER_PYTHON,
+    log,
+    measured,
+    proc_cpu_s,
+    wait_for_quiet,
+)
 from tests.bench.security_overhead import cluster_up
 
 PY_SPY = str(pathlib.Path(sys.executable).with_name("py-spy"))
@@ -132,6 +141,10 @@ def per_megabyte(result: dict, limits: dict) -> dict:
         "fraction_of_tcp_loopback": round(rate / tcp, 3) if tcp else None,
         "fraction_of_page_cache_read": round(rate / cache, 3) if cache else None,
         "servers_cpu_us_per_mb": round(result["servers_cpu_s"] * 1e6 / megabytes, 1),
+        # The nodes' idle use over the phase taken out: what serving the bytes cost.
+        "servers_cpu_us_per_mb_above_idle": round(
+            max(result["servers_cpu_s"] - result["servers_idle_cores"] * result["phase_wall_s"], 0.0) * 1e6 / megabytes, 1),
+        "leader_cpu_us_per_mb": round(result["leader_cpu_s"] * 1e6 / megabytes, 1) if result.get("leader_cpu_s") is not None else None,
         "client_cpu_us_per_mb": round(result["client_process_cpu_s"] * 1e6 / megabytes, 1),
         "other_cores_busy": result["other_cores_busy"],
         "errors": result.get("errors"),
@@ -175,16 +188,29 @@ def run(info: dict, topic: str, records: int, record_size: int, phases: tuple[st
         "grpc_sdk_no_crc": grpc_consume_argv(info, topic, records, check_crcs=False),
         "kafka": kafka_consume_argv(info, topic, records, record_size),
     }
-    pid = leader_pid(info, topic) if profile_dir else None
+    pid = leader_pid(info, topic)
+    idle = idle_cores(info["pids"])
     out = {}
     for phase in phases:
         log(f"{label} {phase}: consume {records} x {record_size} B")
         profile = os.path.join(profile_dir, f"{label}-{phase}.txt") if profile_dir else None
+        leader_before, wall_before = proc_cpu_s(pid) if pid else 0.0, time.monotonic()
         result = profiled(argvs[phase], info["pids"], pid, profile)
+        wall = time.monotonic() - wall_before
+        result.update(phase_wall_s=round(wall, 2), servers_idle_cores=idle,
+                      leader_cpu_s=round(proc_cpu_s(pid) - leader_before, 2) if pid else None)
         result["summary"] = per_megabyte(result, limits or {})
         out[phase] = result
         log(f"  {json.dumps(result['summary'])}")
     return out
+
+
+def idle_cores(pids: list[int], seconds: float = 3.0) -> float:
+    """Cores the node processes use with no client (Raft ticks, heartbeats, housekeeping): what
+    a phase's server CPU carries whatever it serves."""
+    before = sum(proc_cpu_s(pid) for pid in pids)
+    time.sleep(seconds)
+    return round((sum(proc_cpu_s(pid) for pid in pids) - before) / seconds, 3)
 
 
 def measure_limits(args) -> dict:
