@@ -52,6 +52,7 @@ from freshet.server.kafka import codec
 from freshet.server.kafka.sasl_api import ConnectionAuth, enter_connection
 from freshet.server.metrics import BrokerMetrics
 from freshet.server.security.authorizer import bind_caller
+from freshet.storage.errors import StorageError
 from freshet.storage.file_region import FileRegion
 
 logger = logging.getLogger(__name__)
@@ -342,7 +343,13 @@ class _Connection:
                 logger.exception("Kafka connection from %s: answering a request failed; closing", self._peer)
                 return
             if isinstance(data, codec.ResponseParts):
-                await self._write_parts(data)
+                try:
+                    await self._write_parts(data)
+                except StorageError as error:
+                    # A region's file could not be read (TLS copy): its length is on the wire
+                    # already, so the connection cannot go on; the client reconnects and refetches.
+                    logger.error("Kafka connection from %s: sending fetched records failed: %s; closing", self._peer, error)
+                    return
             elif data is not None:
                 self._writer.write(data)
                 await self._writer.drain()

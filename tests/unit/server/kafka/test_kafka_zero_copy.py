@@ -264,3 +264,35 @@ def test_regions_of_answers_never_written_are_closed_when_the_connection_ends(tm
     log.close()
     assert all(region.is_closed for region in made[0].regions())
     assert stuck_task[0].cancelled()
+
+
+@pytest.mark.parametrize("is_tls", [False, True], ids=["plaintext-sendfile", "tls-copy"])
+def test_a_region_its_file_cannot_fill_closes_the_connection_after_a_partial_frame(tmp_path, is_tls):
+    """The region claims 1000 bytes of a 10-byte file: its length is already on the wire, so the
+    listener closes the connection (the client sees a cut frame, never a wrong one)."""
+    short = memory_region(b"x" * 10)
+    short.count = 1000
+    dispatcher = ScriptedDispatcher()
+
+    async def answer():
+        return codec.encode_response_parts(1, 12, 1, fetch_response(12, [short]))
+
+    dispatcher.answers = {1: answer}
+    server_context, client_context = server_tls(tmp_path) if is_tls else (None, None)
+
+    async def scenario():
+        listener = KafkaListener("127.0.0.1", 0, dispatcher, ssl_context=server_context)
+        await listener.start()
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", listener.port, ssl=client_context)
+            writer.write(fetch_request(1))
+            await writer.drain()
+            size = int.from_bytes(await asyncio.wait_for(reader.readexactly(4), 10), "big")
+            with pytest.raises(asyncio.IncompleteReadError):
+                await asyncio.wait_for(reader.readexactly(size), 10)
+            writer.close()
+        finally:
+            await listener.close()
+
+    asyncio.run(scenario())
+    assert short.is_closed
