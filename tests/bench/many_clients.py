@@ -16,7 +16,9 @@ On `freshet cluster up --nodes 3` (tests/bench/broker_vs_jetstream.py's helpers)
    RSS and idle CPU again. These stay open through phase 4;
 4. active: --active SDK producers and --active SDK consumers at once, in --workers processes;
    producer k sends --rate records/s of 1 KiB with acks=all to partition k, consumer k reads
-   partition k from its end (assign mode). Per client: records acknowledged / received per s.
+   partition k from its end (assign mode). Per client: records acknowledged / received per s
+   within the window (a record acknowledged after the window's end is not counted), and the
+   rate each worker's pacing thread actually sent at.
    No starvation means every client made progress: the JSON gives min / median / max per-client
    rates and how many clients were at zero.
 
@@ -170,6 +172,7 @@ def active_worker(args) -> None:
     start, seconds = (float(x) for x in sys.stdin.readline().split())
     acked = dict.fromkeys(partitions, 0)
     received = dict.fromkeys(partitions, 0)
+    sent = [0]  # per producer (all producers of a worker send on the same ticks)
     errors: list[str] = []
     lock = threading.Lock()
     stop_at = start + seconds
@@ -185,6 +188,7 @@ def active_worker(args) -> None:
             for p, producer in producers.items():
                 producer.send(TOPIC, value=value, partition=p, on_delivery=lambda m, e, p=p: count(p, e))
             number += 1
+            sent[0] = number
 
     def count(p: int, error) -> None:
         with lock:
@@ -209,7 +213,7 @@ def active_worker(args) -> None:
     for client in [*producers.values(), *consumers.values()]:
         client.close()
     usage = os.times()
-    print(json.dumps({"acked": acked, "received": received, "errors": errors[:5], "error_count": len(errors),
+    print(json.dumps({"acked": acked, "received": received, "sent_per_producer": sent[0], "errors": errors[:5], "error_count": len(errors),
                       "cpu_s": round(usage.user + usage.system, 2)}), flush=True)
 
 
@@ -252,6 +256,7 @@ def active_phase(args, cluster: dict) -> dict:
     produced = [n / seconds for r in reports for n in r["acked"].values()]
     consumed = [n / seconds for r in reports for n in r["received"].values()]
     return {
+        "sent_per_producer_per_s": spread([r["sent_per_producer"] / seconds for r in reports], args.rate),
         "producers": spread(produced, args.rate),
         "consumers": spread(consumed, args.rate),
         "errors": sum(r["error_count"] for r in reports),

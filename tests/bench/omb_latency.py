@@ -1,7 +1,7 @@
 """OpenMessaging-style end-to-end latency: Freshet vs the NATS JetStream R3 peer, one run (not a test).
 
     .venv/bin/python -m tests.bench.omb_latency [--rates 5000,10000] [--warmup-s 10] [--measure-s 30]
-        [--partitions 100] [--size 1024] [--producers 4] [--consumers 4] [--systems freshet,jetstream]
+        [--partitions 100] [--size 1024] [--producers 4] [--consumers 4] [--systems jetstream,freshet,kafka]
         [--skip-wait] [--max-wait 120] [--out tests/bench/results/2026-12-07-omb_latency.json]
 
 The workload of OpenMessaging Benchmark's "1 topic / 100 partitions / 1 KiB" driver files: one
@@ -20,8 +20,10 @@ helpers), SDK producers (linger_ms=1, idempotent, round-robin over partitions as
 distributor) and SDK consumers in assign mode (25 partitions each, from the end, no commits).
 JetStream side: tests/bench/omb_jetstream.py, run with the peer venv (/tmp/peers-venv): one R3
 file stream over 100 subjects, 4 async publishers, 4 push subscribers of one queue group (no
-acks), the same rates and windows. Both sides write their raw samples to a temp dir; this script
-computes the percentiles of both the same way (nearest rank).
+acks), the same rates and windows. Third column (`kafka`): the same Freshet cluster and topic driven
+by confluent-kafka (librdkafka) on the Kafka listener: acks=all, idempotent, linger.ms=1; consumers
+in assign mode from the ends, fetch.wait.max.ms=100. Every side writes its raw samples to a temp
+dir; this script computes all percentiles with one function (nearest rank).
 
 For each (system, rate) the JSON records what else the machine did during the measured window
 (`other_cores_busy`), the servers' and the clients' CPU (µs per record), the rates achieved, and
@@ -54,6 +56,7 @@ from tests.bench.broker_vs_jetstream import (
     run_json,
     wait_for_quiet,
 )
+from tests.bench.kafka_client_perf import percentiles
 
 HERE = pathlib.Path(__file__).resolve().parent
 TOPIC = "omb"
@@ -72,58 +75,89 @@ def _wait_for_go() -> tuple[float, float, float]:
     return start, start + warmup_s, start + warmup_s + measure_s
 
 
-def producer_worker(args) -> None:
-    """Paced sends of args.rate records/s round-robin over the partitions; publish latencies of
-    the records sent in the measured window go to <samples>/publish-<index>.bin (µs)."""
-    from freshet.client import Producer
+class LatencyLog:
+    """Samples (µs) and counters of one worker; callbacks may come from client threads."""
 
-    producer = Producer(args.bootstrap, acks="all", linger_ms=1, client_id=f"omb-producer-{args.index}")
-    filler = os.urandom(args.size - 8)
-    producer.send(TOPIC, value=b"\0" * 8 + filler, partition=args.index % args.partitions).result(60)
-    latencies = array("q")
-    counters = {"sent": 0, "acked": 0, "errors": 0, "measured_sent": 0}
-    lock = threading.Lock()
-    start, measure_from, measure_to = _wait_for_go()
+    def __init__(self) -> None:
+        self.samples = array("q")
+        self.counters = {"sent": 0, "acked": 0, "errors": 0, "measured_sent": 0, "received": 0}
+        self.lock = threading.Lock()
 
-    def on_delivery(metadata, error, sent_ns: int, is_measured: bool) -> None:
+    def delivered(self, error, sent_ns: int, is_measured: bool) -> None:
         now_ns = time.monotonic_ns()
-        with lock:
+        with self.lock:
             if error is not None:
-                counters["errors"] += 1
+                self.counters["errors"] += 1
                 return
-            counters["acked"] += 1
+            self.counters["acked"] += 1
             if is_measured:
-                latencies.append((now_ns - sent_ns) // 1000)
+                self.samples.append((now_ns - sent_ns) // 1000)
 
+    def finish(self, args, prefix: str) -> None:
+        with open(os.path.join(args.samples, f"{prefix}-{args.client}-{args.index}.bin"), "wb") as f:
+            self.samples.tofile(f)
+        usage = os.times()
+        print(json.dumps({**self.counters, "measured": len(self.samples),
+                          "cpu_s": round(usage.user + usage.system, 2)}), flush=True)
+
+
+def paced_sends(args, log_: LatencyLog, send) -> None:
+    """Call send(value, partition, sent_ns, is_measured) args.rate times per s on a fixed schedule
+    from "go" to the end of the measured window, round-robin over the partitions."""
+    filler = os.urandom(args.size - 8)
+    start, measure_from, measure_to = _wait_for_go()
     interval_s = 1.0 / args.rate
     number = 0
     while True:
         due = start + number * interval_s
         if due >= measure_to:
-            break
+            return
         delay = due - time.monotonic()
         if delay > 0:
             time.sleep(delay)
         sent_ns = time.monotonic_ns()
         is_measured = measure_from <= sent_ns / 1e9 < measure_to
-        value = sent_ns.to_bytes(8, "big") + filler
         partition = (number * args.producers + args.index) % args.partitions
-        producer.send(TOPIC, value=value, partition=partition,
-                      on_delivery=lambda m, e, s=sent_ns, i=is_measured: on_delivery(m, e, s, i))
+        send(sent_ns.to_bytes(8, "big") + filler, partition, sent_ns, is_measured)
         number += 1
-        counters["sent"] += 1
-        counters["measured_sent"] += is_measured
+        log_.counters["sent"] += 1
+        log_.counters["measured_sent"] += is_measured
+
+
+def timed_reads(args, log_: LatencyLog, poll) -> None:
+    """Call poll() -> [value] until DRAIN_S after the measured window; log send-to-poll latencies."""
+    _, measure_from, measure_to = _wait_for_go()
+    from_ns, to_ns = int(measure_from * 1e9), int(measure_to * 1e9)
+    while time.monotonic() < measure_to + DRAIN_S:
+        values = poll()
+        now_ns = time.monotonic_ns()
+        for value in values:
+            sent_ns = int.from_bytes(value[:8], "big")
+            if from_ns <= sent_ns < to_ns:
+                log_.samples.append((now_ns - sent_ns) // 1000)
+        log_.counters["received"] += len(values)
+
+
+def sdk_producer(args) -> None:
+    """The Freshet SDK: acks=all, idempotent (the default), linger_ms=1."""
+    from freshet.client import Producer
+
+    producer = Producer(args.bootstrap, acks="all", linger_ms=1, client_id=f"omb-producer-{args.index}")
+    producer.send(TOPIC, value=bytes(args.size), partition=args.index % args.partitions).result(60)
+    log_ = LatencyLog()
+
+    def send(value: bytes, partition: int, sent_ns: int, is_measured: bool) -> None:
+        producer.send(TOPIC, value=value, partition=partition,
+                      on_delivery=lambda m, e: log_.delivered(e, sent_ns, is_measured))
+
+    paced_sends(args, log_, send)
     producer.flush(60)
     producer.close(10)
-    with open(os.path.join(args.samples, f"publish-{args.index}.bin"), "wb") as f:
-        latencies.tofile(f)
-    usage = os.times()
-    print(json.dumps({**counters, "cpu_s": round(usage.user + usage.system, 2)}), flush=True)
+    log_.finish(args, "publish")
 
 
-def consumer_worker(args) -> None:
-    """Reads its share of the partitions from their ends; end-to-end latencies of records sent in
-    the measured window go to <samples>/e2e-<index>.bin (µs)."""
+def sdk_consumer(args) -> None:
+    """The Freshet SDK in assign mode over its share of the partitions, from their ends."""
     from freshet.client import Consumer, TopicPartition
 
     consumer = Consumer(args.bootstrap, auto_offset_reset="latest", client_id=f"omb-consumer-{args.index}")
@@ -132,40 +166,65 @@ def consumer_worker(args) -> None:
     consumer.seek_to_end()
     for tp in mine:
         consumer.position(tp)  # resolved before the clock starts
-    latencies = array("q")
-    counters = {"received": 0}
-    _, measure_from, measure_to = _wait_for_go()
-    from_ns, to_ns = int(measure_from * 1e9), int(measure_to * 1e9)
-    while time.monotonic() < measure_to + DRAIN_S:
-        records = consumer.poll(timeout_ms=100)
-        now_ns = time.monotonic_ns()
-        for record in records:
-            sent_ns = int.from_bytes(record.value[:8], "big")
-            if from_ns <= sent_ns < to_ns:
-                latencies.append((now_ns - sent_ns) // 1000)
-        counters["received"] += len(records)
+    log_ = LatencyLog()
+    timed_reads(args, log_, lambda: [record.value for record in consumer.poll(timeout_ms=100)])
     consumer.close()
-    with open(os.path.join(args.samples, f"e2e-{args.index}.bin"), "wb") as f:
-        latencies.tofile(f)
-    usage = os.times()
-    print(json.dumps({**counters, "measured": len(latencies), "cpu_s": round(usage.user + usage.system, 2)}), flush=True)
+    log_.finish(args, "e2e")
+
+
+def kafka_producer(args) -> None:
+    """confluent-kafka on the Kafka listener: acks=all, idempotent, linger.ms=1 (as the SDK)."""
+    from confluent_kafka import Producer
+
+    producer = Producer({"bootstrap.servers": args.bootstrap, "acks": "all", "enable.idempotence": True,
+                         "linger.ms": 1, "client.id": f"omb-kafka-producer-{args.index}"})
+    producer.produce(TOPIC, value=bytes(args.size), partition=args.index % args.partitions)
+    producer.flush(60)
+    log_ = LatencyLog()
+
+    def send(value: bytes, partition: int, sent_ns: int, is_measured: bool) -> None:
+        producer.produce(TOPIC, value=value, partition=partition,
+                         on_delivery=lambda error, message: log_.delivered(error, sent_ns, is_measured))
+        producer.poll(0)
+
+    paced_sends(args, log_, send)
+    producer.flush(60)
+    log_.finish(args, "publish")
+
+
+def kafka_consumer(args) -> None:
+    """confluent-kafka in assign mode from the ends (the binding needs a group.id; never used)."""
+    from confluent_kafka import OFFSET_END, Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": args.bootstrap, "group.id": f"omb-unused-{args.index}",
+                         "enable.auto.commit": False, "fetch.wait.max.ms": 100,
+                         "client.id": f"omb-kafka-consumer-{args.index}"})
+    consumer.assign([TopicPartition(TOPIC, p, OFFSET_END) for p in range(args.index, args.partitions, args.consumers)])
+    consumer.consume(num_messages=1, timeout=2)  # connected and positioned before the clock
+    log_ = LatencyLog()
+
+    def poll() -> list[bytes]:
+        return [m.value() for m in consumer.consume(num_messages=1000, timeout=0.1) if m.error() is None]
+
+    timed_reads(args, log_, poll)
+    consumer.close()
+    log_.finish(args, "e2e")
+
+
+WORKERS = {("producer", "sdk"): sdk_producer, ("consumer", "sdk"): sdk_consumer,
+           ("producer", "kafka"): kafka_producer, ("consumer", "kafka"): kafka_consumer}
 
 
 # -- the parent ------------------------------------------------------------------------------------
 
 
-def percentiles(samples: array) -> dict:
-    """Nearest-rank p50 / p99 / p99.9 / max of µs samples, in ms."""
-    ordered = sorted(samples)
-    if not ordered:
+def summarize(samples: array) -> dict:
+    """Nearest-rank percentiles of µs samples, in ms (kafka_client_perf's, shared with `perf`)."""
+    if not samples:
         return {"count": 0}
-
-    def rank(q: float) -> float:
-        index = min(len(ordered) - 1, max(0, -(-len(ordered) * q // 100) - 1))
-        return round(ordered[int(index)] / 1000, 3)
-
-    return {"count": len(ordered), "p50_ms": rank(50), "p99_ms": rank(99), "p99_9_ms": rank(99.9),
-            "max_ms": round(ordered[-1] / 1000, 3)}
+    found = percentiles([sample / 1000 for sample in samples])
+    return {"count": len(samples), "p50_ms": found["p50_ms"], "p99_ms": found["p99_ms"],
+            "p99_9_ms": found["p999_ms"], "max_ms": found["max_ms"]}
 
 
 def read_samples(directory: str, prefix: str) -> array:
@@ -176,12 +235,12 @@ def read_samples(directory: str, prefix: str) -> array:
 
 
 def latency_summary(directory: str) -> dict:
-    return {"publish": percentiles(read_samples(directory, "publish")),
-            "end_to_end": percentiles(read_samples(directory, "e2e"))}
+    return {"publish": summarize(read_samples(directory, "publish")),
+            "end_to_end": summarize(read_samples(directory, "e2e"))}
 
 
-def start_workers(args, bootstrap: str, rate: int, samples: str) -> list[subprocess.Popen]:
-    common = ["--bootstrap", bootstrap, "--samples", samples, "--partitions", str(args.partitions),
+def start_workers(args, client: str, bootstrap: str, rate: int, samples: str) -> list[subprocess.Popen]:
+    common = ["--client", client, "--bootstrap", bootstrap, "--samples", samples, "--partitions", str(args.partitions),
               "--size", str(args.size), "--producers", str(args.producers), "--consumers", str(args.consumers)]
     workers = []
     for role, count in (("consumer", args.consumers), ("producer", args.producers)):
@@ -199,10 +258,12 @@ def stop_workers(workers: list[subprocess.Popen]) -> None:
             worker.wait(10)
 
 
-def run_rate(args, cluster: dict, rate: int) -> dict:
-    """One measured window at `rate` records/s on the Freshet cluster."""
+def run_rate(args, cluster: dict, client: str, rate: int) -> dict:
+    """One measured window at `rate` records/s on the Freshet cluster, with `client` (sdk: the
+    SDK over gRPC; kafka: confluent-kafka on the Kafka listener)."""
     samples = tempfile.mkdtemp(prefix="omb-samples-", dir=args.tmp)
-    workers = start_workers(args, cluster["bootstrap"], rate, samples)
+    bootstrap = cluster["bootstrap"] if client == "sdk" else ",".join(node["kafka"] for node in cluster["nodes"])
+    workers = start_workers(args, client, bootstrap, rate, samples)
     try:
         for worker in workers:
             line = worker.stdout.readline()
@@ -261,14 +322,16 @@ def measure_load(server_pids: list[int], client_pids: list[int], at: float, seco
             "other_cores_busy": round(max(0.0, machine - (servers + clients) / wall), 2)}
 
 
-def freshet_side(args) -> list[dict]:
-    runs = []
+def freshet_side(args, clients: list[str]) -> dict[str, list[dict]]:
+    """Each client kind at each rate on one cluster (the topic is reused; consumers start at its end)."""
+    runs: dict[str, list[dict]] = {client: [] for client in clients}
     with local_cluster(args.tmp) as cluster:
         create_topic(cluster["admin"], TOPIC, 3, partitions=args.partitions)
         for rate in args.rates:
-            log(f"Freshet at {rate} records/s")
-            runs.append(run_rate(args, cluster, rate))
-            log("  " + json.dumps({k: runs[-1][k] for k in ("end_to_end", "publish", "other_cores_busy")}))
+            for client in clients:
+                log(f"Freshet ({client}) at {rate} records/s")
+                runs[client].append(run_rate(args, cluster, client, rate))
+                log("  " + json.dumps({k: runs[client][-1][k] for k in ("end_to_end", "publish", "other_cores_busy")}))
     return runs
 
 
@@ -316,7 +379,8 @@ def parse_args():
     parser.add_argument("--size", type=int, default=1024)
     parser.add_argument("--producers", type=int, default=4)
     parser.add_argument("--consumers", type=int, default=4)
-    parser.add_argument("--systems", default="jetstream,freshet")
+    parser.add_argument("--systems", default="jetstream,freshet,kafka",
+                        help="jetstream (the peer), freshet (SDK over gRPC), kafka (confluent-kafka on the Kafka listener)")
     parser.add_argument("--tmp", default="/tmp")
     parser.add_argument("--skip-wait", action="store_true", help="do not wait for an idle machine")
     parser.add_argument("--max-wait", type=float, default=120, help="give up waiting for an idle machine after this many s")
@@ -327,6 +391,7 @@ def parse_args():
     parser.add_argument("--rate", type=float, default=0)
     parser.add_argument("--bootstrap", default="")
     parser.add_argument("--samples", default="")
+    parser.add_argument("--client", choices=("sdk", "kafka"), default="sdk")
     args = parser.parse_args()
     if args.size < 16:
         parser.error("--size must be at least 16 bytes (the first 8 carry the send time)")
@@ -335,11 +400,8 @@ def parse_args():
 
 def main() -> None:
     args = parse_args()
-    if args.role == "producer":
-        producer_worker(args)
-        return
-    if args.role == "consumer":
-        consumer_worker(args)
+    if args.role is not None:
+        WORKERS[(args.role, args.client)](args)
         return
     systems = args.systems.split(",")
     wait_for_quiet(args)
@@ -350,11 +412,14 @@ def main() -> None:
     if "jetstream" in systems:
         log("JetStream peer")
         result["jetstream"] = jetstream_side(args)
-    if "freshet" in systems:
+    clients = [client for system, client in (("freshet", "sdk"), ("kafka", "kafka")) if system in systems]
+    if clients:
         log("Freshet")
-        result["freshet"] = freshet_side(args)
-    if "jetstream" in result and "freshet" in result:
-        result["ratios_freshet_over_jetstream"] = ratios(result["freshet"], result["jetstream"])
+        runs = freshet_side(args, clients)
+        result["freshet"], result["freshet_kafka"] = runs.get("sdk"), runs.get("kafka")
+    for mine in ("freshet", "freshet_kafka"):
+        if result.get("jetstream") and result.get(mine):
+            result[f"ratios_{mine}_over_jetstream"] = ratios(result[mine], result["jetstream"])
     line = json.dumps(result)
     pathlib.Path(args.out).write_text(line + "\n")
     print(line, flush=True)
