@@ -281,14 +281,16 @@ class Metadata:
     def suspect(self, address: str) -> None:
         """A request to `address` has been outstanding too long: ask it last for a while.
 
-        Cancels a refresh attempt waiting on that address, so the round tries the next address
-        (or, with none left, fails and starts again after the backoff) rather than waiting out
-        request_timeout_ms with every other refresh held up behind it.
+        Cancels a refresh attempt waiting on that address when the round has another address
+        to try, so the round moves on rather than waiting out request_timeout_ms with every other
+        refresh held up behind it. (With none left, cancelling could only fail the round: a
+        single slow broker is still the best source.)
         """
         with self._lock:
             self._suspects[address] = time.monotonic()
             attempt = self._attempt_in_flight
-        if attempt is not None and attempt[0] == address:
+            has_next = bool(self._round)
+        if attempt is not None and attempt[0] == address and has_next:
             attempt[1].cancel()
 
     def _on_done(self, address: str, request: broker_pb2.MetadataRequest, future: grpc.Future) -> None:

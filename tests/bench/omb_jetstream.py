@@ -84,7 +84,8 @@ async def publisher(args):
         number += 1
         counters["sent"] += 1
         counters["measured_sent"] += is_measured
-    await js.publish_async_completed()
+    # Bounded: a server that stopped answering must not keep this worker alive.
+    await asyncio.wait_for(js.publish_async_completed(), DRAIN_S + 60)
     await nc.close()
     with open(os.path.join(args.samples, f"publish-{args.index}.bin"), "wb") as f:
         latencies.tofile(f)
@@ -151,6 +152,7 @@ def run_rate(args, servers, rate):
                 argv = [sys.executable, __file__, "--role", role, "--index", str(index), "--url", where,
                         "--rate", str(rate / args.publishers), *common]
                 workers.append(subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True))
+                jb.CHILDREN.append(workers[-1])  # stopped by jb.stop_children even after the hard time limit
         for worker in workers:
             line = worker.stdout.readline()
             if line.strip() != "READY":
@@ -178,7 +180,7 @@ def run_rate(args, servers, rate):
     servers_cpu = after[0][2] - before[0][2]
     clients_cpu = after[1][2] - before[1][2]
     wall = after[0][0] - before[0][0]
-    ticks = [y - x for x, y in zip(before[0][3], after[0][3])]
+    ticks = [y - x for x, y in zip(before[0][3], after[0][3], strict=True)]
     machine = (sum(ticks) - ticks[3] - ticks[4]) / (sum(ticks) or 1) * (os.cpu_count() or 1)
     asyncio.run(drop_stream(servers, name))
     return {
@@ -226,7 +228,7 @@ def main():
         parser.error("--samples-root is required")
     rates = [int(x) for x in args.rates.split(",")]
     signal.signal(signal.SIGALRM, jb.hard_timeout)
-    signal.alarm(int(len(rates) * (args.warmup_s + args.measure_s + 50) + 40))
+    signal.alarm(int(len(rates) * (args.warmup_s + args.measure_s + 90) + 60))
     signal.signal(signal.SIGTERM, jb.on_sigterm)
     out = {"bench": "omb-jetstream", "server_version": subprocess.run(["nats-server", "--version"], capture_output=True,
            text=True).stdout.strip(), "runs": []}

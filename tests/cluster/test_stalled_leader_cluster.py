@@ -3,8 +3,8 @@
 Goal: with acks=all, min.insync.replicas=2 and RF 3, the longest time without any acknowledgement
 (producer) or any new record (consumer) while the leader is stopped is at most the broker session
 timeout + 2 s (6 s + 2 s here); afterwards every acknowledged record is present exactly once, at
-its acknowledged offset, on every replica (`verify_replicas`), and the consumer saw the log in
-order with no gap and no repeat.
+its acknowledged offset, on every replica (`verify_replicas`), the consumer saw the log in
+order with no gap and no repeat, and the log holds the records in send order.
 Method: 3 combined nodes (the Raft quorum) plus broker-only node 4. An idempotent acks=all SDK
 producer (`AckedProducer`, request_timeout_ms=10 s, default stalled_request_ms) writes one
 partition, an assign-mode SDK consumer reads it; a sampler notes when the acknowledged count and
@@ -82,7 +82,7 @@ class ProgressSampler(threading.Thread):
 
     def longest_gap(self, since: float) -> float:
         times = [t for t in self.growth if t >= since - GOAL_S]
-        return max((later - earlier for earlier, later in zip(times, times[1:])), default=float("inf"))
+        return max((later - earlier for earlier, later in zip(times, times[1:], strict=False)), default=float("inf"))
 
     def stop(self) -> None:
         self._stopping.set()
@@ -160,6 +160,8 @@ def _stop_leader_and_measure(cluster: NodeCluster, topic: str, assignments: list
     assert offsets == list(range(len(offsets))), "the consumer saw a gap or a repeat"
     by_offset = dict(consumer.seen)
     assert all(by_offset.get(offset) == value for _, offset, value in producer.acked)
+    numbers = [int(value.rsplit(b"-", 1)[1]) for _, value in consumer.seen]
+    assert numbers == sorted(numbers), "records are not in send order (5 requests in flight, resent)"
     return {
         "elected_s": elected_s,
         "producer_gap_s": acks.longest_gap(stopped_at),
