@@ -54,6 +54,7 @@ class ProducerConfig:
     enable_idempotence: bool | None = None
     metadata_max_age_ms: int = 300000
     topic_metadata_propagation_max_ms: int = 5000
+    stalled_request_ms: int = 1000
 
     def __post_init__(self) -> None:
         self.validate()
@@ -81,6 +82,7 @@ class ProducerConfig:
             ("request_timeout_ms", 1),
             ("metadata_max_age_ms", 1),
             ("topic_metadata_propagation_max_ms", 0),
+            ("stalled_request_ms", 1),
         ):
             check_int(name, getattr(self, name), minimum)
         if self.delivery_timeout_ms < self.linger_ms + self.request_timeout_ms:
@@ -147,6 +149,7 @@ class ConsumerConfig:
     session_timeout_ms: int = 45000
     max_poll_interval_ms: int = 300000
     group_remote_assignor: str = "uniform"
+    stalled_request_ms: int = 1000
 
     def __post_init__(self) -> None:
         self.validate()
@@ -170,6 +173,7 @@ class ConsumerConfig:
             ("auto_commit_interval_ms", 1),
             ("session_timeout_ms", 1),
             ("max_poll_interval_ms", 1),
+            ("stalled_request_ms", 1),
         ):
             check_int(name, getattr(self, name), minimum)
         group_id = self.group_id

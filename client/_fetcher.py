@@ -7,7 +7,9 @@ Owns
   partition's buffered data ends; and which resolves partitions without a position by `ListOffsets`
   (auto_offset_reset). Prefetch is bounded per partition by `max_partition_fetch_bytes`;
 - cutting a parked long poll short when a seek, an assignment or a resume needs the partition
-  fetched from somewhere new (`interrupt`);
+  fetched from somewhere new (`interrupt`), or when a fetch has gone unanswered `stalled_s` past
+  its wait and refreshed metadata names another leader for one of its partitions (a stopped or
+  cut-off leader, issue 16: the broker is suspected, so refreshes ask the others first);
 - what a response means for each partition: buffered batches, a new high watermark, a retry after
   `retry_backoff_ms` (with a metadata refresh and the leader hint of NOT_LEADER, KIP-320 epochs), a
   reset on OFFSET_OUT_OF_RANGE, or an error poll() raises;
@@ -55,6 +57,8 @@ logger = logging.getLogger("freshet.client.consumer")
 
 #: The longest the fetcher thread sleeps without checking metadata age and retry times.
 MAX_IDLE_S = 0.5
+#: While a fetch is stalled: how often metadata is refreshed to see whether a leader moved.
+STALL_RECHECK_S = 0.25
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,7 @@ class FetchSettings:
     backoff_s: float
     auto_offset_reset: str
     client_id: str
+    stalled_s: float = 1.0
 
 
 class Fetcher:
@@ -86,6 +91,9 @@ class Fetcher:
         self._fetching_nodes: set[int] = set()
         #: node id -> (outstanding Fetch, its partitions), so a seek can cut a long poll short.
         self._fetch_calls: dict[int, tuple[grpc.Future, set[TopicPartition]]] = {}
+        #: node id -> (address, when its outstanding Fetch counts as stalled).
+        self._stall_at: dict[int, tuple[str, float]] = {}
+        self._next_stall_recheck_s = 0.0
         self._needs_metadata = False
         self._leader_hints: list = []
         self._interrupted_nodes: set[int] = set()
@@ -232,6 +240,7 @@ class Fetcher:
                     self._send_fetch(address, request, node_id, generations)
                 for address, request, generations in resets:
                     self._send_reset(address, request, generations)
+                next_s = min(next_s, self._check_stalled())
                 wait_s = min(self._metadata.maybe_refresh(), next_s, MAX_IDLE_S)
                 with subscription.lock:
                     if not subscription.fetcher_needs_run and not self._events and not subscription.is_closed:
@@ -323,6 +332,9 @@ class Fetcher:
             return
         with self._subscription.lock:
             self._fetch_calls[node_id] = (future, set(generations))
+            # The broker may rightly park the fetch for max_wait_ms: stalled only past that.
+            stall_at_s = time.monotonic() + request.max_wait_ms / 1000 + self._settings.stalled_s
+            self._stall_at[node_id] = (address, stall_at_s)
             # A seek that came between planning and now could not cancel what did not exist yet.
             states = self._subscription.states
             is_interrupted = node_id in self._interrupted_nodes or any(
@@ -332,6 +344,39 @@ class Fetcher:
         future.add_done_callback(lambda done: self._post(("fetch", address, node_id, generations, done, None)))
         if is_interrupted:
             future.cancel()
+
+    def _check_stalled(self) -> float:
+        """Cancel stalled fetches whose partitions moved; suspect their brokers. Returns seconds
+        until the next check is due."""
+        now = time.monotonic()
+        view = self._metadata.view
+        next_s = MAX_IDLE_S
+        moved: list[grpc.Future] = []
+        suspects: list[str] = []
+        with self._subscription.lock:
+            for node_id, (future, tps) in self._fetch_calls.items():
+                address, stall_at_s = self._stall_at[node_id]
+                if now < stall_at_s:
+                    next_s = min(next_s, stall_at_s - now)
+                    continue
+                for tp in tps:
+                    leader = view.leader(tp.topic, tp.partition)
+                    if leader is not None and leader[0].node_id != node_id:
+                        logger.info("fetch from %s stalled and %s moved to broker %d: fetching there", address, tp, leader[0].node_id)
+                        moved.append(future)
+                        break
+                else:
+                    suspects.append(address)
+        if suspects:
+            if now >= self._next_stall_recheck_s:
+                self._next_stall_recheck_s = now + STALL_RECHECK_S
+                for address in suspects:
+                    self._metadata.suspect(address)
+                self._metadata.request_update()
+            next_s = min(next_s, max(self._next_stall_recheck_s - now, 0.001))
+        for future in moved:
+            future.cancel()  # _on_fetch releases its partitions; _plan sends them to the new leader
+        return next_s
 
     def interrupt(self, partitions: Iterable[TopicPartition] | None) -> None:
         """Cancel outstanding long polls that hold up these partitions (all when None).
@@ -406,6 +451,7 @@ class Fetcher:
         self._fetching_nodes.discard(node_id)
         if node_id in self._fetch_calls and self._fetch_calls[node_id][0] is future:
             del self._fetch_calls[node_id]
+            del self._stall_at[node_id]
         now = time.monotonic()
         if future is not None and future.cancelled():
             # We cut the long poll short (a seek or an assignment): fetch again at once.

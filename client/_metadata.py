@@ -12,7 +12,10 @@ refreshes it:
   through `maybe_refresh`, which the producer's sender and the consumer's fetcher call on each turn.
 
 A refresh is asynchronous (`Metadata.future`): it asks one broker at a time, known brokers first and
-then the bootstrap addresses, until one answers; when none does, it records a
+then the bootstrap addresses, until one answers; addresses a client `suspect`s (a request to them has
+been outstanding for long: the process may be stopped or cut off) go last for `SUSPECT_S`, and an
+attempt already waiting on a newly suspected address is cancelled so the round moves on at once
+instead of waiting out `request_timeout_ms` (issue 16); when none does, it records a
 BrokerUnavailableError naming every address tried and waits `retry_backoff_ms` before the next
 round. A partition whose cached leader epoch is newer than the answer's is kept as cached, so a
 lagging broker cannot send the client back to a deposed leader (Kafka KIP-320); a different topic
@@ -45,6 +48,9 @@ from freshet.client.errors import (
 )
 from freshet.client.structs import Node
 from freshet.v1 import broker_pb2, common_pb2
+
+#: How long a suspected address stays at the end of refresh rounds.
+SUSPECT_S = 30.0
 
 
 class PartitionInfo(NamedTuple):
@@ -189,6 +195,10 @@ class Metadata:
         #: The last failed round's error, cleared by a successful answer.
         self.last_error: FreshetError | None = None
         self._is_closed = False
+        #: address -> monotonic time it was suspected (see `suspect`).
+        self._suspects: dict[str, float] = {}
+        #: (address, future) of the attempt in flight, so suspecting its address can cancel it.
+        self._attempt_in_flight: tuple[str, grpc.Future] | None = None
 
     # ---------------------------------------------------------------------------------------------
     # Reading.
@@ -248,7 +258,10 @@ class Metadata:
             self._needs_update = False
             known = [node.address for node in self._view.brokers.values()]
             random.shuffle(known)
-            self._round = known + [a for a in self._transport.bootstrap_addresses if a not in known]
+            addresses = known + [a for a in self._transport.bootstrap_addresses if a not in known]
+            suspects = {a for a, since in self._suspects.items() if now - since < SUSPECT_S}
+            # A stable sort: suspected addresses last, the rest in their shuffled order.
+            self._round = sorted(addresses, key=lambda address: address in suspects)
             self._round_errors = []
             address = self._round.pop(0)
             request = broker_pb2.MetadataRequest(topics=sorted(self._topics))
@@ -261,9 +274,29 @@ class Metadata:
         except (grpc.RpcError, ValueError) as error:  # a closed channel raises ValueError
             self._on_failure(address, request, f"{address} ({error})")
             return
+        with self._lock:
+            self._attempt_in_flight = (address, future)
         future.add_done_callback(lambda done: self._on_done(address, request, done))
 
+    def suspect(self, address: str) -> None:
+        """A request to `address` has been outstanding too long: ask it last for a while.
+
+        Cancels a refresh attempt waiting on that address when the round has another address
+        to try, so the round moves on rather than waiting out request_timeout_ms with every other
+        refresh held up behind it. (With none left, cancelling could only fail the round: a
+        single slow broker is still the best source.)
+        """
+        with self._lock:
+            self._suspects[address] = time.monotonic()
+            attempt = self._attempt_in_flight
+            has_next = bool(self._round)
+        if attempt is not None and attempt[0] == address and has_next:
+            attempt[1].cancel()
+
     def _on_done(self, address: str, request: broker_pb2.MetadataRequest, future: grpc.Future) -> None:
+        with self._lock:
+            if self._attempt_in_flight is not None and self._attempt_in_flight[1] is future:
+                self._attempt_in_flight = None
         try:
             response = future.result()
         except grpc.RpcError as error:

@@ -7,6 +7,12 @@ Owns everything between the accumulator and the brokers:
   batch per partition, for every partition of that leader that is ready, up to `max_request_size`.
   A broken stream (the broker died, or a response took longer than `request_timeout_ms`, which
   cancels the stream as Kafka closes the connection) fails all of its requests at once;
+- stalled leaders (issue 16): while a request has waited longer than `stalled_request_ms`, its
+  broker is suspected (`Metadata.suspect`: refreshes ask the others first) and metadata is refreshed
+  every `_STALL_RECHECK_S`; once the view names another leader for a partition in one of its
+  requests, the stream is abandoned as if it had timed out (outcome unknown, retriable) and its
+  batches go to the new leader with the same producer id and sequence numbers, so a SIGSTOPped or
+  cut-off leader costs about the controller's session timeout, not `request_timeout_ms`;
 - readiness (Kafka's RecordAccumulator.ready): a partition's first batch is sent when it is full,
   older than `linger_ms`, not the last batch of its queue, being retried, or when a flush, a close
   or a thread waiting for buffer space asks for everything now;
@@ -93,6 +99,8 @@ _OUTCOME_UNKNOWN_CODES = frozenset(
 )
 # Longest the sender sleeps with nothing to do; also bounds how late a periodic check runs.
 _MAX_IDLE_S = 0.5
+# While a request is stalled: how often metadata is refreshed to see whether its leader moved.
+_STALL_RECHECK_S = 0.25
 
 
 class _InFlightRequest:
@@ -197,6 +205,7 @@ class Sender:
         retry_backoff_ms: int,
         delivery_timeout_ms: int,
         request_timeout_ms: int,
+        stalled_request_ms: int,
         is_idempotent: bool,
         compression: int,
         compression_level: int | None,
@@ -217,6 +226,8 @@ class Sender:
         self._delivery_timeout_s = delivery_timeout_ms / 1000
         self._request_timeout_ms = request_timeout_ms
         self._request_timeout_s = request_timeout_ms / 1000
+        self._stalled_s = stalled_request_ms / 1000
+        self._next_stall_recheck_s = 0.0
         self._is_idempotent = is_idempotent
         self._compression = compression
         self._compression_level = compression_level
@@ -653,24 +664,60 @@ class Sender:
     # Timeouts.
 
     def _check_request_timeouts(self, now: float) -> float:
-        """Abort streams whose oldest request is past request_timeout_ms; return the next deadline."""
+        """Abort streams whose oldest request is past request_timeout_ms, or stalled on a broker
+        that no longer leads one of its partitions; return the next deadline."""
         next_deadline = now + _MAX_IDLE_S
         for stream in list(self._streams.values()):
             if not stream.in_flight or stream.is_closing:
                 continue
             oldest = next(iter(stream.in_flight.values()))
             if oldest.deadline_s <= now:
-                stream.abort(
+                self._abandon(
+                    stream,
                     RequestTimedOutError(
                         f"no produce response from {stream.address} within request_timeout_ms "
                         f"({self._request_timeout_ms} ms); outcome unknown"
-                    )
+                    ),
                 )
-                self._closing_streams.append(stream)
-                del self._streams[stream.node_id]
-            else:
-                next_deadline = min(next_deadline, oldest.deadline_s)
+                continue
+            next_deadline = min(next_deadline, oldest.deadline_s)
+            stalled_at_s = oldest.sent_s + self._stalled_s
+            if stalled_at_s > now:
+                next_deadline = min(next_deadline, stalled_at_s)
+                continue
+            moved = self._moved_partition(stream)
+            if moved is not None:
+                self._abandon(stream, moved)
+                continue
+            if now >= self._next_stall_recheck_s:
+                self._next_stall_recheck_s = now + _STALL_RECHECK_S
+                self._metadata.suspect(stream.address)
+                self._metadata.request_update()
+            next_deadline = min(next_deadline, self._next_stall_recheck_s)
         return next_deadline
+
+    def _moved_partition(self, stream: _ProduceStream) -> BrokerUnavailableError | None:
+        """The error abandoning `stream` when the view has another leader for one of its batches."""
+        view = self._metadata.view
+        for request in stream.in_flight.values():
+            for batch in request.batches:
+                leader = view.leader(batch.topic, batch.partition)
+                if leader is not None and leader[0].node_id != stream.node_id:
+                    waited_ms = int((time.monotonic() - request.sent_s) * 1000)
+                    return BrokerUnavailableError(
+                        f"{batch.topic}-{batch.partition} moved from broker {stream.node_id} to "
+                        f"{leader[0].node_id} while a produce request waited {waited_ms} ms on "
+                        f"{stream.address}; outcome unknown, resending to the new leader"
+                    )
+        return None
+
+    def _abandon(self, stream: _ProduceStream, error: FreshetError) -> None:
+        """Cancel `stream`; its in-flight batches fail with `error` (retriable) when its reader ends."""
+        logger.info("abandoning the produce stream to %s: %s", stream.address, error)
+        stream.abort(error)
+        self._closing_streams.append(stream)
+        del self._streams[stream.node_id]
+        self._metrics["stalled_stream_aborts_total"] += not isinstance(error, RequestTimedOutError)
 
     def _expire_batches(self, now: float) -> None:
         with self._accumulator.lock:
@@ -722,6 +769,7 @@ def _new_metrics() -> dict[str, float]:
         "request_latency_avg_ms": 0.0,
         "request_latency_max_ms": 0.0,
         "producer_id_resets_total": 0,
+        "stalled_stream_aborts_total": 0,
     }
 
 

@@ -127,6 +127,7 @@ class Consumer:
         session_timeout_ms: int = 45000,
         max_poll_interval_ms: int = 300000,
         group_remote_assignor: str = "uniform",
+        stalled_request_ms: int = 1000,
         transport: Transport | None = None,
         **security,
     ) -> None:
@@ -158,6 +159,10 @@ class Consumer:
                 heartbeat (bounded by the brokers' group.min/max.session.timeout.ms).
             max_poll_interval_ms: a consumer that does not call poll() for this long leaves the group.
             group_remote_assignor: the coordinator's assignor: "uniform" (cooperative-sticky) or "range".
+            stalled_request_ms: a fetch unanswered this long past fetch_max_wait_ms makes the
+                consumer refresh metadata (asking other brokers first) a few times a second; when a
+                fetched partition has a new leader, the fetch is cancelled and the partition is
+                fetched from the new leader, instead of waiting out request_timeout_ms.
             transport: the connections to use instead of opening gRPC channels to
                 bootstrap_servers (tests pass one over an in-memory channel); its bootstrap list is
                 used, and closing it is left to the caller.
@@ -190,6 +195,7 @@ class Consumer:
             session_timeout_ms=session_timeout_ms,
             max_poll_interval_ms=max_poll_interval_ms,
             group_remote_assignor=group_remote_assignor,
+            stalled_request_ms=stalled_request_ms,
         )
         self.group_id = group_id
         self._options = options
@@ -222,6 +228,7 @@ class Consumer:
             backoff_s=backoff_s,
             auto_offset_reset=options.auto_offset_reset,
             client_id=options.client_id,
+            stalled_s=options.stalled_request_ms / 1000,
         )
         self._fetcher = Fetcher(self._subscription, self._metadata, self._transport, settings)
         self._lookup = OffsetLookup(self._metadata, self._transport, request_timeout_s=request_timeout_s, backoff_s=backoff_s)

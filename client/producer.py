@@ -93,6 +93,7 @@ class Producer:
         partitioner: PartitionerFunction | None = None,
         metadata_max_age_ms: int = 300000,
         topic_metadata_propagation_max_ms: int = 5000,
+        stalled_request_ms: int = 1000,
         transport: Transport | None = None,
         **security,
     ) -> None:
@@ -125,6 +126,10 @@ class Producer:
             metadata_max_age_ms: refresh metadata at least this often.
             topic_metadata_propagation_max_ms: how long send() waits for a topic that brokers say
                 does not exist (it may have been created a moment ago).
+            stalled_request_ms: a request unanswered this long makes the producer refresh metadata
+                (asking other brokers first) a few times a second; when a partition of the request
+                has a new leader, the request is abandoned and resent there (same sequence
+                numbers), instead of waiting out request_timeout_ms on a stopped or cut-off leader.
             transport: the connections to use instead of opening gRPC channels to
                 bootstrap_servers (tests pass one over an in-memory channel); its bootstrap list is
                 used, and closing it is left to the caller.
@@ -156,6 +161,7 @@ class Producer:
             enable_idempotence=enable_idempotence,
             metadata_max_age_ms=metadata_max_age_ms,
             topic_metadata_propagation_max_ms=topic_metadata_propagation_max_ms,
+            stalled_request_ms=stalled_request_ms,
         )
         self.config = options.as_dict()
         self._transport, self._owns_transport = client_transport(bootstrap_servers, transport, client_id=client_id, security=security)
@@ -184,6 +190,7 @@ class Producer:
             retry_backoff_ms=options.retry_backoff_ms,
             delivery_timeout_ms=options.delivery_timeout_ms,
             request_timeout_ms=options.request_timeout_ms,
+            stalled_request_ms=options.stalled_request_ms,
             is_idempotent=options.is_idempotent,
             compression=int(options.codec),
             compression_level=options.compression_level,

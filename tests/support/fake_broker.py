@@ -103,6 +103,16 @@ class Faults:
         self.drop_after_append_count = 0
         self.producer_id_errors: list[int] = []
         """Codes for the next InitProducerId requests (PERMISSION_DENIED for the *_AUTHORIZATION_FAILED ones)."""
+        self.frozen_nodes: set[int] = set()
+        """Brokers that answer nothing and append nothing, as a SIGSTOPped process (connections stay up)."""
+
+    def wait_thawed(self, node_id: int, context: grpc.ServicerContext) -> bool:
+        """Block while `node_id` is frozen; False if the call ended meanwhile."""
+        while node_id in self.frozen_nodes:
+            if not context.is_active():
+                return False
+            time.sleep(0.01)
+        return context.is_active()
 
     def take_drop(self, keys: Iterable[tuple[str, int]]) -> bool:
         with self._lock:
@@ -225,6 +235,13 @@ class FakeCluster:
 
     def restart(self, node_id: int) -> None:
         self.brokers[node_id].start()
+
+    def freeze(self, node_id: int) -> None:
+        """SIGSTOP a broker: its open calls and new ones hang (no append, no answer) until `thaw`."""
+        self.faults.frozen_nodes.add(node_id)
+
+    def thaw(self, node_id: int) -> None:
+        self.faults.frozen_nodes.discard(node_id)
 
     def count(self, what: str) -> int:
         with self.lock:
@@ -393,6 +410,8 @@ class BrokerServicer(broker_pb2_grpc.BrokerServicer):
     def Metadata(self, request, context):  # noqa: N802 - gRPC method name
         cluster = self.cluster
         cluster.count_request("Metadata")
+        if not cluster.faults.wait_thawed(self.broker.node_id, context):
+            context.abort(grpc.StatusCode.CANCELLED, "the call ended while the broker was frozen")
         code = cluster.faults.take_metadata_error()
         if code != common_pb2.NONE:
             _abort(context, grpc.StatusCode.UNAVAILABLE, _detail(code, "injected Metadata failure"))
@@ -491,6 +510,8 @@ class BrokerServicer(broker_pb2_grpc.BrokerServicer):
             try:
                 for request in request_iterator:
                     cluster.count_request("ProduceStreamRequest")
+                    if not faults.wait_thawed(self.broker.node_id, context):
+                        break
                     if faults.produce_delay_s:
                         time.sleep(faults.produce_delay_s)
                     response = self._produce(request)
@@ -514,7 +535,7 @@ class BrokerServicer(broker_pb2_grpc.BrokerServicer):
                 context.abort(grpc.StatusCode.UNAVAILABLE, "fault injection: connection lost after append")
             while faults.stall_produce.is_set() and context.is_active():
                 time.sleep(0.01)
-            if not context.is_active():
+            if not faults.wait_thawed(self.broker.node_id, context):
                 return
             yield response
 
@@ -583,13 +604,20 @@ class BrokerServicer(broker_pb2_grpc.BrokerServicer):
     def Fetch(self, request, context):  # noqa: N802
         cluster = self.cluster
         cluster.count_request("Fetch")
+        node_id = self.broker.node_id
+        if not cluster.faults.wait_thawed(node_id, context):
+            context.abort(grpc.StatusCode.CANCELLED, "the call ended while the broker was frozen")
         deadline = time.monotonic() + request.max_wait_ms / 1000
         with cluster.lock:
             while True:
                 results, total, has_error = self._read(request)
                 remaining = deadline - time.monotonic()
-                if total >= max(request.min_bytes, 1) or has_error or remaining <= 0 or not context.is_active():
+                if node_id in cluster.faults.frozen_nodes:
+                    remaining = 1.0  # frozen mid-poll: no answer until thawed
+                elif total >= max(request.min_bytes, 1) or has_error or remaining <= 0 or not context.is_active():
                     return broker_pb2.FetchResponse(results=results)
+                if not context.is_active():
+                    context.abort(grpc.StatusCode.CANCELLED, "the call ended")
                 cluster.changed.wait(min(remaining, 0.05))
 
     def FetchStream(self, request, context):  # noqa: N802
