@@ -27,9 +27,9 @@ from collections.abc import Callable
 
 from tests.support.replica_logs import replica_state
 
-SHORT_S = (0.5, 2.0)
-LONG_S = (3.0, 8.0)
-LONG_SHARE = 0.25
+SHORT_S = (0.3, 1.5)
+LONG_S = (3.0, 7.0)          # longer than broker.session.timeout.ms (3 s): fencing, elections
+LONG_SHARE = 0.15
 
 
 @dataclasses.dataclass

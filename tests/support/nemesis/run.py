@@ -177,7 +177,7 @@ def inject_faults(cluster, options: argparse.Namespace) -> list[FaultRecord]:
         records.append(record)
         print(f"fault {number + 1:4d} {record.kind:24s} {record.detail} for {record.hold_s:.2f} s"
               f"{' (a node was restarting)' if record.overlapped_restart else ''}", flush=True)
-        time.sleep(rng.uniform(0.2, 0.6))
+        time.sleep(rng.uniform(0.1, 0.4))
     return records
 
 
