@@ -227,6 +227,7 @@ def clock_skew(cluster, rng: random.Random) -> FaultRecord:
     _stop_gracefully(cluster, node)
     cluster.clock_offsets[node] = offset
     cluster.start(node)
+    cluster.wait_ready([node], timeout_s=180)      # the fault is the node running on its skewed clock
 
     def heal() -> None:
         _stop_gracefully(cluster, node)
