@@ -1,8 +1,10 @@
 """The nemesis' numbers: unavailability per fault and the printed result table.
 
 Not a test module; pure functions (tests/unit/test_nemesis_checker.py covers `longest_gap`).
-Unavailability of one fault: the longest time without any acknowledgement (from any producer)
-between the fault's start and the first acknowledgement after it healed. Thread-safety: none needed.
+Unavailability of one fault: the longest time one partition went without any acknowledgement
+(from any producer) between the fault's start and that partition's first acknowledgement after the
+fault healed, the largest over the partitions (a paused leader stops its partitions' acks while
+the others' go on, so a cluster-wide measure would hide it). Thread-safety: none needed.
 """
 
 from __future__ import annotations
@@ -23,14 +25,16 @@ def longest_gap(ack_times: list[float], start: float, stop: float, run_end: floa
     return max(b - a for a, b in zip(points, points[1:], strict=False))
 
 
-def availability(records, ack_times: list[float], origin: float) -> dict[str, dict]:
+def availability(records, ack_times: dict[int, list[float]], origin: float) -> dict[str, dict]:
     """Per fault kind: count, longest unavailability overall and over faults that kept a majority
-    connected without overlapping a restart (the ones the goal is judged on)."""
+    connected without overlapping a restart (the ones the goal is judged on). `ack_times`: each
+    partition's acknowledgement times, sorted."""
     table = registry()
-    run_end = ack_times[-1] if ack_times else origin
+    run_end = max((times[-1] for times in ack_times.values() if times), default=origin)
     by_kind: dict[str, dict] = defaultdict(lambda: {"faults": 0, "longest_s": 0.0, "longest_majority_s": None})
     for record in records:
-        gap = longest_gap(ack_times, record.start, record.stop, run_end)
+        gap = max((longest_gap(times, record.start, record.stop, run_end) for times in ack_times.values()),
+                  default=record.stop - record.start)
         row = by_kind[record.kind]
         row["faults"] += 1
         row["longest_s"] = round(max(row["longest_s"], gap), 2)

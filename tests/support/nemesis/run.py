@@ -21,6 +21,7 @@ import os
 import pathlib
 import random
 import shutil
+import signal
 import sys
 import time
 
@@ -58,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"nemesis seed {options.seed} (replay: FRESHET_NEMESIS_SEED={options.seed}), {options.faults} faults, "
           f"acks={options.acks}, tag {options.tag}", flush=True)
     options.out.mkdir(parents=True, exist_ok=True)
+    # SIGTERM (a caller giving up) unwinds through `finally`, which removes the namespaces and processes.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     network = Network(options.tag, NODES)
     cluster = None
     result: dict = {"seed": options.seed, "acks": options.acks, "error": None}
@@ -115,7 +118,7 @@ def execute(cluster, options: argparse.Namespace) -> dict:
     with history.lock:
         sends, polls = list(history.sends), list(history.polls)
     found = checker.check(sends, polls, logs, reference)
-    unavailable = availability(records, history.ack_times(), origin)
+    unavailable = availability(records, history.ack_times_by_partition(), origin)
     acked = sum(1 for send in sends if send["acked"] is not None)
     result = {"faults": len(records), "records_sent": len(sends), "records_acked": acked,
               "records_polled": len(polls), "readers_drained": drained, "commit_failures": history.commit_failures,

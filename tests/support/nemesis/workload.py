@@ -36,6 +36,14 @@ class History:
         with self.lock:
             return sorted(send["acked"] for send in self.sends if send["acked"] is not None)
 
+    def ack_times_by_partition(self) -> dict[int, list[float]]:
+        found: dict[int, list[float]] = {}
+        with self.lock:
+            for send in self.sends:
+                if send["acked"] is not None:
+                    found.setdefault(send["partition"], []).append(send["acked"])
+        return {number: sorted(times) for number, times in sorted(found.items())}
+
 
 class ProducerActor(threading.Thread):
     """Sends unique values round-robin over the partitions, at most `rate` a second."""
