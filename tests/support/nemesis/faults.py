@@ -44,10 +44,13 @@ class FaultRecord:
     restarts: list[int] = dataclasses.field(default_factory=list)
     stop: float | None = None
     overlapped_restart: bool = False
+    keeps_majority: bool | None = None      # None: as the kind's registry row says
+    unavailable_s: float | None = None      # set by report.availability
 
     def as_json(self, origin: float) -> dict:
         return {"kind": self.kind, "detail": self.detail, "start_s": round(self.start - origin, 3),
-                "stop_s": round((self.stop or self.start) - origin, 3), "overlapped_restart": self.overlapped_restart}
+                "stop_s": round((self.stop or self.start) - origin, 3), "overlapped_restart": self.overlapped_restart,
+                "unavailable_s": self.unavailable_s}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,7 +123,9 @@ def majority_minority(cluster, rng: random.Random) -> FaultRecord:
             network.cut_both(a, b)
     for node in majority if client_side == "minority" else minority:
         network.cut_both("client", node)
-    return _record("majority-minority", f"{minority} | {majority}, client with the {client_side}", rng, network.heal)
+    record = _record("majority-minority", f"{minority} | {majority}, client with the {client_side}", rng, network.heal)
+    record.keeps_majority = client_side == "majority"     # a client that reaches only the minority cannot write
+    return record
 
 
 def bridge(cluster, rng: random.Random) -> FaultRecord:

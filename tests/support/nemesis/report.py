@@ -35,10 +35,12 @@ def availability(records, ack_times: dict[int, list[float]], origin: float) -> d
     for record in records:
         gap = max((longest_gap(times, record.start, record.stop, run_end) for times in ack_times.values()),
                   default=record.stop - record.start)
+        record.unavailable_s = round(gap, 2)
         row = by_kind[record.kind]
         row["faults"] += 1
         row["longest_s"] = round(max(row["longest_s"], gap), 2)
-        if table[record.kind].keeps_majority and not record.overlapped_restart:
+        keeps_majority = table[record.kind].keeps_majority if record.keeps_majority is None else record.keeps_majority
+        if keeps_majority and not record.overlapped_restart:
             row["longest_majority_s"] = round(max(row["longest_majority_s"] or 0.0, gap), 2)
     return dict(sorted(by_kind.items()))
 
