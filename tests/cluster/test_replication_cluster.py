@@ -15,7 +15,6 @@ Reference: Kafka's replication design (KIP-101/279 truncation by leader epoch, K
 
 from __future__ import annotations
 
-import pathlib
 import re
 import threading
 import time
@@ -27,6 +26,7 @@ from freshet.storage.record_batch import decode_batch, iter_batches
 from freshet.v1 import broker_pb2, common_pb2, controller_pb2
 
 from tests.support.node_cluster import NodeCluster
+from tests.support.replica_logs import log_records, replica_state, segment_bytes
 from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
@@ -103,16 +103,6 @@ def isr_of(cluster: NodeCluster, name: str, number: int) -> list[int]:
         return []
     found = replica_state(cluster, leader, name, number)
     return sorted(found.get("isr", [])) if found and found["role"] == "leader" else []
-
-
-def replica_state(cluster: NodeCluster, node_id: int, name: str, number: int) -> dict | None:
-    status = cluster.status(node_id)
-    if status is None or "data_plane" not in status:
-        return None
-    for entry in status["data_plane"]["partitions"]:
-        if (entry["topic"], entry["partition"]) == (name, number):
-            return entry
-    return None
 
 
 def metric(cluster: NodeCluster, node_id: int, name: str) -> float:
@@ -213,11 +203,6 @@ class HighWatermarkSampler(threading.Thread):
         self.join(10)
 
 
-def segment_bytes(cluster: NodeCluster, node_id: int, topic: str, number: int) -> bytes:
-    directory = pathlib.Path(cluster.root) / f"node-{node_id}" / "logs" / f"{topic}-{number}"
-    return b"".join(path.read_bytes() for path in sorted(directory.glob("*.log")))
-
-
 def verify_replicas(cluster: NodeCluster, topic: str, assignments: list[list[int]], acked, highest=None,
                     forbidden: tuple[bytes, ...] = ()) -> int:
     """The durability checks of the module docstring, after waiting for every replica to be in
@@ -242,17 +227,11 @@ def verify_replicas(cluster: NodeCluster, topic: str, assignments: list[list[int
         high_watermark = replica_state(cluster, replicas[0], topic, number)["high_watermark"]
         if highest is not None:
             assert highest.get(number, 0) <= high_watermark, f"{topic}-{number}: a consumer saw HW {highest[number]}, now {high_watermark}"
-        images = {n: segment_bytes(cluster, n, topic, number) for n in replicas}
+        images = {n: segment_bytes(cluster.root, n, topic, number) for n in replicas}
         reference = images[replicas[0]]
         for node_id, image in images.items():
             assert image == reference, f"{topic}-{number}: node {node_id}'s log differs from node {replicas[0]}'s"
-        values: dict[int, bytes] = {}
-        expected = 0
-        for header, view in iter_batches(reference):
-            assert header.base_offset == expected, f"{topic}-{number}: gap or overlap at {expected} (batch at {header.base_offset})"
-            for record in decode_batch(view).records:
-                values[record.offset] = record.value
-            expected = header.base_offset + header.last_offset_delta + 1
+        values, expected = log_records(reference, f"{topic}-{number}")
         assert expected == high_watermark, (expected, high_watermark)
         seen = list(values.values())
         assert len(seen) == len(set(seen)), f"{topic}-{number}: a value appears twice (idempotence broken)"
