@@ -561,6 +561,15 @@ class LogSegment:
         except OSError as error:
             raise KafkaStorageError(self.log_path, "flush", error) from error
 
+    def duplicate_fd(self) -> int:
+        """A duplicate of the `.log` file's descriptor, for an fsync outside the log's lock (the
+        broker's durable flusher: group commit). The caller closes it; a roll or close meanwhile
+        leaves it valid, and an fsync through it still covers the file's writes."""
+        try:
+            return os.dup(self._open_fd())
+        except OSError as error:
+            raise KafkaStorageError(self.log_path, "flush", error) from error
+
     def seal(self) -> None:
         """Stop taking appends: record the final max timestamp, fsync the log and both indexes.
 
