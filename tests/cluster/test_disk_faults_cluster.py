@@ -57,8 +57,8 @@ def test_damaged_partition_files_and_raft_journal_on_one_node_heal(tmp_path):
             for round_number, name in enumerate(NODE_FAULTS):
                 victim = 1 + round_number % 3
                 data_dir = str(pathlib.Path(cluster.root) / f"node-{victim}")
-                wait_until(lambda: list(pathlib.Path(data_dir).rglob(disk_faults.HIGH_WATERMARK_CHECKPOINT)), 15,
-                           "a high-watermark checkpoint")
+                wait_until(lambda data_dir=data_dir: list(pathlib.Path(data_dir).rglob(disk_faults.HIGH_WATERMARK_CHECKPOINT)),
+                           15, "a high-watermark checkpoint")
                 cluster.processes[victim].kill()
                 timeline.append(f"node {victim}: {name}: {disk_faults.FAULTS[name](data_dir, rng)}")
                 print(timeline[-1])

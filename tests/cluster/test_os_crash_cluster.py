@@ -138,6 +138,6 @@ def test_an_os_crash_of_one_node_loses_nothing_in_either_mode(cluster):
     finally:
         for producer in producers:
             producer.stop()
-    for topic, producer in zip((cached, durable), producers):
+    for topic, producer in zip((cached, durable), producers, strict=True):
         checked = verify_replicas(cluster, topic, ASSIGNMENTS, producer.acked)
         assert checked == len(producer.acked) >= 1100

@@ -85,6 +85,6 @@ def test_a_damaged_sealed_index_never_changes_an_answer(reference, tmp_path, suf
         log = PartitionLog.open(copy, CONFIG)
         answers = answers_of(log)
         if answers != expected:
-            wrong.append((variant, [name for name, a, b in zip(("reads", "times", "maxima"), answers, expected) if a != b]))
+            wrong.append((variant, [name for name, a, b in zip(("reads", "times", "maxima"), answers, expected, strict=True) if a != b]))
         log.close()
     assert wrong == [], f"{len(wrong)} damaged {suffix} files changed an answer, e.g. {wrong[:5]}"
