@@ -308,11 +308,13 @@ def describe_partition(partition: Partition) -> dict:
         "log_end_offset": None,
         "high_watermark": partition.high_watermark,
         "size_bytes": None,
+        "durable_offset": None,
     }
     try:
         entry["log_start_offset"] = partition.log.log_start_offset
         entry["log_end_offset"] = partition.log.log_end_offset
         entry["size_bytes"] = partition.log.size_bytes
+        entry["durable_offset"] = partition.log.durable_offset
     except StorageError:
         pass
     leader = partition.leader
