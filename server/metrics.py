@@ -69,7 +69,7 @@ class BrokerMetrics:
             "freshet_log_durable_flush_rounds", "group-commit rounds of the durable flusher (write.caching=false)", registry=registry
         )
         self.durable_flushes = Counter(
-            "freshet_log_durable_flushes", "log fsyncs the durable flusher made (one per dirty log per round)", registry=registry
+            "freshet_log_durable_flushes", "logs the durable flusher synced (one fsync per dirty log per round)", registry=registry
         )
         self.durable_flush_round_seconds = Histogram(
             "freshet_log_durable_flush_round_seconds", "time of one group-commit round (all its fsyncs)",

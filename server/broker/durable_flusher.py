@@ -95,6 +95,6 @@ class DurableFlusher:
             except StorageError as error:
                 logger.warning("%s-%d: durable flush skipped: %s", partition.topic, partition.partition, error)
         self._metrics.durable_flush_rounds.inc()
-        self._metrics.durable_flushes.inc(len(partitions))
+        self._metrics.durable_flushes.inc(len(synced))
         self._metrics.durable_flush_round_seconds.observe(time.perf_counter() - started)
         return synced
