@@ -191,10 +191,8 @@ class RaftJournal:
             if self.is_fsync_enabled:
                 fsync_directory(self.directory)
             return
-        if len(data) <= _HEADER.size and data != _HEADER.pack(JOURNAL_MAGIC, JOURNAL_FORMAT_VERSION, 0):
-            self._set_aside(f"{len(data)} bytes: a damaged header and no entry")
-            self._open_and_recover()
-            return
+        if len(data) < _HEADER.size:
+            raise JournalError(self.path, f"{len(data)} bytes is shorter than the journal header")
         magic, version, _ = _HEADER.unpack_from(data)
         if magic != JOURNAL_MAGIC or version != JOURNAL_FORMAT_VERSION:
             if not _starts_with_a_record(data):
@@ -251,19 +249,6 @@ class RaftJournal:
             if self.is_fsync_enabled:
                 os.fsync(file.fileno())
         return header + data[_HEADER.size :]
-
-    def _set_aside(self, reason: str) -> None:
-        """A journal with a damaged header and no entry behind it holds nothing readable: keep it
-        as `<name>.damaged` for inspection and start empty. The voter then holds no entries, like a new voter, and the
-        leader sends it a snapshot and the entries after it (Raft's rule for a lagging follower).
-        Safe while the other voters that acknowledged those entries keep theirs (a minority lost
-        its disk); term and vote stay in the meta file, so the voter cannot vote twice."""
-        logger.error("raft journal %s: %s; set aside as %s.damaged, starting empty", self.path, reason, JOURNAL_FILE_NAME)
-        os.close(self._fd)
-        self._fd = -1
-        os.replace(self.path, self.path + ".damaged")
-        if self.is_fsync_enabled:
-            fsync_directory(self.directory)
 
     # -- low-level writes -----------------------------------------------------------------------
 

@@ -59,17 +59,17 @@ class SnapshotStore:
 
     def load_at_start(self, journal: RaftJournal) -> MetadataImage:
         """The image of the snapshot file (EMPTY_IMAGE when there is none); trims the journal to
-        begin at the snapshot's entries. A damaged file is set aside (`_set_aside`)."""
+        begin at the snapshot's entries.
+
+        Raises:
+            SnapshotFormatError: the file is not a valid snapshot.
+        """
         if not os.path.exists(self.path):
             return EMPTY_IMAGE
         with open(self.path, "rb") as f:
             data = f.read()
-        try:
-            contents = snapshot.decode_snapshot_file(data)
-            image = snapshot.decode_snapshot(contents.state)
-        except SnapshotFormatError as error:
-            self._set_aside(journal, error)
-            return EMPTY_IMAGE
+        contents = snapshot.decode_snapshot_file(data)      # raises SnapshotFormatError
+        image = snapshot.decode_snapshot(contents.state)
         self._preloaded = data
         self.raft_index = contents.last_applied.raft_index
         dropped = journal.align_with_snapshot(contents.previous, contents.last_applied)
@@ -80,20 +80,6 @@ class SnapshotStore:
                 contents.last_applied.raft_index,
             )
         return image
-
-    def _set_aside(self, journal: RaftJournal, error: SnapshotFormatError) -> None:
-        """A damaged snapshot (checksum or format): the journal begins where the snapshot ends, so
-        neither can rebuild the state. Keep the file as `<name>.damaged`, drop the journal's
-        entries and start as a new voter would: the leader sends its snapshot and the entries after
-        it. Safe while the voters that acknowledged those entries keep theirs (a minority lost its
-        disk); term and vote stay in the meta file."""
-        logger.error("metadata snapshot %s is damaged (%s): set aside as .damaged; this voter starts empty "
-                     "and takes the leader's snapshot", self.path, error)
-        os.replace(self.path, self.path + ".damaged")
-        journal.clear()
-        journal.sync()
-        if self._fsync:
-            fsync_directory(self._data_dir)
 
     def write(self, path: str, data: RaftEntries, image: MetadataImage) -> None:
         """pysyncobj's serializer: write `image` as the snapshot covering data's raft entries to

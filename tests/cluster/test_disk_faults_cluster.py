@@ -12,12 +12,17 @@ run; the seed is printed).
   acknowledged record at its offset, no gaps, no duplicates, byte-identical replicas).
 - `test_damaged_raft_journal_and_snapshot_on_one_voter_heal`: three metadata voters
   (tests/support/quorum_cluster.py) with a snapshot every 100 entries; the Raft journal or the
-  snapshot of one voter is damaged while it is down; after its restart every voter converges on
-  the same image holding every acknowledged command (test_metadata_cluster.py's checks).
+  snapshot of one voter is damaged while it is down. A damaged journal tail is cut and re-sent
+  by the leader. A damaged snapshot (or a journal with nothing readable) stops the voter with a
+  clear error instead (starting empty could bring a one-voter cluster back with no metadata); the
+  test then does the operator's step from the README ("Damaged files": move the snapshot and the
+  journal aside, keep raft.meta) and restarts it. Either way every voter then converges on the
+  same image holding every acknowledged command (test_metadata_cluster.py's checks).
 """
 
 from __future__ import annotations
 
+import os
 import pathlib
 
 import pytest
@@ -77,6 +82,7 @@ def test_damaged_partition_files_and_raft_journal_on_one_node_heal(tmp_path):
 
 def test_damaged_raft_journal_and_snapshot_on_one_voter_heal(tmp_path):
     rng = seeded_rng()
+    refusals: list[str] = []
     with HarnessCluster(tmp_path, snapshot_min_entries=100) as cluster:
         cluster.start_all()
         for round_number, name in enumerate(disk_faults.RAFT_FAULTS * 2):
@@ -95,5 +101,23 @@ def test_damaged_raft_journal_and_snapshot_on_one_voter_heal(tmp_path):
             description = disk_faults.FAULTS[name](str(tmp_path / f"voter-{victim}"), rng)
             print(f"voter {victim}: {name}: {description}")
             restarted = cluster.start(victim)
-            assert restarted.wait_for(lambda e: e["event"] == "ready", 30), restarted.log_tail()
+            started = restarted.wait_for(lambda e: e["event"] in ("ready", "eof"), 60)
+            assert started is not None, restarted.log_tail()
+            if started["event"] == "eof":
+                error = restarted.log_tail(80)
+                assert "not a valid Freshet metadata snapshot" in error or "shorter than the journal header" in error, error
+                refusals.append(name)
+                set_raft_state_aside(tmp_path / f"voter-{victim}")
+                restarted = cluster.start(victim)
+                assert restarted.wait_for(lambda e: e["event"] == "ready", 60), restarted.log_tail()
             check_nothing_lost_and_applied_once(converged_images(cluster, timeout_s=60), cluster.acknowledged())
+    assert refusals.count("raft snapshot bit flip") == 2, refusals
+    assert refusals.count("raft snapshot truncation") == 2, refusals
+
+
+def set_raft_state_aside(voter_dir: pathlib.Path) -> None:
+    """The operator's step for a voter that refused its damaged Raft files (README "Damaged
+    files"): move the snapshot and the journal aside, keep raft.meta (term and vote)."""
+    for name in (disk_faults.RAFT_SNAPSHOT, disk_faults.RAFT_JOURNAL):
+        if (voter_dir / name).exists():
+            os.replace(voter_dir / name, voter_dir / f"{name}.damaged")
