@@ -148,6 +148,8 @@ _TOPIC_KEYS = [
               "fsync the log at least this often"),
     ConfigKey("min.cleanable.dirty.ratio", ConfigType.DOUBLE, 0.5, TOPIC_SCOPES, _between(0.0, 1.0),
               "compact when this fraction of the log is not yet compacted"),
+    ConfigKey("write.caching", ConfigType.BOOLEAN, True, TOPIC_SCOPES, _any,
+              "false: acks=all waits until every in-sync replica has fsynced the write"),
 ]
 
 # Broker and cluster keys. Liveness defaults are INTERFACE.md's (Kafka's are 2000/9000 ms); the rest
@@ -359,6 +361,7 @@ class TopicConfig:
     flush_messages: int
     flush_ms: int
     min_cleanable_dirty_ratio: float
+    write_caching: bool
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

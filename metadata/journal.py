@@ -109,6 +109,16 @@ def write_file_atomically(path: str, data: bytes, fsync: bool) -> None:
         fsync_directory(os.path.dirname(os.path.abspath(path)))
 
 
+def _starts_with_a_record(data: bytes) -> bool:
+    """Whether a record with a valid CRC follows the header's place (tells a damaged header of
+    our journal from a file of another format, which is refused)."""
+    if len(data) < _HEADER.size + _RECORD_PREFIX.size:
+        return False
+    length, crc = _RECORD_PREFIX.unpack_from(data, _HEADER.size)
+    body = data[_HEADER.size + _RECORD_PREFIX.size : _HEADER.size + _RECORD_PREFIX.size + length]
+    return _BODY_PREFIX.size <= length == len(body) and zlib.crc32(body) == crc
+
+
 def _encode_record(data: bytes, raft_index: int, term: int) -> bytes:
     body = _BODY_PREFIX.pack(raft_index, term) + data
     return _RECORD_PREFIX.pack(len(body), zlib.crc32(body)) + body
@@ -185,7 +195,9 @@ class RaftJournal:
             raise JournalError(self.path, f"{len(data)} bytes is shorter than the journal header")
         magic, version, _ = _HEADER.unpack_from(data)
         if magic != JOURNAL_MAGIC or version != JOURNAL_FORMAT_VERSION:
-            raise JournalError(self.path, f"not a Freshet journal (magic {magic!r}, version {version})")
+            if not _starts_with_a_record(data):
+                raise JournalError(self.path, f"not a Freshet journal (magic {magic!r}, version {version})")
+            data = self._repair_header(data, f"damaged header (magic {magic!r}, version {version})")
         position = _HEADER.size
         reason = ""
         while position < len(data):
@@ -225,6 +237,18 @@ class RaftJournal:
             self._fsync_file()
         self._file_bytes = position
         self.durable_last_index = self._entries[-1][1] if self._entries else 0
+
+    def _repair_header(self, data: bytes, reason: str) -> bytes:
+        """The header is damaged but a valid record follows it: this is our journal with a bit
+        flipped in its first bytes. Write the header again (and fsync) and keep every entry."""
+        logger.error("raft journal %s: %s, but its first record checks out: header rewritten", self.path, reason)
+        header = _HEADER.pack(JOURNAL_MAGIC, JOURNAL_FORMAT_VERSION, 0)
+        with open(self.path, "r+b") as file:
+            file.write(header)
+            file.flush()
+            if self.is_fsync_enabled:
+                os.fsync(file.fileno())
+        return header + data[_HEADER.size :]
 
     # -- low-level writes -----------------------------------------------------------------------
 
@@ -406,7 +430,9 @@ class RaftJournal:
         self._meta["commit_raft_index"] = raftCommitIndex
 
     def getRaftCommitIndex(self) -> int:  # noqa: N802
-        return self._meta["commit_raft_index"]
+        """The commit index hint, never past the last entry (after recovery cut a damaged tail
+        or set a damaged journal aside, the hint may name entries this voter no longer has)."""
+        return min(self._meta["commit_raft_index"], max(self.last_index, 1))
 
     def setCurrentTerm(self, term: int, votedForNodeId: str | None) -> None:  # noqa: N802, N803
         """Persist term and vote before returning (Raft §5: before any message reflects them)."""

@@ -73,6 +73,16 @@ class BrokerMetrics:
             ["path"],
             registry=registry,
         )
+        self.durable_flush_rounds = Counter(
+            "freshet_log_durable_flush_rounds", "group-commit rounds of the durable flusher (write.caching=false)", registry=registry
+        )
+        self.durable_flushes = Counter(
+            "freshet_log_durable_flushes", "logs the durable flusher synced (one fsync per dirty log per round)", registry=registry
+        )
+        self.durable_flush_round_seconds = Histogram(
+            "freshet_log_durable_flush_round_seconds", "time of one group-commit round (all its fsyncs)",
+            buckets=_LATENCY_BUCKETS, registry=registry,
+        )
         self._latency_children: dict[str, object] = {}
         self._request_children: dict[str, object] = {}
 

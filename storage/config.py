@@ -72,6 +72,9 @@ class LogConfig:
     compression_type: str = "producer"
     """compression.type: "producer" stores batches with the producer's codec; a codec name
     ("uncompressed", "gzip", "snappy", "lz4", "zstd") makes the leader re-encode other batches in it."""
+    write_caching: bool = True
+    """write.caching (Redpanda's name): true acknowledges acks=all writes from the page cache
+    (Kafka's default); false waits until the in-sync replicas have fsynced them (durable mode)."""
 
     def __post_init__(self) -> None:
         # Typed values come from validated configs; a violation here is a bug in the caller.

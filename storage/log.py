@@ -275,6 +275,10 @@ class PartitionLog:
         self._checkpointed_log_start_offset = -1
         #: What the last open repaired, for tests and operators: (file, position, bytes cut).
         self.repairs: list[tuple[str, int, int]] = []
+        #: Every offset below it is known to be on stable storage (fsynced); see `sync_durably`.
+        self._durable_offset = 0
+        #: Counts truncations, so an fsync that raced one does not vouch for the new tail.
+        self._truncation_count = 0
 
     # =============================================================================================
     # Open and recovery.
@@ -306,6 +310,8 @@ class PartitionLog:
             log.repairs = loaded.repairs
             log._log_start_offset = loaded.log_start_offset
             log._checkpointed_log_start_offset = loaded.checkpointed_log_start_offset
+            # Sealed segments were fsynced when they were sealed; the active one is not known to be.
+            log._durable_offset = log._segments[-1].base_offset
         return log
 
     # =============================================================================================
@@ -517,6 +523,8 @@ class PartitionLog:
         active = self._segments[-1]
         segment = self._segments.roll(base_offset, self._config, now_ms)
         if segment is not active:
+            # Sealing fsynced the old segment: everything below the new one is on disk.
+            self._durable_offset = max(self._durable_offset, segment.base_offset)
             self._producer_state.map_end_offset = segment.base_offset
             self._producer_state.remove_expired_producers(now_ms)
             try:
@@ -739,6 +747,8 @@ class PartitionLog:
 
     def _after_truncation(self) -> None:
         end_offset = self.log_end_offset
+        self._truncation_count += 1
+        self._durable_offset = min(self._durable_offset, end_offset)
         self._epoch_cache.truncate_from_end(end_offset)
         rebuild_producer_state(self._producer_state, self._segments, end_offset)
         self._compaction.after_truncation(self.log_start_offset, end_offset)
@@ -873,10 +883,51 @@ class PartitionLog:
             self._flush()
 
     def _flush(self) -> None:
+        end_offset = self.log_end_offset
         with self._offline_guard:
             self._segments[-1].flush()
+        self._durable_offset = max(self._durable_offset, end_offset)
         self._unflushed_records = 0
         self._last_flush_monotonic_ms = self._clock.monotonic_ms()
+
+    @property
+    def durable_offset(self) -> int:
+        """Every offset below this is on stable storage (<= log_end_offset)."""
+        with self._lock:
+            return min(self._durable_offset, self.log_end_offset)
+
+    def sync_durably(self) -> int:
+        """fsync everything appended so far without holding the lock while the disk works, and
+        return the new durable offset (group commit: the broker's flusher thread calls this once
+        per dirty log per round, so one fsync covers every batch appended since the last round).
+
+        Appends and reads go on during the fsync. The offsets it vouches for are the log end
+        offset when it started; a truncation meanwhile voids that (the durable offset then stays
+        at most the new log end, and the next round covers the new tail).
+
+        Raises:
+            KafkaStorageError: the fsync failed; the log goes offline.
+            LogClosedError: the log was closed.
+        """
+        with self._lock:
+            self._check_usable()
+            end_offset = self.log_end_offset
+            if self._durable_offset >= end_offset:
+                return end_offset
+            truncation_count = self._truncation_count
+            with self._offline_guard:
+                fd = self._segments[-1].duplicate_fd()
+        try:
+            os.fdatasync(fd)
+        except OSError as error:
+            with self._lock, self._offline_guard:
+                raise KafkaStorageError(self.directory, "flush", error) from error
+        finally:
+            os.close(fd)
+        with self._lock:
+            if self._truncation_count == truncation_count and end_offset > self._durable_offset:
+                self._durable_offset = end_offset
+            return min(self._durable_offset, self.log_end_offset)
 
     def maybe_flush(self) -> bool:
         """Flush if flush.ms has passed since the last flush and there is unflushed data (for a periodic task)."""

@@ -254,8 +254,9 @@ class LogSegment:
         """Largest batch max timestamp in the segment (ms), NO_TIMESTAMP if none."""
         if self._max_timestamp is None:
             if not self._is_active and self.time_index.entries:
-                # Sealing appends a final time-index entry, so a sealed segment's last entry is exact.
-                self._max_timestamp, self._offset_of_max_timestamp = self.time_index.last_entry()
+                # Sealing appends a final time-index entry, so a sealed segment's last entry is
+                # exact; it is checked against its batch first (retention trusts it).
+                self._max_timestamp, self._offset_of_max_timestamp = self._checked_last_time_entry()
             else:
                 self._load_tail_state()
         assert self._max_timestamp is not None
@@ -416,6 +417,77 @@ class LogSegment:
         """(position, header) of each batch from `position` (a batch start) until `end`; see `scan_headers`."""
         return scan_headers(self.pread, position, end, self.log_path)
 
+    def position_for(self, offset: int, by_position: bool = False) -> int:
+        """Where a header scan for `offset` (or, `by_position`, for the last batch boundary at or
+        before position `offset`) may start: the offset index's entry, checked against the batch
+        header it points at. An entry that does not point at a batch with its offset (a damaged
+        index file: the open-time check only looks at the last entry) rebuilds the indexes from
+        the batch headers, then answers from the rebuilt index."""
+        lookup = self.offset_index.lookup_by_position if by_position else self.offset_index.lookup
+        indexed, position = lookup(offset)
+        if position == 0 and indexed == self.base_offset:
+            return 0
+        try:
+            is_valid = position < self.size and self._read_header(position).base_offset == indexed
+        except CorruptRecordError:
+            is_valid = False
+        if not is_valid:
+            self._rebuild_indexes(f"offset index entry ({indexed}, {position}) does not point at that batch")
+            indexed, position = lookup(offset)
+        return position
+
+    def _checked_last_time_entry(self) -> tuple[int, int]:
+        """The sealed time index's last entry once its batch and every batch after it agree (a
+        header scan from that batch; once per segment, as `_load_tail_state` scans the tail)."""
+        timestamp, offset = self.time_index.last_entry()
+        matches, largest = False, NO_TIMESTAMP
+        for _, header in self.scan_headers(self.position_for(offset), self.size):
+            matches = matches or (header.base_offset == offset and header.max_timestamp == timestamp)
+            largest = max(largest, header.max_timestamp)
+        if not matches or largest > timestamp:
+            self._rebuild_indexes(f"last time index entry ({timestamp}, {offset}) is not the segment's largest timestamp")
+            timestamp, offset = self.time_index.last_entry()
+        return timestamp, offset
+
+    def offset_for_timestamp(self, timestamp: int) -> int:
+        """Where a search for the first record stamped >= `timestamp` may start: the time index's
+        entry, checked like `position_for` (the batch at its offset must carry its timestamp as
+        max timestamp); a damaged entry rebuilds the indexes first."""
+        indexed_timestamp, indexed_offset = self.time_index.lookup(timestamp)
+        if indexed_timestamp == NO_TIMESTAMP:
+            return indexed_offset
+        found = self.translate_offset(indexed_offset)
+        if found is None or found[1].base_offset != indexed_offset or found[1].max_timestamp != indexed_timestamp:
+            self._rebuild_indexes(f"time index entry ({indexed_timestamp}, {indexed_offset}) does not match its batch")
+            indexed_timestamp, indexed_offset = self.time_index.lookup(timestamp)
+        return indexed_offset
+
+    def _rebuild_indexes(self, reason: str) -> None:
+        """Rebuild both indexes from the batch headers (the `.log` file is not changed; a header
+        that does not parse raises CorruptRecordError, as a read of it would)."""
+        logger.warning("%s: an index is damaged (%s); rebuilding the indexes", self.log_path, reason)
+        was_active = self._is_active
+        self.offset_index.release()
+        self.time_index.release()
+        self._reset_indexes()
+        bytes_since_last_entry = 0
+        max_timestamp, offset_of_max = NO_TIMESTAMP, self.base_offset
+        for position, header in self.iter_headers(0):
+            if header.max_timestamp > max_timestamp:
+                max_timestamp, offset_of_max = header.max_timestamp, header.base_offset
+            if bytes_since_last_entry > self.index_interval_bytes and not self.offset_index.is_full:
+                self.offset_index.append(header.base_offset, position)
+                self.time_index.maybe_append(max_timestamp, offset_of_max)
+                bytes_since_last_entry = 0
+            bytes_since_last_entry += header.size_bytes
+        self._bytes_since_last_index_entry = bytes_since_last_entry
+        if not was_active:
+            if max_timestamp > NO_TIMESTAMP:
+                self.time_index.maybe_append(max_timestamp, offset_of_max, skip_full_check=True)
+            for index in (self.offset_index, self.time_index):
+                index.flush()
+                index.seal()
+
     def translate_offset(self, offset: int, start_position: int = 0) -> tuple[int, BatchHeader] | None:
         """(position, header) of the first batch whose last offset is >= `offset`; see `segment_reader`."""
         return segment_reader.translate_offset(self, offset, start_position)
@@ -563,6 +635,15 @@ class LogSegment:
             return
         try:
             os.fsync(self._fd)
+        except OSError as error:
+            raise KafkaStorageError(self.log_path, "flush", error) from error
+
+    def duplicate_fd(self) -> int:
+        """A duplicate of the `.log` file's descriptor, for an fsync outside the log's lock (the
+        broker's durable flusher: group commit). The caller closes it; a roll or close meanwhile
+        leaves it valid, and an fsync through it still covers the file's writes."""
+        try:
+            return os.dup(self._open_fd())
         except OSError as error:
             raise KafkaStorageError(self.log_path, "flush", error) from error
 

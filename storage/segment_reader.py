@@ -44,8 +44,7 @@ def translate_offset(
     Returns:
         (position, header) of that batch, or None if every batch in the segment ends before `offset`.
     """
-    _, position = segment.offset_index.lookup(offset)
-    position = max(position, start_position)
+    position = max(segment.position_for(offset), start_position)
     for found, header in segment.scan_headers(position, segment.size):
         if header.base_offset + header.last_offset_delta >= offset:
             return found, header
@@ -125,8 +124,7 @@ def _last_boundary_at_or_before(
         (boundary position, base offset of the batch that starts there), the offset being None
         when the boundary is `end`.
     """
-    _, position = segment.offset_index.lookup_by_position(limit)
-    position = max(position, start)
+    position = max(segment.position_for(limit, by_position=True), start)
     return last_boundary_at_or_before(segment.scan_headers(position, end), position, limit)
 
 
@@ -141,8 +139,8 @@ def find_offset_by_timestamp(
     Raises:
         CorruptRecordError: the batch holding the record fails its CRC or does not decode.
     """
-    _, indexed_offset = segment.time_index.lookup(timestamp)
-    _, position = segment.offset_index.lookup(max(indexed_offset, starting_offset))
+    indexed_offset = segment.offset_for_timestamp(timestamp)
+    position = segment.position_for(max(indexed_offset, starting_offset))
     for found, header in segment.scan_headers(position, segment.size):
         if (
             header.max_timestamp < timestamp
@@ -171,7 +169,7 @@ def find_max_timestamp_record(segment: LogSegment) -> tuple[int, int] | None:
     if max_timestamp < 0:
         return None
     batch_offset = segment.offset_of_max_timestamp
-    _, position = segment.offset_index.lookup(batch_offset)
+    position = segment.position_for(batch_offset)
     for found, header in segment.scan_headers(position, segment.size):
         if header.base_offset + header.last_offset_delta < batch_offset:
             continue

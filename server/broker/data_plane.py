@@ -12,6 +12,8 @@ Wires, on the node's event loop, the parts that each own one job:
 - `AlterPartitionManager` (alter_partition.py): ISR shrink and expand through the controller;
 - `Housekeeping` (housekeeping.py): flush.ms, high-watermark checkpoints, retention;
 - `DiskWatch` (disk_watch.py): the log directory's free space, the full state and the disk reserve;
+- `DurableFlusher` (durable_flusher.py): group-commit fsyncs of write.caching=false replicas on its
+  thread; the durable offsets come back here (`_on_synced`);
 - the replication streams: `ReplicaFetcherManager` (the follower side) and the leader's
   `FollowerSession`s, which reach back only through the `ReplicaHost` protocol this class
   implements (server/replication/host.py).
@@ -36,6 +38,7 @@ from freshet.metadata.image import MetadataImage
 from freshet.server.broker.alter_partition import AlterPartitionManager
 from freshet.server.broker.delete_records import DeleteRecordsPath, DeleteRecordsResult
 from freshet.server.broker.disk_watch import DiskWatch
+from freshet.server.broker.durable_flusher import DurableFlusher, SyncedOffsets
 from freshet.server.broker.fetch import FetchPath
 from freshet.server.broker.hosted_replicas import HostedReplicas
 from freshet.server.broker.housekeeping import Housekeeping
@@ -107,6 +110,8 @@ class DataPlane:
         self.alter_partition = AlterPartitionManager(
             self.table, channels, controller_hint, broker_epoch, self.broker_config, self.clock
         )
+        self.flusher = DurableFlusher(self._on_synced, metrics)
+        self.table.request_sync = self.flusher.mark
         self._loop: asyncio.AbstractEventLoop | None = None
         self._is_closed = False
 
@@ -137,6 +142,7 @@ class DataPlane:
         self.alter_partition.start(loop)
         self.housekeeping.start(loop)
         self.disk.start(loop)
+        self.flusher.start(loop)
         self.roles.start(loop)
 
     async def close(self) -> None:
@@ -155,6 +161,7 @@ class DataPlane:
         await self.fetcher.close()
         await self.producer_ids.close()
         self.roles.stop_all("the broker is stopping")
+        await self.flusher.close()
         await self.disk.close()
         await self.housekeeping.close()
 
@@ -266,6 +273,17 @@ class DataPlane:
         """A follower append's bytes count against the log directory's free space until the next look."""
         self.disk.note_appended(size_bytes)
 
+    def _on_synced(self, synced: SyncedOffsets) -> None:
+        """A flusher round ended (on the loop): a leader's high watermark may move on its own
+        durable offset; a follower acknowledges its durable offset to its leader."""
+        for partition, durable_offset in synced:
+            if self.partitions.get(partition.key) is not partition:
+                continue                 # removed or replaced meanwhile
+            if partition.is_leader:
+                partition.leader_synced(durable_offset)
+            else:
+                self.fetcher.note_synced(partition.key)
+
     # -- views (HTTP thread: plain reads) --------------------------------------------------------
 
     def under_replicated_partitions(self) -> int:
@@ -294,11 +312,13 @@ def describe_partition(partition: Partition) -> dict:
         "log_end_offset": None,
         "high_watermark": partition.high_watermark,
         "size_bytes": None,
+        "durable_offset": None,
     }
     try:
         entry["log_start_offset"] = partition.log.log_start_offset
         entry["log_end_offset"] = partition.log.log_end_offset
         entry["size_bytes"] = partition.log.size_bytes
+        entry["durable_offset"] = partition.log.durable_offset
     except StorageError:
         pass
     leader = partition.leader

@@ -13,6 +13,8 @@ Thread-safety: not thread-safe; mutated on the node's event loop only. The HTTP 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from freshet.metadata.image import NO_LEADER, MetadataImage
 from freshet.server import status
 from freshet.server.cluster.publisher import MetadataPublisher
@@ -36,6 +38,9 @@ class PartitionTable:
         self.checkpointed: dict[TopicPartition, int] = {}
         self._publisher = publisher
         self._topic_counters: dict[str, TopicCounters] = {}
+        #: Given to every Partition created (its `request_sync`): the data plane sets it to its
+        #: durable flusher's `mark`.
+        self.request_sync: Callable[[Partition], None] | None = None
 
     @property
     def image(self) -> MetadataImage:

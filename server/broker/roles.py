@@ -147,6 +147,7 @@ class ReplicaRoles:
         except StorageError as error:
             logger.error("%s-%d: the log is unusable: %s", key[0], key[1], error)
             return None
+        partition.request_sync = self._table.request_sync
         self._table.partitions[key] = partition
         return partition
 
@@ -177,6 +178,8 @@ class ReplicaRoles:
             end_offset,
             now_ms,
             hosted.min_insync_replicas,
+            is_durable=partition.is_durable,
+            durable_offset=log.durable_offset,
         )
         was = partition.become_leader(leader, self.node_id)
         logger.info(
@@ -195,6 +198,7 @@ class ReplicaRoles:
             self._fetcher.remove(partition.key)
         else:
             self._fetcher.add(partition, hosted.leader_id, hosted.leader_epoch)
+            partition.note_unsynced()          # a durable follower reports what it has fsynced
         logger.info(
             "%s-%d: follower of %d at epoch %d (was %s), log end offset %d",
             partition.topic, partition.partition, hosted.leader_id, hosted.leader_epoch, was, safe_end_offset(partition),

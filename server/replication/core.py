@@ -97,11 +97,14 @@ class FollowerState:
         last_caught_up_ms: the last time it held everything the leader had then (Kafka's
             lastCaughtUpTimeMs).
         log_start_offset: the log start offset it last reported (UNKNOWN_OFFSET until then).
+        durable_offset: the offset below which it reported everything fsynced (UNKNOWN_OFFSET
+            until then; only durable topics report it).
     """
 
     log_end_offset: int = UNKNOWN_OFFSET
     last_caught_up_ms: int = 0
     log_start_offset: int = UNKNOWN_OFFSET
+    durable_offset: int = UNKNOWN_OFFSET
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -121,6 +124,13 @@ class LeaderState:
 
     Invariants: the leader is in `isr`; `high_watermark` never decreases and never exceeds
     `log_end_offset`; every follower state belongs to a replica other than the leader.
+
+    Durable mode (`is_durable`, the topic's write.caching=false): the high watermark is the same
+    function of *durable* offsets (what each replica reported fsynced, the leader's own from its
+    flusher) instead of log end offsets, so an acks=all write is answered only once every member of
+    the maximal ISR has it on stable storage. Every ISR member, not a majority: the controller may
+    elect any ISR member after a crash of all of them (there is no Raft-style vote comparing logs),
+    so each must hold every acknowledged record after an OS crash.
     """
 
     def __init__(
@@ -135,6 +145,8 @@ class LeaderState:
         log_end_offset: int,
         now_ms: int,
         min_insync_replicas: int = 1,
+        is_durable: bool = False,
+        durable_offset: int = UNKNOWN_OFFSET,
     ) -> None:
         """A new leader. `high_watermark` is the replica's own (checkpointed or last known one),
         clamped to `log_end_offset`; followers in the ISR count as caught up now (Kafka), the
@@ -149,6 +161,9 @@ class LeaderState:
         self.high_watermark = min(high_watermark, log_end_offset)
         self.pending: AlterIsr | None = None
         self._min_insync_config = min_insync_replicas
+        self.is_durable = is_durable
+        #: The leader's own durable offset (its flusher's last answer).
+        self.durable_offset = min(durable_offset, log_end_offset)
         # Set when the controller refused our view (stale partition epoch, fenced): no new
         # AlterPartition until metadata brings a newer partition epoch.
         self.awaiting_metadata = False
@@ -174,11 +189,17 @@ class LeaderState:
         return self.isr + tuple(r for r in self.pending.added if r not in self.isr)
 
     def _advance(self) -> bool:
+        if self.is_durable:
+            leader_offset = self.durable_offset
+            follower_offsets = {replica: state.durable_offset for replica, state in self.followers.items()}
+        else:
+            leader_offset = self.log_end_offset
+            follower_offsets = {replica: state.log_end_offset for replica, state in self.followers.items()}
         new = high_watermark(
             self.high_watermark,
             self.leader_id,
-            self.log_end_offset,
-            {replica: state.log_end_offset for replica, state in self.followers.items()},
+            leader_offset,
+            follower_offsets,
             self.maximal_isr,
             self.min_insync_replicas,
         )
@@ -219,14 +240,32 @@ class LeaderState:
                 samples.popleft()
         return self._advance()
 
-    def on_follower_position(self, replica: int, log_end_offset: int, now_ms: int) -> bool:
+    def set_durable(self, is_durable: bool) -> bool:
+        """The topic's write.caching changed. Returns whether the high watermark moved."""
+        self.is_durable = is_durable
+        return self._advance()
+
+    def on_durable(self, durable_offset: int) -> bool:
+        """The leader's flusher fsynced its log below `durable_offset`. Returns whether the high
+        watermark moved."""
+        offset = min(durable_offset, self.log_end_offset)
+        if offset <= self.durable_offset:
+            return False
+        self.durable_offset = offset
+        return self._advance()
+
+    def on_follower_position(
+        self, replica: int, log_end_offset: int, now_ms: int, durable_offset: int = UNKNOWN_OFFSET
+    ) -> bool:
         """A follower acknowledged `log_end_offset` (it holds every offset below it, matching this
-        leader's log). Returns whether the high watermark moved.
+        leader's log) and, for a durable topic, `durable_offset` (fsynced below it). Returns
+        whether the high watermark moved.
 
         Raises nothing: the caller checked that `replica` is a follower and the offset <= LEO."""
         state = self.followers[replica]
         assert 0 <= log_end_offset <= self.log_end_offset, (log_end_offset, self.log_end_offset)
         state.log_end_offset = log_end_offset
+        state.durable_offset = min(durable_offset, log_end_offset)
         if log_end_offset >= self.log_end_offset:
             state.last_caught_up_ms = now_ms
         else:

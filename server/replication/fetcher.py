@@ -129,6 +129,14 @@ class LeaderLink:
         self._removed.discard(key)
         self._wake.set()
 
+    def note_synced(self, key: tuple[str, int]) -> None:
+        """The flusher fsynced the partition: acknowledge the new durable offset to the leader."""
+        state = self.states.get(key)
+        if state is not None and not state.needs_reset:
+            state.needs_ack = True
+            self._due[key] = state
+            self._wake.set()
+
     def remove(self, key: tuple[str, int]) -> None:
         state = self.states.pop(key, None)
         if state is not None:
@@ -274,6 +282,7 @@ class LeaderLink:
                 needs_request = True
                 partition.counters.replication_bytes_in.inc(info.size_bytes)
                 self.manager.note_appended(info.size_bytes)
+                partition.note_unsynced()
             elif records:
                 # A gap: pushes sent before the leader saw our last reset. Ask once.
                 if not state.is_reset_outstanding:
@@ -426,11 +435,17 @@ class ReplicaFetcherManager:
     def is_following(self, key: tuple[str, int]) -> bool:
         return key in self._link_of
 
+    def note_synced(self, key: tuple[str, int]) -> None:
+        """The durable flusher fsynced a followed partition: its leader hears the durable offset."""
+        leader_id = self._link_of.get(key)
+        if leader_id is not None:
+            self.links[leader_id].note_synced(key)
+
     def position(self, state: FetchState, is_reset: bool) -> replication_pb2.ReplicaPosition | None:
         partition = state.partition
         log = partition.log
         try:
-            return replication_pb2.ReplicaPosition(
+            position = replication_pb2.ReplicaPosition(
                 topic=partition.topic,
                 partition=partition.partition,
                 topic_id=partition.topic_id,
@@ -440,6 +455,9 @@ class ReplicaFetcherManager:
                 log_start_offset=log.log_start_offset,
                 is_reset=is_reset,
             )
+            if partition.is_durable:
+                position.durable_offset = log.durable_offset
+            return position
         except StorageError:
             return None
 

@@ -36,7 +36,7 @@ import grpc
 from freshet.metadata.security import Operation, ResourceType
 from freshet.server import limits, status
 from freshet.server.errors import InvalidRequestError
-from freshet.server.replication.core import PushCursor, check_follower_position
+from freshet.server.replication.core import UNKNOWN_OFFSET, PushCursor, check_follower_position
 from freshet.server.replication.host import ReplicaHost
 from freshet.server.replication.partition import Partition
 from freshet.server.security import rules
@@ -49,6 +49,11 @@ logger = logging.getLogger(__name__)
 
 E = common_pb2.ErrorCode
 HIGH_WATERMARK_PUSH_DELAY_S = 0.005
+
+
+def _durable_offset(position: replication_pb2.ReplicaPosition) -> int:
+    """The follower's fsynced offset in `position` (UNKNOWN_OFFSET when it did not say)."""
+    return position.durable_offset if position.HasField("durable_offset") else UNKNOWN_OFFSET
 
 
 class FollowerSession:
@@ -171,7 +176,7 @@ class FollowerSession:
         cursor.acknowledge(fetch_offset)
         self.in_flight_bytes -= before - cursor.in_flight_bytes
         self._dirty.add(key)
-        if partition.follower_acknowledged(replica, fetch_offset, now_ms):
+        if partition.follower_acknowledged(replica, fetch_offset, now_ms, _durable_offset(position)):
             self.host.request_isr_check(partition)
 
     def _on_reset(
@@ -230,7 +235,7 @@ class FollowerSession:
         self._dirty.add(key)
         self._high_watermark_dirty.add(key)
         self._is_high_watermark_due = True
-        if partition.follower_acknowledged(replica, position.fetch_offset, now_ms):
+        if partition.follower_acknowledged(replica, position.fetch_offset, now_ms, _durable_offset(position)):
             self.host.request_isr_check(partition)
 
     def _refuse(

@@ -178,6 +178,9 @@ class Partition:
         self.low_watermark_waiters: set[asyncio.Future] = set()
         # Leader side: the follower sessions pushing this partition (server/replication/leader_sessions.py).
         self.sessions: set[PushSession] = set()
+        #: The broker's durable flusher (server/broker/durable_flusher.py), told when a durable
+        #: replica has appended something not yet fsynced; None: nothing to tell.
+        self.request_sync: Callable[[Partition], None] | None = None
 
     def __repr__(self) -> str:
         return f"Partition({self.topic}-{self.partition}, {self.role}, epoch {self.leader_epoch}, hw {self.high_watermark})"
@@ -189,6 +192,16 @@ class Partition:
     @property
     def is_leader(self) -> bool:
         return self.role == LEADER
+
+    @property
+    def is_durable(self) -> bool:
+        """Whether acks=all waits for fsync on the ISR (the topic's write.caching=false)."""
+        return not self.log.config.write_caching
+
+    def note_unsynced(self) -> None:
+        """This replica appended (or took a role): a durable one asks its flusher for a round."""
+        if self.request_sync is not None and self.is_durable:
+            self.request_sync(self)
 
     # -- role transitions ------------------------------------------------------------------------
 
@@ -253,16 +266,27 @@ class Partition:
         """The leader appended up to `log_end_offset`: update the core, wake the push sessions."""
         leader = self.leader
         assert leader is not None, self
+        is_durable = self.is_durable
+        if is_durable != leader.is_durable:
+            leader.set_durable(is_durable)
         self._apply_leader_update(leader, leader.on_append(log_end_offset, now_ms))
         for session in self.sessions:
             session.on_append(self)
+        self.note_unsynced()
 
-    def follower_acknowledged(self, replica: int, log_end_offset: int, now_ms: int) -> bool:
-        """A follower holds everything below `log_end_offset`. Returns whether it is outside the
-        ISR (so the caller asks for an ISR check: it may have caught up)."""
+    def leader_synced(self, durable_offset: int) -> None:
+        """The flusher fsynced this leader's log below `durable_offset`."""
+        leader = self.leader
+        if leader is not None:
+            self._apply_leader_update(leader, leader.on_durable(durable_offset))
+
+    def follower_acknowledged(self, replica: int, log_end_offset: int, now_ms: int, durable_offset: int = -1) -> bool:
+        """A follower holds everything below `log_end_offset` (fsynced below `durable_offset`,
+        -1: unknown). Returns whether it is outside the ISR (so the caller asks for an ISR check:
+        it may have caught up)."""
         leader = self.leader
         assert leader is not None, self
-        self._apply_leader_update(leader, leader.on_follower_position(replica, log_end_offset, now_ms))
+        self._apply_leader_update(leader, leader.on_follower_position(replica, log_end_offset, now_ms, durable_offset))
         return replica not in leader.isr
 
     def leader_metadata_changed(
@@ -274,6 +298,8 @@ class Partition:
         self.min_insync_replicas = min_insync_replicas
         self.partition_epoch = partition_epoch
         moved = leader.set_min_insync_replicas(min_insync_replicas)
+        if leader.is_durable != self.is_durable:
+            moved = leader.set_durable(self.is_durable) or moved
         if node_id in isr and leader.update_partition(replicas, isr, partition_epoch, now_ms):
             moved = True
         self._apply_leader_update(leader, moved)

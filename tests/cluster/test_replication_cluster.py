@@ -67,10 +67,12 @@ def bootstrap(cluster: NodeCluster) -> str:
     return ",".join(f"127.0.0.1:{cluster.ports[n]}" for n in sorted(cluster.ports))
 
 
-def create(cluster: NodeCluster, name: str, assignments: list[list[int]], min_isr: int = 2) -> None:
+def create(cluster: NodeCluster, name: str, assignments: list[list[int]], min_isr: int = 2, configs: dict | None = None) -> None:
     topic = controller_pb2.CreatableTopic(name=name)
     topic.assignments.extend(controller_pb2.ReplicaAssignment(replicas=r) for r in assignments)
     topic.configs.add(key="min.insync.replicas", value=str(min_isr))
+    for key, value in (configs or {}).items():
+        topic.configs.add(key=key, value=value)
     node = cluster.alive()[0]
     response = cluster.admin(node).CreateTopics(controller_pb2.CreateTopicsRequest(topics=[topic]), timeout=30)
     assert response.results[0].error.code == E.NONE, response
@@ -203,10 +205,8 @@ class HighWatermarkSampler(threading.Thread):
         self.join(10)
 
 
-def verify_replicas(cluster: NodeCluster, topic: str, assignments: list[list[int]], acked, highest=None,
-                    forbidden: tuple[bytes, ...] = ()) -> int:
-    """The durability checks of the module docstring, after waiting for every replica to be in
-    the ISR with log end offset == high watermark == the leader's. Returns the records checked."""
+def wait_converged(cluster: NodeCluster, topic: str, assignments: list[list[int]], timeout_s: float = 60) -> None:
+    """Wait for every replica to be in the ISR with log end offset == high watermark == the leader's."""
     for number, replicas in enumerate(assignments):
 
         def converged(number=number, replicas=replicas):
@@ -218,7 +218,14 @@ def verify_replicas(cluster: NodeCluster, topic: str, assignments: list[list[int
             ends = {(s["log_end_offset"], s["high_watermark"]) for s in states}
             return len(ends) == 1 and next(iter(ends))[0] == next(iter(ends))[1]
 
-        wait_until(converged, 60, f"{topic}-{number}: replicas converged")
+        wait_until(converged, timeout_s, f"{topic}-{number}: replicas converged")
+
+
+def verify_replicas(cluster: NodeCluster, topic: str, assignments: list[list[int]], acked, highest=None,
+                    forbidden: tuple[bytes, ...] = ()) -> int:
+    """The durability checks of the module docstring, after waiting for every replica to be in
+    the ISR with log end offset == high watermark == the leader's. Returns the records checked."""
+    wait_converged(cluster, topic, assignments)
     acked_by_partition: dict[int, list[tuple[int, bytes]]] = {}
     for number, offset, value in acked:
         acked_by_partition.setdefault(number, []).append((offset, value))

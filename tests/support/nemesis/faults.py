@@ -11,20 +11,22 @@ runner lets network faults run on while a node restarts and draws only network f
 node is ready again; such overlap is recorded (`overlapped_restart`) so the availability goal is
 judged on faults that really left a majority connected.
 
-Hooks for disk faults (issue 16's "fsync" helper): a module tests/support/disk_faults.py with a
-dict NEMESIS_FAULTS = {name: damage(data_dir, rng)} is picked up by `registry()` as more rows;
-each becomes `stopped_node_fault(damage)`: kill -9 one node, damage its data directory while it
-is down, restart it. Thread-safety: called from the runner's nemesis thread only.
+Disk faults come from tests/support/disk_faults.py (bit flips and truncation of segment, index,
+checkpoint and Raft journal files): each is a `stopped_node_fault`: kill -9 one node, damage its
+data directory while it is down, restart it. A damaged Raft snapshot is left out on purpose: the
+voter refuses to start until an operator moves it aside (README "Damaged files"), which is a
+documented stop, not something a node heals from. Thread-safety: called from the runner's nemesis
+thread only.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import random
 import time
 from collections.abc import Callable
 
+from tests.support import disk_faults
 from tests.support.replica_logs import replica_state
 
 SHORT_S = (0.3, 1.5)
@@ -250,12 +252,18 @@ def _stop_gracefully(cluster, node: int) -> None:
 
 def stopped_node_fault(kind: str, damage: Callable[..., object]) -> Callable[..., FaultRecord]:
     """A registry row for a disk fault: kill -9 one node, `damage(data_dir, rng)` while it is
-    down, restart it at heal (the restart runs the node's recovery over the damage)."""
+    down, restart it at heal (the restart runs the node's recovery over the damage). A node without
+    such a file (no snapshot or index yet) passes to the next; with none anywhere it was a kill."""
 
     def inject(cluster, rng: random.Random) -> FaultRecord:
-        node = rng.choice(_nodes(cluster))
+        nodes = _nodes(cluster)
+        node = rng.choice(nodes)
         cluster.processes[node].kill()
-        what = damage(cluster.root / f"node-{node}", rng)
+        what = "no such file on it: a plain kill -9"
+        try:
+            what = damage(str(cluster.root / f"node-{node}"), rng)
+        except disk_faults.NoTargetError:
+            pass
         return _record(kind, f"node {node}: {what}", rng, lambda: _restart(cluster, node), [node])
 
     return inject
@@ -277,13 +285,15 @@ FAULTS: dict[str, Fault] = {
 }
 
 
+#: Disk faults drawn by the nemesis: every kind of tests/support/disk_faults.py but the Raft
+#: snapshot's (see the module docstring), all together about as often as one kill.
+DISK_FAULT_WEIGHT = 0.1
+
+
 def registry() -> dict[str, Fault]:
-    """FAULTS plus the disk faults of tests/support/disk_faults.py's NEMESIS_FAULTS, if present."""
+    """FAULTS plus one row per disk fault of tests/support/disk_faults.py."""
     table = dict(FAULTS)
-    try:
-        module = importlib.import_module("tests.support.disk_faults")
-    except ImportError:
-        return table
-    for name, damage in getattr(module, "NEMESIS_FAULTS", {}).items():
-        table[name] = Fault(stopped_node_fault(name, damage), True, True, 0.5)
+    for name, damage in disk_faults.FAULTS.items():
+        if not name.startswith("raft snapshot"):
+            table[name.replace(" ", "-")] = Fault(stopped_node_fault(name.replace(" ", "-"), damage), True, True, DISK_FAULT_WEIGHT)
     return table

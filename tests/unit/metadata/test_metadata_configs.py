@@ -12,7 +12,10 @@ INTERFACE_TOPIC_KEYS = {
     "retention.ms", "retention.bytes", "segment.bytes", "segment.ms", "cleanup.policy", "min.insync.replicas",
     "max.message.bytes", "unclean.leader.election.enable", "compression.type", "message.timestamp.type",
 }
-ISSUE_EXTRA_TOPIC_KEYS = {"delete.retention.ms", "index.interval.bytes", "flush.messages", "flush.ms", "min.cleanable.dirty.ratio"}
+ISSUE_EXTRA_TOPIC_KEYS = {
+    "delete.retention.ms", "index.interval.bytes", "flush.messages", "flush.ms", "min.cleanable.dirty.ratio",
+    "write.caching",                  # issue 16: durable mode
+}
 
 
 def test_schema_has_every_topic_key_of_the_interface_and_the_issue():
@@ -33,6 +36,7 @@ def test_defaults_follow_interface_md_and_kafka():
     assert topic.compression_type == "producer"
     assert topic.message_timestamp_type == "CreateTime"
     assert topic.min_cleanable_dirty_ratio == 0.5
+    assert topic.write_caching is True                         # Redpanda's default: acks before fsync
     broker = configs.broker_config({}, {})
     assert broker.broker_heartbeat_interval_ms == 500          # INTERFACE.md liveness defaults
     assert broker.broker_session_timeout_ms == 6000

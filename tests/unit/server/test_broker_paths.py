@@ -29,6 +29,7 @@ from freshet.server.metrics import BrokerMetrics
 from freshet.server.replication.core import LeaderState
 from freshet.server.replication.partition import FOLLOWER, LEADER, STOPPED, Partition
 from freshet.storage.clock import ManualClock
+from freshet.storage.config import LogConfig
 from freshet.storage.disk_space import DiskSpaceMonitor
 from freshet.storage.errors import OffsetOutOfRangeError
 from freshet.storage.file_region import FileRegion
@@ -52,6 +53,8 @@ class FakeLog:
         self.latest_epoch = -1
         self.epoch_starts: dict[int, int] = {}
         self.size_bytes = 0
+        self.config = LogConfig()          # write caching on: acks=all commits on log end offsets
+        self.durable_offset = 0
 
     @property
     def log_end_offset(self) -> int:
