@@ -152,9 +152,9 @@ def local_cluster(tmp: str):
         shutil.rmtree(directory, ignore_errors=True)
 
 
-def create_topic(admin, topic: str, replicas: int) -> None:
-    """A one-partition topic with `replicas` replicas and min.insync.replicas=min(2, replicas)."""
-    creatable = controller_pb2.CreatableTopic(name=topic, num_partitions=1, replication_factor=replicas)
+def create_topic(admin, topic: str, replicas: int, partitions: int = 1) -> None:
+    """A topic (one partition unless told) with `replicas` replicas and min.insync.replicas=min(2, replicas)."""
+    creatable = controller_pb2.CreatableTopic(name=topic, num_partitions=partitions, replication_factor=replicas)
     creatable.configs.add(key="min.insync.replicas", value=str(min(2, replicas)))
     answer = admin.CreateTopics(controller_pb2.CreateTopicsRequest(topics=[creatable]), timeout=30)
     assert answer.results[0].error.code == 0, answer
