@@ -15,10 +15,9 @@ Producer, Consumer and Admin share this module; nothing above it touches grpc er
 given `transport=` uses that Transport instead of building one, and leaves closing it to whoever
 built it (tests run clients over an in-memory channel factory this way).
 
-Imports: grpc, grpc_status, protobuf's well-known types, `freshet.v1`, `freshet.client`, and of storage
-only `large_buffers` (malloc tuning).
-Forbidden: server, metadata, cli, pysyncobj, and storage beyond record_batch, compression,
-errors and large_buffers (import-linter contracts).
+Imports: grpc, grpc_status, protobuf's well-known types, `freshet.v1`, `freshet.client`. No storage.
+Forbidden: server, metadata, cli, pysyncobj, and storage beyond record_batch, compression
+and errors (import-linter contracts).
 
 Thread-safety: `Transport` is thread-safe (channels are created under a lock; grpc channels and
 stubs are themselves thread-safe). The functions are pure.
@@ -47,7 +46,6 @@ from freshet.client.errors import (
     error_for_code,
 )
 from freshet.client.structs import Node, TopicPartition
-from freshet.storage.large_buffers import keep_large_buffers
 from freshet.v1 import broker_pb2_grpc, common_pb2, group_pb2_grpc
 from google.rpc import status_pb2
 from grpc_status import rpc_status
@@ -138,9 +136,6 @@ class Transport:
         """`security`: the client's security options; with SASL_SSL every channel authenticates
         with its node and sends the session token with each call (client/_security.py)."""
         self.bootstrap_addresses = parse_bootstrap(bootstrap)
-        # Batches and the requests carrying them reuse heap memory instead of faulting in fresh
-        # pages each time (storage/large_buffers.py; once per process, FRESHET_KEEP_LARGE_BUFFERS=0: off).
-        keep_large_buffers()
         self.security = security or SecurityConfig()
         self.client_id = client_id
         self._channel_factory = channel_factory

@@ -76,7 +76,6 @@ from freshet.server.node_security import NodeSecurity
 from freshet.server.replication.leader_sessions import ReplicationService
 from freshet.server.security.grpc_auth import AuthenticationService
 from freshet.storage.errors import StorageError
-from freshet.storage.large_buffers import keep_large_buffers
 from freshet.storage.log_manager import LogManager
 from freshet.v1 import controller_pb2_grpc, replication_pb2_grpc
 from prometheus_client import CollectorRegistry
@@ -750,7 +749,4 @@ def _shutdown_overrun(timeout_ms: int) -> None:
 def run(config: NodeConfig) -> int:
     """`freshet server start`: configure logging, run the node in the foreground, return the exit code."""
     configure_logging(config.node_id, config.log_level)
-    # Batch-sized buffers from the heap, not fresh mmaps (storage/large_buffers.py): before the
-    # first request allocates one.
-    keep_large_buffers()
     return asyncio.run(serve(config))
