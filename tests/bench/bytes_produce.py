@@ -6,7 +6,8 @@
 Issue 20's produce trial: `freshet cluster up --nodes 3`, one topic per record size with 3
 partitions, replication factor 3 and min.insync.replicas=2 (each node leads one partition and
 follows two), then `freshet perf produce --acks all` (256 KiB batches, linger 5 ms, 5 requests in
-flight per broker) with about --mb MB of payload per size. In the same run,
+flight per broker) with about --mb MB of payload per size, and once more at the largest size with
+1 MB batches (--extra-batch-size: per-batch costs spread over 4x the bytes). In the same run,
 `../shared/bench/limits.py --only disk` measures the disk: the RF 3 limit is its fdatasync'd
 sequential write rate (1 MiB writes) divided by 3, since every byte produced is written three
 times to the same disk.
@@ -16,7 +17,8 @@ payload for each node process and for the client process (from /proc; holds up b
 on a loaded 2-core box), and the cores other jobs used meanwhile (`other_cores_busy`). Helpers
 (cluster, topic, phase measurement, idle gate) are tests/bench/broker_vs_jetstream.py's.
 
---profile-dir DIR: also run py-spy (`record -f raw --nonblocking`) on every node during the
+--profile-dir DIR: also run py-spy (`record -f raw --gil --native`: only the thread holding the GIL,
+with C frames such as the CRC; kernel time, e.g. the pwrite copy, is not in it) on every node during the
 largest size's phase and keep the raw profiles in DIR, with the top self-time frames of each in
 the JSON. Profiling perturbs the figures: quote an unprofiled run.
 
@@ -32,6 +34,7 @@ import collections
 import json
 import os
 import pathlib
+import random
 import signal
 import subprocess
 import sys
@@ -83,8 +86,8 @@ def start_profilers(pids: list[int], profile_dir: str, label: str) -> list[tuple
     spies = []
     for number, pid in enumerate(pids, start=1):
         target = os.path.join(profile_dir, f"{label}-node{number}.txt")
-        spy = subprocess.Popen([PY_SPY, "record", "--pid", str(pid), "-f", "raw", "--nonblocking", "--threads",
-                                "-r", "200", "-o", target], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        spy = subprocess.Popen([PY_SPY, "record", "--pid", str(pid), "-f", "raw", "--gil", "--native",
+                                "-r", "100", "-o", target], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         spies.append((spy, target))
     time.sleep(1.0)                                         # attached before the phase starts
     return spies
@@ -104,13 +107,16 @@ def stop_profilers(spies: list[tuple[subprocess.Popen, str]]) -> dict:
     return profiles
 
 
-def produce_phase(cluster: dict, size: int, total_mb: float, profile_dir: str | None) -> dict:
-    """One record size on its own topic: perf produce, with per-process CPU per MB."""
-    topic = f"bytes-{size}"
+def produce_phase(cluster: dict, size: int, total_mb: float, profile_dir: str | None, batch_size: int | None = None) -> dict:
+    """One record size on its own topic: perf produce (its default batch size unless given), with
+    per-process CPU per MB."""
+    topic = f"bytes-{size}" if batch_size is None else f"bytes-{size}-batch-{batch_size}"
     create_topic(cluster["admin"], topic, 3, PARTITIONS)
     records = max(200, int(total_mb * 1e6 / size))
     argv = [FRESHET, "perf", "produce", "--topic", topic, "--num-records", str(records), "--record-size", str(size),
             "--acks", "all", "--bootstrap-server", cluster["bootstrap"], "--json"]
+    if batch_size is not None:
+        argv += ["--batch-size", str(batch_size)]
     pids = cluster["pids"]
     spies = start_profilers(pids, profile_dir, f"produce-{size}") if profile_dir else []
     before = [proc_cpu_s(pid) for pid in pids]
@@ -120,6 +126,9 @@ def produce_phase(cluster: dict, size: int, total_mb: float, profile_dir: str | 
         profiles = stop_profilers(spies) if spies else None
     after = [proc_cpu_s(pid) for pid in pids]
     mb = result["records"] * size / 1e6
+    # Every node leads a partition: if one used almost no CPU, the client wrote to another cluster
+    # (a port block taken by someone else between the scan and the bind).
+    assert min(b - a for a, b in zip(before, after, strict=True)) > 0.002 * mb, (before, after, mb)
     result["node_cpu_s_per_mb"] = [round((b - a) / mb, 4) for a, b in zip(before, after, strict=True)]
     result["client_cpu_s_per_mb"] = round(result["client_process_cpu_s"] / mb, 4)
     if profiles is not None:
@@ -128,7 +137,8 @@ def produce_phase(cluster: dict, size: int, total_mb: float, profile_dir: str | 
 
 
 def run(sizes=(1024, 16384, 65536), total_mb: float = 300, tmp: str = "/tmp", skip_wait: bool = False,
-        max_wait: float = 120, skip_limits: bool = False, profile_dir: str | None = None) -> dict:
+        max_wait: float = 120, skip_limits: bool = False, profile_dir: str | None = None,
+        extra_batch_size: int = 0) -> dict:
     """Run the benchmark (module docstring) and return its result dict."""
     gate = types.SimpleNamespace(skip_wait=skip_wait, max_wait=max_wait)
     wait_for_quiet(gate)
@@ -141,7 +151,8 @@ def run(sizes=(1024, 16384, 65536), total_mb: float = 300, tmp: str = "/tmp", sk
     if profile_dir:
         os.makedirs(profile_dir, exist_ok=True)
     phases = {}
-    with local_cluster(tmp) as cluster:
+    # Ports away from the 21000 block the other benchmarks on this machine start their clusters in.
+    with local_cluster(tmp, first_port=random.randrange(31000, 40000)) as cluster:
         for size in sizes:
             log(f"produce {size} B records")
             profile = profile_dir if profile_dir and size == max(sizes) else None
@@ -149,6 +160,10 @@ def run(sizes=(1024, 16384, 65536), total_mb: float = 300, tmp: str = "/tmp", sk
             phase = phases[str(size)]
             log(f"  {phase['mb_per_s']} MB/s, node CPU s/MB {phase['node_cpu_s_per_mb']}, "
                 f"other cores busy {phase['other_cores_busy']}")
+        if extra_batch_size:
+            log(f"produce {max(sizes)} B records in batches of {extra_batch_size} B")
+            phases[f"{max(sizes)}@batch{extra_batch_size}"] = produce_phase(
+                cluster, max(sizes), total_mb, None, extra_batch_size)
     table = {}
     for size, phase in phases.items():
         table[size] = {
@@ -177,10 +192,12 @@ def main() -> None:
     parser.add_argument("--max-wait", type=float, default=120, help="give up waiting for an idle machine after this many s")
     parser.add_argument("--skip-limits", action="store_true", help="leave out limits.py (no fraction of the disk limit)")
     parser.add_argument("--profile-dir", help="py-spy every node during the largest size (see above)")
+    parser.add_argument("--extra-batch-size", type=int, default=1_000_000,
+                        help="also the largest size with this producer batch size (0: not)")
     parser.add_argument("--name", default="bytes_produce", help="results file: tests/bench/results/2026-12-07-NAME.json")
     args = parser.parse_args()
     result = run(tuple(int(size) for size in args.sizes.split(",")), args.mb, args.tmp, args.skip_wait, args.max_wait,
-                 args.skip_limits, args.profile_dir)
+                 args.skip_limits, args.profile_dir, args.extra_batch_size)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"2026-12-07-{args.name}.json").write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps(result), flush=True)
