@@ -136,3 +136,27 @@ def test_the_bytes_kept_stay_within_the_bound_oldest_dropped_first(tmp_path):
     assert kept_log.reads == 1, "the newest read was still kept"
     reads.read(partitions[0], 0, 1 << 20)
     assert partitions[0].log.reads == 2, "the oldest was dropped"
+
+
+def test_two_follower_sessions_of_one_leader_push_from_one_read(tmp_path):
+    """The wiring: FollowerSessions given the service's SharedPushReads read the log once for a
+    range both push; a session built alone keeps its reads to itself."""
+    from freshet.server.replication.core import PushCursor
+    from freshet.server.replication.leader_sessions import FollowerSession
+
+    partition, log = leading(tmp_path, followers=0)
+    shared = SharedPushReads()
+    sessions = [FollowerSession(None, replica, 1, None, shared) for replica in (2, 3)]
+    partition.sessions.update(sessions)
+    pushes = []
+    for session in sessions:
+        cursor = PushCursor()
+        cursor.reset(0)
+        pushes.append(session._read_next(partition, cursor))
+    assert log.reads == 1
+    assert pushes[0] is pushes[1] and pushes[0].next_offset == log.log_end_offset
+    alone = FollowerSession(None, 4, 1, None)
+    cursor = PushCursor()
+    cursor.reset(0)
+    alone._read_next(partition, cursor)
+    assert log.reads == 2 and shared.reads == 1
