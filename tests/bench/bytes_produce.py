@@ -57,6 +57,9 @@ from tests.bench.broker_vs_jetstream import (
 PY_SPY = str(pathlib.Path(sys.executable).with_name("py-spy"))
 RESULTS = pathlib.Path(__file__).resolve().parent / "results"
 PARTITIONS = 3
+#: The RF 3 disk limit from ../shared/bench/README.md (2026-11-21, idle machine: fdatasync'd 1 MiB
+#: writes at 1,134 MB/s, median of 6), beside the same-run figure, which other jobs' disk use can sink.
+REFERENCE_RF3_LIMIT_MB_PER_S = round(1134 / 3, 1)
 
 
 def disk_limit(tmp: str) -> dict:
@@ -107,11 +110,12 @@ def stop_profilers(spies: list[tuple[subprocess.Popen, str]]) -> dict:
     return profiles
 
 
-def produce_phase(cluster: dict, size: int, total_mb: float, profile_dir: str | None, batch_size: int | None = None) -> dict:
+def produce_phase(cluster: dict, size: int, total_mb: float, profile_dir: str | None, batch_size: int | None = None,
+                  partitions: int = PARTITIONS) -> dict:
     """One record size on its own topic: perf produce (its default batch size unless given), with
     per-process CPU per MB."""
     topic = f"bytes-{size}" if batch_size is None else f"bytes-{size}-batch-{batch_size}"
-    create_topic(cluster["admin"], topic, 3, PARTITIONS)
+    create_topic(cluster["admin"], topic, 3, partitions)
     records = max(200, int(total_mb * 1e6 / size))
     argv = [FRESHET, "perf", "produce", "--topic", topic, "--num-records", str(records), "--record-size", str(size),
             "--acks", "all", "--bootstrap-server", cluster["bootstrap"], "--json"]
@@ -126,8 +130,8 @@ def produce_phase(cluster: dict, size: int, total_mb: float, profile_dir: str | 
         profiles = stop_profilers(spies) if spies else None
     after = [proc_cpu_s(pid) for pid in pids]
     mb = result["records"] * size / 1e6
-    # Every node leads a partition: if one used almost no CPU, the client wrote to another cluster
-    # (a port block taken by someone else between the scan and the bind).
+    # Every node leads or follows a partition: if one used almost no CPU, the client wrote to
+    # another cluster (a port block taken by someone else between the scan and the bind).
     assert min(b - a for a, b in zip(before, after, strict=True)) > 0.002 * mb, (before, after, mb)
     result["node_cpu_s_per_mb"] = [round((b - a) / mb, 4) for a, b in zip(before, after, strict=True)]
     result["client_cpu_s_per_mb"] = round(result["client_process_cpu_s"] / mb, 4)
@@ -138,7 +142,7 @@ def produce_phase(cluster: dict, size: int, total_mb: float, profile_dir: str | 
 
 def run(sizes=(1024, 16384, 65536), total_mb: float = 300, tmp: str = "/tmp", skip_wait: bool = False,
         max_wait: float = 120, skip_limits: bool = False, profile_dir: str | None = None,
-        extra_batch_size: int = 0) -> dict:
+        extra_batch_size: int = 0, partitions: int = PARTITIONS) -> dict:
     """Run the benchmark (module docstring) and return its result dict."""
     gate = types.SimpleNamespace(skip_wait=skip_wait, max_wait=max_wait)
     wait_for_quiet(gate)
@@ -156,19 +160,20 @@ def run(sizes=(1024, 16384, 65536), total_mb: float = 300, tmp: str = "/tmp", sk
         for size in sizes:
             log(f"produce {size} B records")
             profile = profile_dir if profile_dir and size == max(sizes) else None
-            phases[str(size)] = produce_phase(cluster, size, total_mb, profile)
+            phases[str(size)] = produce_phase(cluster, size, total_mb, profile, None, partitions)
             phase = phases[str(size)]
             log(f"  {phase['mb_per_s']} MB/s, node CPU s/MB {phase['node_cpu_s_per_mb']}, "
                 f"other cores busy {phase['other_cores_busy']}")
         if extra_batch_size:
             log(f"produce {max(sizes)} B records in batches of {extra_batch_size} B")
             phases[f"{max(sizes)}@batch{extra_batch_size}"] = produce_phase(
-                cluster, max(sizes), total_mb, None, extra_batch_size)
+                cluster, max(sizes), total_mb, None, extra_batch_size, partitions)
     table = {}
     for size, phase in phases.items():
         table[size] = {
             "mb_per_s": phase["mb_per_s"],
             "fraction_of_rf3_disk_limit": round(phase["mb_per_s"] / disk["rf3_limit_mb_per_s"], 3) if disk else None,
+            "fraction_of_reference_rf3_disk_limit": round(phase["mb_per_s"] / REFERENCE_RF3_LIMIT_MB_PER_S, 3),
             "node_cpu_s_per_mb": phase["node_cpu_s_per_mb"],
             "client_cpu_s_per_mb": phase["client_cpu_s_per_mb"],
             "other_cores_busy": phase["other_cores_busy"],
@@ -176,9 +181,10 @@ def run(sizes=(1024, 16384, 65536), total_mb: float = 300, tmp: str = "/tmp", sk
         }
     return {
         "bench": "bytes_produce", "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "cpus": os.cpu_count(),
-        "partitions": PARTITIONS, "replicas": 3, "acks": "all", "total_mb_per_size": total_mb,
+        "partitions": partitions, "replicas": 3, "acks": "all", "total_mb_per_size": total_mb,
         "waited_for_quiet": not skip_wait, "max_wait_s": max_wait, "preflight_busy_cores": gate.preflight_busy_cores,
-        "profiled": bool(profile_dir), "disk": disk, "table": table, "phases": phases,
+        "profiled": bool(profile_dir), "disk": disk, "reference_rf3_limit_mb_per_s": REFERENCE_RF3_LIMIT_MB_PER_S,
+        "table": table, "phases": phases,
         "goal_64KiB_mb_per_s": 150, "total_s": round(time.monotonic() - started, 1),
     }
 
@@ -194,10 +200,11 @@ def main() -> None:
     parser.add_argument("--profile-dir", help="py-spy every node during the largest size (see above)")
     parser.add_argument("--extra-batch-size", type=int, default=1_000_000,
                         help="also the largest size with this producer batch size (0: not)")
+    parser.add_argument("--partitions", type=int, default=PARTITIONS, help="partitions per topic (the issue's trial: 3)")
     parser.add_argument("--name", default="bytes_produce", help="results file: tests/bench/results/2026-12-07-NAME.json")
     args = parser.parse_args()
     result = run(tuple(int(size) for size in args.sizes.split(",")), args.mb, args.tmp, args.skip_wait, args.max_wait,
-                 args.skip_limits, args.profile_dir, args.extra_batch_size)
+                 args.skip_limits, args.profile_dir, args.extra_batch_size, args.partitions)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"2026-12-07-{args.name}.json").write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps(result), flush=True)
