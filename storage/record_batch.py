@@ -147,6 +147,8 @@ def crc32c(data: bytes | bytearray | memoryview) -> int:
     """CRC-32C (Castagnoli) of `data`, computed by crcmod's C extension (cold paths and tests;
     the batch functions below inline the same call)."""
     return _crc32c_c(data, _CRC32C_XOR_OUT, _CRC32C_TABLE) ^ _CRC32C_XOR_OUT
+
+
 # Builds a NamedTuple from a tuple without a Python-level __new__ call (the header fast path).
 _new_tuple = tuple.__new__
 

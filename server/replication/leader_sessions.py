@@ -11,7 +11,8 @@ every partition it follows here; replication.proto is the contract):
 - pushes: one writer task per stream builds messages from the partitions that have news (an
   append woke them, an acknowledgement freed window, the high watermark moved) and writes them
   one at a time, awaiting gRPC flow control; data is read from the log with one pread per
-  partition and range, shared by every follower's session (push_reads.py), and sent as stored. Unacknowledged bytes are bounded per partition
+  partition and range, shared by every follower's session (push_reads.py), and sent as stored.
+  Unacknowledged bytes are bounded per partition
   (`limits.REPLICATION_PARTITION_WINDOW_BYTES`) and per stream (`limits.REPLICATION_STREAM_WINDOW_BYTES`); a message holds at most
   `limits.REPLICATION_MESSAGE_BYTES_TARGET` of records; a high watermark that moved without data is sent alone after
   `HIGH_WATERMARK_PUSH_DELAY_S` (coalesced), since data pushes carry it anyway. Pushes to a
