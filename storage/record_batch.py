@@ -65,6 +65,8 @@ from __future__ import annotations
 
 import enum
 import struct
+import sys
+import types
 from collections.abc import Iterable, Iterator, Sequence
 from typing import NamedTuple
 
@@ -131,7 +133,22 @@ _INT32_MAX = 2**31 - 1
 _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
 
-_crc32c = crcmod.predefined.mkCrcFun("crc-32c")
+# CRC-32C through crcmod's C extension, called directly on every hot call: mkCrcFun returns a
+# Python closure, `xor_out ^ fun(data, xor_out ^ crc, table)`, whose C `fun` and packed `table` are
+# its default arguments. Calling them inline saves a Python frame per batch; without the
+# extension crcmod would fall back to pure Python (~100x slower), which must never happen.
+assert sys.modules["crcmod.crcmod"]._usingExtension, "crcmod's C extension is missing: CRC-32C would run in pure Python"
+_CRC32C_XOR_OUT = 0xFFFFFFFF
+_, _CRC32C_TABLE, _crc32c_c = crcmod.predefined.mkCrcFun("crc-32c").__defaults__
+assert isinstance(_crc32c_c, types.BuiltinFunctionType), _crc32c_c
+
+
+def crc32c(data: bytes | bytearray | memoryview) -> int:
+    """CRC-32C (Castagnoli) of `data`, computed by crcmod's C extension (cold paths and tests;
+    the batch functions below inline the same call)."""
+    return _crc32c_c(data, _CRC32C_XOR_OUT, _CRC32C_TABLE) ^ _CRC32C_XOR_OUT
+
+
 # Builds a NamedTuple from a tuple without a Python-level __new__ call (the header fast path).
 _new_tuple = tuple.__new__
 
@@ -336,13 +353,14 @@ def iter_batches(buffer: bytes | bytearray | memoryview) -> Iterator[tuple[Batch
 
 def compute_crc(batch: bytes | bytearray | memoryview) -> int:
     """CRC-32C of a whole batch's CRC'd range [attributes, end)."""
-    return _crc32c(memoryview(batch)[ATTRIBUTES_POSITION:])
+    return _crc32c_c(memoryview(batch)[ATTRIBUTES_POSITION:], _CRC32C_XOR_OUT, _CRC32C_TABLE) ^ _CRC32C_XOR_OUT
 
 
 def is_crc_valid(header: BatchHeader, batch: bytes | bytearray | memoryview) -> bool:
     """Whether the stored CRC matches the batch bytes (`batch` holds exactly this one batch)."""
     assert len(batch) == header.size_bytes
-    return _crc32c(memoryview(batch)[ATTRIBUTES_POSITION:]) == header.crc
+    actual = _crc32c_c(memoryview(batch)[ATTRIBUTES_POSITION:], _CRC32C_XOR_OUT, _CRC32C_TABLE) ^ _CRC32C_XOR_OUT
+    return actual == header.crc
 
 
 def verify_crc(
@@ -359,7 +377,7 @@ def verify_crc(
         CorruptRecordError: the CRC does not match.
     """
     assert len(batch) == header.size_bytes
-    actual = _crc32c(memoryview(batch)[ATTRIBUTES_POSITION:])
+    actual = _crc32c_c(memoryview(batch)[ATTRIBUTES_POSITION:], _CRC32C_XOR_OUT, _CRC32C_TABLE) ^ _CRC32C_XOR_OUT
     if actual != header.crc:
         raise CorruptRecordError(
             f"CRC mismatch: stored {header.crc:#010x}, computed {actual:#010x}", position=position
@@ -392,7 +410,8 @@ def stamp_log_append_time(buffer: bytearray | memoryview, timestamp_ms: int, pos
     _ATTRIBUTES.pack_into(view, position + ATTRIBUTES_POSITION, attributes | TIMESTAMP_TYPE_MASK)
     _MAX_TIMESTAMP.pack_into(view, position + MAX_TIMESTAMP_POSITION, timestamp_ms)
     end = position + batch_length + LOG_OVERHEAD
-    _CRC.pack_into(view, position + CRC_POSITION, _crc32c(view[position + ATTRIBUTES_POSITION : end]))
+    crc = _crc32c_c(view[position + ATTRIBUTES_POSITION : end], _CRC32C_XOR_OUT, _CRC32C_TABLE) ^ _CRC32C_XOR_OUT
+    _CRC.pack_into(view, position + CRC_POSITION, crc)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -547,7 +566,8 @@ def encode_batch(
         base_sequence,
         count,
     )
-    _CRC.pack_into(batch, CRC_POSITION, _crc32c(memoryview(batch)[ATTRIBUTES_POSITION:]))
+    crc = _crc32c_c(memoryview(batch)[ATTRIBUTES_POSITION:], _CRC32C_XOR_OUT, _CRC32C_TABLE) ^ _CRC32C_XOR_OUT
+    _CRC.pack_into(batch, CRC_POSITION, crc)
     return batch
 
 
@@ -681,7 +701,7 @@ def rebuild_batch(
         header.base_sequence,
         len(kept),
     )
-    _CRC.pack_into(batch, CRC_POSITION, _crc32c(memoryview(batch)[ATTRIBUTES_POSITION:]))
+    _CRC.pack_into(batch, CRC_POSITION, crc32c(memoryview(batch)[ATTRIBUTES_POSITION:]))
     return batch
 
 
@@ -726,7 +746,7 @@ def recompress_batch(
         raise RecordTooLargeError(len(result), BATCH_LENGTH_MAX + LOG_OVERHEAD, what="recompressed batch")
     fields = header._replace(batch_length=len(result) - LOG_OVERHEAD, crc=0, attributes=attributes)
     _HEADER.pack_into(result, 0, *fields)
-    _CRC.pack_into(result, CRC_POSITION, _crc32c(memoryview(result)[ATTRIBUTES_POSITION:]))
+    _CRC.pack_into(result, CRC_POSITION, crc32c(memoryview(result)[ATTRIBUTES_POSITION:]))
     return result
 
 

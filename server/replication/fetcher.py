@@ -363,12 +363,13 @@ class LeaderLink:
         state.retry = asyncio.get_running_loop().call_later(RETRY_BACKOFF_S, retry)
 
 
-def _skip_held_batches(records: bytes, end_offset: int) -> tuple[bytes, int, bool]:
+def _skip_held_batches(records: bytes, end_offset: int) -> tuple[bytes | memoryview, int, bool]:
     """Drop the whole batches below `end_offset` (the follower holds them already).
 
     Returns:
-        (the rest, its base offset, is_misaligned). The rest is empty when every batch is held;
-        is_misaligned when a batch straddles `end_offset` (it cannot match the follower's log).
+        (the rest, its base offset, is_misaligned). The rest is a view of `records` (appended as
+        it is, no copy), empty when every batch is held; is_misaligned when a batch straddles
+        `end_offset` (it cannot match the follower's log).
     """
     view = memoryview(records)
     position = 0
@@ -376,7 +377,7 @@ def _skip_held_batches(records: bytes, end_offset: int) -> tuple[bytes, int, boo
     while position < length:
         header = parse_header(view, position)
         if header.base_offset >= end_offset:
-            return bytes(view[position:]), header.base_offset, False
+            return view[position:], header.base_offset, False
         if header.base_offset + header.last_offset_delta + 1 > end_offset:
             return b"", end_offset, True
         position += header.batch_length + LOG_OVERHEAD

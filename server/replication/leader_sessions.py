@@ -11,7 +11,8 @@ every partition it follows here; replication.proto is the contract):
 - pushes: one writer task per stream builds messages from the partitions that have news (an
   append woke them, an acknowledgement freed window, the high watermark moved) and writes them
   one at a time, awaiting gRPC flow control; data is read from the log with one pread per
-  partition and sent as stored. Unacknowledged bytes are bounded per partition
+  partition and range, shared by every follower's session (push_reads.py), and sent as stored.
+  Unacknowledged bytes are bounded per partition
   (`limits.REPLICATION_PARTITION_WINDOW_BYTES`) and per stream (`limits.REPLICATION_STREAM_WINDOW_BYTES`); a message holds at most
   `limits.REPLICATION_MESSAGE_BYTES_TARGET` of records; a high watermark that moved without data is sent alone after
   `HIGH_WATERMARK_PUSH_DELAY_S` (coalesced), since data pushes carry it anyway. Pushes to a
@@ -39,6 +40,7 @@ from freshet.server.errors import InvalidRequestError
 from freshet.server.replication.core import UNKNOWN_OFFSET, PushCursor, check_follower_position
 from freshet.server.replication.host import ReplicaHost
 from freshet.server.replication.partition import Partition
+from freshet.server.replication.push_reads import SharedPushReads
 from freshet.server.security import rules
 from freshet.server.security.authorizer import Authorizer
 from freshet.storage.errors import OffsetOutOfRangeError, StorageError
@@ -59,8 +61,13 @@ def _durable_offset(position: replication_pb2.ReplicaPosition) -> int:
 class FollowerSession:
     """One follower broker's ReplicaFetch stream on this leader. Not thread-safe (loop)."""
 
-    def __init__(self, host: ReplicaHost, replica_id: int, broker_epoch: int, context: grpc.aio.ServicerContext) -> None:
+    def __init__(
+        self, host: ReplicaHost, replica_id: int, broker_epoch: int, context: grpc.aio.ServicerContext,
+        reads: SharedPushReads | None = None,
+    ) -> None:
+        """`reads`: the leader's push reads shared by all its sessions (None: this session's own)."""
         self.host = host
+        self._reads = reads if reads is not None else SharedPushReads()
         self.replica_id = replica_id
         self.broker_epoch = broker_epoch
         self._context = context
@@ -370,8 +377,7 @@ class FollowerSession:
                 dirty.discard(key)
         return size
 
-    @staticmethod
-    def _read_next(partition: Partition, cursor: PushCursor, limit_bytes: int | None = None) -> LogReadResult | None:
+    def _read_next(self, partition: Partition, cursor: PushCursor, limit_bytes: int | None = None) -> LogReadResult | None:
         """The follower's next records within its partition window (and `limit_bytes`, the
         throttle's allowance, when given: at least one whole batch is read); None when it wants none.
 
@@ -385,7 +391,8 @@ class FollowerSession:
         max_bytes = limits.REPLICATION_PARTITION_WINDOW_BYTES - cursor.in_flight_bytes
         if limit_bytes is not None:
             max_bytes = min(max_bytes, limit_bytes)
-        return log.read(cursor.next_offset, max_bytes)
+        # The other followers' sessions ask for the same range on this turn of the loop: one read.
+        return self._reads.read(partition, cursor.next_offset, max_bytes)
 
     def _refusal(
         self, key: tuple[str, int], partition: Partition, error: StorageError
@@ -465,6 +472,8 @@ class ReplicationService(replication_pb2_grpc.ReplicationServicer):
         self.node_id = host.node_id
         self.authorizer = authorizer or rules.allow_all()
         self.history = history
+        #: One log read per pushed range, shared by the follower sessions of this leader.
+        self.push_reads = SharedPushReads()
 
     @status.handler()
     async def ConsoleSeries(self, request, context):  # noqa: N802 - gRPC method name
@@ -500,7 +509,7 @@ class ReplicationService(replication_pb2_grpc.ReplicationServicer):
             if first is grpc.aio.EOF:
                 return
             host.check_follower_broker(first.replica_id, first.broker_epoch)
-            session = FollowerSession(host, first.replica_id, first.broker_epoch, context)
+            session = FollowerSession(host, first.replica_id, first.broker_epoch, context, self.push_reads)
             host.sessions.add(session)
             logger.info("replica %d (broker epoch %d) opened a replication stream", first.replica_id, first.broker_epoch)
             writer = asyncio.create_task(session.run_writer(), name=f"replication-push-{first.replica_id}")

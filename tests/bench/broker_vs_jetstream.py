@@ -52,9 +52,10 @@ def proc_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK
 
 
-def free_base_port() -> int:
-    """A base port whose 3 nodes' gRPC, Raft, HTTP and Kafka ports (base+(i-1)*10+0..3) are all free."""
-    for base in range(21000, 30000, 37):
+def free_base_port(first: int = 21000) -> int:
+    """A base port from `first` on whose 3 nodes' gRPC, Raft, HTTP and Kafka ports (base+(i-1)*10+0..3)
+    are all free (at the time of asking: benchmarks of other branches on the machine scan too)."""
+    for base in range(first, first + 9000, 37):
         ports = [base + i * 10 + j for i in range(3) for j in range(4)]
         sockets = []
         try:
@@ -126,12 +127,13 @@ def measured(argv: list[str], pids: list[int], timeout_s: float = 300) -> dict:
 
 
 @contextlib.contextmanager
-def local_cluster(tmp: str):
-    """`freshet cluster up --nodes 3 --json` in a temp dir under `tmp`: yields its JSON line (with
-    "pids" and "admin", a Controller stub on node 1, added); on exit stops it by pid and removes the dir."""
+def local_cluster(tmp: str, first_port: int = 21000):
+    """`freshet cluster up --nodes 3 --json` in a temp dir under `tmp`, on ports from `first_port` on:
+    yields its JSON line (with "pids" and "admin", a Controller stub on node 1, added); on exit
+    stops it by pid and removes the dir."""
     directory = tempfile.mkdtemp(prefix="freshet-bench-", dir=tmp)
     cluster = subprocess.Popen(
-        [FRESHET, "cluster", "up", "--nodes", "3", "--data-dir", directory, "--base-port", str(free_base_port()), "--json"],
+        [FRESHET, "cluster", "up", "--nodes", "3", "--data-dir", directory, "--base-port", str(free_base_port(first_port)), "--json"],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )
     channel = None

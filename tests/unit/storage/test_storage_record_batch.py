@@ -592,3 +592,24 @@ def test_client_shared_modules_import_no_other_storage_module():
             "freshet.storage.record_batch",
         ]
     )
+
+
+def test_crc32c_is_crcmods_c_function_called_directly():
+    """Every hot CRC call goes to crcmod's C extension without its Python wrapper, and gives the
+    same CRC-32C as crcmod's predefined function (and the standard check value)."""
+    import os
+    import sys
+    import types
+
+    from freshet.storage import record_batch
+
+    assert sys.modules["crcmod.crcmod"]._usingExtension
+    assert isinstance(record_batch._crc32c_c, types.BuiltinFunctionType)
+    assert record_batch.crc32c(b"123456789") == 0xE3069283
+    reference = crcmod.predefined.mkCrcFun("crc-32c")
+    for size in (0, 1, 61, 4096, 65536 + 7):
+        data = os.urandom(size)
+        assert record_batch.crc32c(data) == reference(data)
+        assert record_batch.crc32c(memoryview(bytearray(data))) == reference(data)
+    batch = encode_batch([Record(1, b"k", os.urandom(1000))])
+    assert compute_crc(batch) == reference(bytes(batch[21:])) == parse_header(batch).crc
