@@ -65,6 +65,7 @@ from freshet.server.cluster.publisher import MetadataPublisher, QuorumPublisher,
 from freshet.server.config import NodeConfig, format_node_addresses
 from freshet.server.controller.active import ActiveController
 from freshet.server.controller.service import ControllerService
+from freshet.server import limits
 from freshet.server.errors import NodeStartError
 from freshet.server.groups.runtime import GroupRuntime
 from freshet.server.http.console_data.backend import ConsoleBackend, node_transport
@@ -259,7 +260,7 @@ class Node:
         assert self.loop is not None
         started = time.monotonic()
         try:
-            self.log_manager = await self.loop.run_in_executor(None, lambda: LogManager.open(config.logs_dir))
+            self.log_manager = await self.loop.run_in_executor(None, lambda: LogManager.open(config.logs_dir, open_threads=limits.LOG_OPEN_THREADS))
         except StorageError as error:
             raise NodeStartError(f"cannot open the partition logs in {config.logs_dir}: {error}") from error
         logger.info(

@@ -221,14 +221,22 @@ class HostedReplicas:
         notifying listeners of each change; the ids of topics with a replica that could not be
         hosted yet (offline, or an older topic's log in the way), to look at again next pass."""
         configs_by_topic: dict[bytes, tuple[LogConfig, int]] = {}
-        incomplete: set[bytes] = set()
-        for key, (topic, partition) in sorted(wanted.items()):
-            found = configs_by_topic.get(topic.topic_id)
-            if found is None:
+        for topic, _ in wanted.values():
+            if topic.topic_id not in configs_by_topic:
                 typed = image.topic_config(topic.topic_id)
                 assert typed is not None
-                found = configs_by_topic[topic.topic_id] = (log_config(image, topic), typed.min_insync_replicas)
-            config, min_insync_replicas = found
+                configs_by_topic[topic.topic_id] = (log_config(image, topic), typed.min_insync_replicas)
+        # A new topic brings thousands of logs to create: open them on the log manager's threads
+        # first (their fsyncs overlap); the loop below then finds them open, or meets each
+        # failure itself, as before.
+        self.log_manager.open_missing(
+            (key[0], key[1], topic.topic_id.hex(), configs_by_topic[topic.topic_id][0])
+            for key, (topic, _) in wanted.items()
+            if key not in previous
+        )
+        incomplete: set[bytes] = set()
+        for key, (topic, partition) in sorted(wanted.items()):
+            config, min_insync_replicas = configs_by_topic[topic.topic_id]
             try:
                 log = self._log(key, topic, config, allow_deletes)
             except StorageError as error:

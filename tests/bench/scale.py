@@ -45,6 +45,7 @@ import os
 import pathlib
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -229,8 +230,11 @@ def led_by(image, topic: str, node_id: int) -> list[int]:
 
 def phase_leader_failover(cluster: NodeCluster, recorder: MetadataRecorder, partitions: int, timeout_s: float) -> dict:
     controller = cluster.active_controller()
-    victim = next(n for n in sorted(cluster.alive()) if n != controller)
+    # The broker (not the active controller) that leads the most: leadership may have moved in
+    # earlier phases (a broker fenced under load keeps no leaderships until the next rebalance).
+    victim = max((n for n in sorted(cluster.alive()) if n != controller), key=lambda n: len(led_by(recorder.image, BIG, n)))
     led = led_by(recorder.image, BIG, victim)
+    assert led, f"no broker but the controller leads a partition of {BIG}"
     load = PhaseLoad(cluster)
     started = time.monotonic()
     cluster.processes[victim].freeze()
@@ -358,6 +362,8 @@ def main() -> None:
     parser.add_argument("--out", default=str(REPO / "tests" / "bench" / "results" / "2026-12-07-scale.json"))
     args = parser.parse_args()
     args.phases = set(args.phases.split(","))
+    # SIGTERM unwinds like Ctrl-C, so that NodeCluster.close stops the nodes and the temp dir goes.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     if args.profile_dir:
         os.makedirs(args.profile_dir, exist_ok=True)
     runs = []
