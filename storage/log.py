@@ -513,6 +513,7 @@ class PartitionLog:
     def _roll(self, base_offset: int, now_ms: int) -> LogSegment:
         """Roll the segments; a new segment starts with a producer-state snapshot at its base offset."""
         active = self._segments[-1]
+        self._epoch_cache.sync()        # the sealed segment is fsynced: so are its epochs
         segment = self._segments.roll(base_offset, self._config, now_ms)
         if segment is not active:
             self._producer_state.map_end_offset = segment.base_offset
@@ -870,6 +871,7 @@ class PartitionLog:
 
     def _flush(self) -> None:
         with self._offline_guard:
+            self._epoch_cache.sync()
             self._segments[-1].flush()
         self._unflushed_records = 0
         self._last_flush_monotonic_ms = self._clock.monotonic_ms()
@@ -897,6 +899,7 @@ class PartitionLog:
             if self._offline_guard.error is not None:
                 self._segments.release_all()
                 return
+            self._epoch_cache.sync()
             self._segments.close_all()
             self._producer_state.map_end_offset = self.log_end_offset
             self._producer_state.take_snapshot()
