@@ -55,6 +55,7 @@ import grpc
 from freshet.metadata.errors import MetadataError, TransferDeniedError
 from freshet.metadata.image import EMPTY_IMAGE, MetadataImage
 from freshet.metadata.quorum import MetadataQuorum, QuorumConfig
+from freshet.server import limits
 from freshet.server.broker.data_plane import DataPlane
 from freshet.server.broker.disk_watch import describe_disk, readiness_note
 from freshet.server.broker.hosted_replicas import HostedReplicas
@@ -65,7 +66,6 @@ from freshet.server.cluster.publisher import MetadataPublisher, QuorumPublisher,
 from freshet.server.config import NodeConfig, format_node_addresses
 from freshet.server.controller.active import ActiveController
 from freshet.server.controller.service import ControllerService
-from freshet.server import limits
 from freshet.server.errors import NodeStartError
 from freshet.server.groups.runtime import GroupRuntime
 from freshet.server.http.console_data.backend import ConsoleBackend, node_transport
