@@ -332,7 +332,7 @@ def run_partitions(partitions: int, args) -> dict:
         with NodeCluster(root, auto_balance=True) as cluster:
             for node_id in cluster.controller_ids:
                 cluster.start(node_id)
-            cluster.wait_ready()
+            cluster.wait_ready(timeout_s=180)       # the machine may be loaded by other jobs
             recorder = MetadataRecorder(cluster).start()
             try:
                 create_topic(cluster, 1, SMALL, 3)
