@@ -16,9 +16,11 @@ meanwhile (`other_cores_busy`: the machine's busy cores minus the 3 nodes and th
 - idle: after a 5 s settle, CPU (cores) of each node over --idle-seconds and its resident memory
   (VmRSS); `cores_per_1000_replicas` is the 3 nodes' cores / (3 N / 1000).
 - throughput: `freshet perf produce --acks all --round-robin` (1 KiB records spread evenly over
-  every partition) into the 3-partition topic, then into the N-partition one, then
-  `perf consume` of each (phases from tests/bench/broker_vs_jetstream.py's `measured`: servers'
-  CPU µs per record from /proc). `ratio_produce` / `ratio_consume` = N-partition / 3-partition.
+  every partition) into the 3-partition topic, then into the N-partition one; the same with the
+  SDK's default sticky partitioner (whole 256 KiB batches to one partition at a time, so 100k
+  records touch only ~400 partitions); then `perf consume` of each (phases from
+  tests/bench/broker_vs_jetstream.py's `measured`: servers' CPU µs per record from /proc).
+  `ratio_produce` (round-robin), `ratio_produce_sticky`, `ratio_consume` = N-partition / 3-partition.
 - leader_failover: SIGSTOP a broker that is not the active controller; the time until the
   metadata (followed by WatchMetadata, as brokers see it) shows every partition it led with
   another leader; then SIGCONT and the time until fully replicated again.
@@ -230,16 +232,17 @@ def phase_throughput(cluster: NodeCluster, msgs: int) -> dict:
     bootstrap = ",".join(f"127.0.0.1:{cluster.ports[n]}" for n in cluster.alive())
     pids = [process.pid for process in cluster.processes.values()]
     results = {}
-    for topic in (SMALL, BIG):
-        argv = [FRESHET, "perf", "produce", "--topic", topic, "--num-records", str(msgs), "--record-size", "1024",
-                "--acks", "all", "--round-robin", "--bootstrap-server", bootstrap, "--json"]
-        results[f"produce_{topic}"] = measured(argv, pids, timeout_s=900)
-        log(f"  produce {topic}: {results[f'produce_{topic}']['records_per_s']} records/s")
+    for suffix, flags in (("", ["--round-robin"]), ("_sticky", [])):
+        for topic in (SMALL, BIG):
+            argv = [FRESHET, "perf", "produce", "--topic", topic, "--num-records", str(msgs), "--record-size", "1024",
+                    "--acks", "all", *flags, "--bootstrap-server", bootstrap, "--json"]
+            results[f"produce{suffix}_{topic}"] = measured(argv, pids, timeout_s=900)
+            log(f"  produce{suffix} {topic}: {results[f'produce{suffix}_{topic}']['records_per_s']} records/s")
     for topic in (SMALL, BIG):
         argv = [FRESHET, "perf", "consume", "--topic", topic, "--messages", str(msgs), "--bootstrap-server", bootstrap, "--json"]
         results[f"consume_{topic}"] = measured(argv, pids, timeout_s=900)
         log(f"  consume {topic}: {results[f'consume_{topic}']['records_per_s']} records/s")
-    for kind in ("produce", "consume"):
+    for kind in ("produce", "produce_sticky", "consume"):
         results[f"ratio_{kind}"] = round(results[f"{kind}_{BIG}"]["records_per_s"] / max(results[f"{kind}_{SMALL}"]["records_per_s"], 1), 3)
     return results
 
@@ -377,6 +380,7 @@ def goals(runs: list[dict]) -> dict:
         out[str(run["partitions"])] = {
             "idle_cores_per_1000_replicas_le_0.05": idle.get("cores_per_1000_replicas"),
             "produce_ratio_ge_0.8": throughput.get("ratio_produce"),
+            "produce_ratio_sticky": throughput.get("ratio_produce_sticky"),
             f"new_leaders_le_{session_s + 2:g}_s": leader.get("all_have_new_leaders_s"),
             "restart_in_sync_le_30_s": restart.get("back_in_every_isr_s"),
         }
