@@ -34,7 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from freshet.storage.checkpoint import read_checkpoint, remove_stale_temp_files, write_checkpoint
 from freshet.storage.cleaner import CleanerConfig, LogCleaner
 from freshet.storage.clock import Clock, SystemClock
-from freshet.storage.config import LogConfig
+from freshet.storage.config import LONG_MAX, LogConfig
 from freshet.storage.errors import InconsistentTopicIdError, KafkaStorageError, StorageError
 from freshet.storage.log import DELETE_DIR_SUFFIX, PartitionLog, remove_log_directory
 
@@ -320,6 +320,8 @@ class LogManager:
         """Flush logs whose flush.ms has passed (call periodically); return how many were flushed."""
         flushed = 0
         for log in self.logs():
+            if log.config.flush_ms == LONG_MAX:
+                continue            # no flush.ms (the default): nothing to look at, no lock to take
             try:
                 flushed += log.maybe_flush()
             except StorageError as error:
