@@ -328,7 +328,7 @@ def phase_controller_failover(cluster: NodeCluster, partitions: int, timeout_s: 
 
 def run_partitions(partitions: int, args) -> dict:
     """Every phase for one N, on a fresh cluster in a temp dir (removed afterwards)."""
-    timeout_s = min(max(120.0, partitions * 0.06), 600.0)
+    timeout_s = min(max(120.0, partitions * 0.06), 300.0)
     root = pathlib.Path(tempfile.mkdtemp(prefix=f"freshet-scale-{partitions}-", dir=args.tmp))
     result: dict = {"partitions": partitions, "replicas": 3 * partitions}
     try:
