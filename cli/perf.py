@@ -124,6 +124,10 @@ def produce(
     throughput: int = typer.Option(-1, "--throughput", help="Records/s to aim at; -1: as fast as possible."),
     max_in_flight: int = typer.Option(5, "--max-in-flight", min=1, help="Unacknowledged requests per broker."),
     sync: bool = typer.Option(False, "--sync", help="One record at a time, each waiting for its ack (latency mode)."),
+    round_robin: bool = typer.Option(
+        False, "--round-robin",
+        help="Send record i to partition i mod the partition count (Kafka's RoundRobinPartitioner), not to sticky partitions.",
+    ),
     bootstrap: Bootstrap = DEFAULT_BOOTSTRAP,
     as_json: bool = typer.Option(False, "--json", help="Print one JSON line instead of the summary."),
 ) -> None:
@@ -137,6 +141,8 @@ def produce(
       freshet perf produce --topic bench --num-records 2000 --record-size 1024 --sync --json
 
       freshet perf produce --topic bench --num-records 100000 --record-size 1024 --throughput 5000
+
+      freshet perf produce --topic many --num-records 100000 --record-size 1024 --round-robin
     """
     acks_value = _acks_value(acks)
     payload = os.urandom(record_size)
@@ -145,7 +151,7 @@ def produce(
     producer = _open_producer(bootstrap, acks_value, batch_size, linger_ms, compression, max_in_flight, sync)
     progress = _Progress("produce", num_records, as_json)
     try:
-        seconds = _send_records(producer, topic, payload, num_records, throughput, sync, deliveries, progress)
+        seconds = _send_records(producer, topic, payload, num_records, throughput, sync, round_robin, deliveries, progress)
     except FreshetError as error:
         progress.close()
         producer.close(5)
@@ -162,6 +168,7 @@ def produce(
         "record_size": record_size,
         "acks": acks,
         "batch_size": batch_size,
+        "partitioner": "round-robin" if round_robin else "sticky",
         "seconds": round(seconds, 3),
         "records_per_s": round(records / seconds, 1) if seconds > 0 else 0.0,
         "mb_per_s": round(records * record_size / seconds / 1e6, 3) if seconds > 0 else 0.0,
@@ -228,16 +235,19 @@ def _send_records(
     num_records: int,
     throughput: int,
     sync: bool,
+    round_robin: bool,
     deliveries: _Deliveries,
     progress: _Progress,
 ) -> float:
     """Send `num_records` records of `payload` (paced to `throughput` records/s when > 0; with
-    `sync` each waits for its ack) and flush; return the seconds taken, from the first send.
+    `sync` each waits for its ack; with `round_robin` record i goes to partition i mod the
+    partition count, else the SDK's sticky partitioner chooses) and flush; return the seconds
+    taken, from the first send.
 
     Raises:
         FreshetError: fetching the topic's metadata or flushing failed.
     """
-    producer.partitions_for(topic)  # metadata first: not part of the clock
+    partition_count = len(producer.partitions_for(topic))  # metadata first: not part of the clock
     latencies, errors, lock = deliveries.latencies, deliveries.errors, deliveries.lock
     started = time.monotonic()
     for index in range(num_records):
@@ -257,7 +267,8 @@ def _send_records(
                 else:
                     errors.append(repr(error))
 
-        future = producer.send(topic, value=payload, on_delivery=on_delivery)
+        partition = index % partition_count if round_robin else None
+        future = producer.send(topic, value=payload, partition=partition, on_delivery=on_delivery)
         if sync:
             try:
                 future.result()

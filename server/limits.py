@@ -51,6 +51,10 @@ ALTER_PARTITION_TIMEOUT_MS = 10_000
 HIGH_WATERMARK_CHECKPOINT_INTERVAL_MS = 5_000     # Kafka's replica.high.watermark.checkpoint.interval.ms
 FLUSH_CHECK_INTERVAL_MS = 1_000                    # how often flush.ms is checked
 DISK_CHECK_INTERVAL_MS = 250                       # how often the log directory's free space is looked at
+# Threads that open, create and recover partition logs (at start, and for a new topic's thousands
+# of replicas): Kafka's num.recovery.threads.per.data.dir. A new log is a few fsyncs, which
+# concurrent threads share (ext4 joins them into one journal commit).
+LOG_OPEN_THREADS = 8
 
 # -- how they relate ---------------------------------------------------------------------------------
 # A replication message filled to its target plus a partition window's worth of overrun stays

@@ -55,6 +55,7 @@ import grpc
 from freshet.metadata.errors import MetadataError, TransferDeniedError
 from freshet.metadata.image import EMPTY_IMAGE, MetadataImage
 from freshet.metadata.quorum import MetadataQuorum, QuorumConfig
+from freshet.server import limits
 from freshet.server.broker.data_plane import DataPlane
 from freshet.server.broker.disk_watch import describe_disk, readiness_note
 from freshet.server.broker.hosted_replicas import HostedReplicas
@@ -259,7 +260,7 @@ class Node:
         assert self.loop is not None
         started = time.monotonic()
         try:
-            self.log_manager = await self.loop.run_in_executor(None, lambda: LogManager.open(config.logs_dir))
+            self.log_manager = await self.loop.run_in_executor(None, lambda: LogManager.open(config.logs_dir, open_threads=limits.LOG_OPEN_THREADS))
         except StorageError as error:
             raise NodeStartError(f"cannot open the partition logs in {config.logs_dir}: {error}") from error
         logger.info(

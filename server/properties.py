@@ -165,7 +165,7 @@ KAFKA_IGNORED: Mapping[str, str] = {
     "num.io.threads": _THREADS,
     "background.threads": _THREADS,
     "queued.max.requests": _THREADS,
-    "num.recovery.threads.per.data.dir": "logs are recovered by one thread per node",
+    "num.recovery.threads.per.data.dir": "logs are opened and recovered by 8 threads per node",
     "num.replica.fetchers": _REPLICATION,
     "replica.fetch.": _REPLICATION,
     "replica.socket.": _REPLICATION,

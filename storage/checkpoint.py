@@ -46,8 +46,12 @@ def fsync_directory(path: str) -> None:
         os.close(fd)
 
 
-def write_atomically(path: str, data: bytes) -> None:
+def write_atomically(path: str, data: bytes, is_synced: bool = True) -> None:
     """Replace the file at `path` with `data`: temp file, fsync, rename, fsync the directory.
+
+    With `is_synced` False the two fsyncs are left out: a process crash still sees the old or
+    the new file whole (the rename is atomic), a machine crash may see the old one, or an empty
+    one; only for files the owner can rebuild (see leader_epoch.py).
 
     Raises:
         LogDirFullError: the filesystem is full (the old file, if any, is left intact and the
@@ -62,11 +66,13 @@ def write_atomically(path: str, data: bytes) -> None:
             while view:
                 written = os.write(fd, view)
                 view = view[written:]
-            os.fsync(fd)
+            if is_synced:
+                os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(temp_path, path)
-        fsync_directory(os.path.dirname(path) or ".")
+        if is_synced:
+            fsync_directory(os.path.dirname(path) or ".")
     except OSError as error:
         try:
             os.unlink(temp_path)        # give back the space; the old file is intact
@@ -77,13 +83,13 @@ def write_atomically(path: str, data: bytes) -> None:
         raise KafkaStorageError(path, "write checkpoint", error) from error
 
 
-def write_checkpoint(path: str, version: int, entries: Iterable[Sequence[object]]) -> None:
-    """Write a Kafka-format checkpoint file atomically (see the module docstring)."""
+def write_checkpoint(path: str, version: int, entries: Iterable[Sequence[object]], is_synced: bool = True) -> None:
+    """Write a Kafka-format checkpoint file atomically (see the module docstring and `write_atomically`)."""
     lines = [" ".join(str(field) for field in entry) for entry in entries]
     for line in lines:
         assert "\n" not in line
     text = f"{version}\n{len(lines)}\n" + "".join(line + "\n" for line in lines)
-    write_atomically(path, text.encode("utf-8"))
+    write_atomically(path, text.encode("utf-8"), is_synced)
 
 
 def read_checkpoint(path: str, version: int, parse_entry: Callable[[list[str]], T]) -> list[T] | None:

@@ -5,6 +5,15 @@ Owns `leader-epoch-checkpoint` (Kafka's LeaderEpochFileCache): an ordered list o
 every change. It answers OffsetsForLeaderEpoch (KIP-101/KIP-279): a follower that became a follower
 asks the leader for the end offset of its latest epoch and truncates any divergent suffix.
 
+Durability (as Kafka since KAFKA-15046): `assign`, which runs on the append path (a new leader,
+every partition's first follower append of an epoch), writes the file without fsync; `sync`
+fsyncs it, and the log calls it before every fsync of its own (roll, flush, close). So after a
+machine crash the file is exact for every segment that was fsynced, and the unflushed tail is
+re-read by recovery, which assigns the epochs of its batch headers again (log_loader.py, as
+Kafka's LogSegment.recover). Truncations and rebuilds still write with fsync. Two fsyncs per
+assign were, with thousands of partitions, seconds of a broker's event loop after a topic was
+created or a broker failed.
+
 Imports: standard library and `freshet.storage` (checkpoint, errors). Forbidden: grpc, wire types
 (freshet.v1), metadata, server, client, cli (import-linter contract).
 
@@ -35,6 +44,7 @@ class LeaderEpochCache:
         """A cache backed by `<directory>/leader-epoch-checkpoint` holding `entries` (not yet written)."""
         self.path = os.path.join(directory, LEADER_EPOCH_CHECKPOINT_FILE_NAME)
         self._entries: list[tuple[int, int]] = list(entries or [])
+        self._is_synced = True      # False: the file holds the entries but was not fsynced
         self._check_invariant()
 
     @classmethod
@@ -65,10 +75,16 @@ class LeaderEpochCache:
             assert epoch < next_epoch
             assert start < next_start
 
-    def flush(self) -> None:
-        """Write the entries to the checkpoint file atomically."""
+    def flush(self, is_synced: bool = True) -> None:
+        """Write the entries to the checkpoint file atomically (fsynced unless `is_synced` is False)."""
         self._check_invariant()
-        write_checkpoint(self.path, _CHECKPOINT_VERSION, self._entries)
+        write_checkpoint(self.path, _CHECKPOINT_VERSION, self._entries, is_synced)
+        self._is_synced = is_synced
+
+    def sync(self) -> None:
+        """fsync what `assign` wrote without (the log calls this before fsyncing its segments)."""
+        if not self._is_synced:
+            self.flush()
 
     @property
     def entries(self) -> list[tuple[int, int]]:
@@ -93,7 +109,7 @@ class LeaderEpochCache:
         before = list(self._entries)
         if self.assign_in_memory(epoch, start_offset):
             try:
-                self.flush()
+                self.flush(is_synced=False)     # see the module docstring
             except KafkaStorageError:
                 self._entries = before  # memory matches the file: a retry assigns and writes again
                 raise

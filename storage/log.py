@@ -521,6 +521,7 @@ class PartitionLog:
     def _roll(self, base_offset: int, now_ms: int) -> LogSegment:
         """Roll the segments; a new segment starts with a producer-state snapshot at its base offset."""
         active = self._segments[-1]
+        self._epoch_cache.sync()        # the sealed segment is fsynced: so are its epochs
         segment = self._segments.roll(base_offset, self._config, now_ms)
         if segment is not active:
             # Sealing fsynced the old segment: everything below the new one is on disk.
@@ -885,6 +886,7 @@ class PartitionLog:
     def _flush(self) -> None:
         end_offset = self.log_end_offset
         with self._offline_guard:
+            self._epoch_cache.sync()
             self._segments[-1].flush()
         self._durable_offset = max(self._durable_offset, end_offset)
         self._unflushed_records = 0
@@ -952,6 +954,7 @@ class PartitionLog:
             if self._offline_guard.error is not None:
                 self._segments.release_all()
                 return
+            self._epoch_cache.sync()
             self._segments.close_all()
             self._producer_state.map_end_offset = self.log_end_offset
             self._producer_state.take_snapshot()

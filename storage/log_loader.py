@@ -102,6 +102,8 @@ class LogLoader:
         #: Every segment opened so far, so that a failed load can release them.
         self.segments: list[LogSegment] = []
         self._repairs: list[tuple[str, int, int]] = []
+        #: The base offset of the first segment recovery re-read (None: none was).
+        self._recovered_from: int | None = None
 
     def load(self, topic_id: str | None, producer_state: ProducerStateManager, now_ms: int) -> LoadedLog:
         """Create the directory if needed, open its segments, recovering what needs it; rebuild `producer_state` in place.
@@ -143,6 +145,8 @@ class LogLoader:
         end_offset = segments.end_offset
         assert segments[0].base_offset <= start_offset <= end_offset
         epoch_cache = self._load_epoch_cache(segments)
+        if self._recovered_from is not None:
+            self._reassign_recovered_epochs(segments, epoch_cache)
         epoch_cache.truncate_from_end(end_offset)
         epoch_cache.truncate_from_start(start_offset)
         rebuild_producer_state(producer_state, segments, end_offset)
@@ -231,6 +235,8 @@ class LogLoader:
             if segment.needs_recovery or (is_last and not had_clean_shutdown):
                 reason = segment.recovery_reason or "unclean shutdown"
                 logger.warning("recovering %s (%s)", segment.log_path, reason)
+                if self._recovered_from is None:
+                    self._recovered_from = segment.base_offset
                 cut = segment.recover(allows_gaps=self._config.is_compacted)
                 if cut:
                     self._repairs.append((segment.log_path, segment.size, cut))
@@ -317,6 +323,19 @@ class LogLoader:
             assert stored is not None
             raise InconsistentTopicIdError(self.directory, topic_id, stored)
         return stored
+
+    def _reassign_recovered_epochs(self, segments: LogSegments, cache: LeaderEpochCache) -> None:
+        """Assign the leader epochs of the recovered batches again (Kafka's LogSegment.recover):
+        the checkpoint is fsynced with the segments, not on every assign (leader_epoch.py), so
+        after a machine crash it may miss the epochs of an unflushed tail that did reach the disk."""
+        assert self._recovered_from is not None
+        is_changed = False
+        for header in segments.iter_headers_from(self._recovered_from):
+            if header.partition_leader_epoch >= 0:
+                is_changed = cache.assign_in_memory(header.partition_leader_epoch, header.base_offset) or is_changed
+        if is_changed:
+            logger.warning("%s: leader epochs of the recovered batches re-assigned: %s", self.directory, cache.entries)
+            cache.flush()
 
     def _load_epoch_cache(self, segments: LogSegments) -> LeaderEpochCache:
         try:

@@ -30,7 +30,7 @@ import concurrent.futures
 import contextlib
 import dataclasses
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from freshet.metadata import configs
 from freshet.metadata.image import MetadataImage, PartitionImage, TopicImage
@@ -90,6 +90,20 @@ def log_config(image: MetadataImage, topic: TopicImage) -> LogConfig:
     assert typed is not None
     values = {key: getattr(typed, configs.SCHEMA[key].attribute) for key in configs.TOPIC_KEYS}
     return LogConfig.from_kafka_names(values)
+
+
+def changed_partitions(before: TopicImage | None, topic: TopicImage) -> frozenset[int] | None:
+    """The numbers of the partitions of `topic` that are not the very PartitionImage objects of
+    `before` (images share unchanged ones), or None when the whole topic must be looked at: it
+    is new, or its name, configs or partition count changed."""
+    if (
+        before is None
+        or before.name != topic.name
+        or before.configs is not topic.configs
+        or len(before.partitions) != len(topic.partitions)
+    ):
+        return None
+    return frozenset(number for number, (old, new) in enumerate(zip(before.partitions, topic.partitions, strict=True)) if old is not new)
 
 
 class HostedReplicas:
@@ -165,25 +179,44 @@ class HostedReplicas:
 
         Incremental: images share unchanged TopicImage objects, so only topics that are new,
         changed or gone since the last pass are looked at (a broker with 10,000 replicas does not
-        touch them all for every command). A full pass runs the first time, when cluster-wide
+        touch them all for every command); and within a topic whose name, configs and partition
+        count are unchanged, only the PartitionImage objects that changed (an ISR change to one
+        partition of a 5,000-partition topic cost a 0.2-0.5 s pass over all of them). A full pass runs the first time, when cluster-wide
         configs change, and the first time deletions are allowed (it also deletes logs on disk
         that metadata does not place here).
         """
         full = image.cluster_configs is not self._cluster_configs or (allow_deletes and not self._deletes_done)
         reconciled = self._reconciled_topics
+        changed: dict[bytes, frozenset[int]] = {}      # topics where only these partitions changed
         if full:
             topics = list(image.topics_by_id.values())
         else:
-            topics = [topic for topic in image.topics_by_id.values() if reconciled.get(topic.topic_id) is not topic]
+            topics = []
+            for topic in image.topics_by_id.values():
+                before = reconciled.get(topic.topic_id)
+                if before is topic:
+                    continue
+                numbers = changed_partitions(before, topic)
+                if numbers is None:
+                    topics.append(topic)
+                else:
+                    changed[topic.topic_id] = numbers
         looked_at = {topic.topic_id for topic in topics} | (set(reconciled) - set(image.topics_by_id))
+
+        def is_looked_at(key: TopicPartition, replica: HostedReplica) -> bool:
+            return replica.topic_id in looked_at or key[1] in changed.get(replica.topic_id, ())
+
         previous = self.replicas
-        current = {key: replica for key, replica in previous.items() if not full and replica.topic_id not in looked_at}
+        current = {key: replica for key, replica in previous.items() if not full and not is_looked_at(key, replica)}
         wanted = self._wanted(topics)
+        for topic_id, numbers in changed.items():
+            topic = image.topics_by_id[topic_id]
+            wanted.update(self._wanted_partitions(topic, (topic.partitions[number] for number in sorted(numbers))))
         if allow_deletes:
             if full:
                 gone = (set(self.log_manager.all()) | set(self.log_manager.offline_partitions)) - set(wanted)
             else:
-                gone = {key for key, replica in previous.items() if replica.topic_id in looked_at} - set(wanted)
+                gone = {key for key, replica in previous.items() if is_looked_at(key, replica)} - set(wanted)
             for key in sorted(gone):
                 logger.info("deleting the log of %s-%d: no replica here in metadata offset %d", key[0], key[1], image.offset)
                 self._delete(key)
@@ -204,10 +237,14 @@ class HostedReplicas:
         """The partitions of `topics` that place a replica on this node."""
         wanted: dict[TopicPartition, tuple[TopicImage, object]] = {}
         for topic in topics:
-            for partition in topic.partitions:
-                if self.node_id in partition.replicas:
-                    wanted[(topic.name, partition.partition)] = (topic, partition)
+            wanted.update(self._wanted_partitions(topic, topic.partitions))
         return wanted
+
+    def _wanted_partitions(
+        self, topic: TopicImage, partitions: Iterable[PartitionImage]
+    ) -> dict[TopicPartition, tuple[TopicImage, object]]:
+        """Those of `partitions` (of `topic`) that place a replica on this node."""
+        return {(topic.name, p.partition): (topic, p) for p in partitions if self.node_id in p.replicas}
 
     def _host_wanted(
         self,
@@ -221,14 +258,22 @@ class HostedReplicas:
         notifying listeners of each change; the ids of topics with a replica that could not be
         hosted yet (offline, or an older topic's log in the way), to look at again next pass."""
         configs_by_topic: dict[bytes, tuple[LogConfig, int]] = {}
-        incomplete: set[bytes] = set()
-        for key, (topic, partition) in sorted(wanted.items()):
-            found = configs_by_topic.get(topic.topic_id)
-            if found is None:
+        for topic, _ in wanted.values():
+            if topic.topic_id not in configs_by_topic:
                 typed = image.topic_config(topic.topic_id)
                 assert typed is not None
-                found = configs_by_topic[topic.topic_id] = (log_config(image, topic), typed.min_insync_replicas)
-            config, min_insync_replicas = found
+                configs_by_topic[topic.topic_id] = (log_config(image, topic), typed.min_insync_replicas)
+        # A new topic brings thousands of logs to create: open them on the log manager's threads
+        # first (their fsyncs overlap); the loop below then finds them open, or meets each
+        # failure itself, as before.
+        self.log_manager.open_missing(
+            (key[0], key[1], topic.topic_id.hex(), configs_by_topic[topic.topic_id][0])
+            for key, (topic, _) in wanted.items()
+            if key not in previous
+        )
+        incomplete: set[bytes] = set()
+        for key, (topic, partition) in sorted(wanted.items()):
+            config, min_insync_replicas = configs_by_topic[topic.topic_id]
             try:
                 log = self._log(key, topic, config, allow_deletes)
             except StorageError as error:

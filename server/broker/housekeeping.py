@@ -54,6 +54,8 @@ class Housekeeping:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task | None = None
         self._is_retention_requested = False
+        # The high watermarks the checkpoint file holds (None: not written by this process yet).
+        self._checkpointed: dict[TopicPartition, int] | None = None
 
     def request_retention(self) -> None:
         """Run retention at the next pass (within FLUSH_CHECK_INTERVAL_MS): the disk became full."""
@@ -99,7 +101,10 @@ class Housekeeping:
                 now_ms = self._clock.monotonic_ms()
                 if now_ms >= next_checkpoint_ms:
                     next_checkpoint_ms = now_ms + limits.HIGH_WATERMARK_CHECKPOINT_INTERVAL_MS
-                    await run(self._executor, self._log_manager.checkpoint_high_watermarks, self._high_watermarks())
+                    high_watermarks = self._high_watermarks()
+                    if high_watermarks != self._checkpointed:       # an idle broker rewrites (and fsyncs) nothing
+                        await run(self._executor, self._log_manager.checkpoint_high_watermarks, high_watermarks)
+                        self._checkpointed = high_watermarks
                 is_due = now_ms - last_retention_ms >= self._retention_check_interval_ms()
                 if self._is_retention_requested or is_due:
                     self._is_retention_requested = False

@@ -326,6 +326,31 @@ def test_perf_produce_and_consume_report_what_they_measured(cluster):
     assert missing.exit_code == 1 and "only 320 of 999" in missing.stdout
 
 
+def test_perf_produce_round_robin_spreads_records_evenly_over_every_partition(cluster):
+    """`freshet perf produce --round-robin` (the scale benchmark's load) sends record i to
+    partition i mod the partition count, so 300 records over 3 partitions put 100 in each; the
+    default sticky partitioner would fill whole batches of one partition."""
+    import json
+
+    from freshet.cli.main import app
+    from freshet.client import Consumer, TopicPartition
+    from typer.testing import CliRunner
+
+    topic(cluster, "spread", partitions=3)
+    bootstrap = ",".join(f"127.0.0.1:{port}" for port in cluster.ports.values())
+    produced = CliRunner().invoke(app, ["perf", "produce", "--topic", "spread", "--num-records", "300", "--record-size", "10",
+                                        "--round-robin", "--bootstrap-server", bootstrap, "--json"])
+    assert produced.exit_code == 0, produced.output
+    result = json.loads(produced.stdout.strip().splitlines()[-1])
+    assert (result["records"], result["errors"], result["partitioner"]) == (300, 0, "round-robin")
+    consumer = Consumer(bootstrap)
+    try:
+        ends = consumer.end_offsets([TopicPartition("spread", p) for p in range(3)])
+    finally:
+        consumer.close()
+    assert sorted(ends.values()) == [100, 100, 100], ends
+
+
 def test_produce_stream_answers_in_order_by_correlation_id_and_a_failed_acks_0_request_ends_it(cluster):
     """ProduceStream: requests are appended in stream order and answered with their
     correlation_id; an acks=0 request gets no response, and when one fails (here NOT_LEADER) the

@@ -113,3 +113,68 @@ def test_checkpoint_write_is_atomic_and_leaves_no_temp_file(tmp_path, monkeypatc
     with pytest.raises(KafkaStorageError):
         write_checkpoint(path, 0, [(9, 9)])
     assert read_checkpoint(path, 0, parse_int_fields(2)) == [(1, 2), (3, 4)]
+
+
+def test_assign_writes_without_fsync_and_the_log_syncs_the_epochs_before_its_own_fsyncs(tmp_path, monkeypatch):
+    """Goal (Kafka's KAFKA-15046): assign, on the append path, writes the checkpoint but pays no
+    fsync; the log fsyncs it before every fsync of its own (flush, roll, close), so the file is
+    durable whenever the segments it describes are.
+
+    Method: count os.fsync calls around an assign, a leader append in a new epoch, and a flush.
+    """
+    from freshet.storage.config import LogConfig
+    from freshet.storage.log import PartitionLog
+
+    from tests.support.storage_helpers import batch
+
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd))[1])
+    cache = LeaderEpochCache(str(tmp_path))
+    assert cache.assign(3, 10)
+    assert synced == []
+    assert LeaderEpochCache.load(str(tmp_path)).entries == [(3, 10)]      # written, only not fsynced
+    cache.sync()
+    assert len(synced) == 2                                                # the file and its directory
+    cache.sync()
+    assert len(synced) == 2                                                # nothing new to sync
+    log = PartitionLog.open(str(tmp_path / "log"), LogConfig(), topic_id="id")
+    synced.clear()
+    log.append_as_leader(batch(2), 5)
+    assert synced == []
+    log.flush()
+    assert len(synced) >= 3                                                # epochs (file, directory), segment
+    assert LeaderEpochCache.load(log.directory).entries == [(5, 0)]
+    log.close()
+
+
+def test_recovery_reassigns_the_epochs_of_the_unflushed_tail_when_the_checkpoint_lost_them(tmp_path):
+    """Goal: after a machine crash the checkpoint may be older than the log's unflushed tail (it
+    is no longer fsynced on every assign); recovery re-reads that tail and assigns its batches'
+    epochs again (Kafka's LogSegment.recover), so OffsetsForLeaderEpoch answers as before.
+
+    Method: epochs 1 then 4 are appended; the checkpoint file is put back to its state before
+    epoch 4 (what a crash could leave), the log is dropped without a clean close, and reopened.
+    """
+    from freshet.storage.config import LogConfig
+    from freshet.storage.log import PartitionLog
+
+    from tests.support.storage_helpers import batch, crash
+
+    log = PartitionLog.open(str(tmp_path / "log"), LogConfig(), topic_id="id")
+    log.append_as_leader(batch(3), 1)
+    log.flush()
+    path = os.path.join(log.directory, LEADER_EPOCH_CHECKPOINT_FILE_NAME)
+    with open(path, "rb") as file:
+        synced_state = file.read()
+    log.append_as_leader(batch(2), 4)
+    log.append_as_leader(batch(2), 4)
+    assert log.leader_epoch_entries == [(1, 0), (4, 3)]
+    crash(log)
+    with open(path, "wb") as file:
+        file.write(synced_state)
+    reopened = PartitionLog.open(log.directory, LogConfig(), topic_id="id")
+    assert reopened.leader_epoch_entries == [(1, 0), (4, 3)]
+    assert reopened.end_offset_for_epoch(1) == (1, 3)
+    assert LeaderEpochCache.load(log.directory).entries == [(1, 0), (4, 3)]
+    reopened.close()

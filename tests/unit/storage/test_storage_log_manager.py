@@ -203,3 +203,35 @@ def test_the_cleaner_thread_compacts_logs_of_the_manager(tmp_path):
     manager.close()
     assert log.size_bytes < size_before
     assert not manager.cleaner.is_running
+
+
+def test_open_missing_creates_many_logs_on_threads_and_leaves_failures_to_get_or_create(tmp_path):
+    """Goal: `open_missing` (a new topic's thousands of replicas) creates every missing log on
+    `open_threads` threads, each with its topic id and config, skips logs already open, and leaves
+    a log it cannot open (a directory of another topic id) for `get_or_create` to raise about, as
+    before. Logs created this way reopen like any other, also on threads at start.
+    """
+    data, side = tmp_path / "data", tmp_path / "side"
+    manager = LogManager.open(str(data), open_threads=4, config_for_topic=lambda topic: CONFIG)
+    existing = manager.get_or_create("t", 0, "id-t", CONFIG)
+    other = LogManager.open(str(side))
+    other.get_or_create("moved", 0, "id-old", CONFIG)
+    other.close()
+    os.rename(side / "moved-0", data / "moved-0")        # appears while the manager is open
+    wanted = [("t", p, "id-t", CONFIG) for p in range(40)] + [("moved", 0, "id-new", CONFIG)]
+    assert manager.open_missing(wanted) == 39
+    assert manager.get("t", 0) is existing
+    assert manager.get("moved", 0) is None
+    assert sorted(manager.all()) == [("t", p) for p in range(40)]
+    for number in range(40):
+        log = manager.get("t", number)
+        assert (log.topic_id, log.config, log.log_end_offset) == ("id-t", CONFIG, 0)
+    with pytest.raises(InconsistentTopicIdError):
+        manager.get_or_create("moved", 0, "id-new", CONFIG)
+    manager.get("t", 7).append_as_leader(batch(2), 0)
+    manager.close()
+    reopened = LogManager.open(str(data), open_threads=4, config_for_topic=lambda topic: CONFIG)
+    assert len(reopened.all()) == 41
+    assert reopened.get("t", 7).log_end_offset == 2
+    assert (reopened.get("t", 8).topic_id, reopened.get("moved", 0).topic_id) == ("id-t", "id-old")
+    reopened.close()

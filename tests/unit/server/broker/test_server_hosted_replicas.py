@@ -108,7 +108,8 @@ def test_logs_on_disk_without_a_replica_in_metadata_are_deleted_once_caught_up(t
 
 def test_only_changed_topics_are_looked_at_except_when_cluster_configs_change(tmp_path):
     """Goal: a broker with many replicas does not revisit all of them for every command. Method:
-    count get_or_create calls: a change to one topic touches that topic only; a cluster-wide
+    count get_or_create calls: a change to one partition touches that partition only (the others
+    keep their HostedReplica objects); a topic config change touches that topic; a cluster-wide
     config change touches (and reconfigures) every log; a replica moved away is deleted."""
     s = Script()
     s.cluster(3)
@@ -129,13 +130,26 @@ def test_only_changed_topics_are_looked_at_except_when_cluster_configs_change(tm
     s.ok(c.reassign_partition(s.rid(), EPOCH, b_id, 0, [3, 1]))
     s.ok(c.change_partition(s.rid(), EPOCH, b_id, 0, s.image.partition("b", 0).partition_epoch, replicas=[3, 1], isr=[3, 1], leader=3))
     manager.reconcile(s.image, allow_deletes=True)
-    assert sorted(calls) == [("b", 1), ("b", 2), ("b", 3)], "topic a untouched"
+    assert calls == [], "topic a and b's other partitions untouched"
     assert ("b", 0) not in manager.replicas and manager.log_manager.get("b", 0) is None
+    untouched = dict(manager.replicas)
+    heard = []
+    manager.add_role_listener(lambda old, new: heard.append((old, new)))
+    s.ok(c.change_partition(s.rid(), EPOCH, b_id, 1, s.image.partition("b", 1).partition_epoch, isr=[2]))
+    manager.reconcile(s.image, allow_deletes=True)
+    assert calls == [("b", 1)]
+    assert [(new.partition, new.isr) for _, new in heard] == [(1, (2,))]
+    assert all(manager.replicas[key] is replica for key, replica in untouched.items() if key != ("b", 1))
+    calls.clear()
+    s.ok(c.alter_configs(s.rid(), EPOCH, c.topic_resource(topic_name="b"), {"retention.ms": "7000"}))
+    manager.reconcile(s.image, allow_deletes=True)
+    assert sorted(calls) == [("b", 1), ("b", 2), ("b", 3)], "a topic config change: the whole topic"
+    assert {manager.replicas[("b", n)].log.config.retention_ms for n in (1, 2, 3)} == {7000}
     calls.clear()
     s.ok(c.alter_configs(s.rid(), EPOCH, c.cluster_resource(), {"retention.ms": "5000"}))
     manager.reconcile(s.image, allow_deletes=True)
     assert len(calls) == 7
-    assert {r.log.config.retention_ms for r in manager.replicas.values()} == {5000}
+    assert {(r.topic, r.log.config.retention_ms) for r in manager.replicas.values()} == {("a", 5000), ("b", 7000)}
     manager.log_manager.close()
 
 

@@ -74,3 +74,34 @@ def test_cleaner_stays_stopped_when_disabled():
     asyncio.run(run_passes(housekeeping, logs, 2))
     assert not logs.is_cleaner_started
     assert logs.retention_runs == []
+
+
+def test_the_high_watermark_checkpoint_is_rewritten_only_after_a_high_watermark_moved(monkeypatch):
+    """Goal: an idle broker with thousands of partitions does not rewrite (and fsync) the same
+    replication-offset-checkpoint every 5 s; a moved high watermark is written at the next due
+    pass, and close writes it whatever happened. Method: passes 10 ms apart, each moving the
+    clock 1000 ms (a checkpoint is due every 5 passes); the high watermark moves at pass 12."""
+    from freshet.server import limits
+
+    monkeypatch.setattr(limits, "FLUSH_CHECK_INTERVAL_MS", 10)
+    clock = ManualClock()
+    marks = {("t", 0): 5}
+
+    class Recording(FakeLogManager):
+        def __init__(self) -> None:
+            super().__init__(clock)
+            self.checkpoints: list[tuple[int, dict]] = []
+
+        def flush_dirty_logs(self) -> int:
+            if self.passes == 11:
+                marks[("t", 0)] = 9
+            return super().flush_dirty_logs()
+
+        def checkpoint_high_watermarks(self, high_watermarks) -> None:
+            self.checkpoints.append((self.passes, dict(high_watermarks)))
+
+    logs = Recording()
+    housekeeping = Housekeeping(logs, lambda: dict(marks), clock, 1, lambda: 300_000, True)
+    asyncio.run(run_passes(housekeeping, logs, 22))
+    assert logs.checkpoints[:2] == [(5, {("t", 0): 5}), (15, {("t", 0): 9})], logs.checkpoints
+    assert len(logs.checkpoints) == 3 and logs.checkpoints[2][1] == {("t", 0): 9}, "close writes it again"
