@@ -29,8 +29,8 @@ from tests.cluster.test_replication_cluster import (
     wait_converged,
 )
 from tests.support import os_crash
-from tests.support.replica_logs import segment_bytes
 from tests.support.node_cluster import NodeCluster
+from tests.support.replica_logs import segment_bytes
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 SETS = ["replica.lag.time.max.ms=4000", "broker.session.timeout.ms=6000"]
