@@ -13,6 +13,7 @@ own `CollectorRegistry` (never the process-global one, so in-process test nodes 
     freshet_network_request_latency_seconds{api}                  histogram: receipt to answer
     freshet_replica_manager_isr_shrinks_total / _isr_expands_total   ISR changes this leader made
     freshet_replica_manager_alter_partition_failures_total        AlterPartition items refused or lost
+    freshet_replication_pushes_total                              messages a leader wrote on ReplicaFetch streams
 
 Gauges that are a function of current state (under-replicated and offline partitions, leader and
 partition counts, max follower lag, purgatory sizes) are read at scrape time by
@@ -64,6 +65,9 @@ class BrokerMetrics:
             "freshet_replica_manager_alter_partition_failures",
             "AlterPartition items the controller refused or that got no answer",
             registry=registry,
+        )
+        self.replication_pushes = Counter(
+            "freshet_replication_pushes", "messages this broker wrote to followers on ReplicaFetch streams", registry=registry
         )
         self._latency_children: dict[str, object] = {}
         self._request_children: dict[str, object] = {}
