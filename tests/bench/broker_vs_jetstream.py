@@ -222,11 +222,14 @@ def main() -> None:
     parser.add_argument("--skip-wait", action="store_true", help="do not wait for an idle machine")
     parser.add_argument("--max-wait", type=float, default=180, help="give up waiting for an idle machine after this many s")
     parser.add_argument("--out", help="also write the JSON line to this file (tests/bench/results/...)")
+    parser.add_argument("--peer-max-seconds", type=float, default=170,
+                        help="the peer's hard time limit (its --max-seconds; raise it on a loaded machine)")
     args = parser.parse_args()
     wait_for_quiet(args)
     log("JetStream peer")
     peer = run_json([PEER_PYTHON, str(BENCH / "jetstream_bench.py"), "--msgs", str(args.msgs), "--size", str(args.size),
-                     "--windows", "4000", "--replicas", "3,1", "--lat-samples", str(args.lat_samples)], 200)
+                     "--windows", "4000", "--replicas", "3,1", "--lat-samples", str(args.lat_samples),
+                     "--max-seconds", str(args.peer_max_seconds)], args.peer_max_seconds + 30)
     log("Freshet")
     ours = freshet_side(args)
     ratios = {}
