@@ -222,7 +222,7 @@ def main() -> None:
     parser.add_argument("--skip-wait", action="store_true", help="do not wait for an idle machine")
     parser.add_argument("--max-wait", type=float, default=180, help="give up waiting for an idle machine after this many s")
     parser.add_argument("--out", help="also write the JSON line to this file (tests/bench/results/...)")
-    parser.add_argument("--peer-max-seconds", type=float, default=170,
+    parser.add_argument("--peer-max-seconds", type=int, default=170,
                         help="the peer's hard time limit (its --max-seconds; raise it on a loaded machine)")
     args = parser.parse_args()
     wait_for_quiet(args)
