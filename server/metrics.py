@@ -14,6 +14,7 @@ own `CollectorRegistry` (never the process-global one, so in-process test nodes 
     freshet_replica_manager_isr_shrinks_total / _isr_expands_total   ISR changes this leader made
     freshet_replica_manager_alter_partition_failures_total        AlterPartition items refused or lost
     freshet_kafka_fetch_record_bytes_total{path}                  Kafka Fetch record bytes: sendfile | copy
+    freshet_replication_pushes_total                              messages a leader wrote on ReplicaFetch streams
 
 Gauges that are a function of current state (under-replicated and offline partitions, leader and
 partition counts, max follower lag, purgatory sizes) are read at scrape time by
@@ -82,6 +83,9 @@ class BrokerMetrics:
         self.durable_flush_round_seconds = Histogram(
             "freshet_log_durable_flush_round_seconds", "time of one group-commit round (all its fsyncs)",
             buckets=_LATENCY_BUCKETS, registry=registry,
+        )
+        self.replication_pushes = Counter(
+            "freshet_replication_pushes", "messages this broker wrote to followers on ReplicaFetch streams", registry=registry
         )
         self._latency_children: dict[str, object] = {}
         self._request_children: dict[str, object] = {}

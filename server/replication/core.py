@@ -550,7 +550,7 @@ class PushCursor:
 
     __slots__ = (
         "next_offset", "acknowledged", "in_flight", "in_flight_bytes", "awaiting_reset", "sent_high_watermark",
-        "sent_log_start_offset",
+        "sent_log_start_offset", "records_sent_s",
     )
 
     def __init__(self) -> None:
@@ -561,6 +561,8 @@ class PushCursor:
         self.awaiting_reset = True
         self.sent_high_watermark = -1
         self.sent_log_start_offset = -1
+        #: When records were last pushed (the session's clock, seconds); -inf before any push.
+        self.records_sent_s = float("-inf")
 
     def reset(self, fetch_offset: int) -> None:
         """A validated reset position: push from `fetch_offset`; nothing is in flight any more."""

@@ -27,7 +27,8 @@ plane's role changes on the loop):
   the leader's DeleteRecords learns when every replica dropped the records.
 
 After each message, one request carries the new positions (acknowledgements) of every partition
-that changed (coalesced).
+that changed (coalesced). The reader task that applied the push writes it at once; the link's
+own task writes what is due otherwise (reset positions, removals, retries), never both at once.
 
 Imports: asyncio, grpc, freshet.server, freshet.storage (errors, record batch headers), wire types.
 Thread-safety: not thread-safe; everything runs on the node's event loop.
@@ -104,6 +105,7 @@ class LeaderLink:
         self._removed: set[tuple[str, int]] = set()
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
+        self._is_writing = False
         self._is_closed = False
         self.streams_opened = 0
 
@@ -165,10 +167,7 @@ class LeaderLink:
             reader.add_done_callback(lambda _: self._wake.set())
             try:
                 while not reader.done():
-                    request = self._request()
-                    if request is not None:
-                        await call.write(request)
-                        continue
+                    await self._write_due(call)
                     await self._wake.wait()
                     self._wake.clear()
                 await reader
@@ -198,7 +197,23 @@ class LeaderLink:
             response = await call.read()
             if response is grpc.aio.EOF:
                 return
-            self._on_response(response)
+            if self._on_response(response):
+                # Acknowledge from here, in the same loop iteration as the append: no wake-up of
+                # the stream's task between a push and its acknowledgement.
+                await self._write_due(call)
+
+    async def _write_due(self, call) -> None:
+        """Write requests while any is due. One writer at a time: the stream's task (resets,
+        removals, retries) or the reader (acknowledgements); a call while the other writes
+        returns at once, and the writer looks for more after each write."""
+        if self._is_writing:
+            return
+        self._is_writing = True
+        try:
+            while (request := self._request()) is not None:
+                await call.write(request)
+        finally:
+            self._is_writing = False
 
     def _request(self) -> replication_pb2.ReplicaFetchRequest | None:
         """The next request: every reset position and acknowledgement due, and removals."""
@@ -232,7 +247,8 @@ class LeaderLink:
 
     # -- pushes ----------------------------------------------------------------------------------
 
-    def _on_response(self, response: replication_pb2.ReplicaFetchResponse) -> None:
+    def _on_response(self, response: replication_pb2.ReplicaFetchResponse) -> bool:
+        """Apply one push; returns whether a request is due (the caller writes it)."""
         changed = False
         for data in response.partitions:
             state = self.states.get((data.topic, data.partition))
@@ -245,8 +261,7 @@ class LeaderLink:
                 # The log was closed (deleted, moved away) or went offline under us.
                 logger.warning("%s-%d: cannot apply the leader's data: %s", data.topic, data.partition, error)
                 self._retry_later(state)
-        if changed:
-            self._wake.set()
+        return changed
 
     def _on_partition_data(self, state: FetchState, data: replication_pb2.ReplicaPartitionData) -> bool:
         """Apply one partition's push (see the module docstring). Returns whether a request is due."""

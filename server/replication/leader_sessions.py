@@ -14,8 +14,11 @@ every partition it follows here; replication.proto is the contract):
   partition and range, shared by every follower's session (push_reads.py), and sent as stored.
   Unacknowledged bytes are bounded per partition
   (`limits.REPLICATION_PARTITION_WINDOW_BYTES`) and per stream (`limits.REPLICATION_STREAM_WINDOW_BYTES`); a message holds at most
-  `limits.REPLICATION_MESSAGE_BYTES_TARGET` of records; a high watermark that moved without data is sent alone after
-  `HIGH_WATERMARK_PUSH_DELAY_S` (coalesced), since data pushes carry it anyway. Pushes to a
+  `limits.REPLICATION_MESSAGE_BYTES_TARGET` of records; every data push carries the partition's
+  high watermark, and a high watermark that moved without data is sent alone only once the
+  partition had no data push for `HIGH_WATERMARK_PUSH_DELAY_S` (coalesced): while records flow
+  (a producer sending one record at a time included) the next push carries it, so a follower's
+  high watermark lags the leader's by at most one push or that delay, and no message is spent on it. Pushes to a
   replica a reassignment is adding (not in the ISR) go through the broker's replication throttle
   (throttle.py): a partition without tokens stays dirty and the writer looks again when they refill. The log start
   offset travels the same way: every push carries it, and when DeleteRecords moves it without
@@ -50,7 +53,7 @@ from freshet.v1 import common_pb2, replication_pb2, replication_pb2_grpc
 logger = logging.getLogger(__name__)
 
 E = common_pb2.ErrorCode
-HIGH_WATERMARK_PUSH_DELAY_S = 0.005
+HIGH_WATERMARK_PUSH_DELAY_S = 0.02
 
 
 def _durable_offset(position: replication_pb2.ReplicaPosition) -> int:
@@ -97,15 +100,31 @@ class FollowerSession:
         key = partition.key
         if key in self.cursors:
             self._high_watermark_dirty.add(key)
-            if self._high_watermark_timer is None:
-                self._high_watermark_timer = asyncio.get_running_loop().call_later(
-                    HIGH_WATERMARK_PUSH_DELAY_S, self._high_watermark_due
-                )
+            self._defer_high_watermarks(HIGH_WATERMARK_PUSH_DELAY_S)
 
     def _high_watermark_due(self) -> None:
+        """The timer: wake the writer if a partition's high watermark waited a quiet delay, else
+        look again when the first one will have (records pushed meanwhile carried the rest)."""
         self._high_watermark_timer = None
-        self._is_high_watermark_due = True
-        self._wake.set()
+        now_s = asyncio.get_running_loop().time()
+        wait_s = None
+        for key in self._high_watermark_dirty:
+            entry = self.cursors.get(key)
+            if entry is None:
+                continue
+            remaining_s = entry[1].records_sent_s + HIGH_WATERMARK_PUSH_DELAY_S - now_s
+            if remaining_s <= 0:
+                self._is_high_watermark_due = True
+                self._wake.set()
+                return
+            wait_s = remaining_s if wait_s is None else min(wait_s, remaining_s)
+        if wait_s is not None:
+            self._defer_high_watermarks(wait_s)
+
+    def _defer_high_watermarks(self, delay_s: float) -> None:
+        """Some partitions' high watermarks wait for a quiet `delay_s` (a data push may carry them)."""
+        if self._high_watermark_timer is None:
+            self._high_watermark_timer = asyncio.get_running_loop().call_later(delay_s, self._high_watermark_due)
 
     def on_partition_change(self, partition: Partition) -> None:
         """The partition's role or leader epoch changed: the follower must start over with a
@@ -142,7 +161,10 @@ class FollowerSession:
             self._on_position(position, now_ms)
         for removed in request.removed:
             self._drop((removed.topic, removed.partition))
-        self._wake.set()
+        # Wake the writer only when there is something to write: an acknowledgement that freed
+        # no window for pending data (the common case: the follower caught up) costs no wake-up.
+        if self._answers or self._dirty or self._is_high_watermark_due:
+            self._wake.set()
 
     def _on_position(self, position: replication_pb2.ReplicaPosition, now_ms: int) -> None:
         host = self.host
@@ -182,7 +204,10 @@ class FollowerSession:
         before = cursor.in_flight_bytes
         cursor.acknowledge(fetch_offset)
         self.in_flight_bytes -= before - cursor.in_flight_bytes
-        self._dirty.add(key)
+        leader = partition.leader
+        assert leader is not None
+        if cursor.wants_data(leader.log_end_offset, limits.REPLICATION_PARTITION_WINDOW_BYTES):
+            self._dirty.add(key)         # the ack freed window for data that waited (the leader's LEO: no lock)
         if partition.follower_acknowledged(replica, fetch_offset, now_ms, _durable_offset(position)):
             self.host.request_isr_check(partition)
 
@@ -323,6 +348,7 @@ class FollowerSession:
                     break
                 await self._context.write(message)
                 self.messages_sent += 1
+                self.host.metrics.replication_pushes.inc()
 
     def _build(self) -> replication_pb2.ReplicaFetchResponse | None:
         """The next message: pending answers, then records of dirty partitions (within the message
@@ -428,6 +454,7 @@ class FollowerSession:
             leader_epoch=partition.leader_epoch,
         )
         cursor.on_sent(read.next_offset, length)
+        cursor.records_sent_s = asyncio.get_running_loop().time()
         cursor.sent_high_watermark = partition.high_watermark
         cursor.sent_log_start_offset = read.log_start_offset
         self.in_flight_bytes += length
@@ -436,7 +463,11 @@ class FollowerSession:
 
     def _add_high_watermarks(self, parts: list[replication_pb2.ReplicaPartitionData]) -> None:
         """Add a part without records for each partition whose high watermark or log start offset
-        moved since sent."""
+        moved since sent, unless records went out for it within `HIGH_WATERMARK_PUSH_DELAY_S`
+        (then it waits for the next push or a quiet delay: see the module docstring)."""
+        deferred: set[tuple[str, int]] = set()
+        wait_s = HIGH_WATERMARK_PUSH_DELAY_S
+        now_s = asyncio.get_running_loop().time()
         for key in self._high_watermark_dirty:
             entry = self.cursors.get(key)
             if entry is None:
@@ -444,13 +475,20 @@ class FollowerSession:
             partition, cursor = entry
             if cursor.awaiting_reset or not partition.is_leader:
                 continue
+            quiet_s = now_s - cursor.records_sent_s
+            if quiet_s < HIGH_WATERMARK_PUSH_DELAY_S:
+                deferred.add(key)
+                wait_s = min(wait_s, HIGH_WATERMARK_PUSH_DELAY_S - quiet_s)
+                continue
             data = self._error_data(partition, None)
             if (cursor.sent_high_watermark, cursor.sent_log_start_offset) == (data.high_watermark, data.log_start_offset):
                 continue
             cursor.sent_high_watermark = data.high_watermark
             cursor.sent_log_start_offset = data.log_start_offset
             parts.append(data)
-        self._high_watermark_dirty.clear()
+        self._high_watermark_dirty = deferred
+        if deferred:
+            self._defer_high_watermarks(wait_s)
 
 
 class SeriesSource(Protocol):

@@ -9,7 +9,8 @@ latency); then `freshet cluster up --nodes 3` in a temp dir and, for a one-parti
 RF=3 (min.insync.replicas=2) and one with RF=1 (the peer's stream is one ordered log too):
 `freshet perf produce --acks all` (async, the SDK's pipelining), `perf produce --sync` (one
 record at a time, the peer's latency phase), `perf consume`. Server CPU per message comes from
-/proc for the three node processes, as the peer's bench measures its servers.
+/proc for the three node processes, as the peer's bench measures its servers, also per node
+(`node_cpu_us_per_msg`, in `node_ids` order; `leader` names the partition's leader).
 
 Prints ONE JSON line: both sides' figures and the ratios freshet/peer (throughput: higher is
 better; latency: lower is better). Progress on stderr. Every process started is stopped by pid;
@@ -33,7 +34,7 @@ import tempfile
 import time
 
 import grpc
-from freshet.v1 import controller_pb2, controller_pb2_grpc
+from freshet.v1 import broker_pb2, broker_pb2_grpc, controller_pb2, controller_pb2_grpc
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 BENCH = (REPO / ".." / "shared" / "bench").resolve()
@@ -111,15 +112,17 @@ def measured(argv: list[str], pids: list[int], timeout_s: float = 300) -> dict:
     in-phase figure is its "client_cpu_us_per_record"), and the cores busy with anything else."""
     os.sync()
     time.sleep(0.5)
-    servers_before, client_before, ticks_before, wall_before = (
-        sum(proc_cpu_s(pid) for pid in pids), children_cpu_s(), machine_ticks(), time.monotonic())
+    nodes_before, client_before, ticks_before, wall_before = (
+        [proc_cpu_s(pid) for pid in pids], children_cpu_s(), machine_ticks(), time.monotonic())
     result = run_json(argv, timeout_s)
-    servers = sum(proc_cpu_s(pid) for pid in pids) - servers_before
+    nodes = [proc_cpu_s(pid) - before for pid, before in zip(pids, nodes_before, strict=True)]
+    servers = sum(nodes)
     client = children_cpu_s() - client_before
     wall = time.monotonic() - wall_before
     records = max(result["records"], 1)
     result["servers_cpu_s"] = round(servers, 2)
     result["servers_cpu_us_per_msg"] = round(servers / records * 1e6, 1)
+    result["node_cpu_us_per_msg"] = [round(seconds / records * 1e6, 1) for seconds in nodes]   # in `pids` order
     result["client_process_cpu_s"] = round(client, 2)
     result["client_process_cpu_us_per_msg"] = round(client / records * 1e6, 1)
     result["other_cores_busy"] = round(max(0.0, busy_cores(ticks_before, machine_ticks()) - (servers + client) / wall), 2)
@@ -163,6 +166,13 @@ def create_topic(admin, topic: str, replicas: int, partitions: int = 1) -> None:
     time.sleep(1.0)
 
 
+def topic_leader(bootstrap: str, topic: str) -> int:
+    """The node id leading partition 0 of `topic` (Broker.Metadata)."""
+    with grpc.insecure_channel(bootstrap.split(",")[0]) as channel:
+        answer = broker_pb2_grpc.BrokerStub(channel).Metadata(broker_pb2.MetadataRequest(topics=[topic]), timeout=10)
+    return answer.topics[0].partitions[0].leader_id
+
+
 def sdk_phases(bootstrap: str, topic: str, args) -> list[tuple[str, list[str]]]:
     """(phase, argv) of the Freshet SDK over gRPC: `perf produce --acks all`, `perf consume`, `perf produce --sync`."""
     common = ["--topic", topic, "--record-size", str(args.size), "--bootstrap-server", bootstrap, "--json"]
@@ -190,8 +200,9 @@ def freshet_side(args) -> dict:
         for replicas in (3, 1):
             topic = f"bench-r{replicas}"
             create_topic(cluster["admin"], topic, replicas)
+            leader = topic_leader(cluster["bootstrap"], topic)
             phases = run_phases(sdk_phases(cluster["bootstrap"], topic, args), cluster["pids"], f"RF={replicas}")
-            out["runs"].append({"replicas": replicas, **phases})
+            out["runs"].append({"replicas": replicas, "leader": leader, "node_ids": [n["id"] for n in cluster["nodes"]], **phases})
     return out
 
 
@@ -212,11 +223,15 @@ def main() -> None:
     parser.add_argument("--tmp", default="/tmp")
     parser.add_argument("--skip-wait", action="store_true", help="do not wait for an idle machine")
     parser.add_argument("--max-wait", type=float, default=180, help="give up waiting for an idle machine after this many s")
+    parser.add_argument("--out", help="also write the JSON line to this file (tests/bench/results/...)")
+    parser.add_argument("--peer-max-seconds", type=int, default=170,
+                        help="the peer's hard time limit (its --max-seconds; raise it on a loaded machine)")
     args = parser.parse_args()
     wait_for_quiet(args)
     log("JetStream peer")
     peer = run_json([PEER_PYTHON, str(BENCH / "jetstream_bench.py"), "--msgs", str(args.msgs), "--size", str(args.size),
-                     "--windows", "4000", "--replicas", "3,1", "--lat-samples", str(args.lat_samples)], 200)
+                     "--windows", "4000", "--replicas", "3,1", "--lat-samples", str(args.lat_samples),
+                     "--max-seconds", str(args.peer_max_seconds)], args.peer_max_seconds + 30)
     log("Freshet")
     ours = freshet_side(args)
     ratios = {}
@@ -232,10 +247,13 @@ def main() -> None:
             "sync_p99": round(mine["latency"]["p99_ms"] * 1000 / latency["p99_us"], 2) if latency else None,
             "publish_servers_cpu_per_msg": round(mine["publish"]["servers_cpu_us_per_msg"] / publish["servers_cpu_us_per_msg"], 2),
         }
-    print(json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "cpus": os.cpu_count(), "msgs": args.msgs,
-                      "size": args.size, "waited_for_quiet": not args.skip_wait,
-                      "preflight_busy_cores": args.preflight_busy_cores, "jetstream": peer, "freshet": ours,
-                      "ratios_freshet_over_peer": ratios}), flush=True)
+    line = json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "cpus": os.cpu_count(), "msgs": args.msgs,
+                       "size": args.size, "waited_for_quiet": not args.skip_wait,
+                       "preflight_busy_cores": args.preflight_busy_cores, "jetstream": peer, "freshet": ours,
+                       "ratios_freshet_over_peer": ratios})
+    if args.out:
+        pathlib.Path(args.out).write_text(line + "\n")
+    print(line, flush=True)
 
 
 if __name__ == "__main__":
