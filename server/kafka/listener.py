@@ -15,10 +15,10 @@ Owns the connection life cycle of Kafka's binary protocol (Kafka's SocketServer 
   produce) take no place in the order;
 - zero-copy Fetch (Kafka's FileRecords.writeTo): a response may come as `codec.ResponseParts`,
   the framing as bytes and the records as FileRegions of segment files; the writer sends each
-  region with `loop.sendfile` (os.sendfile from the file to the socket, after the bytes before it
-  left the transport's buffer), so the order of parts and of responses holds. TLS connections
-  copy instead (the bytes must pass through the cipher; asyncio has no kernel TLS), as does a
-  transport without native sendfile. Bytes per path are counted (`Transfers`);
+  region with os.sendfile from the file to the socket after the bytes before it left the
+  transport's buffer (sendfile.py: asyncio's `loop.sendfile`, or a thread on uvloop, which has
+  none), so the order of parts and of responses holds. TLS connections copy instead (the bytes
+  must pass through the cipher; asyncio has no kernel TLS), as does a transport without a socket. Bytes per path are counted (`Transfers`);
 - a bug while answering closes the connection (logged with its traceback); other connections and
   the node are untouched;
 - TLS (security.protocol SSL / SASL_SSL): the listener is given a server SSLContext (from
@@ -35,7 +35,7 @@ Owns the connection life cycle of Kafka's binary protocol (Kafka's SocketServer 
 What each API does is the dispatcher's (`KafkaApis`, server/kafka/apis.py); this module knows no
 API but ApiVersions' error answer.
 
-Imports: asyncio, logging, ssl, freshet.server.kafka, freshet.server.metrics,
+Imports: asyncio, logging, ssl, threading, freshet.server.kafka, freshet.server.metrics,
 freshet.server.security (the caller), freshet.storage (FileRegion). Thread-safety: not thread-safe; runs on the node's
 event loop.
 """
@@ -45,10 +45,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import threading
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from freshet.server.kafka import codec
+from freshet.server.kafka import codec, sendfile
 from freshet.server.kafka.sasl_api import ConnectionAuth, enter_connection
 from freshet.server.metrics import BrokerMetrics
 from freshet.server.security.authorizer import bind_caller
@@ -211,6 +212,7 @@ class _Connection:
         self._transfers = transfers or Transfers(None)
         # sendfile bypasses the transport: a TLS connection's bytes must pass through its cipher.
         self._is_zero_copy = writer.get_extra_info("sslcontext") is None
+        self._closed = threading.Event()   # set when the connection ends: a sendfile thread stops
         self._is_caller_bound = False
         self._reader = reader
         self._writer = writer
@@ -232,6 +234,7 @@ class _Connection:
         except (ConnectionError, OSError):
             pass
         finally:
+            self._closed.set()
             for task in (reading, writing):
                 task.cancel()
             for task in (reading, writing):
@@ -382,11 +385,10 @@ class _Connection:
             response.close()
 
     async def _sendfile(self, region: FileRegion) -> None:
-        loop = asyncio.get_running_loop()
         try:
-            sent = await loop.sendfile(self._writer.transport, region.file, region.position, region.count, fallback=False)
-        except asyncio.SendfileNotAvailableError:
-            logger.info("Kafka connection from %s: no native sendfile on this transport; records are copied", self._peer)
+            sent = await sendfile.send_region(self._writer.transport, self._writer, region, self._closed)
+        except sendfile.NoSendfileError as error:
+            logger.info("Kafka connection from %s: %s; records are copied", self._peer, error)
             self._is_zero_copy = False
             self._writer.write(region.read())
             self._transfers.count(COPY, region.count)

@@ -23,6 +23,7 @@ import ssl
 import uuid
 
 import pytest
+import uvloop
 from freshet.server.kafka import codec
 from freshet.server.kafka.listener import COPY, SENDFILE, KafkaListener
 from freshet.server.metrics import BrokerMetrics
@@ -174,8 +175,16 @@ def sample(registry: CollectorRegistry, path: str) -> float:
     return registry.get_sample_value("freshet_kafka_fetch_record_bytes_total", {"path": path}) or 0.0
 
 
+def run_on(loop: str, coroutine):
+    """Run `coroutine` on asyncio's own loop or on uvloop (the node's default, which has no native
+    sendfile: the listener sends from a thread there, server/kafka/sendfile.py)."""
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop if loop == "uvloop" else None) as runner:
+        return runner.run(coroutine)
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
 @pytest.mark.parametrize("is_tls", [False, True], ids=["plaintext-sendfile", "tls-copy"])
-def test_the_listener_sends_regions_in_order_even_after_retention_deleted_their_segment(tmp_path, is_tls):
+def test_the_listener_sends_regions_in_order_even_after_retention_deleted_their_segment(tmp_path, is_tls, loop):
     """Request 1's answer waits; request 2's is ready at once with a region of the first segment;
     retention then deletes that segment; request 1 is answered. The client gets 1 then 2, and 2's
     records are the bytes the segment held."""
@@ -219,7 +228,7 @@ def test_the_listener_sends_regions_in_order_even_after_retention_deleted_their_
         finally:
             await listener.close()
 
-    answers = asyncio.run(scenario())
+    answers = run_on(loop, scenario())
     log.close()
     assert answers == [(1, expected[1]), (2, expected[2])]
     total = sum(len(records) for records in expected[1] + expected[2])
@@ -266,8 +275,9 @@ def test_regions_of_answers_never_written_are_closed_when_the_connection_ends(tm
     assert stuck_task[0].cancelled()
 
 
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
 @pytest.mark.parametrize("is_tls", [False, True], ids=["plaintext-sendfile", "tls-copy"])
-def test_a_region_its_file_cannot_fill_closes_the_connection_after_a_partial_frame(tmp_path, is_tls):
+def test_a_region_its_file_cannot_fill_closes_the_connection_after_a_partial_frame(tmp_path, is_tls, loop):
     """The region claims 1000 bytes of a 10-byte file: its length is already on the wire, so the
     listener closes the connection (the client sees a cut frame, never a wrong one)."""
     short = memory_region(b"x" * 10)
@@ -294,5 +304,5 @@ def test_a_region_its_file_cannot_fill_closes_the_connection_after_a_partial_fra
         finally:
             await listener.close()
 
-    asyncio.run(scenario())
+    run_on(loop, scenario())
     assert short.is_closed
