@@ -127,7 +127,8 @@ def execute(cluster, options: argparse.Namespace) -> dict:
               "unavailability_s": unavailable, "session_timeout_s": SESSION_TIMEOUT_MS / 1000,
               "acks_after_heal": sum(1 for t in history.ack_times() if t > records[-1].stop) if records else 0,
               "timeline": [record.as_json(origin) for record in records],
-              "origin_unix": round(time.time() - (time.monotonic() - origin), 3),  # the timeline's 0 (node logs' clock) "duration_s": round(time.monotonic() - origin, 1)}
+              "duration_s": round(time.monotonic() - origin, 1),
+              "origin_unix": round(time.time() - (time.monotonic() - origin), 3)}  # the timeline's 0 on the logs' clock
     print(result_table(result, records), flush=True)
     return result
 
