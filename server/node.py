@@ -61,7 +61,7 @@ from freshet.server.broker.disk_watch import describe_disk, readiness_note
 from freshet.server.broker.hosted_replicas import HostedReplicas
 from freshet.server.broker.lifecycle import BrokerLifecycle
 from freshet.server.broker.service import BrokerService
-from freshet.server.cluster.channels import BASE_CHANNEL_OPTIONS, SERVER_PING_OPTIONS, ControllerChannels
+from freshet.server.cluster.channels import CHANNEL_OPTIONS, ControllerChannels
 from freshet.server.cluster.publisher import MetadataPublisher, QuorumPublisher, WatchPublisher
 from freshet.server.config import NodeConfig, format_node_addresses
 from freshet.server.controller.active import ActiveController
@@ -85,7 +85,7 @@ logger = logging.getLogger(__name__)
 
 NODE_LOCK_FILE_NAME = "node.lock"
 NODE_IDENTITY_FILE_NAME = "node.json"
-SERVER_OPTIONS = BASE_CHANNEL_OPTIONS + SERVER_PING_OPTIONS + [("grpc.so_reuseport", 0)]
+SERVER_OPTIONS = CHANNEL_OPTIONS + [("grpc.so_reuseport", 0)]
 GRPC_STOP_GRACE_S = 1.0
 TRANSFER_WAIT_S = 2.0
 UNREACHABLE_CONTROLLER_GIVE_UP_S = 2.0

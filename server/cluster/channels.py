@@ -34,33 +34,12 @@ from freshet.v1 import common_pb2, controller_pb2_grpc
 logger = logging.getLogger(__name__)
 
 FORWARDED_METADATA_KEY = "x-freshet-forwarded"
-#: Message limits and short reconnect backoffs: shared by the node's server and its channels.
-BASE_CHANNEL_OPTIONS = [
+CHANNEL_OPTIONS = [
     ("grpc.max_send_message_length", limits.GRPC_MESSAGE_BYTES_MAX),
     ("grpc.max_receive_message_length", limits.GRPC_MESSAGE_BYTES_MAX),
     ("grpc.initial_reconnect_backoff_ms", 100),
     ("grpc.min_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 1000),
-]
-#: HTTP/2 keepalive on node-to-node channels (issue 16): a connection whose peer was cut off by a
-#: blackhole keeps its calls (heartbeats, replication streams, AlterPartition) queued behind TCP's
-#: retransmission backoff for seconds after the cut heals, and new calls on the channel queue there
-#: too. An unanswered ping closes it within KEEPALIVE_TIME_MS + KEEPALIVE_TIMEOUT_MS; calls fail
-#: UNAVAILABLE and the channel reconnects on a fresh connection.
-KEEPALIVE_TIME_MS = 1000
-KEEPALIVE_TIMEOUT_MS = 1000
-CHANNEL_OPTIONS = BASE_CHANNEL_OPTIONS + [
-    ("grpc.keepalive_time_ms", KEEPALIVE_TIME_MS),
-    ("grpc.keepalive_timeout_ms", KEEPALIVE_TIMEOUT_MS),
-    ("grpc.http2.ping_timeout_ms", KEEPALIVE_TIMEOUT_MS),      # gRPC >= 1.6x times pings out with this one
-    ("grpc.keepalive_permit_without_calls", 1),
-    ("grpc.http2.max_pings_without_data", 0),
-]
-#: What the node's server must allow for those pings (gRPC's default answers pings more frequent
-#: than every 5 minutes with GOAWAY too_many_pings). It only permits; it never pings clients.
-SERVER_PING_OPTIONS = [
-    ("grpc.http2.min_ping_interval_without_data_ms", KEEPALIVE_TIME_MS // 2),
-    ("grpc.http2.max_ping_strikes", 0),
 ]
 RETRY_BACKOFF_S = 0.05
 
