@@ -98,3 +98,16 @@ def test_a_silent_controller_named_by_stale_hints_is_passed_over(monkeypatch: py
     # is reached without going back to the silent one.
     assert targets[: targets.index(ACTIVE)].count(SILENT) == 1, targets
     assert elapsed < 2 * REPLY_TIMEOUT_S + 0.5, elapsed
+
+
+def test_a_silent_controller_is_still_tried_when_no_other_is_left_or_once_the_wait_passed() -> None:
+    broker = make_lifecycle(FakeChannels())
+    now = time.monotonic()
+    # Every candidate stopped answering: the preferred one (the hint) is tried anyway.
+    assert broker._pick(SILENT, 0, {1: now, 2: now, 3: now}) == SILENT
+    # Passed over only for UNANSWERED_AVOID_S; then forgotten.
+    unanswered = {SILENT: now - lifecycle.UNANSWERED_AVOID_S - 0.1}
+    assert broker._pick(SILENT, 0, unanswered) == SILENT
+    assert unanswered == {}
+    # Within the wait, a hint naming it is not followed.
+    assert broker._pick(SILENT, 0, {SILENT: now}) != SILENT
