@@ -14,7 +14,10 @@ Owns the broker side of liveness:
   That controller is then passed over for `UNANSWERED_AVOID_S` whenever another candidate is left,
   even when this node's Raft view or another node's NOT_CONTROLLER hint still names it: after a
   partition such views lag behind the new election, and following them back to the silent
-  controller cost a whole reply timeout per round until the session expired (issue 16);
+  controller cost a whole reply timeout per round until the session expired (issue 16). The other
+  way round, a session is left at the next heartbeat once this node's own Raft view names another
+  controller (on controller nodes an election is seen at once), without waiting for the reply
+  timeout;
 - controlled shutdown: `shutdown()` sets want_shutdown and waits (bounded) until the controller
   says should_shut_down (its leaderships moved, it left every ISR);
 - a STALE_BROKER_EPOCH answer means another process registered with this node id: fatal.
@@ -83,6 +86,8 @@ class BrokerLifecycle:
         self._reported_caught_up = False
         self._task: asyncio.Task | None = None
         self._stopped = False
+        #: The controller this node's Raft view moved to while a session ran (see `_session`).
+        self._moved_to: int | None = None
 
     # -- state -----------------------------------------------------------------------------------
 
@@ -168,6 +173,9 @@ class BrokerLifecycle:
             try:
                 await self._session(target)
                 logger.info("heartbeat stream to controller %d ended", target)
+                hinted, self._moved_to = self._moved_to, None
+                if hinted is not None:
+                    continue
             except grpc.aio.AioRpcError as error:
                 detail = status.detail_from_metadata(error.trailing_metadata())
                 if detail is not None and detail.code == common_pb2.STALE_BROKER_EPOCH:
@@ -246,6 +254,13 @@ class BrokerLifecycle:
                     self._send_now.clear()
                     if reader.done():
                         break
+                    moved = self._controller_hint()
+                    if moved is not None and moved != target and moved in self._channels.listeners:
+                        # This node's Raft view names a newer leader (a controller node sees an
+                        # election at once; the old controller may be cut off and silent).
+                        logger.info("controller %d is now the Raft leader: leaving controller %d", moved, target)
+                        self._moved_to = moved
+                        return
                     try:
                         await call.write(self._request(registration=False))
                     except asyncio.InvalidStateError:
