@@ -10,7 +10,14 @@ Owns the broker side of liveness:
   controller can unfence without waiting an interval) or when a controlled shutdown starts;
 - finding the active controller: the hint of a NOT_CONTROLLER answer, else the controller this
   node believes in, else each controller in turn, retrying every 100 ms; a stream that gets no
-  answer for a while (a frozen controller) is dropped and another controller is tried;
+  answer for a while (a frozen or cut-off controller) is dropped and another controller is tried.
+  That controller is then passed over for `UNANSWERED_AVOID_S` whenever another candidate is left,
+  even when this node's Raft view or another node's NOT_CONTROLLER hint still names it: after a
+  partition such views lag behind the new election, and following them back to the silent
+  controller cost a whole reply timeout per round until the session expired (issue 16). The other
+  way round, a session is left at the next heartbeat once this node's own Raft view names another
+  controller (on controller nodes an election is seen at once), without waiting for the reply
+  timeout;
 - controlled shutdown: `shutdown()` sets want_shutdown and waits (bounded) until the controller
   says should_shut_down (its leaderships moved, it left every ISR);
 - a STALE_BROKER_EPOCH answer means another process registered with this node id: fatal.
@@ -42,6 +49,8 @@ logger = logging.getLogger(__name__)
 
 RETRY_S = 0.1
 REPLY_TIMEOUT_S_MIN = 2.0
+#: How long a controller that stopped answering is tried only when no other candidate is left.
+UNANSWERED_AVOID_S = 2.0
 
 
 class BrokerLifecycle:
@@ -77,6 +86,8 @@ class BrokerLifecycle:
         self._reported_caught_up = False
         self._task: asyncio.Task | None = None
         self._stopped = False
+        #: The controller this node's Raft view moved to while a session ran (see `_session`).
+        self._moved_to: int | None = None
 
     # -- state -----------------------------------------------------------------------------------
 
@@ -138,17 +149,33 @@ class BrokerLifecycle:
 
     # -- the session loop ------------------------------------------------------------------------
 
+    def _pick(self, hinted: int | None, attempt: int, unanswered: dict[int, float]) -> int:
+        """The controller to open the next session with: the NOT_CONTROLLER hint, else candidates
+        in turn from this node's own hint, passing over the ones in `unanswered` (controller ->
+        monotonic time it stopped answering) for UNANSWERED_AVOID_S while another one is left."""
+        candidates = self._channels.candidates(hinted if hinted is not None else self._controller_hint())
+        start = 0 if hinted is not None else attempt % len(candidates)
+        ordered = candidates[start:] + candidates[:start]
+        now = time.monotonic()
+        for target, since in list(unanswered.items()):
+            if now - since >= UNANSWERED_AVOID_S:
+                del unanswered[target]
+        return next((target for target in ordered if target not in unanswered), ordered[0])
+
     async def _run(self) -> None:
         hinted: int | None = None
         attempt = 0
+        unanswered: dict[int, float] = {}
         while not self._stopped:
-            candidates = self._channels.candidates(hinted if hinted is not None else self._controller_hint())
-            target = candidates[0] if hinted is not None else candidates[attempt % len(candidates)]
+            target = self._pick(hinted, attempt, unanswered)
             attempt += 1
             hinted = None
             try:
                 await self._session(target)
                 logger.info("heartbeat stream to controller %d ended", target)
+                hinted, self._moved_to = self._moved_to, None
+                if hinted is not None:
+                    continue
             except grpc.aio.AioRpcError as error:
                 detail = status.detail_from_metadata(error.trailing_metadata())
                 if detail is not None and detail.code == common_pb2.STALE_BROKER_EPOCH:
@@ -165,6 +192,7 @@ class BrokerLifecycle:
                     logger.info("heartbeat stream to controller %d broke: %s", target, error.code().name)
             except TimeoutError:
                 logger.warning("controller %d stopped answering heartbeats; trying another", target)
+                unanswered[target] = time.monotonic()
             except Exception:
                 # Anything else must not end the broker's session loop: log it and reconnect.
                 logger.exception("heartbeat stream to controller %d failed", target)
@@ -226,6 +254,13 @@ class BrokerLifecycle:
                     self._send_now.clear()
                     if reader.done():
                         break
+                    moved = self._controller_hint()
+                    if moved is not None and moved != target and moved in self._channels.listeners:
+                        # This node's Raft view names a newer leader (a controller node sees an
+                        # election at once; the old controller may be cut off and silent).
+                        logger.info("controller %d is now the Raft leader: leaving controller %d", moved, target)
+                        self._moved_to = moved
+                        return
                     try:
                         await call.write(self._request(registration=False))
                     except asyncio.InvalidStateError:

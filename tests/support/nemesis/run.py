@@ -51,6 +51,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--producers", type=int, default=2)
     parser.add_argument("--rate", type=float, default=100.0, help="records a second per producer")
     parser.add_argument("--only", default="", help="comma-separated fault kinds to draw from (default: all)")
+    parser.add_argument("--keep", action="store_true", help="copy the nodes' logs and data to OUT/kept also on success")
     return parser.parse_args(argv)
 
 
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
             cluster.close()
         network.close()
     failed = result["error"] is not None or (options.acks == "all" and any(result.get("anomalies", {}).values()))
-    if failed and cluster is not None:
+    if (failed or options.keep) and cluster is not None:
         kept = options.out / "kept"
         shutil.copytree(cluster.root, kept, dirs_exist_ok=True)
         result["kept"] = str(kept)
@@ -125,7 +126,9 @@ def execute(cluster, options: argparse.Namespace) -> dict:
               "anomalies": checker.summary(found), "examples": checker.examples(found),
               "unavailability_s": unavailable, "session_timeout_s": SESSION_TIMEOUT_MS / 1000,
               "acks_after_heal": sum(1 for t in history.ack_times() if t > records[-1].stop) if records else 0,
-              "timeline": [record.as_json(origin) for record in records], "duration_s": round(time.monotonic() - origin, 1)}
+              "timeline": [record.as_json(origin) for record in records],
+              "duration_s": round(time.monotonic() - origin, 1),
+              "origin_unix": round(time.time() - (time.monotonic() - origin), 3)}  # the timeline's 0 on the logs' clock
     print(result_table(result, records), flush=True)
     return result
 
