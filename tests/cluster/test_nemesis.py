@@ -9,7 +9,7 @@ group, so that a timeout kills every node and proxy with it), reads its result l
 the run's output (seed, fault timeline, result table) is printed. Replay a run with
 FRESHET_NEMESIS_SEED=<seed>; the long run takes FRESHET_NEMESIS_FAULTS (default 1000):
 
-    FRESHET_NEMESIS_FAULTS=1000 .venv/bin/python -m pytest -m slow tests/cluster/test_nemesis.py -s
+    FRESHET_NEMESIS_FAULTS=1000 .venv/bin/python -m pytest -m soak tests/cluster/test_nemesis.py -s
 
 Reference: Jepsen's Kafka suite (anomaly names), Jepsen's Redpanda and NATS 2.12 analyses.
 Needs root, iproute2, nftables and faketime (installed with apt-get when missing).
@@ -102,7 +102,7 @@ def test_acks_1_reports_what_it_loses_under_40_faults(nemesis_tools, tmp_path):
     print(f"acks=1: {json.dumps(result['anomalies'])}")
 
 
-@pytest.mark.slow
+@pytest.mark.soak
 @pytest.mark.timeout(4 * 3600)
 def test_long_run_loses_nothing(nemesis_tools, tmp_path):
     """The long run (README's table): FRESHET_NEMESIS_FAULTS faults (default 1000), acks=all."""
