@@ -385,10 +385,9 @@ class _Connection:
             response.close()
 
     async def _sendfile(self, region: FileRegion) -> None:
-        try:
-            sent = await sendfile.send_region(self._writer.transport, self._writer, region, self._closed)
-        except sendfile.NoSendfileError as error:
-            logger.info("Kafka connection from %s: %s; records are copied", self._peer, error)
+        sent = await sendfile.send_region(self._writer.transport, self._writer, region, self._closed)
+        if sent is None:
+            logger.info("Kafka connection from %s: no socket to send files to; records are copied", self._peer)
             self._is_zero_copy = False
             self._writer.write(region.read())
             self._transfers.count(COPY, region.count)

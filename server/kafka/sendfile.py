@@ -37,27 +37,23 @@ _pool: concurrent.futures.ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
 
 
-class NoSendfileError(Exception):
-    """Neither the loop nor the transport can send from a file (no socket, or not a stream)."""
-
-
 async def send_region(transport: asyncio.WriteTransport, writer: asyncio.StreamWriter, region: FileRegion,
-                      stopped: threading.Event) -> int:
+                      stopped: threading.Event) -> int | None:
     """Send `region` after every byte already written on `writer`; return the bytes sent
-    (fewer than `region.count` when the file is shorter).
+    (fewer than `region.count` when the file is shorter), or None when this transport has no
+    socket to send from a file to (nothing was sent: the caller copies instead).
 
     Raises:
-        NoSendfileError: this transport cannot send from a file (the caller copies instead).
         ConnectionError: the peer went away, stopped reading, or the connection closed.
     """
     loop = asyncio.get_running_loop()
     try:
         return await loop.sendfile(transport, region.file, region.position, region.count, fallback=False)
-    except (asyncio.SendfileNotAvailableError, NotImplementedError) as error:
-        native_error = error
+    except (asyncio.SendfileNotAvailableError, NotImplementedError):
+        pass                                   # uvloop: no native sendfile; send from a thread
     sock = transport.get_extra_info("socket")
     if sock is None:
-        raise NoSendfileError(f"no socket under {type(transport).__name__}") from native_error
+        return None
     await _drain_completely(transport, writer)
     socket_fd = os.dup(sock.fileno())
     try:

@@ -107,6 +107,7 @@ def test_damaged_raft_journal_and_snapshot_on_one_voter_heal(tmp_path):
                 error = restarted.log_tail(80)
                 assert "not a valid Freshet metadata snapshot" in error or "shorter than the journal header" in error, error
                 refusals.append(name)
+                cluster.kill(victim)         # reap it: its output ended a moment before the process did
                 set_raft_state_aside(tmp_path / f"voter-{victim}")
                 restarted = cluster.start(victim)
                 assert restarted.wait_for(lambda e: e["event"] == "ready", 60), restarted.log_tail()
