@@ -130,6 +130,8 @@ def produce_phase(cluster: dict, size: int, total_mb: float, profile_dir: str | 
         profiles = stop_profilers(spies) if spies else None
     after = [proc_cpu_s(pid) for pid in pids]
     mb = result["records"] * size / 1e6
+    if not mb:  # nothing acknowledged (e.g. a batch over the broker's request limit): say why
+        raise SystemExit(f"perf produce of {size} B records acknowledged none: {result.get('first_error')}")
     # Every node leads or follows a partition: if one used almost no CPU, the client wrote to
     # another cluster (a port block taken by someone else between the scan and the bind).
     assert min(b - a for a, b in zip(before, after, strict=True)) > 0.002 * mb, (before, after, mb)
