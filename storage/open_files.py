@@ -1,4 +1,4 @@
-"""The process-wide, bounded cache of open segment files (`.log` descriptors), least recently used out.
+"""The process-wide, bounded cache of open segment files and index mappings, least recently used out.
 
 Why: a segment reads and writes its `.log` file through a descriptor, and a broker hosts one active
 segment per partition replica, so 20,000 replicas held 20,000 descriptors and a node hit its
@@ -7,28 +7,29 @@ open and asks operators for a high `ulimit -n` (its docs: 100,000 or more); wher
 raised that caps the partitions a broker can host. Here the descriptors of segments nobody used
 lately are closed and reopened on their next use, so a node hosts more replicas than its limit.
 
-Owns: which segments hold an open descriptor, in least-recently-used order, and the budget (how
-many may be open at once). `LogSegment` asks for its descriptor with `pin` right before a system
-call on it and gives it back with `unpin` right after; a pinned segment is never closed, so a
-descriptor cannot be closed (or its number reused by another file) under a pread, pwrite, fsync,
-ftruncate or dup. Making room closes unpinned descriptors from the cold end. When every descriptor
-is pinned the cache goes over budget for that moment rather than wait.
+Owns: which holders have an open descriptor, in least-recently-used order, and the budget (how
+many may be open at once). The holders: a segment's `.log` file (`LogSegment`) and a sealed
+index's memory mapping (`IndexFile`: CPython's mmap keeps a duplicate of the file's descriptor).
+A holder pins itself right before a system call or a lookup and unpins right after; a pinned
+holder is never closed, so a descriptor cannot be closed (or its number reused by another file)
+under a pread, pwrite, fsync, ftruncate or dup, nor a mapping unmapped under a binary search.
+Making room closes unpinned holders from the cold end. When every one is pinned the cache goes
+over budget for that moment rather than wait.
 
 What a close costs nothing in: page-cache data written through the old descriptor is fsynced
 by an fsync through a new one (Linux fsync flushes the file, not the descriptor), which
 `LogSegment.flush` does for a segment written since its last flush; a FileRegion owns a `dup` of
 the descriptor, so a zero-copy send in flight keeps its file open whatever the cache closes.
 
-Outside the cache: sealed segments' memory-mapped indexes (a mapping holds a duplicate
-descriptor in CPython), held only while the log reads old data; checkpoints, snapshots and
-directories are opened and closed around each write.
+Outside the cache: checkpoints, snapshots, index flushes and directories, opened and closed
+around each write.
 
 The budget: `configure(n)` (the node's `log.open.files.max`); 0 derives it from the soft
-RLIMIT_NOFILE, leaving headroom for sockets, the Raft journal, gRPC and index mappings
-(`default_budget`). An open that still fails with EMFILE (other files took the headroom) closes
+RLIMIT_NOFILE, leaving headroom for sockets, the Raft journal, gRPC, zero-copy regions in flight
+and short-lived files (`default_budget`). An open that still fails with EMFILE (other files took the headroom) closes
 half the cache and tries once more before the error reaches the log.
 
-Imports: standard library and freshet.storage.errors. Thread-safety: thread-safe; one lock, held
+Imports: standard library. Thread-safety: thread-safe; one lock, held
 for the bookkeeping and the open/close system calls (never for reads or writes).
 """
 
@@ -55,13 +56,16 @@ HEADROOM_FRACTION_MAX = 0.5
 
 
 class Holder(Protocol):
-    """What the cache needs of a segment: its path, open flags, and two slots it owns."""
+    """What the cache needs of a segment file or an index mapping: a pin count the cache owns,
+    and how to open and close its descriptor (both called by the cache, under its lock)."""
 
-    log_path: str
-    _fd: int | None
     _pins: int
 
-    def _open_flags(self) -> int: ...
+    def _cache_open(self) -> None:
+        """Open the descriptor (or mapping). Raises OSError (or ValueError for a mapping)."""
+
+    def _cache_close(self) -> None:
+        """Close it (the cache calls this only while nobody has it pinned)."""
 
 
 def descriptor_limit() -> int:
@@ -115,20 +119,18 @@ class OpenFileCache:
     def open_count(self) -> int:
         return len(self._open)
 
-    def pin(self, holder: Holder) -> int:
-        """The holder's descriptor, opened if it was closed; it stays open until `unpin`.
+    def pin(self, holder: Holder) -> None:
+        """Open the holder's descriptor if it was closed; it stays open until `unpin`.
 
         Raises:
-            OSError: the file cannot be opened (the caller names the segment in its error).
+            OSError, ValueError: it cannot be opened (the caller names the file in its error).
         """
         with self._lock:
-            fd = holder._fd
-            if fd is None:
-                fd = self._open_locked(holder)
-            else:
+            if holder in self._open:
                 self._open.move_to_end(holder)
+            else:
+                self._open_locked(holder)
             holder._pins += 1
-            return fd
 
     def unpin(self, holder: Holder) -> None:
         with self._lock:
@@ -137,15 +139,14 @@ class OpenFileCache:
     def close(self, holder: Holder) -> None:
         """Close the holder's descriptor now (the segment closes, is released or deleted)."""
         with self._lock:
-            self._open.pop(holder, None)
-            fd, holder._fd = holder._fd, None
-        if fd is not None:
-            os.close(fd)
+            if holder in self._open:
+                del self._open[holder]
+                holder._cache_close()
 
-    def _open_locked(self, holder: Holder) -> int:
+    def _open_locked(self, holder: Holder) -> None:
         self._make_room(1)
         try:
-            fd = os.open(holder.log_path, holder._open_flags())
+            holder._cache_open()
         except OSError as error:
             if error.errno != errno.EMFILE or not self._open:
                 raise
@@ -158,11 +159,9 @@ class OpenFileCache:
                 shed,
                 self.budget,
             )
-            fd = os.open(holder.log_path, holder._open_flags())
-        holder._fd = fd
+            holder._cache_open()
         self._open[holder] = None
         self.opens += 1
-        return fd
 
     def _make_room(self, wanted: int, *, force: bool = False) -> int:
         """Close unpinned descriptors from the cold end until `wanted` more fit (or, `force`,
@@ -180,9 +179,7 @@ class OpenFileCache:
                 skipped += 1
                 continue
             del entries[victim]
-            fd, victim._fd = victim._fd, None
-            if fd is not None:
-                os.close(fd)
+            victim._cache_close()
             closed += 1
         self.evictions += closed
         return closed

@@ -237,9 +237,16 @@ class LogSegment:
             self.directory, segment_file_name(self.base_offset, TIME_INDEX_FILE_SUFFIX, self.suffix)
         )
 
-    def _open_flags(self) -> int:
-        """How OPEN_FILES opens the `.log` file (creating it exclusively inside `create`)."""
-        return os.O_RDWR | os.O_CLOEXEC | (os.O_CREAT | os.O_EXCL if self._creating else 0)
+    def _cache_open(self) -> None:
+        """OPEN_FILES opens the `.log` file (creating it exclusively inside `create`)."""
+        flags = os.O_RDWR | os.O_CLOEXEC | (os.O_CREAT | os.O_EXCL if self._creating else 0)
+        self._fd = os.open(self.log_path, flags, 0o644)
+
+    def _cache_close(self) -> None:
+        """OPEN_FILES closes the `.log` file (nobody has it pinned)."""
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
 
     def _pin(self, operation: str = "open segment") -> int:
         """The `.log` descriptor, open until `OPEN_FILES.unpin(self)` (the caller's `finally`).
@@ -249,11 +256,13 @@ class LogSegment:
             KafkaStorageError: the file cannot be opened.
         """
         try:
-            return OPEN_FILES.pin(self)
+            OPEN_FILES.pin(self)
         except OSError as error:
             if is_disk_full(error):
                 raise LogDirFullError(self.log_path, operation, cause=error) from error
             raise KafkaStorageError(self.log_path, operation, error) from error
+        assert self._fd is not None
+        return self._fd
 
     def _with_fd(self, operation: str, call: Callable[..., T], *args: Any) -> T:
         """`call(fd, *args)` on the pinned descriptor; an OSError becomes KafkaStorageError."""

@@ -44,14 +44,15 @@ def clock():
 
 
 def open_log_files(root) -> list[str]:
-    """Paths of the `.log` files under `root` this process holds a descriptor on."""
+    """Paths of the segment files under `root` (`.log`, and `.index`/`.timeindex` held by their
+    mappings) this process holds a descriptor on."""
     paths = []
     for name in os.listdir("/proc/self/fd"):
         try:
             target = os.readlink(f"/proc/self/fd/{name}")
         except OSError:
             continue  # the descriptor listdir itself used
-        if target.startswith(str(root)) and target.endswith(".log"):
+        if target.startswith(str(root)) and target.endswith((".log", ".index", ".timeindex")):
             paths.append(target)
     return paths
 
@@ -91,8 +92,10 @@ def test_fifty_logs_with_eight_descriptors_append_roll_and_read_back_everything(
     assert all(log.segment_count >= 3 for log in logs), "the small segments rolled"
     assert len(open_log_files(tmp_path)) <= BUDGET
     assert budget.open_count <= BUDGET
-    check_contents(logs, rounds=30)
-    assert len(open_log_files(tmp_path)) <= BUDGET
+    check_contents(logs, rounds=30)             # from offset 0: sealed segments and their indexes
+    held = open_log_files(tmp_path)
+    assert len(held) <= BUDGET
+    assert any(path.endswith(".index") for path in held), "sealed indexes were mapped, within the budget"
     assert budget.evictions > LOGS
     for log in logs:
         log.flush()
@@ -149,7 +152,7 @@ def test_a_pinned_descriptor_is_not_closed_and_a_flush_after_eviction_fsyncs(
     logs = open_logs(tmp_path, clock, count=BUDGET + 4)
     segment = logs[0]._segments[-1]
     logs[0].append_as_leader(batch(3), 0)
-    fd = OPEN_FILES.pin(segment)
+    fd = segment._pin()
     try:
         fill(logs[1:], rounds=2)  # more files than the budget while logs[0]'s is pinned
         assert segment._fd == fd
