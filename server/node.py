@@ -643,6 +643,7 @@ class Node:
                 "max_follower_lag": plane.fetcher.max_lag(),
                 "disk": plane.disk.state(),
                 "replication_throttled_bytes": plane.replication_throttle.throttled_bytes,
+                "open_files": {"open": OPEN_FILES.open_count, "max": OPEN_FILES.budget, "evicted": OPEN_FILES.evictions},
             }
 
         return NodeView(
