@@ -188,6 +188,9 @@ class LogSegment:
             segment.size = os.path.getsize(segment.log_path)
         except OSError as error:
             raise KafkaStorageError(segment.log_path, "open segment", error) from error
+        # What an earlier process wrote to the active segment may still be only in the page cache:
+        # its first flush fsyncs it even if the cache closed the descriptor by then.
+        segment._unflushed = is_active
         try:
             for path in (segment._offset_index_path(), segment._time_index_path()):
                 if not os.path.exists(path):
@@ -592,6 +595,7 @@ class LogSegment:
         self._is_active = True
         self.needs_recovery = False
         self.recovery_reason = ""
+        self._unflushed = True
         self.offset_index.release()
         self.time_index.release()
         self._reset_indexes()

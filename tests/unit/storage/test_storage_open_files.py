@@ -243,3 +243,31 @@ def test_the_default_budget_leaves_headroom_for_everything_else():
     assert default_budget(1_024) == 512
     assert default_budget(1_048_576) == 1_048_576 - 4096
     assert default_budget(10) == BUDGET_MIN
+
+
+def test_an_active_segment_opened_from_disk_is_fsynced_by_its_first_flush_after_eviction(tmp_path, clock, budget, monkeypatch):
+    """What the previous process wrote may be only in the page cache: the reopened log's first
+    flush fsyncs the active segment even when the cache closed its file in between."""
+    logs = open_logs(tmp_path, clock, count=BUDGET + 2)
+    fill(logs, rounds=1)
+    for log in logs:
+        log.close()
+    reopened = PartitionLog.open(str(tmp_path / "t-0"), SMALL_CONFIG, clock)
+    others = open_logs(tmp_path, clock, count=BUDGET + 2)[1:]
+    fill(others, rounds=1)
+    segment = reopened._segments[-1]
+    assert segment._fd is None
+    synced = []
+    real_fsync = os.fsync
+
+    def recording_fsync(descriptor: int) -> None:
+        target = os.readlink(f"/proc/self/fd/{descriptor}")
+        if target.endswith(".log"):
+            synced.append(target)
+        real_fsync(descriptor)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    reopened.flush()
+    assert synced == [segment.log_path]
+    for log in [reopened, *others]:
+        log.close()
