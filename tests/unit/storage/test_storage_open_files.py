@@ -57,6 +57,21 @@ def open_log_files(root) -> list[str]:
     return paths
 
 
+def record_log_fsyncs(monkeypatch) -> list[str]:
+    """From now on, the `.log` paths fsynced (through whichever descriptor), in order."""
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def recording_fsync(descriptor: int) -> None:
+        target = os.readlink(f"/proc/self/fd/{descriptor}")
+        if target.endswith(".log"):
+            synced.append(target)
+        real_fsync(descriptor)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    return synced
+
+
 def open_logs(tmp_path, clock, count: int = LOGS) -> list[PartitionLog]:
     return [PartitionLog.open(str(tmp_path / f"t-{number}"), SMALL_CONFIG, clock) for number in range(count)]
 
@@ -161,16 +176,7 @@ def test_a_pinned_descriptor_is_not_closed_and_a_flush_after_eviction_fsyncs(
         OPEN_FILES.unpin(segment)
     fill(logs[1:], rounds=1)
     assert segment._fd is None, "unpinned, the coldest file was closed"
-    synced = []
-    real_fsync = os.fsync
-
-    def recording_fsync(descriptor: int) -> None:
-        target = os.readlink(f"/proc/self/fd/{descriptor}")
-        if target.endswith(".log"):
-            synced.append(target)
-        real_fsync(descriptor)
-
-    monkeypatch.setattr(os, "fsync", recording_fsync)
+    synced = record_log_fsyncs(monkeypatch)
     logs[0].flush()
     assert synced == [segment.log_path], "the write before the close still gets its fsync"
     synced.clear()
@@ -257,16 +263,7 @@ def test_an_active_segment_opened_from_disk_is_fsynced_by_its_first_flush_after_
     fill(others, rounds=1)
     segment = reopened._segments[-1]
     assert segment._fd is None
-    synced = []
-    real_fsync = os.fsync
-
-    def recording_fsync(descriptor: int) -> None:
-        target = os.readlink(f"/proc/self/fd/{descriptor}")
-        if target.endswith(".log"):
-            synced.append(target)
-        real_fsync(descriptor)
-
-    monkeypatch.setattr(os, "fsync", recording_fsync)
+    synced = record_log_fsyncs(monkeypatch)
     reopened.flush()
     assert synced == [segment.log_path]
     for log in [reopened, *others]:
