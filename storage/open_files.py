@@ -85,9 +85,9 @@ def default_budget(limit: int | None = None) -> int:
 def exhaustion_hint() -> str:
     """One line for an operator whose node ran out of descriptors: what is open and what to change."""
     try:
-        in_use = len(os.listdir("/proc/self/fd"))
+        in_use = str(len(os.listdir("/proc/self/fd")))
     except OSError:
-        in_use = -1
+        in_use = "all"                          # listing them takes a descriptor too
     return (
         f"out of file descriptors: the limit is {descriptor_limit()} (ulimit -n), {in_use} are open, "
         f"{OPEN_FILES.open_count} of them segment files (log.open.files.max allows {OPEN_FILES.budget}); "
