@@ -15,7 +15,7 @@ Owns every setting of `freshet server start`, its parsing, precedence and valida
 - Node keys (this module): node.id, data.dir, listen, controller.quorum, raft.listen, http.listen,
   advertised, kafka.listen, kafka.advertised, roles, rack, controller.listeners, cluster.secret, cluster.secret.file,
   broker.reconnect.grace.ms, controlled.shutdown.timeout.ms, shutdown.timeout.ms,
-  request.timeout.ms, metadata.fsync, log.level, log.cleaner.enable; security (README, Security): security.protocol
+  request.timeout.ms, metadata.fsync, log.level, log.cleaner.enable, log.open.files.max; security (README, Security): security.protocol
   (PLAINTEXT | SSL | SASL_SSL, every port of the node), ssl.certificate.location,
   ssl.key.location, ssl.ca.location, ssl.client.auth (none | requested | required),
   http.metrics.plaintext.listen (an opt-in plaintext listener serving only /metrics, /healthz and
@@ -286,6 +286,7 @@ NODE_KEYS: Mapping[str, Callable[[str], Any]] = {
     "security.bootstrap.user": _user_name,
     "security.bootstrap.password.file": _non_empty(4096),
     "log.cleaner.enable": _bool,
+    "log.open.files.max": _int(0),
 }
 
 NODE_DEFAULTS: Mapping[str, str] = {
@@ -303,6 +304,7 @@ NODE_DEFAULTS: Mapping[str, str] = {
     "allow.everyone.if.no.acl.found": "false",
     "sasl.enabled.mechanisms": ",".join(SASL_MECHANISMS),
     "log.cleaner.enable": "true",
+    "log.open.files.max": "0",
 }
 
 
@@ -343,6 +345,8 @@ class NodeConfig:
         bootstrap_password: that user's password, read from security.bootstrap.password.file
             (never in repr or logs).
         log_cleaner_enable: run the compaction cleaner (Kafka's log.cleaner.enable).
+        log_open_files_max: segment files held open at once (storage/open_files.py); 0 derives it
+            from the descriptor limit (the limit less min(4096, half of it)).
         topic_defaults: cluster-wide topic defaults from a server.properties file (Kafka's
             log.retention.ms, ...): the active controller writes each one the cluster has no value
             for yet (README, Kafka's server.properties).
@@ -379,6 +383,7 @@ class NodeConfig:
     bootstrap_user: str | None = None
     bootstrap_password: str | None = dataclasses.field(default=None, repr=False)
     log_cleaner_enable: bool = True
+    log_open_files_max: int = 0
     topic_defaults: Mapping[str, str] = dataclasses.field(default_factory=dict)
     config_warnings: tuple[str, ...] = ()
 
@@ -721,6 +726,7 @@ def load_node_config(
         sasl_enabled_mechanisms=parsed["sasl.enabled.mechanisms"],
         **_bootstrap_user(layers, parsed),
         log_cleaner_enable=parsed["log.cleaner.enable"],
+        log_open_files_max=parsed["log.open.files.max"],
         topic_defaults=_topic_defaults(file),
         config_warnings=file.warnings if file else (),
     )

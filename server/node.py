@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import errno
 import fcntl
 import json
 import logging
@@ -79,6 +80,7 @@ from freshet.server.replication.leader_sessions import ReplicationService
 from freshet.server.security.grpc_auth import AuthenticationService
 from freshet.storage.errors import StorageError
 from freshet.storage.log_manager import LogManager
+from freshet.storage.open_files import OPEN_FILES, RESERVED_DESCRIPTORS_MIN, descriptor_limit, exhaustion_hint
 from freshet.v1 import controller_pb2_grpc, replication_pb2_grpc
 from prometheus_client import CollectorRegistry
 
@@ -189,6 +191,8 @@ class Node:
             self._stop_requested.set()
 
     def _fatal(self, message: str) -> None:
+        if os.strerror(errno.EMFILE) in message:
+            message = f"{message} ({exhaustion_hint()})"
         if self.fatal is None:
             self.fatal = message
         self.request_stop(f"fatal: {message}")
@@ -260,6 +264,7 @@ class Node:
         config = self.config
         assert self.loop is not None
         started = time.monotonic()
+        configure_open_files(config.log_open_files_max)
         try:
             self.log_manager = await self.loop.run_in_executor(None, lambda: LogManager.open(config.logs_dir, open_threads=limits.LOG_OPEN_THREADS))
         except StorageError as error:
@@ -638,6 +643,7 @@ class Node:
                 "max_follower_lag": plane.fetcher.max_lag(),
                 "disk": plane.disk.state(),
                 "replication_throttled_bytes": plane.replication_throttle.throttled_bytes,
+                "open_files": {"open": OPEN_FILES.open_count, "max": OPEN_FILES.budget, "evicted": OPEN_FILES.evictions},
             }
 
         return NodeView(
@@ -689,6 +695,22 @@ async def serve(config: NodeConfig) -> int:
     finally:
         watchdog.cancel()
     return 1 if node.fatal is not None else 0
+
+
+def configure_open_files(budget: int) -> None:
+    """Size the process's cache of open segment files (log.open.files.max; 0: from the limit).
+
+    Raises:
+        NodeStartError: the budget leaves too few descriptors for sockets and the rest.
+    """
+    limit = descriptor_limit()
+    if budget > limit - RESERVED_DESCRIPTORS_MIN:
+        raise NodeStartError(
+            f"log.open.files.max {budget} leaves fewer than {RESERVED_DESCRIPTORS_MIN} of this process's "
+            f"{limit} file descriptors (ulimit -n) for sockets, the metadata journal and indexes: "
+            f"lower it (0 derives it from the limit) or raise the limit"
+        )
+    OPEN_FILES.configure(budget)
 
 
 def _lock_data_dir(config: NodeConfig) -> int:

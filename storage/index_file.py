@@ -7,11 +7,14 @@ Owns how a segment's index entries live in memory and on disk:
   unclean shutdown makes recovery rebuild the active segment's indexes from its log file, so an
   index file that lags its log is never trusted.
 - A **sealed** segment's entries are read-only: the file is memory-mapped on first lookup (like
-  Kafka's lazily loaded, mmapped indexes), so cold segments cost no memory until read.
+  Kafka's lazily loaded, mmapped indexes), so cold segments cost no memory until read. A mapping
+  holds a duplicate of the file's descriptor (CPython's mmap), so it is one of the holders of the
+  process's bounded cache of open files (`open_files`): a lookup pins it, and an idle one may be
+  unmapped and mapped again on its next lookup.
 
 Lookups are binary searches over one field of the entries. Subclasses define the entry layout.
 
-Imports: standard library and `freshet.storage.errors`. Forbidden: grpc, wire types (freshet.v1),
+Imports: standard library, `freshet.storage.errors` and `freshet.storage.open_files`. Forbidden: grpc, wire types (freshet.v1),
 metadata, server, client, cli (import-linter contract).
 
 Thread-safety: not thread-safe; the owning segment is guarded by its log's lock.
@@ -25,6 +28,7 @@ import os
 import struct
 
 from freshet.storage.errors import CorruptIndexError, KafkaStorageError, LogDirFullError, is_disk_full
+from freshet.storage.open_files import OPEN_FILES
 
 logger = logging.getLogger(__name__)
 
@@ -55,8 +59,11 @@ class IndexFile:
         self.max_entries = max(max_index_bytes // self.ENTRY.size, 1)
         self._entry_size = self.ENTRY.size
         self._is_mutable = is_mutable
+        # A sealed index's mapping (opened and closed by OPEN_FILES; used only while pinned) ...
         self._mmap: mmap.mmap | None = None
-        self._buffer: bytearray | mmap.mmap | bytes | None = None
+        self._pins = 0
+        # ... or the entries in memory: a mutable index's, or b"" for an empty sealed one.
+        self._buffer: bytearray | bytes | None = None
         self._persisted_bytes = 0
         # Cache of the last entry (appends compare with it); None when unknown.
         self._last_entry: tuple[int, ...] | None = None
@@ -90,7 +97,12 @@ class IndexFile:
     def entry(self, number: int) -> tuple[int, ...]:
         """Entry `number` (0-based), unpacked."""
         assert 0 <= number < self.entries
-        return self.ENTRY.unpack_from(self._loaded(), number * self._entry_size)
+        buffer, is_pinned = self._acquire()
+        try:
+            return self.ENTRY.unpack_from(buffer, number * self._entry_size)
+        finally:
+            if is_pinned:
+                OPEN_FILES.unpin(self)
 
     def last_entry_or_none(self) -> tuple[int, ...] | None:
         if self.entries == 0:
@@ -117,38 +129,49 @@ class IndexFile:
 
     def _count_at_most(self, target: int, field: int) -> int:
         """Number of leading entries whose `field` is <= `target` (entries are sorted on it)."""
-        buffer = self._loaded()
+        buffer, is_pinned = self._acquire()
         unpack = self.ENTRY.unpack_from
         size = self._entry_size
         low, high = 0, self.entries
-        while low < high:
-            middle = (low + high) >> 1
-            if unpack(buffer, middle * size)[field] <= target:
-                low = middle + 1
-            else:
-                high = middle
+        try:
+            while low < high:
+                middle = (low + high) >> 1
+                if unpack(buffer, middle * size)[field] <= target:
+                    low = middle + 1
+                else:
+                    high = middle
+        finally:
+            if is_pinned:
+                OPEN_FILES.unpin(self)
         return low
 
     def _count_below(self, target: int, field: int) -> int:
         """Number of leading entries whose `field` is < `target`."""
         return self._count_at_most(target - 1, field)
 
-    def _loaded(self) -> bytearray | mmap.mmap | bytes:
-        if self._buffer is None:
-            self._buffer = self._map()
-        return self._buffer
-
-    def _map(self) -> mmap.mmap | bytes:
+    def _acquire(self) -> tuple[bytearray | mmap.mmap | bytes, bool]:
+        """The entries, and whether they are a mapping pinned until `OPEN_FILES.unpin(self)`."""
+        if self._buffer is not None:
+            return self._buffer, False
         if self.entries == 0:
-            return b""
+            return b"", False
         try:
-            with open(self.path, "rb") as file:
-                self._mmap = mmap.mmap(
-                    file.fileno(), self.entries * self._entry_size, access=mmap.ACCESS_READ
-                )
+            OPEN_FILES.pin(self)
         except (OSError, ValueError) as error:
             raise KafkaStorageError(self.path, "map index", error) from error
-        return self._mmap
+        assert self._mmap is not None
+        return self._mmap, True
+
+    def _cache_open(self) -> None:
+        """OPEN_FILES maps the file (read-only)."""
+        with open(self.path, "rb") as file:
+            self._mmap = mmap.mmap(file.fileno(), self.entries * self._entry_size, access=mmap.ACCESS_READ)
+
+    def _cache_close(self) -> None:
+        """OPEN_FILES unmaps it (nobody has it pinned)."""
+        mapping, self._mmap = self._mmap, None
+        if mapping is not None:
+            mapping.close()
 
     # ---------------------------------------------------------------------------------------------
     # Changing entries (mutable indexes only).
@@ -225,7 +248,12 @@ class IndexFile:
         """Turn a sealed index back into a mutable one (the segment becomes active after truncation)."""
         if self._is_mutable:
             return
-        data = bytes(self._loaded())
+        buffer, is_pinned = self._acquire()
+        try:
+            data = bytes(buffer)
+        finally:
+            if is_pinned:
+                OPEN_FILES.unpin(self)
         self._release_map()
         self._buffer = bytearray(data)
         self._persisted_bytes = len(data)
@@ -265,10 +293,7 @@ class IndexFile:
             raise KafkaStorageError(self.path, "delete index", error) from error
 
     def _release_map(self) -> None:
-        if self._mmap is not None:
-            self._mmap.close()
-            self._mmap = None
-            self._buffer = None
+        OPEN_FILES.close(self)
 
     def _read_file(self) -> bytes:
         try:

@@ -10,7 +10,10 @@ use `os.pread` on the segment's file descriptor and never decode records; only t
 batches near an index entry are parsed.
 
 A segment is *active* (the last one of its log; takes appends; its indexes are in memory) or
-*sealed* (read-only; indexes memory-mapped on demand; file descriptor opened on first read).
+*sealed* (read-only; indexes memory-mapped on demand). Either kind's `.log` descriptor is opened on
+first use and may be closed while idle by the process-wide cache of open segment files
+(`open_files`): every system call on it goes through `_pin` ... `unpin`, and a segment written since
+its last fsync is fsynced by `flush` through whatever descriptor it then holds.
 
 The loops that walk the file's batch headers live in `segment_scan` (the plain forward scan, the
 read path's boundary search, and recovery's verifying scan), and the read path's lookups
@@ -29,7 +32,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
 
 from freshet.storage import segment_reader
 from freshet.storage.config import LogConfig
@@ -42,11 +46,14 @@ from freshet.storage.errors import (
 )
 from freshet.storage.file_region import FileRegion
 from freshet.storage.offset_index import RELATIVE_OFFSET_MAX, OffsetIndex
+from freshet.storage.open_files import OPEN_FILES
 from freshet.storage.record_batch import BATCH_HEADER_SIZE, NO_TIMESTAMP, BatchHeader, parse_header
 from freshet.storage.segment_scan import RecoveryScan, scan_headers
 from freshet.storage.time_index import TimeIndex
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 LOG_FILE_SUFFIX = ".log"
 OFFSET_INDEX_FILE_SUFFIX = ".index"
@@ -96,7 +103,13 @@ class LogSegment:
         self.index_interval_bytes = config.index_interval_bytes
         self._segment_index_bytes = config.segment_index_bytes
         self.log_path = os.path.join(directory, segment_file_name(base_offset, LOG_FILE_SUFFIX, suffix))
+        # The `.log` descriptor and how many system calls are using it: both belong to OPEN_FILES,
+        # which opens and closes the descriptor (never while pinned).
         self._fd: int | None = None
+        self._pins = 0
+        self._creating = False
+        # Written (or cut) since the last fsync: a closed descriptor still leaves an fsync to do.
+        self._unflushed = False
         self._is_active = is_active
         self.size = 0
         # Offset after the last batch, the largest timestamp and its batch's base offset: computed
@@ -126,12 +139,12 @@ class LogSegment:
             KafkaStorageError: the files cannot be created (or already exist).
         """
         segment = cls(directory, base_offset, config, is_active=True, created_ms=now_ms, suffix=suffix)
+        segment._creating = True
         try:
-            segment._fd = os.open(segment.log_path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
-        except OSError as error:
-            if is_disk_full(error):
-                raise LogDirFullError(segment.log_path, "create segment", cause=error) from error
-            raise KafkaStorageError(segment.log_path, "create segment", error) from error
+            segment._pin("create segment")
+            OPEN_FILES.unpin(segment)
+        finally:
+            segment._creating = False
         for path in (segment._offset_index_path(), segment._time_index_path()):
             if os.path.exists(path):
                 os.unlink(path)  # stale index of a segment that was deleted half-way
@@ -175,8 +188,9 @@ class LogSegment:
             segment.size = os.path.getsize(segment.log_path)
         except OSError as error:
             raise KafkaStorageError(segment.log_path, "open segment", error) from error
-        if is_active:
-            segment._open_fd()
+        # What an earlier process wrote to the active segment may still be only in the page cache:
+        # its first flush fsyncs it even if the cache closed the descriptor by then.
+        segment._unflushed = is_active
         try:
             for path in (segment._offset_index_path(), segment._time_index_path()):
                 if not os.path.exists(path):
@@ -226,13 +240,42 @@ class LogSegment:
             self.directory, segment_file_name(self.base_offset, TIME_INDEX_FILE_SUFFIX, self.suffix)
         )
 
-    def _open_fd(self) -> int:
-        if self._fd is None:
-            try:
-                self._fd = os.open(self.log_path, os.O_RDWR | os.O_CLOEXEC)
-            except OSError as error:
-                raise KafkaStorageError(self.log_path, "open segment", error) from error
+    def _cache_open(self) -> None:
+        """OPEN_FILES opens the `.log` file (creating it exclusively inside `create`)."""
+        flags = os.O_RDWR | os.O_CLOEXEC | (os.O_CREAT | os.O_EXCL if self._creating else 0)
+        self._fd = os.open(self.log_path, flags, 0o644)
+
+    def _cache_close(self) -> None:
+        """OPEN_FILES closes the `.log` file (nobody has it pinned)."""
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
+
+    def _pin(self, operation: str = "open segment") -> int:
+        """The `.log` descriptor, open until `OPEN_FILES.unpin(self)` (the caller's `finally`).
+
+        Raises:
+            LogDirFullError: creating the file found the filesystem full.
+            KafkaStorageError: the file cannot be opened.
+        """
+        try:
+            OPEN_FILES.pin(self)
+        except OSError as error:
+            if is_disk_full(error):
+                raise LogDirFullError(self.log_path, operation, cause=error) from error
+            raise KafkaStorageError(self.log_path, operation, error) from error
+        assert self._fd is not None
         return self._fd
+
+    def _with_fd(self, operation: str, call: Callable[..., T], *args: Any) -> T:
+        """`call(fd, *args)` on the pinned descriptor; an OSError becomes KafkaStorageError."""
+        fd = self._pin()
+        try:
+            return call(fd, *args)
+        except OSError as error:
+            raise KafkaStorageError(self.log_path, operation, error) from error
+        finally:
+            OPEN_FILES.unpin(self)
 
     # ---------------------------------------------------------------------------------------------
     # State.
@@ -349,8 +392,9 @@ class LogSegment:
         assert batches
         assert self.can_hold_offset(batches[-1][3] - 1)
         assert self.size + len(data) <= RELATIVE_OFFSET_MAX
-        fd = self._open_fd()
+        fd = self._pin()
         start = self.size
+        self._unflushed = True
         try:
             view = memoryview(data)
             position = start
@@ -370,6 +414,8 @@ class LogSegment:
                 # Cut back to the previous end: no torn batch, the segment is as before the append.
                 raise LogDirFullError(self.log_path, "append", cause=error) from error
             raise KafkaStorageError(self.log_path, "append", error) from error
+        finally:
+            OPEN_FILES.unpin(self)
         if self.size == 0:
             self._first_batch_timestamp = batches[0][4]
         assert self._max_timestamp is not None
@@ -401,10 +447,7 @@ class LogSegment:
 
     def pread(self, size: int, position: int) -> bytes:
         """`size` bytes of the `.log` file from `position` (fewer at the end of the file)."""
-        try:
-            return os.pread(self._open_fd(), size, position)
-        except OSError as error:
-            raise KafkaStorageError(self.log_path, "read", error) from error
+        return self._with_fd("read", os.pread, size, position)
 
     def _read_header(self, position: int) -> BatchHeader:
         raw = self.pread(BATCH_HEADER_SIZE, position)
@@ -500,7 +543,11 @@ class LogSegment:
 
     def region(self, position: int, count: int) -> FileRegion:
         """`count` bytes from `position` as a FileRegion over a duplicate of this segment's descriptor."""
-        return FileRegion.of(self._open_fd(), position, count, self.log_path)
+        fd = self._pin()
+        try:
+            return FileRegion.of(fd, position, count, self.log_path)
+        finally:
+            OPEN_FILES.unpin(self)
 
     def read_batch(self, position: int, header: BatchHeader) -> bytes:
         """The bytes of the batch at `position` whose header was already parsed."""
@@ -548,14 +595,11 @@ class LogSegment:
         self._is_active = True
         self.needs_recovery = False
         self.recovery_reason = ""
-        self._open_fd()
+        self._unflushed = True
         self.offset_index.release()
         self.time_index.release()
         self._reset_indexes()
-        try:
-            file_size = os.fstat(self._open_fd()).st_size
-        except OSError as error:
-            raise KafkaStorageError(self.log_path, "recover", error) from error
+        file_size = self._with_fd("recover", os.fstat).st_size
         self.size = 0
         self._next_offset = self.base_offset
         self._max_timestamp = NO_TIMESTAMP
@@ -575,10 +619,8 @@ class LogSegment:
                 position,
                 scan.reason,
             )
-            try:
-                os.ftruncate(self._open_fd(), position)
-            except OSError as error:
-                raise KafkaStorageError(self.log_path, "truncate during recovery", error) from error
+            self._unflushed = True
+            self._with_fd("truncate during recovery", os.ftruncate, position)
         self.size = position
         return truncated
 
@@ -616,10 +658,8 @@ class LogSegment:
         removed = self.size - position
         self.offset_index.truncate_to_position(position)
         self.time_index.truncate_to(header.base_offset)
-        try:
-            os.ftruncate(self._open_fd(), position)
-        except OSError as error:
-            raise KafkaStorageError(self.log_path, "truncate", error) from error
+        self._unflushed = True
+        self._with_fd("truncate", os.ftruncate, position)
         self.size = position
         if position == 0:
             self._first_batch_timestamp = None
@@ -630,22 +670,19 @@ class LogSegment:
     # Lifecycle.
 
     def flush(self) -> None:
-        """fsync the `.log` file (indexes are rebuilt by recovery, so they are written at seal/close)."""
-        if self._fd is None:
+        """fsync the `.log` file (indexes are rebuilt by recovery, so they are written at seal/close).
+
+        A segment whose descriptor the cache closed after a write is reopened for the fsync."""
+        if self._fd is None and not self._unflushed:
             return
-        try:
-            os.fsync(self._fd)
-        except OSError as error:
-            raise KafkaStorageError(self.log_path, "flush", error) from error
+        self._with_fd("flush", os.fsync)
+        self._unflushed = False
 
     def duplicate_fd(self) -> int:
         """A duplicate of the `.log` file's descriptor, for an fsync outside the log's lock (the
         broker's durable flusher: group commit). The caller closes it; a roll or close meanwhile
         leaves it valid, and an fsync through it still covers the file's writes."""
-        try:
-            return os.dup(self._open_fd())
-        except OSError as error:
-            raise KafkaStorageError(self.log_path, "flush", error) from error
+        return self._with_fd("flush", os.dup)
 
     def seal(self) -> None:
         """Stop taking appends: record the final max timestamp, fsync the log and both indexes.
@@ -666,7 +703,6 @@ class LogSegment:
         """Take appends again (the segment became the last one after a truncation)."""
         self.offset_index.unseal()
         self.time_index.unseal()
-        self._open_fd()
         self._is_active = True
         self._load_tail_state()
 
@@ -693,11 +729,7 @@ class LogSegment:
         self._close_fd()
 
     def _close_fd(self) -> None:
-        if self._fd is not None:
-            try:
-                os.close(self._fd)
-            finally:
-                self._fd = None
+        OPEN_FILES.close(self)
 
     def delete(self) -> None:
         """Release the segment and delete its three files (the log file first)."""

@@ -27,6 +27,9 @@ Prometheus collector that reads the node's state at scrape time (no gauges to ke
     freshet_reassigning_partitions{started_by}  partitions being reassigned (balancer, user)
     freshet_decommissioning_broker_count  brokers marked decommissioning (this node's image)
     freshet_replication_throttled_bytes_total  bytes this leader sent through the replication throttle
+    freshet_log_open_files                segment files and sealed-index mappings open now (storage/open_files.py)
+    freshet_log_open_files_max            how many may be open at once (log.open.files.max)
+    freshet_log_open_files_evicted_total  closed to make room (reopened on their next use)
 
 The data plane's counters and histograms (server/metrics.py) are registered in the same registry.
 
@@ -236,6 +239,13 @@ def _data_plane_families(plane: dict):
     )
     throttled.add_metric([], plane.get("replication_throttled_bytes", 0))
     yield throttled
+    if "open_files" in plane:
+        open_files = plane["open_files"]
+        yield _gauge("freshet_log_open_files", "segment files and sealed-index mappings open now", open_files["open"])
+        yield _gauge("freshet_log_open_files_max", "segment files and mappings allowed open (log.open.files.max)", open_files["max"])
+        evicted = CounterMetricFamily("freshet_log_open_files_evicted", "segment files and mappings closed to make room")
+        evicted.add_metric([], open_files["evicted"])
+        yield evicted
 
 
 def _group_families(groups: Sequence[dict]):

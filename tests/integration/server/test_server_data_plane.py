@@ -256,6 +256,10 @@ def test_exactly_one_node_reports_an_active_controller_and_metrics_count_traffic
     assert re.search(r'^freshet_server_brokertopicmetrics_messages_in_total\{topic="metered"\} 4\.0$', text, re.M), text
     assert re.search(r'^freshet_network_request_latency_seconds_count\{api="Produce"\} [1-9]', text, re.M)
     assert re.search(r'^freshet_purgatory_size\{type="produce"\} 0\.0$', text, re.M)
+    # The open-file cache is process-wide (in-process nodes share it): open within its budget.
+    open_files = int(float(re.search(r"^freshet_log_open_files (\S+)$", text, re.M).group(1)))
+    assert 1 <= open_files <= int(float(re.search(r"^freshet_log_open_files_max (\S+)$", text, re.M).group(1)))
+    assert re.search(r"^freshet_log_open_files_evicted_total \d", text, re.M)
     assert cluster.http(leader, "/readyz")[0] == 200
 
 

@@ -185,6 +185,12 @@ def test_log_cleaner_enable(tmp_path):
     assert load(tmp_path, "log.cleaner.enable=false\n").log_cleaner_enable is False
 
 
+def test_log_open_files_max(tmp_path):
+    assert load(tmp_path).log_open_files_max == 0
+    assert load(tmp_path, "log.open.files.max=5000\n").log_open_files_max == 5000
+    assert "log.open.files.max" in refused(tmp_path, "log.open.files.max=-1\n")
+
+
 def test_log_dir_and_log_dirs(tmp_path):
     base = BASE.replace("log.dirs=/tmp/freshet-properties-test\n", "log.dir=/tmp/one\n")
     assert load(tmp_path, base=base).data_dir == "/tmp/one"
