@@ -10,7 +10,11 @@ watermark like `CommittedIndex` in etcd's quorum/majority.go):
 - `LeaderState`: what a partition leader knows of its followers (LEO, when each last caught up),
   its ISR (committed and pending), and the ISR maintenance decision (`alter_isr`): shrink
   followers not caught up for `replica.lag.time.max.ms`, expand followers whose LEO reached the
-  high watermark and the start of this leader epoch; at most one AlterPartition in flight;
+  high watermark and the start of this leader epoch; at most one AlterPartition in flight,
+  recomputed when sent (`refresh_pending`: a removed follower that caught up meanwhile stays);
+  no shrink while the broker has no controller contact, and a follower's lag restarts when
+  contact comes back (`restart_lag_clocks`), since a cut-off leader cannot tell its followers'
+  lag from its own isolation (issue 16);
 - `PushCursor`: per follower and partition, where the leader's next push starts and how many
   bytes are sent but unacknowledged (the in-flight window);
 - `check_follower_position`: the leader's validation of a follower's reset position (topic id,
@@ -318,21 +322,22 @@ class LeaderState:
         known = max(state.log_end_offset, 0)
         return self.log_end_offset - known
 
-    def alter_isr(self, now_ms: int, lag_max_ms: int, is_eligible: Callable[[int], bool]) -> AlterIsr | None:
+    def alter_isr(
+        self, now_ms: int, lag_max_ms: int, is_eligible: Callable[[int], bool], may_shrink: bool = True
+    ) -> AlterIsr | None:
         """The ISR maintenance decision (pure): an AlterIsr to send, recorded as pending, or None.
 
-        Shrink: ISR followers not caught up for more than `lag_max_ms`. Expand: followers outside
+        Shrink (only when `may_shrink`: the broker has contact with a controller; a leader cut off
+        cannot tell its followers' lag from its own isolation, and a shrink it queued would be
+        committed the moment the cut heals): ISR followers not caught up for more than
+        `lag_max_ms`. Expand: followers outside
         the ISR, eligible (registered, unfenced, not shutting down: KIP-841), whose LEO reached the
         high watermark and the start offset of this leader epoch (Kafka's isFollowerInSync).
         Nothing while an AlterPartition is in flight or after a refusal until metadata moves.
         """
         if self.pending is not None or self.awaiting_metadata:
             return None
-        removed = tuple(
-            replica
-            for replica in self.isr
-            if replica != self.leader_id and not self.is_caught_up(replica, now_ms, lag_max_ms)
-        )
+        removed = self._lagging(now_ms, lag_max_ms) if may_shrink else ()
         added = tuple(
             replica
             for replica in self.replicas
@@ -348,6 +353,41 @@ class LeaderState:
         action = AlterIsr(new_isr, self.leader_epoch, self.partition_epoch, removed, added)
         self.pending = action
         return action
+
+    def _lagging(self, now_ms: int, lag_max_ms: int) -> tuple[int, ...]:
+        """ISR followers not caught up within `lag_max_ms` (the ones a shrink removes)."""
+        return tuple(
+            replica
+            for replica in self.isr
+            if replica != self.leader_id and not self.is_caught_up(replica, now_ms, lag_max_ms)
+        )
+
+    def refresh_pending(self, now_ms: int, lag_max_ms: int, may_shrink: bool = True) -> AlterIsr | None:
+        """Recompute the pending change just before it is (re)sent: a follower it removes that has
+        caught up since (or every removal, when `may_shrink` is false) is kept instead. Returns the
+        action to send (the pending one, or its replacement), None when nothing is left to change
+        (then nothing is pending)."""
+        action = self.pending
+        if action is None or not action.removed:
+            return action
+        lagging = set(self._lagging(now_ms, lag_max_ms)) if may_shrink else set()
+        removed = tuple(replica for replica in action.removed if replica in lagging)
+        if removed == action.removed:
+            return action
+        if not removed and not action.added:
+            self.pending = None
+            return None
+        new_isr = tuple(replica for replica in self.isr if replica not in removed)
+        new_isr += tuple(replica for replica in action.added if replica not in new_isr)
+        self.pending = AlterIsr(new_isr, action.leader_epoch, action.partition_epoch, removed, action.added)
+        return self.pending
+
+    def restart_lag_clocks(self, now_ms: int) -> None:
+        """This broker regained contact with a controller: every ISR follower counts as caught up
+        now (as for a new leader), so its lag is measured only while the leader can be heard."""
+        for replica, state in self.followers.items():
+            if replica in self.isr:
+                state.last_caught_up_ms = max(state.last_caught_up_ms, now_ms)
 
     def on_alter_isr_result(
         self,
