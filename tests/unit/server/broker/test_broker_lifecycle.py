@@ -184,3 +184,34 @@ def test_a_stream_that_timed_out_retires_its_channel_and_contact_is_tracked(monk
     assert reset_ids == [SILENT], reset_ids
     assert contact == [None, 1, None, 2], contact
     assert gained == 2
+
+
+def test_a_session_left_while_its_controller_was_silent_retires_the_channel(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A broker that leaves a cut-off controller for a new one (its Raft view moved) before the
+    reply timeout must not come back to it later on the same connection (it holds the bytes sent
+    into the cut); leaving a controller that answered until then keeps the connection."""
+    monkeypatch.setattr(lifecycle, "STALE_REPLY_S_MIN", 0.1)
+
+    async def scenario() -> list[int]:
+        channels = FakeChannels()
+        channels.goes_silent.add(SILENT)
+        leader = {"id": SILENT}
+        broker = make_lifecycle(channels, hint=lambda: leader["id"])
+        await broker.start()
+        try:
+            deadline = time.monotonic() + 5
+            while broker.connected_controller != SILENT and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.3)                           # silent for longer than 0.1 s
+            leader["id"] = ACTIVE
+            while broker.connected_controller != ACTIVE and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.1)                           # ACTIVE answers every heartbeat
+            leader["id"] = STALE                               # leave it while it answers
+            while channels.targets[-1] != STALE and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+            return list(channels.reset_ids)
+        finally:
+            await broker.close()
+
+    assert asyncio.run(scenario()) == [SILENT]
