@@ -7,12 +7,14 @@ is `LeaderState.alter_isr` (pure, server/replication/core.py); the AlterPartitio
 the active controller, at most one in flight per partition; the answer is applied through
 `Partition.alter_isr_answered`.
 
-Issue 16 (availability after short partitions): a shrink is decided only while this broker has
-contact with a controller (`controller_contact`, from its heartbeats), and when contact comes back
-after a silence every leader's followers get a fresh lag window (`LeaderState.restart_lag_clocks`):
-a leader cut off cannot tell its followers' lag from its own isolation, and a shrink queued then
-was committed the moment the cut healed, so acks=all answered NOT_ENOUGH_REPLICAS although every
-follower had caught up. Each (re)send recomputes the pending change from the followers' current
+Issue 16 (availability after short partitions): a shrink of every follower of a partition at once
+is decided only while this broker has contact with a controller (`controller_contact`, from its
+heartbeats), and when contact comes back after a silence such partitions' followers get a fresh
+lag window (`LeaderState.restart_lag_clocks`): a leader cut off cannot tell its followers' lag
+from its own isolation, and a shrink queued then was committed the moment the cut healed, so
+acks=all answered NOT_ENOUGH_REPLICAS although every follower had caught up. A leader that still
+hears some follower shrinks the lagging ones as before, with or without controller contact (when
+the controller was the node cut off, its followers must not wait for the next one). Each (re)send recomputes the pending change from the followers' current
 state (`LeaderState.refresh_pending`). A partition is checked again at once after a committed
 change, after metadata changed its ISR, and when a broker becomes eligible again (unfenced), so
 that a caught-up follower is re-added without waiting for the next periodic pass.
@@ -147,7 +149,7 @@ class AlterPartitionManager:
         if contact is not None and contact != self._contact:
             for partition in self._table.partitions.values():
                 if partition.leader is not None:
-                    partition.leader.restart_lag_clocks(now_ms)
+                    partition.leader.restart_lag_clocks(now_ms, self._broker_config().replica_lag_time_max_ms)
         if contact is not None:
             self._contact = contact
         return contact is not None
@@ -204,13 +206,19 @@ class AlterPartitionManager:
     async def _send(self, changes: list[Change]) -> None:
         metrics = self._table.metrics
         sending = changes
+        built: list = []                                  # [actions, request] of the last attempt
 
         def build() -> controller_pb2.AlterPartitionRequest:
+            """The request of one attempt: recomputed (forward retries), the same request (and
+            request id: the controller deduplicates) while nothing changed."""
             nonlocal sending
-            sending = self._refreshed(sending)            # at each attempt (forward retries)
+            sending = self._refreshed(sending)
             if not sending:
                 raise _NothingToSend
-            return self._request(sending)
+            actions = [action for _, _, action in sending]
+            if not built or built[0] != actions:
+                built[:] = [actions, self._request(sending)]
+            return built[1]
 
         try:
             response = await forward(

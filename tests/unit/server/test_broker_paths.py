@@ -526,6 +526,26 @@ def test_a_leader_without_controller_contact_does_not_shrink_and_restarts_the_la
     assert partition.leader.isr == (1, 2)
 
 
+def test_a_leader_that_hears_a_follower_shrinks_a_lagging_one_without_controller_contact(loop, monkeypatch):
+    """When the node cut off was the controller (and a follower), a leader still hearing its other
+    follower is not isolated: it shrinks the lagging follower at its usual time, and regaining
+    controller contact does not give that follower a new lag window."""
+    sent: list = []
+    contact: dict = {"now": 0}
+    broker, partition, manager = isr_manager(loop, monkeypatch, committing_forward(sent), lambda: contact["now"])
+    contact["now"] = None
+    broker.clock.advance(1_000)
+    partition.follower_acknowledged(2, 1, broker.clock.monotonic_ms())
+    contact["now"] = 1                                    # a new controller answers
+    manager.check([partition])
+    loop.run_until_complete(asyncio.sleep(0))
+    assert sent == []                                     # 3 lags 1 s < 1.5 s
+    contact["now"] = None
+    broker.clock.advance(600)                             # 3 lags 1.6 s; 2 acknowledged 0.6 s ago
+    manager.check([partition])
+    loop.run_until_complete(asyncio.sleep(0))
+    assert [list(request.changes[0].new_isr) for request in sent] == [[1, 2]]
+
 def test_a_retried_alter_partition_keeps_a_follower_that_caught_up_meanwhile(loop, monkeypatch):
     """The AlterPartition is rebuilt at each attempt from the followers' current state: a shrink
     decided before a follower caught up is not sent as it was."""
@@ -541,8 +561,21 @@ def test_a_retried_alter_partition_keeps_a_follower_that_caught_up_meanwhile(loo
     manager.check([partition])
     loop.run_until_complete(asyncio.sleep(0))
     assert [list(request.changes[0].new_isr) for request in sent] == [[1], [1, 2]]
+    assert sent[0].request_id != sent[1].request_id       # another change: another request id
     assert partition.leader.isr == (1, 2)
     assert partition.high_watermark == 1                  # committed by 1 and 2
+
+
+def test_an_unchanged_retry_keeps_its_request_id(loop, monkeypatch):
+    """A retry whose change is still the same is the same request (the controller deduplicates
+    by request id: a lost answer must not apply it twice)."""
+    sent: list = []
+    broker, partition, manager = isr_manager(loop, monkeypatch, committing_forward(sent, [lambda: None]))
+    broker.clock.advance(2_000)
+    manager.check([partition])
+    loop.run_until_complete(asyncio.sleep(0))
+    assert [list(request.changes[0].new_isr) for request in sent] == [[1], [1]]
+    assert sent[0].request_id == sent[1].request_id
 
 
 def test_a_follower_that_caught_up_during_a_shrink_rejoins_right_after_it(loop, monkeypatch):
