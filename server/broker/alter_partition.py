@@ -14,10 +14,11 @@ lag window (`LeaderState.restart_lag_clocks`): a leader cut off cannot tell its 
 from its own isolation, and a shrink queued then was committed the moment the cut healed, so
 acks=all answered NOT_ENOUGH_REPLICAS although every follower had caught up. A leader that still
 hears some follower shrinks the lagging ones as before, with or without controller contact (when
-the controller was the node cut off, its followers must not wait for the next one). Each (re)send recomputes the pending change from the followers' current
-state (`LeaderState.refresh_pending`). A partition is checked again at once after a committed
-change, after metadata changed its ISR, and when a broker becomes eligible again (unfenced), so
-that a caught-up follower is re-added without waiting for the next periodic pass.
+the controller was the node cut off, its followers must not wait for the next one). Each (re)send
+recomputes the pending change from the followers' current state (`LeaderState.refresh_pending`).
+A partition is checked again at once after a committed change, after metadata changed its ISR,
+and when a broker becomes eligible again (unfenced), so that a caught-up follower is re-added
+without waiting for the next periodic pass.
 
 Imports: asyncio, grpc (errors only), freshet.metadata (commands), freshet.server (broker, cluster,
 replication, limits), wire types.
@@ -144,7 +145,7 @@ class AlterPartitionManager:
 
     def _may_shrink(self, now_ms: int) -> bool:
         """Whether this broker has controller contact; when contact came back since the last call,
-        every leader's ISR followers first count as caught up now."""
+        every led partition whose followers all lag first gives them a fresh lag window."""
         contact = self._controller_contact()
         if contact is not None and contact != self._contact:
             for partition in self._table.partitions.values():

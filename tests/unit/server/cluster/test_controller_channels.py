@@ -44,7 +44,7 @@ def test_reset_opens_a_new_connection_and_closes_the_old_channel(monkeypatch: py
             response = await channels.stub(1).DescribeCluster(controller_pb2.DescribeClusterRequest(), timeout=5)
             peers.append(response.cluster_id)
             await asyncio.sleep(0.5)
-            with pytest.raises(Exception):                     # closed after the grace
+            with pytest.raises(grpc.aio.UsageError):          # closed after the grace
                 await old.unary_unary("/freshet.v1.Controller/DescribeCluster")(b"", timeout=1)
             return peers, len(channels._retired)
         finally:
