@@ -333,6 +333,7 @@ class Node:
                 lambda: self.lifecycle.broker_epoch if self.lifecycle is not None else -1,
                 self._may_delete_logs,
                 self.metrics,
+                controller_contact=self.lifecycle.controller_contact,
             )
             self.lifecycle.disk_state = self.data_plane.disk.state
             security.authenticated(BrokerService(

@@ -7,6 +7,19 @@ is `LeaderState.alter_isr` (pure, server/replication/core.py); the AlterPartitio
 the active controller, at most one in flight per partition; the answer is applied through
 `Partition.alter_isr_answered`.
 
+Issue 16 (availability after short partitions): a shrink of every follower of a partition at once
+is decided only while this broker has contact with a controller (`controller_contact`, from its
+heartbeats), and when contact comes back after a silence such partitions' followers get a fresh
+lag window (`LeaderState.restart_lag_clocks`): a leader cut off cannot tell its followers' lag
+from its own isolation, and a shrink queued then was committed the moment the cut healed, so
+acks=all answered NOT_ENOUGH_REPLICAS although every follower had caught up. A leader that still
+hears some follower shrinks the lagging ones as before, with or without controller contact (when
+the controller was the node cut off, its followers must not wait for the next one). Each (re)send
+recomputes the pending change from the followers' current state (`LeaderState.refresh_pending`).
+A partition is checked again at once after a committed change, after metadata changed its ISR,
+and when a broker becomes eligible again (unfenced), so that a caught-up follower is re-added
+without waiting for the next periodic pass.
+
 Imports: asyncio, grpc (errors only), freshet.metadata (commands), freshet.server (broker, cluster,
 replication, limits), wire types.
 Thread-safety: not thread-safe; runs on the node's event loop.
@@ -21,6 +34,7 @@ from collections.abc import Callable
 
 import grpc
 from freshet.metadata import commands, configs
+from freshet.metadata.image import MetadataImage
 from freshet.server import limits
 from freshet.server.broker.partition_table import PartitionTable, TopicPartition
 from freshet.server.cluster.channels import ControllerChannels, forward
@@ -37,6 +51,10 @@ E = common_pb2.ErrorCode
 Change = tuple[Partition, LeaderState, AlterIsr]
 
 
+class _NothingToSend(Exception):
+    """Every change of a request became unnecessary before an attempt (followers caught up)."""
+
+
 class AlterPartitionManager:
     """The leader's ISR maintenance (module docstring). Not thread-safe (loop)."""
 
@@ -48,13 +66,18 @@ class AlterPartitionManager:
         broker_epoch: Callable[[], int],
         broker_config: Callable[[], configs.BrokerConfig],
         clock: Clock,
+        controller_contact: Callable[[], int | None] = lambda: 0,
     ) -> None:
+        """`controller_contact`: None while this broker has no contact with a controller, else a
+        number that changes each time contact comes back (BrokerLifecycle.controller_contact)."""
         self._table = table
         self._channels = channels
         self._controller_hint = controller_hint
         self._broker_epoch = broker_epoch
         self._broker_config = broker_config
         self._clock = clock
+        self._controller_contact = controller_contact
+        self._contact: int | None = controller_contact()
         self._due: set[TopicPartition] = set()
         self._is_flush_scheduled = False
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -104,12 +127,13 @@ class AlterPartitionManager:
             return
         lag_max_ms = self._broker_config().replica_lag_time_max_ms
         now_ms = self._clock.monotonic_ms()
+        may_shrink = self._may_shrink(now_ms)
         changes: list[Change] = []
         for partition in partitions:
             leader = partition.leader
             if leader is None:
                 continue
-            action = leader.alter_isr(now_ms, lag_max_ms, self._is_eligible)
+            action = leader.alter_isr(now_ms, lag_max_ms, self._is_eligible, may_shrink)
             if action is not None:
                 changes.append((partition, leader, action))
         if not changes:
@@ -119,9 +143,29 @@ class AlterPartitionManager:
         self._requests.add(task)
         task.add_done_callback(self._requests.discard)
 
+    def _may_shrink(self, now_ms: int) -> bool:
+        """Whether this broker has controller contact; when contact came back since the last call,
+        every led partition whose followers all lag first gives them a fresh lag window."""
+        contact = self._controller_contact()
+        if contact is not None and contact != self._contact:
+            for partition in self._table.partitions.values():
+                if partition.leader is not None:
+                    partition.leader.restart_lag_clocks(now_ms, self._broker_config().replica_lag_time_max_ms)
+        if contact is not None:
+            self._contact = contact
+        return contact is not None
+
+    def on_image(self, old: MetadataImage, new: MetadataImage) -> None:
+        """A broker became eligible (unfenced, not shutting down): check every partition soon, so
+        that its caught-up replicas rejoin their ISRs without waiting for the periodic pass."""
+        if self._is_closed or self._loop is None or old.brokers is new.brokers:
+            return
+        if any(_is_eligible_in(new, node_id) and not _is_eligible_in(old, node_id) for node_id in new.brokers):
+            for partition in list(self._table.partitions.values()):
+                self.request_check(partition)
+
     def _is_eligible(self, replica: int) -> bool:
-        broker = self._table.image.brokers.get(replica)
-        return broker is not None and not broker.is_fenced and not broker.in_controlled_shutdown
+        return _is_eligible_in(self._table.image, replica)
 
     def _request(self, changes: list[Change]) -> controller_pb2.AlterPartitionRequest:
         request = controller_pb2.AlterPartitionRequest(
@@ -144,26 +188,59 @@ class AlterPartitionManager:
             )
         return request
 
+    def _refreshed(self, changes: list[Change]) -> list[Change]:
+        """The changes still to send, each recomputed from the followers' current state."""
+        lag_max_ms = self._broker_config().replica_lag_time_max_ms
+        now_ms = self._clock.monotonic_ms()
+        may_shrink = self._may_shrink(now_ms)
+        refreshed: list[Change] = []
+        for partition, leader, action in changes:
+            if leader.pending is not action:
+                continue                                   # metadata moved on: nothing pending
+            current = leader.refresh_pending(now_ms, lag_max_ms, may_shrink)
+            if current is None:
+                logger.info("%s-%d: the ISR change is no longer needed (followers caught up)", partition.topic, partition.partition)
+            else:
+                refreshed.append((partition, leader, current))
+        return refreshed
+
     async def _send(self, changes: list[Change]) -> None:
         metrics = self._table.metrics
+        sending = changes
+        built: list = []                                  # [actions, request] of the last attempt
+
+        def build() -> controller_pb2.AlterPartitionRequest:
+            """The request of one attempt: recomputed (forward retries), the same request (and
+            request id: the controller deduplicates) while nothing changed."""
+            nonlocal sending
+            sending = self._refreshed(sending)
+            if not sending:
+                raise _NothingToSend
+            actions = [action for _, _, action in sending]
+            if not built or built[0] != actions:
+                built[:] = [actions, self._request(sending)]
+            return built[1]
+
         try:
             response = await forward(
                 self._channels,
                 "AlterPartition",
-                self._request(changes),
+                build,
                 time.monotonic() + limits.ALTER_PARTITION_TIMEOUT_MS / 1000,
                 self._controller_hint,
                 skip_self=False,
             )
+        except _NothingToSend:
+            return
         except (ForwardedError, NotControllerError, RequestTimedOutError, grpc.aio.AioRpcError) as error:
-            logger.warning("AlterPartition for %d partitions got no answer: %s", len(changes), error)
-            for _, leader, action in changes:
+            logger.warning("AlterPartition for %d partitions got no answer: %s", len(sending), error)
+            for _, leader, action in sending:
                 leader.on_alter_isr_lost(action)
-            metrics.alter_partition_failures.inc(len(changes))
+            metrics.alter_partition_failures.inc(len(sending))
             return
         results = {(bytes(result.topic_id), result.partition): result for result in response.results}
         now_ms = self._clock.monotonic_ms()
-        for partition, leader, action in changes:
+        for partition, leader, action in sending:
             result = results.get((partition.topic_id, partition.partition))
             if result is None:
                 leader.on_alter_isr_lost(action)
@@ -178,9 +255,17 @@ class AlterPartitionManager:
                     metrics.isr_expands.inc()
                 logger.info("%s-%d: ISR is now %s (partition epoch %d)",
                             partition.topic, partition.partition, list(state.isr), state.partition_epoch)
+                self.request_check(partition)   # a follower that caught up meanwhile rejoins now
             else:
                 metrics.alter_partition_failures.inc()
                 logger.info(
                     "%s-%d: the controller refused the ISR change: %s %s",
                     partition.topic, partition.partition, common_pb2.ErrorCode.Name(code), result.error.message,
                 )
+
+
+def _is_eligible_in(image: MetadataImage, replica: int) -> bool:
+    """KIP-841: a replica may join an ISR only while its broker is registered, unfenced and not
+    in controlled shutdown."""
+    broker = image.brokers.get(replica)
+    return broker is not None and not broker.is_fenced and not broker.in_controlled_shutdown

@@ -74,6 +74,7 @@ class DataPlane:
         may_act: Callable[[MetadataImage], bool],
         metrics: BrokerMetrics,
         clock: Clock | None = None,
+        controller_contact: Callable[[], int | None] = lambda: 0,
     ) -> None:
         self.config = config
         self.node_id = config.node_id
@@ -108,8 +109,9 @@ class DataPlane:
         self.fetch_path = FetchPath(self.table, metrics)
         self.delete_records_path = DeleteRecordsPath(self.table, self._is_live_broker)
         self.alter_partition = AlterPartitionManager(
-            self.table, channels, controller_hint, broker_epoch, self.broker_config, self.clock
+            self.table, channels, controller_hint, broker_epoch, self.broker_config, self.clock, controller_contact
         )
+        self.roles.leader_metadata_applied = self.alter_partition.request_check
         self.flusher = DurableFlusher(self._on_synced, metrics)
         self.table.request_sync = self.flusher.mark
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -137,6 +139,7 @@ class DataPlane:
         self.table.checkpointed = await self.housekeeping.read_checkpoint(loop)
         self._hosted_replicas.add_role_listener(self.roles.on_replica_change_thread)
         self._publisher.add_listener(self.roles.on_image)
+        self._publisher.add_listener(self.alter_partition.on_image)
         self.produce_path.start(loop)
         self.fetch_path.start(loop)
         self.alter_partition.start(loop)
@@ -157,6 +160,7 @@ class DataPlane:
             await self.housekeeping.close()
             return
         self._publisher.remove_listener(self.roles.on_image)
+        self._publisher.remove_listener(self.alter_partition.on_image)
         await self.alter_partition.close()
         await self.fetcher.close()
         await self.producer_ids.close()

@@ -17,7 +17,16 @@ Owns the broker side of liveness:
   controller cost a whole reply timeout per round until the session expired (issue 16). The other
   way round, a session is left at the next heartbeat once this node's own Raft view names another
   controller (on controller nodes an election is seen at once), without waiting for the reply
-  timeout;
+  timeout. A stream dropped for lack of replies also retires its channel
+  (`ControllerChannels.reset`): the next session to that controller opens a new connection,
+  since bytes sent into a partition wait out TCP's retransmission backoff after the heal, and a
+  session on the old connection stalled until the broker was fenced (issue 16). So does a stream
+  left or ended for another reason when its controller had not answered for `stale_reply_s()`
+  (it was left for a new controller during a cut, and a later session would reuse the
+  connection); a connection that failed outright (UNAVAILABLE) or answered NOT_CONTROLLER is kept;
+- `controller_contact()`: whether a controller answered within `contact_max_age_s()`, and how
+  many times contact came back after a longer silence (ISR maintenance shrinks only with contact
+  and restarts its followers' lag clocks when it comes back: server/broker/alter_partition.py);
 - controlled shutdown: `shutdown()` sets want_shutdown and waits (bounded) until the controller
   says should_shut_down (its leaderships moved, it left every ISR);
 - a STALE_BROKER_EPOCH answer means another process registered with this node id: fatal.
@@ -51,6 +60,10 @@ RETRY_S = 0.1
 REPLY_TIMEOUT_S_MIN = 2.0
 #: How long a controller that stopped answering is tried only when no other candidate is left.
 UNANSWERED_AVOID_S = 2.0
+#: No reply for this long (or 3 heartbeat intervals, if longer) means this broker lost contact.
+CONTACT_MAX_AGE_S_MIN = 1.0
+#: A session ending with no reply for this long (or 2 heartbeat intervals) retires its channel.
+STALE_REPLY_S_MIN = 0.5
 
 
 class BrokerLifecycle:
@@ -81,6 +94,12 @@ class BrokerLifecycle:
         self.disk_state: Callable[[], DiskSpaceState | None] = lambda: None
         self.connected_controller: int | None = None
         self.sessions_opened = 0
+        #: time.monotonic() of the last reply from a controller (None: none yet).
+        self.last_reply_at: float | None = None
+        #: How many times a reply came after a silence longer than contact_max_age_s() (or first).
+        self.contacts_gained = 0
+        #: controller -> time.monotonic() of its last reply (see `_retire_if_stale`).
+        self._replied: dict[int, float] = {}
         self._send_now = asyncio.Event()
         self._changed = asyncio.Event()
         self._reported_caught_up = False
@@ -106,6 +125,27 @@ class BrokerLifecycle:
             and not broker.is_fenced
             and image.offset >= self.broker_epoch
         )
+
+    def contact_max_age_s(self) -> float:
+        return max(CONTACT_MAX_AGE_S_MIN, 3 * self._heartbeat_interval_s())
+
+    def controller_contact(self) -> int | None:
+        """None when no controller answered this broker's heartbeats within `contact_max_age_s()`,
+        else `contacts_gained` (it changes each time contact comes back after a silence)."""
+        last = self.last_reply_at
+        if last is None or time.monotonic() - last > self.contact_max_age_s():
+            return None
+        return self.contacts_gained
+
+    def stale_reply_s(self) -> float:
+        return max(STALE_REPLY_S_MIN, 2 * self._heartbeat_interval_s())
+
+    def _retire_if_stale(self, target: int) -> None:
+        """A session with `target` ended: retire its channel when `target` had not answered for
+        `stale_reply_s()` (its connection may hold bytes sent into a partition)."""
+        last = self._replied.get(target)
+        if last is None or time.monotonic() - last > self.stale_reply_s():
+            self._channels.reset(target)
 
     def _heartbeat_interval_s(self) -> float:
         return self.config.effective_broker_config(self._publisher.image).broker_heartbeat_interval_ms / 1000
@@ -173,6 +213,7 @@ class BrokerLifecycle:
             try:
                 await self._session(target)
                 logger.info("heartbeat stream to controller %d ended", target)
+                self._retire_if_stale(target)
                 hinted, self._moved_to = self._moved_to, None
                 if hinted is not None:
                     continue
@@ -190,9 +231,12 @@ class BrokerLifecycle:
                         continue
                 elif self.connected_controller == target:
                     logger.info("heartbeat stream to controller %d broke: %s", target, error.code().name)
+                if error.code() != grpc.StatusCode.UNAVAILABLE and (detail is None or detail.code != common_pb2.NOT_CONTROLLER):
+                    self._retire_if_stale(target)
             except TimeoutError:
-                logger.warning("controller %d stopped answering heartbeats; trying another", target)
+                logger.warning("controller %d stopped answering heartbeats; trying another on a new connection", target)
                 unanswered[target] = time.monotonic()
+                self._channels.reset(target)
             except Exception:
                 # Anything else must not end the broker's session loop: log it and reconnect.
                 logger.exception("heartbeat stream to controller %d failed", target)
@@ -279,6 +323,11 @@ class BrokerLifecycle:
             self._on_reply(reply, target)
 
     def _on_reply(self, reply: controller_pb2.BrokerHeartbeatResponse, target: int) -> None:
+        now = time.monotonic()
+        if self.last_reply_at is None or now - self.last_reply_at > self.contact_max_age_s():
+            self.contacts_gained += 1
+        self.last_reply_at = now
+        self._replied[target] = now
         if reply.broker_epoch != self.broker_epoch:
             self.broker_epoch = reply.broker_epoch
             # Report catching up at once; when the image is not there yet, _on_image will.

@@ -66,6 +66,8 @@ class ReplicaRoles:
         self.is_closed = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._leadership_listeners: list[LeadershipListener] = []
+        #: Called after metadata changed a partition this broker leads (ISR maintenance checks it).
+        self.leader_metadata_applied: Callable[[Partition], None] = lambda partition: None
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -132,6 +134,7 @@ class ReplicaRoles:
                     hosted.replicas, hosted.isr, hosted.partition_epoch, hosted.min_insync_replicas,
                     self._clock.monotonic_ms(), self.node_id,
                 )
+                self.leader_metadata_applied(partition)
             else:
                 self._become_leader(partition, hosted)
         else:

@@ -6,7 +6,11 @@ Owns:
   controller is reachable again within ~0.1-1 s (gRPC's default backoff grows to 120 s), and the
   order in which to try controllers (the hint first, then the others). With TLS the channels
   present this node's certificate (mTLS); after a certificate rotation new channels are made
-  with the new one (calls already running finish on the old ones, closed with the rest);
+  with the new one (calls already running finish on the old ones, closed with the rest).
+  `reset(node_id)` retires one controller's channel after a call on it got no answer in time: the
+  next call opens a new TCP connection instead of queueing behind bytes that wait out TCP's
+  retransmission backoff after a partition heals (issue 16); the old channel is closed in the
+  background after `RETIRED_GRACE_S`, so calls still running on it may finish;
 - `forward`: Kafka's KIP-590 forwarding of a unary request to the active controller. It tries
   the best known controller, follows NOT_CONTROLLER hints, skips unreachable ones and retries
   with a short backoff until the request's deadline; errors other than "not the controller" or
@@ -41,7 +45,12 @@ CHANNEL_OPTIONS = [
     ("grpc.min_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 1000),
 ]
+#: Each controller channel has connections of its own: with gRPC's global subchannel pool a new
+#: channel with the same target and options would reuse the old channel's (stuck) connection.
+OWN_CONNECTION_OPTIONS = [*CHANNEL_OPTIONS, ("grpc.use_local_subchannel_pool", 1)]
 RETRY_BACKOFF_S = 0.05
+#: How long calls still running on a channel retired by `reset` may take before it is closed.
+RETIRED_GRACE_S = 5.0
 
 
 class ControllerChannels:
@@ -57,6 +66,9 @@ class ControllerChannels:
         self._channels: dict[int, grpc.aio.Channel] = {}
         self._stubs: dict[int, controller_pb2_grpc.ControllerStub] = {}
         self._rotation = 0
+        self._closing: set[asyncio.Task] = set()
+        #: Channels retired by `reset` (a metric for tests and logs).
+        self.resets = 0
 
     def endpoint(self, node_id: int) -> HostPort | None:
         return self.listeners.get(node_id)
@@ -68,10 +80,30 @@ class ControllerChannels:
             self._channels, self._stubs = {}, {}
         stub = self._stubs.get(node_id)
         if stub is None:
-            channel = inter_node_channel(str(self.listeners[node_id]), CHANNEL_OPTIONS, self.tls)
+            channel = inter_node_channel(str(self.listeners[node_id]), OWN_CONNECTION_OPTIONS, self.tls)
             self._channels[node_id] = channel
             stub = self._stubs[node_id] = controller_pb2_grpc.ControllerStub(channel)
         return stub
+
+    def reset(self, node_id: int) -> None:
+        """Retire the channel to `node_id` (a call on it got no answer in time): the next `stub`
+        makes a new channel, hence a new connection; the old one is closed in the background once
+        the calls on it finished or RETIRED_GRACE_S passed."""
+        channel = self._channels.pop(node_id, None)
+        self._stubs.pop(node_id, None)
+        if channel is None:
+            return
+        self.resets += 1
+        logger.info("controller %d: retiring its channel, the next call opens a new connection", node_id)
+        self._retired.append(channel)                     # closed by close() if still open then
+        task = asyncio.get_running_loop().create_task(self._close_retired(channel), name="close-controller-channel")
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    async def _close_retired(self, channel: grpc.aio.Channel) -> None:
+        await channel.close(grace=RETIRED_GRACE_S)
+        if channel in self._retired:
+            self._retired.remove(channel)
 
     def candidates(self, hint: int | None, exclude_self: bool = False) -> list[int]:
         """Controllers to try, in order: the hint (when it is a controller), then the others in an
@@ -87,6 +119,8 @@ class ControllerChannels:
         return rotated
 
     async def close(self) -> None:
+        for task in list(self._closing):
+            task.cancel()
         channels, self._channels, self._stubs = self._channels, {}, {}
         retired, self._retired = self._retired, []
         for channel in [*channels.values(), *retired]:
@@ -106,7 +140,8 @@ async def forward(
     Args:
         channels: the controller channels.
         method: the Controller RPC name ("CreateTopics").
-        request: the request message.
+        request: the request message, or a function returning it, called before each attempt
+            (so that a retry sends what is true then: AlterPartition recomputes its ISR).
         deadline: time.monotonic() by which it must complete.
         hint: the controller this node believes is active (called before each attempt).
         skip_self: do not send to this node (it knows it is not the active controller).
@@ -127,8 +162,9 @@ async def forward(
                 break
             attempts += 1
             try:
+                message = request() if callable(request) else request
                 return await getattr(channels.stub(target), method)(
-                    request, timeout=remaining, metadata=((FORWARDED_METADATA_KEY, "1"),)
+                    message, timeout=remaining, metadata=((FORWARDED_METADATA_KEY, "1"),)
                 )
             except grpc.aio.AioRpcError as error:
                 detail = status.detail_from_metadata(error.trailing_metadata())

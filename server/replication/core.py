@@ -10,7 +10,11 @@ watermark like `CommittedIndex` in etcd's quorum/majority.go):
 - `LeaderState`: what a partition leader knows of its followers (LEO, when each last caught up),
   its ISR (committed and pending), and the ISR maintenance decision (`alter_isr`): shrink
   followers not caught up for `replica.lag.time.max.ms`, expand followers whose LEO reached the
-  high watermark and the start of this leader epoch; at most one AlterPartition in flight;
+  high watermark and the start of this leader epoch; at most one AlterPartition in flight,
+  recomputed when sent (`refresh_pending`: a removed follower that caught up meanwhile stays);
+  no shrink of every follower at once while the broker has no controller contact, and then
+  their lag restarts when contact comes back (`restart_lag_clocks`), since a cut-off leader
+  cannot tell its followers' lag from its own isolation (issue 16);
 - `PushCursor`: per follower and partition, where the leader's next push starts and how many
   bytes are sent but unacknowledged (the in-flight window);
 - `check_follower_position`: the leader's validation of a follower's reset position (topic id,
@@ -318,21 +322,22 @@ class LeaderState:
         known = max(state.log_end_offset, 0)
         return self.log_end_offset - known
 
-    def alter_isr(self, now_ms: int, lag_max_ms: int, is_eligible: Callable[[int], bool]) -> AlterIsr | None:
+    def alter_isr(
+        self, now_ms: int, lag_max_ms: int, is_eligible: Callable[[int], bool], may_shrink: bool = True
+    ) -> AlterIsr | None:
         """The ISR maintenance decision (pure): an AlterIsr to send, recorded as pending, or None.
 
-        Shrink: ISR followers not caught up for more than `lag_max_ms`. Expand: followers outside
+        Shrink: ISR followers not caught up for more than `lag_max_ms`, but not when every one of
+        them lags while the broker has no controller contact (`may_shrink` false): such a leader
+        is probably cut off itself, cannot tell its followers' lag from its own isolation, and a
+        shrink it queued was committed the moment the cut healed. Expand: followers outside
         the ISR, eligible (registered, unfenced, not shutting down: KIP-841), whose LEO reached the
         high watermark and the start offset of this leader epoch (Kafka's isFollowerInSync).
         Nothing while an AlterPartition is in flight or after a refusal until metadata moves.
         """
         if self.pending is not None or self.awaiting_metadata:
             return None
-        removed = tuple(
-            replica
-            for replica in self.isr
-            if replica != self.leader_id and not self.is_caught_up(replica, now_ms, lag_max_ms)
-        )
+        removed = self._shrinkable(now_ms, lag_max_ms, may_shrink)
         added = tuple(
             replica
             for replica in self.replicas
@@ -348,6 +353,52 @@ class LeaderState:
         action = AlterIsr(new_isr, self.leader_epoch, self.partition_epoch, removed, added)
         self.pending = action
         return action
+
+    def _lagging(self, now_ms: int, lag_max_ms: int) -> tuple[int, ...]:
+        """ISR followers not caught up within `lag_max_ms` (the ones a shrink removes)."""
+        return tuple(
+            replica
+            for replica in self.isr
+            if replica != self.leader_id and not self.is_caught_up(replica, now_ms, lag_max_ms)
+        )
+
+    def _shrinkable(self, now_ms: int, lag_max_ms: int, may_shrink: bool) -> tuple[int, ...]:
+        """The lagging ISR followers a shrink may remove (see `alter_isr`)."""
+        lagging = self._lagging(now_ms, lag_max_ms)
+        if not may_shrink and len(lagging) == len(self.isr) - 1:
+            return ()                                      # nobody heard: maybe this leader is cut off
+        return lagging
+
+    def refresh_pending(self, now_ms: int, lag_max_ms: int, may_shrink: bool = True) -> AlterIsr | None:
+        """Recompute the pending change just before it is (re)sent: a follower it removes that has
+        caught up since (or that `alter_isr` would not remove now) is kept instead. Returns the
+        action to send (the pending one, or its replacement), None when nothing is left to change
+        (then nothing is pending)."""
+        action = self.pending
+        if action is None or not action.removed:
+            return action
+        lagging = set(self._shrinkable(now_ms, lag_max_ms, may_shrink))
+        removed = tuple(replica for replica in action.removed if replica in lagging)
+        if removed == action.removed:
+            return action
+        if not removed and not action.added:
+            self.pending = None
+            return None
+        new_isr = tuple(replica for replica in self.isr if replica not in removed)
+        new_isr += tuple(replica for replica in action.added if replica not in new_isr)
+        self.pending = AlterIsr(new_isr, action.leader_epoch, action.partition_epoch, removed, action.added)
+        return self.pending
+
+    def restart_lag_clocks(self, now_ms: int, lag_max_ms: int) -> None:
+        """This broker regained contact with a controller: if every ISR follower lags (nobody was
+        heard: this leader was probably cut off), each counts as caught up now (as for a new
+        leader), so that its lag is measured while the leader can be heard. A leader that heard
+        some follower was not cut off: its lagging followers keep their lag."""
+        if len(self.isr) < 2 or len(self._lagging(now_ms, lag_max_ms)) < len(self.isr) - 1:
+            return
+        for replica, state in self.followers.items():
+            if replica in self.isr:
+                state.last_caught_up_ms = max(state.last_caught_up_ms, now_ms)
 
     def on_alter_isr_result(
         self,

@@ -422,6 +422,7 @@ def test_a_lagging_follower_is_shrunk_out_through_alter_partition(loop, monkeypa
     sent: list = []
 
     async def fake_forward(channels, method, request, deadline, hint, skip_self):
+        request = request()                               # built at each attempt
         sent.append((method, request))
         (change,) = request.changes
         response = controller_pb2.AlterPartitionResponse()
@@ -453,6 +454,182 @@ def test_a_lagging_follower_is_shrunk_out_through_alter_partition(loop, monkeypa
     manager.check([partition])                            # nothing more to change
     loop.run_until_complete(asyncio.sleep(0))
     assert len(sent) == 1
+
+
+# -- ISR maintenance after a partition heals (issue 16) -----------------------------------------
+
+
+def committing_forward(sent: list, attempts_before: list | None = None, in_flight=lambda: None):
+    """A fake `forward` that commits every change as asked. `attempts_before`: functions run
+    between attempts; each first builds (and records) an attempt that gets no answer.
+    `in_flight`: runs after the last attempt was sent, before its answer."""
+    from freshet.v1 import controller_pb2
+
+    async def fake_forward(channels, method, build, deadline, hint, skip_self):
+        for between in attempts_before or []:
+            sent.append(build())                          # an attempt lost in the cut
+            between()
+        request = build()
+        sent.append(request)
+        in_flight()
+        response = controller_pb2.AlterPartitionResponse()
+        for change in request.changes:
+            result = response.results.add(topic_id=change.topic_id, partition=change.partition)
+            result.partition_state.partition_epoch = change.partition_epoch + 1
+            result.partition_state.leader_epoch = change.leader_epoch
+            result.partition_state.isr.extend(change.new_isr)
+        return response
+
+    return fake_forward
+
+
+def isr_manager(loop, monkeypatch, fake_forward, contact=lambda: 0):
+    """A leader of t-0 (replicas 1, 2, 3, ISR all, one record written) and its ISR maintenance."""
+    from freshet.server.broker import alter_partition
+
+    broker = make_broker(loop)
+    broker.publisher.image.brokers = {2: FakeBrokerRegistration(), 3: FakeBrokerRegistration()}
+    apply(broker, hosted(broker, leader=NODE, epoch=1, partition_epoch=4))
+    monkeypatch.setattr(alter_partition, "forward", fake_forward)
+    config = type("Config", (), {"replica_lag_time_max_ms": 1_500})()
+    manager = alter_partition.AlterPartitionManager(
+        broker.table, None, lambda: 1, lambda: 7, lambda: config, broker.clock, controller_contact=contact
+    )
+    manager._loop = loop
+    produce(broker, acks=1)
+    return broker, broker.table.partitions[("t", 0)], manager
+
+
+def test_a_leader_without_controller_contact_does_not_shrink_and_restarts_the_lag_when_contact_returns(loop, monkeypatch):
+    """A leader cut off from everyone sees its followers lag; shrinking then is what the
+    controller committed the moment the cut healed (NOT_ENOUGH_REPLICAS after the heal). No
+    shrink without contact, and after contact returns each follower has a full lag window."""
+    sent: list = []
+    contact: dict = {"now": 0}
+    broker, partition, manager = isr_manager(loop, monkeypatch, committing_forward(sent), lambda: contact["now"])
+    contact["now"] = None                                 # the heartbeats get no replies
+    broker.clock.advance(5_000)                           # no follower acknowledged for 5 s
+    manager.check([partition])
+    loop.run_until_complete(asyncio.sleep(0))
+    assert sent == [] and partition.leader.isr == (1, 2, 3)
+    contact["now"] = 1                                    # contact came back
+    manager.check([partition])
+    broker.clock.advance(1_000)
+    manager.check([partition])
+    loop.run_until_complete(asyncio.sleep(0))
+    assert sent == [], "shrank followers whose lag was measured while the leader was cut off"
+    partition.follower_acknowledged(2, 1, broker.clock.monotonic_ms())
+    broker.clock.advance(600)                             # 3 silent 1.6 s since contact: really lagging
+    manager.check([partition])
+    loop.run_until_complete(asyncio.sleep(0))
+    assert [list(request.changes[0].new_isr) for request in sent] == [[1, 2]]
+    assert partition.leader.isr == (1, 2)
+
+
+def test_a_leader_that_hears_a_follower_shrinks_a_lagging_one_without_controller_contact(loop, monkeypatch):
+    """When the node cut off was the controller (and a follower), a leader still hearing its other
+    follower is not isolated: it shrinks the lagging follower at its usual time, and regaining
+    controller contact does not give that follower a new lag window."""
+    sent: list = []
+    contact: dict = {"now": 0}
+    broker, partition, manager = isr_manager(loop, monkeypatch, committing_forward(sent), lambda: contact["now"])
+    contact["now"] = None
+    broker.clock.advance(1_000)
+    partition.follower_acknowledged(2, 1, broker.clock.monotonic_ms())
+    contact["now"] = 1                                    # a new controller answers
+    manager.check([partition])
+    loop.run_until_complete(asyncio.sleep(0))
+    assert sent == []                                     # 3 lags 1 s < 1.5 s
+    contact["now"] = None
+    broker.clock.advance(600)                             # 3 lags 1.6 s; 2 acknowledged 0.6 s ago
+    manager.check([partition])
+    loop.run_until_complete(asyncio.sleep(0))
+    assert [list(request.changes[0].new_isr) for request in sent] == [[1, 2]]
+
+def test_a_retried_alter_partition_keeps_a_follower_that_caught_up_meanwhile(loop, monkeypatch):
+    """The AlterPartition is rebuilt at each attempt from the followers' current state: a shrink
+    decided before a follower caught up is not sent as it was."""
+    sent: list = []
+    holder: dict = {}
+
+    def follower_2_catches_up() -> None:
+        holder["partition"].follower_acknowledged(2, 1, holder["broker"].clock.monotonic_ms())
+
+    broker, partition, manager = isr_manager(loop, monkeypatch, committing_forward(sent, [follower_2_catches_up]))
+    holder.update(broker=broker, partition=partition)
+    broker.clock.advance(2_000)                           # both followers lag 2 s
+    manager.check([partition])
+    loop.run_until_complete(asyncio.sleep(0))
+    assert [list(request.changes[0].new_isr) for request in sent] == [[1], [1, 2]]
+    assert sent[0].request_id != sent[1].request_id       # another change: another request id
+    assert partition.leader.isr == (1, 2)
+    assert partition.high_watermark == 1                  # committed by 1 and 2
+
+
+def test_an_unchanged_retry_keeps_its_request_id(loop, monkeypatch):
+    """A retry whose change is still the same is the same request (the controller deduplicates
+    by request id: a lost answer must not apply it twice)."""
+    sent: list = []
+    broker, partition, manager = isr_manager(loop, monkeypatch, committing_forward(sent, [lambda: None]))
+    broker.clock.advance(2_000)
+    manager.check([partition])
+    loop.run_until_complete(asyncio.sleep(0))
+    assert [list(request.changes[0].new_isr) for request in sent] == [[1], [1]]
+    assert sent[0].request_id == sent[1].request_id
+
+
+def test_a_follower_that_caught_up_during_a_shrink_rejoins_right_after_it(loop, monkeypatch):
+    """A shrink in flight blocks other ISR changes; once it is committed, a follower that caught
+    up meanwhile is re-added at once, not at the next periodic pass (acks=all is refused while
+    the ISR is below min.insync.replicas)."""
+    sent: list = []
+    holder: dict = {}
+
+    def both_catch_up() -> None:
+        now = holder["broker"].clock.monotonic_ms()
+        holder["partition"].follower_acknowledged(2, 1, now)
+        holder["partition"].follower_acknowledged(3, 1, now)
+
+    broker, partition, manager = isr_manager(loop, monkeypatch, committing_forward(sent, in_flight=both_catch_up))
+    holder.update(broker=broker, partition=partition)
+    broker.clock.advance(2_000)
+    partition.follower_acknowledged(2, 1, broker.clock.monotonic_ms())
+    manager.check([partition])                            # shrinks 3 out; 3 catches up in flight
+    for _ in range(5):
+        loop.run_until_complete(asyncio.sleep(0))
+    assert [list(request.changes[0].new_isr) for request in sent] == [[1, 2], [1, 2, 3]]
+    assert partition.leader.isr == (1, 2, 3)
+
+
+def test_a_shrink_no_longer_needed_when_it_would_be_sent_is_not_sent(loop, monkeypatch):
+    """Followers that caught up between the decision and the send: nothing is sent at all."""
+    sent: list = []
+    broker, partition, manager = isr_manager(loop, monkeypatch, committing_forward(sent))
+    broker.clock.advance(2_000)
+    manager.check([partition])                            # decides to shrink both followers
+    assert partition.leader.pending is not None
+    now = broker.clock.monotonic_ms()
+    partition.follower_acknowledged(2, 1, now)
+    partition.follower_acknowledged(3, 1, now)
+    for _ in range(3):
+        loop.run_until_complete(asyncio.sleep(0))
+    assert sent == [] and partition.leader.pending is None and partition.leader.isr == (1, 2, 3)
+
+
+def test_a_shrink_by_metadata_is_followed_by_an_isr_check(loop, monkeypatch):
+    """The controller shrank the ISR (a stale AlterPartition, a fenced follower): the leader
+    checks at once whether the caught-up follower may rejoin."""
+    sent: list = []
+    broker, partition, manager = isr_manager(loop, monkeypatch, committing_forward(sent))
+    broker.roles.leader_metadata_applied = manager.request_check
+    now = broker.clock.monotonic_ms()
+    partition.follower_acknowledged(2, 1, now)
+    partition.follower_acknowledged(3, 1, now)
+    apply(broker, hosted(broker, leader=NODE, epoch=1, isr=(1, 2), partition_epoch=5))
+    for _ in range(5):
+        loop.run_until_complete(asyncio.sleep(0))
+    assert [list(request.changes[0].new_isr) for request in sent] == [[1, 2, 3]]
+    assert partition.leader.isr == (1, 2, 3)
 
 
 def test_produce_to_a_full_log_directory_is_a_retriable_storage_error_and_nothing_is_written(loop, tmp_path):

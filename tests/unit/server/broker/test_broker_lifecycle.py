@@ -61,6 +61,10 @@ class FakeChannels(ControllerChannels):
         super().__init__({node: HostPort("127.0.0.1", 1) for node in (1, 2, 3)}, self_id=STALE)
         self.targets: list[int] = []
         self.goes_silent: set[int] = set()
+        self.reset_ids: list[int] = []
+
+    def reset(self, node_id: int) -> None:
+        self.reset_ids.append(node_id)
 
     def stub(self, node_id: int):
         def open_stream():
@@ -146,3 +150,68 @@ def test_a_session_follows_this_nodes_raft_view_to_a_new_controller_without_the_
     assert waited is not None, targets
     assert waited < lifecycle.REPLY_TIMEOUT_S_MIN / 2, (waited, targets)
     assert targets == [SILENT, ACTIVE], targets
+
+
+def test_a_stream_that_timed_out_retires_its_channel_and_contact_is_tracked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a cut heals, bytes already sent on the old connection wait out TCP's retransmission
+    backoff: a session that got no reply must not be retried on that connection (it stalled past
+    the session timeout). And `controller_contact` tells ISR maintenance whether a controller
+    answered lately, counting each time contact comes back."""
+    monkeypatch.setattr(lifecycle, "REPLY_TIMEOUT_S_MIN", REPLY_TIMEOUT_S)
+    monkeypatch.setattr(lifecycle, "CONTACT_MAX_AGE_S_MIN", 0.1)
+
+    async def scenario() -> tuple[list[int], list, int]:
+        channels = FakeChannels()
+        channels.goes_silent.add(SILENT)
+        broker = make_lifecycle(channels)
+        contact = [broker.controller_contact()]
+        await broker.start()
+        try:
+            deadline = time.monotonic() + 5
+            while broker.connected_controller != SILENT and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+            contact.append(broker.controller_contact())       # the first reply
+            await asyncio.sleep(0.15)                          # silent longer than the contact age
+            contact.append(broker.controller_contact())
+            while broker.connected_controller != ACTIVE and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+            contact.append(broker.controller_contact())
+            return list(channels.reset_ids), contact, broker.contacts_gained
+        finally:
+            await broker.close()
+
+    reset_ids, contact, gained = asyncio.run(scenario())
+    assert reset_ids == [SILENT], reset_ids
+    assert contact == [None, 1, None, 2], contact
+    assert gained == 2
+
+
+def test_a_session_left_while_its_controller_was_silent_retires_the_channel(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A broker that leaves a cut-off controller for a new one (its Raft view moved) before the
+    reply timeout must not come back to it later on the same connection (it holds the bytes sent
+    into the cut); leaving a controller that answered until then keeps the connection."""
+    monkeypatch.setattr(lifecycle, "STALE_REPLY_S_MIN", 0.1)
+
+    async def scenario() -> list[int]:
+        channels = FakeChannels()
+        channels.goes_silent.add(SILENT)
+        leader = {"id": SILENT}
+        broker = make_lifecycle(channels, hint=lambda: leader["id"])
+        await broker.start()
+        try:
+            deadline = time.monotonic() + 5
+            while broker.connected_controller != SILENT and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.3)                           # silent for longer than 0.1 s
+            leader["id"] = ACTIVE
+            while broker.connected_controller != ACTIVE and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.1)                           # ACTIVE answers every heartbeat
+            leader["id"] = STALE                               # leave it while it answers
+            while channels.targets[-1] != STALE and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+            return list(channels.reset_ids)
+        finally:
+            await broker.close()
+
+    assert asyncio.run(scenario()) == [SILENT]
