@@ -1,7 +1,7 @@
 """Sync produce latency of one Freshet cluster, with each process's CPU per acknowledgement (not a test).
 
     .venv/bin/python -m tests.bench.sync_latency [--samples 2000] [--rounds 3] [--replicas 3,1]
-        [--profile-dir DIR] [--out FILE]
+        [--profile-dir DIR] [--syscalls] [--grpc-floor] [--out FILE]
 
 What it answers: where the time of one acks=all record goes when a producer sends one record at a
 time (`freshet perf produce --sync`), split by process: the partition leader, each follower, the
@@ -15,7 +15,11 @@ from the client, CPU µs per record of every node (from /proc, named leader / fo
 topic's metadata) and of the client process, the leader's pushes and acknowledgements per record
 (from its /metrics: `freshet_replication_pushes_total`, `freshet_network_requests_total`), and
 the cores other jobs kept busy. `--profile-dir`: py-spy (`-f raw`) on the leader during the first
-round of each topic.
+round of each topic. `--syscalls`: one more round per topic under `strace -c -f` on the leader,
+one follower and the client, reported as system calls per record by name (futex: thread
+hand-offs; write/epoll_wait: wake-ups); strace slows every process, so that round's latencies are
+not reported. `--grpc-floor`: the same message pattern with no Freshet code
+(tests/bench/grpc_floor.py), for the CPU one message pair costs a process on this machine.
 
 Prints ONE JSON line (and writes it to --out when given). Every process started is stopped.
 """
@@ -29,9 +33,11 @@ import pathlib
 import re
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 
+from tests.bench import grpc_floor
 from tests.bench.broker_vs_jetstream import (
     FRESHET,
     busy_cores,
@@ -47,6 +53,9 @@ from tests.bench.broker_vs_jetstream import (
 )
 
 PY_SPY = str(pathlib.Path(sys.executable).with_name("py-spy"))
+#: System calls reported by name in the --syscalls round (the rest only in "total").
+SYSCALLS_NAMED = ("futex", "write", "read", "epoll_wait", "epoll_pwait", "poll", "sendmsg", "recvmsg",
+                  "getpid", "pread64", "pwrite64")
 
 
 def leader_counters(http: str) -> dict[str, float]:
@@ -96,6 +105,45 @@ def one_round(argv: list[str], nodes: list[dict], leader: int, samples: int, spy
     }
 
 
+def strace_counts(path: str) -> dict[str, int]:
+    """Calls per system call from an `strace -c` summary file."""
+    counts: dict[str, int] = {}
+    for line in pathlib.Path(path).read_text().splitlines():
+        fields = line.split()
+        if len(fields) >= 5 and fields[0][0].isdigit() and fields[-1] != "total":
+            counts[fields[-1]] = int(fields[3])
+    return counts
+
+
+def syscalls_round(argv: list[str], nodes: list[dict], leader: int, directory: str) -> dict:
+    """One more run of `argv` with `strace -c -f` on the leader, one follower and the client:
+    system calls per record of each (SYSCALLS_NAMED by name, all of them in "total")."""
+    follower = next((node for node in nodes if node["id"] != leader), None)
+    traced = {"leader": next(node for node in nodes if node["id"] == leader)}
+    if follower is not None:
+        traced["follower"] = follower
+    tracers = {
+        name: subprocess.Popen(["strace", "-c", "-f", "-o", os.path.join(directory, f"{name}.txt"), "-p", str(node["pid"])],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for name, node in traced.items()
+    }
+    time.sleep(1.0)                      # strace attaches to every thread first
+    try:
+        result = run_json(["strace", "-c", "-f", "-o", os.path.join(directory, "client.txt"), *argv], 600)
+    finally:
+        for tracer in tracers.values():
+            tracer.send_signal(2)
+            tracer.wait(60)
+    records = max(result["records"], 1)
+    out = {}
+    for name in [*traced, "client"]:
+        counts = strace_counts(os.path.join(directory, f"{name}.txt"))
+        per_record = {call: round(counts.get(call, 0) / records, 2) for call in SYSCALLS_NAMED}
+        per_record["total"] = round(sum(counts.values()) / records, 2)
+        out[name] = per_record
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--samples", type=int, default=2000)
@@ -104,6 +152,8 @@ def main() -> None:
     parser.add_argument("--replicas", default="3,1")
     parser.add_argument("--tmp", default="/tmp")
     parser.add_argument("--profile-dir")
+    parser.add_argument("--syscalls", action="store_true", help="one more round per topic under strace -c -f")
+    parser.add_argument("--grpc-floor", action="store_true", help="also measure grpc_floor (no Freshet code)")
     parser.add_argument("--out")
     args = parser.parse_args()
     preflight = preflight_busy_cores()
@@ -124,7 +174,15 @@ def main() -> None:
                     spy_to = os.path.join(args.profile_dir, f"sync-r{replicas}-leader{leader}.txt")
                 rounds.append(one_round(argv, cluster["nodes"], leader, args.samples, spy_to))
                 log(f"RF={replicas} round {number}: {json.dumps(rounds[-1])}")
-            out["runs"].append({"replicas": replicas, "leader": leader, "rounds": rounds})
+            run = {"replicas": replicas, "leader": leader, "rounds": rounds}
+            if args.syscalls:
+                with tempfile.TemporaryDirectory(dir=args.tmp) as directory:
+                    run["syscalls_per_record"] = syscalls_round(argv, cluster["nodes"], leader, directory)
+                log(f"RF={replicas} syscalls per record: {json.dumps(run['syscalls_per_record'])}")
+            out["runs"].append(run)
+    if args.grpc_floor:
+        out["grpc_floor"] = grpc_floor.measure(args.samples, args.size)
+        log(f"gRPC floor: {json.dumps(out['grpc_floor'])}")
     line = json.dumps(out)
     if args.out:
         pathlib.Path(args.out).write_text(line + "\n")
