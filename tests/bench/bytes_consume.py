@@ -15,10 +15,19 @@ beginning by
 - `kafka_sendfile`: confluent-kafka (tests/bench/kafka_client_perf.py consume) through the Kafka
   listener, whose Fetch sends the records with sendfile from the segment files;
 
+- the same readers tuned (wave 5): `grpc_sdk_tuned`, `grpc_sdk_tuned_no_crc`, `kafka_tuned` run
+  the client with glibc's malloc keeping freed buffers (CLIENT_MALLOC_ENV, what the node does
+  itself); `grpc_sdk_tuned_big_no_crc` and `kafka_tuned_big` also fetch 16 MiB per partition;
+  `kafka_tuned_big_3p` reads a second, 3-partition topic (leaders on every node);
+
 and a `cluster up --secure` cluster (SASL_SSL) with its own pre-filled topic (--tls-records), read by
 
-- `kafka_tls`: confluent-kafka over TLS: the listener copies the records (sendfile would bypass
-  the cipher).
+- `kafka` / `kafka_tuned_big` over TLS (`tls_` in the table): the listener copies the records
+  (sendfile would bypass the cipher);
+
+and a third plaintext cluster whose nodes start with FRESHET_MALLOC_TUNING=off
+(`nodes_malloc_off_` in the table: `grpc_sdk_no_crc`, `kafka`, `kafka_tuned_big`), the A/B of
+the node's malloc tuning in the same run. Every phase records its client command line.
 
 Each phase runs in its own child process (tests/bench/broker_vs_jetstream.measured: the 3 node
 processes' CPU from /proc, the client's CPU, and `other_cores_busy`, what the rest of the machine
