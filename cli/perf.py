@@ -293,6 +293,13 @@ def consume(
         True, "--check-crcs/--no-check-crcs",
         help="Verify each batch's CRC-32C before decoding it (the SDK's check_crcs, Kafka's check.crcs; on by default).",
     ),
+    max_partition_fetch_bytes: int = typer.Option(
+        1024 * 1024, "--max-partition-fetch-bytes", min=1,
+        help="The SDK's max_partition_fetch_bytes: bytes per partition per fetch, and the prefetch bound (Kafka's fetch size).",
+    ),
+    fetch_max_bytes: int = typer.Option(
+        50 * 1024 * 1024, "--fetch-max-bytes", min=1, help="The SDK's fetch_max_bytes: bytes per fetch response.",
+    ),
     bootstrap: Bootstrap = DEFAULT_BOOTSTRAP,
     as_json: bool = typer.Option(False, "--json", help="Print one JSON line instead of the summary."),
 ) -> None:
@@ -305,9 +312,12 @@ def consume(
       freshet perf consume --topic bench --messages 100000 --group bench-readers --json
 
       freshet perf consume --topic bench --messages 100000 --no-check-crcs
+
+      freshet perf consume --topic bench --messages 100000 --max-partition-fetch-bytes 16777216
     """
     cpu_before = time.process_time()
-    consumer, partitions = _open_consumer(bootstrap, topic, group, check_crcs)
+    fetch_sizes = {"max_partition_fetch_bytes": max_partition_fetch_bytes, "fetch_max_bytes": fetch_max_bytes}
+    consumer, partitions = _open_consumer(bootstrap, topic, group, check_crcs, fetch_sizes)
     progress = _Progress("consume", messages, as_json)
     try:
         count, size, seconds = _read_records(
@@ -329,6 +339,7 @@ def consume(
         "mb_per_s": round(size / seconds / 1e6, 3) if seconds > 0 else 0.0,
         "client_cpu_us_per_record": round(cpu * 1e6 / max(count, 1), 1),
         "check_crcs": check_crcs,
+        **fetch_sizes,
         "errors": 0 if count >= messages else 1,
         "first_error": None if count >= messages else f"only {count} of {messages} records within {timeout_ms} ms of silence",
     }
@@ -337,9 +348,10 @@ def consume(
         raise typer.Exit(1)
 
 
-def _open_consumer(bootstrap: str, topic: str, group: str | None, check_crcs: bool = True):
-    """The perf Consumer and the sorted partition numbers of `topic`; a client error is printed
-    and exits 1."""
+def _open_consumer(bootstrap: str, topic: str, group: str | None, check_crcs: bool = True,
+                   fetch_sizes: dict[str, int] | None = None):
+    """The perf Consumer (`fetch_sizes`: Consumer fetch-size options) and the sorted partition
+    numbers of `topic`; a client error is printed and exits 1."""
     from freshet.client import Consumer
 
     try:
@@ -352,6 +364,7 @@ def _open_consumer(bootstrap: str, topic: str, group: str | None, check_crcs: bo
             **common.client_security(),
             max_poll_records=10000,
             check_crcs=check_crcs,
+            **(fetch_sizes or {}),
         )
     except FreshetError as error:
         typer.echo(f"error: {error}", err=True)

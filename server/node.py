@@ -57,7 +57,7 @@ import grpc
 from freshet.metadata.errors import MetadataError, TransferDeniedError
 from freshet.metadata.image import EMPTY_IMAGE, MetadataImage
 from freshet.metadata.quorum import MetadataQuorum, QuorumConfig
-from freshet.server import limits
+from freshet.server import limits, malloc_tuning
 from freshet.server.broker.data_plane import DataPlane
 from freshet.server.broker.disk_watch import describe_disk, readiness_note
 from freshet.server.broker.hosted_replicas import HostedReplicas
@@ -800,8 +800,10 @@ def event_loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | N
 
 def run(config: NodeConfig) -> int:
     """`freshet server start`: configure logging, run the node in the foreground on the event loop
-    `FRESHET_EVENT_LOOP` names (`event_loop_factory`), return the exit code."""
+    `FRESHET_EVENT_LOOP` names (`event_loop_factory`), return the exit code. glibc's malloc
+    keeps freed buffers first (malloc_tuning.py), before any thread allocates."""
     configure_logging(config.node_id, config.log_level)
+    malloc_tuning.keep_freed_memory()
     try:
         loop_factory = event_loop_factory(os.environ.get(EVENT_LOOP_ENV, "uvloop"))
     except NodeStartError as error:

