@@ -48,11 +48,12 @@ class FaultRecord:
     overlapped_restart: bool = False
     keeps_majority: bool | None = None      # None: as the kind's registry row says
     unavailable_s: float | None = None      # set by report.availability
+    ran_into_next: bool = False             # set by report.availability: not recovered when the next fault began
 
     def as_json(self, origin: float) -> dict:
         return {"kind": self.kind, "detail": self.detail, "start_s": round(self.start - origin, 3),
                 "stop_s": round((self.stop or self.start) - origin, 3), "overlapped_restart": self.overlapped_restart,
-                "unavailable_s": self.unavailable_s}
+                "unavailable_s": self.unavailable_s, "ran_into_next": self.ran_into_next}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -13,7 +13,8 @@ import copy
 import pytest
 
 from tests.support.nemesis import checker
-from tests.support.nemesis.report import longest_gap
+from tests.support.nemesis.faults import FaultRecord
+from tests.support.nemesis.report import availability, longest_gap
 
 
 def send(producer: str, sequence: int, partition: int, offset: int | None) -> dict:
@@ -114,3 +115,22 @@ def test_unavailability_is_the_longest_stretch_without_an_acknowledgement():
     assert longest_gap(acks, start=1.2, stop=2.0, run_end=10.0) == pytest.approx(3.5)    # 1.5 -> 5.0
     assert longest_gap(acks, start=5.1, stop=5.15, run_end=10.0) == pytest.approx(0.1)   # until 5.2
     assert longest_gap(acks, start=9.5, stop=9.8, run_end=10.0) == pytest.approx(0.5)    # no ack after: run end
+
+
+def fault(kind: str, start: float, stop: float) -> FaultRecord:
+    return FaultRecord(kind=kind, detail="", start=start, hold_s=stop - start, heal=lambda: None, stop=stop)
+
+
+def test_a_fault_still_unrecovered_when_the_next_begins_is_counted_apart():
+    # Partition 0 answers throughout; partition 1 is silent from 1.0 until 9.0. The first fault
+    # (1.0-2.0) has not recovered when the second begins at 2.5, so its 8 s include the second's
+    # effect: it stays in the majority-kept column but not in the recovered-first one.
+    acks = {0: [0.5, 1.5, 2.2, 3.0, 4.0, 9.5, 10.0], 1: [0.5, 1.0, 9.0, 9.6, 10.5]}
+    records = [fault("isolate-leader", 1.0, 2.0), fault("isolate-leader", 2.5, 3.0), fault("pause", 9.8, 10.2)]
+    table = availability(records, acks, origin=0.0)
+    assert [record.ran_into_next for record in records] == [True, False, False]
+    assert records[0].unavailable_s == pytest.approx(8.0)
+    row = table["isolate-leader"]
+    assert row["longest_majority_s"] == pytest.approx(8.0)
+    assert row["longest_majority_recovered_s"] == pytest.approx(6.5)    # the second fault: 2.5 -> 9.0
+    assert table["pause"]["longest_majority_recovered_s"] == pytest.approx(0.7)   # partition 1: 9.8 -> 10.5 (run end)
