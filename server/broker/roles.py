@@ -18,14 +18,21 @@ The transitions themselves are `Partition.become_leader/become_follower/stop`, w
 allowed previous role and epoch order.
 
 Imports: freshet.metadata (image), freshet.server (broker, replication), freshet.storage (errors).
-Thread-safety: not thread-safe (loop), except `on_replica_change_thread`, which only hops onto
-the loop (call_soon_threadsafe).
+Role changes reach the loop in order through one queue, applied at most
+`ROLE_CHANGES_PER_TURN` per loop turn: a topic of thousands of partitions used to arrive as
+thousands of callbacks that the loop ran in one turn, seconds in which no heartbeat, request or
+replication message was served (a 5,000-partition create fenced every broker: session expired).
+
+Thread-safety: not thread-safe (loop), except `on_replica_change_thread`, which only queues the
+change and wakes the loop (call_soon_threadsafe).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
+from collections import deque
 from collections.abc import Callable
 
 from freshet.metadata.image import NO_LEADER, MetadataImage
@@ -39,6 +46,9 @@ from freshet.storage.clock import Clock
 from freshet.storage.errors import StorageError
 
 logger = logging.getLogger(__name__)
+
+#: Role changes applied per turn of the event loop before other ready callbacks get their turn.
+ROLE_CHANGES_PER_TURN = 100
 
 #: listener(topic, partition, is_leader, leader_epoch)
 LeadershipListener = Callable[[str, int, bool, int], None]
@@ -66,6 +76,10 @@ class ReplicaRoles:
         self.is_closed = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._leadership_listeners: list[LeadershipListener] = []
+        #: (old, new) changes from the HostedReplicas worker, in order, not yet applied on the loop.
+        self._incoming: deque[tuple[HostedReplica | None, HostedReplica | None]] = deque()
+        self._incoming_lock = threading.Lock()
+        self._is_drain_scheduled = False
         #: Called after metadata changed a partition this broker leads (ISR maintenance checks it).
         self.leader_metadata_applied: Callable[[Partition], None] = lambda partition: None
 
@@ -76,14 +90,31 @@ class ReplicaRoles:
     # -- following metadata ----------------------------------------------------------------------
 
     def on_replica_change_thread(self, old: HostedReplica | None, new: HostedReplica | None) -> None:
-        """HostedReplicas worker thread: hop onto the loop, in order."""
+        """HostedReplicas worker thread: queue the change for the loop, in order."""
         loop = self._loop
         if loop is None or self.is_closed:
             return
+        with self._incoming_lock:
+            self._incoming.append((old, new))
+            if self._is_drain_scheduled:
+                return
+            self._is_drain_scheduled = True
         try:
-            loop.call_soon_threadsafe(self._on_replica_change, old, new)
+            loop.call_soon_threadsafe(self._drain_incoming)
         except RuntimeError:
             pass                                          # the loop closed: the node is stopping
+
+    def _drain_incoming(self) -> None:
+        """Apply up to ROLE_CHANGES_PER_TURN queued changes; the rest after the loop's other work."""
+        for _ in range(ROLE_CHANGES_PER_TURN):
+            with self._incoming_lock:
+                if not self._incoming:
+                    self._is_drain_scheduled = False
+                    return
+                old, new = self._incoming.popleft()
+            self._on_replica_change(old, new)
+        assert self._loop is not None
+        self._loop.call_soon(self._drain_incoming)       # behind the callbacks already ready
 
     def _on_replica_change(self, old: HostedReplica | None, new: HostedReplica | None) -> None:
         if self.is_closed:
@@ -110,8 +141,19 @@ class ReplicaRoles:
             return
         self.is_active = True
         logger.info("metadata caught up with this broker's registration: applying %d replica roles", len(self.hosted))
-        for key in sorted(self.hosted):
+        self._apply_in_turns(sorted(self.hosted), 0)
+
+    def _apply_in_turns(self, keys: list[TopicPartition], start: int) -> None:
+        """Apply `keys[start:]`, ROLE_CHANGES_PER_TURN per loop turn (a change queued meanwhile
+        applies its partition's latest state; applying it again here is a no-op)."""
+        if self.is_closed:
+            return
+        end = start + ROLE_CHANGES_PER_TURN
+        for key in keys[start:end]:
             self.apply(key)
+        if end < len(keys):
+            assert self._loop is not None
+            self._loop.call_soon(self._apply_in_turns, keys, end)
 
     def apply(self, key: TopicPartition) -> None:
         """Bring the partition's run-time state in line with the latest hosted replica state."""

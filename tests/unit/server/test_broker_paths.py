@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
+import threading
 
 import pytest
 from freshet.metadata import configs
@@ -206,6 +207,32 @@ def test_roles_wait_until_metadata_caught_up_with_the_registration(loop):
     apply(broker, hosted(broker, leader=NODE, epoch=3))
     assert broker.table.partitions == {}
     assert not broker.roles.is_active
+
+
+def test_role_changes_from_the_worker_apply_in_order_a_bounded_number_per_loop_turn(loop):
+    # A 250-partition topic arrives as 250 changes from the HostedReplicas worker thread. They
+    # must all apply, in order, but not in one turn of the loop: a callback that became ready
+    # after the first ones (a heartbeat, a request) runs before the rest.
+    from freshet.server.broker.roles import ROLE_CHANGES_PER_TURN
+
+    broker = make_broker(loop)
+    count = 2 * ROLE_CHANGES_PER_TURN + 50
+    seen_by_other_callback: list[int] = []
+
+    def worker() -> None:
+        for number in range(count):
+            broker.publisher.image.partitions[("t", number)] = FakePartitionImage(2, 0)
+            replica = HostedReplica("t", number, TOPIC_ID, FOLLOWER, 2, 0, 0, FakeLog(), (1, 2, 3), (1, 2, 3), 2)
+            broker.roles.on_replica_change_thread(None, replica)
+        loop.call_soon_threadsafe(lambda: seen_by_other_callback.append(len(broker.fetcher.following)))
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    thread.join()
+    loop.run_until_complete(asyncio.sleep(0.01))
+    assert seen_by_other_callback == [ROLE_CHANGES_PER_TURN]
+    assert list(broker.fetcher.following) == [("t", number) for number in range(count)]
+    assert all(broker.table.partitions[("t", number)].role == FOLLOWER for number in range(count))
 
 
 def test_become_leader_records_the_epoch_start_and_tells_listeners(loop):
