@@ -86,6 +86,12 @@ def make_lifecycle(channels: FakeChannels, hint=lambda: SILENT) -> BrokerLifecyc
     return BrokerLifecycle(config, publisher, channels, controller_hint=hint, on_fatal=pytest.fail)
 
 
+async def until_connected(broker: BrokerLifecycle, controller: int, deadline: float) -> None:
+    """Poll until the broker heartbeats to `controller` or monotonic time passes `deadline`."""
+    while broker.connected_controller != controller and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+
+
 def test_a_silent_controller_named_by_stale_hints_is_passed_over(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(lifecycle, "REPLY_TIMEOUT_S_MIN", REPLY_TIMEOUT_S)
 
@@ -96,8 +102,7 @@ def test_a_silent_controller_named_by_stale_hints_is_passed_over(monkeypatch: py
         await broker.start()
         try:
             deadline = started + 12 * REPLY_TIMEOUT_S
-            while broker.connected_controller != ACTIVE and time.monotonic() < deadline:
-                await asyncio.sleep(0.01)
+            await until_connected(broker, ACTIVE, deadline)
             return time.monotonic() - started, list(channels.targets)
         finally:
             await broker.close()
@@ -135,13 +140,11 @@ def test_a_session_follows_this_nodes_raft_view_to_a_new_controller_without_the_
         await broker.start()
         try:
             deadline = time.monotonic() + 5
-            while broker.connected_controller != SILENT and time.monotonic() < deadline:
-                await asyncio.sleep(0.01)
+            await until_connected(broker, SILENT, deadline)
             assert broker.connected_controller == SILENT
             leader["id"] = ACTIVE                    # an election this node's Raft replica saw
             moved = time.monotonic()
-            while broker.connected_controller != ACTIVE and time.monotonic() < moved + 5:
-                await asyncio.sleep(0.01)
+            await until_connected(broker, ACTIVE, moved + 5)
             return (time.monotonic() - moved if broker.connected_controller == ACTIVE else None), list(channels.targets)
         finally:
             await broker.close()
@@ -168,13 +171,11 @@ def test_a_stream_that_timed_out_retires_its_channel_and_contact_is_tracked(monk
         await broker.start()
         try:
             deadline = time.monotonic() + 5
-            while broker.connected_controller != SILENT and time.monotonic() < deadline:
-                await asyncio.sleep(0.01)
+            await until_connected(broker, SILENT, deadline)
             contact.append(broker.controller_contact())       # the first reply
             await asyncio.sleep(0.15)                          # silent longer than the contact age
             contact.append(broker.controller_contact())
-            while broker.connected_controller != ACTIVE and time.monotonic() < deadline:
-                await asyncio.sleep(0.01)
+            await until_connected(broker, ACTIVE, deadline)
             contact.append(broker.controller_contact())
             return list(channels.reset_ids), contact, broker.contacts_gained
         finally:
@@ -200,12 +201,10 @@ def test_a_session_left_while_its_controller_was_silent_retires_the_channel(monk
         await broker.start()
         try:
             deadline = time.monotonic() + 5
-            while broker.connected_controller != SILENT and time.monotonic() < deadline:
-                await asyncio.sleep(0.01)
+            await until_connected(broker, SILENT, deadline)
             await asyncio.sleep(0.3)                           # silent for longer than 0.1 s
             leader["id"] = ACTIVE
-            while broker.connected_controller != ACTIVE and time.monotonic() < deadline:
-                await asyncio.sleep(0.01)
+            await until_connected(broker, ACTIVE, deadline)
             await asyncio.sleep(0.1)                           # ACTIVE answers every heartbeat
             leader["id"] = STALE                               # leave it while it answers
             while channels.targets[-1] != STALE and time.monotonic() < deadline:
