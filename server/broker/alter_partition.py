@@ -232,8 +232,12 @@ class AlterPartitionManager:
             )
         except _NothingToSend:
             return
-        except (ForwardedError, NotControllerError, RequestTimedOutError, grpc.aio.AioRpcError) as error:
-            logger.warning("AlterPartition for %d partitions got no answer: %s", len(sending), error)
+        except Exception as error:  # noqa: BLE001 - whatever failed, the pending changes must be cleared
+            # (a change left pending blocks every later ISR change of its partition).
+            if isinstance(error, ForwardedError | NotControllerError | RequestTimedOutError | grpc.aio.AioRpcError):
+                logger.warning("AlterPartition for %d partitions got no answer: %s", len(sending), error)
+            else:
+                logger.exception("AlterPartition for %d partitions failed", len(sending))
             for _, leader, action in sending:
                 leader.on_alter_isr_lost(action)
             metrics.alter_partition_failures.inc(len(sending))

@@ -10,11 +10,15 @@ Owns:
   `reset(node_id)` retires one controller's channel after a call on it got no answer in time: the
   next call opens a new TCP connection instead of queueing behind bytes that wait out TCP's
   retransmission backoff after a partition heals (issue 16); the old channel is closed in the
-  background after `RETIRED_GRACE_S`, so calls still running on it may finish;
+  background after `RETIRED_GRACE_S`, so calls still running on it may finish. A call that
+  has not finished by then is cancelled by gRPC, which its awaiting task sees as an
+  asyncio.CancelledError although nobody cancelled the task (`cancelled_by_channel` tells the
+  two apart; every caller must treat the first as "that controller did not answer");
 - `forward`: Kafka's KIP-590 forwarding of a unary request to the active controller. It tries
   the best known controller, follows NOT_CONTROLLER hints, skips unreachable ones and retries
   with a short backoff until the request's deadline; errors other than "not the controller" or
-  "unreachable" are the answer and pass through unchanged (code and ErrorDetail).
+  "unreachable" (a call cancelled by a retired channel counts as unreachable) are the answer and
+  pass through unchanged (code and ErrorDetail).
 
 Imports: asyncio, grpc, freshet.server (config, errors, status, security), wire types.
 Thread-safety: not thread-safe; used on the node's event loop only.
@@ -51,6 +55,16 @@ OWN_CONNECTION_OPTIONS = [*CHANNEL_OPTIONS, ("grpc.use_local_subchannel_pool", 1
 RETRY_BACKOFF_S = 0.05
 #: How long calls still running on a channel retired by `reset` may take before it is closed.
 RETIRED_GRACE_S = 5.0
+
+
+def cancelled_by_channel() -> bool:
+    """Inside `except asyncio.CancelledError`: whether the error came from gRPC cancelling a call
+    whose channel was closed (`ControllerChannels.reset`), rather than from cancelling the task
+    that awaited it. Before issue 16's one-way faults found it, such an error ended the
+    AlterPartition task without clearing its partitions' pending change, so their ISRs never
+    changed again."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() == 0
 
 
 class ControllerChannels:
@@ -180,6 +194,10 @@ async def forward(
                 if error.code() == grpc.StatusCode.DEADLINE_EXCEEDED and detail is None:
                     raise RequestTimedOutError(f"{method} on controller {target}", remaining) from None
                 raise ForwardedError(error.code(), detail, error.details() or "") from None
+            except asyncio.CancelledError:
+                if not cancelled_by_channel():
+                    raise
+                continue                                # its channel was retired under the call: next one
         else:
             hinted = None
         remaining = deadline - time.monotonic()

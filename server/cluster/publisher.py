@@ -37,7 +37,7 @@ from freshet.metadata import snapshot, state_machine
 from freshet.metadata.errors import SnapshotFormatError
 from freshet.metadata.image import EMPTY_IMAGE, MetadataImage
 from freshet.metadata.quorum import MetadataQuorum
-from freshet.server.cluster.channels import ControllerChannels
+from freshet.server.cluster.channels import ControllerChannels, cancelled_by_channel
 from freshet.server.tasks import cancel_and_wait
 from freshet.v1 import controller_pb2
 
@@ -202,6 +202,10 @@ class WatchPublisher(MetadataPublisher):
                 await self._watch(target)
             except grpc.aio.AioRpcError as error:
                 logger.info("metadata watch on controller %d ended: %s", target, error.code().name)
+            except asyncio.CancelledError:
+                if not cancelled_by_channel():
+                    raise
+                logger.info("metadata watch on controller %d ended: its channel was retired", target)
             except _Resync as resync:
                 self.resyncs += 1
                 logger.warning("metadata watch on controller %d: %s; re-syncing", target, resync)

@@ -719,3 +719,28 @@ def test_record_timestamps_answer_from_the_leader_below_the_high_watermark(loop)
     apply(broker, hosted(broker, leader=3, epoch=2))
     (moved,) = broker.fetch.record_timestamps(replication_pb2.RecordTimestampsRequest(queries=[query(topic="t", partition=0)])).results
     assert (moved.error.code, moved.error.leader_id) == (E.NOT_LEADER, 3)
+
+
+def test_an_alter_partition_that_fails_unexpectedly_leaves_nothing_pending(loop, monkeypatch):
+    """Whatever ends an AlterPartition attempt, its change is no longer pending: a change left
+    pending blocks every later ISR change of the partition (issue 16's one-way faults left a
+    leader unable to re-add a caught-up follower for good)."""
+    sent: list = []
+    failures = [RuntimeError("boom")]
+
+    async def failing_then_committing(channels, method, build, deadline, hint, skip_self):
+        if failures:
+            sent.append(build())
+            raise failures.pop()
+        return await committing_forward(sent)(channels, method, build, deadline, hint, skip_self)
+
+    broker, partition, manager = isr_manager(loop, monkeypatch, failing_then_committing)
+    broker.clock.advance(2_000)
+    partition.follower_acknowledged(2, 1, broker.clock.monotonic_ms())
+    manager.check([partition])
+    loop.run_until_complete(asyncio.sleep(0))
+    assert len(sent) == 1 and partition.leader.pending is None and partition.leader.isr == (1, 2, 3)
+    manager.check([partition])
+    loop.run_until_complete(asyncio.sleep(0))
+    assert [list(request.changes[0].new_isr) for request in sent] == [[1, 2], [1, 2]]
+    assert partition.leader.isr == (1, 2)

@@ -11,6 +11,7 @@ peer address (its client port identifies the connection).
 from __future__ import annotations
 
 import asyncio
+import time
 
 import grpc
 import pytest
@@ -55,3 +56,74 @@ def test_reset_opens_a_new_connection_and_closes_the_old_channel(monkeypatch: py
     assert peers[0] == peers[1], peers
     assert peers[2] != peers[0], f"reset reused the old connection: {peers}"
     assert retired_after == 0
+
+
+class HangsOnce(controller_pb2_grpc.ControllerServicer):
+    """DescribeCluster: the first call never answers (a controller whose replies are cut off),
+    later calls answer at once."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def DescribeCluster(self, request, context):
+        self.calls += 1
+        if self.calls == 1:
+            await asyncio.sleep(60)
+        return controller_pb2.DescribeClusterResponse(cluster_id=f"call {self.calls}")
+
+
+def _serve(servicer):
+    server = grpc.aio.server()
+    controller_pb2_grpc.add_ControllerServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    return server, port
+
+
+def test_forward_moves_on_when_its_call_is_cancelled_by_a_retired_channel(monkeypatch: pytest.MonkeyPatch) -> None:
+    """gRPC cancels the calls still running on a channel closed after `reset`'s grace, and the
+    awaiting task sees asyncio.CancelledError. `forward` must take that as "no answer" and try
+    again on a new connection, not end its caller as if the caller had been cancelled (an
+    AlterPartition ended so left its change pending forever: issue 16)."""
+    monkeypatch.setattr(channels_module, "RETIRED_GRACE_S", 0.1)
+
+    async def scenario():
+        servicer = HangsOnce()
+        server, port = _serve(servicer)
+        await server.start()
+        channels = ControllerChannels({1: HostPort("127.0.0.1", port)}, self_id=2)
+        try:
+            call = asyncio.ensure_future(channels_module.forward(
+                channels, "DescribeCluster", controller_pb2.DescribeClusterRequest(), time.monotonic() + 10,
+                lambda: 1, skip_self=False,
+            ))
+            await asyncio.sleep(0.3)                           # the first call hangs on the server
+            channels.reset(1)                                  # the heartbeats' verdict: retire it
+            return await asyncio.wait_for(call, 5), servicer.calls
+        finally:
+            await channels.close()
+            await server.stop(None)
+
+    response, calls = asyncio.run(scenario())
+    assert (response.cluster_id, calls) == ("call 2", 2)
+
+
+def test_forward_still_ends_when_its_own_task_is_cancelled() -> None:
+    async def scenario():
+        server, port = _serve(HangsOnce())
+        await server.start()
+        channels = ControllerChannels({1: HostPort("127.0.0.1", port)}, self_id=2)
+        try:
+            call = asyncio.ensure_future(channels_module.forward(
+                channels, "DescribeCluster", controller_pb2.DescribeClusterRequest(), time.monotonic() + 10,
+                lambda: 1, skip_self=False,
+            ))
+            await asyncio.sleep(0.3)
+            call.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await call
+            return call.cancelled()
+        finally:
+            await channels.close()
+            await server.stop(None)
+
+    assert asyncio.run(scenario())

@@ -99,3 +99,35 @@ def test_a_watch_that_trails_the_heartbeat_controller_for_too_long_moves_on(monk
     newest[0] = EPOCH
     now[0] += 100
     watcher._check_not_stale(1)
+
+
+def test_a_watch_whose_channel_was_retired_under_it_reconnects(monkeypatch):
+    """The broker's heartbeats retire a silent controller's channel (ControllerChannels.reset);
+    gRPC later cancels the watch still running on it, which its task sees as CancelledError.
+    The watch must start again, not end the broker's metadata for good; a real cancellation
+    of the publisher still ends it."""
+    from freshet.server.cluster import publisher as metadata_publisher
+    monkeypatch.setattr(metadata_publisher, "WATCH_RETRY_S", 0.01)
+    watcher = publisher()
+    attempts: list[int] = []
+
+    async def watch(target: int) -> None:
+        attempts.append(target)
+        if len(attempts) == 1:
+            raise asyncio.CancelledError()                   # what a call on a closed channel raises
+        await asyncio.sleep(60)
+
+    watcher._watch = watch
+
+    async def scenario() -> bool:
+        await watcher.start()
+        for _ in range(100):
+            if len(attempts) >= 2:
+                break
+            await asyncio.sleep(0.01)
+        running = not watcher._task.done()
+        await watcher.close()
+        return running
+
+    assert asyncio.run(scenario()) and len(attempts) == 2
+    assert watcher._task.cancelled()
