@@ -141,15 +141,23 @@ def bridge(cluster, rng: random.Random) -> FaultRecord:
 
 
 def one_way(cluster, rng: random.Random) -> FaultRecord:
-    """One direction only: `source` cannot send to `target` (the leader's side half the time)."""
+    """One direction only, between the roles where it hurts most half the time: the leader of a
+    partition and the active controller (either way round: a leader whose requests reach the
+    controller but whose replies do not, or the reverse), else a random pair."""
     nodes = _nodes(cluster)
     leader = leader_of(cluster, rng.randrange(cluster.partition_count))
-    source = leader if leader is not None and rng.random() < 0.5 else rng.choice(nodes)
-    target = rng.choice([n for n in nodes if n != source])
+    controller = active_controller(cluster)
+    if leader is not None and controller is not None and leader != controller and rng.random() < 0.5:
+        source, target = leader, controller
+    else:
+        source = leader if leader is not None and rng.random() < 0.5 else rng.choice(nodes)
+        target = rng.choice([n for n in nodes if n != source])
     if rng.random() < 0.5:
         source, target = target, source
     cluster.network.cut(source, target)
-    return _record("one-way", f"{source} -> {target} dropped", rng, cluster.network.heal)
+    roles = {leader: "leader ", controller: "controller "}
+    source_name, target_name = (f"{roles.get(node, '')}{node}" for node in (source, target))
+    return _record("one-way", f"{source_name} -> {target_name} dropped", rng, cluster.network.heal)
 
 
 def packet_loss(cluster, rng: random.Random) -> FaultRecord:

@@ -51,6 +51,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--producers", type=int, default=2)
     parser.add_argument("--rate", type=float, default=100.0, help="records a second per producer")
     parser.add_argument("--only", default="", help="comma-separated fault kinds to draw from (default: all)")
+    parser.add_argument("--hold-s", type=float, help="hold every fault this long (default: drawn, mostly short)")
     parser.add_argument("--keep", action="store_true", help="copy the nodes' logs and data to OUT/kept also on success")
     return parser.parse_args(argv)
 
@@ -176,6 +177,8 @@ def inject_faults(cluster, options: argparse.Namespace) -> list[FaultRecord]:
         name = rng.choices(names, weights=[table[n].weight for n in names])[0]
         record = table[name].inject(cluster, rng)
         record.overlapped_restart = bool(restarting)
+        if options.hold_s is not None:
+            record.hold_s = options.hold_s
         time.sleep(record.hold_s)
         record.heal()
         record.stop = time.monotonic()
