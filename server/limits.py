@@ -48,6 +48,10 @@ CONTROLLER_ACTIONS_PER_ROUND_MAX = 100
 ISR_CHECK_INTERVAL_MS_MIN = 50
 ISR_CHECK_INTERVAL_MS_MAX = 2_500
 ALTER_PARTITION_TIMEOUT_MS = 10_000
+#: One controller gets this long to answer an AlterPartition before the next one is tried (same
+#: request id: the controller deduplicates). A request stuck on a controller whose replies were cut
+#: off held every later ISR change of its partitions for the whole 10 s (issue 16, one-way faults).
+ALTER_PARTITION_ATTEMPT_TIMEOUT_MS = 2_000
 HIGH_WATERMARK_CHECKPOINT_INTERVAL_MS = 5_000     # Kafka's replica.high.watermark.checkpoint.interval.ms
 FLUSH_CHECK_INTERVAL_MS = 1_000                    # how often flush.ms is checked
 DISK_CHECK_INTERVAL_MS = 250                       # how often the log directory's free space is looked at
@@ -70,3 +74,4 @@ assert WATCH_DELTA_BYTES_PER_MESSAGE_MAX + COMMAND_BYTES_MAX < GRPC_MESSAGE_BYTE
 assert 0 < ISR_CHECK_INTERVAL_MS_MIN < ISR_CHECK_INTERVAL_MS_MAX
 # An AlterPartition that takes longer than the slowest ISR check would pile up passes.
 assert ALTER_PARTITION_TIMEOUT_MS > ISR_CHECK_INTERVAL_MS_MAX
+assert 0 < ALTER_PARTITION_ATTEMPT_TIMEOUT_MS < ALTER_PARTITION_TIMEOUT_MS

@@ -229,6 +229,7 @@ class AlterPartitionManager:
                 time.monotonic() + limits.ALTER_PARTITION_TIMEOUT_MS / 1000,
                 self._controller_hint,
                 skip_self=False,
+                attempt_timeout_s=limits.ALTER_PARTITION_ATTEMPT_TIMEOUT_MS / 1000,
             )
         except _NothingToSend:
             return

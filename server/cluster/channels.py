@@ -148,6 +148,7 @@ async def forward(
     deadline: float,
     hint: Callable[[], int | None],
     skip_self: bool,
+    attempt_timeout_s: float | None = None,
 ):
     """Send a unary Controller request to the active controller and return its response.
 
@@ -159,6 +160,10 @@ async def forward(
         deadline: time.monotonic() by which it must complete.
         hint: the controller this node believes is active (called before each attempt).
         skip_self: do not send to this node (it knows it is not the active controller).
+        attempt_timeout_s: give up on one controller after this long and try the next (for
+            requests the controller deduplicates: a controller whose replies are cut off must not
+            hold the request until its deadline while another one has taken over). None: each
+            attempt may take until the deadline.
 
     Raises:
         ForwardedError: the active controller refused the request (its answer).
@@ -175,10 +180,11 @@ async def forward(
             if remaining <= 0:
                 break
             attempts += 1
+            timeout = remaining if attempt_timeout_s is None else min(remaining, attempt_timeout_s)
             try:
                 message = request() if callable(request) else request
                 return await getattr(channels.stub(target), method)(
-                    message, timeout=remaining, metadata=((FORWARDED_METADATA_KEY, "1"),)
+                    message, timeout=timeout, metadata=((FORWARDED_METADATA_KEY, "1"),)
                 )
             except grpc.aio.AioRpcError as error:
                 detail = status.detail_from_metadata(error.trailing_metadata())
@@ -192,6 +198,8 @@ async def forward(
                 if error.code() == grpc.StatusCode.UNAVAILABLE and detail is None:
                     continue                            # unreachable (or died mid-call): next one
                 if error.code() == grpc.StatusCode.DEADLINE_EXCEEDED and detail is None:
+                    if timeout < remaining:
+                        continue                        # this attempt's time is up: the next controller
                     raise RequestTimedOutError(f"{method} on controller {target}", remaining) from None
                 raise ForwardedError(error.code(), detail, error.details() or "") from None
             except asyncio.CancelledError:

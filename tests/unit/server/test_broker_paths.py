@@ -448,7 +448,7 @@ def test_a_lagging_follower_is_shrunk_out_through_alter_partition(loop, monkeypa
     partition = broker.table.partitions[("t", 0)]
     sent: list = []
 
-    async def fake_forward(channels, method, request, deadline, hint, skip_self):
+    async def fake_forward(channels, method, request, deadline, hint, skip_self, attempt_timeout_s=None):
         request = request()                               # built at each attempt
         sent.append((method, request))
         (change,) = request.changes
@@ -492,7 +492,7 @@ def committing_forward(sent: list, attempts_before: list | None = None, in_fligh
     `in_flight`: runs after the last attempt was sent, before its answer."""
     from freshet.v1 import controller_pb2
 
-    async def fake_forward(channels, method, build, deadline, hint, skip_self):
+    async def fake_forward(channels, method, build, deadline, hint, skip_self, attempt_timeout_s=None):
         for between in attempts_before or []:
             sent.append(build())                          # an attempt lost in the cut
             between()
@@ -728,7 +728,7 @@ def test_an_alter_partition_that_fails_unexpectedly_leaves_nothing_pending(loop,
     sent: list = []
     failures = [RuntimeError("boom")]
 
-    async def failing_then_committing(channels, method, build, deadline, hint, skip_self):
+    async def failing_then_committing(channels, method, build, deadline, hint, skip_self, attempt_timeout_s=None):
         if failures:
             sent.append(build())
             raise failures.pop()

@@ -127,3 +127,37 @@ def test_forward_still_ends_when_its_own_task_is_cancelled() -> None:
             await server.stop(None)
 
     assert asyncio.run(scenario())
+
+
+class Silent(controller_pb2_grpc.ControllerServicer):
+    async def DescribeCluster(self, request, context):
+        await asyncio.sleep(60)
+
+
+def test_forward_with_an_attempt_timeout_moves_on_from_a_silent_controller() -> None:
+    """A controller that takes the request and never answers (its replies cut off) holds it for
+    one attempt timeout, not until the deadline: the next controller answers."""
+
+    async def scenario():
+        silent, silent_port = _serve(Silent())
+        answering, answering_port = _serve(HangsOnce())
+        await silent.start()
+        await answering.start()
+        channels = ControllerChannels(
+            {1: HostPort("127.0.0.1", silent_port), 2: HostPort("127.0.0.1", answering_port)}, self_id=3
+        )
+        try:
+            started = time.monotonic()
+            response = await channels_module.forward(
+                channels, "DescribeCluster", controller_pb2.DescribeClusterRequest(), started + 10,
+                lambda: 1, skip_self=False, attempt_timeout_s=0.5,
+            )
+            return response, time.monotonic() - started
+        finally:
+            await channels.close()
+            await silent.stop(None)
+            await answering.stop(None)
+
+    response, took = asyncio.run(scenario())
+    assert response.cluster_id.startswith("call ")
+    assert took < 3, f"waited {took:.1f} s on the silent controller"
