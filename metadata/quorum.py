@@ -85,6 +85,7 @@ from freshet.metadata.errors import (
 )
 from freshet.metadata.image import MetadataImage
 from freshet.metadata.journal import RaftJournal
+from freshet.metadata.prevote import PreVote
 from freshet.metadata.quorum_publication import (
     AppliedCommand,
     ApplyListener,
@@ -100,6 +101,7 @@ from freshet.v1 import metadata_pb2
 from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, replicated
 from pysyncobj import syncobj as pysyncobj_syncobj
 from pysyncobj.monotonic import monotonic as pysyncobj_monotonic
+from pysyncobj.syncobj import _RAFT_STATE
 from pysyncobj.poller import POLL_EVENT_TYPE
 from pysyncobj.syncobj import SyncObjException
 from pysyncobj.tcp_connection import CONNECTION_STATE
@@ -414,12 +416,53 @@ class _DurableTransport(TCPTransport):
 
 
 class _RaftNode(SyncObj):
-    """pysyncobj with exactly one replicated method. Not thread-safe (quorum thread only),
-    except `_apply_command(data, callback=...)`, which pysyncobj makes safe to call from any thread."""
+    """pysyncobj with exactly one replicated method and PreVote (metadata/prevote.py: the
+    `prevote_*` methods are its view of pysyncobj's private state). Not thread-safe (quorum
+    thread only), except `_apply_command(data, callback=...)`, which pysyncobj makes safe to call
+    from any thread."""
 
     def __init__(self, quorum: MetadataQuorum, self_address: str, other_addresses: list[str], conf: SyncObjConf, transport_class) -> None:
         self._quorum = quorum
+        self.prevote = PreVote(self, conf.raftMinTimeout, pysyncobj_monotonic)
         super().__init__(self_address, other_addresses, conf, transportClass=transport_class)
+        raft_receive = self._SyncObj__onMessageReceived
+
+        def receive(node, message) -> None:
+            if not (isinstance(message, dict) and self.prevote.on_message(node, message)):
+                raft_receive(node, message)
+
+        self._SyncObj__transport.setOnMessageReceivedCallback(receive)     # PreVote sees every message first
+
+    def _onTick(self, timeToWait: float = 0.0) -> None:  # noqa: N802, N803 - pysyncobj's names
+        self.prevote.before_tick()
+        super()._onTick(timeToWait)
+
+    def prevote_peers(self) -> list:
+        return list(self._SyncObj__otherNodes)
+
+    def prevote_term(self) -> int:
+        return self._SyncObj__raftCurrentTerm
+
+    def prevote_last_log(self) -> tuple[int, int]:
+        return self._SyncObj__getCurrentLogTerm(), self._SyncObj__getCurrentLogIndex()
+
+    def prevote_is_leader(self) -> bool:
+        return self._SyncObj__raftState == _RAFT_STATE.LEADER
+
+    def prevote_election_due(self, now: float) -> bool:
+        return self._SyncObj__raftState != _RAFT_STATE.LEADER and self._SyncObj__raftElectionDeadline < now
+
+    def prevote_transfer_in_progress(self) -> bool:
+        return self._SyncObj__transferInProgress
+
+    def prevote_postpone_election(self, now: float) -> None:
+        self._SyncObj__raftElectionDeadline = now + self._SyncObj__generateRaftTimeout()
+
+    def prevote_elect_now(self) -> None:
+        self._SyncObj__raftElectionDeadline = 0
+
+    def prevote_send(self, peer, message: dict) -> None:
+        self._SyncObj__transport.send(peer, message)
 
     @replicated
     def _apply_command(self, data: bytes) -> metadata_pb2.MetadataResult | None:
