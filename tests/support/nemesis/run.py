@@ -51,6 +51,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--producers", type=int, default=2)
     parser.add_argument("--rate", type=float, default=100.0, help="records a second per producer")
     parser.add_argument("--only", default="", help="comma-separated fault kinds to draw from (default: all)")
+    parser.add_argument("--settle-s", type=float, default=0.0,
+                        help="after each heal, wait (up to this long) until every partition was acknowledged again "
+                             "before the next fault, so that each fault's unavailability is its own (default 0: "
+                             "the next fault follows 0.1-0.4 s after the heal)")
     parser.add_argument("--hold-s", type=float, help="hold every fault this long (default: drawn, mostly short)")
     parser.add_argument("--keep", action="store_true", help="copy the nodes' logs and data to OUT/kept also on success")
     return parser.parse_args(argv)
@@ -108,7 +112,7 @@ def execute(cluster, options: argparse.Namespace) -> dict:
         actor.start()
     wait_until(lambda: len(history.ack_times()) >= 50, 120, "the first acknowledgements")
     origin = time.monotonic()
-    records = inject_faults(cluster, options)
+    records = inject_faults(cluster, options, history)
     heal_everything(cluster)
     time.sleep(3.0)                                   # progress after healing: acks must resume
     for producer in producers:
@@ -159,8 +163,8 @@ def in_sync(cluster, number: int) -> bool:
     return len(ends) == 1 and next(iter(ends))[0] == next(iter(ends))[1]
 
 
-def inject_faults(cluster, options: argparse.Namespace) -> list[FaultRecord]:
-    """The nemesis loop: draw, inject, hold, heal, pause; one line per fault."""
+def inject_faults(cluster, options: argparse.Namespace, history: History) -> list[FaultRecord]:
+    """The nemesis loop: draw, inject, hold, heal, (settle,) pause; one line per fault."""
     rng = random.Random(options.seed)
     table = registry()
     if options.only:
@@ -184,6 +188,10 @@ def inject_faults(cluster, options: argparse.Namespace) -> list[FaultRecord]:
         record.stop = time.monotonic()
         restarting |= set(record.restarts)
         records.append(record)
+        if options.settle_s > 0:
+            deadline = record.stop + options.settle_s
+            while not history.acked_everywhere_since(record.stop, options.partitions) and time.monotonic() < deadline:
+                time.sleep(0.02)
         print(f"fault {number + 1:4d} {record.kind:24s} {record.detail} for {record.hold_s:.2f} s"
               f"{' (a node was restarting)' if record.overlapped_restart else ''}", flush=True)
         time.sleep(rng.uniform(0.1, 0.4))

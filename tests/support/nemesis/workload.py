@@ -31,10 +31,17 @@ class History:
         # Each poll: {"consumer", "session", "partition", "offset", "value", "at"}.
         self.polls: list[dict] = []
         self.commit_failures = 0
+        # partition -> time of its latest acknowledgement (kept as acks arrive, for --settle-s).
+        self.last_ack: dict[int, float] = {}
 
     def ack_times(self) -> list[float]:
         with self.lock:
             return sorted(send["acked"] for send in self.sends if send["acked"] is not None)
+
+    def acked_everywhere_since(self, since: float, partitions: int) -> bool:
+        """Whether every partition 0..partitions-1 had an acknowledgement after `since`."""
+        with self.lock:
+            return all(self.last_ack.get(number, float("-inf")) > since for number in range(partitions))
 
     def ack_times_by_partition(self) -> dict[int, list[float]]:
         found: dict[int, list[float]] = {}
@@ -88,6 +95,7 @@ class ProducerActor(threading.Thread):
             self.outstanding -= 1
             if error is None:
                 send["acked"], send["offset"] = time.monotonic(), metadata.offset
+                self.history.last_ack[send["partition"]] = send["acked"]
             else:
                 send["error"] = repr(error)[:200]
 
