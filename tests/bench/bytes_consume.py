@@ -35,8 +35,9 @@ the node's malloc tuning in the same run. Every phase records its client command
 
 Each phase runs in its own child process (tests/bench/broker_vs_jetstream.measured: the 3 node
 processes' CPU from /proc, the client's CPU, and `other_cores_busy`, what the rest of the machine
-used meanwhile), --repeats times in a row (default 3; the run with the median MB/s is the
-phase's figure, every run's MB/s is kept); the machine is gated idle first (wait_quiet.py, at most --max-wait s) and the
+used meanwhile), in --repeats rounds of every phase in turn (default 3; interleaved, so a drift
+over the run, such as the page cache settling, does not favour one phase; the run with the
+median MB/s is the phase's figure, every run's MB/s is kept); the machine is gated idle first (wait_quiet.py, at most --max-wait s) and the
 load seen is recorded. Per phase: MB/s (record values), its fraction of loopback TCP and of the
 page-cache read rate, and CPU µs per MB for the servers and the client (holds up better under
 load than MB/s; also with the nodes' idle CPU, sampled before the phases, taken out, and for
@@ -250,25 +251,28 @@ def run(info: dict, topic: str, records: int, record_size: int, phases: tuple[st
         argvs["kafka_tuned_big_3p"] = tuned(kafka_consume_argv(info, many_topic, records, record_size) + KAFKA_FETCH_BIG)
     pid = leader_pid(info, topic)
     idle = idle_cores(info["pids"])
+    runs: dict[str, list[dict]] = {phase: [] for phase in phases}
+    for round_number in range(repeats):                 # rounds: every phase once, in order, per round
+        for phase in phases:
+            log(f"{label} {phase} (round {round_number + 1} of {repeats}): consume {records} x {record_size} B")
+            profile = os.path.join(profile_dir, f"{label}-{phase}-{round_number}.txt") if profile_dir else None
+            setting = PHASE_BROKER_CONFIGS.get(phase)
+            if setting:
+                broker_config(info, "--set", setting)
+            try:
+                runs[phase].append(one_phase(info, argvs[phase], pid if phase != "kafka_tuned_big_3p" else None, profile, idle))
+            finally:
+                if setting:
+                    broker_config(info, "--delete", setting.split("=")[0])
+            log(f"  {runs[phase][-1].get('mb_per_s')} MB/s")
     out = {}
     for phase in phases:
-        log(f"{label} {phase}: consume {records} x {record_size} B")
-        profile = os.path.join(profile_dir, f"{label}-{phase}.txt") if profile_dir else None
-        setting = PHASE_BROKER_CONFIGS.get(phase)
-        if setting:
-            broker_config(info, "--set", setting)
-        try:
-            runs = [one_phase(info, argvs[phase], pid if phase != "kafka_tuned_big_3p" else None, profile, idle)
-                    for _ in range(repeats)]
-        finally:
-            if setting:
-                broker_config(info, "--delete", setting.split("=")[0])
-        result = sorted(runs, key=lambda run: run.get("mb_per_s") or 0.0)[len(runs) // 2]
-        result.update(broker_config_set=setting, repeats_mb_per_s=[run.get("mb_per_s") for run in runs])
+        result = sorted(runs[phase], key=lambda run: run.get("mb_per_s") or 0.0)[len(runs[phase]) // 2]
+        result.update(broker_config_set=PHASE_BROKER_CONFIGS.get(phase), repeats_mb_per_s=[run.get("mb_per_s") for run in runs[phase]])
         result["summary"] = per_megabyte(result, limits or {})
         result["summary"]["repeats_mb_per_s"] = result["repeats_mb_per_s"]
         out[phase] = result
-        log(f"  {json.dumps(result['summary'])}")
+        log(f"{label} {phase}: {json.dumps(result['summary'])}")
     return out
 
 
