@@ -204,8 +204,7 @@ class KafkaListener:
 
     def _set_send_buffer(self, sock: socket.socket | None) -> None:
         """Give a new connection's socket the configured send buffer (Kafka's
-        socket.send.buffer.bytes). A big buffer from the first byte lets one sendfile call move
-        megabytes of a Fetch response instead of waking up per autotuned window. A value above
+        socket.send.buffer.bytes; -1, the default, keeps the kernel's autotuned size). A value above
         the kernel's cap (net.core.wmem_max) would be cut to the cap and turn the kernel's
         autotuning off, so then the OS default stays (one warning)."""
         wanted = self._send_buffer_bytes() if self._send_buffer_bytes is not None else -1
