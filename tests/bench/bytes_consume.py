@@ -76,7 +76,7 @@ from tests.bench.broker_vs_jetstream import (
     proc_cpu_s,
     wait_for_quiet,
 )
-from tests.bench.security_overhead import cluster_up
+from tests.bench.security_overhead import cli, cluster_up
 
 PY_SPY = str(pathlib.Path(sys.executable).with_name("py-spy"))
 RESULTS = pathlib.Path(__file__).with_name("results")
@@ -288,8 +288,7 @@ def one_phase(info: dict, argv: list[str], leader: int | None, profile: str | No
 
 def broker_config(info: dict, *change: str) -> None:
     """`freshet config --cluster --set K=V` / `--delete K` against the running cluster."""
-    subprocess.run([FRESHET, "config", "--cluster", *change, "--bootstrap-server", info["bootstrap"], *info["cli"]],
-                   check=True, capture_output=True, timeout=60)
+    cli(info, "config", "--cluster", *change)
     time.sleep(1.0)                                     # every broker applies the new metadata
 
 
