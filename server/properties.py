@@ -159,6 +159,8 @@ KAFKA_TIME_KEYS: Mapping[str, tuple[tuple[str, int], ...]] = {
 _THREADS = "Freshet sizes its own threads and asyncio loop"
 _RAFT = "the metadata quorum's timing is pysyncobj's (README, Metadata quorum)"
 _REPLICATION = "followers fetch over one gRPC stream per leader broker"
+#: Kafka broker settings under an ignored prefix that Freshet honours (broker keys, same meaning).
+KAFKA_HONOURED = frozenset({"socket.send.buffer.bytes"})
 #: Kafka settings Freshet knows and does not use: accepted with one warning line each.
 KAFKA_IGNORED: Mapping[str, str] = {
     "num.network.threads": _THREADS,
@@ -170,7 +172,8 @@ KAFKA_IGNORED: Mapping[str, str] = {
     "replica.fetch.": _REPLICATION,
     "replica.socket.": _REPLICATION,
     "replica.high.watermark.checkpoint.interval.ms": "the high watermark is checkpointed every 5 s",
-    "socket.": "Freshet uses the operating system's socket buffers and gRPC's message limits",
+    "socket.": "Freshet uses the operating system's socket buffers and gRPC's message limits "
+               "(socket.send.buffer.bytes sets the Kafka listener's)",
     "zookeeper.": "Freshet runs its own Raft quorum (controller.quorum.voters), never ZooKeeper",
     "transaction.state.log.": "Freshet has no transactions yet",
     "transactional.id.": "Freshet has no transactions yet",
@@ -223,6 +226,8 @@ def ignored_reason(key: str) -> str | None:
     or None when it is not an ignored key."""
     if key in KAFKA_IGNORED:
         return KAFKA_IGNORED[key]
+    if key in KAFKA_HONOURED:
+        return None
     for prefix, reason in KAFKA_IGNORED.items():
         if prefix.endswith(".") and key.startswith(prefix):
             return reason

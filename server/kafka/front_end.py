@@ -111,6 +111,7 @@ class KafkaFrontEnd:
             ssl_context=tls.server_context() if tls is not None else None,
             connection_auth=connection_auth,
             metrics=data_plane.metrics,
+            send_buffer_bytes=lambda: data_plane.broker_config().socket_send_buffer_bytes,
         )
 
     async def _auto_create(self, names: list[str]) -> bool:

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import ssl
 import threading
 from collections.abc import Awaitable, Callable
@@ -68,6 +69,8 @@ HANDSHAKE_TIMEOUT_S = 10.0
 #: Kafka's connection.failed.authentication.delay.ms default (100 ms).
 FAILED_AUTHENTICATION_DELAY_S = 0.1
 _END = object()
+#: The kernel's cap on SO_SNDBUF (a larger request is silently cut to it).
+WMEM_MAX_PATH = "/proc/sys/net/core/wmem_max"
 #: The two ways Fetch records leave (Transfers): zero-copy from the segment file, or read and copied.
 SENDFILE = "sendfile"
 COPY = "copy"
@@ -118,10 +121,12 @@ class KafkaListener:
         ssl_context: ssl.SSLContext | None = None,
         connection_auth: Callable[[str, object], ConnectionAuth] | None = None,
         metrics: BrokerMetrics | None = None,
+        send_buffer_bytes: Callable[[], int] | None = None,
     ) -> None:
         """`connection_auth(host, ssl_object)`: a connection's authentication state (None: the
         node has security off and every request is served). `metrics`: where the Fetch record
-        bytes are counted by path (sendfile or copy)."""
+        bytes are counted by path (sendfile or copy). `send_buffer_bytes()`: the SO_SNDBUF each
+        new connection gets (Kafka's socket.send.buffer.bytes; -1 or None: the OS default)."""
         assert request_bytes_max > 0 and in_flight_max > 0
         self.ssl_context = ssl_context
         self._connection_auth = connection_auth
@@ -133,6 +138,8 @@ class KafkaListener:
         self._server: asyncio.AbstractServer | None = None
         self._connections: set[asyncio.Task] = set()
         self._transfers = Transfers(metrics)
+        self._send_buffer_bytes = send_buffer_bytes
+        self._wmem_max_warned = False
 
     @property
     def connection_count(self) -> int:
@@ -181,6 +188,7 @@ class KafkaListener:
         if self._connection_auth is not None:
             host = peername[0] if isinstance(peername, tuple) else ""
             auth = self._connection_auth(host, writer.get_extra_info("ssl_object"))
+        self._set_send_buffer(writer.get_extra_info("socket"))
         connection = _Connection(
             reader, writer, peer, self._dispatcher, self._request_bytes_max, self._in_flight_max, auth, self._transfers
         )
@@ -192,6 +200,36 @@ class KafkaListener:
                 await writer.wait_closed()
             except (ConnectionError, OSError):
                 pass
+
+
+    def _set_send_buffer(self, sock: socket.socket | None) -> None:
+        """Give a new connection's socket the configured send buffer (Kafka's
+        socket.send.buffer.bytes; -1, the default, keeps the kernel's autotuned size). A value above
+        the kernel's cap (net.core.wmem_max) would be cut to the cap and turn the kernel's
+        autotuning off, so then the OS default stays (one warning)."""
+        wanted = self._send_buffer_bytes() if self._send_buffer_bytes is not None else -1
+        if wanted <= 0 or sock is None:
+            return
+        cap = _wmem_max()
+        if cap is not None and wanted > cap:
+            if not self._wmem_max_warned:
+                logger.warning("socket.send.buffer.bytes=%d is above the kernel's net.core.wmem_max (%d); the Kafka "
+                               "listener keeps the OS default send buffer", wanted, cap)
+                self._wmem_max_warned = True
+            return
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, wanted)
+        except OSError as error:
+            logger.warning("Kafka listener: setting SO_SNDBUF to %d failed: %s; keeping the OS default", wanted, error)
+
+
+def _wmem_max() -> int | None:
+    """net.core.wmem_max, None where it cannot be read (not Linux)."""
+    try:
+        with open(WMEM_MAX_PATH, encoding="ascii") as file:
+            return int(file.read().strip())
+    except (OSError, ValueError):
+        return None
 
 
 class _Connection:

@@ -19,6 +19,10 @@ beginning by
   the client with glibc's malloc keeping freed buffers (CLIENT_MALLOC_ENV, what the node does
   itself); `grpc_sdk_tuned_big_no_crc` and `kafka_tuned_big` also fetch 16 MiB per partition;
   `kafka_tuned_big_3p` reads a second, 3-partition topic (leaders on every node);
+- the A/Bs of wave 6 (kfetch6), in the same cluster: `kafka_tuned_big_sndbuf_4mib` with the
+  broker key socket.send.buffer.bytes=4194304 for that phase (the default, -1, keeps the OS's
+  autotuned send buffer), and `kafka_tuned_big_batch1000` with the reader asking consume(1000)
+  rather than consume(KAFKA_CONSUME_BATCH) (64 MiB per call at 64 KiB records);
 
 and a `cluster up --secure` cluster (SASL_SSL) with its own pre-filled topic (--tls-records), read by
 
@@ -31,7 +35,9 @@ the node's malloc tuning in the same run. Every phase records its client command
 
 Each phase runs in its own child process (tests/bench/broker_vs_jetstream.measured: the 3 node
 processes' CPU from /proc, the client's CPU, and `other_cores_busy`, what the rest of the machine
-used meanwhile); the machine is gated idle first (wait_quiet.py, at most --max-wait s) and the
+used meanwhile), in --repeats rounds of every phase in turn (default 3; interleaved, so a drift
+over the run, such as the page cache settling, does not favour one phase; the run with the
+median MB/s is the phase's figure, every run's MB/s is kept); the machine is gated idle first (wait_quiet.py, at most --max-wait s) and the
 load seen is recorded. Per phase: MB/s (record values), its fraction of loopback TCP and of the
 page-cache read rate, and CPU µs per MB for the servers and the client (holds up better under
 load than MB/s; also with the nodes' idle CPU, sampled before the phases, taken out, and for
@@ -70,7 +76,7 @@ from tests.bench.broker_vs_jetstream import (
     proc_cpu_s,
     wait_for_quiet,
 )
-from tests.bench.security_overhead import cluster_up
+from tests.bench.security_overhead import cli, cluster_up
 
 PY_SPY = str(pathlib.Path(sys.executable).with_name("py-spy"))
 RESULTS = pathlib.Path(__file__).with_name("results")
@@ -87,7 +93,14 @@ KAFKA_FETCH_BIG = ["-X", f"max.partition.fetch.bytes={FETCH_PARTITION_BYTES_TUNE
                      "-X", "queued.max.messages.kbytes=262144"]
 #: `_tuned`: the client runs with CLIENT_MALLOC_ENV; `_big`: also with the big fetch sizes.
 PLAINTEXT_PHASES = ("grpc_sdk", "grpc_sdk_no_crc", "grpc_sdk_tuned", "grpc_sdk_tuned_no_crc", "grpc_sdk_tuned_big_no_crc",
-                    "kafka", "kafka_tuned", "kafka_tuned_big", "kafka_tuned_big_3p")
+                    "kafka", "kafka_tuned", "kafka_tuned_big", "kafka_tuned_big_3p", "kafka_tuned_big_sndbuf_4mib",
+                    "kafka_tuned_big_batch1000")
+#: Messages the confluent-kafka reader asks of each consume() call. At 64 KiB records, 1000 is
+#: 64 MiB: the reader's thread then copies values in 64 MiB bursts while librdkafka's fetches
+#: wait in its queue; 100 (6.4 MiB) keeps copying and fetching overlapped.
+KAFKA_CONSUME_BATCH = 100
+#: Phases run with a broker key set cluster-wide for their duration (then deleted again).
+PHASE_BROKER_CONFIGS = {"kafka_tuned_big_sndbuf_4mib": "socket.send.buffer.bytes=4194304"}
 SECURE_PHASES = ("kafka", "kafka_tuned_big")
 #: The A/B of the nodes' own malloc tuning: a third cluster started with FRESHET_MALLOC_TUNING=off.
 UNTUNED_NODE_PHASES = ("grpc_sdk_no_crc", "kafka", "kafka_tuned_big")
@@ -157,9 +170,9 @@ def crc_throughput(record_size: int, seconds: float = 1.0) -> dict:
             "mb_per_cpu_s": round(count * record_size / cpu / MB, 1)}
 
 
-def kafka_consume_argv(info: dict, topic: str, records: int, record_size: int) -> list[str]:
+def kafka_consume_argv(info: dict, topic: str, records: int, record_size: int, batch: int = KAFKA_CONSUME_BATCH) -> list[str]:
     argv = [sys.executable, "-m", "tests.bench.kafka_client_perf", "consume", "--bootstrap", info["kafka_bootstrap"],
-            "--topic", topic, "--num-records", str(records), "--record-size", str(record_size)]
+            "--topic", topic, "--num-records", str(records), "--record-size", str(record_size), "--consume-batch", str(batch)]
     for key, value in kafka_security(info).items():
         argv += ["-X", f"{key}={value}"]
     return argv
@@ -213,12 +226,14 @@ def leader_pid(info: dict, topic: str) -> int | None:
 
 
 def run(info: dict, topic: str, records: int, record_size: int, phases: tuple[str, ...] = ("grpc_sdk", "grpc_sdk_no_crc", "kafka"),
-        limits: dict | None = None, profile_dir: str | None = None, label: str = "", many_topic: str | None = None) -> dict:
+        limits: dict | None = None, profile_dir: str | None = None, label: str = "", many_topic: str | None = None,
+        repeats: int = 1) -> dict:
     """The consume phases against a running cluster whose `topic` holds `records` records of
     `record_size` bytes: `info` is `cluster up --json`'s line plus "pids" (node pids) and "cli"
     (the CLI's connection flags). Returns {phase: measured result + "summary"}; `limits` (a
     limits.py line) gives the fractions. Phases: those of PHASES (`kafka_tuned_3p` reads
-    `many_topic`, a 3-partition topic of as many records)."""
+    `many_topic`, a 3-partition topic of as many records); each runs `repeats` times, and the run
+    with the median MB/s stands for it."""
     one = {"grpc_sdk": grpc_consume_argv(info, topic, records),
            "grpc_sdk_no_crc": grpc_consume_argv(info, topic, records, check_crcs=False),
            "kafka": kafka_consume_argv(info, topic, records, record_size)}
@@ -229,24 +244,52 @@ def run(info: dict, topic: str, records: int, record_size: int, phases: tuple[st
         "grpc_sdk_tuned_big_no_crc": tuned(one["grpc_sdk_no_crc"] + SDK_FETCH_BIG),
         "kafka_tuned": tuned(one["kafka"]),
         "kafka_tuned_big": tuned(one["kafka"] + KAFKA_FETCH_BIG),
+        "kafka_tuned_big_sndbuf_4mib": tuned(one["kafka"] + KAFKA_FETCH_BIG),
+        "kafka_tuned_big_batch1000": tuned(kafka_consume_argv(info, topic, records, record_size, batch=1000) + KAFKA_FETCH_BIG),
     }
     if many_topic is not None:
         argvs["kafka_tuned_big_3p"] = tuned(kafka_consume_argv(info, many_topic, records, record_size) + KAFKA_FETCH_BIG)
     pid = leader_pid(info, topic)
     idle = idle_cores(info["pids"])
+    runs: dict[str, list[dict]] = {phase: [] for phase in phases}
+    for round_number in range(repeats):                 # rounds: every phase once, in order, per round
+        for phase in phases:
+            log(f"{label} {phase} (round {round_number + 1} of {repeats}): consume {records} x {record_size} B")
+            profile = os.path.join(profile_dir, f"{label}-{phase}-{round_number}.txt") if profile_dir else None
+            setting = PHASE_BROKER_CONFIGS.get(phase)
+            if setting:
+                broker_config(info, "--set", setting)
+            try:
+                runs[phase].append(one_phase(info, argvs[phase], pid if phase != "kafka_tuned_big_3p" else None, profile, idle))
+            finally:
+                if setting:
+                    broker_config(info, "--delete", setting.split("=")[0])
+            log(f"  {runs[phase][-1].get('mb_per_s')} MB/s")
     out = {}
     for phase in phases:
-        log(f"{label} {phase}: consume {records} x {record_size} B")
-        profile = os.path.join(profile_dir, f"{label}-{phase}.txt") if profile_dir else None
-        leader_before, wall_before = proc_cpu_s(pid) if pid else 0.0, time.monotonic()
-        result = profiled(argvs[phase], info["pids"], pid if phase != "kafka_tuned_big_3p" else None, profile)
-        wall = time.monotonic() - wall_before
-        result.update(phase_wall_s=round(wall, 2), servers_idle_cores=idle, client_argv=shown_argv(argvs[phase]),
-                      leader_cpu_s=round(proc_cpu_s(pid) - leader_before, 2) if pid and phase != "kafka_tuned_big_3p" else None)
+        result = sorted(runs[phase], key=lambda run: run.get("mb_per_s") or 0.0)[len(runs[phase]) // 2]
+        result.update(broker_config_set=PHASE_BROKER_CONFIGS.get(phase), repeats_mb_per_s=[run.get("mb_per_s") for run in runs[phase]])
         result["summary"] = per_megabyte(result, limits or {})
+        result["summary"]["repeats_mb_per_s"] = result["repeats_mb_per_s"]
         out[phase] = result
-        log(f"  {json.dumps(result['summary'])}")
+        log(f"{label} {phase}: {json.dumps(result['summary'])}")
     return out
+
+
+def one_phase(info: dict, argv: list[str], leader: int | None, profile: str | None, idle: float) -> dict:
+    """One run of a phase's reader: `measured` plus the wall time, the leader's CPU (`leader`:
+    its pid, None when the phase has several leaders) and the client command line."""
+    leader_before, wall_before = proc_cpu_s(leader) if leader else 0.0, time.monotonic()
+    result = profiled(argv, info["pids"], leader, profile)
+    result.update(phase_wall_s=round(time.monotonic() - wall_before, 2), servers_idle_cores=idle, client_argv=shown_argv(argv),
+                  leader_cpu_s=round(proc_cpu_s(leader) - leader_before, 2) if leader else None)
+    return result
+
+
+def broker_config(info: dict, *change: str) -> None:
+    """`freshet config --cluster --set K=V` / `--delete K` against the running cluster."""
+    cli(info, "config", "--cluster", *change)
+    time.sleep(1.0)                                     # every broker applies the new metadata
 
 
 def idle_cores(pids: list[int], seconds: float = 3.0) -> float:
@@ -295,7 +338,7 @@ def fill_and_read(args, info: dict, secure: bool, limits: dict, label: str, reco
         log(f"  prefill of 3 partitions {many.get('mb_per_s')} MB/s")
     phases = SECURE_PHASES if secure else UNTUNED_NODE_PHASES if nodes_malloc_off else PLAINTEXT_PHASES
     consumed = run(info, topic, records, args.record_size, phases, limits, args.profile_dir, label,
-                   many_topic="bytes-consume-3p" if many else None)
+                   many_topic="bytes-consume-3p" if many else None, repeats=args.repeats)
     return {"prefill": filled, "prefill_3p": many, **consumed}
 
 
@@ -307,6 +350,7 @@ def main() -> None:
     parser.add_argument("--skip-wait", action="store_true")
     parser.add_argument("--max-wait", type=int, default=120, help="seconds to wait for an idle machine (at most)")
     parser.add_argument("--skip-limits", action="store_true")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each phase (the median MB/s stands for it)")
     parser.add_argument("--profile-dir", default=None)
     parser.add_argument("--tmp", default=tempfile.gettempdir())
     parser.add_argument("--out", default=str(RESULTS / f"{time.strftime('%Y-%m-%d')}-bytes-consume.json"))
@@ -345,6 +389,8 @@ def main() -> None:
         "ratios": {
             "kafka_sendfile_over_grpc_sdk": ratio(table, "kafka", "grpc_sdk"),
             "kafka_tuned_big_over_kafka": ratio(table, "kafka_tuned_big", "kafka"),
+            "kafka_sndbuf_4mib_over_os_default": ratio(table, "kafka_tuned_big_sndbuf_4mib", "kafka_tuned_big"),
+            "kafka_consume_batch_100_over_1000": ratio(table, "kafka_tuned_big", "kafka_tuned_big_batch1000"),
             "grpc_sdk_tuned_over_grpc_sdk": ratio(table, "grpc_sdk_tuned", "grpc_sdk"),
             "kafka_tls_over_sendfile": ratio(table, "tls_kafka", "kafka"),
             "nodes_malloc_on_over_off_grpc_no_crc": ratio(table, "grpc_sdk_no_crc", "nodes_malloc_off_grpc_sdk_no_crc"),

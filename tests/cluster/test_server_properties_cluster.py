@@ -91,7 +91,7 @@ def cluster(tmp_path_factory):
 
 def test_every_ignored_kafka_key_printed_one_warning(cluster):
     text = cluster.processes[1].log_text()
-    for key in ("num.network.threads", "num.io.threads", "socket.send.buffer.bytes", "transaction.state.log.min.isr"):
+    for key in ("num.network.threads", "num.io.threads", "socket.receive.buffer.bytes", "transaction.state.log.min.isr"):
         lines = [line for line in text.splitlines() if f"warning: ignoring Kafka setting {key} (" in line]
         assert len(lines) == 1, text[-3000:]
     assert "Traceback" not in text

@@ -222,7 +222,7 @@ def test_freshet_keys_pass_through_in_a_properties_file(tmp_path):
 def test_ignored_kafka_keys_warn_once_each(tmp_path):
     config = load(
         tmp_path,
-        "num.network.threads=3\nnum.io.threads=8\nsocket.send.buffer.bytes=102400\n"
+        "num.network.threads=3\nnum.io.threads=8\nsocket.receive.buffer.bytes=102400\n"
         "num.recovery.threads.per.data.dir=1\ntransaction.state.log.min.isr=1\nzookeeper.connect=zk:2181\n"
         "log.flush.scheduler.interval.ms=1000\n",
     )
@@ -230,6 +230,13 @@ def test_ignored_kafka_keys_warn_once_each(tmp_path):
     assert config.config_warnings[0].startswith("ignoring Kafka setting num.network.threads (")
     assert "line 6)" in config.config_warnings[0]
     assert all(warning.startswith("ignoring Kafka setting ") for warning in config.config_warnings)
+
+
+def test_socket_send_buffer_bytes_is_honoured_as_kafka_s_broker_key(tmp_path):
+    config = load(tmp_path, "socket.send.buffer.bytes=1048576\nsocket.receive.buffer.bytes=102400\n")
+    assert config.static_broker_config.socket_send_buffer_bytes == 1048576
+    assert [warning.split(" (")[0] for warning in config.config_warnings] == ["ignoring Kafka setting socket.receive.buffer.bytes"]
+    assert ignored_reason("socket.send.buffer.bytes") is None
 
 
 def test_every_ignored_key_has_a_reason():
