@@ -182,6 +182,19 @@ def delay(cluster, rng: random.Random) -> FaultRecord:
     return _record("delay", f"into {node}: {delay_ms} ms + jitter {jitter_ms} ms", rng, cluster.clear_delays)
 
 
+def reorder(cluster, rng: random.Random) -> FaultRecord:
+    """Reordering on every link of one node, both directions (NFQUEUE: tests/support/nemesis/
+    reorder.py): 10-40% of the packets held back 5-30 ms + 0-20 ms jitter, so later ones pass them."""
+    node = rng.choice(_nodes(cluster))
+    percent, hold_ms, jitter_ms = rng.randrange(10, 41), rng.randrange(5, 31), rng.randrange(0, 21)
+    seed = rng.randrange(1 << 30)
+    for other in [n for n in _nodes(cluster) if n != node] + ["client"]:
+        cluster.network.reorder(node, other, percent, hold_ms, jitter_ms, seed)
+        cluster.network.reorder(other, node, percent, hold_ms, jitter_ms, seed)
+    return _record("reorder", f"{percent}% of packets to and from {node} held {hold_ms} ms + jitter {jitter_ms} ms",
+                   rng, cluster.network.heal)
+
+
 def _restart(cluster, node: int) -> None:
     if not cluster.processes[node].is_alive:
         cluster.start(node)
@@ -286,6 +299,7 @@ FAULTS: dict[str, Fault] = {
     "one-way": Fault(one_way, True, False, 1.5),
     "packet-loss": Fault(packet_loss, True, False, 2),
     "delay": Fault(delay, True, False, 1.5),
+    "reorder": Fault(reorder, True, False, 1.5),
     "pause": Fault(pause, True, False, 3),
     "kill": Fault(kill, True, True, 1),
     "crash-while-partitioned": Fault(crash_while_partitioned, False, True, 0.5),

@@ -13,6 +13,10 @@ Faults on links (what this kernel can do, /work/shared/notes/fault-injection.md)
   side only it is a one-way partition (A cannot send to B, B's packets still reach A).
 - loss: an nftables rule `ip daddr PEER numgen random mod 100 < P drop` on a member's output.
 - delay and jitter are not kernel faults here (no `tc netem`): tests/support/nemesis/proxy.py.
+- reorder: an iptables rule `-d PEER -j NFQUEUE --queue-bypass` on a member's OUTPUT (nftables'
+  own `queue` expression is not in this kernel; iptables' NFQUEUE target is, through nft_compat)
+  hands those packets to tests/support/nemesis/reorder.py running in the member's namespace,
+  which holds some back so that later ones overtake them.
 
 Thread-safety: not thread-safe (the nemesis thread alone changes links).
 """
@@ -21,12 +25,16 @@ from __future__ import annotations
 
 import ctypes
 import os
+import pathlib
 import subprocess
+import sys
 
 SUBNET = "10.88.0"
 CLIENT_HOST = 100
 _CLONE_NEWNET = 0x40000000
 _TABLE = "nemesis"
+_REORDER_QUEUE = 1
+_REPO = pathlib.Path(__file__).resolve().parents[3]
 
 
 def run_ip(*args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -43,6 +51,15 @@ def run_nft(namespace: str, script: str, check: bool = True) -> subprocess.Compl
                             capture_output=True, text=True, timeout=30)
     if check and result.returncode != 0:
         raise RuntimeError(f"nft in {namespace} failed: {result.stderr.strip()}\n{script}")
+    return result
+
+
+def _run_iptables(namespace: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """`iptables ARGS` inside `namespace` (a failure names the command and its stderr)."""
+    result = subprocess.run(["ip", "netns", "exec", namespace, "iptables", *args], capture_output=True, text=True,
+                            timeout=30)
+    if check and result.returncode != 0:
+        raise RuntimeError(f"iptables {' '.join(args)} in {namespace} failed: {result.stderr.strip()}")
     return result
 
 
@@ -79,6 +96,8 @@ class Network:
         self.hub = f"{tag}-hub"
         self.cuts: set[tuple[str, str]] = set()        # (from member, to member): blackholed
         self.losses: dict[tuple[str, str], int] = {}   # (from member, to member): drop percent
+        self.reorders: set[tuple[str, str]] = set()    # (from member, to member): queued to reorder.py
+        self._reorderers: dict[str, subprocess.Popen] = {}   # member -> its reorder.py process
         self.is_up = False
 
     def namespace(self, member: str | int) -> str:
@@ -110,6 +129,7 @@ class Network:
 
     def close(self) -> None:
         """Delete every namespace of this run (links, routes and nft tables go with them)."""
+        self._stop_reordering()
         if self.is_up:
             delete_namespaces(self.tag + "-")
             self.is_up = False
@@ -136,8 +156,47 @@ class Network:
                 f"add rule inet {_TABLE} out ip daddr {self.address(target)} numgen random mod 100 < {percent} drop\n")
         self.losses[key] = percent
 
+    def reorder(self, source: str | int, target: str | int, hold_percent: float, hold_ms: float, jitter_ms: float,
+                seed: int) -> None:
+        """Reorder what `source` sends to `target`: `hold_percent`% of its packets are held back
+        `hold_ms` + up to `jitter_ms` (one reorder.py per source namespace, started on first use;
+        the settings of its first use hold until the heal)."""
+        key = (str(source), str(target))
+        if key in self.reorders:
+            return
+        namespace = self.namespace(source)
+        if str(source) not in self._reorderers:
+            process = subprocess.Popen(
+                ["ip", "netns", "exec", namespace, sys.executable, "-m", "tests.support.nemesis.reorder",
+                 "--queue", str(_REORDER_QUEUE), "--hold-percent", str(hold_percent), "--hold-ms", str(hold_ms),
+                 "--jitter-ms", str(jitter_ms), "--seed", str(seed)],
+                cwd=_REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            )
+            self._reorderers[str(source)] = process
+            first = process.stdout.readline().strip() if process.stdout else ""
+            if first != "ready":
+                process.kill()
+                raise RuntimeError(f"reorder.py in {namespace} did not start: {first} {process.stdout.read() if process.stdout else ''}")
+        _run_iptables(namespace, "-A", "OUTPUT", "-d", self.address(target), "-j", "NFQUEUE",
+                      "--queue-num", str(_REORDER_QUEUE), "--queue-bypass")
+        self.reorders.add(key)
+
+    def _stop_reordering(self) -> None:
+        for source in sorted({source for source, _ in self.reorders}):
+            _run_iptables(self.namespace(source), "-F", "OUTPUT", check=False)
+        self.reorders.clear()
+        for process in self._reorderers.values():
+            process.terminate()
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(10)
+        self._reorderers.clear()
+
     def heal(self) -> None:
-        """Remove every cut and every loss rule."""
+        """Remove every cut, loss rule and reordering."""
+        self._stop_reordering()
         for source, target in sorted(self.cuts):
             run_ip("-n", self.namespace(source), "route", "del", "blackhole", f"{self.address(target)}/32", check=False)
         self.cuts.clear()
@@ -148,4 +207,5 @@ class Network:
     def describe(self) -> str:
         cuts = ",".join(f"{a}->{b}" for a, b in sorted(self.cuts))
         losses = ",".join(f"{a}->{b}:{p}%" for (a, b), p in sorted(self.losses.items()))
-        return f"cuts[{cuts}] loss[{losses}]"
+        reorders = ",".join(f"{a}->{b}" for a, b in sorted(self.reorders))
+        return f"cuts[{cuts}] loss[{losses}] reorder[{reorders}]"
