@@ -719,3 +719,64 @@ def test_record_timestamps_answer_from_the_leader_below_the_high_watermark(loop)
     apply(broker, hosted(broker, leader=3, epoch=2))
     (moved,) = broker.fetch.record_timestamps(replication_pb2.RecordTimestampsRequest(queries=[query(topic="t", partition=0)])).results
     assert (moved.error.code, moved.error.leader_id) == (E.NOT_LEADER, 3)
+
+
+def test_isr_expansions_due_while_a_request_is_in_flight_go_together_in_the_next_one(loop, monkeypatch):
+    """As Kafka's AlterPartitionManager: one AlterPartition of a broker in flight at a time. A
+    restarted follower catches up on thousands of partitions within seconds; each event-loop turn
+    sending its own request made thousands of small requests (each a metadata command, each a
+    new image every broker reconciles). Expansions due meanwhile wait for the answer and then go
+    in one request."""
+    from freshet.server.broker import alter_partition
+    from freshet.v1 import controller_pb2
+
+    broker = make_broker(loop)
+    broker.publisher.image.brokers = {2: FakeBrokerRegistration(), 3: FakeBrokerRegistration()}
+    partitions = []
+    for number in range(3):
+        broker.publisher.image.partitions[("t", number)] = FakePartitionImage(NODE, 1)
+        replica = HostedReplica("t", number, TOPIC_ID, LEADER, NODE, 1, 4, FakeLog(), (1, 2, 3), (1, 2), 2)
+        broker.roles._on_replica_change(None, replica)
+        partitions.append(broker.table.partitions[("t", number)])
+    sent: list = []
+    answer = asyncio.Event()
+
+    async def held_forward(channels, method, build, deadline, hint, skip_self):
+        request = build()
+        sent.append(request)
+        await answer.wait()
+        response = controller_pb2.AlterPartitionResponse()
+        for change in request.changes:
+            result = response.results.add(topic_id=change.topic_id, partition=change.partition)
+            result.partition_state.partition_epoch = change.partition_epoch + 1
+            result.partition_state.leader_epoch = change.leader_epoch
+            result.partition_state.isr.extend(change.new_isr)
+        return response
+
+    monkeypatch.setattr(alter_partition, "forward", held_forward)
+    config = type("Config", (), {"replica_lag_time_max_ms": 30_000})()
+    manager = alter_partition.AlterPartitionManager(broker.table, None, lambda: 1, lambda: 7, lambda: config, broker.clock)
+    manager._loop = loop
+
+    def catch_up(partition: Partition) -> None:
+        partition.follower_acknowledged(3, 0, broker.clock.monotonic_ms())
+        manager.request_check(partition)
+
+    def turns(count: int = 5) -> None:
+        for _ in range(count):
+            loop.run_until_complete(asyncio.sleep(0))
+
+    catch_up(partitions[0])
+    turns()
+    assert [[c.partition for c in request.changes] for request in sent] == [[0]]
+    catch_up(partitions[1])
+    turns()
+    catch_up(partitions[2])
+    turns()
+    assert len(sent) == 1, "a second request went out while the first was in flight"
+    answer.set()
+    turns()
+    assert [sorted(c.partition for c in request.changes) for request in sent] == [[0], [1, 2]]
+    assert [p.leader.isr for p in partitions] == [(1, 2, 3)] * 3
+    turns()
+    assert len(sent) == 2                                 # nothing more to change
