@@ -343,11 +343,15 @@ class AdminRequests:
         return partition is not None and partition.leader_epoch == change.leader_epoch and partition.partition_epoch > change.partition_epoch
 
     def _fill_isr_state(self, change, result) -> None:
-        """Answer an applied change: OK and the partition's state in the newest image (the state
-        the batch left, or newer: the leader adopts it only under its own leader epoch)."""
+        """Answer an applied change: OK, with the partition's state when the newest image holds
+        exactly what this change made (its leader epoch, the next partition epoch, its ISR). When
+        another command moved the partition on meanwhile, no state: the leader adopts nothing
+        from the answer and takes the newer state, replicas included, from metadata."""
         result.error.CopyFrom(status.ok_detail())
         partition = self._image_partition(change)
-        if partition is not None:
+        if partition is not None and (partition.leader_epoch, partition.partition_epoch, list(partition.isr)) == (
+            change.leader_epoch, change.partition_epoch + 1, list(change.new_isr)
+        ):
             result.partition_state.CopyFrom(metadata_pb2.PartitionChangeResult(
                 leader=partition.leader, leader_epoch=partition.leader_epoch, partition_epoch=partition.partition_epoch,
                 isr=partition.isr, replicas=partition.replicas,
