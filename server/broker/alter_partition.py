@@ -5,11 +5,7 @@ replica.lag.time.max.ms / 4 (between `limits.ISR_CHECK_INTERVAL_MS_MIN` and `_MA
 immediate pass, coalesced, for a partition whose follower may just have caught up. Every decision
 is `LeaderState.alter_isr` (pure, server/replication/core.py); the AlterPartition requests go to
 the active controller, at most one in flight per partition; the answer is applied through
-`Partition.alter_isr_answered`. As Kafka's AlterPartitionManager, the immediate checks wait while
-a request of this broker is in flight and then go together in the next one: a restarted
-follower catches up on thousands of partitions within seconds, and one request (one metadata
-command on the controller) for all that became due meanwhile replaces one request per event-loop
-turn. The periodic pass sends at once.
+`Partition.alter_isr_answered`.
 
 Issue 16 (availability after short partitions): a shrink of every follower of a partition at once
 is decided only while this broker has contact with a controller (`controller_contact`, from its
@@ -111,8 +107,6 @@ class AlterPartitionManager:
 
     def _flush(self) -> None:
         self._is_flush_scheduled = False
-        if self._requests:
-            return                    # one request at a time: the due ones go when it is answered
         keys, self._due = self._due, set()
         partitions = self._table.partitions
         self.check([partitions[key] for key in keys if key in partitions])
@@ -147,14 +141,7 @@ class AlterPartitionManager:
         assert self._loop is not None
         task = self._loop.create_task(self._send(changes), name="alter-partition")
         self._requests.add(task)
-        task.add_done_callback(self._request_done)
-
-    def _request_done(self, task: asyncio.Task) -> None:
-        """A request ended: the partitions that became due meanwhile go in the next one, together."""
-        self._requests.discard(task)
-        if self._due and not self._is_flush_scheduled and not self._is_closed and self._loop is not None:
-            self._is_flush_scheduled = True
-            self._loop.call_soon(self._flush)
+        task.add_done_callback(self._requests.discard)
 
     def _may_shrink(self, now_ms: int) -> bool:
         """Whether this broker has controller contact; when contact came back since the last call,
