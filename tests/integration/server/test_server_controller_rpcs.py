@@ -317,7 +317,7 @@ def test_alter_partition_commits_every_valid_change_of_a_request_in_one_command(
                                                    changes=[*changes, stale])
     applied = cluster.admin(2).AlterPartition(request, timeout=10)
     assert [r.error.code for r in applied.results] == [E.NONE] * len(changes) + [E.INVALID_UPDATE_VERSION]
-    for change, result in zip(changes, applied.results):
+    for change, result in zip(changes, applied.results[: len(changes)], strict=True):
         assert result.partition_state.partition_epoch > change.partition_epoch
         assert result.partition_state.leader_epoch == change.leader_epoch
     controller = cluster.active_controller()
