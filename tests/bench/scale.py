@@ -32,6 +32,8 @@ meanwhile (`other_cores_busy`: the machine's busy cores minus the 3 nodes and th
 
 --profile-dir DIR: py-spy (`record --nonblocking -f raw --threads`) on node 2 during the idle
 phase, kept in DIR. Profiling perturbs the figures: use it in a separate run.
+--keep-logs DIR: the nodes' logs are copied into DIR before the temp dir goes (where the time of a
+phase went: the ISR changes each leader asked for and got, with timestamps).
 
 Writes the raw results to --out (default tests/bench/results/2026-12-07-scale.json) and prints
 ONE JSON line (the per-N summary and the goals). Progress on stderr. Every process started is
@@ -380,6 +382,9 @@ def run_partitions(partitions: int, args) -> dict:
                     log(f"  {json.dumps(result[name])[:600]}")
             finally:
                 recorder.stop()
+                if args.keep_logs:
+                    for node_id, process in cluster.processes.items():
+                        shutil.copy(process.log_path, pathlib.Path(args.keep_logs) / f"scale-{partitions}-node-{node_id}.log")
     finally:
         shutil.rmtree(root, ignore_errors=True)
     return result
@@ -410,6 +415,7 @@ def main() -> None:
     parser.add_argument("--phases", default="create,idle,throughput,leader_failover,restart,controller_failover")
     parser.add_argument("--tmp", default="/tmp")
     parser.add_argument("--profile-dir", help="py-spy node 2 during the idle phase; raw profiles go here")
+    parser.add_argument("--keep-logs", help="copy every node's log into this directory at the end")
     parser.add_argument("--skip-wait", action="store_true", help="do not wait for an idle machine")
     parser.add_argument("--max-wait", type=float, default=120, help="give up waiting for an idle machine after this many s")
     parser.add_argument("--out", default=str(REPO / "tests" / "bench" / "results" / "2026-12-07-scale.json"))
@@ -417,8 +423,9 @@ def main() -> None:
     args.phases = set(args.phases.split(","))
     # SIGTERM unwinds like Ctrl-C, so that NodeCluster.close stops the nodes and the temp dir goes.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
-    if args.profile_dir:
-        os.makedirs(args.profile_dir, exist_ok=True)
+    for directory in (args.profile_dir, args.keep_logs):
+        if directory:
+            os.makedirs(directory, exist_ok=True)
     runs = []
     for partitions in [int(n) for n in args.partitions.split(",")]:
         wait_for_quiet(args)

@@ -288,6 +288,73 @@ def test_alter_partition_and_producer_ids_from_brokers(cluster):
     assert code == grpc.StatusCode.FAILED_PRECONDITION and detail.code == E.STALE_BROKER_EPOCH
 
 
+def test_alter_partition_commits_every_valid_change_of_a_request_in_one_command(cluster):
+    """A leader's AlterPartition for many partitions is one metadata command (an atomic batch
+    under "<request id>/isr"), not one Raft commit per partition; a refused change stays out of
+    it with its own error, and a retry of the request applies nothing twice."""
+    response = cluster.create_topic(1, "isr-batch", 6, 3)
+    topic_id = response.results[0].topic_id
+    wait_until(lambda: all(
+        len(p.isr) == 3 for t in cluster.broker(1).Metadata(broker_pb2.MetadataRequest(topics=["isr-batch"]), timeout=5).topics
+        for p in t.partitions), 30, "every ISR full")
+    [topic] = cluster.broker(1).Metadata(broker_pb2.MetadataRequest(topics=["isr-batch"]), timeout=5).topics
+    leader = max({p.leader_id for p in topic.partitions}, key=lambda n: sum(p.leader_id == n for p in topic.partitions))
+    led = [p for p in topic.partitions if p.leader_id == leader]
+    assert len(led) >= 2, [(p.partition, p.leader_id) for p in topic.partitions]
+    describe = cluster.admin(1).DescribeCluster(controller_pb2.DescribeClusterRequest(), timeout=5)
+    epoch = next(b.broker_epoch for b in describe.brokers if b.endpoint.node_id == leader)
+    image = cluster.active_controller().quorum.image
+    changes = []
+    for p in led:
+        state = image.topic("isr-batch").partitions[p.partition]
+        follower = next(r for r in state.isr if r != leader)
+        changes.append(controller_pb2.PartitionIsrChange(
+            topic_id=topic_id, partition=p.partition, leader_epoch=state.leader_epoch,
+            partition_epoch=state.partition_epoch, new_isr=[r for r in state.isr if r != follower]))
+    stale = controller_pb2.PartitionIsrChange(topic_id=topic_id, partition=led[0].partition, leader_epoch=changes[0].leader_epoch,
+                                              partition_epoch=changes[0].partition_epoch + 7, new_isr=changes[0].new_isr)
+    request = controller_pb2.AlterPartitionRequest(request_id="isr-batch-1", broker_id=leader, broker_epoch=epoch,
+                                                   changes=[*changes, stale])
+    applied = cluster.admin(2).AlterPartition(request, timeout=10)
+    assert [r.error.code for r in applied.results] == [E.NONE] * len(changes) + [E.INVALID_UPDATE_VERSION]
+    for change, result in zip(changes, applied.results[: len(changes)], strict=True):
+        assert result.partition_state.partition_epoch > change.partition_epoch
+        assert result.partition_state.leader_epoch == change.leader_epoch
+    controller = cluster.active_controller()
+    batch = controller.quorum.image.request_result("isr-batch-1/isr-0")
+    assert batch is not None and batch.error_code == E.NONE, batch
+    assert len(batch.batch.results) == len(changes)              # one command held every valid change
+    assert batch.offset == applied.metadata_offset
+    assert all(controller.quorum.image.request_result(f"isr-batch-1/{item}") is None for item in range(len(changes)))
+    again = cluster.admin(3).AlterPartition(request, timeout=10)      # the same request id: nothing applied twice
+    assert [r.error.code for r in again.results] == [r.error.code for r in applied.results]
+    assert controller.quorum.image.request_result("isr-batch-1/isr-0").offset == batch.offset
+    assert all(controller.quorum.image.request_result(f"isr-batch-1/{item}") is None for item in range(len(changes)))
+
+
+def test_an_alter_partition_batch_the_state_machine_rejects_is_proposed_change_by_change(cluster):
+    """Two changes of one partition in a request both pass validation against the same image, but
+    the second is stale once the first applied: the batch is rejected as a whole, and the changes
+    then go one by one (the first applied, the second refused with INVALID_UPDATE_VERSION)."""
+    response = cluster.create_topic(1, "isr-twice", 1, 3)
+    topic_id = response.results[0].topic_id
+    wait_until(lambda: len(cluster.active_controller().quorum.image.topic("isr-twice").partitions[0].isr) == 3, 30, "ISR full")
+    state = cluster.active_controller().quorum.image.topic("isr-twice").partitions[0]
+    describe = cluster.admin(1).DescribeCluster(controller_pb2.DescribeClusterRequest(), timeout=5)
+    epoch = next(b.broker_epoch for b in describe.brokers if b.endpoint.node_id == state.leader)
+    followers = [r for r in state.isr if r != state.leader]
+    changes = [controller_pb2.PartitionIsrChange(
+        topic_id=topic_id, partition=0, leader_epoch=state.leader_epoch, partition_epoch=state.partition_epoch,
+        new_isr=[r for r in state.isr if r != follower]) for follower in followers]
+    answer = cluster.admin(2).AlterPartition(controller_pb2.AlterPartitionRequest(
+        request_id="isr-twice-1", broker_id=state.leader, broker_epoch=epoch, changes=changes), timeout=10)
+    assert [r.error.code for r in answer.results] == [E.NONE, E.INVALID_UPDATE_VERSION]
+    assert answer.results[0].partition_state.partition_epoch == state.partition_epoch + 1
+    image = cluster.active_controller().quorum.image
+    assert image.request_result("isr-twice-1/isr-0").error_code == E.INVALID_UPDATE_VERSION
+    assert image.request_result("isr-twice-1/0").error_code == E.NONE
+
+
 def test_describe_cluster_and_quorum_from_any_node(cluster):
     for node_id in cluster.nodes:
         described = cluster.admin(node_id).DescribeCluster(controller_pb2.DescribeClusterRequest(), timeout=5)
