@@ -101,9 +101,8 @@ from freshet.v1 import metadata_pb2
 from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, replicated
 from pysyncobj import syncobj as pysyncobj_syncobj
 from pysyncobj.monotonic import monotonic as pysyncobj_monotonic
-from pysyncobj.syncobj import _RAFT_STATE
 from pysyncobj.poller import POLL_EVENT_TYPE
-from pysyncobj.syncobj import SyncObjException
+from pysyncobj.syncobj import _RAFT_STATE, SyncObjException
 from pysyncobj.tcp_connection import CONNECTION_STATE
 from pysyncobj.transport import TCPTransport
 
