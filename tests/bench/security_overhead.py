@@ -37,7 +37,14 @@ import tempfile
 import time
 from importlib.metadata import version
 
-from tests.bench.broker_vs_jetstream import FRESHET, PUBLISH_BATCH, free_base_port, log, run_phases, wait_for_quiet
+from tests.bench.broker_vs_jetstream import (
+    FRESHET,
+    PUBLISH_BATCH,
+    free_base_port,
+    log,
+    run_phases,
+    wait_for_quiet,
+)
 from tests.bench.kafka_vs_grpc import summary
 
 BENCH_USER = "bench"
