@@ -1,7 +1,7 @@
 """Consume 64 KiB records from the page cache: gRPC SDK, Kafka listener with sendfile, Kafka over TLS (not a test).
 
     .venv/bin/python -m tests.bench.bytes_consume [--records 8192] [--record-size 65536]
-        [--tls-records 2048] [--skip-wait] [--max-wait 120] [--skip-limits] [--profile-dir DIR]
+        [--tls-records 2048] [--skip-wait] [--max-wait 120] [--skip-limits] [--profile-dir DIR] [--grpc-only]
 
 Issue 20's consume half: how close do consumers get to the machine's limits when the records are
 in the page cache? In one run: `../shared/bench/limits.py --only disk,tcp` (page-cache read and
@@ -12,6 +12,8 @@ beginning by
 - `grpc_sdk`: `freshet perf consume` (the Python SDK over gRPC Fetch, checking every batch's
   CRC-32C with crcmod, the SDK's default check_crcs=True, as Kafka's Java consumer);
 - `grpc_sdk_no_crc`: the same with `--no-check-crcs` (librdkafka's default: no CRC check);
+- `grpc_sdk_untuned`, `grpc_sdk_untuned_no_crc`: both with FRESHET_MALLOC_TUNING=off (since
+  bytes6 `perf consume` gives itself the node's malloc policy; this is the A/B);
 - `kafka_sendfile`: confluent-kafka (tests/bench/kafka_client_perf.py consume) through the Kafka
   listener, whose Fetch sends the records with sendfile from the segment files;
 
@@ -92,9 +94,13 @@ SDK_FETCH_BIG = ["--max-partition-fetch-bytes", str(FETCH_PARTITION_BYTES_TUNED)
 KAFKA_FETCH_BIG = ["-X", f"max.partition.fetch.bytes={FETCH_PARTITION_BYTES_TUNED}", "-X", f"fetch.max.bytes={FETCH_BYTES_TUNED}",
                      "-X", "queued.max.messages.kbytes=262144"]
 #: `_tuned`: the client runs with CLIENT_MALLOC_ENV; `_big`: also with the big fetch sizes.
-PLAINTEXT_PHASES = ("grpc_sdk", "grpc_sdk_no_crc", "grpc_sdk_tuned", "grpc_sdk_tuned_no_crc", "grpc_sdk_tuned_big_no_crc",
+PLAINTEXT_PHASES = ("grpc_sdk", "grpc_sdk_no_crc", "grpc_sdk_untuned", "grpc_sdk_untuned_no_crc", "grpc_sdk_tuned", "grpc_sdk_tuned_no_crc", "grpc_sdk_tuned_big_no_crc",
                     "kafka", "kafka_tuned", "kafka_tuned_big", "kafka_tuned_big_3p", "kafka_tuned_big_sndbuf_4mib",
                     "kafka_tuned_big_batch1000")
+#: --grpc-only: the SDK readers alone (one plaintext cluster, no Kafka, TLS or malloc-off cluster).
+GRPC_PHASES = tuple(phase for phase in PLAINTEXT_PHASES if phase.startswith("grpc_"))
+#: `_untuned`: `perf consume` with FRESHET_MALLOC_TUNING=off (it tunes its own malloc otherwise, since bytes6).
+CLIENT_MALLOC_OFF_ENV = "FRESHET_MALLOC_TUNING=off"
 #: Messages the confluent-kafka reader asks of each consume() call. At 64 KiB records, 1000 is
 #: 64 MiB: the reader's thread then copies values in 64 MiB bursts while librdkafka's fetches
 #: wait in its queue; 100 (6.4 MiB) keeps copying and fetching overlapped.
@@ -239,6 +245,8 @@ def run(info: dict, topic: str, records: int, record_size: int, phases: tuple[st
            "kafka": kafka_consume_argv(info, topic, records, record_size)}
     argvs = {
         **one,
+        "grpc_sdk_untuned": ["env", CLIENT_MALLOC_OFF_ENV, *one["grpc_sdk"]],
+        "grpc_sdk_untuned_no_crc": ["env", CLIENT_MALLOC_OFF_ENV, *one["grpc_sdk_no_crc"]],
         "grpc_sdk_tuned": tuned(one["grpc_sdk"]),
         "grpc_sdk_tuned_no_crc": tuned(one["grpc_sdk_no_crc"]),
         "grpc_sdk_tuned_big_no_crc": tuned(one["grpc_sdk_no_crc"] + SDK_FETCH_BIG),
@@ -333,10 +341,10 @@ def fill_and_read(args, info: dict, secure: bool, limits: dict, label: str, reco
     filled = prefill(info, topic, records, args.record_size)
     log(f"  prefill {filled.get('mb_per_s')} MB/s")
     many = None
-    if not secure and not nodes_malloc_off:
+    if not secure and not nodes_malloc_off and not args.grpc_only:
         many = prefill(info, "bytes-consume-3p", records, args.record_size, partitions=3)
         log(f"  prefill of 3 partitions {many.get('mb_per_s')} MB/s")
-    phases = SECURE_PHASES if secure else UNTUNED_NODE_PHASES if nodes_malloc_off else PLAINTEXT_PHASES
+    phases = SECURE_PHASES if secure else UNTUNED_NODE_PHASES if nodes_malloc_off else GRPC_PHASES if args.grpc_only else PLAINTEXT_PHASES
     consumed = run(info, topic, records, args.record_size, phases, limits, args.profile_dir, label,
                    many_topic="bytes-consume-3p" if many else None, repeats=args.repeats)
     return {"prefill": filled, "prefill_3p": many, **consumed}
@@ -352,6 +360,7 @@ def main() -> None:
     parser.add_argument("--skip-limits", action="store_true")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each phase (the median MB/s stands for it)")
     parser.add_argument("--profile-dir", default=None)
+    parser.add_argument("--grpc-only", action="store_true", help="only the SDK phases (GRPC_PHASES) on the plaintext cluster")
     parser.add_argument("--tmp", default=tempfile.gettempdir())
     parser.add_argument("--out", default=str(RESULTS / f"{time.strftime('%Y-%m-%d')}-bytes-consume.json"))
     args = parser.parse_args()
@@ -364,10 +373,13 @@ def main() -> None:
     log(f"limits: tcp {limits.get('tcp_loopback_1MiB', {}).get('MB_per_s')} MB/s, page cache "
         f"{limits.get('disk', {}).get('read_page_cache_1MiB', {}).get('MB_per_s')} MB/s")
     plaintext = one_cluster(args, False, limits)
-    secure = one_cluster(args, True, limits)
-    untuned = one_cluster(args, False, limits, nodes_malloc_off=True)
+    secure = None if args.grpc_only else one_cluster(args, True, limits)
+    untuned = None if args.grpc_only else one_cluster(args, False, limits, nodes_malloc_off=True)
     crc = crc_throughput(args.record_size)
     log(f"crcmod CRC-32C over {args.record_size} B: {crc}")
+    if args.grpc_only:
+        grpc_only_report(args, started, limits, crc, plaintext)
+        return
     table = {f"{phase}": plaintext[phase]["summary"] for phase in PLAINTEXT_PHASES}
     table.update({f"tls_{phase}": secure[phase]["summary"] for phase in SECURE_PHASES})
     table.update({f"nodes_malloc_off_{phase}": untuned[phase]["summary"] for phase in UNTUNED_NODE_PHASES})
@@ -392,6 +404,7 @@ def main() -> None:
             "kafka_sndbuf_4mib_over_os_default": ratio(table, "kafka_tuned_big_sndbuf_4mib", "kafka_tuned_big"),
             "kafka_consume_batch_100_over_1000": ratio(table, "kafka_tuned_big", "kafka_tuned_big_batch1000"),
             "grpc_sdk_tuned_over_grpc_sdk": ratio(table, "grpc_sdk_tuned", "grpc_sdk"),
+            "grpc_sdk_no_crc_over_untuned": ratio(table, "grpc_sdk_no_crc", "grpc_sdk_untuned_no_crc"),
             "kafka_tls_over_sendfile": ratio(table, "tls_kafka", "kafka"),
             "nodes_malloc_on_over_off_grpc_no_crc": ratio(table, "grpc_sdk_no_crc", "nodes_malloc_off_grpc_sdk_no_crc"),
             "nodes_malloc_on_over_off_kafka": ratio(table, "kafka", "nodes_malloc_off_kafka"),
@@ -401,6 +414,24 @@ def main() -> None:
     pathlib.Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
     print(json.dumps({"bench": "bytes_consume", "table": table, "goals": goals, "ratios": out["ratios"], "crcmod": crc,
                       "file": args.out}))
+
+
+def grpc_only_report(args, started: str, limits: dict, crc: dict, plaintext: dict) -> None:
+    """Write and print the --grpc-only run: the SDK phases' table, the 400 MB/s goals and the
+    ratio of `perf consume`'s own malloc tuning (the default since bytes6) over none."""
+    table = {phase: plaintext[phase]["summary"] for phase in GRPC_PHASES}
+    goals = {"grpc_sdk_400_mb_per_s": table["grpc_sdk"]["mb_per_s"] >= 400,
+             "grpc_sdk_no_crc_400_mb_per_s": table["grpc_sdk_no_crc"]["mb_per_s"] >= 400}
+    ratios = {"grpc_sdk_over_untuned": ratio(table, "grpc_sdk", "grpc_sdk_untuned"),
+              "grpc_sdk_no_crc_over_untuned": ratio(table, "grpc_sdk_no_crc", "grpc_sdk_untuned_no_crc"),
+              "grpc_sdk_no_crc_over_grpc_sdk": ratio(table, "grpc_sdk_no_crc", "grpc_sdk")}
+    out = {"bench": "bytes_consume", "grpc_only": True, "time": started, "host": platform.node(), "cpus": os.cpu_count(),
+           "versions": {"freshet": version("freshet")}, "args": {k: v for k, v in vars(args).items() if k != "out"},
+           "limits": limits, "crcmod": crc, "plaintext": plaintext, "client_malloc_env": CLIENT_MALLOC_ENV,
+           "table": table, "goals": goals, "ratios": ratios}
+    pathlib.Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    pathlib.Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
+    print(json.dumps({"bench": "bytes_consume", "table": table, "goals": goals, "ratios": ratios, "crcmod": crc, "file": args.out}))
 
 
 if __name__ == "__main__":

@@ -5,9 +5,10 @@
 
 Issue 20's produce trial: `freshet cluster up --nodes 3`, one topic per record size with 3
 partitions, replication factor 3 and min.insync.replicas=2 (each node leads one partition and
-follows two), then `freshet perf produce --acks all` (256 KiB batches, linger 5 ms, 5 requests in
-flight per broker) with about --mb MB of payload per size, and once more at the largest size with
-1 MB batches (--extra-batch-size: per-batch costs spread over 4x the bytes). In the same run,
+follows two), then `freshet perf produce --acks all` (its default batches: 1,000,000 bytes since
+bytes6, 256 KiB before; linger 5 ms, 5 requests in flight per broker) with about --mb MB of
+payload per size, and once more at the largest size with 256 KiB batches (--extra-batch-size,
+the earlier default: per-batch costs over a quarter of the bytes). In the same run,
 `../shared/bench/limits.py --only disk` measures the disk: the RF 3 limit is its fdatasync'd
 sequential write rate (1 MiB writes) divided by 3, since every byte produced is written three
 times to the same disk.
@@ -200,7 +201,7 @@ def main() -> None:
     parser.add_argument("--max-wait", type=float, default=120, help="give up waiting for an idle machine after this many s")
     parser.add_argument("--skip-limits", action="store_true", help="leave out limits.py (no fraction of the disk limit)")
     parser.add_argument("--profile-dir", help="py-spy every node during the largest size (see above)")
-    parser.add_argument("--extra-batch-size", type=int, default=1_000_000,
+    parser.add_argument("--extra-batch-size", type=int, default=262_144,
                         help="also the largest size with this producer batch size (0: not)")
     parser.add_argument("--partitions", type=int, default=PARTITIONS, help="partitions per topic (the issue's trial: 3)")
     parser.add_argument("--name", default="bytes_produce", help="results file: tests/bench/results/2026-12-07-NAME.json")

@@ -37,7 +37,14 @@ import tempfile
 import time
 from importlib.metadata import version
 
-from tests.bench.broker_vs_jetstream import FRESHET, free_base_port, log, run_phases, wait_for_quiet
+from tests.bench.broker_vs_jetstream import (
+    FRESHET,
+    PUBLISH_BATCH,
+    free_base_port,
+    log,
+    run_phases,
+    wait_for_quiet,
+)
 from tests.bench.kafka_vs_grpc import summary
 
 BENCH_USER = "bench"
@@ -94,7 +101,7 @@ def bench_user(info: dict, topic: str, directory: str) -> tuple[list[str], str]:
 def sdk_phases(info: dict, flags: list[str], topic: str, args) -> list[tuple[str, list[str]]]:
     common = ["--topic", topic, "--record-size", str(args.size), "--bootstrap-server", info["bootstrap"], "--json", *flags]
     return [
-        ("publish", [FRESHET, "perf", "produce", "--num-records", str(args.msgs), "--acks", "all", *common]),
+        ("publish", [FRESHET, "perf", "produce", "--num-records", str(args.msgs), "--acks", "all", *PUBLISH_BATCH, *common]),
         ("consume", [FRESHET, "perf", "consume", "--topic", topic, "--messages", str(args.msgs),
                      "--bootstrap-server", info["bootstrap"], "--json", *flags]),
         ("latency", [FRESHET, "perf", "produce", "--num-records", str(args.lat_samples), "--acks", "all", "--sync", *common]),

@@ -313,18 +313,19 @@ def test_perf_produce_and_consume_report_what_they_measured(cluster):
     result = json.loads(produced.stdout.strip().splitlines()[-1])
     assert (result["records"], result["errors"]) == (300, 0)
     assert 0 < result["p50_ms"] <= result["p95_ms"] <= result["p99_ms"] <= result["p999_ms"] <= result["max_ms"]
+    assert (result["batch_size"], result["malloc_tuned"]) == (1_000_000, True)
     synced = runner.invoke(app, ["perf", "produce", "--topic", "perf", "--num-records", "20", "--record-size", "10", "--sync",
                                  "--bootstrap-server", bootstrap, "--json"])
     assert synced.exit_code == 0 and json.loads(synced.stdout.strip().splitlines()[-1])["mode"] == "sync", synced.output
     consumed = runner.invoke(app, ["perf", "consume", "--topic", "perf", "--messages", "320", "--bootstrap-server", bootstrap, "--json"])
     assert consumed.exit_code == 0, consumed.output
     read = json.loads(consumed.stdout.strip().splitlines()[-1])
-    assert (read["records"], read["bytes"], read["check_crcs"]) == (320, 300 * 100 + 20 * 10, True)
+    assert (read["records"], read["bytes"], read["check_crcs"], read["malloc_tuned"]) == (320, 300 * 100 + 20 * 10, True, True)
     unchecked = runner.invoke(app, ["perf", "consume", "--topic", "perf", "--messages", "320", "--no-check-crcs",
-                                    "--bootstrap-server", bootstrap, "--json"])
+                                    "--bootstrap-server", bootstrap, "--json"], env={"FRESHET_MALLOC_TUNING": "off"})
     assert unchecked.exit_code == 0, unchecked.output
     read = json.loads(unchecked.stdout.strip().splitlines()[-1])
-    assert (read["records"], read["bytes"], read["check_crcs"]) == (320, 300 * 100 + 20 * 10, False)
+    assert (read["records"], read["bytes"], read["check_crcs"], read["malloc_tuned"]) == (320, 300 * 100 + 20 * 10, False, False)
     assert (read["max_partition_fetch_bytes"], read["fetch_max_bytes"]) == (1024 * 1024, 50 * 1024 * 1024)
     # Fetch sizes smaller than one batch: every fetch still returns a whole batch, so all arrive.
     small = runner.invoke(app, ["perf", "consume", "--topic", "perf", "--messages", "320", "--max-partition-fetch-bytes", "150",
@@ -339,6 +340,28 @@ def test_perf_produce_and_consume_report_what_they_measured(cluster):
     missing = runner.invoke(app, ["perf", "consume", "--topic", "perf", "--messages", "999", "--timeout-ms", "500",
                                   "--bootstrap-server", bootstrap, "--json"])
     assert missing.exit_code == 1 and "only 320 of 999" in missing.stdout
+
+
+def test_perf_produce_default_batches_of_large_records_fit_the_topic_limit(cluster):
+    """`perf produce`'s default 1,000,000-byte batches: 60 KB records go 16 to a batch (about
+    960 KB, under the topic's default max.message.bytes of 1,048,588) and every one is
+    acknowledged and read back whole."""
+    import json
+
+    from freshet.cli.main import app
+    from typer.testing import CliRunner
+
+    topic(cluster, "big", partitions=1)
+    bootstrap = ",".join(f"127.0.0.1:{port}" for port in cluster.ports.values())
+    runner = CliRunner()
+    produced = runner.invoke(app, ["perf", "produce", "--topic", "big", "--num-records", "48", "--record-size", "60000",
+                                   "--bootstrap-server", bootstrap, "--json"])
+    assert produced.exit_code == 0, produced.output
+    result = json.loads(produced.stdout.strip().splitlines()[-1])
+    assert (result["records"], result["errors"], result["batch_size"]) == (48, 0, 1_000_000)
+    consumed = runner.invoke(app, ["perf", "consume", "--topic", "big", "--messages", "48", "--bootstrap-server", bootstrap, "--json"])
+    assert consumed.exit_code == 0, consumed.output
+    assert json.loads(consumed.stdout.strip().splitlines()[-1])["bytes"] == 48 * 60000
 
 
 def test_perf_produce_round_robin_spreads_records_evenly_over_every_partition(cluster):
