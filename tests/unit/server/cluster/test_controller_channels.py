@@ -79,6 +79,14 @@ def _serve(servicer):
     return server, port
 
 
+def _describe_through_forward(channels: ControllerChannels):
+    """DescribeCluster forwarded to controller 1 (the hint), with 10 s to complete."""
+    return channels_module.forward(
+        channels, "DescribeCluster", controller_pb2.DescribeClusterRequest(), time.monotonic() + 10,
+        lambda: 1, skip_self=False,
+    )
+
+
 def test_forward_moves_on_when_its_call_is_cancelled_by_a_retired_channel(monkeypatch: pytest.MonkeyPatch) -> None:
     """gRPC cancels the calls still running on a channel closed after `reset`'s grace, and the
     awaiting task sees asyncio.CancelledError. `forward` must take that as "no answer" and try
@@ -92,10 +100,7 @@ def test_forward_moves_on_when_its_call_is_cancelled_by_a_retired_channel(monkey
         await server.start()
         channels = ControllerChannels({1: HostPort("127.0.0.1", port)}, self_id=2)
         try:
-            call = asyncio.ensure_future(channels_module.forward(
-                channels, "DescribeCluster", controller_pb2.DescribeClusterRequest(), time.monotonic() + 10,
-                lambda: 1, skip_self=False,
-            ))
+            call = asyncio.ensure_future(_describe_through_forward(channels))
             await asyncio.sleep(0.3)                           # the first call hangs on the server
             channels.reset(1)                                  # the heartbeats' verdict: retire it
             return await asyncio.wait_for(call, 5), servicer.calls
@@ -113,10 +118,7 @@ def test_forward_still_ends_when_its_own_task_is_cancelled() -> None:
         await server.start()
         channels = ControllerChannels({1: HostPort("127.0.0.1", port)}, self_id=2)
         try:
-            call = asyncio.ensure_future(channels_module.forward(
-                channels, "DescribeCluster", controller_pb2.DescribeClusterRequest(), time.monotonic() + 10,
-                lambda: 1, skip_self=False,
-            ))
+            call = asyncio.ensure_future(_describe_through_forward(channels))
             await asyncio.sleep(0.3)
             call.cancel()
             with pytest.raises(asyncio.CancelledError):
