@@ -342,26 +342,27 @@ def test_perf_produce_and_consume_report_what_they_measured(cluster):
     assert missing.exit_code == 1 and "only 320 of 999" in missing.stdout
 
 
-def test_perf_produce_default_batches_of_large_records_fit_the_topic_limit(cluster):
-    """`perf produce`'s default 1,000,000-byte batches: 60 KB records go 16 to a batch (about
-    960 KB, under the topic's default max.message.bytes of 1,048,588) and every one is
-    acknowledged and read back whole."""
+def _perf_json(bootstrap: str, *args: str) -> dict:
+    """`freshet perf ARGS --bootstrap-server B --json` in-process: it must exit 0; its JSON line."""
     import json
 
     from freshet.cli.main import app
     from typer.testing import CliRunner
 
+    outcome = CliRunner().invoke(app, ["perf", *args, "--bootstrap-server", bootstrap, "--json"])
+    assert outcome.exit_code == 0, outcome.output
+    return json.loads(outcome.stdout.strip().splitlines()[-1])
+
+
+def test_perf_produce_default_batches_of_large_records_fit_the_topic_limit(cluster):
+    """`perf produce`'s default 1,000,000-byte batches: 60 KB records go 16 to a batch (about
+    960 KB, under the topic's default max.message.bytes of 1,048,588) and every one is
+    acknowledged and read back whole."""
     topic(cluster, "big", partitions=1)
     bootstrap = ",".join(f"127.0.0.1:{port}" for port in cluster.ports.values())
-    runner = CliRunner()
-    produced = runner.invoke(app, ["perf", "produce", "--topic", "big", "--num-records", "48", "--record-size", "60000",
-                                   "--bootstrap-server", bootstrap, "--json"])
-    assert produced.exit_code == 0, produced.output
-    result = json.loads(produced.stdout.strip().splitlines()[-1])
+    result = _perf_json(bootstrap, "produce", "--topic", "big", "--num-records", "48", "--record-size", "60000")
     assert (result["records"], result["errors"], result["batch_size"]) == (48, 0, 1_000_000)
-    consumed = runner.invoke(app, ["perf", "consume", "--topic", "big", "--messages", "48", "--bootstrap-server", bootstrap, "--json"])
-    assert consumed.exit_code == 0, consumed.output
-    assert json.loads(consumed.stdout.strip().splitlines()[-1])["bytes"] == 48 * 60000
+    assert _perf_json(bootstrap, "consume", "--topic", "big", "--messages", "48")["bytes"] == 48 * 60000
 
 
 def test_perf_produce_round_robin_spreads_records_evenly_over_every_partition(cluster):
