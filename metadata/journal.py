@@ -291,6 +291,12 @@ class RaftJournal:
     def last_index(self) -> int:
         return self._entries[-1][1] if self._entries else 0
 
+    def term_at(self, raft_index: int) -> int | None:
+        """The term of the entry at `raft_index`, or None when the log does not hold it."""
+        if not self._entries or not self._entries[0][1] <= raft_index <= self._entries[-1][1]:
+            return None
+        return self._entries[raft_index - self._entries[0][1]][2]
+
     @property
     def size_bytes(self) -> int:
         return self._file_bytes + len(self._pending)

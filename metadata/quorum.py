@@ -66,7 +66,7 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 
-from freshet.metadata import commands, state_machine
+from freshet.metadata import commands, snapshot, state_machine
 from freshet.metadata.errors import (
     CommandDiscardedError,
     CommandTooLargeError,
@@ -328,6 +328,12 @@ class _DurableTransport(TCPTransport):
       truncated and re-appended them, and right after a compaction a follower a few entries
       behind was sent a whole (possibly older) snapshot. nextIndex is only the leader's optimistic
       send position: followers still reject mismatches and a reset still moves it back.
+    - On a follower, it drops a snapshot this voter already holds: its last entry is applied here,
+      or is in this voter's log with the same term (Raft §7: keep the log after it). pysyncobj
+      would install it anyway: replace the newer snapshot file, clear the log (entries already
+      acknowledged to the leader included) and roll the applied index back. A leader sends one when
+      a rejection the follower sent before an earlier snapshot arrived is read after it (pysyncobj's
+      replies carry no term or sequence); killing every voter during compaction found it.
 
     Not thread-safe: used by the quorum thread only.
     """
@@ -342,6 +348,8 @@ class _DurableTransport(TCPTransport):
         self.acknowledgements_sent = 0
         self.unverified_commits_stripped = 0
         self.rewinds_prevented = 0
+        self.held_snapshots_dropped = 0
+        self._incoming_snapshot: bytearray | None = None
         super().__init__(syncObj, selfNode, otherNodes)
 
     def _onMessageReceived(self, node, message) -> None:  # noqa: N802 - pysyncobj's name
@@ -349,6 +357,8 @@ class _DurableTransport(TCPTransport):
         if kind == "append_entries" and "prevLogIdx" not in message:
             self.unverified_commits_stripped += message.get("commit_index", 0) > 0
             message["commit_index"] = 0
+            if self._completes_a_held_snapshot(message.get("serialized")):
+                message["serialized"] = None        # still a heartbeat from the leader
         if kind == "next_node_idx" and message["success"] and not message["reset"] and self._syncObj._isLeader():
             next_index = self._syncObj._SyncObj__raftNextIndex      # pysyncobj's leader state
             sent_up_to = next_index.get(node)
@@ -358,6 +368,34 @@ class _DurableTransport(TCPTransport):
                 self.rewinds_prevented += 1
             return
         super()._onMessageReceived(node, message)
+
+    def _completes_a_held_snapshot(self, chunk) -> bool:
+        """Follow a snapshot transmission (chunks of the leader's snapshot file: data, is first,
+        is last); True when `chunk` completes one whose last entry this voter already holds."""
+        if chunk is None:
+            return False
+        data, is_first, is_last = chunk
+        if is_first:
+            self._incoming_snapshot = bytearray()
+        if self._incoming_snapshot is None:     # joined mid-transmission: pysyncobj ignores it too
+            return False
+        self._incoming_snapshot += data
+        if not is_last:
+            return False
+        received, self._incoming_snapshot = bytes(self._incoming_snapshot), None
+        try:
+            last = snapshot.decode_snapshot_file(received).last_applied
+        except SnapshotFormatError:
+            return False                        # loading it fails and stops the voter, loudly
+        applied = self._syncObj.raftLastApplied
+        if last.raft_index > applied and self._journal.term_at(last.raft_index) != last.term:
+            return False
+        self.held_snapshots_dropped += 1
+        logger.info(
+            "metadata quorum: dropped a snapshot up to raft index %d from the leader: already held "
+            "(applied %d, log ends at %d)", last.raft_index, applied, self._journal.last_index,
+        )
+        return True
 
     def _connectIfNecessarySingle(self, node) -> bool:  # noqa: N802 - pysyncobj's name
         """pysyncobj's, except that with the TLS tunnel it connects to the local forwarder of

@@ -631,3 +631,51 @@ def test_acknowledgements_do_not_rewind_the_leader_so_entries_are_sent_once(tmp_
     leader = pipelined_load(tmp_path / "protected")
     assert truncations == []
     assert leader._transport.rewinds_prevented > 0
+
+
+def _leader_reads_a_stale_rejection(data_root) -> tuple[MetadataQuorum, MetadataQuorum]:
+    """A follower is up to date and applied entries past the leader's snapshot; then the leader
+    reads a rejection "my log ends at raft index 1" from it, as when a rejection sent before an
+    earlier snapshot arrived is read after it. Returns (leader, follower) once the leader acted."""
+    voters = voter_addresses(3)
+    with running([config(n, voters, data_root, snapshot_min_entries=30) for n in voters]) as quorums:
+        leader = leader_of(quorums)
+        epoch = claim(leader)
+        i = 0
+        while leader.status().snapshot_raft_index == 0:
+            leader.propose(c.noop(f"n{i}", epoch)).result(5)
+            i += 1
+            assert i < 500, "the leader never compacted"
+        for j in range(5):
+            leader.propose(c.noop(f"after-{j}", epoch)).result(5)
+        follower = next(q for q in quorums.values() if q is not leader)
+        assert follower.wait_for_offset(leader.offset, 10)
+        assert follower.status().applied_raft_index > leader.status().snapshot_raft_index
+
+        def read_stale_rejection():
+            node = next(n for n in leader._node._SyncObj__otherNodes if n.address == voters[follower.node_id])
+            rejection = {"type": "next_node_idx", "next_node_idx": 2, "reset": True, "success": False}
+            leader._transport._onMessageReceived(node, rejection)
+
+        leader._submit(read_stale_rejection).result(5)      # on the quorum thread
+        wait_until(lambda: follower.failure or follower._transport.held_snapshots_dropped, 10, "the snapshot arrived")
+        leader.propose(c.noop("last", epoch)).result(5)
+        follower.wait_for_offset(leader.offset, 5)
+        return leader, follower
+
+
+def test_a_follower_drops_a_snapshot_it_already_holds(tmp_path, monkeypatch):
+    """pysyncobj's replies carry no term or sequence: a rejection read late makes the leader send a
+    snapshot the follower has long passed, and pysyncobj's follower installs it over newer state
+    (our snapshot loader refuses that, so the voter stops). Killing every voter during compaction
+    found it (the follower had just installed the same snapshot and caught up)."""
+    with monkeypatch.context() as patch:
+        patch.setattr(quorum_module._DurableTransport, "_completes_a_held_snapshot", lambda self, chunk: False)
+        _, follower = _leader_reads_a_stale_rejection(tmp_path / "unprotected")
+    assert "older than applied" in (follower.failure or ""), follower.failure
+
+    leader, follower = _leader_reads_a_stale_rejection(tmp_path / "protected")
+    assert follower.failure is None
+    assert follower._transport.held_snapshots_dropped == 1
+    assert follower.offset == leader.offset
+    assert snapshot.encode_snapshot(follower.image) == snapshot.encode_snapshot(leader.image)
