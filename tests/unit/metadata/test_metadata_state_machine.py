@@ -219,6 +219,22 @@ def test_create_topic_validates_the_assignment(assignments, code, fragment):
     s.fails(c.create_topic(s.rid(), EPOCH, b"\x01" * 16, "t", assignments), code, fragment)
 
 
+def test_create_topic_checks_each_distinct_assignment_and_names_the_first_bad_partition():
+    s = Script()
+    s.cluster(3)
+    s.broker(4, unfence=False)
+    good = [([1, 2, 3], [1, 2, 3], 1), ([2, 3, 1], [2, 3, 1], 2)] * 500
+    s.fails(
+        c.create_topic(s.rid(), EPOCH, b"\x01" * 16, "t", [*good, ([1, 2, 4], [1, 2, 4], 4), ([1, 2, 9], [1], 1)]),
+        E.INVALID_REPLICA_ASSIGNMENT,
+        "partition 1000: broker 4 is fenced",
+    )
+    s.fails(c.create_topic(s.rid(), EPOCH, b"\x01" * 16, "t", [*good, ([1, 2], [1, 2], 1)]), E.INVALID_REPLICA_ASSIGNMENT,
+            "partition 1000: has 2 replicas but the topic's replication factor is 3")
+    s.topic("t", good)
+    assert [s.image.partition("t", n).leader for n in (0, 1, 998, 999)] == [1, 2, 1, 2]
+
+
 def test_create_topic_allows_an_offline_partition_without_leader():
     s = Script()
     s.cluster(2)
