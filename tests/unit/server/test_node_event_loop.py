@@ -1,4 +1,5 @@
-"""The node's event loop choice (server/node.py `event_loop_factory`, FRESHET_EVENT_LOOP)."""
+"""The node's event loop choice (server/node.py `event_loop_factory`, FRESHET_EVENT_LOOP) and its GIL
+switch interval (`gil_switch_interval_s`, FRESHET_GIL_SWITCH_INTERVAL_MS)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,13 @@ import grpc
 import pytest
 import uvloop
 from freshet.server.errors import NodeStartError
-from freshet.server.node import EVENT_LOOP_ENV, event_loop_factory
+from freshet.server.node import (
+    EVENT_LOOP_ENV,
+    GIL_SWITCH_INTERVAL_ENV,
+    GIL_SWITCH_INTERVAL_MS_DEFAULT,
+    event_loop_factory,
+    gil_switch_interval_s,
+)
 
 
 def test_uvloop_is_the_default_and_asyncio_turns_it_off():
@@ -59,3 +66,39 @@ def test_grpc_aio_streams_work_on_the_uvloop_loop():
         answers = runner.run(_bidirectional_round_trips())
         assert isinstance(runner.get_loop(), uvloop.Loop)
     assert answers == [b"cba", b"x" * 70_000, b""]
+
+
+def test_the_gil_switch_interval_is_1_ms_unless_the_environment_names_another():
+    assert gil_switch_interval_s(GIL_SWITCH_INTERVAL_MS_DEFAULT) == 0.001
+    assert gil_switch_interval_s("5") == 0.005
+    assert gil_switch_interval_s("0.5") == 0.0005
+    for bad in ("0", "-1", "soon", "nan", "1001"):
+        with pytest.raises(NodeStartError) as refused:
+            gil_switch_interval_s(bad)
+        assert GIL_SWITCH_INTERVAL_ENV in str(refused.value) and repr(bad) in str(refused.value)
+
+
+def test_a_node_process_runs_with_the_switch_interval(monkeypatch):
+    """node.run sets it before the node serves, and a bad value refuses to start (exit code 1)."""
+    import sys
+
+    from freshet.server import node
+
+    seen: list[float] = []
+
+    async def serve(config):
+        return 0
+
+    monkeypatch.setattr(node, "configure_logging", lambda *args: None)
+    monkeypatch.setattr(node.malloc_tuning, "keep_freed_memory", lambda: True)
+    monkeypatch.setattr(node, "serve", serve)
+    monkeypatch.setattr(sys, "setswitchinterval", seen.append)     # the test process keeps its own
+    config = type("Config", (), {"node_id": 1, "log_level": "INFO"})()
+    monkeypatch.setenv(node.GIL_SWITCH_INTERVAL_ENV, "2")
+    assert node.run(config) == 0
+    monkeypatch.delenv(node.GIL_SWITCH_INTERVAL_ENV)
+    assert node.run(config) == 0
+    assert seen == [0.002, 0.001]
+    monkeypatch.setenv(node.GIL_SWITCH_INTERVAL_ENV, "fast")
+    assert node.run(config) == 1
+    assert seen == [0.002, 0.001]
