@@ -815,7 +815,7 @@ def gil_switch_interval_s(value: str) -> float:
     Creation was never slower, and RF 3 publish, consume and sync latency were no slower.
 
     Raises:
-        NodeStartError: `value` is not a positive number of milliseconds.
+        NodeStartError: `value` is not a number of milliseconds in (0, 1000].
     """
     try:
         milliseconds = float(value)
