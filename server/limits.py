@@ -31,6 +31,13 @@ REPLICATION_PARTITION_WINDOW_BYTES = 2 * MiB
 #: Bytes pushed and not yet acknowledged, per follower stream (all its partitions).
 REPLICATION_STREAM_WINDOW_BYTES = 16 * MiB
 
+# -- client connections (server/kafka/listener.py, server/broker/service.py) ------------------------
+#: Unanswered requests per Kafka connection, and per gRPC ProduceStream, before the broker stops
+#: reading it until one is answered (librdkafka and the SDK send at most 5 produce requests in
+#: flight; metadata and fetches add a few). A client that ignores its own bound is held here
+#: instead of growing the broker's memory.
+REQUESTS_IN_FLIGHT_PER_CONNECTION_MAX = 64
+
 # -- consumer fetches (server/broker/fetch.py) ------------------------------------------------------
 #: A fetch that names no max_bytes gets Kafka's fetch.max.bytes default ...
 FETCH_BYTES_DEFAULT = 50 * MiB

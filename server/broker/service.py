@@ -13,7 +13,11 @@ Owns the gRPC handlers; the work is the data plane's (server/broker/data_plane.p
   synchronously as it is read, before the next read (stream order is append order), and one
   writer task writes the responses as requests complete, tagged with their correlation_id.
   acks=0 requests on a stream get no response; the first one that fails for a partition ends the
-  stream with that error (Kafka closes the connection), see broker.proto;
+  stream with that error (Kafka closes the connection), see broker.proto. At most
+  `REQUESTS_IN_FLIGHT_PER_CONNECTION_MAX` (64) requests of one stream are unanswered: past that the
+  broker reads nothing more from it until one is answered, as the Kafka listener does per
+  connection, so a client that ignores its own in-flight bound is held by gRPC's flow control
+  instead of growing the broker's memory;
 - `Fetch` (long poll), `FetchStream` (server push), `ListOffsets`, `InitProducerId`.
 
 Every request is counted and timed per API (server/metrics.py; a stream's per message). Whole-request
@@ -43,6 +47,7 @@ from freshet.server.cluster.channels import ControllerChannels, forward
 from freshet.server.cluster.publisher import MetadataPublisher
 from freshet.server.config import NodeConfig
 from freshet.server.errors import ForwardedError, PartitionRequestError
+from freshet.server.limits import REQUESTS_IN_FLIGHT_PER_CONNECTION_MAX
 from freshet.server.security import rules
 from freshet.server.security.authorizer import Authorizer
 from freshet.v1 import broker_pb2, broker_pb2_grpc, common_pb2, controller_pb2
@@ -159,6 +164,8 @@ class BrokerService(broker_pb2_grpc.BrokerServicer):
         # partition -> replication core, five modules (README, Architecture map).
         self._produce = data_plane.produce_path.produce
         self.metrics = data_plane.metrics
+        #: Unanswered requests of one ProduceStream before the broker stops reading it.
+        self.stream_in_flight_max = REQUESTS_IN_FLIGHT_PER_CONNECTION_MAX
 
     def register(self, server: grpc.aio.Server) -> None:
         broker_pb2_grpc.add_BrokerServicer_to_server(self, server)
@@ -205,7 +212,10 @@ class BrokerService(broker_pb2_grpc.BrokerServicer):
         """See the module docstring: appends in stream order, responses as requests complete."""
         outbox: collections.deque[broker_pb2.ProduceResponse] = collections.deque()
         wake = asyncio.Event()
+        room = asyncio.Event()      # set while fewer than in_flight_max requests are unanswered
+        room.set()
         in_flight = 0
+        in_flight_max = self.stream_in_flight_max
         failure: list[common_pb2.ErrorDetail] = []
         reading_done = False
         metrics = self.metrics
@@ -214,6 +224,7 @@ class BrokerService(broker_pb2_grpc.BrokerServicer):
             def done(response: broker_pb2.ProduceResponse) -> None:
                 nonlocal in_flight
                 in_flight -= 1
+                room.set()
                 metrics.observe_request("ProduceStream", time.monotonic() - started)
                 if acks == 0:
                     for result in response.results:
@@ -238,6 +249,11 @@ class BrokerService(broker_pb2_grpc.BrokerServicer):
         writer = asyncio.create_task(write_responses(), name="produce-stream-writer")
         try:
             while not failure:
+                if in_flight >= in_flight_max:
+                    # The client ignores its own in-flight bound: read nothing more until an answer.
+                    room.clear()
+                    await room.wait()
+                    continue
                 reading = context.read()
                 request = await reading
                 if request is grpc.aio.EOF:

@@ -52,6 +52,7 @@ from typing import Protocol
 
 from freshet.server.kafka import codec, sendfile
 from freshet.server.kafka.sasl_api import ConnectionAuth, enter_connection
+from freshet.server.limits import REQUESTS_IN_FLIGHT_PER_CONNECTION_MAX
 from freshet.server.metrics import BrokerMetrics
 from freshet.server.security.authorizer import bind_caller
 from freshet.storage.errors import StorageError
@@ -61,9 +62,6 @@ logger = logging.getLogger(__name__)
 
 #: Kafka's socket.request.max.bytes default.
 REQUEST_BYTES_MAX_DEFAULT = 100 * 1024 * 1024
-#: Unanswered requests per connection before reading pauses (librdkafka sends at most 5 produce
-#: requests per connection in flight; metadata and fetches add a few).
-IN_FLIGHT_MAX = 64
 #: A client gets this long to complete its TLS handshake.
 HANDSHAKE_TIMEOUT_S = 10.0
 #: Kafka's connection.failed.authentication.delay.ms default (100 ms).
@@ -117,7 +115,7 @@ class KafkaListener:
         port: int,
         dispatcher: Dispatcher,
         request_bytes_max: int = REQUEST_BYTES_MAX_DEFAULT,
-        in_flight_max: int = IN_FLIGHT_MAX,
+        in_flight_max: int = REQUESTS_IN_FLIGHT_PER_CONNECTION_MAX,
         ssl_context: ssl.SSLContext | None = None,
         connection_auth: Callable[[str, object], ConnectionAuth] | None = None,
         metrics: BrokerMetrics | None = None,
