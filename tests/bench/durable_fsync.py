@@ -1,7 +1,7 @@
 """Durable mode (write.caching=false) vs the default (write caching), in one run (not a test).
 
     .venv/bin/python -m tests.bench.durable_fsync [--msgs 100000] [--size 1024] [--lat-samples 1000]
-        [--skip-wait] [--max-wait 120]
+        [--skip-wait] [--max-wait 120] [--out FILE]
 
 The issue's question: what does waiting for every in-sync replica's fsync (with group commit)
 cost against acknowledging from the page cache? Goal: durable throughput >= 70% of the default's.
@@ -17,7 +17,7 @@ time: p50/p99 of one acknowledged write). Each phase records the 3 servers' CPU 
 cores other jobs kept busy (`other_cores_busy`); durable phases also record the group commit from
 the nodes' /metrics: fsyncs and rounds the flushers made, and records per fsync.
 
-Prints ONE JSON line (also written to tests/bench/results/2026-12-07-durable_fsync.json): every
+Prints ONE JSON line (also written to --out, by default tests/bench/results/2026-12-07-durable_fsync.json): every
 phase, the mean of each side's two runs and the ratios durable/default. Progress on stderr. Every
 process started is stopped by pid; the temp dir is removed.
 """
@@ -105,6 +105,7 @@ def main() -> None:
     parser.add_argument("--tmp", default="/tmp")
     parser.add_argument("--skip-wait", action="store_true", help="do not wait for an idle machine")
     parser.add_argument("--max-wait", type=float, default=120, help="give up waiting for an idle machine after this many s")
+    parser.add_argument("--out", default=str(RESULTS), help="where the JSON line is also written")
     args = parser.parse_args()
     wait_for_quiet(args)
     phases: dict[str, dict[str, list[dict]]] = {side: {"publish": [], "sync": []} for side in TOPICS}
@@ -138,7 +139,7 @@ def main() -> None:
         "ratios_durable_over_default": ratios,
         "goal_throughput_ratio": 0.7, "goal_met": ratios.get("publish_records_per_s", 0) >= 0.7,
     }
-    RESULTS.write_text(json.dumps(document, indent=1) + "\n")
+    pathlib.Path(args.out).write_text(json.dumps(document, indent=1) + "\n")
     print(json.dumps(document), flush=True)
 
 
