@@ -57,7 +57,7 @@ import grpc
 from freshet.metadata.errors import MetadataError, TransferDeniedError
 from freshet.metadata.image import EMPTY_IMAGE, MetadataImage
 from freshet.metadata.quorum import MetadataQuorum, QuorumConfig
-from freshet.server import limits, malloc_tuning
+from freshet.server import gc_policy, limits, malloc_tuning
 from freshet.server.broker.data_plane import DataPlane
 from freshet.server.broker.disk_watch import describe_disk, readiness_note
 from freshet.server.broker.hosted_replicas import HostedReplicas
@@ -682,11 +682,15 @@ async def serve(config: NodeConfig) -> int:
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal, signum)
+    pauses = gc_policy.GcPauses(node.registry)
     try:
         await node.start()
     except NodeStartError as error:
+        pauses.close()
         logger.error("cannot start: %s", error)
         return 1
+    frozen = gc_policy.freeze_start_up_heap()
+    logger.info("garbage collector: %d start-up objects frozen (FRESHET_GC_FREEZE=off to keep them collected)", frozen)
     await node.wait_for_stop()
     watchdog = threading.Timer(config.shutdown_timeout_ms / 1000, _shutdown_overrun, args=(config.shutdown_timeout_ms,))
     watchdog.daemon = True
@@ -695,6 +699,7 @@ async def serve(config: NodeConfig) -> int:
         await node.stop()
     finally:
         watchdog.cancel()
+        pauses.close()
     return 1 if node.fatal is not None else 0
 
 
