@@ -57,9 +57,8 @@ import grpc
 from freshet.metadata.errors import MetadataError, TransferDeniedError
 from freshet.metadata.image import EMPTY_IMAGE, MetadataImage
 from freshet.metadata.quorum import MetadataQuorum, QuorumConfig
-from freshet.server import gc_policy, limits, malloc_tuning
+from freshet.server import gc_policy, limits, malloc_tuning, node_status
 from freshet.server.broker.data_plane import DataPlane
-from freshet.server.broker.disk_watch import describe_disk, readiness_note
 from freshet.server.broker.hosted_replicas import HostedReplicas
 from freshet.server.broker.lifecycle import BrokerLifecycle
 from freshet.server.broker.service import BrokerService
@@ -512,100 +511,6 @@ class Node:
     def is_active_controller(self) -> bool:
         return self.controller is not None and self.controller.is_active
 
-    def readiness(self) -> tuple[bool, str]:
-        """(ready, reason) for /readyz."""
-        if self.is_stopping:
-            return False, "stopping"
-        if not self.is_started:
-            return False, "starting"
-        reasons = []
-        publisher = self.publisher
-        if self.config.is_controller:
-            assert isinstance(publisher, QuorumPublisher) and self.quorum is not None
-            if self.quorum.leader_id is None:
-                reasons.append("controller: the metadata quorum has no leader")
-            elif not publisher.is_caught_up:
-                reasons.append("controller: this voter has not caught up with the leader")
-        if self.config.is_broker:
-            lifecycle = self.lifecycle
-            assert lifecycle is not None and publisher is not None
-            image = publisher.image
-            if not lifecycle.is_registered:
-                reasons.append("broker: not registered with the active controller yet")
-            elif image.offset < lifecycle.broker_epoch:
-                reasons.append(f"broker: metadata at offset {image.offset}, registration at {lifecycle.broker_epoch}")
-            elif not lifecycle.is_ready(image):
-                reasons.append("broker: fenced")
-            elif self.data_plane is not None and not self.data_plane.is_active:
-                reasons.append("broker: partition roles not applied yet")
-        if reasons:
-            return False, "not ready: " + "; ".join(reasons)
-        if self.data_plane is not None:
-            note = readiness_note(self.data_plane.disk.state())
-            if note:
-                return True, "ready; " + note
-        return True, "ready"
-
-    def status(self) -> dict:
-        """The /status JSON: this node's view of itself and the cluster."""
-        image = self.publisher.image if self.publisher is not None else None
-        ready, reason = self.readiness()
-        result: dict = {
-            "node_id": self.node_id,
-            "roles": sorted(self.config.roles),
-            "ready": ready,
-            "readiness": reason,
-            "listen": str(self.config.listen),
-            "advertised": str(self.config.advertised),
-            "metadata_offset": None if image is None else image.offset,
-            "cluster_id": None if image is None else image.cluster_id,
-            "controller_id": None if image is None else image.controller_id,
-            "controller_epoch": None if image is None else image.controller_epoch,
-            "is_active_controller": self.is_active_controller(),
-        }
-        if self.quorum is not None:
-            result["quorum"] = {"leader": self.quorum.leader_id, "term": self.quorum.term, "is_leader": self.quorum.is_leader}
-        if self.controller is not None:
-            result["controller"] = self.controller.describe()
-            if self.controller_service is not None:
-                result["controller"]["metadata_watchers"] = self.controller_service.watchers
-        if self.lifecycle is not None:
-            lifecycle = self.lifecycle
-            result["broker"] = {
-                "broker_epoch": lifecycle.broker_epoch,
-                "incarnation_id": lifecycle.incarnation_id.hex(),
-                "is_fenced": lifecycle.is_fenced,
-                "heartbeating_to": lifecycle.connected_controller,
-                "heartbeat_sessions_opened": lifecycle.sessions_opened,
-                "want_shutdown": lifecycle.want_shutdown,
-            }
-            if isinstance(self.publisher, WatchPublisher):
-                result["broker"]["metadata_resyncs"] = self.publisher.resyncs
-        if self.hosted_replicas is not None:
-            result["replicas"] = [
-                {
-                    "topic": replica.topic,
-                    "partition": replica.partition,
-                    "role": replica.role,
-                    "leader": replica.leader_id,
-                    "leader_epoch": replica.leader_epoch,
-                    "log_end_offset": _end_offset(replica.log),
-                }
-                for _, replica in sorted(self.hosted_replicas.replicas.items())
-            ]
-        if self.data_plane is not None:
-            data_plane = self.data_plane
-            result["data_plane"] = {
-                "is_active": data_plane.is_active,
-                "partitions": data_plane.describe(),
-                "follower_streams": sorted(session.replica_id for session in list(data_plane.sessions)),
-                "leader_links": sorted(data_plane.fetcher.links),
-                "produce_purgatory": data_plane.produce_waiting(),
-                "fetch_purgatory": data_plane.fetch_waiting,
-            }
-            result["disk"] = describe_disk(data_plane.disk.state())
-        return result
-
     def _coordinated_groups(self) -> list[dict] | None:
         """The groups this node coordinates (console rows with lag); None without a coordinator."""
         # Called on the HTTP thread: the coordinator's state lives on the event loop.
@@ -649,8 +554,8 @@ class Node:
 
         return NodeView(
             image=lambda: self.publisher.image,
-            readiness=self.readiness,
-            status=self.status,
+            readiness=lambda: node_status.readiness(self),
+            status=lambda: node_status.status(self),
             is_active_controller=self.is_active_controller,
             elections=elections,
             fenced_by_this_controller=lambda: 0 if self.controller is None else self.controller.metrics.fenced_brokers,
@@ -761,13 +666,6 @@ def _claim_node_identity(config: NodeConfig) -> None:
             file.flush()
             os.fsync(file.fileno())
         os.replace(identity_path + ".tmp", identity_path)
-
-
-def _end_offset(log) -> int | None:
-    try:
-        return log.log_end_offset
-    except StorageError:
-        return None
 
 
 def _shutdown_overrun(timeout_ms: int) -> None:
