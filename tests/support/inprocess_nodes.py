@@ -16,6 +16,7 @@ import urllib.error
 import urllib.request
 
 import grpc
+from freshet.server import node_status
 from freshet.server.config import NodeConfig, load_node_config
 from freshet.server.node import Node
 from freshet.v1 import broker_pb2_grpc, controller_pb2, controller_pb2_grpc
@@ -82,7 +83,7 @@ class InProcessCluster:
         self._run(node.stop(), timeout_s=60)
 
     def wait_ready(self, node_id: int, timeout_s: float = 30.0) -> None:
-        wait_until(lambda: self.nodes[node_id].readiness()[0], timeout_s, f"node {node_id} ready")
+        wait_until(lambda: node_status.readiness(self.nodes[node_id])[0], timeout_s, f"node {node_id} ready")
 
     def active_controller(self, timeout_s: float = 15.0) -> Node:
         def find():
