@@ -103,6 +103,7 @@ class PreVote:
             if message.get("term", -1) >= self._raft.prevote_term():
                 self._leader_heard_at = self._clock()
                 self._round_term = None             # a leader is there: no election to prepare
+                self._won = False                   # nor one to let through: a later one needs its own round
             return False
         if kind == PRE_VOTE:
             granted = self._would_vote(message)

@@ -103,3 +103,23 @@ def test_a_leadership_transfer_and_a_single_voter_skip_the_round():
     raft.transfer, raft.peers = False, []
     prevote.before_tick()
     assert raft.sent == [] and raft.deadline == 10.0
+
+
+def test_a_round_won_before_a_leader_was_heard_does_not_let_a_later_election_through():
+    """A voter won a round but another voter became leader first (as at a cluster's start): the
+    won round is spent. When this voter's election is due again, it must hold a new round, not
+    go straight to a real election that would depose the leader (seen in the three-voter test:
+    term 1 -> 2 during a one-way cut)."""
+    now = [11.0]
+    raft, prevote = voter(now)
+    prevote.before_tick()
+    prevote.on_message("c", {"type": PRE_VOTE_RESPONSE, "term": 6, "granted": True})
+    assert prevote.rounds_won == 1
+    prevote.on_message("b", {"type": "append_entries", "term": 6})     # b leads at term 6 first
+    raft.term = 6
+    raft.deadline = now[0] + 0.3                                       # pysyncobj heard its leader
+    raft.sent.clear()
+    now[0] += 1.0                                                      # the leader goes quiet
+    prevote.before_tick()
+    assert prevote.rounds_started == 2 and raft.deadline > now[0], "the due election went ahead without a round"
+    assert [m["type"] for _, m in raft.sent] == [PRE_VOTE, PRE_VOTE]
